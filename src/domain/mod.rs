@@ -1,0 +1,47 @@
+//! Pure domain types and rules: token names, scopes, repository patterns and names,
+//! requested-scope parsing, the access decision, token secrets.
+//!
+//! Depends on nothing else in the crate. Knows nothing of axum, sled or JWT: values are
+//! parsed at the edge into these types and trusted afterwards.
+pub mod access;
+pub mod name;
+pub mod pattern;
+pub mod reference;
+pub mod request;
+pub mod scope;
+pub mod secret;
+pub mod token;
+
+pub use access::{decide, Grant};
+pub use name::TokenName;
+pub use pattern::RepoPattern;
+pub use reference::RepositoryName;
+pub use request::{parse_scope, ResourceRequest, ScopeParseError};
+pub use scope::{validate_scope_list, Action, ActionSet, RegistryTarget, Scope, ScopeTarget};
+pub use secret::SecretHash;
+pub use token::{validate_expiry, Status, Token, MAX_SCOPES};
+
+/// A rule broken by a client's input. `field` names where (e.g. `properties.scopes[2].actions`),
+/// `rule` says what was expected, in words an operator can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {rule}")]
+pub struct ValidationError {
+    pub field: String,
+    pub rule: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        ValidationError { field: field.into(), rule: rule.into() }
+    }
+
+    /// Prefixes the field path: `scopes[1]` + `actions` -> `scopes[1].actions`.
+    pub fn within(mut self, prefix: &str) -> Self {
+        self.field = if self.field.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{}", self.field)
+        };
+        self
+    }
+}

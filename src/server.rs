@@ -1,0 +1,4 @@
+//! placeholder
+/// placeholder
+#[derive(Clone)]
+pub struct AppState;
