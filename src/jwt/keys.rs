@@ -7,7 +7,10 @@ pub enum KeyError {
     #[error("{0}")]
     Invalid(String),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("signing failed")]
     Sign,
 }
