@@ -164,3 +164,19 @@ impl TestApp {
         self.send(req).await
     }
 }
+
+impl TestApp {
+    /// Verifies a JWT's signature with the app's key and returns (header, claims).
+    pub fn verify(&self, jwt: &str) -> (Value, Value) {
+        let key = regauth::jwt::load_or_create(&self.config.jwt.key, &self.config.jwt.certificate).unwrap();
+        key.verify_jwt(jwt).unwrap()
+    }
+
+    /// `GET /auth` and the `access` claim of the verified JWT; panics unless 200.
+    pub async fn access(&self, user: &str, pass: &str, query: &str) -> Value {
+        let r = self.auth_get(user, pass, query).await;
+        assert_eq!(r.status, StatusCode::OK, "{query}: {}", String::from_utf8_lossy(&r.body));
+        let (_, claims) = self.verify(r.json()["token"].as_str().unwrap());
+        claims["access"].clone()
+    }
+}
