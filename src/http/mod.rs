@@ -9,6 +9,8 @@ use crate::server::AppState;
 
 pub mod admin;
 pub mod auth;
+#[cfg(feature = "bench-baseline")]
+mod bench;
 pub mod error;
 pub mod extract;
 
@@ -33,10 +35,12 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             admin::require_admin,
         ));
-    Router::new()
+    let router = Router::new()
         .route("/auth", get(auth::get_token).post(auth::post_token))
         .route("/auth/token", get(auth::get_token).post(auth::post_token))
         .route("/health", get(|| async { "ok" }))
-        .nest("/api/v1", api)
-        .with_state(state)
+        .nest("/api/v1", api);
+    #[cfg(feature = "bench-baseline")]
+    let router = router.route("/bench/sign", bench::sign_route(&state));
+    router.with_state(state)
 }

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Load benchmark of the token endpoint (issue 5). Not part of `cargo test` or CI.
+#
+# For each store size it seeds a data directory (once; reused on later runs), starts
+# `regauth serve` built with `--features bench-baseline`, and drives it from wrk on loopback:
+#   GET /auth?service=registry.local&scope=repository:bench/app:pull,push&scope=repository:bench/base:pull
+# with Basic credentials picked round-robin among up to 10 000 seeded tokens spread over the
+# whole store, and, against the same server in the same run, the baseline
+#   GET /bench/sign   (one ES256 signature over fixed claims with the server's key, same JSON)
+# at each connection count. It reports req/s, p50 and p99 (wrk), the server's VmRSS after the
+# runs (and VmHWM), and how busy the machine was with other work during each cell.
+#
+# Usage: scripts/bench-load.sh [--sizes "10 10000 100000 1000000"] [--conns "1 16 64"]
+#                              [--duration 10] [--warmup 3] [--port 5101] [--no-build]
+#                              [--work target/bench-load] [--out FILE]
+# Needs: wrk (Debian's /usr/bin/wrk), curl. Takes ~6 min for the full matrix once the
+# stores are seeded (seeding 1 000 000 tokens adds a few minutes the first time).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+SIZES="10 10000 100000 1000000"
+CONNS="1 16 64"
+DURATION=10
+WARMUP=3
+PORT=5101
+BUILD=1
+WORK=target/bench-load
+OUT=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --sizes) SIZES="$2"; shift 2 ;;
+        --conns) CONNS="$2"; shift 2 ;;
+        --duration) DURATION="$2"; shift 2 ;;
+        --warmup) WARMUP="$2"; shift 2 ;;
+        --port) PORT="$2"; shift 2 ;;
+        --work) WORK="$2"; shift 2 ;;
+        --out) OUT="$2"; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+command -v curl >/dev/null || { echo "curl is not installed" >&2; exit 1; }
+
+if [ "$BUILD" = 1 ]; then
+    cargo build --release --features bench-baseline --bin regauth --bin regauth-seed
+fi
+BIN=$PWD/target/release/regauth
+SEED=$PWD/target/release/regauth-seed
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+OUT=${OUT:-$WORK/results-$(date -u +%Y%m%dT%H%M%SZ).md}
+BASE="http://127.0.0.1:$PORT"
+QUERY="service=registry.local&scope=repository:bench/app:pull,push&scope=repository:bench/base:pull"
+
+# The load generator: round-robin over the credentials file, each wrk thread starting at a
+# different place; `done` prints one machine-readable line.
+cat >"$WORK/auth.lua" <<'LUA'
+local creds = {}
+local next_i = 1
+local path
+function init(args)
+    path = args[1]
+    for line in io.lines(args[2]) do creds[#creds + 1] = line end
+    next_i = math.random(#creds)
+end
+function request()
+    local c = creds[next_i]
+    next_i = next_i % #creds + 1
+    return wrk.format("GET", path, { ["Authorization"] = c })
+end
+function done(summary, latency, requests)
+    local s = summary.duration / 1e6
+    local e = summary.errors
+    io.write(string.format("RESULT rps=%.1f p50_ms=%.3f p99_ms=%.3f requests=%d errors=%d non2xx=%d\n",
+        summary.requests / s, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+        summary.requests, e.connect + e.read + e.write + e.timeout, e.status))
+end
+LUA
+
+# Jiffies the whole machine spent busy (all CPUs), and those of one process.
+machine_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
+proc_cpu() { awk '{print $14+$15+$16+$17}' "/proc/$1/stat"; }
+
+SERVER_PID=""
+stop_server() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID"
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}
+trap stop_server EXIT
+
+# run_wrk PATH CONNS DURATION CREDS -> "rps p50 p99 others_pct"; fails on any error or non-2xx.
+run_wrk() {
+    local path=$1 conns=$2 dur=$3 creds=$4 threads=2 out b0 s0 b1 s1 ncpu
+    [ "$conns" -lt 2 ] && threads=1
+    b0=$(machine_busy); s0=$(proc_cpu "$SERVER_PID")
+    out=$( /usr/bin/time -f "WRKCPU %U %S" wrk -t"$threads" -c"$conns" -d"${dur}s" \
+        -s "$WORK/auth.lua" "$BASE" -- "$path" "$creds" 2>&1 )
+    b1=$(machine_busy); s1=$(proc_cpu "$SERVER_PID")
+    local line wrkcpu
+    line=$(grep '^RESULT' <<<"$out") || { echo "wrk failed: $out" >&2; return 1; }
+    wrkcpu=$(grep '^WRKCPU' <<<"$out" | awk '{print ($2+$3)*100}')  # seconds -> jiffies (USER_HZ 100)
+    ncpu=$(nproc)
+    local errors non2xx
+    errors=$(sed -E 's/.* errors=([0-9]+).*/\1/' <<<"$line")
+    non2xx=$(sed -E 's/.* non2xx=([0-9]+).*/\1/' <<<"$line")
+    if [ "$errors" != 0 ] || [ "$non2xx" != 0 ]; then
+        echo "$path at $conns connections: $errors socket errors, $non2xx non-2xx replies" >&2
+        return 1
+    fi
+    # Share of all CPUs busy with work other than this server and this wrk.
+    local others
+    others=$(awk -v b="$((b1 - b0))" -v s="$((s1 - s0))" -v w="$wrkcpu" -v d="$dur" -v n="$ncpu" \
+        'BEGIN { o = (b - s - w) / (d * 100 * n) * 100; if (o < 0) o = 0; printf "%.0f", o }')
+    sed -E 's/RESULT rps=([0-9.]+) p50_ms=([0-9.]+) p99_ms=([0-9.]+).*/\1 \2 \3/' <<<"$line" \
+        | tr -d '\n'
+    echo " $others"
+}
+
+{
+    echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
+    echo "Command: \`scripts/bench-load.sh --sizes \"$SIZES\" --conns \"$CONNS\" --duration $DURATION --warmup $WARMUP\`"
+    echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)."
+    echo
+    echo "| tokens | conns | /auth req/s | p50 ms | p99 ms | /bench/sign req/s | p50 ms | p99 ms | auth/baseline | others' CPU % (auth, sign) |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+} | tee "$OUT"
+
+RSS_LINES=()
+for size in $SIZES; do
+    dir=$WORK/store-$size
+    if [ ! -f "$dir/seeded" ]; then
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        "$SEED" --data-dir "$dir/data" --count "$size" --creds "$dir/creds.txt" --sample 10000 >&2
+        touch "$dir/seeded"
+    fi
+    cat >"$dir/regauth.toml" <<TOML
+listen = "127.0.0.1:$PORT"
+public_url = "$BASE"
+data_dir = "$dir/data"
+[admin]
+token = "bench-admin-token-0123456789"
+[jwt]
+key = "$dir/certs/signing.key"
+certificate = "$dir/certs/signing.crt"
+TOML
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+        echo "port $PORT is in use; pass --port" >&2
+        exit 1
+    fi
+    "$BIN" serve --config "$dir/regauth.toml" >"$dir/server.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 100); do
+        curl -sf "$BASE/health" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    curl -sf "$BASE/health" >/dev/null || { echo "server did not start:" >&2; cat "$dir/server.log" >&2; exit 1; }
+    # One checked request per route: a token with both grants, and the baseline's token.
+    auth=$(head -1 "$dir/creds.txt")
+    curl -sf -H "Authorization: $auth" "$BASE/auth?$QUERY" | grep -q '"token"' \
+        || { echo "GET /auth failed on the seeded store" >&2; exit 1; }
+    curl -sf "$BASE/bench/sign" | grep -q '"token"' \
+        || { echo "GET /bench/sign failed: build with --features bench-baseline" >&2; exit 1; }
+    run_wrk "/auth?$QUERY" 16 "$WARMUP" "$dir/creds.txt" >/dev/null
+    run_wrk "/bench/sign" 16 "$WARMUP" "$dir/creds.txt" >/dev/null
+    for c in $CONNS; do
+        a=$(run_wrk "/auth?$QUERY" "$c" "$DURATION" "$dir/creds.txt")
+        b=$(run_wrk "/bench/sign" "$c" "$DURATION" "$dir/creds.txt")
+        read -r a_rps a_p50 a_p99 a_oth <<<"$a"
+        read -r b_rps b_p50 b_p99 b_oth <<<"$b"
+        ratio=$(awk -v a="$a_rps" -v b="$b_rps" 'BEGIN { printf "%.0f %%", a / b * 100 }')
+        printf '| %s | %s | %.0f | %s | %s | %.0f | %s | %s | %s | %s, %s |\n' \
+            "$size" "$c" "$a_rps" "$a_p50" "$a_p99" "$b_rps" "$b_p50" "$b_p99" "$ratio" \
+            "$a_oth" "$b_oth" | tee -a "$OUT"
+    done
+    rss=$(awk '/^VmRSS/{printf "%.1f", $2/1024}' "/proc/$SERVER_PID/status")
+    hwm=$(awk '/^VmHWM/{printf "%.1f", $2/1024}' "/proc/$SERVER_PID/status")
+    disk=$(du -sm "$dir/data/store" | cut -f1)
+    RSS_LINES+=("| $size | $rss | $hwm | $disk |")
+    stop_server
+    rm -f "$dir/server.log"
+done
+
+{
+    echo
+    echo "Server memory after its runs (VmRSS; VmHWM is the peak), and the store's size on disk:"
+    echo
+    echo "| tokens | VmRSS MB | VmHWM MB | store on disk MB |"
+    echo "|---:|---:|---:|---:|"
+    printf '%s\n' "${RSS_LINES[@]}"
+    echo
+    echo "Load average at end: $(cut -d' ' -f1-3 /proc/loadavg)."
+} | tee -a "$OUT"
+echo "results in $OUT" >&2

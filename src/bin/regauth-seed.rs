@@ -1,0 +1,129 @@
+//! `regauth-seed`: fills a regauth data directory with many tokens for the load benchmark
+//! (`scripts/bench-load.sh`, issue 5). Bench-only: built only with `--features bench-baseline`.
+//!
+//! Writes through [`SledStore::create_unflushed`] (the same transaction as `Store::create`,
+//! without the per-write flush) and flushes every `--flush-every` tokens, so a million tokens
+//! take minutes rather than a million fsyncs. Run it while no server has the directory open.
+//!
+//! Tokens are `bench-0000000`, `bench-0000001`, ... in one registry, each with the scopes
+//! `repository bench/* pull,push` and `repository base/* pull`. For `--sample` of them, spread
+//! evenly over the name range, it writes the ready `Authorization` header value
+//! (`Basic base64(name:password)`) one per line to `--creds`, for the load generator.
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use base64::Engine;
+use chrono::Utc;
+use clap::Parser;
+use regauth::domain::secret::new_password;
+use regauth::domain::{Scope, SecretHash, Status, Token};
+use regauth::store::{SledStore, Store};
+use uuid::Uuid;
+
+/// Seeds a regauth data directory with tokens for benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "regauth-seed")]
+struct Args {
+    /// The server's `data_dir`; the store is `<data-dir>/store`, as `regauth serve` opens it.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// How many tokens to create.
+    #[arg(long)]
+    count: usize,
+    /// Registry id the tokens belong to.
+    #[arg(long, default_value = "default")]
+    registry: String,
+    /// Where to write the sampled tokens' `Authorization` header values.
+    #[arg(long)]
+    creds: PathBuf,
+    /// How many tokens' credentials to write (at most `count`).
+    #[arg(long, default_value_t = 10_000)]
+    sample: usize,
+    /// Flush to disk after this many tokens (and at the end).
+    #[arg(long, default_value_t = 50_000)]
+    flush_every: usize,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("regauth-seed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let dir = args.data_dir.join("store");
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let store = SledStore::open(&dir)?;
+    let existing = store.count()?;
+    anyhow::ensure!(
+        existing == 0,
+        "{} already holds {existing} tokens; seed an empty data directory",
+        dir.display()
+    );
+
+    let actions = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let scopes = vec![
+        Scope::parse("repository", "bench/*", &actions(&["pull", "push"]))?,
+        Scope::parse("repository", "base/*", &actions(&["pull"]))?,
+    ];
+    let sample = args.sample.clamp(1, args.count.max(1));
+    // Every `stride`-th token is sampled, so the sample spans the whole key range.
+    let stride = (args.count / sample).max(1);
+    let mut creds = std::io::BufWriter::new(
+        std::fs::File::create(&args.creds)
+            .with_context(|| format!("cannot create {}", args.creds.display()))?,
+    );
+    let now = Utc::now();
+    for i in 0..args.count {
+        let name = format!("bench-{i:07}");
+        let password = new_password();
+        let token = Token {
+            id: Uuid::new_v4(),
+            registry: args.registry.clone(),
+            name: name.parse()?,
+            status: Status::Enabled,
+            expiry: None,
+            scopes: scopes.clone(),
+            secret_hash: SecretHash::of(&password),
+            created: now,
+            created_by: "regauth-seed".to_string(),
+            modified: now,
+            modified_by: "regauth-seed".to_string(),
+        };
+        store.create_unflushed(&token)?;
+        if i % stride == 0 && i / stride < sample {
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
+            writeln!(creds, "Basic {basic}")?;
+        }
+        if (i + 1) % args.flush_every == 0 {
+            store.flush()?;
+            eprintln!(
+                "regauth-seed: {} tokens, {:.1} s",
+                i + 1,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    store.flush()?;
+    creds.flush()?;
+    eprintln!(
+        "regauth-seed: {} tokens in {} in {:.1} s ({} credentials in {})",
+        store.count()?,
+        dir.display(),
+        started.elapsed().as_secs_f64(),
+        sample.min(args.count),
+        args.creds.display()
+    );
+    Ok(())
+}
