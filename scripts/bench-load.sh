@@ -4,17 +4,19 @@
 # For each store size it seeds a data directory (once; reused on later runs), starts
 # `regauth serve` built with `--features bench-baseline`, and drives it from wrk on loopback:
 #   GET /auth?service=registry.local&scope=repository:bench/app:pull,push&scope=repository:bench/base:pull
-# with Basic credentials picked round-robin among up to 10 000 seeded tokens spread over the
-# whole store, and, against the same server in the same run, the baseline
+# with the Basic credentials of a token drawn at random among 10 000 seeded tokens spread over
+# the whole store, and, against the same server in the same run, the baseline
 #   GET /bench/sign   (one ES256 signature over fixed claims with the server's key, same JSON)
-# at each connection count. It reports req/s, p50 and p99 (wrk), the server's VmRSS after the
-# runs (and VmHWM), and how busy the machine was with other work during each cell.
+# at each connection count. Before measuring, every sampled token is requested once, so the
+# cells measure a warm store rather than the disk. It reports req/s, p50 and p99 (wrk), the
+# server's CPU time per request, the server's VmRSS after the runs (and VmHWM), and how busy
+# the machine was with other work during each cell (CPU not used by this server or this wrk).
 #
 # Usage: scripts/bench-load.sh [--sizes "10 10000 100000 1000000"] [--conns "1 16 64"]
 #                              [--duration 10] [--warmup 3] [--port 5101] [--no-build]
 #                              [--work target/bench-load] [--out FILE]
-# Needs: wrk (Debian's /usr/bin/wrk), curl. Takes ~6 min for the full matrix once the
-# stores are seeded (seeding 1 000 000 tokens adds a few minutes the first time).
+# Needs: wrk (Debian's /usr/bin/wrk), curl, GNU time; fincore is optional. The full matrix takes
+# ~6 min once the stores are seeded; seeding 1 000 000 tokens (1.8 GB) adds ~2 min the first time.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -54,21 +56,24 @@ OUT=${OUT:-$WORK/results-$(date -u +%Y%m%dT%H%M%SZ).md}
 BASE="http://127.0.0.1:$PORT"
 QUERY="service=registry.local&scope=repository:bench/app:pull,push&scope=repository:bench/base:pull"
 
-# The load generator: round-robin over the credentials file, each wrk thread starting at a
-# different place; `done` prints one machine-readable line.
+# The load generator: each request carries the credentials of a token drawn uniformly at random
+# from the credentials file (not round-robin: cycling through a working set larger than sled's
+# LRU cache would defeat the cache on purpose); `done` prints one machine-readable line.
 cat >"$WORK/auth.lua" <<'LUA'
 local creds = {}
-local next_i = 1
 local path
+local threads = 0
+function setup(thread)
+    threads = threads + 1
+    thread:set("thread_id", threads)
+end
 function init(args)
     path = args[1]
     for line in io.lines(args[2]) do creds[#creds + 1] = line end
-    next_i = math.random(#creds)
+    math.randomseed(os.time() * 1000 + (thread_id or 0))
 end
 function request()
-    local c = creds[next_i]
-    next_i = next_i % #creds + 1
-    return wrk.format("GET", path, { ["Authorization"] = c })
+    return wrk.format("GET", path, { ["Authorization"] = creds[math.random(#creds)] })
 end
 function done(summary, latency, requests)
     local s = summary.duration / 1e6
@@ -93,7 +98,8 @@ stop_server() {
 }
 trap stop_server EXIT
 
-# run_wrk PATH CONNS DURATION CREDS -> "rps p50 p99 others_pct"; fails on any error or non-2xx.
+# run_wrk PATH CONNS DURATION CREDS -> "rps p50 p99 others_pct server_cpu_us_per_request";
+# fails on any socket error or non-2xx reply.
 run_wrk() {
     local path=$1 conns=$2 dur=$3 creds=$4 threads=2 out b0 s0 b1 s1 ncpu
     [ "$conns" -lt 2 ] && threads=1
@@ -116,9 +122,12 @@ run_wrk() {
     local others
     others=$(awk -v b="$((b1 - b0))" -v s="$((s1 - s0))" -v w="$wrkcpu" -v d="$dur" -v n="$ncpu" \
         'BEGIN { o = (b - s - w) / (d * 100 * n) * 100; if (o < 0) o = 0; printf "%.0f", o }')
+    local requests cpu_us
+    requests=$(sed -E 's/.* requests=([0-9]+).*/\1/' <<<"$line")
+    cpu_us=$(awk -v s="$((s1 - s0))" -v n="$requests" 'BEGIN { printf "%.0f", s * 10000 / n }')
     sed -E 's/RESULT rps=([0-9.]+) p50_ms=([0-9.]+) p99_ms=([0-9.]+).*/\1 \2 \3/' <<<"$line" \
         | tr -d '\n'
-    echo " $others"
+    echo " $others $cpu_us"
 }
 
 {
@@ -126,8 +135,8 @@ run_wrk() {
     echo "Command: \`scripts/bench-load.sh --sizes \"$SIZES\" --conns \"$CONNS\" --duration $DURATION --warmup $WARMUP\`"
     echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
-    echo "| tokens | conns | /auth req/s | p50 ms | p99 ms | /bench/sign req/s | p50 ms | p99 ms | auth/baseline | others' CPU % (auth, sign) |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| tokens | conns | /auth req/s | p50 ms | p99 ms | /bench/sign req/s | p50 ms | p99 ms | auth/baseline req/s | server CPU µs/req (auth, sign) | others' CPU % (auth, sign) |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 } | tee "$OUT"
 
 RSS_LINES=()
@@ -153,12 +162,19 @@ TOML
         echo "port $PORT is in use; pass --port" >&2
         exit 1
     fi
+    resident=""
+    if command -v fincore >/dev/null; then
+        resident=$(fincore --noheadings --output RES "$dir/data/store/db" | tr -d ' ')
+    fi
+    started=$(date +%s.%N)
     "$BIN" serve --config "$dir/regauth.toml" >"$dir/server.log" 2>&1 &
     SERVER_PID=$!
-    for _ in $(seq 100); do
+    # sled recovers its page table at start-up: ~8 s for 1 000 000 tokens.
+    for _ in $(seq 1200); do
         curl -sf "$BASE/health" >/dev/null 2>&1 && break
         sleep 0.1
     done
+    startup=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
     curl -sf "$BASE/health" >/dev/null || { echo "server did not start:" >&2; cat "$dir/server.log" >&2; exit 1; }
     # One checked request per route: a token with both grants, and the baseline's token.
     auth=$(head -1 "$dir/creds.txt")
@@ -166,32 +182,42 @@ TOML
         || { echo "GET /auth failed on the seeded store" >&2; exit 1; }
     curl -sf "$BASE/bench/sign" | grep -q '"token"' \
         || { echo "GET /bench/sign failed: build with --features bench-baseline" >&2; exit 1; }
+    # Warm-up: every sampled token once (16 in parallel), so each cell measures a store whose
+    # working set has been read, not the disk; then a short wrk run on each route.
+    awk -v u="$BASE/auth?$QUERY" 'NR > 1 { print "next" }
+        { print "url = \"" u "\"\nheader = \"Authorization: " $0 "\"\noutput = \"/dev/null\"" }' \
+        "$dir/creds.txt" >"$WORK/warm.curl"
+    warm_started=$(date +%s.%N)
+    curl -s --parallel --parallel-max 16 -K "$WORK/warm.curl" >/dev/null 2>&1 || true
+    warmup=$(awk -v a="$warm_started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
     run_wrk "/auth?$QUERY" 16 "$WARMUP" "$dir/creds.txt" >/dev/null
     run_wrk "/bench/sign" 16 "$WARMUP" "$dir/creds.txt" >/dev/null
     for c in $CONNS; do
         a=$(run_wrk "/auth?$QUERY" "$c" "$DURATION" "$dir/creds.txt")
         b=$(run_wrk "/bench/sign" "$c" "$DURATION" "$dir/creds.txt")
-        read -r a_rps a_p50 a_p99 a_oth <<<"$a"
-        read -r b_rps b_p50 b_p99 b_oth <<<"$b"
+        read -r a_rps a_p50 a_p99 a_oth a_cpu <<<"$a"
+        read -r b_rps b_p50 b_p99 b_oth b_cpu <<<"$b"
         ratio=$(awk -v a="$a_rps" -v b="$b_rps" 'BEGIN { printf "%.0f %%", a / b * 100 }')
-        printf '| %s | %s | %.0f | %s | %s | %.0f | %s | %s | %s | %s, %s |\n' \
+        printf '| %s | %s | %.0f | %s | %s | %.0f | %s | %s | %s | %s, %s | %s, %s |\n' \
             "$size" "$c" "$a_rps" "$a_p50" "$a_p99" "$b_rps" "$b_p50" "$b_p99" "$ratio" \
-            "$a_oth" "$b_oth" | tee -a "$OUT"
+            "$a_cpu" "$b_cpu" "$a_oth" "$b_oth" | tee -a "$OUT"
     done
     rss=$(awk '/^VmRSS/{printf "%.1f", $2/1024}' "/proc/$SERVER_PID/status")
     hwm=$(awk '/^VmHWM/{printf "%.1f", $2/1024}' "/proc/$SERVER_PID/status")
     disk=$(du -sm "$dir/data/store" | cut -f1)
-    RSS_LINES+=("| $size | $rss | $hwm | $disk |")
+    RSS_LINES+=("| $size | $rss | $hwm | $disk | ${resident:-?} | $startup | $warmup |")
     stop_server
     rm -f "$dir/server.log"
 done
 
 {
     echo
-    echo "Server memory after its runs (VmRSS; VmHWM is the peak), and the store's size on disk:"
+    echo "Per server: memory after its runs (VmRSS; VmHWM is the peak), the store's size on disk"
+    echo "and how much of it was in the OS page cache before start (fincore), start-up time, and"
+    echo "how long the warm-up (every sampled token once, 16 in parallel) took:"
     echo
-    echo "| tokens | VmRSS MB | VmHWM MB | store on disk MB |"
-    echo "|---:|---:|---:|---:|"
+    echo "| tokens | VmRSS MB | VmHWM MB | store on disk MB | in page cache at start | start-up s | warm-up s |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${RSS_LINES[@]}"
     echo
     echo "Load average at end: $(cut -d' ' -f1-3 /proc/loadavg)."
