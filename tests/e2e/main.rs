@@ -1,1 +1,19 @@
+//! End-to-end tests: the real `regauth` binary with real peers — Debian's
+//! CNCF distribution registry (`docker-registry` 2.8) trusting it, dockerd and
+//! the docker CLI, containerd's `ctr`, skopeo, and the IONOS Container
+//! Registry Python SDK against the admin API.
+//!
+//! Every fixture runs in its own temp dir on ports chosen by the OS and is
+//! killed on drop, so tests run in parallel; tests that use docker share one
+//! dockerd while they overlap. A missing peer fails the test with a hint to
+//! run `scripts/install-test-deps.sh` — nothing is skipped.
 
+mod support;
+
+mod catalog;
+mod docker;
+mod durability;
+mod ionos_sdk;
+mod refresh;
+mod revocation;
+mod skopeo;
