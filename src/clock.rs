@@ -23,7 +23,9 @@ impl Clock {
 
     /// A clock that stands still at `at` until moved with [`Clock::advance`] or [`Clock::set`].
     pub fn manual(at: DateTime<Utc>) -> Self {
-        Clock(Inner::Manual(Arc::new(AtomicI64::new(at.timestamp_millis()))))
+        Clock(Inner::Manual(Arc::new(AtomicI64::new(
+            at.timestamp_millis(),
+        ))))
     }
 
     /// The current instant.

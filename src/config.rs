@@ -1,1 +1,385 @@
-//! placeholder
+//! Configuration: built-in defaults, then the TOML file, then environment variables (SPEC §4).
+//! Depends on nothing else in the crate; `server` turns it into running state.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where `regauth serve` looks for a config file when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/regauth.toml";
+/// Tokens never live shorter than this (clients raise anything lower to 60 anyway).
+pub const MIN_TTL_SECONDS: u64 = 60;
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Base URL users and registries reach regauth at, without a trailing `/`.
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    /// Admin bearer token; `None` means "use or create `<data_dir>/admin-token`".
+    pub admin_token: Option<String>,
+    pub jwt: JwtConfig,
+    pub registries: Vec<RegistryConfig>,
+    /// The file this was read from, if any.
+    pub source: Option<PathBuf>,
+}
+
+/// `[jwt]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtConfig {
+    pub issuer: String,
+    pub ttl_seconds: u64,
+    pub key: PathBuf,
+    pub certificate: PathBuf,
+}
+
+/// One `[[registries]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    pub id: String,
+    pub service: String,
+    pub hostname: String,
+}
+
+/// A configuration problem; the message names the file, key or variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    admin: Option<FileAdmin>,
+    jwt: Option<FileJwt>,
+    registries: Option<Vec<RegistryConfig>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAdmin {
+    token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileJwt {
+    issuer: Option<String>,
+    ttl_seconds: Option<u64>,
+    key: Option<PathBuf>,
+    certificate: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads defaults, then `path` (or [`DEFAULT_CONFIG_PATH`] when it exists), then the
+    /// process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, |k| std::env::var(k).ok())
+    }
+
+    /// As [`Config::load`], with the environment supplied by `env` (for tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let (file, source) = match path {
+            Some(p) => (Self::read_file(p)?, Some(p.to_path_buf())),
+            None => {
+                let p = Path::new(DEFAULT_CONFIG_PATH);
+                if p.exists() {
+                    (Self::read_file(p)?, Some(p.to_path_buf()))
+                } else {
+                    (FileConfig::default(), None)
+                }
+            }
+        };
+        Self::resolve(file, source, env)
+    }
+
+    /// Parses TOML text (no environment applied). Errors name the unknown or bad key.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let file = parse_file(text, "<inline>")?;
+        Self::resolve(file, None, |_| None)
+    }
+
+    fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        parse_file(&text, &path.display().to_string())
+    }
+
+    fn resolve(
+        file: FileConfig,
+        source: Option<PathBuf>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let listen_text = env("REGAUTH_LISTEN")
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:5001".to_string());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| ConfigError::Invalid {
+            key: "listen".into(),
+            message: format!("{listen_text:?} is not an address like 127.0.0.1:5001"),
+        })?;
+        let public_url = env("REGAUTH_PUBLIC_URL")
+            .or(file.public_url)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = public_url.trim_end_matches('/').to_string();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                key: "public_url".into(),
+                message: format!("{public_url:?} must start with http:// or https://"),
+            });
+        }
+        let data_dir = env("REGAUTH_DATA_DIR")
+            .map(PathBuf::from)
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let admin_token = env("REGAUTH_ADMIN_TOKEN")
+            .or(file.admin.and_then(|a| a.token))
+            .filter(|t| !t.is_empty());
+        if let Some(t) = &admin_token {
+            if t.len() < 16 {
+                return Err(ConfigError::Invalid {
+                    key: "admin.token".into(),
+                    message: "must be at least 16 characters".into(),
+                });
+            }
+        }
+        let jwt = file.jwt.unwrap_or_default();
+        let ttl_seconds = jwt.ttl_seconds.unwrap_or(300);
+        if ttl_seconds < MIN_TTL_SECONDS {
+            return Err(ConfigError::Invalid {
+                key: "jwt.ttl_seconds".into(),
+                message: format!("must be at least {MIN_TTL_SECONDS}, got {ttl_seconds}"),
+            });
+        }
+        let jwt = JwtConfig {
+            issuer: jwt.issuer.unwrap_or_else(|| "regauth".to_string()),
+            ttl_seconds,
+            key: jwt
+                .key
+                .unwrap_or_else(|| PathBuf::from("certs/signing.key")),
+            certificate: jwt
+                .certificate
+                .unwrap_or_else(|| PathBuf::from("certs/signing.crt")),
+        };
+        if jwt.issuer.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "jwt.issuer".into(),
+                message: "must not be empty".into(),
+            });
+        }
+        let registries = match file.registries {
+            Some(r) if !r.is_empty() => r,
+            _ => vec![RegistryConfig {
+                id: "default".into(),
+                service: "registry.local".into(),
+                hostname: "localhost:5000".into(),
+            }],
+        };
+        validate_registries(&registries)?;
+        Ok(Config {
+            listen,
+            public_url,
+            data_dir,
+            admin_token,
+            jwt,
+            registries,
+            source,
+        })
+    }
+
+    /// Where a generated admin token is kept.
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.data_dir.join("admin-token")
+    }
+
+    /// The registry with `id`.
+    pub fn registry(&self, id: &str) -> Option<&RegistryConfig> {
+        self.registries.iter().find(|r| r.id == id)
+    }
+
+    /// The token endpoint URL a registry's `realm` should point at.
+    pub fn realm(&self) -> String {
+        format!("{}/auth", self.public_url)
+    }
+}
+
+fn parse_file(text: &str, path: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_string(),
+        // toml's message already names the unknown or mistyped key and its line.
+        message: e.to_string().trim().replace('\n', " "),
+    })
+}
+
+fn validate_registries(registries: &[RegistryConfig]) -> Result<(), ConfigError> {
+    for (i, r) in registries.iter().enumerate() {
+        let key = |k: &str| format!("registries[{i}].{k}");
+        let slug_ok = !r.id.is_empty()
+            && r.id.len() <= 63
+            && r.id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !slug_ok {
+            return Err(ConfigError::Invalid {
+                key: key("id"),
+                message: format!("{:?} must be 1-63 of a-z, 0-9 and '-'", r.id),
+            });
+        }
+        if r.service.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: key("service"),
+                message: "must not be empty".into(),
+            });
+        }
+        if r.hostname.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: key("hostname"),
+                message: "must not be empty".into(),
+            });
+        }
+        if registries[..i].iter().any(|o| o.id == r.id) {
+            return Err(ConfigError::Invalid {
+                key: key("id"),
+                message: format!("{:?} is declared twice", r.id),
+            });
+        }
+        if registries[..i].iter().any(|o| o.service == r.service) {
+            return Err(ConfigError::Invalid {
+                key: key("service"),
+                message: format!("{:?} is used by two registries", r.service),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn defaults_without_file() {
+        let c = Config::resolve(FileConfig::default(), None, |_| None).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:5001");
+        assert_eq!(c.public_url, "http://127.0.0.1:5001");
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert_eq!(c.admin_token, None);
+        assert_eq!(c.jwt.issuer, "regauth");
+        assert_eq!(c.jwt.ttl_seconds, 300);
+        assert_eq!(c.jwt.key, PathBuf::from("certs/signing.key"));
+        assert_eq!(c.jwt.certificate, PathBuf::from("certs/signing.crt"));
+        assert_eq!(c.registries.len(), 1);
+        assert_eq!(c.registries[0].id, "default");
+        assert_eq!(c.registries[0].service, "registry.local");
+        assert_eq!(c.registries[0].hostname, "localhost:5000");
+        assert_eq!(c.realm(), "http://127.0.0.1:5001/auth");
+    }
+
+    #[test]
+    fn file_then_env() {
+        let text = r#"
+            listen = "0.0.0.0:6000"
+            public_url = "https://auth.example.com/"
+            data_dir = "/var/lib/regauth"
+            [admin]
+            token = "file-token-0123456789"
+            [jwt]
+            issuer = "corp"
+            ttl_seconds = 900
+            [[registries]]
+            id = "prod"
+            service = "registry.prod"
+            hostname = "registry.example.com"
+        "#;
+        let file = parse_file(text, "x").unwrap();
+        let c = Config::resolve(
+            file,
+            None,
+            env_of(&[
+                ("REGAUTH_LISTEN", "127.0.0.1:7000"),
+                ("REGAUTH_ADMIN_TOKEN", "env-token-0123456789"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(c.public_url, "https://auth.example.com");
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/regauth"));
+        assert_eq!(c.admin_token.as_deref(), Some("env-token-0123456789"));
+        assert_eq!(c.jwt.issuer, "corp");
+        assert_eq!(c.jwt.ttl_seconds, 900);
+        assert_eq!(c.registry("prod").unwrap().service, "registry.prod");
+        assert!(c.registry("default").is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_toml("listen = \"127.0.0.1:1\"\nlisten_port = 5\n").unwrap_err();
+        assert!(err.to_string().contains("listen_port"), "{err}");
+        let err = Config::from_toml("[jwt]\nalgorithm = \"ES256\"\n").unwrap_err();
+        assert!(err.to_string().contains("algorithm"), "{err}");
+        let err =
+            Config::from_toml("[[registries]]\nid=\"a\"\nservice=\"s\"\nhostname=\"h\"\nport=1\n")
+                .unwrap_err();
+        assert!(err.to_string().contains("port"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        for (text, key) in [
+            ("listen = \"nope\"", "listen"),
+            ("public_url = \"ftp://x\"", "public_url"),
+            ("[jwt]\nttl_seconds = 30", "jwt.ttl_seconds"),
+            ("[admin]\ntoken = \"short\"", "admin.token"),
+            ("[[registries]]\nid = \"Bad_Id\"\nservice = \"s\"\nhostname = \"h\"", "registries[0].id"),
+            (
+                "[[registries]]\nid=\"a\"\nservice=\"s\"\nhostname=\"h\"\n[[registries]]\nid=\"b\"\nservice=\"s\"\nhostname=\"h\"",
+                "registries[1].service",
+            ),
+        ] {
+            let err = Config::from_toml(text).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{text:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn example_config_file_is_valid_and_equals_the_defaults() {
+        let example = Config::from_toml(include_str!("../config/regauth.toml")).unwrap();
+        assert_eq!(example, Config::from_toml("").unwrap());
+    }
+
+    #[test]
+    fn explicit_missing_file_is_an_error_naming_it() {
+        let err = Config::load_with_env(Some(Path::new("/nonexistent/regauth.toml")), |_| None)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/regauth.toml"),
+            "{err}"
+        );
+    }
+}

@@ -1,4 +1,191 @@
-//! placeholder
-/// placeholder
+//! Assembles the running server from a [`Config`]: first-start provisioning (data dir, signing
+//! key and certificate, admin token), the store, the services, the expiry sweeper, and the
+//! listener. Depends on everything below `http`; only `cli` depends on it.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use ring::rand::SecureRandom;
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::SecretHash;
+use crate::jwt::{self, Issuer, SigningKey};
+use crate::service::{AdminService, AuthService};
+use crate::store::{SledStore, Store};
+
+/// How often expired tokens are deleted. Expired tokens are refused at once anyway; the
+/// sweeper only reclaims them.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Shared state of the HTTP app: cheap to clone (all `Arc`s).
 #[derive(Clone)]
-pub struct AppState;
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub auth: Arc<AuthService>,
+    pub admin: AdminService,
+    /// SHA-256 of the admin token, compared in constant time.
+    pub admin_token_hash: SecretHash,
+    pub clock: Clock,
+    /// Absolute path of the signing certificate (the registry's `rootcertbundle`).
+    pub certificate: PathBuf,
+}
+
+impl AppState {
+    /// State over an opened store and a loaded key.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        key: SigningKey,
+        admin_token: &str,
+        clock: Clock,
+    ) -> AppState {
+        let issuer = Issuer::new(key, config.jwt.issuer.clone(), config.jwt.ttl_seconds);
+        let auth = AuthService::new(store.clone(), issuer, clock.clone(), &config.registries);
+        let admin = AdminService::new(store, clock.clone());
+        let certificate = absolute(&config.jwt.certificate);
+        AppState {
+            config: Arc::new(config),
+            auth: Arc::new(auth),
+            admin,
+            admin_token_hash: SecretHash::of(admin_token),
+            clock,
+            certificate,
+        }
+    }
+
+    /// Provisions what is missing (data dir, key, certificate, admin token) and opens the sled
+    /// store: everything `serve` needs before it listens.
+    pub fn open(config: Config) -> anyhow::Result<AppState> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
+        let key = jwt::load_or_create(&config.jwt.key, &config.jwt.certificate)?;
+        info!(key = %config.jwt.key.display(), certificate = %config.jwt.certificate.display(),
+            alg = key.alg(), kid = key.kid(), "signing key ready");
+        let admin_token = admin_token(&config)?;
+        let store = SledStore::open(&config.data_dir.join("store"))
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+        Ok(AppState::new(
+            config,
+            Arc::new(store),
+            key,
+            &admin_token,
+            Clock::system(),
+        ))
+    }
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let state = tokio::task::spawn_blocking(move || AppState::open(config)).await??;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let cfg = &state.config;
+    info!(listen = %listen, public_url = %cfg.public_url, "regauth listening");
+    for r in &cfg.registries {
+        info!(
+            registry = %r.id, hostname = %r.hostname,
+            "point the registry at regauth with auth.token: realm={} service={} issuer={} rootcertbundle={}",
+            cfg.realm(), r.service, cfg.jwt.issuer, state.certificate.display()
+        );
+    }
+    tokio::spawn(sweeper(state.admin.clone()));
+    let app = crate::http::app(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("server failed")?;
+    info!("regauth stopped");
+    Ok(())
+}
+
+async fn sweeper(admin: AdminService) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let admin = admin.clone();
+        match tokio::task::spawn_blocking(move || admin.sweep()).await {
+            Ok(Ok(deleted)) => {
+                for t in deleted {
+                    info!(token = %t.name, registry = %t.registry, id = %t.id, "expired token deleted");
+                }
+            }
+            Ok(Err(e)) => warn!(error = %e, "expiry sweep failed"),
+            Err(e) => warn!(error = %e, "expiry sweep task failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// The configured admin token, or the one in `<data_dir>/admin-token`, created (0600) when
+/// missing. The token itself is never logged; its file is.
+fn admin_token(config: &Config) -> anyhow::Result<String> {
+    if let Some(t) = &config.admin_token {
+        return Ok(t.clone());
+    }
+    let path = config.admin_token_file();
+    if path.exists() {
+        let t = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let t = t.trim().to_string();
+        anyhow::ensure!(
+            t.len() >= 16,
+            "{}: admin token must be at least 16 characters",
+            path.display()
+        );
+        return Ok(t);
+    }
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("no system randomness"))?;
+    let token = format!(
+        "rgadm_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    write_private(&path, token.as_bytes())?;
+    warn!(file = %path.display(), "generated a new admin token; read it from this file (mode 0600)");
+    Ok(token)
+}
+
+/// Writes a file readable only by its owner, durably.
+pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}

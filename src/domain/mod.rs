@@ -32,7 +32,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
-        ValidationError { field: field.into(), rule: rule.into() }
+        ValidationError {
+            field: field.into(),
+            rule: rule.into(),
+        }
     }
 
     /// Prefixes the field path: `scopes[1]` + `actions` -> `scopes[1].actions`.

@@ -140,7 +140,11 @@ impl Serialize for Scope {
         ScopeWire {
             kind: self.kind_str().to_string(),
             name: self.name_str().to_string(),
-            actions: self.actions.iter().map(|a| a.as_str().to_string()).collect(),
+            actions: self
+                .actions
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect(),
         }
         .serialize(s)
     }

@@ -1,3 +1,42 @@
-//! placeholder
-/// placeholder
-pub fn app() {}
+//! The HTTP surface: the router, its layers, and the handlers for the token endpoint
+//! (`auth`) and the admin API (`admin`). The only module that knows axum.
+//!
+//! Dependency direction: `http -> service -> {domain, store, jwt}`.
+use axum::routing::get;
+use axum::Router;
+
+use crate::server::AppState;
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod extract;
+
+/// The whole application as a router, so tests can drive it without a socket.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/registries", get(admin::list_registries))
+        .route("/registries/{registry_id}", get(admin::get_registry))
+        .route(
+            "/registries/{registry_id}/tokens",
+            get(admin::list_tokens).post(admin::create_token),
+        )
+        .route(
+            "/registries/{registry_id}/tokens/{token_id}",
+            get(admin::get_token)
+                .put(admin::put_token)
+                .patch(admin::patch_token)
+                .delete(admin::delete_token),
+        )
+        .fallback(admin::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin::require_admin,
+        ));
+    Router::new()
+        .route("/auth", get(auth::get_token).post(auth::post_token))
+        .route("/auth/token", get(auth::get_token).post(auth::post_token))
+        .route("/health", get(|| async { "ok" }))
+        .nest("/api/v1", api)
+        .with_state(state)
+}

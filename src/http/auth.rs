@@ -1,0 +1,178 @@
+//! The token endpoint (`realm`): `GET /auth` with Basic credentials and `POST /auth` OAuth2
+//! form grants, as distribution's token.md and oauth.md describe them and real clients use them.
+//! Parses the wire into a [`TokenRequest`], calls [`crate::service::AuthService`], shapes the reply.
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::SecondsFormat;
+use serde::Serialize;
+
+use super::error::AuthHttpError;
+use super::extract::{all, basic_credentials, last, parse_pairs, read_body};
+use crate::domain::{parse_scope, ResourceRequest};
+use crate::server::AppState;
+use crate::service::{Credentials, Issued, TokenRequest};
+
+/// The success body. `token` and `access_token` are identical: docker prefers `access_token`,
+/// containers/image `token`.
+#[derive(Serialize)]
+struct TokenResponse {
+    token: String,
+    access_token: String,
+    expires_in: u64,
+    issued_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+}
+
+impl TokenResponse {
+    fn new(issued: Issued, with_scope: bool) -> Self {
+        let scope = with_scope.then(|| {
+            issued
+                .granted
+                .iter()
+                .map(|g| format!("{}:{}:{}", g.kind, g.name, g.actions.join(",")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        TokenResponse {
+            token: issued.jwt.clone(),
+            access_token: issued.jwt,
+            expires_in: issued.expires_in,
+            issued_at: issued.issued_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            scope,
+            refresh_token: issued.refresh_token,
+        }
+    }
+}
+
+fn reply(body: TokenResponse) -> Response {
+    let mut resp = Json(body).into_response();
+    // Tokens are credentials: never cache them.
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn client_addr(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+fn scopes<'a>(
+    values: impl Iterator<Item = &'a str>,
+) -> Result<Vec<ResourceRequest>, AuthHttpError> {
+    let mut out = Vec::new();
+    for v in values {
+        out.extend(parse_scope(v).map_err(|e| AuthHttpError::InvalidRequest(e.to_string()))?);
+    }
+    Ok(out)
+}
+
+fn required<'a>(pairs: &'a [(String, String)], key: &str) -> Result<&'a str, AuthHttpError> {
+    match last(pairs, key) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(AuthHttpError::InvalidRequest(format!(
+            "missing required parameter {key:?}"
+        ))),
+    }
+}
+
+fn flag(pairs: &[(String, String)], key: &str, yes: &str) -> bool {
+    last(pairs, key).is_some_and(|v| v.eq_ignore_ascii_case(yes))
+}
+
+/// `GET /auth?service=S&scope=..&account=U&client_id=C&offline_token=true` with Basic auth.
+#[tracing::instrument(skip_all)]
+pub async fn get_token(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, AuthHttpError> {
+    let pairs = parse_pairs(req.uri().query().unwrap_or("").as_bytes());
+    let service = required(&pairs, "service")?.to_string();
+    let scopes = scopes(all(&pairs, "scope"))?;
+    let (username, password) = basic_credentials(req.headers())
+        .map_err(AuthHttpError::InvalidRequest)?
+        .ok_or(AuthHttpError::Unauthorized)?;
+    if let Some(account) = last(&pairs, "account") {
+        if !account.is_empty() && account != username {
+            return Err(AuthHttpError::InvalidRequest(
+                "account must equal the username of the Basic credentials".into(),
+            ));
+        }
+    }
+    let request = TokenRequest {
+        service,
+        credentials: Credentials::Password { username, password },
+        scopes,
+        want_refresh: flag(&pairs, "offline_token", "true"),
+        client_id: last(&pairs, "client_id").map(str::to_string),
+        client_addr: client_addr(&req),
+        grant_type: "basic",
+    };
+    let issued = state.auth.issue(request).await?;
+    Ok(reply(TokenResponse::new(issued, false)))
+}
+
+/// `POST /auth`, form-encoded: `grant_type=password` or `grant_type=refresh_token`.
+#[tracing::instrument(skip_all)]
+pub async fn post_token(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, AuthHttpError> {
+    let client_addr = client_addr(&req);
+    let body = read_body(req.into_body())
+        .await
+        .map_err(AuthHttpError::TooLarge)?;
+    let pairs = parse_pairs(&body);
+    let service = required(&pairs, "service")?.to_string();
+    let grant = required(&pairs, "grant_type")?;
+    // `scope` is space-separated, or repeated (containers/image), or both.
+    let scopes = scopes(all(&pairs, "scope"))?;
+    let (credentials, grant_type, want_refresh) = match grant {
+        "password" => {
+            let username = required(&pairs, "username")?.to_string();
+            let password = last(&pairs, "password").unwrap_or_default().to_string();
+            if password.is_empty() {
+                return Err(AuthHttpError::InvalidRequest(
+                    "missing required parameter \"password\"".into(),
+                ));
+            }
+            (
+                Credentials::Password { username, password },
+                "password",
+                flag(&pairs, "access_type", "offline"),
+            )
+        }
+        "refresh_token" => {
+            let refresh_token = required(&pairs, "refresh_token")?.to_string();
+            (
+                Credentials::Refresh { refresh_token },
+                "refresh_token",
+                false,
+            )
+        }
+        other => {
+            return Err(AuthHttpError::InvalidRequest(format!(
+                "unsupported grant_type {other:?}: use \"password\" or \"refresh_token\""
+            )))
+        }
+    };
+    let request = TokenRequest {
+        service,
+        credentials,
+        scopes,
+        want_refresh,
+        client_id: last(&pairs, "client_id").map(str::to_string),
+        client_addr,
+        grant_type,
+    };
+    let issued = state.auth.issue(request).await?;
+    Ok(reply(TokenResponse::new(issued, true)))
+}

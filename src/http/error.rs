@@ -1,0 +1,167 @@
+//! The two wire formats for errors, each from a serde struct:
+//! - the registry protocol's `{"errors":[{code,message}]}` on the token endpoint ([`AuthHttpError`]);
+//! - the IONOS-style `{"httpStatus","messages":[{errorCode,message}]}` on the admin API ([`ApiError`]).
+//!
+//! 5xx details are logged here and replaced by a generic message.
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use tracing::error;
+
+use crate::domain::ValidationError;
+use crate::service::{AdminError, AuthError};
+
+#[derive(Serialize)]
+struct RegistryErrors<'a> {
+    errors: [RegistryErrorItem<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct RegistryErrorItem<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+/// Errors of the token endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthHttpError {
+    /// 400 `INVALID_REQUEST`: malformed parameters, scopes, headers, unknown service.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// 401 `UNAUTHORIZED` with `WWW-Authenticate: Basic realm="regauth"`; one message for every
+    /// cause.
+    #[error("authentication required")]
+    Unauthorized,
+    /// 413 `INVALID_REQUEST`: form body over the limit.
+    #[error("request body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// 500 `UNKNOWN`: logged, not shown.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<AuthError> for AuthHttpError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::UnknownService(s) => AuthHttpError::InvalidRequest(format!(
+                "service {s:?} is not a registry served by this regauth"
+            )),
+            AuthError::Unauthorized => AuthHttpError::Unauthorized,
+            AuthError::Internal(m) => AuthHttpError::Internal(m),
+        }
+    }
+}
+
+impl IntoResponse for AuthHttpError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            AuthHttpError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+            AuthHttpError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            AuthHttpError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "INVALID_REQUEST"),
+            AuthHttpError::Internal(detail) => {
+                error!(error = %detail, "token endpoint failure");
+                (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN")
+            }
+        };
+        let message = self.to_string();
+        let body = RegistryErrors {
+            errors: [RegistryErrorItem {
+                code,
+                message: &message,
+            }],
+        };
+        let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"regauth\""),
+            );
+        }
+        resp
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiErrorBody<'a> {
+    http_status: u16,
+    messages: [ApiErrorMessage<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiErrorMessage<'a> {
+    error_code: &'a str,
+    message: &'a str,
+}
+
+/// Errors of the admin API. Each variant's status is in its doc.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `VALIDATION_ERROR`: a field broke a rule; the message names field and rule.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// 400 `BAD_REQUEST`: malformed JSON, unknown fields, bad query or path parameters.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401 `UNAUTHORIZED`: missing or wrong admin token.
+    #[error("a valid admin token is required: Authorization: Bearer <admin token>")]
+    Unauthorized,
+    /// 404 `NOT_FOUND`: unknown registry, token or path.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409 `CONFLICT`: name (or id) taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413 `PAYLOAD_TOO_LARGE`.
+    #[error("request body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// 500 `INTERNAL_ERROR`: logged, not shown.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Invalid(v) => ApiError::Validation(v),
+            AdminError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            AdminError::Conflict(m) => ApiError::Conflict(m),
+            AdminError::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            ApiError::Validation(_) => (StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            ApiError::Internal(detail) => {
+                error!(error = %detail, "admin API failure");
+                (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")
+            }
+        };
+        let message = self.to_string();
+        let body = ApiErrorBody {
+            http_status: status.as_u16(),
+            messages: [ApiErrorMessage {
+                error_code: code,
+                message: &message,
+            }],
+        };
+        let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"regauth-admin\""),
+            );
+        }
+        resp
+    }
+}

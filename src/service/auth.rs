@@ -1,0 +1,274 @@
+//! The token decision: authenticate a token (or refresh token), intersect what is asked for
+//! with its scopes, sign a JWT, log one event.
+//!
+//! Hot path cost: one store read (by name), one SHA-256, one signature. A refresh grant adds one
+//! read (the refresh record). The only write is storing a new refresh token when a client asks
+//! for one (`docker login`), which is rare and must be durable.
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::config::RegistryConfig;
+use crate::domain::secret::{new_refresh_token, REFRESH_PREFIX};
+use crate::domain::{decide, Grant, ResourceRequest, SecretHash, Token, TokenName};
+use crate::jwt::Issuer;
+use crate::store::{RefreshGrant, Store, StoreError};
+
+/// Refresh tokens kept per access token; the oldest beyond this are revoked. Each
+/// `docker login` on a new machine adds one, so this bounds growth without surprising anyone
+/// who logs in from a handful of machines.
+pub const REFRESH_TOKENS_PER_TOKEN: usize = 32;
+
+/// How the client proves who it is.
+pub enum Credentials {
+    /// Basic auth or `grant_type=password`.
+    Password { username: String, password: String },
+    /// `grant_type=refresh_token`.
+    Refresh { refresh_token: String },
+}
+
+/// One request to the token endpoint, already parsed.
+pub struct TokenRequest {
+    pub service: String,
+    pub credentials: Credentials,
+    pub scopes: Vec<ResourceRequest>,
+    /// Hand out a refresh token (`offline_token=true` / `access_type=offline`).
+    pub want_refresh: bool,
+    pub client_id: Option<String>,
+    pub client_addr: Option<IpAddr>,
+    /// `password`, `refresh_token` or `basic` (for the log).
+    pub grant_type: &'static str,
+}
+
+/// A successful decision.
+#[derive(Debug)]
+pub struct Issued {
+    pub jwt: String,
+    pub expires_in: u64,
+    pub issued_at: DateTime<Utc>,
+    pub granted: Vec<Grant>,
+    /// Present when asked for: new on a password grant, the same one on a refresh grant.
+    pub refresh_token: Option<String>,
+}
+
+/// Why no token was issued. The HTTP layer maps each to its status.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// 400: `service` names no configured registry.
+    #[error("unknown service {0:?}")]
+    UnknownService(String),
+    /// 401: unknown name, wrong secret, disabled or expired token, dead refresh token: the
+    /// message never says which.
+    #[error("authentication failed")]
+    Unauthorized,
+    /// 500: storage or signing failed; details are logged, not returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        AuthError::Internal(e.to_string())
+    }
+}
+
+/// Issues registry tokens.
+pub struct AuthService {
+    store: Arc<dyn Store>,
+    issuer: Issuer,
+    clock: Clock,
+    /// service -> registry id
+    services: HashMap<String, String>,
+    /// Compared against when the name is unknown, so that case costs what a wrong secret costs.
+    dummy_hash: SecretHash,
+}
+
+impl AuthService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        issuer: Issuer,
+        clock: Clock,
+        registries: &[RegistryConfig],
+    ) -> Self {
+        let services = registries
+            .iter()
+            .map(|r| (r.service.clone(), r.id.clone()))
+            .collect();
+        AuthService {
+            store,
+            issuer,
+            clock,
+            services,
+            dummy_hash: SecretHash::of("regauth-dummy-secret-for-unknown-names"),
+        }
+    }
+
+    /// The registry id serving `service`, if any.
+    pub fn registry_for_service(&self, service: &str) -> Option<&str> {
+        self.services.get(service).map(String::as_str)
+    }
+
+    /// Decides and signs. Logs exactly one event per call; never logs a secret.
+    #[tracing::instrument(skip_all)]
+    pub async fn issue(&self, req: TokenRequest) -> Result<Issued, AuthError> {
+        let now = self.clock.now();
+        let outcome = self.decide(&req, now).await;
+        let requested: Vec<String> = req
+            .scopes
+            .iter()
+            .map(|r| format!("{}:{}:{}", r.kind, r.name, r.actions.join(",")))
+            .collect();
+        let client = req.client_addr.map(|a| a.to_string()).unwrap_or_default();
+        let client_id = req.client_id.as_deref().unwrap_or("");
+        match &outcome {
+            Ok((name, issued)) => {
+                let granted: Vec<String> = issued
+                    .granted
+                    .iter()
+                    .map(|g| format!("{}:{}:{}", g.kind, g.name, g.actions.join(",")))
+                    .collect();
+                info!(
+                    token = %name, service = %req.service, grant_type = req.grant_type,
+                    requested = ?requested, granted = ?granted, client = %client,
+                    client_id = %client_id, outcome = "issued", "token decision"
+                );
+            }
+            Err(AuthError::Internal(detail)) => {
+                warn!(service = %req.service, grant_type = req.grant_type, client = %client,
+                    error = %detail, outcome = "error", "token decision failed");
+            }
+            Err(e) => {
+                let user = match &req.credentials {
+                    Credentials::Password { username, .. } => username.as_str(),
+                    Credentials::Refresh { .. } => "",
+                };
+                info!(
+                    token = %user, service = %req.service, grant_type = req.grant_type,
+                    requested = ?requested, client = %client, client_id = %client_id,
+                    outcome = "denied", reason = %e, "token decision"
+                );
+            }
+        }
+        outcome.map(|(_, issued)| issued)
+    }
+
+    async fn decide(
+        &self,
+        req: &TokenRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(String, Issued), AuthError> {
+        let registry = self
+            .registry_for_service(&req.service)
+            .ok_or_else(|| AuthError::UnknownService(req.service.clone()))?;
+        let (token, refresh_token) = match &req.credentials {
+            Credentials::Password { username, password } => {
+                let token = self.check_password(registry, username, password, now)?;
+                let refresh = if req.want_refresh {
+                    Some(self.new_refresh(&token, &req.service, now).await?)
+                } else {
+                    None
+                };
+                (token, refresh)
+            }
+            Credentials::Refresh { refresh_token } => {
+                let token = self.check_refresh(&req.service, refresh_token, now)?;
+                (token, Some(refresh_token.clone()))
+            }
+        };
+        let granted = decide(&token.scopes, &req.scopes);
+        let jwt = self
+            .issuer
+            .issue(token.name.as_str(), &req.service, &granted, now)
+            .map_err(|e| AuthError::Internal(format!("signing: {e}")))?;
+        let issued = Issued {
+            jwt,
+            expires_in: self.issuer.ttl_seconds(),
+            issued_at: now,
+            granted,
+            refresh_token,
+        };
+        Ok((token.name.to_string(), issued))
+    }
+
+    /// One hash, at most one store read, one constant-time compare whatever the outcome.
+    fn check_password(
+        &self,
+        registry: &str,
+        username: &str,
+        password: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Token, AuthError> {
+        let presented = SecretHash::of(password);
+        let token = match username.parse::<TokenName>() {
+            Ok(name) => self.store.find_by_name(registry, name.as_str())?,
+            Err(_) => None,
+        };
+        match token {
+            Some(t) => {
+                let secret_ok = t.secret_hash.ct_eq(&presented);
+                if secret_ok && t.is_usable(now) {
+                    Ok(t)
+                } else {
+                    Err(AuthError::Unauthorized)
+                }
+            }
+            None => {
+                let _ = self.dummy_hash.ct_eq(&presented);
+                Err(AuthError::Unauthorized)
+            }
+        }
+    }
+
+    fn check_refresh(
+        &self,
+        service: &str,
+        refresh_token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Token, AuthError> {
+        if !refresh_token.starts_with(REFRESH_PREFIX) {
+            return Err(AuthError::Unauthorized);
+        }
+        let grant = self
+            .store
+            .find_refresh(&SecretHash::of(refresh_token))?
+            .ok_or(AuthError::Unauthorized)?;
+        if grant.service != service {
+            return Err(AuthError::Unauthorized);
+        }
+        let token = self
+            .store
+            .find_by_name(&grant.registry, &grant.token_name)?
+            .ok_or(AuthError::Unauthorized)?;
+        // A token deleted and re-created under the same name is a different token.
+        if token.id != grant.token_id || !token.is_usable(now) {
+            return Err(AuthError::Unauthorized);
+        }
+        Ok(token)
+    }
+
+    async fn new_refresh(
+        &self,
+        token: &Token,
+        service: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, AuthError> {
+        let secret = new_refresh_token();
+        let grant = RefreshGrant {
+            hash: SecretHash::of(&secret),
+            token_id: token.id,
+            registry: token.registry.clone(),
+            token_name: token.name.to_string(),
+            service: service.to_string(),
+            created: now,
+        };
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.add_refresh(&grant, REFRESH_TOKENS_PER_TOKEN))
+            .await
+            .map_err(|e| AuthError::Internal(format!("refresh write task: {e}")))??;
+        Ok(secret)
+    }
+}
