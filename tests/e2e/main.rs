@@ -15,5 +15,6 @@ mod docker;
 mod durability;
 mod ionos_sdk;
 mod refresh;
+mod registries;
 mod revocation;
 mod skopeo;

@@ -31,6 +31,18 @@ fn skopeo_copy_and_inspect_work_with_push_and_pull_scopes() {
     assert_eq!(info["Name"], format!("{host}/team/app"), "{info}");
     assert_eq!(info["RepoTags"], serde_json::json!(["1"]), "{info}");
 
+    let out = skopeo.run(&[
+        "list-tags",
+        "--tls-verify=false",
+        "--creds",
+        &creds(&reader),
+        &format!("docker://{host}/team/app"),
+    ]);
+    out.expect_success("skopeo list-tags with the pull-only token");
+    let tags: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("skopeo list-tags output is not JSON ({e}):\n{out}"));
+    assert_eq!(tags["Tags"], serde_json::json!(["1"]), "{tags}");
+
     // registry to registry: pull with the reader, push with the pusher
     skopeo
         .run(&[
