@@ -7,6 +7,11 @@
 //! killed on drop, so tests run in parallel; tests that use docker share one
 //! dockerd while they overlap. A missing peer fails the test with a hint to
 //! run `scripts/install-test-deps.sh` — nothing is skipped.
+//!
+//! Run: `scripts/test.sh --test e2e` (as root; dockerd needs it). Knobs:
+//! `E2E_REGAUTH_LOG` sets regauth's log filter (default `info`; a failing
+//! test prints the tail of every fixture's log), `E2E_REGAUTH_BIN` runs the
+//! suite against another build of the server.
 
 mod support;
 
