@@ -164,8 +164,10 @@ impl Regauth {
             .env_remove("REGAUTH_DATA_DIR")
             .env_remove("REGAUTH_PUBLIC_URL")
             .env_remove("REGAUTH_ADMIN_TOKEN")
+            // plain text in the log file, which failing tests print
+            .env("NO_COLOR", "1")
             .env(
-                "RUST_LOG",
+                "REGAUTH_LOG",
                 std::env::var("E2E_REGAUTH_LOG").unwrap_or_else(|_| "info".into()),
             );
         let log = self.dir.path().join("regauth.log");
