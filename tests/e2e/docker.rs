@@ -103,3 +103,55 @@ fn a_pull_only_token_pulls_but_cannot_push() {
         .expect_refused("docker push with the pull-only token", REFUSED);
     pull_client.rmi(&[&remote, &other_tag]);
 }
+
+#[test]
+fn docker_push_with_a_mount_source_outside_the_scope_still_succeeds() {
+    // docker asks for repository:team/b:push,pull AND repository:team/a:pull
+    // when it can mount layers it pushed to team/a before; a token without
+    // pull on team/a gets a partial grant (not an error) and docker uploads.
+    let regauth = Regauth::start();
+    let registry = Registry::start(&regauth, "default");
+    let host = registry.host();
+    let all = regauth.create_token("default", "all-team", &[repo("team/*", &["pull", "push"])]);
+    let only_b = regauth.create_token("default", "only-b", &[repo("team/b", &["pull", "push"])]);
+
+    let first = DockerClient::new();
+    first.login_ok(&host, &all.name, &all.password);
+    let image = first.import_image();
+    let a = format!("{host}/team/a:1");
+    let b = format!("{host}/team/b:1");
+    let c = format!("{host}/team/c:1");
+    first.tag(&image, &a);
+    first
+        .docker(&["push", &a])
+        .expect_success("docker push team/a");
+    // same token: the mount from team/a is allowed
+    first.tag(&image, &c);
+    first
+        .docker(&["push", &c])
+        .expect_success("docker push team/c (mount from team/a)");
+
+    let second = DockerClient::new();
+    second.login_ok(&host, &only_b.name, &only_b.password);
+    second.tag(&image, &b);
+    second
+        .docker(&["push", &b])
+        .expect_success("docker push team/b with a token that cannot read team/a");
+
+    let reply = regauth.token_for(
+        &only_b.name,
+        &only_b.password,
+        registry.service(),
+        &["repository:team/b:pull"],
+    );
+    let tags = registry.get_json(
+        "/v2/team/b/tags/list",
+        reply["token"].as_str().expect("token"),
+    );
+    assert_eq!(
+        tags["tags"],
+        serde_json::json!(["1"]),
+        "team/b after the push: {tags}"
+    );
+    first.rmi(&[&a, &b, &c, &image]);
+}

@@ -87,3 +87,36 @@ fn tokens_created_before_kill_9_survive_a_restart() {
     // nothing pushed: 404 (NAME_UNKNOWN) means the JWT was accepted with pull access
     assert_eq!(status, StatusCode::NOT_FOUND, "{}", registry.log_tail());
 }
+
+#[test]
+fn concurrent_creates_of_one_name_have_exactly_one_winner() {
+    let regauth = Regauth::start();
+    let body = serde_json::json!({"properties": {"name": "racer", "scopes": []}});
+    let statuses: Vec<StatusCode> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    regauth
+                        .admin(Method::POST, "/registries/default/tokens", Some(&body))
+                        .0
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let conflicts = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((created, conflicts), (1, 7), "statuses: {statuses:?}");
+    let (status, list) = regauth.admin(Method::GET, "/registries/default/tokens", None);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["total"], 1, "{list}");
+}

@@ -23,3 +23,4 @@ mod refresh;
 mod registries;
 mod revocation;
 mod skopeo;
+mod startup;

@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::process::Daemon;
-use super::{free_port, http, temp_dir, wait_for};
+use super::{free_port, http, run, temp_dir, wait_for, CmdOutput};
 
 /// Registry service name that the default registry uses.
 pub const DEFAULT_SERVICE: &str = "registry.local";
@@ -28,6 +28,10 @@ pub struct RegauthBuilder {
     registries: Vec<RegistryDecl>,
     ttl_seconds: Option<u64>,
     issuer: String,
+    admin_token: Option<String>,
+    env: Vec<(String, String)>,
+    extra_top_level: String,
+    signing_key_pem: Option<PathBuf>,
 }
 
 impl RegauthBuilder {
@@ -46,14 +50,71 @@ impl RegauthBuilder {
         self
     }
 
+    /// No `[admin] token` in the config: regauth generates one into
+    /// `<data_dir>/admin-token`, which the fixture then reads.
+    pub fn without_admin_token(mut self) -> Self {
+        self.admin_token = None;
+        self
+    }
+
+    /// The `[admin] token` to write into the config file.
+    pub fn admin_token(mut self, token: &str) -> Self {
+        self.admin_token = Some(token.to_owned());
+        self
+    }
+
+    /// An environment variable for the server process (e.g. `REGAUTH_*`).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Raw TOML added among the top-level keys of the config file.
+    pub fn extra_config(mut self, toml: &str) -> Self {
+        self.extra_top_level.push_str(toml);
+        self.extra_top_level.push('\n');
+        self
+    }
+
+    /// Installs this PEM key as the signing key before the first start (the
+    /// certificate is left for regauth to create).
+    pub fn signing_key(mut self, pem: &Path) -> Self {
+        self.signing_key_pem = Some(pem.to_owned());
+        self
+    }
+
+    /// Writes the config and starts regauth, waiting for `/health`.
     pub fn start(self) -> Regauth {
+        let mut r = self.prepare();
+        r.spawn();
+        r
+    }
+
+    /// Runs regauth on a config that must make it fail at start-up; returns
+    /// its output (it is killed if it is still running after 20 s).
+    pub fn start_expecting_failure(self) -> CmdOutput {
+        let r = self.prepare();
+        let out = run(r.command(), None, Duration::from_secs(20));
+        drop(r);
+        out
+    }
+
+    fn prepare(self) -> Regauth {
         // E2E_REGAUTH_BIN runs the suite against another build of the server.
         let bin = std::env::var("E2E_REGAUTH_BIN")
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_regauth").to_owned());
         let dir = temp_dir("rga-");
         let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let admin_token = format!("e2e-admin-{}", super::unique("t"));
+        let listen_env = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "REGAUTH_LISTEN")
+            .map(|(_, v)| v.clone());
+        // where the process really listens: REGAUTH_LISTEN wins over the file
+        let url = format!(
+            "http://{}",
+            listen_env.unwrap_or_else(|| format!("127.0.0.1:{port}"))
+        );
         let registries = if self.registries.is_empty() {
             vec![RegistryDecl {
                 id: "default".into(),
@@ -68,12 +129,20 @@ impl RegauthBuilder {
         let key = root.join("certs/signing.key");
         let cert = root.join("certs/signing.crt");
         let data = root.join("data");
+        if let Some(pem) = &self.signing_key_pem {
+            std::fs::create_dir_all(root.join("certs")).expect("mkdir certs");
+            std::fs::copy(pem, &key)
+                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", pem.display(), key.display()));
+        }
         let mut toml = String::new();
         toml += &format!("listen = {}\n", q(&format!("127.0.0.1:{port}")));
-        toml += &format!("public_url = {}\n", q(&url));
+        toml += &format!("public_url = {}\n", q(&format!("http://127.0.0.1:{port}")));
         toml += &format!("data_dir = {}\n", q_path(&data));
-        toml += "\n[admin]\n";
-        toml += &format!("token = {}\n", q(&admin_token));
+        toml += &self.extra_top_level;
+        if let Some(token) = &self.admin_token {
+            toml += "\n[admin]\n";
+            toml += &format!("token = {}\n", q(token));
+        }
         toml += "\n[jwt]\n";
         toml += &format!("issuer = {}\n", q(&self.issuer));
         if let Some(ttl) = self.ttl_seconds {
@@ -88,21 +157,25 @@ impl RegauthBuilder {
             toml += &format!("hostname = {}\n", q(&r.hostname));
         }
         std::fs::write(&config, toml).expect("write regauth.toml");
+        let env_admin = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "REGAUTH_ADMIN_TOKEN")
+            .map(|(_, v)| v.clone());
 
-        let mut r = Regauth {
+        Regauth {
             bin: bin.into(),
             config,
             cert,
             url,
-            admin_token,
+            admin_token: env_admin.or(self.admin_token).unwrap_or_default(),
             issuer: self.issuer,
             registries,
+            env: self.env,
             daemon: None,
             client: http(),
             dir,
-        };
-        r.spawn();
-        r
+        }
     }
 }
 
@@ -124,6 +197,7 @@ pub struct Regauth {
     admin_token: String,
     issuer: String,
     registries: Vec<RegistryDecl>,
+    env: Vec<(String, String)>,
     daemon: Option<Daemon>,
     client: reqwest::blocking::Client,
     // Last: dropped after the process is gone.
@@ -146,6 +220,10 @@ impl Regauth {
             registries: Vec::new(),
             ttl_seconds: None,
             issuer: "regauth".into(),
+            admin_token: Some(format!("e2e-admin-{}", super::unique("t"))),
+            env: Vec::new(),
+            extra_top_level: String::new(),
+            signing_key_pem: None,
         }
     }
 
@@ -154,7 +232,7 @@ impl Regauth {
         Self::builder().start()
     }
 
-    fn spawn(&mut self) {
+    fn command(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("serve")
             .arg("--config")
@@ -170,9 +248,28 @@ impl Regauth {
                 "REGAUTH_LOG",
                 std::env::var("E2E_REGAUTH_LOG").unwrap_or_else(|_| "info".into()),
             );
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    fn spawn(&mut self) {
         let log = self.dir.path().join("regauth.log");
-        self.daemon = Some(Daemon::spawn("regauth", cmd, &log));
+        self.daemon = Some(Daemon::spawn("regauth", self.command(), &log));
         self.wait_healthy();
+        if self.admin_token.is_empty() {
+            // generated at first start
+            let path = self.data_dir().join("admin-token");
+            let token = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!(
+                    "no admin token configured, and {} is unreadable: {e}\n{}",
+                    path.display(),
+                    self.log_tail()
+                )
+            });
+            self.admin_token = token.trim().to_owned();
+        }
     }
 
     fn wait_healthy(&mut self) {
@@ -223,6 +320,16 @@ impl Regauth {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// `data_dir` as written in the config file.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The signing key's path as written in the config file.
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.path().join("certs/signing.key")
     }
 
     pub fn registries(&self) -> &[RegistryDecl] {

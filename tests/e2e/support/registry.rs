@@ -21,8 +21,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A registry for regauth's registry `registry_id` (its service).
+    /// A registry for regauth's registry `registry_id` (its service), whose
+    /// realm is regauth's `/auth`.
     pub fn start(regauth: &Regauth, registry_id: &str) -> Registry {
+        Self::start_with_realm(regauth, registry_id, &regauth.realm())
+    }
+
+    /// Like [`Self::start`] with another realm URL (e.g. `<url>/auth/token`).
+    pub fn start_with_realm(regauth: &Regauth, registry_id: &str, realm: &str) -> Registry {
         require_bin(REGISTRY_BIN);
         let service = regauth.service_of(registry_id);
         let dir = temp_dir("rgr-");
@@ -48,7 +54,6 @@ auth:
     rootcertbundle: {cert}
 "#,
             root = dir.path().join("storage").display(),
-            realm = regauth.realm(),
             issuer = regauth.issuer(),
             cert = regauth.cert_path().display(),
         );
@@ -59,7 +64,6 @@ auth:
 
         let client = http();
         let url = format!("http://127.0.0.1:{port}/v2/");
-        let realm = regauth.realm();
         let challenge = wait_for(
             Duration::from_secs(30),
             || {
