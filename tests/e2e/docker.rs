@@ -106,9 +106,10 @@ fn a_pull_only_token_pulls_but_cannot_push() {
 
 #[test]
 fn docker_push_with_a_mount_source_outside_the_scope_still_succeeds() {
-    // docker asks for repository:team/b:push,pull AND repository:team/a:pull
-    // when it can mount layers it pushed to team/a before; a token without
-    // pull on team/a gets a partial grant (not an error) and docker uploads.
+    // Once docker has pushed layers to one repository, a push of them to
+    // another asks for repository:NEW:push,pull AND repository:OLD:pull (to
+    // mount). A token without pull on OLD gets a partial grant (not an
+    // error), the mount is refused and docker uploads instead.
     let regauth = Regauth::start();
     let registry = Registry::start(&regauth, "default");
     let host = registry.host();
