@@ -120,6 +120,20 @@ impl CmdOutput {
         self
     }
 
+    /// Panics unless the command failed (non-zero exit, not a timeout).
+    #[track_caller]
+    pub fn expect_failure(&self, what: &str) -> &Self {
+        assert!(
+            !self.timed_out,
+            "{what}: expected a failure, but the command timed out:\n{self}"
+        );
+        assert!(
+            !self.success(),
+            "{what}: expected a failure, but the command succeeded:\n{self}"
+        );
+        self
+    }
+
     /// Panics unless the command failed (non-zero exit, not a timeout) and
     /// its output mentions one of `needles` (case-insensitive).
     #[track_caller]
