@@ -368,6 +368,12 @@ mod tests {
     }
 
     #[test]
+    fn example_config_file_is_valid_and_equals_the_defaults() {
+        let example = Config::from_toml(include_str!("../config/regauth.toml")).unwrap();
+        assert_eq!(example, Config::from_toml("").unwrap());
+    }
+
+    #[test]
     fn explicit_missing_file_is_an_error_naming_it() {
         let err = Config::load_with_env(Some(Path::new("/nonexistent/regauth.toml")), |_| None)
             .unwrap_err();

@@ -1,43 +1,214 @@
 //! In-memory store for tests. Same contract as the sled store, without durability.
+//! Part of `store`: depends on `domain` only.
+//!
+//! One `RwLock` over all maps, so every write is atomic and name uniqueness holds under
+//! concurrent creates. Indexes mirror the sled layout (name, id, expiry, refresh grants by
+//! token ordered by creation millisecond) so both backends behave identically.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Page, RefreshGrant, Store, StoreError};
 use crate::domain::{SecretHash, Token};
 
-/// Placeholder until the store helper lands.
+/// (registry, name): ordered by registry, then name, like the sled key `registry \0 name`.
+type NameKey = (String, String);
+
+/// Tokens and refresh grants in process memory.
 #[derive(Debug, Default)]
-pub struct MemoryStore;
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    tokens: BTreeMap<NameKey, Token>,
+    ids: HashMap<Uuid, NameKey>,
+    expiry: BTreeSet<(DateTime<Utc>, Uuid)>,
+    refresh: HashMap<[u8; 32], RefreshGrant>,
+    /// Per token: (created unix millis, hash), oldest first, as in sled's `refresh_by_token`.
+    refresh_by_token: HashMap<Uuid, BTreeSet<(i64, [u8; 32])>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn read(&self) -> Result<RwLockReadGuard<'_, Inner>, StoreError> {
+        self.inner.read().map_err(|_| poisoned())
+    }
+
+    fn write(&self) -> Result<RwLockWriteGuard<'_, Inner>, StoreError> {
+        self.inner.write().map_err(|_| poisoned())
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Backend("memory store lock poisoned by a panicked writer".to_string())
+}
+
+fn check_registry(registry: &str) -> Result<(), StoreError> {
+    if registry.contains('\0') {
+        return Err(StoreError::Backend(format!(
+            "registry id {registry:?} contains NUL"
+        )));
+    }
+    Ok(())
+}
+
+impl Inner {
+    /// Removes the token at `key` with everything that hangs off it.
+    fn remove_token(&mut self, key: &NameKey) -> Option<Token> {
+        let token = self.tokens.remove(key)?;
+        self.ids.remove(&token.id);
+        if let Some(expiry) = token.expiry {
+            self.expiry.remove(&(expiry, token.id));
+        }
+        for (_, hash) in self.refresh_by_token.remove(&token.id).unwrap_or_default() {
+            self.refresh.remove(&hash);
+        }
+        Some(token)
+    }
+
+    fn remove_grant(&mut self, hash: &[u8; 32]) {
+        if let Some(old) = self.refresh.remove(hash) {
+            if let Some(set) = self.refresh_by_token.get_mut(&old.token_id) {
+                set.remove(&(old.created.timestamp_millis(), *hash));
+                if set.is_empty() {
+                    self.refresh_by_token.remove(&old.token_id);
+                }
+            }
+        }
+    }
+}
 
 impl Store for MemoryStore {
-    fn find_by_name(&self, _r: &str, _n: &str) -> Result<Option<Token>, StoreError> {
-        todo!()
+    fn find_by_name(&self, registry: &str, name: &str) -> Result<Option<Token>, StoreError> {
+        let inner = self.read()?;
+        Ok(inner
+            .tokens
+            .get(&(registry.to_string(), name.to_string()))
+            .cloned())
     }
-    fn get(&self, _r: &str, _id: Uuid) -> Result<Option<Token>, StoreError> {
-        todo!()
+
+    fn get(&self, registry: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
+        let inner = self.read()?;
+        Ok(inner
+            .ids
+            .get(&id)
+            .filter(|key| key.0 == registry)
+            .and_then(|key| inner.tokens.get(key))
+            .cloned())
     }
-    fn list(&self, _r: &str, _o: usize, _l: usize) -> Result<Page, StoreError> {
-        todo!()
+
+    fn list(&self, registry: &str, offset: usize, limit: usize) -> Result<Page, StoreError> {
+        let inner = self.read()?;
+        let all = inner
+            .tokens
+            .range((registry.to_string(), String::new())..)
+            .take_while(|(key, _)| key.0 == registry);
+        let total = all.clone().count();
+        let items = all
+            .skip(offset)
+            .take(limit)
+            .map(|(_, t)| t.clone())
+            .collect();
+        Ok(Page { items, total })
     }
-    fn create(&self, _t: &Token) -> Result<(), StoreError> {
-        todo!()
+
+    fn create(&self, token: &Token) -> Result<(), StoreError> {
+        check_registry(&token.registry)?;
+        let mut inner = self.write()?;
+        let key = (token.registry.clone(), token.name.as_str().to_string());
+        if inner.tokens.contains_key(&key) {
+            return Err(StoreError::NameTaken(key.1));
+        }
+        if inner.ids.contains_key(&token.id) {
+            return Err(StoreError::IdTaken(token.id));
+        }
+        inner.ids.insert(token.id, key.clone());
+        if let Some(expiry) = token.expiry {
+            inner.expiry.insert((expiry, token.id));
+        }
+        inner.tokens.insert(key, token.clone());
+        Ok(())
     }
-    fn update(&self, _t: &Token) -> Result<(), StoreError> {
-        todo!()
+
+    fn update(&self, token: &Token) -> Result<(), StoreError> {
+        let mut inner = self.write()?;
+        let old_key = match inner.ids.get(&token.id) {
+            Some(key) if key.0 == token.registry => key.clone(),
+            _ => return Err(StoreError::NotFound),
+        };
+        let new_key = (token.registry.clone(), token.name.as_str().to_string());
+        if new_key != old_key && inner.tokens.contains_key(&new_key) {
+            return Err(StoreError::NameTaken(new_key.1));
+        }
+        let old = inner.tokens.remove(&old_key).ok_or(StoreError::NotFound)?;
+        if let Some(expiry) = old.expiry {
+            inner.expiry.remove(&(expiry, old.id));
+        }
+        if let Some(expiry) = token.expiry {
+            inner.expiry.insert((expiry, token.id));
+        }
+        inner.ids.insert(token.id, new_key.clone());
+        inner.tokens.insert(new_key, token.clone());
+        Ok(())
     }
-    fn delete(&self, _r: &str, _id: Uuid) -> Result<bool, StoreError> {
-        todo!()
+
+    fn delete(&self, registry: &str, id: Uuid) -> Result<bool, StoreError> {
+        let mut inner = self.write()?;
+        let key = match inner.ids.get(&id) {
+            Some(key) if key.0 == registry => key.clone(),
+            _ => return Ok(false),
+        };
+        Ok(inner.remove_token(&key).is_some())
     }
-    fn delete_expired(&self, _now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
-        todo!()
+
+    fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+        let mut inner = self.write()?;
+        let due: Vec<Uuid> = inner
+            .expiry
+            .range(..=(now, Uuid::max()))
+            .map(|(_, id)| *id)
+            .collect();
+        let mut deleted = Vec::with_capacity(due.len());
+        for id in due {
+            if let Some(key) = inner.ids.get(&id).cloned() {
+                deleted.extend(inner.remove_token(&key));
+            }
+        }
+        Ok(deleted)
     }
-    fn add_refresh(&self, _g: &RefreshGrant, _c: usize) -> Result<(), StoreError> {
-        todo!()
+
+    fn add_refresh(&self, grant: &RefreshGrant, cap_per_token: usize) -> Result<(), StoreError> {
+        let mut inner = self.write()?;
+        let key = (grant.registry.clone(), grant.token_name.clone());
+        if inner.ids.get(&grant.token_id) != Some(&key) {
+            return Err(StoreError::NotFound);
+        }
+        let hash = grant.hash.0;
+        inner.remove_grant(&hash);
+        inner.refresh.insert(hash, grant.clone());
+        let set = inner.refresh_by_token.entry(grant.token_id).or_default();
+        set.insert((grant.created.timestamp_millis(), hash));
+        let excess = set.len().saturating_sub(cap_per_token);
+        let evicted: Vec<[u8; 32]> = set.iter().take(excess).map(|(_, h)| *h).collect();
+        for h in &evicted {
+            inner.remove_grant(h);
+        }
+        Ok(())
     }
-    fn find_refresh(&self, _h: &SecretHash) -> Result<Option<RefreshGrant>, StoreError> {
-        todo!()
+
+    fn find_refresh(&self, hash: &SecretHash) -> Result<Option<RefreshGrant>, StoreError> {
+        Ok(self.read()?.refresh.get(&hash.0).cloned())
     }
+
     fn count(&self) -> Result<usize, StoreError> {
-        todo!()
+        Ok(self.read()?.tokens.len())
     }
 }

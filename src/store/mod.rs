@@ -1,11 +1,24 @@
 //! Persistence of tokens and refresh grants behind one trait, so a second backend fits
-//! without touching handlers. Depends on `domain` only; knows nothing of HTTP.
+//! without touching handlers.
+//!
+//! Dependency direction: `http -> {auth, admin services} -> store -> domain`. The store
+//! depends on `domain` only (it stores [`Token`]s and [`RefreshGrant`]s as they are); it
+//! knows nothing of HTTP, JWT or configuration, and it applies no business rules beyond
+//! uniqueness and the refresh-grant cap.
+//!
+//! Implementations: [`SledStore`] (the embedded default, see its module for the on-disk
+//! layout) and [`MemoryStore`] (tests). Both pass one conformance suite (`tests` below).
 //!
 //! Contract for every implementation:
 //! - every write is durable (flushed to disk, for disk backends) before the method returns;
 //! - names are unique per registry, ids unique overall, also under concurrent creates
 //!   (exactly one of two racing creates of one name succeeds);
-//! - each write is atomic: no partially written token is ever visible.
+//! - each write is atomic: no partially written token is ever visible;
+//! - a token and its indexes (id, expiry, refresh grants) change together: deleting a token
+//!   (directly or by expiry) deletes its refresh grants in the same write;
+//! - `add_refresh` for a token that does not exist (by id, registry and name) is `NotFound`,
+//!   so no grant outlives its token;
+//! - a registry id never contains NUL (they are slugs); writes reject one as `Backend`.
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -89,4 +102,530 @@ pub trait Store: Send + Sync + 'static {
 
     /// Number of tokens in all registries (for start-up logging and benchmarks).
     fn count(&self) -> Result<usize, StoreError>;
+}
+
+/// The conformance suite: every [`Store`] implementation must pass each function here.
+/// `memory` and `sled` below instantiate it; backend-specific tests live beside each backend.
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Barrier;
+
+    use chrono::{DateTime, Duration, Utc};
+    use uuid::Uuid;
+
+    use super::{RefreshGrant, Store, StoreError};
+    use crate::domain::{SecretHash, Status, Token};
+
+    /// A fixed "now" so expiry is tested without a clock.
+    pub(crate) fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).expect("valid timestamp")
+    }
+
+    /// A token with no scopes (scope parsing is not the store's business).
+    pub(crate) fn token(registry: &str, name: &str) -> Token {
+        Token {
+            id: Uuid::new_v4(),
+            registry: registry.to_string(),
+            name: name.parse().expect("valid token name"),
+            status: Status::Enabled,
+            expiry: None,
+            scopes: vec![],
+            secret_hash: SecretHash([7; 32]),
+            created: t0(),
+            created_by: "admin".to_string(),
+            modified: t0(),
+            modified_by: "admin".to_string(),
+        }
+    }
+
+    pub(crate) fn expiring(registry: &str, name: &str, at: DateTime<Utc>) -> Token {
+        Token {
+            expiry: Some(at),
+            ..token(registry, name)
+        }
+    }
+
+    pub(crate) fn grant(t: &Token, seed: u8, created: DateTime<Utc>) -> RefreshGrant {
+        RefreshGrant {
+            hash: SecretHash([seed; 32]),
+            token_id: t.id,
+            registry: t.registry.clone(),
+            token_name: t.name.to_string(),
+            service: "registry.local".to_string(),
+            created,
+        }
+    }
+
+    fn names(tokens: &[Token]) -> Vec<String> {
+        tokens.iter().map(|t| t.name.to_string()).collect()
+    }
+
+    pub(crate) fn create_get_find(s: &dyn Store) {
+        let t = expiring("default", "ci-bot", t0() + Duration::hours(2));
+        s.create(&t).unwrap();
+        assert_eq!(s.get("default", t.id).unwrap(), Some(t.clone()));
+        assert_eq!(
+            s.find_by_name("default", "ci-bot").unwrap(),
+            Some(t.clone())
+        );
+        assert_eq!(
+            s.get("other", t.id).unwrap(),
+            None,
+            "id in another registry"
+        );
+        assert_eq!(s.get("default", Uuid::new_v4()).unwrap(), None);
+        assert_eq!(s.find_by_name("default", "nobody").unwrap(), None);
+        assert_eq!(s.find_by_name("other", "ci-bot").unwrap(), None);
+        // A registry whose id is a prefix of another's must not see its tokens.
+        assert_eq!(s.find_by_name("defaul", "tci-bot").unwrap(), None);
+        assert_eq!(s.list("defaul", 0, 10).unwrap().total, 0);
+    }
+
+    pub(crate) fn name_unique_per_registry(s: &dyn Store) {
+        let a = token("default", "deploy");
+        s.create(&a).unwrap();
+        let clash = token("default", "deploy");
+        assert!(matches!(s.create(&clash), Err(StoreError::NameTaken(n)) if n == "deploy"));
+        let elsewhere = token("staging", "deploy");
+        s.create(&elsewhere).unwrap();
+        assert_eq!(s.find_by_name("default", "deploy").unwrap(), Some(a));
+        assert_eq!(
+            s.find_by_name("staging", "deploy").unwrap(),
+            Some(elsewhere)
+        );
+        assert_eq!(s.count().unwrap(), 2);
+    }
+
+    pub(crate) fn id_unique_everywhere(s: &dyn Store) {
+        let a = token("default", "first");
+        s.create(&a).unwrap();
+        let same_id = Token {
+            id: a.id,
+            ..token("staging", "second")
+        };
+        assert!(matches!(s.create(&same_id), Err(StoreError::IdTaken(id)) if id == a.id));
+        assert_eq!(s.find_by_name("staging", "second").unwrap(), None);
+        assert_eq!(s.count().unwrap(), 1);
+    }
+
+    pub(crate) fn list_sorted_paged(s: &dyn Store) {
+        for name in ["delta", "alpha", "echo", "charlie", "bravo"] {
+            s.create(&token("default", name)).unwrap();
+        }
+        s.create(&token("other", "aaa")).unwrap();
+        s.create(&token("default-2", "zzz")).unwrap();
+
+        let all = s.list("default", 0, 100).unwrap();
+        assert_eq!(all.total, 5);
+        assert_eq!(
+            names(&all.items),
+            ["alpha", "bravo", "charlie", "delta", "echo"]
+        );
+
+        let page = s.list("default", 1, 2).unwrap();
+        assert_eq!(page.total, 5);
+        assert_eq!(names(&page.items), ["bravo", "charlie"]);
+
+        let tail = s.list("default", 4, 10).unwrap();
+        assert_eq!(names(&tail.items), ["echo"]);
+        let past = s.list("default", 9, 10).unwrap();
+        assert!(past.items.is_empty());
+        assert_eq!(past.total, 5);
+        assert!(s.list("default", 0, 0).unwrap().items.is_empty());
+
+        let empty = s.list("nowhere", 0, 10).unwrap();
+        assert_eq!((empty.items.len(), empty.total), (0, 0));
+        assert_eq!(s.count().unwrap(), 7);
+    }
+
+    pub(crate) fn update_replaces_and_reindexes(s: &dyn Store) {
+        let t = expiring("default", "rotating", t0() + Duration::hours(2));
+        s.create(&t).unwrap();
+
+        // Move the expiry later: the old instant must no longer delete it.
+        let later = Token {
+            status: Status::Disabled,
+            expiry: Some(t0() + Duration::hours(5)),
+            modified: t0() + Duration::minutes(1),
+            modified_by: "ops".to_string(),
+            ..t.clone()
+        };
+        s.update(&later).unwrap();
+        assert_eq!(s.get("default", t.id).unwrap(), Some(later.clone()));
+        assert_eq!(
+            s.find_by_name("default", "rotating").unwrap(),
+            Some(later.clone())
+        );
+        assert!(s
+            .delete_expired(t0() + Duration::hours(3))
+            .unwrap()
+            .is_empty());
+
+        // Remove the expiry altogether: never deleted by expiry.
+        let forever = Token {
+            expiry: None,
+            ..later.clone()
+        };
+        s.update(&forever).unwrap();
+        assert!(s
+            .delete_expired(t0() + Duration::days(3650))
+            .unwrap()
+            .is_empty());
+
+        // Set one again: now it is indexed.
+        let soon = Token {
+            expiry: Some(t0() + Duration::hours(1)),
+            ..forever
+        };
+        s.update(&soon).unwrap();
+        assert_eq!(
+            s.delete_expired(t0() + Duration::hours(1)).unwrap(),
+            vec![soon]
+        );
+        assert_eq!(s.count().unwrap(), 0);
+    }
+
+    pub(crate) fn update_not_found(s: &dyn Store) {
+        let t = token("default", "ghost");
+        assert!(matches!(s.update(&t), Err(StoreError::NotFound)));
+        s.create(&t).unwrap();
+        let wrong_registry = Token {
+            registry: "staging".to_string(),
+            ..t.clone()
+        };
+        assert!(matches!(
+            s.update(&wrong_registry),
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(s.get("default", t.id).unwrap(), Some(t));
+        assert_eq!(s.count().unwrap(), 1);
+    }
+
+    /// Callers forbid renames; if one slips through, the indexes still agree.
+    pub(crate) fn update_rename_keeps_indexes(s: &dyn Store) {
+        let t = token("default", "old-name");
+        let taken = token("default", "taken");
+        s.create(&t).unwrap();
+        s.create(&taken).unwrap();
+        let clash = Token {
+            name: "taken".parse().unwrap(),
+            ..t.clone()
+        };
+        assert!(matches!(s.update(&clash), Err(StoreError::NameTaken(_))));
+        assert_eq!(
+            s.find_by_name("default", "old-name").unwrap(),
+            Some(t.clone())
+        );
+
+        let renamed = Token {
+            name: "new-name".parse().unwrap(),
+            ..t.clone()
+        };
+        s.update(&renamed).unwrap();
+        assert_eq!(s.find_by_name("default", "old-name").unwrap(), None);
+        assert_eq!(
+            s.find_by_name("default", "new-name").unwrap(),
+            Some(renamed.clone())
+        );
+        assert_eq!(s.get("default", t.id).unwrap(), Some(renamed));
+        assert_eq!(s.list("default", 0, 10).unwrap().total, 2);
+        assert_eq!(s.count().unwrap(), 2);
+    }
+
+    pub(crate) fn delete_removes_token_and_grants(s: &dyn Store) {
+        let t = expiring("default", "doomed", t0() + Duration::hours(2));
+        let other = token("default", "survivor");
+        s.create(&t).unwrap();
+        s.create(&other).unwrap();
+        s.add_refresh(&grant(&t, 1, t0()), 10).unwrap();
+        s.add_refresh(&grant(&other, 2, t0()), 10).unwrap();
+
+        assert!(!s.delete("staging", t.id).unwrap(), "wrong registry");
+        assert!(s.get("default", t.id).unwrap().is_some());
+
+        assert!(s.delete("default", t.id).unwrap());
+        assert!(!s.delete("default", t.id).unwrap(), "second delete");
+        assert!(!s.delete("default", Uuid::new_v4()).unwrap());
+        assert_eq!(s.get("default", t.id).unwrap(), None);
+        assert_eq!(s.find_by_name("default", "doomed").unwrap(), None);
+        assert_eq!(s.find_refresh(&SecretHash([1; 32])).unwrap(), None);
+        assert!(s.find_refresh(&SecretHash([2; 32])).unwrap().is_some());
+        assert_eq!(s.list("default", 0, 10).unwrap().total, 1);
+        assert_eq!(s.count().unwrap(), 1);
+        // Its expiry entry went with it.
+        assert!(s
+            .delete_expired(t0() + Duration::days(1))
+            .unwrap()
+            .is_empty());
+
+        // The name and the id are free again.
+        s.create(&t).unwrap();
+        assert_eq!(s.find_by_name("default", "doomed").unwrap(), Some(t));
+    }
+
+    pub(crate) fn delete_expired_boundaries(s: &dyn Store) {
+        let now = t0() + Duration::days(1);
+        let past = expiring("default", "past", now - Duration::hours(1));
+        let exactly = expiring("staging", "exactly-now", now);
+        let sub_ms_before = expiring(
+            "default",
+            "sub-ms-before",
+            now - Duration::microseconds(300),
+        );
+        let sub_ms_after = expiring("default", "sub-ms-after", now + Duration::microseconds(300));
+        let future = expiring("default", "future", now + Duration::milliseconds(1));
+        let pre_epoch = expiring(
+            "default",
+            "pre-epoch",
+            DateTime::UNIX_EPOCH - Duration::days(1),
+        );
+        let never = token("default", "never");
+        for t in [
+            &past,
+            &exactly,
+            &sub_ms_before,
+            &sub_ms_after,
+            &future,
+            &pre_epoch,
+            &never,
+        ] {
+            s.create(t).unwrap();
+        }
+        s.add_refresh(&grant(&past, 9, t0()), 10).unwrap();
+
+        let mut gone = s.delete_expired(now).unwrap();
+        gone.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            names(&gone),
+            ["exactly-now", "past", "pre-epoch", "sub-ms-before"]
+        );
+        assert_eq!(gone.iter().find(|t| t.id == past.id), Some(&past));
+
+        for t in [&past, &exactly, &sub_ms_before, &pre_epoch] {
+            assert_eq!(s.get(&t.registry, t.id).unwrap(), None, "{}", t.name);
+            assert_eq!(s.find_by_name(&t.registry, t.name.as_str()).unwrap(), None);
+        }
+        for t in [&sub_ms_after, &future, &never] {
+            assert_eq!(
+                s.get("default", t.id).unwrap().as_ref(),
+                Some(t),
+                "{}",
+                t.name
+            );
+        }
+        assert_eq!(s.find_refresh(&SecretHash([9; 32])).unwrap(), None);
+        assert_eq!(s.list("default", 0, 10).unwrap().total, 3);
+        assert_eq!(s.list("staging", 0, 10).unwrap().total, 0);
+        assert_eq!(s.count().unwrap(), 3);
+
+        assert!(s.delete_expired(now).unwrap().is_empty(), "idempotent");
+        let later = s.delete_expired(now + Duration::seconds(1)).unwrap();
+        assert_eq!(names(&later), ["sub-ms-after", "future"]);
+        assert_eq!(s.count().unwrap(), 1);
+    }
+
+    pub(crate) fn refresh_add_find_cap(s: &dyn Store) {
+        let t = token("default", "with-grants");
+        let other = token("default", "other");
+        s.create(&t).unwrap();
+        s.create(&other).unwrap();
+
+        // Added out of order: eviction goes by creation time, not insertion order.
+        let created = [3, 1, 4, 2, 5].map(|m| t0() + Duration::minutes(m));
+        for (i, at) in created.iter().enumerate() {
+            s.add_refresh(&grant(&t, 10 + i as u8, *at), 3).unwrap();
+        }
+        s.add_refresh(&grant(&other, 99, t0()), 3).unwrap();
+
+        let alive: Vec<u8> = (10..15)
+            .filter(|seed| s.find_refresh(&SecretHash([*seed; 32])).unwrap().is_some())
+            .collect();
+        // Minutes 3, 4, 5 survive (seeds 10, 12, 14); minutes 1 and 2 were the oldest.
+        assert_eq!(alive, [10, 12, 14]);
+        assert_eq!(
+            s.find_refresh(&SecretHash([14; 32])).unwrap(),
+            Some(grant(&t, 14, created[4]))
+        );
+        assert!(
+            s.find_refresh(&SecretHash([99; 32])).unwrap().is_some(),
+            "other token's"
+        );
+        assert_eq!(s.find_refresh(&SecretHash([0; 32])).unwrap(), None);
+
+        // Re-adding a grant under the same hash replaces it rather than counting twice.
+        s.add_refresh(&grant(&t, 14, created[4]), 3).unwrap();
+        for seed in [10, 12, 14] {
+            assert!(s.find_refresh(&SecretHash([seed; 32])).unwrap().is_some());
+        }
+
+        // A grant for a token that does not exist is refused: it could never die with it.
+        let ghost = token("default", "ghost");
+        assert!(matches!(
+            s.add_refresh(&grant(&ghost, 50, t0()), 3),
+            Err(StoreError::NotFound)
+        ));
+        let wrong_name = RefreshGrant {
+            token_name: "other".to_string(),
+            ..grant(&t, 51, t0())
+        };
+        assert!(matches!(
+            s.add_refresh(&wrong_name, 3),
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(s.find_refresh(&SecretHash([50; 32])).unwrap(), None);
+
+        // Deleting the token takes the surviving grants with it.
+        assert!(s.delete("default", t.id).unwrap());
+        for seed in 10..15 {
+            assert_eq!(s.find_refresh(&SecretHash([seed; 32])).unwrap(), None);
+        }
+        assert!(s.find_refresh(&SecretHash([99; 32])).unwrap().is_some());
+    }
+
+    pub(crate) fn count_across_registries(s: &dyn Store) {
+        assert_eq!(s.count().unwrap(), 0);
+        let tokens: Vec<Token> = (0..7)
+            .map(|i| token(["a", "b", "c"][i % 3], &format!("token-{i}")))
+            .collect();
+        for t in &tokens {
+            s.create(t).unwrap();
+        }
+        assert_eq!(s.count().unwrap(), 7);
+        assert_eq!(s.list("a", 0, 100).unwrap().total, 3);
+        assert!(s.delete("b", tokens[1].id).unwrap());
+        assert_eq!(s.count().unwrap(), 6);
+        assert_eq!(s.list("b", 0, 100).unwrap().total, 1);
+    }
+
+    pub(crate) fn racing_creates_one_winner(s: &dyn Store) {
+        const THREADS: usize = 8;
+        let barrier = Barrier::new(THREADS);
+        let results: Vec<Result<(), StoreError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let t = token("default", "contested");
+                        barrier.wait();
+                        s.create(&t)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        let taken = results
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::NameTaken(_))))
+            .count();
+        assert_eq!((wins, taken), (1, THREADS - 1), "{results:?}");
+        assert_eq!(s.count().unwrap(), 1);
+        let page = s.list("default", 0, 100).unwrap();
+        assert_eq!((page.items.len(), page.total), (1, 1));
+        let winner = &page.items[0];
+        assert_eq!(s.get("default", winner.id).unwrap().as_ref(), Some(winner));
+    }
+
+    /// Concurrent grants for one token never leave more than the cap.
+    pub(crate) fn racing_grants_respect_cap(s: &dyn Store) {
+        const THREADS: u8 = 8;
+        const CAP: usize = 5;
+        let t = token("default", "busy");
+        s.create(&t).unwrap();
+        let barrier = Barrier::new(THREADS.into());
+        std::thread::scope(|scope| {
+            for thread in 0..THREADS {
+                let (t, barrier) = (&t, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    for i in 0..10u8 {
+                        let at = t0() + Duration::milliseconds(i64::from(thread * 10 + i));
+                        s.add_refresh(&grant(t, thread * 10 + i + 1, at), CAP)
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let alive = (1..=THREADS * 10)
+            .filter(|seed| s.find_refresh(&SecretHash([*seed; 32])).unwrap().is_some())
+            .count();
+        assert_eq!(alive, CAP);
+    }
+
+    /// Grants added while their token is deleted either fail or die with it: none outlives it.
+    pub(crate) fn grants_racing_delete_die_with_token(s: &dyn Store) {
+        for round in 0..20 {
+            let t = token("default", &format!("round-{round}"));
+            s.create(&t).unwrap();
+            let barrier = Barrier::new(5);
+            let added: Vec<u8> = std::thread::scope(|scope| {
+                let adders: Vec<_> = (0..4u8)
+                    .map(|thread| {
+                        let (t, barrier) = (&t, &barrier);
+                        scope.spawn(move || {
+                            barrier.wait();
+                            (0..25u8)
+                                .map(|i| thread * 25 + i + 1)
+                                .filter(|seed| {
+                                    let at = t0() + Duration::milliseconds(i64::from(*seed));
+                                    match s.add_refresh(&grant(t, *seed, at), 1000) {
+                                        Ok(()) => true,
+                                        Err(StoreError::NotFound) => false,
+                                        Err(e) => panic!("{e}"),
+                                    }
+                                })
+                                .collect::<Vec<u8>>()
+                        })
+                    })
+                    .collect();
+                barrier.wait();
+                assert!(s.delete("default", t.id).unwrap());
+                adders.into_iter().flat_map(|h| h.join().unwrap()).collect()
+            });
+            for seed in added {
+                assert_eq!(
+                    s.find_refresh(&SecretHash([seed; 32])).unwrap(),
+                    None,
+                    "{round}"
+                );
+            }
+        }
+    }
+
+    /// One `#[test]` per suite function, for a backend built by `$make` (an expression
+    /// evaluating to `(store, guard)`; the guard lives as long as the test, e.g. a temp dir).
+    macro_rules! conformance {
+        ($make:expr) => {
+            conformance!(@tests $make;
+                create_get_find, name_unique_per_registry, id_unique_everywhere,
+                list_sorted_paged, update_replaces_and_reindexes, update_not_found,
+                update_rename_keeps_indexes, delete_removes_token_and_grants,
+                delete_expired_boundaries, refresh_add_find_cap, count_across_registries,
+                racing_creates_one_winner, racing_grants_respect_cap,
+                grants_racing_delete_die_with_token);
+        };
+        (@tests $make:expr; $($name:ident),+) => {
+            $(
+                #[test]
+                fn $name() {
+                    let (store, _guard) = $make;
+                    super::$name(&store);
+                }
+            )+
+        };
+    }
+
+    mod memory {
+        use crate::store::MemoryStore;
+        conformance!((MemoryStore::new(), ()));
+    }
+
+    mod sled {
+        use crate::store::SledStore;
+
+        fn open() -> (SledStore, tempfile::TempDir) {
+            let dir = tempfile::tempdir().unwrap();
+            (SledStore::open(dir.path()).unwrap(), dir)
+        }
+        conformance!(open());
+    }
 }

@@ -1,0 +1,405 @@
+//! Admin API: every endpoint and its error paths.
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use chrono::Duration;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+fn push_scope() -> Value {
+    json!([{"type": "repository", "name": "team/*", "actions": ["pull", "push"]}])
+}
+
+#[tokio::test]
+async fn requires_the_admin_token() {
+    let app = TestApp::new();
+    for auth in [None, Some("Bearer wrong-token-0123456789"), Some("Basic YWRtaW46eA=="), Some("Bearer")] {
+        let mut b = Request::builder().uri("/api/v1/registries/default/tokens");
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        let r = app.send(b.body(Body::empty()).unwrap()).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert!(r.api_error().contains("admin token"));
+        assert!(r.headers.get(header::WWW_AUTHENTICATE).is_some());
+    }
+    // Unknown paths are not probed without the token either.
+    let r = app.send(Request::builder().uri("/api/v1/nope").body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = app.api(Method::GET, "/nope", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    r.api_error();
+}
+
+#[tokio::test]
+async fn create_then_get_shows_the_password_once() {
+    let app = TestApp::new();
+    let r = app
+        .api(
+            Method::POST,
+            "/registries/default/tokens",
+            Some(json!({"properties": {"name": "ci-bot", "scopes": push_scope(), "expiryDate": "2026-07-01T00:00:00Z"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let v = r.json();
+    let id = v["id"].as_str().unwrap();
+    assert_eq!(v["type"], "token");
+    let href = format!("http://regauth.test/api/v1/registries/default/tokens/{id}");
+    assert_eq!(v["href"], href.as_str());
+    assert_eq!(r.headers.get(header::LOCATION).unwrap().to_str().unwrap(), href);
+    let p = &v["properties"];
+    assert_eq!(p["name"], "ci-bot");
+    assert_eq!(p["status"], "enabled");
+    assert_eq!(p["expiryDate"], "2026-07-01T00:00:00Z");
+    assert_eq!(p["scopes"], push_scope());
+    assert_eq!(p["credentials"]["username"], "ci-bot");
+    let pw = p["credentials"]["password"].as_str().unwrap();
+    assert!(pw.starts_with("rga_") && pw.len() >= 47, "{pw}");
+    assert_eq!(v["metadata"]["state"], "AVAILABLE");
+    assert_eq!(v["metadata"]["createdDate"], "2026-06-01T12:00:00Z");
+    assert_eq!(v["metadata"]["createdBy"], "admin");
+    assert_eq!(v["metadata"]["lastModifiedDate"], "2026-06-01T12:00:00Z");
+
+    let g = app.api(Method::GET, &format!("/registries/default/tokens/{id}"), None).await;
+    assert_eq!(g.status, StatusCode::OK);
+    let gv = g.json();
+    assert_eq!(gv["properties"]["credentials"], json!({"username": "ci-bot"}));
+    assert!(!String::from_utf8_lossy(&g.body).contains(pw));
+    assert_eq!(gv["properties"]["scopes"], push_scope());
+}
+
+#[tokio::test]
+async fn create_defaults_and_null_expiry() {
+    let app = TestApp::new();
+    let r = app
+        .api(Method::POST, "/registries/default/tokens", Some(json!({"properties": {"name": "bare", "expiryDate": null}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let p = &r.json()["properties"];
+    assert_eq!(p["status"], "enabled");
+    assert_eq!(p["expiryDate"], Value::Null);
+    assert_eq!(p["scopes"], json!([]));
+}
+
+#[tokio::test]
+async fn duplicate_name_is_409_but_other_registry_is_fine() {
+    let app = TestApp::with(|c| {
+        c.registries.push(regauth::config::RegistryConfig {
+            id: "staging".into(),
+            service: "registry.staging".into(),
+            hostname: "staging:5000".into(),
+        })
+    });
+    app.create("dup", json!([])).await;
+    let r = app
+        .api(Method::POST, "/registries/default/tokens", Some(json!({"properties": {"name": "dup"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.api_error().contains("dup"));
+    let r = app
+        .api(Method::POST, "/registries/staging/tokens", Some(json!({"properties": {"name": "dup"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn validation_errors_name_the_field() {
+    let app = TestApp::new();
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"properties": {"name": "ab"}}), "properties.name"),
+        (json!({"properties": {"name": "Bad_Name"}}), "properties.name"),
+        (json!({"properties": {"name": "1abc"}}), "properties.name"),
+        (json!({"properties": {"name": "abc-"}}), "properties.name"),
+        (json!({"properties": {"name": "okname", "status": "paused"}}), "properties.status"),
+        (json!({"properties": {"name": "okname", "expiryDate": "tomorrow"}}), "properties.expiryDate"),
+        (json!({"properties": {"name": "okname", "expiryDate": "2026-06-01T12:30:00Z"}}), "properties.expiryDate"),
+        (json!({"properties": {"name": "okname", "expiryDate": "2020-01-01T00:00:00Z"}}), "properties.expiryDate"),
+        (
+            json!({"properties": {"name": "okname", "scopes": [{"type": "repository", "name": "a/*", "actions": ["push"]}]}}),
+            "properties.scopes[0].actions",
+        ),
+        (
+            json!({"properties": {"name": "okname", "scopes": [{"type": "repository", "name": "a", "actions": []}]}}),
+            "properties.scopes[0].actions",
+        ),
+        (
+            json!({"properties": {"name": "okname", "scopes": [{"type": "repository", "name": "a", "actions": ["pull"]}, {"type": "repository", "name": "A!", "actions": ["pull"]}]}}),
+            "properties.scopes[1].name",
+        ),
+        (
+            json!({"properties": {"name": "okname", "scopes": [{"type": "project", "name": "a", "actions": ["pull"]}]}}),
+            "properties.scopes[0].type",
+        ),
+        (
+            json!({"properties": {"name": "okname", "scopes": [{"type": "registry", "name": "repos", "actions": ["pull"]}]}}),
+            "properties.scopes[0].name",
+        ),
+        (
+            json!({"properties": {"name": "okname", "scopes": [{"type": "repository", "name": "a", "actions": ["pull", "write"]}]}}),
+            "properties.scopes[0].actions",
+        ),
+        (
+            json!({"properties": {"name": "okname", "scopes": [
+                {"type": "repository", "name": "a", "actions": ["pull"]},
+                {"type": "repository", "name": "a", "actions": ["pull", "push"]}]}}),
+            "properties.scopes[1]",
+        ),
+    ];
+    for (body, field) in cases {
+        let r = app.api(Method::POST, "/registries/default/tokens", Some(body.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        let msg = r.api_error();
+        assert!(msg.starts_with(field), "{body} -> {msg:?}, expected field {field}");
+    }
+    // Too many scopes.
+    let scopes: Vec<Value> = (0..101)
+        .map(|i| json!({"type": "repository", "name": format!("r{i}"), "actions": ["pull"]}))
+        .collect();
+    let r = app
+        .api(Method::POST, "/registries/default/tokens", Some(json!({"properties": {"name": "many", "scopes": scopes}})))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.api_error().contains("scopes"));
+    // Nothing was half-written.
+    let l = app.api(Method::GET, "/registries/default/tokens", None).await;
+    assert_eq!(l.json()["total"], 0);
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_or_413() {
+    let app = TestApp::new();
+    let path = "/registries/default/tokens";
+    for (body, needle) in [
+        (b"{".to_vec(), "invalid JSON"),
+        (b"".to_vec(), "empty"),
+        (b"[]".to_vec(), "invalid JSON"),
+        (br#"{"properties":{"name":"okname","color":"red"}}"#.to_vec(), "color"),
+        (br#"{"properties":{"name":"okname"},"extra":1}"#.to_vec(), "extra"),
+        (br#"{"properties":{}}"#.to_vec(), "name"),
+        (br#"{"properties":{"name":5}}"#.to_vec(), "invalid JSON"),
+        (b"{\"properties\":{\"name\":\"ok\xff\xfe\"}}".to_vec(), "invalid JSON"),
+    ] {
+        let r = app.api_raw(Method::POST, path, body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&body));
+        let msg = r.api_error();
+        assert!(msg.contains(needle), "{msg:?} should mention {needle:?}");
+    }
+    let huge = format!(r#"{{"properties":{{"name":"{}"}}}}"#, "a".repeat(70 * 1024));
+    let r = app.api_raw(Method::POST, path, huge).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    r.api_error();
+    // Large but under the limit: a clean 400 for the name length, not a crash.
+    let big = format!(r#"{{"properties":{{"name":"{}"}}}}"#, "a".repeat(60 * 1024));
+    let r = app.api_raw(Method::POST, path, big).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.api_error().starts_with("properties.name"));
+}
+
+#[tokio::test]
+async fn unknown_registry_and_token() {
+    let app = TestApp::new();
+    let r = app.api(Method::GET, "/registries/nope/tokens", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.api_error().contains("nope"));
+    let r = app.api(Method::GET, "/registries/default/tokens/8d6f4d59-6f7e-4c8a-9d55-111111111111", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    r.api_error();
+    let r = app.api(Method::DELETE, "/registries/default/tokens/8d6f4d59-6f7e-4c8a-9d55-111111111111", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .api(Method::PATCH, "/registries/default/tokens/8d6f4d59-6f7e-4c8a-9d55-111111111111", Some(json!({"status": "disabled"})))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app.api(Method::GET, "/registries/default/tokens/not-a-uuid", None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.api_error().contains("not-a-uuid"));
+}
+
+#[tokio::test]
+async fn list_is_sorted_and_paginated() {
+    let app = TestApp::new();
+    for name in ["delta", "alpha", "echo", "charlie", "bravo"] {
+        app.create(name, json!([])).await;
+    }
+    let r = app.api(Method::GET, "/registries/default/tokens", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    let names: Vec<&str> = v["items"].as_array().unwrap().iter().map(|t| t["properties"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alpha", "bravo", "charlie", "delta", "echo"]);
+    assert_eq!(v["type"], "collection");
+    assert_eq!((v["offset"].as_u64(), v["limit"].as_u64(), v["count"].as_u64(), v["total"].as_u64()), (Some(0), Some(100), Some(5), Some(5)));
+    assert!(v["items"].as_array().unwrap().iter().all(|t| t["properties"]["credentials"].get("password").is_none()));
+
+    let v = app.api(Method::GET, "/registries/default/tokens?offset=2&limit=2", None).await.json();
+    let names: Vec<&str> = v["items"].as_array().unwrap().iter().map(|t| t["properties"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["charlie", "delta"]);
+    let base = "http://regauth.test/api/v1/registries/default/tokens";
+    assert_eq!(v["_links"]["self"], format!("{base}?offset=2&limit=2"));
+    assert_eq!(v["_links"]["next"], format!("{base}?offset=4&limit=2"));
+    assert_eq!(v["_links"]["previous"], format!("{base}?offset=0&limit=2"));
+    assert_eq!(v["count"], 2);
+    assert_eq!(v["total"], 5);
+
+    let v = app.api(Method::GET, "/registries/default/tokens?offset=4&limit=2", None).await.json();
+    assert_eq!(v["count"], 1);
+    assert!(v["_links"].get("next").is_none());
+    let v = app.api(Method::GET, "/registries/default/tokens?offset=0&limit=2", None).await.json();
+    assert!(v["_links"].get("previous").is_none());
+    let v = app.api(Method::GET, "/registries/default/tokens?offset=50", None).await.json();
+    assert_eq!(v["count"], 0);
+
+    for q in ["limit=0", "limit=1001", "limit=x", "offset=-1", "offset=1.5"] {
+        let r = app.api(Method::GET, &format!("/registries/default/tokens?{q}"), None).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
+        let msg = r.api_error();
+        assert!(msg.contains(q.split('=').next().unwrap()), "{msg}");
+    }
+}
+
+#[tokio::test]
+async fn put_creates_then_replaces() {
+    let app = TestApp::new();
+    let id = "3f0c2a7e-1b2c-4d5e-8f90-0123456789ab";
+    let path = format!("/registries/default/tokens/{id}");
+    let r = app
+        .api(Method::PUT, &path, Some(json!({"properties": {"name": "put-bot", "scopes": push_scope()}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let v = r.json();
+    assert_eq!(v["id"], id);
+    let pw = v["properties"]["credentials"]["password"].as_str().unwrap().to_string();
+
+    app.clock.advance(Duration::minutes(5));
+    let r = app
+        .api(Method::PUT, &path, Some(json!({"properties": {"name": "put-bot", "status": "disabled"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert!(v["properties"]["credentials"].get("password").is_none());
+    assert_eq!(v["properties"]["status"], "disabled");
+    assert_eq!(v["properties"]["scopes"], json!([]), "PUT replaces the whole token");
+    assert_eq!(v["metadata"]["createdDate"], "2026-06-01T12:00:00Z");
+    assert_eq!(v["metadata"]["lastModifiedDate"], "2026-06-01T12:05:00Z");
+
+    // Re-enable: the original password still works (PUT keeps the secret).
+    let r = app.api(Method::PUT, &path, Some(json!({"properties": {"name": "put-bot"}}))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let a = app.auth_get("put-bot", &pw, "service=registry.local").await;
+    assert_eq!(a.status, StatusCode::OK);
+
+    let r = app.api(Method::PUT, &path, Some(json!({"properties": {"name": "renamed"}}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.api_error().starts_with("properties.name"));
+
+    // PUT of a new id with a taken name: 409.
+    let r = app
+        .api(Method::PUT, "/registries/default/tokens/3f0c2a7e-1b2c-4d5e-8f90-000000000000", Some(json!({"properties": {"name": "put-bot"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn patch_changes_only_what_is_given() {
+    let app = TestApp::new();
+    let (id, _) = app.create("patchy", push_scope()).await;
+    let path = format!("/registries/default/tokens/{id}");
+    let v = app.api(Method::PATCH, &path, Some(json!({"status": "disabled"}))).await.json();
+    assert_eq!(v["properties"]["status"], "disabled");
+    assert_eq!(v["properties"]["scopes"], push_scope());
+
+    let v = app
+        .api(Method::PATCH, &path, Some(json!({"expiryDate": "2026-06-03T00:00:00Z", "scopes": [{"type": "registry", "name": "catalog", "actions": ["pull"]}]})))
+        .await
+        .json();
+    assert_eq!(v["properties"]["expiryDate"], "2026-06-03T00:00:00Z");
+    assert_eq!(v["properties"]["scopes"], json!([{"type": "registry", "name": "catalog", "actions": ["pull"]}]));
+    assert_eq!(v["properties"]["status"], "disabled");
+
+    let v = app.api(Method::PATCH, &path, Some(json!({"expiryDate": null}))).await.json();
+    assert_eq!(v["properties"]["expiryDate"], Value::Null);
+
+    for (body, field) in [
+        (json!({"name": "other"}), "name"),
+        (json!({"status": "off"}), "status"),
+        (json!({"expiryDate": "2026-06-01T12:10:00Z"}), "expiryDate"),
+        (json!({"scopes": [{"type": "repository", "name": "x", "actions": ["push"]}]}), "scopes[0].actions"),
+    ] {
+        let r = app.api(Method::PATCH, &path, Some(body.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        let msg = r.api_error();
+        assert!(msg.contains(field), "{body} -> {msg}");
+    }
+}
+
+#[tokio::test]
+async fn delete_then_gone() {
+    let app = TestApp::new();
+    let (id, pw) = app.create("goner", push_scope()).await;
+    let path = format!("/registries/default/tokens/{id}");
+    let r = app.api(Method::DELETE, &path, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(r.body.is_empty());
+    assert_eq!(app.api(Method::GET, &path, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.api(Method::DELETE, &path, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.auth_get("goner", &pw, "service=registry.local").await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn expired_tokens_vanish_at_once() {
+    let app = TestApp::new();
+    let r = app
+        .api(Method::POST, "/registries/default/tokens", Some(json!({"properties": {"name": "brief", "expiryDate": "2026-06-01T14:00:00Z"}})))
+        .await;
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    app.create("lasting", json!([])).await;
+    app.clock.advance(Duration::hours(2));
+    // Not swept yet, but already gone for every reader.
+    let r = app.api(Method::GET, &format!("/registries/default/tokens/{id}"), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let v = app.api(Method::GET, "/registries/default/tokens", None).await.json();
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["items"][0]["properties"]["name"], "lasting");
+}
+
+#[tokio::test]
+async fn concurrent_creates_of_one_name_one_wins() {
+    let app = std::sync::Arc::new(TestApp::new());
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            app.api(Method::POST, "/registries/default/tokens", Some(json!({"properties": {"name": "racer"}})))
+                .await
+                .status
+        }));
+    }
+    let mut created = 0;
+    let mut conflicts = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::CONFLICT => conflicts += 1,
+            s => panic!("unexpected {s}"),
+        }
+    }
+    assert_eq!((created, conflicts), (1, 15));
+}
+
+#[tokio::test]
+async fn registries_are_listed_with_their_auth_block() {
+    let app = TestApp::new();
+    let v = app.api(Method::GET, "/registries", None).await.json();
+    assert_eq!(v["type"], "collection");
+    assert_eq!(v["items"][0]["id"], "default");
+    let r = app.api(Method::GET, "/registries/default", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["type"], "registry");
+    assert_eq!(v["properties"]["hostname"], "localhost:5000");
+    assert_eq!(v["properties"]["service"], "registry.local");
+    assert_eq!(v["properties"]["tokenAuth"]["realm"], "http://regauth.test/auth");
+    assert_eq!(v["properties"]["tokenAuth"]["issuer"], "regauth");
+    assert!(v["properties"]["tokenAuth"]["rootcertbundle"].as_str().unwrap().ends_with("signing.crt"));
+    assert_eq!(app.api(Method::GET, "/registries/zzz", None).await.status, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,182 @@
+//! `TestApp`: the whole router over an in-memory store, a manual clock and a key in a temp dir.
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use base64::Engine;
+use chrono::{TimeZone, Utc};
+use http_body_util::BodyExt;
+use regauth::clock::Clock;
+use regauth::config::Config;
+use regauth::store::{MemoryStore, Store};
+use regauth::AppState;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+pub struct TestApp {
+    pub router: Router,
+    pub clock: Clock,
+    pub store: Arc<dyn Store>,
+    pub config: Config,
+    _dir: TempDir,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    /// The IONOS error message, asserting the error shape.
+    pub fn api_error(&self) -> String {
+        let v = self.json();
+        assert_eq!(v["httpStatus"], self.status.as_u16(), "{v}");
+        assert!(v["messages"][0]["errorCode"].is_string(), "{v}");
+        v["messages"][0]["message"].as_str().unwrap().to_string()
+    }
+    /// The registry-protocol error (code, message).
+    pub fn registry_error(&self) -> (String, String) {
+        let v = self.json();
+        (
+            v["errors"][0]["code"].as_str().unwrap().to_string(),
+            v["errors"][0]["message"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+pub fn basic(user: &str, pass: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
+}
+
+/// Decodes the claims of a JWT (signature checked by the jwt unit tests and the real registry).
+pub fn claims(jwt: &str) -> Value {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(parts.len(), 3, "JWT must have 3 parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+pub fn header_json(jwt: &str) -> Value {
+    let part = jwt.split('.').next().unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+impl TestApp {
+    pub fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    pub fn with(f: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::from_toml("").unwrap();
+        config.data_dir = dir.path().join("data");
+        config.jwt.key = dir.path().join("signing.key");
+        config.jwt.certificate = dir.path().join("signing.crt");
+        config.public_url = "http://regauth.test".into();
+        f(&mut config);
+        let key = regauth::jwt::load_or_create(&config.jwt.key, &config.jwt.certificate).unwrap();
+        let clock = Clock::manual(Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap());
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let state = AppState::new(config.clone(), store.clone(), key, ADMIN, clock.clone());
+        TestApp { router: regauth::app(state), clock, store, config, _dir: dir }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Resp {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        Resp { status, headers, body }
+    }
+
+    /// An admin API call with the admin token.
+    pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(format!("/api/v1{path}"))
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"));
+        let body = match body {
+            Some(v) => {
+                b = b.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(b.body(body).unwrap()).await
+    }
+
+    /// An admin API call with a raw body.
+    pub async fn api_raw(&self, method: Method, path: &str, body: impl Into<Body>) -> Resp {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("/api/v1{path}"))
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.into())
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// Creates a token in `default`; returns (id, password).
+    pub async fn create(&self, name: &str, scopes: Value) -> (String, String) {
+        let r = self
+            .api(
+                Method::POST,
+                "/registries/default/tokens",
+                Some(json!({"properties": {"name": name, "scopes": scopes}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+        let v = r.json();
+        (
+            v["id"].as_str().unwrap().to_string(),
+            v["properties"]["credentials"]["password"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// `GET /auth?<query>` with Basic credentials.
+    pub async fn auth_get(&self, user: &str, pass: &str, query: &str) -> Resp {
+        let req = Request::builder()
+            .uri(format!("/auth?{query}"))
+            .header(header::AUTHORIZATION, basic(user, pass))
+            .body(Body::empty())
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// `POST /auth` with a form body.
+    pub async fn auth_post(&self, form: &str) -> Resp {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/auth")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form.to_string()))
+            .unwrap();
+        self.send(req).await
+    }
+}
+
+impl TestApp {
+    /// Verifies a JWT's signature with the app's key and returns (header, claims).
+    pub fn verify(&self, jwt: &str) -> (Value, Value) {
+        let key = regauth::jwt::load_or_create(&self.config.jwt.key, &self.config.jwt.certificate).unwrap();
+        key.verify_jwt(jwt).unwrap()
+    }
+
+    /// `GET /auth` and the `access` claim of the verified JWT; panics unless 200.
+    pub async fn access(&self, user: &str, pass: &str, query: &str) -> Value {
+        let r = self.auth_get(user, pass, query).await;
+        assert_eq!(r.status, StatusCode::OK, "{query}: {}", String::from_utf8_lossy(&r.body));
+        let (_, claims) = self.verify(r.json()["token"].as_str().unwrap());
+        claims["access"].clone()
+    }
+}

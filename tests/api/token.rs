@@ -1,0 +1,338 @@
+//! Token endpoint: GET and POST grants, refresh tokens, denials and their bodies.
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use chrono::Duration;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const SVC: &str = "service=registry.local";
+
+async fn app_with_bot() -> (TestApp, String, String) {
+    let app = TestApp::new();
+    let (id, pw) = app
+        .create(
+            "ci-bot",
+            json!([
+                {"type": "repository", "name": "team/*", "actions": ["pull", "push"]},
+                {"type": "repository", "name": "public/app?", "actions": ["pull"]},
+                {"type": "repository", "name": "team/trash", "actions": ["delete"]},
+            ]),
+        )
+        .await;
+    (app, id, pw)
+}
+
+#[tokio::test]
+async fn get_grants_and_jwt_fields() {
+    let (app, _, pw) = app_with_bot().await;
+    let r = app.auth_get("ci-bot", &pw, &format!("{SVC}&scope=repository:team/app:pull,push&client_id=docker")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+    let v = r.json();
+    assert_eq!(v["token"], v["access_token"]);
+    assert_eq!(v["expires_in"], 300);
+    assert_eq!(v["issued_at"], "2026-06-01T12:00:00Z");
+    assert!(v.get("refresh_token").is_none());
+    let (h, c) = app.verify(v["token"].as_str().unwrap());
+    assert_eq!(h["typ"], "JWT");
+    assert_eq!(h["alg"], "ES256");
+    assert_eq!(h["kid"].as_str().unwrap().len(), 59);
+    assert_eq!(c["iss"], "regauth");
+    assert_eq!(c["sub"], "ci-bot");
+    assert_eq!(c["aud"], "registry.local", "aud must be a single string");
+    let iat = c["iat"].as_i64().expect("iat integer");
+    assert_eq!(c["nbf"].as_i64(), Some(iat));
+    assert_eq!(c["exp"].as_i64(), Some(iat + 300));
+    assert!(c["jti"].as_str().unwrap().len() >= 16);
+    assert_eq!(c["access"], json!([{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}]));
+    // The alias path works the same.
+    let req = Request::builder()
+        .uri(format!("/auth/token?{SVC}"))
+        .header(header::AUTHORIZATION, basic("ci-bot", &pw))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.send(req).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn access_decisions_through_http() {
+    let (app, _, pw) = app_with_bot().await;
+    let cases: Vec<(&str, Value)> = vec![
+        // login: no scope, empty access
+        ("", json!([])),
+        ("&scope=repository:team/a/b/c:push", json!([{"type": "repository", "name": "team/a/b/c", "actions": ["push"]}])),
+        ("&scope=repository:other/app:pull,push", json!([])),
+        ("&scope=repository:public/app1:pull,push", json!([{"type": "repository", "name": "public/app1", "actions": ["pull"]}])),
+        ("&scope=repository:public/app12:pull", json!([])),
+        ("&scope=repository:team/trash:*", json!([{"type": "repository", "name": "team/trash", "actions": ["pull", "push", "delete"]}])),
+        ("&scope=repository:team/app:delete", json!([])),
+        ("&scope=registry:catalog:*", json!([])),
+        ("&scope=repository:Team/App:pull", json!([])),
+        ("&scope=repository:team/*:pull", json!([])),
+        (
+            "&scope=repository:team/x:pull&scope=repository:team/x:push&scope=repository:public/appz:pull",
+            json!([
+                {"type": "repository", "name": "team/x", "actions": ["pull", "push"]},
+                {"type": "repository", "name": "public/appz", "actions": ["pull"]}
+            ]),
+        ),
+        (
+            // space-separated in one parameter, encoded
+            "&scope=repository%3Ateam%2Fy%3Apull%20repository%3Ateam%2Fz%3Apush",
+            json!([
+                {"type": "repository", "name": "team/y", "actions": ["pull"]},
+                {"type": "repository", "name": "team/z", "actions": ["push"]}
+            ]),
+        ),
+    ];
+    for (q, expected) in cases {
+        let got = app.access("ci-bot", &pw, &format!("{SVC}{q}")).await;
+        assert_eq!(got, expected, "query {q}");
+    }
+}
+
+#[tokio::test]
+async fn catalog_needs_a_registry_scope() {
+    let app = TestApp::new();
+    let (_, pw) = app
+        .create("lister", json!([{"type": "registry", "name": "catalog", "actions": ["pull"]}]))
+        .await;
+    let got = app.access("lister", &pw, &format!("{SVC}&scope=registry:catalog:*")).await;
+    assert_eq!(got, json!([{"type": "registry", "name": "catalog", "actions": ["*"]}]));
+}
+
+#[tokio::test]
+async fn every_denial_is_the_same_401() {
+    let (app, _, pw) = app_with_bot().await;
+    let (did, dpw) = app.create("disabled-bot", json!([])).await;
+    app.api(Method::PATCH, &format!("/registries/default/tokens/{did}"), Some(json!({"status": "disabled"}))).await;
+    let r = app
+        .api(Method::POST, "/registries/default/tokens", Some(json!({"properties": {"name": "brief-bot", "expiryDate": "2026-06-01T13:30:00Z"}})))
+        .await;
+    let epw = r.json()["properties"]["credentials"]["password"].as_str().unwrap().to_string();
+    app.clock.advance(Duration::hours(2));
+
+    let mut bodies = Vec::new();
+    for (user, pass) in [
+        ("ci-bot", "rga_wrong"),
+        ("ci-bot", ""),
+        ("nobody", pw.as_str()),
+        ("Not A Name", pw.as_str()),
+        ("disabled-bot", dpw.as_str()),
+        ("brief-bot", epw.as_str()),
+    ] {
+        let r = app.auth_get(user, pass, SVC).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{user}");
+        assert_eq!(r.headers.get(header::WWW_AUTHENTICATE).unwrap(), "Basic realm=\"regauth\"");
+        assert_eq!(r.headers.get(header::CONTENT_TYPE).unwrap(), "application/json");
+        assert_eq!(r.registry_error().0, "UNAUTHORIZED");
+        bodies.push(r.body);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "401 bodies must not reveal the cause");
+    // No credentials at all.
+    let r = app.send(Request::builder().uri(format!("/auth?{SVC}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.body, bodies[0]);
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400() {
+    let (app, _, pw) = app_with_bot().await;
+    for (q, needle) in [
+        ("", "service"),
+        ("service=registry.other", "registry.other"),
+        ("service=registry.local&scope=repository", "repository"),
+        ("service=registry.local&scope=repository:team/app", "team/app"),
+        ("service=registry.local&scope=repository:team/app:", "team/app"),
+        ("service=registry.local&scope=repository::pull", "repository::pull"),
+        ("service=registry.local&scope=Repo!:x:pull", "Repo!"),
+        ("service=registry.local&account=someone-else", "account"),
+    ] {
+        let r = app.auth_get("ci-bot", &pw, q).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
+        let (code, msg) = r.registry_error();
+        assert_eq!(code, "INVALID_REQUEST");
+        assert!(msg.contains(needle), "{q}: {msg}");
+    }
+    // account equal to the user is fine (docker login sends it).
+    let r = app.auth_get("ci-bot", &pw, "service=registry.local&account=ci-bot").await;
+    assert_eq!(r.status, StatusCode::OK);
+    for bad in ["Basic !!!!", "Basic dXNlcg==", "Basic"] {
+        let req = Request::builder()
+            .uri(format!("/auth?{SVC}"))
+            .header(header::AUTHORIZATION, bad)
+            .body(Body::empty())
+            .unwrap();
+        let r = app.send(req).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(r.registry_error().1.contains("Authorization"));
+    }
+    // host:port names parse.
+    let got = app.access("ci-bot", &pw, &format!("{SVC}&scope=repository:localhost:5000/team/app:pull")).await;
+    assert_eq!(got, json!([]), "pattern team/* does not match a host-qualified name");
+}
+
+#[tokio::test]
+async fn offline_token_and_refresh_grant() {
+    let (app, id, pw) = app_with_bot().await;
+    let r = app.auth_get("ci-bot", &pw, &format!("{SVC}&offline_token=true&client_id=docker&account=ci-bot")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let rt = r.json()["refresh_token"].as_str().expect("refresh_token").to_string();
+    assert!(rt.starts_with("rgr_"));
+
+    // docker: POST refresh grant, space-separated scopes.
+    let r = app
+        .auth_post(&format!(
+            "grant_type=refresh_token&refresh_token={rt}&{SVC}&client_id=docker&scope=repository%3Ateam%2Fapp%3Apull%2Cpush+repository%3Apublic%2Fapp1%3Apull"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["refresh_token"], rt.as_str(), "a refresh grant returns the same refresh token");
+    assert_eq!(v["access_token"], v["token"]);
+    assert_eq!(v["scope"], "repository:team/app:pull,push repository:public/app1:pull");
+    assert_eq!(v["expires_in"], 300);
+    let (_, c) = app.verify(v["access_token"].as_str().unwrap());
+    assert_eq!(c["sub"], "ci-bot");
+
+    // containers/image: repeated scope fields.
+    let r = app
+        .auth_post(&format!(
+            "grant_type=refresh_token&refresh_token={rt}&{SVC}&client_id=containers%2Fimage&scope=repository%3Ateam%2Fa%3Apull&scope=repository%3Ateam%2Fb%3Apush"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["scope"], "repository:team/a:pull repository:team/b:push");
+
+    // The JWT follows the token's current scopes.
+    app.api(
+        Method::PATCH,
+        &format!("/registries/default/tokens/{id}"),
+        Some(json!({"scopes": [{"type": "repository", "name": "team/*", "actions": ["pull"]}]})),
+    )
+    .await;
+    let r = app.auth_post(&format!("grant_type=refresh_token&refresh_token={rt}&{SVC}&scope=repository:team/app:pull,push")).await;
+    assert_eq!(r.json()["scope"], "repository:team/app:pull");
+
+    // A service this regauth does not serve.
+    let r = app.auth_post(&format!("grant_type=refresh_token&refresh_token={rt}&service=registry.other")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "unknown service");
+    // Garbage refresh tokens.
+    for bad in ["rgr_nope", "nope", &rt[..rt.len() - 1]] {
+        let r = app.auth_post(&format!("grant_type=refresh_token&refresh_token={bad}&{SVC}")).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{bad}");
+        assert_eq!(r.headers.get(header::WWW_AUTHENTICATE).unwrap(), "Basic realm=\"regauth\"");
+    }
+}
+
+#[tokio::test]
+async fn refresh_token_is_bound_to_its_service() {
+    let app = TestApp::with(|c| {
+        c.registries.push(regauth::config::RegistryConfig {
+            id: "staging".into(),
+            service: "registry.staging".into(),
+            hostname: "staging:5000".into(),
+        })
+    });
+    let (_, pw) = app.create("bot", json!([])).await;
+    let rt = app.auth_get("bot", &pw, &format!("{SVC}&offline_token=true")).await.json()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app.auth_post(&format!("grant_type=refresh_token&refresh_token={rt}&service=registry.staging")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // And a token of one registry does not log in to another.
+    assert_eq!(app.auth_get("bot", &pw, "service=registry.staging").await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn refresh_tokens_die_with_their_token() {
+    let app = TestApp::new();
+    let (id, pw) = app.create("mortal", json!([])).await;
+    let path = format!("/registries/default/tokens/{id}");
+    let r = app.auth_post(&format!("grant_type=password&username=mortal&password={pw}&{SVC}&access_type=offline&client_id=containerd-client")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let rt = r.json()["refresh_token"].as_str().unwrap().to_string();
+    let refresh = |rt: &str| format!("grant_type=refresh_token&refresh_token={rt}&{SVC}");
+    assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::OK);
+
+    // Disabled: dead. Enabled again: alive (the token, not the refresh token, was disabled).
+    app.api(Method::PATCH, &path, Some(json!({"status": "disabled"}))).await;
+    assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::UNAUTHORIZED);
+    app.api(Method::PATCH, &path, Some(json!({"status": "enabled"}))).await;
+    assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::OK);
+
+    // Expired: dead at once.
+    app.api(Method::PATCH, &path, Some(json!({"expiryDate": "2026-06-01T14:00:00Z"}))).await;
+    app.clock.advance(Duration::hours(3));
+    assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::UNAUTHORIZED);
+    app.clock.advance(Duration::hours(-3));
+
+    // Deleted, then re-created under the same name: the old refresh token stays dead.
+    assert_eq!(app.api(Method::DELETE, &path, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::UNAUTHORIZED);
+    app.create("mortal", json!([])).await;
+    assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn password_grant() {
+    let (app, _, pw) = app_with_bot().await;
+    let r = app
+        .auth_post(&format!("grant_type=password&username=ci-bot&password={pw}&{SVC}&client_id=containerd-client&scope=repository%3Ateam%2Fapp%3Apush%2Cpull"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["scope"], "repository:team/app:pull,push");
+    assert!(v.get("refresh_token").is_none(), "no refresh token unless access_type=offline");
+    let r = app.auth_post(&format!("grant_type=password&username=ci-bot&password=rga_wrong&{SVC}")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.registry_error().0, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn bad_post_forms_are_400() {
+    let (app, _, pw) = app_with_bot().await;
+    for (form, needle) in [
+        (format!("{SVC}"), "grant_type"),
+        (format!("grant_type=client_credentials&{SVC}"), "client_credentials"),
+        (format!("grant_type=password&password={pw}&{SVC}"), "username"),
+        (format!("grant_type=password&username=ci-bot&{SVC}"), "password"),
+        (format!("grant_type=refresh_token&{SVC}"), "refresh_token"),
+        (format!("grant_type=password&username=ci-bot&password={pw}"), "service"),
+        (format!("grant_type=password&username=ci-bot&password={pw}&{SVC}&scope=bad"), "bad"),
+    ] {
+        let r = app.auth_post(&form).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{form}");
+        let (code, msg) = r.registry_error();
+        assert_eq!(code, "INVALID_REQUEST");
+        assert!(msg.contains(needle), "{form}: {msg}");
+    }
+    let huge = format!("grant_type=password&username=ci-bot&password={}&{SVC}", "x".repeat(70 * 1024));
+    let r = app.auth_post(&huge).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Invalid UTF-8 in the form: decoded lossily, so it is just a wrong password.
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/auth")
+        .body(Body::from(b"grant_type=password&username=ci-bot&password=%FF%FE&service=registry.local".to_vec()))
+        .unwrap();
+    assert_eq!(app.send(req).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn refresh_tokens_are_capped_per_token() {
+    let app = TestApp::new();
+    let (_, pw) = app.create("busy", json!([])).await;
+    let mut tokens = Vec::new();
+    for _ in 0..(regauth::service::auth::REFRESH_TOKENS_PER_TOKEN + 1) {
+        let r = app.auth_get("busy", &pw, &format!("{SVC}&offline_token=true")).await;
+        tokens.push(r.json()["refresh_token"].as_str().unwrap().to_string());
+        app.clock.advance(Duration::seconds(1));
+    }
+    let refresh = |rt: &str| format!("grant_type=refresh_token&refresh_token={rt}&{SVC}");
+    assert_eq!(app.auth_post(&refresh(&tokens[0])).await.status, StatusCode::UNAUTHORIZED, "oldest evicted");
+    assert_eq!(app.auth_post(&refresh(&tokens[1])).await.status, StatusCode::OK);
+    assert_eq!(app.auth_post(&refresh(tokens.last().unwrap())).await.status, StatusCode::OK);
+}
