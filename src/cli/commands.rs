@@ -342,7 +342,7 @@ pub fn scope_add(ctx: &mut Ctx, token: &str, arg: &ScopeArg) -> Result<(), CliEr
 /// `scope remove`.
 pub fn scope_remove(ctx: &mut Ctx, token: &str, sel: &ScopeSelector) -> Result<(), CliError> {
     edit_scopes(ctx, token, |name, scopes| {
-        scope::remove(scopes, sel).map_err(|e| CliError::Usage(format!("token {name}: {e}")))?;
+        scope::remove(scopes, sel).map_err(|e| CliError::Other(format!("token {name} has {e}")))?;
         Ok(match &sel.actions {
             None => format!("Removed scope {} from token {name}.\n", sel.target),
             Some(a) => format!(

@@ -207,7 +207,7 @@ pub fn from_args(args: &[ScopeArg]) -> Vec<ApiScope> {
 }
 
 /// Removes the selected scope, or only the selected actions of it (the scope goes when none
-/// remain). Err when the token has no scope for that target.
+/// remain). Err (`no scope ...`) when the token has no scope for that target.
 pub fn remove(scopes: &mut Vec<ApiScope>, sel: &ScopeSelector) -> Result<(), String> {
     let Some(i) = scopes.iter().position(|s| sel.target.matches(s)) else {
         let held: Vec<String> = scopes
@@ -215,7 +215,7 @@ pub fn remove(scopes: &mut Vec<ApiScope>, sel: &ScopeSelector) -> Result<(), Str
             .map(|s| format!("{}:{}", s.kind, s.name))
             .collect();
         return Err(format!(
-            "the token has no scope {}{}",
+            "no scope {}{}",
             sel.target,
             if held.is_empty() {
                 " (it has no scopes)".to_string()
@@ -355,7 +355,7 @@ mod tests {
         remove(&mut scopes, &"repository:a:pull".parse().unwrap()).unwrap();
         assert_eq!(scopes, vec![scope("registry", "catalog", &["pull"])]);
         let err = remove(&mut scopes, &"repository:a".parse().unwrap()).unwrap_err();
-        assert!(err.contains("no scope repository:a"), "{err}");
+        assert_eq!(err, "no scope repository:a (it has registry:catalog)");
         assert!(err.contains("registry:catalog"), "{err}");
         remove(&mut scopes, &"registry:catalog".parse().unwrap()).unwrap();
         assert!(scopes.is_empty());
