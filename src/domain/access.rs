@@ -1,20 +1,317 @@
 //! The access decision: a pure function from (token scopes, requested scopes) to granted access.
+//!
+//! Partial or empty grants are not errors: the caller signs whatever comes out, and the
+//! registry refuses what is missing.
 use serde::Serialize;
 
-use super::{ResourceRequest, Scope};
+use super::{Action, ActionSet, RepositoryName, ResourceRequest, Scope, ScopeTarget};
 
 /// One entry of the JWT `access` claim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Grant {
+    /// `repository` or `registry`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The resource name exactly as requested.
     pub name: String,
+    /// Granted actions; `["*"]` for the catalog.
     pub actions: Vec<String>,
 }
 
 /// Decides what to grant (SPEC §1 "Access decision"). Requests for one (type, name) are merged;
 /// output order follows first appearance in `requests`; resources with nothing granted are
 /// left out. Repository actions come out in the order pull, push, delete.
-pub fn decide(_scopes: &[Scope], _requests: &[ResourceRequest]) -> Vec<Grant> {
-    todo!("domain helper")
+pub fn decide(scopes: &[Scope], requests: &[ResourceRequest]) -> Vec<Grant> {
+    merge(requests)
+        .into_iter()
+        .filter_map(|(kind, name, actions)| {
+            let granted = match kind {
+                "repository" => repository_grant(scopes, name, &actions),
+                "registry" if name == "catalog" => catalog_grant(scopes, &actions),
+                _ => Vec::new(),
+            };
+            (!granted.is_empty()).then(|| Grant {
+                kind: kind.to_string(),
+                name: name.to_string(),
+                actions: granted,
+            })
+        })
+        .collect()
+}
+
+/// Requests grouped by (type, name) in order of first appearance, with the union of their
+/// actions (also in order of first appearance). The class takes no part: the registry
+/// matches on type and name only.
+fn merge(requests: &[ResourceRequest]) -> Vec<(&str, &str, Vec<&str>)> {
+    let mut merged: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for r in requests {
+        let i = match merged
+            .iter()
+            .position(|(k, n, _)| *k == r.kind && *n == r.name)
+        {
+            Some(i) => i,
+            None => {
+                merged.push((&r.kind, &r.name, Vec::new()));
+                merged.len() - 1
+            }
+        };
+        let actions = &mut merged[i].2;
+        for a in &r.actions {
+            if !actions.contains(&a.as_str()) {
+                actions.push(a);
+            }
+        }
+    }
+    merged
+}
+
+/// What one scope action lets a token do: `push` needs `pull` to be usable, so it brings it.
+fn implied(actions: ActionSet) -> ActionSet {
+    let mut held = actions;
+    if actions.contains(Action::Push) {
+        held.insert(Action::Pull);
+    }
+    held
+}
+
+fn repository_grant(scopes: &[Scope], name: &str, requested: &[&str]) -> Vec<String> {
+    // Never match a glob against something that is not a plain repository name: the
+    // grammar has no `*` or `?`, so a name containing them is refused here too.
+    if name.parse::<RepositoryName>().is_err() {
+        return Vec::new();
+    }
+    let held = scopes
+        .iter()
+        .filter(|s| matches!(&s.target, ScopeTarget::Repository(p) if p.matches(name)))
+        .fold(ActionSet::EMPTY, |acc, s| acc.union(implied(s.actions)));
+    if held.is_empty() {
+        return Vec::new();
+    }
+    let wanted = requested.iter().fold(ActionSet::EMPTY, |mut acc, a| {
+        match *a {
+            "*" => acc = acc.union(held),
+            // Unknown actions are not errors; they simply grant nothing.
+            a => {
+                if let Ok(action) = a.parse::<Action>() {
+                    acc.insert(action);
+                }
+            }
+        }
+        acc
+    });
+    wanted
+        .intersect(held)
+        .iter()
+        .map(|a| a.as_str().to_string())
+        .collect()
+}
+
+/// `registry:catalog:*`: the registry demands the literal action `*`, which any registry
+/// scope (`catalog` or `*`) allows.
+fn catalog_grant(scopes: &[Scope], requested: &[&str]) -> Vec<String> {
+    let has_registry_scope = scopes
+        .iter()
+        .any(|s| matches!(s.target, ScopeTarget::Registry(_)));
+    if has_registry_scope && requested.contains(&"*") {
+        vec!["*".to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{parse_scope, RegistryTarget};
+
+    type Spec<'a> = (&'a str, &'a str, &'a [&'a str]);
+
+    struct Case<'a> {
+        what: &'a str,
+        /// The token's scopes as (type, name, actions).
+        token: &'a [Spec<'a>],
+        /// Requested `scope` values (each may hold several space-separated scopes).
+        request: &'a [&'a str],
+        /// Expected grants as (type, name, actions).
+        want: &'a [Spec<'a>],
+    }
+
+    const PULL: &[&str] = &["pull"];
+    const PULL_PUSH: &[&str] = &["pull", "push"];
+    const DELETE: &[&str] = &["delete"];
+    const ALL: &[&str] = &["pull", "push", "delete"];
+    const STAR: &[&str] = &["*"];
+
+    #[rustfmt::skip]
+    const CASES: &[Case] = &[
+        // Exact patterns.
+        Case { what: "exact match", token: &[("repository", "team/app", PULL)],
+               request: &["repository:team/app:pull"], want: &[("repository", "team/app", PULL)] },
+        Case { what: "exact pattern, other name", token: &[("repository", "team/app", PULL)],
+               request: &["repository:team/app2:pull"], want: &[] },
+        Case { what: "exact pattern is not a prefix", token: &[("repository", "team", ALL)],
+               request: &["repository:team/app:pull"], want: &[] },
+        Case { what: "no scopes, no grants", token: &[],
+               request: &["repository:a:pull registry:catalog:*"], want: &[] },
+        Case { what: "no request, no grants", token: &[("repository", "*", ALL)],
+               request: &[""], want: &[] },
+        // Globs.
+        Case { what: "* alone matches every repository", token: &[("repository", "*", PULL)],
+               request: &["repository:a:pull repository:x/y/z:pull"],
+               want: &[("repository", "a", PULL), ("repository", "x/y/z", PULL)] },
+        Case { what: "* crosses /", token: &[("repository", "team/*", PULL)],
+               request: &["repository:team/a/b/c:pull"], want: &[("repository", "team/a/b/c", PULL)] },
+        Case { what: "glob does not match outside its prefix", token: &[("repository", "team/*", PULL)],
+               request: &["repository:other/app:pull repository:team:pull"], want: &[] },
+        Case { what: "? matches one character", token: &[("repository", "app-?", PULL)],
+               request: &["repository:app-1:pull repository:app-12:pull"],
+               want: &[("repository", "app-1", PULL)] },
+        Case { what: "* matches host:port names", token: &[("repository", "*", PULL)],
+               request: &["repository:localhost:5000/team/app:pull"],
+               want: &[("repository", "localhost:5000/team/app", PULL)] },
+        Case { what: "team/* does not match a host-prefixed name", token: &[("repository", "team/*", PULL)],
+               request: &["repository:localhost:5000/team/app:pull"], want: &[] },
+        // Action semantics.
+        Case { what: "push implies pull", token: &[("repository", "a", PULL_PUSH)],
+               request: &["repository:a:push,pull"], want: &[("repository", "a", PULL_PUSH)] },
+        Case { what: "push alone still brings pull", token: &[("repository", "a", &["push"])],
+               request: &["repository:a:pull"], want: &[("repository", "a", PULL)] },
+        Case { what: "push from one scope, pull from none", token: &[("repository", "a", &["push"]), ("repository", "b", PULL)],
+               request: &["repository:a:*"], want: &[("repository", "a", PULL_PUSH)] },
+        Case { what: "pull-only token asking push,pull gets pull", token: &[("repository", "a", PULL)],
+               request: &["repository:a:push,pull"], want: &[("repository", "a", PULL)] },
+        Case { what: "pull-only token asking push gets nothing", token: &[("repository", "a", PULL)],
+               request: &["repository:a:push"], want: &[] },
+        Case { what: "delete only via delete", token: &[("repository", "a", PULL_PUSH)],
+               request: &["repository:a:delete"], want: &[] },
+        Case { what: "delete alone grants delete, not pull", token: &[("repository", "a", DELETE)],
+               request: &["repository:a:pull,delete"], want: &[("repository", "a", DELETE)] },
+        Case { what: "* requested = every held action, listed", token: &[("repository", "a", PULL_PUSH)],
+               request: &["repository:a:*"], want: &[("repository", "a", PULL_PUSH)] },
+        Case { what: "* with delete held", token: &[("repository", "a", ALL)],
+               request: &["repository:a:*"], want: &[("repository", "a", ALL)] },
+        Case { what: "* with nothing held", token: &[("repository", "b", ALL)],
+               request: &["repository:a:*"], want: &[] },
+        Case { what: "held is the union of matching scopes",
+               token: &[("repository", "team/*", PULL), ("repository", "team/app", DELETE),
+                        ("repository", "*/app", PULL_PUSH)],
+               request: &["repository:team/app:*"], want: &[("repository", "team/app", ALL)] },
+        Case { what: "non-matching scopes add nothing",
+               token: &[("repository", "team/*", PULL), ("repository", "other/*", ALL)],
+               request: &["repository:team/app:*"], want: &[("repository", "team/app", PULL)] },
+        Case { what: "unknown actions are ignored", token: &[("repository", "a", ALL)],
+               request: &["repository:a:pull,admin"], want: &[("repository", "a", PULL)] },
+        Case { what: "output order is pull, push, delete", token: &[("repository", "a", ALL)],
+               request: &["repository:a:delete,push,pull"], want: &[("repository", "a", ALL)] },
+        // Catalog.
+        Case { what: "catalog with registry:catalog scope", token: &[("registry", "catalog", PULL)],
+               request: &["registry:catalog:*"], want: &[("registry", "catalog", STAR)] },
+        Case { what: "catalog with registry:* scope", token: &[("registry", "*", PULL)],
+               request: &["registry:catalog:*"], want: &[("registry", "catalog", STAR)] },
+        Case { what: "catalog without registry scope", token: &[("repository", "*", ALL)],
+               request: &["registry:catalog:*"], want: &[] },
+        Case { what: "catalog needs the literal *", token: &[("registry", "catalog", PULL)],
+               request: &["registry:catalog:pull"], want: &[] },
+        Case { what: "catalog * among others", token: &[("registry", "catalog", PULL)],
+               request: &["registry:catalog:pull,*"], want: &[("registry", "catalog", STAR)] },
+        Case { what: "other registry names grant nothing", token: &[("registry", "*", ALL)],
+               request: &["registry:other:*"], want: &[] },
+        Case { what: "registry scope grants no repository", token: &[("registry", "*", ALL)],
+               request: &["repository:a:pull"], want: &[] },
+        Case { what: "unknown types grant nothing", token: &[("repository", "*", ALL)],
+               request: &["foo:a:pull"], want: &[] },
+        // Names that are not valid references grant nothing.
+        Case { what: "a..b is not a name", token: &[("repository", "*", ALL)],
+               request: &["repository:a..b:pull"], want: &[] },
+        Case { what: "uppercase is not a name", token: &[("repository", "*", ALL)],
+               request: &["repository:Foo:pull repository:foo/Bar:pull"], want: &[] },
+        Case { what: "a name with * is never matched", token: &[("repository", "*", ALL)],
+               request: &["repository:team/*:pull repository:*:pull"], want: &[] },
+        Case { what: "a name with ? is never matched", token: &[("repository", "team/???", ALL)],
+               request: &["repository:team/???:pull"], want: &[] },
+        Case { what: "over 255 characters is not a name", token: &[("repository", "*", ALL)],
+               request: &[concat!("repository:",
+                   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                   ":pull")], want: &[] },
+        // Merging.
+        Case { what: "pull,push and push,pull merge", token: &[("repository", "a", PULL_PUSH)],
+               request: &["repository:a:pull,push", "repository:a:push,pull"],
+               want: &[("repository", "a", PULL_PUSH)] },
+        Case { what: "separate requests for one repo merge", token: &[("repository", "*", ALL)],
+               request: &["repository:a:pull", "repository:b:pull repository:a:delete"],
+               want: &[("repository", "a", &["pull", "delete"]), ("repository", "b", PULL)] },
+        Case { what: "class does not split a resource", token: &[("repository", "a", ALL)],
+               request: &["repository(plugin):a:pull repository:a:push"],
+               want: &[("repository", "a", PULL_PUSH)] },
+        Case { what: "empty grants are left out, order kept", token: &[("repository", "b*", PULL)],
+               request: &["repository:a:pull repository:b2:pull repository:b1:pull"],
+               want: &[("repository", "b2", PULL), ("repository", "b1", PULL)] },
+        Case { what: "mount: target push, source pull",
+               token: &[("repository", "team/*", PULL_PUSH), ("repository", "base/*", PULL)],
+               request: &["repository:team/app:pull,push", "repository:base/img:pull"],
+               want: &[("repository", "team/app", PULL_PUSH), ("repository", "base/img", PULL)] },
+    ];
+
+    /// Built field by field rather than through `Scope::parse`, so the table can also hold a
+    /// scope that parse refuses (push without pull) and show decide() does not rely on parse.
+    fn to_scope((kind, name, actions): &Spec) -> Scope {
+        let target = match (*kind, *name) {
+            ("repository", pattern) => ScopeTarget::Repository(pattern.parse().unwrap()),
+            ("registry", "catalog") => ScopeTarget::Registry(RegistryTarget::Catalog),
+            ("registry", "*") => ScopeTarget::Registry(RegistryTarget::Any),
+            other => panic!("bad test scope {other:?}"),
+        };
+        let actions = actions
+            .iter()
+            .map(|a| a.parse::<Action>().unwrap())
+            .collect();
+        Scope { target, actions }
+    }
+
+    #[test]
+    fn access_decision_table() {
+        for case in CASES {
+            let scopes: Vec<Scope> = case.token.iter().map(to_scope).collect();
+            let requests: Vec<ResourceRequest> = case
+                .request
+                .iter()
+                .flat_map(|s| parse_scope(s).unwrap_or_else(|e| panic!("{}: {e}", case.what)))
+                .collect();
+            let want: Vec<Grant> = case
+                .want
+                .iter()
+                .map(|(kind, name, actions)| Grant {
+                    kind: kind.to_string(),
+                    name: name.to_string(),
+                    actions: actions.iter().map(|a| a.to_string()).collect(),
+                })
+                .collect();
+            assert_eq!(decide(&scopes, &requests), want, "case: {}", case.what);
+        }
+    }
+
+    #[test]
+    fn long_name_case_really_is_over_the_limit() {
+        let case = CASES
+            .iter()
+            .find(|c| c.what == "over 255 characters is not a name")
+            .unwrap();
+        let name = &parse_scope(case.request[0]).unwrap()[0].name;
+        assert_eq!(name.len(), 256);
+        // Only the length is wrong.
+        assert!(name[1..].parse::<RepositoryName>().is_ok());
+    }
+
+    #[test]
+    fn grant_serialises_as_the_access_claim() {
+        let g = Grant {
+            kind: "repository".into(),
+            name: "team/app".into(),
+            actions: vec!["pull".into(), "push".into()],
+        };
+        assert_eq!(
+            serde_json::to_string(&g).unwrap(),
+            r#"{"type":"repository","name":"team/app","actions":["pull","push"]}"#
+        );
+    }
 }

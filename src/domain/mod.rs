@@ -31,6 +31,7 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
+    /// A broken `rule` at `field`.
     pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
         ValidationError {
             field: field.into(),

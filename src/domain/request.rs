@@ -2,7 +2,10 @@
 //!
 //! `resourcescope := type ':' name ':' action (',' action)*`, several separated by spaces;
 //! `type` may carry `(class)`; `name` may contain one `:` (host:port).
-use super::ValidationError;
+//!
+//! Only the shape is checked here. Whether the name is a valid repository reference, and what
+//! the actions mean, is for [`super::decide`]: a well-formed request for something the token
+//! cannot have is granted nothing rather than refused.
 
 /// One parsed resource scope as the client asked for it. Actions are kept as strings
 /// (`*` and unknown actions included); [`super::decide`] interprets them.
@@ -25,9 +28,268 @@ pub struct ScopeParseError {
 
 /// Parses one `scope` value, which may hold several space-separated resource scopes.
 /// Empty input gives an empty list.
-pub fn parse_scope(_s: &str) -> Result<Vec<ResourceRequest>, ScopeParseError> {
-    todo!("domain helper")
+pub fn parse_scope(s: &str) -> Result<Vec<ResourceRequest>, ScopeParseError> {
+    if s.len() > MAX_SCOPE_LEN {
+        return Err(ScopeParseError {
+            scope: excerpt(s),
+            reason: format!(
+                "a scope value may be at most {MAX_SCOPE_LEN} bytes, got {}",
+                s.len()
+            ),
+        });
+    }
+    s.split(' ')
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| {
+            parse_resource_scope(piece).map_err(|reason| ScopeParseError {
+                scope: excerpt(piece),
+                reason,
+            })
+        })
+        .collect()
 }
 
-#[allow(dead_code)]
-fn _uses(_: ValidationError) {}
+/// Longest `scope` value accepted (64 KiB), far beyond what any client sends.
+pub const MAX_SCOPE_LEN: usize = 64 * 1024;
+
+/// How much of a bad scope an error quotes.
+const EXCERPT_LEN: usize = 100;
+
+/// The start of `s`, cut at a character boundary, so errors stay short.
+fn excerpt(s: &str) -> String {
+    if s.len() <= EXCERPT_LEN {
+        return s.to_string();
+    }
+    let mut end = EXCERPT_LEN;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// `type ':' name ':' action (',' action)*`; the error is the reason.
+fn parse_resource_scope(piece: &str) -> Result<ResourceRequest, String> {
+    let (Some(first), Some(last)) = (piece.find(':'), piece.rfind(':')) else {
+        return Err("expected type:name:actions, found no ':'".into());
+    };
+    if first == last {
+        return Err("expected type:name:actions, found only one ':'".into());
+    }
+    let (kind, class) = parse_type(&piece[..first])?;
+    let name = &piece[first + 1..last];
+    if name.is_empty() {
+        return Err("the resource name is empty".into());
+    }
+    let actions = piece[last + 1..]
+        .split(',')
+        .map(|action| {
+            if action.is_empty() {
+                Err("an action is empty (expected action(,action)*)".to_string())
+            } else if action.bytes().all(|b| b.is_ascii_lowercase() || b == b'*') {
+                Ok(action.to_string())
+            } else {
+                Err(format!(
+                    "action {:?} may contain only lowercase letters a-z or '*'",
+                    excerpt(action)
+                ))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ResourceRequest {
+        kind: kind.to_string(),
+        class: class.map(str::to_string),
+        name: name.to_string(),
+        actions,
+    })
+}
+
+/// `[a-z0-9]+` optionally followed by `(` `[a-zA-Z0-9]+` `)`.
+fn parse_type(t: &str) -> Result<(&str, Option<&str>), String> {
+    let (kind, class) = match t.split_once('(') {
+        Some((kind, rest)) => match rest.strip_suffix(')') {
+            Some(class) => (kind, Some(class)),
+            None => return Err(format!("resource type {t:?} has an unclosed '(class)'")),
+        },
+        None => (t, None),
+    };
+    if kind.is_empty() {
+        return Err("the resource type is empty".into());
+    }
+    if !kind
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        return Err(format!(
+            "resource type {kind:?} may contain only lowercase letters a-z and digits"
+        ));
+    }
+    if let Some(class) = class {
+        if class.is_empty() || !class.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "resource class {class:?} must be one or more letters and digits"
+            ));
+        }
+    }
+    Ok((kind, class))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(kind: &str, class: Option<&str>, name: &str, actions: &[&str]) -> ResourceRequest {
+        ResourceRequest {
+            kind: kind.into(),
+            class: class.map(Into::into),
+            name: name.into(),
+            actions: actions.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn parses_well_formed_scopes() {
+        let cases: Vec<(&str, Vec<ResourceRequest>)> = vec![
+            ("", vec![]),
+            ("   ", vec![]),
+            (
+                "repository:team/app:pull",
+                vec![req("repository", None, "team/app", &["pull"])],
+            ),
+            (
+                "repository:team/app:push,pull",
+                vec![req("repository", None, "team/app", &["push", "pull"])],
+            ),
+            (
+                "repository:localhost:5000/team/app:pull",
+                vec![req(
+                    "repository",
+                    None,
+                    "localhost:5000/team/app",
+                    &["pull"],
+                )],
+            ),
+            (
+                "registry:catalog:*",
+                vec![req("registry", None, "catalog", &["*"])],
+            ),
+            ("repository:a:*", vec![req("repository", None, "a", &["*"])]),
+            (
+                "repository(plugin):team/app:pull",
+                vec![req("repository", Some("plugin"), "team/app", &["pull"])],
+            ),
+            (
+                "repository(Plugin2):a:pull",
+                vec![req("repository", Some("Plugin2"), "a", &["pull"])],
+            ),
+            // Unknown types, actions and invalid names are well-formed; decide() ignores them.
+            ("foo9:bar:baz", vec![req("foo9", None, "bar", &["baz"])]),
+            (
+                "repository:Not..Valid:pull",
+                vec![req("repository", None, "Not..Valid", &["pull"])],
+            ),
+            // Several, separated by one or more spaces.
+            (
+                "repository:a:pull  repository:b:push,pull ",
+                vec![
+                    req("repository", None, "a", &["pull"]),
+                    req("repository", None, "b", &["push", "pull"]),
+                ],
+            ),
+            (
+                " registry:catalog:* repository:a:pull,pull",
+                vec![
+                    req("registry", None, "catalog", &["*"]),
+                    req("repository", None, "a", &["pull", "pull"]),
+                ],
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_scope(input), Ok(want), "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_scopes_quoting_the_bad_one() {
+        // (input, quoted resource scope, part of the reason)
+        let cases = [
+            ("repository", "repository", "no ':'"),
+            ("repository:a", "repository:a", "only one ':'"),
+            ("repository::pull", "repository::pull", "name is empty"),
+            (":a:pull", ":a:pull", "type is empty"),
+            (
+                "Repository:a:pull",
+                "Repository:a:pull",
+                "\"Repository\" may contain only",
+            ),
+            ("repo-x:a:pull", "repo-x:a:pull", "may contain only"),
+            ("repository(:a:pull", "repository(:a:pull", "unclosed"),
+            ("repository():a:pull", "repository():a:pull", "class \"\""),
+            (
+                "repository(a-b):a:pull",
+                "repository(a-b):a:pull",
+                "class \"a-b\"",
+            ),
+            ("(x):a:pull", "(x):a:pull", "type is empty"),
+            ("repository:a:", "repository:a:", "action is empty"),
+            (
+                "repository:a:pull,",
+                "repository:a:pull,",
+                "action is empty",
+            ),
+            (
+                "repository:a:,pull",
+                "repository:a:,pull",
+                "action is empty",
+            ),
+            (
+                "repository:a:pull,,push",
+                "repository:a:pull,,push",
+                "action is empty",
+            ),
+            ("repository:a:Pull", "repository:a:Pull", "action \"Pull\""),
+            (
+                "repository:a:pull\tpush",
+                "repository:a:pull\tpush",
+                "action",
+            ),
+            // The good scope before it does not hide the bad one.
+            (
+                "repository:a:pull repository:b",
+                "repository:b",
+                "only one ':'",
+            ),
+        ];
+        for (input, quoted, reason) in cases {
+            let e = parse_scope(input).unwrap_err();
+            assert_eq!(e.scope, quoted, "input {input:?}");
+            assert!(e.reason.contains(reason), "input {input:?}: {}", e.reason);
+            // Display quotes with escapes, so control characters cannot garble a log line.
+            assert!(e.to_string().contains(&format!("{quoted:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn limits_size_and_quotes_briefly() {
+        let ok = format!("repository:{}:pull", "a".repeat(MAX_SCOPE_LEN - 16));
+        assert_eq!(ok.len(), MAX_SCOPE_LEN);
+        assert_eq!(parse_scope(&ok).map(|v| v.len()), Ok(1));
+
+        let too_big = format!("repository:{}:pull", "a".repeat(MAX_SCOPE_LEN - 15));
+        let e = parse_scope(&too_big).unwrap_err();
+        assert!(
+            e.reason.contains("at most 65536 bytes, got 65537"),
+            "{}",
+            e.reason
+        );
+        assert!(
+            e.scope.len() <= EXCERPT_LEN + 3,
+            "error quotes {} bytes",
+            e.scope.len()
+        );
+
+        let long_bad = format!("repository:{}", "é".repeat(200));
+        let e = parse_scope(&long_bad).unwrap_err();
+        assert!(e.scope.ends_with("..."));
+        assert!(long_bad.starts_with(e.scope.trim_end_matches("...")));
+    }
+}

@@ -6,10 +6,23 @@
 //! with 256 random bits a fast hash is right (a slow password hash would only slow the hot path).
 use std::fmt;
 
+use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 
+/// Prefix of token passwords.
 pub const PASSWORD_PREFIX: &str = "rga_";
+/// Prefix of refresh tokens.
 pub const REFRESH_PREFIX: &str = "rgr_";
+
+/// Base62 characters of randomness: 43 × log2(62) ≈ 256.03 bits.
+const RANDOM_LEN: usize = 43;
+/// Base62 characters of the CRC32 (62^6 > 2^32).
+const CHECKSUM_LEN: usize = 6;
+/// Length of every password and refresh token.
+pub const SECRET_LEN: usize = 4 + RANDOM_LEN + CHECKSUM_LEN;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// SHA-256 of a secret. Serialised as lowercase hex. Compared in constant time.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -18,13 +31,16 @@ pub struct SecretHash(pub [u8; 32]);
 
 impl SecretHash {
     /// Hashes a presented secret.
-    pub fn of(_secret: &str) -> SecretHash {
-        todo!("domain helper")
+    pub fn of(secret: &str) -> SecretHash {
+        let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest.as_ref());
+        SecretHash(out)
     }
 
     /// Constant-time equality.
-    pub fn ct_eq(&self, _other: &SecretHash) -> bool {
-        todo!("domain helper")
+    pub fn ct_eq(&self, other: &SecretHash) -> bool {
+        self.0.ct_eq(&other.0).into()
     }
 }
 
@@ -36,28 +52,271 @@ impl fmt::Debug for SecretHash {
 
 impl TryFrom<String> for SecretHash {
     type Error = String;
-    fn try_from(_s: String) -> Result<Self, Self::Error> {
-        todo!("domain helper")
+    /// Exactly 64 lowercase hex digits.
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        const RULE: &str = "a secret hash must be 64 lowercase hex digits (SHA-256)";
+        let bytes = s.as_bytes();
+        if bytes.len() != 64 {
+            return Err(RULE.to_string());
+        }
+        let mut out = [0u8; 32];
+        for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            match (hex_value(pair[0]), hex_value(pair[1])) {
+                (Some(hi), Some(lo)) => *o = hi << 4 | lo,
+                _ => return Err(RULE.to_string()),
+            }
+        }
+        Ok(SecretHash(out))
     }
 }
 
 impl From<SecretHash> for String {
-    fn from(_h: SecretHash) -> String {
-        todo!("domain helper")
+    fn from(h: SecretHash) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(64);
+        for b in h.0 {
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+        s
+    }
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
     }
 }
 
 /// A new random password (`rga_...`).
+///
+/// # Panics
+/// If the operating system's random number generator fails; see [`try_new_secret`].
 pub fn new_password() -> String {
-    todo!("domain helper")
+    new_secret_or_panic(PASSWORD_PREFIX)
 }
 
 /// A new random refresh token (`rgr_...`).
+///
+/// # Panics
+/// If the operating system's random number generator fails; see [`try_new_secret`].
 pub fn new_refresh_token() -> String {
-    todo!("domain helper")
+    new_secret_or_panic(REFRESH_PREFIX)
+}
+
+fn new_secret_or_panic(prefix: &str) -> String {
+    match try_new_secret(prefix) {
+        Ok(s) => s,
+        // No safe way on: a secret without fresh randomness must never be handed out, and
+        // on supported platforms (getrandom(2)) this does not happen after start-up.
+        Err(_) => panic!("the system random number generator failed"),
+    }
+}
+
+/// `prefix` + 43 uniformly random base62 characters + 6 base62 characters of CRC32 over
+/// everything before them. Fails only if the system random number generator does.
+pub fn try_new_secret(prefix: &str) -> Result<String, ring::error::Unspecified> {
+    let rng = SystemRandom::new();
+    let mut s = String::with_capacity(prefix.len() + RANDOM_LEN + CHECKSUM_LEN);
+    s.push_str(prefix);
+    let mut drawn = 0;
+    let mut buf = [0u8; 64];
+    while drawn < RANDOM_LEN {
+        rng.fill(&mut buf)?;
+        // Rejection sampling: 248 = 4 × 62, so bytes below it map onto base62 uniformly.
+        for &b in buf.iter().filter(|&&b| b < 248).take(RANDOM_LEN - drawn) {
+            s.push(char::from(BASE62[usize::from(b % 62)]));
+            drawn += 1;
+        }
+    }
+    let checksum = crc32fast::hash(s.as_bytes());
+    s.push_str(&checksum_chars(checksum));
+    Ok(s)
+}
+
+/// CRC32 in base62, big-endian, zero-padded to 6 characters.
+fn checksum_chars(mut crc: u32) -> String {
+    let mut out = [b'0'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(crc % 62) as usize];
+        crc /= 62;
+    }
+    out.iter().map(|&b| char::from(b)).collect()
 }
 
 /// Whether `secret` has a known prefix, the right length and a matching checksum.
-pub fn has_valid_checksum(_secret: &str) -> bool {
-    todo!("domain helper")
+pub fn has_valid_checksum(secret: &str) -> bool {
+    if secret.len() != SECRET_LEN
+        || !(secret.starts_with(PASSWORD_PREFIX) || secret.starts_with(REFRESH_PREFIX))
+    {
+        return false;
+    }
+    // Checked before splitting: only then is every byte index a character boundary.
+    if !secret.as_bytes()[PASSWORD_PREFIX.len()..]
+        .iter()
+        .all(u8::is_ascii_alphanumeric)
+    {
+        return false;
+    }
+    let (body, checksum) = secret.split_at(SECRET_LEN - CHECKSUM_LEN);
+    checksum_chars(crc32fast::hash(body.as_bytes())) == checksum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn sha256_known_vectors() {
+        // FIPS 180-2 test vectors.
+        assert_eq!(
+            String::from(SecretHash::of("")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            String::from(SecretHash::of("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn ct_eq_compares_whole_hash() {
+        let a = SecretHash::of("rga_one");
+        assert!(a.ct_eq(&SecretHash::of("rga_one")));
+        assert!(!a.ct_eq(&SecretHash::of("rga_two")));
+        let mut last_byte_differs = a;
+        last_byte_differs.0[31] ^= 1;
+        assert!(!a.ct_eq(&last_byte_differs));
+    }
+
+    #[test]
+    fn hex_round_trip_and_rejections() {
+        let h = SecretHash::of("x");
+        let s = String::from(h);
+        assert_eq!(s.len(), 64);
+        assert!(s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_eq!(SecretHash::try_from(s.clone()), Ok(h));
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(json, format!("\"{s}\""));
+        assert_eq!(serde_json::from_str::<SecretHash>(&json).unwrap(), h);
+
+        for bad in [
+            String::new(),
+            s[..63].to_string(),
+            format!("{s}0"),
+            s.to_uppercase(),
+            format!("{}g", &s[..63]),
+            format!("{}é", &s[..62]),
+            format!(" {}", &s[..63]),
+        ] {
+            let e = SecretHash::try_from(bad.clone()).unwrap_err();
+            assert!(e.contains("64 lowercase hex"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_hash() {
+        assert_eq!(format!("{:?}", SecretHash::of("secret")), "SecretHash(..)");
+    }
+
+    #[test]
+    fn format_of_new_secrets() {
+        for (s, prefix) in [(new_password(), "rga_"), (new_refresh_token(), "rgr_")] {
+            assert_eq!(s.len(), 53, "{s}");
+            assert_eq!(SECRET_LEN, 53);
+            assert!(s.starts_with(prefix), "{s}");
+            assert!(s[4..].bytes().all(|b| b.is_ascii_alphanumeric()), "{s}");
+            assert!(has_valid_checksum(&s), "{s}");
+        }
+    }
+
+    #[test]
+    fn new_secrets_are_unique_and_use_the_whole_alphabet() {
+        let drawn: Vec<String> = (0..2000).map(|_| new_password()).collect();
+        let unique: HashSet<&String> = drawn.iter().collect();
+        assert_eq!(unique.len(), drawn.len());
+        // 2000 × 43 draws: every base62 character shows up (P(miss) ≈ 62 × e^-1387).
+        let seen: HashSet<u8> = drawn.iter().flat_map(|s| s[4..47].bytes()).collect();
+        assert_eq!(seen.len(), 62);
+    }
+
+    #[test]
+    fn random_part_is_roughly_uniform() {
+        // Without rejection sampling, `byte % 62` would draw '0'..'7' (256 % 62 = 8 of them)
+        // with probability 5/256 instead of 1/62: about 21% too often. Tolerance here is
+        // 12%, about 5.5 standard deviations for 129,000 draws.
+        let mut counts = [0usize; 62];
+        let n = 3000;
+        for _ in 0..n {
+            for b in new_password()[4..47].bytes() {
+                let i = BASE62.iter().position(|&c| c == b).unwrap();
+                counts[i] += 1;
+            }
+        }
+        let expected = (n * 43) as f64 / 62.0; // ≈ 2081
+        for (i, &c) in counts.iter().enumerate() {
+            let dev = (c as f64 - expected).abs() / expected;
+            assert!(
+                dev < 0.12,
+                "char {} seen {c} times, expected ≈ {expected}",
+                BASE62[i] as char
+            );
+        }
+    }
+
+    #[test]
+    fn checksum_detects_any_single_changed_character() {
+        let s = new_password();
+        let bytes = s.as_bytes();
+        for i in 4..bytes.len() {
+            for &c in BASE62.iter().filter(|&&c| c != bytes[i]) {
+                let mut changed = bytes.to_vec();
+                changed[i] = c;
+                let changed = String::from_utf8(changed).unwrap();
+                assert!(!has_valid_checksum(&changed), "{changed} passed");
+            }
+        }
+    }
+
+    #[test]
+    fn checksum_rejects_wrong_shapes() {
+        let s = new_password();
+        let body = &s[..47];
+        // Right checksum, wrong prefix.
+        let other = format!("xyz_{}", &body[4..]);
+        let other = format!(
+            "{other}{}",
+            checksum_chars(crc32fast::hash(other.as_bytes()))
+        );
+        assert!(!has_valid_checksum(&other));
+        // Prefix is covered by the checksum: switching rga_ to rgr_ breaks it.
+        assert!(!has_valid_checksum(&s.replacen("rga_", "rgr_", 1)));
+        assert!(!has_valid_checksum(&s[..52]));
+        assert!(!has_valid_checksum(&format!("{s}0")));
+        assert!(!has_valid_checksum(""));
+        // Right length and checksum, but a non-base62 character.
+        let odd = format!("rga_{}-", &body[4..46]);
+        let odd = format!("{odd}{}", checksum_chars(crc32fast::hash(odd.as_bytes())));
+        assert_eq!(odd.len(), 53);
+        assert!(!has_valid_checksum(&odd));
+        // Non-ASCII of the right byte length must not panic.
+        assert!(!has_valid_checksum(&format!(
+            "rga_{}",
+            "é".repeat(24) + "a"
+        )));
+    }
+
+    #[test]
+    fn checksum_encoding() {
+        assert_eq!(checksum_chars(0), "000000");
+        assert_eq!(checksum_chars(61), "00000z");
+        assert_eq!(checksum_chars(62), "000010");
+        // 4294967295 = 4·62^5 + 42·62^4 + 41·62^3 + 15·62^2 + 12·62 + 3, most significant first.
+        assert_eq!(checksum_chars(u32::MAX), "4gfFC3");
+    }
 }
