@@ -1,4 +1,4 @@
-# regauth container image: a static-ish release binary on debian:bookworm-slim, run as a
+# regauth container image: the release binary on debian:bookworm-slim, run as a
 # non-root user. Used by docker-compose.yml; see deploy/README-compose.md.
 #
 #   docker build -t regauth .
@@ -6,10 +6,9 @@
 
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
-# The manifest names the test targets, so cargo wants tests/ present even for a release build.
-COPY Cargo.toml Cargo.lock ./
-COPY src ./src
-COPY tests ./tests
+# The context is what .dockerignore lets through: the manifest, the sources and the other
+# target directories it may name (cargo wants them present even for a release build).
+COPY . ./
 # The release profile keeps debug info for profiling; the image does not need it.
 ENV CARGO_PROFILE_RELEASE_DEBUG=0 \
     CARGO_PROFILE_RELEASE_STRIP=true

@@ -50,7 +50,7 @@ pub fn require_bin(path: &str) {
     assert!(
         Path::new(path).exists(),
         "{path} is missing: install the test peers (Debian packages docker-registry, docker.io, \
-         containerd) and run the tests as root"
+         containerd, docker-compose) and run the tests as root"
     );
 }
 
