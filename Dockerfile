@@ -1,5 +1,5 @@
 # regauth container image: the release binary on debian:bookworm-slim, run as a
-# non-root user. Used by docker-compose.yml; see deploy/README-compose.md.
+# non-root user. Used by docker-compose.yml; see README.md, "Run with Docker Compose".
 #
 #   docker build -t regauth .
 #   docker run -p 5001:5001 -v regauth-data:/data -v regauth-certs:/certs regauth
