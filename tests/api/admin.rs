@@ -13,7 +13,12 @@ fn push_scope() -> Value {
 #[tokio::test]
 async fn requires_the_admin_token() {
     let app = TestApp::new();
-    for auth in [None, Some("Bearer wrong-token-0123456789"), Some("Basic YWRtaW46eA=="), Some("Bearer")] {
+    for auth in [
+        None,
+        Some("Bearer wrong-token-0123456789"),
+        Some("Basic YWRtaW46eA=="),
+        Some("Bearer"),
+    ] {
         let mut b = Request::builder().uri("/api/v1/registries/default/tokens");
         if let Some(a) = auth {
             b = b.header(header::AUTHORIZATION, a);
@@ -24,7 +29,14 @@ async fn requires_the_admin_token() {
         assert!(r.headers.get(header::WWW_AUTHENTICATE).is_some());
     }
     // Unknown paths are not probed without the token either.
-    let r = app.send(Request::builder().uri("/api/v1/nope").body(Body::empty()).unwrap()).await;
+    let r = app
+        .send(
+            Request::builder()
+                .uri("/api/v1/nope")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = app.api(Method::GET, "/nope", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
@@ -47,7 +59,10 @@ async fn create_then_get_shows_the_password_once() {
     assert_eq!(v["type"], "token");
     let href = format!("http://regauth.test/api/v1/registries/default/tokens/{id}");
     assert_eq!(v["href"], href.as_str());
-    assert_eq!(r.headers.get(header::LOCATION).unwrap().to_str().unwrap(), href);
+    assert_eq!(
+        r.headers.get(header::LOCATION).unwrap().to_str().unwrap(),
+        href
+    );
     let p = &v["properties"];
     assert_eq!(p["name"], "ci-bot");
     assert_eq!(p["status"], "enabled");
@@ -61,10 +76,19 @@ async fn create_then_get_shows_the_password_once() {
     assert_eq!(v["metadata"]["createdBy"], "admin");
     assert_eq!(v["metadata"]["lastModifiedDate"], "2026-06-01T12:00:00Z");
 
-    let g = app.api(Method::GET, &format!("/registries/default/tokens/{id}"), None).await;
+    let g = app
+        .api(
+            Method::GET,
+            &format!("/registries/default/tokens/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(g.status, StatusCode::OK);
     let gv = g.json();
-    assert_eq!(gv["properties"]["credentials"], json!({"username": "ci-bot"}));
+    assert_eq!(
+        gv["properties"]["credentials"],
+        json!({"username": "ci-bot"})
+    );
     assert!(!String::from_utf8_lossy(&g.body).contains(pw));
     assert_eq!(gv["properties"]["scopes"], push_scope());
 }
@@ -73,7 +97,11 @@ async fn create_then_get_shows_the_password_once() {
 async fn create_defaults_and_null_expiry() {
     let app = TestApp::new();
     let r = app
-        .api(Method::POST, "/registries/default/tokens", Some(json!({"properties": {"name": "bare", "expiryDate": null}})))
+        .api(
+            Method::POST,
+            "/registries/default/tokens",
+            Some(json!({"properties": {"name": "bare", "expiryDate": null}})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let p = &r.json()["properties"];
@@ -93,12 +121,20 @@ async fn duplicate_name_is_409_but_other_registry_is_fine() {
     });
     app.create("dup", json!([])).await;
     let r = app
-        .api(Method::POST, "/registries/default/tokens", Some(json!({"properties": {"name": "dup"}})))
+        .api(
+            Method::POST,
+            "/registries/default/tokens",
+            Some(json!({"properties": {"name": "dup"}})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(r.api_error().contains("dup"));
     let r = app
-        .api(Method::POST, "/registries/staging/tokens", Some(json!({"properties": {"name": "dup"}})))
+        .api(
+            Method::POST,
+            "/registries/staging/tokens",
+            Some(json!({"properties": {"name": "dup"}})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
 }
@@ -108,13 +144,28 @@ async fn validation_errors_name_the_field() {
     let app = TestApp::new();
     let cases: Vec<(Value, &str)> = vec![
         (json!({"properties": {"name": "ab"}}), "properties.name"),
-        (json!({"properties": {"name": "Bad_Name"}}), "properties.name"),
+        (
+            json!({"properties": {"name": "Bad_Name"}}),
+            "properties.name",
+        ),
         (json!({"properties": {"name": "1abc"}}), "properties.name"),
         (json!({"properties": {"name": "abc-"}}), "properties.name"),
-        (json!({"properties": {"name": "okname", "status": "paused"}}), "properties.status"),
-        (json!({"properties": {"name": "okname", "expiryDate": "tomorrow"}}), "properties.expiryDate"),
-        (json!({"properties": {"name": "okname", "expiryDate": "2026-06-01T12:30:00Z"}}), "properties.expiryDate"),
-        (json!({"properties": {"name": "okname", "expiryDate": "2020-01-01T00:00:00Z"}}), "properties.expiryDate"),
+        (
+            json!({"properties": {"name": "okname", "status": "paused"}}),
+            "properties.status",
+        ),
+        (
+            json!({"properties": {"name": "okname", "expiryDate": "tomorrow"}}),
+            "properties.expiryDate",
+        ),
+        (
+            json!({"properties": {"name": "okname", "expiryDate": "2026-06-01T12:30:00Z"}}),
+            "properties.expiryDate",
+        ),
+        (
+            json!({"properties": {"name": "okname", "expiryDate": "2020-01-01T00:00:00Z"}}),
+            "properties.expiryDate",
+        ),
         (
             json!({"properties": {"name": "okname", "scopes": [{"type": "repository", "name": "a/*", "actions": ["push"]}]}}),
             "properties.scopes[0].actions",
@@ -147,22 +198,37 @@ async fn validation_errors_name_the_field() {
         ),
     ];
     for (body, field) in cases {
-        let r = app.api(Method::POST, "/registries/default/tokens", Some(body.clone())).await;
+        let r = app
+            .api(
+                Method::POST,
+                "/registries/default/tokens",
+                Some(body.clone()),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
         let msg = r.api_error();
-        assert!(msg.starts_with(field), "{body} -> {msg:?}, expected field {field}");
+        assert!(
+            msg.starts_with(field),
+            "{body} -> {msg:?}, expected field {field}"
+        );
     }
     // Too many scopes.
     let scopes: Vec<Value> = (0..101)
         .map(|i| json!({"type": "repository", "name": format!("r{i}"), "actions": ["pull"]}))
         .collect();
     let r = app
-        .api(Method::POST, "/registries/default/tokens", Some(json!({"properties": {"name": "many", "scopes": scopes}})))
+        .api(
+            Method::POST,
+            "/registries/default/tokens",
+            Some(json!({"properties": {"name": "many", "scopes": scopes}})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.api_error().contains("scopes"));
     // Nothing was half-written.
-    let l = app.api(Method::GET, "/registries/default/tokens", None).await;
+    let l = app
+        .api(Method::GET, "/registries/default/tokens", None)
+        .await;
     assert_eq!(l.json()["total"], 0);
 }
 
@@ -174,14 +240,28 @@ async fn malformed_bodies_are_400_or_413() {
         (b"{".to_vec(), "invalid JSON"),
         (b"".to_vec(), "empty"),
         (b"[]".to_vec(), "invalid JSON"),
-        (br#"{"properties":{"name":"okname","color":"red"}}"#.to_vec(), "color"),
-        (br#"{"properties":{"name":"okname"},"extra":1}"#.to_vec(), "extra"),
+        (
+            br#"{"properties":{"name":"okname","color":"red"}}"#.to_vec(),
+            "color",
+        ),
+        (
+            br#"{"properties":{"name":"okname"},"extra":1}"#.to_vec(),
+            "extra",
+        ),
         (br#"{"properties":{}}"#.to_vec(), "name"),
         (br#"{"properties":{"name":5}}"#.to_vec(), "invalid JSON"),
-        (b"{\"properties\":{\"name\":\"ok\xff\xfe\"}}".to_vec(), "invalid JSON"),
+        (
+            b"{\"properties\":{\"name\":\"ok\xff\xfe\"}}".to_vec(),
+            "invalid JSON",
+        ),
     ] {
         let r = app.api_raw(Method::POST, path, body.clone()).await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
         let msg = r.api_error();
         assert!(msg.contains(needle), "{msg:?} should mention {needle:?}");
     }
@@ -202,16 +282,34 @@ async fn unknown_registry_and_token() {
     let r = app.api(Method::GET, "/registries/nope/tokens", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.api_error().contains("nope"));
-    let r = app.api(Method::GET, "/registries/default/tokens/8d6f4d59-6f7e-4c8a-9d55-111111111111", None).await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
-    r.api_error();
-    let r = app.api(Method::DELETE, "/registries/default/tokens/8d6f4d59-6f7e-4c8a-9d55-111111111111", None).await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = app
-        .api(Method::PATCH, "/registries/default/tokens/8d6f4d59-6f7e-4c8a-9d55-111111111111", Some(json!({"status": "disabled"})))
+        .api(
+            Method::GET,
+            "/registries/default/tokens/8d6f4d59-6f7e-4c8a-9d55-111111111111",
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = app.api(Method::GET, "/registries/default/tokens/not-a-uuid", None).await;
+    r.api_error();
+    let r = app
+        .api(
+            Method::DELETE,
+            "/registries/default/tokens/8d6f4d59-6f7e-4c8a-9d55-111111111111",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .api(
+            Method::PATCH,
+            "/registries/default/tokens/8d6f4d59-6f7e-4c8a-9d55-111111111111",
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .api(Method::GET, "/registries/default/tokens/not-a-uuid", None)
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.api_error().contains("not-a-uuid"));
 }
@@ -222,17 +320,48 @@ async fn list_is_sorted_and_paginated() {
     for name in ["delta", "alpha", "echo", "charlie", "bravo"] {
         app.create(name, json!([])).await;
     }
-    let r = app.api(Method::GET, "/registries/default/tokens", None).await;
+    let r = app
+        .api(Method::GET, "/registries/default/tokens", None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let v = r.json();
-    let names: Vec<&str> = v["items"].as_array().unwrap().iter().map(|t| t["properties"]["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["properties"]["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["alpha", "bravo", "charlie", "delta", "echo"]);
     assert_eq!(v["type"], "collection");
-    assert_eq!((v["offset"].as_u64(), v["limit"].as_u64(), v["count"].as_u64(), v["total"].as_u64()), (Some(0), Some(100), Some(5), Some(5)));
-    assert!(v["items"].as_array().unwrap().iter().all(|t| t["properties"]["credentials"].get("password").is_none()));
+    assert_eq!(
+        (
+            v["offset"].as_u64(),
+            v["limit"].as_u64(),
+            v["count"].as_u64(),
+            v["total"].as_u64()
+        ),
+        (Some(0), Some(100), Some(5), Some(5))
+    );
+    assert!(v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["properties"]["credentials"].get("password").is_none()));
 
-    let v = app.api(Method::GET, "/registries/default/tokens?offset=2&limit=2", None).await.json();
-    let names: Vec<&str> = v["items"].as_array().unwrap().iter().map(|t| t["properties"]["name"].as_str().unwrap()).collect();
+    let v = app
+        .api(
+            Method::GET,
+            "/registries/default/tokens?offset=2&limit=2",
+            None,
+        )
+        .await
+        .json();
+    let names: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["properties"]["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["charlie", "delta"]);
     let base = "http://regauth.test/api/v1/registries/default/tokens";
     assert_eq!(v["_links"]["self"], format!("{base}?offset=2&limit=2"));
@@ -241,16 +370,45 @@ async fn list_is_sorted_and_paginated() {
     assert_eq!(v["count"], 2);
     assert_eq!(v["total"], 5);
 
-    let v = app.api(Method::GET, "/registries/default/tokens?offset=4&limit=2", None).await.json();
+    let v = app
+        .api(
+            Method::GET,
+            "/registries/default/tokens?offset=4&limit=2",
+            None,
+        )
+        .await
+        .json();
     assert_eq!(v["count"], 1);
     assert!(v["_links"].get("next").is_none());
-    let v = app.api(Method::GET, "/registries/default/tokens?offset=0&limit=2", None).await.json();
+    let v = app
+        .api(
+            Method::GET,
+            "/registries/default/tokens?offset=0&limit=2",
+            None,
+        )
+        .await
+        .json();
     assert!(v["_links"].get("previous").is_none());
-    let v = app.api(Method::GET, "/registries/default/tokens?offset=50", None).await.json();
+    let v = app
+        .api(Method::GET, "/registries/default/tokens?offset=50", None)
+        .await
+        .json();
     assert_eq!(v["count"], 0);
 
-    for q in ["limit=0", "limit=1001", "limit=x", "offset=-1", "offset=1.5"] {
-        let r = app.api(Method::GET, &format!("/registries/default/tokens?{q}"), None).await;
+    for q in [
+        "limit=0",
+        "limit=1001",
+        "limit=x",
+        "offset=-1",
+        "offset=1.5",
+    ] {
+        let r = app
+            .api(
+                Method::GET,
+                &format!("/registries/default/tokens?{q}"),
+                None,
+            )
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
         let msg = r.api_error();
         assert!(msg.contains(q.split('=').next().unwrap()), "{msg}");
@@ -263,38 +421,69 @@ async fn put_creates_then_replaces() {
     let id = "3f0c2a7e-1b2c-4d5e-8f90-0123456789ab";
     let path = format!("/registries/default/tokens/{id}");
     let r = app
-        .api(Method::PUT, &path, Some(json!({"properties": {"name": "put-bot", "scopes": push_scope()}})))
+        .api(
+            Method::PUT,
+            &path,
+            Some(json!({"properties": {"name": "put-bot", "scopes": push_scope()}})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let v = r.json();
     assert_eq!(v["id"], id);
-    let pw = v["properties"]["credentials"]["password"].as_str().unwrap().to_string();
+    let pw = v["properties"]["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     app.clock.advance(Duration::minutes(5));
     let r = app
-        .api(Method::PUT, &path, Some(json!({"properties": {"name": "put-bot", "status": "disabled"}})))
+        .api(
+            Method::PUT,
+            &path,
+            Some(json!({"properties": {"name": "put-bot", "status": "disabled"}})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let v = r.json();
     assert!(v["properties"]["credentials"].get("password").is_none());
     assert_eq!(v["properties"]["status"], "disabled");
-    assert_eq!(v["properties"]["scopes"], json!([]), "PUT replaces the whole token");
+    assert_eq!(
+        v["properties"]["scopes"],
+        json!([]),
+        "PUT replaces the whole token"
+    );
     assert_eq!(v["metadata"]["createdDate"], "2026-06-01T12:00:00Z");
     assert_eq!(v["metadata"]["lastModifiedDate"], "2026-06-01T12:05:00Z");
 
     // Re-enable: the original password still works (PUT keeps the secret).
-    let r = app.api(Method::PUT, &path, Some(json!({"properties": {"name": "put-bot"}}))).await;
+    let r = app
+        .api(
+            Method::PUT,
+            &path,
+            Some(json!({"properties": {"name": "put-bot"}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let a = app.auth_get("put-bot", &pw, "service=registry.local").await;
     assert_eq!(a.status, StatusCode::OK);
 
-    let r = app.api(Method::PUT, &path, Some(json!({"properties": {"name": "renamed"}}))).await;
+    let r = app
+        .api(
+            Method::PUT,
+            &path,
+            Some(json!({"properties": {"name": "renamed"}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.api_error().starts_with("properties.name"));
 
     // PUT of a new id with a taken name: 409.
     let r = app
-        .api(Method::PUT, "/registries/default/tokens/3f0c2a7e-1b2c-4d5e-8f90-000000000000", Some(json!({"properties": {"name": "put-bot"}})))
+        .api(
+            Method::PUT,
+            "/registries/default/tokens/3f0c2a7e-1b2c-4d5e-8f90-000000000000",
+            Some(json!({"properties": {"name": "put-bot"}})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
 }
@@ -304,7 +493,10 @@ async fn patch_changes_only_what_is_given() {
     let app = TestApp::new();
     let (id, _) = app.create("patchy", push_scope()).await;
     let path = format!("/registries/default/tokens/{id}");
-    let v = app.api(Method::PATCH, &path, Some(json!({"status": "disabled"}))).await.json();
+    let v = app
+        .api(Method::PATCH, &path, Some(json!({"status": "disabled"})))
+        .await
+        .json();
     assert_eq!(v["properties"]["status"], "disabled");
     assert_eq!(v["properties"]["scopes"], push_scope());
 
@@ -313,17 +505,26 @@ async fn patch_changes_only_what_is_given() {
         .await
         .json();
     assert_eq!(v["properties"]["expiryDate"], "2026-06-03T00:00:00Z");
-    assert_eq!(v["properties"]["scopes"], json!([{"type": "registry", "name": "catalog", "actions": ["pull"]}]));
+    assert_eq!(
+        v["properties"]["scopes"],
+        json!([{"type": "registry", "name": "catalog", "actions": ["pull"]}])
+    );
     assert_eq!(v["properties"]["status"], "disabled");
 
-    let v = app.api(Method::PATCH, &path, Some(json!({"expiryDate": null}))).await.json();
+    let v = app
+        .api(Method::PATCH, &path, Some(json!({"expiryDate": null})))
+        .await
+        .json();
     assert_eq!(v["properties"]["expiryDate"], Value::Null);
 
     for (body, field) in [
         (json!({"name": "other"}), "name"),
         (json!({"status": "off"}), "status"),
         (json!({"expiryDate": "2026-06-01T12:10:00Z"}), "expiryDate"),
-        (json!({"scopes": [{"type": "repository", "name": "x", "actions": ["push"]}]}), "scopes[0].actions"),
+        (
+            json!({"scopes": [{"type": "repository", "name": "x", "actions": ["push"]}]}),
+            "scopes[0].actions",
+        ),
     ] {
         let r = app.api(Method::PATCH, &path, Some(body.clone())).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
@@ -340,24 +541,48 @@ async fn delete_then_gone() {
     let r = app.api(Method::DELETE, &path, None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert!(r.body.is_empty());
-    assert_eq!(app.api(Method::GET, &path, None).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.api(Method::DELETE, &path, None).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.auth_get("goner", &pw, "service=registry.local").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.api(Method::GET, &path, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.api(Method::DELETE, &path, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.auth_get("goner", &pw, "service=registry.local")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
 async fn expired_tokens_vanish_at_once() {
     let app = TestApp::new();
     let r = app
-        .api(Method::POST, "/registries/default/tokens", Some(json!({"properties": {"name": "brief", "expiryDate": "2026-06-01T14:00:00Z"}})))
+        .api(
+            Method::POST,
+            "/registries/default/tokens",
+            Some(json!({"properties": {"name": "brief", "expiryDate": "2026-06-01T14:00:00Z"}})),
+        )
         .await;
     let id = r.json()["id"].as_str().unwrap().to_string();
     app.create("lasting", json!([])).await;
     app.clock.advance(Duration::hours(2));
     // Not swept yet, but already gone for every reader.
-    let r = app.api(Method::GET, &format!("/registries/default/tokens/{id}"), None).await;
+    let r = app
+        .api(
+            Method::GET,
+            &format!("/registries/default/tokens/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let v = app.api(Method::GET, "/registries/default/tokens", None).await.json();
+    let v = app
+        .api(Method::GET, "/registries/default/tokens", None)
+        .await
+        .json();
     assert_eq!(v["total"], 1);
     assert_eq!(v["items"][0]["properties"]["name"], "lasting");
 }
@@ -369,9 +594,13 @@ async fn concurrent_creates_of_one_name_one_wins() {
     for _ in 0..16 {
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
-            app.api(Method::POST, "/registries/default/tokens", Some(json!({"properties": {"name": "racer"}})))
-                .await
-                .status
+            app.api(
+                Method::POST,
+                "/registries/default/tokens",
+                Some(json!({"properties": {"name": "racer"}})),
+            )
+            .await
+            .status
         }));
     }
     let mut created = 0;
@@ -398,8 +627,17 @@ async fn registries_are_listed_with_their_auth_block() {
     assert_eq!(v["type"], "registry");
     assert_eq!(v["properties"]["hostname"], "localhost:5000");
     assert_eq!(v["properties"]["service"], "registry.local");
-    assert_eq!(v["properties"]["tokenAuth"]["realm"], "http://regauth.test/auth");
+    assert_eq!(
+        v["properties"]["tokenAuth"]["realm"],
+        "http://regauth.test/auth"
+    );
     assert_eq!(v["properties"]["tokenAuth"]["issuer"], "regauth");
-    assert!(v["properties"]["tokenAuth"]["rootcertbundle"].as_str().unwrap().ends_with("signing.crt"));
-    assert_eq!(app.api(Method::GET, "/registries/zzz", None).await.status, StatusCode::NOT_FOUND);
+    assert!(v["properties"]["tokenAuth"]["rootcertbundle"]
+        .as_str()
+        .unwrap()
+        .ends_with("signing.crt"));
+    assert_eq!(
+        app.api(Method::GET, "/registries/zzz", None).await.status,
+        StatusCode::NOT_FOUND
+    );
 }

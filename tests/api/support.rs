@@ -20,7 +20,6 @@ pub const ADMIN: &str = "test-admin-token-0123456789";
 pub struct TestApp {
     pub router: Router,
     pub clock: Clock,
-    pub store: Arc<dyn Store>,
     pub config: Config,
     _dir: TempDir,
 }
@@ -54,20 +53,10 @@ impl Resp {
 }
 
 pub fn basic(user: &str, pass: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
-}
-
-/// Decodes the claims of a JWT (signature checked by the jwt unit tests and the real registry).
-pub fn claims(jwt: &str) -> Value {
-    let parts: Vec<&str> = jwt.split('.').collect();
-    assert_eq!(parts.len(), 3, "JWT must have 3 parts");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-pub fn header_json(jwt: &str) -> Value {
-    let part = jwt.split('.').next().unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
 }
 
 impl TestApp {
@@ -86,16 +75,31 @@ impl TestApp {
         let key = regauth::jwt::load_or_create(&config.jwt.key, &config.jwt.certificate).unwrap();
         let clock = Clock::manual(Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap());
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let state = AppState::new(config.clone(), store.clone(), key, ADMIN, clock.clone());
-        TestApp { router: regauth::app(state), clock, store, config, _dir: dir }
+        let state = AppState::new(config.clone(), store, key, ADMIN, clock.clone());
+        TestApp {
+            router: regauth::app(state),
+            clock,
+            config,
+            _dir: dir,
+        }
     }
 
     pub async fn send(&self, req: Request<Body>) -> Resp {
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
-        Resp { status, headers, body }
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// An admin API call with the admin token.
@@ -135,11 +139,19 @@ impl TestApp {
                 Some(json!({"properties": {"name": name, "scopes": scopes}})),
             )
             .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
         let v = r.json();
         (
             v["id"].as_str().unwrap().to_string(),
-            v["properties"]["credentials"]["password"].as_str().unwrap().to_string(),
+            v["properties"]["credentials"]["password"]
+                .as_str()
+                .unwrap()
+                .to_string(),
         )
     }
 
@@ -168,14 +180,20 @@ impl TestApp {
 impl TestApp {
     /// Verifies a JWT's signature with the app's key and returns (header, claims).
     pub fn verify(&self, jwt: &str) -> (Value, Value) {
-        let key = regauth::jwt::load_or_create(&self.config.jwt.key, &self.config.jwt.certificate).unwrap();
+        let key = regauth::jwt::load_or_create(&self.config.jwt.key, &self.config.jwt.certificate)
+            .unwrap();
         key.verify_jwt(jwt).unwrap()
     }
 
     /// `GET /auth` and the `access` claim of the verified JWT; panics unless 200.
     pub async fn access(&self, user: &str, pass: &str, query: &str) -> Value {
         let r = self.auth_get(user, pass, query).await;
-        assert_eq!(r.status, StatusCode::OK, "{query}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{query}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         let (_, claims) = self.verify(r.json()["token"].as_str().unwrap());
         claims["access"].clone()
     }

@@ -26,7 +26,13 @@ async fn app_with_bot() -> (TestApp, String, String) {
 #[tokio::test]
 async fn get_grants_and_jwt_fields() {
     let (app, _, pw) = app_with_bot().await;
-    let r = app.auth_get("ci-bot", &pw, &format!("{SVC}&scope=repository:team/app:pull,push&client_id=docker")).await;
+    let r = app
+        .auth_get(
+            "ci-bot",
+            &pw,
+            &format!("{SVC}&scope=repository:team/app:pull,push&client_id=docker"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
     let v = r.json();
@@ -45,7 +51,10 @@ async fn get_grants_and_jwt_fields() {
     assert_eq!(c["nbf"].as_i64(), Some(iat));
     assert_eq!(c["exp"].as_i64(), Some(iat + 300));
     assert!(c["jti"].as_str().unwrap().len() >= 16);
-    assert_eq!(c["access"], json!([{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}]));
+    assert_eq!(
+        c["access"],
+        json!([{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}])
+    );
     // The alias path works the same.
     let req = Request::builder()
         .uri(format!("/auth/token?{SVC}"))
@@ -96,21 +105,43 @@ async fn access_decisions_through_http() {
 async fn catalog_needs_a_registry_scope() {
     let app = TestApp::new();
     let (_, pw) = app
-        .create("lister", json!([{"type": "registry", "name": "catalog", "actions": ["pull"]}]))
+        .create(
+            "lister",
+            json!([{"type": "registry", "name": "catalog", "actions": ["pull"]}]),
+        )
         .await;
-    let got = app.access("lister", &pw, &format!("{SVC}&scope=registry:catalog:*")).await;
-    assert_eq!(got, json!([{"type": "registry", "name": "catalog", "actions": ["*"]}]));
+    let got = app
+        .access("lister", &pw, &format!("{SVC}&scope=registry:catalog:*"))
+        .await;
+    assert_eq!(
+        got,
+        json!([{"type": "registry", "name": "catalog", "actions": ["*"]}])
+    );
 }
 
 #[tokio::test]
 async fn every_denial_is_the_same_401() {
     let (app, _, pw) = app_with_bot().await;
     let (did, dpw) = app.create("disabled-bot", json!([])).await;
-    app.api(Method::PATCH, &format!("/registries/default/tokens/{did}"), Some(json!({"status": "disabled"}))).await;
+    app.api(
+        Method::PATCH,
+        &format!("/registries/default/tokens/{did}"),
+        Some(json!({"status": "disabled"})),
+    )
+    .await;
     let r = app
-        .api(Method::POST, "/registries/default/tokens", Some(json!({"properties": {"name": "brief-bot", "expiryDate": "2026-06-01T13:30:00Z"}})))
+        .api(
+            Method::POST,
+            "/registries/default/tokens",
+            Some(
+                json!({"properties": {"name": "brief-bot", "expiryDate": "2026-06-01T13:30:00Z"}}),
+            ),
+        )
         .await;
-    let epw = r.json()["properties"]["credentials"]["password"].as_str().unwrap().to_string();
+    let epw = r.json()["properties"]["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
     app.clock.advance(Duration::hours(2));
 
     let mut bodies = Vec::new();
@@ -124,14 +155,30 @@ async fn every_denial_is_the_same_401() {
     ] {
         let r = app.auth_get(user, pass, SVC).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{user}");
-        assert_eq!(r.headers.get(header::WWW_AUTHENTICATE).unwrap(), "Basic realm=\"regauth\"");
-        assert_eq!(r.headers.get(header::CONTENT_TYPE).unwrap(), "application/json");
+        assert_eq!(
+            r.headers.get(header::WWW_AUTHENTICATE).unwrap(),
+            "Basic realm=\"regauth\""
+        );
+        assert_eq!(
+            r.headers.get(header::CONTENT_TYPE).unwrap(),
+            "application/json"
+        );
         assert_eq!(r.registry_error().0, "UNAUTHORIZED");
         bodies.push(r.body);
     }
-    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "401 bodies must not reveal the cause");
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "401 bodies must not reveal the cause"
+    );
     // No credentials at all.
-    let r = app.send(Request::builder().uri(format!("/auth?{SVC}")).body(Body::empty()).unwrap()).await;
+    let r = app
+        .send(
+            Request::builder()
+                .uri(format!("/auth?{SVC}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.body, bodies[0]);
 }
@@ -143,9 +190,18 @@ async fn malformed_requests_are_400() {
         ("", "service"),
         ("service=registry.other", "registry.other"),
         ("service=registry.local&scope=repository", "repository"),
-        ("service=registry.local&scope=repository:team/app", "team/app"),
-        ("service=registry.local&scope=repository:team/app:", "team/app"),
-        ("service=registry.local&scope=repository::pull", "repository::pull"),
+        (
+            "service=registry.local&scope=repository:team/app",
+            "team/app",
+        ),
+        (
+            "service=registry.local&scope=repository:team/app:",
+            "team/app",
+        ),
+        (
+            "service=registry.local&scope=repository::pull",
+            "repository::pull",
+        ),
         ("service=registry.local&scope=Repo!:x:pull", "Repo!"),
         ("service=registry.local&account=someone-else", "account"),
     ] {
@@ -156,7 +212,9 @@ async fn malformed_requests_are_400() {
         assert!(msg.contains(needle), "{q}: {msg}");
     }
     // account equal to the user is fine (docker login sends it).
-    let r = app.auth_get("ci-bot", &pw, "service=registry.local&account=ci-bot").await;
+    let r = app
+        .auth_get("ci-bot", &pw, "service=registry.local&account=ci-bot")
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     for bad in ["Basic !!!!", "Basic dXNlcg==", "Basic"] {
         let req = Request::builder()
@@ -169,16 +227,35 @@ async fn malformed_requests_are_400() {
         assert!(r.registry_error().1.contains("Authorization"));
     }
     // host:port names parse.
-    let got = app.access("ci-bot", &pw, &format!("{SVC}&scope=repository:localhost:5000/team/app:pull")).await;
-    assert_eq!(got, json!([]), "pattern team/* does not match a host-qualified name");
+    let got = app
+        .access(
+            "ci-bot",
+            &pw,
+            &format!("{SVC}&scope=repository:localhost:5000/team/app:pull"),
+        )
+        .await;
+    assert_eq!(
+        got,
+        json!([]),
+        "pattern team/* does not match a host-qualified name"
+    );
 }
 
 #[tokio::test]
 async fn offline_token_and_refresh_grant() {
     let (app, id, pw) = app_with_bot().await;
-    let r = app.auth_get("ci-bot", &pw, &format!("{SVC}&offline_token=true&client_id=docker&account=ci-bot")).await;
+    let r = app
+        .auth_get(
+            "ci-bot",
+            &pw,
+            &format!("{SVC}&offline_token=true&client_id=docker&account=ci-bot"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
-    let rt = r.json()["refresh_token"].as_str().expect("refresh_token").to_string();
+    let rt = r.json()["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_string();
     assert!(rt.starts_with("rgr_"));
 
     // docker: POST refresh grant, space-separated scopes.
@@ -187,11 +264,23 @@ async fn offline_token_and_refresh_grant() {
             "grant_type=refresh_token&refresh_token={rt}&{SVC}&client_id=docker&scope=repository%3Ateam%2Fapp%3Apull%2Cpush+repository%3Apublic%2Fapp1%3Apull"
         ))
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     let v = r.json();
-    assert_eq!(v["refresh_token"], rt.as_str(), "a refresh grant returns the same refresh token");
+    assert_eq!(
+        v["refresh_token"],
+        rt.as_str(),
+        "a refresh grant returns the same refresh token"
+    );
     assert_eq!(v["access_token"], v["token"]);
-    assert_eq!(v["scope"], "repository:team/app:pull,push repository:public/app1:pull");
+    assert_eq!(
+        v["scope"],
+        "repository:team/app:pull,push repository:public/app1:pull"
+    );
     assert_eq!(v["expires_in"], 300);
     let (_, c) = app.verify(v["access_token"].as_str().unwrap());
     assert_eq!(c["sub"], "ci-bot");
@@ -203,7 +292,10 @@ async fn offline_token_and_refresh_grant() {
         ))
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json()["scope"], "repository:team/a:pull repository:team/b:push");
+    assert_eq!(
+        r.json()["scope"],
+        "repository:team/a:pull repository:team/b:push"
+    );
 
     // The JWT follows the token's current scopes.
     app.api(
@@ -212,17 +304,32 @@ async fn offline_token_and_refresh_grant() {
         Some(json!({"scopes": [{"type": "repository", "name": "team/*", "actions": ["pull"]}]})),
     )
     .await;
-    let r = app.auth_post(&format!("grant_type=refresh_token&refresh_token={rt}&{SVC}&scope=repository:team/app:pull,push")).await;
+    let r = app
+        .auth_post(&format!(
+            "grant_type=refresh_token&refresh_token={rt}&{SVC}&scope=repository:team/app:pull,push"
+        ))
+        .await;
     assert_eq!(r.json()["scope"], "repository:team/app:pull");
 
     // A service this regauth does not serve.
-    let r = app.auth_post(&format!("grant_type=refresh_token&refresh_token={rt}&service=registry.other")).await;
+    let r = app
+        .auth_post(&format!(
+            "grant_type=refresh_token&refresh_token={rt}&service=registry.other"
+        ))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "unknown service");
     // Garbage refresh tokens.
     for bad in ["rgr_nope", "nope", &rt[..rt.len() - 1]] {
-        let r = app.auth_post(&format!("grant_type=refresh_token&refresh_token={bad}&{SVC}")).await;
+        let r = app
+            .auth_post(&format!(
+                "grant_type=refresh_token&refresh_token={bad}&{SVC}"
+            ))
+            .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{bad}");
-        assert_eq!(r.headers.get(header::WWW_AUTHENTICATE).unwrap(), "Basic realm=\"regauth\"");
+        assert_eq!(
+            r.headers.get(header::WWW_AUTHENTICATE).unwrap(),
+            "Basic realm=\"regauth\""
+        );
     }
 }
 
@@ -236,14 +343,26 @@ async fn refresh_token_is_bound_to_its_service() {
         })
     });
     let (_, pw) = app.create("bot", json!([])).await;
-    let rt = app.auth_get("bot", &pw, &format!("{SVC}&offline_token=true")).await.json()["refresh_token"]
+    let rt = app
+        .auth_get("bot", &pw, &format!("{SVC}&offline_token=true"))
+        .await
+        .json()["refresh_token"]
         .as_str()
         .unwrap()
         .to_string();
-    let r = app.auth_post(&format!("grant_type=refresh_token&refresh_token={rt}&service=registry.staging")).await;
+    let r = app
+        .auth_post(&format!(
+            "grant_type=refresh_token&refresh_token={rt}&service=registry.staging"
+        ))
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // And a token of one registry does not log in to another.
-    assert_eq!(app.auth_get("bot", &pw, "service=registry.staging").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.auth_get("bot", &pw, "service=registry.staging")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -258,22 +377,44 @@ async fn refresh_tokens_die_with_their_token() {
     assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::OK);
 
     // Disabled: dead. Enabled again: alive (the token, not the refresh token, was disabled).
-    app.api(Method::PATCH, &path, Some(json!({"status": "disabled"}))).await;
-    assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::UNAUTHORIZED);
-    app.api(Method::PATCH, &path, Some(json!({"status": "enabled"}))).await;
+    app.api(Method::PATCH, &path, Some(json!({"status": "disabled"})))
+        .await;
+    assert_eq!(
+        app.auth_post(&refresh(&rt)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    app.api(Method::PATCH, &path, Some(json!({"status": "enabled"})))
+        .await;
     assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::OK);
 
     // Expired: dead at once.
-    app.api(Method::PATCH, &path, Some(json!({"expiryDate": "2026-06-01T14:00:00Z"}))).await;
+    app.api(
+        Method::PATCH,
+        &path,
+        Some(json!({"expiryDate": "2026-06-01T14:00:00Z"})),
+    )
+    .await;
     app.clock.advance(Duration::hours(3));
-    assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.auth_post(&refresh(&rt)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     app.clock.advance(Duration::hours(-3));
 
     // Deleted, then re-created under the same name: the old refresh token stays dead.
-    assert_eq!(app.api(Method::DELETE, &path, None).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.api(Method::DELETE, &path, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.auth_post(&refresh(&rt)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     app.create("mortal", json!([])).await;
-    assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.auth_post(&refresh(&rt)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -285,8 +426,15 @@ async fn password_grant() {
     assert_eq!(r.status, StatusCode::OK);
     let v = r.json();
     assert_eq!(v["scope"], "repository:team/app:pull,push");
-    assert!(v.get("refresh_token").is_none(), "no refresh token unless access_type=offline");
-    let r = app.auth_post(&format!("grant_type=password&username=ci-bot&password=rga_wrong&{SVC}")).await;
+    assert!(
+        v.get("refresh_token").is_none(),
+        "no refresh token unless access_type=offline"
+    );
+    let r = app
+        .auth_post(&format!(
+            "grant_type=password&username=ci-bot&password=rga_wrong&{SVC}"
+        ))
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.registry_error().0, "UNAUTHORIZED");
 }
@@ -295,13 +443,28 @@ async fn password_grant() {
 async fn bad_post_forms_are_400() {
     let (app, _, pw) = app_with_bot().await;
     for (form, needle) in [
-        (format!("{SVC}"), "grant_type"),
-        (format!("grant_type=client_credentials&{SVC}"), "client_credentials"),
-        (format!("grant_type=password&password={pw}&{SVC}"), "username"),
-        (format!("grant_type=password&username=ci-bot&{SVC}"), "password"),
+        (SVC.to_string(), "grant_type"),
+        (
+            format!("grant_type=client_credentials&{SVC}"),
+            "client_credentials",
+        ),
+        (
+            format!("grant_type=password&password={pw}&{SVC}"),
+            "username",
+        ),
+        (
+            format!("grant_type=password&username=ci-bot&{SVC}"),
+            "password",
+        ),
         (format!("grant_type=refresh_token&{SVC}"), "refresh_token"),
-        (format!("grant_type=password&username=ci-bot&password={pw}"), "service"),
-        (format!("grant_type=password&username=ci-bot&password={pw}&{SVC}&scope=bad"), "bad"),
+        (
+            format!("grant_type=password&username=ci-bot&password={pw}"),
+            "service",
+        ),
+        (
+            format!("grant_type=password&username=ci-bot&password={pw}&{SVC}&scope=bad"),
+            "bad",
+        ),
     ] {
         let r = app.auth_post(&form).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{form}");
@@ -309,14 +472,19 @@ async fn bad_post_forms_are_400() {
         assert_eq!(code, "INVALID_REQUEST");
         assert!(msg.contains(needle), "{form}: {msg}");
     }
-    let huge = format!("grant_type=password&username=ci-bot&password={}&{SVC}", "x".repeat(70 * 1024));
+    let huge = format!(
+        "grant_type=password&username=ci-bot&password={}&{SVC}",
+        "x".repeat(70 * 1024)
+    );
     let r = app.auth_post(&huge).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     // Invalid UTF-8 in the form: decoded lossily, so it is just a wrong password.
     let req = Request::builder()
         .method(Method::POST)
         .uri("/auth")
-        .body(Body::from(b"grant_type=password&username=ci-bot&password=%FF%FE&service=registry.local".to_vec()))
+        .body(Body::from(
+            b"grant_type=password&username=ci-bot&password=%FF%FE&service=registry.local".to_vec(),
+        ))
         .unwrap();
     assert_eq!(app.send(req).await.status, StatusCode::UNAUTHORIZED);
 }
@@ -327,12 +495,24 @@ async fn refresh_tokens_are_capped_per_token() {
     let (_, pw) = app.create("busy", json!([])).await;
     let mut tokens = Vec::new();
     for _ in 0..(regauth::service::auth::REFRESH_TOKENS_PER_TOKEN + 1) {
-        let r = app.auth_get("busy", &pw, &format!("{SVC}&offline_token=true")).await;
+        let r = app
+            .auth_get("busy", &pw, &format!("{SVC}&offline_token=true"))
+            .await;
         tokens.push(r.json()["refresh_token"].as_str().unwrap().to_string());
         app.clock.advance(Duration::seconds(1));
     }
     let refresh = |rt: &str| format!("grant_type=refresh_token&refresh_token={rt}&{SVC}");
-    assert_eq!(app.auth_post(&refresh(&tokens[0])).await.status, StatusCode::UNAUTHORIZED, "oldest evicted");
-    assert_eq!(app.auth_post(&refresh(&tokens[1])).await.status, StatusCode::OK);
-    assert_eq!(app.auth_post(&refresh(tokens.last().unwrap())).await.status, StatusCode::OK);
+    assert_eq!(
+        app.auth_post(&refresh(&tokens[0])).await.status,
+        StatusCode::UNAUTHORIZED,
+        "oldest evicted"
+    );
+    assert_eq!(
+        app.auth_post(&refresh(&tokens[1])).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.auth_post(&refresh(tokens.last().unwrap())).await.status,
+        StatusCode::OK
+    );
 }
