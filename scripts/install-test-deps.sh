@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests (tests/e2e) need on a fresh Debian machine:
-# the real peers (CNCF distribution registry, skopeo, dockerd + containerd + ctr, wrk)
+# the real peers (CNCF distribution registry, skopeo, dockerd + containerd + ctr, wrk,
+# docker-compose to check that docker-compose.yml parses)
 # from Debian's packages, and the IONOS Container Registry Python SDK in .venv/.
 # Idempotent: when everything is present it only checks and returns.
 # Must run as root (apt-get). Safe to run without a terminal (CI).
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 log() { printf 'install-test-deps: %s\n' "$*"; }
 
 need_apt=0
-for bin in /usr/bin/docker-registry /usr/bin/skopeo /usr/sbin/dockerd /usr/bin/docker /usr/bin/ctr /usr/bin/containerd /usr/bin/wrk; do
+for bin in /usr/bin/docker-registry /usr/bin/skopeo /usr/sbin/dockerd /usr/bin/docker /usr/bin/ctr /usr/bin/containerd /usr/bin/wrk /usr/bin/docker-compose; do
     if [ ! -x "$bin" ]; then
         log "missing $bin"
         need_apt=1
@@ -36,9 +37,9 @@ if [ "$need_apt" = 1 ]; then
     fi
     log "apt-get update"
     apt-get update -qq
-    log "apt-get install docker-registry skopeo docker.io containerd wrk"
+    log "apt-get install docker-registry skopeo docker.io containerd wrk docker-compose"
     apt-get install -y -qq \
-        docker-registry skopeo docker.io containerd wrk \
+        docker-registry skopeo docker.io containerd wrk docker-compose \
         >/tmp/install-test-deps-apt.log 2>&1 || {
             tail -50 /tmp/install-test-deps-apt.log >&2
             exit 1

@@ -444,7 +444,9 @@ pub async fn list_tokens(
     let links = Links {
         this: link(offset),
         next: (offset + count < page.total).then(|| link(offset + count)),
-        previous: (offset > 0).then(|| link(offset.saturating_sub(limit))),
+        // Past the end, "previous" is the last page that has items.
+        // Past the end, `previous` is the last page that has items.
+        previous: (offset > 0).then(|| link(offset.min(page.total).saturating_sub(limit))),
     };
     Ok(Json(TokenList {
         id: format!("{reg}-tokens"),

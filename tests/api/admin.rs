@@ -390,10 +390,16 @@ async fn list_is_sorted_and_paginated() {
         .json();
     assert!(v["_links"].get("previous").is_none());
     let v = app
-        .api(Method::GET, "/registries/default/tokens?offset=50", None)
+        .api(
+            Method::GET,
+            "/registries/default/tokens?offset=50&limit=2",
+            None,
+        )
         .await
         .json();
     assert_eq!(v["count"], 0);
+    assert_eq!(v["_links"]["previous"], format!("{base}?offset=3&limit=2"));
+    assert!(v["_links"].get("next").is_none());
 
     for q in [
         "limit=0",
