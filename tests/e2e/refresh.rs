@@ -56,6 +56,20 @@ fn docker_login_keeps_an_identity_token_that_push_and_pull_use() {
     docker
         .docker(&["pull", &remote])
         .expect_success("docker pull with an identity token");
+    // What made those work: POST refresh grants, seen in regauth's decision log.
+    let decisions = regauth.decisions_for(&token.name);
+    assert!(
+        decisions.iter().any(|l| l.contains("grant_type=\"basic\"")),
+        "docker login uses GET with Basic credentials: {decisions:#?}"
+    );
+    assert!(
+        decisions
+            .iter()
+            .any(|l| l.contains("grant_type=\"refresh_token\"")
+                && l.contains("outcome=\"issued\"")
+                && l.contains("repository:team/app:pull,push")),
+        "docker push with an identity token must use POST grant_type=refresh_token: {decisions:#?}"
+    );
     let outside = format!("{host}/other/app:1");
     docker.tag(&remote, &outside);
     docker.docker(&["push", &outside]).expect_refused(
@@ -119,6 +133,13 @@ fn ctr_pushes_and_pulls_with_user_and_password() {
             ],
         )
         .expect_success("ctr push with the push token");
+    let decisions = regauth.decisions_for(&pusher.name);
+    assert!(
+        decisions
+            .iter()
+            .any(|l| l.contains("grant_type=\"password\"") && l.contains("outcome=\"issued\"")),
+        "containerd must get its token with POST grant_type=password: {decisions:#?}"
+    );
     dockerd
         .ctr(
             &ns,

@@ -346,6 +346,16 @@ impl Regauth {
             .clone()
     }
 
+    /// Decision events (`token decision` lines) of the log for one token name.
+    pub fn decisions_for(&self, name: &str) -> Vec<String> {
+        let log = std::fs::read_to_string(self.dir.path().join("regauth.log")).unwrap_or_default();
+        let needle = format!("token={name} ");
+        log.lines()
+            .filter(|l| l.contains("token decision") && l.contains(&needle))
+            .map(str::to_string)
+            .collect()
+    }
+
     pub fn log_tail(&self) -> String {
         super::tail(&self.dir.path().join("regauth.log"), 80)
     }
