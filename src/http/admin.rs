@@ -334,6 +334,11 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
     }
 }
 
+/// Known paths under `/api/v1` with a method they do not have.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
 /// Unknown paths under `/api/v1`.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such resource in the admin API".into())

@@ -41,6 +41,11 @@ async fn requires_the_admin_token() {
     let r = app.api(Method::GET, "/nope", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     r.api_error();
+    let r = app
+        .api(Method::DELETE, "/registries/default/tokens", None)
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.api_error().contains("method"));
 }
 
 #[tokio::test]
