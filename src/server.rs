@@ -96,7 +96,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             cfg.realm(), r.service, cfg.jwt.issuer, state.certificate.display()
         );
     }
-    tokio::spawn(sweeper(state.admin.clone()));
+    tokio::spawn(sweeper(state.admin.clone(), SWEEP_INTERVAL));
     let app = crate::http::app(state);
     axum::serve(
         listener,
@@ -109,8 +109,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn sweeper(admin: AdminService) {
-    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+/// Deletes expired tokens every `every`, forever.
+async fn sweeper(admin: AdminService, every: Duration) {
+    let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         let admin = admin.clone();
@@ -188,4 +189,62 @@ pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Status, Token};
+    use crate::store::MemoryStore;
+    use chrono::{TimeZone, Utc};
+
+    fn token(name: &str, expiry: Option<chrono::DateTime<Utc>>) -> Token {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        Token {
+            id: uuid::Uuid::new_v4(),
+            registry: "default".into(),
+            name: name.parse().unwrap(),
+            status: Status::Enabled,
+            expiry,
+            scopes: vec![],
+            secret_hash: SecretHash::of("x"),
+            created: t0,
+            created_by: "admin".into(),
+            modified: t0,
+            modified_by: "admin".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_deletes_expired_tokens_from_the_store() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let clock = Clock::manual(t0);
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let brief = token("brief", Some(t0 + chrono::Duration::hours(2)));
+        let lasting = token("lasting", None);
+        store.create(&brief).unwrap();
+        store.create(&lasting).unwrap();
+        let task = tokio::spawn(sweeper(
+            AdminService::new(store.clone(), clock.clone()),
+            Duration::from_millis(20),
+        ));
+
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            store.get("default", brief.id).unwrap().is_some(),
+            "not expired yet"
+        );
+        clock.advance(chrono::Duration::hours(2));
+        let mut gone = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if store.get("default", brief.id).unwrap().is_none() {
+                gone = true;
+                break;
+            }
+        }
+        task.abort();
+        assert!(gone, "the sweeper should have deleted the expired token");
+        assert!(store.get("default", lasting.id).unwrap().is_some());
+    }
 }

@@ -334,6 +334,11 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
     }
 }
 
+/// Known paths under `/api/v1` with a method they do not have.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
 /// Unknown paths under `/api/v1`.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such resource in the admin API".into())
@@ -444,7 +449,9 @@ pub async fn list_tokens(
     let links = Links {
         this: link(offset),
         next: (offset + count < page.total).then(|| link(offset + count)),
-        previous: (offset > 0).then(|| link(offset.saturating_sub(limit))),
+        // Past the end, "previous" is the last page that has items.
+        // Past the end, `previous` is the last page that has items.
+        previous: (offset > 0).then(|| link(offset.min(page.total).saturating_sub(limit))),
     };
     Ok(Json(TokenList {
         id: format!("{reg}-tokens"),

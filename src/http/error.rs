@@ -111,6 +111,9 @@ pub enum ApiError {
     /// 404 `NOT_FOUND`: unknown registry, token or path.
     #[error("{0}")]
     NotFound(String),
+    /// 405 `METHOD_NOT_ALLOWED`: the path exists, the method does not.
+    #[error("method not allowed on this resource")]
+    MethodNotAllowed,
     /// 409 `CONFLICT`: name (or id) taken.
     #[error("{0}")]
     Conflict(String),
@@ -140,6 +143,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             ApiError::Internal(detail) => {

@@ -31,6 +31,7 @@ pub fn app(state: AppState) -> Router {
                 .delete(admin::delete_token),
         )
         .fallback(admin::not_found)
+        .method_not_allowed_fallback(admin::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::require_admin,

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::domain::secret::new_password;
+use crate::domain::secret::{try_new_secret, PASSWORD_PREFIX};
 use crate::domain::{
     validate_expiry, validate_scope_list, Scope, SecretHash, Status, Token, TokenName,
     ValidationError,
@@ -96,7 +96,8 @@ impl AdminService {
     ) -> Result<(Token, String), AdminError> {
         let now = self.clock.now();
         check_new(&new, now)?;
-        let password = new_password();
+        let password = try_new_secret(PASSWORD_PREFIX)
+            .map_err(|_| AdminError::Internal("no system randomness for a password".into()))?;
         let token = Token {
             id: id.unwrap_or_else(Uuid::new_v4),
             registry: registry.to_string(),

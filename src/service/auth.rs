@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::RegistryConfig;
-use crate::domain::secret::{new_refresh_token, REFRESH_PREFIX};
+use crate::domain::secret::{try_new_secret, REFRESH_PREFIX};
 use crate::domain::{decide, Grant, ResourceRequest, SecretHash, Token, TokenName};
 use crate::jwt::Issuer;
 use crate::store::{RefreshGrant, Store, StoreError};
@@ -256,7 +256,8 @@ impl AuthService {
         service: &str,
         now: DateTime<Utc>,
     ) -> Result<String, AuthError> {
-        let secret = new_refresh_token();
+        let secret = try_new_secret(REFRESH_PREFIX)
+            .map_err(|_| AuthError::Internal("no system randomness for a refresh token".into()))?;
         let grant = RefreshGrant {
             hash: SecretHash::of(&secret),
             token_id: token.id,

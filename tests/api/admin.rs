@@ -41,6 +41,11 @@ async fn requires_the_admin_token() {
     let r = app.api(Method::GET, "/nope", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     r.api_error();
+    let r = app
+        .api(Method::DELETE, "/registries/default/tokens", None)
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.api_error().contains("method"));
 }
 
 #[tokio::test]
@@ -390,10 +395,16 @@ async fn list_is_sorted_and_paginated() {
         .json();
     assert!(v["_links"].get("previous").is_none());
     let v = app
-        .api(Method::GET, "/registries/default/tokens?offset=50", None)
+        .api(
+            Method::GET,
+            "/registries/default/tokens?offset=50&limit=2",
+            None,
+        )
         .await
         .json();
     assert_eq!(v["count"], 0);
+    assert_eq!(v["_links"]["previous"], format!("{base}?offset=3&limit=2"));
+    assert!(v["_links"].get("next").is_none());
 
     for q in [
         "limit=0",

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The one test command: installs the test peers, then runs every test
+# (unit tests, tests/api, tests/e2e) with `cargo test --all-targets`.
+# Extra arguments go to cargo test, e.g. `scripts/test.sh --test e2e`.
+# Runs as root: the e2e tests start their own dockerd.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/test.sh: must run as root (the end-to-end tests start dockerd)" >&2
+    exit 1
+fi
+
+echo "==> installing test dependencies (scripts/install-test-deps.sh)"
+bash scripts/install-test-deps.sh
+
+echo "==> cargo test --all-targets $*"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+cargo test --all-targets "$@"

@@ -1,0 +1,196 @@
+//! `--expires`: a duration from now (`30d`, `12h`, `45m`) or an RFC 3339 instant.
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, DurationRound, SecondsFormat, Utc};
+
+/// A parsed `--expires` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expires {
+    /// This long from now.
+    In(Duration),
+    /// At this instant.
+    At(DateTime<Utc>),
+}
+
+impl Expires {
+    /// The instant to send. A duration counts from `now` and is rounded up to the next whole
+    /// minute, so the expiry is never sooner than asked (the request takes a moment, and the
+    /// server wants an expiry at least an hour ahead: `--expires 1h` must not arrive as 59:59).
+    /// Err when the duration reaches beyond what a timestamp can hold.
+    pub fn resolve(self, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+        match self {
+            Expires::At(t) => Ok(t),
+            Expires::In(d) => {
+                let minute = Duration::minutes(1);
+                now.checked_add_signed(d)
+                    .and_then(|t| t.duration_trunc(minute).ok())
+                    .and_then(|t| t.checked_add_signed(minute))
+                    .ok_or_else(|| format!("an expiry {d} from now is too far in the future"))
+            }
+        }
+    }
+}
+
+impl FromStr for Expires {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let help =
+            "use a duration like 30d, 12h or 45m, or an RFC 3339 time like 2026-12-01T10:00:00Z";
+        if let Some(unit) = text.chars().last().filter(|c| c.is_ascii_alphabetic()) {
+            let digits = &text[..text.len() - 1];
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                let n: i64 = digits
+                    .parse()
+                    .map_err(|_| format!("{text:?} is too large"))?;
+                let d = match unit {
+                    'd' => Duration::try_days(n),
+                    'h' => Duration::try_hours(n),
+                    'm' => Duration::try_minutes(n),
+                    _ => return Err(format!("unknown unit {unit:?} in {text:?}: {help}")),
+                }
+                .ok_or_else(|| format!("{text:?} is too large"))?;
+                if n == 0 {
+                    return Err(format!("{text:?} is not in the future: {help}"));
+                }
+                return Ok(Expires::In(d));
+            }
+        }
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| Expires::At(t.with_timezone(&Utc)))
+            .map_err(|_| format!("{text:?} is not a valid expiry: {help}"))
+    }
+}
+
+impl fmt::Display for Expires {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expires::In(d) => write!(f, "in {d}"),
+            Expires::At(t) => f.write_str(&rfc3339(*t)),
+        }
+    }
+}
+
+/// The wire form of an instant: RFC 3339, whole seconds, `Z`.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// "in 29d 23h", "in 59m", "2h ago": how far `t` is from `now`, for people.
+pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let d = t - now;
+    let (past, d) = if d < Duration::zero() {
+        (true, -d)
+    } else {
+        (false, d)
+    };
+    let (days, hours, minutes) = (d.num_days(), d.num_hours() % 24, d.num_minutes() % 60);
+    let text = if days > 0 {
+        if hours > 0 {
+            format!("{days}d {hours}h")
+        } else {
+            format!("{days}d")
+        }
+    } else if hours > 0 {
+        if minutes > 0 {
+            format!("{hours}h {minutes}m")
+        } else {
+            format!("{hours}h")
+        }
+    } else if minutes > 0 {
+        format!("{minutes}m")
+    } else {
+        "less than a minute".to_string()
+    };
+    if past {
+        format!("{text} ago")
+    } else {
+        format!("in {text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!("30d".parse(), Ok(Expires::In(Duration::days(30))));
+        assert_eq!("12h".parse(), Ok(Expires::In(Duration::hours(12))));
+        assert_eq!("45m".parse(), Ok(Expires::In(Duration::minutes(45))));
+        assert_eq!(" 1h ".parse(), Ok(Expires::In(Duration::hours(1))));
+    }
+
+    #[test]
+    fn instants() {
+        assert_eq!(
+            "2026-12-01T10:00:00Z".parse(),
+            Ok(Expires::At(at("2026-12-01T10:00:00Z")))
+        );
+        assert_eq!(
+            "2026-12-01T12:00:00+02:00".parse(),
+            Ok(Expires::At(at("2026-12-01T10:00:00Z")))
+        );
+    }
+
+    #[test]
+    fn rejects_nonsense() {
+        for (text, needle) in [
+            ("", "not a valid expiry"),
+            ("30", "not a valid expiry"),
+            ("d", "not a valid expiry"),
+            ("30s", "unknown unit 's'"),
+            ("3w", "unknown unit 'w'"),
+            ("-1h", "not a valid expiry"),
+            ("0h", "not in the future"),
+            ("99999999999999999999d", "too large"),
+            ("999999999999d", "too large"),
+            ("2026-12-01", "not a valid expiry"),
+            ("tomorrow", "not a valid expiry"),
+        ] {
+            let err = text.parse::<Expires>().unwrap_err();
+            assert!(err.contains(needle), "{text:?} gave {err:?}");
+        }
+    }
+
+    #[test]
+    fn durations_round_up_to_the_next_minute() {
+        let now = at("2026-01-01T10:00:30Z");
+        assert_eq!(
+            Expires::In(Duration::hours(1)).resolve(now),
+            Ok(at("2026-01-01T11:01:00Z"))
+        );
+        let now = at("2026-01-01T10:00:00Z");
+        assert_eq!(
+            Expires::In(Duration::days(30)).resolve(now),
+            Ok(at("2026-01-31T10:01:00Z"))
+        );
+        let fixed = at("2027-05-05T05:05:05Z");
+        assert_eq!(Expires::At(fixed).resolve(now), Ok(fixed));
+        let far: Expires = "100000000d".parse().unwrap();
+        assert!(far.resolve(now).unwrap_err().contains("too far"));
+    }
+
+    #[test]
+    fn relative_text() {
+        let now = at("2026-01-01T00:00:00Z");
+        assert_eq!(relative(at("2026-01-31T00:00:00Z"), now), "in 30d");
+        assert_eq!(relative(at("2026-01-02T05:00:00Z"), now), "in 1d 5h");
+        assert_eq!(relative(at("2026-01-01T01:30:00Z"), now), "in 1h 30m");
+        assert_eq!(relative(at("2026-01-01T00:45:10Z"), now), "in 45m");
+        assert_eq!(
+            relative(at("2026-01-01T00:00:10Z"), now),
+            "in less than a minute"
+        );
+        assert_eq!(relative(at("2025-12-31T22:00:00Z"), now), "2h ago");
+        assert_eq!(
+            rfc3339(at("2026-01-01T00:00:00.5+01:00")),
+            "2025-12-31T23:00:00Z"
+        );
+    }
+}

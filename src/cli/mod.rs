@@ -1,0 +1,499 @@
+//! Command line: `regauth serve` runs the server; the other commands are clients of a running
+//! server's admin API (`client`), so they work the same against a local or a remote regauth.
+//! Depends on `config` and `server` (for `serve`) and on nothing of the server's internals
+//! otherwise; `main.rs` only calls [`main`].
+//!
+//! - `client`: server URL and admin token resolution, HTTP, error lines.
+//! - `commands`: one function per client command.
+//! - `scope`, `expires`: the `SCOPE` and `--expires` argument syntaxes.
+//! - `output`: tables, summaries, JSON and YAML.
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config::Config;
+
+mod client;
+mod commands;
+mod expires;
+mod output;
+mod scope;
+
+pub use client::{CliError, ConnArgs};
+pub use expires::Expires;
+pub use output::Output;
+pub use scope::{ScopeArg, ScopeSelector};
+
+const AFTER_HELP: &str = "\
+Client commands find the server and the admin token in this order:
+  --server / REGAUTH_URL, else public_url of the config file;
+  --admin-token / REGAUTH_ADMIN_TOKEN, else [admin] token of the config file,
+  else <data_dir>/admin-token.
+The config file is --config / REGAUTH_CONFIG, else config/regauth.toml when present.
+
+Exit status: 0 success; 1 the request failed (server unreachable, admin token refused,
+unknown token, rejected by the server); 2 invalid arguments or configuration.";
+
+/// regauth: token authentication for Docker/OCI registries.
+#[derive(Debug, Parser)]
+#[command(name = "regauth", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts, before or after the subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file (TOML). Default: config/regauth.toml when present, else built-in defaults.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "REGAUTH_CONFIG",
+        value_name = "PATH"
+    )]
+    pub config: Option<PathBuf>,
+    /// URL of the running regauth (client commands). Default: public_url from the config.
+    #[arg(long, global = true, env = "REGAUTH_URL", value_name = "URL")]
+    pub server: Option<String>,
+    /// Admin API token (client commands). Default: from the config, else <data_dir>/admin-token.
+    #[arg(
+        long,
+        global = true,
+        env = "REGAUTH_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub admin_token: Option<String>,
+    /// Output format of client commands: readable text, or the admin API's JSON for scripts.
+    #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (reads config/regauth.toml when present, else built-in defaults).
+    Serve,
+    /// Manage access tokens.
+    Token(TokenArgs),
+    /// Manage a token's scopes (same as `regauth token scope`).
+    Scope(ScopeArgs),
+    /// Print the `auth: token:` block that makes a registry trust this regauth.
+    RegistryConfig {
+        /// Registry id. Default: the server's first registry.
+        #[arg(long, env = "REGAUTH_REGISTRY", value_name = "ID")]
+        registry: Option<String>,
+    },
+    /// Check that a regauth server answers /health (exit 0) or not (exit 1).
+    Health,
+}
+
+/// `--registry`, shared by the token and scope commands.
+#[derive(Debug, Args)]
+pub struct RegistryArg {
+    /// Registry the token belongs to. Default: the server's first registry (usually `default`).
+    #[arg(long, global = true, env = "REGAUTH_REGISTRY", value_name = "ID")]
+    pub registry: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub registry: RegistryArg,
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    #[command(flatten)]
+    pub registry: RegistryArg,
+    #[command(subcommand)]
+    pub command: ScopeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its password (shown only this once) and the docker login command.
+    #[command(after_help = SCOPE_HELP)]
+    Create {
+        /// Token name (the docker username): 3-63 of a-z, 0-9, '-'.
+        name: String,
+        /// A scope: repository:PATTERN:ACTIONS or registry:catalog:ACTIONS. Repeatable.
+        #[arg(long = "scope", short = 's', value_name = "SCOPE")]
+        scopes: Vec<ScopeArg>,
+        /// Expiry: a duration from now (30d, 12h, 45m) or an RFC 3339 time. Default: never.
+        #[arg(long, value_name = "WHEN")]
+        expires: Option<Expires>,
+        /// Create the token disabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List the registry's tokens (all of them, unless --offset or --limit asks for one page).
+    List {
+        /// Return one page starting here.
+        #[arg(long)]
+        offset: Option<usize>,
+        /// Return one page of at most this many tokens (1-1000).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Show one token (never its password).
+    Show {
+        /// Token name, or id (UUID).
+        token: String,
+    },
+    /// Enable or disable a token, or change its expiry.
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)))]
+    Update {
+        /// Token name, or id (UUID).
+        token: String,
+        /// Enable the token.
+        #[arg(long, group = "change", conflicts_with = "disable")]
+        enable: bool,
+        /// Disable the token: it authenticates nothing until enabled again.
+        #[arg(long, group = "change")]
+        disable: bool,
+        /// New expiry: a duration from now (30d, 12h, 45m) or an RFC 3339 time.
+        #[arg(
+            long,
+            value_name = "WHEN",
+            group = "change",
+            conflicts_with = "no_expiry"
+        )]
+        expires: Option<Expires>,
+        /// Remove the expiry: the token never expires.
+        #[arg(long, group = "change")]
+        no_expiry: bool,
+    },
+    /// Delete a token: it authenticates nothing from now on.
+    Delete {
+        /// Token name, or id (UUID).
+        token: String,
+    },
+    /// Manage the token's scopes.
+    Scope {
+        #[command(subcommand)]
+        command: ScopeCommand,
+    },
+}
+
+const SCOPE_HELP: &str = "\
+SCOPE is repository:PATTERN:ACTIONS or registry:catalog:ACTIONS. PATTERN is a repository
+path where * matches any run of characters (including /) and ? one character; * alone is
+every repository. ACTIONS is a comma-separated list of pull, push, delete (`admin`, the
+console's name, means delete); push needs pull. Example: repository:team/*:pull,push";
+
+#[derive(Debug, Subcommand)]
+pub enum ScopeCommand {
+    /// Add a scope. If the token already has a scope for the same TYPE:PATTERN, the new actions
+    /// are merged into it (nothing is taken away; use `scope remove` for that).
+    #[command(after_help = SCOPE_HELP)]
+    Add {
+        /// Token name, or id (UUID).
+        token: String,
+        /// repository:PATTERN:ACTIONS or registry:catalog:ACTIONS.
+        scope: ScopeArg,
+    },
+    /// Remove the scope for TYPE:PATTERN, or with TYPE:PATTERN:ACTIONS only those actions
+    /// (the scope goes when none remain).
+    Remove {
+        /// Token name, or id (UUID).
+        token: String,
+        /// TYPE:PATTERN, e.g. repository:team/*, or TYPE:PATTERN:ACTIONS.
+        scope: ScopeSelector,
+    },
+    /// Remove all scopes: the token can still log in but is granted nothing.
+    Clear {
+        /// Token name, or id (UUID).
+        token: String,
+    },
+    /// List the token's scopes, one per line.
+    List {
+        /// Token name, or id (UUID).
+        token: String,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    if let Command::Serve = cli.command {
+        if let Some(flag) = client_only_flag(&matches) {
+            eprintln!(
+                "regauth: {flag} is for the client commands; `serve` takes its settings from \
+                 the config file and REGAUTH_* variables"
+            );
+            return ExitCode::from(2);
+        }
+        return serve(cli.global.config);
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match run(cli, &mut out).and_then(|()| out.flush().map_err(CliError::from)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("regauth: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// A client-only flag given on `serve`'s command line (environment values are fine: they are
+/// shared with the client commands run on the same host).
+fn client_only_flag(matches: &ArgMatches) -> Option<&'static str> {
+    let sub = matches.subcommand_matches("serve");
+    [
+        ("server", "--server"),
+        ("admin_token", "--admin-token"),
+        ("output", "--output"),
+    ]
+    .into_iter()
+    .find(|(id, _)| {
+        [Some(matches), sub]
+            .into_iter()
+            .flatten()
+            .any(|m| m.value_source(id) == Some(ValueSource::CommandLine))
+    })
+    .map(|(_, flag)| flag)
+}
+
+/// Runs a client command, printing to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let conn = ConnArgs {
+        config: cli.global.config,
+        server: cli.global.server,
+        admin_token: cli.global.admin_token,
+    };
+    let server = conn.server_url()?;
+    let (admin_token, timeout) = match cli.command {
+        Command::Health => (None, Duration::from_secs(5)),
+        _ => (Some(conn.admin_token()?), Duration::from_secs(30)),
+    };
+    let mut ctx = commands::Ctx {
+        client: client::Client::new(server, admin_token, timeout)?,
+        output: cli.global.output,
+        out,
+        registry: None,
+    };
+    match cli.command {
+        Command::Serve => Err(CliError::Usage("serve is not a client command".into())),
+        Command::Health => commands::health(&mut ctx),
+        Command::RegistryConfig { registry } => {
+            ctx.registry = registry;
+            commands::registry_config(&mut ctx)
+        }
+        Command::Scope(ScopeArgs { registry, command }) => {
+            ctx.registry = registry.registry;
+            run_scope(&mut ctx, command)
+        }
+        Command::Token(TokenArgs { registry, command }) => {
+            ctx.registry = registry.registry;
+            run_token(&mut ctx, command)
+        }
+    }
+}
+
+fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliError> {
+    match command {
+        TokenCommand::Create {
+            name,
+            scopes,
+            expires,
+            disabled,
+        } => commands::create(ctx, &name, &scopes, expires, disabled),
+        TokenCommand::List { offset, limit } => commands::list(ctx, offset, limit),
+        TokenCommand::Show { token } => commands::show(ctx, &token),
+        TokenCommand::Update {
+            token,
+            enable,
+            disable,
+            expires,
+            no_expiry,
+        } => {
+            let change = commands::Update {
+                enable: (enable || disable).then_some(enable),
+                expires: if no_expiry {
+                    Some(None)
+                } else {
+                    expires.map(Some)
+                },
+            };
+            commands::update(ctx, &token, change)
+        }
+        TokenCommand::Delete { token } => commands::delete(ctx, &token),
+        TokenCommand::Scope { command } => run_scope(ctx, command),
+    }
+}
+
+fn run_scope(ctx: &mut commands::Ctx, command: ScopeCommand) -> Result<(), CliError> {
+    match command {
+        ScopeCommand::Add { token, scope } => commands::scope_add(ctx, &token, &scope),
+        ScopeCommand::Remove { token, scope } => commands::scope_remove(ctx, &token, &scope),
+        ScopeCommand::Clear { token } => commands::scope_clear(ctx, &token),
+        ScopeCommand::List { token } => commands::scope_list(ctx, &token),
+    }
+}
+
+fn serve(config: Option<PathBuf>) -> ExitCode {
+    init_tracing();
+    let config = match Config::load(config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("regauth: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("regauth: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::server::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("regauth: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REGAUTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in files or journald.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("regauth").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_keeps_its_config_flag() {
+        for args in [
+            &["serve", "--config", "x.toml"][..],
+            &["serve", "-c", "x.toml"],
+            &["--config", "x.toml", "serve"],
+        ] {
+            let cli = parse(args).unwrap();
+            assert!(matches!(cli.command, Command::Serve));
+            assert_eq!(cli.global.config, Some(PathBuf::from("x.toml")));
+        }
+    }
+
+    #[test]
+    fn serve_refuses_client_flags() {
+        let m = Cli::command()
+            .try_get_matches_from(["regauth", "serve", "--server", "http://x"])
+            .unwrap();
+        assert_eq!(client_only_flag(&m), Some("--server"));
+        let m = Cli::command()
+            .try_get_matches_from(["regauth", "--output", "json", "serve"])
+            .unwrap();
+        assert_eq!(client_only_flag(&m), Some("--output"));
+        let m = Cli::command()
+            .try_get_matches_from(["regauth", "serve"])
+            .unwrap();
+        assert_eq!(client_only_flag(&m), None);
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = parse(&["token", "list", "--output", "json", "--registry", "prod"]).unwrap();
+        assert_eq!(cli.global.output, Output::Json);
+        let Command::Token(t) = cli.command else {
+            panic!("not token")
+        };
+        assert_eq!(t.registry.registry.as_deref(), Some("prod"));
+
+        let cli = parse(&["-o", "json", "token", "--registry", "prod", "show", "x"]).unwrap();
+        assert_eq!(cli.global.output, Output::Json);
+    }
+
+    #[test]
+    fn create_arguments() {
+        let cli = parse(&[
+            "token",
+            "create",
+            "ci",
+            "--scope",
+            "repository:a/*:pull,push",
+            "-s",
+            "registry:catalog:pull",
+            "--expires",
+            "30d",
+            "--disabled",
+        ])
+        .unwrap();
+        let Command::Token(TokenArgs {
+            command:
+                TokenCommand::Create {
+                    name,
+                    scopes,
+                    expires,
+                    disabled,
+                },
+            ..
+        }) = cli.command
+        else {
+            panic!("not create")
+        };
+        assert_eq!(name, "ci");
+        assert_eq!(scopes.len(), 2);
+        assert_eq!(expires, Some("30d".parse().unwrap()));
+        assert!(disabled);
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["token", "create", "ci", "--scope", "repo:a:pull"][..],
+            &["token", "create", "ci", "--expires", "soon"],
+            &["token", "update", "ci"],
+            &["token", "update", "ci", "--enable", "--disable"],
+            &["token", "update", "ci", "--expires", "1d", "--no-expiry"],
+            &["scope", "remove", "ci", "repository"],
+            &["--output", "yaml", "token", "list"],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn scope_commands_under_token_and_top_level() {
+        assert!(parse(&["token", "scope", "add", "ci", "repository:a:pull"]).is_ok());
+        assert!(parse(&["scope", "add", "ci", "repository:a:pull"]).is_ok());
+        assert!(parse(&["scope", "clear", "ci", "--registry", "x"]).is_ok());
+    }
+}

@@ -1,0 +1,464 @@
+//! What the CLI prints: readable tables and summaries by default, the API's own JSON with
+//! `--output json`. Every function writes to a `Write` so tests can read it back.
+use std::io::{self, Write};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::expires::relative;
+use super::scope::ApiScope;
+use super::CliError;
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Output {
+    /// Tables and summaries for people.
+    #[default]
+    Table,
+    /// The admin API's JSON, for scripts.
+    Json,
+}
+
+/// The parts of an admin-API token the readable output uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    #[serde(default)]
+    pub metadata: MetadataView,
+    pub properties: TokenPropertiesView,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MetadataView {
+    pub created_date: Option<String>,
+    pub created_by: Option<String>,
+    pub last_modified_date: Option<String>,
+    pub last_modified_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPropertiesView {
+    pub name: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub expiry_date: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<ApiScope>,
+    #[serde(default)]
+    pub credentials: Option<CredentialsView>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CredentialsView {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl TokenView {
+    /// Reads a token out of the API's JSON.
+    pub fn from_json(v: &Value) -> Result<TokenView, CliError> {
+        TokenView::deserialize(v).map_err(|e| {
+            CliError::Other(format!("the server's token JSON is not as expected: {e}"))
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.properties.name
+    }
+}
+
+/// Pretty JSON, one value.
+pub fn json(out: &mut dyn Write, v: &Value) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, v)?;
+    writeln!(out)
+}
+
+fn expiry_text(expiry: Option<&str>, now: DateTime<Utc>) -> String {
+    match expiry {
+        None => "never".to_string(),
+        Some(text) => match DateTime::parse_from_rfc3339(text) {
+            Ok(t) => format!("{text} ({})", relative(t.with_timezone(&Utc), now)),
+            Err(_) => text.to_string(),
+        },
+    }
+}
+
+fn scopes_text(scopes: &[ApiScope]) -> String {
+    if scopes.is_empty() {
+        "(none)".to_string()
+    } else {
+        scopes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A table of tokens: NAME STATUS EXPIRES SCOPES ID.
+pub fn token_table(out: &mut dyn Write, tokens: &[TokenView]) -> io::Result<()> {
+    if tokens.is_empty() {
+        return writeln!(out, "no tokens");
+    }
+    let rows: Vec<[String; 5]> = tokens
+        .iter()
+        .map(|t| {
+            [
+                t.properties.name.clone(),
+                t.properties.status.clone(),
+                t.properties
+                    .expiry_date
+                    .clone()
+                    .unwrap_or_else(|| "never".into()),
+                scopes_text(&t.properties.scopes),
+                t.id.clone(),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "STATUS", "EXPIRES", "SCOPES", "ID"];
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s
+    };
+    writeln!(out, "{}", line(header))?;
+    for r in &rows {
+        writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]))?;
+    }
+    Ok(())
+}
+
+/// One token in detail. Never shows a password, even if the reply carried one.
+pub fn token_summary(
+    out: &mut dyn Write,
+    t: &TokenView,
+    registry: &str,
+    now: DateTime<Utc>,
+) -> io::Result<()> {
+    let p = &t.properties;
+    let m = &t.metadata;
+    let username = p
+        .credentials
+        .as_ref()
+        .map(|c| c.username.as_str())
+        .filter(|u| !u.is_empty())
+        .unwrap_or(&p.name);
+    writeln!(out, "Name:      {}", p.name)?;
+    writeln!(out, "ID:        {}", t.id)?;
+    writeln!(out, "Registry:  {registry}")?;
+    writeln!(out, "Username:  {username}")?;
+    writeln!(out, "Status:    {}", p.status)?;
+    writeln!(
+        out,
+        "Expires:   {}",
+        expiry_text(p.expiry_date.as_deref(), now)
+    )?;
+    if let Some(d) = &m.created_date {
+        let by = m.created_by.as_deref().unwrap_or("?");
+        writeln!(out, "Created:   {d} by {by}")?;
+    }
+    if let Some(d) = &m.last_modified_date {
+        let by = m.last_modified_by.as_deref().unwrap_or("?");
+        writeln!(out, "Modified:  {d} by {by}")?;
+    }
+    if p.scopes.is_empty() {
+        writeln!(
+            out,
+            "Scopes:    (none: this token can log in but is granted nothing)"
+        )?;
+    } else {
+        writeln!(out, "Scopes:")?;
+        for s in &p.scopes {
+            writeln!(out, "  {s}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Quotes `s` for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The output of `token create`: the one and only sight of the password, and how to use it.
+pub fn created(
+    out: &mut dyn Write,
+    t: &TokenView,
+    registry: &str,
+    hostname: &str,
+    now: DateTime<Utc>,
+) -> Result<(), CliError> {
+    let password = t
+        .properties
+        .credentials
+        .as_ref()
+        .and_then(|c| c.password.as_deref())
+        .ok_or_else(|| {
+            CliError::Other(format!(
+                "token {} was created, but the server's reply carries no password; \
+                 delete it and create it again",
+                t.name()
+            ))
+        })?;
+    writeln!(
+        out,
+        "Created token {} (id {}) in registry {registry}.",
+        t.name(),
+        t.id
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Password (shown only this once: regauth keeps only a hash, so it cannot be shown again; \
+         store it now):"
+    )?;
+    writeln!(out)?;
+    writeln!(out, "    {password}")?;
+    writeln!(out)?;
+    writeln!(out, "Log in with:")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "    echo {} | docker login {hostname} -u {} --password-stdin",
+        shell_quote(password),
+        t.name()
+    )?;
+    writeln!(out)?;
+    token_summary(out, t, registry, now)?;
+    Ok(())
+}
+
+/// `properties.tokenAuth` of a registry, as `registry-config` prints it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenAuthView {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    pub rootcertbundle: String,
+}
+
+/// A YAML plain scalar when that is unambiguous, else a double-quoted one.
+pub fn yaml_scalar(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._/:@-+%~".contains(c))
+        && !s.starts_with(['-', ':', '@', '%'])
+        && !s.ends_with(':')
+        && !s.contains(": ")
+        && !matches!(
+            s.to_ascii_lowercase().as_str(),
+            "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "y" | "n"
+        )
+        && s.parse::<f64>().is_err();
+    if plain {
+        s.to_string()
+    } else {
+        let mut q = String::from('"');
+        for c in s.chars() {
+            match c {
+                '"' => q.push_str("\\\""),
+                '\\' => q.push_str("\\\\"),
+                '\n' => q.push_str("\\n"),
+                '\t' => q.push_str("\\t"),
+                c if c.is_control() => q.push_str(&format!("\\u{:04x}", c as u32)),
+                c => q.push(c),
+            }
+        }
+        q.push('"');
+        q
+    }
+}
+
+/// The `auth: token:` block of a distribution registry's `config.yml`.
+pub fn registry_auth_yaml(
+    out: &mut dyn Write,
+    registry: &str,
+    hostname: &str,
+    a: &TokenAuthView,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "# regauth token authentication for registry {registry} ({hostname}).\n\
+         # Put this in the registry's config.yml; rootcertbundle is the path of regauth's\n\
+         # signing certificate: copy or mount that file to where the registry can read it."
+    )?;
+    writeln!(out, "auth:")?;
+    writeln!(out, "  token:")?;
+    writeln!(out, "    realm: {}", yaml_scalar(&a.realm))?;
+    writeln!(out, "    service: {}", yaml_scalar(&a.service))?;
+    writeln!(out, "    issuer: {}", yaml_scalar(&a.issuer))?;
+    writeln!(
+        out,
+        "    rootcertbundle: {}",
+        yaml_scalar(&a.rootcertbundle)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn sample(password: Option<&str>) -> Value {
+        let mut creds = json!({"username": "ci-push"});
+        if let Some(p) = password {
+            creds["password"] = json!(p);
+        }
+        json!({
+            "id": "7c1e1a52-4d7f-4a6e-9a51-0f4b8f5b2f10",
+            "type": "token",
+            "href": "http://x/api/v1/registries/default/tokens/7c1e1a52-4d7f-4a6e-9a51-0f4b8f5b2f10",
+            "metadata": {
+                "createdBy": "admin", "createdDate": "2026-01-01T00:00:00Z",
+                "lastModifiedBy": "admin", "lastModifiedDate": "2026-01-02T00:00:00Z",
+                "state": "AVAILABLE"
+            },
+            "properties": {
+                "name": "ci-push",
+                "credentials": creds,
+                "expiryDate": "2026-01-31T00:00:00Z",
+                "scopes": [
+                    {"type": "repository", "name": "team/*", "actions": ["pull", "push"]},
+                    {"type": "registry", "name": "catalog", "actions": ["pull"]}
+                ],
+                "status": "enabled"
+            }
+        })
+    }
+
+    fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
+        let mut buf = Vec::new();
+        f(&mut buf);
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn summary_never_shows_a_password() {
+        let t = TokenView::from_json(&sample(Some("rga_secret"))).unwrap();
+        let s = text(|b| token_summary(b, &t, "default", at("2026-01-01T00:00:00Z")).unwrap());
+        assert!(!s.contains("rga_secret"), "{s}");
+        assert!(s.contains("Name:      ci-push\n"), "{s}");
+        assert!(
+            s.contains("Expires:   2026-01-31T00:00:00Z (in 30d)\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("  repository:team/*:pull,push\n  registry:catalog:pull\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("Created:   2026-01-01T00:00:00Z by admin\n"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn created_shows_the_password_once_and_the_login_command() {
+        let t = TokenView::from_json(&sample(Some("rga_abc"))).unwrap();
+        let s = text(|b| {
+            created(
+                b,
+                &t,
+                "default",
+                "localhost:5000",
+                at("2026-01-01T00:00:00Z"),
+            )
+            .unwrap()
+        });
+        assert_eq!(
+            s.matches("rga_abc").count(),
+            2,
+            "password and login line: {s}"
+        );
+        assert!(s.contains("cannot be shown again"), "{s}");
+        assert!(
+            s.contains(
+                "    echo 'rga_abc' | docker login localhost:5000 -u ci-push --password-stdin\n"
+            ),
+            "{s}"
+        );
+        let t = TokenView::from_json(&sample(None)).unwrap();
+        let mut buf = Vec::new();
+        assert!(created(&mut buf, &t, "default", "h", Utc::now()).is_err());
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let a = TokenView::from_json(&sample(None)).unwrap();
+        let mut b = a.clone();
+        b.properties.name = "x".into();
+        b.properties.expiry_date = None;
+        b.properties.scopes.clear();
+        let s = text(|buf| token_table(buf, &[a, b]).unwrap());
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[0].starts_with("NAME     STATUS   EXPIRES               SCOPES"),
+            "{s}"
+        );
+        assert!(
+            lines[2].starts_with("x        enabled  never                 (none)"),
+            "{s}"
+        );
+        let col = lines[0].find("ID").unwrap();
+        assert_eq!(&lines[1][col..], "7c1e1a52-4d7f-4a6e-9a51-0f4b8f5b2f10");
+        assert_eq!(text(|buf| token_table(buf, &[]).unwrap()), "no tokens\n");
+    }
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("rga_x"), "'rga_x'");
+        assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+    }
+
+    #[test]
+    fn yaml_scalars() {
+        assert_eq!(
+            yaml_scalar("http://localhost:5001/auth"),
+            "http://localhost:5001/auth"
+        );
+        assert_eq!(yaml_scalar("registry.local"), "registry.local");
+        assert_eq!(yaml_scalar("/certs/signing.crt"), "/certs/signing.crt");
+        assert_eq!(yaml_scalar("yes"), "\"yes\"");
+        assert_eq!(yaml_scalar("1.5"), "\"1.5\"");
+        assert_eq!(yaml_scalar("/my certs/a.crt"), "\"/my certs/a.crt\"");
+        assert_eq!(yaml_scalar("a\"b"), "\"a\\\"b\"");
+        assert_eq!(yaml_scalar(""), "\"\"");
+    }
+
+    #[test]
+    fn registry_yaml_block() {
+        let a = TokenAuthView {
+            realm: "http://localhost:5001/auth".into(),
+            service: "registry.local".into(),
+            issuer: "regauth".into(),
+            rootcertbundle: "/certs/signing.crt".into(),
+        };
+        let s = text(|b| registry_auth_yaml(b, "default", "localhost:5000", &a).unwrap());
+        assert!(s.ends_with(
+            "auth:\n  token:\n    realm: http://localhost:5001/auth\n    service: registry.local\n    issuer: regauth\n    rootcertbundle: /certs/signing.crt\n"
+        ), "{s}");
+    }
+}

@@ -1,0 +1,488 @@
+//! Every client command against a live server, in both output formats.
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+
+use crate::support::{granted, Server};
+
+fn names(list: &Value) -> Vec<&str> {
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|t| t["properties"]["name"].as_str().expect("name"))
+        .collect()
+}
+
+fn expiry(v: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(v["properties"]["expiryDate"].as_str().expect("expiryDate"))
+        .expect("RFC 3339")
+        .with_timezone(&Utc)
+}
+
+#[track_caller]
+fn about(t: DateTime<Utc>, expected: DateTime<Utc>) {
+    let d = t - expected;
+    assert!(
+        d >= Duration::zero() && d <= Duration::minutes(2),
+        "{t} is not just after {expected}"
+    );
+}
+
+#[test]
+fn create_prints_the_password_once_with_the_login_command() {
+    let s = Server::start();
+    let out = s
+        .cli(&[
+            "token",
+            "create",
+            "ci-push",
+            "--scope",
+            "repository:team/*:pull,push",
+            "-s",
+            "registry:catalog:pull",
+        ])
+        .ok();
+    let password = out
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("rga_"))
+        .unwrap_or_else(|| panic!("no password line:\n{}", out.stdout))
+        .to_string();
+    assert!(
+        out.stdout.contains("cannot be shown again"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "\n    echo '{password}' | docker login localhost:5000 -u ci-push --password-stdin\n"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.stdout.matches(&password).count(), 2, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("  repository:team/*:pull,push\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  registry:catalog:pull\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.stderr, "");
+
+    // The printed password is the token's.
+    let (status, claims) = s.grant("ci-push", &password, &["repository:team/app:pull,push"]);
+    assert_eq!(status, 200);
+    assert_eq!(granted(&claims, "repository", "team/app"), ["pull", "push"]);
+
+    // ... and no other command ever shows it (or any password) again.
+    for args in [
+        &["token", "show", "ci-push"][..],
+        &["-o", "json", "token", "show", "ci-push"],
+        &["token", "list"],
+        &["-o", "json", "token", "list"],
+        &["scope", "list", "ci-push"],
+    ] {
+        let out = s.cli(args).ok();
+        assert!(!out.stdout.contains(&password), "{args:?}: {}", out.stdout);
+        assert!(!out.stdout.contains("rga_"), "{args:?}: {}", out.stdout);
+        assert!(
+            !out.stdout.contains("\"password\""),
+            "{args:?}: {}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn create_json_has_the_password_and_every_option() {
+    let s = Server::start();
+    let before = Utc::now();
+    let v = s
+        .cli(&[
+            "token",
+            "create",
+            "ci-json",
+            "--scope",
+            "repository:app:pull",
+            "--expires",
+            "30d",
+            "--disabled",
+            "--output",
+            "json",
+        ])
+        .ok()
+        .json();
+    let p = &v["properties"];
+    assert_eq!(v["type"], "token");
+    assert_eq!(p["name"], "ci-json");
+    assert_eq!(p["status"], "disabled");
+    assert_eq!(p["credentials"]["username"], "ci-json");
+    assert!(p["credentials"]["password"]
+        .as_str()
+        .is_some_and(|pw| pw.starts_with("rga_")));
+    assert_eq!(
+        p["scopes"],
+        json!([{"type": "repository", "name": "app", "actions": ["pull"]}])
+    );
+    about(expiry(&v), before + Duration::days(30));
+
+    // RFC 3339 expiries are sent as given.
+    let v = s
+        .cli(&[
+            "-o",
+            "json",
+            "token",
+            "create",
+            "fixed-expiry",
+            "--expires",
+            "2099-12-01T12:00:00+02:00",
+        ])
+        .ok()
+        .json();
+    assert_eq!(v["properties"]["expiryDate"], "2099-12-01T10:00:00Z");
+    assert_eq!(v["properties"]["scopes"], json!([]));
+    assert_eq!(v["properties"]["status"], "enabled");
+}
+
+#[test]
+fn create_merges_repeated_scopes_and_accepts_admin_for_delete() {
+    let s = Server::start();
+    let v = s
+        .cli(&[
+            "-o",
+            "json",
+            "token",
+            "create",
+            "merged",
+            "-s",
+            "repository:app:pull",
+            "-s",
+            "repository:app:admin",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        v["properties"]["scopes"],
+        json!([{"type": "repository", "name": "app", "actions": ["pull", "delete"]}])
+    );
+}
+
+#[test]
+fn list_in_both_formats_and_by_page() {
+    let s = Server::start();
+    assert_eq!(s.cli(&["token", "list"]).ok().stdout, "no tokens\n");
+    let (bravo_id, _) = s.create("bravo", &["repository:b:pull"]);
+    s.create("alpha", &[]);
+
+    let out = s.cli(&["token", "list"]).ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert!(
+        lines[0].starts_with("NAME ") && lines[0].ends_with(" ID"),
+        "{}",
+        out.stdout
+    );
+    assert!(lines[1].starts_with("alpha "), "{}", out.stdout);
+    assert!(lines[1].contains(" (none) "), "{}", out.stdout);
+    assert!(lines[2].starts_with("bravo "), "{}", out.stdout);
+    assert!(lines[2].contains(" enabled "), "{}", out.stdout);
+    assert!(lines[2].contains(" never "), "{}", out.stdout);
+    assert!(lines[2].contains(" repository:b:pull "), "{}", out.stdout);
+    assert!(lines[2].ends_with(&bravo_id), "{}", out.stdout);
+
+    let v = s.cli(&["token", "list", "-o", "json"]).ok().json();
+    assert_eq!(names(&v), ["alpha", "bravo"]);
+    assert_eq!(v["total"], 2);
+    assert_eq!(v["count"], 2);
+
+    let v = s
+        .cli(&[
+            "-o", "json", "token", "list", "--offset", "1", "--limit", "1",
+        ])
+        .ok()
+        .json();
+    assert_eq!(names(&v), ["bravo"]);
+    assert_eq!(
+        (v["offset"].as_u64(), v["limit"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(v["_links"]["previous"].is_string(), "{v}");
+}
+
+#[test]
+fn show_by_name_and_by_id() {
+    let s = Server::start();
+    let (id, _) = s.create("shown", &["repository:app/*:pull,push"]);
+    let by_name = s.cli(&["token", "show", "shown"]).ok();
+    let by_id = s.cli(&["token", "show", &id]).ok();
+    assert_eq!(by_name.stdout, by_id.stdout);
+    for line in [
+        "Name:      shown\n".to_string(),
+        format!("ID:        {id}\n"),
+        "Registry:  default\n".to_string(),
+        "Username:  shown\n".to_string(),
+        "Status:    enabled\n".to_string(),
+        "Expires:   never\n".to_string(),
+        "Scopes:\n  repository:app/*:pull,push\n".to_string(),
+    ] {
+        assert!(
+            by_name.stdout.contains(&line),
+            "{line:?} in\n{}",
+            by_name.stdout
+        );
+    }
+    assert!(by_name.stdout.contains("Created:   "), "{}", by_name.stdout);
+
+    let v = s.cli(&["-o", "json", "token", "show", "shown"]).ok().json();
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["properties"]["credentials"], json!({"username": "shown"}));
+    assert_eq!(s.cli(&["-o", "json", "token", "show", &id]).ok().json(), v);
+}
+
+#[test]
+fn update_status_and_expiry() {
+    let s = Server::start();
+    let (id, password) = s.create("upd", &["repository:app:pull"]);
+
+    let out = s.cli(&["token", "update", "upd", "--disable"]).ok();
+    assert!(
+        out.stdout.starts_with("Updated token upd.\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("Status:    disabled\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        s.grant("upd", &password, &[]).0,
+        401,
+        "a disabled token authenticates nothing"
+    );
+
+    let before = Utc::now();
+    let v = s
+        .cli(&[
+            "-o",
+            "json",
+            "token",
+            "update",
+            &id,
+            "--enable",
+            "--expires",
+            "12h",
+        ])
+        .ok()
+        .json();
+    assert_eq!(v["properties"]["status"], "enabled");
+    about(expiry(&v), before + Duration::hours(12));
+    assert_eq!(s.grant("upd", &password, &[]).0, 200);
+
+    let out = s.cli(&["token", "show", "upd"]).ok();
+    assert!(out.stdout.contains(" (in 12h"), "{}", out.stdout);
+
+    let v = s
+        .cli(&["-o", "json", "token", "update", "upd", "--no-expiry"])
+        .ok()
+        .json();
+    assert_eq!(v["properties"]["expiryDate"], Value::Null);
+    assert_eq!(v["properties"]["status"], "enabled");
+    assert_eq!(
+        v["properties"]["scopes"],
+        json!([{"type": "repository", "name": "app", "actions": ["pull"]}]),
+        "an update leaves the scopes alone"
+    );
+}
+
+#[test]
+fn delete_by_name_and_by_id() {
+    let s = Server::start();
+    let (id_a, password) = s.create("del-a", &["repository:app:pull"]);
+    let (id_b, _) = s.create("del-b", &[]);
+
+    let out = s.cli(&["token", "delete", "del-a"]).ok();
+    assert_eq!(
+        out.stdout,
+        format!("Deleted token del-a (id {id_a}) from registry default.\n")
+    );
+    assert_eq!(s.grant("del-a", &password, &[]).0, 401);
+    let err = s.cli(&["token", "show", "del-a"]).fails(1);
+    assert_eq!(err, "no token named \"del-a\" in registry \"default\"");
+
+    let v = s.cli(&["-o", "json", "token", "delete", &id_b]).ok().json();
+    assert_eq!(v["id"], id_b.as_str());
+    assert_eq!(v["properties"]["name"], "del-b");
+    assert_eq!(s.cli(&["token", "list"]).ok().stdout, "no tokens\n");
+}
+
+#[test]
+fn scope_add_merge_remove_clear_and_list() {
+    let s = Server::start();
+    let (id, password) = s.create("scoped", &["repository:app:pull"]);
+
+    let out = s
+        .cli(&["scope", "add", "scoped", "repository:app:push"])
+        .ok();
+    assert!(
+        out.stdout.starts_with(
+            "Merged the actions into token scoped's existing scope: now repository:app:pull,push.\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    let v = s
+        .cli(&[
+            "-o",
+            "json",
+            "token",
+            "scope",
+            "add",
+            &id,
+            "registry:catalog:pull",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        v["properties"]["scopes"],
+        json!([
+            {"type": "repository", "name": "app", "actions": ["pull", "push"]},
+            {"type": "registry", "name": "catalog", "actions": ["pull"]}
+        ])
+    );
+    assert_eq!(
+        s.cli(&["scope", "list", "scoped"]).ok().stdout,
+        "repository:app:pull,push\nregistry:catalog:pull\n"
+    );
+    assert_eq!(
+        s.cli(&["-o", "json", "scope", "list", "scoped"])
+            .ok()
+            .json(),
+        v["properties"]["scopes"]
+    );
+    let (_, claims) = s.grant("scoped", &password, &["repository:app:pull,push"]);
+    assert_eq!(granted(&claims, "repository", "app"), ["pull", "push"]);
+
+    let out = s
+        .cli(&["scope", "remove", "scoped", "repository:app:push"])
+        .ok();
+    assert!(
+        out.stdout
+            .starts_with("Removed push from token scoped's scope repository:app.\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  repository:app:pull\n"),
+        "{}",
+        out.stdout
+    );
+    let (_, claims) = s.grant("scoped", &password, &["repository:app:pull,push"]);
+    assert_eq!(granted(&claims, "repository", "app"), ["pull"]);
+
+    let v = s
+        .cli(&[
+            "-o",
+            "json",
+            "scope",
+            "remove",
+            "scoped",
+            "registry:catalog",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        v["properties"]["scopes"],
+        json!([{"type": "repository", "name": "app", "actions": ["pull"]}])
+    );
+
+    let err = s
+        .cli(&["scope", "remove", "scoped", "repository:nope"])
+        .fails(1);
+    assert_eq!(
+        err,
+        "token scoped has no scope repository:nope (it has repository:app)"
+    );
+
+    let out = s.cli(&["token", "scope", "clear", "scoped"]).ok();
+    assert!(
+        out.stdout.starts_with("Removed all scopes of token scoped"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Scopes:    (none"), "{}", out.stdout);
+    assert_eq!(s.cli(&["scope", "list", "scoped"]).ok().stdout, "");
+    let (status, claims) = s.grant("scoped", &password, &["repository:app:pull"]);
+    assert_eq!(status, 200, "a token without scopes still logs in");
+    assert!(granted(&claims, "repository", "app").is_empty());
+
+    let v = s
+        .cli(&[
+            "-o",
+            "json",
+            "scope",
+            "add",
+            "scoped",
+            "repository:app:admin",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        v["properties"]["scopes"],
+        json!([{"type": "repository", "name": "app", "actions": ["delete"]}])
+    );
+    let v = s
+        .cli(&["-o", "json", "scope", "clear", "scoped"])
+        .ok()
+        .json();
+    assert_eq!(v["properties"]["scopes"], json!([]));
+}
+
+#[test]
+fn registry_config_prints_the_auth_block() {
+    let s = Server::start();
+    let out = s.cli(&["registry-config"]).ok();
+    let expected = format!(
+        "auth:\n  token:\n    realm: {}/auth\n    service: registry.local\n    issuer: regauth\n    rootcertbundle: {}\n",
+        s.url,
+        s.cert_path().display()
+    );
+    assert!(out.stdout.ends_with(&expected), "{}", out.stdout);
+    assert!(out.stdout.starts_with('#'), "{}", out.stdout);
+
+    let v = s.cli(&["registry-config", "-o", "json"]).ok().json();
+    assert_eq!(v["id"], "default");
+    assert_eq!(
+        v["properties"]["tokenAuth"],
+        json!({
+            "realm": format!("{}/auth", s.url),
+            "service": "registry.local",
+            "issuer": "regauth",
+            "rootcertbundle": s.cert_path().display().to_string(),
+        })
+    );
+}
+
+#[test]
+fn health_up_and_down() {
+    let s = Server::start();
+    let out = s.bare_cli(&["health", "--server", &s.url], &[]).ok();
+    assert_eq!(out.stdout, format!("ok: regauth at {} is healthy\n", s.url));
+    let v = s
+        .bare_cli(&["health", "--server", &s.url, "-o", "json"], &[])
+        .ok()
+        .json();
+    assert_eq!(v, json!({"server": s.url, "status": "ok"}));
+
+    let down = format!("http://127.0.0.1:{}", crate::support::free_port());
+    let err = s.bare_cli(&["health", "--server", &down], &[]).fails(1);
+    assert!(
+        err.starts_with(&format!("cannot reach regauth at {down}: ")),
+        "{err}"
+    );
+}

@@ -1,0 +1,318 @@
+//! Every failure: a non-zero exit, nothing on stdout, one line on stderr that says what went
+//! wrong (the server's own `messages[0].message` when it refused).
+use serde_json::{json, Value};
+
+use crate::support::{free_port, regauth_in, temp_dir, Server, ADMIN};
+
+/// What the admin API itself says to `POST /tokens` with `properties`.
+fn server_message(s: &Server, properties: Value) -> (u16, String) {
+    let resp = crate::support::http()
+        .post(format!("{}/api/v1/registries/default/tokens", s.url))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "properties": properties }))
+        .send()
+        .expect("POST");
+    let status = resp.status().as_u16();
+    let v: Value = resp.json().expect("error JSON");
+    (
+        status,
+        v["messages"][0]["message"]
+            .as_str()
+            .expect("messages[0].message")
+            .to_string(),
+    )
+}
+
+#[test]
+fn server_down() {
+    let dir = temp_dir();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    for args in [
+        &["token", "list"][..],
+        &["token", "create", "x-down", "--scope", "repository:a:pull"],
+        &["token", "show", "x-down"],
+        &["scope", "clear", "x-down"],
+        &["registry-config"],
+        &["health"],
+        &["-o", "json", "token", "list"],
+    ] {
+        let mut all = vec!["--server", url.as_str(), "--admin-token", ADMIN];
+        all.extend_from_slice(args);
+        let err = regauth_in(dir.path(), &all, &[]).fails(1);
+        assert!(
+            err.starts_with(&format!("cannot reach regauth at {url}: ")),
+            "{args:?}: {err}"
+        );
+        assert!(err.to_lowercase().contains("refused"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn wrong_admin_token() {
+    let s = Server::start();
+    for args in [
+        &["token", "list"][..],
+        &["registry-config"],
+        &["token", "show", "x"],
+    ] {
+        let mut all = vec![
+            "--server",
+            s.url.as_str(),
+            "--admin-token",
+            "wrong-admin-token-0123456789",
+        ];
+        all.extend_from_slice(args);
+        let err = s.bare_cli(&all, &[]).fails(1);
+        assert_eq!(
+            err, "a valid admin token is required: Authorization: Bearer <admin token> (HTTP 401)",
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_token() {
+    let s = Server::start();
+    s.create("known", &[]);
+    for args in [
+        &["token", "show", "unknown"][..],
+        &["token", "update", "unknown", "--disable"],
+        &["token", "delete", "unknown"],
+        &["scope", "add", "unknown", "repository:a:pull"],
+        &["scope", "remove", "unknown", "repository:a"],
+        &["scope", "clear", "unknown"],
+        &["scope", "list", "unknown"],
+    ] {
+        let err = s.cli(args).fails(1);
+        assert_eq!(
+            err, "no token named \"unknown\" in registry \"default\"",
+            "{args:?}"
+        );
+    }
+    let id = "0b7c2a4e-5f0e-4c55-9d4e-3f1e2d3c4b5a";
+    let err = s.cli(&["token", "show", id]).fails(1);
+    assert_eq!(err, format!("token {id} not found (HTTP 404)"));
+    let err = s.cli(&["token", "delete", id]).fails(1);
+    assert!(err.ends_with("(HTTP 404)"), "{err}");
+}
+
+#[test]
+fn unknown_registry() {
+    let s = Server::start();
+    for args in [
+        &["token", "list", "--registry", "nope"][..],
+        &["token", "create", "x-reg", "--registry", "nope"],
+        &["registry-config", "--registry", "nope"],
+    ] {
+        let err = s.cli(args).fails(1);
+        assert_eq!(err, "registry \"nope\" not found (HTTP 404)", "{args:?}");
+    }
+}
+
+#[test]
+fn validation_errors_show_the_servers_message() {
+    let s = Server::start();
+    let cases = [
+        (
+            &[
+                "token",
+                "create",
+                "pusher",
+                "--scope",
+                "repository:app:push",
+            ][..],
+            json!({"name": "pusher", "scopes": [{"type": "repository", "name": "app", "actions": ["push"]}]}),
+        ),
+        (
+            &["token", "create", "Bad_Name"],
+            json!({"name": "Bad_Name", "scopes": []}),
+        ),
+        (
+            &[
+                "token",
+                "create",
+                "pattern",
+                "--scope",
+                "repository:App/*:pull",
+            ],
+            json!({"name": "pattern", "scopes": [{"type": "repository", "name": "App/*", "actions": ["pull"]}]}),
+        ),
+    ];
+    for (args, properties) in cases {
+        let (status, message) = server_message(&s, properties);
+        assert_eq!(status, 400, "{args:?}");
+        let err = s.cli(args).fails(1);
+        assert_eq!(err, format!("{message} (HTTP 400)"), "{args:?}");
+    }
+    // Specific rules, so a regression in the server's wording is noticed here too.
+    let err = s
+        .cli(&[
+            "token",
+            "create",
+            "pusher",
+            "--scope",
+            "repository:app:push",
+        ])
+        .fails(1);
+    assert!(err.contains("push") && err.contains("pull"), "{err}");
+    let err = s.cli(&["token", "create", "Bad_Name"]).fails(1);
+    assert!(err.contains("name"), "{err}");
+
+    // Too soon an expiry (the server wants at least an hour).
+    let err = s
+        .cli(&["token", "create", "soon", "--expires", "30m"])
+        .fails(1);
+    assert!(
+        err.contains("expiryDate") && err.ends_with("(HTTP 400)"),
+        "{err}"
+    );
+    s.create("soon", &[]);
+    let err = s
+        .cli(&["token", "update", "soon", "--expires", "45m"])
+        .fails(1);
+    assert!(
+        err.contains("expiryDate") && err.ends_with("(HTTP 400)"),
+        "{err}"
+    );
+    let err = s
+        .cli(&[
+            "token",
+            "update",
+            "soon",
+            "--expires",
+            "2020-01-01T00:00:00Z",
+        ])
+        .fails(1);
+    assert!(err.contains("expiryDate"), "{err}");
+
+    // A scope edit the server refuses: removing pull while push stays.
+    s.cli(&["scope", "add", "soon", "repository:app:pull,push"])
+        .ok();
+    let err = s
+        .cli(&["scope", "remove", "soon", "repository:app:pull"])
+        .fails(1);
+    assert!(err.ends_with("(HTTP 400)") && err.contains("pull"), "{err}");
+
+    // A taken name.
+    let err = s.cli(&["token", "create", "soon"]).fails(1);
+    assert!(err.ends_with("(HTTP 409)") && err.contains("soon"), "{err}");
+}
+
+#[test]
+fn bad_arguments_fail_before_any_request() {
+    let dir = temp_dir();
+    // Nothing listens here: a request would fail with "cannot reach".
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let base = ["--server", url.as_str(), "--admin-token", ADMIN];
+    for (args, needle) in [
+        (
+            &["token", "create", "x", "--scope", "repo:a:pull"][..],
+            "unknown scope type \"repo\"",
+        ),
+        (
+            &["token", "create", "x", "--scope", "repository:a"],
+            "has no actions",
+        ),
+        (
+            &["token", "create", "x", "--scope", "repository:a:read"],
+            "unknown action \"read\"",
+        ),
+        (
+            &[
+                "token",
+                "create",
+                "x",
+                "--scope",
+                "registry:everything:pull",
+            ],
+            "catalog",
+        ),
+        (
+            &["token", "create", "x", "--expires", "soon"],
+            "not a valid expiry",
+        ),
+        (
+            &["token", "create", "x", "--expires", "3w"],
+            "unknown unit 'w'",
+        ),
+        (&["token", "update", "x"], "--enable"),
+        (
+            &["token", "update", "x", "--enable", "--disable"],
+            "cannot be used with",
+        ),
+        (
+            &["token", "update", "x", "--expires", "1d", "--no-expiry"],
+            "cannot be used with",
+        ),
+        (&["scope", "add", "x", "repository:a"], "has no actions"),
+        (
+            &["scope", "remove", "x", "nope"],
+            "expected repository:PATTERN:ACTIONS",
+        ),
+        (&["-o", "yaml", "token", "list"], "yaml"),
+    ] {
+        let mut all = base.to_vec();
+        all.extend_from_slice(args);
+        let out = regauth_in(dir.path(), &all, &[]);
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert_eq!(out.stdout, "", "{args:?}");
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+        assert!(
+            !out.stderr.contains("cannot reach"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+
+    let err = regauth_in(
+        dir.path(),
+        &[
+            "--server",
+            "localhost:5001",
+            "--admin-token",
+            ADMIN,
+            "token",
+            "list",
+        ],
+        &[],
+    )
+    .fails(2);
+    assert!(err.starts_with("server URL \"localhost:5001\""), "{err}");
+
+    let err = regauth_in(dir.path(), &["serve", "--server", &url], &[]).fails(2);
+    assert!(
+        err.starts_with("--server is for the client commands"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_admin_token_and_bad_config() {
+    let dir = temp_dir();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    // No flag, no config file, no data/admin-token in the working directory.
+    let err = regauth_in(dir.path(), &["--server", &url, "token", "list"], &[]).fails(2);
+    assert!(
+        err.starts_with("no admin token: pass --admin-token"),
+        "{err}"
+    );
+    assert!(err.contains("data/admin-token"), "{err}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "listen_port = 1\n").unwrap();
+    let err = regauth_in(
+        dir.path(),
+        &["--config", bad.to_str().unwrap(), "token", "list"],
+        &[],
+    )
+    .fails(2);
+    assert!(err.contains("listen_port"), "{err}");
+
+    let err = regauth_in(
+        dir.path(),
+        &["--config", "/nonexistent/regauth.toml", "health"],
+        &[],
+    )
+    .fails(2);
+    assert!(err.contains("/nonexistent/regauth.toml"), "{err}");
+}

@@ -1,0 +1,296 @@
+//! A private dockerd (Debian's docker.io, with the containerd it starts under
+//! its exec root), shared by the tests that run at the same time because it
+//! takes seconds to start, and a docker CLI with a private DOCKER_CONFIG.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::process::{pid_alive, signal, Daemon};
+use super::{require_bin, run, temp_dir, unique, wait_for, CmdOutput};
+
+pub const DOCKERD_BIN: &str = "/usr/sbin/dockerd";
+/// Debian's client; /usr/local/bin/docker on this machine is another one.
+pub const DOCKER_BIN: &str = "/usr/bin/docker";
+pub const CTR_BIN: &str = "/usr/bin/ctr";
+
+/// How long one docker/ctr command may take before it counts as hung.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct Dockerd {
+    daemon: Mutex<Option<Daemon>>,
+    // Last: removed after the daemon is gone.
+    dir: tempfile::TempDir,
+}
+
+impl Dockerd {
+    /// The dockerd of the tests running now; started when none runs. It is
+    /// stopped when the last test using it drops its handle.
+    pub fn shared() -> Arc<Dockerd> {
+        static SHARED: Mutex<Weak<Dockerd>> = Mutex::new(Weak::new());
+        let mut guard = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = guard.upgrade() {
+            return d;
+        }
+        let d = Arc::new(Dockerd::start());
+        *guard = Arc::downgrade(&d);
+        d
+    }
+
+    fn start() -> Dockerd {
+        require_bin(DOCKERD_BIN);
+        require_bin(DOCKER_BIN);
+        require_bin("/usr/bin/containerd");
+        let dir = temp_dir("rge-");
+        let root = dir.path();
+        let mut cmd = Command::new(DOCKERD_BIN);
+        cmd.args([
+            "--storage-driver",
+            "vfs",
+            "--iptables=false",
+            "--ip6tables=false",
+            "--bridge=none",
+        ])
+        .arg("-H")
+        .arg(format!("unix://{}", root.join("docker.sock").display()))
+        .arg("--data-root")
+        .arg(root.join("data"))
+        .arg("--exec-root")
+        .arg(root.join("exec"))
+        .arg("--pidfile")
+        .arg(root.join("docker.pid"))
+        // containerd and runc are found through PATH
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        );
+        let daemon = Daemon::spawn("dockerd", cmd, &root.join("dockerd.log"));
+        let d = Dockerd {
+            daemon: Mutex::new(Some(daemon)),
+            dir,
+        };
+        let sock = d.socket();
+        wait_for(
+            Duration::from_secs(60),
+            || {
+                d.assert_running();
+                let mut c = Command::new(DOCKER_BIN);
+                c.arg("-H")
+                    .arg(format!("unix://{}", sock.display()))
+                    .arg("info");
+                run(c, None, Duration::from_secs(10))
+                    .success()
+                    .then_some(())
+            },
+            || format!("dockerd did not answer `docker info`\n{}", d.log_tail()),
+        );
+        wait_for(
+            Duration::from_secs(30),
+            || d.containerd_socket().exists().then_some(()),
+            || {
+                format!(
+                    "dockerd's containerd socket {} never appeared\n{}",
+                    d.containerd_socket().display(),
+                    d.log_tail()
+                )
+            },
+        );
+        d
+    }
+
+    /// Panics with dockerd's log when it has exited.
+    #[track_caller]
+    pub fn assert_running(&self) {
+        let mut g = self.daemon.lock().unwrap_or_else(|e| e.into_inner());
+        match g.as_mut() {
+            Some(d) => d.assert_running(),
+            None => panic!("dockerd was stopped"),
+        }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("docker.sock")
+    }
+
+    /// The gRPC socket of the containerd that dockerd started (for `ctr`).
+    pub fn containerd_socket(&self) -> PathBuf {
+        self.dir.path().join("exec/containerd/containerd.sock")
+    }
+
+    pub fn log_tail(&self) -> String {
+        super::tail(&self.dir.path().join("dockerd.log"), 60)
+    }
+
+    /// Runs `ctr --address <containerd> -n <namespace> ARGS`.
+    pub fn ctr(&self, namespace: &str, args: &[&str]) -> CmdOutput {
+        require_bin(CTR_BIN);
+        let mut c = Command::new(CTR_BIN);
+        c.arg("--address")
+            .arg(self.containerd_socket())
+            .arg("--namespace")
+            .arg(namespace)
+            .args(args);
+        run(c, None, CLIENT_TIMEOUT)
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let daemon = self
+            .daemon
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(mut d) = daemon {
+            // dockerd stops its containerd on SIGTERM
+            d.stop(Duration::from_secs(20));
+        }
+        // ... and if it did not (or dockerd was killed), stop containerd here.
+        let pidfile = self.dir.path().join("exec/containerd/containerd.pid");
+        if let Some(pid) = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        {
+            if pid_alive(pid) {
+                signal(pid, "TERM");
+                for _ in 0..50 {
+                    if !pid_alive(pid) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if pid_alive(pid) {
+                    signal(pid, "KILL");
+                }
+            }
+        }
+    }
+}
+
+/// The docker CLI talking to the shared dockerd with its own DOCKER_CONFIG
+/// (so logins of different tests never mix).
+pub struct DockerClient {
+    dockerd: Arc<Dockerd>,
+    config: tempfile::TempDir,
+}
+
+impl Default for DockerClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DockerClient {
+    pub fn new() -> DockerClient {
+        DockerClient {
+            dockerd: Dockerd::shared(),
+            config: temp_dir("rgc-"),
+        }
+    }
+
+    pub fn dockerd(&self) -> &Dockerd {
+        &self.dockerd
+    }
+
+    pub fn config_dir(&self) -> &Path {
+        self.config.path()
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(DOCKER_BIN);
+        c.env(
+            "DOCKER_HOST",
+            format!("unix://{}", self.dockerd.socket().display()),
+        )
+        .env("DOCKER_CONFIG", self.config.path())
+        .env("HOME", self.config.path())
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH");
+        c
+    }
+
+    /// `docker ARGS`, never panicking on the command's own failure.
+    pub fn docker(&self, args: &[&str]) -> CmdOutput {
+        let mut c = self.command();
+        c.args(args);
+        run(c, None, CLIENT_TIMEOUT)
+    }
+
+    /// `docker login -u USER --password-stdin HOST`.
+    pub fn login(&self, host: &str, user: &str, password: &str) -> CmdOutput {
+        let mut c = self.command();
+        c.args(["login", "-u", user, "--password-stdin", host]);
+        run(c, Some(password), CLIENT_TIMEOUT)
+    }
+
+    #[track_caller]
+    pub fn login_ok(&self, host: &str, user: &str, password: &str) {
+        self.login(host, user, password)
+            .expect_success(&format!("docker login {host} as {user}"));
+    }
+
+    pub fn logout(&self, host: &str) -> CmdOutput {
+        self.docker(&["logout", host])
+    }
+
+    /// The client's config.json (where docker login stores credentials).
+    pub fn config_json(&self) -> Value {
+        let path = self.config.path().join("config.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// Imports a new one-layer image with unique content (so a later pull
+    /// must download it) and returns its local reference.
+    #[track_caller]
+    pub fn import_image(&self) -> String {
+        let name = unique("img");
+        let work = self.config.path().join(&name);
+        std::fs::create_dir_all(work.join("rootfs/etc")).expect("mkdir rootfs");
+        std::fs::write(
+            work.join("rootfs/etc/e2e-image"),
+            format!("regauth e2e image {name}\n"),
+        )
+        .expect("write image file");
+        let tar = work.join("rootfs.tar");
+        let mut c = Command::new("tar");
+        c.arg("-C")
+            .arg(work.join("rootfs"))
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".");
+        run(c, None, CLIENT_TIMEOUT).expect_success("tar the image root");
+        let reference = format!("e2e/{name}:1");
+        self.docker(&["import", &tar.to_string_lossy(), &reference])
+            .expect_success("docker import");
+        reference
+    }
+
+    /// `docker tag SRC DST`, expected to succeed.
+    #[track_caller]
+    pub fn tag(&self, src: &str, dst: &str) {
+        self.docker(&["tag", src, dst]).expect_success("docker tag");
+    }
+
+    /// `docker rmi REF...` of local references, expected to succeed.
+    #[track_caller]
+    pub fn rmi(&self, refs: &[&str]) {
+        let mut args = vec!["rmi"];
+        args.extend_from_slice(refs);
+        self.docker(&args).expect_success("docker rmi");
+    }
+
+    /// `docker save -o FILE REF` (for `ctr images import`).
+    #[track_caller]
+    pub fn save(&self, reference: &str) -> PathBuf {
+        let file = self.config.path().join(format!("{}.tar", unique("save")));
+        self.docker(&["save", "-o", &file.to_string_lossy(), reference])
+            .expect_success("docker save");
+        file
+    }
+}
