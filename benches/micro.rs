@@ -52,8 +52,12 @@ fn strings(items: &[&str]) -> Vec<String> {
 fn scopes(n: usize) -> Vec<Scope> {
     (0..n)
         .map(|i| {
-            Scope::parse("repository", &format!("team-{i}/*"), &strings(&["pull", "push"]))
-                .expect("valid scope")
+            Scope::parse(
+                "repository",
+                &format!("team-{i}/*"),
+                &strings(&["pull", "push"]),
+            )
+            .expect("valid scope")
         })
         .collect()
 }
@@ -121,9 +125,12 @@ fn bench_secret(c: &mut Criterion) {
     });
 }
 
+/// (token name, password) pairs.
+type Logins = Vec<(String, String)>;
+
 /// A sled store in `dir` holding `count` tokens `bench-<i>` with two scopes each, plus
 /// `wide-<i>` tokens with 100 scopes. Returns the passwords of `bench-0..` and `wide-0..`.
-fn seed(dir: &Path, count: usize) -> (SledStore, Vec<(String, String)>, Vec<(String, String)>) {
+fn seed(dir: &Path, count: usize) -> (SledStore, Logins, Logins) {
     let store = SledStore::open(dir).expect("open store");
     let mut narrow = Vec::with_capacity(count);
     let mut wide = Vec::new();

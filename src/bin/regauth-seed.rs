@@ -103,7 +103,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         };
         store.create_unflushed(&token)?;
         if i % stride == 0 && i / stride < sample {
-            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
             writeln!(creds, "Basic {basic}")?;
         }
         if (i + 1) % args.flush_every == 0 {
