@@ -347,7 +347,8 @@ fn run_scope(ctx: &mut commands::Ctx, command: ScopeCommand) -> Result<(), CliEr
 }
 
 fn serve(config: Option<PathBuf>) -> ExitCode {
-    init_tracing();
+    // Held until `serve` returns, so buffered log lines are written before exit.
+    let _log_guard = init_tracing();
     let config = match Config::load(config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -374,15 +375,21 @@ fn serve(config: Option<PathBuf>) -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr through a background writer thread, so a slow terminal, pipe or disk never
+/// stalls a request thread. Lossless: when the buffer is full, the logging thread waits.
+fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let filter = tracing_subscriber::EnvFilter::try_from_env("REGAUTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         // Colour codes only for a person at a terminal, not in files or journald.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+    guard
 }
 
 #[cfg(test)]

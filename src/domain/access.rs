@@ -18,6 +18,43 @@ pub struct Grant {
     pub actions: Vec<String>,
 }
 
+impl std::fmt::Display for Grant {
+    /// Scope-string form, `type:name:action,action` (as in the POST reply's `scope`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:", self.kind, self.name)?;
+        write_actions(f, &self.actions)
+    }
+}
+
+/// Writes actions comma-separated, without allocating.
+pub(crate) fn write_actions(
+    f: &mut std::fmt::Formatter<'_>,
+    actions: &[String],
+) -> std::fmt::Result {
+    for (i, a) in actions.iter().enumerate() {
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        f.write_str(a)?;
+    }
+    Ok(())
+}
+
+/// Space-separated scope strings of a list (`Display` of each item), formatted lazily.
+pub struct ScopeList<'a, T>(pub &'a [T]);
+
+impl<T: std::fmt::Display> std::fmt::Display for ScopeList<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, item) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            item.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
 /// Decides what to grant (SPEC §1 "Access decision"). Requests for one (type, name) are merged;
 /// output order follows first appearance in `requests`; resources with nothing granted are
 /// left out. Repository actions come out in the order pull, push, delete.
@@ -313,5 +350,21 @@ mod tests {
             serde_json::to_string(&g).unwrap(),
             r#"{"type":"repository","name":"team/app","actions":["pull","push"]}"#
         );
+    }
+
+    #[test]
+    fn grants_display_as_scope_strings() {
+        let g = |n: &str, a: &[&str]| Grant {
+            kind: "repository".into(),
+            name: n.into(),
+            actions: a.iter().map(|s| s.to_string()).collect(),
+        };
+        let list = [g("team/app", &["pull", "push"]), g("b", &["pull"])];
+        assert_eq!(list[0].to_string(), "repository:team/app:pull,push");
+        assert_eq!(
+            ScopeList(&list).to_string(),
+            "repository:team/app:pull,push repository:b:pull"
+        );
+        assert_eq!(ScopeList::<Grant>(&[]).to_string(), "");
     }
 }

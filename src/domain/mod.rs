@@ -12,7 +12,7 @@ pub mod scope;
 pub mod secret;
 pub mod token;
 
-pub use access::{decide, Grant};
+pub use access::{decide, Grant, ScopeList};
 pub use name::TokenName;
 pub use pattern::RepoPattern;
 pub use reference::RepositoryName;

@@ -18,6 +18,18 @@ pub struct ResourceRequest {
     pub actions: Vec<String>,
 }
 
+impl std::fmt::Display for ResourceRequest {
+    /// Scope-string form, `type(class):name:action,action`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.kind)?;
+        if let Some(class) = &self.class {
+            write!(f, "({class})")?;
+        }
+        write!(f, ":{}:", self.name)?;
+        super::access::write_actions(f, &self.actions)
+    }
+}
+
 /// A scope string that does not follow the grammar; the message quotes the bad part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid scope {scope:?}: {reason}")]

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::error::AuthHttpError;
 use super::extract::{all, basic_credentials, last, parse_pairs, read_body};
-use crate::domain::{parse_scope, ResourceRequest};
+use crate::domain::{parse_scope, ResourceRequest, ScopeList};
 use crate::server::AppState;
 use crate::service::{Credentials, Issued, TokenRequest};
 
@@ -32,14 +32,7 @@ struct TokenResponse {
 
 impl TokenResponse {
     fn new(issued: Issued, with_scope: bool) -> Self {
-        let scope = with_scope.then(|| {
-            issued
-                .granted
-                .iter()
-                .map(|g| format!("{}:{}:{}", g.kind, g.name, g.actions.join(",")))
-                .collect::<Vec<_>>()
-                .join(" ")
-        });
+        let scope = with_scope.then(|| ScopeList(&issued.granted).to_string());
         TokenResponse {
             token: issued.jwt.clone(),
             access_token: issued.jwt,

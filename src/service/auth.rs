@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::config::RegistryConfig;
 use crate::domain::secret::{try_new_secret, REFRESH_PREFIX};
-use crate::domain::{decide, Grant, ResourceRequest, SecretHash, Token, TokenName};
+use crate::domain::{decide, Grant, ResourceRequest, ScopeList, SecretHash, Token, TokenName};
 use crate::jwt::Issuer;
 use crate::store::{RefreshGrant, Store, StoreError};
 
@@ -76,6 +76,18 @@ impl From<StoreError> for AuthError {
     }
 }
 
+/// The client's address, or nothing.
+struct OptionalAddr(Option<IpAddr>);
+
+impl std::fmt::Display for OptionalAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => a.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Issues registry tokens.
 pub struct AuthService {
     store: Arc<dyn Store>,
@@ -117,23 +129,16 @@ impl AuthService {
     pub async fn issue(&self, req: TokenRequest) -> Result<Issued, AuthError> {
         let now = self.clock.now();
         let outcome = self.decide(&req, now).await;
-        let requested: Vec<String> = req
-            .scopes
-            .iter()
-            .map(|r| format!("{}:{}:{}", r.kind, r.name, r.actions.join(",")))
-            .collect();
-        let client = req.client_addr.map(|a| a.to_string()).unwrap_or_default();
+        // Formatted lazily by the subscriber: no allocation when the event is filtered out.
+        let requested = ScopeList(&req.scopes);
+        let client = OptionalAddr(req.client_addr);
         let client_id = req.client_id.as_deref().unwrap_or("");
         match &outcome {
             Ok((name, issued)) => {
-                let granted: Vec<String> = issued
-                    .granted
-                    .iter()
-                    .map(|g| format!("{}:{}:{}", g.kind, g.name, g.actions.join(",")))
-                    .collect();
+                let granted = ScopeList(&issued.granted);
                 info!(
                     token = %name, service = %req.service, grant_type = req.grant_type,
-                    requested = ?requested, granted = ?granted, client = %client,
+                    requested = %requested, granted = %granted, client = %client,
                     client_id = %client_id, outcome = "issued", "token decision"
                 );
             }
@@ -148,7 +153,7 @@ impl AuthService {
                 };
                 info!(
                     token = %user, service = %req.service, grant_type = req.grant_type,
-                    requested = ?requested, client = %client, client_id = %client_id,
+                    requested = %requested, client = %client, client_id = %client_id,
                     outcome = "denied", reason = %e, "token decision"
                 );
             }

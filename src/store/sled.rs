@@ -316,7 +316,7 @@ impl Store for SledStore {
 
     fn add_refresh(&self, grant: &RefreshGrant, cap_per_token: usize) -> Result<(), StoreError> {
         let hash = grant.hash.0;
-        let value = serde_json::to_vec(grant)
+        let value = encode_record(grant)
             .map_err(|e| StoreError::Backend(format!("encoding refresh grant: {e}")))?;
         let token_key = name_key(&grant.registry, &grant.token_name);
         let own_key = grant_index_key(grant.token_id, grant.created, &hash);
@@ -509,13 +509,31 @@ fn grant_index_key(token_id: Uuid, created: DateTime<Utc>, hash: &[u8; HASH_LEN]
     key
 }
 
+/// First byte of every token and refresh-grant record: the encoding that follows.
+/// 1 = postcard (compact serde binary): a token read decodes a few hundred bytes, not JSON.
+const RECORD_FORMAT: u8 = 1;
+
+fn encode_record<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    let mut out = vec![RECORD_FORMAT];
+    postcard::to_io(value, &mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn decode_record<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    match bytes.split_first() {
+        Some((&RECORD_FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        Some((other, _)) => Err(format!("unknown record format {other}")),
+        None => Err("empty record".into()),
+    }
+}
+
 fn encode(token: &Token) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(token)
+    encode_record(token)
         .map_err(|e| StoreError::Backend(format!("encoding token {}: {e}", token.id)))
 }
 
 fn decode_token(key: &[u8], bytes: &[u8]) -> Result<Token, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| {
+    decode_record(bytes).map_err(|e| {
         StoreError::Backend(format!(
             "undecodable record at key {} in tree tokens: {e}",
             show_name_key(key)
@@ -524,7 +542,7 @@ fn decode_token(key: &[u8], bytes: &[u8]) -> Result<Token, StoreError> {
 }
 
 fn decode_grant(hash: &[u8], bytes: &[u8]) -> Result<RefreshGrant, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| {
+    decode_record(bytes).map_err(|e| {
         StoreError::Backend(format!(
             "undecodable record at key {} in tree refresh: {e}",
             hex(hash)
@@ -580,6 +598,32 @@ mod tests {
 
     use super::*;
     use crate::store::tests::{expiring, grant, t0, token};
+
+    #[test]
+    fn full_records_round_trip_through_disk() {
+        use crate::domain::{Scope, Status};
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = expiring("default", "full-record", t0() + chrono::Duration::days(3));
+        t.status = Status::Disabled;
+        t.scopes = vec![
+            Scope::parse("repository", "team/*", &["pull".into(), "push".into()]).unwrap(),
+            Scope::parse("repository", "a?c/x", &["delete".into()]).unwrap(),
+            Scope::parse("registry", "catalog", &["pull".into()]).unwrap(),
+        ];
+        let g = grant(&t, 7, t0());
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            s.create(&t).unwrap();
+            s.add_refresh(&g, 4).unwrap();
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            s.find_by_name("default", "full-record").unwrap(),
+            Some(t.clone())
+        );
+        assert_eq!(s.get("default", t.id).unwrap(), Some(t));
+        assert_eq!(s.find_refresh(&g.hash).unwrap(), Some(g));
+    }
 
     #[test]
     fn survives_close_and_reopen() {
