@@ -380,7 +380,12 @@ fn serve(config: Option<PathBuf>) -> ExitCode {
 fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        // The worker drains its queue, then flushes: under load many lines share one write(2),
+        // when idle each line is written at once.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let filter = tracing_subscriber::EnvFilter::try_from_env("REGAUTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()

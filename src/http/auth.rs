@@ -82,7 +82,6 @@ fn flag(pairs: &[(String, String)], key: &str, yes: &str) -> bool {
 }
 
 /// `GET /auth?service=S&scope=..&account=U&client_id=C&offline_token=true` with Basic auth.
-#[tracing::instrument(skip_all)]
 pub async fn get_token(
     State(state): State<AppState>,
     req: Request,
@@ -114,7 +113,6 @@ pub async fn get_token(
 }
 
 /// `POST /auth`, form-encoded: `grant_type=password` or `grant_type=refresh_token`.
-#[tracing::instrument(skip_all)]
 pub async fn post_token(
     State(state): State<AppState>,
     req: Request,

@@ -125,7 +125,6 @@ impl AuthService {
     }
 
     /// Decides and signs. Logs exactly one event per call; never logs a secret.
-    #[tracing::instrument(skip_all)]
     pub async fn issue(&self, req: TokenRequest) -> Result<Issued, AuthError> {
         let now = self.clock.now();
         let outcome = self.decide(&req, now).await;

@@ -96,6 +96,26 @@ fn docker_login_keeps_an_identity_token_that_push_and_pull_use() {
         REFUSED,
     );
     docker.rmi(&[&remote, &outside]);
+
+    // Every grant type went through regauth above; none of the secrets reached its log.
+    let identity = entry["identitytoken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let log = regauth.log();
+    assert!(
+        log.contains("token decision"),
+        "the log should hold the decisions"
+    );
+    for (what, secret) in [
+        ("password", token.password.as_str()),
+        ("password", doomed.password.as_str()),
+        ("refresh token", identity.as_str()),
+        ("admin token", regauth.admin_token()),
+    ] {
+        assert!(!secret.is_empty());
+        assert!(!log.contains(secret), "a {what} appears in regauth's log");
+    }
 }
 
 #[test]

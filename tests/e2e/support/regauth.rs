@@ -346,6 +346,11 @@ impl Regauth {
             .clone()
     }
 
+    /// The whole log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("regauth.log")).unwrap_or_default()
+    }
+
     /// Decision events (`token decision` lines) of the log for one token name.
     pub fn decisions_for(&self, name: &str) -> Vec<String> {
         let log = std::fs::read_to_string(self.dir.path().join("regauth.log")).unwrap_or_default();
