@@ -67,23 +67,18 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
     Option::<String>::deserialize(d).map(Some)
 }
 
-fn parse_status(s: Option<&str>, field: &str) -> Result<Option<Status>, ValidationError> {
-    s.map(|s| {
-        s.parse::<Status>()
-            .map_err(|e| e.within(field.trim_end_matches(".status")).renamed(field))
-    })
-    .transpose()
-}
-
-trait Renamed {
-    fn renamed(self, field: &str) -> Self;
-}
-
-impl Renamed for ValidationError {
-    fn renamed(mut self, field: &str) -> Self {
-        self.field = field.to_string();
-        self
+/// Puts a domain error under the JSON object it came from (`properties` on POST/PUT, the top
+/// level on PATCH).
+fn under(e: ValidationError, prefix: Option<&str>) -> ValidationError {
+    match prefix {
+        Some(p) => e.within(p),
+        None => e,
     }
+}
+
+fn parse_status(s: Option<&str>, prefix: Option<&str>) -> Result<Option<Status>, ValidationError> {
+    s.map(|s| s.parse::<Status>().map_err(|e| under(e, prefix)))
+        .transpose()
 }
 
 fn parse_expiry(
@@ -126,10 +121,10 @@ impl TokenPropertiesInput {
         let name: TokenName = self
             .name
             .parse()
-            .map_err(|e: ValidationError| e.renamed("properties.name"))?;
+            .map_err(|e| under(e, Some("properties")))?;
         Ok(NewToken {
             name,
-            status: parse_status(self.status.as_deref(), "properties.status")?.unwrap_or_default(),
+            status: parse_status(self.status.as_deref(), Some("properties"))?.unwrap_or_default(),
             expiry: parse_expiry(
                 self.expiry_date.as_ref().map(|o| o.as_deref()),
                 "properties.expiryDate",
@@ -143,7 +138,7 @@ impl TokenPropertiesInput {
 impl PatchInput {
     fn into_changes(self) -> Result<TokenChanges, ValidationError> {
         Ok(TokenChanges {
-            status: parse_status(self.status.as_deref(), "status")?,
+            status: parse_status(self.status.as_deref(), None)?,
             expiry: parse_expiry(
                 self.expiry_date.as_ref().map(|o| o.as_deref()),
                 "expiryDate",
