@@ -20,6 +20,7 @@ use crate::config::Config;
 mod client;
 mod commands;
 mod expires;
+pub mod logwriter;
 mod output;
 mod scope;
 
@@ -375,26 +376,45 @@ fn serve(config: Option<PathBuf>) -> ExitCode {
     }
 }
 
-/// Logs to stderr through a background writer thread, so a slow terminal, pipe or disk never
-/// stalls a request thread. Lossless: when the buffer is full, the logging thread waits.
-fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        // The worker drains its queue, then flushes: under load many lines share one write(2),
-        // when idle each line is written at once.
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+/// Logs to stderr through [`logwriter`]: request threads only append to a buffer, a
+/// background thread writes it in batches, so a slow terminal, pipe or disk never stalls a
+/// request thread unless megabytes are waiting. Lossless. `None` (and logging to stderr
+/// directly) when the writer thread cannot be started.
+pub fn init_tracing() -> Option<logwriter::FlushGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REGAUTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    // Colour codes only for a person at a terminal, not in files or journald.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
-        // Colour codes only for a person at a terminal, not in files or journald.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-    guard
+        .with_ansi(ansi)
+        .fmt_fields(plain_fields());
+    match logwriter::BatchWriter::spawn(std::io::stderr()) {
+        Ok((writer, guard)) => {
+            let _ = builder.with_writer(writer).try_init();
+            Some(guard)
+        }
+        Err(e) => {
+            let _ = builder.with_writer(std::io::stderr).try_init();
+            tracing::warn!(error = %e, "cannot start the log writer thread; logging directly");
+            None
+        }
+    }
+}
+
+/// Fields as `name=value`, separated by spaces, the message first and bare: the default
+/// field format's output without its per-field styling, which costs a third of the decision
+/// event's formatting even when colours are off (`benches/RESULTS.md`).
+fn plain_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        if field.name() == "message" {
+            write!(w, "{value:?}")
+        } else {
+            write!(w, "{field}={value:?}")
+        }
+    })
+    .delimited(" ")
 }
 
 #[cfg(test)]
