@@ -93,6 +93,14 @@ impl ActionSet {
     pub fn intersect(self, other: ActionSet) -> ActionSet {
         ActionSet(self.0 & other.0)
     }
+    /// The set as bits (pull = 1, push = 2, delete = 4), for compact storage.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+    /// The set of `bits` (see [`ActionSet::bits`]); `None` if a bit names no action.
+    pub fn from_bits(bits: u8) -> Option<ActionSet> {
+        (bits & !Self::ALL.0 == 0).then_some(ActionSet(bits))
+    }
     /// Actions in the set, in the order pull, push, delete.
     pub fn iter(&self) -> impl Iterator<Item = Action> + '_ {
         Action::ALL.into_iter().filter(move |a| self.contains(*a))
@@ -155,16 +163,22 @@ impl Scope {
                 ))
             }
         };
+        let actions = actions
+            .iter()
+            .map(|a| a.parse::<Action>())
+            .collect::<Result<ActionSet, _>>()?;
+        Scope::new(target, actions)
+    }
+
+    /// A scope from already-typed parts (the store's compact records). Applies the action
+    /// rules of [`Scope::parse`]: at least one action, `push` only with `pull`.
+    pub fn new(target: ScopeTarget, actions: ActionSet) -> Result<Scope, ValidationError> {
         if actions.is_empty() {
             return Err(ValidationError::new(
                 "actions",
                 "must list at least one of 'pull', 'push', 'delete'",
             ));
         }
-        let actions = actions
-            .iter()
-            .map(|a| a.parse::<Action>())
-            .collect::<Result<ActionSet, _>>()?;
         if actions.contains(Action::Push) && !actions.contains(Action::Pull) {
             return Err(ValidationError::new(
                 "actions",
@@ -284,6 +298,30 @@ mod tests {
             assert_eq!(a.as_str().parse::<Action>(), Ok(a));
             assert_eq!(a.to_string(), a.as_str());
         }
+    }
+
+    #[test]
+    fn action_set_bits_round_trip_and_reject_unknown_bits() {
+        for bits in 0..=7u8 {
+            assert_eq!(ActionSet::from_bits(bits).map(ActionSet::bits), Some(bits));
+        }
+        for bits in [8u8, 9, 0x80, 0xff] {
+            assert_eq!(ActionSet::from_bits(bits), None, "{bits:#x}");
+        }
+        let pull_push: ActionSet = [Action::Pull, Action::Push].into_iter().collect();
+        assert_eq!(pull_push.bits(), 3);
+    }
+
+    #[test]
+    fn scope_new_applies_the_action_rules() {
+        let any = || ScopeTarget::Registry(RegistryTarget::Any);
+        let e = Scope::new(any(), ActionSet::EMPTY).unwrap_err();
+        assert_eq!(e.field, "actions");
+        let push_only: ActionSet = [Action::Push].into_iter().collect();
+        let e = Scope::new(any(), push_only).unwrap_err();
+        assert!(e.rule.contains("push requires pull"), "{}", e.rule);
+        let s = Scope::new(any(), ActionSet::ALL).unwrap();
+        assert_eq!(s, scope("registry", "*", &["pull", "push", "delete"]));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use uuid::Uuid;
 use crate::domain::{SecretHash, Token};
 
 pub mod memory;
+mod record;
 pub mod sled;
 
 pub use self::memory::MemoryStore;

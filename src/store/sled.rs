@@ -9,11 +9,11 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `tokens` | name key | JSON of [`Token`] |
+//! | `tokens` | name key | the token's record (`record.rs`) |
 //! | `ids` | token id (16 bytes) | name key |
 //! | `expiry` | expiry unix millis (8 bytes, see below) ++ token id (16) | name key |
 //! | `counts` | registry id | number of tokens in it (u64 big-endian) |
-//! | `refresh` | SHA-256 of the refresh secret (32) | JSON of [`RefreshGrant`] |
+//! | `refresh` | SHA-256 of the refresh secret (32) | the grant's record (`record.rs`) |
 //! | `refresh_by_token` | token id (16) ++ created unix millis (8) ++ hash (32) | empty |
 //!
 //! Millisecond keys are the `i64` with its sign bit flipped, big-endian, so byte order is
@@ -49,7 +49,7 @@ use sled::transaction::{
 use sled::{IVec, Tree};
 use uuid::Uuid;
 
-use super::{Page, RefreshGrant, Store, StoreError};
+use super::{record, Page, RefreshGrant, Store, StoreError};
 use crate::domain::{SecretHash, Token};
 
 /// Default page cache. A lookup that misses it reads and decodes a whole leaf (up to 16
@@ -316,7 +316,7 @@ impl Store for SledStore {
 
     fn add_refresh(&self, grant: &RefreshGrant, cap_per_token: usize) -> Result<(), StoreError> {
         let hash = grant.hash.0;
-        let value = encode_record(grant)
+        let value = record::encode_grant(grant)
             .map_err(|e| StoreError::Backend(format!("encoding refresh grant: {e}")))?;
         let token_key = name_key(&grant.registry, &grant.token_name);
         let own_key = grant_index_key(grant.token_id, grant.created, &hash);
@@ -509,31 +509,13 @@ fn grant_index_key(token_id: Uuid, created: DateTime<Utc>, hash: &[u8; HASH_LEN]
     key
 }
 
-/// First byte of every token and refresh-grant record: the encoding that follows.
-/// 1 = postcard (compact serde binary): a token read decodes a few hundred bytes, not JSON.
-const RECORD_FORMAT: u8 = 1;
-
-fn encode_record<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    let mut out = vec![RECORD_FORMAT];
-    postcard::to_io(value, &mut out).map_err(|e| e.to_string())?;
-    Ok(out)
-}
-
-fn decode_record<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    match bytes.split_first() {
-        Some((&RECORD_FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
-        Some((other, _)) => Err(format!("unknown record format {other}")),
-        None => Err("empty record".into()),
-    }
-}
-
 fn encode(token: &Token) -> Result<Vec<u8>, StoreError> {
-    encode_record(token)
+    record::encode_token(token)
         .map_err(|e| StoreError::Backend(format!("encoding token {}: {e}", token.id)))
 }
 
 fn decode_token(key: &[u8], bytes: &[u8]) -> Result<Token, StoreError> {
-    decode_record(bytes).map_err(|e| {
+    record::decode_token(bytes).map_err(|e| {
         StoreError::Backend(format!(
             "undecodable record at key {} in tree tokens: {e}",
             show_name_key(key)
@@ -542,7 +524,7 @@ fn decode_token(key: &[u8], bytes: &[u8]) -> Result<Token, StoreError> {
 }
 
 fn decode_grant(hash: &[u8], bytes: &[u8]) -> Result<RefreshGrant, StoreError> {
-    decode_record(bytes).map_err(|e| {
+    record::decode_grant(bytes).map_err(|e| {
         StoreError::Backend(format!(
             "undecodable record at key {} in tree refresh: {e}",
             hex(hash)

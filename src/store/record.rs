@@ -1,0 +1,363 @@
+//! The bytes of the records in sled's `tokens` and `refresh` trees. Part of `store`: depends
+//! on `domain` (and postcard, serde) only; `sled.rs` calls the four functions below.
+//!
+//! Every record starts with a format byte:
+//!
+//! - `2` (written now): postcard of [`TokenV2`] / [`GrantV2`]. Ids and the secret hash are
+//!   raw bytes, timestamps are (seconds, nanoseconds) since 1970, a scope's type is one byte
+//!   and its actions a bit set; text fields are borrowed from the record while decoding. A
+//!   token read (the token endpoint's hot path) parses no text beyond re-validating the
+//!   name and patterns, and allocates only the decoded token's own strings.
+//! - `1` (read only): postcard of the domain types' serde form, with timestamps as RFC 3339
+//!   text and the hash as hex. Written by regauth before format 2; such records keep
+//!   working and are rewritten as format 2 when their token next changes.
+//!
+//! Decoding validates as much as the admin API does on input, so a damaged record is an
+//! error naming its key (in `sled.rs`), never a token that breaks a domain rule.
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::RefreshGrant;
+use crate::domain::{
+    ActionSet, RegistryTarget, Scope, ScopeTarget, SecretHash, Status, Token, TokenName,
+};
+
+/// The legacy serde form.
+const FORMAT_SERDE: u8 = 1;
+/// [`TokenV2`] and [`GrantV2`].
+const FORMAT_COMPACT: u8 = 2;
+
+/// An instant as whole seconds since 1970 and the nanoseconds within that second.
+type Instant = (i64, u32);
+
+fn instant(t: DateTime<Utc>) -> Instant {
+    (t.timestamp(), t.timestamp_subsec_nanos())
+}
+
+fn datetime((secs, nanos): Instant) -> Result<DateTime<Utc>, String> {
+    DateTime::from_timestamp(secs, nanos)
+        .ok_or_else(|| format!("timestamp ({secs} s, {nanos} ns) out of range"))
+}
+
+/// Scope type byte.
+const REPOSITORY: u8 = 0;
+const REGISTRY: u8 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct ScopeV2<'a> {
+    kind: u8,
+    /// The repository pattern, or `catalog` / `*` for a registry scope.
+    name: &'a str,
+    /// [`ActionSet::bits`].
+    actions: u8,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TokenV2<'a> {
+    id: [u8; 16],
+    registry: &'a str,
+    name: &'a str,
+    enabled: bool,
+    expiry: Option<Instant>,
+    #[serde(borrow)]
+    scopes: Vec<ScopeV2<'a>>,
+    secret_hash: [u8; 32],
+    created: Instant,
+    created_by: &'a str,
+    modified: Instant,
+    modified_by: &'a str,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GrantV2<'a> {
+    hash: [u8; 32],
+    token_id: [u8; 16],
+    registry: &'a str,
+    token_name: &'a str,
+    service: &'a str,
+    created: Instant,
+}
+
+fn with_format(format: u8, value: &impl Serialize) -> Result<Vec<u8>, String> {
+    let mut out = vec![format];
+    postcard::to_io(value, &mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Splits off the format byte.
+fn format_of(bytes: &[u8]) -> Result<(u8, &[u8]), String> {
+    match bytes.split_first() {
+        Some((&format, rest)) => Ok((format, rest)),
+        None => Err("empty record".into()),
+    }
+}
+
+fn unknown_format(format: u8) -> String {
+    format!("unknown record format {format} (this regauth reads formats 1 and 2)")
+}
+
+/// A token's record, in the current format.
+pub fn encode_token(token: &Token) -> Result<Vec<u8>, String> {
+    let scopes = token
+        .scopes
+        .iter()
+        .map(|s| ScopeV2 {
+            kind: match s.target {
+                ScopeTarget::Repository(_) => REPOSITORY,
+                ScopeTarget::Registry(_) => REGISTRY,
+            },
+            name: s.name_str(),
+            actions: s.actions.bits(),
+        })
+        .collect();
+    with_format(
+        FORMAT_COMPACT,
+        &TokenV2 {
+            id: *token.id.as_bytes(),
+            registry: &token.registry,
+            name: token.name.as_str(),
+            enabled: token.status == Status::Enabled,
+            expiry: token.expiry.map(instant),
+            scopes,
+            secret_hash: token.secret_hash.0,
+            created: instant(token.created),
+            created_by: &token.created_by,
+            modified: instant(token.modified),
+            modified_by: &token.modified_by,
+        },
+    )
+}
+
+/// A token from its record, in either format.
+pub fn decode_token(bytes: &[u8]) -> Result<Token, String> {
+    match format_of(bytes)? {
+        (FORMAT_COMPACT, rest) => {
+            let r: TokenV2 = postcard::from_bytes(rest).map_err(|e| e.to_string())?;
+            token_from_v2(r)
+        }
+        (FORMAT_SERDE, rest) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        (other, _) => Err(unknown_format(other)),
+    }
+}
+
+fn token_from_v2(r: TokenV2<'_>) -> Result<Token, String> {
+    let name: TokenName = r.name.parse().map_err(|e| format!("name: {e}"))?;
+    let scopes = r
+        .scopes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| scope_from_v2(s).map_err(|e| format!("scopes[{i}]: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Token {
+        id: Uuid::from_bytes(r.id),
+        registry: r.registry.to_string(),
+        name,
+        status: if r.enabled {
+            Status::Enabled
+        } else {
+            Status::Disabled
+        },
+        expiry: r.expiry.map(datetime).transpose()?,
+        scopes,
+        secret_hash: SecretHash(r.secret_hash),
+        created: datetime(r.created)?,
+        created_by: r.created_by.to_string(),
+        modified: datetime(r.modified)?,
+        modified_by: r.modified_by.to_string(),
+    })
+}
+
+fn scope_from_v2(s: &ScopeV2<'_>) -> Result<Scope, String> {
+    let target = match (s.kind, s.name) {
+        (REPOSITORY, pattern) => {
+            ScopeTarget::Repository(pattern.parse().map_err(|e| format!("{e}"))?)
+        }
+        (REGISTRY, "catalog") => ScopeTarget::Registry(RegistryTarget::Catalog),
+        (REGISTRY, "*") => ScopeTarget::Registry(RegistryTarget::Any),
+        (REGISTRY, other) => return Err(format!("registry scope name {other:?}")),
+        (kind, _) => return Err(format!("unknown scope type byte {kind}")),
+    };
+    let actions = ActionSet::from_bits(s.actions)
+        .ok_or_else(|| format!("unknown action bits {:#04x}", s.actions))?;
+    Scope::new(target, actions).map_err(|e| e.to_string())
+}
+
+/// A refresh grant's record, in the current format.
+pub fn encode_grant(grant: &RefreshGrant) -> Result<Vec<u8>, String> {
+    with_format(
+        FORMAT_COMPACT,
+        &GrantV2 {
+            hash: grant.hash.0,
+            token_id: *grant.token_id.as_bytes(),
+            registry: &grant.registry,
+            token_name: &grant.token_name,
+            service: &grant.service,
+            created: instant(grant.created),
+        },
+    )
+}
+
+/// A refresh grant from its record, in either format.
+pub fn decode_grant(bytes: &[u8]) -> Result<RefreshGrant, String> {
+    match format_of(bytes)? {
+        (FORMAT_COMPACT, rest) => {
+            let r: GrantV2 = postcard::from_bytes(rest).map_err(|e| e.to_string())?;
+            Ok(RefreshGrant {
+                hash: SecretHash(r.hash),
+                token_id: Uuid::from_bytes(r.token_id),
+                registry: r.registry.to_string(),
+                token_name: r.token_name.to_string(),
+                service: r.service.to_string(),
+                created: datetime(r.created)?,
+            })
+        }
+        (FORMAT_SERDE, rest) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        (other, _) => Err(unknown_format(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(secs: i64, nanos: u32) -> DateTime<Utc> {
+        Utc.timestamp_opt(secs, nanos).unwrap()
+    }
+
+    fn scope(kind: &str, name: &str, actions: &[&str]) -> Scope {
+        let actions: Vec<String> = actions.iter().map(|a| a.to_string()).collect();
+        Scope::parse(kind, name, &actions).unwrap()
+    }
+
+    fn token() -> Token {
+        Token {
+            id: Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef),
+            registry: "default".into(),
+            name: "ci-deploy".parse().unwrap(),
+            status: Status::Disabled,
+            expiry: Some(at(1_900_000_000, 123_456_789)),
+            scopes: vec![
+                scope("repository", "team/*", &["pull", "push"]),
+                scope("repository", "base", &["pull", "delete"]),
+                scope("registry", "catalog", &["pull"]),
+                scope("registry", "*", &["pull"]),
+            ],
+            secret_hash: SecretHash::of("rga_secret"),
+            created: at(1_800_000_000, 1),
+            created_by: "admin".into(),
+            modified: at(-5, 999_999_999), // before 1970 too
+            modified_by: "someone else".into(),
+        }
+    }
+
+    fn grant() -> RefreshGrant {
+        RefreshGrant {
+            hash: SecretHash::of("rgr_secret"),
+            token_id: Uuid::from_u128(42),
+            registry: "default".into(),
+            token_name: "ci-deploy".into(),
+            service: "registry.local".into(),
+            created: at(1_800_000_123, 456),
+        }
+    }
+
+    /// How format 1 was written (the serde form of the domain types).
+    fn legacy(value: &impl Serialize) -> Vec<u8> {
+        with_format(FORMAT_SERDE, value).unwrap()
+    }
+
+    #[test]
+    fn tokens_round_trip_exactly() {
+        let mut t = token();
+        let bytes = encode_token(&t).unwrap();
+        assert_eq!(bytes[0], FORMAT_COMPACT);
+        assert_eq!(decode_token(&bytes).unwrap(), t);
+        t.status = Status::Enabled;
+        t.expiry = None;
+        t.scopes.clear();
+        assert_eq!(decode_token(&encode_token(&t).unwrap()).unwrap(), t);
+    }
+
+    #[test]
+    fn grants_round_trip_exactly() {
+        let g = grant();
+        let bytes = encode_grant(&g).unwrap();
+        assert_eq!(bytes[0], FORMAT_COMPACT);
+        assert_eq!(decode_grant(&bytes).unwrap(), g);
+    }
+
+    #[test]
+    fn format_1_records_still_decode() {
+        let t = token();
+        assert_eq!(decode_token(&legacy(&t)).unwrap(), t);
+        let g = grant();
+        assert_eq!(decode_grant(&legacy(&g)).unwrap(), g);
+    }
+
+    #[test]
+    fn compact_records_are_smaller_than_format_1() {
+        let t = token();
+        let (new, old) = (encode_token(&t).unwrap(), legacy(&t));
+        assert!(new.len() * 10 < old.len() * 7, "{} vs {}", new.len(), old.len());
+    }
+
+    /// The layout is on disk: changing it needs a new format byte, not a silent change.
+    #[test]
+    fn format_2_layout_is_pinned() {
+        let t = Token {
+            id: Uuid::from_u128(1),
+            registry: "r".into(),
+            name: "abc".parse().unwrap(),
+            status: Status::Enabled,
+            expiry: None,
+            scopes: vec![scope("repository", "a/*", &["pull", "push"])],
+            secret_hash: SecretHash([7; 32]),
+            created: at(2, 3),
+            created_by: "x".into(),
+            modified: at(4, 5),
+            modified_by: "y".into(),
+        };
+        let mut expected = vec![2u8];
+        expected.extend([0; 15]);
+        expected.push(1); // id
+        expected.extend([1, b'r', 3, b'a', b'b', b'c', 1, 0]); // registry, name, enabled, no expiry
+        expected.extend([1, 0, 3, b'a', b'/', b'*', 3]); // one scope: repository "a/*" pull+push
+        expected.extend([7; 32]); // hash
+        expected.extend([4, 3, 1, b'x', 8, 5, 1, b'y']); // zigzag secs, nanos, name; twice
+        assert_eq!(encode_token(&t).unwrap(), expected);
+        assert_eq!(decode_token(&expected).unwrap(), t);
+    }
+
+    #[test]
+    fn damaged_records_are_errors_that_say_what_is_wrong() {
+        let good = encode_token(&token()).unwrap();
+        assert_eq!(decode_token(&[]).unwrap_err(), "empty record");
+        let e = decode_token(&[9, 1, 2]).unwrap_err();
+        assert!(e.contains("unknown record format 9"), "{e}");
+        // Truncated anywhere: an error, never a panic.
+        for len in 1..good.len() {
+            assert!(decode_token(&good[..len]).is_err(), "prefix of {len} bytes");
+        }
+        // Rule-breaking content is refused with the field.
+        let mut t = token();
+        t.scopes = vec![Scope::new(ScopeTarget::Registry(RegistryTarget::Any), ActionSet::ALL)
+            .unwrap()];
+        let mut bytes = encode_token(&t).unwrap();
+        let pos = bytes
+            .windows(3)
+            .position(|w| w == [REGISTRY, 1, b'*'])
+            .expect("scope bytes");
+        bytes[pos + 3] = 0x2; // push without pull
+        let e = decode_token(&bytes).unwrap_err();
+        assert!(e.starts_with("scopes[0]:") && e.contains("push requires pull"), "{e}");
+        bytes[pos + 3] = 0x10; // no such action
+        let e = decode_token(&bytes).unwrap_err();
+        assert!(e.contains("unknown action bits 0x10"), "{e}");
+        bytes[pos + 3] = 0x1;
+        bytes[pos] = 5; // no such scope type
+        let e = decode_token(&bytes).unwrap_err();
+        assert!(e.contains("unknown scope type byte 5"), "{e}");
+    }
+}
