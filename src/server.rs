@@ -22,7 +22,8 @@ use crate::store::{SledStore, Store};
 /// sweeper only reclaims them.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Shared state of the HTTP app: cheap to clone (all `Arc`s).
+/// Shared state of the HTTP app: cheap to clone (`Arc`s and a hash; no allocation), which
+/// axum does once per request.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
@@ -32,7 +33,7 @@ pub struct AppState {
     pub admin_token_hash: SecretHash,
     pub clock: Clock,
     /// Absolute path of the signing certificate (the registry's `rootcertbundle`).
-    pub certificate: PathBuf,
+    pub certificate: Arc<Path>,
 }
 
 impl AppState {
@@ -47,7 +48,7 @@ impl AppState {
         let issuer = Issuer::new(key, config.jwt.issuer.clone(), config.jwt.ttl_seconds);
         let auth = AuthService::new(store.clone(), issuer, clock.clone(), &config.registries);
         let admin = AdminService::new(store, clock.clone());
-        let certificate = absolute(&config.jwt.certificate);
+        let certificate = Arc::from(absolute(&config.jwt.certificate));
         AppState {
             config: Arc::new(config),
             auth: Arc::new(auth),

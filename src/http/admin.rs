@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{bearer_token, last, parse_json, parse_pairs, read_body};
+use super::extract::{bearer_token, last, parse_json, parse_pairs, read_body, Pairs};
 use crate::config::RegistryConfig;
 use crate::domain::{Scope, SecretHash, Status, Token, TokenName, ValidationError};
 use crate::server::AppState;
@@ -380,7 +380,7 @@ fn created(state: &AppState, token: Token, password: String) -> Response {
 }
 
 fn page_param(
-    pairs: &[(String, String)],
+    pairs: &Pairs<'_>,
     key: &str,
     default: usize,
     min: usize,

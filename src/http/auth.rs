@@ -11,7 +11,7 @@ use chrono::SecondsFormat;
 use serde::Serialize;
 
 use super::error::AuthHttpError;
-use super::extract::{all, basic_credentials, last, parse_pairs, read_body};
+use super::extract::{all, basic_credentials, last, parse_pairs, read_body, Pairs};
 use crate::domain::{parse_scope, ResourceRequest, ScopeList};
 use crate::server::AppState;
 use crate::service::{Credentials, Issued, TokenRequest};
@@ -68,7 +68,7 @@ fn scopes<'a>(
     Ok(out)
 }
 
-fn required<'a>(pairs: &'a [(String, String)], key: &str) -> Result<&'a str, AuthHttpError> {
+fn required<'a>(pairs: &'a Pairs<'_>, key: &str) -> Result<&'a str, AuthHttpError> {
     match last(pairs, key) {
         Some(v) if !v.is_empty() => Ok(v),
         _ => Err(AuthHttpError::InvalidRequest(format!(
@@ -77,7 +77,7 @@ fn required<'a>(pairs: &'a [(String, String)], key: &str) -> Result<&'a str, Aut
     }
 }
 
-fn flag(pairs: &[(String, String)], key: &str, yes: &str) -> bool {
+fn flag(pairs: &Pairs<'_>, key: &str, yes: &str) -> bool {
     last(pairs, key).is_some_and(|v| v.eq_ignore_ascii_case(yes))
 }
 

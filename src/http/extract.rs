@@ -1,5 +1,7 @@
 //! Request parsing helpers shared by the handlers: bounded bodies, JSON with our error format,
 //! query/form pairs with repeated keys, Basic credentials.
+use std::borrow::Cow;
+
 use axum::body::{Body, Bytes};
 use axum::http::HeaderMap;
 use base64::Engine;
@@ -23,26 +25,29 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON body: {e}"))
 }
 
+/// Decoded key/value pairs; a pair borrows from the input unless it had escapes to decode.
+pub type Pairs<'a> = [(Cow<'a, str>, Cow<'a, str>)];
+
 /// `application/x-www-form-urlencoded` or query-string pairs, repeated keys kept in order.
-pub fn parse_pairs(input: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(input).into_owned().collect()
+pub fn parse_pairs(input: &[u8]) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+    form_urlencoded::parse(input).collect()
 }
 
 /// The last value of `key`, if any.
-pub fn last<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub fn last<'a>(pairs: &'a Pairs<'_>, key: &str) -> Option<&'a str> {
     pairs
         .iter()
         .rev()
         .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+        .map(|(_, v)| v.as_ref())
 }
 
 /// Every value of `key`, in order.
-pub fn all<'a>(pairs: &'a [(String, String)], key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+pub fn all<'a>(pairs: &'a Pairs<'_>, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     pairs
         .iter()
         .filter(move |(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+        .map(|(_, v)| v.as_ref())
 }
 
 /// Basic credentials from the `Authorization` header: `Ok(None)` when there is no Basic
