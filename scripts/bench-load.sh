@@ -8,21 +8,26 @@
 # the whole store, and, against the same server in the same run, the baseline
 #   GET /bench/sign   (one ES256 signature over fixed claims with the server's key, same JSON)
 # at each connection count. Before measuring, every sampled token is requested once, so the
-# cells measure a warm store rather than the disk. It reports req/s, p50 and p99 (wrk), the
-# server's CPU time per request, the server's VmRSS after the runs (and VmHWM), and how busy
-# the machine was with other work during each cell (CPU not used by this server or this wrk).
+# cells measure a warm store rather than the disk. Each cell alternates the two routes for
+# --rounds rounds of --duration seconds each (auth, sign, auth, sign, ...), so that drift in
+# the speed of this shared machine hits both alike. It reports, per route, the mean req/s
+# over the rounds, the median p50 and the worst p99 (wrk), the server's CPU time per request;
+# the ratio of the mean req/s with the lowest and highest per-round ratio; the server's VmRSS
+# after the runs (and VmHWM); and how busy the machine was with other work during the cell
+# (CPU used neither by this server nor by this wrk, worst round).
 #
 # Usage: scripts/bench-load.sh [--sizes "10 10000 100000 1000000"] [--conns "1 16 64"]
-#                              [--duration 10] [--warmup 3] [--port 5101] [--no-build]
-#                              [--work target/bench-load] [--out FILE]
+#                              [--duration 5] [--rounds 3] [--warmup 3] [--port 5101]
+#                              [--no-build] [--work target/bench-load] [--out FILE]
 # Needs: wrk (Debian's /usr/bin/wrk), curl, GNU time; fincore is optional. The full matrix takes
-# ~6 min once the stores are seeded; seeding 1 000 000 tokens (1.8 GB) adds ~2 min the first time.
+# ~8 min once the stores are seeded; seeding 1 000 000 tokens (1.2 GB) adds ~2 min the first time.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 SIZES="10 10000 100000 1000000"
 CONNS="1 16 64"
-DURATION=10
+DURATION=5
+ROUNDS=3
 WARMUP=3
 PORT=5101
 BUILD=1
@@ -33,12 +38,13 @@ while [ $# -gt 0 ]; do
         --sizes) SIZES="$2"; shift 2 ;;
         --conns) CONNS="$2"; shift 2 ;;
         --duration) DURATION="$2"; shift 2 ;;
+        --rounds) ROUNDS="$2"; shift 2 ;;
         --warmup) WARMUP="$2"; shift 2 ;;
         --port) PORT="$2"; shift 2 ;;
         --work) WORK="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -130,12 +136,20 @@ run_wrk() {
     echo " $others $cpu_us"
 }
 
+# Rounds of one route ("rps p50 p99 others cpu" lines) -> "mean_rps median_p50 max_p99
+# max_others mean_cpu".
+summarize() {
+    grep . | sort -k2,2n | awk '
+        { rps += $1; p50[NR] = $2; if ($3 > p99) p99 = $3; if ($4 > oth) oth = $4; cpu += $5 }
+        END { printf "%.1f %s %s %s %.0f\n", rps / NR, p50[int((NR + 1) / 2)], p99, oth, cpu / NR }'
+}
+
 {
     echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
-    echo "Command: \`scripts/bench-load.sh --sizes \"$SIZES\" --conns \"$CONNS\" --duration $DURATION --warmup $WARMUP\`"
+    echo "Command: \`scripts/bench-load.sh --sizes \"$SIZES\" --conns \"$CONNS\" --duration $DURATION --rounds $ROUNDS --warmup $WARMUP\`"
     echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
-    echo "| tokens | conns | /auth req/s | p50 ms | p99 ms | /bench/sign req/s | p50 ms | p99 ms | auth/baseline req/s | server CPU µs/req (auth, sign) | others' CPU % (auth, sign) |"
+    echo "| tokens | conns | /auth req/s | p50 ms | p99 ms | /bench/sign req/s | p50 ms | p99 ms | auth/baseline req/s (rounds: lowest–highest) | server CPU µs/req (auth, sign) | others' CPU % (auth, sign) |"
     echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 } | tee "$OUT"
 
@@ -193,11 +207,18 @@ TOML
     run_wrk "/auth?$QUERY" 16 "$WARMUP" "$dir/creds.txt" >/dev/null
     run_wrk "/bench/sign" 16 "$WARMUP" "$dir/creds.txt" >/dev/null
     for c in $CONNS; do
-        a=$(run_wrk "/auth?$QUERY" "$c" "$DURATION" "$dir/creds.txt")
-        b=$(run_wrk "/bench/sign" "$c" "$DURATION" "$dir/creds.txt")
-        read -r a_rps a_p50 a_p99 a_oth a_cpu <<<"$a"
-        read -r b_rps b_p50 b_p99 b_oth b_cpu <<<"$b"
-        ratio=$(awk -v a="$a_rps" -v b="$b_rps" 'BEGIN { printf "%.0f %%", a / b * 100 }')
+        a_runs=""; b_runs=""
+        for _ in $(seq "$ROUNDS"); do
+            a_runs+="$(run_wrk "/auth?$QUERY" "$c" "$DURATION" "$dir/creds.txt")"$'\n'
+            b_runs+="$(run_wrk "/bench/sign" "$c" "$DURATION" "$dir/creds.txt")"$'\n'
+        done
+        read -r a_rps a_p50 a_p99 a_oth a_cpu <<<"$(summarize <<<"$a_runs")"
+        read -r b_rps b_p50 b_p99 b_oth b_cpu <<<"$(summarize <<<"$b_runs")"
+        ratio=$(paste -d' ' <(grep . <<<"$a_runs" | cut -d' ' -f1) \
+                            <(grep . <<<"$b_runs" | cut -d' ' -f1) |
+            awk -v a="$a_rps" -v b="$b_rps" '
+                { r = $1 / $2 * 100; if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r }
+                END { printf "%.0f %% (%.0f–%.0f)", a / b * 100, lo, hi }')
         printf '| %s | %s | %.0f | %s | %s | %.0f | %s | %s | %s | %s, %s | %s, %s |\n' \
             "$size" "$c" "$a_rps" "$a_p50" "$a_p99" "$b_rps" "$b_p50" "$b_p99" "$ratio" \
             "$a_cpu" "$b_cpu" "$a_oth" "$b_oth" | tee -a "$OUT"
