@@ -205,7 +205,7 @@ impl AuthService {
         username: &str,
         password: &str,
         now: DateTime<Utc>,
-    ) -> Result<Token, AuthError> {
+    ) -> Result<Arc<Token>, AuthError> {
         let presented = SecretHash::of(password);
         let token = match username.parse::<TokenName>() {
             Ok(name) => self.store.find_by_name(registry, name.as_str())?,
@@ -232,7 +232,7 @@ impl AuthService {
         service: &str,
         refresh_token: &str,
         now: DateTime<Utc>,
-    ) -> Result<Token, AuthError> {
+    ) -> Result<Arc<Token>, AuthError> {
         if !refresh_token.starts_with(REFRESH_PREFIX) {
             return Err(AuthError::Unauthorized);
         }

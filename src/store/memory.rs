@@ -5,7 +5,7 @@
 //! concurrent creates. Indexes mirror the sled layout (name, id, expiry, refresh grants by
 //! token ordered by creation millisecond) so both backends behave identically.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -87,12 +87,12 @@ impl Inner {
 }
 
 impl Store for MemoryStore {
-    fn find_by_name(&self, registry: &str, name: &str) -> Result<Option<Token>, StoreError> {
+    fn find_by_name(&self, registry: &str, name: &str) -> Result<Option<Arc<Token>>, StoreError> {
         let inner = self.read()?;
         Ok(inner
             .tokens
             .get(&(registry.to_string(), name.to_string()))
-            .cloned())
+            .map(|t| Arc::new(t.clone())))
     }
 
     fn get(&self, registry: &str, id: Uuid) -> Result<Option<Token>, StoreError> {

@@ -19,12 +19,15 @@
 //! - `add_refresh` for a token that does not exist (by id, registry and name) is `NotFound`,
 //!   so no grant outlives its token;
 //! - a registry id never contains NUL (they are slugs); writes reject one as `Backend`.
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{SecretHash, Token};
 
+mod cache;
 pub mod memory;
 mod record;
 pub mod sled;
@@ -70,8 +73,9 @@ pub struct RefreshGrant {
 /// The storage interface. Methods are synchronous (sled is); callers on async paths that
 /// write (and so fsync) run them on a blocking thread.
 pub trait Store: Send + Sync + 'static {
-    /// The token named `name` in `registry`. The token endpoint's one read.
-    fn find_by_name(&self, registry: &str, name: &str) -> Result<Option<Token>, StoreError>;
+    /// The token named `name` in `registry`. The token endpoint's one read; shared (`Arc`)
+    /// so that a cached token is handed out without copying it.
+    fn find_by_name(&self, registry: &str, name: &str) -> Result<Option<Arc<Token>>, StoreError>;
 
     /// The token with `id`, if it belongs to `registry`.
     fn get(&self, registry: &str, id: Uuid) -> Result<Option<Token>, StoreError>;
@@ -166,7 +170,7 @@ pub(crate) mod tests {
         s.create(&t).unwrap();
         assert_eq!(s.get("default", t.id).unwrap(), Some(t.clone()));
         assert_eq!(
-            s.find_by_name("default", "ci-bot").unwrap(),
+            s.find_by_name("default", "ci-bot").unwrap().as_deref().cloned(),
             Some(t.clone())
         );
         assert_eq!(
@@ -175,10 +179,10 @@ pub(crate) mod tests {
             "id in another registry"
         );
         assert_eq!(s.get("default", Uuid::new_v4()).unwrap(), None);
-        assert_eq!(s.find_by_name("default", "nobody").unwrap(), None);
-        assert_eq!(s.find_by_name("other", "ci-bot").unwrap(), None);
+        assert_eq!(s.find_by_name("default", "nobody").unwrap().as_deref().cloned(), None);
+        assert_eq!(s.find_by_name("other", "ci-bot").unwrap().as_deref().cloned(), None);
         // A registry whose id is a prefix of another's must not see its tokens.
-        assert_eq!(s.find_by_name("defaul", "tci-bot").unwrap(), None);
+        assert_eq!(s.find_by_name("defaul", "tci-bot").unwrap().as_deref().cloned(), None);
         assert_eq!(s.list("defaul", 0, 10).unwrap().total, 0);
     }
 
@@ -189,9 +193,9 @@ pub(crate) mod tests {
         assert!(matches!(s.create(&clash), Err(StoreError::NameTaken(n)) if n == "deploy"));
         let elsewhere = token("staging", "deploy");
         s.create(&elsewhere).unwrap();
-        assert_eq!(s.find_by_name("default", "deploy").unwrap(), Some(a));
+        assert_eq!(s.find_by_name("default", "deploy").unwrap().as_deref().cloned(), Some(a));
         assert_eq!(
-            s.find_by_name("staging", "deploy").unwrap(),
+            s.find_by_name("staging", "deploy").unwrap().as_deref().cloned(),
             Some(elsewhere)
         );
         assert_eq!(s.count().unwrap(), 2);
@@ -205,7 +209,7 @@ pub(crate) mod tests {
             ..token("staging", "second")
         };
         assert!(matches!(s.create(&same_id), Err(StoreError::IdTaken(id)) if id == a.id));
-        assert_eq!(s.find_by_name("staging", "second").unwrap(), None);
+        assert_eq!(s.find_by_name("staging", "second").unwrap().as_deref().cloned(), None);
         assert_eq!(s.count().unwrap(), 1);
     }
 
@@ -254,7 +258,7 @@ pub(crate) mod tests {
         s.update(&later).unwrap();
         assert_eq!(s.get("default", t.id).unwrap(), Some(later.clone()));
         assert_eq!(
-            s.find_by_name("default", "rotating").unwrap(),
+            s.find_by_name("default", "rotating").unwrap().as_deref().cloned(),
             Some(later.clone())
         );
         assert!(s
@@ -314,7 +318,7 @@ pub(crate) mod tests {
         };
         assert!(matches!(s.update(&clash), Err(StoreError::NameTaken(_))));
         assert_eq!(
-            s.find_by_name("default", "old-name").unwrap(),
+            s.find_by_name("default", "old-name").unwrap().as_deref().cloned(),
             Some(t.clone())
         );
 
@@ -323,9 +327,9 @@ pub(crate) mod tests {
             ..t.clone()
         };
         s.update(&renamed).unwrap();
-        assert_eq!(s.find_by_name("default", "old-name").unwrap(), None);
+        assert_eq!(s.find_by_name("default", "old-name").unwrap().as_deref().cloned(), None);
         assert_eq!(
-            s.find_by_name("default", "new-name").unwrap(),
+            s.find_by_name("default", "new-name").unwrap().as_deref().cloned(),
             Some(renamed.clone())
         );
         assert_eq!(s.get("default", t.id).unwrap(), Some(renamed));
@@ -348,7 +352,7 @@ pub(crate) mod tests {
         assert!(!s.delete("default", t.id).unwrap(), "second delete");
         assert!(!s.delete("default", Uuid::new_v4()).unwrap());
         assert_eq!(s.get("default", t.id).unwrap(), None);
-        assert_eq!(s.find_by_name("default", "doomed").unwrap(), None);
+        assert_eq!(s.find_by_name("default", "doomed").unwrap().as_deref().cloned(), None);
         assert_eq!(s.find_refresh(&SecretHash([1; 32])).unwrap(), None);
         assert!(s.find_refresh(&SecretHash([2; 32])).unwrap().is_some());
         assert_eq!(s.list("default", 0, 10).unwrap().total, 1);
@@ -361,7 +365,7 @@ pub(crate) mod tests {
 
         // The name and the id are free again.
         s.create(&t).unwrap();
-        assert_eq!(s.find_by_name("default", "doomed").unwrap(), Some(t));
+        assert_eq!(s.find_by_name("default", "doomed").unwrap().as_deref().cloned(), Some(t));
     }
 
     pub(crate) fn delete_expired_boundaries(s: &dyn Store) {
@@ -404,7 +408,7 @@ pub(crate) mod tests {
 
         for t in [&past, &exactly, &sub_ms_before, &pre_epoch] {
             assert_eq!(s.get(&t.registry, t.id).unwrap(), None, "{}", t.name);
-            assert_eq!(s.find_by_name(&t.registry, t.name.as_str()).unwrap(), None);
+            assert_eq!(s.find_by_name(&t.registry, t.name.as_str()).unwrap().as_deref().cloned(), None);
         }
         for t in [&sub_ms_after, &future, &never] {
             assert_eq!(

@@ -40,7 +40,7 @@
 //! method returns.
 use std::fmt;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use sled::transaction::{
@@ -49,6 +49,7 @@ use sled::transaction::{
 use sled::{IVec, Tree};
 use uuid::Uuid;
 
+use super::cache::{self, TokenCache};
 use super::{record, Page, RefreshGrant, Store, StoreError};
 use crate::domain::{SecretHash, Token};
 
@@ -75,6 +76,8 @@ pub struct SledStore {
     refresh_by_token: Tree,
     /// Held across "scan `refresh_by_token`, then commit" (see the module doc).
     grant_lock: Mutex<()>,
+    /// Decoded tokens by name key, for `find_by_name` (see `cache.rs` for coherence).
+    hot: TokenCache,
 }
 
 impl fmt::Debug for SledStore {
@@ -105,6 +108,7 @@ impl SledStore {
             refresh: tree("refresh")?,
             refresh_by_token: tree("refresh_by_token")?,
             grant_lock: Mutex::new(()),
+            hot: TokenCache::new(cache::DEFAULT_CACHE_BYTES),
             db,
         })
     }
@@ -167,11 +171,20 @@ impl SledStore {
 }
 
 impl Store for SledStore {
-    fn find_by_name(&self, registry: &str, name: &str) -> Result<Option<Token>, StoreError> {
+    fn find_by_name(&self, registry: &str, name: &str) -> Result<Option<Arc<Token>>, StoreError> {
         if registry.contains('\0') {
             return Ok(None);
         }
-        self.token_at(&name_key(registry, name))
+        let key = name_key(registry, name);
+        if let Some(token) = self.hot.get(&key) {
+            return Ok(Some(token));
+        }
+        let epoch = self.hot.epoch();
+        let token = self.token_at(&key)?.map(Arc::new);
+        if let Some(t) = &token {
+            self.hot.insert_if_current(&key, t.clone(), epoch);
+        }
+        Ok(token)
     }
 
     fn get(&self, registry: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
@@ -208,7 +221,7 @@ impl Store for SledStore {
         let value = encode(token)?;
         let new_expiry = token.expiry.map(|at| expiry_key(at, token.id));
         let prefix = registry_prefix(&token.registry);
-        (&self.tokens, &self.ids, &self.expiry)
+        let old_key = (&self.tokens, &self.ids, &self.expiry)
             .transaction(|(tokens, ids, expiry_tree)| {
                 let Some(old_key) = ids.get(token.id.as_bytes())? else {
                     return abort(StoreError::NotFound);
@@ -235,9 +248,11 @@ impl Store for SledStore {
                 if let Some(ek) = &new_expiry {
                     expiry_tree.insert(&ek[..], new_key.as_slice())?;
                 }
-                Ok(())
+                Ok(old_key)
             })
             .map_err(tx_error)?;
+        self.hot.invalidate(&old_key);
+        self.hot.invalidate(&new_key);
         self.flush()
     }
 
@@ -248,19 +263,21 @@ impl Store for SledStore {
             let grant_keys = self.grant_keys(id)?;
             self.transact_all(|trees| {
                 let Some(key) = trees.ids.get(id.as_bytes())? else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 if !key.starts_with(&prefix) {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 trees.remove_token(&key, id, &grant_keys)?;
-                Ok(true)
+                Ok(Some(key))
             })?
         };
-        if existed {
-            self.flush()?;
-        }
-        Ok(existed)
+        let Some(key) = existed else {
+            return Ok(false);
+        };
+        self.hot.invalidate(&key);
+        self.flush()?;
+        Ok(true)
     }
 
     fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
@@ -306,6 +323,9 @@ impl Store for SledStore {
                 trees.remove_token(&name_key, id, &grant_keys)?;
                 Ok(Some(token))
             })?;
+            if removed.is_some() {
+                self.hot.invalidate(&name_key);
+            }
             deleted.extend(removed);
         }
         if !deleted.is_empty() {
@@ -600,11 +620,87 @@ mod tests {
         }
         let s = SledStore::open(dir.path()).unwrap();
         assert_eq!(
-            s.find_by_name("default", "full-record").unwrap(),
+            s.find_by_name("default", "full-record").unwrap().as_deref().cloned(),
             Some(t.clone())
         );
         assert_eq!(s.get("default", t.id).unwrap(), Some(t));
         assert_eq!(s.find_refresh(&g.hash).unwrap(), Some(g));
+    }
+
+    #[test]
+    fn cached_lookups_see_every_committed_write() {
+        use crate::domain::Status;
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let find = |name: &str| s.find_by_name("default", name).unwrap().as_deref().cloned();
+        let cached = |name: &str| s.hot.get(&name_key("default", name)).is_some();
+
+        let mut t = token("default", "cached");
+        s.create(&t).unwrap();
+        assert!(!cached("cached"));
+        assert_eq!(find("cached"), Some(t.clone()));
+        assert!(cached("cached"), "a found token is cached");
+        // update (disable)
+        t.status = Status::Disabled;
+        s.update(&t).unwrap();
+        assert_eq!(find("cached"), Some(t.clone()), "update seen at once");
+        // delete, then a new token under the same name
+        assert!(cached("cached"));
+        assert!(s.delete("default", t.id).unwrap());
+        assert_eq!(find("cached"), None, "delete seen at once");
+        let again = token("default", "cached");
+        s.create(&again).unwrap();
+        assert_eq!(find("cached"), Some(again.clone()), "re-created token, new id");
+        // expiry sweep
+        let mut e = expiring("default", "short-lived", t0() + Duration::minutes(5));
+        s.create(&e).unwrap();
+        assert_eq!(find("short-lived"), Some(e.clone()));
+        assert_eq!(s.delete_expired(t0() + Duration::minutes(6)).unwrap(), vec![e.clone()]);
+        assert_eq!(find("short-lived"), None, "expired token swept and not served from cache");
+        // update that moves the expiry (and leaves the name)
+        e.expiry = Some(t0() + Duration::days(1));
+        s.create(&e).unwrap();
+        assert_eq!(find("short-lived"), Some(e.clone()));
+        e.expiry = None;
+        s.update(&e).unwrap();
+        assert_eq!(find("short-lived"), Some(e));
+        // unknown names are not cached
+        assert_eq!(find("nobody"), None);
+        assert!(!cached("nobody"));
+    }
+
+    /// Readers hammer the name while a writer changes it: right after each write returns, the
+    /// writer's own lookup sees that write; a stale value cached by a racing reader would fail.
+    #[test]
+    fn racing_lookups_never_cache_a_stale_token() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(SledStore::open(dir.path()).unwrap());
+        let mut t = token("default", "contended");
+        s.create(&t).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let (s, stop) = (s.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = s.find_by_name("default", "contended").unwrap();
+                    }
+                })
+            })
+            .collect();
+        for i in 0..300 {
+            t.modified_by = format!("writer-{i}");
+            s.update(&t).unwrap();
+            for _ in 0..20 {
+                let seen = s.find_by_name("default", "contended").unwrap().unwrap();
+                assert_eq!(seen.modified_by, t.modified_by, "stale token after write {i}");
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for r in readers {
+            r.join().unwrap();
+        }
     }
 
     #[test]
@@ -620,7 +716,7 @@ mod tests {
         }
         let s = SledStore::open(dir.path()).unwrap();
         assert_eq!(
-            s.find_by_name("default", "durable").unwrap(),
+            s.find_by_name("default", "durable").unwrap().as_deref().cloned(),
             Some(t.clone())
         );
         assert_eq!(s.get("staging", other.id).unwrap(), Some(other));
@@ -667,7 +763,7 @@ mod tests {
         let s = SledStore::open(dir.path()).unwrap();
         let t = token("bad\0registry", "name");
         assert!(matches!(s.create(&t), Err(StoreError::Backend(_))));
-        assert_eq!(s.find_by_name("bad\0registry", "name").unwrap(), None);
+        assert_eq!(s.find_by_name("bad\0registry", "name").unwrap().as_deref().cloned(), None);
         assert_eq!(s.count().unwrap(), 0);
     }
 
