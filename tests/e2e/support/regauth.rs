@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::blocking::Response;
 use reqwest::{Method, StatusCode};
@@ -346,14 +346,31 @@ impl Regauth {
             .clone()
     }
 
-    /// The whole log so far.
+    /// The whole log so far. regauth writes its log in batches, at most a few milliseconds
+    /// after each line is logged (`cli::logwriter::BATCH_WINDOW`), so this waits until the
+    /// file has stopped growing for several batch windows (at most 5 s) before reading it.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("regauth.log")).unwrap_or_default()
+        let path = self.dir.path().join("regauth.log");
+        let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut last = size();
+        let mut stable_since = Instant::now();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            let now = size();
+            if now != last {
+                last = now;
+                stable_since = Instant::now();
+            } else if stable_since.elapsed() >= Duration::from_millis(50) {
+                break;
+            }
+        }
+        std::fs::read_to_string(&path).unwrap_or_default()
     }
 
     /// Decision events (`token decision` lines) of the log for one token name.
     pub fn decisions_for(&self, name: &str) -> Vec<String> {
-        let log = std::fs::read_to_string(self.dir.path().join("regauth.log")).unwrap_or_default();
+        let log = self.log();
         let needle = format!("token={name} ");
         log.lines()
             .filter(|l| l.contains("token decision") && l.contains(&needle))
