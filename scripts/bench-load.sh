@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Load benchmark of the token endpoint (issue 5). Not part of `cargo test` or CI.
 #
-# For each store size it seeds a data directory (once; reused on later runs), starts
-# `regauth serve` built with `--features bench-baseline`, and drives it from wrk on loopback:
+# For each store size it seeds a data directory (once; reused on later runs) and starts
+# `regauth serve` built with `--features bench-baseline` (one server per size, all at once,
+# on ports --port, --port+1, ...), and drives them from wrk on loopback:
 #   GET /auth?service=registry.local&scope=repository:bench/app:pull,push&scope=repository:bench/base:pull
 # with the Basic credentials of a token drawn at random among 10 000 seeded tokens spread over
 # the whole store, and, against the same server in the same run, the baseline
 #   GET /bench/sign   (one ES256 signature over fixed claims with the server's key, same JSON)
 # at each connection count. Before measuring, every sampled token is requested once, so the
-# cells measure a warm store rather than the disk. Each cell alternates the two routes for
-# --rounds rounds of --duration seconds each (auth, sign, auth, sign, ...), so that drift in
-# the speed of this shared machine hits both alike. It reports, per route, the mean req/s
+# cells measure a warm store rather than the disk. For each connection count it runs --rounds
+# rounds; a round runs, for every size in turn, /auth then the baseline for --duration seconds
+# each. So drift in the speed of this shared machine hits both routes and every size alike, and
+# the comparisons (auth/baseline, N tokens/10 tokens) are between neighbouring runs. Only one
+# server is under load at a time. It reports, per route, the mean req/s
 # over the rounds, the median p50 and the worst p99 (wrk), the server's CPU time per request;
 # the ratio of the mean req/s with the lowest and highest per-round ratio; the server's VmRSS
 # after the runs (and VmHWM); and how busy the machine was with other work during the cell
@@ -20,7 +23,7 @@
 #                              [--duration 5] [--rounds 3] [--warmup 3] [--port 5101]
 #                              [--no-build] [--work target/bench-load] [--out FILE]
 # Needs: wrk (Debian's /usr/bin/wrk), curl, GNU time; fincore is optional. The full matrix takes
-# ~8 min once the stores are seeded; seeding 1 000 000 tokens (1.2 GB) adds ~2 min the first time.
+# ~7 min once the stores are seeded; seeding 1 000 000 tokens (0.9 GB) adds ~2 min the first time.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -59,7 +62,6 @@ SEED=$PWD/target/release/regauth-seed
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 OUT=${OUT:-$WORK/results-$(date -u +%Y%m%dT%H%M%SZ).md}
-BASE="http://127.0.0.1:$PORT"
 QUERY="service=registry.local&scope=repository:bench/app:pull,push&scope=repository:bench/base:pull"
 
 # The load generator: each request carries the credentials of a token drawn uniformly at random
@@ -94,25 +96,28 @@ LUA
 machine_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
 proc_cpu() { awk '{print $14+$15+$16+$17}' "/proc/$1/stat"; }
 
-SERVER_PID=""
-stop_server() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID"
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=""
+SERVER_PIDS=()
+stop_servers() {
+    local pid
+    for pid in "${SERVER_PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid"
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    SERVER_PIDS=()
 }
-trap stop_server EXIT
+trap stop_servers EXIT
 
-# run_wrk PATH CONNS DURATION CREDS -> "rps p50 p99 others_pct server_cpu_us_per_request";
-# fails on any socket error or non-2xx reply.
+# run_wrk BASE PID PATH CONNS DURATION CREDS -> "rps p50 p99 others_pct
+# server_cpu_us_per_request"; fails on any socket error or non-2xx reply.
 run_wrk() {
-    local path=$1 conns=$2 dur=$3 creds=$4 threads=2 out b0 s0 b1 s1 ncpu
+    local base=$1 pid=$2 path=$3 conns=$4 dur=$5 creds=$6 threads=2 out b0 s0 b1 s1 ncpu
     [ "$conns" -lt 2 ] && threads=1
-    b0=$(machine_busy); s0=$(proc_cpu "$SERVER_PID")
+    b0=$(machine_busy); s0=$(proc_cpu "$pid")
     out=$( /usr/bin/time -f "WRKCPU %U %S" wrk -t"$threads" -c"$conns" -d"${dur}s" \
-        -s "$WORK/auth.lua" "$BASE" -- "$path" "$creds" 2>&1 )
-    b1=$(machine_busy); s1=$(proc_cpu "$SERVER_PID")
+        -s "$WORK/auth.lua" "$base" -- "$path" "$creds" 2>&1 )
+    b1=$(machine_busy); s1=$(proc_cpu "$pid")
     local line wrkcpu
     line=$(grep '^RESULT' <<<"$out") || { echo "wrk failed: $out" >&2; return 1; }
     wrkcpu=$(grep '^WRKCPU' <<<"$out" | awk '{print ($2+$3)*100}')  # seconds -> jiffies (USER_HZ 100)
@@ -140,7 +145,8 @@ run_wrk() {
 # max_others mean_cpu".
 summarize() {
     grep . | sort -k2,2n | awk '
-        { rps += $1; p50[NR] = $2; if ($3 > p99) p99 = $3; if ($4 > oth) oth = $4; cpu += $5 }
+        BEGIN { p99 = 0; oth = 0 }
+        { rps += $1; p50[NR] = $2; if ($3 + 0 > p99) p99 = $3 + 0; if ($4 + 0 > oth) oth = $4 + 0; cpu += $5 }
         END { printf "%.1f %s %s %s %.0f\n", rps / NR, p50[int((NR + 1) / 2)], p99, oth, cpu / NR }'
 }
 
@@ -153,8 +159,13 @@ summarize() {
     echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 } | tee "$OUT"
 
-RSS_LINES=()
-for size in $SIZES; do
+# Seed, start and warm one server per size.
+read -r -a SIZE_LIST <<<"$SIZES"
+BASES=(); STARTUPS=(); WARMUPS=(); RESIDENT=()
+for i in "${!SIZE_LIST[@]}"; do
+    size=${SIZE_LIST[$i]}
+    port=$((PORT + i))
+    base="http://127.0.0.1:$port"
     dir=$WORK/store-$size
     if [ ! -f "$dir/seeded" ]; then
         rm -rf "$dir"
@@ -163,8 +174,8 @@ for size in $SIZES; do
         touch "$dir/seeded"
     fi
     cat >"$dir/regauth.toml" <<TOML
-listen = "127.0.0.1:$PORT"
-public_url = "$BASE"
+listen = "127.0.0.1:$port"
+public_url = "$base"
 data_dir = "$dir/data"
 [admin]
 token = "bench-admin-token-0123456789"
@@ -172,64 +183,100 @@ token = "bench-admin-token-0123456789"
 key = "$dir/certs/signing.key"
 certificate = "$dir/certs/signing.crt"
 TOML
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-        echo "port $PORT is in use; pass --port" >&2
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "port $port is in use; pass --port" >&2
         exit 1
     fi
-    resident=""
+    resident="?"
     if command -v fincore >/dev/null; then
         resident=$(fincore --noheadings --output RES "$dir/data/store/db" | tr -d ' ')
     fi
     started=$(date +%s.%N)
     "$BIN" serve --config "$dir/regauth.toml" >"$dir/server.log" 2>&1 &
-    SERVER_PID=$!
-    # sled recovers its page table at start-up: ~8 s for 1 000 000 tokens.
+    SERVER_PIDS+=($!)
+    # sled recovers its page table at start-up: a few seconds for 1 000 000 tokens.
     for _ in $(seq 1200); do
-        curl -sf "$BASE/health" >/dev/null 2>&1 && break
+        curl -sf "$base/health" >/dev/null 2>&1 && break
         sleep 0.1
     done
     startup=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-    curl -sf "$BASE/health" >/dev/null || { echo "server did not start:" >&2; cat "$dir/server.log" >&2; exit 1; }
+    curl -sf "$base/health" >/dev/null || { echo "server did not start:" >&2; cat "$dir/server.log" >&2; exit 1; }
     # One checked request per route: a token with both grants, and the baseline's token.
     auth=$(head -1 "$dir/creds.txt")
-    curl -sf -H "Authorization: $auth" "$BASE/auth?$QUERY" | grep -q '"token"' \
+    curl -sf -H "Authorization: $auth" "$base/auth?$QUERY" | grep -q '"token"' \
         || { echo "GET /auth failed on the seeded store" >&2; exit 1; }
-    curl -sf "$BASE/bench/sign" | grep -q '"token"' \
+    curl -sf "$base/bench/sign" | grep -q '"token"' \
         || { echo "GET /bench/sign failed: build with --features bench-baseline" >&2; exit 1; }
     # Warm-up: every sampled token once (16 in parallel), so each cell measures a store whose
     # working set has been read, not the disk; then a short wrk run on each route.
-    awk -v u="$BASE/auth?$QUERY" 'NR > 1 { print "next" }
+    awk -v u="$base/auth?$QUERY" 'NR > 1 { print "next" }
         { print "url = \"" u "\"\nheader = \"Authorization: " $0 "\"\noutput = \"/dev/null\"" }' \
         "$dir/creds.txt" >"$WORK/warm.curl"
     warm_started=$(date +%s.%N)
     curl -s --parallel --parallel-max 16 -K "$WORK/warm.curl" >/dev/null 2>&1 || true
     warmup=$(awk -v a="$warm_started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-    run_wrk "/auth?$QUERY" 16 "$WARMUP" "$dir/creds.txt" >/dev/null
-    run_wrk "/bench/sign" 16 "$WARMUP" "$dir/creds.txt" >/dev/null
-    for c in $CONNS; do
-        a_runs=""; b_runs=""
-        for _ in $(seq "$ROUNDS"); do
-            a_runs+="$(run_wrk "/auth?$QUERY" "$c" "$DURATION" "$dir/creds.txt")"$'\n'
-            b_runs+="$(run_wrk "/bench/sign" "$c" "$DURATION" "$dir/creds.txt")"$'\n'
+    run_wrk "$base" "${SERVER_PIDS[$i]}" "/auth?$QUERY" 16 "$WARMUP" "$dir/creds.txt" >/dev/null
+    run_wrk "$base" "${SERVER_PIDS[$i]}" "/bench/sign" 16 "$WARMUP" "$dir/creds.txt" >/dev/null
+    BASES+=("$base"); STARTUPS+=("$startup"); WARMUPS+=("$warmup"); RESIDENT+=("$resident")
+done
+
+# The measurements: per connection count, rounds of (every size: auth, sign).
+declare -A A_RUNS B_RUNS
+for c in $CONNS; do
+    for _ in $(seq "$ROUNDS"); do
+        for i in "${!SIZE_LIST[@]}"; do
+            creds=$WORK/store-${SIZE_LIST[$i]}/creds.txt
+            A_RUNS[$i,$c]+="$(run_wrk "${BASES[$i]}" "${SERVER_PIDS[$i]}" "/auth?$QUERY" "$c" "$DURATION" "$creds")"$'\n'
+            B_RUNS[$i,$c]+="$(run_wrk "${BASES[$i]}" "${SERVER_PIDS[$i]}" "/bench/sign" "$c" "$DURATION" "$creds")"$'\n'
         done
-        read -r a_rps a_p50 a_p99 a_oth a_cpu <<<"$(summarize <<<"$a_runs")"
-        read -r b_rps b_p50 b_p99 b_oth b_cpu <<<"$(summarize <<<"$b_runs")"
-        ratio=$(paste -d' ' <(grep . <<<"$a_runs" | cut -d' ' -f1) \
-                            <(grep . <<<"$b_runs" | cut -d' ' -f1) |
-            awk -v a="$a_rps" -v b="$b_rps" '
-                { r = $1 / $2 * 100; if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r }
-                END { printf "%.0f %% (%.0f–%.0f)", a / b * 100, lo, hi }')
+    done
+done
+
+# ratio_of A_LINES B_LINES -> "mean(A rps)/mean(B rps) % (lowest–highest per-round ratio)"
+ratio_of() {
+    paste -d' ' <(grep . <<<"$1" | cut -d' ' -f1) <(grep . <<<"$2" | cut -d' ' -f1) |
+        awk '{ a += $1; b += $2; r = $1 / $2 * 100
+               if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r }
+             END { printf "%.0f %% (%.0f–%.0f)", a / b * 100, lo, hi }'
+}
+
+for i in "${!SIZE_LIST[@]}"; do
+    for c in $CONNS; do
+        read -r a_rps a_p50 a_p99 a_oth a_cpu <<<"$(summarize <<<"${A_RUNS[$i,$c]}")"
+        read -r b_rps b_p50 b_p99 b_oth b_cpu <<<"$(summarize <<<"${B_RUNS[$i,$c]}")"
+        ratio=$(ratio_of "${A_RUNS[$i,$c]}" "${B_RUNS[$i,$c]}")
         printf '| %s | %s | %.0f | %s | %s | %.0f | %s | %s | %s | %s, %s | %s, %s |\n' \
-            "$size" "$c" "$a_rps" "$a_p50" "$a_p99" "$b_rps" "$b_p50" "$b_p99" "$ratio" \
+            "${SIZE_LIST[$i]}" "$c" "$a_rps" "$a_p50" "$a_p99" "$b_rps" "$b_p50" "$b_p99" "$ratio" \
             "$a_cpu" "$b_cpu" "$a_oth" "$b_oth" | tee -a "$OUT"
     done
-    rss=$(awk '/^VmRSS/{printf "%.1f", $2/1024}' "/proc/$SERVER_PID/status")
-    hwm=$(awk '/^VmHWM/{printf "%.1f", $2/1024}' "/proc/$SERVER_PID/status")
-    disk=$(du -sm "$dir/data/store" | cut -f1)
-    RSS_LINES+=("| $size | $rss | $hwm | $disk | ${resident:-?} | $startup | $warmup |")
-    stop_server
-    rm -f "$dir/server.log"
 done
+
+{
+    echo
+    echo "/auth req/s of each store size relative to the smallest (${SIZE_LIST[0]} tokens), from the same rounds:"
+    echo
+    echo "| tokens | $(for c in $CONNS; do printf '%s conns | ' "$c"; done)"
+    echo "|---:|$(for _ in $CONNS; do printf -- '---:|'; done)"
+    for i in "${!SIZE_LIST[@]}"; do
+        printf '| %s |' "${SIZE_LIST[$i]}"
+        for c in $CONNS; do
+            printf ' %s |' "$(ratio_of "${A_RUNS[$i,$c]}" "${A_RUNS[0,$c]}")"
+        done
+        echo
+    done
+} | tee -a "$OUT"
+
+RSS_LINES=()
+for i in "${!SIZE_LIST[@]}"; do
+    pid=${SERVER_PIDS[$i]}
+    dir=$WORK/store-${SIZE_LIST[$i]}
+    rss=$(awk '/^VmRSS/{printf "%.1f", $2/1024}' "/proc/$pid/status")
+    hwm=$(awk '/^VmHWM/{printf "%.1f", $2/1024}' "/proc/$pid/status")
+    disk=$(du -sm "$dir/data/store" | cut -f1)
+    RSS_LINES+=("| ${SIZE_LIST[$i]} | $rss | $hwm | $disk | ${RESIDENT[$i]} | ${STARTUPS[$i]} | ${WARMUPS[$i]} |")
+done
+stop_servers
+for size in "${SIZE_LIST[@]}"; do rm -f "$WORK/store-$size/server.log"; done
 
 {
     echo
