@@ -9,7 +9,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `tokens` | name key | the token's record (`record.rs`) |
+//! | `tokens` | name key | the token's record (`record.rs`: a format byte, then postcard) |
 //! | `ids` | token id (16 bytes) | name key |
 //! | `expiry` | expiry unix millis (8 bytes, see below) ++ token id (16) | name key |
 //! | `counts` | registry id | number of tokens in it (u64 big-endian) |
@@ -20,13 +20,15 @@
 //! numeric order also before 1970.
 //!
 //! Why this shape:
-//! - `find_by_name` (the token endpoint's hot path) is exactly one `get` on `tokens`.
+//! - `find_by_name` (the token endpoint's hot path) is exactly one `get` on `tokens`, or a hit
+//!   in the cache of decoded tokens in front of it (`cache.rs`; bounded, invalidated by every
+//!   write, see there).
 //! - `list` is a prefix scan of `registry \0` in `tokens`, already sorted by name; `total`
 //!   comes from `counts`, so it does not scan the registry.
 //! - `delete_expired(now)` scans `expiry` up to `now` only, never the token tree.
 //! - `refresh_by_token` keeps each token's grants oldest first, for the cap and for deletion.
-//! - No in-memory index: memory is sled's page cache (bounded by `cache_bytes`), so RSS stays
-//!   flat with millions of tokens.
+//! - No in-memory index: memory is sled's page cache (bounded by `cache_bytes`) and the token
+//!   cache (bounded by bytes), so RSS stays flat with millions of tokens.
 //!
 //! # Writes
 //!
