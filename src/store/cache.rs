@@ -54,7 +54,7 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    /// A cache holding up to about `bytes` of tokens.
+    /// A cache holding up to about `bytes` of tokens; with 0 it holds none.
     pub fn new(bytes: u64) -> TokenCache {
         TokenCache {
             map: Cache::with_weighter((bytes / 512).max(1) as usize, bytes.max(1), TokenWeight),
@@ -133,6 +133,15 @@ mod tests {
         assert_eq!(cache.get(b"k").unwrap().name.as_str(), "new");
         cache.invalidate(b"k");
         assert!(cache.get(b"k").is_none());
+    }
+
+    #[test]
+    fn a_zero_byte_cache_holds_nothing() {
+        let cache = TokenCache::new(0);
+        let epoch = cache.epoch();
+        cache.insert_if_current(b"default\0abc", token("abc"), epoch);
+        assert!(cache.get(b"default\0abc").is_none());
+        assert_eq!(cache.len(), 0);
     }
 
     #[test]

@@ -89,13 +89,18 @@ impl fmt::Debug for SledStore {
 }
 
 impl SledStore {
-    /// Opens (or creates) the database in `dir` with the default cache size.
+    /// Opens (or creates) the database in `dir` with the default cache sizes.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        SledStore::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+        SledStore::open_with_caches(dir, DEFAULT_CACHE_BYTES, cache::DEFAULT_CACHE_BYTES)
     }
 
-    /// Opens (or creates) the database in `dir` with a page cache of `cache_bytes`.
-    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
+    /// Opens (or creates) the database in `dir` with a sled page cache of `cache_bytes` and a
+    /// cache of decoded tokens of about `token_cache_bytes` (0: none, every lookup reads sled).
+    pub fn open_with_caches(
+        dir: &Path,
+        cache_bytes: u64,
+        token_cache_bytes: u64,
+    ) -> Result<SledStore, StoreError> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -110,7 +115,7 @@ impl SledStore {
             refresh: tree("refresh")?,
             refresh_by_token: tree("refresh_by_token")?,
             grant_lock: Mutex::new(()),
-            hot: TokenCache::new(cache::DEFAULT_CACHE_BYTES),
+            hot: TokenCache::new(token_cache_bytes),
             db,
         })
     }
