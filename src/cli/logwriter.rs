@@ -58,7 +58,10 @@ impl Shared {
         let mut state = self.lock();
         while state.pending.len() >= self.max_pending && !state.closing {
             state.blocked += 1;
-            state = self.room.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state = self
+                .room
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
             state.blocked -= 1;
         }
         state.pending.extend_from_slice(bytes);
@@ -252,7 +255,10 @@ mod tests {
                 .collect();
             let expected: Vec<String> =
                 (0..5_000).map(|i| format!("thread {t} line {i}")).collect();
-            assert!(own == expected, "thread {t}'s lines are not all there, in order");
+            assert!(
+                own == expected,
+                "thread {t}'s lines are not all there, in order"
+            );
         }
         // Batching: far fewer writes than lines.
         assert!(sink.0.lock().unwrap().len() < 20_000);
@@ -266,7 +272,11 @@ mod tests {
         writer.make_writer().write_all(b"hello\n").unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         while sink.text() != "hello\n" {
-            assert!(Instant::now() < deadline, "line not written: {:?}", sink.text());
+            assert!(
+                Instant::now() < deadline,
+                "line not written: {:?}",
+                sink.text()
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
     }

@@ -170,7 +170,10 @@ pub(crate) mod tests {
         s.create(&t).unwrap();
         assert_eq!(s.get("default", t.id).unwrap(), Some(t.clone()));
         assert_eq!(
-            s.find_by_name("default", "ci-bot").unwrap().as_deref().cloned(),
+            s.find_by_name("default", "ci-bot")
+                .unwrap()
+                .as_deref()
+                .cloned(),
             Some(t.clone())
         );
         assert_eq!(
@@ -179,10 +182,28 @@ pub(crate) mod tests {
             "id in another registry"
         );
         assert_eq!(s.get("default", Uuid::new_v4()).unwrap(), None);
-        assert_eq!(s.find_by_name("default", "nobody").unwrap().as_deref().cloned(), None);
-        assert_eq!(s.find_by_name("other", "ci-bot").unwrap().as_deref().cloned(), None);
+        assert_eq!(
+            s.find_by_name("default", "nobody")
+                .unwrap()
+                .as_deref()
+                .cloned(),
+            None
+        );
+        assert_eq!(
+            s.find_by_name("other", "ci-bot")
+                .unwrap()
+                .as_deref()
+                .cloned(),
+            None
+        );
         // A registry whose id is a prefix of another's must not see its tokens.
-        assert_eq!(s.find_by_name("defaul", "tci-bot").unwrap().as_deref().cloned(), None);
+        assert_eq!(
+            s.find_by_name("defaul", "tci-bot")
+                .unwrap()
+                .as_deref()
+                .cloned(),
+            None
+        );
         assert_eq!(s.list("defaul", 0, 10).unwrap().total, 0);
     }
 
@@ -193,9 +214,18 @@ pub(crate) mod tests {
         assert!(matches!(s.create(&clash), Err(StoreError::NameTaken(n)) if n == "deploy"));
         let elsewhere = token("staging", "deploy");
         s.create(&elsewhere).unwrap();
-        assert_eq!(s.find_by_name("default", "deploy").unwrap().as_deref().cloned(), Some(a));
         assert_eq!(
-            s.find_by_name("staging", "deploy").unwrap().as_deref().cloned(),
+            s.find_by_name("default", "deploy")
+                .unwrap()
+                .as_deref()
+                .cloned(),
+            Some(a)
+        );
+        assert_eq!(
+            s.find_by_name("staging", "deploy")
+                .unwrap()
+                .as_deref()
+                .cloned(),
             Some(elsewhere)
         );
         assert_eq!(s.count().unwrap(), 2);
@@ -209,7 +239,13 @@ pub(crate) mod tests {
             ..token("staging", "second")
         };
         assert!(matches!(s.create(&same_id), Err(StoreError::IdTaken(id)) if id == a.id));
-        assert_eq!(s.find_by_name("staging", "second").unwrap().as_deref().cloned(), None);
+        assert_eq!(
+            s.find_by_name("staging", "second")
+                .unwrap()
+                .as_deref()
+                .cloned(),
+            None
+        );
         assert_eq!(s.count().unwrap(), 1);
     }
 
@@ -258,7 +294,10 @@ pub(crate) mod tests {
         s.update(&later).unwrap();
         assert_eq!(s.get("default", t.id).unwrap(), Some(later.clone()));
         assert_eq!(
-            s.find_by_name("default", "rotating").unwrap().as_deref().cloned(),
+            s.find_by_name("default", "rotating")
+                .unwrap()
+                .as_deref()
+                .cloned(),
             Some(later.clone())
         );
         assert!(s
@@ -318,7 +357,10 @@ pub(crate) mod tests {
         };
         assert!(matches!(s.update(&clash), Err(StoreError::NameTaken(_))));
         assert_eq!(
-            s.find_by_name("default", "old-name").unwrap().as_deref().cloned(),
+            s.find_by_name("default", "old-name")
+                .unwrap()
+                .as_deref()
+                .cloned(),
             Some(t.clone())
         );
 
@@ -327,9 +369,18 @@ pub(crate) mod tests {
             ..t.clone()
         };
         s.update(&renamed).unwrap();
-        assert_eq!(s.find_by_name("default", "old-name").unwrap().as_deref().cloned(), None);
         assert_eq!(
-            s.find_by_name("default", "new-name").unwrap().as_deref().cloned(),
+            s.find_by_name("default", "old-name")
+                .unwrap()
+                .as_deref()
+                .cloned(),
+            None
+        );
+        assert_eq!(
+            s.find_by_name("default", "new-name")
+                .unwrap()
+                .as_deref()
+                .cloned(),
             Some(renamed.clone())
         );
         assert_eq!(s.get("default", t.id).unwrap(), Some(renamed));
@@ -352,7 +403,13 @@ pub(crate) mod tests {
         assert!(!s.delete("default", t.id).unwrap(), "second delete");
         assert!(!s.delete("default", Uuid::new_v4()).unwrap());
         assert_eq!(s.get("default", t.id).unwrap(), None);
-        assert_eq!(s.find_by_name("default", "doomed").unwrap().as_deref().cloned(), None);
+        assert_eq!(
+            s.find_by_name("default", "doomed")
+                .unwrap()
+                .as_deref()
+                .cloned(),
+            None
+        );
         assert_eq!(s.find_refresh(&SecretHash([1; 32])).unwrap(), None);
         assert!(s.find_refresh(&SecretHash([2; 32])).unwrap().is_some());
         assert_eq!(s.list("default", 0, 10).unwrap().total, 1);
@@ -365,7 +422,13 @@ pub(crate) mod tests {
 
         // The name and the id are free again.
         s.create(&t).unwrap();
-        assert_eq!(s.find_by_name("default", "doomed").unwrap().as_deref().cloned(), Some(t));
+        assert_eq!(
+            s.find_by_name("default", "doomed")
+                .unwrap()
+                .as_deref()
+                .cloned(),
+            Some(t)
+        );
     }
 
     pub(crate) fn delete_expired_boundaries(s: &dyn Store) {
@@ -408,7 +471,13 @@ pub(crate) mod tests {
 
         for t in [&past, &exactly, &sub_ms_before, &pre_epoch] {
             assert_eq!(s.get(&t.registry, t.id).unwrap(), None, "{}", t.name);
-            assert_eq!(s.find_by_name(&t.registry, t.name.as_str()).unwrap().as_deref().cloned(), None);
+            assert_eq!(
+                s.find_by_name(&t.registry, t.name.as_str())
+                    .unwrap()
+                    .as_deref()
+                    .cloned(),
+                None
+            );
         }
         for t in [&sub_ms_after, &future, &never] {
             assert_eq!(

@@ -300,7 +300,12 @@ mod tests {
     fn compact_records_are_smaller_than_format_1() {
         let t = token();
         let (new, old) = (encode_token(&t).unwrap(), legacy(&t));
-        assert!(new.len() * 10 < old.len() * 7, "{} vs {}", new.len(), old.len());
+        assert!(
+            new.len() * 10 < old.len() * 7,
+            "{} vs {}",
+            new.len(),
+            old.len()
+        );
     }
 
     /// The layout is on disk: changing it needs a new format byte, not a silent change.
@@ -342,8 +347,8 @@ mod tests {
         }
         // Rule-breaking content is refused with the field.
         let mut t = token();
-        t.scopes = vec![Scope::new(ScopeTarget::Registry(RegistryTarget::Any), ActionSet::ALL)
-            .unwrap()];
+        t.scopes =
+            vec![Scope::new(ScopeTarget::Registry(RegistryTarget::Any), ActionSet::ALL).unwrap()];
         let mut bytes = encode_token(&t).unwrap();
         let pos = bytes
             .windows(3)
@@ -351,7 +356,10 @@ mod tests {
             .expect("scope bytes");
         bytes[pos + 3] = 0x2; // push without pull
         let e = decode_token(&bytes).unwrap_err();
-        assert!(e.starts_with("scopes[0]:") && e.contains("push requires pull"), "{e}");
+        assert!(
+            e.starts_with("scopes[0]:") && e.contains("push requires pull"),
+            "{e}"
+        );
         bytes[pos + 3] = 0x10; // no such action
         let e = decode_token(&bytes).unwrap_err();
         assert!(e.contains("unknown action bits 0x10"), "{e}");

@@ -627,7 +627,10 @@ mod tests {
         }
         let s = SledStore::open(dir.path()).unwrap();
         assert_eq!(
-            s.find_by_name("default", "full-record").unwrap().as_deref().cloned(),
+            s.find_by_name("default", "full-record")
+                .unwrap()
+                .as_deref()
+                .cloned(),
             Some(t.clone())
         );
         assert_eq!(s.get("default", t.id).unwrap(), Some(t));
@@ -657,13 +660,24 @@ mod tests {
         assert_eq!(find("cached"), None, "delete seen at once");
         let again = token("default", "cached");
         s.create(&again).unwrap();
-        assert_eq!(find("cached"), Some(again.clone()), "re-created token, new id");
+        assert_eq!(
+            find("cached"),
+            Some(again.clone()),
+            "re-created token, new id"
+        );
         // expiry sweep
         let mut e = expiring("default", "short-lived", t0() + Duration::minutes(5));
         s.create(&e).unwrap();
         assert_eq!(find("short-lived"), Some(e.clone()));
-        assert_eq!(s.delete_expired(t0() + Duration::minutes(6)).unwrap(), vec![e.clone()]);
-        assert_eq!(find("short-lived"), None, "expired token swept and not served from cache");
+        assert_eq!(
+            s.delete_expired(t0() + Duration::minutes(6)).unwrap(),
+            vec![e.clone()]
+        );
+        assert_eq!(
+            find("short-lived"),
+            None,
+            "expired token swept and not served from cache"
+        );
         // update that moves the expiry (and leaves the name)
         e.expiry = Some(t0() + Duration::days(1));
         s.create(&e).unwrap();
@@ -701,7 +715,10 @@ mod tests {
             s.update(&t).unwrap();
             for _ in 0..20 {
                 let seen = s.find_by_name("default", "contended").unwrap().unwrap();
-                assert_eq!(seen.modified_by, t.modified_by, "stale token after write {i}");
+                assert_eq!(
+                    seen.modified_by, t.modified_by,
+                    "stale token after write {i}"
+                );
             }
         }
         stop.store(true, Ordering::Relaxed);
@@ -723,7 +740,10 @@ mod tests {
         }
         let s = SledStore::open(dir.path()).unwrap();
         assert_eq!(
-            s.find_by_name("default", "durable").unwrap().as_deref().cloned(),
+            s.find_by_name("default", "durable")
+                .unwrap()
+                .as_deref()
+                .cloned(),
             Some(t.clone())
         );
         assert_eq!(s.get("staging", other.id).unwrap(), Some(other));
@@ -770,7 +790,13 @@ mod tests {
         let s = SledStore::open(dir.path()).unwrap();
         let t = token("bad\0registry", "name");
         assert!(matches!(s.create(&t), Err(StoreError::Backend(_))));
-        assert_eq!(s.find_by_name("bad\0registry", "name").unwrap().as_deref().cloned(), None);
+        assert_eq!(
+            s.find_by_name("bad\0registry", "name")
+                .unwrap()
+                .as_deref()
+                .cloned(),
+            None
+        );
         assert_eq!(s.count().unwrap(), 0);
     }
 
