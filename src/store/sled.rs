@@ -63,6 +63,9 @@ use crate::domain::{SecretHash, Token};
 /// sled's per-page metadata (~77 MB at 1 000 000 tokens before any lookup), not this cache.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Default size of the cache of decoded tokens in front of sled (`cache.rs`).
+pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = cache::DEFAULT_CACHE_BYTES;
+
 const ID_LEN: usize = 16;
 const MILLIS_LEN: usize = 8;
 const HASH_LEN: usize = 32;
@@ -91,7 +94,7 @@ impl fmt::Debug for SledStore {
 impl SledStore {
     /// Opens (or creates) the database in `dir` with the default cache sizes.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        SledStore::open_with_caches(dir, DEFAULT_CACHE_BYTES, cache::DEFAULT_CACHE_BYTES)
+        SledStore::open_with_caches(dir, DEFAULT_CACHE_BYTES, DEFAULT_TOKEN_CACHE_BYTES)
     }
 
     /// Opens (or creates) the database in `dir` with a sled page cache of `cache_bytes` and a
@@ -608,6 +611,25 @@ mod tests {
     use super::*;
     use crate::store::tests::{expiring, grant, t0, token};
 
+    /// Opens `dir` again after a store on it was dropped. sled lets go of its directory lock
+    /// when its background threads release the dropped database, a moment after `drop`
+    /// (longer on a busy machine), so a reopen in the same process retries until then.
+    fn reopen(dir: &Path) -> SledStore {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match SledStore::open(dir) {
+                Ok(s) => return s,
+                Err(e)
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopening {}: {e}", dir.display()),
+            }
+        }
+    }
+
     #[test]
     fn full_records_round_trip_through_disk() {
         use crate::domain::{Scope, Status};
@@ -625,7 +647,7 @@ mod tests {
             s.create(&t).unwrap();
             s.add_refresh(&g, 4).unwrap();
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = reopen(dir.path());
         assert_eq!(
             s.find_by_name("default", "full-record")
                 .unwrap()
@@ -738,7 +760,7 @@ mod tests {
             s.create(&other).unwrap();
             s.add_refresh(&grant(&t, 3, t0()), 5).unwrap();
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = reopen(dir.path());
         assert_eq!(
             s.find_by_name("default", "durable")
                 .unwrap()
