@@ -19,11 +19,10 @@ impl TokenName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
 
-impl FromStr for TokenName {
-    type Err = ValidationError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+    /// Checks `s` against the rules of [`TokenName`] without building one: for the token
+    /// endpoint, which only needs to know whether a presented username can name a token.
+    pub fn check(s: &str) -> Result<(), ValidationError> {
         let err = |rule: String| ValidationError::new("name", rule);
         let len = s.chars().count();
         if !(MIN_LEN..=MAX_LEN).contains(&len) {
@@ -47,6 +46,14 @@ impl FromStr for TokenName {
         if bytes[len - 1] == b'-' {
             return Err(err("must end with a letter or digit".into()));
         }
+        Ok(())
+    }
+}
+
+impl FromStr for TokenName {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TokenName::check(s)?;
         Ok(TokenName(s.to_string()))
     }
 }

@@ -119,6 +119,11 @@ impl AuthService {
         }
     }
 
+    /// The issuer that signs every token (for the load benchmark's baseline route).
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
+    }
+
     /// The registry id serving `service`, if any.
     pub fn registry_for_service(&self, service: &str) -> Option<&str> {
         self.services.get(service).map(String::as_str)
@@ -133,10 +138,10 @@ impl AuthService {
         let client = OptionalAddr(req.client_addr);
         let client_id = req.client_id.as_deref().unwrap_or("");
         match &outcome {
-            Ok((name, issued)) => {
+            Ok((token, issued)) => {
                 let granted = ScopeList(&issued.granted);
                 info!(
-                    token = %name, service = %req.service, grant_type = req.grant_type,
+                    token = %token.name, service = %req.service, grant_type = req.grant_type,
                     requested = %requested, granted = %granted, client = %client,
                     client_id = %client_id, outcome = "issued", "token decision"
                 );
@@ -164,7 +169,7 @@ impl AuthService {
         &self,
         req: &TokenRequest,
         now: DateTime<Utc>,
-    ) -> Result<(String, Issued), AuthError> {
+    ) -> Result<(Arc<Token>, Issued), AuthError> {
         let registry = self
             .registry_for_service(&req.service)
             .ok_or_else(|| AuthError::UnknownService(req.service.clone()))?;
@@ -195,7 +200,7 @@ impl AuthService {
             granted,
             refresh_token,
         };
-        Ok((token.name.to_string(), issued))
+        Ok((token, issued))
     }
 
     /// One hash, at most one store read, one constant-time compare whatever the outcome.
@@ -207,8 +212,8 @@ impl AuthService {
         now: DateTime<Utc>,
     ) -> Result<Arc<Token>, AuthError> {
         let presented = SecretHash::of(password);
-        let token = match username.parse::<TokenName>() {
-            Ok(name) => self.store.find_by_name(registry, name.as_str())?,
+        let token = match TokenName::check(username) {
+            Ok(()) => self.store.find_by_name(registry, username)?,
             Err(_) => None,
         };
         match token {
@@ -277,3 +282,4 @@ impl AuthService {
         Ok(secret)
     }
 }
+

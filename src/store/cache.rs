@@ -99,24 +99,9 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-    use uuid::Uuid;
 
     fn token(name: &str) -> Arc<Token> {
-        let at = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        Arc::new(Token {
-            id: Uuid::new_v4(),
-            registry: "default".into(),
-            name: name.parse().unwrap(),
-            status: crate::domain::Status::Enabled,
-            expiry: None,
-            scopes: vec![],
-            secret_hash: crate::domain::SecretHash::of("x"),
-            created: at,
-            created_by: "admin".into(),
-            modified: at,
-            modified_by: "admin".into(),
-        })
+        Arc::new(crate::store::tests::token("default", name))
     }
 
     #[test]

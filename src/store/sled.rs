@@ -262,7 +262,9 @@ impl Store for SledStore {
             })
             .map_err(tx_error)?;
         self.hot.invalidate(&old_key);
-        self.hot.invalidate(&new_key);
+        if old_key != new_key.as_slice() {
+            self.hot.invalidate(&new_key);
+        }
         self.flush()
     }
 
