@@ -283,3 +283,143 @@ impl AuthService {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::{parse_scope, Scope, SecretHash, Token};
+    use crate::jwt::SigningKey;
+    use crate::store::tests::{t0, token};
+    use crate::store::{MemoryStore, Page};
+
+    const SERVICE: &str = "registry.local";
+    const PASSWORD: &str = "rga_the-password";
+
+    /// A memory store that counts every write call.
+    #[derive(Default)]
+    struct CountingStore {
+        inner: MemoryStore,
+        writes: AtomicUsize,
+    }
+
+    impl CountingStore {
+        fn wrote(&self) {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Store for CountingStore {
+        fn find_by_name(&self, r: &str, n: &str) -> Result<Option<Arc<Token>>, StoreError> {
+            self.inner.find_by_name(r, n)
+        }
+        fn get(&self, r: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
+            self.inner.get(r, id)
+        }
+        fn list(&self, r: &str, offset: usize, limit: usize) -> Result<Page, StoreError> {
+            self.inner.list(r, offset, limit)
+        }
+        fn create(&self, t: &Token) -> Result<(), StoreError> {
+            self.wrote();
+            self.inner.create(t)
+        }
+        fn update(&self, t: &Token) -> Result<(), StoreError> {
+            self.wrote();
+            self.inner.update(t)
+        }
+        fn delete(&self, r: &str, id: Uuid) -> Result<bool, StoreError> {
+            self.wrote();
+            self.inner.delete(r, id)
+        }
+        fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+            self.wrote();
+            self.inner.delete_expired(now)
+        }
+        fn add_refresh(&self, g: &RefreshGrant, cap: usize) -> Result<(), StoreError> {
+            self.wrote();
+            self.inner.add_refresh(g, cap)
+        }
+        fn find_refresh(&self, h: &SecretHash) -> Result<Option<RefreshGrant>, StoreError> {
+            self.inner.find_refresh(h)
+        }
+        fn count(&self) -> Result<usize, StoreError> {
+            self.inner.count()
+        }
+    }
+
+    fn request(credentials: Credentials, want_refresh: bool) -> TokenRequest {
+        TokenRequest {
+            service: SERVICE.into(),
+            credentials,
+            scopes: parse_scope("repository:team/app:pull,push").unwrap(),
+            want_refresh,
+            client_id: None,
+            client_addr: None,
+            grant_type: "test",
+        }
+    }
+
+    fn password(username: &str, password: &str) -> Credentials {
+        Credentials::Password {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// Issue 5: the token path writes nothing to the store; only handing out a refresh token
+    /// (a login) does, once.
+    #[tokio::test]
+    async fn the_token_path_writes_nothing_but_a_requested_refresh_token() {
+        let store = Arc::new(CountingStore::default());
+        let mut t = token("default", "ci-bot");
+        t.secret_hash = SecretHash::of(PASSWORD);
+        t.scopes =
+            vec![Scope::parse("repository", "team/*", &["pull".into(), "push".into()]).unwrap()];
+        store.inner.create(&t).unwrap();
+        let key =
+            SigningKey::from_pkcs8_pem(include_str!("../../tests/fixtures/es256.key")).unwrap();
+        let auth = AuthService::new(
+            store.clone(),
+            Issuer::new(key, "regauth".into(), 300),
+            Clock::manual(t0()),
+            &[RegistryConfig {
+                id: "default".into(),
+                service: SERVICE.into(),
+                hostname: "localhost:5000".into(),
+            }],
+        );
+        let writes = || store.writes.load(Ordering::SeqCst);
+
+        for _ in 0..3 {
+            let issued = auth
+                .issue(request(password("ci-bot", PASSWORD), false))
+                .await;
+            assert_eq!(issued.unwrap().granted.len(), 1);
+        }
+        for (user, pass) in [
+            ("ci-bot", "rga_wrong"),
+            ("nobody", PASSWORD),
+            ("-bad-", "x"),
+        ] {
+            let denied = auth.issue(request(password(user, pass), false)).await;
+            assert!(matches!(denied, Err(AuthError::Unauthorized)), "{user}");
+        }
+        assert_eq!(writes(), 0, "password grants and denials write nothing");
+
+        let login = auth
+            .issue(request(password("ci-bot", PASSWORD), true))
+            .await;
+        let refresh_token = login.unwrap().refresh_token.expect("a refresh token");
+        assert_eq!(writes(), 1, "handing out a refresh token is the one write");
+
+        for _ in 0..3 {
+            let refresh = Credentials::Refresh {
+                refresh_token: refresh_token.clone(),
+            };
+            assert!(auth.issue(request(refresh, false)).await.is_ok());
+        }
+        assert_eq!(writes(), 1, "refresh grants write nothing");
+    }
+}

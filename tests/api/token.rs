@@ -516,3 +516,42 @@ async fn refresh_tokens_are_capped_per_token() {
         StatusCode::OK
     );
 }
+
+/// The load benchmark's baseline (`GET /bench/sign`, built only with `--features
+/// bench-baseline`; `scripts/test.sh` runs this test with it): signed by the server's own
+/// issuer and sent in the token endpoint's reply shape, so the two routes compare like for like.
+#[cfg(feature = "bench-baseline")]
+#[tokio::test]
+async fn bench_sign_baseline_uses_the_servers_issuer_and_the_token_reply() {
+    let (app, _, pw) = app_with_bot().await;
+    let baseline = app
+        .send(
+            Request::builder()
+                .uri("/bench/sign")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(baseline.status, StatusCode::OK);
+    assert_eq!(
+        baseline.headers.get(header::CACHE_CONTROL).unwrap(),
+        "no-store"
+    );
+    let auth = app
+        .auth_get(
+            "ci-bot",
+            &pw,
+            &format!("{SVC}&scope=repository:team/app:pull"),
+        )
+        .await;
+    let (b, a) = (baseline.json(), auth.json());
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&b), keys(&a), "same reply fields as GET /auth");
+    assert_eq!(b["token"], b["access_token"]);
+    assert_eq!(b["expires_in"], a["expires_in"]);
+    let (h, c) = app.verify(b["token"].as_str().unwrap());
+    assert_eq!(h["alg"], "ES256");
+    assert_eq!(c["iss"], "regauth");
+    assert_eq!(c["aud"], "registry.local");
+    assert_eq!(c["access"].as_array().unwrap().len(), 2);
+}
