@@ -10,6 +10,7 @@
 //! nothing of HTTP; `jwt` knows keys and claims; `http` is the only module that speaks axum.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
