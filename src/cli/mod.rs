@@ -521,8 +521,8 @@ mod tests {
                 "registry-config",
                 "health",
                 "completions",
-                "--admin-token",
-                "--no-expiry",
+                "admin-token",
+                "no-expiry",
             ] {
                 assert!(script.contains(word), "{shell}: no {word:?} in the script");
             }
