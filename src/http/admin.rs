@@ -15,11 +15,11 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use super::error::ApiError;
 use super::extract::{bearer_token, last, parse_pairs, AppJson, KnownRegistry, Pairs, TokenId};
+use super::state::AppState;
 use crate::api::{self, ErrorBody, ResourceType};
 use crate::config::RegistryConfig;
 use crate::domain::{Scope, SecretHash, Status, Token, TokenName, ValidationError};
 use crate::service::{AdminService, NewToken, PutOutcome, TokenChanges};
-use crate::AppState;
 
 pub use crate::api::{DEFAULT_LIMIT, MAX_LIMIT};
 

@@ -10,10 +10,10 @@ use axum::Json;
 
 use super::error::AuthHttpError;
 use super::extract::{all, basic_credentials, last, parse_pairs, read_body, Pairs};
+use super::state::AppState;
 use crate::api::AccessToken;
 use crate::domain::{parse_scope, ResourceRequest, ScopeList};
 use crate::service::{Credentials, Issued, TokenRequest};
-use crate::AppState;
 
 /// The token endpoint's success reply for `issued`; `with_scope` adds the granted scope (the
 /// OAuth2 POST form). Also the shape of the load benchmark's baseline (`bench.rs`).

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::state::AppState;
 use crate::config::RegistryConfig;
-use crate::AppState;
 
 /// Largest body accepted anywhere (docs/admin-api.md: 413 over 64 KiB).
 pub const BODY_LIMIT: usize = 64 * 1024;
