@@ -1,4 +1,5 @@
-//! Configuration: built-in defaults, then the TOML file, then environment variables (SPEC §4).
+//! Configuration: built-in defaults, then the TOML file, then environment variables
+//! (docs/configuration.md).
 //! Depends on nothing else in the crate; `server` turns it into running state.
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -9,5 +9,5 @@ pub mod expiry;
 pub mod usage;
 
 pub use admin::{AdminError, AdminService, NewToken, PutOutcome, TokenChanges};
-pub use auth::{AuthError, AuthService, Credentials, Issued, TokenRequest};
+pub use auth::{AuthError, AuthService, Credentials, Denial, Issued, TokenRequest};
 pub use usage::UsageRecorder;

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Page, RefreshGrant, Store, StoreError, TokenUse};
-use crate::domain::{LastUse, SecretHash, Token};
+use crate::domain::{LastUse, SecretHash, Status, Token};
 
 /// (registry, name): ordered by registry, then name, like the sled key `registry \0 name`.
 type NameKey = (String, String);
@@ -155,10 +155,16 @@ impl Store for MemoryStore {
         if let Some(expiry) = token.expiry {
             inner.expiry.insert((expiry, token.id));
         }
-        let mut token = token.clone();
-        token.last_used = LastUse::latest(old.last_used, token.last_used);
+        let mut stored = token.clone();
+        stored.last_used = LastUse::latest(old.last_used, token.last_used);
         inner.ids.insert(token.id, new_key.clone());
-        inner.tokens.insert(new_key, token);
+        inner.tokens.insert(new_key, stored);
+        if token.status != Status::Enabled {
+            // A disabled token keeps no refresh grants (see the trait).
+            for (_, hash) in inner.refresh_by_token.remove(&token.id).unwrap_or_default() {
+                inner.refresh.remove(&hash);
+            }
+        }
         Ok(())
     }
 
@@ -191,6 +197,10 @@ impl Store for MemoryStore {
         let mut inner = self.write()?;
         let key = (grant.registry.clone(), grant.token_name.clone());
         if inner.ids.get(&grant.token_id) != Some(&key) {
+            return Err(StoreError::NotFound);
+        }
+        if inner.tokens.get(&key).map(|t| t.status) != Some(Status::Enabled) {
+            // A disabled token takes no grants (see the trait).
             return Err(StoreError::NotFound);
         }
         let hash = grant.hash.0;
