@@ -425,7 +425,7 @@ mod tests {
             if kept {
                 // Revived by a later expiry.
                 let changes = TokenChanges {
-                    expiry: Some(Some(clock.now() + TimeDelta::days(1))),
+                    expiry: Patch::Value(clock.now() + TimeDelta::days(1)),
                     ..TokenChanges::default()
                 };
                 let t = admin.patch("default", t.id, changes).unwrap();
