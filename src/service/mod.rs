@@ -6,4 +6,4 @@ pub mod admin;
 pub mod auth;
 
 pub use admin::{AdminError, AdminService, NewToken, PutOutcome, TokenChanges};
-pub use auth::{AuthError, AuthService, Credentials, Issued, TokenRequest};
+pub use auth::{AuthError, AuthService, Credentials, Denial, Issued, TokenRequest};

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Page, RefreshGrant, Store, StoreError};
-use crate::domain::{SecretHash, Token};
+use crate::domain::{SecretHash, Status, Token};
 
 /// (registry, name): ordered by registry, then name, like the sled key `registry \0 name`.
 type NameKey = (String, String);
@@ -157,6 +157,12 @@ impl Store for MemoryStore {
         }
         inner.ids.insert(token.id, new_key.clone());
         inner.tokens.insert(new_key, token.clone());
+        if token.status != Status::Enabled {
+            // A disabled token keeps no refresh grants (see the trait).
+            for (_, hash) in inner.refresh_by_token.remove(&token.id).unwrap_or_default() {
+                inner.refresh.remove(&hash);
+            }
+        }
         Ok(())
     }
 
@@ -189,6 +195,10 @@ impl Store for MemoryStore {
         let mut inner = self.write()?;
         let key = (grant.registry.clone(), grant.token_name.clone());
         if inner.ids.get(&grant.token_id) != Some(&key) {
+            return Err(StoreError::NotFound);
+        }
+        if inner.tokens.get(&key).map(|t| t.status) != Some(Status::Enabled) {
+            // A disabled token takes no grants (see the trait).
             return Err(StoreError::NotFound);
         }
         let hash = grant.hash.0;

@@ -18,6 +18,9 @@
 //!   (directly or by expiry) deletes its refresh grants in the same write;
 //! - `add_refresh` for a token that does not exist (by id, registry and name) is `NotFound`,
 //!   so no grant outlives its token;
+//! - a disabled token has no refresh grants: an `update` that leaves the token disabled deletes
+//!   its grants in the same write, and `add_refresh` for a disabled token is `NotFound`. So
+//!   disabling a token ends its sessions for good: enabling it again revives none of them;
 //! - a registry id never contains NUL (they are slugs); writes reject one as `Backend`.
 use std::sync::Arc;
 
@@ -89,6 +92,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replaces the token with `token.id` in `token.registry`. `NotFound` if absent. The name
     /// cannot change (callers check; the store keeps its name index consistent regardless).
+    /// If `token` is disabled, its refresh grants are deleted in the same write.
     fn update(&self, token: &Token) -> Result<(), StoreError>;
 
     /// Deletes a token and all its refresh grants. Returns whether it existed.
@@ -99,7 +103,7 @@ pub trait Store: Send + Sync + 'static {
     fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError>;
 
     /// Stores a refresh grant. Keeps at most `cap_per_token` grants per token: the oldest
-    /// ones beyond that are deleted.
+    /// ones beyond that are deleted. `NotFound` if the token does not exist or is disabled.
     fn add_refresh(&self, grant: &RefreshGrant, cap_per_token: usize) -> Result<(), StoreError>;
 
     /// The refresh grant whose secret hashes to `hash`.
@@ -665,6 +669,104 @@ pub(crate) mod tests {
         }
     }
 
+    /// Disabling deletes every grant of the token in the same write; enabling again revives
+    /// none; a disabled token takes no new grant; other tokens keep theirs.
+    pub(crate) fn disable_revokes_refresh_grants(s: &dyn Store) {
+        let t = token("default", "laptop-login");
+        let other = token("default", "other");
+        s.create(&t).unwrap();
+        s.create(&other).unwrap();
+        for seed in 1..=3 {
+            s.add_refresh(&grant(&t, seed, t0() + Duration::minutes(seed.into())), 10)
+                .unwrap();
+        }
+        s.add_refresh(&grant(&other, 9, t0()), 10).unwrap();
+        let alive = |seed: u8| s.find_refresh(&SecretHash([seed; 32])).unwrap().is_some();
+
+        // An update that leaves the token enabled keeps its grants.
+        let renamed_by = Token {
+            modified_by: "ops".to_string(),
+            ..t.clone()
+        };
+        s.update(&renamed_by).unwrap();
+        assert!((1..=3).all(alive));
+
+        let disabled = Token {
+            status: Status::Disabled,
+            ..t.clone()
+        };
+        s.update(&disabled).unwrap();
+        assert_eq!(s.get("default", t.id).unwrap(), Some(disabled.clone()));
+        assert!(!(1..=3).any(alive), "disable revokes every grant");
+        assert!(alive(9), "another token's grant survives");
+        assert!(matches!(
+            s.add_refresh(&grant(&t, 4, t0()), 10),
+            Err(StoreError::NotFound)
+        ));
+        assert!(!alive(4), "a disabled token takes no grant");
+        // Updating a disabled token again (say, its scopes) is harmless.
+        s.update(&disabled).unwrap();
+
+        s.update(&t).unwrap();
+        assert!(!(1..=4).any(alive), "enabling again revives none");
+        s.add_refresh(&grant(&t, 5, t0()), 10).unwrap();
+        assert!(alive(5), "a new login after enabling works");
+        // The grant index was emptied too: the cap counts only the new grant.
+        for seed in 6..=7 {
+            s.add_refresh(&grant(&t, seed, t0() + Duration::minutes(seed.into())), 3)
+                .unwrap();
+        }
+        assert!([5, 6, 7].into_iter().all(alive));
+        // Deleting still takes the grants with it.
+        assert!(s.delete("default", t.id).unwrap());
+        assert!(![5, 6, 7].into_iter().any(alive));
+    }
+
+    /// Grants added while their token is disabled either fail or are revoked with it: none
+    /// survives the disable.
+    pub(crate) fn grants_racing_disable_never_survive(s: &dyn Store) {
+        for round in 0..20 {
+            let t = token("default", &format!("round-{round}"));
+            s.create(&t).unwrap();
+            let barrier = Barrier::new(5);
+            let added: Vec<u8> = std::thread::scope(|scope| {
+                let adders: Vec<_> = (0..4u8)
+                    .map(|thread| {
+                        let (t, barrier) = (&t, &barrier);
+                        scope.spawn(move || {
+                            barrier.wait();
+                            (0..25u8)
+                                .map(|i| thread * 25 + i + 1)
+                                .filter(|seed| {
+                                    let at = t0() + Duration::milliseconds(i64::from(*seed));
+                                    match s.add_refresh(&grant(t, *seed, at), 1000) {
+                                        Ok(()) => true,
+                                        Err(StoreError::NotFound) => false,
+                                        Err(e) => panic!("{e}"),
+                                    }
+                                })
+                                .collect::<Vec<u8>>()
+                        })
+                    })
+                    .collect();
+                barrier.wait();
+                s.update(&Token {
+                    status: Status::Disabled,
+                    ..t.clone()
+                })
+                .unwrap();
+                adders.into_iter().flat_map(|h| h.join().unwrap()).collect()
+            });
+            for seed in added {
+                assert_eq!(
+                    s.find_refresh(&SecretHash([seed; 32])).unwrap(),
+                    None,
+                    "{round}"
+                );
+            }
+        }
+    }
+
     /// One `#[test]` per suite function, for a backend built by `$make` (an expression
     /// evaluating to `(store, guard)`; the guard lives as long as the test, e.g. a temp dir).
     macro_rules! conformance {
@@ -675,7 +777,8 @@ pub(crate) mod tests {
                 update_rename_keeps_indexes, delete_removes_token_and_grants,
                 delete_expired_boundaries, refresh_add_find_cap, count_across_registries,
                 racing_creates_one_winner, racing_grants_respect_cap,
-                grants_racing_delete_die_with_token);
+                grants_racing_delete_die_with_token, disable_revokes_refresh_grants,
+                grants_racing_disable_never_survive);
         };
         (@tests $make:expr; $($name:ident),+) => {
             $(
