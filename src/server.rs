@@ -3,8 +3,6 @@
 //! sweeper, and the listener.
 //!
 //! Dependency direction: `server -> {http, service, store, jwt, config}`; only `cli` depends on it.
-use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -131,11 +129,8 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
         let t = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let t = t.trim().to_string();
-        anyhow::ensure!(
-            t.len() >= 16,
-            "{}: admin token must be at least 16 characters",
-            path.display()
-        );
+        crate::config::check_admin_token(&t)
+            .map_err(|why| anyhow::anyhow!("{}: admin token {why}", path.display()))?;
         return Ok(t);
     }
     let mut bytes = [0u8; 32];
@@ -146,23 +141,10 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
         "rgadm_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     );
-    write_private(&path, token.as_bytes())?;
+    crate::files::write_new_file(&path, token.as_bytes(), 0o600)
+        .context("cannot create the admin token file")?;
     warn!(file = %path.display(), "generated a new admin token; read it from this file (mode 0600)");
     Ok(token)
-}
-
-/// Writes a file readable only by its owner, durably.
-pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    Ok(())
 }
 
 #[cfg(test)]
