@@ -99,6 +99,9 @@ pub enum Command {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+    /// Print the OpenAPI 3.1 document of the admin API and the token endpoint (the content of
+    /// docs/openapi.json; a running server also serves it at /api/v1/openapi.json).
+    Openapi,
 }
 
 const COMPLETIONS_HELP: &str = "\
@@ -286,6 +289,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     if let Command::Completions { shell } = cli.command {
         return Ok(completions(shell, out)?);
     }
+    if let Command::Openapi = cli.command {
+        return Ok(out.write_all(crate::http::openapi::json().as_bytes())?);
+    }
     let conn = ConnArgs {
         config: cli.global.config,
         server: cli.global.server,
@@ -303,8 +309,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         registry: None,
     };
     match cli.command {
-        Command::Serve | Command::Completions { .. } => Err(CliError::Usage(
-            "serve and completions are not client commands".into(),
+        Command::Serve | Command::Completions { .. } | Command::Openapi => Err(CliError::Usage(
+            "serve, completions and openapi are not client commands".into(),
         )),
         Command::Health => commands::health(&mut ctx),
         Command::RegistryConfig { registry } => {
@@ -408,6 +414,21 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("regauth").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn openapi_prints_the_document_without_a_server() {
+        let mut out = Vec::new();
+        // No server, no admin token, no config: the command needs none of them.
+        run(
+            parse(&["openapi", "--server", "http://127.0.0.1:1"]).unwrap(),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            crate::http::openapi::json()
+        );
     }
 
     #[test]

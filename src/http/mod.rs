@@ -13,6 +13,7 @@ pub mod auth;
 mod bench;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod state;
 
 pub use state::AppState;
@@ -38,7 +39,9 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::require_admin,
-        ));
+        ))
+        // After the layer, so outside the admin token: the document is public.
+        .route("/openapi.json", get(openapi::serve));
     let router = Router::new()
         .route("/auth", get(auth::get_token).post(auth::post_token))
         .route("/auth/token", get(auth::get_token).post(auth::post_token))
