@@ -4,7 +4,7 @@
 //!
 //! Dependency direction: `server -> {http, service, store, jwt, config}`; only `cli` depends on it.
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::http::admin_token::{self, AdminToken};
 use crate::http::AppState;
 use crate::jwt;
 use crate::service::{expiry, usage, AdminService};
@@ -35,13 +36,16 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
     let admin_token = admin_token(&config)?;
     let store = SledStore::open(&config.data_dir.join("store"))
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-    Ok(AppState::new(
-        config,
-        Arc::new(store),
-        key,
-        &admin_token,
-        Clock::system(),
-    ))
+    let from_file = config
+        .admin_token
+        .is_none()
+        .then(|| config.admin_token_file());
+    let state = AppState::new(config, Arc::new(store), key, &admin_token, Clock::system());
+    Ok(match from_file {
+        // Re-read when `regauth admin-token rotate` replaces the file.
+        Some(path) => state.with_admin_token(AdminToken::file(path, &admin_token)),
+        None => state,
+    })
 }
 
 /// Runs the server until SIGINT/SIGTERM.
@@ -130,25 +134,57 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
     if path.exists() {
         let t = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let t = t.trim().to_string();
-        anyhow::ensure!(
-            t.len() >= 16,
-            "{}: admin token must be at least 16 characters",
-            path.display()
-        );
-        return Ok(t);
+        let t = admin_token::parse_file_contents(&t).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: admin token must be at least {} characters",
+                path.display(),
+                admin_token::MIN_LEN
+            )
+        })?;
+        return Ok(t.to_string());
     }
+    let token = new_admin_token()?;
+    write_private(&path, token.as_bytes())?;
+    warn!(file = %path.display(), "generated a new admin token; read it from this file (mode 0600)");
+    Ok(token)
+}
+
+fn new_admin_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
     ring::rand::SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| anyhow::anyhow!("no system randomness"))?;
-    let token = format!(
+    Ok(format!(
         "rgadm_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    ))
+}
+
+/// `regauth admin-token rotate`: replaces `<data_dir>/admin-token` with a new random token
+/// (written to a temporary file, synced, renamed over the old one, so the file is never
+/// half-written). A running server re-reads the file at its next admin request, so the old
+/// token stops working at once; tokens, sessions and keys are untouched. Refused when the
+/// admin token is configured (`[admin] token`, `REGAUTH_ADMIN_TOKEN`): change it there.
+/// Returns the file's path.
+pub fn rotate_admin_token(config: &Config) -> anyhow::Result<PathBuf> {
+    anyhow::ensure!(
+        config.admin_token.is_none(),
+        "the admin token is set in the configuration ([admin] token or REGAUTH_ADMIN_TOKEN); change it there and restart"
     );
-    write_private(&path, token.as_bytes())?;
-    warn!(file = %path.display(), "generated a new admin token; read it from this file (mode 0600)");
-    Ok(token)
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let path = config.admin_token_file();
+    let tmp = path.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, new_admin_token()?.as_bytes())?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        // Make the rename itself durable.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(path)
 }
 
 /// Writes a file readable only by its owner, durably.

@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::extract::{bearer_token, last, parse_json, parse_pairs, read_body, Pairs};
 use super::state::AppState;
 use crate::config::RegistryConfig;
-use crate::domain::{Scope, SecretHash, Status, Token, TokenName, ValidationError};
+use crate::domain::{Scope, Status, Token, TokenName, ValidationError};
 use crate::service::{AdminService, NewToken, PutOutcome, TokenChanges};
 
 /// Default and maximum page sizes of the token list.
@@ -320,8 +320,7 @@ fn registry_out(state: &AppState, r: &RegistryConfig) -> RegistryOut {
 /// Requires `Authorization: Bearer <admin token>`, compared in constant time (over hashes, so
 /// the length of the configured token does not leak either).
 pub async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let ok = bearer_token(req.headers())
-        .is_some_and(|t| SecretHash::of(t).ct_eq(&state.admin_token_hash));
+    let ok = bearer_token(req.headers()).is_some_and(|t| state.admin_token.matches(t));
     if ok {
         next.run(req).await
     } else {
