@@ -3,8 +3,7 @@
 //! sweeper, and the listener.
 //!
 //! Dependency direction: `server -> {http, service, store, jwt, config}`; only `cli` depends on it.
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::http::admin_token::{self, AdminToken};
+use crate::http::admin_token::AdminToken;
 use crate::http::AppState;
 use crate::jwt;
 use crate::service::{expiry, usage, AdminService};
@@ -134,17 +133,14 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
     if path.exists() {
         let t = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let t = admin_token::parse_file_contents(&t).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}: admin token must be at least {} characters",
-                path.display(),
-                admin_token::MIN_LEN
-            )
-        })?;
-        return Ok(t.to_string());
+        let t = t.trim().to_string();
+        crate::config::check_admin_token(&t)
+            .map_err(|why| anyhow::anyhow!("{}: admin token {why}", path.display()))?;
+        return Ok(t);
     }
     let token = new_admin_token()?;
-    write_private(&path, token.as_bytes())?;
+    crate::files::write_new_file(&path, token.as_bytes(), 0o600)
+        .context("cannot create the admin token file")?;
     warn!(file = %path.display(), "generated a new admin token; read it from this file (mode 0600)");
     Ok(token)
 }
@@ -176,29 +172,16 @@ pub fn rotate_admin_token(config: &Config) -> anyhow::Result<PathBuf> {
     let path = config.admin_token_file();
     let tmp = path.with_extension("new");
     let _ = std::fs::remove_file(&tmp);
-    write_private(&tmp, new_admin_token()?.as_bytes())?;
+    crate::files::write_new_file(&tmp, new_admin_token()?.as_bytes(), 0o600)
+        .context("cannot write the new admin token file")?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
     if let Some(dir) = path.parent() {
         // Make the rename itself durable.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync {}", dir.display()))?;
     }
     Ok(path)
-}
-
-/// Writes a file readable only by its owner, durably.
-pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -4,17 +4,15 @@
 //! (checked with one `stat` per admin request), so after a rotation the old token stops
 //! working at once without a restart, and nothing else is disturbed.
 //!
-//! Dependency direction: `http::admin_token -> domain` (the hash); used by `http::admin`.
+//! Dependency direction: `http::admin_token -> {config, domain}`; used by `http::admin`.
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 use tracing::{info, warn};
 
+use crate::config::check_admin_token;
 use crate::domain::SecretHash;
-
-/// Shortest admin token accepted from the file.
-pub const MIN_LEN: usize = 16;
 
 /// The admin token, by its hash (compared in constant time, so neither the token nor its
 /// length leaks).
@@ -49,10 +47,10 @@ fn stamp(path: &std::path::Path) -> Option<Stamp> {
     })
 }
 
-/// The token in `text` (a token file's contents), if it is long enough.
+/// The token in `text` (a token file's contents), if it is acceptable as an admin token.
 pub fn parse_file_contents(text: &str) -> Option<&str> {
     let t = text.trim();
-    (t.len() >= MIN_LEN).then_some(t)
+    check_admin_token(t).ok().map(|()| t)
 }
 
 impl AdminToken {
@@ -91,7 +89,7 @@ impl AdminToken {
                                 info!(file = %path.display(), "admin token file changed; the new token is in force");
                             }
                             None => warn!(file = %path.display(),
-                                "admin token file holds no token of at least {MIN_LEN} characters; keeping the previous one"),
+                                "admin token file holds no acceptable token; keeping the previous one"),
                         },
                         Err(e) => warn!(file = %path.display(), error = %e,
                             "cannot read the admin token file; keeping the previous token"),
