@@ -426,7 +426,20 @@ pub async fn get_registry(
     Ok(Json(registry_out(&state, r)))
 }
 
-/// `GET /registries/{registryId}/tokens?offset=&limit=`
+/// The `filter.name` query parameter: a substring of the names to list, compared in
+/// lowercase (names are lowercase). At most a name's length.
+fn name_filter(pairs: &Pairs<'_>) -> Result<Option<String>, ApiError> {
+    match last(pairs, "filter.name") {
+        None | Some("") => Ok(None),
+        Some(v) if v.chars().count() > 63 => Err(ApiError::BadRequest(format!(
+            "filter.name: must be at most 63 characters (the longest name), got {}",
+            v.chars().count()
+        ))),
+        Some(v) => Ok(Some(v.to_lowercase())),
+    }
+}
+
+/// `GET /registries/{registryId}/tokens?offset=&limit=&filter.name=`
 pub async fn list_tokens(
     State(state): State<AppState>,
     Path(reg): Path<String>,
@@ -436,15 +449,26 @@ pub async fn list_tokens(
     let pairs = parse_pairs(req.uri().query().unwrap_or("").as_bytes());
     let offset = page_param(&pairs, "offset", 0, 0, usize::MAX / 2)?;
     let limit = page_param(&pairs, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
+    let name = name_filter(&pairs)?;
     let r = reg.clone();
-    let page = blocking(&state.admin, move |a| a.list(&r, offset, limit)).await?;
+    let needle = name.clone();
+    let page = blocking(&state.admin, move |a| match needle {
+        Some(n) => a.list_matching(&r, &n, offset, limit),
+        None => a.list(&r, offset, limit),
+    })
+    .await?;
     let href = tokens_href(&state, &reg);
-    let link = |o: usize| format!("{href}?offset={o}&limit={limit}");
+    let filter: String = name
+        .map(|n| {
+            let encoded: String = form_urlencoded::byte_serialize(n.as_bytes()).collect();
+            format!("&filter.name={encoded}")
+        })
+        .unwrap_or_default();
+    let link = |o: usize| format!("{href}?offset={o}&limit={limit}{filter}");
     let count = page.items.len();
     let links = Links {
         this: link(offset),
         next: (offset + count < page.total).then(|| link(offset + count)),
-        // Past the end, "previous" is the last page that has items.
         // Past the end, `previous` is the last page that has items.
         previous: (offset > 0).then(|| link(offset.min(page.total).saturating_sub(limit))),
     };

@@ -206,6 +206,18 @@ impl AdminService {
         Ok(self.store.list(registry, offset, limit)?)
     }
 
+    /// Like [`AdminService::list`], only the tokens whose name contains `needle`.
+    pub fn list_matching(
+        &self,
+        registry: &str,
+        needle: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Page, AdminError> {
+        self.sweep()?;
+        Ok(self.store.list_matching(registry, needle, offset, limit)?)
+    }
+
     /// Deletes expired tokens; returns them.
     pub fn sweep(&self) -> Result<Vec<Token>, AdminError> {
         Ok(self.store.delete_expired(self.clock.now())?)

@@ -1,4 +1,5 @@
 //! In-process HTTP tests: the whole router driven with `tower::ServiceExt::oneshot`.
 mod admin;
+mod console;
 mod support;
 mod token;
