@@ -1,8 +1,8 @@
-//! Assembles the running server from a [`Config`]: first-start provisioning (data dir, signing
-//! key and certificate, admin token), the store, the services, the expiry sweeper, and the
-//! listener. Depends on everything below `http`; only `cli` depends on it.
-use std::io::Write;
-use std::path::{Path, PathBuf};
+//! Start-up: assembles the running server from a [`Config`]: first-start provisioning (data
+//! dir, signing key and certificate, admin token), the store, the [`AppState`], the expiry
+//! sweeper, and the listener.
+//!
+//! Dependency direction: `server -> {http, service, store, jwt, config}`; only `cli` depends on it.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,78 +13,39 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::SecretHash;
-use crate::jwt::{self, Issuer, SigningKey};
-use crate::service::{AdminService, AuthService};
-use crate::store::{SledStore, Store};
+use crate::http::AppState;
+use crate::jwt;
+use crate::service::{expiry, usage, AdminService};
+use crate::store::SledStore;
 
 /// How often expired tokens are deleted. Expired tokens are refused at once anyway; the
 /// sweeper only reclaims them.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Shared state of the HTTP app: cheap to clone (`Arc`s and a hash; no allocation), which
-/// axum does once per request.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub auth: Arc<AuthService>,
-    pub admin: AdminService,
-    /// SHA-256 of the admin token, compared in constant time.
-    pub admin_token_hash: SecretHash,
-    pub clock: Clock,
-    /// Absolute path of the signing certificate (the registry's `rootcertbundle`).
-    pub certificate: Arc<Path>,
-}
-
-impl AppState {
-    /// State over an opened store and a loaded key.
-    pub fn new(
-        config: Config,
-        store: Arc<dyn Store>,
-        key: SigningKey,
-        admin_token: &str,
-        clock: Clock,
-    ) -> AppState {
-        let issuer = Issuer::new(key, config.jwt.issuer.clone(), config.jwt.ttl_seconds);
-        let auth = AuthService::new(store.clone(), issuer, clock.clone(), &config.registries);
-        let admin = AdminService::new(store, clock.clone());
-        let certificate = Arc::from(absolute(&config.jwt.certificate));
-        AppState {
-            config: Arc::new(config),
-            auth: Arc::new(auth),
-            admin,
-            admin_token_hash: SecretHash::of(admin_token),
-            clock,
-            certificate,
-        }
-    }
-
-    /// Provisions what is missing (data dir, key, certificate, admin token) and opens the sled
-    /// store: everything `serve` needs before it listens.
-    pub fn open(config: Config) -> anyhow::Result<AppState> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create data directory {}", config.data_dir.display())
-        })?;
-        let key = jwt::load_or_create(&config.jwt.key, &config.jwt.certificate)?;
-        info!(key = %config.jwt.key.display(), certificate = %config.jwt.certificate.display(),
-            alg = key.alg(), kid = key.kid(), "signing key ready");
-        let admin_token = admin_token(&config)?;
-        let store = SledStore::open(&config.data_dir.join("store"))
-            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-        Ok(AppState::new(
-            config,
-            Arc::new(store),
-            key,
-            &admin_token,
-            Clock::system(),
-        ))
-    }
+/// Provisions what is missing (data dir, key, certificate, admin token) and opens the sled
+/// store: everything `serve` needs before it listens.
+pub fn open(config: Config) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let key = jwt::load_or_create(&config.jwt.key, &config.jwt.certificate)?;
+    info!(key = %config.jwt.key.display(), certificate = %config.jwt.certificate.display(),
+        alg = key.alg(), kid = key.kid(), "signing key ready");
+    let admin_token = admin_token(&config)?;
+    let store = SledStore::open(&config.data_dir.join("store"))
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    Ok(AppState::new(
+        config,
+        Arc::new(store),
+        key,
+        &admin_token,
+        Clock::system(),
+    ))
 }
 
 /// Runs the server until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
-    let state = tokio::task::spawn_blocking(move || AppState::open(config)).await??;
+    let state = tokio::task::spawn_blocking(move || open(config)).await??;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -98,14 +59,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     tokio::spawn(sweeper(state.admin.clone(), SWEEP_INTERVAL));
+    tokio::spawn(expiry::run_warner(
+        state.admin.clone(),
+        expiry::CHECK_INTERVAL,
+    ));
+    let usage = state.auth.usage().clone();
+    let flusher = tokio::spawn(usage::run_flusher(usage.clone(), usage::FLUSH_INTERVAL));
     let app = crate::http::app(state);
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await
-    .context("server failed")?;
+    .context("server failed");
+    // Last uses noted since the last background write: written once more before exiting.
+    flusher.abort();
+    match tokio::task::spawn_blocking(move || usage.flush()).await {
+        Ok(Ok(written)) => info!(tokens = written, "last uses written"),
+        Ok(Err(e)) => warn!(error = %e, "writing last uses at shutdown failed"),
+        Err(e) => warn!(error = %e, "last-use write task failed at shutdown"),
+    }
+    served?;
     info!("regauth stopped");
     Ok(())
 }
@@ -154,11 +129,8 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
         let t = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let t = t.trim().to_string();
-        anyhow::ensure!(
-            t.len() >= 16,
-            "{}: admin token must be at least 16 characters",
-            path.display()
-        );
+        crate::config::check_admin_token(&t)
+            .map_err(|why| anyhow::anyhow!("{}: admin token {why}", path.display()))?;
         return Ok(t);
     }
     let mut bytes = [0u8; 32];
@@ -169,34 +141,17 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
         "rgadm_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     );
-    write_private(&path, token.as_bytes())?;
+    crate::files::write_new_file(&path, token.as_bytes(), 0o600)
+        .context("cannot create the admin token file")?;
     warn!(file = %path.display(), "generated a new admin token; read it from this file (mode 0600)");
     Ok(token)
-}
-
-/// Writes a file readable only by its owner, durably.
-pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    Ok(())
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Status, Token};
-    use crate::store::MemoryStore;
+    use crate::domain::{SecretHash, Status, Token};
+    use crate::store::{MemoryStore, Store};
     use chrono::{TimeZone, Utc};
 
     fn token(name: &str, expiry: Option<chrono::DateTime<Utc>>) -> Token {
@@ -213,6 +168,8 @@ mod tests {
             created_by: "admin".into(),
             modified: t0,
             modified_by: "admin".into(),
+            previous: None,
+            last_used: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Command line: `regauth serve` runs the server; the other commands are clients of a running
 //! server's admin API (`client`), so they work the same against a local or a remote regauth.
-//! Depends on `config` and `server` (for `serve`) and on nothing of the server's internals
-//! otherwise; `main.rs` only calls [`main`].
+//! Depends on `config`, `logging` and `server` (for `serve`) and on nothing of the server's
+//! internals otherwise; `main.rs` only calls [`main`].
 //!
 //! - `client`: server URL and admin token resolution, HTTP, error lines.
 //! - `commands`: one function per client command.
@@ -20,7 +20,6 @@ use crate::config::Config;
 mod client;
 mod commands;
 mod expires;
-pub mod logwriter;
 mod output;
 mod scope;
 
@@ -94,7 +93,19 @@ pub enum Command {
     },
     /// Check that a regauth server answers /health (exit 0) or not (exit 1).
     Health,
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) on stdout.
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
+
+const COMPLETIONS_HELP: &str = "\
+Install the script where your shell looks for completions, for example:
+  regauth completions bash > ~/.local/share/bash-completion/completions/regauth
+  regauth completions zsh  > ~/.zfunc/_regauth    # with fpath+=~/.zfunc before compinit
+  regauth completions fish > ~/.config/fish/completions/regauth.fish";
 
 /// `--registry`, shared by the token and scope commands.
 #[derive(Debug, Args)]
@@ -272,6 +283,9 @@ fn client_only_flag(matches: &ArgMatches) -> Option<&'static str> {
 
 /// Runs a client command, printing to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    if let Command::Completions { shell } = cli.command {
+        return Ok(completions(shell, out)?);
+    }
     let conn = ConnArgs {
         config: cli.global.config,
         server: cli.global.server,
@@ -289,7 +303,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         registry: None,
     };
     match cli.command {
-        Command::Serve => Err(CliError::Usage("serve is not a client command".into())),
+        Command::Serve | Command::Completions { .. } => Err(CliError::Usage(
+            "serve and completions are not client commands".into(),
+        )),
         Command::Health => commands::health(&mut ctx),
         Command::RegistryConfig { registry } => {
             ctx.registry = registry;
@@ -304,6 +320,16 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             run_token(&mut ctx, command)
         }
     }
+}
+
+/// Writes the completion script for `shell`, generated from the same clap definition that
+/// parses the command line, so it cannot drift from the commands and flags. Generated into
+/// memory first: clap_complete panics when its writer fails (a closed pipe), a write error
+/// here is an ordinary error.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "regauth", &mut script);
+    out.write_all(&script)
 }
 
 fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliError> {
@@ -349,7 +375,7 @@ fn run_scope(ctx: &mut commands::Ctx, command: ScopeCommand) -> Result<(), CliEr
 
 fn serve(config: Option<PathBuf>) -> ExitCode {
     // Held until `serve` returns, so buffered log lines are written before exit.
-    let _log_guard = init_tracing();
+    let _log_guard = crate::logging::init_tracing();
     let config = match Config::load(config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -374,47 +400,6 @@ fn serve(config: Option<PathBuf>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs to stderr through [`logwriter`]: request threads only append to a buffer, a
-/// background thread writes it in batches, so a slow terminal, pipe or disk never stalls a
-/// request thread unless megabytes are waiting. Lossless. `None` (and logging to stderr
-/// directly) when the writer thread cannot be started.
-pub fn init_tracing() -> Option<logwriter::FlushGuard> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("REGAUTH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour codes only for a person at a terminal, not in files or journald.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .fmt_fields(plain_fields());
-    match logwriter::BatchWriter::spawn(std::io::stderr()) {
-        Ok((writer, guard)) => {
-            let _ = builder.with_writer(writer).try_init();
-            Some(guard)
-        }
-        Err(e) => {
-            let _ = builder.with_writer(std::io::stderr).try_init();
-            tracing::warn!(error = %e, "cannot start the log writer thread; logging directly");
-            None
-        }
-    }
-}
-
-/// Fields as `name=value`, separated by spaces, the message first and bare: the default
-/// field format's output without its per-field styling, which costs a third of the decision
-/// event's formatting even when colours are off (`benches/RESULTS.md`).
-fn plain_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
-    use tracing_subscriber::field::MakeExt;
-    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
-        if field.name() == "message" {
-            write!(w, "{value:?}")
-        } else {
-            write!(w, "{field}={value:?}")
-        }
-    })
-    .delimited(" ")
 }
 
 #[cfg(test)]
@@ -520,6 +505,34 @@ mod tests {
             let err = parse(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn completions_cover_every_subcommand_in_each_shell() {
+        use clap_complete::Shell;
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let mut out = Vec::new();
+            completions(shell, &mut out).unwrap();
+            let script = String::from_utf8(out).unwrap();
+            for word in [
+                "serve",
+                "token",
+                "scope",
+                "registry-config",
+                "health",
+                "completions",
+                "admin-token",
+                "no-expiry",
+            ] {
+                assert!(script.contains(word), "{shell}: no {word:?} in the script");
+            }
+        }
+        let cli = parse(&["completions", "zsh"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Completions { shell: Shell::Zsh }
+        ));
+        assert_eq!(parse(&["completions", "tcsh"]).unwrap_err().exit_code(), 2);
     }
 
     #[test]

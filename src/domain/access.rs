@@ -55,7 +55,7 @@ impl<T: std::fmt::Display> std::fmt::Display for ScopeList<'_, T> {
     }
 }
 
-/// Decides what to grant (SPEC §1 "Access decision"). Requests for one (type, name) are merged;
+/// Decides what to grant (docs/concepts.md, "Access decision"). Requests for one (type, name) are merged;
 /// output order follows first appearance in `requests`; resources with nothing granted are
 /// left out. Repository actions come out in the order pull, push, delete.
 pub fn decide(scopes: &[Scope], requests: &[ResourceRequest]) -> Vec<Grant> {

@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use serde::de::DeserializeOwned;
 
-/// Largest body accepted anywhere (SPEC §3: 413 over 64 KiB).
+/// Largest body accepted anywhere (docs/admin-api.md: 413 over 64 KiB).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Reads a whole body, failing with `Err(limit)` when it is larger than [`BODY_LIMIT`].

@@ -1,6 +1,6 @@
 //! Registry JWTs: header `{typ, alg, kid}`, claims `iss sub aud exp nbf iat jti access`.
 //!
-//! Shaped for what registry 2.8 decodes (reference/token-auth-protocol.md): `aud` is a single
+//! Shaped for what registry 2.8 decodes (docs/token-endpoint.md): `aud` is a single
 //! JSON string, `exp`/`nbf`/`iat` are JSON integers, all three parts are base64url without
 //! padding.
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -129,7 +129,7 @@ impl Issuer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jwt::keys::tests::{openssl_spki, verify_with_spki, ES256_KEY, RS256_KEY};
+    use crate::jwt::signing::tests::{openssl_spki, verify_with_spki, ES256_KEY, RS256_KEY};
     use chrono::TimeZone;
     use serde_json::{json, Value};
 

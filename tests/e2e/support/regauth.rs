@@ -347,7 +347,7 @@ impl Regauth {
     }
 
     /// The whole log so far. regauth writes its log in batches, at most a few milliseconds
-    /// after each line is logged (`cli::logwriter::BATCH_WINDOW`), so this waits until the
+    /// after each line is logged (`logging::writer::BATCH_WINDOW`), so this waits until the
     /// file has stopped growing for several batch windows (at most 5 s) before reading it.
     pub fn log(&self) -> String {
         let path = self.dir.path().join("regauth.log");
