@@ -292,6 +292,19 @@ pub async fn get_registry(
     Json(registry_out(&state, &r))
 }
 
+/// The `filter.name` query parameter: a substring of the names to list, compared in
+/// lowercase (names are lowercase). At most a name's length.
+fn name_filter(pairs: &Pairs<'_>) -> Result<Option<String>, ApiError> {
+    match last(pairs, "filter.name") {
+        None | Some("") => Ok(None),
+        Some(v) if v.chars().count() > 63 => Err(ApiError::BadRequest(format!(
+            "filter.name: must be at most 63 characters (the longest name), got {}",
+            v.chars().count()
+        ))),
+        Some(v) => Ok(Some(v.to_lowercase())),
+    }
+}
+
 /// List a registry's tokens, sorted by name, one page at a time.
 #[utoipa::path(
     get, path = "/api/v1/registries/{registryId}/tokens", tag = "tokens",
@@ -302,14 +315,17 @@ pub async fn get_registry(
         ("offset" = Option<u64>, Query, description = "Index of the first token (default 0)."),
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000,
             description = "Page size, 1 to 1000 (default 100)."),
+        ("filter.name" = Option<String>, Query, max_length = 63,
+            description = "Only tokens whose name contains this text (case-insensitive); \
+                `total` counts the matches."),
         ("expiringWithin" = Option<String>, Query,
             description = "Only tokens whose expiryDate is at most this far ahead: whole seconds \
                 (`604800`) or a number with a unit s, m, h, d, w (`7d`). With `on_expiry = \"disable\"` \
-                tokens already expired are included."),
+                tokens already expired are included. Combines with `filter.name`."),
     ),
     responses(
         (status = 200, description = "One page of tokens; never a password.", body = api::TokenPage),
-        (status = 400, description = "`offset`, `limit` or `expiringWithin` out of range.", body = ErrorBody),
+        (status = 400, description = "`offset`, `limit`, `filter.name` or `expiringWithin` out of range.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry.", body = ErrorBody),
     )
@@ -323,6 +339,7 @@ pub async fn list_tokens(
     let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
     let offset = page_param(&pairs, "offset", 0, 0, usize::MAX / 2)?;
     let limit = page_param(&pairs, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
+    let name = name_filter(&pairs)?;
     let within = match last(&pairs, "expiringWithin") {
         None => None,
         Some(text) => Some(
@@ -330,17 +347,25 @@ pub async fn list_tokens(
                 .map_err(|e| ApiError::BadRequest(format!("expiringWithin: {e}")))?,
         ),
     };
-    let id = reg.clone();
-    let page = blocking(&state.admin, move |a| match within {
-        Some(w) => a.list_expiring(&id, w, offset, limit),
-        None => a.list(&id, offset, limit),
+    let r = reg.clone();
+    let needle = name.clone();
+    let page = blocking(&state.admin, move |a| match (within, needle) {
+        (Some(w), n) => a.list_expiring(&r, w, n.as_deref(), offset, limit),
+        (None, Some(n)) => a.list_matching(&r, &n, offset, limit),
+        (None, None) => a.list(&r, offset, limit),
     })
     .await?;
     let href = tokens_href(&state, &reg);
-    // The filter as given (it parsed, so it is digits and a unit: nothing to escape).
-    let filter = last(&pairs, "expiringWithin")
-        .map(|w| format!("&expiringWithin={}", w.trim()))
+    let mut filter: String = name
+        .map(|n| {
+            let encoded: String = form_urlencoded::byte_serialize(n.as_bytes()).collect();
+            format!("&filter.name={encoded}")
+        })
         .unwrap_or_default();
+    // The window as given (it parsed, so it is digits and a unit: nothing to escape).
+    if let Some(w) = last(&pairs, "expiringWithin") {
+        filter.push_str(&format!("&expiringWithin={}", w.trim()));
+    }
     let link = |o: usize| format!("{href}?offset={o}&limit={limit}{filter}");
     let count = page.items.len();
     let links = api::Links {

@@ -308,6 +308,28 @@ async fn the_list_filters_tokens_expiring_within_a_duration() {
         .await
         .json();
     assert_eq!(all["total"], 4, "no filter, every token");
+    let both = app
+        .api(
+            Method::GET,
+            "/registries/default/tokens?expiringWithin=7d&filter.name=TWO",
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        names(&both),
+        ["in-two-days"],
+        "combined with the name filter"
+    );
+    let far = app
+        .api(
+            Method::GET,
+            "/registries/default/tokens?expiringWithin=99999999w",
+            None,
+        )
+        .await;
+    assert_eq!(far.status, StatusCode::OK);
+    assert_eq!(far.json()["total"], 3);
 
     for bad in ["soon", "-1", "7y", ""] {
         let r = app
