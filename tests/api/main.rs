@@ -2,6 +2,7 @@
 mod admin;
 mod console;
 mod denials;
+mod lifecycle;
 mod openapi;
 mod support;
 mod token;
