@@ -81,15 +81,25 @@ impl AppState {
     }
 }
 
-/// Runs the server until SIGINT/SIGTERM.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the server until SIGINT/SIGTERM. `listen` may have port 0: the address the OS
+/// chose is logged (`regauth listening listen=...`) and, with `bound_address_file`, written to
+/// that file (replaced atomically, so a reader never sees half of it) before the first
+/// request is served.
+pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow::Result<()> {
     let listen = config.listen;
-    let state = tokio::task::spawn_blocking(move || AppState::open(config)).await??;
+    let mut state = tokio::task::spawn_blocking(move || AppState::open(config)).await??;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener
+        .local_addr()
+        .with_context(|| format!("cannot read the address bound for {listen}"))?;
+    state.config = Arc::new((*state.config).clone().with_bound_address(bound));
+    if let Some(path) = &bound_address_file {
+        write_replacing(path, format!("{bound}\n").as_bytes())?;
+    }
     let cfg = &state.config;
-    info!(listen = %listen, public_url = %cfg.public_url, "regauth listening");
+    info!(listen = %bound, public_url = %cfg.public_url, "regauth listening");
     for r in &cfg.registries {
         info!(
             registry = %r.id, hostname = %r.hostname,
@@ -188,6 +198,16 @@ pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Replaces `path` with `contents` atomically: a temporary file beside it, renamed over it.
+fn write_replacing(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+}
+
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
@@ -214,6 +234,18 @@ mod tests {
             modified: t0,
             modified_by: "admin".into(),
         }
+    }
+
+    #[test]
+    fn write_replacing_replaces_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bound-address");
+        write_replacing(&path, b"127.0.0.1:1234567\n").unwrap();
+        write_replacing(&path, b"127.0.0.1:1\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "127.0.0.1:1\n");
+        assert!(!dir.path().join("bound-address.tmp").exists());
+        let err = write_replacing(&dir.path().join("no/such/dir"), b"x").unwrap_err();
+        assert!(format!("{err:#}").contains("no/such/dir.tmp"), "{err:#}");
     }
 
     #[tokio::test]

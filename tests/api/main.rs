@@ -1,4 +1,6 @@
 //! In-process HTTP tests: the whole router driven with `tower::ServiceExt::oneshot`.
 mod admin;
+#[path = "../common/mod.rs"]
+mod common;
 mod support;
 mod token;
