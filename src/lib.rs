@@ -3,11 +3,14 @@
 //! Dependency direction (each module's `//!` repeats its own place in it):
 //!
 //! ```text
-//! main/cli -> server -> http -> {auth, admin services} -> {domain, store, jwt}
+//! main -> cli -> {logging, server} ; server -> http -> service -> {domain, store, jwt}
 //! ```
 //!
-//! `domain` is pure (no axum, sled or JWT types); `store` is persistence only and knows
-//! nothing of HTTP; `jwt` knows keys and claims; `http` is the only module that speaks axum.
+//! `server` is start-up (provisioning, sweeper, listener) and builds the [`AppState`] that
+//! `http` owns; `http` never imports `server` or `cli`. `logging` is the log set-up of
+//! `serve`. `domain` is pure (no axum, sled or JWT types); `store` is persistence only and
+//! knows nothing of HTTP; `jwt` knows keys and claims; `http` is the only module that speaks
+//! axum. `config` and `clock` are leaves used by all.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -16,9 +19,10 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod jwt;
+pub mod logging;
 pub mod server;
 pub mod service;
 pub mod store;
 
 pub use http::app;
-pub use server::AppState;
+pub use http::AppState;

@@ -1,6 +1,8 @@
-//! Assembles the running server from a [`Config`]: first-start provisioning (data dir, signing
-//! key and certificate, admin token), the store, the services, the expiry sweeper, and the
-//! listener. Depends on everything below `http`; only `cli` depends on it.
+//! Start-up: assembles the running server from a [`Config`]: first-start provisioning (data
+//! dir, signing key and certificate, admin token), the store, the [`AppState`], the expiry
+//! sweeper, and the listener.
+//!
+//! Dependency direction: `server -> {http, service, store, jwt, config}`; only `cli` depends on it.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,72 +15,33 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::SecretHash;
-use crate::jwt::{self, Issuer, SigningKey};
-use crate::service::{AdminService, AuthService};
-use crate::store::{SledStore, Store};
+use crate::http::AppState;
+use crate::jwt;
+use crate::service::AdminService;
+use crate::store::SledStore;
 
 /// How often expired tokens are deleted. Expired tokens are refused at once anyway; the
 /// sweeper only reclaims them.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Shared state of the HTTP app: cheap to clone (`Arc`s and a hash; no allocation), which
-/// axum does once per request.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub auth: Arc<AuthService>,
-    pub admin: AdminService,
-    /// SHA-256 of the admin token, compared in constant time.
-    pub admin_token_hash: SecretHash,
-    pub clock: Clock,
-    /// Absolute path of the signing certificate (the registry's `rootcertbundle`).
-    pub certificate: Arc<Path>,
-}
-
-impl AppState {
-    /// State over an opened store and a loaded key.
-    pub fn new(
-        config: Config,
-        store: Arc<dyn Store>,
-        key: SigningKey,
-        admin_token: &str,
-        clock: Clock,
-    ) -> AppState {
-        let issuer = Issuer::new(key, config.jwt.issuer.clone(), config.jwt.ttl_seconds);
-        let auth = AuthService::new(store.clone(), issuer, clock.clone(), &config.registries);
-        let admin = AdminService::new(store, clock.clone());
-        let certificate = Arc::from(absolute(&config.jwt.certificate));
-        AppState {
-            config: Arc::new(config),
-            auth: Arc::new(auth),
-            admin,
-            admin_token_hash: SecretHash::of(admin_token),
-            clock,
-            certificate,
-        }
-    }
-
-    /// Provisions what is missing (data dir, key, certificate, admin token) and opens the sled
-    /// store: everything `serve` needs before it listens.
-    pub fn open(config: Config) -> anyhow::Result<AppState> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create data directory {}", config.data_dir.display())
-        })?;
-        let key = jwt::load_or_create(&config.jwt.key, &config.jwt.certificate)?;
-        info!(key = %config.jwt.key.display(), certificate = %config.jwt.certificate.display(),
-            alg = key.alg(), kid = key.kid(), "signing key ready");
-        let admin_token = admin_token(&config)?;
-        let store = SledStore::open(&config.data_dir.join("store"))
-            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-        Ok(AppState::new(
-            config,
-            Arc::new(store),
-            key,
-            &admin_token,
-            Clock::system(),
-        ))
-    }
+/// Provisions what is missing (data dir, key, certificate, admin token) and opens the sled
+/// store: everything `serve` needs before it listens.
+pub fn open(config: Config) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let key = jwt::load_or_create(&config.jwt.key, &config.jwt.certificate)?;
+    info!(key = %config.jwt.key.display(), certificate = %config.jwt.certificate.display(),
+        alg = key.alg(), kid = key.kid(), "signing key ready");
+    let admin_token = admin_token(&config)?;
+    let store = SledStore::open(&config.data_dir.join("store"))
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    Ok(AppState::new(
+        config,
+        Arc::new(store),
+        key,
+        &admin_token,
+        Clock::system(),
+    ))
 }
 
 /// Runs the server until SIGINT/SIGTERM. `listen` may have port 0: the address the OS
@@ -87,7 +50,7 @@ impl AppState {
 /// request is served.
 pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow::Result<()> {
     let listen = config.listen;
-    let mut state = tokio::task::spawn_blocking(move || AppState::open(config)).await??;
+    let mut state = tokio::task::spawn_blocking(move || open(config)).await??;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -208,15 +171,11 @@ fn write_replacing(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Status, Token};
-    use crate::store::MemoryStore;
+    use crate::domain::{SecretHash, Status, Token};
+    use crate::store::{MemoryStore, Store};
     use chrono::{TimeZone, Utc};
 
     fn token(name: &str, expiry: Option<chrono::DateTime<Utc>>) -> Token {

@@ -1,7 +1,7 @@
 //! Command line: `regauth serve` runs the server; the other commands are clients of a running
 //! server's admin API (`client`), so they work the same against a local or a remote regauth.
-//! Depends on `config` and `server` (for `serve`) and on nothing of the server's internals
-//! otherwise; `main.rs` only calls [`main`].
+//! Depends on `config`, `logging` and `server` (for `serve`) and on nothing of the server's
+//! internals otherwise; `main.rs` only calls [`main`].
 //!
 //! - `client`: server URL and admin token resolution, HTTP, error lines.
 //! - `commands`: one function per client command.
@@ -20,7 +20,6 @@ use crate::config::Config;
 mod client;
 mod commands;
 mod expires;
-pub mod logwriter;
 mod output;
 mod scope;
 
@@ -358,7 +357,7 @@ fn run_scope(ctx: &mut commands::Ctx, command: ScopeCommand) -> Result<(), CliEr
 
 fn serve(config: Option<PathBuf>, args: ServeArgs) -> ExitCode {
     // Held until `serve` returns, so buffered log lines are written before exit.
-    let _log_guard = init_tracing();
+    let _log_guard = crate::logging::init_tracing();
     let config = match Config::load(config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -383,47 +382,6 @@ fn serve(config: Option<PathBuf>, args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs to stderr through [`logwriter`]: request threads only append to a buffer, a
-/// background thread writes it in batches, so a slow terminal, pipe or disk never stalls a
-/// request thread unless megabytes are waiting. Lossless. `None` (and logging to stderr
-/// directly) when the writer thread cannot be started.
-pub fn init_tracing() -> Option<logwriter::FlushGuard> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("REGAUTH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour codes only for a person at a terminal, not in files or journald.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .fmt_fields(plain_fields());
-    match logwriter::BatchWriter::spawn(std::io::stderr()) {
-        Ok((writer, guard)) => {
-            let _ = builder.with_writer(writer).try_init();
-            Some(guard)
-        }
-        Err(e) => {
-            let _ = builder.with_writer(std::io::stderr).try_init();
-            tracing::warn!(error = %e, "cannot start the log writer thread; logging directly");
-            None
-        }
-    }
-}
-
-/// Fields as `name=value`, separated by spaces, the message first and bare: the default
-/// field format's output without its per-field styling, which costs a third of the decision
-/// event's formatting even when colours are off (`benches/RESULTS.md`).
-fn plain_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
-    use tracing_subscriber::field::MakeExt;
-    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
-        if field.name() == "message" {
-            write!(w, "{value:?}")
-        } else {
-            write!(w, "{field}={value:?}")
-        }
-    })
-    .delimited(" ")
 }
 
 #[cfg(test)]

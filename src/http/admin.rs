@@ -13,9 +13,9 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{bearer_token, last, parse_json, parse_pairs, read_body, Pairs};
+use super::state::AppState;
 use crate::config::RegistryConfig;
 use crate::domain::{Scope, SecretHash, Status, Token, TokenName, ValidationError};
-use crate::server::AppState;
 use crate::service::{AdminService, NewToken, PutOutcome, TokenChanges};
 
 /// Default and maximum page sizes of the token list.

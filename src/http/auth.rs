@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::error::AuthHttpError;
 use super::extract::{all, basic_credentials, last, parse_pairs, read_body, Pairs};
+use super::state::AppState;
 use crate::domain::{parse_scope, ResourceRequest, ScopeList};
-use crate::server::AppState;
 use crate::service::{Credentials, Issued, TokenRequest};
 
 /// The success body. `token` and `access_token` are identical: docker prefers `access_token`,

@@ -15,9 +15,9 @@ use axum::routing::{get, MethodRouter};
 use tracing::error;
 
 use super::auth::reply;
+use super::state::AppState;
 use crate::clock::Clock;
 use crate::domain::Grant;
-use crate::server::AppState;
 use crate::service::{AuthService, Issued};
 
 /// The subject of the baseline token: as long as the load test's seeded token names.

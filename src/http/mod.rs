@@ -1,11 +1,11 @@
-//! The HTTP surface: the router, its layers, and the handlers for the token endpoint
-//! (`auth`) and the admin API (`admin`). The only module that knows axum.
+//! The HTTP surface: the router, its layers, the shared [`AppState`] (`state`), and the
+//! handlers for the token endpoint (`auth`) and the admin API (`admin`). The only module that
+//! knows axum.
 //!
-//! Dependency direction: `http -> service -> {domain, store, jwt}`.
+//! Dependency direction: `http -> service -> {domain, store, jwt}`; `http` never imports
+//! `server` (which builds the state and serves this router) or `cli`.
 use axum::routing::get;
 use axum::Router;
-
-use crate::server::AppState;
 
 pub mod admin;
 pub mod auth;
@@ -13,6 +13,9 @@ pub mod auth;
 mod bench;
 pub mod error;
 pub mod extract;
+pub mod state;
+
+pub use state::AppState;
 
 /// The whole application as a router, so tests can drive it without a socket.
 pub fn app(state: AppState) -> Router {

@@ -1,0 +1,56 @@
+//! [`AppState`], the state every handler receives: configuration, the two services, the admin
+//! token's hash, the clock and the certificate path. Built by `server` at start-up (or by tests
+//! directly, over any store); `http` owns the type so it depends on nothing above it.
+//!
+//! Dependency direction: `http::state -> {config, service, jwt, store, domain, clock}`.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::SecretHash;
+use crate::jwt::{Issuer, SigningKey};
+use crate::service::{AdminService, AuthService};
+use crate::store::Store;
+
+/// Shared state of the HTTP app: cheap to clone (`Arc`s and a hash; no allocation), which
+/// axum does once per request.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub auth: Arc<AuthService>,
+    pub admin: AdminService,
+    /// SHA-256 of the admin token, compared in constant time.
+    pub admin_token_hash: SecretHash,
+    pub clock: Clock,
+    /// Absolute path of the signing certificate (the registry's `rootcertbundle`).
+    pub certificate: Arc<Path>,
+}
+
+impl AppState {
+    /// State over an opened store and a loaded key.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        key: SigningKey,
+        admin_token: &str,
+        clock: Clock,
+    ) -> AppState {
+        let issuer = Issuer::new(key, config.jwt.issuer.clone(), config.jwt.ttl_seconds);
+        let auth = AuthService::new(store.clone(), issuer, clock.clone(), &config.registries);
+        let admin = AdminService::new(store, clock.clone());
+        let certificate = Arc::from(absolute(&config.jwt.certificate));
+        AppState {
+            config: Arc::new(config),
+            auth: Arc::new(auth),
+            admin,
+            admin_token_hash: SecretHash::of(admin_token),
+            clock,
+            certificate,
+        }
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
