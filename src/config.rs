@@ -22,8 +22,29 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub jwt: JwtConfig,
     pub registries: Vec<RegistryConfig>,
+    /// `[tokens]`.
+    pub tokens: TokensConfig,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
+}
+
+/// `[tokens]`: token lifecycle settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TokensConfig {
+    /// What happens to a token when its expiry is reached (`on_expiry`).
+    pub on_expiry: OnExpiry,
+}
+
+/// `[tokens] on_expiry`: what an expired token becomes. Either way it authenticates nothing
+/// from its expiry on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnExpiry {
+    /// Deleted (the default, as in the IONOS API this models): expired = deleted.
+    #[default]
+    Delete,
+    /// Kept, listed with status `expired`, until deleted or given a later expiry.
+    Disable,
 }
 
 /// `[jwt]`.
@@ -67,6 +88,13 @@ struct FileConfig {
     admin: Option<FileAdmin>,
     jwt: Option<FileJwt>,
     registries: Option<Vec<RegistryConfig>>,
+    tokens: Option<FileTokens>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTokens {
+    on_expiry: Option<OnExpiry>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -194,6 +222,19 @@ impl Config {
             }],
         };
         validate_registries(&registries)?;
+        let on_expiry = match env("REGAUTH_TOKENS_ON_EXPIRY") {
+            Some(v) => match v.as_str() {
+                "delete" => OnExpiry::Delete,
+                "disable" => OnExpiry::Disable,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "REGAUTH_TOKENS_ON_EXPIRY".into(),
+                        message: format!("{v:?} must be \"delete\" or \"disable\""),
+                    })
+                }
+            },
+            None => file.tokens.and_then(|t| t.on_expiry).unwrap_or_default(),
+        };
         Ok(Config {
             listen,
             public_url,
@@ -201,6 +242,7 @@ impl Config {
             admin_token,
             jwt,
             registries,
+            tokens: TokensConfig { on_expiry },
             source,
         })
     }
@@ -401,6 +443,38 @@ mod tests {
             let err = Config::from_toml(text).unwrap_err();
             assert!(err.to_string().starts_with(key), "{text:?} gave {err}");
         }
+    }
+
+    #[test]
+    fn on_expiry_from_file_then_env() {
+        assert_eq!(
+            Config::from_toml("").unwrap().tokens.on_expiry,
+            OnExpiry::Delete
+        );
+        let file = "[tokens]\non_expiry = \"disable\"";
+        assert_eq!(
+            Config::from_toml(file).unwrap().tokens.on_expiry,
+            OnExpiry::Disable
+        );
+        let c = Config::resolve(
+            parse_file(file, "x").unwrap(),
+            None,
+            env_of(&[("REGAUTH_TOKENS_ON_EXPIRY", "delete")]),
+        )
+        .unwrap();
+        assert_eq!(c.tokens.on_expiry, OnExpiry::Delete);
+        let err = Config::from_toml("[tokens]\non_expiry = \"keep\"").unwrap_err();
+        assert!(err.to_string().contains("keep"), "{err}");
+        let err = Config::resolve(
+            FileConfig::default(),
+            None,
+            env_of(&[("REGAUTH_TOKENS_ON_EXPIRY", "nope")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("REGAUTH_TOKENS_ON_EXPIRY"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::AppState;
 use crate::jwt;
-use crate::service::AdminService;
+use crate::service::{expiry, usage, AdminService};
 use crate::store::SledStore;
 
 /// How often expired tokens are deleted. Expired tokens are refused at once anyway; the
@@ -71,14 +71,28 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
         );
     }
     tokio::spawn(sweeper(state.admin.clone(), SWEEP_INTERVAL));
+    tokio::spawn(expiry::run_warner(
+        state.admin.clone(),
+        expiry::CHECK_INTERVAL,
+    ));
+    let usage = state.auth.usage().clone();
+    let flusher = tokio::spawn(usage::run_flusher(usage.clone(), usage::FLUSH_INTERVAL));
     let app = crate::http::app(state);
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await
-    .context("server failed")?;
+    .context("server failed");
+    // Last uses noted since the last background write: written once more before exiting.
+    flusher.abort();
+    match tokio::task::spawn_blocking(move || usage.flush()).await {
+        Ok(Ok(written)) => info!(tokens = written, "last uses written"),
+        Ok(Err(e)) => warn!(error = %e, "writing last uses at shutdown failed"),
+        Err(e) => warn!(error = %e, "last-use write task failed at shutdown"),
+    }
+    served?;
     info!("regauth stopped");
     Ok(())
 }
@@ -192,6 +206,8 @@ mod tests {
             created_by: "admin".into(),
             modified: t0,
             modified_by: "admin".into(),
+            previous: None,
+            last_used: None,
         }
     }
 

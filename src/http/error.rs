@@ -47,7 +47,7 @@ impl From<AuthError> for AuthHttpError {
             AuthError::UnknownService(s) => AuthHttpError::InvalidRequest(format!(
                 "service {s:?} is not a registry served by this regauth"
             )),
-            AuthError::Unauthorized => AuthHttpError::Unauthorized,
+            AuthError::Unauthorized(_) => AuthHttpError::Unauthorized,
             AuthError::Internal(m) => AuthHttpError::Internal(m),
         }
     }

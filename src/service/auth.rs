@@ -3,7 +3,10 @@
 //!
 //! Hot path cost: one store read (by name), one SHA-256, one signature. A refresh grant adds one
 //! read (the refresh record). The only write is storing a new refresh token when a client asks
-//! for one (`docker login`), which is rare and must be durable.
+//! for one (`docker login`), which is rare and must be durable. A rotated token's previous
+//! password costs a second constant-time compare of the same hash, not a second hash. Each
+//! success is noted in memory for last-use tracking ([`UsageRecorder`], written later in the
+//! background), never written on the request path.
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,8 +17,12 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::config::RegistryConfig;
 use crate::domain::secret::{try_new_secret, REFRESH_PREFIX};
-use crate::domain::{decide, Grant, ResourceRequest, ScopeList, SecretHash, Token, TokenName};
+use crate::domain::{
+    decide, Grant, GrantKind, LastUse, ResourceRequest, ScopeList, SecretHash, Status, Token,
+    TokenName,
+};
 use crate::jwt::Issuer;
+use crate::service::usage::UsageRecorder;
 use crate::store::{RefreshGrant, Store, StoreError};
 
 /// Refresh tokens kept per access token; the oldest beyond this are revoked. Each
@@ -61,13 +68,67 @@ pub enum AuthError {
     /// 400: `service` names no configured registry.
     #[error("unknown service {0:?}")]
     UnknownService(String),
-    /// 401: unknown name, wrong secret, disabled or expired token, dead refresh token: the
-    /// message never says which.
+    /// 401: the client is not who it claims. The reply is the same whatever the [`Denial`];
+    /// only the server's log says which.
     #[error("authentication failed")]
-    Unauthorized,
+    Unauthorized(Denial),
     /// 500: storage or signing failed; details are logged, not returned.
     #[error("internal error")]
     Internal(String),
+}
+
+/// Why a client failed to authenticate. Logged as the `reason` of the decision, never sent:
+/// the HTTP reply is identical for every one, so a client cannot probe which names exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// No token has this name in the service's registry (or it is no valid token name).
+    UnknownName,
+    /// The token exists; the password is not its secret.
+    WrongSecret,
+    /// The right secret (or a live refresh token) of a disabled token.
+    Disabled,
+    /// The right secret (or a live refresh token) of an expired token.
+    Expired,
+    /// A refresh token that was never issued, or was revoked: its token was disabled or
+    /// deleted, or newer logins pushed it out.
+    DeadRefresh,
+    /// A refresh token issued for another service.
+    ForeignRefresh,
+    /// The token was disabled or deleted while this login was storing its refresh token.
+    GoneDuringLogin,
+}
+
+impl Denial {
+    /// The `reason` field of the log line: a fixed string, so logging it allocates nothing.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Denial::UnknownName => "unknown name",
+            Denial::WrongSecret => "wrong secret",
+            Denial::Disabled => "token disabled",
+            Denial::Expired => "token expired",
+            Denial::DeadRefresh => "refresh token revoked or unknown",
+            Denial::ForeignRefresh => "refresh token issued for another service",
+            Denial::GoneDuringLogin => "token disabled or deleted during login",
+        }
+    }
+
+    /// The denial for the token `t` whose secret (or refresh token) was right, if it is not
+    /// usable at `now`.
+    fn of_unusable(t: &Token, now: DateTime<Utc>) -> Option<Denial> {
+        if t.status != Status::Enabled {
+            Some(Denial::Disabled)
+        } else if t.is_expired(now) {
+            Some(Denial::Expired)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl From<StoreError> for AuthError {
@@ -97,6 +158,8 @@ pub struct AuthService {
     services: HashMap<String, String>,
     /// Compared against when the name is unknown, so that case costs what a wrong secret costs.
     dummy_hash: SecretHash,
+    /// Where successful authentications are noted.
+    usage: Arc<UsageRecorder>,
 }
 
 impl AuthService {
@@ -111,12 +174,19 @@ impl AuthService {
             .map(|r| (r.service.clone(), r.id.clone()))
             .collect();
         AuthService {
+            usage: Arc::new(UsageRecorder::new(store.clone())),
             store,
             issuer,
             clock,
             services,
             dummy_hash: SecretHash::of("regauth-dummy-secret-for-unknown-names"),
         }
+    }
+
+    /// The issuer that signs every token (for the load benchmark's baseline route).
+    /// Where this service notes last uses (shared with the admin service and the flusher).
+    pub fn usage(&self) -> &Arc<UsageRecorder> {
+        &self.usage
     }
 
     /// The issuer that signs every token (for the load benchmark's baseline route).
@@ -130,9 +200,15 @@ impl AuthService {
     }
 
     /// Decides and signs. Logs exactly one event per call; never logs a secret.
+    ///
+    /// `outcome` is `issued` (something granted, or nothing asked for: a login), `nothing
+    /// granted` (authenticated, but no scope of the token covers what was asked for), `denied`
+    /// (with a fixed `reason`) or `error`. `token` names the token also on refresh grants.
     pub async fn issue(&self, req: TokenRequest) -> Result<Issued, AuthError> {
         let now = self.clock.now();
-        let outcome = self.decide(&req, now).await;
+        // The token a refresh token belongs to, once its grant is found (for the log).
+        let mut refresh_owner = None;
+        let outcome = self.decide(&req, now, &mut refresh_owner).await;
         // Formatted lazily by the subscriber: no allocation when the event is filtered out.
         let requested = ScopeList(&req.scopes);
         let client = OptionalAddr(req.client_addr);
@@ -140,10 +216,15 @@ impl AuthService {
         match &outcome {
             Ok((token, issued)) => {
                 let granted = ScopeList(&issued.granted);
+                let outcome = if issued.granted.is_empty() && !req.scopes.is_empty() {
+                    "nothing granted"
+                } else {
+                    "issued"
+                };
                 info!(
                     token = %token.name, service = %req.service, grant_type = req.grant_type,
                     requested = %requested, granted = %granted, client = %client,
-                    client_id = %client_id, outcome = "issued", "token decision"
+                    client_id = %client_id, outcome, "token decision"
                 );
             }
             Err(AuthError::Internal(detail)) => {
@@ -153,12 +234,16 @@ impl AuthService {
             Err(e) => {
                 let user = match &req.credentials {
                     Credentials::Password { username, .. } => username.as_str(),
-                    Credentials::Refresh { .. } => "",
+                    Credentials::Refresh { .. } => refresh_owner.as_deref().unwrap_or(""),
+                };
+                let reason = match e {
+                    AuthError::Unauthorized(denial) => denial.as_str(),
+                    _ => "unknown service",
                 };
                 info!(
                     token = %user, service = %req.service, grant_type = req.grant_type,
                     requested = %requested, client = %client, client_id = %client_id,
-                    outcome = "denied", reason = %e, "token decision"
+                    outcome = "denied", reason, "token decision"
                 );
             }
         }
@@ -169,11 +254,12 @@ impl AuthService {
         &self,
         req: &TokenRequest,
         now: DateTime<Utc>,
+        refresh_owner: &mut Option<String>,
     ) -> Result<(Arc<Token>, Issued), AuthError> {
         let registry = self
             .registry_for_service(&req.service)
             .ok_or_else(|| AuthError::UnknownService(req.service.clone()))?;
-        let (token, refresh_token) = match &req.credentials {
+        let (token, refresh_token, grant) = match &req.credentials {
             Credentials::Password { username, password } => {
                 let token = self.check_password(registry, username, password, now)?;
                 let refresh = if req.want_refresh {
@@ -181,11 +267,11 @@ impl AuthService {
                 } else {
                     None
                 };
-                (token, refresh)
+                (token, refresh, GrantKind::Password)
             }
             Credentials::Refresh { refresh_token } => {
-                let token = self.check_refresh(&req.service, refresh_token, now)?;
-                (token, Some(refresh_token.clone()))
+                let token = self.check_refresh(&req.service, refresh_token, now, refresh_owner)?;
+                (token, Some(refresh_token.clone()), GrantKind::Refresh)
             }
         };
         let granted = decide(&token.scopes, &req.scopes);
@@ -200,10 +286,20 @@ impl AuthService {
             granted,
             refresh_token,
         };
+        self.usage.record(
+            &token,
+            LastUse {
+                at: now,
+                client: req.client_addr,
+                grant,
+            },
+        );
         Ok((token, issued))
     }
 
-    /// One hash, at most one store read, one constant-time compare whatever the outcome.
+    /// One hash, at most one store read, the same constant-time compares whatever the outcome
+    /// (the current password and, for a rotated token, the previous one), so
+    /// an unknown name costs what a wrong secret costs.
     fn check_password(
         &self,
         registry: &str,
@@ -218,45 +314,53 @@ impl AuthService {
         };
         match token {
             Some(t) => {
-                let secret_ok = t.secret_hash.ct_eq(&presented);
-                if secret_ok && t.is_usable(now) {
-                    Ok(t)
-                } else {
-                    Err(AuthError::Unauthorized)
+                // The secret first: whoever does not know it learns nothing more, not even
+                // in the log.
+                if !t.secret_matches(&presented, now) {
+                    return Err(AuthError::Unauthorized(Denial::WrongSecret));
+                }
+                match Denial::of_unusable(&t, now) {
+                    Some(denial) => Err(AuthError::Unauthorized(denial)),
+                    None => Ok(t),
                 }
             }
             None => {
                 let _ = self.dummy_hash.ct_eq(&presented);
-                Err(AuthError::Unauthorized)
+                Err(AuthError::Unauthorized(Denial::UnknownName))
             }
         }
     }
 
+    /// Checks a refresh token; once its grant is found, `owner` names its token (for the log).
     fn check_refresh(
         &self,
         service: &str,
         refresh_token: &str,
         now: DateTime<Utc>,
+        owner: &mut Option<String>,
     ) -> Result<Arc<Token>, AuthError> {
+        let dead = AuthError::Unauthorized(Denial::DeadRefresh);
         if !refresh_token.starts_with(REFRESH_PREFIX) {
-            return Err(AuthError::Unauthorized);
+            return Err(dead);
         }
-        let grant = self
-            .store
-            .find_refresh(&SecretHash::of(refresh_token))?
-            .ok_or(AuthError::Unauthorized)?;
+        let Some(grant) = self.store.find_refresh(&SecretHash::of(refresh_token))? else {
+            return Err(dead);
+        };
         if grant.service != service {
-            return Err(AuthError::Unauthorized);
+            *owner = Some(grant.token_name);
+            return Err(AuthError::Unauthorized(Denial::ForeignRefresh));
         }
         let token = self
             .store
-            .find_by_name(&grant.registry, &grant.token_name)?
-            .ok_or(AuthError::Unauthorized)?;
+            .find_by_name(&grant.registry, &grant.token_name)?;
+        let token_id = grant.token_id;
+        *owner = Some(grant.token_name);
         // A token deleted and re-created under the same name is a different token.
-        if token.id != grant.token_id || !token.is_usable(now) {
-            return Err(AuthError::Unauthorized);
+        let token = token.filter(|t| t.id == token_id).ok_or(dead)?;
+        match Denial::of_unusable(&token, now) {
+            Some(denial) => Err(AuthError::Unauthorized(denial)),
+            None => Ok(token),
         }
-        Ok(token)
     }
 
     async fn new_refresh(
@@ -276,10 +380,17 @@ impl AuthService {
             created: now,
         };
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.add_refresh(&grant, REFRESH_TOKENS_PER_TOKEN))
-            .await
-            .map_err(|e| AuthError::Internal(format!("refresh write task: {e}")))??;
-        Ok(secret)
+        let added = tokio::task::spawn_blocking(move || {
+            store.add_refresh(&grant, REFRESH_TOKENS_PER_TOKEN)
+        })
+        .await
+        .map_err(|e| AuthError::Internal(format!("refresh write task: {e}")))?;
+        match added {
+            Ok(()) => Ok(secret),
+            // The store refuses a grant for a token that is gone or disabled by now.
+            Err(StoreError::NotFound) => Err(AuthError::Unauthorized(Denial::GoneDuringLogin)),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -298,11 +409,13 @@ mod tests {
     const SERVICE: &str = "registry.local";
     const PASSWORD: &str = "rga_the-password";
 
-    /// A memory store that counts every write call.
+    /// A memory store that counts every write call, and can answer name lookups with a stale
+    /// token (as a lookup racing a disable would).
     #[derive(Default)]
     struct CountingStore {
         inner: MemoryStore,
         writes: AtomicUsize,
+        stale: std::sync::Mutex<Option<Arc<Token>>>,
     }
 
     impl CountingStore {
@@ -313,7 +426,10 @@ mod tests {
 
     impl Store for CountingStore {
         fn find_by_name(&self, r: &str, n: &str) -> Result<Option<Arc<Token>>, StoreError> {
-            self.inner.find_by_name(r, n)
+            match self.stale.lock().unwrap().clone() {
+                Some(t) => Ok(Some(t)),
+                None => self.inner.find_by_name(r, n),
+            }
         }
         fn get(&self, r: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
             self.inner.get(r, id)
@@ -346,6 +462,13 @@ mod tests {
         }
         fn count(&self) -> Result<usize, StoreError> {
             self.inner.count()
+        }
+        fn record_uses(&self, uses: &[crate::store::TokenUse]) -> Result<usize, StoreError> {
+            self.wrote();
+            self.inner.record_uses(uses)
+        }
+        fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+            self.inner.expiring(until)
         }
     }
 
@@ -404,7 +527,7 @@ mod tests {
             ("-bad-", "x"),
         ] {
             let denied = auth.issue(request(password(user, pass), false)).await;
-            assert!(matches!(denied, Err(AuthError::Unauthorized)), "{user}");
+            assert!(matches!(denied, Err(AuthError::Unauthorized(_))), "{user}");
         }
         assert_eq!(writes(), 0, "password grants and denials write nothing");
 
@@ -421,5 +544,337 @@ mod tests {
             assert!(auth.issue(request(refresh, false)).await.is_ok());
         }
         assert_eq!(writes(), 1, "refresh grants write nothing");
+    }
+
+    /// Issue 10: every way of failing authentication has its own reason, and the refresh
+    /// token's owner is known once its grant is found (the log names it).
+    #[tokio::test]
+    async fn denials_are_classified_by_reason() {
+        const OTHER: &str = "staging.local";
+        let store = Arc::new(MemoryStore::new());
+        let clock = Clock::manual(t0());
+        let key =
+            SigningKey::from_pkcs8_pem(include_str!("../../tests/fixtures/es256.key")).unwrap();
+        let registry = |id: &str, service: &str| RegistryConfig {
+            id: id.into(),
+            service: service.into(),
+            hostname: "localhost:5000".into(),
+        };
+        let auth = AuthService::new(
+            store.clone(),
+            Issuer::new(key, "regauth".into(), 300),
+            clock.clone(),
+            &[registry("default", SERVICE), registry("staging", OTHER)],
+        );
+        let add = |registry: &str, name: &str, edit: fn(&mut Token)| {
+            let mut t = token(registry, name);
+            t.secret_hash = SecretHash::of(PASSWORD);
+            edit(&mut t);
+            store.create(&t).unwrap();
+            t
+        };
+        add("default", "ci-bot", |_| {});
+        add("staging", "ci-bot", |_| {});
+        add("staging", "staging-only", |_| {});
+        add("default", "off", |t| t.status = Status::Disabled);
+        add("default", "old", |t| t.expiry = Some(t0()));
+        let soon = add("default", "soon", |t| {
+            t.expiry = Some(t0() + chrono::Duration::hours(1))
+        });
+        let doomed = add("default", "doomed", |_| {});
+
+        let decide = |service: &'static str, credentials: Credentials| {
+            let auth = &auth;
+            let clock = clock.clone();
+            async move {
+                let mut owner = None;
+                let req = TokenRequest {
+                    service: service.into(),
+                    ..request(credentials, false)
+                };
+                let result = auth.decide(&req, clock.now(), &mut owner).await;
+                (result.map(|(t, _)| t.name.to_string()), owner)
+            }
+        };
+        let login = |service: &'static str, name: &'static str| {
+            let auth = &auth;
+            async move {
+                let req = TokenRequest {
+                    service: service.into(),
+                    ..request(password(name, PASSWORD), true)
+                };
+                auth.issue(req).await.unwrap().refresh_token.unwrap()
+            }
+        };
+        let refresh = |t: &str| Credentials::Refresh {
+            refresh_token: t.to_string(),
+        };
+        let denial = |r: &Result<String, AuthError>| match r {
+            Err(AuthError::Unauthorized(d)) => Some(*d),
+            _ => None,
+        };
+
+        let staging_refresh = login(OTHER, "ci-bot").await;
+        let soon_refresh = login(SERVICE, "soon").await;
+        let doomed_refresh = login(SERVICE, "doomed").await;
+        assert!(store.delete("default", doomed.id).unwrap());
+
+        let cases: Vec<(&str, Credentials, Denial, Option<&str>)> = vec![
+            (
+                "unknown name",
+                password("nobody", PASSWORD),
+                Denial::UnknownName,
+                None,
+            ),
+            (
+                "invalid name",
+                password("-bad-", PASSWORD),
+                Denial::UnknownName,
+                None,
+            ),
+            (
+                "name of another registry",
+                password("staging-only", PASSWORD),
+                Denial::UnknownName,
+                None,
+            ),
+            (
+                "wrong secret",
+                password("ci-bot", "rga_wrong"),
+                Denial::WrongSecret,
+                None,
+            ),
+            (
+                "wrong secret of a disabled token",
+                password("off", "rga_wrong"),
+                Denial::WrongSecret,
+                None,
+            ),
+            (
+                "disabled",
+                password("off", PASSWORD),
+                Denial::Disabled,
+                None,
+            ),
+            ("expired", password("old", PASSWORD), Denial::Expired, None),
+            (
+                "unknown refresh token",
+                refresh("rgr_never-issued"),
+                Denial::DeadRefresh,
+                None,
+            ),
+            (
+                "not a refresh token",
+                refresh(PASSWORD),
+                Denial::DeadRefresh,
+                None,
+            ),
+            (
+                "refresh token of a deleted token",
+                refresh(&doomed_refresh),
+                Denial::DeadRefresh,
+                None,
+            ),
+            (
+                "refresh token of another service",
+                refresh(&staging_refresh),
+                Denial::ForeignRefresh,
+                Some("ci-bot"),
+            ),
+        ];
+        for (case, credentials, want, owner) in cases {
+            let (result, logged) = decide(SERVICE, credentials).await;
+            assert_eq!(denial(&result), Some(want), "{case}: {result:?}");
+            assert_eq!(logged.as_deref(), owner, "{case}");
+        }
+
+        let (ok, owner) = decide(SERVICE, refresh(&soon_refresh)).await;
+        assert_eq!(ok.unwrap(), "soon");
+        assert_eq!(owner.as_deref(), Some("soon"));
+        clock.set(soon.expiry.unwrap());
+        let (expired, owner) = decide(SERVICE, refresh(&soon_refresh)).await;
+        assert_eq!(denial(&expired), Some(Denial::Expired), "{expired:?}");
+        assert_eq!(
+            owner.as_deref(),
+            Some("soon"),
+            "the refresh line names the token"
+        );
+
+        let (unknown, _) = decide("nowhere.local", password("ci-bot", PASSWORD)).await;
+        assert!(matches!(unknown, Err(AuthError::UnknownService(s)) if s == "nowhere.local"));
+
+        // Each reason is its own fixed string.
+        let all = [
+            Denial::UnknownName,
+            Denial::WrongSecret,
+            Denial::Disabled,
+            Denial::Expired,
+            Denial::DeadRefresh,
+            Denial::ForeignRefresh,
+            Denial::GoneDuringLogin,
+        ];
+        let reasons: std::collections::HashSet<&str> = all.iter().map(|d| d.as_str()).collect();
+        assert_eq!(reasons.len(), all.len());
+    }
+
+    /// A login that passed the password check while its token was being disabled gets no
+    /// refresh token: the store refuses the grant, and the client gets the usual 401.
+    #[tokio::test]
+    async fn a_login_racing_a_disable_gets_no_refresh_token() {
+        let store = Arc::new(CountingStore::default());
+        let mut t = token("default", "ci-bot");
+        t.secret_hash = SecretHash::of(PASSWORD);
+        store.inner.create(&t).unwrap();
+        // The lookup saw the token enabled; the disable committed right after.
+        *store.stale.lock().unwrap() = Some(Arc::new(t.clone()));
+        t.status = Status::Disabled;
+        store.inner.update(&t).unwrap();
+        let key =
+            SigningKey::from_pkcs8_pem(include_str!("../../tests/fixtures/es256.key")).unwrap();
+        let auth = AuthService::new(
+            store.clone(),
+            Issuer::new(key, "regauth".into(), 300),
+            Clock::manual(t0()),
+            &[RegistryConfig {
+                id: "default".into(),
+                service: SERVICE.into(),
+                hostname: "localhost:5000".into(),
+            }],
+        );
+        let login = auth
+            .issue(request(password("ci-bot", PASSWORD), true))
+            .await;
+        assert!(
+            matches!(login, Err(AuthError::Unauthorized(Denial::GoneDuringLogin))),
+            "{login:?}"
+        );
+    }
+
+    fn service(store: Arc<dyn Store>, clock: Clock) -> AuthService {
+        let key =
+            SigningKey::from_pkcs8_pem(include_str!("../../tests/fixtures/es256.key")).unwrap();
+        AuthService::new(
+            store,
+            Issuer::new(key, "regauth".into(), 300),
+            clock,
+            &[RegistryConfig {
+                id: "default".into(),
+                service: SERVICE.into(),
+                hostname: "localhost:5000".into(),
+            }],
+        )
+    }
+
+    /// Issue 12: the previous password works during the grace period only; refresh tokens
+    /// issued to it keep working; a disable ends everything.
+    #[tokio::test]
+    async fn rotation_grace_and_refresh_tokens() {
+        let store = Arc::new(MemoryStore::new());
+        let clock = Clock::manual(t0());
+        let mut t = token("default", "ci-bot");
+        t.secret_hash = SecretHash::of("rga_old");
+        store.create(&t).unwrap();
+        let auth = service(store.clone(), clock.clone());
+        let ok = |r: &Result<Issued, AuthError>| r.is_ok();
+
+        let login = auth
+            .issue(request(password("ci-bot", "rga_old"), true))
+            .await;
+        let refresh_token = login.unwrap().refresh_token.unwrap();
+
+        t.rotate(
+            SecretHash::of("rga_new"),
+            chrono::Duration::minutes(10),
+            clock.now(),
+        )
+        .unwrap();
+        store.update(&t).unwrap();
+        let refresh = || Credentials::Refresh {
+            refresh_token: refresh_token.clone(),
+        };
+        assert!(ok(&auth
+            .issue(request(password("ci-bot", "rga_new"), false))
+            .await));
+        assert!(ok(&auth
+            .issue(request(password("ci-bot", "rga_old"), false))
+            .await));
+        assert!(ok(&auth.issue(request(refresh(), false)).await));
+
+        clock.advance(chrono::Duration::minutes(10));
+        let old = auth
+            .issue(request(password("ci-bot", "rga_old"), false))
+            .await;
+        assert!(
+            matches!(old, Err(AuthError::Unauthorized(_))),
+            "grace is over"
+        );
+        assert!(ok(&auth
+            .issue(request(password("ci-bot", "rga_new"), false))
+            .await));
+        assert!(
+            ok(&auth.issue(request(refresh(), false)).await),
+            "refresh tokens survive rotation"
+        );
+
+        t.status = crate::domain::Status::Disabled;
+        store.update(&t).unwrap();
+        for creds in [password("ci-bot", "rga_new"), refresh()] {
+            let r = auth.issue(request(creds, false)).await;
+            assert!(matches!(r, Err(AuthError::Unauthorized(_))), "disabled");
+        }
+    }
+
+    /// Issue 12: every success is noted for last-use tracking with its grant type and client,
+    /// and nothing is written until the recorder is flushed.
+    #[tokio::test]
+    async fn successes_are_noted_not_written() {
+        let store = Arc::new(CountingStore::default());
+        let clock = Clock::manual(t0());
+        let mut t = token("default", "ci-bot");
+        t.secret_hash = SecretHash::of(PASSWORD);
+        store.inner.create(&t).unwrap();
+        let auth = service(store.clone(), clock.clone());
+        let client: IpAddr = "198.51.100.4".parse().unwrap();
+
+        let mut req = request(password("ci-bot", PASSWORD), true);
+        req.client_addr = Some(client);
+        let refresh_token = auth.issue(req).await.unwrap().refresh_token.unwrap();
+        let noted = auth.usage().pending(t.id).unwrap();
+        assert_eq!(
+            (noted.at, noted.client, noted.grant),
+            (t0(), Some(client), GrantKind::Password)
+        );
+
+        clock.advance(chrono::Duration::seconds(5));
+        let denied = auth
+            .issue(request(password("ci-bot", "rga_wrong"), false))
+            .await;
+        assert!(denied.is_err());
+        assert_eq!(
+            auth.usage().pending(t.id).unwrap().at,
+            t0(),
+            "failures are not uses"
+        );
+        let r = auth
+            .issue(request(Credentials::Refresh { refresh_token }, false))
+            .await;
+        assert!(r.is_ok());
+        let noted = auth.usage().pending(t.id).unwrap();
+        assert_eq!(
+            (noted.at, noted.client, noted.grant),
+            (clock.now(), None, GrantKind::Refresh)
+        );
+
+        let writes_before = store.writes.load(Ordering::SeqCst);
+        assert_eq!(
+            store.inner.get("default", t.id).unwrap().unwrap().last_used,
+            None
+        );
+        assert_eq!(auth.usage().flush().unwrap(), 1);
+        assert_eq!(store.writes.load(Ordering::SeqCst), writes_before + 1);
+        assert_eq!(
+            store.inner.get("default", t.id).unwrap().unwrap().last_used,
+            Some(noted)
+        );
     }
 }

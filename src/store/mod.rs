@@ -18,14 +18,20 @@
 //!   (directly or by expiry) deletes its refresh grants in the same write;
 //! - `add_refresh` for a token that does not exist (by id, registry and name) is `NotFound`,
 //!   so no grant outlives its token;
-//! - a registry id never contains NUL (they are slugs); writes reject one as `Backend`.
+//! - a disabled token has no refresh grants: an `update` that leaves the token disabled deletes
+//!   its grants in the same write, and `add_refresh` for a disabled token is `NotFound`. So
+//!   disabling a token ends its sessions for good: enabling it again revives none of them;
+//! - a registry id never contains NUL (they are slugs); writes reject one as `Backend`;
+//! - a token's last use only moves forward: `update` keeps a stored `last_used` later than
+//!   the one it is given, and `record_uses` changes nothing but `last_used`, so an admin
+//!   write and a background write of last uses never undo each other.
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{SecretHash, Token};
+use crate::domain::{LastUse, SecretHash, Token};
 
 mod cache;
 pub mod memory;
@@ -70,6 +76,14 @@ pub struct RefreshGrant {
     pub created: DateTime<Utc>,
 }
 
+/// A token's last use, to be written by [`Store::record_uses`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenUse {
+    pub registry: String,
+    pub id: Uuid,
+    pub last_use: LastUse,
+}
+
 /// The storage interface. Methods are synchronous (sled is); callers on async paths that
 /// write (and so fsync) run them on a blocking thread.
 pub trait Store: Send + Sync + 'static {
@@ -89,6 +103,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replaces the token with `token.id` in `token.registry`. `NotFound` if absent. The name
     /// cannot change (callers check; the store keeps its name index consistent regardless).
+    /// If `token` is disabled, its refresh grants are deleted in the same write.
     fn update(&self, token: &Token) -> Result<(), StoreError>;
 
     /// Deletes a token and all its refresh grants. Returns whether it existed.
@@ -99,7 +114,7 @@ pub trait Store: Send + Sync + 'static {
     fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError>;
 
     /// Stores a refresh grant. Keeps at most `cap_per_token` grants per token: the oldest
-    /// ones beyond that are deleted.
+    /// ones beyond that are deleted. `NotFound` if the token does not exist or is disabled.
     fn add_refresh(&self, grant: &RefreshGrant, cap_per_token: usize) -> Result<(), StoreError>;
 
     /// The refresh grant whose secret hashes to `hash`.
@@ -107,6 +122,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Number of tokens in all registries (for start-up logging and benchmarks).
     fn count(&self) -> Result<usize, StoreError>;
+
+    /// Sets `last_used` of each token in `uses` (by registry and id) that still exists, unless
+    /// its stored last use is later; changes nothing else. Tokens that are gone are skipped.
+    /// Durable once, for the whole batch. Returns how many tokens were written.
+    fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError>;
+
+    /// Every token, in all registries, whose expiry is at or before `until` (expired ones
+    /// not yet deleted included), soonest first. Reads the expiry index, not every token.
+    fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError>;
 }
 
 /// The conformance suite: every [`Store`] implementation must pass each function here.
@@ -140,6 +164,8 @@ pub(crate) mod tests {
             created_by: "admin".to_string(),
             modified: t0(),
             modified_by: "admin".to_string(),
+            previous: None,
+            last_used: None,
         }
     }
 
@@ -556,6 +582,125 @@ pub(crate) mod tests {
         assert!(s.find_refresh(&SecretHash([99; 32])).unwrap().is_some());
     }
 
+    fn used(at: DateTime<Utc>, client: &str) -> crate::domain::LastUse {
+        crate::domain::LastUse {
+            at,
+            client: Some(client.parse().unwrap()),
+            grant: crate::domain::GrantKind::Password,
+        }
+    }
+
+    fn use_of(t: &Token, last_use: crate::domain::LastUse) -> super::TokenUse {
+        super::TokenUse {
+            registry: t.registry.clone(),
+            id: t.id,
+            last_use,
+        }
+    }
+
+    pub(crate) fn record_uses_sets_last_use_only(s: &dyn Store) {
+        let a = token("default", "used");
+        let b = token("default", "also-used");
+        let untouched = token("default", "idle");
+        for t in [&a, &b, &untouched] {
+            s.create(t).unwrap();
+        }
+        // Read once so a cache in front of the store holds the old value.
+        assert_eq!(
+            s.find_by_name("default", "used")
+                .unwrap()
+                .unwrap()
+                .last_used,
+            None
+        );
+
+        let first = used(t0() + Duration::minutes(1), "192.0.2.1");
+        let ghost = token("default", "ghost");
+        let wrong_registry = Token {
+            registry: "staging".into(),
+            ..a.clone()
+        };
+        let written = s
+            .record_uses(&[
+                use_of(&a, first),
+                use_of(&b, first),
+                use_of(&ghost, first),
+                use_of(&wrong_registry, first),
+            ])
+            .unwrap();
+        assert_eq!(written, 2, "gone or foreign tokens are skipped");
+        let expect_a = Token {
+            last_used: Some(first),
+            ..a.clone()
+        };
+        assert_eq!(s.get("default", a.id).unwrap(), Some(expect_a.clone()));
+        assert_eq!(
+            s.find_by_name("default", "used").unwrap().as_deref(),
+            Some(&expect_a)
+        );
+        assert_eq!(s.get("default", untouched.id).unwrap(), Some(untouched));
+        assert_eq!(s.find_by_name("default", "ghost").unwrap(), None);
+
+        // Never backwards.
+        let earlier = used(t0(), "192.0.2.2");
+        assert_eq!(s.record_uses(&[use_of(&a, earlier)]).unwrap(), 0);
+        assert_eq!(
+            s.get("default", a.id).unwrap().unwrap().last_used,
+            Some(first)
+        );
+
+        // An admin update made from a read before the use keeps the later use.
+        let disabled = Token {
+            status: Status::Disabled,
+            ..a.clone()
+        };
+        s.update(&disabled).unwrap();
+        let stored = s.get("default", a.id).unwrap().unwrap();
+        assert_eq!(stored.status, Status::Disabled);
+        assert_eq!(stored.last_used, Some(first));
+        // An update carrying a later use stores it.
+        let later = used(t0() + Duration::minutes(2), "2001:db8::1");
+        s.update(&Token {
+            last_used: Some(later),
+            ..stored
+        })
+        .unwrap();
+        assert_eq!(
+            s.find_by_name("default", "used")
+                .unwrap()
+                .unwrap()
+                .last_used,
+            Some(later)
+        );
+        assert_eq!(s.record_uses(&[]).unwrap(), 0);
+    }
+
+    pub(crate) fn expiring_reads_the_expiry_index(s: &dyn Store) {
+        let soon = expiring("default", "soon", t0() + Duration::days(2));
+        let sooner = expiring("staging", "sooner", t0() + Duration::days(1));
+        let at_limit = expiring("default", "at-limit", t0() + Duration::days(7));
+        let past = expiring("default", "past", t0() - Duration::hours(1));
+        let later = expiring("default", "later", t0() + Duration::days(8));
+        let never = token("default", "never");
+        for t in [&soon, &sooner, &at_limit, &past, &later, &never] {
+            s.create(t).unwrap();
+        }
+        let found = s.expiring(t0() + Duration::days(7)).unwrap();
+        assert_eq!(names(&found), ["past", "sooner", "soon", "at-limit"]);
+        assert_eq!(found[1], sooner);
+        assert!(s.expiring(t0() - Duration::days(1)).unwrap().is_empty());
+        // Moving an expiry moves it in the index.
+        s.update(&Token {
+            expiry: Some(t0() + Duration::days(30)),
+            ..soon
+        })
+        .unwrap();
+        assert_eq!(
+            names(&s.expiring(t0() + Duration::days(7)).unwrap()),
+            ["past", "sooner", "at-limit"]
+        );
+    }
+
     pub(crate) fn count_across_registries(s: &dyn Store) {
         assert_eq!(s.count().unwrap(), 0);
         let tokens: Vec<Token> = (0..7)
@@ -665,6 +810,104 @@ pub(crate) mod tests {
         }
     }
 
+    /// Disabling deletes every grant of the token in the same write; enabling again revives
+    /// none; a disabled token takes no new grant; other tokens keep theirs.
+    pub(crate) fn disable_revokes_refresh_grants(s: &dyn Store) {
+        let t = token("default", "laptop-login");
+        let other = token("default", "other");
+        s.create(&t).unwrap();
+        s.create(&other).unwrap();
+        for seed in 1..=3 {
+            s.add_refresh(&grant(&t, seed, t0() + Duration::minutes(seed.into())), 10)
+                .unwrap();
+        }
+        s.add_refresh(&grant(&other, 9, t0()), 10).unwrap();
+        let alive = |seed: u8| s.find_refresh(&SecretHash([seed; 32])).unwrap().is_some();
+
+        // An update that leaves the token enabled keeps its grants.
+        let renamed_by = Token {
+            modified_by: "ops".to_string(),
+            ..t.clone()
+        };
+        s.update(&renamed_by).unwrap();
+        assert!((1..=3).all(alive));
+
+        let disabled = Token {
+            status: Status::Disabled,
+            ..t.clone()
+        };
+        s.update(&disabled).unwrap();
+        assert_eq!(s.get("default", t.id).unwrap(), Some(disabled.clone()));
+        assert!(!(1..=3).any(alive), "disable revokes every grant");
+        assert!(alive(9), "another token's grant survives");
+        assert!(matches!(
+            s.add_refresh(&grant(&t, 4, t0()), 10),
+            Err(StoreError::NotFound)
+        ));
+        assert!(!alive(4), "a disabled token takes no grant");
+        // Updating a disabled token again (say, its scopes) is harmless.
+        s.update(&disabled).unwrap();
+
+        s.update(&t).unwrap();
+        assert!(!(1..=4).any(alive), "enabling again revives none");
+        s.add_refresh(&grant(&t, 5, t0()), 10).unwrap();
+        assert!(alive(5), "a new login after enabling works");
+        // The grant index was emptied too: the cap counts only the new grant.
+        for seed in 6..=7 {
+            s.add_refresh(&grant(&t, seed, t0() + Duration::minutes(seed.into())), 3)
+                .unwrap();
+        }
+        assert!([5, 6, 7].into_iter().all(alive));
+        // Deleting still takes the grants with it.
+        assert!(s.delete("default", t.id).unwrap());
+        assert!(![5, 6, 7].into_iter().any(alive));
+    }
+
+    /// Grants added while their token is disabled either fail or are revoked with it: none
+    /// survives the disable.
+    pub(crate) fn grants_racing_disable_never_survive(s: &dyn Store) {
+        for round in 0..20 {
+            let t = token("default", &format!("round-{round}"));
+            s.create(&t).unwrap();
+            let barrier = Barrier::new(5);
+            let added: Vec<u8> = std::thread::scope(|scope| {
+                let adders: Vec<_> = (0..4u8)
+                    .map(|thread| {
+                        let (t, barrier) = (&t, &barrier);
+                        scope.spawn(move || {
+                            barrier.wait();
+                            (0..25u8)
+                                .map(|i| thread * 25 + i + 1)
+                                .filter(|seed| {
+                                    let at = t0() + Duration::milliseconds(i64::from(*seed));
+                                    match s.add_refresh(&grant(t, *seed, at), 1000) {
+                                        Ok(()) => true,
+                                        Err(StoreError::NotFound) => false,
+                                        Err(e) => panic!("{e}"),
+                                    }
+                                })
+                                .collect::<Vec<u8>>()
+                        })
+                    })
+                    .collect();
+                barrier.wait();
+                s.update(&Token {
+                    status: Status::Disabled,
+                    ..t.clone()
+                })
+                .unwrap();
+                adders.into_iter().flat_map(|h| h.join().unwrap()).collect()
+            });
+            for seed in added {
+                assert_eq!(
+                    s.find_refresh(&SecretHash([seed; 32])).unwrap(),
+                    None,
+                    "{round}"
+                );
+            }
+        }
+    }
+
     /// One `#[test]` per suite function, for a backend built by `$make` (an expression
     /// evaluating to `(store, guard)`; the guard lives as long as the test, e.g. a temp dir).
     macro_rules! conformance {
@@ -675,7 +918,9 @@ pub(crate) mod tests {
                 update_rename_keeps_indexes, delete_removes_token_and_grants,
                 delete_expired_boundaries, refresh_add_find_cap, count_across_registries,
                 racing_creates_one_winner, racing_grants_respect_cap,
-                grants_racing_delete_die_with_token);
+                grants_racing_delete_die_with_token, disable_revokes_refresh_grants,
+                grants_racing_disable_never_survive, record_uses_sets_last_use_only,
+                expiring_reads_the_expiry_index);
         };
         (@tests $make:expr; $($name:ident),+) => {
             $(

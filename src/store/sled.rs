@@ -35,9 +35,9 @@
 //! Every write touching more than one tree is one sled transaction, so tokens and indexes
 //! change together; uniqueness of name and id is checked inside it, so exactly one of several
 //! racing creates of one name wins. sled serialises transactions, but cannot range-scan
-//! inside one: writes that need a scan of `refresh_by_token` (delete, expiry, add_refresh)
-//! scan and commit under [`SledStore`]'s grant lock, so no grant is added to a token between
-//! the scan and the commit. sled holds an exclusive lock on its directory, so this process
+//! inside one: writes that need a scan of `refresh_by_token` (delete, expiry, add_refresh,
+//! an update that disables) scan and commit under [`SledStore`]'s grant lock, so no grant is
+//! added to a token between the scan and the commit. sled holds an exclusive lock on its directory, so this process
 //! is the only writer. After the commit, `Db::flush` makes the write durable before the
 //! method returns.
 use std::fmt;
@@ -52,8 +52,8 @@ use sled::{IVec, Tree};
 use uuid::Uuid;
 
 use super::cache::{self, TokenCache};
-use super::{record, Page, RefreshGrant, Store, StoreError};
-use crate::domain::{SecretHash, Token};
+use super::{record, Page, RefreshGrant, Store, StoreError, TokenUse};
+use crate::domain::{LastUse, SecretHash, Status, Token};
 
 /// Default page cache. A lookup that misses it reads and decodes a whole leaf (up to 16
 /// tokens) on the async worker, which costs more CPU than the JWT signature and, when the OS
@@ -231,36 +231,59 @@ impl Store for SledStore {
         let value = encode(token)?;
         let new_expiry = token.expiry.map(|at| expiry_key(at, token.id));
         let prefix = registry_prefix(&token.registry);
-        let old_key = (&self.tokens, &self.ids, &self.expiry)
-            .transaction(|(tokens, ids, expiry_tree)| {
-                let Some(old_key) = ids.get(token.id.as_bytes())? else {
-                    return abort(StoreError::NotFound);
-                };
-                if !old_key.starts_with(&prefix) {
-                    return abort(StoreError::NotFound);
+        // A disabled token keeps no refresh grants (see the trait): they go in this
+        // transaction, scanned and committed under the grant lock like a delete.
+        let disabling = token.status != Status::Enabled;
+        let _grants = disabling.then(|| self.lock_grants());
+        let revoked = if disabling {
+            self.grant_keys(token.id)?
+        } else {
+            Vec::new()
+        };
+        let old_key = self.transact_all(|trees| {
+            let Some(old_key) = trees.ids.get(token.id.as_bytes())? else {
+                return abort(StoreError::NotFound);
+            };
+            if !old_key.starts_with(&prefix) {
+                return abort(StoreError::NotFound);
+            }
+            let Some(old_bytes) = trees.tokens.get(&old_key)? else {
+                return abort(missing_token(token.id, &old_key));
+            };
+            let old = decode_token(&old_key, &old_bytes).or_else(abort)?;
+            // A later use written in the background since the caller read the token stays.
+            let later_use = match (old.last_used, token.last_used) {
+                (Some(o), n) if n.is_none_or(|n| o.at > n.at) => Some(Token {
+                    last_used: Some(o),
+                    ..token.clone()
+                }),
+                _ => None,
+            };
+            let value = match &later_use {
+                Some(t) => encode(t).or_else(abort)?,
+                None => value.clone(),
+            };
+            if old_key != new_key.as_slice() {
+                // A rename: callers forbid it, but keep the name index consistent.
+                if trees.tokens.get(&new_key)?.is_some() {
+                    return abort(StoreError::NameTaken(token.name.to_string()));
                 }
-                let Some(old_bytes) = tokens.get(&old_key)? else {
-                    return abort(missing_token(token.id, &old_key));
-                };
-                let old = decode_token(&old_key, &old_bytes).or_else(abort)?;
-                if old_key != new_key.as_slice() {
-                    // A rename: callers forbid it, but keep the name index consistent.
-                    if tokens.get(&new_key)?.is_some() {
-                        return abort(StoreError::NameTaken(token.name.to_string()));
-                    }
-                    tokens.remove(&old_key)?;
-                    ids.insert(&token.id.as_bytes()[..], new_key.as_slice())?;
-                }
-                tokens.insert(new_key.as_slice(), value.as_slice())?;
-                if let Some(at) = old.expiry {
-                    expiry_tree.remove(&expiry_key(at, token.id)[..])?;
-                }
-                if let Some(ek) = &new_expiry {
-                    expiry_tree.insert(&ek[..], new_key.as_slice())?;
-                }
-                Ok(old_key)
-            })
-            .map_err(tx_error)?;
+                trees.tokens.remove(&old_key)?;
+                trees
+                    .ids
+                    .insert(&token.id.as_bytes()[..], new_key.as_slice())?;
+            }
+            trees.tokens.insert(new_key.as_slice(), value.as_slice())?;
+            if let Some(at) = old.expiry {
+                trees.expiry.remove(&expiry_key(at, token.id)[..])?;
+            }
+            if let Some(ek) = &new_expiry {
+                trees.expiry.insert(&ek[..], new_key.as_slice())?;
+            }
+            trees.remove_grants(&revoked)?;
+            Ok(old_key)
+        })?;
+        drop(_grants);
         self.hot.invalidate(&old_key);
         if old_key != new_key.as_slice() {
             self.hot.invalidate(&new_key);
@@ -366,9 +389,21 @@ impl Store for SledStore {
             kept.insert(pos, own_key.clone());
             let evict = kept.len().saturating_sub(cap_per_token);
             let evicted = &kept[..evict];
-            (&self.ids, &self.refresh, &self.refresh_by_token)
-                .transaction(|(ids, refresh, by_token)| {
+            (
+                &self.tokens,
+                &self.ids,
+                &self.refresh,
+                &self.refresh_by_token,
+            )
+                .transaction(|(tokens, ids, refresh, by_token)| {
                     if ids.get(grant.token_id.as_bytes())?.as_deref() != Some(&token_key[..]) {
+                        return abort(StoreError::NotFound);
+                    }
+                    // A disabled token takes no grants (see the trait).
+                    let Some(bytes) = tokens.get(&token_key)? else {
+                        return abort(missing_token(grant.token_id, &token_key));
+                    };
+                    if decode_token(&token_key, &bytes).or_else(abort)?.status != Status::Enabled {
                         return abort(StoreError::NotFound);
                     }
                     if let Some(old) = refresh.get(hash)? {
@@ -404,6 +439,59 @@ impl Store for SledStore {
             total += decode_count(&key, &value)?;
         }
         Ok(total as usize)
+    }
+
+    fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
+        let mut written = 0;
+        for u in uses {
+            let prefix = registry_prefix(&u.registry);
+            // Only `tokens` changes, but `ids` is read inside the transaction so that a
+            // concurrent delete (which removes both) is either before or after this write.
+            let key = (&self.tokens, &self.ids)
+                .transaction(|(tokens, ids)| {
+                    let Some(key) = ids.get(u.id.as_bytes())? else {
+                        return Ok(None);
+                    };
+                    if !key.starts_with(&prefix) {
+                        return Ok(None);
+                    }
+                    let Some(bytes) = tokens.get(&key)? else {
+                        return Ok(None);
+                    };
+                    let mut token = decode_token(&key, &bytes).or_else(abort)?;
+                    if token.last_used.is_some_and(|old| old.at >= u.last_use.at) {
+                        return Ok(None);
+                    }
+                    token.last_used = LastUse::latest(token.last_used, Some(u.last_use));
+                    tokens.insert(&key, encode(&token).or_else(abort)?)?;
+                    Ok(Some(key))
+                })
+                .map_err(tx_error)?;
+            if let Some(key) = key {
+                self.hot.invalidate(&key);
+                written += 1;
+            }
+        }
+        if written > 0 {
+            self.flush()?;
+        }
+        Ok(written)
+    }
+
+    fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+        let mut upper = millis_key(until.timestamp_millis()).to_vec();
+        upper.extend_from_slice(&[0xff; ID_LEN]);
+        let mut found = Vec::new();
+        for entry in self.expiry.range(..=upper) {
+            let (_, name_key) = entry.map_err(backend)?;
+            // Without a transaction: a token deleted since the index read is skipped.
+            if let Some(t) = self.token_at(&name_key)? {
+                if t.expiry.is_some_and(|at| at <= until) {
+                    found.push(t);
+                }
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -462,13 +550,19 @@ impl AllTrees<'_> {
         if let Some(at) = token.expiry {
             self.expiry.remove(&expiry_key(at, id)[..])?;
         }
+        self.remove_grants(grant_keys)?;
+        add_count(self.counts, &token.registry, -1)
+    }
+
+    /// Removes the grants whose `refresh_by_token` keys are `grant_keys`.
+    fn remove_grants(&self, grant_keys: &[IVec]) -> ConflictableTransactionResult<(), StoreError> {
         for grant in grant_keys {
             self.refresh_by_token.remove(grant)?;
             if let Some(hash) = grant.get(ID_LEN + MILLIS_LEN..) {
                 self.refresh.remove(hash)?;
             }
         }
-        add_count(self.counts, &token.registry, -1)
+        Ok(())
     }
 }
 
@@ -643,10 +737,13 @@ mod tests {
             Scope::parse("repository", "a?c/x", &["delete".into()]).unwrap(),
             Scope::parse("registry", "catalog", &["pull".into()]).unwrap(),
         ];
-        let g = grant(&t, 7, t0());
+        // A disabled token holds no grants: the grant's record goes with an enabled one.
+        let holder = token("default", "holder");
+        let g = grant(&holder, 7, t0());
         {
             let s = SledStore::open(dir.path()).unwrap();
             s.create(&t).unwrap();
+            s.create(&holder).unwrap();
             s.add_refresh(&g, 4).unwrap();
         }
         let s = reopen(dir.path());
@@ -659,6 +756,34 @@ mod tests {
         );
         assert_eq!(s.get("default", t.id).unwrap(), Some(t));
         assert_eq!(s.find_refresh(&g.hash).unwrap(), Some(g));
+    }
+
+    /// Issue 10: disabling revokes the grants durably; enabling after a restart revives none.
+    #[test]
+    fn disable_revokes_grants_durably() {
+        use crate::domain::Status;
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = token("default", "laptop-login");
+        let other = token("default", "other");
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            s.create(&t).unwrap();
+            s.create(&other).unwrap();
+            for seed in 1..=3 {
+                s.add_refresh(&grant(&t, seed, t0()), 10).unwrap();
+            }
+            s.add_refresh(&grant(&other, 9, t0()), 10).unwrap();
+            t.status = Status::Disabled;
+            s.update(&t).unwrap();
+        }
+        let s = reopen(dir.path());
+        t.status = Status::Enabled;
+        s.update(&t).unwrap();
+        for seed in 1..=3 {
+            assert_eq!(s.find_refresh(&SecretHash([seed; 32])).unwrap(), None);
+        }
+        assert!(s.find_refresh(&SecretHash([9; 32])).unwrap().is_some());
+        assert!(s.grant_keys(t.id).unwrap().is_empty(), "index emptied too");
     }
 
     #[test]

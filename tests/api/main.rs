@@ -2,5 +2,6 @@
 mod admin;
 #[path = "../common/mod.rs"]
 mod common;
+mod denials;
 mod support;
 mod token;

@@ -376,7 +376,8 @@ async fn refresh_tokens_die_with_their_token() {
     let refresh = |rt: &str| format!("grant_type=refresh_token&refresh_token={rt}&{SVC}");
     assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::OK);
 
-    // Disabled: dead. Enabled again: alive (the token, not the refresh token, was disabled).
+    // Disabled: dead. Enabled again: still dead (issue 10: disabling ends every session, so
+    // an old `docker login` does not come back to life); a new login works.
     app.api(Method::PATCH, &path, Some(json!({"status": "disabled"})))
         .await;
     assert_eq!(
@@ -384,6 +385,18 @@ async fn refresh_tokens_die_with_their_token() {
         StatusCode::UNAUTHORIZED
     );
     app.api(Method::PATCH, &path, Some(json!({"status": "enabled"})))
+        .await;
+    assert_eq!(
+        app.auth_post(&refresh(&rt)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "a refresh token revoked by a disable stays revoked"
+    );
+    let r = app.auth_post(&format!("grant_type=password&username=mortal&password={pw}&{SVC}&access_type=offline&client_id=containerd-client")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let rt = r.json()["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::OK);
+    // Changing anything but the status (here: the scopes) keeps the sessions.
+    app.api(Method::PATCH, &path, Some(json!({"scopes": []})))
         .await;
     assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::OK);
 
