@@ -101,7 +101,6 @@ pub enum Command {
     },
 }
 
-<<<<<<< HEAD
 /// Options of `serve` alone.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -110,13 +109,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub bound_address_file: Option<PathBuf>,
 }
-=======
+
 const COMPLETIONS_HELP: &str = "\
 Install the script where your shell looks for completions, for example:
   regauth completions bash > ~/.local/share/bash-completion/completions/regauth
   regauth completions zsh  > ~/.zfunc/_regauth    # with fpath+=~/.zfunc before compinit
   regauth completions fish > ~/.config/fish/completions/regauth.fish";
->>>>>>> main
 
 /// `--registry`, shared by the token and scope commands.
 #[derive(Debug, Args)]
@@ -314,13 +312,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         registry: None,
     };
     match cli.command {
-<<<<<<< HEAD
-        Command::Serve(_) => Err(CliError::Usage("serve is not a client command".into())),
-=======
-        Command::Serve | Command::Completions { .. } => Err(CliError::Usage(
+        Command::Serve(_) | Command::Completions { .. } => Err(CliError::Usage(
             "serve and completions are not client commands".into(),
         )),
->>>>>>> main
         Command::Health => commands::health(&mut ctx),
         Command::RegistryConfig { registry } => {
             ctx.registry = registry;
