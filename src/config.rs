@@ -10,6 +10,16 @@ use serde::Deserialize;
 pub const DEFAULT_CONFIG_PATH: &str = "config/regauth.toml";
 /// Tokens never live shorter than this (clients raise anything lower to 60 anyway).
 pub const MIN_TTL_SECONDS: u64 = 60;
+/// Shortest admin token accepted, wherever it comes from (file, environment, data dir).
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// The admin token rule, the one place it is checked: `Err` says what is wrong.
+pub fn check_admin_token(token: &str) -> Result<(), String> {
+    if token.len() < MIN_ADMIN_TOKEN_LEN {
+        return Err(format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters"));
+    }
+    Ok(())
+}
 
 /// The resolved configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -182,12 +192,10 @@ impl Config {
             .or(file.admin.and_then(|a| a.token))
             .filter(|t| !t.is_empty());
         if let Some(t) = &admin_token {
-            if t.len() < 16 {
-                return Err(ConfigError::Invalid {
-                    key: "admin.token".into(),
-                    message: "must be at least 16 characters".into(),
-                });
-            }
+            check_admin_token(t).map_err(|message| ConfigError::Invalid {
+                key: "admin.token".into(),
+                message,
+            })?;
         }
         let jwt = file.jwt.unwrap_or_default();
         let ttl_seconds = jwt.ttl_seconds.unwrap_or(300);

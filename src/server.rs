@@ -3,8 +3,7 @@
 //! sweeper, and the listener.
 //!
 //! Dependency direction: `server -> {http, service, store, jwt, config}`; only `cli` depends on it.
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,7 +58,8 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
         .with_context(|| format!("cannot read the address bound for {listen}"))?;
     state.config = Arc::new((*state.config).clone().with_bound_address(bound));
     if let Some(path) = &bound_address_file {
-        write_replacing(path, format!("{bound}\n").as_bytes())?;
+        crate::files::write_replacing(path, format!("{bound}\n").as_bytes())
+            .context("cannot write the bound address file")?;
     }
     let cfg = &state.config;
     info!(listen = %bound, public_url = %cfg.public_url, "regauth listening");
@@ -141,11 +141,8 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
         let t = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let t = t.trim().to_string();
-        anyhow::ensure!(
-            t.len() >= 16,
-            "{}: admin token must be at least 16 characters",
-            path.display()
-        );
+        crate::config::check_admin_token(&t)
+            .map_err(|why| anyhow::anyhow!("{}: admin token {why}", path.display()))?;
         return Ok(t);
     }
     let mut bytes = [0u8; 32];
@@ -156,33 +153,10 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
         "rgadm_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     );
-    write_private(&path, token.as_bytes())?;
+    crate::files::write_new_file(&path, token.as_bytes(), 0o600)
+        .context("cannot create the admin token file")?;
     warn!(file = %path.display(), "generated a new admin token; read it from this file (mode 0600)");
     Ok(token)
-}
-
-/// Writes a file readable only by its owner, durably.
-pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    Ok(())
-}
-
-/// Replaces `path` with `contents` atomically: a temporary file beside it, renamed over it.
-fn write_replacing(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
 #[cfg(test)]
@@ -209,18 +183,6 @@ mod tests {
             previous: None,
             last_used: None,
         }
-    }
-
-    #[test]
-    fn write_replacing_replaces_the_whole_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bound-address");
-        write_replacing(&path, b"127.0.0.1:1234567\n").unwrap();
-        write_replacing(&path, b"127.0.0.1:1\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "127.0.0.1:1\n");
-        assert!(!dir.path().join("bound-address.tmp").exists());
-        let err = write_replacing(&dir.path().join("no/such/dir"), b"x").unwrap_err();
-        assert!(format!("{err:#}").contains("no/such/dir.tmp"), "{err:#}");
     }
 
     #[tokio::test]
