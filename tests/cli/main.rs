@@ -16,4 +16,5 @@ mod completions;
 mod compose;
 mod docker;
 mod errors;
+mod lifecycle;
 mod settings;
