@@ -2,6 +2,7 @@
 mod admin;
 #[path = "../common/mod.rs"]
 mod common;
+mod console;
 mod denials;
 mod support;
 mod token;
