@@ -4,5 +4,6 @@ mod admin;
 mod common;
 mod console;
 mod denials;
+mod lifecycle;
 mod support;
 mod token;
