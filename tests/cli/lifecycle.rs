@@ -1,4 +1,5 @@
-//! Issue 12: `regauth admin-token rotate` against a running server.
+//! Issue 12: `regauth admin-token rotate`, `token rotate` and `token list --expiring` against
+//! a running server.
 use std::os::unix::fs::PermissionsExt;
 
 use crate::common::{http, Regauth, ADMIN};
@@ -84,7 +85,7 @@ fn admin_token_rotate_refuses_a_configured_token() {
 
 #[test]
 fn token_rotate_prints_the_new_password_and_keeps_the_old_one_for_the_grace() {
-    let s = Server::start();
+    let s = Regauth::start();
     let (id, old) = s.create("ci-bot", &["repository:app:pull"]);
     let out = s.cli(&["token", "rotate", "ci-bot", "--grace", "1h"]).ok();
     let new = out
@@ -161,7 +162,7 @@ fn token_rotate_prints_the_new_password_and_keeps_the_old_one_for_the_grace() {
 
 #[test]
 fn token_list_expiring_shows_only_what_is_about_to_expire() {
-    let s = Server::start();
+    let s = Regauth::start();
     s.cli(&["token", "create", "soon", "--expires", "2d"]).ok();
     s.cli(&["token", "create", "later", "--expires", "30d"])
         .ok();
