@@ -160,7 +160,8 @@ pub fn create(
     disabled: bool,
 ) -> Result<(), CliError> {
     let reg = ctx.registry()?;
-    let mut props = json!({ "name": name, "scopes": scope::from_args(scopes) });
+    let scopes = scope::from_args(scopes);
+    let mut props = json!({ "name": name, "scopes": scopes });
     if let Some(e) = expires {
         props["expiryDate"] = json!(rfc3339(e.resolve(Utc::now()).map_err(CliError::Usage)?));
     }
@@ -180,12 +181,15 @@ pub fn create(
     } else {
         None
     };
-    let created = ctx.client.api(
-        Method::POST,
-        &["registries", &reg, "tokens"],
-        &[],
-        Some(&json!({ "properties": props })),
-    )?;
+    let created = ctx
+        .client
+        .api(
+            Method::POST,
+            &["registries", &reg, "tokens"],
+            &[],
+            Some(&json!({ "properties": props })),
+        )
+        .map_err(|e| scope::with_push_hint(e, &scopes))?;
     match hostname {
         None => ctx.json(&created),
         Some(host) => {
@@ -315,7 +319,9 @@ fn edit_scopes(
     let t = TokenView::from_json(&current)?;
     let mut scopes = t.properties.scopes.clone();
     let headline = edit(t.name(), &mut scopes)?;
-    let updated = ctx.patch(&reg, &t.id, &json!({ "scopes": scopes }))?;
+    let updated = ctx
+        .patch(&reg, &t.id, &json!({ "scopes": scopes }))
+        .map_err(|e| scope::with_push_hint(e, &scopes))?;
     ctx.show_token(&reg, &updated, Some(headline))
 }
 

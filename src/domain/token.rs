@@ -96,7 +96,7 @@ pub fn validate_expiry(expiry: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), 
 }
 
 /// Shortest lifetime an expiry set by a create or update may leave.
-const MIN_LIFETIME: TimeDelta = TimeDelta::hours(1);
+pub const MIN_LIFETIME: TimeDelta = TimeDelta::hours(1);
 
 #[cfg(test)]
 mod tests {
