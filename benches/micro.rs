@@ -88,6 +88,8 @@ fn token(name: &str, password: &str, scopes: Vec<Scope>) -> Token {
         created_by: "bench".to_string(),
         modified: now(),
         modified_by: "bench".to_string(),
+        previous: None,
+        last_used: None,
     }
 }
 

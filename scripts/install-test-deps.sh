@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests (tests/e2e) need on a fresh Debian machine:
 # the real peers (CNCF distribution registry, skopeo, dockerd + containerd + ctr, wrk,
-# docker-compose to check that docker-compose.yml parses)
+# docker-compose to check that docker-compose.yml parses, zsh and fish to check the shell
+# completion scripts)
 # from Debian's packages, and the IONOS Container Registry Python SDK in .venv/.
 # Idempotent: when everything is present it only checks and returns.
 # Must run as root (apt-get). Safe to run without a terminal (CI).
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 log() { printf 'install-test-deps: %s\n' "$*"; }
 
 need_apt=0
-for bin in /usr/bin/docker-registry /usr/bin/skopeo /usr/sbin/dockerd /usr/bin/docker /usr/bin/ctr /usr/bin/containerd /usr/bin/wrk /usr/bin/docker-compose; do
+for bin in /usr/bin/docker-registry /usr/bin/skopeo /usr/sbin/dockerd /usr/bin/docker /usr/bin/ctr /usr/bin/containerd /usr/bin/wrk /usr/bin/docker-compose /usr/bin/zsh /usr/bin/fish; do
     if [ ! -x "$bin" ]; then
         log "missing $bin"
         need_apt=1
@@ -37,9 +38,9 @@ if [ "$need_apt" = 1 ]; then
     fi
     log "apt-get update"
     apt-get update -qq
-    log "apt-get install docker-registry skopeo docker.io containerd wrk docker-compose"
+    log "apt-get install docker-registry skopeo docker.io containerd wrk docker-compose zsh fish"
     apt-get install -y -qq \
-        docker-registry skopeo docker.io containerd wrk docker-compose \
+        docker-registry skopeo docker.io containerd wrk docker-compose zsh fish \
         >/tmp/install-test-deps-apt.log 2>&1 || {
             tail -50 /tmp/install-test-deps-apt.log >&2
             exit 1

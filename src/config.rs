@@ -10,6 +10,16 @@ use serde::Deserialize;
 pub const DEFAULT_CONFIG_PATH: &str = "config/regauth.toml";
 /// Tokens never live shorter than this (clients raise anything lower to 60 anyway).
 pub const MIN_TTL_SECONDS: u64 = 60;
+/// Shortest admin token accepted, wherever it comes from (file, environment, data dir).
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// The admin token rule, the one place it is checked: `Err` says what is wrong.
+pub fn check_admin_token(token: &str) -> Result<(), String> {
+    if token.len() < MIN_ADMIN_TOKEN_LEN {
+        return Err(format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters"));
+    }
+    Ok(())
+}
 
 /// The resolved configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,8 +32,29 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub jwt: JwtConfig,
     pub registries: Vec<RegistryConfig>,
+    /// `[tokens]`.
+    pub tokens: TokensConfig,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
+}
+
+/// `[tokens]`: token lifecycle settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TokensConfig {
+    /// What happens to a token when its expiry is reached (`on_expiry`).
+    pub on_expiry: OnExpiry,
+}
+
+/// `[tokens] on_expiry`: what an expired token becomes. Either way it authenticates nothing
+/// from its expiry on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnExpiry {
+    /// Deleted (the default, as in the IONOS API this models): expired = deleted.
+    #[default]
+    Delete,
+    /// Kept, listed with status `expired`, until deleted or given a later expiry.
+    Disable,
 }
 
 /// `[jwt]`.
@@ -67,6 +98,13 @@ struct FileConfig {
     admin: Option<FileAdmin>,
     jwt: Option<FileJwt>,
     registries: Option<Vec<RegistryConfig>>,
+    tokens: Option<FileTokens>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTokens {
+    on_expiry: Option<OnExpiry>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,12 +199,10 @@ impl Config {
             .or(file.admin.and_then(|a| a.token))
             .filter(|t| !t.is_empty());
         if let Some(t) = &admin_token {
-            if t.len() < 16 {
-                return Err(ConfigError::Invalid {
-                    key: admin_key.into(),
-                    message: "must be at least 16 characters".into(),
-                });
-            }
+            check_admin_token(t).map_err(|message| ConfigError::Invalid {
+                key: admin_key.into(),
+                message,
+            })?;
         }
         let jwt = file.jwt.unwrap_or_default();
         let ttl_seconds = jwt.ttl_seconds.unwrap_or(300);
@@ -201,6 +237,19 @@ impl Config {
             }],
         };
         validate_registries(&registries)?;
+        let on_expiry = match env("REGAUTH_TOKENS_ON_EXPIRY") {
+            Some(v) => match v.as_str() {
+                "delete" => OnExpiry::Delete,
+                "disable" => OnExpiry::Disable,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "REGAUTH_TOKENS_ON_EXPIRY".into(),
+                        message: format!("{v:?} must be \"delete\" or \"disable\""),
+                    })
+                }
+            },
+            None => file.tokens.and_then(|t| t.on_expiry).unwrap_or_default(),
+        };
         Ok(Config {
             listen,
             public_url,
@@ -208,6 +257,7 @@ impl Config {
             admin_token,
             jwt,
             registries,
+            tokens: TokensConfig { on_expiry },
             source,
         })
     }
@@ -417,6 +467,38 @@ mod tests {
         std::fs::write(&path, "[admin]\ntoken = \"short\"\n").unwrap();
         let err = Config::load_with_env(Some(&path), |_| None).unwrap_err();
         assert!(err.to_string().starts_with("admin.token: "), "{err}");
+    }
+
+    #[test]
+    fn on_expiry_from_file_then_env() {
+        assert_eq!(
+            Config::from_toml("").unwrap().tokens.on_expiry,
+            OnExpiry::Delete
+        );
+        let file = "[tokens]\non_expiry = \"disable\"";
+        assert_eq!(
+            Config::from_toml(file).unwrap().tokens.on_expiry,
+            OnExpiry::Disable
+        );
+        let c = Config::resolve(
+            parse_file(file, "x").unwrap(),
+            None,
+            env_of(&[("REGAUTH_TOKENS_ON_EXPIRY", "delete")]),
+        )
+        .unwrap();
+        assert_eq!(c.tokens.on_expiry, OnExpiry::Delete);
+        let err = Config::from_toml("[tokens]\non_expiry = \"keep\"").unwrap_err();
+        assert!(err.to_string().contains("keep"), "{err}");
+        let err = Config::resolve(
+            FileConfig::default(),
+            None,
+            env_of(&[("REGAUTH_TOKENS_ON_EXPIRY", "nope")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("REGAUTH_TOKENS_ON_EXPIRY"),
+            "{err}"
+        );
     }
 
     #[test]

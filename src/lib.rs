@@ -17,6 +17,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod files;
 pub mod http;
 pub mod jwt;
 pub mod logging;

@@ -3,8 +3,6 @@
 //! sweeper, and the listener.
 //!
 //! Dependency direction: `server -> {http, service, store, jwt, config}`; only `cli` depends on it.
-use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +15,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::AppState;
 use crate::jwt;
-use crate::service::AdminService;
+use crate::service::{expiry, usage, AdminService};
 use crate::store::SledStore;
 
 /// How often expired tokens are deleted. Expired tokens are refused at once anyway; the
@@ -61,14 +59,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     tokio::spawn(sweeper(state.admin.clone(), SWEEP_INTERVAL));
+    tokio::spawn(expiry::run_warner(
+        state.admin.clone(),
+        expiry::CHECK_INTERVAL,
+    ));
+    let usage = state.auth.usage().clone();
+    let flusher = tokio::spawn(usage::run_flusher(usage.clone(), usage::FLUSH_INTERVAL));
     let app = crate::http::app(state);
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await
-    .context("server failed")?;
+    .context("server failed");
+    // Last uses noted since the last background write: written once more before exiting.
+    flusher.abort();
+    match tokio::task::spawn_blocking(move || usage.flush()).await {
+        Ok(Ok(written)) => info!(tokens = written, "last uses written"),
+        Ok(Err(e)) => warn!(error = %e, "writing last uses at shutdown failed"),
+        Err(e) => warn!(error = %e, "last-use write task failed at shutdown"),
+    }
+    served?;
     info!("regauth stopped");
     Ok(())
 }
@@ -117,11 +129,8 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
         let t = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let t = t.trim().to_string();
-        anyhow::ensure!(
-            t.len() >= 16,
-            "{}: admin token must be at least 16 characters",
-            path.display()
-        );
+        crate::config::check_admin_token(&t)
+            .map_err(|why| anyhow::anyhow!("{}: admin token {why}", path.display()))?;
         return Ok(t);
     }
     let mut bytes = [0u8; 32];
@@ -132,23 +141,10 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
         "rgadm_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     );
-    write_private(&path, token.as_bytes())?;
+    crate::files::write_new_file(&path, token.as_bytes(), 0o600)
+        .context("cannot create the admin token file")?;
     warn!(file = %path.display(), "generated a new admin token; read it from this file (mode 0600)");
     Ok(token)
-}
-
-/// Writes a file readable only by its owner, durably.
-pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -172,6 +168,8 @@ mod tests {
             created_by: "admin".into(),
             modified: t0,
             modified_by: "admin".into(),
+            previous: None,
+            last_used: None,
         }
     }
 

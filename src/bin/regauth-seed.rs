@@ -100,6 +100,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             created_by: "regauth-seed".to_string(),
             modified: now,
             modified_by: "regauth-seed".to_string(),
+            previous: None,
+            last_used: None,
         };
         store.create_unflushed(&token)?;
         if i % stride == 0 && i / stride < sample {

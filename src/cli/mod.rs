@@ -93,7 +93,19 @@ pub enum Command {
     },
     /// Check that a regauth server answers /health (exit 0) or not (exit 1).
     Health,
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) on stdout.
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
+
+const COMPLETIONS_HELP: &str = "\
+Install the script where your shell looks for completions, for example:
+  regauth completions bash > ~/.local/share/bash-completion/completions/regauth
+  regauth completions zsh  > ~/.zfunc/_regauth    # with fpath+=~/.zfunc before compinit
+  regauth completions fish > ~/.config/fish/completions/regauth.fish";
 
 /// `--registry`, shared by the token and scope commands.
 #[derive(Debug, Args)]
@@ -364,6 +376,9 @@ fn client_only_flag(matches: &ArgMatches) -> Option<&'static str> {
 
 /// Runs a client command, printing to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    if let Command::Completions { shell } = cli.command {
+        return Ok(completions(shell, out)?);
+    }
     let conn = ConnArgs {
         config: cli.global.config,
         server: cli.global.server,
@@ -381,7 +396,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         registry: None,
     };
     match cli.command {
-        Command::Serve => Err(CliError::Usage("serve is not a client command".into())),
+        Command::Serve | Command::Completions { .. } => Err(CliError::Usage(
+            "serve and completions are not client commands".into(),
+        )),
         Command::Health => commands::health(&mut ctx),
         Command::RegistryConfig { registry } => {
             ctx.registry = registry;
@@ -396,6 +413,16 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             run_token(&mut ctx, command)
         }
     }
+}
+
+/// Writes the completion script for `shell`, generated from the same clap definition that
+/// parses the command line, so it cannot drift from the commands and flags. Generated into
+/// memory first: clap_complete panics when its writer fails (a closed pipe), a write error
+/// here is an ordinary error.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command(), "regauth", &mut script);
+    out.write_all(&script)
 }
 
 fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliError> {
@@ -629,6 +656,34 @@ mod tests {
             let err = parse(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn completions_cover_every_subcommand_in_each_shell() {
+        use clap_complete::Shell;
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let mut out = Vec::new();
+            completions(shell, &mut out).unwrap();
+            let script = String::from_utf8(out).unwrap();
+            for word in [
+                "serve",
+                "token",
+                "scope",
+                "registry-config",
+                "health",
+                "completions",
+                "admin-token",
+                "no-expiry",
+            ] {
+                assert!(script.contains(word), "{shell}: no {word:?} in the script");
+            }
+        }
+        let cli = parse(&["completions", "zsh"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Completions { shell: Shell::Zsh }
+        ));
+        assert_eq!(parse(&["completions", "tcsh"]).unwrap_err().exit_code(), 2);
     }
 
     #[test]

@@ -1,7 +1,13 @@
 //! The token entity and its lifecycle rules (status, expiry).
 //!
 //! Time is always passed in (`now`), so callers use an injectable clock and tests never sleep.
+//!
+//! Rotation: a token has one current secret and at most one previous secret, which also
+//! authenticates until its grace period ends ([`Token::rotate`], [`Token::secret_matches`]).
+//! Last use: when, from where and how a token last authenticated ([`LastUse`]); recorded by
+//! the auth service off the request path.
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -53,6 +59,61 @@ impl fmt::Display for Status {
     }
 }
 
+/// Longest grace period a rotation may give the previous password.
+pub const MAX_GRACE: TimeDelta = TimeDelta::days(7);
+
+/// The password a rotation replaced, still accepted until `until` (exclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    pub hash: SecretHash,
+    pub until: DateTime<Utc>,
+}
+
+/// How a token authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantKind {
+    /// With its password (Basic auth or `grant_type=password`).
+    Password,
+    /// With a refresh token issued to it.
+    Refresh,
+}
+
+impl GrantKind {
+    /// `password` or `refresh_token` (the OAuth2 grant type names).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantKind::Password => "password",
+            GrantKind::Refresh => "refresh_token",
+        }
+    }
+}
+
+impl fmt::Display for GrantKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The last time a token authenticated successfully.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastUse {
+    pub at: DateTime<Utc>,
+    /// The client's address, when the server knew it.
+    pub client: Option<IpAddr>,
+    pub grant: GrantKind,
+}
+
+impl LastUse {
+    /// The later of two (by `at`); `a` on a tie.
+    pub fn latest(a: Option<LastUse>, b: Option<LastUse>) -> Option<LastUse> {
+        match (a, b) {
+            (Some(x), Some(y)) => Some(if y.at > x.at { y } else { x }),
+            (x, y) => x.or(y),
+        }
+    }
+}
+
 /// A stored access token. The secret exists only as its hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Token {
@@ -68,9 +129,49 @@ pub struct Token {
     pub created_by: String,
     pub modified: DateTime<Utc>,
     pub modified_by: String,
+    /// The password replaced by the last rotation, while it is in its grace period (kept
+    /// after it ends until the next rotation; [`Token::previous_valid_until`] hides it).
+    pub previous: Option<PreviousSecret>,
+    /// The last successful authentication, as last written to the store.
+    pub last_used: Option<LastUse>,
 }
 
 impl Token {
+    /// Whether `presented` (the SHA-256 of a presented password) is the current password, or
+    /// the previous one within its grace period at `now`. Both compares are constant-time
+    /// and both always run, so timing says nothing about which one matched.
+    pub fn secret_matches(&self, presented: &SecretHash, now: DateTime<Utc>) -> bool {
+        let current = self.secret_hash.ct_eq(presented);
+        let previous = match &self.previous {
+            Some(p) => p.hash.ct_eq(presented) & (now < p.until),
+            None => false,
+        };
+        current | previous
+    }
+
+    /// When the previous password stops working, if it still works at `now`.
+    pub fn previous_valid_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.previous.map(|p| p.until).filter(|&until| now < until)
+    }
+
+    /// Replaces the password by the one hashing to `new_hash`. With a positive `grace`, the
+    /// old password keeps working until `now + grace`; any earlier previous password stops
+    /// at once (at most one previous password). Name, id, scopes, status and expiry stay.
+    pub fn rotate(
+        &mut self,
+        new_hash: SecretHash,
+        grace: TimeDelta,
+        now: DateTime<Utc>,
+    ) -> Result<(), ValidationError> {
+        validate_grace(grace)?;
+        self.previous = (grace > TimeDelta::zero()).then_some(PreviousSecret {
+            hash: self.secret_hash,
+            until: now + grace,
+        });
+        self.secret_hash = new_hash;
+        Ok(())
+    }
+
     /// Expired at `now` (expiry reached: from that instant it authenticates nothing).
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expiry.is_some_and(|t| now >= t)
@@ -92,6 +193,23 @@ pub fn validate_expiry(expiry: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), 
             "expiryDate",
             "must be at least one hour in the future",
         ))
+    }
+}
+
+/// A rotation's grace period: from 0 (none) to [`MAX_GRACE`]. Field name in errors:
+/// `gracePeriodSeconds`.
+pub fn validate_grace(grace: TimeDelta) -> Result<(), ValidationError> {
+    if grace < TimeDelta::zero() || grace > MAX_GRACE {
+        Err(ValidationError::new(
+            "gracePeriodSeconds",
+            format!(
+                "must be between 0 and {} seconds (7 days), got {}",
+                MAX_GRACE.num_seconds(),
+                grace.num_seconds()
+            ),
+        ))
+    } else {
+        Ok(())
     }
 }
 
@@ -120,6 +238,8 @@ mod tests {
             created_by: "admin".into(),
             modified: now(),
             modified_by: "admin".into(),
+            previous: None,
+            last_used: None,
         }
     }
 
@@ -177,6 +297,86 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn rotation_keeps_the_previous_password_for_the_grace_period_only() {
+        let (old, new, newer) = (
+            SecretHash::of("rga_old"),
+            SecretHash::of("rga_new"),
+            SecretHash::of("rga_newer"),
+        );
+        let mut t = token(Status::Enabled, None);
+        t.secret_hash = old;
+        let before = t.clone();
+        let hour = TimeDelta::hours(1);
+        t.rotate(new, hour, now()).unwrap();
+        // Only the secret and the previous one changed.
+        assert_eq!(
+            Token {
+                secret_hash: old,
+                previous: None,
+                ..t.clone()
+            },
+            before
+        );
+        assert!(t.secret_matches(&new, now()));
+        assert!(t.secret_matches(&old, now()));
+        assert!(t.secret_matches(&old, now() + hour - TimeDelta::milliseconds(1)));
+        assert!(
+            !t.secret_matches(&old, now() + hour),
+            "grace ends at its instant"
+        );
+        assert!(t.secret_matches(&new, now() + TimeDelta::days(30)));
+        assert!(!t.secret_matches(&SecretHash::of("rga_other"), now()));
+        assert_eq!(t.previous_valid_until(now()), Some(now() + hour));
+        assert_eq!(t.previous_valid_until(now() + hour), None);
+
+        // Rotating again: the first password stops at once, the second gets the new grace.
+        let later = now() + TimeDelta::minutes(5);
+        t.rotate(newer, TimeDelta::minutes(10), later).unwrap();
+        assert!(!t.secret_matches(&old, later));
+        assert!(t.secret_matches(&new, later));
+        assert!(t.secret_matches(&newer, later));
+        assert_eq!(
+            t.previous_valid_until(later),
+            Some(later + TimeDelta::minutes(10))
+        );
+
+        // No grace: only the new password works.
+        t.rotate(old, TimeDelta::zero(), later).unwrap();
+        assert_eq!(t.previous, None);
+        assert!(!t.secret_matches(&newer, later));
+        assert!(!t.secret_matches(&new, later));
+        assert!(t.secret_matches(&old, later));
+    }
+
+    #[test]
+    fn grace_is_at_most_seven_days() {
+        assert_eq!(validate_grace(TimeDelta::zero()), Ok(()));
+        assert_eq!(validate_grace(MAX_GRACE), Ok(()));
+        let mut t = token(Status::Enabled, None);
+        for bad in [TimeDelta::seconds(-1), MAX_GRACE + TimeDelta::seconds(1)] {
+            let e = t.rotate(SecretHash::of("rga_x"), bad, now()).unwrap_err();
+            assert_eq!(e.field, "gracePeriodSeconds");
+            assert!(e.rule.contains("between 0 and 604800"), "{}", e.rule);
+        }
+        assert_eq!(t.secret_hash, SecretHash::of("rga_x"), "refused: unchanged");
+    }
+
+    #[test]
+    fn latest_use_wins() {
+        let at = |m| LastUse {
+            at: now() + TimeDelta::minutes(m),
+            client: None,
+            grant: GrantKind::Password,
+        };
+        assert_eq!(LastUse::latest(None, None), None);
+        assert_eq!(LastUse::latest(Some(at(1)), None), Some(at(1)));
+        assert_eq!(LastUse::latest(None, Some(at(1))), Some(at(1)));
+        assert_eq!(LastUse::latest(Some(at(1)), Some(at(2))), Some(at(2)));
+        assert_eq!(LastUse::latest(Some(at(2)), Some(at(1))), Some(at(2)));
+        assert_eq!(GrantKind::Refresh.to_string(), "refresh_token");
     }
 
     #[test]

@@ -38,7 +38,9 @@ impl AppState {
     ) -> AppState {
         let issuer = Issuer::new(key, config.jwt.issuer.clone(), config.jwt.ttl_seconds);
         let auth = AuthService::new(store.clone(), issuer, clock.clone(), &config.registries);
-        let admin = AdminService::new(store, clock.clone());
+        let admin = AdminService::new(store, clock.clone())
+            .with_on_expiry(config.tokens.on_expiry)
+            .with_usage(auth.usage().clone());
         let certificate = Arc::from(absolute(&config.jwt.certificate));
         AppState {
             config: Arc::new(config),

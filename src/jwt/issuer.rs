@@ -129,7 +129,7 @@ impl Issuer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jwt::keys::tests::{openssl_spki, verify_with_spki, ES256_KEY, RS256_KEY};
+    use crate::jwt::signing::tests::{openssl_spki, verify_with_spki, ES256_KEY, RS256_KEY};
     use chrono::TimeZone;
     use serde_json::{json, Value};
 

@@ -1,8 +1,31 @@
-//! Signing keys and JWTs for the registry: key loading/generation, the self-signed certificate
-//! for the registry's `rootcertbundle`, the libtrust key id, claims and signing.
-//! Depends on `domain` (for [`crate::domain::Grant`]) only.
+//! Signing keys and JWTs for the registry: the key and its libtrust key id (`signing`), PEM
+//! and DER codecs (`codec`), first-start provisioning of the key and its certificate
+//! (`provision`), claims and signing (`issuer`).
+//!
+//! Dependency direction: `jwt -> {domain (for [`crate::domain::Grant`]), files}`.
+mod codec;
 pub mod issuer;
-pub mod keys;
+pub mod provision;
+pub mod signing;
 
 pub use issuer::Issuer;
-pub use keys::{libtrust_key_id, load_or_create, KeyError, SigningKey};
+pub use provision::load_or_create;
+pub use signing::{libtrust_key_id, SigningKey};
+
+/// Key and certificate failures; messages name the file and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The key or certificate is unusable; the message says why (and names the file when
+    /// there is one).
+    #[error("{0}")]
+    Invalid(String),
+    /// Reading or writing a key or certificate file failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The signature (or the random `jti` that goes with it) could not be produced.
+    #[error("signing failed")]
+    Sign,
+}

@@ -1,17 +1,25 @@
-//! Token administration: create, replace, change, delete, read, list. Validates the rules
-//! that need the clock or the store (expiry ahead, unique names); shapes are validated when
-//! wire values are parsed into domain types.
+//! Token administration: create, replace, change, rotate, delete, read, list. Validates the
+//! rules that need the clock or the store (expiry ahead, unique names); shapes are validated
+//! when wire values are parsed into domain types.
+//!
+//! Expiry follows `[tokens] on_expiry`: by default an expired token is deleted (swept, and
+//! never returned even before the sweep: expired = deleted); with `disable` it stays, is
+//! returned (the HTTP layer shows it as `expired`) and still authenticates nothing.
+//! Tokens read here carry their latest last use, including one noted by the token endpoint
+//! but not yet written ([`UsageRecorder`]).
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::config::OnExpiry;
 use crate::domain::secret::{try_new_secret, PASSWORD_PREFIX};
 use crate::domain::{
     validate_expiry, validate_scope_list, Scope, SecretHash, Status, Token, TokenName,
     ValidationError,
 };
+use crate::service::usage::UsageRecorder;
 use crate::store::{Page, Store, StoreError};
 
 /// Who made a change, recorded in `createdBy`/`lastModifiedBy`. The admin API has a single
@@ -80,11 +88,54 @@ impl From<StoreError> for AdminError {
 pub struct AdminService {
     store: Arc<dyn Store>,
     clock: Clock,
+    on_expiry: OnExpiry,
+    /// Last uses not yet written, shown with the tokens read.
+    usage: Option<Arc<UsageRecorder>>,
 }
 
 impl AdminService {
+    /// Deletes expired tokens; shows stored last uses only.
     pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
-        AdminService { store, clock }
+        AdminService {
+            store,
+            clock,
+            on_expiry: OnExpiry::Delete,
+            usage: None,
+        }
+    }
+
+    /// Treats expired tokens as `on_expiry` says.
+    pub fn with_on_expiry(mut self, on_expiry: OnExpiry) -> Self {
+        self.on_expiry = on_expiry;
+        self
+    }
+
+    /// Shows last uses noted in `usage` and not yet written.
+    pub fn with_usage(mut self, usage: Arc<UsageRecorder>) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
+    /// What expired tokens become.
+    pub fn on_expiry(&self) -> OnExpiry {
+        self.on_expiry
+    }
+
+    /// The current instant of this service's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn shown(&self, token: Token) -> Token {
+        match &self.usage {
+            Some(u) => u.overlay(token),
+            None => token,
+        }
+    }
+
+    /// Whether a token is gone for the API: expired while expired means deleted.
+    fn hidden(&self, token: &Token, now: DateTime<Utc>) -> bool {
+        self.on_expiry == OnExpiry::Delete && token.is_expired(now)
     }
 
     /// Creates a token with a fresh password; returns it with the password (shown once).
@@ -110,6 +161,8 @@ impl AdminService {
             created_by: ADMIN_ACTOR.into(),
             modified: now,
             modified_by: ADMIN_ACTOR.into(),
+            previous: None,
+            last_used: None,
         };
         self.store.create(&token)?;
         Ok((token, password))
@@ -193,22 +246,96 @@ impl AdminService {
         }
     }
 
-    /// The token, unless it does not exist or has expired (an expired token is deleted, swept
-    /// or not).
+    /// The token, unless it does not exist or has expired while expired means deleted
+    /// (swept or not).
     pub fn get(&self, registry: &str, id: Uuid) -> Result<Option<Token>, AdminError> {
         let now = self.clock.now();
-        Ok(self.store.get(registry, id)?.filter(|t| !t.is_expired(now)))
+        Ok(self
+            .store
+            .get(registry, id)?
+            .filter(|t| !self.hidden(t, now))
+            .map(|t| self.shown(t)))
     }
 
-    /// A page of tokens sorted by name. Sweeps expired tokens first so they are never listed.
+    /// A page of tokens sorted by name. Sweeps expired tokens first so they are never listed
+    /// (when expired means deleted).
     pub fn list(&self, registry: &str, offset: usize, limit: usize) -> Result<Page, AdminError> {
         self.sweep()?;
-        Ok(self.store.list(registry, offset, limit)?)
+        let page = self.store.list(registry, offset, limit)?;
+        Ok(Page {
+            items: page.items.into_iter().map(|t| self.shown(t)).collect(),
+            total: page.total,
+        })
     }
 
-    /// Deletes expired tokens; returns them.
+    /// A page of the tokens of `registry` whose expiry is within `within` from now, sorted by
+    /// name; with `on_expiry = "disable"` the already expired ones too. Reads the expiry
+    /// index, not every token.
+    pub fn list_expiring(
+        &self,
+        registry: &str,
+        within: TimeDelta,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Page, AdminError> {
+        let now = self.clock.now();
+        let mut all: Vec<Token> = self
+            .store
+            .expiring(now + within)?
+            .into_iter()
+            .filter(|t| t.registry == registry && !self.hidden(t, now))
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        let total = all.len();
+        let items = all
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|t| self.shown(t))
+            .collect();
+        Ok(Page { items, total })
+    }
+
+    /// Tokens of every registry that expire within `within` from now and have not expired yet,
+    /// soonest first (for the expiry warnings).
+    pub fn expiring_soon(&self, within: TimeDelta) -> Result<Vec<Token>, AdminError> {
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .expiring(now + within)?
+            .into_iter()
+            .filter(|t| !t.is_expired(now))
+            .collect())
+    }
+
+    /// Deletes expired tokens and returns them, when expired means deleted; otherwise does
+    /// nothing.
     pub fn sweep(&self) -> Result<Vec<Token>, AdminError> {
-        Ok(self.store.delete_expired(self.clock.now())?)
+        match self.on_expiry {
+            OnExpiry::Delete => Ok(self.store.delete_expired(self.clock.now())?),
+            OnExpiry::Disable => Ok(Vec::new()),
+        }
+    }
+
+    /// Gives the token a new password, keeping its name, id, scopes, status and expiry. With a
+    /// positive `grace` (at most 7 days) the old password keeps working until now + `grace`;
+    /// a password from an earlier rotation stops at once. Refresh tokens stay valid. Returns
+    /// the token with the new password (shown once).
+    pub fn rotate(
+        &self,
+        registry: &str,
+        id: Uuid,
+        grace: TimeDelta,
+    ) -> Result<(Token, String), AdminError> {
+        let now = self.clock.now();
+        let mut token = self.get(registry, id)?.ok_or(AdminError::NotFound(id))?;
+        let password = try_new_secret(PASSWORD_PREFIX)
+            .map_err(|_| AdminError::Internal("no system randomness for a password".into()))?;
+        token.rotate(SecretHash::of(&password), grace, now)?;
+        token.modified = now;
+        token.modified_by = ADMIN_ACTOR.into();
+        self.store.update(&token)?;
+        Ok((token, password))
     }
 }
 
@@ -218,4 +345,151 @@ fn check_new(new: &NewToken, now: DateTime<Utc>) -> Result<(), ValidationError> 
         validate_expiry(exp, now).map_err(|e| e.within("properties"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{GrantKind, LastUse};
+    use crate::store::tests::{expiring, t0, token};
+    use crate::store::MemoryStore;
+
+    fn service(on_expiry: OnExpiry) -> (AdminService, Arc<MemoryStore>, Clock) {
+        let store = Arc::new(MemoryStore::new());
+        let clock = Clock::manual(t0());
+        let admin = AdminService::new(store.clone(), clock.clone()).with_on_expiry(on_expiry);
+        (admin, store, clock)
+    }
+
+    #[test]
+    fn rotate_keeps_everything_but_the_secret() {
+        let (admin, store, clock) = service(OnExpiry::Delete);
+        let t = expiring("default", "ci-bot", t0() + TimeDelta::days(30));
+        store.create(&t).unwrap();
+        clock.advance(TimeDelta::minutes(1));
+        let (rotated, password) = admin.rotate("default", t.id, TimeDelta::hours(1)).unwrap();
+        assert!(password.starts_with("rga_"));
+        assert_eq!(rotated.secret_hash, SecretHash::of(&password));
+        assert_eq!(
+            rotated.previous_valid_until(clock.now()),
+            Some(clock.now() + TimeDelta::hours(1))
+        );
+        assert_eq!(
+            (
+                rotated.id,
+                &rotated.name,
+                rotated.status,
+                rotated.expiry,
+                &rotated.scopes
+            ),
+            (t.id, &t.name, t.status, t.expiry, &t.scopes)
+        );
+        assert_eq!(rotated.modified, clock.now());
+        assert_eq!(store.get("default", t.id).unwrap(), Some(rotated.clone()));
+        assert!(rotated.secret_matches(&t.secret_hash, clock.now()));
+
+        let e = admin
+            .rotate("default", t.id, TimeDelta::days(8))
+            .unwrap_err();
+        assert!(
+            matches!(&e, AdminError::Invalid(v) if v.field == "gracePeriodSeconds"),
+            "{e:?}"
+        );
+        assert_eq!(
+            store.get("default", t.id).unwrap(),
+            Some(rotated),
+            "unchanged"
+        );
+        assert!(matches!(
+            admin.rotate("default", Uuid::new_v4(), TimeDelta::zero()),
+            Err(AdminError::NotFound(_))
+        ));
+        assert!(matches!(
+            admin.rotate("staging", t.id, TimeDelta::zero()),
+            Err(AdminError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn expired_means_deleted_by_default_and_visible_when_disabled() {
+        for on_expiry in [OnExpiry::Delete, OnExpiry::Disable] {
+            let (admin, store, clock) = service(on_expiry);
+            let t = expiring("default", "brief", t0() + TimeDelta::hours(2));
+            store.create(&t).unwrap();
+            clock.advance(TimeDelta::hours(2));
+            let kept = on_expiry == OnExpiry::Disable;
+            assert_eq!(admin.get("default", t.id).unwrap().is_some(), kept);
+            assert_eq!(
+                admin.list("default", 0, 10).unwrap().total,
+                usize::from(kept)
+            );
+            assert_eq!(store.get("default", t.id).unwrap().is_some(), kept, "swept");
+            if kept {
+                // Revived by a later expiry.
+                let changes = TokenChanges {
+                    expiry: Some(Some(clock.now() + TimeDelta::days(1))),
+                    ..TokenChanges::default()
+                };
+                let t = admin.patch("default", t.id, changes).unwrap();
+                assert!(t.is_usable(clock.now()));
+            }
+        }
+    }
+
+    #[test]
+    fn list_expiring_filters_by_registry_and_window() {
+        for on_expiry in [OnExpiry::Delete, OnExpiry::Disable] {
+            let (admin, store, _) = service(on_expiry);
+            for t in [
+                expiring("default", "zulu-soon", t0() + TimeDelta::days(1)),
+                expiring("default", "alpha-soon", t0() + TimeDelta::days(6)),
+                expiring("default", "past", t0() - TimeDelta::minutes(1)),
+                expiring("default", "later", t0() + TimeDelta::days(8)),
+                expiring("staging", "elsewhere", t0() + TimeDelta::days(1)),
+                token("default", "never"),
+            ] {
+                store.create(&t).unwrap();
+            }
+            let page = admin
+                .list_expiring("default", TimeDelta::days(7), 0, 10)
+                .unwrap();
+            let names: Vec<&str> = page.items.iter().map(|t| t.name.as_str()).collect();
+            if on_expiry == OnExpiry::Disable {
+                assert_eq!(names, ["alpha-soon", "past", "zulu-soon"]);
+            } else {
+                assert_eq!(names, ["alpha-soon", "zulu-soon"]);
+            }
+            assert_eq!(page.total, names.len());
+            let paged = admin
+                .list_expiring("default", TimeDelta::days(7), 1, 1)
+                .unwrap();
+            assert_eq!(paged.items.len(), 1);
+            assert_eq!(paged.items[0].name, page.items[1].name);
+            assert_eq!(paged.total, page.total);
+        }
+    }
+
+    #[test]
+    fn reads_show_last_uses_not_yet_written() {
+        let (admin, store, _) = service(OnExpiry::Delete);
+        let usage = Arc::new(UsageRecorder::new(store.clone()));
+        let admin = admin.with_usage(usage.clone());
+        let t = Arc::new(token("default", "ci-bot"));
+        store.create(&t).unwrap();
+        let used = LastUse {
+            at: t0(),
+            client: None,
+            grant: GrantKind::Password,
+        };
+        usage.record(&t, used);
+        assert_eq!(
+            admin.get("default", t.id).unwrap().unwrap().last_used,
+            Some(used)
+        );
+        assert_eq!(
+            admin.list("default", 0, 1).unwrap().items[0].last_used,
+            Some(used)
+        );
+        assert_eq!(store.get("default", t.id).unwrap().unwrap().last_used, None);
+    }
 }

@@ -3,7 +3,10 @@
 //!
 //! Hot path cost: one store read (by name), one SHA-256, one signature. A refresh grant adds one
 //! read (the refresh record). The only write is storing a new refresh token when a client asks
-//! for one (`docker login`), which is rare and must be durable.
+//! for one (`docker login`), which is rare and must be durable. A rotated token's previous
+//! password costs a second constant-time compare of the same hash, not a second hash. Each
+//! success is noted in memory for last-use tracking ([`UsageRecorder`], written later in the
+//! background), never written on the request path.
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,9 +18,11 @@ use crate::clock::Clock;
 use crate::config::RegistryConfig;
 use crate::domain::secret::{try_new_secret, REFRESH_PREFIX};
 use crate::domain::{
-    decide, Grant, ResourceRequest, ScopeList, SecretHash, Status, Token, TokenName,
+    decide, Grant, GrantKind, LastUse, ResourceRequest, ScopeList, SecretHash, Status, Token,
+    TokenName,
 };
 use crate::jwt::Issuer;
+use crate::service::usage::UsageRecorder;
 use crate::store::{RefreshGrant, Store, StoreError};
 
 /// Refresh tokens kept per access token; the oldest beyond this are revoked. Each
@@ -153,6 +158,8 @@ pub struct AuthService {
     services: HashMap<String, String>,
     /// Compared against when the name is unknown, so that case costs what a wrong secret costs.
     dummy_hash: SecretHash,
+    /// Where successful authentications are noted.
+    usage: Arc<UsageRecorder>,
 }
 
 impl AuthService {
@@ -167,12 +174,19 @@ impl AuthService {
             .map(|r| (r.service.clone(), r.id.clone()))
             .collect();
         AuthService {
+            usage: Arc::new(UsageRecorder::new(store.clone())),
             store,
             issuer,
             clock,
             services,
             dummy_hash: SecretHash::of("regauth-dummy-secret-for-unknown-names"),
         }
+    }
+
+    /// The issuer that signs every token (for the load benchmark's baseline route).
+    /// Where this service notes last uses (shared with the admin service and the flusher).
+    pub fn usage(&self) -> &Arc<UsageRecorder> {
+        &self.usage
     }
 
     /// The issuer that signs every token (for the load benchmark's baseline route).
@@ -245,7 +259,7 @@ impl AuthService {
         let registry = self
             .registry_for_service(&req.service)
             .ok_or_else(|| AuthError::UnknownService(req.service.clone()))?;
-        let (token, refresh_token) = match &req.credentials {
+        let (token, refresh_token, grant) = match &req.credentials {
             Credentials::Password { username, password } => {
                 let token = self.check_password(registry, username, password, now)?;
                 let refresh = if req.want_refresh {
@@ -253,11 +267,11 @@ impl AuthService {
                 } else {
                     None
                 };
-                (token, refresh)
+                (token, refresh, GrantKind::Password)
             }
             Credentials::Refresh { refresh_token } => {
                 let token = self.check_refresh(&req.service, refresh_token, now, refresh_owner)?;
-                (token, Some(refresh_token.clone()))
+                (token, Some(refresh_token.clone()), GrantKind::Refresh)
             }
         };
         let granted = decide(&token.scopes, &req.scopes);
@@ -272,10 +286,19 @@ impl AuthService {
             granted,
             refresh_token,
         };
+        self.usage.record(
+            &token,
+            LastUse {
+                at: now,
+                client: req.client_addr,
+                grant,
+            },
+        );
         Ok((token, issued))
     }
 
-    /// One hash, at most one store read, one constant-time compare whatever the outcome, so
+    /// One hash, at most one store read, the same constant-time compares whatever the outcome
+    /// (the current password and, for a rotated token, the previous one), so
     /// an unknown name costs what a wrong secret costs.
     fn check_password(
         &self,
@@ -293,7 +316,7 @@ impl AuthService {
             Some(t) => {
                 // The secret first: whoever does not know it learns nothing more, not even
                 // in the log.
-                if !t.secret_hash.ct_eq(&presented) {
+                if !t.secret_matches(&presented, now) {
                     return Err(AuthError::Unauthorized(Denial::WrongSecret));
                 }
                 match Denial::of_unusable(&t, now) {
@@ -439,6 +462,13 @@ mod tests {
         }
         fn count(&self) -> Result<usize, StoreError> {
             self.inner.count()
+        }
+        fn record_uses(&self, uses: &[crate::store::TokenUse]) -> Result<usize, StoreError> {
+            self.wrote();
+            self.inner.record_uses(uses)
+        }
+        fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+            self.inner.expiring(until)
         }
     }
 
@@ -717,6 +747,134 @@ mod tests {
         assert!(
             matches!(login, Err(AuthError::Unauthorized(Denial::GoneDuringLogin))),
             "{login:?}"
+        );
+    }
+
+    fn service(store: Arc<dyn Store>, clock: Clock) -> AuthService {
+        let key =
+            SigningKey::from_pkcs8_pem(include_str!("../../tests/fixtures/es256.key")).unwrap();
+        AuthService::new(
+            store,
+            Issuer::new(key, "regauth".into(), 300),
+            clock,
+            &[RegistryConfig {
+                id: "default".into(),
+                service: SERVICE.into(),
+                hostname: "localhost:5000".into(),
+            }],
+        )
+    }
+
+    /// Issue 12: the previous password works during the grace period only; refresh tokens
+    /// issued to it keep working; a disable ends everything.
+    #[tokio::test]
+    async fn rotation_grace_and_refresh_tokens() {
+        let store = Arc::new(MemoryStore::new());
+        let clock = Clock::manual(t0());
+        let mut t = token("default", "ci-bot");
+        t.secret_hash = SecretHash::of("rga_old");
+        store.create(&t).unwrap();
+        let auth = service(store.clone(), clock.clone());
+        let ok = |r: &Result<Issued, AuthError>| r.is_ok();
+
+        let login = auth
+            .issue(request(password("ci-bot", "rga_old"), true))
+            .await;
+        let refresh_token = login.unwrap().refresh_token.unwrap();
+
+        t.rotate(
+            SecretHash::of("rga_new"),
+            chrono::Duration::minutes(10),
+            clock.now(),
+        )
+        .unwrap();
+        store.update(&t).unwrap();
+        let refresh = || Credentials::Refresh {
+            refresh_token: refresh_token.clone(),
+        };
+        assert!(ok(&auth
+            .issue(request(password("ci-bot", "rga_new"), false))
+            .await));
+        assert!(ok(&auth
+            .issue(request(password("ci-bot", "rga_old"), false))
+            .await));
+        assert!(ok(&auth.issue(request(refresh(), false)).await));
+
+        clock.advance(chrono::Duration::minutes(10));
+        let old = auth
+            .issue(request(password("ci-bot", "rga_old"), false))
+            .await;
+        assert!(
+            matches!(old, Err(AuthError::Unauthorized(_))),
+            "grace is over"
+        );
+        assert!(ok(&auth
+            .issue(request(password("ci-bot", "rga_new"), false))
+            .await));
+        assert!(
+            ok(&auth.issue(request(refresh(), false)).await),
+            "refresh tokens survive rotation"
+        );
+
+        t.status = crate::domain::Status::Disabled;
+        store.update(&t).unwrap();
+        for creds in [password("ci-bot", "rga_new"), refresh()] {
+            let r = auth.issue(request(creds, false)).await;
+            assert!(matches!(r, Err(AuthError::Unauthorized(_))), "disabled");
+        }
+    }
+
+    /// Issue 12: every success is noted for last-use tracking with its grant type and client,
+    /// and nothing is written until the recorder is flushed.
+    #[tokio::test]
+    async fn successes_are_noted_not_written() {
+        let store = Arc::new(CountingStore::default());
+        let clock = Clock::manual(t0());
+        let mut t = token("default", "ci-bot");
+        t.secret_hash = SecretHash::of(PASSWORD);
+        store.inner.create(&t).unwrap();
+        let auth = service(store.clone(), clock.clone());
+        let client: IpAddr = "198.51.100.4".parse().unwrap();
+
+        let mut req = request(password("ci-bot", PASSWORD), true);
+        req.client_addr = Some(client);
+        let refresh_token = auth.issue(req).await.unwrap().refresh_token.unwrap();
+        let noted = auth.usage().pending(t.id).unwrap();
+        assert_eq!(
+            (noted.at, noted.client, noted.grant),
+            (t0(), Some(client), GrantKind::Password)
+        );
+
+        clock.advance(chrono::Duration::seconds(5));
+        let denied = auth
+            .issue(request(password("ci-bot", "rga_wrong"), false))
+            .await;
+        assert!(denied.is_err());
+        assert_eq!(
+            auth.usage().pending(t.id).unwrap().at,
+            t0(),
+            "failures are not uses"
+        );
+        let r = auth
+            .issue(request(Credentials::Refresh { refresh_token }, false))
+            .await;
+        assert!(r.is_ok());
+        let noted = auth.usage().pending(t.id).unwrap();
+        assert_eq!(
+            (noted.at, noted.client, noted.grant),
+            (clock.now(), None, GrantKind::Refresh)
+        );
+
+        let writes_before = store.writes.load(Ordering::SeqCst);
+        assert_eq!(
+            store.inner.get("default", t.id).unwrap().unwrap().last_used,
+            None
+        );
+        assert_eq!(auth.usage().flush().unwrap(), 1);
+        assert_eq!(store.writes.load(Ordering::SeqCst), writes_before + 1);
+        assert_eq!(
+            store.inner.get("default", t.id).unwrap().unwrap().last_used,
+            Some(noted)
         );
     }
 }

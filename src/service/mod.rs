@@ -1,9 +1,13 @@
-//! Application services: the token decision (`auth`) and token administration (`admin`).
+//! Application services: the token decision (`auth`), token administration (`admin`),
+//! last-use tracking (`usage`) and expiry warnings (`expiry`).
 //!
 //! Dependency direction: `http -> service -> {domain, store, jwt}`. Services take and return
 //! domain types; they know nothing of axum or wire formats.
 pub mod admin;
 pub mod auth;
+pub mod expiry;
+pub mod usage;
 
 pub use admin::{AdminError, AdminService, NewToken, PutOutcome, TokenChanges};
 pub use auth::{AuthError, AuthService, Credentials, Denial, Issued, TokenRequest};
+pub use usage::UsageRecorder;

@@ -10,8 +10,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Page, RefreshGrant, Store, StoreError};
-use crate::domain::{SecretHash, Status, Token};
+use super::{Page, RefreshGrant, Store, StoreError, TokenUse};
+use crate::domain::{LastUse, SecretHash, Status, Token};
 
 /// (registry, name): ordered by registry, then name, like the sled key `registry \0 name`.
 type NameKey = (String, String);
@@ -155,8 +155,10 @@ impl Store for MemoryStore {
         if let Some(expiry) = token.expiry {
             inner.expiry.insert((expiry, token.id));
         }
+        let mut stored = token.clone();
+        stored.last_used = LastUse::latest(old.last_used, token.last_used);
         inner.ids.insert(token.id, new_key.clone());
-        inner.tokens.insert(new_key, token.clone());
+        inner.tokens.insert(new_key, stored);
         if token.status != Status::Enabled {
             // A disabled token keeps no refresh grants (see the trait).
             for (_, hash) in inner.refresh_by_token.remove(&token.id).unwrap_or_default() {
@@ -220,5 +222,32 @@ impl Store for MemoryStore {
 
     fn count(&self) -> Result<usize, StoreError> {
         Ok(self.read()?.tokens.len())
+    }
+
+    fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
+        let mut inner = self.write()?;
+        let mut written = 0;
+        for u in uses {
+            let Some(key) = inner.ids.get(&u.id).filter(|k| k.0 == u.registry).cloned() else {
+                continue;
+            };
+            if let Some(t) = inner.tokens.get_mut(&key) {
+                if t.last_used.is_none_or(|old| u.last_use.at > old.at) {
+                    t.last_used = Some(u.last_use);
+                    written += 1;
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+        let inner = self.read()?;
+        Ok(inner
+            .expiry
+            .range(..=(until, Uuid::max()))
+            .filter_map(|(_, id)| inner.ids.get(id).and_then(|k| inner.tokens.get(k)))
+            .cloned()
+            .collect())
     }
 }

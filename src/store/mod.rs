@@ -21,14 +21,17 @@
 //! - a disabled token has no refresh grants: an `update` that leaves the token disabled deletes
 //!   its grants in the same write, and `add_refresh` for a disabled token is `NotFound`. So
 //!   disabling a token ends its sessions for good: enabling it again revives none of them;
-//! - a registry id never contains NUL (they are slugs); writes reject one as `Backend`.
+//! - a registry id never contains NUL (they are slugs); writes reject one as `Backend`;
+//! - a token's last use only moves forward: `update` keeps a stored `last_used` later than
+//!   the one it is given, and `record_uses` changes nothing but `last_used`, so an admin
+//!   write and a background write of last uses never undo each other.
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{SecretHash, Token};
+use crate::domain::{LastUse, SecretHash, Token};
 
 mod cache;
 pub mod memory;
@@ -73,6 +76,14 @@ pub struct RefreshGrant {
     pub created: DateTime<Utc>,
 }
 
+/// A token's last use, to be written by [`Store::record_uses`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenUse {
+    pub registry: String,
+    pub id: Uuid,
+    pub last_use: LastUse,
+}
+
 /// The storage interface. Methods are synchronous (sled is); callers on async paths that
 /// write (and so fsync) run them on a blocking thread.
 pub trait Store: Send + Sync + 'static {
@@ -111,6 +122,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Number of tokens in all registries (for start-up logging and benchmarks).
     fn count(&self) -> Result<usize, StoreError>;
+
+    /// Sets `last_used` of each token in `uses` (by registry and id) that still exists, unless
+    /// its stored last use is later; changes nothing else. Tokens that are gone are skipped.
+    /// Durable once, for the whole batch. Returns how many tokens were written.
+    fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError>;
+
+    /// Every token, in all registries, whose expiry is at or before `until` (expired ones
+    /// not yet deleted included), soonest first. Reads the expiry index, not every token.
+    fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError>;
 }
 
 /// The conformance suite: every [`Store`] implementation must pass each function here.
@@ -144,6 +164,8 @@ pub(crate) mod tests {
             created_by: "admin".to_string(),
             modified: t0(),
             modified_by: "admin".to_string(),
+            previous: None,
+            last_used: None,
         }
     }
 
@@ -560,6 +582,125 @@ pub(crate) mod tests {
         assert!(s.find_refresh(&SecretHash([99; 32])).unwrap().is_some());
     }
 
+    fn used(at: DateTime<Utc>, client: &str) -> crate::domain::LastUse {
+        crate::domain::LastUse {
+            at,
+            client: Some(client.parse().unwrap()),
+            grant: crate::domain::GrantKind::Password,
+        }
+    }
+
+    fn use_of(t: &Token, last_use: crate::domain::LastUse) -> super::TokenUse {
+        super::TokenUse {
+            registry: t.registry.clone(),
+            id: t.id,
+            last_use,
+        }
+    }
+
+    pub(crate) fn record_uses_sets_last_use_only(s: &dyn Store) {
+        let a = token("default", "used");
+        let b = token("default", "also-used");
+        let untouched = token("default", "idle");
+        for t in [&a, &b, &untouched] {
+            s.create(t).unwrap();
+        }
+        // Read once so a cache in front of the store holds the old value.
+        assert_eq!(
+            s.find_by_name("default", "used")
+                .unwrap()
+                .unwrap()
+                .last_used,
+            None
+        );
+
+        let first = used(t0() + Duration::minutes(1), "192.0.2.1");
+        let ghost = token("default", "ghost");
+        let wrong_registry = Token {
+            registry: "staging".into(),
+            ..a.clone()
+        };
+        let written = s
+            .record_uses(&[
+                use_of(&a, first),
+                use_of(&b, first),
+                use_of(&ghost, first),
+                use_of(&wrong_registry, first),
+            ])
+            .unwrap();
+        assert_eq!(written, 2, "gone or foreign tokens are skipped");
+        let expect_a = Token {
+            last_used: Some(first),
+            ..a.clone()
+        };
+        assert_eq!(s.get("default", a.id).unwrap(), Some(expect_a.clone()));
+        assert_eq!(
+            s.find_by_name("default", "used").unwrap().as_deref(),
+            Some(&expect_a)
+        );
+        assert_eq!(s.get("default", untouched.id).unwrap(), Some(untouched));
+        assert_eq!(s.find_by_name("default", "ghost").unwrap(), None);
+
+        // Never backwards.
+        let earlier = used(t0(), "192.0.2.2");
+        assert_eq!(s.record_uses(&[use_of(&a, earlier)]).unwrap(), 0);
+        assert_eq!(
+            s.get("default", a.id).unwrap().unwrap().last_used,
+            Some(first)
+        );
+
+        // An admin update made from a read before the use keeps the later use.
+        let disabled = Token {
+            status: Status::Disabled,
+            ..a.clone()
+        };
+        s.update(&disabled).unwrap();
+        let stored = s.get("default", a.id).unwrap().unwrap();
+        assert_eq!(stored.status, Status::Disabled);
+        assert_eq!(stored.last_used, Some(first));
+        // An update carrying a later use stores it.
+        let later = used(t0() + Duration::minutes(2), "2001:db8::1");
+        s.update(&Token {
+            last_used: Some(later),
+            ..stored
+        })
+        .unwrap();
+        assert_eq!(
+            s.find_by_name("default", "used")
+                .unwrap()
+                .unwrap()
+                .last_used,
+            Some(later)
+        );
+        assert_eq!(s.record_uses(&[]).unwrap(), 0);
+    }
+
+    pub(crate) fn expiring_reads_the_expiry_index(s: &dyn Store) {
+        let soon = expiring("default", "soon", t0() + Duration::days(2));
+        let sooner = expiring("staging", "sooner", t0() + Duration::days(1));
+        let at_limit = expiring("default", "at-limit", t0() + Duration::days(7));
+        let past = expiring("default", "past", t0() - Duration::hours(1));
+        let later = expiring("default", "later", t0() + Duration::days(8));
+        let never = token("default", "never");
+        for t in [&soon, &sooner, &at_limit, &past, &later, &never] {
+            s.create(t).unwrap();
+        }
+        let found = s.expiring(t0() + Duration::days(7)).unwrap();
+        assert_eq!(names(&found), ["past", "sooner", "soon", "at-limit"]);
+        assert_eq!(found[1], sooner);
+        assert!(s.expiring(t0() - Duration::days(1)).unwrap().is_empty());
+        // Moving an expiry moves it in the index.
+        s.update(&Token {
+            expiry: Some(t0() + Duration::days(30)),
+            ..soon
+        })
+        .unwrap();
+        assert_eq!(
+            names(&s.expiring(t0() + Duration::days(7)).unwrap()),
+            ["past", "sooner", "at-limit"]
+        );
+    }
+
     pub(crate) fn count_across_registries(s: &dyn Store) {
         assert_eq!(s.count().unwrap(), 0);
         let tokens: Vec<Token> = (0..7)
@@ -778,7 +919,8 @@ pub(crate) mod tests {
                 delete_expired_boundaries, refresh_add_find_cap, count_across_registries,
                 racing_creates_one_winner, racing_grants_respect_cap,
                 grants_racing_delete_die_with_token, disable_revokes_refresh_grants,
-                grants_racing_disable_never_survive);
+                grants_racing_disable_never_survive, record_uses_sets_last_use_only,
+                expiring_reads_the_expiry_index);
         };
         (@tests $make:expr; $($name:ident),+) => {
             $(

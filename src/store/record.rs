@@ -3,7 +3,11 @@
 //!
 //! Every record starts with a format byte:
 //!
-//! - `2` (written now): postcard of [`TokenV2`] / [`GrantV2`]. Ids and the secret hash are
+//! - `3` (tokens, written now): postcard of [`TokenV3`]: exactly the format-2 fields, then the
+//!   previous password of a rotation (hash, end of grace) and the last use (instant, client
+//!   address as 4 or 16 bytes, grant type byte), each optional. A format-2 token decodes as
+//!   one that was never rotated nor used.
+//! - `2` (grants, written now; tokens, read only): postcard of [`TokenV2`] / [`GrantV2`]. Ids and the secret hash are
 //!   raw bytes, timestamps are (seconds, nanoseconds) since 1970, a scope's type is one byte
 //!   and its actions a bit set; text fields are borrowed from the record while decoding. A
 //!   token read (the token endpoint's hot path) parses no text beyond re-validating the
@@ -14,19 +18,24 @@
 //!
 //! Decoding validates as much as the admin API does on input, so a damaged record is an
 //! error naming its key (in `sled.rs`), never a token that breaks a domain rule.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::RefreshGrant;
 use crate::domain::{
-    ActionSet, RegistryTarget, Scope, ScopeTarget, SecretHash, Status, Token, TokenName,
+    ActionSet, GrantKind, LastUse, PreviousSecret, RegistryTarget, Scope, ScopeTarget, SecretHash,
+    Status, Token, TokenName,
 };
 
 /// The legacy serde form.
 const FORMAT_SERDE: u8 = 1;
 /// [`TokenV2`] and [`GrantV2`].
 const FORMAT_COMPACT: u8 = 2;
+/// [`TokenV3`].
+const FORMAT_LIFECYCLE: u8 = 3;
 
 /// An instant as whole seconds since 1970 and the nanoseconds within that second.
 type Instant = (i64, u32);
@@ -69,6 +78,71 @@ struct TokenV2<'a> {
     modified_by: &'a str,
 }
 
+/// Format 3: format 2, then what rotation and last-use tracking add.
+#[derive(Serialize, Deserialize)]
+struct TokenV3<'a> {
+    #[serde(borrow)]
+    v2: TokenV2<'a>,
+    /// The previous password's hash and the end of its grace period.
+    previous: Option<([u8; 32], Instant)>,
+    last_used: Option<UseV3>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UseV3 {
+    at: Instant,
+    client: Option<Address>,
+    /// [`PASSWORD_GRANT`] or [`REFRESH_GRANT`].
+    grant: u8,
+}
+
+#[derive(Serialize, Deserialize)]
+enum Address {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+/// Grant type byte.
+const PASSWORD_GRANT: u8 = 0;
+const REFRESH_GRANT: u8 = 1;
+
+/// The token as format 1 stored it: the serde form of the domain token before rotation and
+/// last use existed. Frozen: it must not follow later changes of [`Token`].
+#[derive(Serialize, Deserialize)]
+struct TokenV1 {
+    id: Uuid,
+    registry: String,
+    name: TokenName,
+    status: Status,
+    expiry: Option<DateTime<Utc>>,
+    scopes: Vec<Scope>,
+    secret_hash: SecretHash,
+    created: DateTime<Utc>,
+    created_by: String,
+    modified: DateTime<Utc>,
+    modified_by: String,
+}
+
+impl From<TokenV1> for Token {
+    fn from(r: TokenV1) -> Token {
+        Token {
+            id: r.id,
+            registry: r.registry,
+            name: r.name,
+            status: r.status,
+            expiry: r.expiry,
+            scopes: r.scopes,
+            secret_hash: r.secret_hash,
+            created: r.created,
+            created_by: r.created_by,
+            modified: r.modified,
+            modified_by: r.modified_by,
+            previous: None,
+            last_used: None,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct GrantV2<'a> {
     hash: [u8; 32],
@@ -94,7 +168,7 @@ fn format_of(bytes: &[u8]) -> Result<(u8, &[u8]), String> {
 }
 
 fn unknown_format(format: u8) -> String {
-    format!("unknown record format {format} (this regauth reads formats 1 and 2)")
+    format!("unknown record format {format} (this regauth reads formats 1, 2 and 3)")
 }
 
 /// A token's record, in the current format.
@@ -111,34 +185,86 @@ pub fn encode_token(token: &Token) -> Result<Vec<u8>, String> {
             actions: s.actions.bits(),
         })
         .collect();
+    let v2 = TokenV2 {
+        id: *token.id.as_bytes(),
+        registry: &token.registry,
+        name: token.name.as_str(),
+        enabled: token.status == Status::Enabled,
+        expiry: token.expiry.map(instant),
+        scopes,
+        secret_hash: token.secret_hash.0,
+        created: instant(token.created),
+        created_by: &token.created_by,
+        modified: instant(token.modified),
+        modified_by: &token.modified_by,
+    };
     with_format(
-        FORMAT_COMPACT,
-        &TokenV2 {
-            id: *token.id.as_bytes(),
-            registry: &token.registry,
-            name: token.name.as_str(),
-            enabled: token.status == Status::Enabled,
-            expiry: token.expiry.map(instant),
-            scopes,
-            secret_hash: token.secret_hash.0,
-            created: instant(token.created),
-            created_by: &token.created_by,
-            modified: instant(token.modified),
-            modified_by: &token.modified_by,
+        FORMAT_LIFECYCLE,
+        &TokenV3 {
+            v2,
+            previous: token.previous.map(|p| (p.hash.0, instant(p.until))),
+            last_used: token.last_used.map(|u| UseV3 {
+                at: instant(u.at),
+                client: u.client.map(|a| match a {
+                    IpAddr::V4(a) => Address::V4(a.octets()),
+                    IpAddr::V6(a) => Address::V6(a.octets()),
+                }),
+                grant: match u.grant {
+                    GrantKind::Password => PASSWORD_GRANT,
+                    GrantKind::Refresh => REFRESH_GRANT,
+                },
+            }),
         },
     )
 }
 
-/// A token from its record, in either format.
+/// A token from its record, in any format.
 pub fn decode_token(bytes: &[u8]) -> Result<Token, String> {
     match format_of(bytes)? {
+        (FORMAT_LIFECYCLE, rest) => {
+            let r: TokenV3 = postcard::from_bytes(rest).map_err(|e| e.to_string())?;
+            token_from_v3(r)
+        }
         (FORMAT_COMPACT, rest) => {
             let r: TokenV2 = postcard::from_bytes(rest).map_err(|e| e.to_string())?;
             token_from_v2(r)
         }
-        (FORMAT_SERDE, rest) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        (FORMAT_SERDE, rest) => postcard::from_bytes::<TokenV1>(rest)
+            .map(Token::from)
+            .map_err(|e| e.to_string()),
         (other, _) => Err(unknown_format(other)),
     }
+}
+
+fn token_from_v3(r: TokenV3<'_>) -> Result<Token, String> {
+    let mut token = token_from_v2(r.v2)?;
+    token.previous = r
+        .previous
+        .map(|(hash, until)| {
+            datetime(until).map(|until| PreviousSecret {
+                hash: SecretHash(hash),
+                until,
+            })
+        })
+        .transpose()?;
+    token.last_used = r
+        .last_used
+        .map(|u| -> Result<LastUse, String> {
+            Ok(LastUse {
+                at: datetime(u.at)?,
+                client: u.client.map(|a| match a {
+                    Address::V4(a) => IpAddr::V4(Ipv4Addr::from(a)),
+                    Address::V6(a) => IpAddr::V6(Ipv6Addr::from(a)),
+                }),
+                grant: match u.grant {
+                    PASSWORD_GRANT => GrantKind::Password,
+                    REFRESH_GRANT => GrantKind::Refresh,
+                    other => return Err(format!("last use: unknown grant type byte {other}")),
+                },
+            })
+        })
+        .transpose()?;
+    Ok(token)
 }
 
 fn token_from_v2(r: TokenV2<'_>) -> Result<Token, String> {
@@ -165,6 +291,8 @@ fn token_from_v2(r: TokenV2<'_>) -> Result<Token, String> {
         created_by: r.created_by.to_string(),
         modified: datetime(r.modified)?,
         modified_by: r.modified_by.to_string(),
+        previous: None,
+        last_used: None,
     })
 }
 
@@ -249,6 +377,49 @@ mod tests {
             created_by: "admin".into(),
             modified: at(-5, 999_999_999), // before 1970 too
             modified_by: "someone else".into(),
+            previous: None,
+            last_used: None,
+        }
+    }
+
+    /// [`token`] after a rotation and a use, with an IPv6 or IPv4 client.
+    fn rotated_and_used(v6: bool) -> Token {
+        Token {
+            previous: Some(PreviousSecret {
+                hash: SecretHash::of("rga_previous"),
+                until: at(1_850_000_000, 7),
+            }),
+            last_used: Some(LastUse {
+                at: at(1_840_000_000, 999),
+                client: Some(if v6 {
+                    "2001:db8::17".parse().unwrap()
+                } else {
+                    "192.0.2.9".parse().unwrap()
+                }),
+                grant: if v6 {
+                    GrantKind::Refresh
+                } else {
+                    GrantKind::Password
+                },
+            }),
+            ..token()
+        }
+    }
+
+    /// A token in format 1's frozen serde form.
+    fn v1(t: &Token) -> TokenV1 {
+        TokenV1 {
+            id: t.id,
+            registry: t.registry.clone(),
+            name: t.name.clone(),
+            status: t.status,
+            expiry: t.expiry,
+            scopes: t.scopes.clone(),
+            secret_hash: t.secret_hash,
+            created: t.created,
+            created_by: t.created_by.clone(),
+            modified: t.modified,
+            modified_by: t.modified_by.clone(),
         }
     }
 
@@ -272,11 +443,19 @@ mod tests {
     fn tokens_round_trip_exactly() {
         let mut t = token();
         let bytes = encode_token(&t).unwrap();
-        assert_eq!(bytes[0], FORMAT_COMPACT);
+        assert_eq!(bytes[0], FORMAT_LIFECYCLE);
         assert_eq!(decode_token(&bytes).unwrap(), t);
         t.status = Status::Enabled;
         t.expiry = None;
         t.scopes.clear();
+        assert_eq!(decode_token(&encode_token(&t).unwrap()).unwrap(), t);
+        for v6 in [false, true] {
+            let t = rotated_and_used(v6);
+            assert_eq!(decode_token(&encode_token(&t).unwrap()).unwrap(), t);
+        }
+        let mut t = rotated_and_used(false);
+        t.last_used = t.last_used.map(|u| LastUse { client: None, ..u });
+        t.previous = None;
         assert_eq!(decode_token(&encode_token(&t).unwrap()).unwrap(), t);
     }
 
@@ -291,7 +470,7 @@ mod tests {
     #[test]
     fn format_1_records_still_decode() {
         let t = token();
-        assert_eq!(decode_token(&legacy(&t)).unwrap(), t);
+        assert_eq!(decode_token(&legacy(&v1(&t))).unwrap(), t);
         let g = grant();
         assert_eq!(decode_grant(&legacy(&g)).unwrap(), g);
     }
@@ -299,7 +478,7 @@ mod tests {
     #[test]
     fn compact_records_are_smaller_than_format_1() {
         let t = token();
-        let (new, old) = (encode_token(&t).unwrap(), legacy(&t));
+        let (new, old) = (encode_token(&t).unwrap(), legacy(&v1(&t)));
         assert!(
             new.len() * 10 < old.len() * 7,
             "{} vs {}",
@@ -309,6 +488,7 @@ mod tests {
     }
 
     /// The layout is on disk: changing it needs a new format byte, not a silent change.
+    /// Format 2 is no longer written, but records in it must keep decoding.
     #[test]
     fn format_2_layout_is_pinned() {
         let t = Token {
@@ -323,6 +503,8 @@ mod tests {
             created_by: "x".into(),
             modified: at(4, 5),
             modified_by: "y".into(),
+            previous: None,
+            last_used: None,
         };
         let mut expected = vec![2u8];
         expected.extend([0; 15]);
@@ -331,13 +513,89 @@ mod tests {
         expected.extend([1, 0, 3, b'a', b'/', b'*', 3]); // one scope: repository "a/*" pull+push
         expected.extend([7; 32]); // hash
         expected.extend([4, 3, 1, b'x', 8, 5, 1, b'y']); // zigzag secs, nanos, name; twice
-        assert_eq!(encode_token(&t).unwrap(), expected);
         assert_eq!(decode_token(&expected).unwrap(), t);
+        // Format 3 of a token never rotated nor used: the same bytes, then two "none"s.
+        let mut v3 = expected.clone();
+        v3[0] = 3;
+        v3.extend([0, 0]);
+        assert_eq!(encode_token(&t).unwrap(), v3);
+        assert_eq!(decode_token(&v3).unwrap(), t);
+    }
+
+    /// Format 3's additions, byte by byte.
+    #[test]
+    fn format_3_layout_is_pinned() {
+        let base = Token {
+            id: Uuid::from_u128(1),
+            registry: "r".into(),
+            name: "abc".parse().unwrap(),
+            status: Status::Enabled,
+            expiry: None,
+            scopes: vec![],
+            secret_hash: SecretHash([7; 32]),
+            created: at(2, 3),
+            created_by: "x".into(),
+            modified: at(4, 5),
+            modified_by: "y".into(),
+            previous: None,
+            last_used: None,
+        };
+        let mut head = vec![3u8];
+        head.extend([0; 15]);
+        head.push(1); // id
+        head.extend([1, b'r', 3, b'a', b'b', b'c', 1, 0, 0]); // registry, name, enabled, no expiry, no scopes
+        head.extend([7; 32]); // hash
+        head.extend([4, 3, 1, b'x', 8, 5, 1, b'y']);
+
+        let v4 = Token {
+            previous: Some(PreviousSecret {
+                hash: SecretHash([9; 32]),
+                until: at(6, 7),
+            }),
+            last_used: Some(LastUse {
+                at: at(10, 11),
+                client: Some("192.0.2.1".parse().unwrap()),
+                grant: GrantKind::Password,
+            }),
+            ..base.clone()
+        };
+        let mut expected = head.clone();
+        expected.push(1); // a previous password
+        expected.extend([9; 32]);
+        expected.extend([12, 7]); // until: zigzag secs, nanos
+        expected.extend([1, 20, 11]); // a last use at (10 s, 11 ns)
+        expected.extend([1, 0, 192, 0, 2, 1]); // some client, IPv4, its octets
+        expected.push(0); // password grant
+        assert_eq!(encode_token(&v4).unwrap(), expected);
+        assert_eq!(decode_token(&expected).unwrap(), v4);
+
+        let v6 = Token {
+            last_used: Some(LastUse {
+                at: at(10, 11),
+                client: Some("::1".parse().unwrap()),
+                grant: GrantKind::Refresh,
+            }),
+            ..base.clone()
+        };
+        let mut expected = head.clone();
+        expected.push(0); // no previous password
+        expected.extend([1, 20, 11, 1, 1]); // a last use, some client, IPv6
+        expected.extend([0; 15]);
+        expected.push(1);
+        expected.push(1); // refresh grant
+        assert_eq!(encode_token(&v6).unwrap(), expected);
+        assert_eq!(decode_token(&expected).unwrap(), v6);
+
+        // An unknown grant type byte is an error, not a guess.
+        let last = expected.len() - 1;
+        expected[last] = 2;
+        let e = decode_token(&expected).unwrap_err();
+        assert!(e.contains("unknown grant type byte 2"), "{e}");
     }
 
     #[test]
     fn damaged_records_are_errors_that_say_what_is_wrong() {
-        let good = encode_token(&token()).unwrap();
+        let good = encode_token(&rotated_and_used(true)).unwrap();
         assert_eq!(decode_token(&[]).unwrap_err(), "empty record");
         let e = decode_token(&[9, 1, 2]).unwrap_err();
         assert!(e.contains("unknown record format 9"), "{e}");

@@ -52,8 +52,8 @@ use sled::{IVec, Tree};
 use uuid::Uuid;
 
 use super::cache::{self, TokenCache};
-use super::{record, Page, RefreshGrant, Store, StoreError};
-use crate::domain::{SecretHash, Status, Token};
+use super::{record, Page, RefreshGrant, Store, StoreError, TokenUse};
+use crate::domain::{LastUse, SecretHash, Status, Token};
 
 /// Default page cache. A lookup that misses it reads and decodes a whole leaf (up to 16
 /// tokens) on the async worker, which costs more CPU than the JWT signature and, when the OS
@@ -251,6 +251,18 @@ impl Store for SledStore {
                 return abort(missing_token(token.id, &old_key));
             };
             let old = decode_token(&old_key, &old_bytes).or_else(abort)?;
+            // A later use written in the background since the caller read the token stays.
+            let later_use = match (old.last_used, token.last_used) {
+                (Some(o), n) if n.is_none_or(|n| o.at > n.at) => Some(Token {
+                    last_used: Some(o),
+                    ..token.clone()
+                }),
+                _ => None,
+            };
+            let value = match &later_use {
+                Some(t) => encode(t).or_else(abort)?,
+                None => value.clone(),
+            };
             if old_key != new_key.as_slice() {
                 // A rename: callers forbid it, but keep the name index consistent.
                 if trees.tokens.get(&new_key)?.is_some() {
@@ -427,6 +439,59 @@ impl Store for SledStore {
             total += decode_count(&key, &value)?;
         }
         Ok(total as usize)
+    }
+
+    fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
+        let mut written = 0;
+        for u in uses {
+            let prefix = registry_prefix(&u.registry);
+            // Only `tokens` changes, but `ids` is read inside the transaction so that a
+            // concurrent delete (which removes both) is either before or after this write.
+            let key = (&self.tokens, &self.ids)
+                .transaction(|(tokens, ids)| {
+                    let Some(key) = ids.get(u.id.as_bytes())? else {
+                        return Ok(None);
+                    };
+                    if !key.starts_with(&prefix) {
+                        return Ok(None);
+                    }
+                    let Some(bytes) = tokens.get(&key)? else {
+                        return Ok(None);
+                    };
+                    let mut token = decode_token(&key, &bytes).or_else(abort)?;
+                    if token.last_used.is_some_and(|old| old.at >= u.last_use.at) {
+                        return Ok(None);
+                    }
+                    token.last_used = LastUse::latest(token.last_used, Some(u.last_use));
+                    tokens.insert(&key, encode(&token).or_else(abort)?)?;
+                    Ok(Some(key))
+                })
+                .map_err(tx_error)?;
+            if let Some(key) = key {
+                self.hot.invalidate(&key);
+                written += 1;
+            }
+        }
+        if written > 0 {
+            self.flush()?;
+        }
+        Ok(written)
+    }
+
+    fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+        let mut upper = millis_key(until.timestamp_millis()).to_vec();
+        upper.extend_from_slice(&[0xff; ID_LEN]);
+        let mut found = Vec::new();
+        for entry in self.expiry.range(..=upper) {
+            let (_, name_key) = entry.map_err(backend)?;
+            // Without a transaction: a token deleted since the index read is skipped.
+            if let Some(t) = self.token_at(&name_key)? {
+                if t.expiry.is_some_and(|at| at <= until) {
+                    found.push(t);
+                }
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -1,0 +1,63 @@
+//! Durable creation of the files regauth provisions at first start: the admin token, the
+//! signing key, its certificate and the JWK set.
+//!
+//! Dependency direction: a leaf (std only), used by `server` and `jwt`.
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// A file could not be created or written; `path` is the file or directory that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct WriteError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Creates `path` (and its missing parent directories) with permission bits `mode`, never
+/// replacing an existing file, writes `contents`, and syncs the file and its directory so
+/// the file survives a crash right after start-up.
+pub fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), WriteError> {
+    let at = |p: &Path| {
+        let path = p.to_path_buf();
+        move |source| WriteError { path, source }
+    };
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = parent {
+        fs::create_dir_all(dir).map_err(at(dir))?;
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(at(path))?;
+    file.write_all(contents).map_err(at(path))?;
+    file.sync_all().map_err(at(path))?;
+    let dir = parent.unwrap_or(Path::new("."));
+    File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn creates_parents_with_the_mode_and_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/secret");
+        write_new_file(&path, b"one", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+
+        let err = write_new_file(&path, b"two", 0o600).unwrap_err();
+        assert_eq!(err.path, path);
+        assert_eq!(err.source.kind(), io::ErrorKind::AlreadyExists);
+        assert!(err.to_string().starts_with(&path.display().to_string()));
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+    }
+}

@@ -1,0 +1,265 @@
+//! Last-use tracking off the request path. The token endpoint notes each successful
+//! authentication here (a map insert under a lock: no I/O, no allocation once the token is in
+//! the map); a background task writes what was noted to the store once per interval
+//! ([`FLUSH_INTERVAL`], so at most once per token per interval) and the server writes the rest
+//! on shutdown. A crash loses at most one interval of last uses, never a token.
+//!
+//! Dependency direction: `service -> {domain, store}`. Reads of tokens by the admin service
+//! overlay what is noted but not yet written ([`UsageRecorder::pending`]), so the admin API
+//! shows a use at once.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use crate::domain::{LastUse, Token};
+use crate::store::{Store, StoreError, TokenUse};
+
+/// How often noted uses are written: each token's last use is written at most once per
+/// interval, and a crash loses at most one interval.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Last uses noted since the last write, by token id.
+pub struct UsageRecorder {
+    store: Arc<dyn Store>,
+    /// The token (for its registry at write time) and its latest use.
+    pending: Mutex<HashMap<Uuid, (Arc<Token>, LastUse)>>,
+}
+
+impl UsageRecorder {
+    /// Nothing noted yet.
+    pub fn new(store: Arc<dyn Store>) -> UsageRecorder {
+        UsageRecorder {
+            store,
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, (Arc<Token>, LastUse)>> {
+        // Every critical section leaves the map consistent, so a poisoned one is still good.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes that `token` authenticated. Keeps the later use if one is already noted.
+    pub fn record(&self, token: &Arc<Token>, last_use: LastUse) {
+        let mut pending = self.lock();
+        match pending.get_mut(&token.id) {
+            Some((_, noted)) => {
+                if last_use.at >= noted.at {
+                    *noted = last_use;
+                }
+            }
+            None => {
+                pending.insert(token.id, (token.clone(), last_use));
+            }
+        }
+    }
+
+    /// The use of token `id` noted but not yet written, if any.
+    pub fn pending(&self, id: Uuid) -> Option<LastUse> {
+        self.lock().get(&id).map(|(_, u)| *u)
+    }
+
+    /// `token` with its noted, not yet written use, if that is later than the stored one.
+    pub fn overlay(&self, mut token: Token) -> Token {
+        token.last_used = LastUse::latest(token.last_used, self.pending(token.id));
+        token
+    }
+
+    /// Number of tokens with a use not yet written.
+    pub fn pending_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Writes every noted use to the store (blocking: the store fsyncs). On failure the uses
+    /// stay noted for the next attempt. Returns how many tokens were written.
+    pub fn flush(&self) -> Result<usize, StoreError> {
+        let taken = std::mem::take(&mut *self.lock());
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        let uses: Vec<TokenUse> = taken
+            .values()
+            .map(|(t, u)| TokenUse {
+                registry: t.registry.clone(),
+                id: t.id,
+                last_use: *u,
+            })
+            .collect();
+        match self.store.record_uses(&uses) {
+            Ok(written) => Ok(written),
+            Err(e) => {
+                // Put them back, unless a later use was noted meanwhile.
+                let mut pending = self.lock();
+                for (id, (t, u)) in taken {
+                    let entry = pending.entry(id).or_insert((t, u));
+                    if u.at > entry.1.at {
+                        entry.1 = u;
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Writes noted uses every `every`, forever (the server aborts it and flushes once more on
+/// shutdown).
+pub async fn run_flusher(recorder: Arc<UsageRecorder>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate; nothing is noted yet
+    loop {
+        tick.tick().await;
+        let r = recorder.clone();
+        match tokio::task::spawn_blocking(move || r.flush()).await {
+            Ok(Ok(written)) => debug!(tokens = written, "last uses written"),
+            Ok(Err(e)) => warn!(error = %e, "writing last uses failed; will retry"),
+            Err(e) => warn!(error = %e, "last-use write task failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration as TimeDelta;
+
+    use super::*;
+    use crate::domain::GrantKind;
+    use crate::store::tests::{t0, token};
+    use crate::store::MemoryStore;
+
+    fn use_at(minutes: i64, grant: GrantKind) -> LastUse {
+        LastUse {
+            at: t0() + TimeDelta::minutes(minutes),
+            client: Some("192.0.2.7".parse().unwrap()),
+            grant,
+        }
+    }
+
+    #[test]
+    fn uses_are_coalesced_in_memory_and_written_on_flush() {
+        let store = Arc::new(MemoryStore::new());
+        let a = Arc::new(token("default", "bot-a"));
+        let b = Arc::new(token("default", "bot-b"));
+        store.create(&a).unwrap();
+        store.create(&b).unwrap();
+        let r = UsageRecorder::new(store.clone());
+
+        for m in 1..=5 {
+            r.record(&a, use_at(m, GrantKind::Password));
+        }
+        r.record(&a, use_at(3, GrantKind::Refresh)); // out of order: the later one stays
+        r.record(&b, use_at(2, GrantKind::Refresh));
+        assert_eq!(r.pending_count(), 2, "one entry per token");
+        assert_eq!(r.pending(a.id), Some(use_at(5, GrantKind::Password)));
+        assert_eq!(store.get("default", a.id).unwrap().unwrap().last_used, None);
+        let shown = r.overlay(store.get("default", a.id).unwrap().unwrap());
+        assert_eq!(shown.last_used, Some(use_at(5, GrantKind::Password)));
+
+        assert_eq!(r.flush().unwrap(), 2);
+        assert_eq!(r.pending_count(), 0);
+        assert_eq!(
+            store.get("default", a.id).unwrap().unwrap().last_used,
+            Some(use_at(5, GrantKind::Password))
+        );
+        assert_eq!(
+            store.get("default", b.id).unwrap().unwrap().last_used,
+            Some(use_at(2, GrantKind::Refresh))
+        );
+        assert_eq!(r.flush().unwrap(), 0, "nothing new");
+
+        // A token deleted before the write is skipped, not resurrected.
+        r.record(&a, use_at(9, GrantKind::Password));
+        assert!(store.delete("default", a.id).unwrap());
+        assert_eq!(r.flush().unwrap(), 0);
+        assert_eq!(store.get("default", a.id).unwrap(), None);
+    }
+
+    /// A store whose writes of last uses fail.
+    struct Broken(MemoryStore);
+
+    impl Store for Broken {
+        fn find_by_name(&self, r: &str, n: &str) -> Result<Option<Arc<Token>>, StoreError> {
+            self.0.find_by_name(r, n)
+        }
+        fn get(&self, r: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
+            self.0.get(r, id)
+        }
+        fn list(&self, r: &str, o: usize, l: usize) -> Result<crate::store::Page, StoreError> {
+            self.0.list(r, o, l)
+        }
+        fn create(&self, t: &Token) -> Result<(), StoreError> {
+            self.0.create(t)
+        }
+        fn update(&self, t: &Token) -> Result<(), StoreError> {
+            self.0.update(t)
+        }
+        fn delete(&self, r: &str, id: Uuid) -> Result<bool, StoreError> {
+            self.0.delete(r, id)
+        }
+        fn delete_expired(
+            &self,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> Result<Vec<Token>, StoreError> {
+            self.0.delete_expired(now)
+        }
+        fn add_refresh(&self, g: &crate::store::RefreshGrant, c: usize) -> Result<(), StoreError> {
+            self.0.add_refresh(g, c)
+        }
+        fn find_refresh(
+            &self,
+            h: &crate::domain::SecretHash,
+        ) -> Result<Option<crate::store::RefreshGrant>, StoreError> {
+            self.0.find_refresh(h)
+        }
+        fn count(&self) -> Result<usize, StoreError> {
+            self.0.count()
+        }
+        fn record_uses(&self, _: &[TokenUse]) -> Result<usize, StoreError> {
+            Err(StoreError::Backend("disk full".into()))
+        }
+        fn expiring(&self, until: chrono::DateTime<chrono::Utc>) -> Result<Vec<Token>, StoreError> {
+            self.0.expiring(until)
+        }
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_uses_for_the_next_attempt() {
+        let store = Arc::new(Broken(MemoryStore::new()));
+        let a = Arc::new(token("default", "bot-a"));
+        store.create(&a).unwrap();
+        let r = UsageRecorder::new(store);
+        r.record(&a, use_at(1, GrantKind::Password));
+        assert!(r.flush().is_err());
+        assert_eq!(r.pending(a.id), Some(use_at(1, GrantKind::Password)));
+    }
+
+    #[tokio::test]
+    async fn the_flusher_writes_in_the_background() {
+        let store = Arc::new(MemoryStore::new());
+        let a = Arc::new(token("default", "bot-a"));
+        store.create(&a).unwrap();
+        let r = Arc::new(UsageRecorder::new(store.clone()));
+        let task = tokio::spawn(run_flusher(r.clone(), Duration::from_millis(20)));
+        r.record(&a, use_at(1, GrantKind::Password));
+        let mut written = false;
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if store
+                .get("default", a.id)
+                .unwrap()
+                .unwrap()
+                .last_used
+                .is_some()
+            {
+                written = true;
+                break;
+            }
+        }
+        task.abort();
+        assert!(written, "the flusher should have written the use");
+    }
+}
