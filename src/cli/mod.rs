@@ -36,7 +36,8 @@ Client commands find the server and the admin token in this order:
 The config file is --config / REGAUTH_CONFIG, else config/regauth.toml when present.
 
 Exit status: 0 success; 1 the request failed (server unreachable, admin token refused,
-unknown token, rejected by the server); 2 invalid arguments or configuration.";
+unknown token, rejected by the server); 2 invalid arguments or configuration.
+With --output json, errors are one JSON object on stderr: {\"error\", \"exitCode\", \"httpStatus\"}.";
 
 /// regauth: token authentication for Docker/OCI registries.
 #[derive(Debug, Parser)]
@@ -72,7 +73,8 @@ pub struct GlobalArgs {
         value_name = "TOKEN"
     )]
     pub admin_token: Option<String>,
-    /// Output format of client commands: readable text, or the admin API's JSON for scripts.
+    /// Output format of client commands: readable text, or the admin API's JSON for scripts
+    /// (errors then are JSON on stderr).
     #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
