@@ -13,6 +13,7 @@
 //! axum. `config` and `clock` are leaves used by all.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;

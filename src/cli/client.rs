@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use reqwest::blocking::{Client as Http, Response};
 use reqwest::{Method, StatusCode, Url};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
+use crate::api::ErrorBody;
 use crate::config::{Config, ConfigError};
 
 /// A failure of a client command. `Display` is the one line printed on stderr.
@@ -129,13 +131,9 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// `{"httpStatus","messages":[{"errorCode","message"}]}` → `messages[0].message`.
 fn api_message(status: StatusCode, body: &str) -> String {
-    serde_json::from_str::<Value>(body)
+    serde_json::from_str::<ErrorBody>(body)
         .ok()
-        .and_then(|v| {
-            v.pointer("/messages/0/message")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
+        .and_then(|b| b.message().map(str::to_string))
         .unwrap_or_else(|| {
             let reason = status.canonical_reason().unwrap_or("error");
             format!("the server answered {reason} without an admin-API error body")
@@ -181,13 +179,20 @@ impl Client {
         }
     }
 
-    fn send(&self, method: Method, url: Url, body: Option<&Value>) -> Result<Response, CliError> {
+    fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&dyn erased::Body>,
+    ) -> Result<Response, CliError> {
         let mut req = self.http.request(method, url);
         if let Some(t) = &self.admin_token {
             req = req.bearer_auth(t);
         }
         if let Some(b) = body {
-            req = req.json(b);
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.to_json()?);
         }
         req.send().map_err(|e| self.unreachable(e))
     }
@@ -206,14 +211,48 @@ impl Client {
         }
     }
 
-    /// A request to `/api/v1/<segments>?<query>`; the reply's JSON (`Null` for 204).
-    pub fn api(
+    /// `GET /api/v1/<segments>?<query>`, the reply read as `T`.
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<T, CliError> {
+        self.decode(&self.api(Method::GET, segments, query, None)?)
+    }
+
+    /// `method /api/v1/<segments>` with `body` as JSON, the reply read as `T`.
+    pub fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<T, CliError> {
+        self.decode(&self.api(method, segments, &[], Some(body))?)
+    }
+
+    /// `DELETE /api/v1/<segments>`; the reply has no body.
+    pub fn delete(&self, segments: &[&str]) -> Result<(), CliError> {
+        self.api(Method::DELETE, segments, &[], None).map(drop)
+    }
+
+    /// Reads a reply as one of the API's types.
+    fn decode<T: DeserializeOwned>(&self, text: &str) -> Result<T, CliError> {
+        serde_json::from_str(text).map_err(|e| {
+            CliError::Other(format!(
+                "the server's reply is not the admin API's JSON ({e}); is {} a regauth server?",
+                self.base
+            ))
+        })
+    }
+
+    /// A request to `/api/v1/<segments>?<query>`; the reply's text (empty for 204).
+    fn api(
         &self,
         method: Method,
         segments: &[&str],
         query: &[(&str, String)],
-        body: Option<&Value>,
-    ) -> Result<Value, CliError> {
+        body: Option<&dyn erased::Body>,
+    ) -> Result<String, CliError> {
         let mut path = vec!["api", "v1"];
         path.extend_from_slice(segments);
         let mut url = join(&self.base, &path);
@@ -230,15 +269,23 @@ impl Client {
                 message: api_message(status, &text),
             });
         }
-        if text.trim().is_empty() {
-            return Ok(Value::Null);
+        Ok(text)
+    }
+}
+
+/// A request body of any serializable type, behind one `dyn` so `send` is not generic.
+mod erased {
+    use super::CliError;
+
+    pub trait Body {
+        fn to_json(&self) -> Result<Vec<u8>, CliError>;
+    }
+
+    impl<T: serde::Serialize> Body for T {
+        fn to_json(&self) -> Result<Vec<u8>, CliError> {
+            serde_json::to_vec(self)
+                .map_err(|e| CliError::Other(format!("cannot encode the request: {e}")))
         }
-        serde_json::from_str(&text).map_err(|e| {
-            CliError::Other(format!(
-                "the server's reply is not JSON ({e}); is {} a regauth server?",
-                self.base
-            ))
-        })
     }
 }
 

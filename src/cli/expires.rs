@@ -2,7 +2,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, DurationRound, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
+
+use crate::api::rfc3339;
 
 /// A parsed `--expires` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,11 +72,6 @@ impl fmt::Display for Expires {
             Expires::At(t) => f.write_str(&rfc3339(*t)),
         }
     }
-}
-
-/// The wire form of an instant: RFC 3339, whole seconds, `Z`.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// "in 29d 23h", "in 59m", "2h ago": how far `t` is from `now`, for people.

@@ -352,9 +352,9 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
             let change = commands::Update {
                 enable: (enable || disable).then_some(enable),
                 expires: if no_expiry {
-                    Some(None)
+                    crate::api::Patch::Null
                 } else {
-                    expires.map(Some)
+                    expires.map_or(crate::api::Patch::Absent, crate::api::Patch::Value)
                 },
             };
             commands::update(ctx, &token, change)

@@ -3,12 +3,11 @@
 use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::Value;
+use serde::Serialize;
 
 use super::expires::relative;
-use super::scope::ApiScope;
 use super::CliError;
+use crate::api::{rfc3339, Scope, Token, TokenAuth};
 
 /// `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -20,76 +19,20 @@ pub enum Output {
     Json,
 }
 
-/// The parts of an admin-API token the readable output uses.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TokenView {
-    pub id: String,
-    #[serde(default)]
-    pub metadata: MetadataView,
-    pub properties: TokenPropertiesView,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct MetadataView {
-    pub created_date: Option<String>,
-    pub created_by: Option<String>,
-    pub last_modified_date: Option<String>,
-    pub last_modified_by: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenPropertiesView {
-    pub name: String,
-    #[serde(default)]
-    pub status: String,
-    #[serde(default)]
-    pub expiry_date: Option<String>,
-    #[serde(default)]
-    pub scopes: Vec<ApiScope>,
-    #[serde(default)]
-    pub credentials: Option<CredentialsView>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct CredentialsView {
-    #[serde(default)]
-    pub username: String,
-    #[serde(default)]
-    pub password: Option<String>,
-}
-
-impl TokenView {
-    /// Reads a token out of the API's JSON.
-    pub fn from_json(v: &Value) -> Result<TokenView, CliError> {
-        TokenView::deserialize(v).map_err(|e| {
-            CliError::Other(format!("the server's token JSON is not as expected: {e}"))
-        })
-    }
-
-    pub fn name(&self) -> &str {
-        &self.properties.name
-    }
-}
-
 /// Pretty JSON, one value.
-pub fn json(out: &mut dyn Write, v: &Value) -> io::Result<()> {
+pub fn json(out: &mut dyn Write, v: &impl Serialize) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, v)?;
     writeln!(out)
 }
 
-fn expiry_text(expiry: Option<&str>, now: DateTime<Utc>) -> String {
+fn expiry_text(expiry: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     match expiry {
         None => "never".to_string(),
-        Some(text) => match DateTime::parse_from_rfc3339(text) {
-            Ok(t) => format!("{text} ({})", relative(t.with_timezone(&Utc), now)),
-            Err(_) => text.to_string(),
-        },
+        Some(t) => format!("{} ({})", rfc3339(t), relative(t, now)),
     }
 }
 
-fn scopes_text(scopes: &[ApiScope]) -> String {
+fn scopes_text(scopes: &[Scope]) -> String {
     if scopes.is_empty() {
         "(none)".to_string()
     } else {
@@ -102,7 +45,7 @@ fn scopes_text(scopes: &[ApiScope]) -> String {
 }
 
 /// A table of tokens: NAME STATUS EXPIRES SCOPES ID.
-pub fn token_table(out: &mut dyn Write, tokens: &[TokenView]) -> io::Result<()> {
+pub fn token_table(out: &mut dyn Write, tokens: &[Token]) -> io::Result<()> {
     if tokens.is_empty() {
         return writeln!(out, "no tokens");
     }
@@ -111,13 +54,12 @@ pub fn token_table(out: &mut dyn Write, tokens: &[TokenView]) -> io::Result<()> 
         .map(|t| {
             [
                 t.properties.name.clone(),
-                t.properties.status.clone(),
+                t.properties.status.to_string(),
                 t.properties
                     .expiry_date
-                    .clone()
-                    .unwrap_or_else(|| "never".into()),
+                    .map_or_else(|| "never".into(), rfc3339),
                 scopes_text(&t.properties.scopes),
-                t.id.clone(),
+                t.id.to_string(),
             ]
         })
         .collect();
@@ -149,16 +91,13 @@ pub fn token_table(out: &mut dyn Write, tokens: &[TokenView]) -> io::Result<()> 
 /// One token in detail. Never shows a password, even if the reply carried one.
 pub fn token_summary(
     out: &mut dyn Write,
-    t: &TokenView,
+    t: &Token,
     registry: &str,
     now: DateTime<Utc>,
 ) -> io::Result<()> {
     let p = &t.properties;
     let m = &t.metadata;
-    let username = p
-        .credentials
-        .as_ref()
-        .map(|c| c.username.as_str())
+    let username = Some(p.credentials.username.as_str())
         .filter(|u| !u.is_empty())
         .unwrap_or(&p.name);
     writeln!(out, "Name:      {}", p.name)?;
@@ -166,19 +105,19 @@ pub fn token_summary(
     writeln!(out, "Registry:  {registry}")?;
     writeln!(out, "Username:  {username}")?;
     writeln!(out, "Status:    {}", p.status)?;
+    writeln!(out, "Expires:   {}", expiry_text(p.expiry_date, now))?;
     writeln!(
         out,
-        "Expires:   {}",
-        expiry_text(p.expiry_date.as_deref(), now)
+        "Created:   {} by {}",
+        rfc3339(m.created_date),
+        m.created_by
     )?;
-    if let Some(d) = &m.created_date {
-        let by = m.created_by.as_deref().unwrap_or("?");
-        writeln!(out, "Created:   {d} by {by}")?;
-    }
-    if let Some(d) = &m.last_modified_date {
-        let by = m.last_modified_by.as_deref().unwrap_or("?");
-        writeln!(out, "Modified:  {d} by {by}")?;
-    }
+    writeln!(
+        out,
+        "Modified:  {} by {}",
+        rfc3339(m.last_modified_date),
+        m.last_modified_by
+    )?;
     if p.scopes.is_empty() {
         writeln!(
             out,
@@ -201,7 +140,7 @@ pub fn shell_quote(s: &str) -> String {
 /// The output of `token create`: the one and only sight of the password, and how to use it.
 pub fn created(
     out: &mut dyn Write,
-    t: &TokenView,
+    t: &Token,
     registry: &str,
     hostname: &str,
     now: DateTime<Utc>,
@@ -209,8 +148,8 @@ pub fn created(
     let password = t
         .properties
         .credentials
-        .as_ref()
-        .and_then(|c| c.password.as_deref())
+        .password
+        .as_deref()
         .ok_or_else(|| {
             CliError::Other(format!(
                 "token {} was created, but the server's reply carries no password; \
@@ -244,15 +183,6 @@ pub fn created(
     writeln!(out)?;
     token_summary(out, t, registry, now)?;
     Ok(())
-}
-
-/// `properties.tokenAuth` of a registry, as `registry-config` prints it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TokenAuthView {
-    pub realm: String,
-    pub service: String,
-    pub issuer: String,
-    pub rootcertbundle: String,
 }
 
 /// A YAML plain scalar when that is unambiguous, else a double-quoted one.
@@ -292,7 +222,7 @@ pub fn registry_auth_yaml(
     out: &mut dyn Write,
     registry: &str,
     hostname: &str,
-    a: &TokenAuthView,
+    a: &TokenAuth,
 ) -> io::Result<()> {
     writeln!(
         out,
@@ -315,7 +245,11 @@ pub fn registry_auth_yaml(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    fn token(v: Value) -> Token {
+        serde_json::from_value(v).unwrap()
+    }
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -356,7 +290,7 @@ mod tests {
 
     #[test]
     fn summary_never_shows_a_password() {
-        let t = TokenView::from_json(&sample(Some("rga_secret"))).unwrap();
+        let t = token(sample(Some("rga_secret")));
         let s = text(|b| token_summary(b, &t, "default", at("2026-01-01T00:00:00Z")).unwrap());
         assert!(!s.contains("rga_secret"), "{s}");
         assert!(s.contains("Name:      ci-push\n"), "{s}");
@@ -376,7 +310,7 @@ mod tests {
 
     #[test]
     fn created_shows_the_password_once_and_the_login_command() {
-        let t = TokenView::from_json(&sample(Some("rga_abc"))).unwrap();
+        let t = token(sample(Some("rga_abc")));
         let s = text(|b| {
             created(
                 b,
@@ -399,14 +333,14 @@ mod tests {
             ),
             "{s}"
         );
-        let t = TokenView::from_json(&sample(None)).unwrap();
+        let t = token(sample(None));
         let mut buf = Vec::new();
         assert!(created(&mut buf, &t, "default", "h", Utc::now()).is_err());
     }
 
     #[test]
     fn table_aligns_columns() {
-        let a = TokenView::from_json(&sample(None)).unwrap();
+        let a = token(sample(None));
         let mut b = a.clone();
         b.properties.name = "x".into();
         b.properties.expiry_date = None;
@@ -450,7 +384,7 @@ mod tests {
 
     #[test]
     fn registry_yaml_block() {
-        let a = TokenAuthView {
+        let a = TokenAuth {
             realm: "http://localhost:5001/auth".into(),
             service: "registry.local".into(),
             issuer: "regauth".into(),

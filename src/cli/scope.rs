@@ -8,25 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
+use crate::api::Scope as ApiScope;
 use crate::domain::Action;
-
-/// A scope as the admin API sends and receives it: `{"type","name","actions"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiScope {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub name: String,
-    pub actions: Vec<String>,
-}
-
-impl fmt::Display for ApiScope {
-    /// `type:name:a,b`, the same syntax the CLI accepts.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.kind, self.name, self.actions.join(","))
-    }
-}
 
 /// What a scope applies to: `(type, name)`, the key under which a token holds at most one scope.
 #[derive(Debug, Clone, PartialEq, Eq)]

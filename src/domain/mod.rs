@@ -1,10 +1,12 @@
 //! Pure domain types and rules: token names, scopes, repository patterns and names,
-//! requested-scope parsing, the access decision, token secrets.
+//! requested-scope parsing, the access decision, token secrets, and [`Patch`] (a field of a
+//! partial update).
 //!
 //! Depends on nothing else in the crate. Knows nothing of axum, sled or JWT: values are
 //! parsed at the edge into these types and trusted afterwards.
 pub mod access;
 pub mod name;
+pub mod patch;
 pub mod pattern;
 pub mod reference;
 pub mod request;
@@ -14,6 +16,7 @@ pub mod token;
 
 pub use access::{decide, Grant, ScopeList};
 pub use name::TokenName;
+pub use patch::Patch;
 pub use pattern::RepoPattern;
 pub use reference::RepositoryName;
 pub use request::{parse_scope, ResourceRequest, ScopeParseError};

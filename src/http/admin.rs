@@ -1,71 +1,29 @@
 //! The admin API under `/api/v1`, shaped like the IONOS Cloud Container Registry token API so
-//! its SDKs work unchanged. Wire DTOs live here; handlers parse them into domain types (errors
-//! name the JSON field), call [`crate::service::AdminService`] on a blocking thread (writes
-//! fsync), and render IONOS-shaped JSON.
-use axum::extract::{Path, Request, State};
+//! its SDKs work unchanged. Each handler is an extractor chain (admin token by middleware,
+//! then [`KnownRegistry`], [`TokenId`], [`AppJson`]), a parse of the wire body ([`crate::api`])
+//! into domain types (errors name the JSON field), a call to [`crate::service::AdminService`]
+//! on a blocking thread (writes fsync), and a conversion of the result into the wire types.
+//!
+//! The `#[utoipa::path]` on each handler is its entry in the OpenAPI document
+//! (`super::openapi`), so the document and the routes sit side by side.
+use axum::extract::{RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
-use uuid::Uuid;
+use chrono::{DateTime, SubsecRound, Utc};
 
 use super::error::ApiError;
-use super::extract::{bearer_token, last, parse_json, parse_pairs, read_body, Pairs};
+use super::extract::{bearer_token, last, parse_pairs, AppJson, KnownRegistry, Pairs, TokenId};
 use super::state::AppState;
+use crate::api::{self, ErrorBody, ResourceType};
 use crate::config::RegistryConfig;
 use crate::domain::{Scope, SecretHash, Status, Token, TokenName, ValidationError};
 use crate::service::{AdminService, NewToken, PutOutcome, TokenChanges};
 
-/// Default and maximum page sizes of the token list.
-pub const DEFAULT_LIMIT: usize = 100;
-pub const MAX_LIMIT: usize = 1000;
+pub use crate::api::{DEFAULT_LIMIT, MAX_LIMIT};
 
-// ---------- input DTOs ----------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenInput {
-    properties: TokenPropertiesInput,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct TokenPropertiesInput {
-    name: String,
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    expiry_date: Option<Option<String>>,
-    #[serde(default)]
-    scopes: Option<Vec<ScopeInput>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PatchInput {
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    expiry_date: Option<Option<String>>,
-    #[serde(default)]
-    scopes: Option<Vec<ScopeInput>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ScopeInput {
-    #[serde(rename = "type")]
-    kind: String,
-    name: String,
-    actions: Vec<String>,
-}
-
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
+// ---------- wire -> domain ----------
 
 /// Puts a domain error under the JSON object it came from (`properties` on POST/PUT, the top
 /// level on PATCH).
@@ -81,26 +39,19 @@ fn parse_status(s: Option<&str>, prefix: Option<&str>) -> Result<Option<Status>,
         .transpose()
 }
 
-fn parse_expiry(
-    s: Option<Option<&str>>,
-    field: &str,
-) -> Result<Option<Option<DateTime<Utc>>>, ValidationError> {
-    match s {
-        None => Ok(None),
-        Some(None) => Ok(Some(None)),
-        Some(Some(text)) => DateTime::parse_from_rfc3339(text)
-            .map(|d| Some(Some(d.with_timezone(&Utc).trunc_subsecs(0))))
-            .map_err(|_| {
-                ValidationError::new(
-                    field,
-                    format!("{text:?} is not an RFC 3339 timestamp like 2026-12-01T10:00:00Z"),
-                )
-            }),
-    }
+fn parse_expiry(text: &str, field: &str) -> Result<DateTime<Utc>, ValidationError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|d| d.with_timezone(&Utc).trunc_subsecs(0))
+        .map_err(|_| {
+            ValidationError::new(
+                field,
+                format!("{text:?} is not an RFC 3339 timestamp like 2026-12-01T10:00:00Z"),
+            )
+        })
 }
 
 fn parse_scopes(
-    scopes: Option<Vec<ScopeInput>>,
+    scopes: Option<Vec<api::Scope>>,
     prefix: &str,
 ) -> Result<Option<Vec<Scope>>, ValidationError> {
     let Some(scopes) = scopes else {
@@ -116,80 +67,29 @@ fn parse_scopes(
     Ok(Some(out))
 }
 
-impl TokenPropertiesInput {
-    fn into_new_token(self) -> Result<NewToken, ValidationError> {
-        let name: TokenName = self
-            .name
-            .parse()
-            .map_err(|e| under(e, Some("properties")))?;
-        Ok(NewToken {
-            name,
-            status: parse_status(self.status.as_deref(), Some("properties"))?.unwrap_or_default(),
-            expiry: parse_expiry(
-                self.expiry_date.as_ref().map(|o| o.as_deref()),
-                "properties.expiryDate",
-            )?
-            .flatten(),
-            scopes: parse_scopes(self.scopes, "properties.")?.unwrap_or_default(),
-        })
-    }
+fn new_token(p: api::TokenPropertiesInput) -> Result<NewToken, ValidationError> {
+    let name: TokenName = p.name.parse().map_err(|e| under(e, Some("properties")))?;
+    Ok(NewToken {
+        name,
+        status: parse_status(p.status.as_deref(), Some("properties"))?.unwrap_or_default(),
+        expiry: p
+            .expiry_date
+            .as_deref()
+            .map(|t| parse_expiry(t, "properties.expiryDate"))
+            .transpose()?,
+        scopes: parse_scopes(p.scopes, "properties.")?.unwrap_or_default(),
+    })
 }
 
-impl PatchInput {
-    fn into_changes(self) -> Result<TokenChanges, ValidationError> {
-        Ok(TokenChanges {
-            status: parse_status(self.status.as_deref(), None)?,
-            expiry: parse_expiry(
-                self.expiry_date.as_ref().map(|o| o.as_deref()),
-                "expiryDate",
-            )?,
-            scopes: parse_scopes(self.scopes, "")?,
-        })
-    }
+fn changes(p: api::TokenPatch) -> Result<TokenChanges, ValidationError> {
+    Ok(TokenChanges {
+        status: parse_status(p.status.as_deref(), None)?,
+        expiry: p.expiry_date.try_map(|t| parse_expiry(&t, "expiryDate"))?,
+        scopes: parse_scopes(p.scopes, "")?,
+    })
 }
 
-// ---------- output DTOs ----------
-
-fn date(d: DateTime<Utc>) -> String {
-    d.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Metadata {
-    created_by: String,
-    created_date: String,
-    last_modified_by: String,
-    last_modified_date: String,
-    state: &'static str,
-}
-
-#[derive(Serialize)]
-pub struct Credentials {
-    username: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    password: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenProperties {
-    name: String,
-    credentials: Credentials,
-    expiry_date: Option<String>,
-    scopes: Vec<Scope>,
-    status: Status,
-}
-
-#[derive(Serialize)]
-pub struct TokenOut {
-    id: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    href: String,
-    metadata: Metadata,
-    properties: TokenProperties,
-}
+// ---------- domain -> wire ----------
 
 fn tokens_href(state: &AppState, registry: &str) -> String {
     format!(
@@ -198,114 +98,65 @@ fn tokens_href(state: &AppState, registry: &str) -> String {
     )
 }
 
-fn token_out(state: &AppState, t: Token, password: Option<String>) -> TokenOut {
-    TokenOut {
-        id: t.id.to_string(),
-        kind: "token",
+fn scope_out(s: &Scope) -> api::Scope {
+    api::Scope {
+        kind: s.kind_str().to_string(),
+        name: s.name_str().to_string(),
+        actions: s.actions.iter().map(|a| a.as_str().to_string()).collect(),
+    }
+}
+
+fn status_out(s: Status) -> api::TokenStatus {
+    match s {
+        Status::Enabled => api::TokenStatus::Enabled,
+        Status::Disabled => api::TokenStatus::Disabled,
+    }
+}
+
+fn token_out(state: &AppState, t: Token, password: Option<String>) -> api::Token {
+    api::Token {
+        id: t.id,
+        kind: ResourceType::Token,
         href: format!("{}/{}", tokens_href(state, &t.registry), t.id),
-        metadata: Metadata {
+        metadata: api::Metadata {
             created_by: t.created_by,
-            created_date: date(t.created),
+            created_date: t.created,
             last_modified_by: t.modified_by,
-            last_modified_date: date(t.modified),
-            state: "AVAILABLE",
+            last_modified_date: t.modified,
+            state: "AVAILABLE".into(),
         },
-        properties: TokenProperties {
-            credentials: Credentials {
+        properties: api::TokenProperties {
+            credentials: api::Credentials {
                 username: t.name.to_string(),
                 password,
             },
             name: t.name.to_string(),
-            expiry_date: t.expiry.map(date),
-            scopes: t.scopes,
-            status: t.status,
+            expiry_date: t.expiry,
+            scopes: t.scopes.iter().map(scope_out).collect(),
+            status: status_out(t.status),
         },
     }
 }
 
-#[derive(Serialize)]
-pub struct Links {
-    #[serde(rename = "self")]
-    this: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    previous: Option<String>,
-}
-
-#[derive(Serialize)]
-pub struct TokenList {
-    id: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    href: String,
-    items: Vec<TokenOut>,
-    offset: usize,
-    limit: usize,
-    count: usize,
-    total: usize,
-    #[serde(rename = "_links")]
-    links: Links,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenAuthBlock {
-    realm: String,
-    service: String,
-    issuer: String,
-    rootcertbundle: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RegistryProperties {
-    name: String,
-    hostname: String,
-    service: String,
-    location: String,
-    /// regauth's own addition: the `auth.token` settings that make this registry trust us.
-    token_auth: TokenAuthBlock,
-}
-
-#[derive(Serialize)]
-pub struct RegistryOut {
-    id: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    href: String,
-    metadata: Metadata,
-    properties: RegistryProperties,
-}
-
-#[derive(Serialize)]
-pub struct RegistryList {
-    id: &'static str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    href: String,
-    items: Vec<RegistryOut>,
-}
-
-fn registry_out(state: &AppState, r: &RegistryConfig) -> RegistryOut {
-    let started = date(state.clock.now());
-    RegistryOut {
+fn registry_out(state: &AppState, r: &RegistryConfig) -> api::Registry {
+    let started = state.clock.now();
+    api::Registry {
         id: r.id.clone(),
-        kind: "registry",
+        kind: ResourceType::Registry,
         href: format!("{}/api/v1/registries/{}", state.config.public_url, r.id),
-        metadata: Metadata {
+        metadata: api::Metadata {
             created_by: "config".into(),
-            created_date: started.clone(),
+            created_date: started,
             last_modified_by: "config".into(),
             last_modified_date: started,
-            state: "AVAILABLE",
+            state: "AVAILABLE".into(),
         },
-        properties: RegistryProperties {
+        properties: api::RegistryProperties {
             name: r.id.clone(),
             hostname: r.hostname.clone(),
             service: r.service.clone(),
             location: String::new(),
-            token_auth: TokenAuthBlock {
+            token_auth: api::TokenAuth {
                 realm: state.config.realm(),
                 service: r.service.clone(),
                 issuer: state.config.jwt.issuer.clone(),
@@ -339,25 +190,6 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such resource in the admin API".into())
 }
 
-fn registry<'a>(state: &'a AppState, id: &str) -> Result<&'a RegistryConfig, ApiError> {
-    state
-        .config
-        .registry(id)
-        .ok_or_else(|| ApiError::NotFound(format!("registry {id:?} not found")))
-}
-
-fn token_id(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text)
-        .map_err(|_| ApiError::BadRequest(format!("tokenId {text:?} is not a UUID")))
-}
-
-async fn json_body<T: serde::de::DeserializeOwned>(req: Request) -> Result<T, ApiError> {
-    let bytes = read_body(req.into_body())
-        .await
-        .map_err(ApiError::TooLarge)?;
-    parse_json(&bytes).map_err(ApiError::BadRequest)
-}
-
 /// Runs a service call on a blocking thread (writes fsync).
 async fn blocking<T: Send + 'static>(
     admin: &AdminService,
@@ -372,8 +204,9 @@ async fn blocking<T: Send + 'static>(
 
 fn created(state: &AppState, token: Token, password: String) -> Response {
     let out = token_out(state, token, Some(password));
-    let mut resp = (StatusCode::CREATED, Json(&out)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&out.href) {
+    let location = HeaderValue::from_str(&out.href).ok();
+    let mut resp = (StatusCode::CREATED, Json(out)).into_response();
+    if let Some(v) = location {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     resp
@@ -402,11 +235,19 @@ fn page_param(
 
 // ---------- handlers ----------
 
-/// `GET /registries`
-pub async fn list_registries(State(state): State<AppState>) -> Json<RegistryList> {
-    Json(RegistryList {
-        id: "registries",
-        kind: "collection",
+/// List the registries regauth issues tokens for.
+#[utoipa::path(
+    get, path = "/api/v1/registries", tag = "registries", operation_id = "registriesGet",
+    security(("adminToken" = [])),
+    responses(
+        (status = 200, description = "Every configured registry.", body = api::RegistryList),
+        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+    )
+)]
+pub async fn list_registries(State(state): State<AppState>) -> Json<api::RegistryList> {
+    Json(api::RegistryList {
+        id: "registries".into(),
+        kind: ResourceType::Collection,
         href: format!("{}/api/v1/registries", state.config.public_url),
         items: state
             .config
@@ -417,40 +258,67 @@ pub async fn list_registries(State(state): State<AppState>) -> Json<RegistryList
     })
 }
 
-/// `GET /registries/{registryId}`
+/// Get a registry, with the `auth: token:` settings that make it trust this regauth.
+#[utoipa::path(
+    get, path = "/api/v1/registries/{registryId}", tag = "registries",
+    operation_id = "registriesFindById",
+    security(("adminToken" = [])),
+    params(("registryId" = String, Path, description = "The registry's id from the config file.")),
+    responses(
+        (status = 200, description = "The registry.", body = api::Registry),
+        (status = 400, description = "The path does not decode.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 404, description = "No such registry.", body = ErrorBody),
+    )
+)]
 pub async fn get_registry(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<RegistryOut>, ApiError> {
-    let r = registry(&state, &id)?;
-    Ok(Json(registry_out(&state, r)))
+    KnownRegistry(r): KnownRegistry,
+) -> Json<api::Registry> {
+    Json(registry_out(&state, &r))
 }
 
-/// `GET /registries/{registryId}/tokens?offset=&limit=`
+/// List a registry's tokens, sorted by name, one page at a time.
+#[utoipa::path(
+    get, path = "/api/v1/registries/{registryId}/tokens", tag = "tokens",
+    operation_id = "registriesTokensGet",
+    security(("adminToken" = [])),
+    params(
+        ("registryId" = String, Path, description = "The registry's id."),
+        ("offset" = Option<u64>, Query, description = "Index of the first token (default 0)."),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000,
+            description = "Page size, 1 to 1000 (default 100)."),
+    ),
+    responses(
+        (status = 200, description = "One page of tokens; never a password.", body = api::TokenPage),
+        (status = 400, description = "`offset` or `limit` out of range.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 404, description = "No such registry.", body = ErrorBody),
+    )
+)]
 pub async fn list_tokens(
     State(state): State<AppState>,
-    Path(reg): Path<String>,
-    req: Request,
-) -> Result<Json<TokenList>, ApiError> {
-    registry(&state, &reg)?;
-    let pairs = parse_pairs(req.uri().query().unwrap_or("").as_bytes());
+    KnownRegistry(r): KnownRegistry,
+    RawQuery(query): RawQuery,
+) -> Result<Json<api::TokenPage>, ApiError> {
+    let reg = r.id;
+    let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
     let offset = page_param(&pairs, "offset", 0, 0, usize::MAX / 2)?;
     let limit = page_param(&pairs, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
-    let r = reg.clone();
-    let page = blocking(&state.admin, move |a| a.list(&r, offset, limit)).await?;
+    let id = reg.clone();
+    let page = blocking(&state.admin, move |a| a.list(&id, offset, limit)).await?;
     let href = tokens_href(&state, &reg);
     let link = |o: usize| format!("{href}?offset={o}&limit={limit}");
     let count = page.items.len();
-    let links = Links {
+    let links = api::Links {
         this: link(offset),
         next: (offset + count < page.total).then(|| link(offset + count)),
-        // Past the end, "previous" is the last page that has items.
         // Past the end, `previous` is the last page that has items.
         previous: (offset > 0).then(|| link(offset.min(page.total).saturating_sub(limit))),
     };
-    Ok(Json(TokenList {
+    Ok(Json(api::TokenPage {
         id: format!("{reg}-tokens"),
-        kind: "collection",
+        kind: ResourceType::Collection,
         href: href.clone(),
         items: page
             .items
@@ -465,69 +333,182 @@ pub async fn list_tokens(
     }))
 }
 
-/// `POST /registries/{registryId}/tokens`
+/// Create a token. The reply is the only one that carries its password.
+#[utoipa::path(
+    post, path = "/api/v1/registries/{registryId}/tokens", tag = "tokens",
+    operation_id = "registriesTokensPost",
+    security(("adminToken" = [])),
+    params(("registryId" = String, Path, description = "The registry's id.")),
+    request_body = api::TokenCreate,
+    responses(
+        (status = 201, description = "Created; `properties.credentials.password` is shown this once.",
+            body = api::Token,
+            headers(("Location" = String, description = "The token's URL."))),
+        (status = 400, description = "Malformed JSON, an unknown field, or a broken rule; the message names the field.",
+            body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 404, description = "No such registry.", body = ErrorBody),
+        (status = 409, description = "The registry has a token of that name.", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+    )
+)]
 pub async fn create_token(
     State(state): State<AppState>,
-    Path(reg): Path<String>,
-    req: Request,
+    KnownRegistry(r): KnownRegistry,
+    AppJson(input): AppJson<api::TokenCreate>,
 ) -> Result<Response, ApiError> {
-    registry(&state, &reg)?;
-    let input: TokenInput = json_body(req).await?;
-    let new = input.properties.into_new_token()?;
-    let (token, password) = blocking(&state.admin, move |a| a.create(&reg, None, new)).await?;
+    let new = new_token(input.properties)?;
+    let (token, password) = blocking(&state.admin, move |a| a.create(&r.id, None, new)).await?;
     Ok(created(&state, token, password))
 }
 
-/// `GET /registries/{registryId}/tokens/{tokenId}`
+/// Get a token (never its password).
+#[utoipa::path(
+    get, path = "/api/v1/registries/{registryId}/tokens/{tokenId}", tag = "tokens",
+    operation_id = "registriesTokensFindById",
+    security(("adminToken" = [])),
+    params(
+        ("registryId" = String, Path, description = "The registry's id."),
+        ("tokenId" = uuid::Uuid, Path, description = "The token's id."),
+    ),
+    responses(
+        (status = 200, description = "The token.", body = api::Token),
+        (status = 400, description = "`tokenId` is not a UUID.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 404, description = "No such registry or token.", body = ErrorBody),
+    )
+)]
 pub async fn get_token(
     State(state): State<AppState>,
-    Path((reg, id)): Path<(String, String)>,
-) -> Result<Json<TokenOut>, ApiError> {
-    registry(&state, &reg)?;
-    let id = token_id(&id)?;
-    let token = blocking(&state.admin, move |a| a.get(&reg, id))
+    KnownRegistry(r): KnownRegistry,
+    TokenId(id): TokenId,
+) -> Result<Json<api::Token>, ApiError> {
+    let token = blocking(&state.admin, move |a| a.get(&r.id, id))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("token {id} not found")))?;
     Ok(Json(token_out(&state, token, None)))
 }
 
-/// `PUT /registries/{registryId}/tokens/{tokenId}`: 201 when created, 200 when replaced.
+/// Create a token with this id (201, with its password) or replace the token (200).
+#[utoipa::path(
+    put, path = "/api/v1/registries/{registryId}/tokens/{tokenId}", tag = "tokens",
+    operation_id = "registriesTokensPut",
+    security(("adminToken" = [])),
+    params(
+        ("registryId" = String, Path, description = "The registry's id."),
+        ("tokenId" = uuid::Uuid, Path, description = "The token's id."),
+    ),
+    request_body = api::TokenCreate,
+    responses(
+        (status = 200, description = "Replaced; the password is unchanged and not shown.", body = api::Token),
+        (status = 201, description = "Created; `properties.credentials.password` is shown this once.",
+            body = api::Token,
+            headers(("Location" = String, description = "The token's URL."))),
+        (status = 400, description = "`tokenId` is not a UUID, or the body is malformed or breaks a rule.",
+            body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 404, description = "No such registry.", body = ErrorBody),
+        (status = 409, description = "Another token of the registry has that name.", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+    )
+)]
 pub async fn put_token(
     State(state): State<AppState>,
-    Path((reg, id)): Path<(String, String)>,
-    req: Request,
+    KnownRegistry(r): KnownRegistry,
+    TokenId(id): TokenId,
+    AppJson(input): AppJson<api::TokenCreate>,
 ) -> Result<Response, ApiError> {
-    registry(&state, &reg)?;
-    let id = token_id(&id)?;
-    let input: TokenInput = json_body(req).await?;
-    let new = input.properties.into_new_token()?;
-    match blocking(&state.admin, move |a| a.put(&reg, id, new)).await? {
+    let new = new_token(input.properties)?;
+    match blocking(&state.admin, move |a| a.put(&r.id, id, new)).await? {
         PutOutcome::Created(token, password) => Ok(created(&state, token, password)),
         PutOutcome::Replaced(token) => Ok(Json(token_out(&state, token, None)).into_response()),
     }
 }
 
-/// `PATCH /registries/{registryId}/tokens/{tokenId}`
+/// Change some of a token's properties.
+#[utoipa::path(
+    patch, path = "/api/v1/registries/{registryId}/tokens/{tokenId}", tag = "tokens",
+    operation_id = "registriesTokensPatch",
+    security(("adminToken" = [])),
+    params(
+        ("registryId" = String, Path, description = "The registry's id."),
+        ("tokenId" = uuid::Uuid, Path, description = "The token's id."),
+    ),
+    request_body = api::TokenPatch,
+    responses(
+        (status = 200, description = "The changed token.", body = api::Token),
+        (status = 400, description = "`tokenId` is not a UUID, or the body is malformed or breaks a rule.",
+            body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 404, description = "No such registry or token.", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+    )
+)]
 pub async fn patch_token(
     State(state): State<AppState>,
-    Path((reg, id)): Path<(String, String)>,
-    req: Request,
-) -> Result<Json<TokenOut>, ApiError> {
-    registry(&state, &reg)?;
-    let id = token_id(&id)?;
-    let input: PatchInput = json_body(req).await?;
-    let changes = input.into_changes()?;
-    let token = blocking(&state.admin, move |a| a.patch(&reg, id, changes)).await?;
+    KnownRegistry(r): KnownRegistry,
+    TokenId(id): TokenId,
+    AppJson(input): AppJson<api::TokenPatch>,
+) -> Result<Json<api::Token>, ApiError> {
+    let changes = changes(input)?;
+    let token = blocking(&state.admin, move |a| a.patch(&r.id, id, changes)).await?;
     Ok(Json(token_out(&state, token, None)))
 }
 
-/// `DELETE /registries/{registryId}/tokens/{tokenId}`
+/// Delete a token: it authenticates nothing from now on.
+#[utoipa::path(
+    delete, path = "/api/v1/registries/{registryId}/tokens/{tokenId}", tag = "tokens",
+    operation_id = "registriesTokensDelete",
+    security(("adminToken" = [])),
+    params(
+        ("registryId" = String, Path, description = "The registry's id."),
+        ("tokenId" = uuid::Uuid, Path, description = "The token's id."),
+    ),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "`tokenId` is not a UUID.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 404, description = "No such registry or token.", body = ErrorBody),
+    )
+)]
 pub async fn delete_token(
     State(state): State<AppState>,
-    Path((reg, id)): Path<(String, String)>,
+    KnownRegistry(r): KnownRegistry,
+    TokenId(id): TokenId,
 ) -> Result<StatusCode, ApiError> {
-    registry(&state, &reg)?;
-    let id = token_id(&id)?;
-    blocking(&state.admin, move |a| a.delete(&reg, id)).await?;
+    blocking(&state.admin, move |a| a.delete(&r.id, id)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Patch;
+
+    #[test]
+    fn patch_expiry_absent_null_or_value() {
+        let c = changes(api::TokenPatch::default()).unwrap();
+        assert_eq!(c.expiry, Patch::Absent);
+        let c = changes(api::TokenPatch {
+            expiry_date: Patch::Null,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.expiry, Patch::Null);
+        let c = changes(api::TokenPatch {
+            expiry_date: Patch::Value("2026-12-01T11:00:00.9+01:00".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            c.expiry.into_option().map(crate::api::rfc3339).as_deref(),
+            Some("2026-12-01T10:00:00Z")
+        );
+        let e = changes(api::TokenPatch {
+            expiry_date: Patch::Value("soon".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.field, "expiryDate");
+    }
 }

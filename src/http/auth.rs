@@ -7,39 +7,25 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::SecondsFormat;
-use serde::Serialize;
 
 use super::error::AuthHttpError;
 use super::extract::{all, basic_credentials, last, parse_pairs, read_body, Pairs};
 use super::state::AppState;
+use crate::api::AccessToken;
 use crate::domain::{parse_scope, ResourceRequest, ScopeList};
 use crate::service::{Credentials, Issued, TokenRequest};
-
-/// The success body. `token` and `access_token` are identical: docker prefers `access_token`,
-/// containers/image `token`. Borrows the JWT rather than copying it twice.
-#[derive(Serialize)]
-struct TokenResponse<'a> {
-    token: &'a str,
-    access_token: &'a str,
-    expires_in: u64,
-    issued_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<&'a str>,
-}
 
 /// The token endpoint's success reply for `issued`; `with_scope` adds the granted scope (the
 /// OAuth2 POST form). Also the shape of the load benchmark's baseline (`bench.rs`).
 pub(super) fn reply(issued: &Issued, with_scope: bool) -> Response {
-    let body = TokenResponse {
-        token: &issued.jwt,
-        access_token: &issued.jwt,
+    // Borrows the JWT rather than copying it twice.
+    let body = AccessToken {
+        token: issued.jwt.as_str().into(),
+        access_token: issued.jwt.as_str().into(),
         expires_in: issued.expires_in,
-        issued_at: issued.issued_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        issued_at: issued.issued_at,
         scope: with_scope.then(|| ScopeList(&issued.granted).to_string()),
-        refresh_token: issued.refresh_token.as_deref(),
+        refresh_token: issued.refresh_token.as_deref().map(Into::into),
     };
     let mut resp = Json(body).into_response();
     // Tokens are credentials: never cache them.

@@ -1,27 +1,18 @@
-//! The two wire formats for errors, each from a serde struct:
-//! - the registry protocol's `{"errors":[{code,message}]}` on the token endpoint ([`AuthHttpError`]);
-//! - the IONOS-style `{"httpStatus","messages":[{errorCode,message}]}` on the admin API ([`ApiError`]).
+//! The two wire formats for errors, each from a serde struct in [`crate::api`]:
+//! - the registry protocol's `{"errors":[{code,message}]}` on the token endpoint ([`AuthHttpError`],
+//!   written as [`api::RegistryErrors`]);
+//! - the IONOS-style `{"httpStatus","messages":[{errorCode,message}]}` on the admin API
+//!   ([`ApiError`], written as [`api::ErrorBody`]).
 //!
 //! 5xx details are logged here and replaced by a generic message.
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
 use tracing::error;
 
+use crate::api;
 use crate::domain::ValidationError;
 use crate::service::{AdminError, AuthError};
-
-#[derive(Serialize)]
-struct RegistryErrors<'a> {
-    errors: [RegistryErrorItem<'a>; 1],
-}
-
-#[derive(Serialize)]
-struct RegistryErrorItem<'a> {
-    code: &'a str,
-    message: &'a str,
-}
 
 /// Errors of the token endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -64,11 +55,10 @@ impl IntoResponse for AuthHttpError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN")
             }
         };
-        let message = self.to_string();
-        let body = RegistryErrors {
-            errors: [RegistryErrorItem {
-                code,
-                message: &message,
+        let body = api::RegistryErrors {
+            errors: vec![api::RegistryError {
+                code: code.into(),
+                message: self.to_string().into(),
             }],
         };
         let mut resp = (status, Json(body)).into_response();
@@ -80,20 +70,6 @@ impl IntoResponse for AuthHttpError {
         }
         resp
     }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ApiErrorBody<'a> {
-    http_status: u16,
-    messages: [ApiErrorMessage<'a>; 1],
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ApiErrorMessage<'a> {
-    error_code: &'a str,
-    message: &'a str,
 }
 
 /// Errors of the admin API. Each variant's status is in its doc.
@@ -151,12 +127,11 @@ impl IntoResponse for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")
             }
         };
-        let message = self.to_string();
-        let body = ApiErrorBody {
+        let body = api::ErrorBody {
             http_status: status.as_u16(),
-            messages: [ApiErrorMessage {
-                error_code: code,
-                message: &message,
+            messages: vec![api::ErrorMessage {
+                error_code: code.into(),
+                message: self.to_string(),
             }],
         };
         let mut resp = (status, Json(body)).into_response();

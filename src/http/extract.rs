@@ -1,11 +1,20 @@
-//! Request parsing helpers shared by the handlers: bounded bodies, JSON with our error format,
-//! query/form pairs with repeated keys, Basic credentials.
+//! Request parsing shared by the handlers: bounded bodies, JSON with our error format,
+//! query/form pairs with repeated keys, Basic credentials, and the admin API's extractors
+//! ([`KnownRegistry`], [`TokenId`], [`AppJson`]), whose rejections are [`ApiError`]s.
 use std::borrow::Cow;
 
 use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use base64::Engine;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::state::AppState;
+use crate::config::RegistryConfig;
 
 /// Largest body accepted anywhere (docs/admin-api.md: 413 over 64 KiB).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -84,6 +93,74 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .ok()?;
     let (scheme, rest) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+#[derive(Deserialize)]
+struct RegistryParam {
+    registry_id: String,
+}
+
+#[derive(Deserialize)]
+struct TokenParam {
+    token_id: String,
+}
+
+/// A path parameter that did not decode (e.g. percent-encoded bytes that are not UTF-8).
+fn bad_path(e: axum::extract::rejection::PathRejection) -> ApiError {
+    ApiError::BadRequest(format!("invalid path: {}", e.body_text()))
+}
+
+/// The `{registry_id}` of the path, when the config has that registry; otherwise the API's
+/// 404. Reads only the request head, so it runs before any body is read.
+pub struct KnownRegistry(pub RegistryConfig);
+
+impl FromRequestParts<AppState> for KnownRegistry {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path(RegistryParam { registry_id }) = Path::from_request_parts(parts, state)
+            .await
+            .map_err(bad_path)?;
+        state
+            .config
+            .registry(&registry_id)
+            .cloned()
+            .map(KnownRegistry)
+            .ok_or_else(|| ApiError::NotFound(format!("registry {registry_id:?} not found")))
+    }
+}
+
+/// The `{token_id}` of the path as a UUID; otherwise the API's 400 naming the text.
+pub struct TokenId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for TokenId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(TokenParam { token_id }) = Path::from_request_parts(parts, state)
+            .await
+            .map_err(bad_path)?;
+        Uuid::parse_str(&token_id)
+            .map(TokenId)
+            .map_err(|_| ApiError::BadRequest(format!("tokenId {token_id:?} is not a UUID")))
+    }
+}
+
+/// A JSON body of at most [`BODY_LIMIT`] bytes, parsed into `T`. Rejections are the admin
+/// API's errors: 413 over the limit, 400 naming what is malformed (unknown fields by name).
+pub struct AppJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let bytes = read_body(req.into_body())
+            .await
+            .map_err(ApiError::TooLarge)?;
+        parse_json(&bytes)
+            .map(AppJson)
+            .map_err(ApiError::BadRequest)
+    }
 }
 
 #[cfg(test)]

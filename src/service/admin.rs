@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::OnExpiry;
 use crate::domain::secret::{try_new_secret, PASSWORD_PREFIX};
 use crate::domain::{
-    validate_expiry, validate_scope_list, Scope, SecretHash, Status, Token, TokenName,
+    validate_expiry, validate_scope_list, Patch, Scope, SecretHash, Status, Token, TokenName,
     ValidationError,
 };
 use crate::service::usage::UsageRecorder;
@@ -35,11 +35,11 @@ pub struct NewToken {
     pub scopes: Vec<Scope>,
 }
 
-/// A partial change (PATCH). `expiry: Some(None)` removes the expiry.
+/// A partial change (PATCH). `expiry: Patch::Null` removes the expiry.
 #[derive(Debug, Clone, Default)]
 pub struct TokenChanges {
     pub status: Option<Status>,
-    pub expiry: Option<Option<DateTime<Utc>>>,
+    pub expiry: Patch<DateTime<Utc>>,
     pub scopes: Option<Vec<Scope>>,
 }
 
@@ -216,14 +216,12 @@ impl AdminService {
         if let Some(status) = changes.status {
             token.status = status;
         }
-        if let Some(expiry) = changes.expiry {
-            if let Some(exp) = expiry {
-                if Some(exp) != token.expiry {
-                    validate_expiry(exp, now)?;
-                }
+        if let Patch::Value(exp) = changes.expiry {
+            if Some(exp) != token.expiry {
+                validate_expiry(exp, now)?;
             }
-            token.expiry = expiry;
         }
+        changes.expiry.apply_to(&mut token.expiry);
         if let Some(scopes) = changes.scopes {
             validate_scope_list(&scopes)?;
             token.scopes = scopes;
@@ -427,7 +425,7 @@ mod tests {
             if kept {
                 // Revived by a later expiry.
                 let changes = TokenChanges {
-                    expiry: Some(Some(clock.now() + TimeDelta::days(1))),
+                    expiry: Patch::Value(clock.now() + TimeDelta::days(1)),
                     ..TokenChanges::default()
                 };
                 let t = admin.patch("default", t.id, changes).unwrap();

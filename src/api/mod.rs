@@ -1,0 +1,41 @@
+//! The wire types of regauth's HTTP API: the admin API under `/api/v1` (shaped like the IONOS
+//! Cloud Container Registry token API, so its SDKs work unchanged) and the token endpoint's
+//! reply and errors. One set of types, used by the server handlers (`http`) to write and
+//! by the CLI (`cli`) to read, and the source of the OpenAPI document (`docs/openapi.json`,
+//! built in `http::openapi`).
+//!
+//! Dependency direction: `api` is a leaf of plain serde types. It uses `domain` only for
+//! [`Patch`] and knows nothing of axum, sled, JWT or the store. Conversions from domain values
+//! (which need the server's public URL) live in `http::admin`; the CLI reads these types as
+//! they are.
+//!
+//! Inputs (`TokenCreate`, `TokenPatch`) keep `status`, `expiryDate` and scope fields as text:
+//! the server parses them into domain types and names the offending field in its error
+//! (`properties.scopes[1].actions: ...`), which serde's own enum errors would not. Their OpenAPI
+//! schema still lists the accepted values.
+//!
+//! Adding a field to a reply: make it `Option<T>` with
+//! `#[serde(default, skip_serializing_if = "Option::is_none")]`, so older clients and stored
+//! test bodies keep working; then regenerate `docs/openapi.json` (`regauth openapi`).
+mod auth;
+mod error;
+mod registry;
+pub mod time;
+mod token;
+
+pub use crate::domain::Patch;
+pub use auth::{AccessToken, RegistryError, RegistryErrors, TokenForm};
+pub use error::{ErrorBody, ErrorMessage};
+pub use registry::{Registry, RegistryList, RegistryProperties, TokenAuth};
+pub use time::rfc3339;
+pub use token::{
+    Credentials, Links, Metadata, ResourceType, Scope, ScopeAction, ScopeType, Token, TokenCreate,
+    TokenPage, TokenPatch, TokenProperties, TokenPropertiesInput, TokenStatus,
+};
+
+/// The admin API's path prefix.
+pub const PREFIX: &str = "/api/v1";
+/// Default page size of the token list.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Largest page size of the token list.
+pub const MAX_LIMIT: usize = 1000;

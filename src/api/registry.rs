@@ -1,0 +1,56 @@
+//! Registries: configured in regauth's config file, read-only in the API.
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::token::{Metadata, ResourceType};
+
+/// The `auth: token:` settings that make a distribution registry trust this regauth
+/// (regauth's addition to the IONOS shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenAuth {
+    /// The token endpoint's URL.
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    /// Path of regauth's signing certificate on the regauth host.
+    pub rootcertbundle: String,
+}
+
+/// A registry's properties.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryProperties {
+    pub name: String,
+    /// Where docker clients reach the registry (`host[:port]`).
+    pub hostname: String,
+    /// The `service` the registry names in its token requests.
+    pub service: String,
+    /// Empty: regauth has no locations.
+    pub location: String,
+    pub token_auth: TokenAuth,
+}
+
+/// A registry that regauth issues tokens for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Registry {
+    pub id: String,
+    /// Always `registry`.
+    #[serde(rename = "type")]
+    pub kind: ResourceType,
+    pub href: String,
+    pub metadata: Metadata,
+    pub properties: RegistryProperties,
+}
+
+/// Every registry, in the config file's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RegistryList {
+    /// Always `registries`.
+    pub id: String,
+    /// Always `collection`.
+    #[serde(rename = "type")]
+    pub kind: ResourceType,
+    pub href: String,
+    pub items: Vec<Registry>,
+}

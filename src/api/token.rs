@@ -1,0 +1,303 @@
+//! Tokens: the resource, its list page, and the POST/PUT/PATCH bodies.
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::time::{option_whole_seconds, whole_seconds};
+use super::Patch;
+
+/// The `type` of a resource or collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceType {
+    Token,
+    Registry,
+    Collection,
+}
+
+/// Who created and last changed a resource, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    /// `admin` for tokens made through the API, `config` for registries.
+    pub created_by: String,
+    #[serde(with = "whole_seconds")]
+    #[schema(value_type = String, format = DateTime, example = "2026-06-01T12:00:00Z")]
+    pub created_date: DateTime<Utc>,
+    pub last_modified_by: String,
+    #[serde(with = "whole_seconds")]
+    #[schema(value_type = String, format = DateTime, example = "2026-06-01T12:00:00Z")]
+    pub last_modified_date: DateTime<Utc>,
+    /// Always `AVAILABLE`: regauth applies every change before it answers.
+    #[schema(example = "AVAILABLE")]
+    pub state: String,
+}
+
+/// `enabled` (the default) or `disabled`: a disabled token authenticates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    #[default]
+    Enabled,
+    Disabled,
+}
+
+impl TokenStatus {
+    /// `enabled` or `disabled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Enabled => "enabled",
+            TokenStatus::Disabled => "disabled",
+        }
+    }
+}
+
+impl fmt::Display for TokenStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a scope applies to (schema only: the field is text, so the server can name it in
+/// errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopeType {
+    /// Repositories whose name matches the pattern.
+    Repository,
+    /// The registry itself; the name is `catalog` (or `*`).
+    Registry,
+}
+
+/// An action a scope grants (schema only, like [`ScopeType`]). `push` needs `pull`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopeAction {
+    Pull,
+    Push,
+    Delete,
+}
+
+/// A scope: what a token may do to which repositories (or to the registry's catalog).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    /// `repository` or `registry`.
+    #[serde(rename = "type")]
+    #[schema(value_type = ScopeType)]
+    pub kind: String,
+    /// A repository pattern (`*` matches any run of characters, including `/`; `?` one
+    /// character), or `catalog` for a registry scope.
+    #[schema(example = "team/*")]
+    pub name: String,
+    /// At least one of `pull`, `push`, `delete`; `push` needs `pull`.
+    #[schema(value_type = Vec<ScopeAction>)]
+    pub actions: Vec<String>,
+}
+
+impl fmt::Display for Scope {
+    /// `type:name:a,b`, the syntax the CLI accepts.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.kind, self.name, self.actions.join(","))
+    }
+}
+
+/// The docker login of a token: the username is the token's name; the password is in the
+/// reply to the request that created the token, and in no other reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Credentials {
+    pub username: String,
+    /// Only in the reply that created the token: regauth keeps only a hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// A token's properties.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenProperties {
+    /// The token's name, unique in its registry: 3-63 of `a-z`, `0-9`, `-`.
+    #[schema(example = "ci-push")]
+    pub name: String,
+    pub credentials: Credentials,
+    /// When the token stops working; `null` for never.
+    #[serde(with = "option_whole_seconds")]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-12-01T10:00:00Z")]
+    pub expiry_date: Option<DateTime<Utc>>,
+    pub scopes: Vec<Scope>,
+    pub status: TokenStatus,
+}
+
+/// A token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Token {
+    pub id: Uuid,
+    /// Always `token`.
+    #[serde(rename = "type")]
+    pub kind: ResourceType,
+    /// The token's URL.
+    pub href: String,
+    pub metadata: Metadata,
+    pub properties: TokenProperties,
+}
+
+impl Token {
+    /// The token's name.
+    pub fn name(&self) -> &str {
+        &self.properties.name
+    }
+}
+
+/// Links between the pages of a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Links {
+    /// This page.
+    #[serde(rename = "self")]
+    pub this: String,
+    /// The next page, when there are more tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// The previous page (past the end: the last page that has items).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+}
+
+/// One page of a registry's tokens, sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenPage {
+    /// `<registryId>-tokens`.
+    pub id: String,
+    /// Always `collection`.
+    #[serde(rename = "type")]
+    pub kind: ResourceType,
+    pub href: String,
+    pub items: Vec<Token>,
+    /// Index of the first item in the whole list.
+    pub offset: usize,
+    /// The page size asked for.
+    pub limit: usize,
+    /// Items on this page.
+    pub count: usize,
+    /// Tokens in the whole list.
+    pub total: usize,
+    #[serde(rename = "_links")]
+    pub links: Links,
+}
+
+/// The body of `POST .../tokens` and `PUT .../tokens/{tokenId}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCreate {
+    pub properties: TokenPropertiesInput,
+}
+
+/// A token as a create or a full replace describes it. What is left out takes its default:
+/// `enabled`, no expiry, no scopes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TokenPropertiesInput {
+    /// 3-63 of `a-z`, `0-9`, `-`, starting with a letter and not ending with `-`.
+    #[schema(example = "ci-push")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TokenStatus>)]
+    pub status: Option<String>,
+    /// At least an hour ahead; `null` or absent for never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-12-01T10:00:00Z")]
+    pub expiry_date: Option<String>,
+    /// At most 100, one per type and name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<Scope>>,
+}
+
+/// The body of `PATCH .../tokens/{tokenId}`: only what is sent changes; `"expiryDate": null`
+/// removes the expiry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TokenPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TokenStatus>)]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-12-01T10:00:00Z")]
+    pub expiry_date: Patch<String>,
+    /// Replaces the whole list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<Scope>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> serde_json::Value {
+        json!({
+            "id": "7c1e1a52-4d7f-4a6e-9a51-0f4b8f5b2f10",
+            "type": "token",
+            "href": "http://x/api/v1/registries/default/tokens/7c1e1a52-4d7f-4a6e-9a51-0f4b8f5b2f10",
+            "metadata": {
+                "createdBy": "admin", "createdDate": "2026-01-01T00:00:00Z",
+                "lastModifiedBy": "admin", "lastModifiedDate": "2026-01-02T00:00:00Z",
+                "state": "AVAILABLE"
+            },
+            "properties": {
+                "name": "ci-push",
+                "credentials": {"username": "ci-push"},
+                "expiryDate": null,
+                "scopes": [{"type": "repository", "name": "team/*", "actions": ["pull", "push"]}],
+                "status": "enabled"
+            }
+        })
+    }
+
+    #[test]
+    fn a_token_reads_and_writes_the_same_json() {
+        let t: Token = serde_json::from_value(sample()).unwrap();
+        assert_eq!(t.name(), "ci-push");
+        assert_eq!(t.properties.status, TokenStatus::Enabled);
+        assert_eq!(
+            t.properties.scopes[0].to_string(),
+            "repository:team/*:pull,push"
+        );
+        assert_eq!(serde_json::to_value(&t).unwrap(), sample());
+    }
+
+    #[test]
+    fn patch_bodies_keep_absent_apart_from_null() {
+        let p: TokenPatch = serde_json::from_value(json!({"expiryDate": null})).unwrap();
+        assert_eq!(p.expiry_date, Patch::Null);
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            json!({"expiryDate": null})
+        );
+        let p: TokenPatch = serde_json::from_value(json!({"status": "disabled"})).unwrap();
+        assert_eq!(p.expiry_date, Patch::Absent);
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            json!({"status": "disabled"})
+        );
+        let e = serde_json::from_value::<TokenPatch>(json!({"color": "red"})).unwrap_err();
+        assert!(e.to_string().contains("color"), "{e}");
+    }
+
+    #[test]
+    fn create_bodies_leave_out_what_is_not_set() {
+        let c = TokenCreate {
+            properties: TokenPropertiesInput {
+                name: "ci".into(),
+                status: None,
+                expiry_date: None,
+                scopes: None,
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&c).unwrap(),
+            json!({"properties": {"name": "ci"}})
+        );
+    }
+}
