@@ -1,5 +1,5 @@
 # regauth container image: the release binary on debian:bookworm-slim, run as a
-# non-root user. Used by docker-compose.yml; see README.md, "Run with Docker Compose".
+# non-root user. Used by docker-compose.yml; see docs/docker-compose.md.
 #
 #   docker build -t regauth .
 #   docker run -p 5001:5001 -v regauth-data:/data -v regauth-certs:/certs regauth

@@ -22,6 +22,8 @@
 # Usage: scripts/bench-load.sh [--sizes "10 10000 100000 1000000"] [--conns "1 16 64"]
 #                              [--duration 5] [--rounds 3] [--warmup 3] [--port 5101]
 #                              [--no-build] [--work target/bench-load] [--out FILE]
+#                              [--bin PATH --seed PATH]   (other builds, e.g. to compare two
+#                              versions; implies --no-build; give each its own --work)
 # Needs: wrk (Debian's /usr/bin/wrk), curl, GNU time; fincore is optional. The full matrix takes
 # ~7 min once the stores are seeded; seeding 1 000 000 tokens (0.9 GB) adds ~2 min the first time.
 set -euo pipefail
@@ -36,6 +38,8 @@ PORT=5101
 BUILD=1
 WORK=target/bench-load
 OUT=""
+BIN=""
+SEED=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --sizes) SIZES="$2"; shift 2 ;;
@@ -47,7 +51,9 @@ while [ $# -gt 0 ]; do
         --work) WORK="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        --bin) BIN="$2"; BUILD=0; shift 2 ;;
+        --seed) SEED="$2"; BUILD=0; shift 2 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -57,8 +63,8 @@ command -v curl >/dev/null || { echo "curl is not installed" >&2; exit 1; }
 if [ "$BUILD" = 1 ]; then
     cargo build --release --features bench-baseline --bin regauth --bin regauth-seed
 fi
-BIN=$PWD/target/release/regauth
-SEED=$PWD/target/release/regauth-seed
+BIN=${BIN:-$PWD/target/release/regauth}
+SEED=${SEED:-$PWD/target/release/regauth-seed}
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 OUT=${OUT:-$WORK/results-$(date -u +%Y%m%dT%H%M%SZ).md}

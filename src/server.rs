@@ -3,6 +3,7 @@
 //! sweeper, and the listener.
 //!
 //! Dependency direction: `server -> {http, service, store, jwt, config}`; only `cli` depends on it.
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::http::admin_token::AdminToken;
 use crate::http::AppState;
 use crate::jwt;
 use crate::service::{expiry, usage, AdminService};
@@ -33,13 +35,16 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
     let admin_token = admin_token(&config)?;
     let store = SledStore::open(&config.data_dir.join("store"))
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-    Ok(AppState::new(
-        config,
-        Arc::new(store),
-        key,
-        &admin_token,
-        Clock::system(),
-    ))
+    let from_file = config
+        .admin_token
+        .is_none()
+        .then(|| config.admin_token_file());
+    let state = AppState::new(config, Arc::new(store), key, &admin_token, Clock::system());
+    Ok(match from_file {
+        // Re-read when `regauth admin-token rotate` replaces the file.
+        Some(path) => state.with_admin_token(AdminToken::file(path, &admin_token)),
+        None => state,
+    })
 }
 
 /// Runs the server until SIGINT/SIGTERM.
@@ -133,18 +138,50 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
             .map_err(|why| anyhow::anyhow!("{}: admin token {why}", path.display()))?;
         return Ok(t);
     }
-    let mut bytes = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("no system randomness"))?;
-    let token = format!(
-        "rgadm_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
+    let token = new_admin_token()?;
     crate::files::write_new_file(&path, token.as_bytes(), 0o600)
         .context("cannot create the admin token file")?;
     warn!(file = %path.display(), "generated a new admin token; read it from this file (mode 0600)");
     Ok(token)
+}
+
+fn new_admin_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("no system randomness"))?;
+    Ok(format!(
+        "rgadm_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    ))
+}
+
+/// `regauth admin-token rotate`: replaces `<data_dir>/admin-token` with a new random token
+/// (written to a temporary file, synced, renamed over the old one, so the file is never
+/// half-written). A running server re-reads the file at its next admin request, so the old
+/// token stops working at once; tokens, sessions and keys are untouched. Refused when the
+/// admin token is configured (`[admin] token`, `REGAUTH_ADMIN_TOKEN`): change it there.
+/// Returns the file's path.
+pub fn rotate_admin_token(config: &Config) -> anyhow::Result<PathBuf> {
+    anyhow::ensure!(
+        config.admin_token.is_none(),
+        "the admin token is set in the configuration ([admin] token or REGAUTH_ADMIN_TOKEN); change it there and restart"
+    );
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let path = config.admin_token_file();
+    let tmp = path.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    crate::files::write_new_file(&tmp, new_admin_token()?.as_bytes(), 0o600)
+        .context("cannot write the new admin token file")?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        // Make the rename itself durable.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync {}", dir.display()))?;
+    }
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -93,12 +93,23 @@ pub enum Command {
     },
     /// Check that a regauth server answers /health (exit 0) or not (exit 1).
     Health,
+    /// Manage the admin API's token file (<data_dir>/admin-token), on the server's host.
+    #[command(subcommand)]
+    AdminToken(AdminTokenCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell) on stdout.
     #[command(after_help = COMPLETIONS_HELP)]
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenCommand {
+    /// Write a new random admin token to <data_dir>/admin-token. A running server uses it from
+    /// its next admin request on and refuses the old one; tokens, sessions and keys are
+    /// untouched. Refused when the admin token is set in the config or REGAUTH_ADMIN_TOKEN.
+    Rotate,
 }
 
 const COMPLETIONS_HELP: &str = "\
@@ -286,6 +297,18 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     if let Command::Completions { shell } = cli.command {
         return Ok(completions(shell, out)?);
     }
+    if let Command::AdminToken(AdminTokenCommand::Rotate) = cli.command {
+        // Local: the token file lives in the server's data directory.
+        let config = Config::load(cli.global.config.as_deref())?;
+        let path = crate::server::rotate_admin_token(&config)
+            .map_err(|e| CliError::Other(format!("{e:#}")))?;
+        writeln!(
+            out,
+            "A new admin token is in {}; the old one no longer works.",
+            path.display()
+        )?;
+        return Ok(());
+    }
     let conn = ConnArgs {
         config: cli.global.config,
         server: cli.global.server,
@@ -303,9 +326,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         registry: None,
     };
     match cli.command {
-        Command::Serve | Command::Completions { .. } => Err(CliError::Usage(
-            "serve and completions are not client commands".into(),
-        )),
+        Command::Serve | Command::Completions { .. } | Command::AdminToken(_) => Err(
+            CliError::Usage("serve, completions and admin-token are not client commands".into()),
+        ),
         Command::Health => commands::health(&mut ctx),
         Command::RegistryConfig { registry } => {
             ctx.registry = registry;

@@ -18,7 +18,7 @@ use super::extract::{bearer_token, last, parse_pairs, AppJson, KnownRegistry, Pa
 use super::state::AppState;
 use crate::api::{self, ErrorBody, ResourceType};
 use crate::config::RegistryConfig;
-use crate::domain::{Scope, SecretHash, Status, Token, TokenName, ValidationError};
+use crate::domain::{Scope, Status, Token, TokenName, ValidationError};
 use crate::service::{AdminService, NewToken, PutOutcome, TokenChanges};
 
 pub use crate::api::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -172,8 +172,7 @@ fn registry_out(state: &AppState, r: &RegistryConfig) -> api::Registry {
 /// Requires `Authorization: Bearer <admin token>`, compared in constant time (over hashes, so
 /// the length of the configured token does not leak either).
 pub async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let ok = bearer_token(req.headers())
-        .is_some_and(|t| SecretHash::of(t).ct_eq(&state.admin_token_hash));
+    let ok = bearer_token(req.headers()).is_some_and(|t| state.admin_token.matches(t));
     if ok {
         next.run(req).await
     } else {

@@ -8,6 +8,7 @@ use axum::routing::get;
 use axum::Router;
 
 pub mod admin;
+pub mod admin_token;
 pub mod auth;
 #[cfg(feature = "bench-baseline")]
 mod bench;

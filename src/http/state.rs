@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::SecretHash;
+use crate::http::admin_token::AdminToken;
 use crate::jwt::{Issuer, SigningKey};
 use crate::service::{AdminService, AuthService};
 use crate::store::Store;
@@ -20,8 +20,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub auth: Arc<AuthService>,
     pub admin: AdminService,
-    /// SHA-256 of the admin token, compared in constant time.
-    pub admin_token_hash: SecretHash,
+    /// The admin token (fixed, or kept in a file that is re-read when it changes).
+    pub admin_token: Arc<AdminToken>,
     pub clock: Clock,
     /// Absolute path of the signing certificate (the registry's `rootcertbundle`).
     pub certificate: Arc<Path>,
@@ -46,10 +46,18 @@ impl AppState {
             config: Arc::new(config),
             auth: Arc::new(auth),
             admin,
-            admin_token_hash: SecretHash::of(admin_token),
+            admin_token: Arc::new(AdminToken::fixed(admin_token)),
             clock,
             certificate,
         }
+    }
+}
+
+impl AppState {
+    /// The same state with `admin_token` checked instead (e.g. one kept in a file).
+    pub fn with_admin_token(mut self, admin_token: AdminToken) -> AppState {
+        self.admin_token = Arc::new(admin_token);
+        self
     }
 }
 

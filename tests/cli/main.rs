@@ -15,4 +15,5 @@ mod completions;
 mod compose;
 mod docker;
 mod errors;
+mod lifecycle;
 mod settings;
