@@ -453,7 +453,7 @@ fn registry_config_prints_the_auth_block() {
     let s = Regauth::start();
     let out = s.cli(&["registry-config"]).ok();
     let expected = format!(
-        "auth:\n  token:\n    realm: {}/auth\n    service: registry.local\n    issuer: regauth\n    rootcertbundle: {}\n",
+        "auth:\n  token:\n    realm: {}/auth\n    service: registry.local\n    issuer: regauth\n    rootcertbundle: {}\n    # distribution 3.x accepts only these algorithms; 2.8 ignores the setting.\n    signingalgorithms:\n      - ES256\n",
         s.url(),
         s.cert_path().display()
     );
@@ -469,6 +469,7 @@ fn registry_config_prints_the_auth_block() {
             "service": "registry.local",
             "issuer": "regauth",
             "rootcertbundle": s.cert_path().display().to_string(),
+            "signingalgorithms": ["ES256"],
         })
     );
 }
