@@ -278,6 +278,19 @@ pub async fn get_registry(
     Json(registry_out(&state, &r))
 }
 
+/// The `filter.name` query parameter: a substring of the names to list, compared in
+/// lowercase (names are lowercase). At most a name's length.
+fn name_filter(pairs: &Pairs<'_>) -> Result<Option<String>, ApiError> {
+    match last(pairs, "filter.name") {
+        None | Some("") => Ok(None),
+        Some(v) if v.chars().count() > 63 => Err(ApiError::BadRequest(format!(
+            "filter.name: must be at most 63 characters (the longest name), got {}",
+            v.chars().count()
+        ))),
+        Some(v) => Ok(Some(v.to_lowercase())),
+    }
+}
+
 /// List a registry's tokens, sorted by name, one page at a time.
 #[utoipa::path(
     get, path = "/api/v1/registries/{registryId}/tokens", tag = "tokens",
@@ -288,10 +301,13 @@ pub async fn get_registry(
         ("offset" = Option<u64>, Query, description = "Index of the first token (default 0)."),
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000,
             description = "Page size, 1 to 1000 (default 100)."),
+        ("filter.name" = Option<String>, Query, max_length = 63,
+            description = "Only tokens whose name contains this text (case-insensitive); \
+                `total` counts the matches."),
     ),
     responses(
         (status = 200, description = "One page of tokens; never a password.", body = api::TokenPage),
-        (status = 400, description = "`offset` or `limit` out of range.", body = ErrorBody),
+        (status = 400, description = "`offset`, `limit` or `filter.name` out of range.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry.", body = ErrorBody),
     )
@@ -305,10 +321,22 @@ pub async fn list_tokens(
     let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
     let offset = page_param(&pairs, "offset", 0, 0, usize::MAX / 2)?;
     let limit = page_param(&pairs, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
-    let id = reg.clone();
-    let page = blocking(&state.admin, move |a| a.list(&id, offset, limit)).await?;
+    let name = name_filter(&pairs)?;
+    let r = reg.clone();
+    let needle = name.clone();
+    let page = blocking(&state.admin, move |a| match needle {
+        Some(n) => a.list_matching(&r, &n, offset, limit),
+        None => a.list(&r, offset, limit),
+    })
+    .await?;
     let href = tokens_href(&state, &reg);
-    let link = |o: usize| format!("{href}?offset={o}&limit={limit}");
+    let filter: String = name
+        .map(|n| {
+            let encoded: String = form_urlencoded::byte_serialize(n.as_bytes()).collect();
+            format!("&filter.name={encoded}")
+        })
+        .unwrap_or_default();
+    let link = |o: usize| format!("{href}?offset={o}&limit={limit}{filter}");
     let count = page.items.len();
     let links = api::Links {
         this: link(offset),

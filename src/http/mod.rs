@@ -1,6 +1,6 @@
 //! The HTTP surface: the router, its layers, the shared [`AppState`] (`state`), and the
-//! handlers for the token endpoint (`auth`) and the admin API (`admin`). The only module that
-//! knows axum.
+//! handlers for the token endpoint (`auth`), the admin API (`admin`) and the console's files
+//! (`console`). The only module that knows axum.
 //!
 //! Dependency direction: `http -> service -> {domain, store, jwt}`; `http` never imports
 //! `server` (which builds the state and serves this router) or `cli`.
@@ -12,6 +12,7 @@ pub mod admin_token;
 pub mod auth;
 #[cfg(feature = "bench-baseline")]
 mod bench;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod state;
@@ -39,12 +40,14 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::require_admin,
-        ));
+        ))
+        .layer(axum::middleware::map_response(console::api_headers));
     let router = Router::new()
         .route("/auth", get(auth::get_token).post(auth::post_token))
         .route("/auth/token", get(auth::get_token).post(auth::post_token))
         .route("/health", get(|| async { "ok" }))
-        .nest("/api/v1", api);
+        .nest("/api/v1", api)
+        .merge(console::routes());
     #[cfg(feature = "bench-baseline")]
     let router = router.route("/bench/sign", bench::sign_route(&state));
     router.with_state(state)

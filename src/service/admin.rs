@@ -266,6 +266,22 @@ impl AdminService {
         })
     }
 
+    /// Like [`AdminService::list`], only the tokens whose name contains `needle`.
+    pub fn list_matching(
+        &self,
+        registry: &str,
+        needle: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Page, AdminError> {
+        self.sweep()?;
+        let page = self.store.list_matching(registry, needle, offset, limit)?;
+        Ok(Page {
+            items: page.items.into_iter().map(|t| self.shown(t)).collect(),
+            total: page.total,
+        })
+    }
+
     /// A page of the tokens of `registry` whose expiry is within `within` from now, sorted by
     /// name; with `on_expiry = "disable"` the already expired ones too. Reads the expiry
     /// index, not every token.

@@ -120,6 +120,28 @@ impl Store for MemoryStore {
         Ok(Page { items, total })
     }
 
+    fn list_matching(
+        &self,
+        registry: &str,
+        needle: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let inner = self.read()?;
+        let matching = inner
+            .tokens
+            .range((registry.to_string(), String::new())..)
+            .take_while(|(key, _)| key.0 == registry)
+            .filter(|(key, _)| key.1.contains(needle));
+        let total = matching.clone().count();
+        let items = matching
+            .skip(offset)
+            .take(limit)
+            .map(|(_, t)| t.clone())
+            .collect();
+        Ok(Page { items, total })
+    }
+
     fn create(&self, token: &Token) -> Result<(), StoreError> {
         check_registry(&token.registry)?;
         let mut inner = self.write()?;

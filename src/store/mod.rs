@@ -97,6 +97,29 @@ pub trait Store: Send + Sync + 'static {
     /// Tokens of `registry` sorted by name, skipping `offset`, at most `limit`.
     fn list(&self, registry: &str, offset: usize, limit: usize) -> Result<Page, StoreError>;
 
+    /// Like [`Store::list`], but only the tokens whose name contains `needle` (compared
+    /// byte for byte); `total` counts the matches. An empty needle matches every token.
+    ///
+    /// The default reads the whole registry; backends override it to skip decoding the
+    /// tokens that do not match.
+    fn list_matching(
+        &self,
+        registry: &str,
+        needle: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let all = self.list(registry, 0, usize::MAX)?;
+        let matching: Vec<Token> = all
+            .items
+            .into_iter()
+            .filter(|t| t.name.as_str().contains(needle))
+            .collect();
+        let total = matching.len();
+        let items = matching.into_iter().skip(offset).take(limit).collect();
+        Ok(Page { items, total })
+    }
+
     /// Inserts a new token. `NameTaken` if the name exists in its registry, `IdTaken` if the id
     /// exists anywhere.
     fn create(&self, token: &Token) -> Result<(), StoreError>;
@@ -303,6 +326,32 @@ pub(crate) mod tests {
         let empty = s.list("nowhere", 0, 10).unwrap();
         assert_eq!((empty.items.len(), empty.total), (0, 0));
         assert_eq!(s.count().unwrap(), 7);
+    }
+
+    pub(crate) fn list_matching_filters_by_substring(s: &dyn Store) {
+        for name in ["ci-bot", "ci-pusher", "deploy-bot", "reader", "bot-one"] {
+            s.create(&token("default", name)).unwrap();
+        }
+        s.create(&token("other", "other-bot")).unwrap();
+
+        let bots = s.list_matching("default", "bot", 0, 100).unwrap();
+        assert_eq!(bots.total, 3);
+        assert_eq!(names(&bots.items), ["bot-one", "ci-bot", "deploy-bot"]);
+
+        let page = s.list_matching("default", "bot", 1, 1).unwrap();
+        assert_eq!(page.total, 3);
+        assert_eq!(names(&page.items), ["ci-bot"]);
+        let past = s.list_matching("default", "bot", 5, 10).unwrap();
+        assert_eq!((past.items.len(), past.total), (0, 3));
+
+        let ci = s.list_matching("default", "ci-", 0, 100).unwrap();
+        assert_eq!(names(&ci.items), ["ci-bot", "ci-pusher"]);
+        let none = s.list_matching("default", "zzz", 0, 100).unwrap();
+        assert_eq!((none.items.len(), none.total), (0, 0));
+        let all = s.list_matching("default", "", 0, 2).unwrap();
+        assert_eq!(names(&all.items), ["bot-one", "ci-bot"]);
+        assert_eq!(all.total, 5);
+        assert_eq!(s.list_matching("nowhere", "bot", 0, 10).unwrap().total, 0);
     }
 
     pub(crate) fn update_replaces_and_reindexes(s: &dyn Store) {
@@ -914,7 +963,8 @@ pub(crate) mod tests {
         ($make:expr) => {
             conformance!(@tests $make;
                 create_get_find, name_unique_per_registry, id_unique_everywhere,
-                list_sorted_paged, update_replaces_and_reindexes, update_not_found,
+                list_sorted_paged, list_matching_filters_by_substring,
+                update_replaces_and_reindexes, update_not_found,
                 update_rename_keeps_indexes, delete_removes_token_and_grants,
                 delete_expired_boundaries, refresh_add_find_cap, count_across_registries,
                 racing_creates_one_winner, racing_grants_respect_cap,

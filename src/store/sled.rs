@@ -220,6 +220,31 @@ impl Store for SledStore {
         Ok(Page { items, total })
     }
 
+    fn list_matching(
+        &self,
+        registry: &str,
+        needle: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        // The name is the key's tail: match on keys, decode only the page's records.
+        let prefix = registry_prefix(registry);
+        let mut items = Vec::new();
+        let mut total = 0;
+        for entry in self.tokens.scan_prefix(&prefix) {
+            let (key, value) = entry.map_err(backend)?;
+            let name = &key[prefix.len()..];
+            if !contains(name, needle.as_bytes()) {
+                continue;
+            }
+            if total >= offset && items.len() < limit {
+                items.push(decode_token(&key, &value)?);
+            }
+            total += 1;
+        }
+        Ok(Page { items, total })
+    }
+
     fn create(&self, token: &Token) -> Result<(), StoreError> {
         self.create_unflushed(token)?;
         self.flush()
@@ -598,6 +623,11 @@ fn registry_prefix(registry: &str) -> Vec<u8> {
     key.extend_from_slice(registry.as_bytes());
     key.push(0);
     key
+}
+
+/// Whether `needle` occurs in `haystack` (an empty needle always does).
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn name_key(registry: &str, name: &str) -> Vec<u8> {

@@ -1,0 +1,643 @@
+// The Tokens console: sign-in, the token table, and the dialogs that change tokens. Every
+// change goes through the admin API (api.js); data from the API is rendered with
+// textContent only.
+import { api, session, tokenPath, tokensPath, ApiError, Unauthorized } from './api.js';
+import { closeMenu, initDialogs, openDialog, returnFocusTo, showMenu } from './dialogs.js';
+import {
+  EXPIRY_RULE, MIN_LIFETIME_MS, WARN_DAYS, dockerLogin, fieldOf, formatDate, fromLocalInput,
+  nameRule, relative, scopeText, statusText, toLocalInput,
+} from './format.js';
+
+const $ = (id) => document.getElementById(id);
+
+/** What the table shows. No secrets live here. */
+const view = {
+  registries: [],
+  registry: null,
+  offset: 0,
+  limit: 50,
+  filter: '',
+  expiring: false,
+  total: 0,
+  items: [],
+  /** Whether the API reports last-used data and rotation (the token lifecycle). */
+  lifecycle: false,
+};
+
+// ---------- helpers ----------
+
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else e.setAttribute(k, v);
+  }
+  e.append(...children);
+  return e;
+}
+
+function say(text) {
+  $('notice').textContent = text;
+}
+
+/** Every failure ends here: a 401 goes back to sign-in, the rest shows in `target`. */
+function fail(e, target) {
+  if (e instanceof Unauthorized) {
+    showSignIn(e.message);
+    return;
+  }
+  (target || $('load-error')).textContent = e.message;
+}
+
+function registryHost() {
+  const r = view.registries.find((x) => x.id === view.registry);
+  return r ? r.properties.hostname : '';
+}
+
+// ---------- sign in / out ----------
+
+function showSignIn(message) {
+  session.clear();
+  for (const d of document.querySelectorAll('dialog[open]')) d.close();
+  closeMenu();
+  view.items = [];
+  $('rows').replaceChildren();
+  $('tokens-view').hidden = true;
+  $('sign-out').hidden = true;
+  $('signin-view').hidden = false;
+  $('signin-message').textContent = message || '';
+  $('admin-token').value = '';
+  $('admin-token').focus();
+}
+
+async function showTokens() {
+  const list = await api('GET', '/registries');
+  view.registries = list.items || [];
+  const select = $('registry');
+  select.replaceChildren(...view.registries.map((r) =>
+    el('option', { value: r.id, text: `${r.id} (${r.properties.hostname})` })));
+  if (!view.registries.some((r) => r.id === view.registry)) {
+    view.registry = view.registries.length ? view.registries[0].id : null;
+  }
+  select.value = view.registry || '';
+  $('signin-view').hidden = true;
+  $('signin-message').textContent = '';
+  $('tokens-view').hidden = false;
+  $('sign-out').hidden = false;
+  view.offset = 0;
+  await loadTokens();
+}
+
+$('signin-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const token = $('admin-token').value.trim();
+  if (!token) {
+    $('signin-message').textContent = 'Enter the admin token.';
+    $('admin-token').focus();
+    return;
+  }
+  session.set(token);
+  $('admin-token').value = '';
+  try {
+    await showTokens();
+    $('tokens-title').focus();
+  } catch (err) {
+    if (err instanceof Unauthorized) showSignIn('That admin token was not accepted (401 Unauthorized).');
+    else showSignIn(err.message);
+  }
+});
+
+$('sign-out').addEventListener('click', () => showSignIn('You are signed out.'));
+
+// ---------- the table ----------
+
+let loadSeq = 0;
+
+async function loadTokens() {
+  if (!view.registry) {
+    $('empty').hidden = false;
+    $('empty').textContent = 'No registries are configured.';
+    return;
+  }
+  const seq = ++loadSeq;
+  const q = new URLSearchParams({ offset: view.offset, limit: view.limit });
+  if (view.filter) q.set('filter.name', view.filter);
+  if (view.expiring) q.set('filter.expiresWithin', `${WARN_DAYS}d`);
+  const list = await api('GET', `${tokensPath(view.registry)}?${q}`);
+  if (seq !== loadSeq) return; // a newer request has been sent
+  // Past the end (after deletes): go to the last page that has items.
+  if (list.items.length === 0 && list.total > 0 && view.offset > 0) {
+    view.offset = Math.max(0, Math.floor((list.total - 1) / view.limit) * view.limit);
+    await loadTokens();
+    return;
+  }
+  $('load-error').textContent = '';
+  view.items = list.items;
+  view.total = list.total;
+  view.lifecycle = view.lifecycle || list.items.some((t) => t.metadata && 'lastUsedDate' in t.metadata);
+  render();
+}
+
+function reload() {
+  return loadTokens().catch((e) => fail(e));
+}
+
+function expiryCell(token, now) {
+  const td = el('td');
+  const at = token.properties.expiryDate;
+  if (!at) {
+    td.textContent = 'No expiry';
+    return td;
+  }
+  const date = new Date(at);
+  td.append(el('time', { datetime: at, text: formatDate(date) }));
+  const left = date.getTime() - now.getTime();
+  if (left <= 0) {
+    td.append(el('span', { class: 'sub expired', text: 'Expired' }));
+  } else {
+    td.append(el('span', { class: 'sub', text: relative(date, now) }));
+    if (left < WARN_DAYS * 86400e3) {
+      td.classList.add('soon');
+      td.append(el('span', { class: 'warn', text: '⚠ Expires soon' }));
+    }
+  }
+  return td;
+}
+
+function lastUsedCell(token, now) {
+  const td = el('td', { class: 'col-last-used' });
+  const m = token.metadata || {};
+  if (!m.lastUsedDate) {
+    td.textContent = 'Never';
+    return td;
+  }
+  const date = new Date(m.lastUsedDate);
+  const where = [m.lastUsedFrom && `from ${m.lastUsedFrom}`, m.lastUsedGrant && `with ${m.lastUsedGrant}`]
+    .filter(Boolean).join(' ');
+  const t = el('time', {
+    datetime: m.lastUsedDate, tabindex: '0', title: `${formatDate(date)} ${where}`.trim(),
+    'aria-describedby': `lu-${token.id}`, text: relative(date, now),
+  });
+  td.append(t, el('span', { id: `lu-${token.id}`, class: 'tip', text: `${formatDate(date)} ${where}`.trim() }));
+  return td;
+}
+
+function render() {
+  const now = new Date();
+  for (const c of document.querySelectorAll('th.col-last-used')) c.hidden = !view.lifecycle;
+  $('expiring-field').hidden = !view.lifecycle;
+  const rows = view.items.map((t) => {
+    const p = t.properties;
+    const status = statusText(p.status);
+    const scopes = el('td', { class: 'scopes' });
+    if (p.scopes.length === 0) scopes.textContent = 'No scopes';
+    for (const s of p.scopes) scopes.append(el('div', { text: scopeText(s) }));
+    const created = new Date(t.metadata.createdDate);
+    const menuButton = el('button', {
+      type: 'button', class: 'kebab', id: `menu-${t.id}`, 'aria-haspopup': 'menu',
+      'aria-expanded': 'false', 'aria-label': `Actions for ${p.name}`, title: `Actions for ${p.name}`,
+      text: '⋮',
+    });
+    menuButton.addEventListener('click', () => {
+      if (menuButton.getAttribute('aria-expanded') === 'true') closeMenu(true);
+      else openRowMenu(menuButton, t);
+    });
+    const cells = [
+      el('td', { class: 'name', text: p.name }),
+      el('td', {}, el('span', { class: `status status-${status.toLowerCase()}`, text: status })),
+      expiryCell(t, now),
+      scopes,
+      el('td', {}, el('time', { datetime: t.metadata.createdDate, text: formatDate(created) })),
+    ];
+    if (view.lifecycle) cells.push(lastUsedCell(t, now));
+    cells.push(el('td', { class: 'row-actions' }, menuButton));
+    return el('tr', { 'data-id': t.id }, ...cells);
+  });
+  // Re-rendering replaces the rows: keep focus on the same token's menu button.
+  const focused = document.activeElement && document.activeElement.id;
+  $('rows').replaceChildren(...rows);
+  if (focused && focused.startsWith('menu-') && !document.querySelector('dialog[open]')) {
+    const again = document.getElementById(focused);
+    if (again) again.focus();
+  }
+  const first = view.total === 0 ? 0 : view.offset + 1;
+  const last = view.offset + view.items.length;
+  const n = view.total.toLocaleString('en');
+  $('page-info').textContent = view.total === 0
+    ? 'No tokens'
+    : `${first.toLocaleString('en')}–${last.toLocaleString('en')} of ${n} tokens`;
+  $('prev-page').disabled = view.offset === 0;
+  $('next-page').disabled = last >= view.total;
+  const empty = $('empty');
+  empty.hidden = view.items.length > 0;
+  empty.textContent = view.filter || view.expiring
+    ? 'No tokens match the filter.'
+    : 'This registry has no tokens yet. Add one with Add Token.';
+}
+
+function openRowMenu(button, token) {
+  const items = [
+    ['Edit', () => openEdit(token, button)],
+    ['Manage Scope', () => openScopes(token, button)],
+  ];
+  if (view.lifecycle) items.push(['Rotate password', () => openRotate(token, button)]);
+  items.push(['Delete', () => openDelete(token, button)]);
+  showMenu(button, items);
+}
+
+$('registry').addEventListener('change', () => {
+  view.registry = $('registry').value;
+  view.offset = 0;
+  reload();
+});
+
+let filterTimer = null;
+$('filter').addEventListener('input', () => {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => {
+    view.filter = $('filter').value.trim().toLowerCase();
+    view.offset = 0;
+    reload();
+  }, 250);
+});
+
+$('expiring').addEventListener('change', () => {
+  view.expiring = $('expiring').checked;
+  view.offset = 0;
+  reload();
+});
+
+$('prev-page').addEventListener('click', () => {
+  view.offset = Math.max(0, view.offset - view.limit);
+  reload();
+});
+$('next-page').addEventListener('click', () => {
+  view.offset += view.limit;
+  reload();
+});
+$('page-size').addEventListener('change', () => {
+  view.limit = Number($('page-size').value);
+  view.offset = 0;
+  reload();
+});
+
+// ---------- shared form pieces ----------
+
+/** Push checks Pull; unchecking Pull unchecks Push. */
+function coupleActions(prefix) {
+  const push = $(`${prefix}-push`);
+  const pull = $(`${prefix}-pull`);
+  push.addEventListener('change', () => { if (push.checked) pull.checked = true; });
+  pull.addEventListener('change', () => { if (!pull.checked) push.checked = false; });
+}
+
+function readScope(prefix) {
+  const actions = [];
+  if ($(`${prefix}-pull`).checked) actions.push('pull');
+  if ($(`${prefix}-push`).checked) actions.push('push');
+  if ($(`${prefix}-admin`).checked) actions.push('delete');
+  return { type: $(`${prefix}-type`).value, name: $(`${prefix}-path`).value.trim(), actions };
+}
+
+function resetScope(prefix) {
+  $(`${prefix}-type`).value = 'repository';
+  $(`${prefix}-path`).value = '*';
+  $(`${prefix}-admin`).checked = false;
+  $(`${prefix}-push`).checked = false;
+  $(`${prefix}-pull`).checked = true;
+}
+
+function statusToggle(prefix) {
+  const box = $(`${prefix}-status`);
+  const update = () => { $(`${prefix}-status-text`).textContent = box.checked ? 'Enabled' : 'Disabled'; };
+  box.addEventListener('change', update);
+  return update;
+}
+
+function expiryMode(prefix) {
+  const update = () => {
+    const on = $(`${prefix}-expire-on`).checked;
+    const input = $(`${prefix}-expiry`);
+    input.disabled = !on;
+    input.min = toLocalInput(new Date(Date.now() + MIN_LIFETIME_MS));
+    if (on && !input.value) input.value = toLocalInput(new Date(Date.now() + 30 * 86400e3));
+  };
+  $(`${prefix}-no-expiry`).addEventListener('change', update);
+  $(`${prefix}-expire-on`).addEventListener('change', update);
+  return update;
+}
+
+/** The expiry the form asks for (`null` = none), or an error shown at the field. */
+function readExpiry(prefix) {
+  const err = $(`${prefix}-expiry-error`);
+  err.textContent = '';
+  if (!$(`${prefix}-expire-on`).checked) return { value: null };
+  const value = fromLocalInput($(`${prefix}-expiry`).value);
+  if (!value) {
+    err.textContent = 'Expiry Date: enter a date and time.';
+    return { error: true };
+  }
+  if (new Date(value).getTime() < Date.now() + MIN_LIFETIME_MS) {
+    err.textContent = `Expiry Date: ${EXPIRY_RULE}.`;
+    return { error: true };
+  }
+  return { value };
+}
+
+/** Shows an API error in a dialog, naming the form's field, and focuses that field. */
+function showApiError(e, box, fields) {
+  if (e instanceof Unauthorized) {
+    fail(e);
+    return;
+  }
+  const { label, rule } = fieldOf(e.message);
+  const conflict = e instanceof ApiError && e.status === 409 && fields.Name;
+  const name = conflict ? 'Name' : label;
+  box.textContent = name ? `${name}: ${conflict ? e.message : rule}` : e.message;
+  const field = name && fields[name];
+  if (field) {
+    field.setAttribute('aria-invalid', 'true');
+    field.focus();
+  }
+}
+
+// ---------- Add Token ----------
+
+const addStatus = statusToggle('add');
+const addExpiry = expiryMode('add');
+coupleActions('add');
+
+function checkName() {
+  const input = $('add-name');
+  const rule = nameRule(input.value);
+  $('add-name-error').textContent = rule ? `Name ${rule}.` : '';
+  input.setAttribute('aria-invalid', rule ? 'true' : 'false');
+  return rule;
+}
+
+$('add-name').addEventListener('input', checkName);
+
+$('add-token').addEventListener('click', (e) => {
+  $('add-form').reset();
+  resetScope('add');
+  $('add-error').textContent = '';
+  $('add-name-error').textContent = '';
+  $('add-expiry-error').textContent = '';
+  $('add-name').removeAttribute('aria-invalid');
+  $('add-expiry').value = '';
+  addStatus();
+  addExpiry();
+  openDialog($('add-dialog'), e.currentTarget);
+});
+
+$('add-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  $('add-error').textContent = '';
+  if (checkName()) {
+    $('add-name').focus();
+    return;
+  }
+  const expiry = readExpiry('add');
+  if (expiry.error) {
+    $('add-expiry').focus();
+    return;
+  }
+  const name = $('add-name').value;
+  const body = {
+    properties: {
+      name,
+      status: $('add-status').checked ? 'enabled' : 'disabled',
+      expiryDate: expiry.value,
+      scopes: [readScope('add')],
+    },
+  };
+  const registry = view.registry;
+  try {
+    const created = await api('POST', tokensPath(registry), body);
+    $('add-dialog').close();
+    say(`Token ${name} created.`);
+    showResult('Token created', name, created.properties.credentials.password, $('add-token'));
+    reload();
+  } catch (err) {
+    showApiError(err, $('add-error'), {
+      Name: $('add-name'), 'Expiry Date': $('add-expiry'), Type: $('add-type'),
+      Path: $('add-path'), Actions: $('add-pull'), Status: $('add-status'),
+    });
+  }
+});
+
+// ---------- the result panel ----------
+
+/**
+ * Shows a password once. It lives only in the panel's text while the panel is open: closing
+ * the panel empties it, and no variable outside this call keeps it.
+ */
+function showResult(title, username, password, opener) {
+  $('result-title').textContent = title;
+  $('result-password').textContent = password;
+  $('result-command').textContent = dockerLogin(registryHost(), username, password);
+  $('copy-status').textContent = '';
+  openDialog($('result-dialog'), opener);
+  $('copy-password').focus();
+}
+
+$('result-dialog').addEventListener('close', () => {
+  $('result-password').textContent = '';
+  $('result-command').textContent = '';
+  $('copy-status').textContent = '';
+});
+
+async function copyFrom(id, what) {
+  const text = $(id).textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+    $('copy-status').textContent = `${what} copied to the clipboard.`;
+  } catch {
+    // No clipboard permission: select the text so Ctrl+C copies it.
+    const range = document.createRange();
+    range.selectNodeContents($(id));
+    const sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    $('copy-status').textContent = `${what} selected: press Ctrl+C to copy it.`;
+  }
+}
+
+$('copy-password').addEventListener('click', () => copyFrom('result-password', 'Password'));
+$('copy-command').addEventListener('click', () => copyFrom('result-command', 'Command'));
+
+// ---------- Edit ----------
+
+const editStatus = statusToggle('edit');
+const editExpiry = expiryMode('edit');
+let editing = null;
+
+function openEdit(token, opener) {
+  editing = token;
+  const p = token.properties;
+  $('edit-title').textContent = `Edit ${p.name}`;
+  $('edit-error').textContent = '';
+  $('edit-expiry-error').textContent = '';
+  $('edit-status').checked = p.status === 'enabled';
+  $('edit-no-expiry').checked = !p.expiryDate;
+  $('edit-expire-on').checked = Boolean(p.expiryDate);
+  $('edit-expiry').value = p.expiryDate ? toLocalInput(new Date(p.expiryDate)) : '';
+  editStatus();
+  editExpiry();
+  openDialog($('edit-dialog'), opener);
+}
+
+$('edit-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const token = editing;
+  const p = token.properties;
+  $('edit-error').textContent = '';
+  const change = { status: $('edit-status').checked ? 'enabled' : 'disabled' };
+  const keepsExpiry = $('edit-expire-on').checked && p.expiryDate &&
+    $('edit-expiry').value === toLocalInput(new Date(p.expiryDate));
+  if (!keepsExpiry) {
+    const expiry = readExpiry('edit');
+    if (expiry.error) {
+      $('edit-expiry').focus();
+      return;
+    }
+    change.expiryDate = expiry.value;
+  }
+  try {
+    await api('PATCH', tokenPath(view.registry, token.id), change);
+    $('edit-dialog').close();
+    say(`Token ${p.name} saved: ${statusText(change.status)}.`);
+    reload();
+  } catch (err) {
+    showApiError(err, $('edit-error'), { 'Expiry Date': $('edit-expiry'), Status: $('edit-status') });
+  }
+});
+
+// ---------- Manage Scope ----------
+
+let scoped = null;
+coupleActions('scope');
+
+function renderScopes() {
+  const scopes = scoped.properties.scopes;
+  const items = scopes.map((s, i) => {
+    const text = scopeText(s);
+    const remove = el('button', { type: 'button', class: 'small', 'aria-label': `Remove ${text}`, text: 'Remove' });
+    remove.addEventListener('click', () =>
+      changeScopes(scopes.filter((_, j) => j !== i), `Scope ${text} removed.`));
+    return el('li', {}, el('span', { text }), remove);
+  });
+  $('scope-list').replaceChildren(...items);
+  $('scope-empty').hidden = scopes.length > 0;
+  $('remove-all-scopes').disabled = scopes.length === 0;
+}
+
+async function changeScopes(scopes, done) {
+  $('scope-error').textContent = '';
+  try {
+    scoped = await api('PATCH', tokenPath(view.registry, scoped.id), { scopes });
+    renderScopes();
+    $('scope-notice').textContent = done;
+    reload();
+    return true;
+  } catch (err) {
+    showApiError(err, $('scope-error'), { Type: $('scope-type'), Path: $('scope-path'), Actions: $('scope-pull') });
+    return false;
+  }
+}
+
+async function openScopes(token, opener) {
+  try {
+    scoped = await api('GET', tokenPath(view.registry, token.id));
+  } catch (err) {
+    fail(err);
+    return;
+  }
+  $('scope-title').textContent = `Manage Scope: ${scoped.properties.name}`;
+  $('scope-error').textContent = '';
+  $('scope-notice').textContent = '';
+  resetScope('scope');
+  renderScopes();
+  openDialog($('scope-dialog'), opener);
+}
+
+$('remove-all-scopes').addEventListener('click', async () => {
+  if (await changeScopes([], 'All scopes removed.')) $('scope-path').focus();
+});
+
+$('scope-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const scope = readScope('scope');
+  if (await changeScopes([...scoped.properties.scopes, scope], `Scope ${scopeText(scope)} added.`)) {
+    resetScope('scope');
+  }
+});
+
+// ---------- Rotate password ----------
+
+let rotating = null;
+
+function openRotate(token, opener) {
+  rotating = token;
+  $('rotate-error').textContent = '';
+  $('rotate-grace').value = '0';
+  $('rotate-text').textContent = `Give ${token.properties.name} a new password. Its name, scopes and status stay.`;
+  openDialog($('rotate-dialog'), opener);
+}
+
+$('rotate-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const token = rotating;
+  const grace = Number($('rotate-grace').value);
+  const body = grace > 0 ? { gracePeriodSeconds: grace } : {};
+  try {
+    const out = await api('POST', `${tokenPath(view.registry, token.id)}/credentials`, body);
+    $('rotate-dialog').close();
+    say(`Password of ${token.properties.name} rotated.`);
+    const opener = document.getElementById(`menu-${token.id}`);
+    showResult('Password rotated', token.properties.name, out.properties.credentials.password, opener);
+    reload();
+  } catch (err) {
+    showApiError(err, $('rotate-error'), {});
+  }
+});
+
+// ---------- Delete ----------
+
+let deleting = null;
+
+function openDelete(token, opener) {
+  deleting = token;
+  const name = token.properties.name;
+  $('delete-title').textContent = `Delete ${name}?`;
+  $('delete-text').textContent = `Deleting ${name} is irreversible: its password stops working at ` +
+    'once, and the token cannot be restored.';
+  $('delete-error').textContent = '';
+  openDialog($('delete-dialog'), opener);
+}
+
+$('confirm-delete').addEventListener('click', async () => {
+  const token = deleting;
+  try {
+    await api('DELETE', tokenPath(view.registry, token.id));
+    returnFocusTo($('delete-dialog'), $('add-token'));
+    $('delete-dialog').close();
+    say(`Token ${token.properties.name} deleted.`);
+    reload();
+  } catch (err) {
+    showApiError(err, $('delete-error'), {});
+  }
+});
+
+// ---------- start ----------
+
+initDialogs();
+if (session.get()) {
+  showTokens().catch((e) => {
+    if (e instanceof Unauthorized) showSignIn(e.message);
+    else showSignIn(e.message);
+  });
+} else {
+  showSignIn('');
+}

@@ -1,0 +1,734 @@
+// Browser flows of the console, run in Debian's headless chromium through playwright-core.
+// tests/e2e/console.rs starts regauth (and the registry and dockerd where needed), then runs
+// `node tests/browser/console.mjs FLOW` with the servers in the environment:
+//   REGAUTH_URL    http://127.0.0.1:PORT of a running regauth
+//   ADMIN_TOKEN    its admin token
+//   REGISTRY_HOST  the hostname configured for the registry `default`
+//   TOKEN_NAME     the token a phase of the docker flow works on
+//   SHOT_DIR       where the screenshots flow writes its PNGs
+// A flow prints `RESULT <json>` lines for the Rust side and exits non-zero on failure.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const URL_BASE = need('REGAUTH_URL');
+const ADMIN = need('ADMIN_TOKEN');
+const TIMEOUT = 15000;
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set (tests/e2e/console.rs sets it)`);
+  return v;
+}
+
+function check(cond, message) {
+  if (!cond) throw new Error(`check failed: ${message}`);
+}
+
+function equal(actual, expected, what) {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`);
+}
+
+/** Polls `probe` until it returns a truthy value (returned) or fails after TIMEOUT. */
+async function eventually(probe, what, timeout = TIMEOUT) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function result(obj) {
+  console.log(`RESULT ${JSON.stringify(obj)}`);
+}
+
+// ---------- the admin API, for set-up and for checking what the console did ----------
+
+async function adminApi(method, path, body) {
+  const init = { method, headers: { Authorization: `Bearer ${ADMIN}` } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const r = await fetch(`${URL_BASE}/api/v1${path}`, init);
+  const text = await r.text();
+  return { status: r.status, headers: r.headers, json: text ? JSON.parse(text) : null };
+}
+
+async function createToken(name, scopes = [{ type: 'repository', name: 'team/*', actions: ['pull', 'push'] }], extra = {}) {
+  const r = await adminApi('POST', '/registries/default/tokens', { properties: { name, scopes, ...extra } });
+  equal(r.status, 201, `create ${name}: ${JSON.stringify(r.json)}`);
+  return r.json;
+}
+
+async function tokenNamed(name, registry = 'default') {
+  const r = await adminApi('GET', `/registries/${registry}/tokens?limit=1000&filter.name=${name}`);
+  return r.json.items.find((t) => t.properties.name === name) || null;
+}
+
+async function tokenCount(registry = 'default') {
+  return (await adminApi('GET', `/registries/${registry}/tokens?limit=1`)).json.total;
+}
+
+// ---------- the browser ----------
+
+async function withBrowser(fn) {
+  const profile = mkdtempSync(join(tmpdir(), 'rgb-'));
+  // A persistent context on a fresh, empty profile directory: chromium runs with exactly
+  // that --user-data-dir, removed afterwards.
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run',
+    ],
+    timeout: 60000,
+    viewport: { width: 1280, height: 800 },
+    locale: 'en-GB',
+    timezoneId: 'UTC',
+  });
+  try {
+    const page = context.pages()[0] || await context.newPage();
+    page.setDefaultTimeout(TIMEOUT);
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('response', (r) => { if (r.status() === 404) problems.push(`404 for ${r.url()}`); });
+    // Chromium logs every 4xx answer; the flows provoke 400, 401 and 409 from the API on
+    // purpose (and check what the page makes of them). Anything else is a problem.
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !/status of (400|401|409) /.test(m.text())) problems.push(`console error: ${m.text()}`);
+    });
+    try {
+      await fn({ page, context, problems });
+    } catch (e) {
+      // Show what the page showed, for the failure message.
+      const shown = await page.evaluate(() => {
+        const open = [...document.querySelectorAll('dialog[open]')].map((d) => `[dialog ${d.id}] ${d.innerText}`);
+        return [...open, `[page] ${document.body.innerText}`].join('\n').slice(0, 4000);
+      }).catch(() => '(page gone)');
+      e.message += `\n--- the page showed:\n${shown}`;
+      throw e;
+    }
+    check(problems.length === 0, `the page reported errors:\n${problems.join('\n')}`);
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+async function signIn(page) {
+  await page.goto(`${URL_BASE}/`);
+  await page.getByLabel('Admin token').fill(ADMIN);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Add Token' }).waitFor();
+  await page.locator('#page-info').filter({ hasText: /tokens?$/ }).waitFor();
+}
+
+const row = (page, name) => page.getByRole('row').filter({ has: page.getByRole('cell', { name, exact: true }) });
+
+async function openMenuItem(page, name, item) {
+  await page.getByRole('button', { name: `Actions for ${name}` }).click();
+  await page.getByRole('menuitem', { name: item }).click();
+}
+
+/** `YYYY-MM-DDTHH:MM` for the datetime-local inputs (the browser runs in UTC). */
+function localInput(date) {
+  return date.toISOString().slice(0, 16);
+}
+
+// ---------- flows ----------
+
+const flows = {};
+
+/** Sign in (a wrong token is refused with a message), where the token is kept, sign out. */
+flows['sign-in'] = () => withBrowser(async ({ page, context }) => {
+  const resp = await page.goto(`${URL_BASE}/`);
+  equal(new URL(page.url()).pathname, '/console/', 'the root redirects to the console');
+  equal(resp.status(), 200, 'console status');
+  await page.getByLabel('Admin token').fill('not-the-admin-token');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'not accepted' }).waitFor();
+  check(await page.getByLabel('Admin token').isVisible(), 'still on the sign-in screen');
+  equal(await page.evaluate(() => sessionStorage.length), 0, 'a refused token is not kept');
+
+  await page.getByLabel('Admin token').fill(ADMIN);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Tokens' }).waitFor();
+  await page.getByRole('button', { name: 'Add Token' }).waitFor();
+  const storage = await page.evaluate(() => ({
+    session: Object.fromEntries(Object.entries(sessionStorage)),
+    local: Object.keys(localStorage),
+    cookie: document.cookie,
+    url: location.href,
+  }));
+  equal(Object.values(storage.session), [ADMIN], 'the admin token is in sessionStorage');
+  equal(storage.local, [], 'nothing in localStorage');
+  equal(storage.cookie, '', 'no cookie');
+  check(!storage.url.includes(ADMIN), 'the admin token is not in the URL');
+  equal((await context.cookies()).length, 0, 'no cookies at all');
+
+  // A reload keeps the session (sessionStorage survives it).
+  await page.reload();
+  await page.getByRole('button', { name: 'Add Token' }).waitFor();
+
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('Admin token').waitFor();
+  await page.getByText('You are signed out.').waitFor();
+  equal(await page.evaluate(() => sessionStorage.length), 0, 'sign out forgets the token');
+  check(!(await page.getByRole('button', { name: 'Add Token' }).isVisible()), 'the table is gone');
+  equal(await page.locator('#rows tr').count(), 0, 'no token rows left in the page');
+});
+
+/** A 401 from the API in the middle of a session returns to sign-in with a message. */
+flows.unauthorized = () => withBrowser(async ({ page }) => {
+  await createToken('ci-bot');
+  await signIn(page);
+  await row(page, 'ci-bot').waitFor();
+  // The admin token changes on the server side (as after `regauth admin-token rotate`):
+  // this tab's token is now refused.
+  await page.evaluate(() => {
+    for (const k of Object.keys(sessionStorage)) sessionStorage.setItem(k, 'an-outdated-admin-token');
+  });
+  await page.getByLabel('Filter by name').fill('ci');
+  await page.getByLabel('Admin token').waitFor();
+  await page.getByRole('alert').filter({ hasText: '401' }).waitFor();
+  equal(await page.evaluate(() => sessionStorage.length), 0, 'the refused token is dropped');
+  equal(await page.locator('#rows tr').count(), 0, 'the table is emptied');
+  // Signing in again works.
+  await page.getByLabel('Admin token').fill(ADMIN);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await row(page, 'ci-bot').waitFor();
+});
+
+/** Add Token, the table row, the result panel; the password leaves page and memory. */
+flows['add-token'] = () => withBrowser(async ({ page, context }) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: URL_BASE });
+  await signIn(page);
+  await page.getByRole('button', { name: 'Add Token' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Add Token' });
+  await dialog.waitFor();
+  check(await dialog.getByLabel('Status').isChecked(), 'Status is on by default');
+  equal(await dialog.getByLabel('Path').inputValue(), '*', 'Path defaults to *');
+  check(await dialog.getByLabel('No expiry').isChecked(), 'No expiry is the default');
+  check(await dialog.getByLabel('Expiry Date').isDisabled(), 'no date without Expire on');
+  equal(await dialog.getByLabel('Type').locator('option').allTextContents(), ['Repository', 'Registry'], 'Type options');
+
+  // Push checks Pull; unchecking Pull unchecks Push.
+  await dialog.getByLabel('Pull').uncheck();
+  await dialog.getByRole('checkbox', { name: 'Push' }).check();
+  check(await dialog.getByLabel('Pull').isChecked(), 'Push checked Pull');
+  await dialog.getByLabel('Pull').uncheck();
+  check(!(await dialog.getByRole('checkbox', { name: 'Push' }).isChecked()), 'unchecking Pull unchecked Push');
+
+  await dialog.getByLabel('Name').fill('ci-bot');
+  await dialog.getByLabel('Expire on').check();
+  const expiry = new Date(Date.now() + 3 * 86400e3 + 3600e3);
+  await dialog.getByLabel('Expiry Date').fill(localInput(expiry));
+  await dialog.getByLabel('Path').fill('team/*');
+  await dialog.getByRole('checkbox', { name: 'Push' }).check();
+  await dialog.getByRole('button', { name: 'Add Token' }).click();
+
+  const panel = page.getByRole('dialog', { name: 'Token created' });
+  await panel.waitFor();
+  await panel.getByText('cannot be shown again').waitFor();
+  const password = (await panel.locator('#result-password').textContent()).trim();
+  check(/^rga_[A-Za-z0-9_]+$/.test(password), `a password is shown: ${password.slice(0, 4)}…`);
+  const command = (await panel.locator('#result-command').textContent()).trim();
+  equal(command, `echo '${password}' | docker login '${process.env.REGISTRY_HOST}' --username 'ci-bot' --password-stdin`, 'docker login command');
+  await panel.getByRole('button', { name: 'Copy password' }).click();
+  await panel.getByText('Password copied').waitFor();
+  equal(await page.evaluate(() => navigator.clipboard.readText()), password, 'the clipboard holds the password');
+  // Clear the clipboard so the heap check below only sees what the page holds.
+  await page.evaluate(() => navigator.clipboard.writeText('cleared'));
+
+  // The API has it as asked.
+  const t = await tokenNamed('ci-bot');
+  equal(t.properties.status, 'enabled', 'status');
+  equal(t.properties.scopes, [{ type: 'repository', name: 'team/*', actions: ['pull', 'push'] }], 'scopes');
+  equal(t.properties.expiryDate, `${localInput(expiry)}:00Z`, 'expiry');
+
+  await panel.getByRole('button', { name: 'Close' }).click();
+  await panel.waitFor({ state: 'hidden' });
+  const html = await page.content();
+  check(!html.includes(password), 'the password is gone from the page');
+  check(!(await page.evaluate(() => document.body.innerText)).includes(password), 'not in the text either');
+  // ...and from the page's memory: no string in the JS heap holds it after a GC.
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('HeapProfiler.enable');
+  await cdp.send('HeapProfiler.collectGarbage');
+  let snapshot = '';
+  cdp.on('HeapProfiler.addHeapSnapshotChunk', (c) => { snapshot += c.chunk; });
+  await cdp.send('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+  check(snapshot.length > 100000, 'took a heap snapshot');
+  check(!snapshot.includes(password), 'the password is not in the JS heap after the panel closed');
+  check(!snapshot.includes(password.slice(4)), 'no part of the command holds it either');
+
+  // The row: name, status in words, expiry with a warning, scopes, created.
+  const r = row(page, 'ci-bot');
+  await r.waitFor();
+  const cells = await r.getByRole('cell').allInnerTexts();
+  equal(cells[0], 'ci-bot', 'Name');
+  check(/Enabled/.test(cells[1]), `Status in words: ${cells[1]}`);
+  check(cells[2].includes('in 3 days') && cells[2].includes('Expires soon'), `Expiry with a warning: ${cells[2]}`);
+  check(cells[2].includes(localInput(expiry).replace('T', ' ')), `Expiry date: ${cells[2]}`);
+  equal(cells[3], 'team/*: Pull, Push', 'Scopes');
+  check(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/.test(cells[4]), `Created: ${cells[4]}`);
+  const headers = await page.getByRole('columnheader').allInnerTexts();
+  for (const h of ['Name', 'Status', 'Expiry', 'Scopes', 'Created']) check(headers.includes(h), `column ${h}`);
+  // A token without expiry says so.
+  await createToken('no-expiry-bot');
+  await page.getByLabel('Filter by name').fill('no-expiry');
+  await row(page, 'no-expiry-bot').getByRole('cell', { name: 'No expiry' }).waitFor();
+  equal(await row(page, 'no-expiry-bot').getByText('Expires soon').count(), 0, 'no warning without expiry');
+  result({ password_len: password.length });
+});
+
+/** Invalid input: live name rules in the API's words, nothing created, API errors named. */
+flows.validation = () => withBrowser(async ({ page }) => {
+  await signIn(page);
+  await page.getByRole('button', { name: 'Add Token' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Add Token' });
+  const name = dialog.getByLabel('Name');
+  for (const [input, rule] of [
+    ['ab', 'must be 3 to 63 characters, got 2'],
+    ['Bad_Name', "may contain only lowercase letters a-z, digits and '-'"],
+    ['1abc', 'must begin with a letter a-z'],
+    ['abc-', 'must end with a letter or digit'],
+  ]) {
+    await name.fill(input);
+    await dialog.getByText(`Name ${rule}.`).waitFor();
+    equal(await name.getAttribute('aria-invalid'), 'true', `${input} is marked invalid`);
+    // The API says the same words for the same name.
+    const api = await adminApi('POST', '/registries/default/tokens', { properties: { name: input } });
+    equal(api.status, 400, `API status for ${input}`);
+    check(api.json.messages[0].message.endsWith(rule), `the API's rule for ${input}: ${api.json.messages[0].message}`);
+  }
+  await name.fill('Bad_Name');
+  await dialog.getByRole('button', { name: 'Add Token' }).click();
+  check(await dialog.isVisible(), 'the dialog stays open');
+  await dialog.getByText("Name may contain only lowercase letters a-z, digits and '-'.").waitFor();
+  equal(await tokenCount(), 0, 'an invalid name creates nothing');
+
+  // An expiry less than an hour ahead is refused before it is sent.
+  await name.fill('soon-bot');
+  await dialog.getByLabel('Expire on').check();
+  await dialog.getByLabel('Expiry Date').fill(localInput(new Date(Date.now() + 10 * 60e3)));
+  await dialog.getByRole('button', { name: 'Add Token' }).click();
+  await dialog.getByText('Expiry Date: must be at least one hour in the future.').waitFor();
+  equal(await tokenCount(), 0, 'a too-early expiry creates nothing');
+  await dialog.getByLabel('No expiry').check();
+
+  // The API's own errors show in the dialog, naming the field.
+  await dialog.getByLabel('Type').selectOption({ label: 'Registry' });
+  await dialog.getByLabel('Path').fill('team');
+  await dialog.getByRole('button', { name: 'Add Token' }).click();
+  await dialog.getByText("Path: a registry scope's name must be 'catalog' or '*'").waitFor();
+  equal(await page.evaluate(() => document.activeElement.id), 'add-path', 'focus on the named field');
+  equal(await tokenCount(), 0, 'nothing created');
+
+  await createToken('taken-bot');
+  await dialog.getByLabel('Type').selectOption({ label: 'Repository' });
+  await dialog.getByLabel('Path').fill('*');
+  await name.fill('taken-bot');
+  await dialog.getByRole('button', { name: 'Add Token' }).click();
+  await dialog.getByText('Name: a token named "taken-bot" already exists in this registry').waitFor();
+  equal(await tokenCount(), 1, 'the duplicate was not created');
+
+  // Escape closes the dialog, and focus returns to Add Token.
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'hidden' });
+  equal(await page.evaluate(() => document.activeElement.textContent), 'Add Token', 'focus back on Add Token');
+});
+
+/** Keyboard only: sign in, create a token, read the result, use the row menu. */
+flows.keyboard = () => withBrowser(async ({ page }) => {
+  await page.goto(`${URL_BASE}/console/`);
+  const focused = () => page.evaluate(() => {
+    const e = document.activeElement;
+    return e ? (e.getAttribute('aria-label') || e.labels?.[0]?.textContent || e.textContent || '').trim() : '';
+  });
+  const tabTo = async (name, max = 40) => {
+    for (let i = 0; i < max; i++) {
+      if ((await focused()) === name) return;
+      await page.keyboard.press('Tab');
+    }
+    throw new Error(`Tab never reached ${name}`);
+  };
+  equal(await focused(), 'Admin token', 'the sign-in field has focus');
+  await page.keyboard.type(ADMIN);
+  await page.keyboard.press('Enter');
+  await page.getByRole('button', { name: 'Add Token' }).waitFor();
+
+  await tabTo('Add Token');
+  await page.keyboard.press('Enter');
+  const dialog = page.getByRole('dialog', { name: 'Add Token' });
+  await dialog.waitFor();
+  equal(await focused(), 'Name', 'focus starts in Name');
+  // Focus is trapped: Tab cycles inside the dialog.
+  for (let i = 0; i < 30; i++) {
+    await page.keyboard.press('Tab');
+    check(await page.evaluate(() => document.activeElement.closest('dialog')?.id === 'add-dialog'),
+      `Tab ${i + 1} stays in the dialog`);
+  }
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'hidden' });
+  equal(await focused(), 'Add Token', 'Escape returns focus to Add Token');
+
+  await page.keyboard.press('Enter');
+  await dialog.waitFor();
+  await page.keyboard.type('kbd-bot');
+  await tabTo('Status');
+  await page.keyboard.press('Space'); // off
+  check(!(await dialog.getByLabel('Status').isChecked()), 'Space turned Status off');
+  await dialog.getByText('Disabled', { exact: true }).waitFor();
+  await page.keyboard.press('Space'); // on again
+  await tabTo('Path');
+  await page.keyboard.press('ControlOrMeta+A');
+  await page.keyboard.type('kbd/*');
+  await tabTo('Push');
+  await page.keyboard.press('Space');
+  await page.keyboard.press('Enter'); // submits the form
+  const panel = page.getByRole('dialog', { name: 'Token created' });
+  await panel.waitFor();
+  equal(await focused(), 'Copy password', 'focus on Copy password');
+  await tabTo('Close');
+  await page.keyboard.press('Enter');
+  await panel.waitFor({ state: 'hidden' });
+  const t = await tokenNamed('kbd-bot');
+  equal(t.properties.scopes, [{ type: 'repository', name: 'kbd/*', actions: ['pull', 'push'] }], 'created by keyboard');
+  equal(t.properties.status, 'enabled', 'enabled');
+
+  // The row menu: Enter opens it on Edit, arrows move, Escape closes it.
+  await row(page, 'kbd-bot').waitFor();
+  await tabTo('Actions for kbd-bot');
+  await page.keyboard.press('Enter');
+  await page.getByRole('menu').waitFor();
+  equal(await focused(), 'Edit', 'the menu opens on its first item');
+  await page.keyboard.press('ArrowDown');
+  equal(await focused(), 'Manage Scope', 'ArrowDown moves');
+  await page.keyboard.press('End');
+  equal(await focused(), 'Delete', 'End jumps to the last item');
+  await page.keyboard.press('Escape');
+  await page.getByRole('menu').waitFor({ state: 'detached' });
+  equal(await focused(), 'Actions for kbd-bot', 'Escape returns to the menu button');
+  // Edit by keyboard: disable the token.
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('Enter'); // Edit
+  const edit = page.getByRole('dialog', { name: 'Edit kbd-bot' });
+  await edit.waitFor();
+  await tabTo('Status');
+  await page.keyboard.press('Space');
+  await tabTo('Save');
+  await page.keyboard.press('Enter');
+  await edit.waitFor({ state: 'hidden' });
+  await row(page, 'kbd-bot').getByText('Disabled').waitFor();
+  equal(await focused(), 'Actions for kbd-bot', 'focus back on the row menu button');
+});
+
+/** Edit: status and expiry. */
+flows.edit = () => withBrowser(async ({ page }) => {
+  await createToken('edit-bot');
+  await signIn(page);
+  await openMenuItem(page, 'edit-bot', 'Edit');
+  const dialog = page.getByRole('dialog', { name: 'Edit edit-bot' });
+  await dialog.waitFor();
+  check(await dialog.getByLabel('Status').isChecked(), 'Status shows enabled');
+  check(await dialog.getByLabel('No expiry').isChecked(), 'No expiry shown');
+  await dialog.getByLabel('Status').uncheck();
+  await dialog.getByLabel('Expire on').check();
+  const expiry = new Date(Date.now() + 10 * 86400e3);
+  await dialog.getByLabel('Expiry Date').fill(localInput(expiry));
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await dialog.waitFor({ state: 'hidden' });
+  const r = row(page, 'edit-bot');
+  await r.getByText('Disabled').waitFor();
+  await r.getByText('in 10 days').waitFor();
+  equal(await r.getByText('Expires soon').count(), 0, 'no warning at 10 days');
+  let t = await tokenNamed('edit-bot');
+  equal([t.properties.status, t.properties.expiryDate], ['disabled', `${localInput(expiry)}:00Z`], 'saved');
+
+  await openMenuItem(page, 'edit-bot', 'Edit');
+  await dialog.waitFor();
+  check(!(await dialog.getByLabel('Status').isChecked()), 'Status shows disabled');
+  equal(await dialog.getByLabel('Expiry Date').inputValue(), localInput(expiry), 'the expiry is shown');
+  await dialog.getByLabel('Status').check();
+  await dialog.getByLabel('No expiry').check();
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await dialog.waitFor({ state: 'hidden' });
+  await r.getByText('Enabled').waitFor();
+  await r.getByRole('cell', { name: 'No expiry' }).waitFor();
+  t = await tokenNamed('edit-bot');
+  equal([t.properties.status, t.properties.expiryDate], ['enabled', null], 'saved again');
+
+  // An API error shows in the dialog.
+  await openMenuItem(page, 'edit-bot', 'Edit');
+  await dialog.getByLabel('Expire on').check();
+  await dialog.getByLabel('Expiry Date').fill(localInput(new Date(Date.now() + 5 * 60e3)));
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await dialog.getByText('Expiry Date: must be at least one hour in the future.').waitFor();
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  t = await tokenNamed('edit-bot');
+  equal(t.properties.expiryDate, null, 'nothing saved');
+});
+
+/** Manage Scope: list, Remove, Add Scope, Remove all. */
+flows.scopes = () => withBrowser(async ({ page }) => {
+  await createToken('scope-bot', [
+    { type: 'repository', name: 'team/*', actions: ['pull', 'push'] },
+    { type: 'repository', name: 'base/*', actions: ['pull'] },
+  ]);
+  await signIn(page);
+  await openMenuItem(page, 'scope-bot', 'Manage Scope');
+  const dialog = page.getByRole('dialog', { name: 'Manage Scope: scope-bot' });
+  await dialog.waitFor();
+  const list = dialog.getByRole('list', { name: 'Scopes' });
+  equal(await list.getByRole('listitem').allInnerTexts().then((x) => x.map((s) => s.replace(/\s*Remove$/, ''))),
+    ['team/*: Pull, Push', 'base/*: Pull'], 'the scopes are listed');
+
+  await dialog.getByRole('button', { name: 'Remove base/*: Pull' }).click();
+  await dialog.getByText('Scope base/*: Pull removed.').waitFor();
+  equal(await list.getByRole('listitem').count(), 1, 'one left');
+  let t = await tokenNamed('scope-bot');
+  equal(t.properties.scopes, [{ type: 'repository', name: 'team/*', actions: ['pull', 'push'] }], 'removed in the API');
+
+  await dialog.getByLabel('Type').selectOption({ label: 'Registry' });
+  await dialog.getByLabel('Path').fill('catalog');
+  await dialog.getByRole('button', { name: 'Add Scope' }).click();
+  await dialog.getByText('Scope Registry catalog: Pull added.').waitFor();
+  await dialog.getByLabel('Path').fill('apps/web');
+  await dialog.getByRole('checkbox', { name: 'Admin' }).check();
+  await dialog.getByRole('checkbox', { name: 'Push' }).check();
+  check(await dialog.getByRole('checkbox', { name: 'Pull' }).isChecked(), 'Push checked Pull here too');
+  await dialog.getByRole('button', { name: 'Add Scope' }).click();
+  await dialog.getByText('Scope apps/web: Pull, Push, Admin added.').waitFor();
+  t = await tokenNamed('scope-bot');
+  equal(t.properties.scopes, [
+    { type: 'repository', name: 'team/*', actions: ['pull', 'push'] },
+    { type: 'registry', name: 'catalog', actions: ['pull'] },
+    { type: 'repository', name: 'apps/web', actions: ['pull', 'push', 'delete'] },
+  ], 'added in the API');
+
+  // A scope the API refuses: the error names the field.
+  await dialog.getByLabel('Path').fill('team/*');
+  await dialog.getByRole('button', { name: 'Add Scope' }).click();
+  await dialog.getByText(/^Scope: duplicate scope for type "repository" and name "team\/\*"/).waitFor();
+
+  await dialog.getByRole('button', { name: 'Remove all' }).click();
+  await dialog.getByText('All scopes removed.').waitFor();
+  equal(await list.getByRole('listitem').count(), 0, 'the list is empty');
+  t = await tokenNamed('scope-bot');
+  equal(t.properties.scopes, [], 'no scopes in the API');
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await row(page, 'scope-bot').getByRole('cell', { name: 'No scopes' }).waitFor();
+});
+
+/** Delete: an alertdialog that says "irreversible"; Cancel keeps the token. */
+flows.delete = () => withBrowser(async ({ page }) => {
+  await createToken('doomed-bot');
+  await createToken('other-bot');
+  await signIn(page);
+  await openMenuItem(page, 'doomed-bot', 'Delete');
+  const confirm = page.getByRole('alertdialog', { name: 'Delete doomed-bot?' });
+  await confirm.waitFor();
+  await confirm.getByText('irreversible').waitFor();
+  equal(await page.evaluate(() => document.activeElement.textContent), 'Cancel', 'Cancel has focus');
+  await confirm.getByRole('button', { name: 'Cancel' }).click();
+  await confirm.waitFor({ state: 'hidden' });
+  check(await tokenNamed('doomed-bot'), 'Cancel deletes nothing');
+
+  await openMenuItem(page, 'doomed-bot', 'Delete');
+  await confirm.getByRole('button', { name: 'Delete' }).click();
+  await confirm.waitFor({ state: 'hidden' });
+  await row(page, 'doomed-bot').waitFor({ state: 'detached' });
+  await page.getByText('Token doomed-bot deleted.').waitFor();
+  equal(await tokenNamed('doomed-bot'), null, 'deleted in the API');
+  check(await tokenNamed('other-bot'), 'the other token stays');
+});
+
+/** Filter by name and page through the server's pages. */
+flows['filter-paging'] = () => withBrowser(async ({ page }) => {
+  const count = Number(process.env.SEEDED || 0);
+  check(count > 100, 'the Rust side seeded more than a page of tokens');
+  await signIn(page);
+  const info = page.locator('#page-info');
+  await info.filter({ hasText: `1–50 of ${count} tokens` }).waitFor();
+  equal(await page.locator('#rows tr').count(), 50, 'one page of 50 rows');
+  const firstNames = async () => (await page.locator('#rows td.name').allInnerTexts());
+  const page1 = await firstNames();
+  check(await page.getByRole('button', { name: 'Previous' }).isDisabled(), 'no previous page on page 1');
+  await page.getByRole('button', { name: 'Next' }).click();
+  await info.filter({ hasText: `51–100 of ${count} tokens` }).waitFor();
+  const page2 = await firstNames();
+  check(page2[0] > page1[49], `page 2 follows page 1 (${page1[49]} < ${page2[0]})`);
+  // The last page.
+  await page.getByLabel('Rows per page').selectOption('100');
+  await info.filter({ hasText: `1–100 of ${count} tokens` }).waitFor();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await info.filter({ hasText: `101–${count} of ${count} tokens` }).waitFor();
+  check(await page.getByRole('button', { name: 'Next' }).isDisabled(), 'no next page at the end');
+  await page.getByRole('button', { name: 'Previous' }).click();
+  await info.filter({ hasText: `1–100 of ${count} tokens` }).waitFor();
+
+  // The filter asks the server (filter.name), and starts at the first page.
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  await page.getByLabel('Filter by name').fill('ci-');
+  await info.filter({ hasText: '1–3 of 3 tokens' }).waitFor();
+  equal(await firstNames(), ['ci-build', 'ci-deploy', 'ci-test'], 'only matching names');
+  check(requests.some((u) => u.includes('filter.name=ci-')), `the filter went to the server: ${requests}`);
+  await page.getByLabel('Filter by name').fill('no-such-name');
+  await page.getByText('No tokens match the filter.').waitFor();
+  await page.getByLabel('Filter by name').fill('');
+  await info.filter({ hasText: `1–100 of ${count} tokens` }).waitFor();
+
+  // The registry selector switches registries.
+  await page.getByLabel('Registry').selectOption({ label: 'second (second.example.com:5000)' });
+  await info.filter({ hasText: '1–1 of 1 tokens' }).waitFor();
+  equal(await firstNames(), ['second-bot'], 'the other registry\'s tokens');
+});
+
+/** Security headers as the browser sees them, and a CSP that stops inline script. */
+flows.headers = () => withBrowser(async ({ page, problems }) => {
+  const resp = await page.goto(`${URL_BASE}/console/`);
+  const h = resp.headers();
+  check(h['content-security-policy'].includes("frame-ancestors 'none'"), 'frame-ancestors');
+  check(!h['content-security-policy'].includes('unsafe-inline'), 'no unsafe-inline');
+  equal(h['x-content-type-options'], 'nosniff', 'nosniff');
+  const apiResp = page.waitForResponse((r) => r.url().includes('/api/v1/registries/default/tokens'));
+  await signIn(page);
+  const api = (await apiResp).headers();
+  equal(api['cache-control'], 'no-store', 'API no-store');
+  equal(api['x-content-type-options'], 'nosniff', 'API nosniff');
+  check(api['content-security-policy'].includes("frame-ancestors 'none'"), 'API frame-ancestors');
+  // An injected inline script does not run, and the browser reports the violation.
+  const outcome = await page.evaluate(() => new Promise((resolve) => {
+    document.addEventListener('securitypolicyviolation', (e) => resolve({ blocked: e.violatedDirective, ran: window.injected === true }));
+    const s = document.createElement('script');
+    s.textContent = 'window.injected = true';
+    document.body.append(s);
+    setTimeout(() => resolve({ blocked: null, ran: window.injected === true }), 2000);
+  }));
+  equal(outcome.ran, false, 'inline script did not run');
+  check(outcome.blocked && outcome.blocked.startsWith('script-src'), `violation reported: ${outcome.blocked}`);
+  // Framing is refused.
+  const framed = await page.evaluate((src) => new Promise((resolve) => {
+    const f = document.createElement('iframe');
+    f.src = src;
+    f.onload = () => {
+      let readable = false;
+      try { readable = Boolean(f.contentDocument && f.contentDocument.getElementById('add-token')); } catch { readable = false; }
+      resolve(readable);
+    };
+    document.body.append(f);
+    setTimeout(() => resolve(false), 3000);
+  }), `${URL_BASE}/console/`);
+  equal(framed, false, 'the console does not render inside a frame');
+  // Those two refusals are what this flow provoked; nothing else may be reported.
+  const provoked = (p) => p.includes('Content Security Policy');
+  check(problems.filter(provoked).length >= 2, `the browser reported both refusals: ${problems}`);
+  problems.splice(0, problems.length, ...problems.filter((p) => !provoked(p)));
+});
+
+/** Screenshots of the Tokens tab and of the result panel, for the README. */
+flows.screenshots = () => withBrowser(async ({ page }) => {
+  const dir = need('SHOT_DIR');
+  const soon = new Date(Date.now() + 3 * 86400e3 + 7200e3).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const later = new Date(Date.now() + 90 * 86400e3).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  await createToken('ci-build', [{ type: 'repository', name: 'team/*', actions: ['pull', 'push'] }], { expiryDate: later });
+  await createToken('deploy-prod', [{ type: 'repository', name: 'apps/*', actions: ['pull'] }], { expiryDate: soon });
+  await createToken('mirror-sync', [
+    { type: 'repository', name: '*', actions: ['pull'] },
+    { type: 'registry', name: 'catalog', actions: ['pull'] },
+  ]);
+  await createToken('old-laptop', [{ type: 'repository', name: 'team/*', actions: ['pull'] }], { status: 'disabled' });
+  await createToken('release-bot', [{ type: 'repository', name: 'releases/*', actions: ['pull', 'push', 'delete'] }]);
+  await signIn(page);
+  await row(page, 'release-bot').waitFor();
+  await page.screenshot({ path: join(dir, 'console-tokens.png') });
+  await page.getByRole('button', { name: 'Add Token' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Add Token' });
+  await dialog.getByLabel('Name').fill('nightly-build');
+  await dialog.getByLabel('Path').fill('team/*');
+  await dialog.getByRole('checkbox', { name: 'Push' }).check();
+  await dialog.getByRole('button', { name: 'Add Token' }).click();
+  await page.getByRole('dialog', { name: 'Token created' }).waitFor();
+  await page.screenshot({ path: join(dir, 'console-result.png') });
+});
+
+// The end-to-end flow with docker, in phases: the Rust side runs docker between them.
+
+/** Phase 1: create a push token; print the page's docker login command. */
+flows['docker-create'] = () => withBrowser(async ({ page }) => {
+  const name = need('TOKEN_NAME');
+  await signIn(page);
+  await page.getByRole('button', { name: 'Add Token' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Add Token' });
+  await dialog.getByLabel('Name').fill(name);
+  await dialog.getByLabel('Path').fill('team/*');
+  await dialog.getByRole('checkbox', { name: 'Push' }).check();
+  await dialog.getByRole('button', { name: 'Add Token' }).click();
+  const panel = page.getByRole('dialog', { name: 'Token created' });
+  await panel.waitFor();
+  result({ command: (await panel.locator('#result-command').textContent()).trim() });
+  await panel.getByRole('button', { name: 'Close' }).click();
+});
+
+/** Phase 2: disable the token in Edit. */
+flows['docker-disable'] = () => withBrowser(async ({ page }) => {
+  const name = need('TOKEN_NAME');
+  await signIn(page);
+  await openMenuItem(page, name, 'Edit');
+  const dialog = page.getByRole('dialog', { name: `Edit ${name}` });
+  await dialog.getByLabel('Status').uncheck();
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await row(page, name).getByText('Disabled').waitFor();
+});
+
+/** Phase 3: delete the token. */
+flows['docker-delete'] = () => withBrowser(async ({ page }) => {
+  const name = need('TOKEN_NAME');
+  await signIn(page);
+  await openMenuItem(page, name, 'Delete');
+  await page.getByRole('alertdialog').getByRole('button', { name: 'Delete' }).click();
+  await row(page, name).waitFor({ state: 'detached' });
+});
+
+/** How the page behaves with many tokens: times of the first render and a page change. */
+flows.measure = () => withBrowser(async ({ page }) => {
+  const t0 = Date.now();
+  await signIn(page);
+  const firstRender = Date.now() - t0;
+  const t1 = Date.now();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.locator('#page-info').filter({ hasText: /^51–100 / }).waitFor();
+  const pageChange = Date.now() - t1;
+  const t2 = Date.now();
+  await page.getByLabel('Filter by name').fill('load-0999');
+  await page.locator('#page-info').filter({ hasText: /of 1[0-9]? tokens?$/ }).waitFor();
+  const filter = Date.now() - t2;
+  const info = await page.locator('#page-info').innerText();
+  result({ firstRenderMs: firstRender, pageChangeMs: pageChange, filterMs: filter, info });
+});
+
+const flow = flows[process.argv[2]];
+if (!flow) {
+  console.error(`unknown flow ${process.argv[2]}; flows: ${Object.keys(flows).join(', ')}`);
+  process.exit(2);
+}
+flow().then(() => {
+  console.log(`flow ${process.argv[2]}: ok`);
+}, (e) => {
+  console.error(`flow ${process.argv[2]} failed: ${e.message}\n${e.stack || ''}`);
+  process.exit(1);
+});
