@@ -269,6 +269,18 @@ impl Config {
     pub fn realm(&self) -> String {
         format!("{}/auth", self.public_url)
     }
+
+    /// This configuration once the listener is bound to `bound`: `listen` becomes the bound
+    /// address and, when `public_url` is the default `http://<listen>` of a port-0 listen
+    /// address (never reachable), it becomes `http://<bound>`, so the realm given to
+    /// registries is right. An explicit `public_url` is kept.
+    pub fn with_bound_address(mut self, bound: SocketAddr) -> Config {
+        if self.listen.port() == 0 && self.public_url == format!("http://{}", self.listen) {
+            self.public_url = format!("http://{bound}");
+        }
+        self.listen = bound;
+        self
+    }
 }
 
 fn parse_file(text: &str, path: &str) -> Result<FileConfig, ConfigError> {
@@ -332,6 +344,29 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
         }
+    }
+
+    #[test]
+    fn port_0_gives_the_bound_address_as_default_public_url() {
+        let bound: SocketAddr = "127.0.0.1:43210".parse().unwrap();
+        let c = Config::from_toml("listen = \"127.0.0.1:0\"").unwrap();
+        assert_eq!(c.public_url, "http://127.0.0.1:0");
+        let c = c.with_bound_address(bound);
+        assert_eq!(c.listen, bound);
+        assert_eq!(c.public_url, "http://127.0.0.1:43210");
+        assert_eq!(c.realm(), "http://127.0.0.1:43210/auth");
+
+        // an explicit public_url is what clients reach: kept
+        let c =
+            Config::from_toml("listen = \"127.0.0.1:0\"\npublic_url = \"https://auth.example\"")
+                .unwrap()
+                .with_bound_address(bound);
+        assert_eq!(c.public_url, "https://auth.example");
+        // a fixed port: nothing to learn from the bound address
+        let c = Config::from_toml("listen = \"127.0.0.1:5001\"")
+            .unwrap()
+            .with_bound_address("127.0.0.1:5001".parse().unwrap());
+        assert_eq!(c.public_url, "http://127.0.0.1:5001");
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (reads config/regauth.toml when present, else built-in defaults).
-    Serve,
+    Serve(ServeArgs),
     /// Manage access tokens.
     Token(TokenArgs),
     /// Manage a token's scopes (same as `regauth token scope`).
@@ -102,6 +102,15 @@ pub enum Command {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+}
+
+/// Options of `serve` alone.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Once listening, write the bound address (e.g. 127.0.0.1:40123) to this file: with
+    /// `listen = "127.0.0.1:0"` the OS picks a free port, and this tells which.
+    #[arg(long, value_name = "PATH")]
+    pub bound_address_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,7 +261,7 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
-    if let Command::Serve = cli.command {
+    if let Command::Serve(args) = cli.command {
         if let Some(flag) = client_only_flag(&matches) {
             eprintln!(
                 "regauth: {flag} is for the client commands; `serve` takes its settings from \
@@ -260,7 +269,7 @@ pub fn main() -> ExitCode {
             );
             return ExitCode::from(2);
         }
-        return serve(cli.global.config);
+        return serve(cli.global.config, args);
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -326,7 +335,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         registry: None,
     };
     match cli.command {
-        Command::Serve | Command::Completions { .. } | Command::AdminToken(_) => Err(
+        Command::Serve(_) | Command::Completions { .. } | Command::AdminToken(_) => Err(
             CliError::Usage("serve, completions and admin-token are not client commands".into()),
         ),
         Command::Health => commands::health(&mut ctx),
@@ -396,7 +405,7 @@ fn run_scope(ctx: &mut commands::Ctx, command: ScopeCommand) -> Result<(), CliEr
     }
 }
 
-fn serve(config: Option<PathBuf>) -> ExitCode {
+fn serve(config: Option<PathBuf>, args: ServeArgs) -> ExitCode {
     // Held until `serve` returns, so buffered log lines are written before exit.
     let _log_guard = crate::logging::init_tracing();
     let config = match Config::load(config.as_deref()) {
@@ -416,7 +425,7 @@ fn serve(config: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::server::run(config)) {
+    match runtime.block_on(crate::server::run(config, args.bound_address_file)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("regauth: {e:#}");
@@ -446,9 +455,19 @@ mod tests {
             &["--config", "x.toml", "serve"],
         ] {
             let cli = parse(args).unwrap();
-            assert!(matches!(cli.command, Command::Serve));
+            assert!(matches!(cli.command, Command::Serve(_)));
             assert_eq!(cli.global.config, Some(PathBuf::from("x.toml")));
         }
+    }
+
+    #[test]
+    fn serve_takes_a_bound_address_file() {
+        let cli = parse(&["serve", "--bound-address-file", "run/addr"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.bound_address_file, Some(PathBuf::from("run/addr")));
+        assert!(parse(&["token", "list", "--bound-address-file", "x"]).is_err());
     }
 
     #[test]

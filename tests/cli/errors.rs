@@ -2,12 +2,12 @@
 //! wrong (the server's own `messages[0].message` when it refused).
 use serde_json::{json, Value};
 
-use crate::support::{free_port, regauth_in, temp_dir, Server, ADMIN};
+use crate::common::{regauth_in, temp_dir, ClosedPort, Regauth, ADMIN};
 
 /// What the admin API itself says to `POST /tokens` with `properties`.
-fn server_message(s: &Server, properties: Value) -> (u16, String) {
-    let resp = crate::support::http()
-        .post(format!("{}/api/v1/registries/default/tokens", s.url))
+fn server_message(s: &Regauth, properties: Value) -> (u16, String) {
+    let resp = crate::common::http()
+        .post(format!("{}/api/v1/registries/default/tokens", s.url()))
         .bearer_auth(ADMIN)
         .json(&json!({ "properties": properties }))
         .send()
@@ -25,8 +25,9 @@ fn server_message(s: &Server, properties: Value) -> (u16, String) {
 
 #[test]
 fn server_down() {
-    let dir = temp_dir();
-    let url = format!("http://127.0.0.1:{}", free_port());
+    let dir = temp_dir("rgcli-");
+    let closed = ClosedPort::new();
+    let url = closed.url();
     for args in [
         &["token", "list"][..],
         &["token", "create", "x-down", "--scope", "repository:a:pull"],
@@ -49,7 +50,7 @@ fn server_down() {
 
 #[test]
 fn wrong_admin_token() {
-    let s = Server::start();
+    let s = Regauth::start();
     for args in [
         &["token", "list"][..],
         &["registry-config"],
@@ -57,7 +58,7 @@ fn wrong_admin_token() {
     ] {
         let mut all = vec![
             "--server",
-            s.url.as_str(),
+            s.url(),
             "--admin-token",
             "wrong-admin-token-0123456789",
         ];
@@ -72,7 +73,7 @@ fn wrong_admin_token() {
 
 #[test]
 fn unknown_token() {
-    let s = Server::start();
+    let s = Regauth::start();
     s.create("known", &[]);
     for args in [
         &["token", "show", "unknown"][..],
@@ -98,7 +99,7 @@ fn unknown_token() {
 
 #[test]
 fn unknown_registry() {
-    let s = Server::start();
+    let s = Regauth::start();
     for args in [
         &["token", "list", "--registry", "nope"][..],
         &["token", "create", "x-reg", "--registry", "nope"],
@@ -111,7 +112,7 @@ fn unknown_registry() {
 
 #[test]
 fn validation_errors_show_the_servers_message() {
-    let s = Server::start();
+    let s = Regauth::start();
     let cases = [
         (
             &[
@@ -200,9 +201,10 @@ fn validation_errors_show_the_servers_message() {
 
 #[test]
 fn bad_arguments_fail_before_any_request() {
-    let dir = temp_dir();
+    let dir = temp_dir("rgcli-");
     // Nothing listens here: a request would fail with "cannot reach".
-    let url = format!("http://127.0.0.1:{}", free_port());
+    let closed = ClosedPort::new();
+    let url = closed.url();
     let base = ["--server", url.as_str(), "--admin-token", ADMIN];
     for (args, needle) in [
         (
@@ -288,8 +290,9 @@ fn bad_arguments_fail_before_any_request() {
 
 #[test]
 fn missing_admin_token_and_bad_config() {
-    let dir = temp_dir();
-    let url = format!("http://127.0.0.1:{}", free_port());
+    let dir = temp_dir("rgcli-");
+    let closed = ClosedPort::new();
+    let url = closed.url();
     // No flag, no config file, no data/admin-token in the working directory.
     let err = regauth_in(dir.path(), &["--server", &url, "token", "list"], &[]).fails(2);
     assert!(

@@ -1,11 +1,11 @@
 //! Issue 12: `regauth admin-token rotate` against a running server.
 use std::os::unix::fs::PermissionsExt;
 
-use crate::support::{http, Server, ADMIN};
+use crate::common::{http, Regauth, ADMIN};
 
-fn registries_status(s: &Server, token: &str) -> u16 {
+fn registries_status(s: &Regauth, token: &str) -> u16 {
     http()
-        .get(format!("{}/api/v1/registries", s.url))
+        .get(format!("{}/api/v1/registries", s.url()))
         .bearer_auth(token)
         .send()
         .expect("GET /api/v1/registries")
@@ -15,15 +15,13 @@ fn registries_status(s: &Server, token: &str) -> u16 {
 
 #[test]
 fn admin_token_rotate_replaces_the_file_and_the_running_server_follows() {
-    let s = Server::start_with(|c| {
-        c.remove("admin");
-    });
-    let file = s.dir.path().join("data").join("admin-token");
+    let s = Regauth::builder().without_admin_token().start();
+    let file = s.dir().join("data").join("admin-token");
     let old = std::fs::read_to_string(&file).expect("generated admin token");
     let old = old.trim().to_string();
-    let config = s.config_path.to_str().unwrap().to_string();
+    let config = s.config_path().to_str().unwrap().to_string();
     let cli = |args: &[&str]| {
-        let mut all = vec!["--config", &config, "--server", &s.url];
+        let mut all = vec!["--config", &config, "--server", s.url()];
         all.extend_from_slice(args);
         s.bare_cli(&all, &[])
     };
@@ -58,7 +56,7 @@ fn admin_token_rotate_replaces_the_file_and_the_running_server_follows() {
     assert!(new.starts_with("rgadm_") && new.len() >= 40, "{new}");
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    assert!(!s.dir.path().join("data").join("admin-token.new").exists());
+    assert!(!s.dir().join("data").join("admin-token.new").exists());
 
     assert_eq!(
         registries_status(&s, &old),
@@ -75,8 +73,8 @@ fn admin_token_rotate_replaces_the_file_and_the_running_server_follows() {
 
 #[test]
 fn admin_token_rotate_refuses_a_configured_token() {
-    let s = Server::start();
-    let config = s.config_path.to_str().unwrap().to_string();
+    let s = Regauth::start();
+    let config = s.config_path().to_str().unwrap().to_string();
     let err = s
         .bare_cli(&["--config", &config, "admin-token", "rotate"], &[])
         .fails(1);

@@ -8,7 +8,8 @@
 //! the client in /usr/bin) and `containerd`, and root; the compose parse check needs
 //! Debian's `docker-compose`. A missing peer fails the test with a hint: nothing is skipped.
 
-mod support;
+#[path = "../common/mod.rs"]
+mod common;
 
 mod commands;
 mod completions;

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::support::{
+use crate::common::{
     access, granted, jwt_claims, repo, unique, DockerClient, Regauth, Registry, REFUSED,
 };
 
@@ -125,7 +125,7 @@ fn ctr_pushes_and_pulls_with_user_and_password() {
     let host = registry.host();
     let pusher = regauth.create_token("default", "pusher", &[repo("team/*", &["pull", "push"])]);
     let reader = regauth.create_token("default", "reader", &[repo("team/*", &["pull"])]);
-    let creds = |t: &crate::support::CreatedToken| format!("{}:{}", t.name, t.password);
+    let creds = |t: &crate::common::CreatedToken| format!("{}:{}", t.name, t.password);
 
     // docker 20.10 keeps images in its own store: hand one to containerd
     let docker = DockerClient::new();
