@@ -16,6 +16,7 @@
 mod support;
 
 mod catalog;
+mod console;
 mod docker;
 mod durability;
 mod ionos_sdk;
