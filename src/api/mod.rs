@@ -18,6 +18,7 @@
 //! `#[serde(default, skip_serializing_if = "Option::is_none")]`, so older clients and stored
 //! test bodies keep working; then regenerate `docs/openapi.json` (`regauth openapi`).
 mod auth;
+mod duration;
 mod error;
 mod registry;
 pub mod time;
@@ -25,12 +26,14 @@ mod token;
 
 pub use crate::domain::Patch;
 pub use auth::{AccessToken, RegistryError, RegistryErrors, TokenForm};
+pub use duration::parse_duration;
 pub use error::{ErrorBody, ErrorMessage};
 pub use registry::{Registry, RegistryList, RegistryProperties, TokenAuth};
 pub use time::rfc3339;
 pub use token::{
-    Credentials, Links, Metadata, ResourceType, Scope, ScopeAction, ScopeType, Token, TokenCreate,
-    TokenPage, TokenPatch, TokenProperties, TokenPropertiesInput, TokenStatus,
+    Credentials, GrantType, Links, Metadata, ResourceType, Scope, ScopeAction, ScopeType, Token,
+    TokenCreate, TokenPage, TokenPatch, TokenProperties, TokenPropertiesInput, TokenRotate,
+    TokenStatus,
 };
 
 /// The admin API's path prefix.

@@ -34,23 +34,55 @@ pub struct Metadata {
     /// Always `AVAILABLE`: regauth applies every change before it answers.
     #[schema(example = "AVAILABLE")]
     pub state: String,
+    /// Tokens only: when the token last authenticated successfully at the token endpoint;
+    /// absent when it never did. Shown at once, stored within a minute.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "option_whole_seconds"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-06-01T12:00:00Z")]
+    pub last_used_date: Option<DateTime<Utc>>,
+    /// Tokens only: the client address of that authentication, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "192.0.2.10")]
+    pub last_used_from: Option<String>,
+    /// Tokens only: how it authenticated: `password` or `refresh_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<GrantType>)]
+    pub last_used_grant_type: Option<String>,
 }
 
-/// `enabled` (the default) or `disabled`: a disabled token authenticates nothing.
+/// How a token authenticated (schema only: the field is text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// With its password (`docker login`, Basic auth).
+    Password,
+    /// With a refresh token issued to it at a login.
+    RefreshToken,
+}
+
+/// `enabled` (the default) or `disabled`: a disabled token authenticates nothing. In replies
+/// also `expired`, only when the server keeps expired tokens (`[tokens] on_expiry = "disable"`);
+/// by default an expired token is deleted (expired = deleted). An expired token authenticates
+/// nothing; a later `expiryDate` revives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenStatus {
     #[default]
     Enabled,
     Disabled,
+    Expired,
 }
 
 impl TokenStatus {
-    /// `enabled` or `disabled`.
+    /// `enabled`, `disabled` or `expired`.
     pub fn as_str(self) -> &'static str {
         match self {
             TokenStatus::Enabled => "enabled",
             TokenStatus::Disabled => "disabled",
+            TokenStatus::Expired => "expired",
         }
     }
 }
@@ -123,12 +155,33 @@ pub struct TokenProperties {
     #[schema(example = "ci-push")]
     pub name: String,
     pub credentials: Credentials,
-    /// When the token stops working; `null` for never.
+    /// When the token stops working; `null` for never. By default the token is deleted then
+    /// (expired = deleted).
     #[serde(with = "option_whole_seconds")]
     #[schema(value_type = Option<String>, format = DateTime, example = "2026-12-01T10:00:00Z")]
     pub expiry_date: Option<DateTime<Utc>>,
     pub scopes: Vec<Scope>,
     pub status: TokenStatus,
+    /// After a rotation with a grace period: when the previous password stops working;
+    /// absent when only the current password works.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "option_whole_seconds"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-06-01T13:00:00Z")]
+    pub previous_password_expiry_date: Option<DateTime<Utc>>,
+}
+
+/// The body of `POST .../tokens/{tokenId}/credentials` (rotation); it may be empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TokenRotate {
+    /// How long the previous password keeps working, 0 to 604800 (7 days); default 0 (it
+    /// stops at once). A password from an earlier rotation stops at once either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 604800, example = 3600)]
+    pub grace_period_seconds: Option<i64>,
 }
 
 /// A token.

@@ -6,19 +6,22 @@
 //!
 //! The `#[utoipa::path]` on each handler is its entry in the OpenAPI document
 //! (`super::openapi`), so the document and the routes sit side by side.
+use axum::body::Body;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
 use super::error::ApiError;
-use super::extract::{bearer_token, last, parse_pairs, AppJson, KnownRegistry, Pairs, TokenId};
+use super::extract::{
+    bearer_token, last, parse_json, parse_pairs, read_body, AppJson, KnownRegistry, Pairs, TokenId,
+};
 use super::state::AppState;
 use crate::api::{self, ErrorBody, ResourceType};
 use crate::config::RegistryConfig;
-use crate::domain::{Scope, Status, Token, TokenName, ValidationError};
+use crate::domain::{validate_grace, Scope, Status, Token, TokenName, ValidationError};
 use crate::service::{AdminService, NewToken, PutOutcome, TokenChanges};
 
 pub use crate::api::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -106,24 +109,32 @@ fn scope_out(s: &Scope) -> api::Scope {
     }
 }
 
-fn status_out(s: Status) -> api::TokenStatus {
-    match s {
+/// `expired` wins: only tokens kept past their expiry (`on_expiry = "disable"`) show it.
+fn status_out(t: &Token, now: DateTime<Utc>) -> api::TokenStatus {
+    if t.is_expired(now) {
+        return api::TokenStatus::Expired;
+    }
+    match t.status {
         Status::Enabled => api::TokenStatus::Enabled,
         Status::Disabled => api::TokenStatus::Disabled,
     }
 }
 
 fn token_out(state: &AppState, t: Token, password: Option<String>) -> api::Token {
+    let now = state.clock.now();
     api::Token {
         id: t.id,
         kind: ResourceType::Token,
         href: format!("{}/{}", tokens_href(state, &t.registry), t.id),
         metadata: api::Metadata {
-            created_by: t.created_by,
+            created_by: t.created_by.clone(),
             created_date: t.created,
-            last_modified_by: t.modified_by,
+            last_modified_by: t.modified_by.clone(),
             last_modified_date: t.modified,
             state: "AVAILABLE".into(),
+            last_used_date: t.last_used.map(|u| u.at),
+            last_used_from: t.last_used.and_then(|u| u.client).map(|a| a.to_string()),
+            last_used_grant_type: t.last_used.map(|u| u.grant.as_str().to_string()),
         },
         properties: api::TokenProperties {
             credentials: api::Credentials {
@@ -133,7 +144,8 @@ fn token_out(state: &AppState, t: Token, password: Option<String>) -> api::Token
             name: t.name.to_string(),
             expiry_date: t.expiry,
             scopes: t.scopes.iter().map(scope_out).collect(),
-            status: status_out(t.status),
+            status: status_out(&t, now),
+            previous_password_expiry_date: t.previous_valid_until(now),
         },
     }
 }
@@ -150,6 +162,9 @@ fn registry_out(state: &AppState, r: &RegistryConfig) -> api::Registry {
             last_modified_by: "config".into(),
             last_modified_date: started,
             state: "AVAILABLE".into(),
+            last_used_date: None,
+            last_used_from: None,
+            last_used_grant_type: None,
         },
         properties: api::RegistryProperties {
             name: r.id.clone(),
@@ -303,10 +318,14 @@ fn name_filter(pairs: &Pairs<'_>) -> Result<Option<String>, ApiError> {
         ("filter.name" = Option<String>, Query, max_length = 63,
             description = "Only tokens whose name contains this text (case-insensitive); \
                 `total` counts the matches."),
+        ("expiringWithin" = Option<String>, Query,
+            description = "Only tokens whose expiryDate is at most this far ahead: whole seconds \
+                (`604800`) or a number with a unit s, m, h, d, w (`7d`). With `on_expiry = \"disable\"` \
+                tokens already expired are included. Combines with `filter.name`."),
     ),
     responses(
         (status = 200, description = "One page of tokens; never a password.", body = api::TokenPage),
-        (status = 400, description = "`offset`, `limit` or `filter.name` out of range.", body = ErrorBody),
+        (status = 400, description = "`offset`, `limit`, `filter.name` or `expiringWithin` out of range.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry.", body = ErrorBody),
     )
@@ -321,20 +340,32 @@ pub async fn list_tokens(
     let offset = page_param(&pairs, "offset", 0, 0, usize::MAX / 2)?;
     let limit = page_param(&pairs, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
     let name = name_filter(&pairs)?;
+    let within = match last(&pairs, "expiringWithin") {
+        None => None,
+        Some(text) => Some(
+            api::parse_duration(text)
+                .map_err(|e| ApiError::BadRequest(format!("expiringWithin: {e}")))?,
+        ),
+    };
     let r = reg.clone();
     let needle = name.clone();
-    let page = blocking(&state.admin, move |a| match needle {
-        Some(n) => a.list_matching(&r, &n, offset, limit),
-        None => a.list(&r, offset, limit),
+    let page = blocking(&state.admin, move |a| match (within, needle) {
+        (Some(w), n) => a.list_expiring(&r, w, n.as_deref(), offset, limit),
+        (None, Some(n)) => a.list_matching(&r, &n, offset, limit),
+        (None, None) => a.list(&r, offset, limit),
     })
     .await?;
     let href = tokens_href(&state, &reg);
-    let filter: String = name
+    let mut filter: String = name
         .map(|n| {
             let encoded: String = form_urlencoded::byte_serialize(n.as_bytes()).collect();
             format!("&filter.name={encoded}")
         })
         .unwrap_or_default();
+    // The window as given (it parsed, so it is digits and a unit: nothing to escape).
+    if let Some(w) = last(&pairs, "expiringWithin") {
+        filter.push_str(&format!("&expiringWithin={}", w.trim()));
+    }
     let link = |o: usize| format!("{href}?offset={o}&limit={limit}{filter}");
     let count = page.items.len();
     let links = api::Links {
@@ -480,6 +511,55 @@ pub async fn patch_token(
     let changes = changes(input)?;
     let token = blocking(&state.admin, move |a| a.patch(&r.id, id, changes)).await?;
     Ok(Json(token_out(&state, token, None)))
+}
+
+/// Rotate a token's password: a new one, shown in this reply only, while name, id, scopes,
+/// status, expiry and refresh tokens stay. With `gracePeriodSeconds` (up to 7 days) the
+/// previous password keeps working until `properties.previousPasswordExpiryDate`; a password
+/// from an earlier rotation stops at once.
+#[utoipa::path(
+    post, path = "/api/v1/registries/{registryId}/tokens/{tokenId}/credentials", tag = "tokens",
+    operation_id = "registriesTokensCredentialsPost",
+    security(("adminToken" = [])),
+    params(
+        ("registryId" = String, Path, description = "The registry's id."),
+        ("tokenId" = uuid::Uuid, Path, description = "The token's id."),
+    ),
+    request_body(content = api::TokenRotate, description = "Optional; an empty body means no grace period."),
+    responses(
+        (status = 200, description = "The token with its new password in `properties.credentials.password`.",
+            body = api::Token),
+        (status = 400, description = "`tokenId` is not a UUID, or the body is malformed or `gracePeriodSeconds` is out of range.",
+            body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 404, description = "No such registry or token.", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+    )
+)]
+pub async fn rotate_credentials(
+    State(state): State<AppState>,
+    KnownRegistry(r): KnownRegistry,
+    TokenId(id): TokenId,
+    body: Body,
+) -> Result<Json<api::Token>, ApiError> {
+    let bytes = read_body(body).await.map_err(ApiError::TooLarge)?;
+    let input: api::TokenRotate = if bytes.iter().all(u8::is_ascii_whitespace) {
+        api::TokenRotate::default()
+    } else {
+        parse_json(&bytes).map_err(ApiError::BadRequest)?
+    };
+    let grace = grace_period(input.grace_period_seconds)?;
+    let (token, password) = blocking(&state.admin, move |a| a.rotate(&r.id, id, grace)).await?;
+    Ok(Json(token_out(&state, token, Some(password))))
+}
+
+fn grace_period(seconds: Option<i64>) -> Result<TimeDelta, ValidationError> {
+    let seconds = seconds.unwrap_or(0);
+    let grace = TimeDelta::try_seconds(seconds).ok_or_else(|| {
+        ValidationError::new("gracePeriodSeconds", format!("{seconds} is out of range"))
+    })?;
+    validate_grace(grace)?;
+    Ok(grace)
 }
 
 /// Delete a token: it authenticates nothing from now on.

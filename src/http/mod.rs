@@ -35,6 +35,10 @@ pub fn app(state: AppState) -> Router {
                 .patch(admin::patch_token)
                 .delete(admin::delete_token),
         )
+        .route(
+            "/registries/{registry_id}/tokens/{token_id}/credentials",
+            axum::routing::post(admin::rotate_credentials),
+        )
         .fallback(admin::not_found)
         .method_not_allowed_fallback(admin::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

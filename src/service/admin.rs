@@ -282,22 +282,27 @@ impl AdminService {
         })
     }
 
-    /// A page of the tokens of `registry` whose expiry is within `within` from now, sorted by
-    /// name; with `on_expiry = "disable"` the already expired ones too. Reads the expiry
-    /// index, not every token.
+    /// A page of the tokens of `registry` whose expiry is within `within` from now (and whose
+    /// name contains `needle`, if given), sorted by name; with `on_expiry = "disable"` the
+    /// already expired ones too. Reads the expiry index, not every token.
     pub fn list_expiring(
         &self,
         registry: &str,
         within: TimeDelta,
+        needle: Option<&str>,
         offset: usize,
         limit: usize,
     ) -> Result<Page, AdminError> {
         let now = self.clock.now();
+        let until = now
+            .checked_add_signed(within)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut all: Vec<Token> = self
             .store
-            .expiring(now + within)?
+            .expiring(until)?
             .into_iter()
             .filter(|t| t.registry == registry && !self.hidden(t, now))
+            .filter(|t| needle.is_none_or(|n| t.name.as_str().contains(n)))
             .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         let total = all.len();
@@ -465,7 +470,7 @@ mod tests {
                 store.create(&t).unwrap();
             }
             let page = admin
-                .list_expiring("default", TimeDelta::days(7), 0, 10)
+                .list_expiring("default", TimeDelta::days(7), None, 0, 10)
                 .unwrap();
             let names: Vec<&str> = page.items.iter().map(|t| t.name.as_str()).collect();
             if on_expiry == OnExpiry::Disable {
@@ -475,7 +480,7 @@ mod tests {
             }
             assert_eq!(page.total, names.len());
             let paged = admin
-                .list_expiring("default", TimeDelta::days(7), 1, 1)
+                .list_expiring("default", TimeDelta::days(7), None, 1, 1)
                 .unwrap();
             assert_eq!(paged.items.len(), 1);
             assert_eq!(paged.items[0].name, page.items[1].name);

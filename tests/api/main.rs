@@ -2,5 +2,6 @@
 mod admin;
 mod console;
 mod denials;
+mod lifecycle;
 mod support;
 mod token;
