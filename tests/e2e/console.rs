@@ -125,6 +125,11 @@ fn console_filters_on_the_server_and_pages() {
 }
 
 #[test]
+fn console_shows_last_use_filters_expiring_tokens_and_rotates_passwords() {
+    flow("lifecycle", &regauth(), &[]);
+}
+
+#[test]
 fn console_responses_carry_the_security_headers_in_the_browser() {
     flow("headers", &regauth(), &[]);
 }
