@@ -14,7 +14,7 @@ import { chromium } from 'playwright-core';
 
 const URL_BASE = need('REGAUTH_URL');
 const ADMIN = need('ADMIN_TOKEN');
-const TIMEOUT = 15000;
+const TIMEOUT = 30000;
 
 function need(name) {
   const v = process.env[name];
@@ -101,6 +101,7 @@ async function withBrowser(fn) {
   try {
     const page = context.pages()[0] || await context.newPage();
     page.setDefaultTimeout(TIMEOUT);
+    page.setDefaultNavigationTimeout(60000); // a loaded machine (parallel builds) is slow
     const problems = [];
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('response', (r) => { if (r.status() === 404) problems.push(`404 for ${r.url()}`); });
