@@ -17,6 +17,7 @@
 mod common;
 
 mod catalog;
+mod console;
 mod docker;
 mod durability;
 mod ionos_sdk;
