@@ -8,13 +8,17 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::common::{
-    access, granted, jwt_claims, repo, unique, DockerClient, Regauth, Registry, REFUSED,
+    access, granted, jwt_claims, repo, unique, DockerClient, Regauth, Registry, Verifier, REFUSED,
 };
 
-#[test]
-fn docker_login_keeps_an_identity_token_that_push_and_pull_use() {
+on_every_verifier!(
+    docker_login_keeps_an_identity_token_that_push_and_pull_use,
+    ctr_pushes_and_pulls_with_user_and_password
+);
+
+fn docker_login_keeps_an_identity_token_that_push_and_pull_use(verifier: Verifier) {
     let regauth = Regauth::start();
-    let registry = Registry::start(&regauth, "default");
+    let registry = Registry::start_on(verifier, &regauth, "default");
     let host = registry.host();
     let scopes = [repo("team/*", &["pull", "push"])];
     let token = regauth.create_token("default", "ci-bot", &scopes);
@@ -118,10 +122,9 @@ fn docker_login_keeps_an_identity_token_that_push_and_pull_use() {
     }
 }
 
-#[test]
-fn ctr_pushes_and_pulls_with_user_and_password() {
+fn ctr_pushes_and_pulls_with_user_and_password(verifier: Verifier) {
     let regauth = Regauth::start();
-    let registry = Registry::start(&regauth, "default");
+    let registry = Registry::start_on(verifier, &regauth, "default");
     let host = registry.host();
     let pusher = regauth.create_token("default", "pusher", &[repo("team/*", &["pull", "push"])]);
     let reader = regauth.create_token("default", "reader", &[repo("team/*", &["pull"])]);
