@@ -147,6 +147,7 @@ pub fn create(
     disabled: bool,
 ) -> Result<(), CliError> {
     let reg = ctx.registry()?;
+    let sent = scope::from_args(scopes);
     let expiry_date = expires
         .map(|e| e.resolve(Utc::now()).map(rfc3339))
         .transpose()
@@ -156,7 +157,7 @@ pub fn create(
             name: name.to_string(),
             status: disabled.then(|| "disabled".to_string()),
             expiry_date,
-            scopes: Some(scope::from_args(scopes)),
+            scopes: Some(sent.clone()),
         },
     };
     // Ask for the hostname first: once the token exists, nothing may stop its password
@@ -166,9 +167,10 @@ pub fn create(
     } else {
         None
     };
-    let created: Token =
-        ctx.client
-            .send_json(Method::POST, &["registries", &reg, "tokens"], &body)?;
+    let created: Token = ctx
+        .client
+        .send_json(Method::POST, &["registries", &reg, "tokens"], &body)
+        .map_err(|e| scope::with_push_hint(e, &sent))?;
     match hostname {
         None => ctx.json(&created),
         Some(host) => output::created(ctx.out, &created, &reg, &host, Utc::now()),
@@ -273,10 +275,12 @@ fn edit_scopes(
     let mut scopes = t.properties.scopes.clone();
     let headline = edit(t.name(), &mut scopes)?;
     let body = TokenPatch {
-        scopes: Some(scopes),
+        scopes: Some(scopes.clone()),
         ..TokenPatch::default()
     };
-    let updated = ctx.patch(&reg, t.id, &body)?;
+    let updated = ctx
+        .patch(&reg, t.id, &body)
+        .map_err(|e| scope::with_push_hint(e, &scopes))?;
     ctx.show_token(&reg, &updated, Some(headline))
 }
 
