@@ -227,8 +227,9 @@ pub fn registry_auth_yaml(
     writeln!(
         out,
         "# regauth token authentication for registry {registry} ({hostname}).\n\
-         # Put this in the registry's config.yml; rootcertbundle is the path of regauth's\n\
-         # signing certificate: copy or mount that file to where the registry can read it."
+         # Put this in the registry's config.yml (distribution 2.8 and 3.x alike); rootcertbundle\n\
+         # is the path of regauth's signing certificate: copy or mount that file to where the\n\
+         # registry can read it."
     )?;
     writeln!(out, "auth:")?;
     writeln!(out, "  token:")?;
@@ -239,7 +240,18 @@ pub fn registry_auth_yaml(
         out,
         "    rootcertbundle: {}",
         yaml_scalar(&a.rootcertbundle)
-    )
+    )?;
+    if !a.signingalgorithms.is_empty() {
+        writeln!(
+            out,
+            "    # distribution 3.x accepts only these algorithms; 2.8 ignores the setting."
+        )?;
+        writeln!(out, "    signingalgorithms:")?;
+        for alg in &a.signingalgorithms {
+            writeln!(out, "      - {}", yaml_scalar(alg))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -389,10 +401,21 @@ mod tests {
             service: "registry.local".into(),
             issuer: "regauth".into(),
             rootcertbundle: "/certs/signing.crt".into(),
+            signingalgorithms: vec!["ES256".into()],
         };
         let s = text(|b| registry_auth_yaml(b, "default", "localhost:5000", &a).unwrap());
         assert!(s.ends_with(
-            "auth:\n  token:\n    realm: http://localhost:5001/auth\n    service: registry.local\n    issuer: regauth\n    rootcertbundle: /certs/signing.crt\n"
+            "auth:\n  token:\n    realm: http://localhost:5001/auth\n    service: registry.local\n    issuer: regauth\n    rootcertbundle: /certs/signing.crt\n    # distribution 3.x accepts only these algorithms; 2.8 ignores the setting.\n    signingalgorithms:\n      - ES256\n"
         ), "{s}");
+        // From a server that does not name its algorithm: the 2.8 block alone.
+        let older = TokenAuth {
+            signingalgorithms: vec![],
+            ..a
+        };
+        let s = text(|b| registry_auth_yaml(b, "default", "localhost:5000", &older).unwrap());
+        assert!(
+            s.ends_with("    rootcertbundle: /certs/signing.crt\n"),
+            "{s}"
+        );
     }
 }

@@ -452,7 +452,7 @@ fn registry_config_prints_the_auth_block() {
     let s = Regauth::start();
     let out = s.cli(&["registry-config"]).ok();
     let expected = format!(
-        "auth:\n  token:\n    realm: {}/auth\n    service: registry.local\n    issuer: regauth\n    rootcertbundle: {}\n",
+        "auth:\n  token:\n    realm: {}/auth\n    service: registry.local\n    issuer: regauth\n    rootcertbundle: {}\n    # distribution 3.x accepts only these algorithms; 2.8 ignores the setting.\n    signingalgorithms:\n      - ES256\n",
         s.url(),
         s.cert_path().display()
     );
@@ -468,6 +468,7 @@ fn registry_config_prints_the_auth_block() {
             "service": "registry.local",
             "issuer": "regauth",
             "rootcertbundle": s.cert_path().display().to_string(),
+            "signingalgorithms": ["ES256"],
         })
     );
 }
