@@ -14,7 +14,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::{repo, run, CmdOutput, DockerClient, Regauth, Registry, REFUSED};
+use crate::common::{repo, run, CmdOutput, DockerClient, Regauth, Registry, REFUSED};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const FLOW_TIMEOUT: Duration = Duration::from_secs(180);
