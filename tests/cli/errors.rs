@@ -2,7 +2,7 @@
 //! wrong (the server's own `messages[0].message` when it refused).
 use serde_json::{json, Value};
 
-use crate::common::{regauth_in, temp_dir, ClosedPort, CmdOutput, Regauth, ADMIN};
+use crate::common::{regauth_in, temp_dir, ClosedPort, Regauth, ADMIN};
 
 /// What the admin API itself says to `POST /tokens` with `properties`.
 fn server_message(s: &Regauth, properties: Value) -> (u16, String) {
@@ -359,7 +359,7 @@ fn missing_admin_token_and_bad_config() {
 #[test]
 fn json_output_errors_are_json_on_stderr() {
     let s = Regauth::start();
-    let json_err = |out: CmdOutput, code: i32| -> Value {
+    let json_err = |out: crate::common::CmdOutput, code: i32| -> Value {
         assert_eq!(out.code, code, "{out:?}");
         assert_eq!(out.stdout, "", "{out:?}");
         assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
@@ -442,11 +442,10 @@ fn serve_help_lists_only_serve_options() {
 #[test]
 fn a_second_serve_on_the_same_data_dir_says_who_holds_it() {
     let s = Regauth::start();
-    let other_port = "127.0.0.1:0";
     let out = regauth_in(
         s.dir(),
         &["serve", "--config", s.config_path().to_str().unwrap()],
-        &[("REGAUTH_LISTEN", other_port)],
+        &[("REGAUTH_LISTEN", "127.0.0.1:0")],
     );
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
@@ -471,12 +470,14 @@ fn a_second_serve_on_the_same_data_dir_says_who_holds_it() {
 #[test]
 fn a_bad_admin_token_variable_is_named() {
     let dir = temp_dir("rgcli-");
-    let port = "127.0.0.1:0";
     for args in [&["serve"][..], &["token", "list"]] {
         let out = regauth_in(
             dir.path(),
             args,
-            &[("REGAUTH_ADMIN_TOKEN", "short"), ("REGAUTH_LISTEN", port)],
+            &[
+                ("REGAUTH_ADMIN_TOKEN", "short"),
+                ("REGAUTH_LISTEN", "127.0.0.1:0"),
+            ],
         );
         assert_eq!(out.code, 2, "{args:?}: {out:?}");
         assert!(
