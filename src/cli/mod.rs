@@ -123,6 +123,18 @@ pub enum AdminTokenCommand {
     Rotate,
 }
 
+/// `--expiring`: a duration, kept as typed (the server parses the same syntax).
+fn parse_window(text: &str) -> Result<String, String> {
+    crate::api::parse_duration(text).map(|_| text.trim().to_string())
+}
+
+/// `--grace`: a duration of at most 7 days, in seconds.
+fn parse_grace(text: &str) -> Result<i64, String> {
+    let d = crate::api::parse_duration(text)?;
+    crate::domain::validate_grace(d).map_err(|e| e.rule)?;
+    Ok(d.num_seconds())
+}
+
 const COMPLETIONS_HELP: &str = "\
 Install the script where your shell looks for completions, for example:
   regauth completions bash > ~/.local/share/bash-completion/completions/regauth
@@ -172,7 +184,12 @@ pub enum TokenCommand {
         disabled: bool,
     },
     /// List the registry's tokens (all of them, unless --offset or --limit asks for one page).
+    /// Expired tokens are deleted (expired = deleted) unless the server keeps them
+    /// (`[tokens] on_expiry = "disable"`, listed as expired).
     List {
+        /// Only tokens that expire within this duration from now (7d, 12h, 30m, or seconds).
+        #[arg(long, value_name = "DURATION", value_parser = parse_window)]
+        expiring: Option<String>,
         /// Return one page starting here.
         #[arg(long)]
         offset: Option<usize>,
@@ -208,6 +225,17 @@ pub enum TokenCommand {
         /// Remove the expiry: the token never expires.
         #[arg(long, group = "change")]
         no_expiry: bool,
+    },
+    /// Give a token a new password, keeping its name, id, scopes, status and expiry; print the
+    /// new password (shown only this once) and the docker login command.
+    Rotate {
+        /// Token name, or id (UUID).
+        token: String,
+        /// How long the previous password keeps working (e.g. 1h, 30m, 7d; at most 7d).
+        /// Default: it stops at once. A password from an earlier rotation stops at once either
+        /// way.
+        #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
+        grace: Option<i64>,
     },
     /// Delete a token: it authenticates nothing from now on.
     Delete {
@@ -467,7 +495,12 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
             expires,
             disabled,
         } => commands::create(ctx, &name, &scopes, expires, disabled),
-        TokenCommand::List { offset, limit } => commands::list(ctx, offset, limit),
+        TokenCommand::List {
+            offset,
+            limit,
+            expiring,
+        } => commands::list(ctx, offset, limit, expiring.as_deref()),
+        TokenCommand::Rotate { token, grace } => commands::rotate(ctx, &token, grace),
         TokenCommand::Show { token } => commands::show(ctx, &token),
         TokenCommand::Update {
             token,

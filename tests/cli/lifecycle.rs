@@ -1,4 +1,5 @@
-//! Issue 12: `regauth admin-token rotate` against a running server.
+//! Issue 12: `regauth admin-token rotate`, `token rotate` and `token list --expiring` against
+//! a running server.
 use std::os::unix::fs::PermissionsExt;
 
 use crate::common::{http, Regauth, ADMIN};
@@ -80,4 +81,105 @@ fn admin_token_rotate_refuses_a_configured_token() {
         .fails(1);
     assert!(err.contains("set in the configuration"), "{err}");
     assert_eq!(registries_status(&s, ADMIN), 200);
+}
+
+#[test]
+fn token_rotate_prints_the_new_password_and_keeps_the_old_one_for_the_grace() {
+    let s = Regauth::start();
+    let (id, old) = s.create("ci-bot", &["repository:app:pull"]);
+    let out = s.cli(&["token", "rotate", "ci-bot", "--grace", "1h"]).ok();
+    let new = out
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("rga_"))
+        .unwrap_or_else(|| panic!("no password in:\n{}", out.stdout))
+        .to_string();
+    assert_ne!(new, old);
+    assert!(
+        out.stdout
+            .contains(&format!("Rotated the password of token ci-bot (id {id})")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("previous password keeps working until"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("| docker login localhost:5000 -u ci-bot --password-stdin"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        s.grant("ci-bot", &old, &["repository:app:pull"]).0,
+        200,
+        "in the grace period"
+    );
+    assert_eq!(s.grant("ci-bot", &new, &["repository:app:pull"]).0, 200);
+
+    let show = s.cli(&["token", "show", "ci-bot"]).ok().stdout;
+    assert!(show.contains("Previous password works until"), "{show}");
+    assert!(
+        show.contains("Last used: 20") && show.contains("by password"),
+        "{show}"
+    );
+    let table = s.cli(&["token", "list"]).ok().stdout;
+    let col = table
+        .lines()
+        .next()
+        .unwrap()
+        .find("LAST USED")
+        .expect("column");
+    let row = table.lines().nth(1).unwrap();
+    assert!(
+        row[col..].starts_with(|c: char| c.is_ascii_digit()),
+        "a date, not never: {table}"
+    );
+
+    // Without --grace the previous password stops at once; JSON output carries the password.
+    let v = s
+        .cli(&["--output", "json", "token", "rotate", &id])
+        .ok()
+        .json();
+    let third = v["properties"]["credentials"]["password"].as_str().unwrap();
+    assert!(
+        v["properties"].get("previousPasswordExpiryDate").is_none(),
+        "{v}"
+    );
+    assert_eq!(s.grant("ci-bot", &new, &["repository:app:pull"]).0, 401);
+    assert_eq!(s.grant("ci-bot", &old, &["repository:app:pull"]).0, 401);
+    assert_eq!(s.grant("ci-bot", third, &["repository:app:pull"]).0, 200);
+
+    let bad = s.cli(&["token", "rotate", "ci-bot", "--grace", "8d"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("604800"), "{}", bad.stderr);
+    let err = s.cli(&["token", "rotate", "nobody"]).fails(1);
+    assert!(err.contains("no token named \"nobody\""), "{err}");
+}
+
+#[test]
+fn token_list_expiring_shows_only_what_is_about_to_expire() {
+    let s = Regauth::start();
+    s.cli(&["token", "create", "soon", "--expires", "2d"]).ok();
+    s.cli(&["token", "create", "later", "--expires", "30d"])
+        .ok();
+    s.cli(&["token", "create", "forever"]).ok();
+    let out = s.cli(&["token", "list", "--expiring", "7d"]).ok().stdout;
+    let names: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["soon"], "{out}");
+    let v = s
+        .cli(&["--output", "json", "token", "list", "--expiring", "31d"])
+        .ok()
+        .json();
+    assert_eq!(v["total"], 2, "{v}");
+    let bad = s.cli(&["token", "list", "--expiring", "soon"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("not a duration"), "{}", bad.stderr);
 }
