@@ -20,6 +20,7 @@ mod catalog;
 mod docker;
 mod durability;
 mod ionos_sdk;
+mod lifecycle;
 mod refresh;
 mod registries;
 mod revocation;
