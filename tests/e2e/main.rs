@@ -61,6 +61,7 @@ mod console;
 mod docker;
 mod durability;
 mod ionos_sdk;
+mod lifecycle;
 mod refresh;
 mod registries;
 mod revocation;
