@@ -170,7 +170,7 @@ fn reopen(dir: &Path, token_cache: u64) -> SledStore {
         match SledStore::open_with_caches(dir, DEFAULT_CACHE_BYTES, token_cache) {
             Ok(s) => return s,
             Err(e)
-                if e.to_string().contains("could not acquire lock")
+                if e.to_string().contains(regauth::store::sled::HELD)
                     && Instant::now() < deadline =>
             {
                 std::thread::sleep(Duration::from_millis(20));

@@ -188,12 +188,19 @@ impl Config {
             .map(PathBuf::from)
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("data"));
-        let admin_token = env("REGAUTH_ADMIN_TOKEN")
+        let admin_env = env("REGAUTH_ADMIN_TOKEN");
+        // Errors name where the bad value came from.
+        let admin_key = if admin_env.is_some() {
+            "REGAUTH_ADMIN_TOKEN"
+        } else {
+            "admin.token"
+        };
+        let admin_token = admin_env
             .or(file.admin.and_then(|a| a.token))
             .filter(|t| !t.is_empty());
         if let Some(t) = &admin_token {
             check_admin_token(t).map_err(|message| ConfigError::Invalid {
-                key: "admin.token".into(),
+                key: admin_key.into(),
                 message,
             })?;
         }
@@ -269,13 +276,26 @@ impl Config {
     pub fn realm(&self) -> String {
         format!("{}/auth", self.public_url)
     }
+
+    /// This configuration once the listener is bound to `bound`: `listen` becomes the bound
+    /// address and, when `public_url` is the default `http://<listen>` of a port-0 listen
+    /// address (never reachable), it becomes `http://<bound>`, so the realm given to
+    /// registries is right. An explicit `public_url` is kept.
+    pub fn with_bound_address(mut self, bound: SocketAddr) -> Config {
+        if self.listen.port() == 0 && self.public_url == format!("http://{}", self.listen) {
+            self.public_url = format!("http://{bound}");
+        }
+        self.listen = bound;
+        self
+    }
 }
 
 fn parse_file(text: &str, path: &str) -> Result<FileConfig, ConfigError> {
     toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_string(),
-        // toml's message already names the unknown or mistyped key and its line.
-        message: e.to_string().trim().replace('\n', " "),
+        // toml's message already names the unknown or mistyped key and its line, and points
+        // at it with a caret under a copy of the line: keep its line breaks.
+        message: e.to_string().trim_end().to_string(),
     })
 }
 
@@ -332,6 +352,29 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
         }
+    }
+
+    #[test]
+    fn port_0_gives_the_bound_address_as_default_public_url() {
+        let bound: SocketAddr = "127.0.0.1:43210".parse().unwrap();
+        let c = Config::from_toml("listen = \"127.0.0.1:0\"").unwrap();
+        assert_eq!(c.public_url, "http://127.0.0.1:0");
+        let c = c.with_bound_address(bound);
+        assert_eq!(c.listen, bound);
+        assert_eq!(c.public_url, "http://127.0.0.1:43210");
+        assert_eq!(c.realm(), "http://127.0.0.1:43210/auth");
+
+        // an explicit public_url is what clients reach: kept
+        let c =
+            Config::from_toml("listen = \"127.0.0.1:0\"\npublic_url = \"https://auth.example\"")
+                .unwrap()
+                .with_bound_address(bound);
+        assert_eq!(c.public_url, "https://auth.example");
+        // a fixed port: nothing to learn from the bound address
+        let c = Config::from_toml("listen = \"127.0.0.1:5001\"")
+            .unwrap()
+            .with_bound_address("127.0.0.1:5001".parse().unwrap());
+        assert_eq!(c.public_url, "http://127.0.0.1:5001");
     }
 
     #[test]
@@ -416,6 +459,49 @@ mod tests {
             let err = Config::from_toml(text).unwrap_err();
             assert!(err.to_string().starts_with(key), "{text:?} gave {err}");
         }
+    }
+
+    /// Issue 10: a TOML error keeps its lines, so the caret still points at the mistake.
+    #[test]
+    fn toml_errors_keep_their_caret() {
+        let err = Config::from_toml("listen = \"127.0.0.1:5001\"\nlisten_port = 1\n")
+            .unwrap_err()
+            .to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(lines.len() >= 4, "{err}");
+        let quoted = lines
+            .iter()
+            .position(|l| l.contains("| listen_port = 1"))
+            .unwrap_or_else(|| panic!("the line is quoted: {err}"));
+        let caret = lines[quoted + 1];
+        let column = |l: &str, what: &str| l.find(what).unwrap();
+        assert_eq!(
+            column(caret, "^"),
+            column(lines[quoted], "listen_port"),
+            "the caret is under the key: {err}"
+        );
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    /// Issue 10: a bad admin token from the environment is reported under the variable's
+    /// name, one from the file under its key.
+    #[test]
+    fn a_bad_admin_token_is_named_by_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("regauth.toml");
+        std::fs::write(&path, "[admin]\ntoken = \"0123456789abcdef-long-enough\"\n").unwrap();
+        let err = Config::load_with_env(Some(&path), |k| {
+            (k == "REGAUTH_ADMIN_TOKEN").then(|| "short".to_string())
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("REGAUTH_ADMIN_TOKEN: must be at least 16 characters"),
+            "{err}"
+        );
+        std::fs::write(&path, "[admin]\ntoken = \"short\"\n").unwrap();
+        let err = Config::load_with_env(Some(&path), |_| None).unwrap_err();
+        assert!(err.to_string().starts_with("admin.token: "), "{err}");
     }
 
     #[test]

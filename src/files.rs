@@ -1,5 +1,6 @@
 //! Durable creation of the files regauth provisions at first start: the admin token, the
-//! signing key, its certificate and the JWK set.
+//! signing key, its certificate and the JWK set; and the atomic replacement of the
+//! bound-address file `serve --bound-address-file` writes.
 //!
 //! Dependency direction: a leaf (std only), used by `server` and `jwt`.
 use std::fs::{self, File, OpenOptions};
@@ -40,6 +41,22 @@ pub fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), Wri
     File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
 }
 
+/// Replaces `path` with `contents` atomically: a temporary file beside it (`PATH.tmp`), renamed
+/// over it, so a reader sees the old contents or the new ones, never a part.
+pub fn write_replacing(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    fs::write(&tmp, contents).map_err(|source| WriteError {
+        path: tmp.clone(),
+        source,
+    })?;
+    fs::rename(&tmp, path).map_err(|source| WriteError {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +76,17 @@ mod tests {
         assert_eq!(err.source.kind(), io::ErrorKind::AlreadyExists);
         assert!(err.to_string().starts_with(&path.display().to_string()));
         assert_eq!(fs::read(&path).unwrap(), b"one");
+    }
+
+    #[test]
+    fn write_replacing_replaces_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bound-address");
+        write_replacing(&path, b"127.0.0.1:1234567\n").unwrap();
+        write_replacing(&path, b"127.0.0.1:1\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "127.0.0.1:1\n");
+        assert!(!dir.path().join("bound-address.tmp").exists());
+        let err = write_replacing(&dir.path().join("no/such/dir"), b"x").unwrap_err();
+        assert_eq!(err.path, dir.path().join("no/such/dir.tmp"));
     }
 }

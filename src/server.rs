@@ -47,15 +47,26 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
     })
 }
 
-/// Runs the server until SIGINT/SIGTERM.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the server until SIGINT/SIGTERM. `listen` may have port 0: the address the OS
+/// chose is logged (`regauth listening listen=...`) and, with `bound_address_file`, written to
+/// that file (replaced atomically, so a reader never sees half of it) before the first
+/// request is served.
+pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow::Result<()> {
     let listen = config.listen;
-    let state = tokio::task::spawn_blocking(move || open(config)).await??;
+    let mut state = tokio::task::spawn_blocking(move || open(config)).await??;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener
+        .local_addr()
+        .with_context(|| format!("cannot read the address bound for {listen}"))?;
+    state.config = Arc::new((*state.config).clone().with_bound_address(bound));
+    if let Some(path) = &bound_address_file {
+        crate::files::write_replacing(path, format!("{bound}\n").as_bytes())
+            .context("cannot write the bound address file")?;
+    }
     let cfg = &state.config;
-    info!(listen = %listen, public_url = %cfg.public_url, "regauth listening");
+    info!(listen = %bound, public_url = %cfg.public_url, "regauth listening");
     for r in &cfg.registries {
         info!(
             registry = %r.id, hostname = %r.hostname,

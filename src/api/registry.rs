@@ -15,6 +15,10 @@ pub struct TokenAuth {
     pub issuer: String,
     /// Path of regauth's signing certificate on the regauth host.
     pub rootcertbundle: String,
+    /// The JWS algorithms regauth signs with (`ES256` or `RS256`): distribution 3.x's
+    /// `signingalgorithms`, which 2.8 ignores. Empty from a server that does not say.
+    #[serde(default)]
+    pub signingalgorithms: Vec<String>,
 }
 
 /// A registry's properties.

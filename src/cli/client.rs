@@ -34,6 +34,14 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// The HTTP status of the server's refusal, if that is what this is.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            CliError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     /// 2 for usage and configuration errors, 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -15,7 +15,7 @@ use super::output::{self, Output};
 use super::scope::{self, Added, ScopeArg, ScopeSelector};
 use crate::api::{
     rfc3339, Patch, Registry, RegistryList, Scope, Token, TokenCreate, TokenPage, TokenPatch,
-    TokenPropertiesInput,
+    TokenPropertiesInput, TokenRotate,
 };
 
 /// Page size used when the CLI walks the whole token list (the API's maximum).
@@ -82,8 +82,9 @@ impl Ctx<'_> {
         reg: &str,
         offset: Option<usize>,
         limit: Option<usize>,
+        filter: &[(&'static str, String)],
     ) -> Result<TokenPage, CliError> {
-        let mut query = Vec::new();
+        let mut query = filter.to_vec();
         if let Some(o) = offset {
             query.push(("offset", o.to_string()));
         }
@@ -95,7 +96,7 @@ impl Ctx<'_> {
 
     /// Every token of `reg`: the first page (for its envelope) and all items.
     fn all_tokens(&self, reg: &str) -> Result<(TokenPage, Vec<Token>), CliError> {
-        collect_pages(|offset| self.page(reg, Some(offset), Some(PAGE_LIMIT)))
+        collect_pages(|offset| self.page(reg, Some(offset), Some(PAGE_LIMIT), &[]))
     }
 
     /// A token by id (when `name_or_id` is a UUID) or by name.
@@ -147,6 +148,7 @@ pub fn create(
     disabled: bool,
 ) -> Result<(), CliError> {
     let reg = ctx.registry()?;
+    let sent = scope::from_args(scopes);
     let expiry_date = expires
         .map(|e| e.resolve(Utc::now()).map(rfc3339))
         .transpose()
@@ -156,7 +158,7 @@ pub fn create(
             name: name.to_string(),
             status: disabled.then(|| "disabled".to_string()),
             expiry_date,
-            scopes: Some(scope::from_args(scopes)),
+            scopes: Some(sent.clone()),
         },
     };
     // Ask for the hostname first: once the token exists, nothing may stop its password
@@ -166,22 +168,34 @@ pub fn create(
     } else {
         None
     };
-    let created: Token =
-        ctx.client
-            .send_json(Method::POST, &["registries", &reg, "tokens"], &body)?;
+    let created: Token = ctx
+        .client
+        .send_json(Method::POST, &["registries", &reg, "tokens"], &body)
+        .map_err(|e| scope::with_push_hint(e, &sent))?;
     match hostname {
         None => ctx.json(&created),
         Some(host) => output::created(ctx.out, &created, &reg, &host, Utc::now()),
     }
 }
 
-/// `token list`: every token (all pages), or one page when `offset`/`limit` is given.
-pub fn list(ctx: &mut Ctx, offset: Option<usize>, limit: Option<usize>) -> Result<(), CliError> {
+/// `token list`: every token (all pages), or one page when `offset`/`limit` is given; with
+/// `expiring`, only those expiring within that duration.
+pub fn list(
+    ctx: &mut Ctx,
+    offset: Option<usize>,
+    limit: Option<usize>,
+    expiring: Option<&str>,
+) -> Result<(), CliError> {
     let reg = ctx.registry()?;
+    let filter: Vec<(&str, String)> = expiring
+        .map(|w| ("expiringWithin", w.to_string()))
+        .into_iter()
+        .collect();
     let page = if offset.is_some() || limit.is_some() {
-        ctx.page(&reg, offset, limit)?
+        ctx.page(&reg, offset, limit, &filter)?
     } else {
-        let (mut first, items) = ctx.all_tokens(&reg)?;
+        let (mut first, items) =
+            collect_pages(|o| ctx.page(&reg, Some(o), Some(PAGE_LIMIT), &filter))?;
         // Several pages were read: present them as one.
         if first.count != items.len() {
             first.count = items.len();
@@ -204,6 +218,30 @@ pub fn show(ctx: &mut Ctx, token: &str) -> Result<(), CliError> {
     // The API never returns a password here; make sure the CLI could not print one anyway.
     t.properties.credentials.password = None;
     ctx.show_token(&reg, &t, None)
+}
+
+/// `token rotate`.
+pub fn rotate(ctx: &mut Ctx, token: &str, grace: Option<i64>) -> Result<(), CliError> {
+    let reg = ctx.registry()?;
+    let t = ctx.find(&reg, token)?;
+    let hostname = if ctx.output == Output::Table {
+        Some(ctx.get_registry(&reg)?.properties.hostname)
+    } else {
+        None
+    };
+    let id = t.id.to_string();
+    let body = TokenRotate {
+        grace_period_seconds: grace,
+    };
+    let rotated: Token = ctx.client.send_json(
+        Method::POST,
+        &["registries", &reg, "tokens", &id, "credentials"],
+        &body,
+    )?;
+    match hostname {
+        None => ctx.json(&rotated),
+        Some(host) => output::rotated(ctx.out, &rotated, &reg, &host, Utc::now()),
+    }
 }
 
 /// What `token update` changes.
@@ -273,10 +311,12 @@ fn edit_scopes(
     let mut scopes = t.properties.scopes.clone();
     let headline = edit(t.name(), &mut scopes)?;
     let body = TokenPatch {
-        scopes: Some(scopes),
+        scopes: Some(scopes.clone()),
         ..TokenPatch::default()
     };
-    let updated = ctx.patch(&reg, t.id, &body)?;
+    let updated = ctx
+        .patch(&reg, t.id, &body)
+        .map_err(|e| scope::with_push_hint(e, &scopes))?;
     ctx.show_token(&reg, &updated, Some(headline))
 }
 

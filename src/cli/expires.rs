@@ -1,10 +1,13 @@
-//! `--expires`: a duration from now (`30d`, `12h`, `45m`) or an RFC 3339 instant.
+//! `--expires`: a duration from now (`30d`, `12h`, `90m`) of at least the server's minimum
+//! lifetime (one hour), or an RFC 3339 instant.
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
 use crate::api::rfc3339;
+
+use crate::domain::token::MIN_LIFETIME;
 
 /// A parsed `--expires` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +41,8 @@ impl FromStr for Expires {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let help =
-            "use a duration like 30d, 12h or 45m, or an RFC 3339 time like 2026-12-01T10:00:00Z";
+        let help = "use a duration of at least 1h like 30d, 12h or 90m, or an RFC 3339 time \
+                    at least an hour ahead like 2026-12-01T10:00:00Z";
         if let Some(unit) = text.chars().last().filter(|c| c.is_ascii_alphabetic()) {
             let digits = &text[..text.len() - 1];
             if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -55,6 +58,12 @@ impl FromStr for Expires {
                 .ok_or_else(|| format!("{text:?} is too large"))?;
                 if n == 0 {
                     return Err(format!("{text:?} is not in the future: {help}"));
+                }
+                // The server refuses these whatever the moment: say so before asking it.
+                if d < MIN_LIFETIME {
+                    return Err(format!(
+                        "{text:?} is too soon: a token must live at least one hour ({help})"
+                    ));
                 }
                 return Ok(Expires::In(d));
             }
@@ -119,7 +128,8 @@ mod tests {
     fn durations() {
         assert_eq!("30d".parse(), Ok(Expires::In(Duration::days(30))));
         assert_eq!("12h".parse(), Ok(Expires::In(Duration::hours(12))));
-        assert_eq!("45m".parse(), Ok(Expires::In(Duration::minutes(45))));
+        assert_eq!("90m".parse(), Ok(Expires::In(Duration::minutes(90))));
+        assert_eq!("60m".parse(), Ok(Expires::In(Duration::hours(1))));
         assert_eq!(" 1h ".parse(), Ok(Expires::In(Duration::hours(1))));
     }
 
@@ -145,6 +155,8 @@ mod tests {
             ("3w", "unknown unit 'w'"),
             ("-1h", "not a valid expiry"),
             ("0h", "not in the future"),
+            ("45m", "at least one hour"),
+            ("59m", "at least one hour"),
             ("99999999999999999999d", "too large"),
             ("999999999999d", "too large"),
             ("2026-12-01", "not a valid expiry"),
@@ -152,6 +164,9 @@ mod tests {
         ] {
             let err = text.parse::<Expires>().unwrap_err();
             assert!(err.contains(needle), "{text:?} gave {err:?}");
+            // Never suggests a value that is always refused.
+            let advice = err.replace(&format!("{text:?}"), "");
+            assert!(!advice.contains("45m"), "{text:?} gave {err:?}");
         }
     }
 

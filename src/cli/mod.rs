@@ -36,7 +36,8 @@ Client commands find the server and the admin token in this order:
 The config file is --config / REGAUTH_CONFIG, else config/regauth.toml when present.
 
 Exit status: 0 success; 1 the request failed (server unreachable, admin token refused,
-unknown token, rejected by the server); 2 invalid arguments or configuration.";
+unknown token, rejected by the server); 2 invalid arguments or configuration.
+With --output json, errors are one JSON object on stderr: {\"error\", \"exitCode\", \"httpStatus\"}.";
 
 /// regauth: token authentication for Docker/OCI registries.
 #[derive(Debug, Parser)]
@@ -72,7 +73,8 @@ pub struct GlobalArgs {
         value_name = "TOKEN"
     )]
     pub admin_token: Option<String>,
-    /// Output format of client commands: readable text, or the admin API's JSON for scripts.
+    /// Output format of client commands: readable text, or the admin API's JSON for scripts
+    /// (errors then are JSON on stderr).
     #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }
@@ -80,7 +82,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (reads config/regauth.toml when present, else built-in defaults).
-    Serve,
+    Serve(ServeArgs),
     /// Manage access tokens.
     Token(TokenArgs),
     /// Manage a token's scopes (same as `regauth token scope`).
@@ -104,12 +106,33 @@ pub enum Command {
     },
 }
 
+/// Options of `serve` alone.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Once listening, write the bound address (e.g. 127.0.0.1:40123) to this file: with
+    /// `listen = "127.0.0.1:0"` the OS picks a free port, and this tells which.
+    #[arg(long, value_name = "PATH")]
+    pub bound_address_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AdminTokenCommand {
     /// Write a new random admin token to <data_dir>/admin-token. A running server uses it from
     /// its next admin request on and refuses the old one; tokens, sessions and keys are
     /// untouched. Refused when the admin token is set in the config or REGAUTH_ADMIN_TOKEN.
     Rotate,
+}
+
+/// `--expiring`: a duration, kept as typed (the server parses the same syntax).
+fn parse_window(text: &str) -> Result<String, String> {
+    crate::api::parse_duration(text).map(|_| text.trim().to_string())
+}
+
+/// `--grace`: a duration of at most 7 days, in seconds.
+fn parse_grace(text: &str) -> Result<i64, String> {
+    let d = crate::api::parse_duration(text)?;
+    crate::domain::validate_grace(d).map_err(|e| e.rule)?;
+    Ok(d.num_seconds())
 }
 
 const COMPLETIONS_HELP: &str = "\
@@ -152,7 +175,8 @@ pub enum TokenCommand {
         /// A scope: repository:PATTERN:ACTIONS or registry:catalog:ACTIONS. Repeatable.
         #[arg(long = "scope", short = 's', value_name = "SCOPE")]
         scopes: Vec<ScopeArg>,
-        /// Expiry: a duration from now (30d, 12h, 45m) or an RFC 3339 time. Default: never.
+        /// Expiry, at least one hour ahead: a duration from now (30d, 12h, 90m) or an RFC 3339
+        /// time. Default: never.
         #[arg(long, value_name = "WHEN")]
         expires: Option<Expires>,
         /// Create the token disabled.
@@ -160,7 +184,12 @@ pub enum TokenCommand {
         disabled: bool,
     },
     /// List the registry's tokens (all of them, unless --offset or --limit asks for one page).
+    /// Expired tokens are deleted (expired = deleted) unless the server keeps them
+    /// (`[tokens] on_expiry = "disable"`, listed as expired).
     List {
+        /// Only tokens that expire within this duration from now (7d, 12h, 30m, or seconds).
+        #[arg(long, value_name = "DURATION", value_parser = parse_window)]
+        expiring: Option<String>,
         /// Return one page starting here.
         #[arg(long)]
         offset: Option<usize>,
@@ -184,7 +213,8 @@ pub enum TokenCommand {
         /// Disable the token: it authenticates nothing until enabled again.
         #[arg(long, group = "change")]
         disable: bool,
-        /// New expiry: a duration from now (30d, 12h, 45m) or an RFC 3339 time.
+        /// New expiry, at least one hour ahead: a duration from now (30d, 12h, 90m) or an
+        /// RFC 3339 time.
         #[arg(
             long,
             value_name = "WHEN",
@@ -195,6 +225,17 @@ pub enum TokenCommand {
         /// Remove the expiry: the token never expires.
         #[arg(long, group = "change")]
         no_expiry: bool,
+    },
+    /// Give a token a new password, keeping its name, id, scopes, status and expiry; print the
+    /// new password (shown only this once) and the docker login command.
+    Rotate {
+        /// Token name, or id (UUID).
+        token: String,
+        /// How long the previous password keeps working (e.g. 1h, 30m, 7d; at most 7d).
+        /// Default: it stops at once. A password from an earlier rotation stops at once either
+        /// way.
+        #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
+        grace: Option<i64>,
     },
     /// Delete a token: it authenticates nothing from now on.
     Delete {
@@ -245,14 +286,40 @@ pub enum ScopeCommand {
     },
 }
 
+/// The command line, with `serve`'s help showing only the options `serve` uses. The client
+/// options are global (they go before or after any subcommand), so clap would list them under
+/// `serve` too; `serve` gets hidden ones of the same names instead, which clap then does not
+/// propagate. Given to `serve` anyway, they are refused by name ([`client_only_flag`]).
+pub fn command() -> clap::Command {
+    Cli::command().mut_subcommand("serve", |serve| {
+        ["server", "admin-token", "output"]
+            .into_iter()
+            .fold(serve, |serve, long| {
+                let id = if long == "admin-token" {
+                    "admin_token"
+                } else {
+                    long
+                };
+                let mut arg = clap::Arg::new(id).long(long).num_args(1).hide(true);
+                if long == "output" {
+                    arg = arg.short('o');
+                }
+                serve.arg(arg)
+            })
+    })
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = match command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return usage_failure(e, std::env::args_os()),
+    };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
-        Err(e) => e.exit(),
+        Err(e) => return usage_failure(e, std::env::args_os()),
     };
-    if let Command::Serve = cli.command {
+    if let Command::Serve(args) = cli.command {
         if let Some(flag) = client_only_flag(&matches) {
             eprintln!(
                 "regauth: {flag} is for the client commands; `serve` takes its settings from \
@@ -260,17 +327,82 @@ pub fn main() -> ExitCode {
             );
             return ExitCode::from(2);
         }
-        return serve(cli.global.config);
+        return serve(cli.global.config, args);
     }
+    let json = cli.global.output == Output::Json;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match run(cli, &mut out).and_then(|()| out.flush().map_err(CliError::from)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("regauth: {e}");
+            if json {
+                let message = match &e {
+                    CliError::Api { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                eprintln!("{}", json_error(&message, e.exit_code(), e.http_status()));
+            } else {
+                eprintln!("regauth: {e}");
+            }
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// An error as `-o json` prints it: one line on stderr, so stdout holds only results.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonError<'a> {
+    error: &'a str,
+    exit_code: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_status: Option<u16>,
+}
+
+fn json_error(message: &str, exit_code: u8, http_status: Option<u16>) -> String {
+    let e = JsonError {
+        error: message,
+        exit_code,
+        http_status,
+    };
+    serde_json::to_string(&e).unwrap_or_else(|_| String::from("{}"))
+}
+
+/// A command line clap refused: clap's own text, or with `-o json` the same as JSON (exit 2).
+/// Help and version requests print as usual.
+fn usage_failure(e: clap::Error, args: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
+    use clap::error::ErrorKind;
+    let shows_text = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if shows_text || !wants_json(args) {
+        e.exit()
+    }
+    eprintln!("{}", json_error(&clap_message(&e), 2, None));
+    ExitCode::from(2)
+}
+
+/// clap's message without its `error: ` prefix, usage and hint lines.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
+/// Whether the raw arguments ask for `-o json` / `--output json` (for errors clap raises before
+/// the options are known).
+fn wants_json(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let args: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+    args.iter().enumerate().any(|(i, a)| {
+        let next_is_json = args.get(i + 1).is_some_and(|n| n == "json");
+        ((a == "-o" || a == "--output") && next_is_json)
+            || a == "--output=json"
+            || a == "-ojson"
+            || a == "-o=json"
+    })
 }
 
 /// A client-only flag given on `serve`'s command line (environment values are fine: they are
@@ -326,7 +458,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         registry: None,
     };
     match cli.command {
-        Command::Serve | Command::Completions { .. } | Command::AdminToken(_) => Err(
+        Command::Serve(_) | Command::Completions { .. } | Command::AdminToken(_) => Err(
             CliError::Usage("serve, completions and admin-token are not client commands".into()),
         ),
         Command::Health => commands::health(&mut ctx),
@@ -351,7 +483,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
 /// here is an ordinary error.
 pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> std::io::Result<()> {
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "regauth", &mut script);
+    clap_complete::generate(shell, &mut command(), "regauth", &mut script);
     out.write_all(&script)
 }
 
@@ -363,7 +495,12 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
             expires,
             disabled,
         } => commands::create(ctx, &name, &scopes, expires, disabled),
-        TokenCommand::List { offset, limit } => commands::list(ctx, offset, limit),
+        TokenCommand::List {
+            offset,
+            limit,
+            expiring,
+        } => commands::list(ctx, offset, limit, expiring.as_deref()),
+        TokenCommand::Rotate { token, grace } => commands::rotate(ctx, &token, grace),
         TokenCommand::Show { token } => commands::show(ctx, &token),
         TokenCommand::Update {
             token,
@@ -396,7 +533,7 @@ fn run_scope(ctx: &mut commands::Ctx, command: ScopeCommand) -> Result<(), CliEr
     }
 }
 
-fn serve(config: Option<PathBuf>) -> ExitCode {
+fn serve(config: Option<PathBuf>, args: ServeArgs) -> ExitCode {
     // Held until `serve` returns, so buffered log lines are written before exit.
     let _log_guard = crate::logging::init_tracing();
     let config = match Config::load(config.as_deref()) {
@@ -416,7 +553,7 @@ fn serve(config: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::server::run(config)) {
+    match runtime.block_on(crate::server::run(config, args.bound_address_file)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("regauth: {e:#}");
@@ -436,6 +573,7 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]
@@ -446,9 +584,19 @@ mod tests {
             &["--config", "x.toml", "serve"],
         ] {
             let cli = parse(args).unwrap();
-            assert!(matches!(cli.command, Command::Serve));
+            assert!(matches!(cli.command, Command::Serve(_)));
             assert_eq!(cli.global.config, Some(PathBuf::from("x.toml")));
         }
+    }
+
+    #[test]
+    fn serve_takes_a_bound_address_file() {
+        let cli = parse(&["serve", "--bound-address-file", "run/addr"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.bound_address_file, Some(PathBuf::from("run/addr")));
+        assert!(parse(&["token", "list", "--bound-address-file", "x"]).is_err());
     }
 
     #[test]
@@ -465,6 +613,63 @@ mod tests {
             .try_get_matches_from(["regauth", "serve"])
             .unwrap();
         assert_eq!(client_only_flag(&m), None);
+    }
+
+    #[test]
+    fn serve_help_lists_only_what_serve_uses() {
+        let mut cmd = command();
+        cmd.build();
+        let help = cmd
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_help()
+            .to_string();
+        for client_only in ["--server", "--admin-token", "--output", "-o,"] {
+            assert!(!help.contains(client_only), "{client_only} in:\n{help}");
+        }
+        assert!(help.contains("--config"), "{help}");
+        // Still accepted by clap (and then refused by name), and still global elsewhere.
+        let m = command()
+            .try_get_matches_from(["regauth", "serve", "--server", "http://x"])
+            .unwrap();
+        assert_eq!(client_only_flag(&m), Some("--server"));
+        let mut cmd = command();
+        cmd.build();
+        let list = cmd
+            .find_subcommand_mut("token")
+            .unwrap()
+            .find_subcommand_mut("list")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(
+            list.contains("--server") && list.contains("--output"),
+            "{list}"
+        );
+    }
+
+    #[test]
+    fn json_output_is_recognised_in_raw_arguments() {
+        let yes = |args: &[&str]| wants_json(args.iter().map(std::ffi::OsString::from));
+        assert!(yes(&["regauth", "-o", "json", "token", "list"]));
+        assert!(yes(&["regauth", "token", "list", "--output", "json"]));
+        assert!(yes(&["regauth", "token", "list", "--output=json"]));
+        assert!(yes(&["regauth", "-ojson", "token", "list"]));
+        assert!(!yes(&["regauth", "token", "list"]));
+        assert!(!yes(&["regauth", "token", "create", "json"]));
+        assert!(!yes(&["regauth", "-o", "table", "token", "show", "json"]));
+    }
+
+    #[test]
+    fn json_errors_are_json() {
+        let v: serde_json::Value =
+            serde_json::from_str(&json_error("no token \"x\"", 1, Some(404))).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error": "no token \"x\"", "exitCode": 1, "httpStatus": 404})
+        );
+        let v: serde_json::Value = serde_json::from_str(&json_error("bad", 2, None)).unwrap();
+        assert_eq!(v, serde_json::json!({"error": "bad", "exitCode": 2}));
     }
 
     #[test]

@@ -44,12 +44,32 @@ fn scopes_text(scopes: &[Scope]) -> String {
     }
 }
 
-/// A table of tokens: NAME STATUS EXPIRES SCOPES ID.
+/// When and how a token was last used, for people: `2026-06-01T12:00:00Z (3h ago) from
+/// 192.0.2.1 by password`, or `never`.
+fn last_used_text(t: &Token, now: Option<DateTime<Utc>>) -> String {
+    let m = &t.metadata;
+    let Some(at) = m.last_used_date else {
+        return "never".to_string();
+    };
+    let mut s = rfc3339(at);
+    if let Some(now) = now {
+        s.push_str(&format!(" ({})", relative(at, now)));
+    }
+    if let Some(from) = &m.last_used_from {
+        s.push_str(&format!(" from {from}"));
+    }
+    if let Some(grant) = &m.last_used_grant_type {
+        s.push_str(&format!(" by {grant}"));
+    }
+    s
+}
+
+/// A table of tokens: NAME STATUS EXPIRES SCOPES LAST USED ID.
 pub fn token_table(out: &mut dyn Write, tokens: &[Token]) -> io::Result<()> {
     if tokens.is_empty() {
         return writeln!(out, "no tokens");
     }
-    let rows: Vec<[String; 5]> = tokens
+    let rows: Vec<[String; 6]> = tokens
         .iter()
         .map(|t| {
             [
@@ -59,18 +79,21 @@ pub fn token_table(out: &mut dyn Write, tokens: &[Token]) -> io::Result<()> {
                     .expiry_date
                     .map_or_else(|| "never".into(), rfc3339),
                 scopes_text(&t.properties.scopes),
+                t.metadata
+                    .last_used_date
+                    .map_or_else(|| "never".into(), rfc3339),
                 t.id.to_string(),
             ]
         })
         .collect();
-    let header = ["NAME", "STATUS", "EXPIRES", "SCOPES", "ID"];
+    let header = ["NAME", "STATUS", "EXPIRES", "SCOPES", "LAST USED", "ID"];
     let mut widths = header.map(str::len);
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 5]| {
+    let line = |cells: [&str; 6]| {
         let mut s = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
             if i + 1 == cells.len() {
@@ -83,7 +106,7 @@ pub fn token_table(out: &mut dyn Write, tokens: &[Token]) -> io::Result<()> {
     };
     writeln!(out, "{}", line(header))?;
     for r in &rows {
-        writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]))?;
+        writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]))?;
     }
     Ok(())
 }
@@ -106,6 +129,15 @@ pub fn token_summary(
     writeln!(out, "Username:  {username}")?;
     writeln!(out, "Status:    {}", p.status)?;
     writeln!(out, "Expires:   {}", expiry_text(p.expiry_date, now))?;
+    if let Some(until) = p.previous_password_expiry_date {
+        writeln!(
+            out,
+            "Previous password works until {} ({})",
+            rfc3339(until),
+            relative(until, now)
+        )?;
+    }
+    writeln!(out, "Last used: {}", last_used_text(t, Some(now)))?;
     writeln!(
         out,
         "Created:   {} by {}",
@@ -185,6 +217,60 @@ pub fn created(
     Ok(())
 }
 
+/// The output of `token rotate`: the new password, once, and how to use it.
+pub fn rotated(
+    out: &mut dyn Write,
+    t: &Token,
+    registry: &str,
+    hostname: &str,
+    now: DateTime<Utc>,
+) -> Result<(), CliError> {
+    let password = t
+        .properties
+        .credentials
+        .password
+        .as_deref()
+        .ok_or_else(|| {
+            CliError::Other(format!(
+                "token {} was rotated, but the server's reply carries no password; rotate it again",
+                t.name()
+            ))
+        })?;
+    writeln!(
+        out,
+        "Rotated the password of token {} (id {}) in registry {registry}.",
+        t.name(),
+        t.id
+    )?;
+    match t.properties.previous_password_expiry_date {
+        Some(until) => writeln!(
+            out,
+            "The previous password keeps working until {} ({}).",
+            rfc3339(until),
+            relative(until, now)
+        )?,
+        None => writeln!(out, "The previous password no longer works.")?,
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "New password (shown only this once: regauth keeps only a hash, so it cannot be shown \
+         again; store it now):"
+    )?;
+    writeln!(out)?;
+    writeln!(out, "    {password}")?;
+    writeln!(out)?;
+    writeln!(out, "Log in with:")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "    echo {} | docker login {hostname} -u {} --password-stdin",
+        shell_quote(password),
+        t.name()
+    )?;
+    Ok(())
+}
+
 /// A YAML plain scalar when that is unambiguous, else a double-quoted one.
 pub fn yaml_scalar(s: &str) -> String {
     let plain = !s.is_empty()
@@ -227,8 +313,9 @@ pub fn registry_auth_yaml(
     writeln!(
         out,
         "# regauth token authentication for registry {registry} ({hostname}).\n\
-         # Put this in the registry's config.yml; rootcertbundle is the path of regauth's\n\
-         # signing certificate: copy or mount that file to where the registry can read it."
+         # Put this in the registry's config.yml (distribution 2.8 and 3.x alike); rootcertbundle\n\
+         # is the path of regauth's signing certificate: copy or mount that file to where the\n\
+         # registry can read it."
     )?;
     writeln!(out, "auth:")?;
     writeln!(out, "  token:")?;
@@ -239,7 +326,18 @@ pub fn registry_auth_yaml(
         out,
         "    rootcertbundle: {}",
         yaml_scalar(&a.rootcertbundle)
-    )
+    )?;
+    if !a.signingalgorithms.is_empty() {
+        writeln!(
+            out,
+            "    # distribution 3.x accepts only these algorithms; 2.8 ignores the setting."
+        )?;
+        writeln!(out, "    signingalgorithms:")?;
+        for alg in &a.signingalgorithms {
+            writeln!(out, "      - {}", yaml_scalar(alg))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -389,10 +487,21 @@ mod tests {
             service: "registry.local".into(),
             issuer: "regauth".into(),
             rootcertbundle: "/certs/signing.crt".into(),
+            signingalgorithms: vec!["ES256".into()],
         };
         let s = text(|b| registry_auth_yaml(b, "default", "localhost:5000", &a).unwrap());
         assert!(s.ends_with(
-            "auth:\n  token:\n    realm: http://localhost:5001/auth\n    service: registry.local\n    issuer: regauth\n    rootcertbundle: /certs/signing.crt\n"
+            "auth:\n  token:\n    realm: http://localhost:5001/auth\n    service: registry.local\n    issuer: regauth\n    rootcertbundle: /certs/signing.crt\n    # distribution 3.x accepts only these algorithms; 2.8 ignores the setting.\n    signingalgorithms:\n      - ES256\n"
         ), "{s}");
+        // From a server that does not name its algorithm: the 2.8 block alone.
+        let older = TokenAuth {
+            signingalgorithms: vec![],
+            ..a
+        };
+        let s = text(|b| registry_auth_yaml(b, "default", "localhost:5000", &older).unwrap());
+        assert!(
+            s.ends_with("    rootcertbundle: /certs/signing.crt\n"),
+            "{s}"
+        );
     }
 }

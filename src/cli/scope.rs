@@ -4,10 +4,12 @@
 //! Parsing here is deliberately shallow: it catches what can only be a typo (unknown type,
 //! missing parts, unknown action) before any request is made. The rules on patterns and action
 //! combinations (e.g. `push` needs `pull`) belong to the server, which checks them again and whose
-//! message the CLI shows; repeating them here would let the two drift apart.
+//! message the CLI shows; repeating them here would let the two drift apart. The CLI only adds
+//! to that message: for `push` without `pull`, the scope to write instead ([`with_push_hint`]).
 use std::fmt;
 use std::str::FromStr;
 
+use super::CliError;
 use crate::api::Scope as ApiScope;
 use crate::domain::Action;
 
@@ -189,6 +191,33 @@ pub fn from_args(args: &[ScopeArg]) -> Vec<ApiScope> {
     scopes
 }
 
+/// The server refuses `push` without `pull`; when `scopes` (what was sent) has such a scope,
+/// `err` gets the scope to write instead (`repository:app:pull,push`). Other errors pass.
+pub fn with_push_hint(err: CliError, scopes: &[ApiScope]) -> CliError {
+    let CliError::Api {
+        status: 400,
+        message,
+    } = err
+    else {
+        return err;
+    };
+    let has = |s: &ApiScope, a: &str| s.actions.iter().any(|x| x == a);
+    match scopes.iter().find(|s| has(s, "push") && !has(s, "pull")) {
+        Some(s) => {
+            let mut fixed = s.clone();
+            fixed.actions.insert(0, "pull".to_string());
+            CliError::Api {
+                status: 400,
+                message: format!("{message}: push needs pull, write {fixed}"),
+            }
+        }
+        None => CliError::Api {
+            status: 400,
+            message,
+        },
+    }
+}
+
 /// Removes the selected scope, or only the selected actions of it (the scope goes when none
 /// remain). Err (`no scope ...`) when the token has no scope for that target.
 pub fn remove(scopes: &mut Vec<ApiScope>, sel: &ScopeSelector) -> Result<(), String> {
@@ -350,5 +379,34 @@ mod tests {
             scope("repository", "a/*", &["pull", "push"]).to_string(),
             "repository:a/*:pull,push"
         );
+    }
+
+    #[test]
+    fn push_without_pull_gets_the_scope_to_write() {
+        let sent = vec![
+            scope("repository", "ok", &["pull", "push"]),
+            scope("repository", "team/*", &["push", "delete"]),
+        ];
+        let refused = || CliError::Api {
+            status: 400,
+            message: "actions: push requires pull in the same scope".into(),
+        };
+        let err = with_push_hint(refused(), &sent).to_string();
+        assert_eq!(
+            err,
+            "actions: push requires pull in the same scope: push needs pull, write \
+             repository:team/*:pull,push,delete (HTTP 400)"
+        );
+        // Nothing to hint: unchanged.
+        let err = with_push_hint(refused(), &sent[..1]).to_string();
+        assert_eq!(
+            err,
+            "actions: push requires pull in the same scope (HTTP 400)"
+        );
+        let other = CliError::Api {
+            status: 409,
+            message: "taken".into(),
+        };
+        assert_eq!(with_push_hint(other, &sent).to_string(), "taken (HTTP 409)");
     }
 }

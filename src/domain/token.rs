@@ -214,7 +214,7 @@ pub fn validate_grace(grace: TimeDelta) -> Result<(), ValidationError> {
 }
 
 /// Shortest lifetime an expiry set by a create or update may leave.
-const MIN_LIFETIME: TimeDelta = TimeDelta::hours(1);
+pub const MIN_LIFETIME: TimeDelta = TimeDelta::hours(1);
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,16 @@
-//! Registry JWTs: header `{typ, alg, kid}`, claims `iss sub aud exp nbf iat jti access`.
+//! Registry JWTs: header `{typ, alg, kid, x5c}`, claims `iss sub aud exp nbf iat jti access`.
 //!
 //! Shaped for what registry 2.8 decodes (docs/token-endpoint.md): `aud` is a single
 //! JSON string, `exp`/`nbf`/`iat` are JSON integers, all three parts are base64url without
 //! padding.
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+//!
+//! The header carries `x5c`, the signing certificate chain (standard base64 DER, the key's
+//! certificate first), because it is the one way of naming the key that distribution 2.8, 3.0
+//! and 3.1 all accept: each verifies the chain against its `rootcertbundle` before it looks at
+//! `kid`. The `kid` is the libtrust key id, which 2.8 alone would need; 3.0 accepts neither
+//! kid form for P-256 keys (distribution issue #4683), so a kid alone cannot serve every
+//! version (docs/registry-versions.md).
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -20,6 +27,9 @@ struct Header<'a> {
     typ: &'static str,
     alg: &'static str,
     kid: &'a str,
+    /// Empty (and left out) only for a key loaded without its certificate.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    x5c: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -39,7 +49,8 @@ pub struct Issuer {
     key: SigningKey,
     issuer: String,
     ttl_seconds: u64,
-    /// The base64url header: it depends only on the key, so it is encoded once.
+    /// The base64url header: it depends only on the key and its certificates, so it is
+    /// encoded once.
     header_b64: String,
     rng: SystemRandom,
 }
@@ -62,6 +73,11 @@ impl Issuer {
             typ: "JWT",
             alg: key.alg(),
             kid: key.kid(),
+            x5c: key
+                .certificates()
+                .iter()
+                .map(|der| STANDARD.encode(der))
+                .collect(),
         };
         // Serializing a struct of strings to JSON cannot fail (no maps with non-string keys,
         // no fallible `Serialize` impls), so this `expect` is unreachable.
@@ -129,6 +145,7 @@ impl Issuer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jwt::libtrust_key_id;
     use crate::jwt::signing::tests::{openssl_spki, verify_with_spki, ES256_KEY, RS256_KEY};
     use chrono::TimeZone;
     use serde_json::{json, Value};
@@ -220,6 +237,106 @@ mod tests {
     #[test]
     fn rs256_token_has_every_field_and_verifies() {
         check_token(RS256_KEY, "RS256");
+    }
+
+    /// The fixture key as `serve` loads it: from a key file, with a self-signed certificate
+    /// created beside it.
+    fn provisioned(pem: &str) -> (SigningKey, Vec<u8>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let (key_path, cert_path) = (dir.path().join("k.pem"), dir.path().join("c.pem"));
+        std::fs::write(&key_path, pem).unwrap();
+        let key = crate::jwt::load_or_create(&key_path, &cert_path).unwrap();
+        let cert = pem::parse(std::fs::read(&cert_path).unwrap()).unwrap();
+        (key, cert.into_contents(), dir)
+    }
+
+    /// The header of a provisioned key's token: `typ`, `alg`, the libtrust `kid`, and `x5c`
+    /// holding exactly the certificate file's DER (standard base64), whose public key is the
+    /// one that verifies the token.
+    fn check_x5c_header(pem: &str, alg: &str) {
+        let (key, cert_der, _dir) = provisioned(pem);
+        let kid = key.kid().to_string();
+        let issuer = Issuer::new(key, "regauth".into(), 300);
+        let jwt = issuer
+            .issue("ci-bot", "registry.local", &grants(), Utc::now())
+            .unwrap();
+        let header_b64 = jwt.split('.').next().unwrap();
+        let header: Value = serde_json::from_slice(&decode(header_b64)).unwrap();
+        let mut keys: Vec<&str> = header
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["alg", "kid", "typ", "x5c"]);
+        assert_eq!(header["typ"], "JWT");
+        assert_eq!(header["alg"], alg);
+        assert_eq!(header["kid"], kid.as_str());
+        assert_eq!(
+            kid,
+            libtrust_key_id(&openssl_spki(alg)),
+            "kid is the libtrust key id"
+        );
+        let x5c = header["x5c"].as_array().unwrap();
+        assert_eq!(x5c.len(), 1);
+        let leaf = STANDARD.decode(x5c[0].as_str().unwrap()).unwrap();
+        assert_eq!(leaf, cert_der, "x5c[0] is the certificate file's DER");
+        let spki = openssl_spki(alg);
+        assert!(
+            leaf.windows(spki.len()).any(|w| w == spki.as_slice()),
+            "the certificate carries the signing key"
+        );
+        let parts: Vec<&str> = jwt.split('.').collect();
+        let signing_input = &jwt[..parts[0].len() + 1 + parts[1].len()];
+        assert!(verify_with_spki(
+            alg,
+            &spki,
+            signing_input.as_bytes(),
+            &decode(parts[2])
+        ));
+        // Encoded once: every token of this issuer starts with the same header.
+        let again = issuer.issue("x", "y", &[], Utc::now()).unwrap();
+        assert!(again.starts_with(&format!("{header_b64}.")));
+    }
+
+    #[test]
+    fn es256_header_carries_the_certificate_chain() {
+        check_x5c_header(ES256_KEY, "ES256");
+    }
+
+    #[test]
+    fn rs256_header_carries_the_certificate_chain() {
+        check_x5c_header(RS256_KEY, "RS256");
+    }
+
+    #[test]
+    fn x5c_lists_the_keys_certificate_first_then_the_rest_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key_path, cert_path) = (dir.path().join("k.pem"), dir.path().join("c.pem"));
+        std::fs::write(&key_path, ES256_KEY).unwrap();
+        let own = crate::jwt::load_or_create(&key_path, &cert_path).unwrap();
+        let own_der = own.certificates()[0].clone();
+        // Another key's certificate first in the file, as a bundle might list an issuer.
+        let (other_key, other_cert, _other_dir) = provisioned(RS256_KEY);
+        drop(other_key);
+        let bundle = format!(
+            "{}{}",
+            pem::encode(&pem::Pem::new("CERTIFICATE", other_cert.clone())),
+            std::fs::read_to_string(&cert_path).unwrap()
+        );
+        std::fs::write(&cert_path, bundle).unwrap();
+        let key = crate::jwt::load_or_create(&key_path, &cert_path).unwrap();
+        assert_eq!(key.certificates(), [own_der.clone(), other_cert.clone()]);
+        let jwt = Issuer::new(key, "i".into(), 60)
+            .issue("s", "a", &[], Utc::now())
+            .unwrap();
+        let header: Value =
+            serde_json::from_slice(&decode(jwt.split('.').next().unwrap())).unwrap();
+        assert_eq!(
+            header["x5c"],
+            json!([STANDARD.encode(own_der), STANDARD.encode(other_cert)])
+        );
     }
 
     #[test]

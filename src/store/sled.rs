@@ -108,7 +108,7 @@ impl SledStore {
             .path(dir)
             .cache_capacity(cache_bytes)
             .open()
-            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", dir.display())))?;
+            .map_err(|e| open_error(dir, e))?;
         let tree = |name: &str| db.open_tree(name).map_err(backend);
         Ok(SledStore {
             tokens: tree("tokens")?,
@@ -591,6 +591,25 @@ impl AllTrees<'_> {
     }
 }
 
+/// Why `dir` did not open. sled reports a directory locked by another process as an I/O
+/// error of kind `Other` whose text holds the OS error (`WouldBlock`); say what that means.
+fn open_error(dir: &Path, e: sled::Error) -> StoreError {
+    if matches!(&e, sled::Error::Io(io) if io.to_string().contains(LOCKED)) {
+        return StoreError::Backend(format!(
+            "{}: {HELD}; only one regauth can use a data_dir at a time: stop the other one, \
+             or give this one another data_dir",
+            dir.display()
+        ));
+    }
+    StoreError::Backend(format!("opening {}: {e}", dir.display()))
+}
+
+/// The start of sled's message for a directory another process has locked.
+const LOCKED: &str = "could not acquire lock";
+
+/// What [`SledStore::open`] says when another process holds the store.
+pub const HELD: &str = "another regauth (or another process) holds this store";
+
 fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -745,15 +764,27 @@ mod tests {
         loop {
             match SledStore::open(dir) {
                 Ok(s) => return s,
-                Err(e)
-                    if e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
+                Err(e) if e.to_string().contains(HELD) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 Err(e) => panic!("reopening {}: {e}", dir.display()),
             }
         }
+    }
+
+    /// Issue 10: a second opener is told that another regauth holds the store, not
+    /// `Os { code: 11, kind: WouldBlock }`.
+    #[test]
+    fn a_held_store_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SledStore::open(dir.path()).unwrap();
+        let msg = SledStore::open(dir.path()).unwrap_err().to_string();
+        assert!(msg.contains(HELD), "{msg}");
+        assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+        assert!(
+            !msg.contains("WouldBlock") && !msg.contains("code: 11"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -652,3 +652,35 @@ async fn registries_are_listed_with_their_auth_block() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// `tokenAuth.signingalgorithms` names the one algorithm of the configured key, for
+/// distribution 3.x's `signingalgorithms`; the token endpoint signs with it, and its tokens
+/// carry the certificate file's chain in `x5c`.
+#[tokio::test]
+async fn the_auth_block_names_the_signing_algorithm_of_the_key() {
+    let rsa_key = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rs256.key");
+    for (app, alg) in [
+        (TestApp::new(), "ES256"),
+        (TestApp::with(|c| c.jwt.key = rsa_key.clone()), "RS256"),
+    ] {
+        let v = app
+            .api(Method::GET, "/registries/default", None)
+            .await
+            .json();
+        assert_eq!(
+            v["properties"]["tokenAuth"]["signingalgorithms"],
+            json!([alg])
+        );
+        let (_, pw) = app.create("signer", json!([])).await;
+        let r = app.auth_get("signer", &pw, "service=registry.local").await;
+        let (h, _) = app.verify(r.json()["token"].as_str().unwrap());
+        assert_eq!(h["alg"], alg);
+        let cert = std::fs::read_to_string(&app.config.jwt.certificate).unwrap();
+        let der = pem::parse(cert).unwrap().into_contents();
+        use base64::Engine as _;
+        assert_eq!(
+            h["x5c"],
+            json!([base64::engine::general_purpose::STANDARD.encode(der)])
+        );
+    }
+}

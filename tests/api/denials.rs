@@ -1,8 +1,9 @@
 //! Issue 10: every authentication failure gets the same reply, and the server's log says why.
 //! The log is read from a subscriber installed for the test's thread (`#[tokio::test]` runs
 //! the router on that thread).
+use std::cell::RefCell;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
 use axum::http::{Method, StatusCode};
 use chrono::Duration;
@@ -12,13 +13,25 @@ use crate::support::*;
 
 const SVC: &str = "service=registry.local";
 
-/// Everything the subscriber writes, shared with the test.
+/// Everything the subscriber wrote for one test, shared with the test.
 #[derive(Clone, Default)]
 struct Log(Arc<Mutex<Vec<u8>>>);
 
-impl Write for Log {
+thread_local! {
+    /// The capture of the test running on this thread, if any.
+    static CURRENT: RefCell<Option<Log>> = const { RefCell::new(None) };
+}
+
+/// Writes to the capture of the current thread, and drops everything else.
+struct ThreadWriter;
+
+impl Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CURRENT.with(|c| {
+            if let Some(log) = &*c.borrow() {
+                log.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -26,17 +39,36 @@ impl Write for Log {
     }
 }
 
+/// Ends the capture of this thread when dropped.
+struct Capture;
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        CURRENT.with(|c| *c.borrow_mut() = None);
+    }
+}
+
 impl Log {
-    /// Installs a subscriber writing here for this thread, until the guard drops.
-    fn capture() -> (Log, tracing::subscriber::DefaultGuard) {
+    /// Captures what this thread logs (`#[tokio::test]` runs the router on the test's
+    /// thread) until the guard drops.
+    ///
+    /// One global subscriber serves every test: thread-local dispatchers created and dropped
+    /// by tests running in parallel race with tracing's per-callsite interest cache, and an
+    /// event can then go missing.
+    fn capture() -> (Log, Capture) {
+        static INSTALL: Once = Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .with_writer(|| ThreadWriter)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in the api tests");
+        });
         let log = Log::default();
-        let writer = log.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || writer.clone())
-            .finish();
-        (log, tracing::subscriber::set_default(subscriber))
+        CURRENT.with(|c| *c.borrow_mut() = Some(log.clone()));
+        (log, Capture)
     }
 
     /// The token decision lines written since the last call; the buffer is emptied.

@@ -1,5 +1,7 @@
 //! In-process HTTP tests: the whole router driven with `tower::ServiceExt::oneshot`.
 mod admin;
+#[path = "../common/mod.rs"]
+mod common;
 mod console;
 mod denials;
 mod lifecycle;

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
-use base64::Engine;
 use chrono::{TimeZone, Utc};
 use http_body_util::BodyExt;
 use regauth::clock::Clock;
@@ -52,12 +51,7 @@ impl Resp {
     }
 }
 
-pub fn basic(user: &str, pass: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
-}
+pub use crate::common::basic;
 
 impl TestApp {
     pub fn new() -> Self {

@@ -3,11 +3,11 @@
 //! installed by scripts/install-test-deps.sh).
 use std::process::{Command, Stdio};
 
-use crate::support::{regauth_in, require_bin, temp_dir};
+use crate::common::{regauth_in, require_bin, temp_dir};
 
 /// The script for `shell`, generated in an empty directory with no REGAUTH_* variables.
 fn script(shell: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = temp_dir();
+    let dir = temp_dir("rgcli-");
     let out = regauth_in(dir.path(), &["completions", shell], &[]).ok();
     assert_eq!(out.stderr, "", "completions {shell} wrote to stderr");
     let path = dir.path().join(format!("regauth.{shell}"));
@@ -89,7 +89,7 @@ fn fish_script_completes_subcommands() {
 
 #[test]
 fn unknown_shell_is_a_usage_error() {
-    let dir = temp_dir();
+    let dir = temp_dir("rgcli-");
     let out = regauth_in(dir.path(), &["completions", "tcsh"], &[]);
     assert_eq!(out.code, 2);
     assert!(

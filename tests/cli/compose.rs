@@ -13,7 +13,7 @@ use std::process::Command;
 use regauth::config::Config;
 use serde_json::Value;
 
-use crate::support::{free_port, http, require_bin, start_registry, temp_dir, Server};
+use crate::common::{http, require_bin, CmdOutput, Regauth, Registry, Verifier};
 
 const COMPOSE_BIN: &str = "/usr/bin/docker-compose";
 
@@ -61,13 +61,12 @@ fn compose_config() -> Config {
 
 /// regauth with deploy/regauth-compose.toml, only the listen address, data dir and key paths
 /// moved into a temp dir (in compose those are the container's port and volumes).
-fn compose_regauth() -> Server {
-    let dir = temp_dir();
-    let port = free_port();
+fn compose_regauth() -> Regauth {
+    let builder = Regauth::builder();
     let mut c: toml::Table =
         toml::from_str(&read("deploy/regauth-compose.toml")).expect("compose toml");
-    let d = dir.path();
-    c.insert("listen".into(), format!("127.0.0.1:{port}").into());
+    let d = builder.dir();
+    c.insert("listen".into(), "127.0.0.1:0".into());
     c.insert(
         "data_dir".into(),
         d.join("data").display().to_string().into(),
@@ -84,7 +83,7 @@ fn compose_regauth() -> Server {
         "certificate".into(),
         d.join("signing.crt").display().to_string().into(),
     );
-    Server::start_config(dir, port, &c)
+    builder.config(c).start()
 }
 
 #[test]
@@ -152,7 +151,7 @@ fn compose_files_agree_with_each_other() {
 fn compose_registry_settings_equal_registry_config() {
     let env = compose_registry_env();
     let s = compose_regauth();
-    let config = s.config_path.to_str().unwrap().to_string();
+    let config = s.config_path().to_str().unwrap().to_string();
     // Admin token from <data_dir>/admin-token, as `docker compose exec regauth regauth ...`
     // finds it in the container.
     let v = s
@@ -161,7 +160,7 @@ fn compose_registry_settings_equal_registry_config() {
                 "--config",
                 &config,
                 "--server",
-                &s.url,
+                s.url(),
                 "-o",
                 "json",
                 "registry-config",
@@ -178,7 +177,7 @@ fn compose_registry_settings_equal_registry_config() {
 
     let yaml = s
         .bare_cli(
-            &["--config", &config, "--server", &s.url, "registry-config"],
+            &["--config", &config, "--server", s.url(), "registry-config"],
             &[],
         )
         .ok()
@@ -197,13 +196,13 @@ fn compose_registry_settings_equal_registry_config() {
 fn registry_configured_as_in_compose_trusts_regauth() {
     let env = compose_registry_env();
     let s = compose_regauth();
-    let config = s.config_path.to_str().unwrap().to_string();
+    let config = s.config_path().to_str().unwrap().to_string();
     let cli = |args: &[&str]| {
-        let mut all = vec!["--config", config.as_str(), "--server", s.url.as_str()];
+        let mut all = vec!["--config", config.as_str(), "--server", s.url()];
         all.extend_from_slice(args);
         s.bare_cli(&all, &[]).ok()
     };
-    let password = |out: crate::support::Out| -> String {
+    let password = |out: CmdOutput| -> String {
         out.json()["properties"]["credentials"]["password"]
             .as_str()
             .unwrap()
@@ -228,8 +227,6 @@ fn registry_configured_as_in_compose_trusts_regauth() {
         "repository:team/*:pull",
     ]));
 
-    let dir = temp_dir();
-    let port = free_port();
     let mut vars: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     // In compose the certificate volume is mounted at the same path regauth writes it to;
     // here the registry reads regauth's temp file.
@@ -238,14 +235,10 @@ fn registry_configured_as_in_compose_trusts_regauth() {
             *v = s.cert_path().display().to_string();
         }
     }
-    let _registry = start_registry(
-        dir.path(),
-        &repo("deploy/registry-compose.yml"),
-        port,
-        &vars,
-    );
+    let registry =
+        Registry::start_file(Verifier::V2_8, &repo("deploy/registry-compose.yml"), &vars);
     let client = http();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = registry.url();
 
     // The challenge sends clients to the compose realm.
     let resp = client.get(format!("{base}/v2/")).send().unwrap();
@@ -262,7 +255,7 @@ fn registry_configured_as_in_compose_trusts_regauth() {
     let service = &env["REGISTRY_AUTH_TOKEN_SERVICE"];
     let token = |user: &str, password: &str| -> String {
         let v: Value = client
-            .get(format!("{}/auth", s.url))
+            .get(format!("{}/auth", s.url()))
             .basic_auth(user, Some(password))
             .query(&[
                 ("service", service.as_str()),

@@ -2,12 +2,12 @@
 //! wrong (the server's own `messages[0].message` when it refused).
 use serde_json::{json, Value};
 
-use crate::support::{free_port, regauth_in, temp_dir, Server, ADMIN};
+use crate::common::{regauth_in, temp_dir, ClosedPort, Regauth, ADMIN};
 
 /// What the admin API itself says to `POST /tokens` with `properties`.
-fn server_message(s: &Server, properties: Value) -> (u16, String) {
-    let resp = crate::support::http()
-        .post(format!("{}/api/v1/registries/default/tokens", s.url))
+fn server_message(s: &Regauth, properties: Value) -> (u16, String) {
+    let resp = crate::common::http()
+        .post(format!("{}/api/v1/registries/default/tokens", s.url()))
         .bearer_auth(ADMIN)
         .json(&json!({ "properties": properties }))
         .send()
@@ -25,8 +25,9 @@ fn server_message(s: &Server, properties: Value) -> (u16, String) {
 
 #[test]
 fn server_down() {
-    let dir = temp_dir();
-    let url = format!("http://127.0.0.1:{}", free_port());
+    let dir = temp_dir("rgcli-");
+    let closed = ClosedPort::new();
+    let url = closed.url();
     for args in [
         &["token", "list"][..],
         &["token", "create", "x-down", "--scope", "repository:a:pull"],
@@ -34,7 +35,6 @@ fn server_down() {
         &["scope", "clear", "x-down"],
         &["registry-config"],
         &["health"],
-        &["-o", "json", "token", "list"],
     ] {
         let mut all = vec!["--server", url.as_str(), "--admin-token", ADMIN];
         all.extend_from_slice(args);
@@ -49,7 +49,7 @@ fn server_down() {
 
 #[test]
 fn wrong_admin_token() {
-    let s = Server::start();
+    let s = Regauth::start();
     for args in [
         &["token", "list"][..],
         &["registry-config"],
@@ -57,7 +57,7 @@ fn wrong_admin_token() {
     ] {
         let mut all = vec![
             "--server",
-            s.url.as_str(),
+            s.url(),
             "--admin-token",
             "wrong-admin-token-0123456789",
         ];
@@ -72,7 +72,7 @@ fn wrong_admin_token() {
 
 #[test]
 fn unknown_token() {
-    let s = Server::start();
+    let s = Regauth::start();
     s.create("known", &[]);
     for args in [
         &["token", "show", "unknown"][..],
@@ -98,7 +98,7 @@ fn unknown_token() {
 
 #[test]
 fn unknown_registry() {
-    let s = Server::start();
+    let s = Regauth::start();
     for args in [
         &["token", "list", "--registry", "nope"][..],
         &["token", "create", "x-reg", "--registry", "nope"],
@@ -111,7 +111,7 @@ fn unknown_registry() {
 
 #[test]
 fn validation_errors_show_the_servers_message() {
-    let s = Server::start();
+    let s = Regauth::start();
     let cases = [
         (
             &[
@@ -142,7 +142,11 @@ fn validation_errors_show_the_servers_message() {
         let (status, message) = server_message(&s, properties);
         assert_eq!(status, 400, "{args:?}");
         let err = s.cli(args).fails(1);
-        assert_eq!(err, format!("{message} (HTTP 400)"), "{args:?}");
+        // The server's message, verbatim (the CLI may add a hint after it).
+        assert!(
+            err.starts_with(&message) && err.ends_with(" (HTTP 400)"),
+            "{args:?}: {err}"
+        );
     }
     // Specific rules, so a regression in the server's wording is noticed here too.
     let err = s
@@ -155,23 +159,48 @@ fn validation_errors_show_the_servers_message() {
         ])
         .fails(1);
     assert!(err.contains("push") && err.contains("pull"), "{err}");
+    // Issue 10: with the scope to write instead.
+    assert!(err.contains("write repository:app:pull,push"), "{err}");
+    s.create("puller", &["repository:app:pull"]);
+    let err = s
+        .cli(&["scope", "add", "puller", "repository:other:push"])
+        .fails(1);
+    assert!(err.contains("write repository:other:pull,push"), "{err}");
+    // Merged into an existing pull scope, push alone is fine.
+    s.cli(&["scope", "add", "puller", "repository:app:push"])
+        .ok();
     let err = s.cli(&["token", "create", "Bad_Name"]).fails(1);
     assert!(err.contains("name"), "{err}");
 
-    // Too soon an expiry (the server wants at least an hour).
-    let err = s
-        .cli(&["token", "create", "soon", "--expires", "30m"])
-        .fails(1);
-    assert!(
-        err.contains("expiryDate") && err.ends_with("(HTTP 400)"),
-        "{err}"
-    );
+    // Too soon an expiry (the server wants at least an hour). A duration under an hour is
+    // refused before asking (issue 10: it is always refused), naming the minimum.
+    for args in [
+        &["token", "create", "soon", "--expires", "30m"][..],
+        &["token", "update", "soon", "--expires", "45m"],
+    ] {
+        let out = s.cli(args);
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert!(
+            out.stderr.contains("at least one hour"),
+            "{args:?}: {out:?}"
+        );
+    }
     s.create("soon", &[]);
+    let help = s.cli(&["token", "create", "--help"]).ok().stdout;
+    assert!(
+        help.contains("at least one hour") && !help.contains("45m"),
+        "{help}"
+    );
+    // An instant under an hour ahead is the server's to refuse, also naming the minimum.
+    let soon = (chrono::Utc::now() + chrono::Duration::minutes(30))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let err = s
-        .cli(&["token", "update", "soon", "--expires", "45m"])
+        .cli(&["token", "update", "soon", "--expires", &soon])
         .fails(1);
     assert!(
-        err.contains("expiryDate") && err.ends_with("(HTTP 400)"),
+        err.contains("expiryDate")
+            && err.contains("at least one hour")
+            && err.ends_with("(HTTP 400)"),
         "{err}"
     );
     let err = s
@@ -200,9 +229,10 @@ fn validation_errors_show_the_servers_message() {
 
 #[test]
 fn bad_arguments_fail_before_any_request() {
-    let dir = temp_dir();
+    let dir = temp_dir("rgcli-");
     // Nothing listens here: a request would fail with "cannot reach".
-    let url = format!("http://127.0.0.1:{}", free_port());
+    let closed = ClosedPort::new();
+    let url = closed.url();
     let base = ["--server", url.as_str(), "--admin-token", ADMIN];
     for (args, needle) in [
         (
@@ -288,8 +318,9 @@ fn bad_arguments_fail_before_any_request() {
 
 #[test]
 fn missing_admin_token_and_bad_config() {
-    let dir = temp_dir();
-    let url = format!("http://127.0.0.1:{}", free_port());
+    let dir = temp_dir("rgcli-");
+    let closed = ClosedPort::new();
+    let url = closed.url();
     // No flag, no config file, no data/admin-token in the working directory.
     let err = regauth_in(dir.path(), &["--server", &url, "token", "list"], &[]).fails(2);
     assert!(
@@ -300,13 +331,19 @@ fn missing_admin_token_and_bad_config() {
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "listen_port = 1\n").unwrap();
-    let err = regauth_in(
+    let out = regauth_in(
         dir.path(),
         &["--config", bad.to_str().unwrap(), "token", "list"],
         &[],
-    )
-    .fails(2);
-    assert!(err.contains("listen_port"), "{err}");
+    );
+    // Issue 10: toml's message keeps its lines: the quoted line and the caret under the key.
+    assert_eq!((out.code, out.stdout.as_str()), (2, ""), "{out:?}");
+    assert!(out.stderr.starts_with("regauth: config file "), "{out:?}");
+    assert!(
+        out.stderr.contains("\n1 | listen_port = 1\n  | ^"),
+        "{}",
+        out.stderr
+    );
 
     let err = regauth_in(
         dir.path(),
@@ -315,4 +352,142 @@ fn missing_admin_token_and_bad_config() {
     )
     .fails(2);
     assert!(err.contains("/nonexistent/regauth.toml"), "{err}");
+}
+
+/// Issue 10: with `-o json`, every error is one JSON object on stderr (stdout stays empty for
+/// results only): `error`, `exitCode`, and `httpStatus` when the server refused.
+#[test]
+fn json_output_errors_are_json_on_stderr() {
+    let s = Server::start();
+    let json_err = |out: crate::support::Out, code: i32| -> Value {
+        assert_eq!(out.code, code, "{out:?}");
+        assert_eq!(out.stdout, "", "{out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+        let v: Value = serde_json::from_str(&out.stderr)
+            .unwrap_or_else(|e| panic!("stderr is not JSON ({e}): {out:?}"));
+        assert_eq!(v["exitCode"], code, "{v}");
+        assert!(v["error"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        v
+    };
+    let v = json_err(s.cli(&["-o", "json", "token", "show", "nobody"]), 1);
+    assert!(v["error"].as_str().unwrap().contains("nobody"), "{v}");
+    let v = json_err(
+        s.cli(&["token", "create", "Bad_Name", "--output", "json"]),
+        1,
+    );
+    assert_eq!(v["httpStatus"], 400, "{v}");
+    assert!(!v["error"].as_str().unwrap().contains("(HTTP"), "{v}");
+    // Usage errors clap finds, before any request.
+    let v = json_err(
+        s.cli(&["-o", "json", "token", "create", "x", "--expires", "30m"]),
+        2,
+    );
+    assert!(
+        v["error"].as_str().unwrap().contains("at least one hour"),
+        "{v}"
+    );
+    assert!(v.get("httpStatus").is_none(), "{v}");
+    json_err(s.cli(&["--output=json", "token", "frobnicate"]), 2);
+    // Server down.
+    let dir = temp_dir();
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let down = regauth_in(
+        dir.path(),
+        &[
+            "--server",
+            &url,
+            "--admin-token",
+            ADMIN,
+            "-o",
+            "json",
+            "token",
+            "list",
+        ],
+        &[],
+    );
+    let v = json_err(down, 1);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot reach regauth"),
+        "{v}"
+    );
+    // Help is still text.
+    let help = s.cli(&["-o", "json", "token", "--help"]).ok();
+    assert!(help.stdout.contains("Usage:"), "{help:?}");
+}
+
+/// Issue 10: `serve --help` lists only what `serve` uses; client commands keep theirs.
+#[test]
+fn serve_help_lists_only_serve_options() {
+    let dir = temp_dir();
+    let help = regauth_in(dir.path(), &["serve", "--help"], &[])
+        .ok()
+        .stdout;
+    assert!(help.contains("--config"), "{help}");
+    for client_only in ["--server", "--admin-token", "--output", "-o,"] {
+        assert!(!help.contains(client_only), "{client_only} in:\n{help}");
+    }
+    let help = regauth_in(dir.path(), &["token", "list", "--help"], &[])
+        .ok()
+        .stdout;
+    for option in ["--server", "--admin-token", "--output"] {
+        assert!(help.contains(option), "{option} missing:\n{help}");
+    }
+}
+
+/// Issue 10: a second `serve` on a data dir in use says another regauth holds the store.
+#[test]
+fn a_second_serve_on_the_same_data_dir_says_who_holds_it() {
+    let s = Server::start();
+    let other_port = format!("127.0.0.1:{}", free_port());
+    let out = regauth_in(
+        s.dir.path(),
+        &["serve", "--config", s.config_path.to_str().unwrap()],
+        &[("REGAUTH_LISTEN", &other_port)],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("another regauth (or another process) holds this store"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("data_dir"),
+        "says what to do: {}",
+        out.stderr
+    );
+    for raw in ["WouldBlock", "code: 11"] {
+        assert!(!out.stderr.contains(raw), "{raw}: {}", out.stderr);
+    }
+    // The first one is unharmed.
+    s.cli(&["health"]).ok();
+}
+
+/// Issue 10: a bad `REGAUTH_ADMIN_TOKEN` is reported under that name.
+#[test]
+fn a_bad_admin_token_variable_is_named() {
+    let dir = temp_dir();
+    let port = format!("127.0.0.1:{}", free_port());
+    for args in [&["serve"][..], &["token", "list"]] {
+        let out = regauth_in(
+            dir.path(),
+            args,
+            &[("REGAUTH_ADMIN_TOKEN", "short"), ("REGAUTH_LISTEN", &port)],
+        );
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert!(
+            out.stderr
+                .contains("REGAUTH_ADMIN_TOKEN: must be at least 16 characters"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("admin.token"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! the config file, `<data_dir>/admin-token`, the server's first registry.
 use serde_json::Value;
 
-use crate::support::{regauth_in, Server, ADMIN};
+use crate::common::{regauth_in, Regauth, ADMIN};
 
 /// One `[[registries]]` entry.
 fn registry(id: &str, service: &str, hostname: &str) -> toml::Value {
@@ -14,17 +14,17 @@ fn registry(id: &str, service: &str, hostname: &str) -> toml::Value {
 }
 
 /// A server without `[admin] token`: it generates `<data_dir>/admin-token`.
-fn server_with_generated_token() -> Server {
-    Server::start_with(|c| {
-        c.remove("admin");
-    })
+fn server_with_generated_token() -> Regauth {
+    Regauth::builder().without_admin_token().start()
 }
 
 #[test]
 fn config_file_gives_server_and_generated_admin_token() {
     let s = server_with_generated_token();
-    let config = s.config_path.to_str().unwrap().to_string();
-    let token_file = s.dir.path().join("data/admin-token");
+    // The server's config with `listen` set to the address it bound (it was started on port 0).
+    let client_config = s.client_config();
+    let config = client_config.to_str().unwrap().to_string();
+    let token_file = s.dir().join("data/admin-token");
     assert!(token_file.exists(), "{}", s.log());
 
     // --config: public_url (http://<listen>) and <data_dir>/admin-token.
@@ -49,9 +49,9 @@ fn config_file_gives_server_and_generated_admin_token() {
     );
 
     // config/regauth.toml in the working directory is found without any flag.
-    let work = s.dir.path().join("work");
+    let work = s.dir().join("work");
     std::fs::create_dir_all(work.join("config")).unwrap();
-    std::fs::copy(&s.config_path, work.join("config/regauth.toml")).unwrap();
+    std::fs::copy(&client_config, work.join("config/regauth.toml")).unwrap();
     let out = regauth_in(&work, &["token", "list"], &[]).ok();
     assert!(out.stdout.contains("via-config"), "{}", out.stdout);
     regauth_in(&work, &["health"], &[]).ok();
@@ -76,10 +76,12 @@ fn config_file_gives_server_and_generated_admin_token() {
 #[test]
 fn config_admin_token_and_public_url() {
     // The file's [admin] token is used; public_url (not listen) is where the CLI goes.
-    let s = Server::start_with(|c| {
-        c.insert("public_url".into(), "http://localhost:1".into());
-    });
-    let config = s.config_path.to_str().unwrap().to_string();
+    let s = Regauth::builder()
+        .edit(|c| {
+            c.insert("public_url".into(), "http://localhost:1".into());
+        })
+        .start();
+    let config = s.config_path().to_str().unwrap().to_string();
     let err = s
         .bare_cli(&["--config", &config, "token", "list"], &[])
         .fails(1);
@@ -89,7 +91,7 @@ fn config_admin_token_and_public_url() {
     );
     let out = s
         .bare_cli(
-            &["--config", &config, "--server", &s.url, "token", "list"],
+            &["--config", &config, "--server", s.url(), "token", "list"],
             &[],
         )
         .ok();
@@ -98,11 +100,8 @@ fn config_admin_token_and_public_url() {
 
 #[test]
 fn environment_variables() {
-    let s = Server::start();
-    let env = [
-        ("REGAUTH_URL", s.url.as_str()),
-        ("REGAUTH_ADMIN_TOKEN", ADMIN),
-    ];
+    let s = Regauth::start();
+    let env = [("REGAUTH_URL", s.url()), ("REGAUTH_ADMIN_TOKEN", ADMIN)];
     s.bare_cli(&["token", "create", "via-env"], &env).ok();
     let v = s
         .bare_cli(&["-o", "json", "token", "list"], &env)
@@ -116,15 +115,17 @@ fn environment_variables() {
 
 #[test]
 fn registry_defaults_to_the_servers_first() {
-    let s = Server::start_with(|c| {
-        c.insert(
-            "registries".into(),
-            toml::Value::Array(vec![
-                registry("prod", "prod.svc", "registry.example.com"),
-                registry("staging", "staging.svc", "localhost:5002"),
-            ]),
-        );
-    });
+    let s = Regauth::builder()
+        .edit(|c| {
+            c.insert(
+                "registries".into(),
+                toml::Value::Array(vec![
+                    registry("prod", "prod.svc", "registry.example.com"),
+                    registry("staging", "staging.svc", "localhost:5002"),
+                ]),
+            );
+        })
+        .start();
     let out = s
         .cli(&["token", "create", "in-prod", "-s", "repository:*:pull"])
         .ok();
@@ -169,7 +170,7 @@ fn registry_defaults_to_the_servers_first() {
         .bare_cli(
             &[
                 "--server",
-                &s.url,
+                s.url(),
                 "--admin-token",
                 ADMIN,
                 "-o",

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{access, granted, jwt_claims, oci, repo, scope, Regauth, Registry, Skopeo};
+use crate::common::{access, granted, jwt_claims, oci, repo, scope, Regauth, Registry, Skopeo};
 
 #[test]
 fn catalog_is_listed_only_with_a_registry_scope() {

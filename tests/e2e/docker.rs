@@ -2,7 +2,7 @@
 //! trusts regauth: who may log in, where a token may push, what a
 //! pull-only token can do.
 
-use crate::support::{repo, DockerClient, Regauth, Registry, REFUSED};
+use crate::common::{repo, DockerClient, Regauth, Registry, REFUSED};
 
 #[test]
 fn docker_login_accepts_the_right_password_and_refuses_wrong_ones() {

@@ -3,7 +3,7 @@
 
 use reqwest::{Method, StatusCode};
 
-use crate::support::{access, granted, jwt_claims, repo, Regauth, Registry};
+use crate::common::{access, granted, jwt_claims, repo, Regauth, Registry};
 
 #[test]
 fn tokens_created_before_kill_9_survive_a_restart() {

@@ -350,6 +350,52 @@ def section_errors(api, ctx):
     )
 
 
+def section_lifecycle(api, ctx):
+    """Issue 12: a rotated, used token still lists and reads through the SDK."""
+    import base64
+    import json
+    import urllib.request
+
+    tid = ctx["tid"]
+    req = urllib.request.Request(
+        f"{URL}/api/v1/registries/{REGISTRY}/tokens/{tid}/credentials",
+        data=json.dumps({"gracePeriodSeconds": 3600}).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
+        rotated = json.load(r)
+    password = rotated["properties"]["credentials"]["password"]
+    check("rotate: new password", password.startswith("rga_"), repr(rotated["properties"]))
+    check(
+        "rotate: previousPasswordExpiryDate",
+        bool(rotated["properties"].get("previousPasswordExpiryDate")),
+        repr(rotated["properties"]),
+    )
+    basic = base64.b64encode(f"sdk-main:{password}".encode()).decode()
+    auth = urllib.request.Request(
+        f"{URL}/auth?service=registry.local&scope=repository:team/app:pull",
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    with urllib.request.urlopen(auth, timeout=TIMEOUT) as r:
+        check("rotate: the new password authenticates", r.status == 200, str(r.status))
+
+    found = api.registries_tokens_find_by_id(REGISTRY, tid, _request_timeout=TIMEOUT)
+    check("lifecycle: find_by_id parses a used, rotated token", found.id == tid, repr(found))
+    check("lifecycle: still no password", not (found.properties.credentials and found.properties.credentials.password), repr(found.properties.credentials))
+    check("lifecycle: metadata parses", found.metadata is not None and found.metadata.created_date is not None, repr(found.metadata))
+    get = urllib.request.Request(
+        f"{URL}/api/v1/registries/{REGISTRY}/tokens/{tid}",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
+    with urllib.request.urlopen(get, timeout=TIMEOUT) as r:
+        body = json.load(r)
+    check("lifecycle: lastUsedDate in the reply the SDK parsed", bool(body["metadata"].get("lastUsedDate")), repr(body["metadata"]))
+    page = api.registries_tokens_get(REGISTRY, _request_timeout=TIMEOUT)
+    mine = [t for t in page.items if t.id == tid]
+    check("lifecycle: list parses it", len(mine) == 1, repr([t.id for t in page.items]))
+
+
 def section_delete(api, ctx):
     tid = ctx["tid"]
     api.registries_tokens_delete(REGISTRY, tid, _request_timeout=TIMEOUT)
@@ -375,6 +421,7 @@ SECTIONS = [
     section_patch,
     section_put,
     section_errors,
+    section_lifecycle,
     section_delete,
 ]
 

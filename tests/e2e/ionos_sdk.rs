@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{run, Regauth, INSTALL_HINT};
+use crate::common::{run, Regauth, INSTALL_HINT};
 
 #[test]
 fn ionos_python_sdk_manages_tokens() {

@@ -7,9 +7,66 @@ use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::support::{
+use crate::common::{
     access, granted, jwt_claims, repo, unique, DockerClient, Regauth, Registry, REFUSED,
 };
+
+/// Issue 10: disabling a token ends its `docker login` sessions for good. Enabling it again
+/// does not bring the old identity token back to life; a fresh login works.
+#[test]
+fn disabling_a_token_ends_its_docker_logins_for_good() {
+    let regauth = Regauth::start();
+    let registry = Registry::start(&regauth, "default");
+    let host = registry.host();
+    let token = regauth.create_token("default", "laptop", &[repo("team/*", &["pull", "push"])]);
+
+    let docker = DockerClient::new();
+    docker.login_ok(&host, &token.name, &token.password);
+    let old_identity = docker.config_json()["auths"][&host]["identitytoken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !old_identity.is_empty(),
+        "docker login keeps an identity token"
+    );
+    let image = docker.import_image();
+    let remote = format!("{host}/team/session:1");
+    docker.tag(&image, &remote);
+    docker
+        .docker(&["push", &remote])
+        .expect_success("docker push with the identity token");
+    docker.rmi(&[&remote]);
+
+    regauth.disable_token(&token);
+    regauth.patch_token(&token, serde_json::json!({"status": "enabled"}));
+    docker.docker(&["pull", &remote]).expect_refused(
+        "docker pull with an identity token from before a disable, after enabling again",
+        REFUSED,
+    );
+    // The operator sees why: the refresh token was revoked (its grant, and so its owner's
+    // name, is gone).
+    let log = regauth.log();
+    assert!(
+        log.lines().any(|l| l.contains("token decision")
+            && l.contains("grant_type=\"refresh_token\"")
+            && l.contains("outcome=\"denied\"")
+            && l.contains("reason=\"refresh token revoked or unknown\"")),
+        "regauth's log should say the identity token was revoked: {}",
+        regauth.log_tail()
+    );
+
+    docker.login_ok(&host, &token.name, &token.password);
+    let new_identity = docker.config_json()["auths"][&host]["identitytoken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!new_identity.is_empty() && new_identity != old_identity);
+    docker
+        .docker(&["pull", &remote])
+        .expect_success("docker pull after a fresh login");
+    docker.rmi(&[&remote, &image]);
+}
 
 #[test]
 fn docker_login_keeps_an_identity_token_that_push_and_pull_use() {
@@ -125,7 +182,7 @@ fn ctr_pushes_and_pulls_with_user_and_password() {
     let host = registry.host();
     let pusher = regauth.create_token("default", "pusher", &[repo("team/*", &["pull", "push"])]);
     let reader = regauth.create_token("default", "reader", &[repo("team/*", &["pull"])]);
-    let creds = |t: &crate::support::CreatedToken| format!("{}:{}", t.name, t.password);
+    let creds = |t: &crate::common::CreatedToken| format!("{}:{}", t.name, t.password);
 
     // docker 20.10 keeps images in its own store: hand one to containerd
     let docker = DockerClient::new();

@@ -1,7 +1,7 @@
 //! One regauth for several registries (one per environment): a token belongs
 //! to exactly one of them and works only against that registry's service.
 
-use crate::support::{jwt_claims, oci, repo, DockerClient, Regauth, Registry, Skopeo, REFUSED};
+use crate::common::{jwt_claims, oci, repo, DockerClient, Regauth, Registry, Skopeo, REFUSED};
 
 #[test]
 fn a_token_works_only_for_its_own_registry() {

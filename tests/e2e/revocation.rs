@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{repo, DockerClient, Regauth, Registry, REFUSED};
+use crate::common::{repo, DockerClient, Regauth, Registry, REFUSED};
 
 /// GET /auth must answer 401 with the registry-protocol error body and a
 /// Basic challenge.

@@ -1,9 +1,9 @@
 //! skopeo (containers/image): GET /auth with `account` and repeated scopes;
 //! `skopeo delete` asks for `repository:NAME:*` and needs the delete action.
 
-use crate::support::{oci, repo, Regauth, Registry, Skopeo, REFUSED};
+use crate::common::{oci, repo, Regauth, Registry, Skopeo, REFUSED};
 
-fn creds(t: &crate::support::CreatedToken) -> String {
+fn creds(t: &crate::common::CreatedToken) -> String {
     format!("{}:{}", t.name, t.password)
 }
 

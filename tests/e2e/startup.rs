@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 
-use crate::support::{free_port, oci, repo, temp_dir, Regauth, Registry, Skopeo};
+use crate::common::{oci, repo, temp_dir, Regauth, Registry, Skopeo};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path)
@@ -29,7 +29,7 @@ fn first_start_creates_an_admin_token_and_a_key_that_a_restart_keeps() {
         token_file.display()
     );
     assert_eq!(
-        mode(&regauth.key_path()),
+        mode(regauth.key_path()),
         0o600,
         "the signing key must be private"
     );
@@ -75,19 +75,27 @@ fn first_start_creates_an_admin_token_and_a_key_that_a_restart_keeps() {
 
 #[test]
 fn environment_variables_override_the_config_file() {
-    let port = free_port();
     let elsewhere = temp_dir("rgd-");
     let data = elsewhere.path().join("env-data");
-    let listen = format!("127.0.0.1:{port}");
+    // The file says 127.0.0.1:0; the environment another loopback address, also port 0.
+    let public_url = "https://regauth-from-the-environment.example";
     let regauth = Regauth::builder()
         .admin_token("admin-token-from-the-file")
-        .env("REGAUTH_LISTEN", &listen)
-        .env("REGAUTH_PUBLIC_URL", &format!("http://{listen}"))
+        .env("REGAUTH_LISTEN", "127.0.0.2:0")
+        .env("REGAUTH_PUBLIC_URL", public_url)
         .env("REGAUTH_ADMIN_TOKEN", "admin-token-from-the-environment")
         .env("REGAUTH_DATA_DIR", &data.to_string_lossy())
         .start();
-    // the fixture follows REGAUTH_LISTEN: it got /health there
-    assert_eq!(regauth.url(), format!("http://{listen}"));
+    // regauth bound REGAUTH_LISTEN's address, and the fixture got /health there
+    assert_eq!(regauth.addr().ip().to_string(), "127.0.0.2");
+    // REGAUTH_PUBLIC_URL is the realm registries are told
+    let (status, v) = regauth.admin(Method::GET, "/registries/default", None);
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["properties"]["tokenAuth"]["realm"],
+        format!("{public_url}/auth"),
+        "{v}"
+    );
     let token = regauth.create_token("default", "env-bot", &[repo("team/*", &["pull"])]);
     assert!(
         data.is_dir(),
@@ -102,7 +110,7 @@ fn environment_variables_override_the_config_file() {
     assert!(reply["token"].is_string(), "{reply}");
 
     // the admin token of the file no longer works, only the environment's
-    let resp = crate::support::http()
+    let resp = crate::common::http()
         .get(format!("{}/api/v1/registries", regauth.url()))
         .bearer_auth("admin-token-from-the-file")
         .send()
@@ -113,7 +121,9 @@ fn environment_variables_override_the_config_file() {
 #[test]
 fn an_unknown_config_key_stops_the_start_and_is_named() {
     let out = Regauth::builder()
-        .extra_config("colour = \"blue\"")
+        .edit(|c| {
+            c.insert("colour".into(), "blue".into());
+        })
         .start_expecting_failure();
     assert!(
         !out.timed_out,

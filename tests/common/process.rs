@@ -1,12 +1,16 @@
-//! A long-running child process whose output goes to a log file, stopped
-//! (SIGTERM, then SIGKILL) when dropped.
+//! A long-running child process whose output goes to a log file, stopped (SIGTERM, then
+//! SIGKILL) when dropped.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{describe_command, tail, INSTALL_HINT};
+use super::command::describe_command;
+use super::{tail, wait_for, INSTALL_HINT};
+
+/// How long a dropped daemon gets between SIGTERM and SIGKILL.
+const DROP_GRACE: Duration = Duration::from_secs(10);
 
 pub struct Daemon {
     name: String,
@@ -68,6 +72,30 @@ impl Daemon {
         }
     }
 
+    /// Polls `ready` until it returns `Some`, panicking with the log if the process exits or
+    /// `timeout` passes first.
+    #[track_caller]
+    pub fn wait_until<T>(&mut self, timeout: Duration, mut ready: impl FnMut() -> Option<T>) -> T {
+        let log = self.log.clone();
+        let name = self.name.clone();
+        wait_for(
+            timeout,
+            || {
+                self.assert_running();
+                ready()
+            },
+            || format!("{name} not ready\n{}", tail(&log, 60)),
+        )
+    }
+
+    /// Waits until `find` recognises something in the whole log (e.g. the address a program
+    /// that listens on port 0 says it bound) and returns it.
+    #[track_caller]
+    pub fn wait_for_log<T>(&mut self, timeout: Duration, find: impl Fn(&str) -> Option<T>) -> T {
+        let log = self.log.clone();
+        self.wait_until(timeout, || find(&std::fs::read_to_string(&log).ok()?))
+    }
+
     /// SIGKILL, then reap.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -88,7 +116,7 @@ impl Daemon {
                 if let Ok(Some(_)) = c.try_wait() {
                     return;
                 }
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(20));
             }
             let _ = c.kill();
         }
@@ -98,7 +126,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        self.stop(Duration::from_secs(10));
+        self.stop(DROP_GRACE);
     }
 }
 

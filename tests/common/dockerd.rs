@@ -1,6 +1,8 @@
-//! A private dockerd (Debian's docker.io, with the containerd it starts under
-//! its exec root), shared by the tests that run at the same time because it
-//! takes seconds to start, and a docker CLI with a private DOCKER_CONFIG.
+//! A private dockerd (Debian's docker.io, with the containerd it starts under its exec root),
+//! shared by the tests that run at the same time because it takes seconds to start, and a
+//! docker CLI with a private DOCKER_CONFIG. dockerd and its containerd listen on unix sockets
+//! in their temp dir only (no TCP port, no bridge network), so nothing races for a port; one
+//! dockerd pushes to and pulls from any number of registries.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -200,7 +202,12 @@ impl DockerClient {
     }
 
     fn command(&self) -> Command {
-        let mut c = Command::new(DOCKER_BIN);
+        self.command_of(Path::new(DOCKER_BIN))
+    }
+
+    /// `program` with this client's docker environment.
+    fn command_of(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
         c.env(
             "DOCKER_HOST",
             format!("unix://{}", self.dockerd.socket().display()),
@@ -299,6 +306,21 @@ impl DockerClient {
         let mut args = vec!["rmi"];
         args.extend_from_slice(refs);
         self.docker(&args).expect_success("docker rmi");
+    }
+
+    /// Runs a shell command line in which `docker` is this client (Debian's docker, the
+    /// shared dockerd, this client's config): for running a command exactly as printed.
+    pub fn sh(&self, line: &str) -> CmdOutput {
+        let bin = self.config.path().join("bin");
+        if !bin.exists() {
+            std::fs::create_dir_all(&bin).expect("mkdir bin");
+            std::os::unix::fs::symlink(DOCKER_BIN, bin.join("docker")).expect("link docker");
+        }
+        let mut sh = self.command_of(Path::new("/bin/sh"));
+        sh.arg("-c")
+            .arg(line)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+        run(sh, None, CLIENT_TIMEOUT)
     }
 
     /// `docker save -o FILE REF` (for `ctr images import`).

@@ -1,0 +1,105 @@
+//! The user documentation stays inside the repository and in step with the code: nothing in
+//! README.md, docs/ or src/ refers to files outside the repository, and docs/configuration.md
+//! names every configuration key and every `REGAUTH_*` variable the source reads.
+use std::path::{Path, PathBuf};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// README.md and every Markdown file under docs/.
+fn pages() -> Vec<PathBuf> {
+    let mut pages = vec![root().join("README.md")];
+    for entry in std::fs::read_dir(root().join("docs")).expect("docs/ exists") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            pages.push(path);
+        }
+    }
+    pages.sort();
+    pages
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn nothing_refers_to_files_outside_the_repository() {
+    let mut files = pages();
+    let mut dirs = vec![root().join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for needle in ["shared/SPEC", "shared/reference", "../shared"] {
+            assert!(
+                !text.contains(needle),
+                "{} refers to {needle}, outside the repository: cite docs/ instead",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn configuration_reference_names_every_key_and_variable() {
+    let reference = read(&root().join("docs/configuration.md"));
+    // Every key of the example file (which a unit test keeps equal to the defaults).
+    let example = read(&root().join("config/regauth.toml"));
+    let table: toml::Table = toml::from_str(&example).unwrap();
+    let mut keys = Vec::new();
+    for (k, v) in &table {
+        match v {
+            toml::Value::Table(t) => keys.extend(t.keys().map(|s| format!("[{k}] {s}"))),
+            toml::Value::Array(a) => {
+                for item in a.iter().filter_map(toml::Value::as_table) {
+                    keys.extend(item.keys().map(|s| format!("[[{k}]] {s}")));
+                }
+            }
+            _ => keys.push(k.clone()),
+        }
+    }
+    keys.push("[admin] token".into()); // commented out in the example: it has no default
+    for key in &keys {
+        assert!(
+            reference.contains(&format!("`{key}`")),
+            "docs/configuration.md does not document `{key}`"
+        );
+    }
+    // Every REGAUTH_* name that appears in the source.
+    let mut vars = std::collections::BTreeSet::new();
+    let mut dirs = vec![root().join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let text = read(&path);
+            for (i, _) in text.match_indices("\"REGAUTH_") {
+                let name: String = text[i + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                    .collect();
+                vars.insert(name);
+            }
+        }
+    }
+    assert!(vars.len() >= 8, "found only {vars:?}");
+    for var in &vars {
+        assert!(
+            reference.contains(&format!("`{var}`")),
+            "docs/configuration.md does not document `{var}`"
+        );
+    }
+}
