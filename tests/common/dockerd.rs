@@ -227,22 +227,6 @@ impl DockerClient {
         run(c, None, CLIENT_TIMEOUT)
     }
 
-    /// Runs a shell command line in which `docker` is this client (the shared dockerd, this
-    /// client's config): for running a command exactly as a page prints it.
-    pub fn sh(&self, line: &str) -> CmdOutput {
-        let mut c = Command::new("/bin/sh");
-        c.arg("-c")
-            .arg(line)
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}", self.dockerd.socket().display()),
-            )
-            .env("DOCKER_CONFIG", self.config.path())
-            .env("HOME", self.config.path())
-            .env_remove("DOCKER_CONTEXT");
-        run(c, None, CLIENT_TIMEOUT)
-    }
-
     /// `docker login -u USER --password-stdin HOST`.
     pub fn login(&self, host: &str, user: &str, password: &str) -> CmdOutput {
         let mut c = self.command();
