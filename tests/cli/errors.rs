@@ -358,8 +358,8 @@ fn missing_admin_token_and_bad_config() {
 /// results only): `error`, `exitCode`, and `httpStatus` when the server refused.
 #[test]
 fn json_output_errors_are_json_on_stderr() {
-    let s = Server::start();
-    let json_err = |out: crate::support::Out, code: i32| -> Value {
+    let s = Regauth::start();
+    let json_err = |out: crate::common::CmdOutput, code: i32| -> Value {
         assert_eq!(out.code, code, "{out:?}");
         assert_eq!(out.stdout, "", "{out:?}");
         assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
@@ -389,8 +389,9 @@ fn json_output_errors_are_json_on_stderr() {
     assert!(v.get("httpStatus").is_none(), "{v}");
     json_err(s.cli(&["--output=json", "token", "frobnicate"]), 2);
     // Server down.
-    let dir = temp_dir();
-    let url = format!("http://127.0.0.1:{}", free_port());
+    let dir = temp_dir("rgcli-");
+    let closed = ClosedPort::new();
+    let url = closed.url();
     let down = regauth_in(
         dir.path(),
         &[
@@ -421,7 +422,7 @@ fn json_output_errors_are_json_on_stderr() {
 /// Issue 10: `serve --help` lists only what `serve` uses; client commands keep theirs.
 #[test]
 fn serve_help_lists_only_serve_options() {
-    let dir = temp_dir();
+    let dir = temp_dir("rgcli-");
     let help = regauth_in(dir.path(), &["serve", "--help"], &[])
         .ok()
         .stdout;
@@ -440,12 +441,11 @@ fn serve_help_lists_only_serve_options() {
 /// Issue 10: a second `serve` on a data dir in use says another regauth holds the store.
 #[test]
 fn a_second_serve_on_the_same_data_dir_says_who_holds_it() {
-    let s = Server::start();
-    let other_port = format!("127.0.0.1:{}", free_port());
+    let s = Regauth::start();
     let out = regauth_in(
-        s.dir.path(),
-        &["serve", "--config", s.config_path.to_str().unwrap()],
-        &[("REGAUTH_LISTEN", &other_port)],
+        s.dir(),
+        &["serve", "--config", s.config_path().to_str().unwrap()],
+        &[("REGAUTH_LISTEN", "127.0.0.1:0")],
     );
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
@@ -469,13 +469,15 @@ fn a_second_serve_on_the_same_data_dir_says_who_holds_it() {
 /// Issue 10: a bad `REGAUTH_ADMIN_TOKEN` is reported under that name.
 #[test]
 fn a_bad_admin_token_variable_is_named() {
-    let dir = temp_dir();
-    let port = format!("127.0.0.1:{}", free_port());
+    let dir = temp_dir("rgcli-");
     for args in [&["serve"][..], &["token", "list"]] {
         let out = regauth_in(
             dir.path(),
             args,
-            &[("REGAUTH_ADMIN_TOKEN", "short"), ("REGAUTH_LISTEN", &port)],
+            &[
+                ("REGAUTH_ADMIN_TOKEN", "short"),
+                ("REGAUTH_LISTEN", "127.0.0.1:0"),
+            ],
         );
         assert_eq!(out.code, 2, "{args:?}: {out:?}");
         assert!(
