@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 use super::time::whole_seconds;
 
 /// A successful token reply. `token` and `access_token` are the same JWT: docker reads
-/// `access_token`, containers/image `token`. Borrows the JWT when serializing, so the hot
-/// path does not copy it.
+/// `access_token`, containers/image `token`.
+// `Cow` so the server borrows the JWT when serializing: the hot path does not copy it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AccessToken<'a> {
     /// The signed JWT (ES256) to send to the registry.

@@ -93,8 +93,8 @@ impl fmt::Display for TokenStatus {
     }
 }
 
-/// What a scope applies to (schema only: the field is text, so the server can name it in
-/// errors).
+/// What a scope applies to.
+// Schema only: `Scope::kind` is text, so the server can name the field in its error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ScopeType {
@@ -104,7 +104,8 @@ pub enum ScopeType {
     Registry,
 }
 
-/// An action a scope grants (schema only, like [`ScopeType`]). `push` needs `pull`.
+/// An action a scope grants. `push` needs `pull`.
+// Schema only, like `ScopeType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ScopeAction {

@@ -104,6 +104,9 @@ pub enum Command {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+    /// Print the OpenAPI 3.1 document of the admin API and the token endpoint (the content of
+    /// docs/openapi.json; a running server also serves it at /api/v1/openapi.json).
+    Openapi,
 }
 
 /// Options of `serve` alone.
@@ -429,6 +432,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     if let Command::Completions { shell } = cli.command {
         return Ok(completions(shell, out)?);
     }
+    if let Command::Openapi = cli.command {
+        return Ok(out.write_all(crate::http::openapi::json().as_bytes())?);
+    }
     if let Command::AdminToken(AdminTokenCommand::Rotate) = cli.command {
         // Local: the token file lives in the server's data directory.
         let config = Config::load(cli.global.config.as_deref())?;
@@ -458,9 +464,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         registry: None,
     };
     match cli.command {
-        Command::Serve(_) | Command::Completions { .. } | Command::AdminToken(_) => Err(
-            CliError::Usage("serve, completions and admin-token are not client commands".into()),
-        ),
+        Command::Serve(_)
+        | Command::Completions { .. }
+        | Command::AdminToken(_)
+        | Command::Openapi => Err(CliError::Usage(
+            "serve, completions, admin-token and openapi are not client commands".into(),
+        )),
         Command::Health => commands::health(&mut ctx),
         Command::RegistryConfig { registry } => {
             ctx.registry = registry;
@@ -568,6 +577,21 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("regauth").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn openapi_prints_the_document_without_a_server() {
+        let mut out = Vec::new();
+        // No server, no admin token, no config: the command needs none of them.
+        run(
+            parse(&["openapi", "--server", "http://127.0.0.1:1"]).unwrap(),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            crate::http::openapi::json()
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use axum::Json;
 use super::error::AuthHttpError;
 use super::extract::{all, basic_credentials, last, parse_pairs, read_body, Pairs};
 use super::state::AppState;
-use crate::api::AccessToken;
+use crate::api::{self, AccessToken};
 use crate::domain::{parse_scope, ResourceRequest, ScopeList};
 use crate::service::{Credentials, Issued, TokenRequest};
 
@@ -64,6 +64,30 @@ fn flag(pairs: &Pairs<'_>, key: &str, yes: &str) -> bool {
 }
 
 /// `GET /auth?service=S&scope=..&account=U&client_id=C&offline_token=true` with Basic auth.
+#[utoipa::path(
+    get, path = "/auth", tag = "token endpoint", operation_id = "tokenGet",
+    summary = "Get a registry token with Basic credentials (docker's way).",
+    security(("tokenCredentials" = [])),
+    params(
+        ("service" = String, Query, description = "The registry's service name."),
+        ("scope" = Option<Vec<String>>, Query, explode = true,
+            description = "Repeatable: `repository:NAME:ACTIONS` or `registry:catalog:*`. \
+                A scope the token does not hold is left out of the JWT, not refused."),
+        ("account" = Option<String>, Query,
+            description = "When given, must equal the Basic username."),
+        ("client_id" = Option<String>, Query, description = "The client's name, logged."),
+        ("offline_token" = Option<bool>, Query, description = "`true` asks for a refresh token."),
+    ),
+    responses(
+        (status = 200, description = "A signed JWT for the granted scopes.", body = api::AccessToken,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        (status = 400, description = "A parameter or the Authorization header is malformed, or the service is unknown.",
+            body = api::RegistryErrors),
+        (status = 401, description = "No, unknown, wrong, disabled or expired credentials (one reply for all).",
+            body = api::RegistryErrors,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"regauth\"`."))),
+    )
+)]
 pub async fn get_token(
     State(state): State<AppState>,
     req: Request,
@@ -95,6 +119,21 @@ pub async fn get_token(
 }
 
 /// `POST /auth`, form-encoded: `grant_type=password` or `grant_type=refresh_token`.
+#[utoipa::path(
+    post, path = "/auth", tag = "token endpoint", operation_id = "tokenPost",
+    summary = "Get a registry token with an OAuth2 password or refresh-token grant.",
+    request_body(content = api::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A signed JWT for the granted scopes, with `scope`.", body = api::AccessToken,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        (status = 400, description = "A field is missing or malformed, the grant type is unsupported, or the service is unknown.",
+            body = api::RegistryErrors),
+        (status = 401, description = "Unknown, wrong, disabled or expired credentials or refresh token (one reply for all).",
+            body = api::RegistryErrors,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"regauth\"`."))),
+        (status = 413, description = "The form is over 64 KiB.", body = api::RegistryErrors),
+    )
+)]
 pub async fn post_token(
     State(state): State<AppState>,
     req: Request,

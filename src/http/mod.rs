@@ -15,6 +15,7 @@ mod bench;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod state;
 
 pub use state::AppState;
@@ -45,6 +46,8 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             admin::require_admin,
         ))
+        // After the admin layer, so outside the admin token: the document is public.
+        .route("/openapi.json", get(openapi::serve))
         .layer(axum::middleware::map_response(console::api_headers));
     let router = Router::new()
         .route("/auth", get(auth::get_token).post(auth::post_token))

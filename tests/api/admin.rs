@@ -1,6 +1,5 @@
 //! Admin API: every endpoint and its error paths.
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use chrono::Duration;
 use serde_json::{json, Value};
 
@@ -19,24 +18,13 @@ async fn requires_the_admin_token() {
         Some("Basic YWRtaW46eA=="),
         Some("Bearer"),
     ] {
-        let mut b = Request::builder().uri("/api/v1/registries/default/tokens");
-        if let Some(a) = auth {
-            b = b.header(header::AUTHORIZATION, a);
-        }
-        let r = app.send(b.body(Body::empty()).unwrap()).await;
+        let r = app.get("/api/v1/registries/default/tokens", auth).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{auth:?}");
         assert!(r.api_error().contains("admin token"));
         assert!(r.headers.get(header::WWW_AUTHENTICATE).is_some());
     }
     // Unknown paths are not probed without the token either.
-    let r = app
-        .send(
-            Request::builder()
-                .uri("/api/v1/nope")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let r = app.get("/api/v1/nope", None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = app.api(Method::GET, "/nope", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);

@@ -5,5 +5,6 @@ mod common;
 mod console;
 mod denials;
 mod lifecycle;
+mod openapi;
 mod support;
 mod token;

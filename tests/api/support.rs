@@ -96,6 +96,15 @@ impl TestApp {
         }
     }
 
+    /// `GET uri` without a body, with `authorization` as the `Authorization` header when given.
+    pub async fn get(&self, uri: &str, authorization: Option<&str>) -> Resp {
+        let mut b = Request::builder().uri(uri);
+        if let Some(a) = authorization {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        self.send(b.body(Body::empty()).unwrap()).await
+    }
+
     /// An admin API call with the admin token.
     pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
         let mut b = Request::builder()

@@ -56,12 +56,10 @@ async fn get_grants_and_jwt_fields() {
         json!([{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}])
     );
     // The alias path works the same.
-    let req = Request::builder()
-        .uri(format!("/auth/token?{SVC}"))
-        .header(header::AUTHORIZATION, basic("ci-bot", &pw))
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(app.send(req).await.status, StatusCode::OK);
+    let r = app
+        .get(&format!("/auth/token?{SVC}"), Some(&basic("ci-bot", &pw)))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -171,14 +169,7 @@ async fn every_denial_is_the_same_401() {
         "401 bodies must not reveal the cause"
     );
     // No credentials at all.
-    let r = app
-        .send(
-            Request::builder()
-                .uri(format!("/auth?{SVC}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let r = app.get(&format!("/auth?{SVC}"), None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.body, bodies[0]);
 }
@@ -217,12 +208,7 @@ async fn malformed_requests_are_400() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
     for bad in ["Basic !!!!", "Basic dXNlcg==", "Basic"] {
-        let req = Request::builder()
-            .uri(format!("/auth?{SVC}"))
-            .header(header::AUTHORIZATION, bad)
-            .body(Body::empty())
-            .unwrap();
-        let r = app.send(req).await;
+        let r = app.get(&format!("/auth?{SVC}"), Some(bad)).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
         assert!(r.registry_error().1.contains("Authorization"));
     }
@@ -537,14 +523,7 @@ async fn refresh_tokens_are_capped_per_token() {
 #[tokio::test]
 async fn bench_sign_baseline_uses_the_servers_issuer_and_the_token_reply() {
     let (app, _, pw) = app_with_bot().await;
-    let baseline = app
-        .send(
-            Request::builder()
-                .uri("/bench/sign")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let baseline = app.get("/bench/sign", None).await;
     assert_eq!(baseline.status, StatusCode::OK);
     assert_eq!(
         baseline.headers.get(header::CACHE_CONTROL).unwrap(),
