@@ -4,12 +4,15 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{access, granted, jwt_claims, oci, repo, scope, Regauth, Registry, Skopeo};
+use crate::common::{
+    access, granted, jwt_claims, oci, repo, scope, Regauth, Registry, Skopeo, Verifier,
+};
 
-#[test]
-fn catalog_is_listed_only_with_a_registry_scope() {
+on_every_verifier!(catalog_is_listed_only_with_a_registry_scope);
+
+fn catalog_is_listed_only_with_a_registry_scope(verifier: Verifier) {
     let regauth = Regauth::start();
-    let registry = Registry::start(&regauth, "default");
+    let registry = Registry::start_on(verifier, &regauth, "default");
     let pusher = regauth.create_token("default", "pusher", &[repo("team/*", &["pull", "push"])]);
     let lister = regauth.create_token(
         "default",

@@ -2,12 +2,17 @@
 //! trusts regauth: who may log in, where a token may push, what a
 //! pull-only token can do.
 
-use crate::common::{repo, DockerClient, Regauth, Registry, REFUSED};
+use crate::common::{repo, DockerClient, Regauth, Registry, Verifier, REFUSED};
 
-#[test]
-fn docker_login_accepts_the_right_password_and_refuses_wrong_ones() {
+on_every_verifier!(
+    docker_login_accepts_the_right_password_and_refuses_wrong_ones,
+    docker_push_is_allowed_inside_the_scope_pattern_only,
+    a_pull_only_token_pulls_but_cannot_push
+);
+
+fn docker_login_accepts_the_right_password_and_refuses_wrong_ones(verifier: Verifier) {
     let regauth = Regauth::start();
-    let registry = Registry::start(&regauth, "default");
+    let registry = Registry::start_on(verifier, &regauth, "default");
     let token = regauth.create_token("default", "ci-bot", &[repo("team/*", &["pull", "push"])]);
     let docker = DockerClient::new();
     let host = registry.host();
@@ -31,10 +36,9 @@ fn docker_login_accepts_the_right_password_and_refuses_wrong_ones() {
     );
 }
 
-#[test]
-fn docker_push_is_allowed_inside_the_scope_pattern_only() {
+fn docker_push_is_allowed_inside_the_scope_pattern_only(verifier: Verifier) {
     let regauth = Regauth::start();
-    let registry = Registry::start(&regauth, "default");
+    let registry = Registry::start_on(verifier, &regauth, "default");
     let token = regauth.create_token("default", "ci-bot", &[repo("team/*", &["pull", "push"])]);
     let docker = DockerClient::new();
     let host = registry.host();
@@ -68,10 +72,9 @@ fn docker_push_is_allowed_inside_the_scope_pattern_only() {
         .expect_refused("docker push other/app with a team/* token", REFUSED);
 }
 
-#[test]
-fn a_pull_only_token_pulls_but_cannot_push() {
+fn a_pull_only_token_pulls_but_cannot_push(verifier: Verifier) {
     let regauth = Regauth::start();
-    let registry = Registry::start(&regauth, "default");
+    let registry = Registry::start_on(verifier, &regauth, "default");
     let pusher = regauth.create_token("default", "pusher", &[repo("team/*", &["pull", "push"])]);
     let reader = regauth.create_token("default", "reader", &[repo("team/*", &["pull"])]);
     let host = registry.host();

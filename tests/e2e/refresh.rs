@@ -8,8 +8,13 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::common::{
-    access, granted, jwt_claims, repo, unique, DockerClient, Regauth, Registry, REFUSED,
+    access, granted, jwt_claims, repo, unique, DockerClient, Regauth, Registry, Verifier, REFUSED,
 };
+
+on_every_verifier!(
+    docker_login_keeps_an_identity_token_that_push_and_pull_use,
+    ctr_pushes_and_pulls_with_user_and_password
+);
 
 /// Issue 10: disabling a token ends its `docker login` sessions for good. Enabling it again
 /// does not bring the old identity token back to life; a fresh login works.
@@ -68,10 +73,9 @@ fn disabling_a_token_ends_its_docker_logins_for_good() {
     docker.rmi(&[&remote, &image]);
 }
 
-#[test]
-fn docker_login_keeps_an_identity_token_that_push_and_pull_use() {
+fn docker_login_keeps_an_identity_token_that_push_and_pull_use(verifier: Verifier) {
     let regauth = Regauth::start();
-    let registry = Registry::start(&regauth, "default");
+    let registry = Registry::start_on(verifier, &regauth, "default");
     let host = registry.host();
     let scopes = [repo("team/*", &["pull", "push"])];
     let token = regauth.create_token("default", "ci-bot", &scopes);
@@ -175,10 +179,9 @@ fn docker_login_keeps_an_identity_token_that_push_and_pull_use() {
     }
 }
 
-#[test]
-fn ctr_pushes_and_pulls_with_user_and_password() {
+fn ctr_pushes_and_pulls_with_user_and_password(verifier: Verifier) {
     let regauth = Regauth::start();
-    let registry = Registry::start(&regauth, "default");
+    let registry = Registry::start_on(verifier, &regauth, "default");
     let host = registry.host();
     let pusher = regauth.create_token("default", "pusher", &[repo("team/*", &["pull", "push"])]);
     let reader = regauth.create_token("default", "reader", &[repo("team/*", &["pull"])]);

@@ -1,16 +1,20 @@
 //! skopeo (containers/image): GET /auth with `account` and repeated scopes;
 //! `skopeo delete` asks for `repository:NAME:*` and needs the delete action.
 
-use crate::common::{oci, repo, Regauth, Registry, Skopeo, REFUSED};
+use crate::common::{oci, repo, Regauth, Registry, Skopeo, Verifier, REFUSED};
+
+on_every_verifier!(
+    skopeo_copy_and_inspect_work_with_push_and_pull_scopes,
+    skopeo_delete_needs_the_delete_action
+);
 
 fn creds(t: &crate::common::CreatedToken) -> String {
     format!("{}:{}", t.name, t.password)
 }
 
-#[test]
-fn skopeo_copy_and_inspect_work_with_push_and_pull_scopes() {
+fn skopeo_copy_and_inspect_work_with_push_and_pull_scopes(verifier: Verifier) {
     let regauth = Regauth::start();
-    let registry = Registry::start(&regauth, "default");
+    let registry = Registry::start_on(verifier, &regauth, "default");
     let pusher = regauth.create_token("default", "pusher", &[repo("team/*", &["pull", "push"])]);
     let reader = regauth.create_token("default", "reader", &[repo("team/*", &["pull"])]);
     let skopeo = Skopeo::new();
@@ -65,10 +69,9 @@ fn skopeo_copy_and_inspect_work_with_push_and_pull_scopes() {
         .expect_refused("skopeo inspect with a wrong password", &["unauthorized"]);
 }
 
-#[test]
-fn skopeo_delete_needs_the_delete_action() {
+fn skopeo_delete_needs_the_delete_action(verifier: Verifier) {
     let regauth = Regauth::start();
-    let registry = Registry::start(&regauth, "default");
+    let registry = Registry::start_on(verifier, &regauth, "default");
     let pusher = regauth.create_token("default", "pusher", &[repo("team/*", &["pull", "push"])]);
     let admin = regauth.create_token(
         "default",
