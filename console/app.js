@@ -20,8 +20,6 @@ const view = {
   expiring: false,
   total: 0,
   items: [],
-  /** Whether the API reports last-used data and rotation (the token lifecycle). */
-  lifecycle: false,
 };
 
 // ---------- helpers ----------
@@ -123,7 +121,7 @@ async function loadTokens() {
   const seq = ++loadSeq;
   const q = new URLSearchParams({ offset: view.offset, limit: view.limit });
   if (view.filter) q.set('filter.name', view.filter);
-  if (view.expiring) q.set('filter.expiresWithin', `${WARN_DAYS}d`);
+  if (view.expiring) q.set('expiringWithin', `${WARN_DAYS}d`);
   const list = await api('GET', `${tokensPath(view.registry)}?${q}`);
   if (seq !== loadSeq) return; // a newer request has been sent
   // Past the end (after deletes): go to the last page that has items.
@@ -135,7 +133,6 @@ async function loadTokens() {
   $('load-error').textContent = '';
   view.items = list.items;
   view.total = list.total;
-  view.lifecycle = view.lifecycle || list.items.some((t) => t.metadata && 'lastUsedDate' in t.metadata);
   render();
 }
 
@@ -173,7 +170,8 @@ function lastUsedCell(token, now) {
     return td;
   }
   const date = new Date(m.lastUsedDate);
-  const where = [m.lastUsedFrom && `from ${m.lastUsedFrom}`, m.lastUsedGrant && `with ${m.lastUsedGrant}`]
+  const grant = { password: 'the password', refresh_token: 'a refresh token' }[m.lastUsedGrantType];
+  const where = [m.lastUsedFrom && `from ${m.lastUsedFrom}`, grant && `with ${grant}`]
     .filter(Boolean).join(' ');
   const t = el('time', {
     datetime: m.lastUsedDate, tabindex: '0', title: `${formatDate(date)} ${where}`.trim(),
@@ -183,10 +181,17 @@ function lastUsedCell(token, now) {
   return td;
 }
 
+function statusCell(token, status) {
+  const td = el('td', {}, el('span', { class: `status status-${status.toLowerCase()}`, text: status }));
+  const until = token.properties.previousPasswordExpiryDate;
+  if (until) {
+    td.append(el('span', { class: 'sub', text: `Previous password works until ${formatDate(new Date(until))}` }));
+  }
+  return td;
+}
+
 function render() {
   const now = new Date();
-  for (const c of document.querySelectorAll('th.col-last-used')) c.hidden = !view.lifecycle;
-  $('expiring-field').hidden = !view.lifecycle;
   const rows = view.items.map((t) => {
     const p = t.properties;
     const status = statusText(p.status);
@@ -205,12 +210,12 @@ function render() {
     });
     const cells = [
       el('td', { class: 'name', text: p.name }),
-      el('td', {}, el('span', { class: `status status-${status.toLowerCase()}`, text: status })),
+      statusCell(t, status),
       expiryCell(t, now),
       scopes,
       el('td', {}, el('time', { datetime: t.metadata.createdDate, text: formatDate(created) })),
     ];
-    if (view.lifecycle) cells.push(lastUsedCell(t, now));
+    cells.push(lastUsedCell(t, now));
     cells.push(el('td', { class: 'row-actions' }, menuButton));
     return el('tr', { 'data-id': t.id }, ...cells);
   });
@@ -241,7 +246,7 @@ function openRowMenu(button, token) {
     ['Edit', () => openEdit(token, button)],
     ['Manage Scope', () => openScopes(token, button)],
   ];
-  if (view.lifecycle) items.push(['Rotate password', () => openRotate(token, button)]);
+  items.push(['Rotate password', () => openRotate(token, button)]);
   items.push(['Delete', () => openDelete(token, button)]);
   showMenu(button, items);
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests (tests/e2e) need on a fresh Debian machine:
+# chromium, chromium-driver, Node and playwright-core (npm ci) for the console tests;
 # the real peers (CNCF distribution registry, skopeo, dockerd + containerd + ctr, wrk,
 # docker-compose to check that docker-compose.yml parses, zsh and fish to check the shell
 # completion scripts)
@@ -21,6 +22,28 @@ for bin in /usr/bin/docker-registry /usr/bin/skopeo /usr/sbin/dockerd /usr/bin/d
     fi
 done
 
+# The console's browser tests (tests/e2e/console.rs): Debian's chromium and its driver, and
+# Node to run playwright-core (tests/browser). Node and npm are only installed when absent, so
+# a Node from elsewhere (e.g. NodeSource, which bundles npm) is left alone.
+console_pkgs=""
+for pair in /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver; do
+    if [ ! -x "${pair%%:*}" ]; then
+        log "missing ${pair%%:*}"
+        console_pkgs="$console_pkgs ${pair#*:}"
+        need_apt=1
+    fi
+done
+if ! command -v node >/dev/null 2>&1; then
+    log "missing node"
+    console_pkgs="$console_pkgs nodejs"
+    need_apt=1
+fi
+if ! command -v npm >/dev/null 2>&1; then
+    log "missing npm"
+    console_pkgs="$console_pkgs npm"
+    need_apt=1
+fi
+
 if [ "$need_apt" = 1 ]; then
     if [ "$(id -u)" != 0 ]; then
         log "installing Debian packages needs root; run as root" >&2
@@ -38,9 +61,9 @@ if [ "$need_apt" = 1 ]; then
     fi
     log "apt-get update"
     apt-get update -qq
-    log "apt-get install docker-registry skopeo docker.io containerd wrk docker-compose zsh fish"
+    log "apt-get install docker-registry skopeo docker.io containerd wrk docker-compose zsh fish$console_pkgs"
     apt-get install -y -qq \
-        docker-registry skopeo docker.io containerd wrk docker-compose zsh fish \
+        docker-registry skopeo docker.io containerd wrk docker-compose zsh fish $console_pkgs \
         >/tmp/install-test-deps-apt.log 2>&1 || {
             tail -50 /tmp/install-test-deps-apt.log >&2
             exit 1
@@ -63,6 +86,16 @@ if command -v ss >/dev/null 2>&1 && ss -ltn 2>/dev/null | grep -q '127.0.0.1:500
     log "note: something listens on port 5000 (tests use random ports, ignoring)"
 fi
 
+# playwright-core for the console's browser tests, exactly as pinned in package-lock.json.
+# It downloads no browser: the tests drive Debian's /usr/bin/chromium.
+browser=tests/browser
+lock_stamp="$browser/node_modules/.package-lock.installed"
+if ! cmp -s "$browser/package-lock.json" "$lock_stamp"; then
+    log "npm ci in $browser"
+    (cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    cp "$browser/package-lock.json" "$lock_stamp"
+fi
+
 # Python SDK for the IONOS-compatibility test.
 venv=.venv
 if [ ! -x "$venv/bin/python" ]; then
@@ -82,4 +115,4 @@ fi
     exit 1
 }
 
-log "ok: $(/usr/bin/docker-registry --version 2>&1 | head -1); $(/usr/bin/skopeo --version); $(/usr/sbin/dockerd --version); $("$venv/bin/pip" show ionoscloud-container-registry 2>/dev/null | sed -n "s/^Version: /ionoscloud-container-registry /p")"
+log "ok: $(/usr/bin/chromium --version 2>/dev/null | head -1); node $(node --version); $(/usr/bin/docker-registry --version 2>&1 | head -1); $(/usr/bin/skopeo --version); $(/usr/sbin/dockerd --version); $("$venv/bin/pip" show ionoscloud-container-registry 2>/dev/null | sed -n "s/^Version: /ionoscloud-container-registry /p")"

@@ -14,7 +14,7 @@ import { chromium } from 'playwright-core';
 
 const URL_BASE = need('REGAUTH_URL');
 const ADMIN = need('ADMIN_TOKEN');
-const TIMEOUT = 15000;
+const TIMEOUT = 30000;
 
 function need(name) {
   const v = process.env[name];
@@ -101,6 +101,7 @@ async function withBrowser(fn) {
   try {
     const page = context.pages()[0] || await context.newPage();
     page.setDefaultTimeout(TIMEOUT);
+    page.setDefaultNavigationTimeout(60000); // a loaded machine (parallel builds) is slow
     const problems = [];
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('response', (r) => { if (r.status() === 404) problems.push(`404 for ${r.url()}`); });
@@ -260,8 +261,7 @@ flows['add-token'] = () => withBrowser(async ({ page, context }) => {
 
   await panel.getByRole('button', { name: 'Close' }).click();
   await panel.waitFor({ state: 'hidden' });
-  const html = await page.content();
-  check(!html.includes(password), 'the password is gone from the page');
+  await eventually(async () => !(await page.content()).includes(password), 'the password to leave the page');
   check(!(await page.evaluate(() => document.body.innerText)).includes(password), 'not in the text either');
   // ...and from the page's memory: no string in the JS heap holds it after a GC.
   const cdp = await context.newCDPSession(page);
@@ -638,6 +638,68 @@ flows.headers = () => withBrowser(async ({ page, problems }) => {
   const provoked = (p) => p.includes('Content Security Policy');
   check(problems.filter(provoked).length >= 2, `the browser reported both refusals: ${problems}`);
   problems.splice(0, problems.length, ...problems.filter((p) => !provoked(p)));
+});
+
+/** Token lifecycle: Last used, Expiring soon, Rotate password with a grace period. */
+flows.lifecycle = () => withBrowser(async ({ page }) => {
+  const iso = (ms) => new Date(Date.now() + ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const used = await createToken('used-bot');
+  await createToken('soon-bot', undefined, { expiryDate: iso(2 * 86400e3) });
+  await createToken('later-bot', undefined, { expiryDate: iso(30 * 86400e3) });
+  const auth = (name, password) => fetch(`${URL_BASE}/auth?service=registry.local&scope=repository:team/app:pull`, {
+    headers: { Authorization: `Basic ${Buffer.from(`${name}:${password}`).toString('base64')}` },
+  }).then((r) => r.status);
+  const first = used.properties.credentials.password;
+  equal(await auth('used-bot', first), 200, 'the token authenticates');
+
+  await signIn(page);
+  const headers = await page.getByRole('columnheader').allInnerTexts();
+  check(headers.includes('Last used'), `a Last used column: ${headers}`);
+  const lastUsed = row(page, 'used-bot').locator('td.col-last-used time');
+  await lastUsed.filter({ hasText: 'just now' }).waitFor();
+  await lastUsed.focus();
+  const tip = row(page, 'used-bot').locator('.tip');
+  check(await tip.isVisible(), 'the address shows on focus');
+  check((await tip.innerText()).includes('from 127.0.0.1 with the password'), `tip: ${await tip.innerText()}`);
+  await row(page, 'later-bot').locator('td.col-last-used').filter({ hasText: 'Never' }).waitFor();
+
+  // Expiring soon: only what expires within 7 days, asked of the server.
+  const asked = page.waitForRequest((r) => r.url().includes('expiringWithin=7d'));
+  await page.getByLabel('Expiring soon').check();
+  await asked;
+  await page.locator('#page-info').filter({ hasText: '1–1 of 1 tokens' }).waitFor();
+  equal(await page.locator('#rows td.name').allInnerTexts(), ['soon-bot'], 'only the token expiring soon');
+  await page.getByLabel('Expiring soon').uncheck();
+  await page.locator('#page-info').filter({ hasText: '1–3 of 3 tokens' }).waitFor();
+
+  // Rotate with a grace period: a new password, shown once; the old one still works.
+  await openMenuItem(page, 'used-bot', 'Rotate password');
+  const dialog = page.getByRole('dialog', { name: 'Rotate password' });
+  await dialog.getByLabel('Grace period').selectOption({ label: '1 hour' });
+  await dialog.getByRole('button', { name: 'Rotate password' }).click();
+  const panel = page.getByRole('dialog', { name: 'Password rotated' });
+  await panel.waitFor();
+  await panel.getByText('cannot be shown again').waitFor();
+  const second = (await panel.locator('#result-password').textContent()).trim();
+  check(second.startsWith('rga_') && second !== first, 'a new password');
+  check((await panel.locator('#result-command').textContent()).includes("--username 'used-bot'"), 'its docker login');
+  await panel.getByRole('button', { name: 'Close' }).click();
+  await panel.waitFor({ state: 'hidden' });
+  await eventually(async () => !(await page.content()).includes(second), 'the new password to leave the page');
+  equal(await auth('used-bot', second), 200, 'the new password works');
+  equal(await auth('used-bot', first), 200, 'the old one works during the grace period');
+  await row(page, 'used-bot').getByText('Previous password works until').waitFor();
+
+  // Rotating again without grace ends the old passwords at once.
+  await openMenuItem(page, 'used-bot', 'Rotate password');
+  await dialog.getByRole('button', { name: 'Rotate password' }).click();
+  await panel.waitFor();
+  const third = (await panel.locator('#result-password').textContent()).trim();
+  await panel.getByRole('button', { name: 'Close' }).click();
+  equal(await auth('used-bot', third), 200, 'the newest password works');
+  equal(await auth('used-bot', second), 401, 'the previous one stopped');
+  equal(await auth('used-bot', first), 401, 'the first one stopped');
+  equal(await row(page, 'used-bot').getByText('Previous password works until').count(), 0, 'no grace shown');
 });
 
 /** Screenshots of the Tokens tab and of the result panel, for the README. */

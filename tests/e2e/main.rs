@@ -57,6 +57,7 @@ macro_rules! on_every_verifier {
 }
 
 mod catalog;
+mod console;
 mod docker;
 mod durability;
 mod ionos_sdk;
