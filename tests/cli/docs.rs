@@ -1,5 +1,6 @@
-//! The user documentation stays inside the repository and in step with the code: nothing in
-//! README.md, docs/ or src/ refers to files outside the repository, and docs/configuration.md
+//! The user documentation stays inside the repository and in step with the code: every
+//! relative link in README.md and docs/ resolves to a file (and heading) of the repository,
+//! nothing in README.md, docs/ or src/ refers to files outside it, and docs/configuration.md
 //! names every configuration key and every `REGAUTH_*` variable the source reads.
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,85 @@ fn pages() -> Vec<PathBuf> {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The targets of Markdown links `[text](target)` in `text`.
+fn link_targets(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("](") {
+        rest = &rest[i + 2..];
+        if let Some(end) = rest.find(')') {
+            out.push(rest[..end].to_string());
+        }
+    }
+    out
+}
+
+/// `#fragment` anchors of a page, as GitHub makes them from its headings.
+fn anchors(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|h| {
+            h.trim_start_matches('#')
+                .trim()
+                .to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn links_resolve_inside_the_repository() {
+    let root = root().canonicalize().unwrap();
+    let mut checked = 0;
+    for page in pages() {
+        let text = read(&page);
+        let dir = page.parent().unwrap();
+        for target in link_targets(&text) {
+            assert!(
+                !target.contains("://"),
+                "{}: links outside the repository: {target}",
+                page.display()
+            );
+            let (file, fragment) = match target.split_once('#') {
+                Some((f, a)) => (f, Some(a)),
+                None => (target.as_str(), None),
+            };
+            let resolved = if file.is_empty() {
+                page.clone()
+            } else {
+                dir.join(file)
+            };
+            let resolved = resolved
+                .canonicalize()
+                .unwrap_or_else(|e| panic!("{}: broken link {target}: {e}", page.display()));
+            assert!(
+                resolved.starts_with(&root),
+                "{}: {target} is outside the repository",
+                page.display()
+            );
+            if let Some(fragment) = fragment {
+                assert!(
+                    anchors(&read(&resolved)).iter().any(|a| a == fragment),
+                    "{}: no heading for #{fragment} in {}",
+                    page.display(),
+                    resolved.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 20,
+        "only {checked} links found: is the parser broken?"
+    );
 }
 
 #[test]

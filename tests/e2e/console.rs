@@ -162,12 +162,18 @@ fn console_token_drives_real_docker_push_disable_and_delete() {
         .start();
     let registry = Registry::start(&regauth, "default");
     let host = registry.host();
-    // regauth must name the registry's real address, known only now: rewrite and restart
-    // (same port, data and keys, so the registry's realm and trust stay valid).
-    let config = regauth.dir().join("regauth.toml");
-    let toml = std::fs::read_to_string(&config).expect("read regauth.toml");
-    std::fs::write(&config, toml.replace("\"pending\"", &format!("\"{host}\""))).expect("write");
-    regauth.restart();
+    // regauth must name the registry's real address, known only now: restart it on the same
+    // address with that hostname (same data and keys, so the registry's trust stays valid).
+    regauth.restart_with(|config| {
+        let registries = config
+            .get_mut("registries")
+            .and_then(|r| r.as_array_mut())
+            .expect("[[registries]] in the config");
+        registries[0]
+            .as_table_mut()
+            .expect("a registry table")
+            .insert("hostname".into(), host.clone().into());
+    });
     let (status, reg) = regauth.admin(Method::GET, "/registries/default", None);
     assert_eq!(
         (status.as_u16(), reg["properties"]["hostname"].as_str()),
