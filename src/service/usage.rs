@@ -1,8 +1,12 @@
 //! Last-use tracking off the request path. The token endpoint notes each successful
-//! authentication here (a map insert under a lock: no I/O, no allocation once the token is in
-//! the map); a background task writes what was noted to the store once per interval
-//! ([`FLUSH_INTERVAL`], so at most once per token per interval) and the server writes the rest
-//! on shutdown. A crash loses at most one interval of last uses, never a token.
+//! authentication here (a map insert under a lock: no I/O; one small allocation the first time
+//! a token is noted in an interval); a background task writes what was noted to the store once
+//! per interval ([`FLUSH_INTERVAL`], so at most once per token per interval) and the server
+//! writes the rest on shutdown. A crash loses at most one interval of last uses, never a token.
+//!
+//! Memory is bounded: an entry is the token's registry, id and last use (not the token), and
+//! once [`MAX_PENDING`] tokens are noted the flusher is woken early, so a load that touches
+//! many tokens in one interval cannot grow the map with the store.
 //!
 //! Dependency direction: `service -> {domain, store}`. Reads of tokens by the admin service
 //! overlay what is noted but not yet written ([`UsageRecorder::pending`]), so the admin API
@@ -11,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
@@ -21,45 +26,69 @@ use crate::store::{Store, StoreError, TokenUse};
 /// interval, and a crash loses at most one interval.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How many tokens may have a noted use before the flusher is woken early (~100 bytes each).
+pub const MAX_PENDING: usize = 65_536;
+
 /// Last uses noted since the last write, by token id.
 pub struct UsageRecorder {
     store: Arc<dyn Store>,
-    /// The token (for its registry at write time) and its latest use.
-    pending: Mutex<HashMap<Uuid, (Arc<Token>, LastUse)>>,
+    /// The latest use of each token noted since the last write, with its registry (for the
+    /// write).
+    pending: Mutex<HashMap<Uuid, TokenUse>>,
+    /// Wakes the flusher before its interval when `limit` tokens are noted.
+    full: Notify,
+    limit: usize,
 }
 
 impl UsageRecorder {
     /// Nothing noted yet.
     pub fn new(store: Arc<dyn Store>) -> UsageRecorder {
+        UsageRecorder::with_limit(store, MAX_PENDING)
+    }
+
+    /// Nothing noted yet; the flusher is woken early once `limit` tokens are noted.
+    pub fn with_limit(store: Arc<dyn Store>, limit: usize) -> UsageRecorder {
         UsageRecorder {
             store,
             pending: Mutex::new(HashMap::new()),
+            full: Notify::new(),
+            limit: limit.max(1),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, (Arc<Token>, LastUse)>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, TokenUse>> {
         // Every critical section leaves the map consistent, so a poisoned one is still good.
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Notes that `token` authenticated. Keeps the later use if one is already noted.
-    pub fn record(&self, token: &Arc<Token>, last_use: LastUse) {
+    pub fn record(&self, token: &Token, last_use: LastUse) {
         let mut pending = self.lock();
         match pending.get_mut(&token.id) {
-            Some((_, noted)) => {
-                if last_use.at >= noted.at {
-                    *noted = last_use;
+            Some(noted) => {
+                if last_use.at >= noted.last_use.at {
+                    noted.last_use = last_use;
                 }
             }
             None => {
-                pending.insert(token.id, (token.clone(), last_use));
+                pending.insert(
+                    token.id,
+                    TokenUse {
+                        registry: token.registry.clone(),
+                        id: token.id,
+                        last_use,
+                    },
+                );
+                if pending.len() >= self.limit {
+                    self.full.notify_one();
+                }
             }
         }
     }
 
     /// The use of token `id` noted but not yet written, if any.
     pub fn pending(&self, id: Uuid) -> Option<LastUse> {
-        self.lock().get(&id).map(|(_, u)| *u)
+        self.lock().get(&id).map(|u| u.last_use)
     }
 
     /// `token` with its noted, not yet written use, if that is later than the stored one.
@@ -80,23 +109,16 @@ impl UsageRecorder {
         if taken.is_empty() {
             return Ok(0);
         }
-        let uses: Vec<TokenUse> = taken
-            .values()
-            .map(|(t, u)| TokenUse {
-                registry: t.registry.clone(),
-                id: t.id,
-                last_use: *u,
-            })
-            .collect();
+        let uses: Vec<TokenUse> = taken.into_values().collect();
         match self.store.record_uses(&uses) {
             Ok(written) => Ok(written),
             Err(e) => {
                 // Put them back, unless a later use was noted meanwhile.
                 let mut pending = self.lock();
-                for (id, (t, u)) in taken {
-                    let entry = pending.entry(id).or_insert((t, u));
-                    if u.at > entry.1.at {
-                        entry.1 = u;
+                for u in uses {
+                    let entry = pending.entry(u.id).or_insert_with(|| u.clone());
+                    if u.last_use.at > entry.last_use.at {
+                        entry.last_use = u.last_use;
                     }
                 }
                 Err(e)
@@ -105,14 +127,17 @@ impl UsageRecorder {
     }
 }
 
-/// Writes noted uses every `every`, forever (the server aborts it and flushes once more on
-/// shutdown).
+/// Writes noted uses every `every`, and early whenever the recorder fills up, forever (the
+/// server aborts it and flushes once more on shutdown).
 pub async fn run_flusher(recorder: Arc<UsageRecorder>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate; nothing is noted yet
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = recorder.full.notified() => {}
+        }
         let r = recorder.clone();
         match tokio::task::spawn_blocking(move || r.flush()).await {
             Ok(Ok(written)) => debug!(tokens = written, "last uses written"),
@@ -235,6 +260,51 @@ mod tests {
         r.record(&a, use_at(1, GrantKind::Password));
         assert!(r.flush().is_err());
         assert_eq!(r.pending(a.id), Some(use_at(1, GrantKind::Password)));
+    }
+
+    #[tokio::test]
+    async fn a_full_recorder_wakes_the_flusher_before_its_interval() {
+        let store = Arc::new(MemoryStore::new());
+        let tokens: Vec<Token> = (0..3)
+            .map(|i| token("default", &format!("bot-{i}")))
+            .collect();
+        for t in &tokens {
+            store.create(t).unwrap();
+        }
+        let r = Arc::new(UsageRecorder::with_limit(store.clone(), 3));
+        // An interval far longer than the test: only the early wake-up can write.
+        let task = tokio::spawn(run_flusher(r.clone(), Duration::from_secs(3600)));
+        for t in &tokens[..2] {
+            r.record(t, use_at(1, GrantKind::Password));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            r.pending_count(),
+            2,
+            "below the limit nothing is written early"
+        );
+        r.record(&tokens[2], use_at(1, GrantKind::Password));
+        let mut written = false;
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if tokens.iter().all(|t| {
+                store
+                    .get("default", t.id)
+                    .unwrap()
+                    .unwrap()
+                    .last_used
+                    .is_some()
+            }) {
+                written = true;
+                break;
+            }
+        }
+        task.abort();
+        assert!(
+            written,
+            "reaching the limit should have written every noted use"
+        );
+        assert_eq!(r.pending_count(), 0);
     }
 
     #[tokio::test]
