@@ -10,7 +10,7 @@
 //! `http` owns; `http` never imports `server` or `cli`. `logging` is the log set-up of
 //! `serve`. `domain` is pure (no axum, sled or JWT types); `store` is persistence only and
 //! knows nothing of HTTP; `jwt` knows keys and claims; `http` is the only module that speaks
-//! axum. `config` and `clock` are leaves used by all.
+//! axum. `config`, `clock` and `error` are leaves used by all.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -18,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod error;
 pub mod files;
 pub mod http;
 pub mod jwt;

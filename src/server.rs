@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::error::Chain;
 use crate::http::admin_token::AdminToken;
 use crate::http::AppState;
 use crate::jwt;
@@ -93,7 +94,7 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
     flusher.abort();
     match tokio::task::spawn_blocking(move || usage.flush()).await {
         Ok(Ok(written)) => info!(tokens = written, "last uses written"),
-        Ok(Err(e)) => warn!(error = %e, "writing last uses at shutdown failed"),
+        Ok(Err(e)) => warn!(error = %Chain(&e), "writing last uses at shutdown failed"),
         Err(e) => warn!(error = %e, "last-use write task failed at shutdown"),
     }
     served?;
@@ -113,7 +114,7 @@ async fn sweeper(admin: AdminService, every: Duration) {
                     info!(token = %t.name, registry = %t.registry, id = %t.id, "expired token deleted");
                 }
             }
-            Ok(Err(e)) => warn!(error = %e, "expiry sweep failed"),
+            Ok(Err(e)) => warn!(error = %Chain(&e), "expiry sweep failed"),
             Err(e) => warn!(error = %e, "expiry sweep task failed"),
         }
     }

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
-use super::error::ApiError;
+use super::error::{ApiError, TaskFailed};
 use super::extract::{
     bearer_token, last, parse_json, parse_pairs, read_body, AppJson, KnownRegistry, Pairs, TokenId,
 };
@@ -213,7 +213,7 @@ async fn blocking<T: Send + 'static>(
     let admin = admin.clone();
     tokio::task::spawn_blocking(move || f(&admin))
         .await
-        .map_err(|e| ApiError::Internal(format!("admin task failed: {e}")))?
+        .map_err(|e| ApiError::Internal(Box::new(TaskFailed(e))))?
         .map_err(ApiError::from)
 }
 

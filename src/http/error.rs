@@ -12,6 +12,7 @@ use tracing::error;
 
 use crate::api;
 use crate::domain::ValidationError;
+use crate::error::{BoxError, Chain};
 use crate::service::{AdminError, AuthError};
 
 /// Errors of the token endpoint.
@@ -27,9 +28,9 @@ pub enum AuthHttpError {
     /// 413 `INVALID_REQUEST`: form body over the limit.
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
-    /// 500 `UNKNOWN`: logged, not shown.
+    /// 500 `UNKNOWN`: the error and its sources are logged, not shown.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] BoxError),
 }
 
 impl From<AuthError> for AuthHttpError {
@@ -39,7 +40,9 @@ impl From<AuthError> for AuthHttpError {
                 "service {s:?} is not a registry served by this regauth"
             )),
             AuthError::Unauthorized(_) => AuthHttpError::Unauthorized,
-            AuthError::Internal(m) => AuthHttpError::Internal(m),
+            e @ (AuthError::Store(_) | AuthError::Signing(_) | AuthError::Internal { .. }) => {
+                AuthHttpError::Internal(Box::new(e))
+            }
         }
     }
 }
@@ -51,7 +54,7 @@ impl IntoResponse for AuthHttpError {
             AuthHttpError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             AuthHttpError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "INVALID_REQUEST"),
             AuthHttpError::Internal(detail) => {
-                error!(error = %detail, "token endpoint failure");
+                error!(error = %Chain(&**detail), "token endpoint failure");
                 (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN")
             }
         };
@@ -96,10 +99,15 @@ pub enum ApiError {
     /// 413 `PAYLOAD_TOO_LARGE`.
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
-    /// 500 `INTERNAL_ERROR`: logged, not shown.
+    /// 500 `INTERNAL_ERROR`: the error and its sources are logged, not shown.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] BoxError),
 }
+
+/// A blocking task of the admin API that panicked or was cancelled.
+#[derive(Debug, thiserror::Error)]
+#[error("admin task failed")]
+pub struct TaskFailed(#[source] pub tokio::task::JoinError);
 
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
@@ -107,7 +115,9 @@ impl From<AdminError> for ApiError {
             AdminError::Invalid(v) => ApiError::Validation(v),
             AdminError::NotFound(_) => ApiError::NotFound(e.to_string()),
             AdminError::Conflict(m) => ApiError::Conflict(m),
-            AdminError::Internal(m) => ApiError::Internal(m),
+            e @ (AdminError::Store(_) | AdminError::Internal { .. }) => {
+                ApiError::Internal(Box::new(e))
+            }
         }
     }
 }
@@ -123,7 +133,7 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             ApiError::Internal(detail) => {
-                error!(error = %detail, "admin API failure");
+                error!(error = %Chain(&**detail), "admin API failure");
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")
             }
         };
@@ -142,5 +152,58 @@ impl IntoResponse for ApiError {
             );
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    fn store_failure() -> StoreError {
+        StoreError::backend(
+            "undecodable record at key \"default/secret-name\" in tree tokens",
+            std::io::Error::other("disk sector 42 unreadable"),
+        )
+    }
+
+    async fn body_of(resp: Response) -> String {
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn internal_errors_keep_the_store_error_chain() {
+        let e = AuthHttpError::from(AuthError::from(store_failure()));
+        let chain = Chain(&e).to_string();
+        assert!(chain.contains("default/secret-name"), "{chain}");
+        assert!(chain.contains("disk sector 42 unreadable"), "{chain}");
+
+        let e = ApiError::from(AdminError::from(store_failure()));
+        let chain = Chain(&e).to_string();
+        assert!(chain.contains("default/secret-name"), "{chain}");
+        assert!(chain.contains("disk sector 42 unreadable"), "{chain}");
+    }
+
+    #[tokio::test]
+    async fn the_500_body_stays_generic() {
+        let resp = AuthHttpError::from(AuthError::from(store_failure())).into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = body_of(resp).await;
+        assert_eq!(
+            body,
+            r#"{"errors":[{"code":"UNKNOWN","message":"internal error"}]}"#
+        );
+
+        let resp = ApiError::from(AdminError::from(store_failure())).into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = body_of(resp).await;
+        assert!(
+            !body.contains("secret-name") && !body.contains("sector"),
+            "{body}"
+        );
+        assert!(body.contains("\"internal error\""), "{body}");
     }
 }

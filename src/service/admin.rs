@@ -19,6 +19,7 @@ use crate::domain::{
     validate_expiry, validate_scope_list, Patch, Scope, SecretHash, Status, Token, TokenName,
     ValidationError,
 };
+use crate::error::BoxError;
 use crate::service::usage::UsageRecorder;
 use crate::store::{Page, Store, StoreError};
 
@@ -63,9 +64,16 @@ pub enum AdminError {
     /// 409
     #[error("{0}")]
     Conflict(String),
-    /// 500
-    #[error("storage failure: {0}")]
-    Internal(String),
+    /// 500: the store failed; the whole chain is logged, none of it returned.
+    #[error(transparent)]
+    Store(StoreError),
+    /// 500: anything else (no system randomness, a token that vanished mid-operation).
+    #[error("{context}")]
+    Internal {
+        context: &'static str,
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 impl From<StoreError> for AdminError {
@@ -74,10 +82,11 @@ impl From<StoreError> for AdminError {
             StoreError::NameTaken(_) | StoreError::IdTaken(_) => {
                 AdminError::Conflict(e.to_string())
             }
-            StoreError::NotFound => {
-                AdminError::Internal("token vanished during the operation".into())
-            }
-            StoreError::Backend(m) => AdminError::Internal(m),
+            StoreError::NotFound => AdminError::Internal {
+                context: "token vanished during the operation",
+                source: Some(Box::new(e)),
+            },
+            StoreError::Backend { .. } => AdminError::Store(e),
         }
     }
 }
@@ -147,8 +156,10 @@ impl AdminService {
     ) -> Result<(Token, String), AdminError> {
         let now = self.clock.now();
         check_new(&new, now)?;
-        let password = try_new_secret(PASSWORD_PREFIX)
-            .map_err(|_| AdminError::Internal("no system randomness for a password".into()))?;
+        let password = try_new_secret(PASSWORD_PREFIX).map_err(|_| AdminError::Internal {
+            context: "no system randomness for a password",
+            source: None,
+        })?;
         let token = Token {
             id: id.unwrap_or_else(Uuid::new_v4),
             registry: registry.to_string(),
@@ -348,8 +359,10 @@ impl AdminService {
     ) -> Result<(Token, String), AdminError> {
         let now = self.clock.now();
         let mut token = self.get(registry, id)?.ok_or(AdminError::NotFound(id))?;
-        let password = try_new_secret(PASSWORD_PREFIX)
-            .map_err(|_| AdminError::Internal("no system randomness for a password".into()))?;
+        let password = try_new_secret(PASSWORD_PREFIX).map_err(|_| AdminError::Internal {
+            context: "no system randomness for a password",
+            source: None,
+        })?;
         token.rotate(SecretHash::of(&password), grace, now)?;
         token.modified = now;
         token.modified_by = ADMIN_ACTOR.into();

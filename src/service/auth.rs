@@ -21,7 +21,8 @@ use crate::domain::{
     decide, Grant, GrantKind, LastUse, ResourceRequest, ScopeList, SecretHash, Status, Token,
     TokenName,
 };
-use crate::jwt::Issuer;
+use crate::error::{BoxError, Chain};
+use crate::jwt::{Issuer, KeyError};
 use crate::service::usage::UsageRecorder;
 use crate::store::{RefreshGrant, Store, StoreError};
 
@@ -72,9 +73,30 @@ pub enum AuthError {
     /// only the server's log says which.
     #[error("authentication failed")]
     Unauthorized(Denial),
-    /// 500: storage or signing failed; details are logged, not returned.
-    #[error("internal error")]
-    Internal(String),
+    /// 500: the store failed; the whole chain is logged, none of it returned.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// 500: the JWT could not be signed; logged, not returned.
+    #[error("signing the token failed")]
+    Signing(#[source] KeyError),
+    /// 500: anything else (no system randomness, a failed blocking task); logged, not
+    /// returned.
+    #[error("{context}")]
+    Internal {
+        context: &'static str,
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl AuthError {
+    /// Whether this is a 500 (a failure of the server, not of the client).
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            AuthError::Store(_) | AuthError::Signing(_) | AuthError::Internal { .. }
+        )
+    }
 }
 
 /// Why a client failed to authenticate. Logged as the `reason` of the decision, never sent:
@@ -128,12 +150,6 @@ impl Denial {
 impl std::fmt::Display for Denial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl From<StoreError> for AuthError {
-    fn from(e: StoreError) -> Self {
-        AuthError::Internal(e.to_string())
     }
 }
 
@@ -227,9 +243,9 @@ impl AuthService {
                     client_id = %client_id, outcome, "token decision"
                 );
             }
-            Err(AuthError::Internal(detail)) => {
+            Err(e) if e.is_internal() => {
                 warn!(service = %req.service, grant_type = req.grant_type, client = %client,
-                    error = %detail, outcome = "error", "token decision failed");
+                    error = %Chain(e), outcome = "error", "token decision failed");
             }
             Err(e) => {
                 let user = match &req.credentials {
@@ -278,7 +294,7 @@ impl AuthService {
         let jwt = self
             .issuer
             .issue(token.name.as_str(), &req.service, &granted, now)
-            .map_err(|e| AuthError::Internal(format!("signing: {e}")))?;
+            .map_err(AuthError::Signing)?;
         let issued = Issued {
             jwt,
             expires_in: self.issuer.ttl_seconds(),
@@ -369,8 +385,10 @@ impl AuthService {
         service: &str,
         now: DateTime<Utc>,
     ) -> Result<String, AuthError> {
-        let secret = try_new_secret(REFRESH_PREFIX)
-            .map_err(|_| AuthError::Internal("no system randomness for a refresh token".into()))?;
+        let secret = try_new_secret(REFRESH_PREFIX).map_err(|_| AuthError::Internal {
+            context: "no system randomness for a refresh token",
+            source: None,
+        })?;
         let grant = RefreshGrant {
             hash: SecretHash::of(&secret),
             token_id: token.id,
@@ -384,7 +402,10 @@ impl AuthService {
             store.add_refresh(&grant, REFRESH_TOKENS_PER_TOKEN)
         })
         .await
-        .map_err(|e| AuthError::Internal(format!("refresh write task: {e}")))?;
+        .map_err(|e| AuthError::Internal {
+            context: "refresh write task failed",
+            source: Some(Box::new(e)),
+        })?;
         match added {
             Ok(()) => Ok(secret),
             // The store refuses a grant for a token that is gone or disabled by now.

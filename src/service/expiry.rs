@@ -11,6 +11,7 @@ use tracing::warn;
 use uuid::Uuid;
 
 use crate::domain::Token;
+use crate::error::Chain;
 use crate::service::AdminService;
 
 /// Tokens expiring within this are warned about.
@@ -56,7 +57,7 @@ pub async fn run_warner(admin: AdminService, every: Duration) {
         {
             Ok(Ok(tokens)) => tokens,
             Ok(Err(e)) => {
-                warn!(error = %e, "expiry check failed");
+                warn!(error = %Chain(&e), "expiry check failed");
                 continue;
             }
             Err(e) => {

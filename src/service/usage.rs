@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::domain::{LastUse, Token};
+use crate::error::Chain;
 use crate::store::{Store, StoreError, TokenUse};
 
 /// How often noted uses are written: each token's last use is written at most once per
@@ -141,7 +142,7 @@ pub async fn run_flusher(recorder: Arc<UsageRecorder>, every: Duration) {
         let r = recorder.clone();
         match tokio::task::spawn_blocking(move || r.flush()).await {
             Ok(Ok(written)) => debug!(tokens = written, "last uses written"),
-            Ok(Err(e)) => warn!(error = %e, "writing last uses failed; will retry"),
+            Ok(Err(e)) => warn!(error = %Chain(&e), "writing last uses failed; will retry"),
             Err(e) => warn!(error = %e, "last-use write task failed"),
         }
     }
@@ -244,7 +245,10 @@ mod tests {
             self.0.count()
         }
         fn record_uses(&self, _: &[TokenUse]) -> Result<usize, StoreError> {
-            Err(StoreError::Backend("disk full".into()))
+            Err(StoreError::backend(
+                "writing last uses",
+                std::io::Error::other("disk full"),
+            ))
         }
         fn expiring(&self, until: chrono::DateTime<chrono::Utc>) -> Result<Vec<Token>, StoreError> {
             self.0.expiring(until)

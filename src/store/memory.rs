@@ -48,12 +48,12 @@ impl MemoryStore {
 }
 
 fn poisoned() -> StoreError {
-    StoreError::Backend("memory store lock poisoned by a panicked writer".to_string())
+    StoreError::message("memory store lock poisoned by a panicked writer")
 }
 
 fn check_registry(registry: &str) -> Result<(), StoreError> {
     if registry.contains('\0') {
-        return Err(StoreError::Backend(format!(
+        return Err(StoreError::message(format!(
             "registry id {registry:?} contains NUL"
         )));
     }

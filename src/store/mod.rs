@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{LastUse, SecretHash, Token};
+use crate::error::BoxError;
 
 mod cache;
 pub mod memory;
@@ -51,8 +52,33 @@ pub enum StoreError {
     IdTaken(Uuid),
     #[error("token not found")]
     NotFound,
-    #[error("storage failure: {0}")]
-    Backend(String),
+    /// The storage engine failed, or a record or index is corrupt. `source` is the engine's
+    /// (or decoder's) error when there is one.
+    #[error("storage failure: {context}")]
+    Backend {
+        context: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl StoreError {
+    /// A backend failure caused by `source`.
+    pub fn backend(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StoreError::Backend {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A backend failure with no underlying error to keep (a corrupt index or key found by
+    /// regauth itself, a poisoned lock), or whose cause the message already explains.
+    pub fn message(context: impl Into<String>) -> Self {
+        StoreError::Backend {
+            context: context.into(),
+            source: None,
+        }
+    }
 }
 
 /// One page of a registry's tokens, sorted by name.

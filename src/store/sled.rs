@@ -357,7 +357,7 @@ impl Store for SledStore {
                 .get(MILLIS_LEN..)
                 .and_then(|bytes| Uuid::from_slice(bytes).ok())
             else {
-                return Err(StoreError::Backend(format!(
+                return Err(StoreError::message(format!(
                     "malformed key {} in tree expiry",
                     hex(&expiry_key)
                 )));
@@ -397,7 +397,7 @@ impl Store for SledStore {
     fn add_refresh(&self, grant: &RefreshGrant, cap_per_token: usize) -> Result<(), StoreError> {
         let hash = grant.hash.0;
         let value = record::encode_grant(grant)
-            .map_err(|e| StoreError::Backend(format!("encoding refresh grant: {e}")))?;
+            .map_err(|e| StoreError::backend("encoding refresh grant", e))?;
         let token_key = name_key(&grant.registry, &grant.token_name);
         let own_key = grant_index_key(grant.token_id, grant.created, &hash);
         {
@@ -592,16 +592,17 @@ impl AllTrees<'_> {
 }
 
 /// Why `dir` did not open. sled reports a directory locked by another process as an I/O
-/// error of kind `Other` whose text holds the OS error (`WouldBlock`); say what that means.
+/// error of kind `Other` whose text holds the OS error (`WouldBlock`); say what that means,
+/// and only that: the OS error is dropped, it would only confuse.
 fn open_error(dir: &Path, e: sled::Error) -> StoreError {
     if matches!(&e, sled::Error::Io(io) if io.to_string().contains(LOCKED)) {
-        return StoreError::Backend(format!(
+        return StoreError::message(format!(
             "{}: {HELD}; only one regauth can use a data_dir at a time: stop the other one, \
              or give this one another data_dir",
             dir.display()
         ));
     }
-    StoreError::Backend(format!("opening {}: {e}", dir.display()))
+    StoreError::backend(format!("opening {}", dir.display()), e)
 }
 
 /// The start of sled's message for a directory another process has locked.
@@ -611,7 +612,7 @@ const LOCKED: &str = "could not acquire lock";
 pub const HELD: &str = "another regauth (or another process) holds this store";
 
 fn backend(e: sled::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::backend("sled", e)
 }
 
 fn tx_error(e: TransactionError<StoreError>) -> StoreError {
@@ -623,7 +624,7 @@ fn tx_error(e: TransactionError<StoreError>) -> StoreError {
 
 fn check_registry(registry: &str) -> Result<(), StoreError> {
     if registry.contains('\0') {
-        return Err(StoreError::Backend(format!(
+        return Err(StoreError::message(format!(
             "registry id {registry:?} contains NUL"
         )));
     }
@@ -631,7 +632,7 @@ fn check_registry(registry: &str) -> Result<(), StoreError> {
 }
 
 fn missing_token(id: Uuid, key: &[u8]) -> StoreError {
-    StoreError::Backend(format!(
+    StoreError::message(format!(
         "index ids has token {id} at key {} but tree tokens has no such key",
         show_name_key(key)
     ))
@@ -686,30 +687,33 @@ fn grant_index_key(token_id: Uuid, created: DateTime<Utc>, hash: &[u8; HASH_LEN]
 
 fn encode(token: &Token) -> Result<Vec<u8>, StoreError> {
     record::encode_token(token)
-        .map_err(|e| StoreError::Backend(format!("encoding token {}: {e}", token.id)))
+        .map_err(|e| StoreError::backend(format!("encoding token {}", token.id), e))
 }
 
 fn decode_token(key: &[u8], bytes: &[u8]) -> Result<Token, StoreError> {
     record::decode_token(bytes).map_err(|e| {
-        StoreError::Backend(format!(
-            "undecodable record at key {} in tree tokens: {e}",
-            show_name_key(key)
-        ))
+        StoreError::backend(
+            format!(
+                "undecodable record at key {} in tree tokens",
+                show_name_key(key)
+            ),
+            e,
+        )
     })
 }
 
 fn decode_grant(hash: &[u8], bytes: &[u8]) -> Result<RefreshGrant, StoreError> {
     record::decode_grant(bytes).map_err(|e| {
-        StoreError::Backend(format!(
-            "undecodable record at key {} in tree refresh: {e}",
-            hex(hash)
-        ))
+        StoreError::backend(
+            format!("undecodable record at key {} in tree refresh", hex(hash)),
+            e,
+        )
     })
 }
 
 fn decode_count(key: &[u8], bytes: &[u8]) -> Result<u64, StoreError> {
     let arr: [u8; 8] = bytes.try_into().map_err(|_| {
-        StoreError::Backend(format!(
+        StoreError::message(format!(
             "undecodable record at key {:?} in tree counts: expected 8 bytes, got {}",
             String::from_utf8_lossy(key),
             bytes.len()
@@ -737,7 +741,7 @@ fn add_count(
         None => 0,
     };
     let Some(next) = current.checked_add_signed(delta) else {
-        return abort(StoreError::Backend(format!(
+        return abort(StoreError::message(format!(
             "token count of registry {registry:?} would go below zero"
         )));
     };
@@ -754,6 +758,7 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
+    use crate::error::Chain;
     use crate::store::tests::{expiring, grant, t0, token};
 
     /// Opens `dir` again after a store on it was dropped. sled lets go of its directory lock
@@ -971,6 +976,26 @@ mod tests {
     }
 
     #[test]
+    fn backend_errors_keep_their_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        s.tokens
+            .insert(name_key("default", "broken"), &b"{not json"[..])
+            .unwrap();
+        let err = s.find_by_name("default", "broken").map(drop).unwrap_err();
+        let source = std::error::Error::source(&err).expect("the decoder's error is kept");
+        // The context names the key; the source is the decoder's own message, not repeated.
+        assert!(err.to_string().contains("default/broken"), "{err}");
+        assert!(!err.to_string().contains(&source.to_string()), "{err}");
+
+        // A sled failure is kept as the sled error itself.
+        let err = backend(sled::Error::Unsupported("test".into()));
+        let source = std::error::Error::source(&err).expect("sled's error is kept");
+        assert!(source.downcast_ref::<sled::Error>().is_some(), "{source:?}");
+        assert!(Chain(&err).to_string().contains("test"), "{}", Chain(&err));
+    }
+
+    #[test]
     fn undecodable_records_are_errors_naming_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path()).unwrap();
@@ -981,7 +1006,7 @@ mod tests {
         s.counts.insert("default", &b"x"[..]).unwrap();
 
         let backend_message = |r: Result<_, StoreError>| match r {
-            Err(StoreError::Backend(m)) => m,
+            Err(e @ StoreError::Backend { .. }) => Chain(&e).to_string(),
             other => panic!("expected Backend, got {other:?}"),
         };
         let m = backend_message(s.find_by_name("default", "broken").map(drop));
@@ -999,7 +1024,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path()).unwrap();
         let t = token("bad\0registry", "name");
-        assert!(matches!(s.create(&t), Err(StoreError::Backend(_))));
+        assert!(matches!(s.create(&t), Err(StoreError::Backend { .. })));
         assert_eq!(
             s.find_by_name("bad\0registry", "name")
                 .unwrap()
