@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Property-based check of the live server against its own OpenAPI document with
+# schemathesis (installed into .venv-schemathesis/ by scripts/install-test-deps.sh).
+# Starts target/debug/regauth on a random port with a temporary data dir, config and
+# signing key, then runs `schemathesis run` against /api/v1/openapi.json with the admin
+# bearer token. Fails on any server error (5xx) or any response that does not match the
+# document (schema, status code, content type). Bounded by SCHEMATHESIS_MAX_EXAMPLES
+# (default 25 per operation). Run from anywhere; builds the binary when it is missing.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+st=.venv-schemathesis/bin/schemathesis
+if [ ! -x "$st" ]; then
+    echo "scripts/schemathesis.sh: $st missing; run scripts/install-test-deps.sh" >&2
+    exit 1
+fi
+
+cargo build --quiet --bin regauth
+bin=target/debug/regauth
+
+tmp=$(mktemp -d)
+pid=""
+cleanup() {
+    if [ -n "$pid" ]; then
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+token="schemathesis-admin-token-0123456789"
+cat > "$tmp/regauth.toml" <<TOML
+listen = "127.0.0.1:0"
+data_dir = "$tmp/data"
+
+[jwt]
+key = "$tmp/signing.key"
+certificate = "$tmp/signing.crt"
+TOML
+
+REGAUTH_ADMIN_TOKEN="$token" "$bin" serve --config "$tmp/regauth.toml" \
+    --bound-address-file "$tmp/addr" >"$tmp/server.log" 2>&1 &
+pid=$!
+
+for _ in $(seq 1 100); do
+    [ -s "$tmp/addr" ] && break
+    if ! kill -0 "$pid" 2>/dev/null; then
+        cat "$tmp/server.log" >&2
+        echo "scripts/schemathesis.sh: regauth exited before binding" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+if [ ! -s "$tmp/addr" ]; then
+    cat "$tmp/server.log" >&2
+    echo "scripts/schemathesis.sh: regauth did not write its bound address" >&2
+    exit 1
+fi
+addr=$(cat "$tmp/addr")
+echo "schemathesis: regauth at http://$addr"
+
+status=0
+"$st" run "http://$addr/api/v1/openapi.json" \
+    --header "Authorization: Bearer $token" \
+    --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
+    --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}" \
+    --seed "${SCHEMATHESIS_SEED:-1}" \
+    --no-color \
+    "$@" || status=$?
+
+if [ "$status" != 0 ]; then
+    echo "scripts/schemathesis.sh: schemathesis failed (exit $status); server log:" >&2
+    tail -50 "$tmp/server.log" >&2
+fi
+exit "$status"
