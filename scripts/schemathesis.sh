@@ -2,10 +2,13 @@
 # Property-based check of the live server against its own OpenAPI document with
 # schemathesis (installed into .venv-schemathesis/ by scripts/install-test-deps.sh).
 # Starts target/debug/regauth on a random port with a temporary data dir, config and
-# signing key, then runs `schemathesis run` against /api/v1/openapi.json with the admin
-# bearer token. Fails on any server error (5xx) or any response that does not match the
-# document (schema, status code, content type). Bounded by SCHEMATHESIS_MAX_EXAMPLES
-# (default 25 per operation). Run from anywhere; builds the binary when it is missing.
+# signing key, creates one token through the admin API, then runs `schemathesis run` against
+# /api/v1/openapi.json: the admin bearer token for /api/v1, that token's Basic credentials and
+# the configured service for /auth. Fails on any server error (5xx) or any response that does
+# not match the document (schema, status code, content type). Bounded by
+# SCHEMATHESIS_MAX_EXAMPLES (default 25 per operation), seeded by SCHEMATHESIS_SEED (default 1);
+# extra arguments go to `schemathesis run`. Run from anywhere; `cargo build` first brings
+# target/debug/regauth up to date.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -61,9 +64,41 @@ fi
 addr=$(cat "$tmp/addr")
 echo "schemathesis: regauth at http://$addr"
 
+# A token for the token endpoint (/auth): created through the admin API so its Basic
+# credentials are known, and the one service of the default config, so /auth is exercised
+# past its credential check instead of answering 400/401 to everything.
+py=.venv-schemathesis/bin/python
+password=$(ADDR="$addr" TOKEN="$token" "$py" - <<'PY'
+import json, os, urllib.request
+req = urllib.request.Request(
+    f"http://{os.environ['ADDR']}/api/v1/registries/default/tokens",
+    data=json.dumps({"properties": {"name": "schemathesis-basic", "scopes": [
+        {"type": "repository", "name": "*", "actions": ["pull", "push"]}]}}).encode(),
+    headers={"Authorization": f"Bearer {os.environ['TOKEN']}",
+             "Content-Type": "application/json"},
+    method="POST")
+with urllib.request.urlopen(req) as r:
+    print(json.load(r)["properties"]["credentials"]["password"])
+PY
+)
+
+# Each security scheme of the document gets its credentials: the admin bearer token for
+# /api/v1, that token's Basic credentials for /auth.
+cat > "$tmp/schemathesis.toml" <<TOML
+[auth.openapi.adminToken]
+bearer = "$token"
+
+[auth.openapi.tokenCredentials]
+username = "schemathesis-basic"
+password = "$password"
+
+[[operations]]
+include-path = "/auth"
+parameters = { "query.service" = "registry.local" }
+TOML
+
 status=0
-"$st" run "http://$addr/api/v1/openapi.json" \
-    --header "Authorization: Bearer $token" \
+"$st" --config-file "$tmp/schemathesis.toml" run "http://$addr/api/v1/openapi.json" \
     --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
     --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}" \
     --seed "${SCHEMATHESIS_SEED:-1}" \
