@@ -83,7 +83,8 @@ PY
 )
 
 # Each security scheme of the document gets its credentials: the admin bearer token for
-# /api/v1, that token's Basic credentials for /auth.
+# /api/v1, that token's Basic credentials for GET /auth; POST /auth gets them as a password
+# grant in its form body (the body.* keys apply only to POST, the query.* key only to GET).
 cat > "$tmp/schemathesis.toml" <<TOML
 [auth.openapi.adminToken]
 bearer = "$token"
@@ -94,7 +95,13 @@ password = "$password"
 
 [[operations]]
 include-path = "/auth"
-parameters = { "query.service" = "registry.local" }
+
+[operations.parameters]
+"query.service" = "registry.local"
+"body.grant_type" = "password"
+"body.service" = "registry.local"
+"body.username" = "schemathesis-basic"
+"body.password" = "$password"
 TOML
 
 status=0
