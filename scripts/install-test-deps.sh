@@ -4,7 +4,8 @@
 # the real peers (CNCF distribution registry, skopeo, dockerd + containerd + ctr, wrk,
 # docker-compose to check that docker-compose.yml parses, zsh and fish to check the shell
 # completion scripts)
-# from Debian's packages, and the IONOS Container Registry Python SDK in .venv/.
+# from Debian's packages, the IONOS Container Registry Python SDK in .venv/, and schemathesis
+# (scripts/schemathesis.sh) in .venv-schemathesis/.
 # Idempotent: when everything is present it only checks and returns.
 # Must run as root (apt-get). Safe to run without a terminal (CI).
 set -euo pipefail
@@ -115,4 +116,23 @@ fi
     exit 1
 }
 
-log "ok: $(/usr/bin/chromium --version 2>/dev/null | head -1); node $(node --version); $(/usr/bin/docker-registry --version 2>&1 | head -1); $(/usr/bin/skopeo --version); $(/usr/sbin/dockerd --version); $("$venv/bin/pip" show ionoscloud-container-registry 2>/dev/null | sed -n "s/^Version: /ionoscloud-container-registry /p")"
+# schemathesis for scripts/schemathesis.sh, in its own venv so its dependencies cannot clash
+# with the IONOS SDK's pins above. Reinstalled only when its pinned requirements changed.
+st_venv=.venv-schemathesis
+if [ ! -x "$st_venv/bin/python" ]; then
+    log "creating $st_venv"
+    python3 -m venv "$st_venv"
+fi
+st_req=tests/schemathesis/requirements.txt
+st_stamp="$st_venv/.requirements.installed"
+if ! cmp -s "$st_req" "$st_stamp"; then
+    log "pip install -r $st_req"
+    "$st_venv/bin/pip" install --quiet --disable-pip-version-check -r "$st_req"
+    cp "$st_req" "$st_stamp"
+fi
+"$st_venv/bin/schemathesis" --version >/dev/null || {
+    log "schemathesis does not run from $st_venv; remove $st_venv and rerun" >&2
+    exit 1
+}
+
+log "ok: $(/usr/bin/chromium --version 2>/dev/null | head -1); node $(node --version); $(/usr/bin/docker-registry --version 2>&1 | head -1); $(/usr/bin/skopeo --version); $(/usr/sbin/dockerd --version); $("$venv/bin/pip" show ionoscloud-container-registry 2>/dev/null | sed -n "s/^Version: /ionoscloud-container-registry /p"); $("$st_venv/bin/schemathesis" --version)"

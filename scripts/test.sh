@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs the test peers, then runs every test
 # (unit tests, tests/api, tests/cli, tests/e2e) with `cargo test --all-targets`, and the one
-# test of the load benchmark's baseline route, which exists only with `--features bench-baseline`.
+# test of the load benchmark's baseline route, which exists only with `--features bench-baseline`,
+# then scripts/schemathesis.sh (the live server against its OpenAPI document).
 # Extra arguments go to the first cargo test (and skip the second), e.g. `scripts/test.sh --test e2e`.
 # Runs as root: the e2e tests start their own dockerd.
 set -euo pipefail
@@ -24,4 +25,6 @@ cargo test --all-targets "$@"
 if [ $# -eq 0 ]; then
     echo "==> cargo test --features bench-baseline --test api bench_sign"
     cargo test --features bench-baseline --test api bench_sign
+    echo "==> scripts/schemathesis.sh"
+    bash scripts/schemathesis.sh
 fi
