@@ -20,11 +20,18 @@ bash scripts/install-test-deps.sh
 echo "==> cargo test --all-targets $*"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
-cargo test --all-targets "$@"
+# Every cargo test's output is also kept, to add up the results in the closing line.
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+cargo test --all-targets "$@" 2>&1 | tee -a "$results"
 
 if [ $# -eq 0 ]; then
     echo "==> cargo test --features bench-baseline --test api bench_sign"
-    cargo test --features bench-baseline --test api bench_sign
+    cargo test --features bench-baseline --test api bench_sign 2>&1 | tee -a "$results"
     echo "==> scripts/schemathesis.sh"
     bash scripts/schemathesis.sh
 fi
+
+# One closing line over every cargo test binary (schemathesis reports its own cases above).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "total: %d passed, %d failed\n", p, f }' "$results"
