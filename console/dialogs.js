@@ -27,7 +27,12 @@ export function initDialogs() {
     dialog.addEventListener('close', () => {
       const opener = openers.get(dialog);
       openers.delete(dialog);
-      const target = opener && opener.isConnected ? opener : document.getElementById('add-token');
+      // A re-rendered table replaces the opener (a row's menu button) with a new element
+      // of the same id: focus that one, else fall back to Add Token.
+      const again = opener && !opener.isConnected && opener.id
+        ? document.getElementById(opener.id) : null;
+      const target = opener && opener.isConnected
+        ? opener : again || document.getElementById('add-token');
       if (target && !target.closest('[hidden]')) target.focus();
     });
   }
