@@ -32,6 +32,56 @@ function equal(actual, expected, what) {
   if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`);
 }
 
+/**
+ * WCAG AA contrast of every visible text on the page: 4.5:1, or 3:1 for large text (24 px, or
+ * 18.66 px bold). The background is the first opaque one up the tree (the page is flat: no
+ * text over images). Returns the failures as readable lines.
+ */
+async function contrastFailures(page) {
+  return page.evaluate(() => {
+    const parse = (c) => {
+      const m = c.match(/rgba?\(([^)]+)\)/);
+      if (!m) return null;
+      const [r, g, b, a = 1] = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+      return { r, g, b, a };
+    };
+    const lum = ({ r, g, b }) => {
+      const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const blend = (fg, bg) => ({
+      r: fg.r * fg.a + bg.r * (1 - fg.a),
+      g: fg.g * fg.a + bg.g * (1 - fg.a),
+      b: fg.b * fg.a + bg.b * (1 - fg.a),
+      a: 1,
+    });
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = parse(getComputedStyle(e).backgroundColor);
+        if (c && c.a > 0) return c.a === 1 ? c : blend(c, { r: 255, g: 255, b: 255, a: 1 });
+      }
+      return { r: 255, g: 255, b: 255, a: 1 };
+    };
+    const failures = [];
+    for (const el of document.querySelectorAll('body *')) {
+      const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      if (!own || el.closest('[hidden], [inert]') || el.disabled) continue;
+      const style = getComputedStyle(el);
+      if (style.visibility !== 'visible' || el.getClientRects().length === 0) continue;
+      const bg = background(el);
+      const fg = blend(parse(style.color), bg);
+      const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+      const ratio = (hi + 0.05) / (lo + 0.05);
+      const size = parseFloat(style.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) {
+        failures.push(`${el.tagName.toLowerCase()} "${el.textContent.trim().slice(0, 40)}": ${ratio.toFixed(2)}:1`);
+      }
+    }
+    return failures;
+  });
+}
+
 /** Polls `probe` until it returns a truthy value (returned) or fails after TIMEOUT. */
 async function eventually(probe, what, timeout = TIMEOUT) {
   const end = Date.now() + timeout;
@@ -718,6 +768,7 @@ flows.screenshots = () => withBrowser(async ({ page }) => {
   await signIn(page);
   await row(page, 'release-bot').waitFor();
   await page.screenshot({ path: join(dir, 'console-tokens.png') });
+  equal(await contrastFailures(page), [], 'WCAG AA contrast of the Tokens tab');
   await page.getByRole('button', { name: 'Add Token' }).click();
   const dialog = page.getByRole('dialog', { name: 'Add Token' });
   await dialog.getByLabel('Name').fill('nightly-build');
@@ -726,6 +777,7 @@ flows.screenshots = () => withBrowser(async ({ page }) => {
   await dialog.getByRole('button', { name: 'Add Token' }).click();
   await page.getByRole('dialog', { name: 'Token created' }).waitFor();
   await page.screenshot({ path: join(dir, 'console-result.png') });
+  equal(await contrastFailures(page), [], 'WCAG AA contrast of the result panel');
 });
 
 // The end-to-end flow with docker, in phases: the Rust side runs docker between them.
