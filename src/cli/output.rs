@@ -196,22 +196,7 @@ pub fn created(
         t.id
     )?;
     writeln!(out)?;
-    writeln!(
-        out,
-        "Password (shown only this once: regauth keeps only a hash, so it cannot be shown again; \
-         store it now):"
-    )?;
-    writeln!(out)?;
-    writeln!(out, "    {password}")?;
-    writeln!(out)?;
-    writeln!(out, "Log in with:")?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "    echo {} | docker login {hostname} -u {} --password-stdin",
-        shell_quote(password),
-        t.name()
-    )?;
+    password_once(out, "Password", password, hostname, t.name())?;
     writeln!(out)?;
     token_summary(out, t, registry, now)?;
     Ok(())
@@ -252,10 +237,21 @@ pub fn rotated(
         None => writeln!(out, "The previous password no longer works.")?,
     }
     writeln!(out)?;
+    password_once(out, "New password", password, hostname, t.name())
+}
+
+/// The password, said to be shown only this once, and the `docker login` command that uses it.
+fn password_once(
+    out: &mut dyn Write,
+    label: &str,
+    password: &str,
+    hostname: &str,
+    name: &str,
+) -> Result<(), CliError> {
     writeln!(
         out,
-        "New password (shown only this once: regauth keeps only a hash, so it cannot be shown \
-         again; store it now):"
+        "{label} (shown only this once: regauth keeps only a hash, so it cannot be shown again; \
+         store it now):"
     )?;
     writeln!(out)?;
     writeln!(out, "    {password}")?;
@@ -264,9 +260,8 @@ pub fn rotated(
     writeln!(out)?;
     writeln!(
         out,
-        "    echo {} | docker login {hostname} -u {} --password-stdin",
-        shell_quote(password),
-        t.name()
+        "    echo {} | docker login {hostname} -u {name} --password-stdin",
+        shell_quote(password)
     )?;
     Ok(())
 }
