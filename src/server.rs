@@ -80,6 +80,9 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
         state.admin.clone(),
         expiry::CHECK_INTERVAL,
     ));
+    tokio::spawn(crate::service::throttle::run_summariser(
+        state.throttle.clone(),
+    ));
     let usage = state.auth.usage().clone();
     let flusher = tokio::spawn(usage::run_flusher(usage.clone(), usage::FLUSH_INTERVAL));
     let app = crate::http::app(state);

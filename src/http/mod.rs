@@ -15,6 +15,7 @@ mod bench;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod openapi;
 pub mod state;
 

@@ -7,4 +7,5 @@ mod denials;
 mod lifecycle;
 mod openapi;
 mod support;
+mod throttle;
 mod token;
