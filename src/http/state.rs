@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::admin_token::AdminToken;
+use crate::http::listener::ConnectionStats;
 use crate::jwt::{Issuer, SigningKey};
 use crate::service::{AdminService, AuthService, Throttle};
 use crate::store::Store;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub certificate: Arc<Path>,
     /// Failed authentications of the token endpoint and the admin API (shared with `auth`).
     pub throttle: Arc<Throttle>,
+    /// Connections open and refused (kept by the accept loop, `http::listener`).
+    pub connections: Arc<ConnectionStats>,
 }
 
 impl AppState {
@@ -55,6 +58,7 @@ impl AppState {
             clock,
             certificate,
             throttle,
+            connections: Arc::default(),
         }
     }
 }

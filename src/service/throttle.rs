@@ -403,16 +403,24 @@ impl DenialLog {
 
     /// Ends the interval and logs one line per address that had denials suppressed.
     pub fn summarise(&self) {
+        self.summarise_as("denials");
+    }
+
+    /// As [`DenialLog::summarise`], calling the events `what` ("refused connections").
+    pub fn summarise_as(&self, what: &str) {
         let s = self.take();
         let secs = self.interval.as_secs();
         for (addr, n) in &s.by_addr {
             warn!(client = %addr, suppressed = n, interval_seconds = secs,
-                "{n} more denials from {addr} in the last {secs} s (not logged one by one)");
+                "{n} more {what} from {addr} in the last {secs} s (not logged one by one)");
         }
         if s.others > 0 {
             let n = s.others;
-            warn!(suppressed = n, interval_seconds = secs,
-                "{n} more denials from other addresses in the last {secs} s (not logged one by one)");
+            warn!(
+                suppressed = n,
+                interval_seconds = secs,
+                "{n} more {what} from other addresses in the last {secs} s (not logged one by one)"
+            );
         }
     }
 }

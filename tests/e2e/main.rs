@@ -62,6 +62,7 @@ mod docker;
 mod durability;
 mod ionos_sdk;
 mod lifecycle;
+mod limits;
 mod refresh;
 mod registries;
 mod revocation;
