@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::Chain;
 use crate::http::admin_token::AdminToken;
+use crate::http::listener::{self, ConnectionLimits};
 use crate::http::AppState;
 use crate::jwt;
 use crate::service::{expiry, usage, AdminService};
@@ -54,6 +55,7 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
 /// request is served.
 pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow::Result<()> {
     let listen = config.listen;
+    raise_open_files_limit(config.limits.max_connections)?;
     let mut state = tokio::task::spawn_blocking(move || open(config)).await??;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -80,16 +82,15 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
         state.admin.clone(),
         expiry::CHECK_INTERVAL,
     ));
+    tokio::spawn(crate::service::throttle::run_summariser(
+        state.throttle.clone(),
+    ));
     let usage = state.auth.usage().clone();
     let flusher = tokio::spawn(usage::run_flusher(usage.clone(), usage::FLUSH_INTERVAL));
+    let limits = ConnectionLimits::from_config(&state.config.limits);
+    let stats = state.connections.clone();
     let app = crate::http::app(state);
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("server failed");
+    listener::serve(listener, app, limits, stats, shutdown_signal()).await;
     // Last uses noted since the last background write: written once more before exiting.
     flusher.abort();
     match tokio::task::spawn_blocking(move || usage.flush()).await {
@@ -97,8 +98,33 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
         Ok(Err(e)) => warn!(error = %Chain(&e), "writing last uses at shutdown failed"),
         Err(e) => warn!(error = %e, "last-use write task failed at shutdown"),
     }
-    served?;
     info!("regauth stopped");
+    Ok(())
+}
+
+/// File descriptors kept for everything but connections: the store's files, the log, the
+/// listener, the key files read at start.
+pub const RESERVED_FILES: u64 = 64;
+
+/// Raises the soft open-files limit to the hard limit, and fails when even that is too low for
+/// `max_connections` connections: better a clear refusal at start than a server that stops
+/// accepting once the limit is reached.
+fn raise_open_files_limit(max_connections: usize) -> anyhow::Result<()> {
+    let needed = max_connections as u64 + RESERVED_FILES;
+    let before = rlimit::Resource::NOFILE.get().ok();
+    let now = rlimit::increase_nofile_limit(u64::MAX)
+        .context("cannot read or raise the open-files limit (RLIMIT_NOFILE)")?;
+    if let Some((soft, hard)) = before {
+        if now > soft {
+            info!(from = soft, to = now, hard, "raised the open-files limit");
+        }
+    }
+    anyhow::ensure!(
+        now >= needed,
+        "the open-files limit is {now} (its hard limit), too low for [limits] max_connections = \
+         {max_connections}, which needs {needed}: raise the hard limit (LimitNOFILE= in the \
+         systemd unit, ulimit -Hn, docker run --ulimit nofile=...) or lower max_connections"
+    );
     Ok(())
 }
 

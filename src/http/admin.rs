@@ -6,8 +6,10 @@
 //!
 //! The `#[utoipa::path]` on each handler is its entry in the OpenAPI document
 //! (`super::openapi`), so the document and the routes sit side by side.
+use std::net::SocketAddr;
+
 use axum::body::Body;
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{ConnectInfo, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -22,7 +24,9 @@ use super::state::AppState;
 use crate::api::{self, ErrorBody, ResourceType};
 use crate::config::RegistryConfig;
 use crate::domain::{validate_grace, Scope, Status, Token, TokenName, ValidationError};
+use crate::service::throttle::Endpoint;
 use crate::service::{AdminService, NewToken, PutOutcome, TokenChanges};
+use tracing::warn;
 
 pub use crate::api::{DEFAULT_LIMIT, MAX_LIMIT};
 
@@ -186,12 +190,54 @@ fn registry_out(state: &AppState, r: &RegistryConfig) -> api::Registry {
 
 /// Requires `Authorization: Bearer <admin token>`, compared in constant time (over hashes, so
 /// the length of the configured token does not leak either).
+///
+/// Failed attempts are counted per client address ([`Throttle`](crate::service::Throttle));
+/// over `[limits] admin_failures` the address gets 429 with `Retry-After` until its lockout
+/// ends, without its token being looked at.
 pub async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let ok = bearer_token(req.headers()).is_some_and(|t| state.admin_token.matches(t));
-    if ok {
-        next.run(req).await
-    } else {
-        ApiError::Unauthorized.into_response()
+    let addr = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| {
+        super::limits::client_addr(
+            c.0.ip(),
+            req.headers(),
+            &state.config.limits.trusted_proxies,
+        )
+    });
+    let throttle = &state.throttle;
+    let ticket = match throttle.check(Endpoint::Admin, addr, None) {
+        Ok(ticket) => ticket,
+        Err(refused) => {
+            if throttle.log().admit(addr) {
+                warn!(client = %OptionalIp(addr), method = %req.method(), path = %req.uri().path(),
+                    retry_after = refused.retry_after_seconds(), outcome = "throttled",
+                    "admin request refused: too many failed admin authentications from this address");
+            }
+            return ApiError::TooManyRequests(refused).into_response();
+        }
+    };
+    let presented = bearer_token(req.headers());
+    if presented.is_some_and(|t| state.admin_token.matches(t)) {
+        // The admin token names no token: nothing to forgive by name.
+        drop(ticket);
+        return next.run(req).await;
+    }
+    throttle.failed(ticket, None);
+    if throttle.log().admit(addr) {
+        warn!(client = %OptionalIp(addr), method = %req.method(), path = %req.uri().path(),
+            reason = if presented.is_some() { "wrong admin token" } else { "no admin token" },
+            outcome = "denied", "admin authentication failed");
+    }
+    ApiError::Unauthorized.into_response()
+}
+
+/// An address, or nothing, for the log.
+struct OptionalIp(Option<std::net::IpAddr>);
+
+impl std::fmt::Display for OptionalIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => a.fmt(f),
+            None => Ok(()),
+        }
     }
 }
 
@@ -257,6 +303,8 @@ fn page_param(
     responses(
         (status = 200, description = "Every configured registry.", body = api::RegistryList),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn list_registries(State(state): State<AppState>) -> Json<api::RegistryList> {
@@ -284,6 +332,8 @@ pub async fn list_registries(State(state): State<AppState>) -> Json<api::Registr
         (status = 400, description = "The path does not decode.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn get_registry(
@@ -329,6 +379,8 @@ fn name_filter(pairs: &Pairs<'_>) -> Result<Option<String>, ApiError> {
         (status = 400, description = "`offset`, `limit`, `filter.name` or `expiringWithin` out of range.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn list_tokens(
@@ -409,6 +461,8 @@ pub async fn list_tokens(
         (status = 404, description = "No such registry.", body = ErrorBody),
         (status = 409, description = "The registry has a token of that name.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn create_token(
@@ -435,6 +489,8 @@ pub async fn create_token(
         (status = 400, description = "`tokenId` is not a UUID.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn get_token(
@@ -469,6 +525,8 @@ pub async fn get_token(
         (status = 404, description = "No such registry.", body = ErrorBody),
         (status = 409, description = "Another token of the registry has that name.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn put_token(
@@ -501,6 +559,8 @@ pub async fn put_token(
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn patch_token(
@@ -535,6 +595,8 @@ pub async fn patch_token(
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn rotate_credentials(
@@ -543,7 +605,7 @@ pub async fn rotate_credentials(
     TokenId(id): TokenId,
     body: Body,
 ) -> Result<Json<api::Token>, ApiError> {
-    let bytes = read_body(body).await.map_err(ApiError::TooLarge)?;
+    let bytes = read_body(body, state.body_timeout()).await?;
     let input: api::TokenRotate = if bytes.iter().all(u8::is_ascii_whitespace) {
         api::TokenRotate::default()
     } else {
@@ -577,6 +639,8 @@ fn grace_period(seconds: Option<i64>) -> Result<TimeDelta, ValidationError> {
         (status = 400, description = "`tokenId` is not a UUID.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn delete_token(

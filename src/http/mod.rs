@@ -1,6 +1,7 @@
 //! The HTTP surface: the router, its layers, the shared [`AppState`] (`state`), and the
 //! handlers for the token endpoint (`auth`), the admin API (`admin`) and the console's files
-//! (`console`). The only module that knows axum.
+//! (`console`), and the accept loop that serves it with connection limits (`listener`). The
+//! only module that knows axum and hyper.
 //!
 //! Dependency direction: `http -> service -> {domain, store, jwt}`; `http` never imports
 //! `server` (which builds the state and serves this router) or `cli`.
@@ -15,6 +16,8 @@ mod bench;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod listener;
 pub mod openapi;
 pub mod state;
 

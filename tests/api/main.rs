@@ -9,4 +9,5 @@ mod denials;
 mod lifecycle;
 mod openapi;
 mod support;
+mod throttle;
 mod token;

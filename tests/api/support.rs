@@ -18,6 +18,8 @@ pub const ADMIN: &str = "test-admin-token-0123456789";
 
 pub struct TestApp {
     pub router: Router,
+    /// The app's throttle of failed authentications.
+    pub throttle: Arc<regauth::service::Throttle>,
     pub clock: Clock,
     pub config: Config,
     _dir: TempDir,
@@ -71,6 +73,7 @@ impl TestApp {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let state = AppState::new(config.clone(), store, key, ADMIN, clock.clone());
         TestApp {
+            throttle: state.throttle.clone(),
             router: regauth::app(state),
             clock,
             config,
@@ -94,6 +97,14 @@ impl TestApp {
             headers,
             body,
         }
+    }
+
+    /// `req` as if it came over a connection from `ip` (the server's `ConnectInfo`).
+    pub async fn send_from(&self, ip: &str, mut req: Request<Body>) -> Resp {
+        let peer: std::net::SocketAddr = (ip.parse::<std::net::IpAddr>().unwrap(), 40000).into();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        self.send(req).await
     }
 
     /// `GET uri` without a body, with `authorization` as the `Authorization` header when given.

@@ -64,6 +64,7 @@ mod docker;
 mod durability;
 mod ionos_sdk;
 mod lifecycle;
+mod limits;
 mod refresh;
 mod registries;
 mod revocation;
