@@ -5,6 +5,7 @@ mod common;
 mod console;
 mod denials;
 mod lifecycle;
+mod logs;
 mod openapi;
 mod support;
 mod token;

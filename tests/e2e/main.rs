@@ -60,6 +60,7 @@ mod catalog;
 mod console;
 mod docker;
 mod durability;
+mod hardening;
 mod ionos_sdk;
 mod lifecycle;
 mod refresh;
