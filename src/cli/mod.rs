@@ -552,6 +552,8 @@ fn serve(config: Option<PathBuf>, args: ServeArgs) -> ExitCode {
     };
     // Held until `serve` returns, so buffered log lines are written before exit.
     let _log_guard = crate::logging::init_tracing(config.log.format);
+    // Before anything is created: the store, keys and tokens are for this user only.
+    crate::server::private_umask();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

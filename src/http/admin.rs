@@ -7,13 +7,14 @@
 //! The `#[utoipa::path]` on each handler is its entry in the OpenAPI document
 //! (`super::openapi`), so the document and the routes sit side by side.
 use axum::body::Body;
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{OriginalUri, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
+use super::audit::{client_addr, AuditDetails};
 use super::error::{ApiError, TaskFailed};
 use super::extract::{
     bearer_token, last, parse_json, parse_pairs, read_body, AppJson, KnownRegistry, Pairs, TokenId,
@@ -22,6 +23,7 @@ use super::state::AppState;
 use crate::api::{self, ErrorBody, ResourceType};
 use crate::config::RegistryConfig;
 use crate::domain::{validate_grace, Scope, Status, Token, TokenName, ValidationError};
+use crate::service::audit::{self, AdminAction, AdminAuthFailure};
 use crate::service::{AdminService, NewToken, PutOutcome, TokenChanges};
 
 pub use crate::api::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -186,13 +188,23 @@ fn registry_out(state: &AppState, r: &RegistryConfig) -> api::Registry {
 
 /// Requires `Authorization: Bearer <admin token>`, compared in constant time (over hashes, so
 /// the length of the configured token does not leak either).
+/// A refusal is an audit line (`service::audit::admin_auth_failed`) and a metric.
 pub async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let ok = bearer_token(req.headers()).is_some_and(|t| state.admin_token.matches(t));
-    if ok {
-        next.run(req).await
-    } else {
-        ApiError::Unauthorized.into_response()
-    }
+    let failure = match bearer_token(req.headers()) {
+        None => Some(AdminAuthFailure::Missing),
+        Some(t) if !state.admin_token.matches(t) => Some(AdminAuthFailure::Wrong),
+        Some(_) => None,
+    };
+    let Some(why) = failure else {
+        return next.run(req).await;
+    };
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or_else(|| req.uri().path(), |u| u.0.path());
+    audit::admin_auth_failed(client_addr(&req), req.method().as_str(), path, why);
+    state.metrics.admin_auth_failed(why);
+    ApiError::Unauthorized.into_response()
 }
 
 /// Known paths under `/api/v1` with a method they do not have.
@@ -417,8 +429,17 @@ pub async fn create_token(
     AppJson(input): AppJson<api::TokenCreate>,
 ) -> Result<Response, ApiError> {
     let new = new_token(input.properties)?;
-    let (token, password) = blocking(&state.admin, move |a| a.create(&r.id, None, new)).await?;
-    Ok(created(&state, token, password))
+    let mut details = AuditDetails {
+        token: new.name.to_string(),
+        changes: audit::changes_of_new(&new),
+        ..AuditDetails::default()
+    };
+    let result = blocking(&state.admin, move |a| a.create(&r.id, None, new)).await;
+    let result = result.map(|(token, password)| {
+        details.id = Some(token.id);
+        created(&state, token, password)
+    });
+    Ok(details.attach(result))
 }
 
 /// Get a token (never its password).
@@ -478,10 +499,22 @@ pub async fn put_token(
     AppJson(input): AppJson<api::TokenCreate>,
 ) -> Result<Response, ApiError> {
     let new = new_token(input.properties)?;
-    match blocking(&state.admin, move |a| a.put(&r.id, id, new)).await? {
-        PutOutcome::Created(token, password) => Ok(created(&state, token, password)),
-        PutOutcome::Replaced(token) => Ok(Json(token_out(&state, token, None)).into_response()),
-    }
+    let mut details = AuditDetails {
+        token: new.name.to_string(),
+        id: Some(id),
+        changes: audit::changes_of_new(&new),
+        ..AuditDetails::default()
+    };
+    let result = blocking(&state.admin, move |a| a.put(&r.id, id, new))
+        .await
+        .map(|outcome| match outcome {
+            PutOutcome::Created(token, password) => {
+                details.action = Some(AdminAction::Create);
+                created(&state, token, password)
+            }
+            PutOutcome::Replaced(token) => Json(token_out(&state, token, None)).into_response(),
+        });
+    Ok(details.attach(result))
 }
 
 /// Change some of a token's properties.
@@ -508,10 +541,20 @@ pub async fn patch_token(
     KnownRegistry(r): KnownRegistry,
     TokenId(id): TokenId,
     AppJson(input): AppJson<api::TokenPatch>,
-) -> Result<Json<api::Token>, ApiError> {
+) -> Result<Response, ApiError> {
     let changes = changes(input)?;
-    let token = blocking(&state.admin, move |a| a.patch(&r.id, id, changes)).await?;
-    Ok(Json(token_out(&state, token, None)))
+    let mut details = AuditDetails {
+        id: Some(id),
+        changes: audit::changes_of_patch(&changes),
+        ..AuditDetails::default()
+    };
+    let result = blocking(&state.admin, move |a| a.patch(&r.id, id, changes))
+        .await
+        .map(|token| {
+            details.token = token.name.to_string();
+            Json(token_out(&state, token, None))
+        });
+    Ok(details.attach(result))
 }
 
 /// Rotate a token's password: a new one, shown in this reply only, while name, id, scopes,
@@ -542,7 +585,7 @@ pub async fn rotate_credentials(
     KnownRegistry(r): KnownRegistry,
     TokenId(id): TokenId,
     body: Body,
-) -> Result<Json<api::Token>, ApiError> {
+) -> Result<Response, ApiError> {
     let bytes = read_body(body).await.map_err(ApiError::TooLarge)?;
     let input: api::TokenRotate = if bytes.iter().all(u8::is_ascii_whitespace) {
         api::TokenRotate::default()
@@ -550,8 +593,18 @@ pub async fn rotate_credentials(
         parse_json(&bytes).map_err(ApiError::BadRequest)?
     };
     let grace = grace_period(input.grace_period_seconds)?;
-    let (token, password) = blocking(&state.admin, move |a| a.rotate(&r.id, id, grace)).await?;
-    Ok(Json(token_out(&state, token, Some(password))))
+    let mut details = AuditDetails {
+        id: Some(id),
+        changes: audit::changes_of_rotation(grace),
+        ..AuditDetails::default()
+    };
+    let result = blocking(&state.admin, move |a| a.rotate(&r.id, id, grace))
+        .await
+        .map(|(token, password)| {
+            details.token = token.name.to_string();
+            Json(token_out(&state, token, Some(password)))
+        });
+    Ok(details.attach(result))
 }
 
 fn grace_period(seconds: Option<i64>) -> Result<TimeDelta, ValidationError> {
@@ -583,9 +636,17 @@ pub async fn delete_token(
     State(state): State<AppState>,
     KnownRegistry(r): KnownRegistry,
     TokenId(id): TokenId,
-) -> Result<StatusCode, ApiError> {
-    blocking(&state.admin, move |a| a.delete(&r.id, id)).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Response {
+    let result = blocking(&state.admin, move |a| a.delete(&r.id, id)).await;
+    let details = AuditDetails {
+        id: Some(id),
+        token: result
+            .as_ref()
+            .map(|t| t.name.to_string())
+            .unwrap_or_default(),
+        ..AuditDetails::default()
+    };
+    details.attach(result.map(|_| StatusCode::NO_CONTENT))
 }
 
 #[cfg(test)]

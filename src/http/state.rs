@@ -1,5 +1,5 @@
 //! [`AppState`], the state every handler receives: configuration, the two services, the admin
-//! token's hash, the clock and the certificate path. Built by `server` at start-up (or by tests
+//! token's hash, the clock, the certificate path and the metrics. Built by `server` at start-up (or by tests
 //! directly, over any store); `http` owns the type so it depends on nothing above it.
 //!
 //! Dependency direction: `http::state -> {config, service, jwt, store, domain, clock}`.
@@ -10,6 +10,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::admin_token::AdminToken;
 use crate::jwt::{Issuer, SigningKey};
+use crate::service::metrics::Metrics;
 use crate::service::{AdminService, AuthService};
 use crate::store::Store;
 
@@ -25,6 +26,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Absolute path of the signing certificate (the registry's `rootcertbundle`).
     pub certificate: Arc<Path>,
+    /// Every metric (served by [`crate::http::metrics_app`]).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -37,7 +40,9 @@ impl AppState {
         clock: Clock,
     ) -> AppState {
         let issuer = Issuer::new(key, config.jwt.issuer.clone(), config.jwt.ttl_seconds);
-        let auth = AuthService::new(store.clone(), issuer, clock.clone(), &config.registries);
+        let metrics = Arc::new(Metrics::new());
+        let auth = AuthService::new(store.clone(), issuer, clock.clone(), &config.registries)
+            .with_metrics(metrics.clone());
         let admin = AdminService::new(store, clock.clone())
             .with_on_expiry(config.tokens.on_expiry)
             .with_usage(auth.usage().clone());
@@ -49,6 +54,7 @@ impl AppState {
             admin_token: Arc::new(AdminToken::fixed(admin_token)),
             clock,
             certificate,
+            metrics,
         }
     }
 }

@@ -23,6 +23,7 @@ use crate::domain::{
 };
 use crate::error::{BoxError, Chain};
 use crate::jwt::{Issuer, KeyError};
+use crate::service::metrics::{Decision, Metrics};
 use crate::service::usage::UsageRecorder;
 use crate::store::{RefreshGrant, Store, StoreError};
 
@@ -176,6 +177,8 @@ pub struct AuthService {
     dummy_hash: SecretHash,
     /// Where successful authentications are noted.
     usage: Arc<UsageRecorder>,
+    /// Decisions and latencies are counted here.
+    metrics: Arc<Metrics>,
 }
 
 impl AuthService {
@@ -196,7 +199,14 @@ impl AuthService {
             clock,
             services,
             dummy_hash: SecretHash::of("regauth-dummy-secret-for-unknown-names"),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Counts decisions in `metrics` (shared with the rest of the server).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The issuer that signs every token (for the load benchmark's baseline route).
@@ -221,6 +231,7 @@ impl AuthService {
     /// granted` (authenticated, but no scope of the token covers what was asked for), `denied`
     /// (with a fixed `reason`) or `error`. `token` names the token also on refresh grants.
     pub async fn issue(&self, req: TokenRequest) -> Result<Issued, AuthError> {
+        let started = std::time::Instant::now();
         let now = self.clock.now();
         // The token a refresh token belongs to, once its grant is found (for the log).
         let mut refresh_owner = None;
@@ -232,11 +243,12 @@ impl AuthService {
         match &outcome {
             Ok((token, issued)) => {
                 let granted = ScopeList(&issued.granted);
-                let outcome = if issued.granted.is_empty() && !req.scopes.is_empty() {
-                    "nothing granted"
+                let (outcome, decision) = if issued.granted.is_empty() && !req.scopes.is_empty() {
+                    ("nothing granted", Decision::NothingGranted)
                 } else {
-                    "issued"
+                    ("issued", Decision::Issued)
                 };
+                self.metrics.decision(decision);
                 info!(
                     token = %token.name, service = %req.service, grant_type = req.grant_type,
                     requested = %requested, granted = %granted, client = %client,
@@ -244,6 +256,7 @@ impl AuthService {
                 );
             }
             Err(e) if e.is_internal() => {
+                self.metrics.decision(Decision::Error);
                 warn!(service = %req.service, grant_type = req.grant_type, client = %client,
                     error = %Chain(e), outcome = "error", "token decision failed");
             }
@@ -252,10 +265,11 @@ impl AuthService {
                     Credentials::Password { username, .. } => username.as_str(),
                     Credentials::Refresh { .. } => refresh_owner.as_deref().unwrap_or(""),
                 };
-                let reason = match e {
-                    AuthError::Unauthorized(denial) => denial.as_str(),
-                    _ => "unknown service",
+                let (reason, decision) = match e {
+                    AuthError::Unauthorized(denial) => (denial.as_str(), Decision::Denied(*denial)),
+                    _ => ("unknown service", Decision::UnknownService),
                 };
+                self.metrics.decision(decision);
                 info!(
                     token = %user, service = %req.service, grant_type = req.grant_type,
                     requested = %requested, client = %client, client_id = %client_id,
@@ -263,6 +277,7 @@ impl AuthService {
                 );
             }
         }
+        self.metrics.token_latency(started.elapsed());
         outcome.map(|(_, issued)| issued)
     }
 
@@ -483,6 +498,9 @@ mod tests {
         }
         fn count(&self) -> Result<usize, StoreError> {
             self.inner.count()
+        }
+        fn refresh_count(&self) -> Result<usize, StoreError> {
+            self.inner.refresh_count()
         }
         fn record_uses(&self, uses: &[crate::store::TokenUse]) -> Result<usize, StoreError> {
             self.wrote();

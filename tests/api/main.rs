@@ -1,5 +1,6 @@
 //! In-process HTTP tests: the whole router driven with `tower::ServiceExt::oneshot`.
 mod admin;
+mod audit;
 #[path = "../common/mod.rs"]
 mod common;
 mod console;
