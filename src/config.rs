@@ -37,6 +37,10 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// `[limits]`: throttling of failed authentication, connection limits and timeouts.
     pub limits: LimitsConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[metrics]`.
+    pub metrics: MetricsConfig,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
 }
@@ -106,6 +110,33 @@ impl Default for LimitsConfig {
     }
 }
 
+/// `[log]`: how `serve` writes its log (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogConfig {
+    /// `format`: one line of text per event, or one JSON object per line.
+    pub format: LogFormat,
+}
+
+/// `[log] format` / `REGAUTH_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `time LEVEL target: message name=value ...`, every value from a request quoted and
+    /// escaped when it holds anything but printable ASCII.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `message` and the fields).
+    Json,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetricsConfig {
+    /// `listen`: the address of the separate listener that serves `GET /metrics`; `None`
+    /// (the default) serves no metrics.
+    pub listen: Option<SocketAddr>,
+}
+
 /// `[tokens] on_expiry`: what an expired token becomes. Either way it authenticates nothing
 /// from its expiry on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -161,6 +192,8 @@ struct FileConfig {
     registries: Option<Vec<RegistryConfig>>,
     tokens: Option<FileTokens>,
     limits: Option<FileLimits>,
+    log: Option<FileLog>,
+    metrics: Option<FileMetrics>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +213,18 @@ struct FileLimits {
     header_timeout_seconds: Option<u64>,
     body_timeout_seconds: Option<u64>,
     shutdown_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    format: Option<LogFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -332,6 +377,30 @@ impl Config {
             None => file.tokens.and_then(|t| t.on_expiry).unwrap_or_default(),
         };
         let limits = resolve_limits(file.limits.unwrap_or_default(), &env)?;
+        let format = match env("REGAUTH_LOG_FORMAT") {
+            Some(v) => match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "REGAUTH_LOG_FORMAT".into(),
+                        message: format!("{v:?} must be \"text\" or \"json\""),
+                    })
+                }
+            },
+            None => file.log.and_then(|l| l.format).unwrap_or_default(),
+        };
+        let (metrics_key, metrics_text) = match env("REGAUTH_METRICS_LISTEN") {
+            Some(v) => ("REGAUTH_METRICS_LISTEN", Some(v)),
+            None => ("metrics.listen", file.metrics.and_then(|m| m.listen)),
+        };
+        let metrics_listen = match metrics_text.filter(|t| !t.is_empty()) {
+            None => None,
+            Some(t) => Some(t.parse::<SocketAddr>().map_err(|_| ConfigError::Invalid {
+                key: metrics_key.into(),
+                message: format!("{t:?} is not an address like 127.0.0.1:9464"),
+            })?),
+        };
         Ok(Config {
             listen,
             public_url,
@@ -341,6 +410,10 @@ impl Config {
             registries,
             tokens: TokensConfig { on_expiry },
             limits,
+            log: LogConfig { format },
+            metrics: MetricsConfig {
+                listen: metrics_listen,
+            },
             source,
         })
     }
@@ -719,6 +792,42 @@ mod tests {
             let err = Config::from_toml(text).unwrap_err();
             assert!(err.to_string().starts_with(key), "{text:?} gave {err}");
         }
+    }
+
+    /// `[log] format` and `[metrics] listen`, each overridden by its variable; bad values are
+    /// named by where they came from.
+    #[test]
+    fn log_format_and_metrics_listen_from_file_then_env() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!((c.log.format, c.metrics.listen), (LogFormat::Text, None));
+        let text = "[log]\nformat = \"json\"\n[metrics]\nlisten = \"127.0.0.1:9464\"\n";
+        let c = Config::from_toml(text).unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let file = parse_file(text, "x").unwrap();
+        let c = Config::resolve(
+            file,
+            None,
+            env_of(&[
+                ("REGAUTH_LOG_FORMAT", "text"),
+                ("REGAUTH_METRICS_LISTEN", "0.0.0.0:1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.log.format, LogFormat::Text);
+        assert_eq!(c.metrics.listen, Some("0.0.0.0:1".parse().unwrap()));
+        for (env, key) in [
+            (("REGAUTH_LOG_FORMAT", "yaml"), "REGAUTH_LOG_FORMAT"),
+            (("REGAUTH_METRICS_LISTEN", "9464"), "REGAUTH_METRICS_LISTEN"),
+        ] {
+            let pairs: &'static [(&str, &str)] = Box::leak(Box::new([env]));
+            let err = Config::resolve(FileConfig::default(), None, env_of(pairs)).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{err}");
+        }
+        let err = Config::from_toml("[metrics]\nlisten = \"nope\"").unwrap_err();
+        assert!(err.to_string().starts_with("metrics.listen"), "{err}");
+        let err = Config::from_toml("[log]\nformat = \"xml\"").unwrap_err();
+        assert!(err.to_string().contains("format"), "{err}");
     }
 
     /// Issue 10: a TOML error keeps its lines, so the caret still points at the mistake.

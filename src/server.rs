@@ -1,6 +1,6 @@
-//! Start-up: assembles the running server from a [`Config`]: first-start provisioning (data
-//! dir, signing key and certificate, admin token), the store, the [`AppState`], the expiry
-//! sweeper, and the listener.
+//! Start-up: assembles the running server from a [`Config`]: first-start provisioning (a
+//! private data dir, signing key and certificate, admin token), the store, the [`AppState`],
+//! the expiry sweeper, the listener, and the metrics listener with its periodic store count.
 //!
 //! Dependency direction: `server -> {http, service, store, jwt, config}`; only `cli` depends on it.
 use std::path::PathBuf;
@@ -19,6 +19,7 @@ use crate::http::admin_token::AdminToken;
 use crate::http::listener::{self, ConnectionLimits};
 use crate::http::AppState;
 use crate::jwt;
+use crate::service::metrics::{self, Metrics};
 use crate::service::{expiry, usage, AdminService};
 use crate::store::SledStore;
 
@@ -29,8 +30,7 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// Provisions what is missing (data dir, key, certificate, admin token) and opens the sled
 /// store: everything `serve` needs before it listens.
 pub fn open(config: Config) -> anyhow::Result<AppState> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    create_data_dir(&config.data_dir)?;
     let key = jwt::load_or_create(&config.jwt.key, &config.jwt.certificate)?;
     info!(key = %config.jwt.key.display(), certificate = %config.jwt.certificate.display(),
         alg = key.alg(), kid = key.kid(), "signing key ready");
@@ -76,6 +76,28 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
             "point the registry at regauth with auth.token: realm={} service={} issuer={} rootcertbundle={}",
             cfg.realm(), r.service, cfg.jwt.issuer, state.certificate.display()
         );
+    }
+    if let Some(addr) = cfg.metrics.listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr} for the metrics ([metrics] listen)")
+        })?;
+        let bound = listener
+            .local_addr()
+            .with_context(|| format!("cannot read the address bound for {addr}"))?;
+        info!(listen = %bound, "metrics at http://{bound}/metrics");
+        let app = crate::http::metrics_app(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                warn!(error = %e, "the metrics listener failed");
+            }
+        });
+        let registries = cfg.registries.iter().map(|r| r.id.clone()).collect();
+        tokio::spawn(store_stats(
+            state.admin.clone(),
+            state.metrics.clone(),
+            registries,
+            metrics::STATS_INTERVAL,
+        ));
     }
     tokio::spawn(sweeper(state.admin.clone(), SWEEP_INTERVAL));
     tokio::spawn(expiry::run_warner(
@@ -126,6 +148,60 @@ fn raise_open_files_limit(max_connections: usize) -> anyhow::Result<()> {
          systemd unit, ulimit -Hn, docker run --ulimit nofile=...) or lower max_connections"
     );
     Ok(())
+}
+
+/// Makes every file and directory this process creates private to its user (mode 0700 for
+/// directories, 0600 for files, whatever the modes asked for): sled creates the store's files
+/// itself, with 0644. Called once at the start of `serve`, before any file is created. The
+/// signing certificate is then made readable (0644) on purpose: the registry reads it.
+pub fn private_umask() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+/// Creates the data directory (0700) with its missing parents; warns when an existing one is
+/// open to other users (its tokens' hashes and refresh tokens are in it).
+fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("cannot read data directory {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        warn!(dir = %dir.display(), mode = %format!("{:o}", mode & 0o777),
+            "the data directory is open to other users; make it private: chmod 700");
+    }
+    Ok(())
+}
+
+/// Counts the store's contents for the metrics now and every `every`, forever.
+async fn store_stats(
+    admin: AdminService,
+    metrics: Arc<Metrics>,
+    registries: Vec<String>,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let admin = admin.clone();
+        let ids = registries.clone();
+        let within = chrono::TimeDelta::days(metrics::EXPIRING_WITHIN_DAYS);
+        match tokio::task::spawn_blocking(move || admin.store_stats(&ids, within)).await {
+            Ok(Ok(stats)) => {
+                let at = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                metrics.set_store_stats(&stats, at);
+            }
+            Ok(Err(e)) => warn!(error = %Chain(&e), "counting the store for the metrics failed"),
+            Err(e) => warn!(error = %e, "metrics count task failed"),
+        }
+    }
 }
 
 /// Deletes expired tokens every `every`, forever.

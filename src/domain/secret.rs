@@ -215,7 +215,10 @@ mod tests {
 
     #[test]
     fn format_of_new_secrets() {
-        for (s, prefix) in [(new_password().unwrap(), "rga_"), (new_refresh_token().unwrap(), "rgr_")] {
+        for (s, prefix) in [
+            (new_password().unwrap(), "rga_"),
+            (new_refresh_token().unwrap(), "rgr_"),
+        ] {
             assert_eq!(s.len(), 53, "{s}");
             assert_eq!(SECRET_LEN, 53);
             assert!(s.starts_with(prefix), "{s}");

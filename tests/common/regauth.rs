@@ -23,7 +23,7 @@ pub const DEFAULT_SERVICE: &str = "registry.local";
 
 /// Environment variables regauth reads; cleared for every child so the caller's shell cannot
 /// leak into a test.
-const REGAUTH_VARS: [&str; 8] = [
+const REGAUTH_VARS: [&str; 10] = [
     "REGAUTH_URL",
     "REGAUTH_ADMIN_TOKEN",
     "REGAUTH_CONFIG",
@@ -32,6 +32,8 @@ const REGAUTH_VARS: [&str; 8] = [
     "REGAUTH_DATA_DIR",
     "REGAUTH_PUBLIC_URL",
     "REGAUTH_LOG",
+    "REGAUTH_LOG_FORMAT",
+    "REGAUTH_METRICS_LISTEN",
 ];
 
 /// How long a start may take before it counts as hung (the machine is shared and slow).

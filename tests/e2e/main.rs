@@ -62,6 +62,7 @@ mod catalog;
 mod console;
 mod docker;
 mod durability;
+mod hardening;
 mod ionos_sdk;
 mod lifecycle;
 mod limits;
