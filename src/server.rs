@@ -67,7 +67,11 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         .context("cannot record the signing certificate in PostgreSQL")?;
     anyhow::ensure!(
         recorded == fingerprint,
-        "the signing certificate {} (SHA-256 {fingerprint}) is not the one the other replicas          use (SHA-256 {recorded}, recorded in the database): every replica must sign with the same          key, so give this one the same [jwt] key and certificate files (docs/high-availability.md).          If the key was replaced on purpose, stop every replica and delete the record: DELETE FROM          regauth_settings WHERE key = '{}'",
+        "the signing certificate {} (SHA-256 {fingerprint}) is not the one the other replicas \
+         use (SHA-256 {recorded}, recorded in the database): every replica must sign with the same \
+         key, so give this one the same [jwt] key and certificate files (docs/high-availability.md). \
+         If the key was replaced on purpose, stop every replica and delete the record: DELETE FROM \
+         regauth_settings WHERE key = '{}'",
         config.jwt.certificate.display(),
         crate::store::postgres::CERTIFICATE_SETTING,
     );

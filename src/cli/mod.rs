@@ -483,7 +483,9 @@ fn store_migrate(
     let r = migrate::copy(&sled, &pg).map_err(|e| failed("migration failed", &e))?;
     writeln!(
         out,
-        "Copied {} of {} tokens and {} of {} refresh tokens from {} to {where_} (the rest were          there already).\nChecked: PostgreSQL holds all {} tokens and {} refresh tokens of the          sled store.",
+        "Copied {} of {} tokens and {} of {} refresh tokens from {} to {where_} (the rest were \
+         there already).\nChecked: PostgreSQL holds all {} tokens and {} refresh tokens of the \
+         sled store.",
         r.tokens_copied,
         r.tokens,
         r.grants_copied,

@@ -216,8 +216,9 @@ impl PgStore {
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10))
             .application_name("regauth")
+            // Notices (e.g. "already exists, skipping") are not worth a log line each.
             .options(&format!(
-                "-c statement_timeout={}",
+                "-c statement_timeout={} -c client_min_messages=warning",
                 options.statement_timeout.as_millis()
             ))
             .ssl_mode(match options.tls {
