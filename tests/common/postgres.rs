@@ -27,6 +27,8 @@ pub struct PgCluster {
     bin: PathBuf,
     port: u16,
     running: bool,
+    /// Server options beyond the port and socket (TLS).
+    extra: String,
 }
 
 /// The newest `/usr/lib/postgresql/<version>/bin`.
@@ -81,6 +83,16 @@ fn free_port() -> u16 {
 impl PgCluster {
     /// A new cluster, running. Panics (naming the log) when it cannot start.
     pub fn start() -> PgCluster {
+        Self::start_with(None)
+    }
+
+    /// A new cluster that also accepts TLS (`ssl = on`) with this certificate chain and key
+    /// (PEM); plain connections still work.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> PgCluster {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> PgCluster {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("regauth-pg-")
@@ -116,11 +128,36 @@ impl PgCluster {
             .arg(dir.path().join("socket"))
             .status()
             .expect("chown");
+        let mut extra = String::new();
+        if let Some((cert, key)) = tls {
+            let (cert_path, key_path) = (data.join("server.crt"), data.join("server.key"));
+            std::fs::write(&cert_path, cert).expect("write server.crt");
+            std::fs::write(&key_path, key).expect("write server.key");
+            for (path, mode) in [(&cert_path, "644"), (&key_path, "600")] {
+                let ok = Command::new("chmod")
+                    .arg(mode)
+                    .arg(path)
+                    .status()
+                    .expect("chmod");
+                let owned = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(path)
+                    .status()
+                    .expect("chown");
+                assert!(ok.success() && owned.success(), "{}", path.display());
+            }
+            extra = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert_path.display(),
+                key_path.display()
+            );
+        }
         let mut cluster = PgCluster {
             dir,
             bin,
             port: 0,
             running: false,
+            extra,
         };
         let mut last = String::new();
         for _ in 0..5 {
@@ -148,9 +185,10 @@ impl PgCluster {
     fn try_start(&mut self) -> Result<(), String> {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400 \
-             -c shared_buffers=32MB",
+             -c shared_buffers=32MB{}",
             self.port,
-            self.dir.path().join("socket").display()
+            self.dir.path().join("socket").display(),
+            self.extra
         );
         let out = Command::new("runuser")
             .args(["-u", "postgres", "--"])
@@ -197,6 +235,12 @@ impl PgCluster {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A URL for `database` over TCP to `host` (which must resolve to 127.0.0.1), as user
+    /// `postgres`; TLS as the client's settings say.
+    pub fn url_via(&self, host: &str, database: &str) -> String {
+        format!("postgres://postgres@{host}:{}/{database}", self.port)
     }
 
     /// A URL for `database` over TCP (no TLS), as user `postgres`.

@@ -352,3 +352,101 @@ fn calls_from_async_code_work_on_either_runtime_flavour() {
         .unwrap();
     single.block_on(async { assert_eq!(s.count().unwrap(), 1) });
 }
+
+/// A CA and a server certificate it signed for `localhost` (PEM: CA cert, server chain, key).
+fn tls_material() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    (ca.pem(), server.pem(), key.serialize_pem())
+}
+
+/// Whether the store's pool connections to `db` are encrypted (as PostgreSQL sees them).
+fn encrypted(cluster: &PgCluster, db: &str) -> bool {
+    let n = cluster.sql(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE ssl AND datname = '{db}' AND application_name = 'regauth'"
+        ),
+    );
+    n != "0"
+}
+
+#[test]
+fn tls_modes_against_a_cluster_with_a_private_ca() {
+    let (ca_pem, server_pem, key_pem) = tls_material();
+    let cluster = PgCluster::start_tls(&server_pem, &key_pem);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let (other_ca, _, _) = tls_material();
+    let other_ca_file = dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca_file, other_ca).unwrap();
+    let url = cluster.new_database();
+    let db = db_name(&url).to_string();
+    let open = |host: &str, tls: Tls, ca: Option<&std::path::Path>| {
+        PgStore::open(PgOptions {
+            tls,
+            ca_file: ca.map(|p| p.to_path_buf()),
+            connect_timeout: Duration::from_secs(2),
+            ..PgOptions::new(cluster.url_via(host, &db))
+        })
+    };
+
+    // verify-full: the chain against the CA file, the name against the certificate.
+    let verified = open("localhost", Tls::VerifyFull, Some(&ca_file)).unwrap();
+    verified.create(&token("default", "over-tls")).unwrap();
+    assert!(encrypted(&cluster, &db));
+    drop(verified);
+    let err = open("localhost", Tls::VerifyFull, Some(&other_ca_file)).unwrap_err();
+    let text = crate::error::Chain(&err).to_string();
+    assert!(
+        text.to_lowercase().contains("certificate"),
+        "another CA: {text}"
+    );
+    let err = open("127.0.0.1", Tls::VerifyFull, Some(&ca_file)).unwrap_err();
+    let text = crate::error::Chain(&err).to_string();
+    assert!(
+        text.to_lowercase().contains("certificate"),
+        "a name the certificate lacks: {text}"
+    );
+    // Without a CA file the built-in web roots do not know this private CA.
+    assert!(open("localhost", Tls::VerifyFull, None).is_err());
+
+    // require and prefer: encrypted, certificate not checked.
+    for mode in [Tls::Require, Tls::Prefer] {
+        let s = open("127.0.0.1", mode, None).unwrap();
+        assert!(s.find_by_name("default", "over-tls").unwrap().is_some());
+        assert!(encrypted(&cluster, &db), "{mode:?}");
+    }
+    // disable: plain.
+    let plain = open("127.0.0.1", Tls::Disable, None).unwrap();
+    assert!(plain.find_by_name("default", "over-tls").unwrap().is_some());
+
+    // A CA file that is not PEM is named.
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let err = open("localhost", Tls::VerifyFull, Some(&bad))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bad.pem"), "{err}");
+}
+
+#[test]
+fn require_fails_against_a_server_without_tls() {
+    let url = cluster().new_database();
+    let err = PgStore::open(PgOptions {
+        tls: Tls::Require,
+        ..PgOptions::new(url)
+    })
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+}
