@@ -153,7 +153,11 @@ pub(crate) fn pg_error(context: impl Into<String>, e: tokio_postgres::Error) -> 
 
 fn pool_error(e: PoolError) -> StoreError {
     match e {
-        PoolError::Backend(e) => pg_error("connecting to PostgreSQL", e),
+        // No connection, whatever the cause (refused, TLS, authentication): the database is
+        // unavailable to this replica; the log says why.
+        PoolError::Backend(e) => {
+            StoreError::unavailable("connecting to PostgreSQL", Some(Box::new(e)))
+        }
         PoolError::Timeout(kind) => {
             StoreError::unavailable(format!("no PostgreSQL connection in time ({kind:?})"), None)
         }
