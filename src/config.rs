@@ -65,6 +65,9 @@ pub struct StoreConfig {
     /// Longest a store operation may take (PostgreSQL's `statement_timeout` and regauth's own
     /// limit), in milliseconds. Past it, the request gets 503.
     pub statement_timeout_ms: u64,
+    /// Memory for the cache of tokens read from PostgreSQL, per replica; 0: no cache (every
+    /// token request reads the database).
+    pub token_cache_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -76,6 +79,7 @@ impl Default for StoreConfig {
             pool_size: 16,
             connect_timeout_ms: 2_000,
             statement_timeout_ms: 5_000,
+            token_cache_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -176,6 +180,7 @@ struct FileStore {
     pool_size: Option<usize>,
     connect_timeout_ms: Option<u64>,
     statement_timeout_ms: Option<u64>,
+    token_cache_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -442,6 +447,7 @@ fn resolve_store(
             file.statement_timeout_ms,
             defaults.statement_timeout_ms,
         )?,
+        token_cache_bytes: file.token_cache_bytes.unwrap_or(defaults.token_cache_bytes),
     })
 }
 
@@ -687,7 +693,7 @@ mod tests {
         let c = Config::from_toml("").unwrap();
         assert_eq!(c.store, StoreConfig::default());
         assert_eq!(c.store.url, None, "sled is the default");
-        let file = "[store]\nurl = \"postgres://regauth:pw@db:5432/regauth\"\ntls = \"verify-full\"\nca_file = \"/etc/ssl/db-ca.pem\"\npool_size = 4\nconnect_timeout_ms = 500\nstatement_timeout_ms = 900";
+        let file = "[store]\nurl = \"postgres://regauth:pw@db:5432/regauth\"\ntls = \"verify-full\"\nca_file = \"/etc/ssl/db-ca.pem\"\npool_size = 4\nconnect_timeout_ms = 500\nstatement_timeout_ms = 900\ntoken_cache_bytes = 0";
         let c = Config::from_toml(file).unwrap().store;
         assert_eq!(
             c.url.as_deref(),
@@ -696,8 +702,13 @@ mod tests {
         assert_eq!(c.tls, TlsMode::VerifyFull);
         assert_eq!(c.ca_file.as_deref(), Some(Path::new("/etc/ssl/db-ca.pem")));
         assert_eq!(
-            (c.pool_size, c.connect_timeout_ms, c.statement_timeout_ms),
-            (4, 500, 900)
+            (
+                c.pool_size,
+                c.connect_timeout_ms,
+                c.statement_timeout_ms,
+                c.token_cache_bytes
+            ),
+            (4, 500, 900, 0)
         );
         let c = Config::resolve(
             parse_file(file, "x").unwrap(),

@@ -96,7 +96,7 @@ impl PgOptions {
             pool_size: 16,
             connect_timeout: Duration::from_secs(2),
             statement_timeout: Duration::from_secs(5),
-            token_cache_bytes: super::sled::DEFAULT_TOKEN_CACHE_BYTES,
+            token_cache_bytes: super::cache::DEFAULT_CACHE_BYTES,
         }
     }
 }
