@@ -68,6 +68,7 @@ mod lifecycle;
 mod limits;
 mod refresh;
 mod registries;
+mod replicas;
 mod revocation;
 mod skopeo;
 mod startup;
