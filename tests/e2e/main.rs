@@ -68,4 +68,5 @@ mod registries;
 mod revocation;
 mod skopeo;
 mod startup;
+mod throttle;
 mod verifiers;
