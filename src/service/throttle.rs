@@ -559,7 +559,8 @@ mod tests {
             let ticket = t.check(Endpoint::Auth, Some(addr), Some("alice")).unwrap();
             t.failed(ticket, Some(&format!("name{}", i % 5000)));
         }
-        assert!(t.entries() <= 1000, "{} counters kept", t.entries());
+        // quick_cache rounds each shard's share of the capacity up: a few percent of slack.
+        assert!(t.entries() <= 1050, "{} counters kept", t.entries());
         assert!(t.entries() > 100, "{} counters kept", t.entries());
     }
 
