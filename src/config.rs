@@ -571,7 +571,34 @@ where
     Ok(value)
 }
 
+/// Longest duration any `[limits] *_seconds` key may have: a year. Longer ones are surely
+/// mistakes, and bounding them keeps every deadline computable.
+pub const MAX_LIMIT_SECONDS: u64 = 365 * 24 * 3600;
+
 fn resolve_limits(
+    file: FileLimits,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<LimitsConfig, ConfigError> {
+    let limits = read_limits(file, env)?;
+    for (key, value) in [
+        ("failure_window_seconds", limits.failure_window_seconds),
+        ("lockout_seconds", limits.lockout_seconds),
+        ("denial_log_interval_seconds", limits.denial_log_interval_seconds),
+        ("header_timeout_seconds", limits.header_timeout_seconds),
+        ("body_timeout_seconds", limits.body_timeout_seconds),
+        ("shutdown_timeout_seconds", limits.shutdown_timeout_seconds),
+    ] {
+        if value > MAX_LIMIT_SECONDS {
+            return Err(ConfigError::Invalid {
+                key: format!("limits.{key}"),
+                message: format!("must be at most {MAX_LIMIT_SECONDS} (a year), got {value}"),
+            });
+        }
+    }
+    Ok(limits)
+}
+
+fn read_limits(
     file: FileLimits,
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<LimitsConfig, ConfigError> {
@@ -1092,6 +1119,10 @@ mod tests {
             (
                 "[limits]\ntrusted_proxies = [\"proxy\"]",
                 "limits.trusted_proxies",
+            ),
+            (
+                "[limits]\nlockout_seconds = 99999999999",
+                "limits.lockout_seconds",
             ),
         ] {
             let err = Config::from_toml(text).unwrap_err();

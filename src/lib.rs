@@ -10,7 +10,9 @@
 //! `http` owns; `http` never imports `server` or `cli`. `logging` is the log set-up of
 //! `serve`. `domain` is pure (no axum, sled or JWT types); `store` is persistence only and
 //! knows nothing of HTTP; `jwt` knows keys and claims; `http` is the only module that speaks
-//! axum. `config`, `clock` and `error` are leaves used by all.
+//! axum and hyper (its `listener` is the accept loop with the connection limits; the throttle
+//! of failed logins is policy, in `service::throttle`). `config`, `clock` and `error` are
+//! leaves used by all.
 #![forbid(unsafe_code)]
 
 pub mod api;

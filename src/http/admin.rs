@@ -226,8 +226,8 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
         Some(_) => None,
     };
     let Some(why) = failure else {
-        // The admin token names no token: nothing to forgive by name.
-        drop(ticket);
+        // The right admin token forgives this address's failed attempts.
+        throttle.succeeded(ticket, "");
         return next.run(req).await;
     };
     throttle.failed(ticket, None);

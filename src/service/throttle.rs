@@ -11,7 +11,8 @@
 //!   is refused for it, and nobody else is. A stranger can therefore never lock a token's real
 //!   users out, and parallel logins that do not fail are never refused;
 //! - a success forgives the failures of that name from that address (the owner's typos), in
-//!   the address's and the name's counts. Failures against other names stay;
+//!   the address's and the name's counts. Failures against other names stay. On the admin
+//!   API, whose one token names nobody, a success forgives the address's failures;
 //! - every counter lives in one bounded [`quick_cache`] map: an address spray evicts the least
 //!   used counters instead of growing memory.
 //!
@@ -276,6 +277,11 @@ impl Throttle {
         let (Some(entry), Some(addr)) = (ticket.entry, ticket.addr) else {
             return;
         };
+        if ticket.endpoint == Endpoint::Admin {
+            // There is one admin token: whoever presents it made the earlier typos.
+            lock(&entry).forgive(u32::MAX);
+            return;
+        }
         let now = Instant::now();
         let Some((_, pair)) = self.counters.remove(&Key::NameAddr(name.to_string(), addr)) else {
             return;
@@ -553,7 +559,8 @@ mod tests {
             let ticket = t.check(Endpoint::Auth, Some(addr), Some("alice")).unwrap();
             t.failed(ticket, Some(&format!("name{}", i % 5000)));
         }
-        assert!(t.entries() <= 1000, "{} counters kept", t.entries());
+        // quick_cache rounds each shard's share of the capacity up: a few percent of slack.
+        assert!(t.entries() <= 1050, "{} counters kept", t.entries());
         assert!(t.entries() > 100, "{} counters kept", t.entries());
     }
 

@@ -72,4 +72,5 @@ mod replicas;
 mod revocation;
 mod skopeo;
 mod startup;
+mod throttle;
 mod verifiers;
