@@ -7,6 +7,7 @@ mod console;
 mod denials;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod openapi;
 mod support;
 mod token;

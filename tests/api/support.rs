@@ -20,6 +20,8 @@ pub struct TestApp {
     pub router: Router,
     /// The metrics listener's router over the same state.
     pub metrics: Router,
+    /// The state both routers share.
+    pub state: AppState,
     pub clock: Clock,
     pub config: Config,
     _dir: TempDir,
@@ -78,7 +80,8 @@ impl TestApp {
         let state = AppState::new(config.clone(), store, key, ADMIN, clock.clone());
         TestApp {
             metrics: regauth::http::metrics_app(state.clone()),
-            router: regauth::app(state),
+            router: regauth::app(state.clone()),
+            state,
             clock,
             config,
             _dir: dir,
