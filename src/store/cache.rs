@@ -17,7 +17,15 @@
 //!   the entry and moves the epoch on. So a value read before a write committed is never
 //!   cached after that write's invalidation: either the insert happened first (and the
 //!   invalidation removes it) or the insert sees the new epoch (and is skipped);
-//! - unknown names are not cached (a create needs no invalidation).
+//! - unknown names are cached too, as "absent" (so that an unknown name costs what a known one
+//!   costs: no sled read, no timing difference to probe names with); a create therefore
+//!   invalidates its name key like every other write, after its commit, and the epoch rule
+//!   above keeps an "absent" read before the create from being cached after it.
+//!
+//! A spray of unknown names fills the cache with small "absent" entries (about a tenth of a
+//! token's weight): memory stays bounded by the byte budget, and quick_cache's admission (new
+//! entries start in a small probationary queue) keeps one-off names from evicting the tokens
+//! that are used over and over.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -34,8 +42,11 @@ pub const DEFAULT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 #[derive(Clone)]
 struct TokenWeight;
 
-impl Weighter<Vec<u8>, Arc<Token>> for TokenWeight {
-    fn weight(&self, key: &Vec<u8>, token: &Arc<Token>) -> u64 {
+impl Weighter<Vec<u8>, Option<Arc<Token>>> for TokenWeight {
+    fn weight(&self, key: &Vec<u8>, token: &Option<Arc<Token>>) -> u64 {
+        let Some(token) = token else {
+            return (32 + key.len()) as u64;
+        };
         let strings = token.registry.len()
             + token.name.as_str().len()
             + token.created_by.len()
@@ -45,9 +56,9 @@ impl Weighter<Vec<u8>, Arc<Token>> for TokenWeight {
     }
 }
 
-/// Name key (`registry \0 name`) -> decoded token.
+/// Name key (`registry \0 name`) -> decoded token, or `None`: no token has that name.
 pub struct TokenCache {
-    map: Cache<Vec<u8>, Arc<Token>, TokenWeight>,
+    map: Cache<Vec<u8>, Option<Arc<Token>>, TokenWeight>,
     /// Moves on at every invalidation.
     epoch: AtomicU64,
     /// Held for "check the epoch, insert" and for "remove, move the epoch on".
@@ -64,8 +75,9 @@ impl TokenCache {
         }
     }
 
-    /// The cached token at `key`.
-    pub fn get(&self, key: &[u8]) -> Option<Arc<Token>> {
+    /// What is cached at `key`: `Some(Some(token))`, `Some(None)` (known absent) or `None`
+    /// (not cached: read sled).
+    pub fn get(&self, key: &[u8]) -> Option<Option<Arc<Token>>> {
         self.map.get(key)
     }
 
@@ -74,16 +86,17 @@ impl TokenCache {
         self.epoch.load(Ordering::Acquire)
     }
 
-    /// Caches `token`, read from sled at `key` after [`TokenCache::epoch`] returned `epoch`,
-    /// unless some record was invalidated since.
-    pub fn insert_if_current(&self, key: &[u8], token: Arc<Token>, epoch: u64) {
+    /// Caches `token` (or its absence), read from sled at `key` after [`TokenCache::epoch`]
+    /// returned `epoch`, unless some record was invalidated since.
+    pub fn insert_if_current(&self, key: &[u8], token: Option<Arc<Token>>, epoch: u64) {
         let _held = self.guard.lock().unwrap_or_else(PoisonError::into_inner);
         if self.epoch.load(Ordering::Acquire) == epoch {
             self.map.insert(key.to_vec(), token);
         }
     }
 
-    /// Drops `key`'s entry; call after a committed write to the record at `key`.
+    /// Drops `key`'s entry; call after a committed write (a create included) to the record at
+    /// `key`.
     pub fn invalidate(&self, key: &[u8]) {
         let _held = self.guard.lock().unwrap_or_else(PoisonError::into_inner);
         self.map.remove(key);
@@ -118,21 +131,45 @@ mod tests {
         let before = cache.epoch();
         // ... the reader reads the old record from sled; meanwhile a write commits:
         cache.invalidate(b"k");
-        cache.insert_if_current(b"k", token("old"), before);
+        cache.insert_if_current(b"k", Some(token("old")), before);
         assert!(cache.get(b"k").is_none(), "a stale read must not be cached");
         // A read that started after the invalidation is cached.
         let after = cache.epoch();
-        cache.insert_if_current(b"k", token("new"), after);
-        assert_eq!(cache.get(b"k").unwrap().name.as_str(), "new");
+        cache.insert_if_current(b"k", Some(token("new")), after);
+        assert_eq!(cache.get(b"k").unwrap().unwrap().name.as_str(), "new");
         cache.invalidate(b"k");
         assert!(cache.get(b"k").is_none());
+    }
+
+    #[test]
+    fn an_absence_read_before_a_create_is_not_cached_after_it() {
+        let cache = TokenCache::new(DEFAULT_CACHE_BYTES);
+        let before = cache.epoch();
+        // ... the reader finds no token in sled; meanwhile a create commits and invalidates:
+        cache.invalidate(b"k");
+        cache.insert_if_current(b"k", None, before);
+        assert!(
+            cache.get(b"k").is_none(),
+            "a stale absence must not be cached"
+        );
+        let after = cache.epoch();
+        cache.insert_if_current(b"k", None, after);
+        assert!(
+            matches!(cache.get(b"k"), Some(None)),
+            "a known absence is cached"
+        );
+        cache.invalidate(b"k");
+        assert!(
+            cache.get(b"k").is_none(),
+            "a create makes the name visible at once"
+        );
     }
 
     #[test]
     fn a_zero_byte_cache_holds_nothing() {
         let cache = TokenCache::new(0);
         let epoch = cache.epoch();
-        cache.insert_if_current(b"default\0abc", token("abc"), epoch);
+        cache.insert_if_current(b"default\0abc", Some(token("abc")), epoch);
         assert!(cache.get(b"default\0abc").is_none());
         assert_eq!(cache.len(), 0);
     }
@@ -143,7 +180,7 @@ mod tests {
         for i in 0..10_000 {
             let key = format!("default\0tok{i}");
             let epoch = cache.epoch();
-            cache.insert_if_current(key.as_bytes(), token(&format!("tok{i}")), epoch);
+            cache.insert_if_current(key.as_bytes(), Some(token(&format!("tok{i}"))), epoch);
         }
         // ~300 bytes each by the weigher: at most ~220 fit in 64 KiB.
         assert!(cache.len() <= 250, "{} tokens cached", cache.len());

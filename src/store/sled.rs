@@ -154,6 +154,8 @@ impl SledStore {
                 add_count(counts, &token.registry, 1)
             })
             .map_err(tx_error)?;
+        // The name may be cached as absent.
+        self.hot.invalidate(&key);
         Ok(())
     }
 
@@ -221,14 +223,13 @@ impl Store for SledStore {
             return Ok(None);
         }
         let key = name_key(registry, name);
-        if let Some(token) = self.hot.get(&key) {
-            return Ok(Some(token));
+        if let Some(cached) = self.hot.get(&key) {
+            return Ok(cached);
         }
         let epoch = self.hot.epoch();
         let token = self.token_at(&key)?.map(Arc::new);
-        if let Some(t) = &token {
-            self.hot.insert_if_current(&key, t.clone(), epoch);
-        }
+        // Absent names too: an unknown name then costs what a known one costs (cache.rs).
+        self.hot.insert_if_current(&key, token.clone(), epoch);
         Ok(token)
     }
 
@@ -940,9 +941,16 @@ mod tests {
         e.expiry = None;
         s.update(&e).unwrap();
         assert_eq!(find("short-lived"), Some(e));
-        // unknown names are not cached
+        // unknown names are cached as absent, and a create makes them visible at once
         assert_eq!(find("nobody"), None);
-        assert!(!cached("nobody"));
+        assert!(matches!(
+            s.hot.get(&name_key("default", "nobody")),
+            Some(None)
+        ));
+        assert_eq!(find("nobody"), None, "served from the cache");
+        let nobody = token("default", "nobody");
+        s.create(&nobody).unwrap();
+        assert_eq!(find("nobody"), Some(nobody), "create seen at once");
     }
 
     /// Readers hammer the name while a writer changes it: right after each write returns, the
@@ -974,6 +982,43 @@ mod tests {
                     seen.modified_by, t.modified_by,
                     "stale token after write {i}"
                 );
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for r in readers {
+            r.join().unwrap();
+        }
+    }
+
+    /// The same with creates and deletes: an absence cached by a reader that raced a create
+    /// must never hide the created token (nor a token cached before a delete survive it).
+    #[test]
+    fn racing_lookups_never_cache_a_stale_absence() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(SledStore::open(dir.path()).unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let (s, stop) = (s.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = s.find_by_name("default", "flicker").unwrap();
+                    }
+                })
+            })
+            .collect();
+        for i in 0..150 {
+            let t = token("default", "flicker");
+            s.create_unflushed(&t).unwrap();
+            for _ in 0..20 {
+                let seen = s.find_by_name("default", "flicker").unwrap();
+                assert_eq!(seen.map(|t| t.id), Some(t.id), "absent after create {i}");
+            }
+            assert!(s.delete("default", t.id).unwrap());
+            for _ in 0..20 {
+                let seen = s.find_by_name("default", "flicker").unwrap();
+                assert!(seen.is_none(), "present after delete {i}");
             }
         }
         stop.store(true, Ordering::Relaxed);

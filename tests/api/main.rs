@@ -9,6 +9,7 @@ mod console;
 mod denials;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod openapi;
 mod support;
 mod throttle;

@@ -22,6 +22,8 @@ pub struct TestApp {
     pub throttle: Arc<regauth::service::Throttle>,
     /// The metrics listener's router over the same state.
     pub metrics: Router,
+    /// The state both routers share.
+    pub state: AppState,
     pub clock: Clock,
     pub config: Config,
     _dir: TempDir,
@@ -81,7 +83,8 @@ impl TestApp {
         TestApp {
             throttle: state.throttle.clone(),
             metrics: regauth::http::metrics_app(state.clone()),
-            router: regauth::app(state),
+            router: regauth::app(state.clone()),
+            state,
             clock,
             config,
             _dir: dir,
