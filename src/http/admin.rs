@@ -328,6 +328,7 @@ fn name_filter(pairs: &Pairs<'_>) -> Result<Option<String>, ApiError> {
         (status = 200, description = "One page of tokens; never a password.", body = api::TokenPage),
         (status = 400, description = "`offset`, `limit`, `filter.name` or `expiringWithin` out of range.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
         (status = 404, description = "No such registry.", body = ErrorBody),
     )
 )]
@@ -406,6 +407,7 @@ pub async fn list_tokens(
         (status = 400, description = "Malformed JSON, an unknown field, or a broken rule; the message names the field.",
             body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
         (status = 404, description = "No such registry.", body = ErrorBody),
         (status = 409, description = "The registry has a token of that name.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
@@ -434,6 +436,7 @@ pub async fn create_token(
         (status = 200, description = "The token.", body = api::Token),
         (status = 400, description = "`tokenId` is not a UUID.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
     )
 )]
@@ -466,6 +469,7 @@ pub async fn get_token(
         (status = 400, description = "`tokenId` is not a UUID, or the body is malformed or breaks a rule.",
             body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
         (status = 404, description = "No such registry.", body = ErrorBody),
         (status = 409, description = "Another token of the registry has that name.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
@@ -499,6 +503,7 @@ pub async fn put_token(
         (status = 400, description = "`tokenId` is not a UUID, or the body is malformed or breaks a rule.",
             body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
     )
@@ -533,6 +538,7 @@ pub async fn patch_token(
         (status = 400, description = "`tokenId` is not a UUID, or the body is malformed or `gracePeriodSeconds` is out of range.",
             body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
     )
@@ -576,6 +582,7 @@ fn grace_period(seconds: Option<i64>) -> Result<TimeDelta, ValidationError> {
         (status = 204, description = "Deleted."),
         (status = 400, description = "`tokenId` is not a UUID.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
     )
 )]

@@ -86,6 +86,9 @@ fn flag(pairs: &Pairs<'_>, key: &str, yes: &str) -> bool {
         (status = 401, description = "No, unknown, wrong, disabled or expired credentials (one reply for all).",
             body = api::RegistryErrors,
             headers(("WWW-Authenticate" = String, description = "`Basic realm=\"regauth\"`."))),
+        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow.",
+            body = api::RegistryErrors,
+            headers(("Retry-After" = String, description = "`1`."))),
     )
 )]
 pub async fn get_token(
@@ -132,6 +135,9 @@ pub async fn get_token(
             body = api::RegistryErrors,
             headers(("WWW-Authenticate" = String, description = "`Basic realm=\"regauth\"`."))),
         (status = 413, description = "The form is over 64 KiB.", body = api::RegistryErrors),
+        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow.",
+            body = api::RegistryErrors,
+            headers(("Retry-After" = String, description = "`1`."))),
     )
 )]
 pub async fn post_token(

@@ -344,32 +344,42 @@ impl PgStore {
                 .transaction()
                 .await
                 .map_err(|e| pg_error("import: begin", e))?;
-            let insert_token = tx
+            // One statement per batch (arrays unnested), not one round trip per token.
+            let mut columns = (
+                Vec::with_capacity(tokens.len()),
+                Vec::with_capacity(tokens.len()),
+                Vec::with_capacity(tokens.len()),
+                Vec::with_capacity(tokens.len()),
+                Vec::with_capacity(tokens.len()),
+                Vec::with_capacity(tokens.len()),
+            );
+            for t in tokens {
+                check_registry(&t.registry)?;
+                columns.0.push(t.id);
+                columns.1.push(t.registry.as_str());
+                columns.2.push(t.name.as_str());
+                columns.3.push(t.status == Status::Enabled);
+                columns.4.push(t.expiry);
+                columns.5.push(encode_token(t)?);
+            }
+            let insert_tokens = tx
                 .prepare_cached(
                     "INSERT INTO regauth_tokens (id, registry, name, enabled, expiry, record)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[],
+                                          $5::timestamptz[], $6::bytea[])
+                     ON CONFLICT DO NOTHING",
                 )
                 .await
                 .map_err(|e| pg_error("import: prepare", e))?;
-            let mut new_tokens = 0;
-            for t in tokens {
-                check_registry(&t.registry)?;
-                let record = encode_token(t)?;
-                new_tokens +=
-                    tx.execute(
-                        &insert_token,
-                        &[
-                            &t.id,
-                            &t.registry,
-                            &t.name.as_str(),
-                            &(t.status == Status::Enabled),
-                            &t.expiry,
-                            &record,
-                        ],
-                    )
-                    .await
-                    .map_err(|e| pg_error("import: token", e))? as usize;
-            }
+            let new_tokens = tx
+                .execute(
+                    &insert_tokens,
+                    &[
+                        &columns.0, &columns.1, &columns.2, &columns.3, &columns.4, &columns.5,
+                    ],
+                )
+                .await
+                .map_err(|e| pg_error("import: tokens", e))? as usize;
             let insert_grant = tx
                 .prepare_cached(
                     "INSERT INTO regauth_refresh_grants (hash, token_id, created, record)

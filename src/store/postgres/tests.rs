@@ -338,19 +338,23 @@ fn calls_from_async_code_work_on_either_runtime_flavour() {
         .enable_all()
         .build()
         .unwrap();
-    let s2 = s.clone();
+    let (s2, s3) = (s.clone(), s.clone());
     multi.block_on(async move {
         tokio::spawn(
             async move { assert!(s2.find_by_name("default", "from-sync").unwrap().is_some()) },
         )
         .await
         .unwrap();
+        // The admin API's writes run on blocking threads.
+        tokio::task::spawn_blocking(move || s3.create(&token("default", "from-blocking")).unwrap())
+            .await
+            .unwrap();
     });
     let single = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    single.block_on(async { assert_eq!(s.count().unwrap(), 1) });
+    single.block_on(async { assert_eq!(s.count().unwrap(), 2) });
 }
 
 /// A CA and a server certificate it signed for `localhost` (PEM: CA cert, server chain, key).
