@@ -583,7 +583,10 @@ fn resolve_limits(
     for (key, value) in [
         ("failure_window_seconds", limits.failure_window_seconds),
         ("lockout_seconds", limits.lockout_seconds),
-        ("denial_log_interval_seconds", limits.denial_log_interval_seconds),
+        (
+            "denial_log_interval_seconds",
+            limits.denial_log_interval_seconds,
+        ),
         ("header_timeout_seconds", limits.header_timeout_seconds),
         ("body_timeout_seconds", limits.body_timeout_seconds),
         ("shutdown_timeout_seconds", limits.shutdown_timeout_seconds),

@@ -82,6 +82,9 @@ fn flag(pairs: &Pairs<'_>, key: &str, yes: &str) -> bool {
         (status = 429, description = "Too many failed authentications from this address, or for this name from it: \
             not tried. `Retry-After` says when to try again.", body = api::RegistryErrors,
             headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
+        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow.",
+            body = api::RegistryErrors,
+            headers(("Retry-After" = String, description = "`1`."))),
     )
 )]
 pub async fn get_token(
@@ -132,6 +135,9 @@ pub async fn get_token(
         (status = 429, description = "Too many failed authentications from this address, or for this name from it: \
             not tried. `Retry-After` says when to try again.", body = api::RegistryErrors,
             headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
+        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow.",
+            body = api::RegistryErrors,
+            headers(("Retry-After" = String, description = "`1`."))),
     )
 )]
 pub async fn post_token(

@@ -2,7 +2,7 @@
 //! connection of its own. Part of `store::postgres`; depends on `tokio-postgres` and the
 //! cache.
 //!
-//! - Every write that changes or removes a token sends `pg_notify('regauth_tokens',
+//! - Every write that creates, changes or removes a token sends `pg_notify('regauth_tokens',
 //!   'registry/name')` in its own transaction, so the notice goes out exactly when the write
 //!   commits (PostgreSQL delivers notifications at commit, never for a rolled-back write).
 //!   Each replica drops that name from its cache when the notice arrives (`*` drops all).

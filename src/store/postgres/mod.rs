@@ -344,32 +344,42 @@ impl PgStore {
                 .transaction()
                 .await
                 .map_err(|e| pg_error("import: begin", e))?;
-            let insert_token = tx
+            // One statement per batch (arrays unnested), not one round trip per token.
+            let mut columns = (
+                Vec::with_capacity(tokens.len()),
+                Vec::with_capacity(tokens.len()),
+                Vec::with_capacity(tokens.len()),
+                Vec::with_capacity(tokens.len()),
+                Vec::with_capacity(tokens.len()),
+                Vec::with_capacity(tokens.len()),
+            );
+            for t in tokens {
+                check_registry(&t.registry)?;
+                columns.0.push(t.id);
+                columns.1.push(t.registry.as_str());
+                columns.2.push(t.name.as_str());
+                columns.3.push(t.status == Status::Enabled);
+                columns.4.push(t.expiry);
+                columns.5.push(encode_token(t)?);
+            }
+            let insert_tokens = tx
                 .prepare_cached(
                     "INSERT INTO regauth_tokens (id, registry, name, enabled, expiry, record)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[],
+                                          $5::timestamptz[], $6::bytea[])
+                     ON CONFLICT DO NOTHING",
                 )
                 .await
                 .map_err(|e| pg_error("import: prepare", e))?;
-            let mut new_tokens = 0;
-            for t in tokens {
-                check_registry(&t.registry)?;
-                let record = encode_token(t)?;
-                new_tokens +=
-                    tx.execute(
-                        &insert_token,
-                        &[
-                            &t.id,
-                            &t.registry,
-                            &t.name.as_str(),
-                            &(t.status == Status::Enabled),
-                            &t.expiry,
-                            &record,
-                        ],
-                    )
-                    .await
-                    .map_err(|e| pg_error("import: token", e))? as usize;
-            }
+            let new_tokens = tx
+                .execute(
+                    &insert_tokens,
+                    &[
+                        &columns.0, &columns.1, &columns.2, &columns.3, &columns.4, &columns.5,
+                    ],
+                )
+                .await
+                .map_err(|e| pg_error("import: tokens", e))? as usize;
             let insert_grant = tx
                 .prepare_cached(
                     "INSERT INTO regauth_refresh_grants (hash, token_id, created, record)
@@ -504,8 +514,10 @@ impl Store for PgStore {
         let key = name_key(registry, name);
         let trusted = self.shared.trusted();
         if trusted {
-            if let Some(token) = self.shared.cache.get(&key) {
-                return Ok(Some(token));
+            // A known token, or a name known to be absent (cached too, so that an unknown
+            // name costs what a known one does).
+            if let Some(cached) = self.shared.cache.get(&key) {
+                return Ok(cached);
             }
         }
         let epoch = self.shared.cache.epoch();
@@ -530,12 +542,13 @@ impl Store for PgStore {
                 None => Ok(None),
             }
         })?;
-        if let Some(t) = &found {
-            // Only while notices arrive; `clear` on reconnect moves the epoch on, so a read
-            // from before a disconnection is never cached after it.
-            if trusted && self.shared.trusted() {
-                self.shared.cache.insert_if_current(&key, t.clone(), epoch);
-            }
+        // Only while notices arrive; `clear` on reconnect moves the epoch on, so a read from
+        // before a disconnection is never cached after it. Absent names are cached as well:
+        // every create sends a notice for its name.
+        if trusted && self.shared.trusted() {
+            self.shared
+                .cache
+                .insert_if_current(&key, found.clone(), epoch);
         }
         Ok(found)
     }
@@ -593,9 +606,13 @@ impl Store for PgStore {
         self.call("creating a token", async {
             let client = self.client().await?;
             let stmt = client
+                // One statement, so the notice goes out exactly when the row commits: every
+                // replica may have cached the name as unknown.
                 .prepare_cached(
-                    "INSERT INTO regauth_tokens (id, registry, name, enabled, expiry, record)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "WITH created AS (
+                         INSERT INTO regauth_tokens (id, registry, name, enabled, expiry, record)
+                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING registry, name)
+                     SELECT pg_notify($7, registry || '/' || name) FROM created",
                 )
                 .await
                 .map_err(|e| pg_error("creating a token", e))?;
@@ -609,13 +626,19 @@ impl Store for PgStore {
                         &(token.status == Status::Enabled),
                         &token.expiry,
                         &record,
+                        &CHANNEL,
                     ],
                 )
                 .await
                 .map_err(|e| conflict(e, token, "creating a token"))?;
-            // An unknown name is never cached, so a new token needs no notice.
             Ok(())
-        })
+        })?;
+        // This replica's own entry (an unknown name cached) goes now, not when the notice
+        // comes back.
+        self.shared
+            .cache
+            .invalidate(&name_key(&token.registry, token.name.as_str()));
+        Ok(())
     }
 
     fn update(&self, token: &Token) -> Result<(), StoreError> {

@@ -35,6 +35,23 @@ pub(crate) fn open() -> (PgStore, String) {
     (PgStore::open(options(&url)).unwrap(), url)
 }
 
+/// Reads `name` on `s` until it is in `s`'s cache: the notice of its create may arrive just
+/// after the first read and drop what that read cached.
+fn read_until_cached(s: &PgStore, name: &str) {
+    let start = Instant::now();
+    loop {
+        assert!(s.find_by_name("default", name).unwrap().is_some());
+        if s.shared.cache.len() == 1 {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{name} never stayed cached"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn wait_trusted(s: &PgStore) {
     let start = Instant::now();
     while !s.cache_trusted() {
@@ -105,11 +122,11 @@ fn a_disable_on_one_replica_reaches_the_other_replicas_cache() {
     let t = token("default", "shared");
     a.create(&t).unwrap();
     // B caches it.
+    read_until_cached(&b, "shared");
     assert_eq!(
         b.find_by_name("default", "shared").unwrap().unwrap().status,
         Status::Enabled
     );
-    assert_eq!(b.shared.cache.len(), 1);
     a.update(&crate::domain::Token {
         status: Status::Disabled,
         ..t.clone()
@@ -141,14 +158,38 @@ fn a_disable_on_one_replica_reaches_the_other_replicas_cache() {
 }
 
 #[test]
+fn a_name_one_replica_knows_as_unknown_is_found_once_another_creates_it() {
+    let (a, url) = open();
+    let b = PgStore::open(options(&url)).unwrap();
+    wait_trusted(&b);
+    // B caches the name as absent (so an unknown name costs what a known one does)...
+    assert!(b.find_by_name("default", "late").unwrap().is_none());
+    assert_eq!(b.shared.cache.len(), 1, "the absence is cached");
+    // ...and A's create reaches it through the notice.
+    let t = token("default", "late");
+    a.create(&t).unwrap();
+    let start = Instant::now();
+    while b.find_by_name("default", "late").unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "B kept answering that the new token does not exist"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The creating replica's own cached absence goes at once.
+    assert!(a.find_by_name("default", "other").unwrap().is_none());
+    a.create(&token("default", "other")).unwrap();
+    assert!(a.find_by_name("default", "other").unwrap().is_some());
+}
+
+#[test]
 fn without_its_listener_a_replica_reads_through_and_drops_the_cache_on_reconnect() {
     let (a, url) = open();
     let b = PgStore::open(options(&url)).unwrap();
     wait_trusted(&b);
     let t = token("default", "watched");
     a.create(&t).unwrap();
-    assert!(b.find_by_name("default", "watched").unwrap().is_some());
-    assert_eq!(b.shared.cache.len(), 1);
+    read_until_cached(&b, "watched");
     // Cut B's notification connection; the notice of the disable below is lost for B.
     let killed = cluster().sql(
         db_name(&url),
@@ -338,19 +379,23 @@ fn calls_from_async_code_work_on_either_runtime_flavour() {
         .enable_all()
         .build()
         .unwrap();
-    let s2 = s.clone();
+    let (s2, s3) = (s.clone(), s.clone());
     multi.block_on(async move {
         tokio::spawn(
             async move { assert!(s2.find_by_name("default", "from-sync").unwrap().is_some()) },
         )
         .await
         .unwrap();
+        // The admin API's writes run on blocking threads.
+        tokio::task::spawn_blocking(move || s3.create(&token("default", "from-blocking")).unwrap())
+            .await
+            .unwrap();
     });
     let single = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    single.block_on(async { assert_eq!(s.count().unwrap(), 1) });
+    single.block_on(async { assert_eq!(s.count().unwrap(), 2) });
 }
 
 /// A CA and a server certificate it signed for `localhost` (PEM: CA cert, server chain, key).
