@@ -37,6 +37,12 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// `[limits]`: throttling of failed authentication, connection limits and timeouts.
     pub limits: LimitsConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[metrics]`.
+    pub metrics: MetricsConfig,
+    /// `[store]`: the embedded sled store (default) or PostgreSQL.
+    pub store: StoreConfig,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
 }
@@ -106,6 +112,100 @@ impl Default for LimitsConfig {
     }
 }
 
+/// `[store]`: where tokens live. Without `url`, in sled under `data_dir` (one process); with
+/// a `postgres://` URL, in PostgreSQL (any number of replicas; docs/high-availability.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `postgres://user:password@host:port/database`; `None` for the embedded sled store.
+    pub url: Option<String>,
+    /// How the connection to PostgreSQL is encrypted and checked.
+    pub tls: TlsMode,
+    /// PEM file of the CA certificates that `verify-full` trusts (default: the public web
+    /// roots built into regauth).
+    pub ca_file: Option<PathBuf>,
+    /// Connections to PostgreSQL per replica (the listener connection not counted).
+    pub pool_size: usize,
+    /// Longest wait for a connection, from the pool or a new one, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Longest a store operation may take (PostgreSQL's `statement_timeout` and regauth's own
+    /// limit), in milliseconds. Past it, the request gets 503.
+    pub statement_timeout_ms: u64,
+    /// Memory for the cache of tokens read from PostgreSQL, per replica; 0: no cache (every
+    /// token request reads the database).
+    pub token_cache_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            tls: TlsMode::default(),
+            ca_file: None,
+            pool_size: 16,
+            connect_timeout_ms: 2_000,
+            statement_timeout_ms: 5_000,
+            token_cache_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[log]`: how `serve` writes its log (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogConfig {
+    /// `format`: one line of text per event, or one JSON object per line.
+    pub format: LogFormat,
+}
+
+/// `[log] format` / `REGAUTH_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `time LEVEL target: message name=value ...`, every value from a request quoted and
+    /// escaped when it holds anything but printable ASCII.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `message` and the fields).
+    Json,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetricsConfig {
+    /// `listen`: the address of the separate listener that serves `GET /metrics`; `None`
+    /// (the default) serves no metrics.
+    pub listen: Option<SocketAddr>,
+}
+
+/// `[store] tls`: TLS to PostgreSQL, named like libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// Plain TCP (or a unix socket).
+    Disable,
+    /// TLS if the server offers it, else plain; the certificate is not checked (libpq's default).
+    #[default]
+    Prefer,
+    /// TLS or no connection; the certificate is not checked (protects against eavesdropping,
+    /// not against an active attacker).
+    Require,
+    /// TLS, the certificate chain checked against `ca_file` (or the built-in web roots) and the
+    /// host name against the certificate.
+    VerifyFull,
+}
+
+impl TlsMode {
+    /// Parses the config or environment spelling.
+    pub fn parse(s: &str) -> Option<TlsMode> {
+        Some(match s {
+            "disable" => TlsMode::Disable,
+            "prefer" => TlsMode::Prefer,
+            "require" => TlsMode::Require,
+            "verify-full" => TlsMode::VerifyFull,
+            _ => return None,
+        })
+    }
+}
+
 /// `[tokens] on_expiry`: what an expired token becomes. Either way it authenticates nothing
 /// from its expiry on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -161,6 +261,9 @@ struct FileConfig {
     registries: Option<Vec<RegistryConfig>>,
     tokens: Option<FileTokens>,
     limits: Option<FileLimits>,
+    log: Option<FileLog>,
+    metrics: Option<FileMetrics>,
+    store: Option<FileStore>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +283,30 @@ struct FileLimits {
     header_timeout_seconds: Option<u64>,
     body_timeout_seconds: Option<u64>,
     shutdown_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    format: Option<LogFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStore {
+    url: Option<String>,
+    tls: Option<TlsMode>,
+    ca_file: Option<PathBuf>,
+    pool_size: Option<usize>,
+    connect_timeout_ms: Option<u64>,
+    statement_timeout_ms: Option<u64>,
+    token_cache_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -332,6 +459,31 @@ impl Config {
             None => file.tokens.and_then(|t| t.on_expiry).unwrap_or_default(),
         };
         let limits = resolve_limits(file.limits.unwrap_or_default(), &env)?;
+        let format = match env("REGAUTH_LOG_FORMAT") {
+            Some(v) => match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "REGAUTH_LOG_FORMAT".into(),
+                        message: format!("{v:?} must be \"text\" or \"json\""),
+                    })
+                }
+            },
+            None => file.log.and_then(|l| l.format).unwrap_or_default(),
+        };
+        let (metrics_key, metrics_text) = match env("REGAUTH_METRICS_LISTEN") {
+            Some(v) => ("REGAUTH_METRICS_LISTEN", Some(v)),
+            None => ("metrics.listen", file.metrics.and_then(|m| m.listen)),
+        };
+        let metrics_listen = match metrics_text.filter(|t| !t.is_empty()) {
+            None => None,
+            Some(t) => Some(t.parse::<SocketAddr>().map_err(|_| ConfigError::Invalid {
+                key: metrics_key.into(),
+                message: format!("{t:?} is not an address like 127.0.0.1:9464"),
+            })?),
+        };
+        let store = resolve_store(file.store.unwrap_or_default(), &env)?;
         Ok(Config {
             listen,
             public_url,
@@ -341,6 +493,11 @@ impl Config {
             registries,
             tokens: TokensConfig { on_expiry },
             limits,
+            log: LogConfig { format },
+            metrics: MetricsConfig {
+                listen: metrics_listen,
+            },
+            store,
             source,
         })
     }
@@ -426,7 +583,10 @@ fn resolve_limits(
     for (key, value) in [
         ("failure_window_seconds", limits.failure_window_seconds),
         ("lockout_seconds", limits.lockout_seconds),
-        ("denial_log_interval_seconds", limits.denial_log_interval_seconds),
+        (
+            "denial_log_interval_seconds",
+            limits.denial_log_interval_seconds,
+        ),
         ("header_timeout_seconds", limits.header_timeout_seconds),
         ("body_timeout_seconds", limits.body_timeout_seconds),
         ("shutdown_timeout_seconds", limits.shutdown_timeout_seconds),
@@ -584,6 +744,74 @@ fn parse_addresses<'a>(
             })
         })
         .collect()
+}
+
+/// `[store]` from the file, then `REGAUTH_STORE_URL`, `REGAUTH_STORE_TLS`,
+/// `REGAUTH_STORE_CA_FILE`.
+fn resolve_store(
+    file: FileStore,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<StoreConfig, ConfigError> {
+    let defaults = StoreConfig::default();
+    let url_env = env("REGAUTH_STORE_URL").filter(|u| !u.is_empty());
+    let url_key = if url_env.is_some() {
+        "REGAUTH_STORE_URL"
+    } else {
+        "store.url"
+    };
+    let url = url_env.or(file.url.filter(|u| !u.is_empty()));
+    if let Some(u) = &url {
+        if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid {
+                key: url_key.into(),
+                // Never echo the URL: it may hold a password.
+                message: "must be a postgres:// or postgresql:// URL".into(),
+            });
+        }
+    }
+    let tls = match env("REGAUTH_STORE_TLS") {
+        Some(v) => TlsMode::parse(&v).ok_or_else(|| ConfigError::Invalid {
+            key: "REGAUTH_STORE_TLS".into(),
+            message: format!(
+                "{v:?} must be \"disable\", \"prefer\", \"require\" or \"verify-full\""
+            ),
+        })?,
+        None => file.tls.unwrap_or(defaults.tls),
+    };
+    let ca_file = env("REGAUTH_STORE_CA_FILE")
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from)
+        .or(file.ca_file);
+    let positive = |key: &str, v: Option<u64>, default: u64| match v {
+        Some(0) => Err(ConfigError::Invalid {
+            key: key.into(),
+            message: "must be at least 1".into(),
+        }),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    let pool_size = positive(
+        "store.pool_size",
+        file.pool_size.map(|v| v as u64),
+        defaults.pool_size as u64,
+    )? as usize;
+    Ok(StoreConfig {
+        url,
+        tls,
+        ca_file,
+        pool_size,
+        connect_timeout_ms: positive(
+            "store.connect_timeout_ms",
+            file.connect_timeout_ms,
+            defaults.connect_timeout_ms,
+        )?,
+        statement_timeout_ms: positive(
+            "store.statement_timeout_ms",
+            file.statement_timeout_ms,
+            defaults.statement_timeout_ms,
+        )?,
+        token_cache_bytes: file.token_cache_bytes.unwrap_or(defaults.token_cache_bytes),
+    })
 }
 
 fn validate_registries(registries: &[RegistryConfig]) -> Result<(), ConfigError> {
@@ -748,6 +976,42 @@ mod tests {
         }
     }
 
+    /// `[log] format` and `[metrics] listen`, each overridden by its variable; bad values are
+    /// named by where they came from.
+    #[test]
+    fn log_format_and_metrics_listen_from_file_then_env() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!((c.log.format, c.metrics.listen), (LogFormat::Text, None));
+        let text = "[log]\nformat = \"json\"\n[metrics]\nlisten = \"127.0.0.1:9464\"\n";
+        let c = Config::from_toml(text).unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let file = parse_file(text, "x").unwrap();
+        let c = Config::resolve(
+            file,
+            None,
+            env_of(&[
+                ("REGAUTH_LOG_FORMAT", "text"),
+                ("REGAUTH_METRICS_LISTEN", "0.0.0.0:1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.log.format, LogFormat::Text);
+        assert_eq!(c.metrics.listen, Some("0.0.0.0:1".parse().unwrap()));
+        for (env, key) in [
+            (("REGAUTH_LOG_FORMAT", "yaml"), "REGAUTH_LOG_FORMAT"),
+            (("REGAUTH_METRICS_LISTEN", "9464"), "REGAUTH_METRICS_LISTEN"),
+        ] {
+            let pairs: &'static [(&str, &str)] = Box::leak(Box::new([env]));
+            let err = Config::resolve(FileConfig::default(), None, env_of(pairs)).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{err}");
+        }
+        let err = Config::from_toml("[metrics]\nlisten = \"nope\"").unwrap_err();
+        assert!(err.to_string().starts_with("metrics.listen"), "{err}");
+        let err = Config::from_toml("[log]\nformat = \"xml\"").unwrap_err();
+        assert!(err.to_string().contains("format"), "{err}");
+    }
+
     /// Issue 10: a TOML error keeps its lines, so the caret still points at the mistake.
     #[test]
     fn toml_errors_keep_their_caret() {
@@ -880,6 +1144,75 @@ mod tests {
         );
         let err = Config::from_toml("[limits]\nmax_conections = 5").unwrap_err();
         assert!(err.to_string().contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn store_from_file_then_env() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.store, StoreConfig::default());
+        assert_eq!(c.store.url, None, "sled is the default");
+        let file = "[store]\nurl = \"postgres://regauth:pw@db:5432/regauth\"\ntls = \"verify-full\"\nca_file = \"/etc/ssl/db-ca.pem\"\npool_size = 4\nconnect_timeout_ms = 500\nstatement_timeout_ms = 900\ntoken_cache_bytes = 0";
+        let c = Config::from_toml(file).unwrap().store;
+        assert_eq!(
+            c.url.as_deref(),
+            Some("postgres://regauth:pw@db:5432/regauth")
+        );
+        assert_eq!(c.tls, TlsMode::VerifyFull);
+        assert_eq!(c.ca_file.as_deref(), Some(Path::new("/etc/ssl/db-ca.pem")));
+        assert_eq!(
+            (
+                c.pool_size,
+                c.connect_timeout_ms,
+                c.statement_timeout_ms,
+                c.token_cache_bytes
+            ),
+            (4, 500, 900, 0)
+        );
+        let c = Config::resolve(
+            parse_file(file, "x").unwrap(),
+            None,
+            env_of(&[
+                ("REGAUTH_STORE_URL", "postgresql://other/db"),
+                ("REGAUTH_STORE_TLS", "require"),
+                ("REGAUTH_STORE_CA_FILE", "/ca.pem"),
+            ]),
+        )
+        .unwrap()
+        .store;
+        assert_eq!(c.url.as_deref(), Some("postgresql://other/db"));
+        assert_eq!(c.tls, TlsMode::Require);
+        assert_eq!(c.ca_file.as_deref(), Some(Path::new("/ca.pem")));
+        for mode in ["disable", "prefer", "require", "verify-full"] {
+            let c = Config::from_toml(&format!("[store]\ntls = \"{mode}\"")).unwrap();
+            assert_eq!(Some(c.store.tls), TlsMode::parse(mode));
+        }
+
+        let err = Config::from_toml("[store]\ntls = \"verify-ca\"").unwrap_err();
+        assert!(err.to_string().contains("verify-ca"), "{err}");
+        let err = Config::resolve(
+            FileConfig::default(),
+            None,
+            env_of(&[("REGAUTH_STORE_TLS", "on")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("REGAUTH_STORE_TLS"), "{err}");
+        let err = Config::from_toml("[store]\nurl = \"mysql://u:secret@h/db\"").unwrap_err();
+        assert!(err.to_string().starts_with("store.url: "), "{err}");
+        assert!(
+            !err.to_string().contains("secret"),
+            "no password in errors: {err}"
+        );
+        let err = Config::resolve(
+            FileConfig::default(),
+            None,
+            env_of(&[("REGAUTH_STORE_URL", "sqlite:x")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("REGAUTH_STORE_URL: "), "{err}");
+        let err = Config::from_toml("[store]\npool_size = 0").unwrap_err();
+        assert!(err.to_string().starts_with("store.pool_size: "), "{err}");
+        let err = Config::from_toml("[store]\nhost = \"db\"").unwrap_err();
+        assert!(err.to_string().contains("host"), "{err}");
     }
 
     #[test]

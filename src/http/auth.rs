@@ -1,9 +1,8 @@
 //! The token endpoint (`realm`): `GET /auth` with Basic credentials and `POST /auth` OAuth2
 //! form grants, as distribution's token.md and oauth.md describe them and real clients use them.
 //! Parses the wire into a [`TokenRequest`], calls [`crate::service::AuthService`], shapes the reply.
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -32,15 +31,6 @@ pub(super) fn reply(issued: &Issued, with_scope: bool) -> Response {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
-}
-
-fn client_addr(state: &AppState, req: &Request) -> Option<std::net::IpAddr> {
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>()?.0.ip();
-    Some(super::limits::client_addr(
-        peer,
-        req.headers(),
-        &state.config.limits.trusted_proxies,
-    ))
 }
 
 fn scopes<'a>(
@@ -117,7 +107,7 @@ pub async fn get_token(
         scopes,
         want_refresh: flag(&pairs, "offline_token", "true"),
         client_id: last(&pairs, "client_id").map(str::to_string),
-        client_addr: client_addr(&state, &req),
+        client_addr: super::limits::request_client(&state, &req),
         grant_type: "basic",
     };
     let issued = state.auth.issue(request).await?;
@@ -148,7 +138,7 @@ pub async fn post_token(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, AuthHttpError> {
-    let client_addr = client_addr(&state, &req);
+    let client_addr = super::limits::request_client(&state, &req);
     let body = read_body(req.into_body(), state.body_timeout()).await?;
     let pairs = parse_pairs(&body);
     let service = required(&pairs, "service")?.to_string();

@@ -8,13 +8,14 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::api;
 use crate::domain::ValidationError;
 use crate::error::{BoxError, Chain};
 use crate::service::throttle::Refused;
 use crate::service::{AdminError, AuthError};
+use crate::store::StoreError;
 
 /// Errors of the token endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,9 @@ pub enum AuthHttpError {
     /// 429 `TOOMANYREQUESTS` with `Retry-After`: too many failed authentications.
     #[error("{}", throttled_message(.0))]
     Throttled(Refused),
+    /// 503 `UNAVAILABLE` with `Retry-After`: the token store is unreachable or too slow.
+    #[error("the token store is unavailable; try again shortly")]
+    Unavailable(#[source] BoxError),
     /// 500 `UNKNOWN`: the error and its sources are logged, not shown.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -48,6 +52,9 @@ impl From<AuthError> for AuthHttpError {
             )),
             AuthError::Unauthorized(_) => AuthHttpError::Unauthorized,
             AuthError::Throttled(r) => AuthHttpError::Throttled(r),
+            e @ AuthError::Store(StoreError::Unavailable { .. }) => {
+                AuthHttpError::Unavailable(Box::new(e))
+            }
             e @ (AuthError::Store(_) | AuthError::Signing(_) | AuthError::Internal { .. }) => {
                 AuthHttpError::Internal(Box::new(e))
             }
@@ -64,6 +71,10 @@ impl IntoResponse for AuthHttpError {
             AuthHttpError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "INVALID_REQUEST"),
             // The registry protocol's own code for 429 (distribution's errcode).
             AuthHttpError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+            AuthHttpError::Unavailable(detail) => {
+                warn!(error = %Chain(&**detail), "token endpoint: store unavailable, answered 503");
+                (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+            }
             AuthHttpError::Internal(detail) => {
                 error!(error = %Chain(&**detail), "token endpoint failure");
                 (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN")
@@ -84,6 +95,10 @@ impl IntoResponse for AuthHttpError {
         }
         if let AuthHttpError::Throttled(r) = &self {
             retry_after(&mut resp, r);
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }
@@ -119,6 +134,10 @@ pub enum ApiError {
     /// 429 `TOO_MANY_REQUESTS` with `Retry-After`: too many failed admin authentications.
     #[error("{}", throttled_message(.0))]
     TooManyRequests(Refused),
+    /// 503 `SERVICE_UNAVAILABLE` with `Retry-After`: the token store is unreachable or too
+    /// slow; nothing was changed that the client was told about.
+    #[error("the token store is unavailable; try again shortly")]
+    Unavailable(#[source] BoxError),
     /// 500 `INTERNAL_ERROR`: the error and its sources are logged, not shown.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -135,6 +154,7 @@ impl From<AdminError> for ApiError {
             AdminError::Invalid(v) => ApiError::Validation(v),
             AdminError::NotFound(_) => ApiError::NotFound(e.to_string()),
             AdminError::Conflict(m) => ApiError::Conflict(m),
+            e @ AdminError::Unavailable(_) => ApiError::Unavailable(Box::new(e)),
             e @ (AdminError::Store(_) | AdminError::Internal { .. }) => {
                 ApiError::Internal(Box::new(e))
             }
@@ -154,6 +174,10 @@ impl IntoResponse for ApiError {
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT"),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
+            ApiError::Unavailable(detail) => {
+                warn!(error = %Chain(&**detail), "admin API: store unavailable, answered 503");
+                (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+            }
             ApiError::Internal(detail) => {
                 error!(error = %Chain(&**detail), "admin API failure");
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")
@@ -175,6 +199,10 @@ impl IntoResponse for ApiError {
         }
         if let ApiError::TooManyRequests(r) = &self {
             retry_after(&mut resp, r);
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }
@@ -202,7 +230,6 @@ fn retry_after(resp: &mut Response, r: &Refused) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreError;
 
     fn store_failure() -> StoreError {
         StoreError::backend(
@@ -229,6 +256,25 @@ mod tests {
         let chain = Chain(&e).to_string();
         assert!(chain.contains("default/secret-name"), "{chain}");
         assert!(chain.contains("disk sector 42 unreadable"), "{chain}");
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_store_is_a_503_in_each_usual_body() {
+        let down = || StoreError::unavailable("reading a token", None);
+        let resp = AuthHttpError::from(AuthError::from(down())).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            body_of(resp).await,
+            r#"{"errors":[{"code":"UNAVAILABLE","message":"the token store is unavailable; try again shortly"}]}"#
+        );
+        let resp = ApiError::from(AdminError::from(down())).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            body_of(resp).await,
+            r#"{"httpStatus":503,"messages":[{"errorCode":"SERVICE_UNAVAILABLE","message":"the token store is unavailable; try again shortly"}]}"#
+        );
     }
 
     #[tokio::test]

@@ -4,9 +4,23 @@
 //!
 //! Dependency direction: `http::limits -> std, http types`; used by `http::auth`,
 //! `http::admin` and `http::listener`.
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
+use axum::extract::{ConnectInfo, Request};
 use axum::http::HeaderMap;
+
+use super::state::AppState;
+
+/// The client of `req` ([`client_addr`] of its connection's peer); `None` when the router runs
+/// without connection info (tests that drive it directly).
+pub fn request_client(state: &AppState, req: &Request) -> Option<IpAddr> {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    Some(client_addr(
+        peer,
+        req.headers(),
+        &state.config.limits.trusted_proxies,
+    ))
+}
 
 /// The client behind `peer`: `peer` itself unless it is one of `trusted`; then the right-most
 /// address of `X-Forwarded-For` that is not itself trusted (proxies append, so what is

@@ -1,7 +1,7 @@
 //! [`AppState`], the state every handler receives: configuration, the two services, the admin
-//! token's hash, the clock, the certificate path and the throttle of failed authentication.
-//! Built by `server` at start-up (or by tests directly, over any store); `http` owns the type
-//! so it depends on nothing above it.
+//! token's hash, the clock, the certificate path, the throttle of failed authentication and
+//! the metrics. Built by `server` at start-up (or by tests directly, over any store); `http`
+//! owns the type so it depends on nothing above it.
 //!
 //! Dependency direction: `http::state -> {config, service, jwt, store, domain, clock}`.
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::http::admin_token::AdminToken;
 use crate::http::listener::ConnectionStats;
 use crate::jwt::{Issuer, SigningKey};
+use crate::service::metrics::Metrics;
 use crate::service::{AdminService, AuthService, Throttle};
 use crate::store::Store;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     /// Connections open and refused (kept by the accept loop, `http::listener`).
     pub connections: Arc<ConnectionStats>,
+    /// Every metric (served by [`crate::http::metrics_app`]).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -44,8 +47,10 @@ impl AppState {
     ) -> AppState {
         let issuer = Issuer::new(key, config.jwt.issuer.clone(), config.jwt.ttl_seconds);
         let throttle = Arc::new(Throttle::new(&config.limits));
+        let metrics = Arc::new(Metrics::new());
         let auth = AuthService::new(store.clone(), issuer, clock.clone(), &config.registries)
-            .with_throttle(throttle.clone());
+            .with_throttle(throttle.clone())
+            .with_metrics(metrics.clone());
         let admin = AdminService::new(store, clock.clone())
             .with_on_expiry(config.tokens.on_expiry)
             .with_usage(auth.usage().clone());
@@ -59,6 +64,7 @@ impl AppState {
             certificate,
             throttle,
             connections: Arc::default(),
+            metrics,
         }
     }
 }

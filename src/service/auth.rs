@@ -24,6 +24,7 @@ use crate::domain::{
 };
 use crate::error::{BoxError, Chain};
 use crate::jwt::{Issuer, KeyError};
+use crate::service::metrics::{Decision, Metrics};
 use crate::service::throttle::{Endpoint, Refused, Throttle};
 use crate::service::usage::UsageRecorder;
 use crate::store::{RefreshGrant, Store, StoreError};
@@ -184,6 +185,8 @@ pub struct AuthService {
     usage: Arc<UsageRecorder>,
     /// Failed authentications, counted; too many are refused before any store read.
     throttle: Arc<Throttle>,
+    /// Decisions and latencies are counted here.
+    metrics: Arc<Metrics>,
 }
 
 impl AuthService {
@@ -205,6 +208,7 @@ impl AuthService {
             services,
             dummy_hash: SecretHash::of("regauth-dummy-secret-for-unknown-names"),
             throttle: Arc::new(Throttle::new(&LimitsConfig::default())),
+            metrics: Arc::new(Metrics::new()),
         }
     }
 
@@ -219,7 +223,12 @@ impl AuthService {
         &self.throttle
     }
 
-    /// The issuer that signs every token (for the load benchmark's baseline route).
+    /// Counts decisions in `metrics` (shared with the rest of the server).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     /// Where this service notes last uses (shared with the admin service and the flusher).
     pub fn usage(&self) -> &Arc<UsageRecorder> {
         &self.usage
@@ -241,6 +250,7 @@ impl AuthService {
     /// granted` (authenticated, but no scope of the token covers what was asked for), `denied`
     /// (with a fixed `reason`) or `error`. `token` names the token also on refresh grants.
     pub async fn issue(&self, req: TokenRequest) -> Result<Issued, AuthError> {
+        let started = std::time::Instant::now();
         let now = self.clock.now();
         let presented_name = match &req.credentials {
             // Only a possible token name (at most 63 bytes) is counted by name, so that long
@@ -261,6 +271,7 @@ impl AuthService {
         {
             Ok(ticket) => ticket,
             Err(refused) => {
+                self.metrics.throttled("auth").inc();
                 if self.throttle.log().admit(req.client_addr) {
                     info!(
                         token = %presented_name.unwrap_or(""), service = %req.service,
@@ -284,11 +295,12 @@ impl AuthService {
         match &outcome {
             Ok((token, issued)) => {
                 let granted = ScopeList(&issued.granted);
-                let outcome = if issued.granted.is_empty() && !req.scopes.is_empty() {
-                    "nothing granted"
+                let (outcome, decision) = if issued.granted.is_empty() && !req.scopes.is_empty() {
+                    ("nothing granted", Decision::NothingGranted)
                 } else {
-                    "issued"
+                    ("issued", Decision::Issued)
                 };
+                self.metrics.decision(decision);
                 info!(
                     token = %token.name, service = %req.service, grant_type = req.grant_type,
                     requested = %requested, granted = %granted, client = %client,
@@ -296,6 +308,7 @@ impl AuthService {
                 );
             }
             Err(e) if e.is_internal() => {
+                self.metrics.decision(Decision::Error);
                 warn!(service = %req.service, grant_type = req.grant_type, client = %client,
                     error = %Chain(e), outcome = "error", "token decision failed");
             }
@@ -304,21 +317,22 @@ impl AuthService {
                     Credentials::Password { username, .. } => username.as_str(),
                     Credentials::Refresh { .. } => refresh_owner.as_deref().unwrap_or(""),
                 };
-                let reason = match e {
-                    AuthError::Unauthorized(denial) => denial.as_str(),
-                    _ => "unknown service",
+                let (reason, decision) = match e {
+                    AuthError::Unauthorized(denial) => (denial.as_str(), Decision::Denied(*denial)),
+                    _ => ("unknown service", Decision::UnknownService),
                 };
+                self.metrics.decision(decision);
                 // Rationed per address: a flood of guesses is summed up, not logged line by line.
-                if !self.throttle.log().admit(req.client_addr) {
-                    return outcome.map(|(_, issued)| issued);
+                if self.throttle.log().admit(req.client_addr) {
+                    info!(
+                        token = %user, service = %req.service, grant_type = req.grant_type,
+                        requested = %requested, client = %client, client_id = %client_id,
+                        outcome = "denied", reason, "token decision"
+                    );
                 }
-                info!(
-                    token = %user, service = %req.service, grant_type = req.grant_type,
-                    requested = %requested, client = %client, client_id = %client_id,
-                    outcome = "denied", reason, "token decision"
-                );
             }
         }
+        self.metrics.token_latency(started.elapsed());
         outcome.map(|(_, issued)| issued)
     }
 
@@ -539,6 +553,9 @@ mod tests {
         }
         fn count(&self) -> Result<usize, StoreError> {
             self.inner.count()
+        }
+        fn refresh_count(&self) -> Result<usize, StoreError> {
+            self.inner.refresh_count()
         }
         fn record_uses(&self, uses: &[crate::store::TokenUse]) -> Result<usize, StoreError> {
             self.wrote();

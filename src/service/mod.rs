@@ -1,12 +1,15 @@
-//! Application services: the token decision (`auth`), token administration (`admin`),
-//! last-use tracking (`usage`), expiry warnings (`expiry`) and the throttling of failed
-//! authentication (`throttle`).
+//! Application services: the token decision (`auth`), token administration (`admin`) and
+//! its audit trail (`audit`), last-use tracking (`usage`), expiry warnings (`expiry`), the
+//! throttling of failed authentication (`throttle`) and the
+//! Prometheus metrics (`metrics`).
 //!
 //! Dependency direction: `http -> service -> {domain, store, jwt}`. Services take and return
 //! domain types; they know nothing of axum or wire formats.
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod expiry;
+pub mod metrics;
 pub mod throttle;
 pub mod usage;
 

@@ -209,7 +209,9 @@ async fn wrong_admin_tokens_get_429_in_the_admin_apis_error_shape() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     // Before the lockout, the right token forgives the operator's typos.
     for _ in 0..3 {
-        let r = app.send_from("10.0.0.7", admin_get("typo-admin-token-0000000")).await;
+        let r = app
+            .send_from("10.0.0.7", admin_get("typo-admin-token-0000000"))
+            .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         let r = app.send_from("10.0.0.7", admin_get(ADMIN)).await;
         assert_eq!(r.status, StatusCode::OK);

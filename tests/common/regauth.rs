@@ -23,7 +23,7 @@ pub const DEFAULT_SERVICE: &str = "registry.local";
 
 /// Environment variables regauth reads; cleared for every child so the caller's shell cannot
 /// leak into a test.
-const REGAUTH_VARS: [&str; 8] = [
+const REGAUTH_VARS: [&str; 10] = [
     "REGAUTH_URL",
     "REGAUTH_ADMIN_TOKEN",
     "REGAUTH_CONFIG",
@@ -32,6 +32,8 @@ const REGAUTH_VARS: [&str; 8] = [
     "REGAUTH_DATA_DIR",
     "REGAUTH_PUBLIC_URL",
     "REGAUTH_LOG",
+    "REGAUTH_LOG_FORMAT",
+    "REGAUTH_METRICS_LISTEN",
 ];
 
 /// How long a start may take before it counts as hung (the machine is shared and slow).
@@ -68,6 +70,7 @@ pub struct RegauthBuilder {
     env: Vec<(String, String)>,
     signing_key_pem: Option<PathBuf>,
     unread_log: bool,
+    signing_cert_pem: Option<PathBuf>,
 }
 
 impl RegauthBuilder {
@@ -155,6 +158,25 @@ impl RegauthBuilder {
         self
     }
 
+    /// Installs this key and certificate (e.g. another replica's) before the first start: every
+    /// replica on one PostgreSQL database must sign with the same key.
+    pub fn signing_files(mut self, key: &Path, cert: &Path) -> Self {
+        self.signing_key_pem = Some(key.to_owned());
+        self.signing_cert_pem = Some(cert.to_owned());
+        self
+    }
+
+    /// Stores tokens in PostgreSQL at `url` (`[store] url`, no TLS) instead of sled.
+    pub fn postgres(self, url: &str) -> Self {
+        let url = url.to_owned();
+        self.edit(move |c| {
+            let mut store = toml::Table::new();
+            store.insert("url".into(), url.into());
+            store.insert("tls".into(), "disable".into());
+            c.insert("store".into(), toml::Value::Table(store));
+        })
+    }
+
     fn jwt(&mut self) -> &mut toml::Table {
         self.config
             .entry("jwt")
@@ -189,6 +211,11 @@ impl RegauthBuilder {
             std::fs::create_dir_all(key.parent().expect("key dir")).expect("mkdir for the key");
             std::fs::copy(pem, &key)
                 .unwrap_or_else(|e| panic!("copy {} to {}: {e}", pem.display(), key.display()));
+        }
+        if let Some(pem) = &self.signing_cert_pem {
+            std::fs::create_dir_all(cert.parent().expect("cert dir")).expect("mkdir for the cert");
+            std::fs::copy(pem, &cert)
+                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", pem.display(), cert.display()));
         }
         let issuer = jwt
             .get("issuer")
@@ -323,6 +350,7 @@ impl Regauth {
             env: Vec::new(),
             signing_key_pem: None,
             unread_log: false,
+            signing_cert_pem: None,
         }
     }
 
