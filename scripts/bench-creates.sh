@@ -68,6 +68,12 @@ function done(summary, latency, requests)
 end
 LUA
 
+for p in "$PORT" "$((PORT + 100))"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        echo "port $p is in use; pass --port" >&2
+        exit 1
+    fi
+done
 PG_DATA=$WORK/pg/data
 PG_PORT=$((PORT + 100))
 SERVER=""
@@ -123,9 +129,8 @@ TOML
     for c in $CONNS; do
         threads=1
         [ "$c" -ge 2 ] && threads=2
-        out=$(wrk -t"$threads" -c"$c" -d"${DURATION}s" -s "$WORK/create.lua" "http://127.0.0.1:$PORT" 2>&1)
+        out=$(wrk -t"$threads" -c"$c" -d"${DURATION}s" --timeout 10s -s "$WORK/create.lua" "http://127.0.0.1:$PORT" 2>&1)
         line=$(grep '^RESULT' <<<"$out") || { echo "wrk failed: $out" >&2; exit 1; }
-        # Names restart at c<thread>-1 in each run: give each run a fresh registry of names.
         errors=$(sed -E 's/.* errors=([0-9]+).*/\1/' <<<"$line")
         non2xx=$(sed -E 's/.* non2xx=([0-9]+).*/\1/' <<<"$line")
         if [ "$errors" != 0 ] || [ "$non2xx" != 0 ]; then
@@ -134,12 +139,12 @@ TOML
             exit 1
         fi
         sed -E "s/RESULT rps=([0-9.]+) p50_ms=([0-9.]+) p99_ms=([0-9.]+).*/| $store | $c | \1 | \2 | \3 |/" <<<"$line" | tee -a "$OUT"
-        # Delete what this run created, so the next run's names are free again.
+        # Names restart at c<thread>-1 in each run: empty the store before the next run.
         kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null || true
         rm -rf "$dir/data"
         if [ "$store" = postgres ]; then
             runuser -u postgres -- "$PG_BIN/psql" -X -q -h "$WORK/pg/socket" -p "$PG_PORT" -U postgres -d creates \
-                -c "TRUNCATE regauth_tokens CASCADE" >/dev/null
+                -c "SET client_min_messages = warning" -c "TRUNCATE regauth_tokens CASCADE" >/dev/null
         fi
         "$BIN" serve --config "$dir/regauth.toml" >>"$dir/server.log" 2>&1 &
         SERVER=$!

@@ -10,11 +10,13 @@
 //!   tests running at the same time, with a docker client and `ctr`), `skopeo`, and `oci`
 //!   (an image layout written from scratch), and `postgres` (a private PostgreSQL cluster).
 //!
-//! No fixture picks a port and hopes it stays free: regauth and the registries listen on port
+//! No fixture picks a port and hopes it stays free (except `postgres`: PostgreSQL cannot listen
+//! on port 0, so it starts on a port the OS just handed out and retries on another if that
+//! start fails): regauth and the registries listen on port
 //! 0 and report the port the OS chose (regauth with `--bound-address-file`, the registries in
 //! their `listening on` log line); dockerd listens on unix sockets in its own temp dir.
 //!
-//! A new launcher (PostgreSQL, say) is a module here that makes a [`temp_dir`], starts the
+//! A new launcher is a module here that makes a [`temp_dir`], starts the
 //! program with [`Daemon::spawn`] listening on port 0 (or a unix socket in that dir), learns
 //! where it listens with [`wait_for`] (a file it writes, or [`Daemon::wait_for_log`]), and
 //! checks with [`require_bin`] that the program is installed.

@@ -221,7 +221,7 @@ impl PgStore {
             .keepalives_idle(Duration::from_secs(10))
             .application_name("regauth")
             // Notices (e.g. "already exists, skipping") are not worth a log line each.
-            .options(&format!(
+            .options(format!(
                 "-c statement_timeout={} -c client_min_messages=warning",
                 options.statement_timeout.as_millis()
             ))
