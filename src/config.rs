@@ -34,6 +34,8 @@ pub struct Config {
     pub registries: Vec<RegistryConfig>,
     /// `[tokens]`.
     pub tokens: TokensConfig,
+    /// `[store]`: the embedded sled store (default) or PostgreSQL.
+    pub store: StoreConfig,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
 }
@@ -43,6 +45,73 @@ pub struct Config {
 pub struct TokensConfig {
     /// What happens to a token when its expiry is reached (`on_expiry`).
     pub on_expiry: OnExpiry,
+}
+
+/// `[store]`: where tokens live. Without `url`, in sled under `data_dir` (one process); with
+/// a `postgres://` URL, in PostgreSQL (any number of replicas; docs/high-availability.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `postgres://user:password@host:port/database`; `None` for the embedded sled store.
+    pub url: Option<String>,
+    /// How the connection to PostgreSQL is encrypted and checked.
+    pub tls: TlsMode,
+    /// PEM file of the CA certificates that `verify-full` trusts (default: the public web
+    /// roots built into regauth).
+    pub ca_file: Option<PathBuf>,
+    /// Connections to PostgreSQL per replica (the listener connection not counted).
+    pub pool_size: usize,
+    /// Longest wait for a connection, from the pool or a new one, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Longest a store operation may take (PostgreSQL's `statement_timeout` and regauth's own
+    /// limit), in milliseconds. Past it, the request gets 503.
+    pub statement_timeout_ms: u64,
+    /// Memory for the cache of tokens read from PostgreSQL, per replica; 0: no cache (every
+    /// token request reads the database).
+    pub token_cache_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            tls: TlsMode::default(),
+            ca_file: None,
+            pool_size: 16,
+            connect_timeout_ms: 2_000,
+            statement_timeout_ms: 5_000,
+            token_cache_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[store] tls`: TLS to PostgreSQL, named like libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// Plain TCP (or a unix socket).
+    Disable,
+    /// TLS if the server offers it, else plain; the certificate is not checked (libpq's default).
+    #[default]
+    Prefer,
+    /// TLS or no connection; the certificate is not checked (protects against eavesdropping,
+    /// not against an active attacker).
+    Require,
+    /// TLS, the certificate chain checked against `ca_file` (or the built-in web roots) and the
+    /// host name against the certificate.
+    VerifyFull,
+}
+
+impl TlsMode {
+    /// Parses the config or environment spelling.
+    pub fn parse(s: &str) -> Option<TlsMode> {
+        Some(match s {
+            "disable" => TlsMode::Disable,
+            "prefer" => TlsMode::Prefer,
+            "require" => TlsMode::Require,
+            "verify-full" => TlsMode::VerifyFull,
+            _ => return None,
+        })
+    }
 }
 
 /// `[tokens] on_expiry`: what an expired token becomes. Either way it authenticates nothing
@@ -99,6 +168,19 @@ struct FileConfig {
     jwt: Option<FileJwt>,
     registries: Option<Vec<RegistryConfig>>,
     tokens: Option<FileTokens>,
+    store: Option<FileStore>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStore {
+    url: Option<String>,
+    tls: Option<TlsMode>,
+    ca_file: Option<PathBuf>,
+    pool_size: Option<usize>,
+    connect_timeout_ms: Option<u64>,
+    statement_timeout_ms: Option<u64>,
+    token_cache_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -250,6 +332,7 @@ impl Config {
             },
             None => file.tokens.and_then(|t| t.on_expiry).unwrap_or_default(),
         };
+        let store = resolve_store(file.store.unwrap_or_default(), &env)?;
         Ok(Config {
             listen,
             public_url,
@@ -258,6 +341,7 @@ impl Config {
             jwt,
             registries,
             tokens: TokensConfig { on_expiry },
+            store,
             source,
         })
     }
@@ -296,6 +380,74 @@ fn parse_file(text: &str, path: &str) -> Result<FileConfig, ConfigError> {
         // toml's message already names the unknown or mistyped key and its line, and points
         // at it with a caret under a copy of the line: keep its line breaks.
         message: e.to_string().trim_end().to_string(),
+    })
+}
+
+/// `[store]` from the file, then `REGAUTH_STORE_URL`, `REGAUTH_STORE_TLS`,
+/// `REGAUTH_STORE_CA_FILE`.
+fn resolve_store(
+    file: FileStore,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<StoreConfig, ConfigError> {
+    let defaults = StoreConfig::default();
+    let url_env = env("REGAUTH_STORE_URL").filter(|u| !u.is_empty());
+    let url_key = if url_env.is_some() {
+        "REGAUTH_STORE_URL"
+    } else {
+        "store.url"
+    };
+    let url = url_env.or(file.url.filter(|u| !u.is_empty()));
+    if let Some(u) = &url {
+        if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid {
+                key: url_key.into(),
+                // Never echo the URL: it may hold a password.
+                message: "must be a postgres:// or postgresql:// URL".into(),
+            });
+        }
+    }
+    let tls = match env("REGAUTH_STORE_TLS") {
+        Some(v) => TlsMode::parse(&v).ok_or_else(|| ConfigError::Invalid {
+            key: "REGAUTH_STORE_TLS".into(),
+            message: format!(
+                "{v:?} must be \"disable\", \"prefer\", \"require\" or \"verify-full\""
+            ),
+        })?,
+        None => file.tls.unwrap_or(defaults.tls),
+    };
+    let ca_file = env("REGAUTH_STORE_CA_FILE")
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from)
+        .or(file.ca_file);
+    let positive = |key: &str, v: Option<u64>, default: u64| match v {
+        Some(0) => Err(ConfigError::Invalid {
+            key: key.into(),
+            message: "must be at least 1".into(),
+        }),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    let pool_size = positive(
+        "store.pool_size",
+        file.pool_size.map(|v| v as u64),
+        defaults.pool_size as u64,
+    )? as usize;
+    Ok(StoreConfig {
+        url,
+        tls,
+        ca_file,
+        pool_size,
+        connect_timeout_ms: positive(
+            "store.connect_timeout_ms",
+            file.connect_timeout_ms,
+            defaults.connect_timeout_ms,
+        )?,
+        statement_timeout_ms: positive(
+            "store.statement_timeout_ms",
+            file.statement_timeout_ms,
+            defaults.statement_timeout_ms,
+        )?,
+        token_cache_bytes: file.token_cache_bytes.unwrap_or(defaults.token_cache_bytes),
     })
 }
 
@@ -534,6 +686,75 @@ mod tests {
             err.to_string().starts_with("REGAUTH_TOKENS_ON_EXPIRY"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn store_from_file_then_env() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.store, StoreConfig::default());
+        assert_eq!(c.store.url, None, "sled is the default");
+        let file = "[store]\nurl = \"postgres://regauth:pw@db:5432/regauth\"\ntls = \"verify-full\"\nca_file = \"/etc/ssl/db-ca.pem\"\npool_size = 4\nconnect_timeout_ms = 500\nstatement_timeout_ms = 900\ntoken_cache_bytes = 0";
+        let c = Config::from_toml(file).unwrap().store;
+        assert_eq!(
+            c.url.as_deref(),
+            Some("postgres://regauth:pw@db:5432/regauth")
+        );
+        assert_eq!(c.tls, TlsMode::VerifyFull);
+        assert_eq!(c.ca_file.as_deref(), Some(Path::new("/etc/ssl/db-ca.pem")));
+        assert_eq!(
+            (
+                c.pool_size,
+                c.connect_timeout_ms,
+                c.statement_timeout_ms,
+                c.token_cache_bytes
+            ),
+            (4, 500, 900, 0)
+        );
+        let c = Config::resolve(
+            parse_file(file, "x").unwrap(),
+            None,
+            env_of(&[
+                ("REGAUTH_STORE_URL", "postgresql://other/db"),
+                ("REGAUTH_STORE_TLS", "require"),
+                ("REGAUTH_STORE_CA_FILE", "/ca.pem"),
+            ]),
+        )
+        .unwrap()
+        .store;
+        assert_eq!(c.url.as_deref(), Some("postgresql://other/db"));
+        assert_eq!(c.tls, TlsMode::Require);
+        assert_eq!(c.ca_file.as_deref(), Some(Path::new("/ca.pem")));
+        for mode in ["disable", "prefer", "require", "verify-full"] {
+            let c = Config::from_toml(&format!("[store]\ntls = \"{mode}\"")).unwrap();
+            assert_eq!(Some(c.store.tls), TlsMode::parse(mode));
+        }
+
+        let err = Config::from_toml("[store]\ntls = \"verify-ca\"").unwrap_err();
+        assert!(err.to_string().contains("verify-ca"), "{err}");
+        let err = Config::resolve(
+            FileConfig::default(),
+            None,
+            env_of(&[("REGAUTH_STORE_TLS", "on")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("REGAUTH_STORE_TLS"), "{err}");
+        let err = Config::from_toml("[store]\nurl = \"mysql://u:secret@h/db\"").unwrap_err();
+        assert!(err.to_string().starts_with("store.url: "), "{err}");
+        assert!(
+            !err.to_string().contains("secret"),
+            "no password in errors: {err}"
+        );
+        let err = Config::resolve(
+            FileConfig::default(),
+            None,
+            env_of(&[("REGAUTH_STORE_URL", "sqlite:x")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("REGAUTH_STORE_URL: "), "{err}");
+        let err = Config::from_toml("[store]\npool_size = 0").unwrap_err();
+        assert!(err.to_string().starts_with("store.pool_size: "), "{err}");
+        let err = Config::from_toml("[store]\nhost = \"db\"").unwrap_err();
+        assert!(err.to_string().contains("host"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,28 @@ pub mod state;
 
 pub use state::AppState;
 
+/// Readiness: 200 `ready` when the store answers (within its timeouts), else 503 naming the
+/// cause. `/health` is liveness only: it answers while the process runs.
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, String) {
+    let admin = state.admin.clone();
+    match tokio::task::spawn_blocking(move || admin.ready()).await {
+        Ok(Ok(())) => (axum::http::StatusCode::OK, "ready".into()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %crate::error::Chain(&e), "not ready: store check failed");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {e}"),
+            )
+        }
+        Err(e) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {e}"),
+        ),
+    }
+}
+
 /// The whole application as a router, so tests can drive it without a socket.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
@@ -53,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         .route("/auth", get(auth::get_token).post(auth::post_token))
         .route("/auth/token", get(auth::get_token).post(auth::post_token))
         .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready))
         .nest("/api/v1", api)
         .merge(console::routes());
     #[cfg(feature = "bench-baseline")]

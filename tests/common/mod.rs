@@ -8,7 +8,7 @@
 //! - Launchers, one per program: `regauth` (the server under test, and its CLI),
 //!   `registry` (CNCF distribution 2.8, 3.0 or the 3.1 verifier), `dockerd` (shared by the
 //!   tests running at the same time, with a docker client and `ctr`), `skopeo`, and `oci`
-//!   (an image layout written from scratch).
+//!   (an image layout written from scratch), and `postgres` (a private PostgreSQL cluster).
 //! - `images`: local stand-ins, built on a dockerd, for the base images the Dockerfile and
 //!   compose files name (debootstrap's Debian, a Rust builder, registry, PostgreSQL, haproxy);
 //!   `compose`: a project of the repository's compose files on a dockerd of its own, one at
@@ -33,6 +33,7 @@ pub mod dockerd;
 pub mod http;
 pub mod images;
 pub mod oci;
+pub mod postgres;
 pub mod process;
 pub mod regauth;
 pub mod registry;
@@ -44,6 +45,7 @@ use std::time::{Duration, Instant};
 pub use command::{run, CmdOutput};
 pub use dockerd::{DockerClient, Dockerd};
 pub use http::{access, basic, granted, http, jwt_claims, jwt_header, repo, scope, ClosedPort};
+pub use postgres::PgCluster;
 pub use process::Daemon;
 pub use regauth::{regauth_in, CreatedToken, Regauth, ADMIN};
 pub use registry::{Registry, Verifier};

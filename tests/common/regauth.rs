@@ -67,6 +67,7 @@ pub struct RegauthBuilder {
     config: toml::Table,
     env: Vec<(String, String)>,
     signing_key_pem: Option<PathBuf>,
+    signing_cert_pem: Option<PathBuf>,
 }
 
 impl RegauthBuilder {
@@ -136,6 +137,25 @@ impl RegauthBuilder {
         self
     }
 
+    /// Installs this key and certificate (e.g. another replica's) before the first start: every
+    /// replica on one PostgreSQL database must sign with the same key.
+    pub fn signing_files(mut self, key: &Path, cert: &Path) -> Self {
+        self.signing_key_pem = Some(key.to_owned());
+        self.signing_cert_pem = Some(cert.to_owned());
+        self
+    }
+
+    /// Stores tokens in PostgreSQL at `url` (`[store] url`, no TLS) instead of sled.
+    pub fn postgres(self, url: &str) -> Self {
+        let url = url.to_owned();
+        self.edit(move |c| {
+            let mut store = toml::Table::new();
+            store.insert("url".into(), url.into());
+            store.insert("tls".into(), "disable".into());
+            c.insert("store".into(), toml::Value::Table(store));
+        })
+    }
+
     fn jwt(&mut self) -> &mut toml::Table {
         self.config
             .entry("jwt")
@@ -170,6 +190,11 @@ impl RegauthBuilder {
             std::fs::create_dir_all(key.parent().expect("key dir")).expect("mkdir for the key");
             std::fs::copy(pem, &key)
                 .unwrap_or_else(|e| panic!("copy {} to {}: {e}", pem.display(), key.display()));
+        }
+        if let Some(pem) = &self.signing_cert_pem {
+            std::fs::create_dir_all(cert.parent().expect("cert dir")).expect("mkdir for the cert");
+            std::fs::copy(pem, &cert)
+                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", pem.display(), cert.display()));
         }
         let issuer = jwt
             .get("issuer")
@@ -301,6 +326,7 @@ impl Regauth {
             config,
             env: Vec::new(),
             signing_key_pem: None,
+            signing_cert_pem: None,
         }
     }
 

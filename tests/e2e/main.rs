@@ -64,6 +64,7 @@ mod ionos_sdk;
 mod lifecycle;
 mod refresh;
 mod registries;
+mod replicas;
 mod revocation;
 mod skopeo;
 mod startup;
