@@ -487,5 +487,8 @@ fn ha_compose_stack_serves_logins_with_either_replica_stopped() {
             .compose(&["start", stopped])
             .expect_success(&format!("docker-compose start {stopped}"));
         stack.wait_health(stopped, "healthy", Duration::from_secs(60));
+        // The balancer re-resolves the restarted replica's address and needs two passing
+        // health checks (1 s apart) before it routes to it again.
+        std::thread::sleep(Duration::from_secs(5));
     }
 }

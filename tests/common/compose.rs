@@ -4,8 +4,8 @@
 //!
 //! - The dockerd keeps its data root under cargo's target tmp dir (`compose-dockerd/`), so the
 //!   base-image stand-ins ([`super::images`]) survive between test runs; a clean clone builds
-//!   them once. The regauth image is built from the current sources by every run and removed
-//!   afterwards, with its build stage.
+//!   them once. The regauth image is built from the current sources by every process (its
+//!   build stage is reused by the process's later stacks) and removed afterwards.
 //! - The compose files publish fixed host ports (5000, 5001), as users run them. So one stack
 //!   runs at a time on the machine: a process-wide mutex plus a lock directory in /tmp
 //!   (holding the owner's pid; a dead owner's lock is taken over) serialise the stacks of all
@@ -54,6 +54,13 @@ impl ComposeStack {
         std::fs::create_dir_all(&data_root).expect("create the compose dockerd's data root");
         let dockerd = Arc::new(Dockerd::start_with_data(&data_root));
         let client = DockerClient::on(dockerd.clone());
+        // What earlier runs left behind (the lock makes this process the only user of the
+        // data root): stopped containers, networks, volumes; and, before this process's first
+        // stack only, dangling images (an earlier run's build stage, superseded stand-ins).
+        // Later stacks of this process reuse the first one's build stage (same sources).
+        static FIRST: std::sync::Once = std::sync::Once::new();
+        prune(&client, false);
+        FIRST.call_once(|| prune(&client, true));
         let started = Instant::now();
         images::ensure(&client, standins);
         eprintln!("stand-in images ready after {:?}", started.elapsed());
@@ -158,10 +165,22 @@ impl Drop for ComposeStack {
         if !out.success() {
             eprintln!("docker-compose down failed:\n{out}");
         }
-        // The regauth image and its build stage go too: every run builds the current
-        // sources, and the data root keeps only the stand-ins.
+        // The image goes; its build stage stays for the next stack of this process and is
+        // pruned by the next process's first stack.
         let _ = self.client.docker(&["image", "rm", BUILT_IMAGE]);
-        let _ = self.client.docker(&["image", "prune", "--force"]);
+        prune(&self.client, false);
+    }
+}
+
+/// Removes stopped containers, unused networks and volumes and, with `images`, dangling images
+/// (build stages, a failed build's layers, superseded stand-ins): the data root's vfs storage
+/// keeps a full copy of every layer.
+fn prune(client: &DockerClient, images: bool) {
+    for what in ["container", "network", "volume"] {
+        let _ = client.docker(&[what, "prune", "--force"]);
+    }
+    if images {
+        let _ = client.docker(&["image", "prune", "--force"]);
     }
 }
 

@@ -5,7 +5,7 @@
 //! | name | built from |
 //! |---|---|
 //! | `debian:bookworm-slim` | `debootstrap --variant=minbase bookworm` (Debian's debootstrap), imported |
-//! | `rust:1-slim-bookworm` | tests/images/rust/install.sh: Debian's gcc and libc6-dev plus the host's Rust toolchain, one layer |
+//! | `rust:1-slim-bookworm` | tests/images/rust/install.sh: Debian's gcc and libc6-dev plus the host's Rust toolchain and CA bundle, one layer |
 //! | `registry:2` | tests/images/registry: Debian's docker-registry (distribution 2.8) |
 //! | `postgres:15-bookworm` | tests/images/postgres: Debian's postgresql-15, initdb'd at first start |
 //! | `haproxy:2.6` | tests/images/haproxy: Debian's haproxy 2.6 |
@@ -32,6 +32,10 @@ pub const POSTGRES: &str = "postgres:15-bookworm";
 pub const HAPROXY: &str = "haproxy:2.6";
 
 pub const DEBOOTSTRAP_BIN: &str = "/usr/sbin/debootstrap";
+
+/// The host's CA bundle, which the Rust stand-in trusts: cargo in the image build must reach
+/// crates.io where the host does (through a TLS-intercepting proxy with its own CA, say).
+const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// The label holding a stand-in's key.
 const LABEL: &str = "org.regauth.test.standin";
@@ -60,7 +64,13 @@ fn ensure_one(client: &DockerClient, name: &str) -> String {
         RUST => {
             let parent = ensure_one(client, DEBIAN);
             let version = rustc_version(&host_toolchain());
-            digest(&[parent.as_bytes(), &dir_bytes("rust"), version.as_bytes()])
+            let ca = std::fs::read(HOST_CA_BUNDLE).unwrap_or_default();
+            digest(&[
+                parent.as_bytes(),
+                &dir_bytes("rust"),
+                version.as_bytes(),
+                &ca,
+            ])
         }
         REGISTRY | POSTGRES | HAPROXY => {
             let parent = ensure_one(client, DEBIAN);
@@ -289,6 +299,8 @@ fn build_rust(client: &DockerClient, toolchain: &Path, key: &str) {
             &format!("{}:/toolchain:ro", tc.display()),
             "-v",
             &format!("{}:/install.sh:ro", script.display()),
+            "-v",
+            &format!("{HOST_CA_BUNDLE}:/host-ca-certificates.crt:ro"),
             DEBIAN,
             "/install.sh",
         ],

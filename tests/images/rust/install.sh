@@ -3,7 +3,7 @@
 # image can be pulled. tests/common/images.rs runs this in a container of the local
 # debian:bookworm-slim stand-in, with the host's Rust toolchain (rustc, cargo, their shared
 # libraries and the x86_64 standard library; no docs, sources or rustup) mounted at
-# /toolchain, then exports the container and imports it as one layer (the test dockerd's vfs
+# /toolchain and the host's CA bundle at /host-ca-certificates.crt, then exports the container and imports it as one layer (the test dockerd's vfs
 # storage copies every layer in full) with the official image's variables:
 # RUSTUP_HOME=/usr/local/rustup, CARGO_HOME=/usr/local/cargo, cargo and rustc on PATH.
 set -eu
@@ -12,6 +12,9 @@ apt-get update
 # https to crates.io.
 apt-get install -y --no-install-recommends gcc libc6-dev ca-certificates
 rm -rf /var/lib/apt/lists/*
+# The host's CA bundle, mounted at /host-ca-certificates.crt: where the machine reaches
+# crates.io through a TLS proxy with its own CA, cargo in the build must trust that CA too.
+cp /host-ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 cp -a /toolchain /usr/local/rust
 /usr/local/rust/bin/rustc --version
 /usr/local/rust/bin/cargo --version
