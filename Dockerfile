@@ -5,15 +5,16 @@
 #   docker run -p 5001:5001 -v regauth-data:/data -v regauth-certs:/certs regauth
 
 FROM rust:1-slim-bookworm AS build
-WORKDIR /src
 # The context is what .dockerignore lets through: the manifest, the sources and the other
 # target directories it may name (cargo wants them present even for a release build).
-COPY . ./
+COPY . /src
 # The release profile keeps debug info for profiling; the image does not need it.
 ENV CARGO_PROFILE_RELEASE_DEBUG=0 \
     CARGO_PROFILE_RELEASE_STRIP=true
-RUN cargo build --release --locked --bin regauth \
-    && install -m 0755 target/release/regauth /usr/local/bin/regauth
+# Only the binary stays in the build stage's layer (not the target directory).
+RUN cargo build --release --locked --bin regauth --manifest-path /src/Cargo.toml \
+    && install -m 0755 /src/target/release/regauth /usr/local/bin/regauth \
+    && rm -rf /src/target
 
 FROM debian:bookworm-slim
 # No packages added: the binary needs only glibc, and TLS roots are compiled in (rustls).

@@ -2,7 +2,8 @@
 # Installs what the end-to-end tests (tests/e2e) need on a fresh Debian machine:
 # chromium, chromium-driver, Node and playwright-core (npm ci) for the console tests;
 # the real peers (CNCF distribution registry, skopeo, dockerd + containerd + ctr, wrk,
-# docker-compose to check that docker-compose.yml parses, zsh and fish to check the shell
+# docker-compose to run docker-compose.yml and docker-compose.ha.yml, debootstrap to build the
+# debian:bookworm-slim stand-in the images start from, zsh and fish to check the shell
 # completion scripts, PostgreSQL for the PostgreSQL store)
 # from Debian's packages, the IONOS Container Registry Python SDK in .venv/, and schemathesis
 # (scripts/schemathesis.sh) in .venv-schemathesis/.
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 log() { printf 'install-test-deps: %s\n' "$*"; }
 
 need_apt=0
-for bin in /usr/bin/docker-registry /usr/bin/skopeo /usr/sbin/dockerd /usr/bin/docker /usr/bin/ctr /usr/bin/containerd /usr/bin/wrk /usr/bin/docker-compose /usr/bin/zsh /usr/bin/fish; do
+for bin in /usr/bin/docker-registry /usr/bin/skopeo /usr/sbin/dockerd /usr/bin/docker /usr/bin/ctr /usr/bin/containerd /usr/bin/wrk /usr/bin/docker-compose /usr/bin/zsh /usr/bin/fish /usr/sbin/debootstrap; do
     if [ ! -x "$bin" ]; then
         log "missing $bin"
         need_apt=1
@@ -70,9 +71,9 @@ if [ "$need_apt" = 1 ]; then
     fi
     log "apt-get update"
     apt-get update -qq
-    log "apt-get install docker-registry skopeo docker.io containerd wrk docker-compose zsh fish$console_pkgs"
+    log "apt-get install docker-registry skopeo docker.io containerd wrk docker-compose debootstrap zsh fish$console_pkgs"
     apt-get install -y -qq \
-        docker-registry skopeo docker.io containerd wrk docker-compose zsh fish $console_pkgs \
+        docker-registry skopeo docker.io containerd wrk docker-compose debootstrap zsh fish $console_pkgs \
         >/tmp/install-test-deps-apt.log 2>&1 || {
             tail -50 /tmp/install-test-deps-apt.log >&2
             exit 1

@@ -1,21 +1,24 @@
-//! docker-compose.yml, deploy/regauth-compose.toml, deploy/registry-compose.yml and the
-//! Dockerfile agree with each other and with what `regauth registry-config` prints; and a
-//! registry configured exactly as in the compose file (Debian's docker-registry 2.8, the same
-//! distribution code as the `registry:2` image) trusts regauth's tokens.
+//! The packaging, run for real: the `Dockerfile` image is built and `docker-compose.yml` and
+//! `docker-compose.ha.yml` are started with Debian's docker-compose on a private dockerd, and
+//! docker logs in, pushes and pulls through each stack (the HA one also with a replica
+//! stopped). The base images are local stand-ins under the names the files use
+//! (tests/common/images.rs); the only test-only setting is the build's network
+//! (tests/compose/*.yml).
 //!
-//! No container runs here (no images can be pulled): the files are checked as text, the
-//! compose file is parsed by `docker-compose config`, and the services' binaries run directly
-//! with the compose settings, paths substituted where compose mounts volumes.
+//! Beside that, fast checks without containers: docker-compose.yml,
+//! deploy/regauth-compose.toml, deploy/registry-compose.yml and the Dockerfile agree with each
+//! other and with what `regauth registry-config` prints; and a registry configured exactly as
+//! in the compose file (Debian's docker-registry 2.8) trusts regauth's tokens.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use regauth::config::Config;
 use serde_json::Value;
 
-use crate::common::{http, require_bin, CmdOutput, Regauth, Registry, Verifier};
-
-const COMPOSE_BIN: &str = "/usr/bin/docker-compose";
+use crate::common::compose::{ComposeStack, COMPOSE_BIN};
+use crate::common::{http, images, require_bin, CmdOutput, Regauth, Registry, Verifier, REFUSED};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -27,7 +30,12 @@ fn read(path: &str) -> String {
 
 /// The `REGISTRY_AUTH*` variables of docker-compose.yml (`KEY: value` lines).
 fn compose_registry_env() -> BTreeMap<String, String> {
-    read("docker-compose.yml")
+    registry_env_of("docker-compose.yml")
+}
+
+/// The `REGISTRY_AUTH*` variables of a compose file.
+fn registry_env_of(file: &str) -> BTreeMap<String, String> {
+    read(file)
         .lines()
         .map(str::trim)
         .filter(|l| l.starts_with("REGISTRY_AUTH"))
@@ -87,18 +95,32 @@ fn compose_regauth() -> Regauth {
 }
 
 #[test]
-fn compose_file_parses() {
+fn compose_files_parse() {
     require_bin(COMPOSE_BIN);
-    let out = Command::new(COMPOSE_BIN)
-        .args(["-f", "docker-compose.yml", "config", "-q"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("docker-compose");
-    assert!(
-        out.status.success(),
-        "docker-compose config:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for files in [
+        &["docker-compose.yml"][..],
+        &["docker-compose.ha.yml"],
+        &["docker-compose.yml", "tests/compose/build-network.yml"],
+        &[
+            "docker-compose.ha.yml",
+            "tests/compose/build-network.ha.yml",
+        ],
+    ] {
+        let mut c = Command::new(COMPOSE_BIN);
+        for f in files {
+            c.args(["-f", f]);
+        }
+        let out = c
+            .args(["config", "-q"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("docker-compose");
+        assert!(
+            out.status.success(),
+            "docker-compose {files:?} config:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
@@ -145,6 +167,35 @@ fn compose_files_agree_with_each_other() {
     assert!(dockerfile.contains("COPY deploy/regauth-compose.toml /etc/regauth/regauth.toml"));
     assert!(dockerfile.contains("VOLUME [\"/data\", \"/certs\"]"));
     assert!(read(".dockerignore").contains("!deploy/regauth-compose.toml"));
+}
+
+#[test]
+fn ha_compose_file_agrees_with_the_single_one_and_the_balancer() {
+    // The registry trusts the same issuer and certificate, and sends clients to the same
+    // realm, now served by the balancer.
+    assert_eq!(
+        registry_env_of("docker-compose.ha.yml"),
+        compose_registry_env()
+    );
+    let ha = read("docker-compose.ha.yml");
+    assert!(ha.contains("image: haproxy:2.6"));
+    assert!(ha.contains("./deploy/haproxy-ha.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro"));
+    assert!(
+        ha.contains("\"5001:5001\""),
+        "the balancer is published as the realm's port"
+    );
+    assert!(ha.contains("REGAUTH_STORE_URL: postgres://regauth:regauth@postgres:5432/regauth"));
+    assert!(ha.contains("POSTGRES_PASSWORD: regauth"));
+    let cfg = read("deploy/haproxy-ha.cfg");
+    assert!(cfg.contains("bind :5001"));
+    assert!(cfg.contains("option httpchk GET /ready"));
+    for replica in ["regauth-a", "regauth-b"] {
+        assert!(
+            ha.contains(&format!("\n  {replica}:\n")),
+            "service {replica}"
+        );
+        assert!(cfg.contains(&format!("server {replica} {replica}:5001")));
+    }
 }
 
 #[test]
@@ -296,4 +347,148 @@ fn registry_configured_as_in_compose_trusts_regauth() {
         404,
         "authorised to pull; the repository is empty"
     );
+}
+
+/// The password of a token created with `regauth -o json token create NAME --scope SCOPE` in
+/// `service`'s container (the config and admin token come from the image and its volume).
+fn create_token(stack: &ComposeStack, service: &str, name: &str, scope: &str) -> String {
+    let out = stack.exec(
+        service,
+        &[
+            "regauth", "-o", "json", "token", "create", name, "--scope", scope,
+        ],
+    );
+    out.json()["properties"]["credentials"]["password"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no password in\n{out}"))
+        .to_string()
+}
+
+/// `docker login localhost:5000`, retried while the stack is still settling (the registry
+/// starting, the balancer's first health checks): the login must succeed within `within`.
+fn login_within(stack: &ComposeStack, user: &str, password: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let out = stack.client().login(REGISTRY, user, password);
+        if out.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "docker login {REGISTRY} as {user} still fails after {within:?}:\n{out}\n{}",
+            stack.logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Pushes a new image as `repo`, removes it locally and pulls it back.
+fn push_and_pull(stack: &ComposeStack, repo: &str) {
+    let docker = stack.client();
+    let image = docker.import_image();
+    let remote = format!("{REGISTRY}/{repo}");
+    docker.tag(&image, &remote);
+    docker
+        .docker(&["push", &remote])
+        .expect_success(&format!("docker push {remote}"));
+    docker.rmi(&[&remote, &image]);
+    docker
+        .docker(&["pull", &remote])
+        .expect_success(&format!("docker pull {remote}"));
+    docker.rmi(&[&remote]);
+}
+
+/// The registry as docker-compose.yml and docker-compose.ha.yml publish it on the host.
+const REGISTRY: &str = "localhost:5000";
+
+#[test]
+fn compose_stack_builds_and_serves_docker_login_push_pull() {
+    let stack = ComposeStack::up(
+        &["docker-compose.yml", "tests/compose/build-network.yml"],
+        &[images::DEBIAN, images::RUST, images::REGISTRY],
+    );
+    stack.wait_health("regauth", "healthy", Duration::from_secs(60));
+
+    // The image runs as the unprivileged user the Dockerfile names.
+    let id = stack.exec("regauth", &["id", "-u"]);
+    assert_eq!(id.stdout.trim(), "10001");
+
+    let password = create_token(&stack, "regauth", "ci", "repository:team/*:pull,push");
+    login_within(&stack, "ci", &password, Duration::from_secs(60));
+    push_and_pull(&stack, "team/compose:1");
+
+    // Refusals come through the stack too: a wrong password, and a push outside the scope.
+    stack
+        .client()
+        .login(REGISTRY, "ci", "rga_not-the-password")
+        .expect_refused("docker login with a wrong password", REFUSED);
+    login_within(&stack, "ci", &password, Duration::from_secs(5));
+    let image = stack.client().import_image();
+    let outside = format!("{REGISTRY}/other/compose:1");
+    stack.client().tag(&image, &outside);
+    stack
+        .client()
+        .docker(&["push", &outside])
+        .expect_refused("a push outside the token's scope", REFUSED);
+}
+
+#[test]
+fn ha_compose_stack_serves_logins_with_either_replica_stopped() {
+    let stack = ComposeStack::up(
+        &[
+            "docker-compose.ha.yml",
+            "tests/compose/build-network.ha.yml",
+        ],
+        &[
+            images::DEBIAN,
+            images::RUST,
+            images::REGISTRY,
+            images::POSTGRES,
+            images::HAPROXY,
+        ],
+    );
+    for replica in ["regauth-a", "regauth-b"] {
+        stack.wait_health(replica, "healthy", Duration::from_secs(60));
+    }
+
+    // Made on A, used through the balancer (and so through either replica).
+    let password = create_token(&stack, "regauth-a", "ci", "repository:team/*:pull,push");
+    login_within(&stack, "ci", &password, Duration::from_secs(60));
+    push_and_pull(&stack, "team/ha:1");
+    // B sees what A wrote: both are on the one database.
+    let shown = stack.exec(
+        "regauth-b",
+        &["regauth", "-o", "json", "token", "show", "ci"],
+    );
+    assert_eq!(shown.json()["properties"]["name"], "ci", "{shown}");
+
+    for (stopped, running) in [("regauth-a", "regauth-b"), ("regauth-b", "regauth-a")] {
+        stack
+            .compose(&["stop", stopped])
+            .expect_success(&format!("docker-compose stop {stopped}"));
+        // Every login right after the stop succeeds: the balancer retries a failed
+        // connection on the other replica, and its health check soon drops the stopped one.
+        for _ in 0..4 {
+            stack.client().logout(REGISTRY);
+            stack
+                .client()
+                .login(REGISTRY, "ci", &password)
+                .expect_success(&format!("docker login with {stopped} stopped"));
+        }
+        push_and_pull(&stack, &format!("team/ha-without-{stopped}:1"));
+        // The running replica still takes admin writes, and its tokens work.
+        let name = format!("made-on-{running}");
+        let fresh = create_token(&stack, running, &name, "repository:team/*:pull");
+        stack
+            .client()
+            .login(REGISTRY, &name, &fresh)
+            .expect_success(&format!("docker login of a token made on {running}"));
+        stack
+            .compose(&["start", stopped])
+            .expect_success(&format!("docker-compose start {stopped}"));
+        stack.wait_health(stopped, "healthy", Duration::from_secs(60));
+        // The balancer re-resolves the restarted replica's address and needs two passing
+        // health checks (1 s apart) before it routes to it again.
+        std::thread::sleep(Duration::from_secs(5));
+    }
 }

@@ -24,6 +24,9 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct Dockerd {
     daemon: Mutex<Option<Daemon>>,
+    /// `--data-root` (images, containers, volumes): in `dir` unless [`Dockerd::start_with_data`]
+    /// was given one that outlives the daemon.
+    data_root: PathBuf,
     // Last: removed after the daemon is gone.
     dir: tempfile::TempDir,
 }
@@ -43,10 +46,23 @@ impl Dockerd {
     }
 
     fn start() -> Dockerd {
+        let dir = temp_dir("rge-");
+        let data_root = dir.path().join("data");
+        Dockerd::start_in(dir, data_root)
+    }
+
+    /// A dockerd of its own whose images, containers and volumes live in `data_root`, which
+    /// outlives it (a cache kept between test runs). Sockets and the exec root stay in a temp
+    /// dir (unix socket paths must stay short). The caller makes sure no other dockerd uses
+    /// `data_root` at the same time.
+    pub fn start_with_data(data_root: &Path) -> Dockerd {
+        Dockerd::start_in(temp_dir("rge-"), data_root.to_path_buf())
+    }
+
+    fn start_in(dir: tempfile::TempDir, data_root: PathBuf) -> Dockerd {
         require_bin(DOCKERD_BIN);
         require_bin(DOCKER_BIN);
         require_bin("/usr/bin/containerd");
-        let dir = temp_dir("rge-");
         let root = dir.path();
         let mut cmd = Command::new(DOCKERD_BIN);
         cmd.args([
@@ -59,7 +75,7 @@ impl Dockerd {
         .arg("-H")
         .arg(format!("unix://{}", root.join("docker.sock").display()))
         .arg("--data-root")
-        .arg(root.join("data"))
+        .arg(&data_root)
         .arg("--exec-root")
         .arg(root.join("exec"))
         .arg("--pidfile")
@@ -72,6 +88,7 @@ impl Dockerd {
         let daemon = Daemon::spawn("dockerd", cmd, &root.join("dockerd.log"));
         let d = Dockerd {
             daemon: Mutex::new(Some(daemon)),
+            data_root,
             dir,
         };
         let sock = d.socket();
@@ -111,6 +128,10 @@ impl Dockerd {
             Some(d) => d.assert_running(),
             None => panic!("dockerd was stopped"),
         }
+    }
+
+    pub fn data_root(&self) -> &Path {
+        &self.data_root
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -187,8 +208,13 @@ impl Default for DockerClient {
 
 impl DockerClient {
     pub fn new() -> DockerClient {
+        DockerClient::on(Dockerd::shared())
+    }
+
+    /// A client of the given dockerd (rather than the shared one).
+    pub fn on(dockerd: Arc<Dockerd>) -> DockerClient {
         DockerClient {
-            dockerd: Dockerd::shared(),
+            dockerd,
             config: temp_dir("rgc-"),
         }
     }
@@ -206,7 +232,7 @@ impl DockerClient {
     }
 
     /// `program` with this client's docker environment.
-    fn command_of(&self, program: &Path) -> Command {
+    pub fn command_of(&self, program: &Path) -> Command {
         let mut c = Command::new(program);
         c.env(
             "DOCKER_HOST",
@@ -222,9 +248,14 @@ impl DockerClient {
 
     /// `docker ARGS`, never panicking on the command's own failure.
     pub fn docker(&self, args: &[&str]) -> CmdOutput {
+        self.docker_timeout(args, CLIENT_TIMEOUT)
+    }
+
+    /// `docker ARGS` that may take up to `timeout` (an image build).
+    pub fn docker_timeout(&self, args: &[&str], timeout: Duration) -> CmdOutput {
         let mut c = self.command();
         c.args(args);
-        run(c, None, CLIENT_TIMEOUT)
+        run(c, None, timeout)
     }
 
     /// `docker login -u USER --password-stdin HOST`.
@@ -295,6 +326,11 @@ impl DockerClient {
     /// Runs a shell command line in which `docker` is this client (Debian's docker, the
     /// shared dockerd, this client's config): for running a command exactly as printed.
     pub fn sh(&self, line: &str) -> CmdOutput {
+        self.sh_timeout(line, CLIENT_TIMEOUT)
+    }
+
+    /// [`DockerClient::sh`] that may take up to `timeout`.
+    pub fn sh_timeout(&self, line: &str, timeout: Duration) -> CmdOutput {
         let bin = self.config.path().join("bin");
         if !bin.exists() {
             std::fs::create_dir_all(&bin).expect("mkdir bin");
@@ -304,7 +340,7 @@ impl DockerClient {
         sh.arg("-c")
             .arg(line)
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
-        run(sh, None, CLIENT_TIMEOUT)
+        run(sh, None, timeout)
     }
 
     /// `docker save -o FILE REF` (for `ctr images import`).

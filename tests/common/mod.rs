@@ -9,6 +9,10 @@
 //!   `registry` (CNCF distribution 2.8, 3.0 or the 3.1 verifier), `dockerd` (shared by the
 //!   tests running at the same time, with a docker client and `ctr`), `skopeo`, and `oci`
 //!   (an image layout written from scratch), and `postgres` (a private PostgreSQL cluster).
+//! - `images`: local stand-ins, built on a dockerd, for the base images the Dockerfile and
+//!   compose files name (debootstrap's Debian, a Rust builder, registry, PostgreSQL, haproxy);
+//!   `compose`: a project of the repository's compose files on a dockerd of its own, one at
+//!   a time per machine.
 //!
 //! No fixture picks a port and hopes it stays free (except `postgres`: PostgreSQL cannot listen
 //! on port 0, so it starts on a port the OS just handed out and retries on another if that
@@ -26,8 +30,10 @@
 #![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
 pub mod command;
+pub mod compose;
 pub mod dockerd;
 pub mod http;
+pub mod images;
 pub mod oci;
 pub mod postgres;
 pub mod process;
@@ -63,7 +69,7 @@ pub const REFUSED: &[&str] = &[
 /// Printed when a peer program is missing: the tests never skip.
 pub const INSTALL_HINT: &str = "run `bash scripts/install-test-deps.sh` (as root) first: \
      it installs the peers (Debian's docker-registry, docker.io, containerd, skopeo, \
-     docker-compose) and the Python SDK";
+     docker-compose, debootstrap) and the Python SDK";
 
 /// Panics with an install hint when `path` is not an executable file.
 #[track_caller]
