@@ -6,6 +6,7 @@
 //!
 //! The `#[utoipa::path]` on each handler is its entry in the OpenAPI document
 //! (`super::openapi`), so the document and the routes sit side by side.
+
 use axum::body::Body;
 use axum::extract::{OriginalUri, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -14,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
-use super::audit::{client_addr, AuditDetails};
+use super::audit::AuditDetails;
 use super::error::{ApiError, TaskFailed};
 use super::extract::{
     bearer_token, last, parse_json, parse_pairs, read_body, AppJson, KnownRegistry, Pairs, TokenId,
@@ -24,6 +25,7 @@ use crate::api::{self, ErrorBody, ResourceType};
 use crate::config::RegistryConfig;
 use crate::domain::{validate_grace, Scope, Status, Token, TokenName, ValidationError};
 use crate::service::audit::{self, AdminAction, AdminAuthFailure};
+use crate::service::throttle::Endpoint;
 use crate::service::{AdminService, NewToken, PutOutcome, TokenChanges};
 
 pub use crate::api::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -188,22 +190,51 @@ fn registry_out(state: &AppState, r: &RegistryConfig) -> api::Registry {
 
 /// Requires `Authorization: Bearer <admin token>`, compared in constant time (over hashes, so
 /// the length of the configured token does not leak either).
-/// A refusal is an audit line (`service::audit::admin_auth_failed`) and a metric.
+///
+/// Failed attempts are counted per client address ([`Throttle`](crate::service::Throttle));
+/// over `[limits] admin_failures` the address gets 429 with `Retry-After` until its lockout
+/// ends, without its token being looked at. A refusal is an audit line
+/// (`service::audit::admin_auth_failed`, rationed per address like the token endpoint's
+/// denials) and a metric.
 pub async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let addr = super::limits::request_client(&state, &req);
+    let path = |req: &Request| {
+        req.extensions()
+            .get::<OriginalUri>()
+            .map_or_else(|| req.uri().path(), |u| u.0.path())
+            .to_owned()
+    };
+    let throttle = &state.throttle;
+    let ticket = match throttle.check(Endpoint::Admin, addr, None) {
+        Ok(ticket) => ticket,
+        Err(refused) => {
+            state.metrics.throttled("admin").inc();
+            if throttle.log().admit(addr) {
+                audit::admin_auth_throttled(
+                    addr,
+                    req.method().as_str(),
+                    &path(&req),
+                    refused.retry_after_seconds(),
+                );
+            }
+            return ApiError::TooManyRequests(refused).into_response();
+        }
+    };
     let failure = match bearer_token(req.headers()) {
         None => Some(AdminAuthFailure::Missing),
         Some(t) if !state.admin_token.matches(t) => Some(AdminAuthFailure::Wrong),
         Some(_) => None,
     };
     let Some(why) = failure else {
+        // The admin token names no token: nothing to forgive by name.
+        drop(ticket);
         return next.run(req).await;
     };
-    let path = req
-        .extensions()
-        .get::<OriginalUri>()
-        .map_or_else(|| req.uri().path(), |u| u.0.path());
-    audit::admin_auth_failed(client_addr(&req), req.method().as_str(), path, why);
+    throttle.failed(ticket, None);
     state.metrics.admin_auth_failed(why);
+    if throttle.log().admit(addr) {
+        audit::admin_auth_failed(addr, req.method().as_str(), &path(&req), why);
+    }
     ApiError::Unauthorized.into_response()
 }
 
@@ -269,6 +300,8 @@ fn page_param(
     responses(
         (status = 200, description = "Every configured registry.", body = api::RegistryList),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn list_registries(State(state): State<AppState>) -> Json<api::RegistryList> {
@@ -296,6 +329,8 @@ pub async fn list_registries(State(state): State<AppState>) -> Json<api::Registr
         (status = 400, description = "The path does not decode.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn get_registry(
@@ -341,6 +376,8 @@ fn name_filter(pairs: &Pairs<'_>) -> Result<Option<String>, ApiError> {
         (status = 400, description = "`offset`, `limit`, `filter.name` or `expiringWithin` out of range.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn list_tokens(
@@ -421,6 +458,8 @@ pub async fn list_tokens(
         (status = 404, description = "No such registry.", body = ErrorBody),
         (status = 409, description = "The registry has a token of that name.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn create_token(
@@ -456,6 +495,8 @@ pub async fn create_token(
         (status = 400, description = "`tokenId` is not a UUID.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn get_token(
@@ -490,6 +531,8 @@ pub async fn get_token(
         (status = 404, description = "No such registry.", body = ErrorBody),
         (status = 409, description = "Another token of the registry has that name.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn put_token(
@@ -534,6 +577,8 @@ pub async fn put_token(
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn patch_token(
@@ -578,6 +623,8 @@ pub async fn patch_token(
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn rotate_credentials(
@@ -586,7 +633,7 @@ pub async fn rotate_credentials(
     TokenId(id): TokenId,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(body).await.map_err(ApiError::TooLarge)?;
+    let bytes = read_body(body, state.body_timeout()).await?;
     let input: api::TokenRotate = if bytes.iter().all(u8::is_ascii_whitespace) {
         api::TokenRotate::default()
     } else {
@@ -630,6 +677,8 @@ fn grace_period(seconds: Option<i64>) -> Result<TimeDelta, ValidationError> {
         (status = 400, description = "`tokenId` is not a UUID.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn delete_token(

@@ -5,9 +5,8 @@
 //! extension of their response; the rest comes from the path, the status and the connection.
 //!
 //! Dependency direction: `http::audit -> service::audit`; used by the router only.
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -37,14 +36,6 @@ impl AuditDetails {
     }
 }
 
-/// The client's IP address, when the server was started with connection info (tests that
-/// drive the router directly have none).
-pub fn client_addr(req: &Request) -> Option<std::net::IpAddr> {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-}
-
 /// The write a method and a path (below `/api/v1`) name, with the registry and token id
 /// segments: `None` for reads and for paths that are no token route.
 fn action_of<'p>(method: &Method, path: &'p str) -> Option<(AdminAction, &'p str, &'p str)> {
@@ -68,7 +59,7 @@ pub async fn audit_writes(State(state): State<AppState>, req: Request, next: Nex
     let Some((action, registry, path_id)) = action_of(req.method(), &path) else {
         return next.run(req).await;
     };
-    let client = client_addr(&req);
+    let client = super::limits::request_client(&state, &req);
     let mut resp = next.run(req).await;
     let details = resp
         .extensions_mut()

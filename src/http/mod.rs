@@ -1,7 +1,8 @@
 //! The HTTP surface: the router, its layers, the shared [`AppState`] (`state`), and the
 //! handlers for the token endpoint (`auth`), the admin API (`admin`, with its audit
-//! middleware `audit`) and the console's files (`console`); and the metrics listener's router
-//! ([`metrics_app`]). The only module that knows axum.
+//! middleware `audit`) and the console's files (`console`); the metrics listener's router
+//! ([`metrics_app`]); and the accept loop that serves them with connection limits
+//! (`listener`). The only module that knows axum and hyper.
 //!
 //! Dependency direction: `http -> service -> {domain, store, jwt}`; `http` never imports
 //! `server` (which builds the state and serves this router) or `cli`.
@@ -17,10 +18,34 @@ mod bench;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod listener;
 pub mod openapi;
 pub mod state;
 
 pub use state::AppState;
+
+/// Readiness: 200 `ready` when the store answers (within its timeouts), else 503 naming the
+/// cause. `/health` is liveness only: it answers while the process runs.
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, String) {
+    let admin = state.admin.clone();
+    match tokio::task::spawn_blocking(move || admin.ready()).await {
+        Ok(Ok(())) => (axum::http::StatusCode::OK, "ready".into()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %crate::error::Chain(&e), "not ready: store check failed");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {e}"),
+            )
+        }
+        Err(e) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {e}"),
+        ),
+    }
+}
 
 /// The whole application as a router, so tests can drive it without a socket.
 pub fn app(state: AppState) -> Router {
@@ -60,6 +85,7 @@ pub fn app(state: AppState) -> Router {
         .route("/auth", get(auth::get_token).post(auth::post_token))
         .route("/auth/token", get(auth::get_token).post(auth::post_token))
         .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready))
         .nest("/api/v1", api)
         .merge(console::routes());
     #[cfg(feature = "bench-baseline")]

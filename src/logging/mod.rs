@@ -27,7 +27,8 @@ pub use crate::config::LogFormat;
 
 /// Logs to stderr through [`writer`] in `format`: request threads only append to a buffer,
 /// a background thread writes it in batches, so a slow terminal, pipe or disk never stalls a
-/// request thread unless megabytes are waiting. Lossless. `None` (and logging to stderr
+/// request thread: beyond 4 MB waiting, lines are dropped and counted (and the count logged).
+/// `None` (and logging to stderr
 /// directly) when the writer thread cannot be started.
 pub fn init_tracing(format: LogFormat) -> Option<writer::FlushGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REGAUTH_LOG")

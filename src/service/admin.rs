@@ -67,6 +67,9 @@ pub enum AdminError {
     /// 500: the store failed; the whole chain is logged, none of it returned.
     #[error(transparent)]
     Store(StoreError),
+    /// 503: the store is unreachable or too slow (PostgreSQL); nothing was acknowledged.
+    #[error(transparent)]
+    Unavailable(StoreError),
     /// 500: anything else (no system randomness, a token that vanished mid-operation).
     #[error("{context}")]
     Internal {
@@ -88,6 +91,7 @@ impl From<StoreError> for AdminError {
                 context: "token vanished during the operation",
                 source: Some(Box::new(e)),
             },
+            StoreError::Unavailable { .. } => AdminError::Unavailable(e),
             StoreError::Backend { .. } => AdminError::Store(e),
         }
     }
@@ -373,6 +377,11 @@ impl AdminService {
             .into_iter()
             .filter(|t| !t.is_expired(now))
             .collect())
+    }
+
+    /// Whether the store can serve requests now (`/ready`).
+    pub fn ready(&self) -> Result<(), StoreError> {
+        self.store.ready()
     }
 
     /// Deletes expired tokens and returns them, when expired means deleted; otherwise does

@@ -160,6 +160,18 @@ pub fn admin_auth_failed(client: Option<IpAddr>, method: &str, path: &str, why: 
     );
 }
 
+/// One admin request refused by the throttle (too many failed admin authentications from
+/// `client`), without its token being looked at.
+pub fn admin_auth_throttled(client: Option<IpAddr>, method: &str, path: &str, retry_after: u64) {
+    let client = OptionalAddr(client);
+    warn!(
+        target: TARGET,
+        client = %client, method = %method, path = %path, retry_after,
+        outcome = "throttled",
+        "admin request refused: too many failed admin authentications from this address"
+    );
+}
+
 /// The client's address, or nothing.
 struct OptionalAddr(Option<IpAddr>);
 

@@ -1,4 +1,6 @@
 //! In-process HTTP tests: the whole router driven with `tower::ServiceExt::oneshot`.
+// Test code: a failed unwrap or expect is a failed test (the crate denies them elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod admin;
 mod audit;
 #[path = "../common/mod.rs"]
@@ -10,4 +12,5 @@ mod logs;
 mod metrics;
 mod openapi;
 mod support;
+mod throttle;
 mod token;

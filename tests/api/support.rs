@@ -18,6 +18,8 @@ pub const ADMIN: &str = "test-admin-token-0123456789";
 
 pub struct TestApp {
     pub router: Router,
+    /// The app's throttle of failed authentications.
+    pub throttle: Arc<regauth::service::Throttle>,
     /// The metrics listener's router over the same state.
     pub metrics: Router,
     /// The state both routers share.
@@ -79,6 +81,7 @@ impl TestApp {
         let clock = Clock::manual(Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap());
         let state = AppState::new(config.clone(), store, key, ADMIN, clock.clone());
         TestApp {
+            throttle: state.throttle.clone(),
             metrics: regauth::http::metrics_app(state.clone()),
             router: regauth::app(state.clone()),
             state,
@@ -104,6 +107,14 @@ impl TestApp {
             headers,
             body,
         }
+    }
+
+    /// `req` as if it came over a connection from `ip` (the server's `ConnectInfo`).
+    pub async fn send_from(&self, ip: &str, mut req: Request<Body>) -> Resp {
+        let peer: std::net::SocketAddr = (ip.parse::<std::net::IpAddr>().unwrap(), 40000).into();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        self.send(req).await
     }
 
     /// `GET uri` without a body, with `authorization` as the `Authorization` header when given.
