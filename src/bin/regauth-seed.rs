@@ -132,7 +132,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     let now = Utc::now();
     for i in 0..args.count {
         let name = format!("bench-{i:07}");
-        let password = new_password();
+        let password = new_password()
+            .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
         let token = Token {
             id: Uuid::new_v4(),
             registry: args.registry.clone(),

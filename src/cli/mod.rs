@@ -618,8 +618,6 @@ fn run_scope(ctx: &mut commands::Ctx, command: ScopeCommand) -> Result<(), CliEr
 }
 
 fn serve(config: Option<PathBuf>, args: ServeArgs) -> ExitCode {
-    // Held until `serve` returns, so buffered log lines are written before exit.
-    let _log_guard = crate::logging::init_tracing();
     let config = match Config::load(config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -627,6 +625,10 @@ fn serve(config: Option<PathBuf>, args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Held until `serve` returns, so buffered log lines are written before exit.
+    let _log_guard = crate::logging::init_tracing(config.log.format);
+    // Before anything is created: the store, keys and tokens are for this user only.
+    crate::server::private_umask();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -13,6 +13,7 @@ use tracing::{error, warn};
 use crate::api;
 use crate::domain::ValidationError;
 use crate::error::{BoxError, Chain};
+use crate::service::throttle::Refused;
 use crate::service::{AdminError, AuthError};
 use crate::store::StoreError;
 
@@ -29,6 +30,12 @@ pub enum AuthHttpError {
     /// 413 `INVALID_REQUEST`: form body over the limit.
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// 408 `INVALID_REQUEST`: the body did not arrive in time.
+    #[error("request body not received within {0} s")]
+    BodyTimeout(u64),
+    /// 429 `TOOMANYREQUESTS` with `Retry-After`: too many failed authentications.
+    #[error("{}", throttled_message(.0))]
+    Throttled(Refused),
     /// 503 `UNAVAILABLE` with `Retry-After`: the token store is unreachable or too slow.
     #[error("the token store is unavailable; try again shortly")]
     Unavailable(#[source] BoxError),
@@ -44,6 +51,7 @@ impl From<AuthError> for AuthHttpError {
                 "service {s:?} is not a registry served by this regauth"
             )),
             AuthError::Unauthorized(_) => AuthHttpError::Unauthorized,
+            AuthError::Throttled(r) => AuthHttpError::Throttled(r),
             e @ AuthError::Store(StoreError::Unavailable { .. }) => {
                 AuthHttpError::Unavailable(Box::new(e))
             }
@@ -60,6 +68,9 @@ impl IntoResponse for AuthHttpError {
             AuthHttpError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
             AuthHttpError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             AuthHttpError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "INVALID_REQUEST"),
+            AuthHttpError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "INVALID_REQUEST"),
+            // The registry protocol's own code for 429 (distribution's errcode).
+            AuthHttpError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
             AuthHttpError::Unavailable(detail) => {
                 warn!(error = %Chain(&**detail), "token endpoint: store unavailable, answered 503");
                 (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
@@ -81,6 +92,9 @@ impl IntoResponse for AuthHttpError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"regauth\""),
             );
+        }
+        if let AuthHttpError::Throttled(r) = &self {
+            retry_after(&mut resp, r);
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
@@ -114,6 +128,12 @@ pub enum ApiError {
     /// 413 `PAYLOAD_TOO_LARGE`.
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// 408 `REQUEST_TIMEOUT`: the body did not arrive in time.
+    #[error("request body not received within {0} s")]
+    BodyTimeout(u64),
+    /// 429 `TOO_MANY_REQUESTS` with `Retry-After`: too many failed admin authentications.
+    #[error("{}", throttled_message(.0))]
+    TooManyRequests(Refused),
     /// 503 `SERVICE_UNAVAILABLE` with `Retry-After`: the token store is unreachable or too
     /// slow; nothing was changed that the client was told about.
     #[error("the token store is unavailable; try again shortly")]
@@ -152,6 +172,8 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT"),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
             ApiError::Unavailable(detail) => {
                 warn!(error = %Chain(&**detail), "admin API: store unavailable, answered 503");
                 (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
@@ -175,12 +197,34 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"regauth-admin\""),
             );
         }
+        if let ApiError::TooManyRequests(r) = &self {
+            retry_after(&mut resp, r);
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }
+}
+
+fn throttled_message(r: &Refused) -> String {
+    let what = if r.by_name {
+        "for this name from this address"
+    } else {
+        "from this address"
+    };
+    format!(
+        "too many failed authentications {what}; retry after {} s",
+        r.retry_after_seconds()
+    )
+}
+
+fn retry_after(resp: &mut Response, r: &Refused) {
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(r.retry_after_seconds()),
+    );
 }
 
 #[cfg(test)]

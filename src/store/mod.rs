@@ -193,6 +193,10 @@ pub trait Store: Send + Sync + 'static {
     /// Number of tokens in all registries (for start-up logging and benchmarks).
     fn count(&self) -> Result<usize, StoreError>;
 
+    /// Number of refresh tokens stored, all registries (for the metrics, counted once a
+    /// minute: may walk the refresh tokens' keys).
+    fn refresh_count(&self) -> Result<usize, StoreError>;
+
     /// Sets `last_used` of each token in `uses` (by registry and id) that still exists, unless
     /// its stored last use is later; changes nothing else. Tokens that are gone are skipped.
     /// Durable once, for the whole batch. Returns how many tokens were written.

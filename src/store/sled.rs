@@ -501,6 +501,11 @@ impl Store for SledStore {
         Ok(total as usize)
     }
 
+    fn refresh_count(&self) -> Result<usize, StoreError> {
+        // Keys only: sled's `len` walks the tree without decoding a record.
+        Ok(self.refresh.len())
+    }
+
     fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
         let mut written = 0;
         for u in uses {

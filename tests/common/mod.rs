@@ -40,7 +40,9 @@ use std::time::{Duration, Instant};
 
 pub use command::{run, CmdOutput};
 pub use dockerd::{DockerClient, Dockerd};
-pub use http::{access, basic, granted, http, jwt_claims, jwt_header, repo, scope, ClosedPort};
+pub use http::{
+    access, basic, connect_from, granted, http, jwt_claims, jwt_header, repo, scope, ClosedPort,
+};
 pub use postgres::PgCluster;
 pub use process::Daemon;
 pub use regauth::{regauth_in, CreatedToken, Regauth, ADMIN};

@@ -848,6 +848,10 @@ impl Store for PgStore {
         })
     }
 
+    fn refresh_count(&self) -> Result<usize, StoreError> {
+        self.count_grants()
+    }
+
     fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
         if uses.is_empty() {
             return Ok(0);
