@@ -84,7 +84,7 @@ fn flag(pairs: &Pairs<'_>, key: &str, yes: &str) -> bool {
             headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
         (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow.",
             body = api::RegistryErrors,
-            headers(("Retry-After" = String, description = "`1`."))),
+            headers(("Retry-After" = u64, description = "`1`."))),
     )
 )]
 pub async fn get_token(
@@ -137,7 +137,7 @@ pub async fn get_token(
             headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
         (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow.",
             body = api::RegistryErrors,
-            headers(("Retry-After" = String, description = "`1`."))),
+            headers(("Retry-After" = u64, description = "`1`."))),
     )
 )]
 pub async fn post_token(

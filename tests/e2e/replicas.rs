@@ -88,7 +88,14 @@ fn percentile(samples: &[f64], p: f64) -> f64 {
 #[test]
 fn invalidation_delay_from_a_patch_on_a_to_a_401_on_b() {
     let url = cluster().new_database();
-    let (a, b) = two_replicas(&url);
+    let a = Regauth::builder().postgres(&url).start();
+    // Each trial ends with a 401 on B: 200 of them would trip B's throttling of failures.
+    let b = Regauth::builder()
+        .postgres(&url)
+        .signing_files(a.key_path(), a.cert_path())
+        .env("REGAUTH_LIMITS_AUTH_FAILURES", "0")
+        .env("REGAUTH_LIMITS_NAME_FAILURES", "0")
+        .start();
     let token = a.create_token("default", "measured", &[repo("team/*", &["pull"])]);
     let path = format!("/registries/default/tokens/{}", token.id);
     let mut delays = Vec::new();
