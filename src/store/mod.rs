@@ -36,7 +36,7 @@ use crate::error::BoxError;
 
 mod cache;
 pub mod memory;
-mod record;
+pub(crate) mod record;
 pub mod sled;
 
 pub use self::memory::MemoryStore;
