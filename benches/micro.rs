@@ -13,6 +13,8 @@
 //!   hash and compare `check_password` does, for tokens with 2 and 100 scopes;
 //! - `jwt`: `Issuer::issue` with the ES256 and RS256 fixture keys;
 //! - `auth_service`: `AuthService::issue`, the whole decision without HTTP (ES256, sled).
+// Test code: a failed unwrap or expect is a failed test (the crate denies them elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
@@ -124,7 +126,7 @@ fn bench_decide(c: &mut Criterion) {
 }
 
 fn bench_secret(c: &mut Criterion) {
-    let password = new_password();
+    let password = new_password().unwrap();
     c.bench_function("secret/hash", |b| {
         b.iter(|| SecretHash::of(black_box(&password)))
     });
@@ -144,14 +146,14 @@ fn seed(dir: &Path, count: usize) -> (SledStore, Logins, Logins) {
         Scope::parse("repository", "base/*", &strings(&["pull"])).expect("scope"),
     ];
     for i in 0..count {
-        let (name, password) = (format!("bench-{i:07}"), new_password());
+        let (name, password) = (format!("bench-{i:07}"), new_password().unwrap());
         store
             .create_unflushed(&token(&name, &password, two.clone()))
             .expect("create");
         narrow.push((name, password));
     }
     for i in 0..100.min(count) {
-        let (name, password) = (format!("wide-{i:07}"), new_password());
+        let (name, password) = (format!("wide-{i:07}"), new_password().unwrap());
         store
             .create_unflushed(&token(&name, &password, scopes(100)))
             .expect("create");

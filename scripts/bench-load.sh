@@ -24,6 +24,11 @@
 #                              [--no-build] [--work target/bench-load] [--out FILE]
 #                              [--bin PATH --seed PATH]   (other builds, e.g. to compare two
 #                              versions; implies --no-build; give each its own --work)
+#                              [--store sled|postgres] [--token-cache-bytes N]
+# --store postgres runs every server on a PostgreSQL database of its own in a private cluster
+# (initdb as the postgres user under WORK/pg, fsync on, port --port + 100), seeded once by
+# regauth-seed --store-url; default --work is then target/bench-load-pg. --token-cache-bytes
+# sets [store] token_cache_bytes (0: every /auth reads PostgreSQL).
 # Needs: wrk (Debian's /usr/bin/wrk), curl, GNU time; fincore is optional. The full matrix takes
 # ~7 min once the stores are seeded; seeding 1 000 000 tokens (0.9 GB) adds ~2 min the first time.
 set -euo pipefail
@@ -40,6 +45,9 @@ WORK=target/bench-load
 OUT=""
 BIN=""
 SEED=""
+STORE=sled
+TOKEN_CACHE=""
+WORK_SET=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --sizes) SIZES="$2"; shift 2 ;;
@@ -48,15 +56,22 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS="$2"; shift 2 ;;
         --warmup) WARMUP="$2"; shift 2 ;;
         --port) PORT="$2"; shift 2 ;;
-        --work) WORK="$2"; shift 2 ;;
+        --work) WORK="$2"; WORK_SET=1; shift 2 ;;
+        --store) STORE="$2"; shift 2 ;;
+        --token-cache-bytes) TOKEN_CACHE="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --bin) BIN="$2"; BUILD=0; shift 2 ;;
         --seed) SEED="$2"; BUILD=0; shift 2 ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
+case "$STORE" in
+    sled) ;;
+    postgres) [ "$WORK_SET" = 1 ] || WORK=target/bench-load-pg ;;
+    *) echo "--store must be sled or postgres" >&2; exit 2 ;;
+esac
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v curl >/dev/null || { echo "curl is not installed" >&2; exit 1; }
 
@@ -113,7 +128,33 @@ stop_servers() {
     done
     SERVER_PIDS=()
 }
-trap stop_servers EXIT
+
+# --store postgres: one private cluster for all sizes, kept (with its data) under WORK/pg.
+PG_BIN=""
+PG_PORT=$((PORT + 100))
+PG_DATA=$WORK/pg/data
+pg_sql() { runuser -u postgres -- "$PG_BIN/psql" -X -q -A -t -h "$WORK/pg/socket" -p "$PG_PORT" -U postgres -d "${2:-postgres}" -c "$1"; }
+stop_pg() {
+    if [ -n "$PG_BIN" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
+        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+}
+trap 'stop_servers; stop_pg' EXIT
+if [ "$STORE" = postgres ]; then
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    [ -x "$PG_BIN/initdb" ] || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; }
+    if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+        rm -rf "$WORK/pg"
+        mkdir -p "$WORK/pg/socket"
+        chown -R postgres:postgres "$WORK/pg"
+        # The work dir may be under a directory the postgres user cannot enter.
+        chmod o+x "$WORK" "$(dirname "$WORK")" 2>/dev/null || true
+        runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -A trust -E UTF8 --locale=C >/dev/null
+    fi
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/pg/postgres.log" -w \
+        -o "-p $PG_PORT -k $WORK/pg/socket -c listen_addresses=127.0.0.1 -c shared_buffers=256MB -c max_connections=200" \
+        start >/dev/null
+fi
 
 # run_wrk BASE PID PATH CONNS DURATION CREDS -> "rps p50 p99 others_pct
 # server_cpu_us_per_request"; fails on any socket error or non-2xx reply.
@@ -158,7 +199,7 @@ summarize() {
 
 {
     echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
-    echo "Command: \`scripts/bench-load.sh --sizes \"$SIZES\" --conns \"$CONNS\" --duration $DURATION --rounds $ROUNDS --warmup $WARMUP\`"
+    echo "Command: \`scripts/bench-load.sh --sizes \"$SIZES\" --conns \"$CONNS\" --duration $DURATION --rounds $ROUNDS --warmup $WARMUP --store $STORE${TOKEN_CACHE:+ --token-cache-bytes $TOKEN_CACHE}\`"
     echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
     echo "| tokens | conns | /auth req/s | p50 ms | p99 ms | /bench/sign req/s | p50 ms | p99 ms | auth/baseline req/s (rounds: lowest–highest) | server CPU µs/req (auth, sign) | others' CPU % (auth, sign) |"
@@ -173,10 +214,25 @@ for i in "${!SIZE_LIST[@]}"; do
     port=$((PORT + i))
     base="http://127.0.0.1:$port"
     dir=$WORK/store-$size
+    store_toml=""
+    if [ "$STORE" = postgres ]; then
+        db_url="postgres://postgres@127.0.0.1:$PG_PORT/bench_$size"
+        store_toml="[store]
+url = \"$db_url\"
+tls = \"disable\"
+${TOKEN_CACHE:+token_cache_bytes = $TOKEN_CACHE}"
+    fi
     if [ ! -f "$dir/seeded" ]; then
         rm -rf "$dir"
         mkdir -p "$dir"
-        "$SEED" --data-dir "$dir/data" --count "$size" --creds "$dir/creds.txt" --sample 10000 >&2
+        if [ "$STORE" = postgres ]; then
+            pg_sql "DROP DATABASE IF EXISTS bench_$size" >/dev/null
+            pg_sql "CREATE DATABASE bench_$size" >/dev/null
+            "$SEED" --data-dir "$dir/data" --count "$size" --creds "$dir/creds.txt" --sample 10000 \
+                --store-url "$db_url" --flush-every 10000 >&2
+        else
+            "$SEED" --data-dir "$dir/data" --count "$size" --creds "$dir/creds.txt" --sample 10000 >&2
+        fi
         touch "$dir/seeded"
     fi
     cat >"$dir/regauth.toml" <<TOML
@@ -188,13 +244,14 @@ token = "bench-admin-token-0123456789"
 [jwt]
 key = "$dir/certs/signing.key"
 certificate = "$dir/certs/signing.crt"
+$store_toml
 TOML
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "port $port is in use; pass --port" >&2
         exit 1
     fi
     resident="?"
-    if command -v fincore >/dev/null; then
+    if [ "$STORE" = sled ] && command -v fincore >/dev/null; then
         resident=$(fincore --noheadings --output RES "$dir/data/store/db" | tr -d ' ')
     fi
     started=$(date +%s.%N)
@@ -278,7 +335,11 @@ for i in "${!SIZE_LIST[@]}"; do
     dir=$WORK/store-${SIZE_LIST[$i]}
     rss=$(awk '/^VmRSS/{printf "%.1f", $2/1024}' "/proc/$pid/status")
     hwm=$(awk '/^VmHWM/{printf "%.1f", $2/1024}' "/proc/$pid/status")
-    disk=$(du -sm "$dir/data/store" | cut -f1)
+    if [ "$STORE" = postgres ]; then
+        disk=$(pg_sql "SELECT pg_database_size('bench_${SIZE_LIST[$i]}') / 1048576")
+    else
+        disk=$(du -sm "$dir/data/store" | cut -f1)
+    fi
     RSS_LINES+=("| ${SIZE_LIST[$i]} | $rss | $hwm | $disk | ${RESIDENT[$i]} | ${STARTUPS[$i]} | ${WARMUPS[$i]} |")
 done
 stop_servers

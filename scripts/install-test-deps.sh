@@ -3,7 +3,7 @@
 # chromium, chromium-driver, Node and playwright-core (npm ci) for the console tests;
 # the real peers (CNCF distribution registry, skopeo, dockerd + containerd + ctr, wrk,
 # docker-compose to check that docker-compose.yml parses, zsh and fish to check the shell
-# completion scripts)
+# completion scripts, PostgreSQL for the PostgreSQL store)
 # from Debian's packages, the IONOS Container Registry Python SDK in .venv/, schemathesis
 # (scripts/schemathesis.sh) in .venv-schemathesis/, and for the fuzz smoke run
 # (scripts/fuzz-smoke.sh) the nightly Rust toolchain and cargo-fuzz.
@@ -43,6 +43,14 @@ fi
 if ! command -v npm >/dev/null 2>&1; then
     log "missing npm"
     console_pkgs="$console_pkgs npm"
+    need_apt=1
+fi
+
+# PostgreSQL for the PostgreSQL store's tests (tests/common/postgres.rs starts private
+# clusters with initdb and pg_ctl; the package's own cluster service is not started).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    log "missing PostgreSQL (initdb)"
+    console_pkgs="$console_pkgs postgresql"
     need_apt=1
 fi
 
@@ -151,4 +159,5 @@ if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]
     cargo install cargo-fuzz --version "$cargo_fuzz_version" --locked --quiet
 fi
 
-log "ok: $(/usr/bin/chromium --version 2>/dev/null | head -1); node $(node --version); $(/usr/bin/docker-registry --version 2>&1 | head -1); $(/usr/bin/skopeo --version); $(/usr/sbin/dockerd --version); $("$venv/bin/pip" show ionoscloud-container-registry 2>/dev/null | sed -n "s/^Version: /ionoscloud-container-registry /p"); $("$st_venv/bin/schemathesis" --version); $(cargo fuzz --version); $(rustup run nightly rustc --version)"
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+log "ok: $("$pg_bin/postgres" --version); $(/usr/bin/chromium --version 2>/dev/null | head -1); node $(node --version); $(/usr/bin/docker-registry --version 2>&1 | head -1); $(/usr/bin/skopeo --version); $(/usr/sbin/dockerd --version); $("$venv/bin/pip" show ionoscloud-container-registry 2>/dev/null | sed -n "s/^Version: /ionoscloud-container-registry /p"); $("$st_venv/bin/schemathesis" --version); $(cargo fuzz --version); $(rustup run nightly rustc --version)"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The one test command: installs the test peers, then runs every test
+# The one test command: installs the test peers, runs clippy with the crate's [lints] (it
+# fails on an unwrap, expect or panic outside tests), then runs every test
 # (unit tests, tests/api, tests/cli, tests/e2e) with `cargo test --all-targets`, and the one
 # test of the load benchmark's baseline route, which exists only with `--features bench-baseline`,
 # then scripts/schemathesis.sh (the live server against its OpenAPI document), then
@@ -17,6 +18,9 @@ fi
 
 echo "==> installing test dependencies (scripts/install-test-deps.sh)"
 bash scripts/install-test-deps.sh
+
+echo "==> cargo clippy --all-targets --all-features (Cargo.toml [lints]: no unwrap, expect or panic outside tests)"
+cargo clippy --all-targets --all-features --quiet
 
 echo "==> cargo test --all-targets $*"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

@@ -1,8 +1,9 @@
 //! Configuration: built-in defaults, then the TOML file, then environment variables
 //! (docs/configuration.md).
 //! Depends on nothing else in the crate; `server` turns it into running state.
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use serde::Deserialize;
 
@@ -34,6 +35,14 @@ pub struct Config {
     pub registries: Vec<RegistryConfig>,
     /// `[tokens]`.
     pub tokens: TokensConfig,
+    /// `[limits]`: throttling of failed authentication, connection limits and timeouts.
+    pub limits: LimitsConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[metrics]`.
+    pub metrics: MetricsConfig,
+    /// `[store]`: the embedded sled store (default) or PostgreSQL.
+    pub store: StoreConfig,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
 }
@@ -43,6 +52,158 @@ pub struct Config {
 pub struct TokensConfig {
     /// What happens to a token when its expiry is reached (`on_expiry`).
     pub on_expiry: OnExpiry,
+}
+
+/// `[limits]`: how much a client may fail and hold (docs/configuration.md, "Limits";
+/// docs/security.md says why the defaults are what they are).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitsConfig {
+    /// Failed token-endpoint authentications from one address within `failure_window_seconds`
+    /// after which that address is refused (429) for `lockout_seconds`. 0: no limit.
+    pub auth_failures: u32,
+    /// Failed authentications for one token name (from all addresses) within the window after
+    /// which the addresses that failed for that name are refused for it. 0: no limit.
+    pub name_failures: u32,
+    /// Failed admin API authentications from one address within the window. 0: no limit.
+    pub admin_failures: u32,
+    pub failure_window_seconds: u64,
+    pub lockout_seconds: u64,
+    /// Most (address, name) counters kept; the least used are forgotten beyond this.
+    pub throttle_entries: usize,
+    /// Denials logged one by one per address and interval; the rest are summed up in one line.
+    pub denial_log_lines: u32,
+    pub denial_log_interval_seconds: u64,
+    /// Peers whose `X-Forwarded-For` names the client (a reverse proxy on the same host).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
+    /// Connections one address may hold; more are refused. 0: no limit.
+    pub max_connections_per_address: usize,
+    /// A request's head must arrive within this many seconds of the connection being opened
+    /// or of the previous response (so this is also the keep-alive idle timeout).
+    pub header_timeout_seconds: u64,
+    /// A request's body must arrive within this many seconds.
+    pub body_timeout_seconds: u64,
+    /// How long SIGTERM waits for requests in flight before the server exits.
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            auth_failures: 30,
+            name_failures: 100,
+            admin_failures: 10,
+            failure_window_seconds: 180,
+            lockout_seconds: 900,
+            throttle_entries: 65_536,
+            denial_log_lines: 10,
+            denial_log_interval_seconds: 60,
+            trusted_proxies: vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
+            max_connections: 1024,
+            max_connections_per_address: 128,
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 30,
+            shutdown_timeout_seconds: 10,
+        }
+    }
+}
+
+/// `[store]`: where tokens live. Without `url`, in sled under `data_dir` (one process); with
+/// a `postgres://` URL, in PostgreSQL (any number of replicas; docs/high-availability.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `postgres://user:password@host:port/database`; `None` for the embedded sled store.
+    pub url: Option<String>,
+    /// How the connection to PostgreSQL is encrypted and checked.
+    pub tls: TlsMode,
+    /// PEM file of the CA certificates that `verify-full` trusts (default: the public web
+    /// roots built into regauth).
+    pub ca_file: Option<PathBuf>,
+    /// Connections to PostgreSQL per replica (the listener connection not counted).
+    pub pool_size: usize,
+    /// Longest wait for a connection, from the pool or a new one, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Longest a store operation may take (PostgreSQL's `statement_timeout` and regauth's own
+    /// limit), in milliseconds. Past it, the request gets 503.
+    pub statement_timeout_ms: u64,
+    /// Memory for the cache of tokens read from PostgreSQL, per replica; 0: no cache (every
+    /// token request reads the database).
+    pub token_cache_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            tls: TlsMode::default(),
+            ca_file: None,
+            pool_size: 16,
+            connect_timeout_ms: 2_000,
+            statement_timeout_ms: 5_000,
+            token_cache_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[log]`: how `serve` writes its log (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogConfig {
+    /// `format`: one line of text per event, or one JSON object per line.
+    pub format: LogFormat,
+}
+
+/// `[log] format` / `REGAUTH_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `time LEVEL target: message name=value ...`, every value from a request quoted and
+    /// escaped when it holds anything but printable ASCII.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `message` and the fields).
+    Json,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetricsConfig {
+    /// `listen`: the address of the separate listener that serves `GET /metrics`; `None`
+    /// (the default) serves no metrics.
+    pub listen: Option<SocketAddr>,
+}
+
+/// `[store] tls`: TLS to PostgreSQL, named like libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// Plain TCP (or a unix socket).
+    Disable,
+    /// TLS if the server offers it, else plain; the certificate is not checked (libpq's default).
+    #[default]
+    Prefer,
+    /// TLS or no connection; the certificate is not checked (protects against eavesdropping,
+    /// not against an active attacker).
+    Require,
+    /// TLS, the certificate chain checked against `ca_file` (or the built-in web roots) and the
+    /// host name against the certificate.
+    VerifyFull,
+}
+
+impl TlsMode {
+    /// Parses the config or environment spelling.
+    pub fn parse(s: &str) -> Option<TlsMode> {
+        Some(match s {
+            "disable" => TlsMode::Disable,
+            "prefer" => TlsMode::Prefer,
+            "require" => TlsMode::Require,
+            "verify-full" => TlsMode::VerifyFull,
+            _ => return None,
+        })
+    }
 }
 
 /// `[tokens] on_expiry`: what an expired token becomes. Either way it authenticates nothing
@@ -99,6 +260,53 @@ struct FileConfig {
     jwt: Option<FileJwt>,
     registries: Option<Vec<RegistryConfig>>,
     tokens: Option<FileTokens>,
+    limits: Option<FileLimits>,
+    log: Option<FileLog>,
+    metrics: Option<FileMetrics>,
+    store: Option<FileStore>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    auth_failures: Option<u32>,
+    name_failures: Option<u32>,
+    admin_failures: Option<u32>,
+    failure_window_seconds: Option<u64>,
+    lockout_seconds: Option<u64>,
+    throttle_entries: Option<usize>,
+    denial_log_lines: Option<u32>,
+    denial_log_interval_seconds: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    header_timeout_seconds: Option<u64>,
+    body_timeout_seconds: Option<u64>,
+    shutdown_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    format: Option<LogFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStore {
+    url: Option<String>,
+    tls: Option<TlsMode>,
+    ca_file: Option<PathBuf>,
+    pool_size: Option<usize>,
+    connect_timeout_ms: Option<u64>,
+    statement_timeout_ms: Option<u64>,
+    token_cache_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -250,6 +458,32 @@ impl Config {
             },
             None => file.tokens.and_then(|t| t.on_expiry).unwrap_or_default(),
         };
+        let limits = resolve_limits(file.limits.unwrap_or_default(), &env)?;
+        let format = match env("REGAUTH_LOG_FORMAT") {
+            Some(v) => match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "REGAUTH_LOG_FORMAT".into(),
+                        message: format!("{v:?} must be \"text\" or \"json\""),
+                    })
+                }
+            },
+            None => file.log.and_then(|l| l.format).unwrap_or_default(),
+        };
+        let (metrics_key, metrics_text) = match env("REGAUTH_METRICS_LISTEN") {
+            Some(v) => ("REGAUTH_METRICS_LISTEN", Some(v)),
+            None => ("metrics.listen", file.metrics.and_then(|m| m.listen)),
+        };
+        let metrics_listen = match metrics_text.filter(|t| !t.is_empty()) {
+            None => None,
+            Some(t) => Some(t.parse::<SocketAddr>().map_err(|_| ConfigError::Invalid {
+                key: metrics_key.into(),
+                message: format!("{t:?} is not an address like 127.0.0.1:9464"),
+            })?),
+        };
+        let store = resolve_store(file.store.unwrap_or_default(), &env)?;
         Ok(Config {
             listen,
             public_url,
@@ -258,6 +492,12 @@ impl Config {
             jwt,
             registries,
             tokens: TokensConfig { on_expiry },
+            limits,
+            log: LogConfig { format },
+            metrics: MetricsConfig {
+                listen: metrics_listen,
+            },
+            store,
             source,
         })
     }
@@ -296,6 +536,251 @@ fn parse_file(text: &str, path: &str) -> Result<FileConfig, ConfigError> {
         // toml's message already names the unknown or mistyped key and its line, and points
         // at it with a caret under a copy of the line: keep its line breaks.
         message: e.to_string().trim_end().to_string(),
+    })
+}
+
+/// `[limits] KEY` from the variable `var`, then the file, then `default`; at least `min`.
+fn limit<T>(
+    env: &impl Fn(&str) -> Option<String>,
+    (key, var): (&str, &str),
+    file: Option<T>,
+    default: T,
+    min: T,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let (value, source) = match env(var) {
+        Some(text) => match text.trim().parse::<T>() {
+            Ok(v) => (v, var.to_string()),
+            Err(_) => {
+                return Err(ConfigError::Invalid {
+                    key: var.into(),
+                    message: format!("{text:?} is not a whole number"),
+                })
+            }
+        },
+        None => (file.unwrap_or(default), format!("limits.{key}")),
+    };
+    if value < min {
+        return Err(ConfigError::Invalid {
+            key: source,
+            message: format!("must be at least {min}, got {value}"),
+        });
+    }
+    Ok(value)
+}
+
+fn resolve_limits(
+    file: FileLimits,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<LimitsConfig, ConfigError> {
+    let d = LimitsConfig::default();
+    let trusted_proxies = match env("REGAUTH_LIMITS_TRUSTED_PROXIES") {
+        Some(text) => parse_addresses(
+            text.split(',').map(str::trim).filter(|t| !t.is_empty()),
+            "REGAUTH_LIMITS_TRUSTED_PROXIES",
+        )?,
+        None => match file.trusted_proxies {
+            Some(list) => {
+                parse_addresses(list.iter().map(String::as_str), "limits.trusted_proxies")?
+            }
+            None => d.trusted_proxies,
+        },
+    };
+    Ok(LimitsConfig {
+        auth_failures: limit(
+            env,
+            ("auth_failures", "REGAUTH_LIMITS_AUTH_FAILURES"),
+            file.auth_failures,
+            d.auth_failures,
+            0,
+        )?,
+        name_failures: limit(
+            env,
+            ("name_failures", "REGAUTH_LIMITS_NAME_FAILURES"),
+            file.name_failures,
+            d.name_failures,
+            0,
+        )?,
+        admin_failures: limit(
+            env,
+            ("admin_failures", "REGAUTH_LIMITS_ADMIN_FAILURES"),
+            file.admin_failures,
+            d.admin_failures,
+            0,
+        )?,
+        failure_window_seconds: limit(
+            env,
+            (
+                "failure_window_seconds",
+                "REGAUTH_LIMITS_FAILURE_WINDOW_SECONDS",
+            ),
+            file.failure_window_seconds,
+            d.failure_window_seconds,
+            1,
+        )?,
+        lockout_seconds: limit(
+            env,
+            ("lockout_seconds", "REGAUTH_LIMITS_LOCKOUT_SECONDS"),
+            file.lockout_seconds,
+            d.lockout_seconds,
+            1,
+        )?,
+        throttle_entries: limit(
+            env,
+            ("throttle_entries", "REGAUTH_LIMITS_THROTTLE_ENTRIES"),
+            file.throttle_entries,
+            d.throttle_entries,
+            16,
+        )?,
+        denial_log_lines: limit(
+            env,
+            ("denial_log_lines", "REGAUTH_LIMITS_DENIAL_LOG_LINES"),
+            file.denial_log_lines,
+            d.denial_log_lines,
+            0,
+        )?,
+        denial_log_interval_seconds: limit(
+            env,
+            (
+                "denial_log_interval_seconds",
+                "REGAUTH_LIMITS_DENIAL_LOG_INTERVAL_SECONDS",
+            ),
+            file.denial_log_interval_seconds,
+            d.denial_log_interval_seconds,
+            1,
+        )?,
+        trusted_proxies,
+        max_connections: limit(
+            env,
+            ("max_connections", "REGAUTH_LIMITS_MAX_CONNECTIONS"),
+            file.max_connections,
+            d.max_connections,
+            1,
+        )?,
+        max_connections_per_address: limit(
+            env,
+            (
+                "max_connections_per_address",
+                "REGAUTH_LIMITS_MAX_CONNECTIONS_PER_ADDRESS",
+            ),
+            file.max_connections_per_address,
+            d.max_connections_per_address,
+            0,
+        )?,
+        header_timeout_seconds: limit(
+            env,
+            (
+                "header_timeout_seconds",
+                "REGAUTH_LIMITS_HEADER_TIMEOUT_SECONDS",
+            ),
+            file.header_timeout_seconds,
+            d.header_timeout_seconds,
+            1,
+        )?,
+        body_timeout_seconds: limit(
+            env,
+            (
+                "body_timeout_seconds",
+                "REGAUTH_LIMITS_BODY_TIMEOUT_SECONDS",
+            ),
+            file.body_timeout_seconds,
+            d.body_timeout_seconds,
+            1,
+        )?,
+        shutdown_timeout_seconds: limit(
+            env,
+            (
+                "shutdown_timeout_seconds",
+                "REGAUTH_LIMITS_SHUTDOWN_TIMEOUT_SECONDS",
+            ),
+            file.shutdown_timeout_seconds,
+            d.shutdown_timeout_seconds,
+            0,
+        )?,
+    })
+}
+
+fn parse_addresses<'a>(
+    items: impl Iterator<Item = &'a str>,
+    key: &str,
+) -> Result<Vec<IpAddr>, ConfigError> {
+    items
+        .map(|t| {
+            t.parse::<IpAddr>().map_err(|_| ConfigError::Invalid {
+                key: key.into(),
+                message: format!("{t:?} is not an IP address like 127.0.0.1 or ::1"),
+            })
+        })
+        .collect()
+}
+
+/// `[store]` from the file, then `REGAUTH_STORE_URL`, `REGAUTH_STORE_TLS`,
+/// `REGAUTH_STORE_CA_FILE`.
+fn resolve_store(
+    file: FileStore,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<StoreConfig, ConfigError> {
+    let defaults = StoreConfig::default();
+    let url_env = env("REGAUTH_STORE_URL").filter(|u| !u.is_empty());
+    let url_key = if url_env.is_some() {
+        "REGAUTH_STORE_URL"
+    } else {
+        "store.url"
+    };
+    let url = url_env.or(file.url.filter(|u| !u.is_empty()));
+    if let Some(u) = &url {
+        if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid {
+                key: url_key.into(),
+                // Never echo the URL: it may hold a password.
+                message: "must be a postgres:// or postgresql:// URL".into(),
+            });
+        }
+    }
+    let tls = match env("REGAUTH_STORE_TLS") {
+        Some(v) => TlsMode::parse(&v).ok_or_else(|| ConfigError::Invalid {
+            key: "REGAUTH_STORE_TLS".into(),
+            message: format!(
+                "{v:?} must be \"disable\", \"prefer\", \"require\" or \"verify-full\""
+            ),
+        })?,
+        None => file.tls.unwrap_or(defaults.tls),
+    };
+    let ca_file = env("REGAUTH_STORE_CA_FILE")
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from)
+        .or(file.ca_file);
+    let positive = |key: &str, v: Option<u64>, default: u64| match v {
+        Some(0) => Err(ConfigError::Invalid {
+            key: key.into(),
+            message: "must be at least 1".into(),
+        }),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    let pool_size = positive(
+        "store.pool_size",
+        file.pool_size.map(|v| v as u64),
+        defaults.pool_size as u64,
+    )? as usize;
+    Ok(StoreConfig {
+        url,
+        tls,
+        ca_file,
+        pool_size,
+        connect_timeout_ms: positive(
+            "store.connect_timeout_ms",
+            file.connect_timeout_ms,
+            defaults.connect_timeout_ms,
+        )?,
+        statement_timeout_ms: positive(
+            "store.statement_timeout_ms",
+            file.statement_timeout_ms,
+            defaults.statement_timeout_ms,
+        )?,
+        token_cache_bytes: file.token_cache_bytes.unwrap_or(defaults.token_cache_bytes),
     })
 }
 
@@ -461,6 +946,42 @@ mod tests {
         }
     }
 
+    /// `[log] format` and `[metrics] listen`, each overridden by its variable; bad values are
+    /// named by where they came from.
+    #[test]
+    fn log_format_and_metrics_listen_from_file_then_env() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!((c.log.format, c.metrics.listen), (LogFormat::Text, None));
+        let text = "[log]\nformat = \"json\"\n[metrics]\nlisten = \"127.0.0.1:9464\"\n";
+        let c = Config::from_toml(text).unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let file = parse_file(text, "x").unwrap();
+        let c = Config::resolve(
+            file,
+            None,
+            env_of(&[
+                ("REGAUTH_LOG_FORMAT", "text"),
+                ("REGAUTH_METRICS_LISTEN", "0.0.0.0:1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.log.format, LogFormat::Text);
+        assert_eq!(c.metrics.listen, Some("0.0.0.0:1".parse().unwrap()));
+        for (env, key) in [
+            (("REGAUTH_LOG_FORMAT", "yaml"), "REGAUTH_LOG_FORMAT"),
+            (("REGAUTH_METRICS_LISTEN", "9464"), "REGAUTH_METRICS_LISTEN"),
+        ] {
+            let pairs: &'static [(&str, &str)] = Box::leak(Box::new([env]));
+            let err = Config::resolve(FileConfig::default(), None, env_of(pairs)).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{err}");
+        }
+        let err = Config::from_toml("[metrics]\nlisten = \"nope\"").unwrap_err();
+        assert!(err.to_string().starts_with("metrics.listen"), "{err}");
+        let err = Config::from_toml("[log]\nformat = \"xml\"").unwrap_err();
+        assert!(err.to_string().contains("format"), "{err}");
+    }
+
     /// Issue 10: a TOML error keeps its lines, so the caret still points at the mistake.
     #[test]
     fn toml_errors_keep_their_caret() {
@@ -534,6 +1055,130 @@ mod tests {
             err.to_string().starts_with("REGAUTH_TOKENS_ON_EXPIRY"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn limits_from_file_then_env_with_named_errors() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.limits, LimitsConfig::default());
+        let file = "[limits]\nauth_failures = 5\nheader_timeout_seconds = 2\ntrusted_proxies = [\"10.0.0.1\"]";
+        let c = Config::from_toml(file).unwrap();
+        assert_eq!(c.limits.auth_failures, 5);
+        assert_eq!(c.limits.header_timeout_seconds, 2);
+        assert_eq!(
+            c.limits.trusted_proxies,
+            vec!["10.0.0.1".parse::<IpAddr>().unwrap()]
+        );
+        let c = Config::resolve(
+            parse_file(file, "x").unwrap(),
+            None,
+            env_of(&[
+                ("REGAUTH_LIMITS_AUTH_FAILURES", "7"),
+                ("REGAUTH_LIMITS_TRUSTED_PROXIES", "127.0.0.1, ::1"),
+                ("REGAUTH_LIMITS_MAX_CONNECTIONS_PER_ADDRESS", "0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.limits.auth_failures, 7);
+        assert_eq!(c.limits.header_timeout_seconds, 2);
+        assert_eq!(c.limits.max_connections_per_address, 0);
+        assert_eq!(c.limits.trusted_proxies.len(), 2);
+        for (text, key) in [
+            (
+                "[limits]\nheader_timeout_seconds = 0",
+                "limits.header_timeout_seconds",
+            ),
+            ("[limits]\nmax_connections = 0", "limits.max_connections"),
+            (
+                "[limits]\ntrusted_proxies = [\"proxy\"]",
+                "limits.trusted_proxies",
+            ),
+        ] {
+            let err = Config::from_toml(text).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{text:?} gave {err}");
+        }
+        let err = Config::resolve(
+            FileConfig::default(),
+            None,
+            env_of(&[("REGAUTH_LIMITS_LOCKOUT_SECONDS", "soon")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("REGAUTH_LIMITS_LOCKOUT_SECONDS: \"soon\""),
+            "{err}"
+        );
+        let err = Config::from_toml("[limits]\nmax_conections = 5").unwrap_err();
+        assert!(err.to_string().contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn store_from_file_then_env() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.store, StoreConfig::default());
+        assert_eq!(c.store.url, None, "sled is the default");
+        let file = "[store]\nurl = \"postgres://regauth:pw@db:5432/regauth\"\ntls = \"verify-full\"\nca_file = \"/etc/ssl/db-ca.pem\"\npool_size = 4\nconnect_timeout_ms = 500\nstatement_timeout_ms = 900\ntoken_cache_bytes = 0";
+        let c = Config::from_toml(file).unwrap().store;
+        assert_eq!(
+            c.url.as_deref(),
+            Some("postgres://regauth:pw@db:5432/regauth")
+        );
+        assert_eq!(c.tls, TlsMode::VerifyFull);
+        assert_eq!(c.ca_file.as_deref(), Some(Path::new("/etc/ssl/db-ca.pem")));
+        assert_eq!(
+            (
+                c.pool_size,
+                c.connect_timeout_ms,
+                c.statement_timeout_ms,
+                c.token_cache_bytes
+            ),
+            (4, 500, 900, 0)
+        );
+        let c = Config::resolve(
+            parse_file(file, "x").unwrap(),
+            None,
+            env_of(&[
+                ("REGAUTH_STORE_URL", "postgresql://other/db"),
+                ("REGAUTH_STORE_TLS", "require"),
+                ("REGAUTH_STORE_CA_FILE", "/ca.pem"),
+            ]),
+        )
+        .unwrap()
+        .store;
+        assert_eq!(c.url.as_deref(), Some("postgresql://other/db"));
+        assert_eq!(c.tls, TlsMode::Require);
+        assert_eq!(c.ca_file.as_deref(), Some(Path::new("/ca.pem")));
+        for mode in ["disable", "prefer", "require", "verify-full"] {
+            let c = Config::from_toml(&format!("[store]\ntls = \"{mode}\"")).unwrap();
+            assert_eq!(Some(c.store.tls), TlsMode::parse(mode));
+        }
+
+        let err = Config::from_toml("[store]\ntls = \"verify-ca\"").unwrap_err();
+        assert!(err.to_string().contains("verify-ca"), "{err}");
+        let err = Config::resolve(
+            FileConfig::default(),
+            None,
+            env_of(&[("REGAUTH_STORE_TLS", "on")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("REGAUTH_STORE_TLS"), "{err}");
+        let err = Config::from_toml("[store]\nurl = \"mysql://u:secret@h/db\"").unwrap_err();
+        assert!(err.to_string().starts_with("store.url: "), "{err}");
+        assert!(
+            !err.to_string().contains("secret"),
+            "no password in errors: {err}"
+        );
+        let err = Config::resolve(
+            FileConfig::default(),
+            None,
+            env_of(&[("REGAUTH_STORE_URL", "sqlite:x")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("REGAUTH_STORE_URL: "), "{err}");
+        let err = Config::from_toml("[store]\npool_size = 0").unwrap_err();
+        assert!(err.to_string().starts_with("store.pool_size: "), "{err}");
+        let err = Config::from_toml("[store]\nhost = \"db\"").unwrap_err();
+        assert!(err.to_string().contains("host"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! Dependency direction: a leaf (std only), used by `server` and `jwt`.
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// A file could not be created or written; `path` is the file or directory that failed.
@@ -17,9 +17,12 @@ pub struct WriteError {
     pub source: io::Error,
 }
 
-/// Creates `path` (and its missing parent directories) with permission bits `mode`, never
-/// replacing an existing file, writes `contents`, and syncs the file and its directory so
-/// the file survives a crash right after start-up.
+/// Creates `path` (and its missing parent directories) with permission bits `mode` exactly,
+/// whatever the process umask (`serve` runs with 077), never replacing an existing file,
+/// writes `contents`, and syncs the file and its directory so the file survives a crash right
+/// after start-up. A parent directory created here is 0755, as it was before `serve` set its
+/// umask: the certificate beside the key must stay readable by the registry (the key's own
+/// mode keeps it private).
 pub fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), WriteError> {
     let at = |p: &Path| {
         let path = p.to_path_buf();
@@ -27,13 +30,18 @@ pub fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), Wri
     };
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(dir) = parent {
-        fs::create_dir_all(dir).map_err(at(dir))?;
+        if !dir.exists() {
+            fs::create_dir_all(dir).map_err(at(dir))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(at(dir))?;
+        }
     }
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .open(path)
+        .map_err(at(path))?;
+    file.set_permissions(fs::Permissions::from_mode(mode))
         .map_err(at(path))?;
     file.write_all(contents).map_err(at(path))?;
     file.sync_all().map_err(at(path))?;
@@ -60,7 +68,6 @@ pub fn write_replacing(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn creates_parents_with_the_mode_and_never_replaces() {

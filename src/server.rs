@@ -1,6 +1,6 @@
-//! Start-up: assembles the running server from a [`Config`]: first-start provisioning (data
-//! dir, signing key and certificate, admin token), the store, the [`AppState`], the expiry
-//! sweeper, and the listener.
+//! Start-up: assembles the running server from a [`Config`]: first-start provisioning (a
+//! private data dir, signing key and certificate, admin token), the store, the [`AppState`],
+//! the expiry sweeper, the listener, and the metrics listener with its periodic store count.
 //!
 //! Dependency direction: `server -> {http, service, store, jwt, config}`; only `cli` depends on it.
 use std::path::PathBuf;
@@ -14,38 +14,116 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::config::TlsMode;
 use crate::error::Chain;
 use crate::http::admin_token::AdminToken;
+use crate::http::listener::{self, ConnectionLimits};
 use crate::http::AppState;
 use crate::jwt;
+use crate::service::metrics::{self, Metrics};
 use crate::service::{expiry, usage, AdminService};
-use crate::store::SledStore;
+use crate::store::postgres::{PgOptions, Tls};
+use crate::store::{PgStore, SledStore, Store};
 
 /// How often expired tokens are deleted. Expired tokens are refused at once anyway; the
 /// sweeper only reclaims them.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Provisions what is missing (data dir, key, certificate, admin token) and opens the sled
-/// store: everything `serve` needs before it listens.
+/// Provisions what is missing (data dir, key, certificate, admin token) and opens the store
+/// (sled, or PostgreSQL with `[store] url`): everything `serve` needs before it listens.
 pub fn open(config: Config) -> anyhow::Result<AppState> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    create_data_dir(&config.data_dir)?;
     let key = jwt::load_or_create(&config.jwt.key, &config.jwt.certificate)?;
     info!(key = %config.jwt.key.display(), certificate = %config.jwt.certificate.display(),
         alg = key.alg(), kid = key.kid(), "signing key ready");
     let admin_token = admin_token(&config)?;
-    let store = SledStore::open(&config.data_dir.join("store"))
-        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let store = open_store(&config)?;
     let from_file = config
         .admin_token
         .is_none()
         .then(|| config.admin_token_file());
-    let state = AppState::new(config, Arc::new(store), key, &admin_token, Clock::system());
+    let state = AppState::new(config, store, key, &admin_token, Clock::system());
     Ok(match from_file {
         // Re-read when `regauth admin-token rotate` replaces the file.
         Some(path) => state.with_admin_token(AdminToken::file(path, &admin_token)),
         None => state,
     })
+}
+
+/// The configured store: sled in `<data_dir>/store`, or PostgreSQL at `[store] url` (schema
+/// migrated, signing certificate checked against the one every replica must share).
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let Some(url) = &config.store.url else {
+        let store = SledStore::open(&config.data_dir.join("store"))
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+        info!(store = "sled", path = %config.data_dir.join("store").display(), "store open");
+        return Ok(Arc::new(store));
+    };
+    let where_ = redact(url);
+    let store = PgStore::open(pg_options(config, url))
+        .with_context(|| format!("cannot open the PostgreSQL store at {where_}"))?;
+    let fingerprint = certificate_fingerprint(&config.jwt.certificate)?;
+    let recorded = store
+        .record_certificate(&fingerprint)
+        .context("cannot record the signing certificate in PostgreSQL")?;
+    anyhow::ensure!(
+        recorded == fingerprint,
+        "the signing certificate {} (SHA-256 {fingerprint}) is not the one the other replicas \
+         use (SHA-256 {recorded}, recorded in the database): every replica must sign with the same \
+         key, so give this one the same [jwt] key and certificate files (docs/high-availability.md). \
+         If the key was replaced on purpose, stop every replica and delete the record: DELETE FROM \
+         regauth_settings WHERE key = '{}'",
+        config.jwt.certificate.display(),
+        crate::store::postgres::CERTIFICATE_SETTING,
+    );
+    info!(store = "postgresql", database = %where_, tls = ?config.store.tls,
+        pool_size = config.store.pool_size, certificate_sha256 = %fingerprint, "store open");
+    Ok(Arc::new(store))
+}
+
+/// The PostgreSQL options of `[store]`.
+pub fn pg_options(config: &Config, url: &str) -> PgOptions {
+    let s = &config.store;
+    PgOptions {
+        tls: match s.tls {
+            TlsMode::Disable => Tls::Disable,
+            TlsMode::Prefer => Tls::Prefer,
+            TlsMode::Require => Tls::Require,
+            TlsMode::VerifyFull => Tls::VerifyFull,
+        },
+        ca_file: s.ca_file.clone(),
+        pool_size: s.pool_size,
+        connect_timeout: Duration::from_millis(s.connect_timeout_ms),
+        statement_timeout: Duration::from_millis(s.statement_timeout_ms),
+        ..PgOptions::new(url)
+    }
+}
+
+/// `url` without its password, for logs and messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// SHA-256 (hex) of the first certificate in the PEM file at `path`.
+pub fn certificate_fingerprint(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let blocks = pem::parse_many(&text)
+        .with_context(|| format!("{}: not a PEM certificate", path.display()))?;
+    let cert = blocks
+        .iter()
+        .find(|b| b.tag() == "CERTIFICATE")
+        .with_context(|| format!("{}: no CERTIFICATE block", path.display()))?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.contents());
+    Ok(data_encoding::HEXLOWER.encode(digest.as_ref()))
 }
 
 /// Runs the server until SIGINT/SIGTERM. `listen` may have port 0: the address the OS
@@ -54,6 +132,7 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
 /// request is served.
 pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow::Result<()> {
     let listen = config.listen;
+    raise_open_files_limit(config.limits.max_connections)?;
     let mut state = tokio::task::spawn_blocking(move || open(config)).await??;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -75,21 +154,42 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
             cfg.realm(), r.service, cfg.jwt.issuer, state.certificate.display()
         );
     }
+    if let Some(addr) = cfg.metrics.listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr} for the metrics ([metrics] listen)")
+        })?;
+        let bound = listener
+            .local_addr()
+            .with_context(|| format!("cannot read the address bound for {addr}"))?;
+        info!(listen = %bound, "metrics at http://{bound}/metrics");
+        let app = crate::http::metrics_app(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                warn!(error = %e, "the metrics listener failed");
+            }
+        });
+        let registries = cfg.registries.iter().map(|r| r.id.clone()).collect();
+        tokio::spawn(store_stats(
+            state.admin.clone(),
+            state.metrics.clone(),
+            registries,
+            metrics::STATS_INTERVAL,
+        ));
+    }
     tokio::spawn(sweeper(state.admin.clone(), SWEEP_INTERVAL));
     tokio::spawn(expiry::run_warner(
         state.admin.clone(),
         expiry::CHECK_INTERVAL,
     ));
+    tokio::spawn(crate::service::throttle::run_summariser(
+        state.throttle.clone(),
+    ));
     let usage = state.auth.usage().clone();
     let flusher = tokio::spawn(usage::run_flusher(usage.clone(), usage::FLUSH_INTERVAL));
+    let limits = ConnectionLimits::from_config(&state.config.limits);
+    let stats = state.connections.clone();
     let app = crate::http::app(state);
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("server failed");
+    listener::serve(listener, app, limits, stats, shutdown_signal()).await;
     // Last uses noted since the last background write: written once more before exiting.
     flusher.abort();
     match tokio::task::spawn_blocking(move || usage.flush()).await {
@@ -97,9 +197,88 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
         Ok(Err(e)) => warn!(error = %Chain(&e), "writing last uses at shutdown failed"),
         Err(e) => warn!(error = %e, "last-use write task failed at shutdown"),
     }
-    served?;
     info!("regauth stopped");
     Ok(())
+}
+
+/// File descriptors kept for everything but connections: the store's files, the log, the
+/// listener, the key files read at start.
+pub const RESERVED_FILES: u64 = 64;
+
+/// Raises the soft open-files limit to the hard limit, and fails when even that is too low for
+/// `max_connections` connections: better a clear refusal at start than a server that stops
+/// accepting once the limit is reached.
+fn raise_open_files_limit(max_connections: usize) -> anyhow::Result<()> {
+    let needed = max_connections as u64 + RESERVED_FILES;
+    let before = rlimit::Resource::NOFILE.get().ok();
+    let now = rlimit::increase_nofile_limit(u64::MAX)
+        .context("cannot read or raise the open-files limit (RLIMIT_NOFILE)")?;
+    if let Some((soft, hard)) = before {
+        if now > soft {
+            info!(from = soft, to = now, hard, "raised the open-files limit");
+        }
+    }
+    anyhow::ensure!(
+        now >= needed,
+        "the open-files limit is {now} (its hard limit), too low for [limits] max_connections = \
+         {max_connections}, which needs {needed}: raise the hard limit (LimitNOFILE= in the \
+         systemd unit, ulimit -Hn, docker run --ulimit nofile=...) or lower max_connections"
+    );
+    Ok(())
+}
+
+/// Makes every file and directory this process creates private to its user (mode 0700 for
+/// directories, 0600 for files, whatever the modes asked for): sled creates the store's files
+/// itself, with 0644. Called once at the start of `serve`, before any file is created. The
+/// signing certificate is then made readable (0644) on purpose: the registry reads it.
+pub fn private_umask() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+/// Creates the data directory (0700) with its missing parents; warns when an existing one is
+/// open to other users (its tokens' hashes and refresh tokens are in it).
+fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("cannot read data directory {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        warn!(dir = %dir.display(), mode = %format!("{:o}", mode & 0o777),
+            "the data directory is open to other users; make it private: chmod 700");
+    }
+    Ok(())
+}
+
+/// Counts the store's contents for the metrics now and every `every`, forever.
+async fn store_stats(
+    admin: AdminService,
+    metrics: Arc<Metrics>,
+    registries: Vec<String>,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let admin = admin.clone();
+        let ids = registries.clone();
+        let within = chrono::TimeDelta::days(metrics::EXPIRING_WITHIN_DAYS);
+        match tokio::task::spawn_blocking(move || admin.store_stats(&ids, within)).await {
+            Ok(Ok(stats)) => {
+                let at = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                metrics.set_store_stats(&stats, at);
+            }
+            Ok(Err(e)) => warn!(error = %Chain(&e), "counting the store for the metrics failed"),
+            Err(e) => warn!(error = %e, "metrics count task failed"),
+        }
+    }
 }
 
 /// Deletes expired tokens every `every`, forever.
@@ -200,7 +379,7 @@ pub fn rotate_admin_token(config: &Config) -> anyhow::Result<PathBuf> {
 mod tests {
     use super::*;
     use crate::domain::{SecretHash, Status, Token};
-    use crate::store::{MemoryStore, Store};
+    use crate::store::MemoryStore;
     use chrono::{TimeZone, Utc};
 
     fn token(name: &str, expiry: Option<chrono::DateTime<Utc>>) -> Token {
@@ -220,6 +399,21 @@ mod tests {
             previous: None,
             last_used: None,
         }
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_store_urls() {
+        assert_eq!(
+            redact("postgres://regauth:s3cret@db:5432/regauth"),
+            "postgres://regauth:***@db:5432/regauth"
+        );
+        assert_eq!(redact("postgres://regauth@db/x"), "postgres://regauth@db/x");
+        assert_eq!(redact("postgresql://db/x"), "postgresql://db/x");
+        assert_eq!(
+            redact("postgres://u:p@ss@db/x"),
+            "postgres://u:***@db/x",
+            "an @ in the password"
+        );
     }
 
     #[tokio::test]

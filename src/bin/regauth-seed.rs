@@ -4,6 +4,8 @@
 //! Writes through [`SledStore::create_unflushed`] (the same transaction as `Store::create`,
 //! without the per-write flush) and flushes every `--flush-every` tokens, so a million tokens
 //! take minutes rather than a million fsyncs. Run it while no server has the directory open.
+//! With `--store-url postgres://…` it seeds that PostgreSQL database instead, through
+//! [`PgStore::import`] (one transaction per `--flush-every` tokens).
 //!
 //! Tokens are `bench-0000000`, `bench-0000001`, ... in one registry, each with the scopes
 //! `repository bench/* pull,push` and `repository base/* pull`. For `--sample` of them, spread
@@ -27,7 +29,8 @@ use chrono::Utc;
 use clap::Parser;
 use regauth::domain::secret::new_password;
 use regauth::domain::{Scope, SecretHash, Status, Token};
-use regauth::store::{SledStore, Store};
+use regauth::store::postgres::PgOptions;
+use regauth::store::{PgStore, SledStore, Store};
 use uuid::Uuid;
 
 /// Seeds a regauth data directory with tokens for benchmarks.
@@ -58,6 +61,46 @@ struct Args {
     /// The window over which the `--expiring` tokens' expiries are spread evenly.
     #[arg(long, default_value_t = 3600)]
     expire_within: u32,
+    /// Seed this PostgreSQL database instead of `<data-dir>/store` (sled).
+    #[arg(long)]
+    store_url: Option<String>,
+}
+
+/// Where the tokens go.
+enum Target {
+    Sled(SledStore),
+    Postgres(PgStore, Vec<Token>),
+}
+
+impl Target {
+    fn add(&mut self, token: Token) -> anyhow::Result<()> {
+        match self {
+            Target::Sled(s) => Ok(s.create_unflushed(&token)?),
+            Target::Postgres(_, pending) => {
+                pending.push(token);
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        match self {
+            Target::Sled(s) => Ok(s.flush()?),
+            Target::Postgres(s, pending) => {
+                let (copied, _) = s.import(pending, &[])?;
+                anyhow::ensure!(copied == pending.len(), "names already taken in PostgreSQL");
+                pending.clear();
+                Ok(())
+            }
+        }
+    }
+
+    fn store(&self) -> &dyn Store {
+        match self {
+            Target::Sled(s) => s,
+            Target::Postgres(s, _) => s,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -75,12 +118,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     let dir = args.data_dir.join("store");
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-    let store = SledStore::open(&dir)?;
-    let existing = store.count()?;
+    let mut store = match &args.store_url {
+        Some(url) => Target::Postgres(PgStore::open(PgOptions::new(url.clone()))?, Vec::new()),
+        None => Target::Sled(SledStore::open(&dir)?),
+    };
+    let existing = store.store().count()?;
     anyhow::ensure!(
         existing == 0,
-        "{} already holds {existing} tokens; seed an empty data directory",
-        dir.display()
+        "the store already holds {existing} tokens; seed an empty one"
     );
 
     let actions = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -98,7 +143,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     let now = Utc::now();
     for i in 0..args.count {
         let name = format!("bench-{i:07}");
-        let password = new_password();
+        let password = new_password()
+            .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
         let token = Token {
             id: Uuid::new_v4(),
             registry: args.registry.clone(),
@@ -114,7 +160,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             previous: None,
             last_used: None,
         };
-        store.create_unflushed(&token)?;
+        store.add(token)?;
         if i % stride == 0 && i / stride < sample {
             let basic =
                 base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
@@ -140,7 +186,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             status: Status::Enabled,
             expiry: Some(now + chrono::TimeDelta::milliseconds(window_ms * (i + 1) / n)),
             scopes: scopes.clone(),
-            secret_hash: SecretHash::of(&new_password()),
+            secret_hash: SecretHash::of(
+                &new_password()
+                    .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?,
+            ),
             created: now,
             created_by: "regauth-seed".to_string(),
             modified: now,
@@ -148,14 +197,17 @@ fn run(args: Args) -> anyhow::Result<()> {
             previous: None,
             last_used: None,
         };
-        store.create_unflushed(&token)?;
+        store.add(token)?;
     }
     store.flush()?;
     creds.flush()?;
     eprintln!(
         "regauth-seed: {} tokens in {} in {:.1} s ({} credentials in {})",
-        store.count()?,
-        dir.display(),
+        store.store().count()?,
+        match &args.store_url {
+            Some(_) => "PostgreSQL".to_string(),
+            None => dir.display().to_string(),
+        },
         started.elapsed().as_secs_f64(),
         sample.min(args.count),
         args.creds.display()

@@ -98,6 +98,9 @@ pub enum Command {
     /// Manage the admin API's token file (<data_dir>/admin-token), on the server's host.
     #[command(subcommand)]
     AdminToken(AdminTokenCommand),
+    /// Move the token store (run on the server's host, with regauth stopped).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell) on stdout.
     #[command(after_help = COMPLETIONS_HELP)]
     Completions {
@@ -124,6 +127,23 @@ pub enum AdminTokenCommand {
     /// its next admin request on and refuses the old one; tokens, sessions and keys are
     /// untouched. Refused when the admin token is set in the config or REGAUTH_ADMIN_TOKEN.
     Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy every token (scopes, password hashes, rotation and last use) and refresh token of
+    /// a sled store into PostgreSQL, so no password changes. Idempotent: what is already there
+    /// is left alone, and a second run copies nothing. Checks by counts at the end. TLS to
+    /// PostgreSQL is taken from the config's [store] (tls, ca_file).
+    Migrate {
+        /// The sled store: regauth's data_dir (the store is its `store` subdirectory) or the
+        /// store directory itself. regauth must be stopped (sled allows one process).
+        #[arg(long, value_name = "DATA_DIR")]
+        from: PathBuf,
+        /// The PostgreSQL database: postgres://user:password@host:port/database.
+        #[arg(long, value_name = "URL", env = "REGAUTH_STORE_URL")]
+        to: String,
+    },
 }
 
 /// `--expiring`: a duration, kept as typed (the server parses the same syntax).
@@ -427,6 +447,56 @@ fn client_only_flag(matches: &ArgMatches) -> Option<&'static str> {
     .map(|(_, flag)| flag)
 }
 
+/// `regauth store migrate`.
+fn store_migrate(
+    config: &Config,
+    from: &std::path::Path,
+    to: &str,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    use crate::store::{migrate, PgStore, SledStore};
+    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        return Err(CliError::Usage(
+            "--to must be a postgres:// or postgresql:// URL".into(),
+        ));
+    }
+    // A data dir holds the store in `store/`; accept either.
+    let dir = if from.join("store").join("db").exists() {
+        from.join("store")
+    } else {
+        from.to_path_buf()
+    };
+    if !dir.join("db").exists() {
+        return Err(CliError::Usage(format!(
+            "--from {}: no sled store there (neither {0}/store/db nor {0}/db exists)",
+            from.display()
+        )));
+    }
+    let failed = |what: &str, e: &(dyn std::error::Error + 'static)| {
+        CliError::Other(format!("{what}: {}", crate::error::Chain(e)))
+    };
+    let sled = SledStore::open(&dir)
+        .map_err(|e| failed("cannot open the sled store (is regauth still running?)", &e))?;
+    let where_ = crate::server::redact(to);
+    let pg = PgStore::open(crate::server::pg_options(config, to))
+        .map_err(|e| failed(&format!("cannot open PostgreSQL at {where_}"), &e))?;
+    let r = migrate::copy(&sled, &pg).map_err(|e| failed("migration failed", &e))?;
+    writeln!(
+        out,
+        "Copied {} of {} tokens and {} of {} refresh tokens from {} to {where_} (the rest were \
+         there already).\nChecked: PostgreSQL holds all {} tokens and {} refresh tokens of the \
+         sled store.",
+        r.tokens_copied,
+        r.tokens,
+        r.grants_copied,
+        r.grants,
+        dir.display(),
+        r.tokens,
+        r.grants
+    )?;
+    Ok(())
+}
+
 /// Runs a client command, printing to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     if let Command::Completions { shell } = cli.command {
@@ -446,6 +516,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             path.display()
         )?;
         return Ok(());
+    }
+    if let Command::Store(StoreCommand::Migrate { from, to }) = &cli.command {
+        let config = Config::load(cli.global.config.as_deref())?;
+        return store_migrate(&config, from, to, out);
     }
     let conn = ConnArgs {
         config: cli.global.config,
@@ -467,8 +541,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Serve(_)
         | Command::Completions { .. }
         | Command::AdminToken(_)
+        | Command::Store(_)
         | Command::Openapi => Err(CliError::Usage(
-            "serve, completions, admin-token and openapi are not client commands".into(),
+            "serve, completions, admin-token, store and openapi are not client commands".into(),
         )),
         Command::Health => commands::health(&mut ctx),
         Command::RegistryConfig { registry } => {
@@ -543,8 +618,6 @@ fn run_scope(ctx: &mut commands::Ctx, command: ScopeCommand) -> Result<(), CliEr
 }
 
 fn serve(config: Option<PathBuf>, args: ServeArgs) -> ExitCode {
-    // Held until `serve` returns, so buffered log lines are written before exit.
-    let _log_guard = crate::logging::init_tracing();
     let config = match Config::load(config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -552,6 +625,10 @@ fn serve(config: Option<PathBuf>, args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Held until `serve` returns, so buffered log lines are written before exit.
+    let _log_guard = crate::logging::init_tracing(config.log.format);
+    // Before anything is created: the store, keys and tokens are for this user only.
+    crate::server::private_umask();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

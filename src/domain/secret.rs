@@ -92,27 +92,16 @@ fn hex_value(c: u8) -> Option<u8> {
 
 /// A new random password (`rga_...`).
 ///
-/// # Panics
-/// If the operating system's random number generator fails; see [`try_new_secret`].
-pub fn new_password() -> String {
-    new_secret_or_panic(PASSWORD_PREFIX)
+/// Fails only if the operating system's random number generator does; see [`try_new_secret`].
+pub fn new_password() -> Result<String, ring::error::Unspecified> {
+    try_new_secret(PASSWORD_PREFIX)
 }
 
 /// A new random refresh token (`rgr_...`).
 ///
-/// # Panics
-/// If the operating system's random number generator fails; see [`try_new_secret`].
-pub fn new_refresh_token() -> String {
-    new_secret_or_panic(REFRESH_PREFIX)
-}
-
-fn new_secret_or_panic(prefix: &str) -> String {
-    match try_new_secret(prefix) {
-        Ok(s) => s,
-        // No safe way on: a secret without fresh randomness must never be handed out, and
-        // on supported platforms (getrandom(2)) this does not happen after start-up.
-        Err(_) => panic!("the system random number generator failed"),
-    }
+/// Fails only if the operating system's random number generator does.
+pub fn new_refresh_token() -> Result<String, ring::error::Unspecified> {
+    try_new_secret(REFRESH_PREFIX)
 }
 
 /// `prefix` + 43 uniformly random base62 characters + 6 base62 characters of CRC32 over
@@ -226,7 +215,10 @@ mod tests {
 
     #[test]
     fn format_of_new_secrets() {
-        for (s, prefix) in [(new_password(), "rga_"), (new_refresh_token(), "rgr_")] {
+        for (s, prefix) in [
+            (new_password().unwrap(), "rga_"),
+            (new_refresh_token().unwrap(), "rgr_"),
+        ] {
             assert_eq!(s.len(), 53, "{s}");
             assert_eq!(SECRET_LEN, 53);
             assert!(s.starts_with(prefix), "{s}");
@@ -237,7 +229,7 @@ mod tests {
 
     #[test]
     fn new_secrets_are_unique_and_use_the_whole_alphabet() {
-        let drawn: Vec<String> = (0..2000).map(|_| new_password()).collect();
+        let drawn: Vec<String> = (0..2000).map(|_| new_password().unwrap()).collect();
         let unique: HashSet<&String> = drawn.iter().collect();
         assert_eq!(unique.len(), drawn.len());
         // 2000 × 43 draws: every base62 character shows up (P(miss) ≈ 62 × e^-1387).
@@ -253,7 +245,7 @@ mod tests {
         let mut counts = [0usize; 62];
         let n = 3000;
         for _ in 0..n {
-            for b in new_password()[4..47].bytes() {
+            for b in new_password().unwrap()[4..47].bytes() {
                 let i = BASE62.iter().position(|&c| c == b).unwrap();
                 counts[i] += 1;
             }
@@ -271,7 +263,7 @@ mod tests {
 
     #[test]
     fn checksum_detects_any_single_changed_character() {
-        let s = new_password();
+        let s = new_password().unwrap();
         let bytes = s.as_bytes();
         for i in 4..bytes.len() {
             for &c in BASE62.iter().filter(|&&c| c != bytes[i]) {
@@ -285,7 +277,7 @@ mod tests {
 
     #[test]
     fn checksum_rejects_wrong_shapes() {
-        let s = new_password();
+        let s = new_password().unwrap();
         let body = &s[..47];
         // Right checksum, wrong prefix.
         let other = format!("xyz_{}", &body[4..]);

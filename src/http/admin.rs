@@ -6,14 +6,16 @@
 //!
 //! The `#[utoipa::path]` on each handler is its entry in the OpenAPI document
 //! (`super::openapi`), so the document and the routes sit side by side.
+
 use axum::body::Body;
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{OriginalUri, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
+use super::audit::AuditDetails;
 use super::error::{ApiError, TaskFailed};
 use super::extract::{
     bearer_token, last, parse_json, parse_pairs, read_body, AppJson, KnownRegistry, Pairs, TokenId,
@@ -22,6 +24,8 @@ use super::state::AppState;
 use crate::api::{self, ErrorBody, ResourceType};
 use crate::config::RegistryConfig;
 use crate::domain::{validate_grace, Scope, Status, Token, TokenName, ValidationError};
+use crate::service::audit::{self, AdminAction, AdminAuthFailure};
+use crate::service::throttle::Endpoint;
 use crate::service::{AdminService, NewToken, PutOutcome, TokenChanges};
 
 pub use crate::api::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -186,13 +190,52 @@ fn registry_out(state: &AppState, r: &RegistryConfig) -> api::Registry {
 
 /// Requires `Authorization: Bearer <admin token>`, compared in constant time (over hashes, so
 /// the length of the configured token does not leak either).
+///
+/// Failed attempts are counted per client address ([`Throttle`](crate::service::Throttle));
+/// over `[limits] admin_failures` the address gets 429 with `Retry-After` until its lockout
+/// ends, without its token being looked at. A refusal is an audit line
+/// (`service::audit::admin_auth_failed`, rationed per address like the token endpoint's
+/// denials) and a metric.
 pub async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let ok = bearer_token(req.headers()).is_some_and(|t| state.admin_token.matches(t));
-    if ok {
-        next.run(req).await
-    } else {
-        ApiError::Unauthorized.into_response()
+    let addr = super::limits::request_client(&state, &req);
+    let path = |req: &Request| {
+        req.extensions()
+            .get::<OriginalUri>()
+            .map_or_else(|| req.uri().path(), |u| u.0.path())
+            .to_owned()
+    };
+    let throttle = &state.throttle;
+    let ticket = match throttle.check(Endpoint::Admin, addr, None) {
+        Ok(ticket) => ticket,
+        Err(refused) => {
+            state.metrics.throttled("admin").inc();
+            if throttle.log().admit(addr) {
+                audit::admin_auth_throttled(
+                    addr,
+                    req.method().as_str(),
+                    &path(&req),
+                    refused.retry_after_seconds(),
+                );
+            }
+            return ApiError::TooManyRequests(refused).into_response();
+        }
+    };
+    let failure = match bearer_token(req.headers()) {
+        None => Some(AdminAuthFailure::Missing),
+        Some(t) if !state.admin_token.matches(t) => Some(AdminAuthFailure::Wrong),
+        Some(_) => None,
+    };
+    let Some(why) = failure else {
+        // The admin token names no token: nothing to forgive by name.
+        drop(ticket);
+        return next.run(req).await;
+    };
+    throttle.failed(ticket, None);
+    state.metrics.admin_auth_failed(why);
+    if throttle.log().admit(addr) {
+        audit::admin_auth_failed(addr, req.method().as_str(), &path(&req), why);
     }
+    ApiError::Unauthorized.into_response()
 }
 
 /// Known paths under `/api/v1` with a method they do not have.
@@ -257,6 +300,8 @@ fn page_param(
     responses(
         (status = 200, description = "Every configured registry.", body = api::RegistryList),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn list_registries(State(state): State<AppState>) -> Json<api::RegistryList> {
@@ -284,6 +329,8 @@ pub async fn list_registries(State(state): State<AppState>) -> Json<api::Registr
         (status = 400, description = "The path does not decode.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn get_registry(
@@ -329,6 +376,8 @@ fn name_filter(pairs: &Pairs<'_>) -> Result<Option<String>, ApiError> {
         (status = 400, description = "`offset`, `limit`, `filter.name` or `expiringWithin` out of range.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn list_tokens(
@@ -409,6 +458,8 @@ pub async fn list_tokens(
         (status = 404, description = "No such registry.", body = ErrorBody),
         (status = 409, description = "The registry has a token of that name.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn create_token(
@@ -417,8 +468,17 @@ pub async fn create_token(
     AppJson(input): AppJson<api::TokenCreate>,
 ) -> Result<Response, ApiError> {
     let new = new_token(input.properties)?;
-    let (token, password) = blocking(&state.admin, move |a| a.create(&r.id, None, new)).await?;
-    Ok(created(&state, token, password))
+    let mut details = AuditDetails {
+        token: new.name.to_string(),
+        changes: audit::changes_of_new(&new),
+        ..AuditDetails::default()
+    };
+    let result = blocking(&state.admin, move |a| a.create(&r.id, None, new)).await;
+    let result = result.map(|(token, password)| {
+        details.id = Some(token.id);
+        created(&state, token, password)
+    });
+    Ok(details.attach(result))
 }
 
 /// Get a token (never its password).
@@ -435,6 +495,8 @@ pub async fn create_token(
         (status = 400, description = "`tokenId` is not a UUID.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn get_token(
@@ -469,6 +531,8 @@ pub async fn get_token(
         (status = 404, description = "No such registry.", body = ErrorBody),
         (status = 409, description = "Another token of the registry has that name.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn put_token(
@@ -478,10 +542,22 @@ pub async fn put_token(
     AppJson(input): AppJson<api::TokenCreate>,
 ) -> Result<Response, ApiError> {
     let new = new_token(input.properties)?;
-    match blocking(&state.admin, move |a| a.put(&r.id, id, new)).await? {
-        PutOutcome::Created(token, password) => Ok(created(&state, token, password)),
-        PutOutcome::Replaced(token) => Ok(Json(token_out(&state, token, None)).into_response()),
-    }
+    let mut details = AuditDetails {
+        token: new.name.to_string(),
+        id: Some(id),
+        changes: audit::changes_of_new(&new),
+        ..AuditDetails::default()
+    };
+    let result = blocking(&state.admin, move |a| a.put(&r.id, id, new))
+        .await
+        .map(|outcome| match outcome {
+            PutOutcome::Created(token, password) => {
+                details.action = Some(AdminAction::Create);
+                created(&state, token, password)
+            }
+            PutOutcome::Replaced(token) => Json(token_out(&state, token, None)).into_response(),
+        });
+    Ok(details.attach(result))
 }
 
 /// Change some of a token's properties.
@@ -501,6 +577,8 @@ pub async fn put_token(
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn patch_token(
@@ -508,10 +586,20 @@ pub async fn patch_token(
     KnownRegistry(r): KnownRegistry,
     TokenId(id): TokenId,
     AppJson(input): AppJson<api::TokenPatch>,
-) -> Result<Json<api::Token>, ApiError> {
+) -> Result<Response, ApiError> {
     let changes = changes(input)?;
-    let token = blocking(&state.admin, move |a| a.patch(&r.id, id, changes)).await?;
-    Ok(Json(token_out(&state, token, None)))
+    let mut details = AuditDetails {
+        id: Some(id),
+        changes: audit::changes_of_patch(&changes),
+        ..AuditDetails::default()
+    };
+    let result = blocking(&state.admin, move |a| a.patch(&r.id, id, changes))
+        .await
+        .map(|token| {
+            details.token = token.name.to_string();
+            Json(token_out(&state, token, None))
+        });
+    Ok(details.attach(result))
 }
 
 /// Rotate a token's password: a new one, shown in this reply only, while name, id, scopes,
@@ -535,6 +623,8 @@ pub async fn patch_token(
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn rotate_credentials(
@@ -542,16 +632,26 @@ pub async fn rotate_credentials(
     KnownRegistry(r): KnownRegistry,
     TokenId(id): TokenId,
     body: Body,
-) -> Result<Json<api::Token>, ApiError> {
-    let bytes = read_body(body).await.map_err(ApiError::TooLarge)?;
+) -> Result<Response, ApiError> {
+    let bytes = read_body(body, state.body_timeout()).await?;
     let input: api::TokenRotate = if bytes.iter().all(u8::is_ascii_whitespace) {
         api::TokenRotate::default()
     } else {
         parse_json(&bytes).map_err(ApiError::BadRequest)?
     };
     let grace = grace_period(input.grace_period_seconds)?;
-    let (token, password) = blocking(&state.admin, move |a| a.rotate(&r.id, id, grace)).await?;
-    Ok(Json(token_out(&state, token, Some(password))))
+    let mut details = AuditDetails {
+        id: Some(id),
+        changes: audit::changes_of_rotation(grace),
+        ..AuditDetails::default()
+    };
+    let result = blocking(&state.admin, move |a| a.rotate(&r.id, id, grace))
+        .await
+        .map(|(token, password)| {
+            details.token = token.name.to_string();
+            Json(token_out(&state, token, Some(password)))
+        });
+    Ok(details.attach(result))
 }
 
 fn grace_period(seconds: Option<i64>) -> Result<TimeDelta, ValidationError> {
@@ -577,15 +677,25 @@ fn grace_period(seconds: Option<i64>) -> Result<TimeDelta, ValidationError> {
         (status = 400, description = "`tokenId` is not a UUID.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry or token.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn delete_token(
     State(state): State<AppState>,
     KnownRegistry(r): KnownRegistry,
     TokenId(id): TokenId,
-) -> Result<StatusCode, ApiError> {
-    blocking(&state.admin, move |a| a.delete(&r.id, id)).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Response {
+    let result = blocking(&state.admin, move |a| a.delete(&r.id, id)).await;
+    let details = AuditDetails {
+        id: Some(id),
+        token: result
+            .as_ref()
+            .map(|t| t.name.to_string())
+            .unwrap_or_default(),
+        ..AuditDetails::default()
+    };
+    details.attach(result.map(|_| StatusCode::NO_CONTENT))
 }
 
 #[cfg(test)]

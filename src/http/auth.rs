@@ -1,9 +1,8 @@
 //! The token endpoint (`realm`): `GET /auth` with Basic credentials and `POST /auth` OAuth2
 //! form grants, as distribution's token.md and oauth.md describe them and real clients use them.
 //! Parses the wire into a [`TokenRequest`], calls [`crate::service::AuthService`], shapes the reply.
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -32,12 +31,6 @@ pub(super) fn reply(issued: &Issued, with_scope: bool) -> Response {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
-}
-
-fn client_addr(req: &Request) -> Option<std::net::IpAddr> {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
 }
 
 fn scopes<'a>(
@@ -86,6 +79,9 @@ fn flag(pairs: &Pairs<'_>, key: &str, yes: &str) -> bool {
         (status = 401, description = "No, unknown, wrong, disabled or expired credentials (one reply for all).",
             body = api::RegistryErrors,
             headers(("WWW-Authenticate" = String, description = "`Basic realm=\"regauth\"`."))),
+        (status = 429, description = "Too many failed authentications from this address, or for this name from it: \
+            not tried. `Retry-After` says when to try again.", body = api::RegistryErrors,
+            headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn get_token(
@@ -111,7 +107,7 @@ pub async fn get_token(
         scopes,
         want_refresh: flag(&pairs, "offline_token", "true"),
         client_id: last(&pairs, "client_id").map(str::to_string),
-        client_addr: client_addr(&req),
+        client_addr: super::limits::request_client(&state, &req),
         grant_type: "basic",
     };
     let issued = state.auth.issue(request).await?;
@@ -132,16 +128,18 @@ pub async fn get_token(
             body = api::RegistryErrors,
             headers(("WWW-Authenticate" = String, description = "`Basic realm=\"regauth\"`."))),
         (status = 413, description = "The form is over 64 KiB.", body = api::RegistryErrors),
+        (status = 408, description = "The form did not arrive within `[limits] body_timeout_seconds`.", body = api::RegistryErrors),
+        (status = 429, description = "Too many failed authentications from this address, or for this name from it: \
+            not tried. `Retry-After` says when to try again.", body = api::RegistryErrors,
+            headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn post_token(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, AuthHttpError> {
-    let client_addr = client_addr(&req);
-    let body = read_body(req.into_body())
-        .await
-        .map_err(AuthHttpError::TooLarge)?;
+    let client_addr = super::limits::request_client(&state, &req);
+    let body = read_body(req.into_body(), state.body_timeout()).await?;
     let pairs = parse_pairs(&body);
     let service = required(&pairs, "service")?.to_string();
     let grant = required(&pairs, "grant_type")?;

@@ -122,6 +122,16 @@ fn common(resp: &mut Response, csp: &'static str) {
     );
 }
 
+/// `X-Content-Type-Options: nosniff` on a response (every response of every listener: the
+/// token endpoint, `/health`, unknown paths, the metrics).
+pub async fn nosniff(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
 /// Response headers of every console file and redirect.
 pub async fn console_headers(mut resp: Response) -> Response {
     common(&mut resp, CONSOLE_CSP);

@@ -8,12 +8,14 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::api;
 use crate::domain::ValidationError;
 use crate::error::{BoxError, Chain};
+use crate::service::throttle::Refused;
 use crate::service::{AdminError, AuthError};
+use crate::store::StoreError;
 
 /// Errors of the token endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,15 @@ pub enum AuthHttpError {
     /// 413 `INVALID_REQUEST`: form body over the limit.
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// 408 `INVALID_REQUEST`: the body did not arrive in time.
+    #[error("request body not received within {0} s")]
+    BodyTimeout(u64),
+    /// 429 `TOOMANYREQUESTS` with `Retry-After`: too many failed authentications.
+    #[error("{}", throttled_message(.0))]
+    Throttled(Refused),
+    /// 503 `UNAVAILABLE` with `Retry-After`: the token store is unreachable or too slow.
+    #[error("the token store is unavailable; try again shortly")]
+    Unavailable(#[source] BoxError),
     /// 500 `UNKNOWN`: the error and its sources are logged, not shown.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -40,6 +51,10 @@ impl From<AuthError> for AuthHttpError {
                 "service {s:?} is not a registry served by this regauth"
             )),
             AuthError::Unauthorized(_) => AuthHttpError::Unauthorized,
+            AuthError::Throttled(r) => AuthHttpError::Throttled(r),
+            e @ AuthError::Store(StoreError::Unavailable { .. }) => {
+                AuthHttpError::Unavailable(Box::new(e))
+            }
             e @ (AuthError::Store(_) | AuthError::Signing(_) | AuthError::Internal { .. }) => {
                 AuthHttpError::Internal(Box::new(e))
             }
@@ -53,6 +68,13 @@ impl IntoResponse for AuthHttpError {
             AuthHttpError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
             AuthHttpError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             AuthHttpError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "INVALID_REQUEST"),
+            AuthHttpError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "INVALID_REQUEST"),
+            // The registry protocol's own code for 429 (distribution's errcode).
+            AuthHttpError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+            AuthHttpError::Unavailable(detail) => {
+                warn!(error = %Chain(&**detail), "token endpoint: store unavailable, answered 503");
+                (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+            }
             AuthHttpError::Internal(detail) => {
                 error!(error = %Chain(&**detail), "token endpoint failure");
                 (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN")
@@ -70,6 +92,13 @@ impl IntoResponse for AuthHttpError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"regauth\""),
             );
+        }
+        if let AuthHttpError::Throttled(r) = &self {
+            retry_after(&mut resp, r);
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }
@@ -99,6 +128,16 @@ pub enum ApiError {
     /// 413 `PAYLOAD_TOO_LARGE`.
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// 408 `REQUEST_TIMEOUT`: the body did not arrive in time.
+    #[error("request body not received within {0} s")]
+    BodyTimeout(u64),
+    /// 429 `TOO_MANY_REQUESTS` with `Retry-After`: too many failed admin authentications.
+    #[error("{}", throttled_message(.0))]
+    TooManyRequests(Refused),
+    /// 503 `SERVICE_UNAVAILABLE` with `Retry-After`: the token store is unreachable or too
+    /// slow; nothing was changed that the client was told about.
+    #[error("the token store is unavailable; try again shortly")]
+    Unavailable(#[source] BoxError),
     /// 500 `INTERNAL_ERROR`: the error and its sources are logged, not shown.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -115,6 +154,7 @@ impl From<AdminError> for ApiError {
             AdminError::Invalid(v) => ApiError::Validation(v),
             AdminError::NotFound(_) => ApiError::NotFound(e.to_string()),
             AdminError::Conflict(m) => ApiError::Conflict(m),
+            e @ AdminError::Unavailable(_) => ApiError::Unavailable(Box::new(e)),
             e @ (AdminError::Store(_) | AdminError::Internal { .. }) => {
                 ApiError::Internal(Box::new(e))
             }
@@ -132,6 +172,12 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT"),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
+            ApiError::Unavailable(detail) => {
+                warn!(error = %Chain(&**detail), "admin API: store unavailable, answered 503");
+                (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+            }
             ApiError::Internal(detail) => {
                 error!(error = %Chain(&**detail), "admin API failure");
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")
@@ -151,14 +197,39 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"regauth-admin\""),
             );
         }
+        if let ApiError::TooManyRequests(r) = &self {
+            retry_after(&mut resp, r);
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         resp
     }
+}
+
+fn throttled_message(r: &Refused) -> String {
+    let what = if r.by_name {
+        "for this name from this address"
+    } else {
+        "from this address"
+    };
+    format!(
+        "too many failed authentications {what}; retry after {} s",
+        r.retry_after_seconds()
+    )
+}
+
+fn retry_after(resp: &mut Response, r: &Refused) {
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(r.retry_after_seconds()),
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreError;
 
     fn store_failure() -> StoreError {
         StoreError::backend(
@@ -185,6 +256,25 @@ mod tests {
         let chain = Chain(&e).to_string();
         assert!(chain.contains("default/secret-name"), "{chain}");
         assert!(chain.contains("disk sector 42 unreadable"), "{chain}");
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_store_is_a_503_in_each_usual_body() {
+        let down = || StoreError::unavailable("reading a token", None);
+        let resp = AuthHttpError::from(AuthError::from(down())).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            body_of(resp).await,
+            r#"{"errors":[{"code":"UNAVAILABLE","message":"the token store is unavailable; try again shortly"}]}"#
+        );
+        let resp = ApiError::from(AdminError::from(down())).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            body_of(resp).await,
+            r#"{"httpStatus":503,"messages":[{"errorCode":"SERVICE_UNAVAILABLE","message":"the token store is unavailable; try again shortly"}]}"#
+        );
     }
 
     #[tokio::test]

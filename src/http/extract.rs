@@ -3,7 +3,9 @@
 //! ([`KnownRegistry`], [`TokenId`], [`AppJson`]), whose rejections are [`ApiError`]s.
 use std::borrow::Cow;
 
-use axum::body::{Body, Bytes};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
@@ -12,18 +14,52 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::error::ApiError;
+use super::error::{ApiError, AuthHttpError};
 use super::state::AppState;
 use crate::config::RegistryConfig;
 
 /// Largest body accepted anywhere (docs/admin-api.md: 413 over 64 KiB).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// Reads a whole body, failing with `Err(limit)` when it is larger than [`BODY_LIMIT`].
-pub async fn read_body(body: Body) -> Result<Bytes, usize> {
-    axum::body::to_bytes(body, BODY_LIMIT)
-        .await
-        .map_err(|_| BODY_LIMIT)
+/// Why a body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Larger than the limit (known at once from `Content-Length`, or found while reading).
+    TooLarge(usize),
+    /// Not received within this many seconds (`[limits] body_timeout_seconds`).
+    Timeout(u64),
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge(n) => ApiError::TooLarge(n),
+            BodyError::Timeout(s) => ApiError::BodyTimeout(s),
+        }
+    }
+}
+
+impl From<BodyError> for AuthHttpError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge(n) => AuthHttpError::TooLarge(n),
+            BodyError::Timeout(s) => AuthHttpError::BodyTimeout(s),
+        }
+    }
+}
+
+/// Reads a whole body of at most [`BODY_LIMIT`] bytes within `timeout`. A `Content-Length`
+/// over the limit is refused before anything is read, so a client announcing 10 GB is not
+/// waited for.
+pub async fn read_body(body: Body, timeout: Duration) -> Result<Bytes, BodyError> {
+    if HttpBody::size_hint(&body).lower() > BODY_LIMIT as u64 {
+        return Err(BodyError::TooLarge(BODY_LIMIT));
+    }
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(BodyError::TooLarge(BODY_LIMIT)),
+        Err(_) => Err(BodyError::Timeout(timeout.as_secs())),
+    }
 }
 
 /// Parses JSON, with a message that says what is wrong and where.
@@ -150,13 +186,11 @@ impl<S: Send + Sync> FromRequestParts<S> for TokenId {
 /// API's errors: 413 over the limit, 400 naming what is malformed (unknown fields by name).
 pub struct AppJson<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for AppJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
-        let bytes = read_body(req.into_body())
-            .await
-            .map_err(ApiError::TooLarge)?;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = read_body(req.into_body(), state.body_timeout()).await?;
         parse_json(&bytes)
             .map(AppJson)
             .map_err(ApiError::BadRequest)

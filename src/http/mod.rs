@@ -1,6 +1,8 @@
 //! The HTTP surface: the router, its layers, the shared [`AppState`] (`state`), and the
-//! handlers for the token endpoint (`auth`), the admin API (`admin`) and the console's files
-//! (`console`). The only module that knows axum.
+//! handlers for the token endpoint (`auth`), the admin API (`admin`, with its audit
+//! middleware `audit`) and the console's files (`console`); the metrics listener's router
+//! ([`metrics_app`]); and the accept loop that serves them with connection limits
+//! (`listener`). The only module that knows axum and hyper.
 //!
 //! Dependency direction: `http -> service -> {domain, store, jwt}`; `http` never imports
 //! `server` (which builds the state and serves this router) or `cli`.
@@ -9,16 +11,41 @@ use axum::Router;
 
 pub mod admin;
 pub mod admin_token;
+pub mod audit;
 pub mod auth;
 #[cfg(feature = "bench-baseline")]
 mod bench;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod listener;
 pub mod openapi;
 pub mod state;
 
 pub use state::AppState;
+
+/// Readiness: 200 `ready` when the store answers (within its timeouts), else 503 naming the
+/// cause. `/health` is liveness only: it answers while the process runs.
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, String) {
+    let admin = state.admin.clone();
+    match tokio::task::spawn_blocking(move || admin.ready()).await {
+        Ok(Ok(())) => (axum::http::StatusCode::OK, "ready".into()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %crate::error::Chain(&e), "not ready: store check failed");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {e}"),
+            )
+        }
+        Err(e) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {e}"),
+        ),
+    }
+}
 
 /// The whole application as a router, so tests can drive it without a socket.
 pub fn app(state: AppState) -> Router {
@@ -42,6 +69,11 @@ pub fn app(state: AppState) -> Router {
         )
         .fallback(admin::not_found)
         .method_not_allowed_fallback(admin::method_not_allowed)
+        // Inside the admin token check: only authenticated writes reach it.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::audit_writes,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::require_admin,
@@ -53,9 +85,52 @@ pub fn app(state: AppState) -> Router {
         .route("/auth", get(auth::get_token).post(auth::post_token))
         .route("/auth/token", get(auth::get_token).post(auth::post_token))
         .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready))
         .nest("/api/v1", api)
         .merge(console::routes());
     #[cfg(feature = "bench-baseline")]
     let router = router.route("/bench/sign", bench::sign_route(&state));
-    router.with_state(state)
+    router
+        .layer(axum::middleware::map_response(console::nosniff))
+        .with_state(state)
+}
+
+/// The metrics listener's router (`[metrics] listen`): `GET /metrics` and nothing else, so the
+/// main listener never exposes counts to whoever reaches the token endpoint.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            (
+                axum::http::StatusCode::NOT_FOUND,
+                "not found: GET /metrics\n",
+            )
+        })
+        .layer(axum::middleware::map_response(console::nosniff))
+        .with_state(state)
+}
+
+/// The OpenMetrics text of every metric.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::http::{header, HeaderValue, StatusCode};
+    use axum::response::IntoResponse;
+    match state.metrics.encode() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot encode the metrics\n",
+        )
+            .into_response(),
+    }
 }

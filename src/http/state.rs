@@ -1,6 +1,7 @@
 //! [`AppState`], the state every handler receives: configuration, the two services, the admin
-//! token's hash, the clock and the certificate path. Built by `server` at start-up (or by tests
-//! directly, over any store); `http` owns the type so it depends on nothing above it.
+//! token's hash, the clock, the certificate path, the throttle of failed authentication and
+//! the metrics. Built by `server` at start-up (or by tests directly, over any store); `http`
+//! owns the type so it depends on nothing above it.
 //!
 //! Dependency direction: `http::state -> {config, service, jwt, store, domain, clock}`.
 use std::path::{Path, PathBuf};
@@ -9,8 +10,10 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::admin_token::AdminToken;
+use crate::http::listener::ConnectionStats;
 use crate::jwt::{Issuer, SigningKey};
-use crate::service::{AdminService, AuthService};
+use crate::service::metrics::Metrics;
+use crate::service::{AdminService, AuthService, Throttle};
 use crate::store::Store;
 
 /// Shared state of the HTTP app: cheap to clone (`Arc`s and a hash; no allocation), which
@@ -25,6 +28,12 @@ pub struct AppState {
     pub clock: Clock,
     /// Absolute path of the signing certificate (the registry's `rootcertbundle`).
     pub certificate: Arc<Path>,
+    /// Failed authentications of the token endpoint and the admin API (shared with `auth`).
+    pub throttle: Arc<Throttle>,
+    /// Connections open and refused (kept by the accept loop, `http::listener`).
+    pub connections: Arc<ConnectionStats>,
+    /// Every metric (served by [`crate::http::metrics_app`]).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -37,7 +46,11 @@ impl AppState {
         clock: Clock,
     ) -> AppState {
         let issuer = Issuer::new(key, config.jwt.issuer.clone(), config.jwt.ttl_seconds);
-        let auth = AuthService::new(store.clone(), issuer, clock.clone(), &config.registries);
+        let throttle = Arc::new(Throttle::new(&config.limits));
+        let metrics = Arc::new(Metrics::new());
+        let auth = AuthService::new(store.clone(), issuer, clock.clone(), &config.registries)
+            .with_throttle(throttle.clone())
+            .with_metrics(metrics.clone());
         let admin = AdminService::new(store, clock.clone())
             .with_on_expiry(config.tokens.on_expiry)
             .with_usage(auth.usage().clone());
@@ -49,6 +62,9 @@ impl AppState {
             admin_token: Arc::new(AdminToken::fixed(admin_token)),
             clock,
             certificate,
+            throttle,
+            connections: Arc::default(),
+            metrics,
         }
     }
 }
@@ -58,6 +74,11 @@ impl AppState {
     pub fn with_admin_token(mut self, admin_token: AdminToken) -> AppState {
         self.admin_token = Arc::new(admin_token);
         self
+    }
+
+    /// How long a request body may take to arrive (`[limits] body_timeout_seconds`).
+    pub fn body_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.config.limits.body_timeout_seconds)
     }
 }
 

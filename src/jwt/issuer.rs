@@ -23,16 +23,6 @@ use crate::domain::Grant;
 const JTI_BYTES: usize = 16;
 
 #[derive(Serialize)]
-struct Header<'a> {
-    typ: &'static str,
-    alg: &'static str,
-    kid: &'a str,
-    /// Empty (and left out) only for a key loaded without its certificate.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    x5c: Vec<String>,
-}
-
-#[derive(Serialize)]
 struct Claims<'a> {
     iss: &'a str,
     sub: &'a str,
@@ -69,19 +59,22 @@ impl Issuer {
     /// An issuer signing with `key`, naming itself `issuer` (the registry's
     /// `auth.token.issuer`), handing out tokens valid for `ttl_seconds`.
     pub fn new(key: SigningKey, issuer: String, ttl_seconds: u64) -> Issuer {
-        let header = Header {
-            typ: "JWT",
-            alg: key.alg(),
-            kid: key.kid(),
-            x5c: key
-                .certificates()
-                .iter()
-                .map(|der| STANDARD.encode(der))
-                .collect(),
-        };
-        // Serializing a struct of strings to JSON cannot fail (no maps with non-string keys,
-        // no fallible `Serialize` impls), so this `expect` is unreachable.
-        let header_json = serde_json::to_vec(&header).expect("JWT header serializes");
+        // A JSON value, not a derived `Serialize` struct: `Value`'s `Display` cannot fail, so
+        // start-up needs no "unreachable" error path.
+        let mut header = serde_json::Map::new();
+        header.insert("typ".into(), "JWT".into());
+        header.insert("alg".into(), key.alg().into());
+        header.insert("kid".into(), key.kid().into());
+        // Left out only for a key loaded without its certificate.
+        let x5c: Vec<serde_json::Value> = key
+            .certificates()
+            .iter()
+            .map(|der| STANDARD.encode(der).into())
+            .collect();
+        if !x5c.is_empty() {
+            header.insert("x5c".into(), x5c.into());
+        }
+        let header_json = serde_json::Value::Object(header).to_string();
         let header_b64 = URL_SAFE_NO_PAD.encode(header_json);
         Issuer {
             key,
@@ -188,10 +181,11 @@ mod tests {
         let parts: Vec<&str> = jwt.split('.').collect();
         assert_eq!(parts.len(), 3);
 
-        let header = String::from_utf8(decode(parts[0])).unwrap();
+        // Exactly these members (member order carries no meaning in JSON or JWS).
+        let header: Value = serde_json::from_slice(&decode(parts[0])).unwrap();
         assert_eq!(
             header,
-            format!(r#"{{"typ":"JWT","alg":"{alg}","kid":"{kid}"}}"#)
+            serde_json::json!({"typ": "JWT", "alg": alg, "kid": kid})
         );
 
         let claims: Value = serde_json::from_slice(&decode(parts[1])).unwrap();

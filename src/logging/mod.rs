@@ -1,46 +1,313 @@
 //! Logging set-up of `regauth serve`: the `tracing` subscriber (filter from `REGAUTH_LOG`,
-//! plain `name=value` fields) writing to stderr through the batching [`writer`].
+//! format from `[log] format`) writing to stderr through the batching [`writer`].
 //!
-//! Dependency direction: used by `cli` (for `serve`); depends on `tracing-subscriber` only.
+//! Values that come from a request (a username, a `service`, a `client_id`, a path) must not
+//! be able to forge a log line. The text format therefore writes every field value that holds
+//! anything but printable ASCII quoted, with `"`, `\`, control characters, line and paragraph
+//! separators and bidirectional controls escaped ([`SafeFields`]); the JSON format escapes by
+//! construction (`serde_json`).
+//!
+//! Dependency direction: used by `cli` (for `serve`); depends on `config` (the format) and
+//! `tracing-subscriber` only.
 pub mod writer;
 
-/// Logs to stderr through [`writer`]: request threads only append to a buffer, a
-/// background thread writes it in batches, so a slow terminal, pipe or disk never stalls a
-/// request thread unless megabytes are waiting. Lossless. `None` (and logging to stderr
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::Layer;
+
+pub use crate::config::LogFormat;
+
+/// Logs to stderr through [`writer`] in `format`: request threads only append to a buffer,
+/// a background thread writes it in batches, so a slow terminal, pipe or disk never stalls a
+/// request thread: beyond 4 MB waiting, lines are dropped and counted (and the count logged).
+/// `None` (and logging to stderr
 /// directly) when the writer thread cannot be started.
-pub fn init_tracing() -> Option<writer::FlushGuard> {
+pub fn init_tracing(format: LogFormat) -> Option<writer::FlushGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REGAUTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour codes only for a person at a terminal, not in files or journald.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .fmt_fields(plain_fields());
+    let registry = tracing_subscriber::registry().with(filter);
     match writer::BatchWriter::spawn(std::io::stderr()) {
         Ok((writer, guard)) => {
-            let _ = builder.with_writer(writer).try_init();
+            let _ = registry.with(layer(format, ansi, writer)).try_init();
             Some(guard)
         }
         Err(e) => {
-            let _ = builder.with_writer(std::io::stderr).try_init();
+            let _ = registry
+                .with(layer(format, ansi, std::io::stderr))
+                .try_init();
             tracing::warn!(error = %e, "cannot start the log writer thread; logging directly");
             None
         }
     }
 }
 
-/// Fields as `name=value`, separated by spaces, the message first and bare: the default
-/// field format's output without its per-field styling, which costs a third of the decision
-/// event's formatting even when colours are off (`benches/RESULTS.md`).
-fn plain_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
-    use tracing_subscriber::field::MakeExt;
-    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
-        if field.name() == "message" {
-            write!(w, "{value:?}")
-        } else {
-            write!(w, "{field}={value:?}")
+/// The formatting layer of `serve`'s subscriber for `format`, writing to `writer` (with colour
+/// codes when `ansi`, text only). Public so that tests capture exactly what `serve` writes.
+pub fn layer<S, W>(format: LogFormat, ansi: bool, writer: W) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .fmt_fields(SafeFields)
+            .with_writer(writer)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(writer)
+            .boxed(),
+    }
+}
+
+/// The text format's fields: `name=value`, separated by spaces, the message first and bare.
+///
+/// A value that is all printable ASCII other than `"` and `\` is written as it is; any other
+/// value is quoted and escaped, so no value can end the line or pass for another field. String
+/// values (`name = "literal"` in the macros) are always quoted, as `tracing`'s default format
+/// does. The message is written bare with control characters escaped.
+///
+/// Formatting a `%value` goes through a per-thread buffer that keeps its capacity, so a
+/// decision event allocates nothing once the thread has logged one (`benches/RESULTS.md`: the
+/// default field format's per-field styling cost a third of the event's formatting).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SafeFields;
+
+impl<'w> MakeVisitor<Writer<'w>> for SafeFields {
+    type Visitor = SafeVisitor<'w>;
+
+    fn make_visitor(&self, target: Writer<'w>) -> SafeVisitor<'w> {
+        SafeVisitor {
+            writer: target,
+            first: true,
+            result: Ok(()),
         }
-    })
-    .delimited(" ")
+    }
+}
+
+/// Writes one event's (or span's) fields for [`SafeFields`].
+pub struct SafeVisitor<'w> {
+    writer: Writer<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+thread_local! {
+    /// Where a `%value` is formatted before it is escaped; keeps its capacity.
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+impl SafeVisitor<'_> {
+    fn separator(&mut self) -> fmt::Result {
+        if self.first {
+            self.first = false;
+            Ok(())
+        } else {
+            self.writer.write_char(' ')
+        }
+    }
+
+    fn field(&mut self, field: &Field, value: &dyn fmt::Debug) -> fmt::Result {
+        self.separator()?;
+        let message = field.name() == "message";
+        if !message {
+            write!(self.writer, "{}=", field.name())?;
+        }
+        let writer = &mut self.writer;
+        let mut write = |text: &str| {
+            if message {
+                write_bare(writer, text)
+            } else {
+                write_value(writer, text)
+            }
+        };
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                write!(buf, "{value:?}")?;
+                let out = write(&buf);
+                if buf.capacity() > 64 * 1024 {
+                    *buf = String::new();
+                }
+                out
+            }
+            // Formatting a value logged something itself: use a buffer of its own.
+            Err(_) => write(&format!("{value:?}")),
+        })
+    }
+}
+
+impl Visit for SafeVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.result.is_err() {
+            return;
+        }
+        self.result = self.separator().and_then(|()| {
+            if field.name() == "message" {
+                write_bare(&mut self.writer, value)
+            } else {
+                write!(self.writer, "{}=", field.name())?;
+                write_quoted(&mut self.writer, value)
+            }
+        });
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_err() {
+            return;
+        }
+        self.result = self.field(field, value);
+    }
+}
+
+impl VisitOutput<fmt::Result> for SafeVisitor<'_> {
+    fn finish(self) -> fmt::Result {
+        self.result
+    }
+}
+
+impl VisitFmt for SafeVisitor<'_> {
+    fn writer(&mut self) -> &mut dyn fmt::Write {
+        &mut self.writer
+    }
+}
+
+/// Characters that are escaped wherever they appear: they could end a line (for a terminal, a
+/// log viewer or a shipper), or reorder what a person sees.
+fn must_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+fn write_escaped(w: &mut impl fmt::Write, c: char) -> fmt::Result {
+    match c {
+        '\n' => w.write_str("\\n"),
+        '\r' => w.write_str("\\r"),
+        '\t' => w.write_str("\\t"),
+        c => write!(w, "\\u{{{:x}}}", u32::from(c)),
+    }
+}
+
+/// A field value: bare when it is all printable ASCII but `"` and `\` (empty included),
+/// quoted and escaped otherwise.
+pub fn write_value(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    if value
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        w.write_str(value)
+    } else {
+        write_quoted(w, value)
+    }
+}
+
+/// `value` in double quotes, with `"` and `\` backslash-escaped and [`must_escape`] characters
+/// written as `\n`, `\r`, `\t` or `\u{..}`.
+pub fn write_quoted(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    w.write_char('"')?;
+    let mut rest = value;
+    while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || must_escape(c)) {
+        w.write_str(&rest[..i])?;
+        let c = rest[i..].chars().next().unwrap_or(' ');
+        match c {
+            '"' => w.write_str("\\\"")?,
+            '\\' => w.write_str("\\\\")?,
+            c => write_escaped(w, c)?,
+        }
+        rest = &rest[i + c.len_utf8()..];
+    }
+    w.write_str(rest)?;
+    w.write_char('"')
+}
+
+/// The message: as it is, but [`must_escape`] characters escaped.
+fn write_bare(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    let mut rest = value;
+    while let Some(i) = rest.find(must_escape) {
+        w.write_str(&rest[..i])?;
+        let c = rest[i..].chars().next().unwrap_or(' ');
+        write_escaped(w, c)?;
+        rest = &rest[i + c.len_utf8()..];
+    }
+    w.write_str(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(s: &str) -> String {
+        let mut out = String::new();
+        write_value(&mut out, s).unwrap();
+        out
+    }
+
+    #[test]
+    fn plain_values_stay_bare_and_others_are_quoted_and_escaped() {
+        assert_eq!(value("ci-bot"), "ci-bot");
+        assert_eq!(
+            value("repository:team/app:pull,push"),
+            "repository:team/app:pull,push"
+        );
+        assert_eq!(value(""), "");
+        assert_eq!(value("two words"), r#""two words""#);
+        assert_eq!(value(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(
+            value("nobody\n2026-01-01T00:00:00Z  INFO x: token decision outcome=\"issued\""),
+            r#""nobody\n2026-01-01T00:00:00Z  INFO x: token decision outcome=\"issued\"""#
+        );
+        assert_eq!(value("a\r\tb\u{1b}[31m"), r#""a\r\tb\u{1b}[31m""#);
+        assert_eq!(
+            value("a\u{2028}b\u{85}c\u{202e}d"),
+            r#""a\u{2028}b\u{85}c\u{202e}d""#
+        );
+        assert_eq!(value("zoë"), r#""zoë""#, "non-ASCII is quoted, not mangled");
+    }
+
+    #[test]
+    fn messages_keep_their_text_but_not_their_line_breaks() {
+        let mut out = String::new();
+        write_bare(&mut out, "token \"decision\"\nforged").unwrap();
+        assert_eq!(out, r#"token "decision"\nforged"#);
+    }
+
+    /// No input, however built, writes a line break or an unescaped quote inside a value.
+    #[test]
+    fn no_value_contains_a_raw_line_break() {
+        use proptest::prelude::*;
+        proptest!(|(s in "\\PC*|[\\x00-\\x7f\u{85}\u{2028}\u{2029}]*")| {
+            let out = value(&s);
+            const BREAKS: [char; 5] = ['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'];
+            prop_assert!(!out.contains(BREAKS), "{out}");
+            if out.starts_with('"') {
+                let inner = &out[1..out.len() - 1];
+                // every quote inside is escaped
+                let mut escaped = false;
+                for c in inner.chars() {
+                    if c == '"' { prop_assert!(escaped); }
+                    escaped = c == '\\' && !escaped;
+                }
+            } else {
+                prop_assert!(!out.contains([' ', '"']));
+            }
+        });
+    }
 }

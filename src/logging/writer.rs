@@ -1,4 +1,4 @@
-//! The log sink of `regauth serve`: a lossless writer that batches lines.
+//! The log sink of `regauth serve`: a writer that batches lines and never blocks a request.
 //!
 //! Request threads append each formatted line to one shared buffer: a short mutex hold and a
 //! `memcpy`, no system call, and no allocation once the buffer has grown. One background thread
@@ -10,10 +10,13 @@
 //! worker's wake-ups and `write(2)`s cost about as much CPU as the rest of the decision logging
 //! on the token path (`benches/RESULTS.md`, "Hot-path findings").
 //!
-//! Lossless: when [`MAX_PENDING`] bytes are waiting (the output is slower than the logging),
-//! the logging thread waits until the writer has taken them. Nothing is dropped.
+//! Never blocking: when [`MAX_PENDING`] bytes are waiting (the output is slower than the
+//! logging, or nobody reads the pipe), new lines are dropped and counted, and once the writer
+//! can write again it adds one line saying how many were dropped. A stalled log reader thus
+//! costs log lines, never requests.
 //!
-//! Depends on `std` and `tracing-subscriber`'s [`MakeWriter`] only.
+//! Depends on `std`, `chrono` (the time of the "dropped" line) and `tracing-subscriber`'s
+//! [`MakeWriter`] only.
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -23,7 +26,7 @@ use tracing_subscriber::fmt::MakeWriter;
 
 /// How long the writer thread gathers lines after each write.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
-/// Bytes waiting to be written beyond which logging threads wait for the writer.
+/// Bytes waiting to be written beyond which new lines are dropped (and counted).
 pub const MAX_PENDING: usize = 4 * 1024 * 1024;
 /// A buffer that grew beyond this during a burst is released after its batch is written.
 const KEEP_CAPACITY: usize = 256 * 1024;
@@ -33,8 +36,8 @@ struct State {
     pending: Vec<u8>,
     /// The writer thread is waiting for lines (and must be woken for the next one).
     writer_idle: bool,
-    /// Logging threads waiting for room.
-    blocked: usize,
+    /// Lines dropped because `pending` was full, since the writer last said so.
+    dropped: u64,
     /// The guard was dropped: write what is left and stop.
     closing: bool,
 }
@@ -43,8 +46,6 @@ struct Shared {
     state: Mutex<State>,
     /// Signals the writer thread: lines arrived, or closing.
     lines: Condvar,
-    /// Signals blocked logging threads: the writer took the pending lines.
-    room: Condvar,
     max_pending: usize,
 }
 
@@ -56,13 +57,10 @@ impl Shared {
 
     fn append(&self, bytes: &[u8]) {
         let mut state = self.lock();
-        while state.pending.len() >= self.max_pending && !state.closing {
-            state.blocked += 1;
-            state = self
-                .room
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-            state.blocked -= 1;
+        if state.pending.len() >= self.max_pending {
+            // The output is not keeping up: losing a line beats stalling a request.
+            state.dropped += 1;
+            return;
         }
         state.pending.extend_from_slice(bytes);
         if state.writer_idle {
@@ -98,11 +96,10 @@ impl BatchWriter {
             state: Mutex::new(State {
                 pending: Vec::with_capacity(64 * 1024),
                 writer_idle: false,
-                blocked: 0,
+                dropped: 0,
                 closing: false,
             }),
             lines: Condvar::new(),
-            room: Condvar::new(),
             max_pending,
         });
         let worker = shared.clone();
@@ -124,7 +121,7 @@ impl BatchWriter {
 fn write_loop(shared: &Shared, mut out: impl Write) {
     let mut batch = Vec::with_capacity(64 * 1024);
     loop {
-        let closing = {
+        let (closing, dropped) = {
             let mut state = shared.lock();
             while state.pending.is_empty() && !state.closing {
                 state.writer_idle = true;
@@ -137,11 +134,12 @@ fn write_loop(shared: &Shared, mut out: impl Write) {
                 return; // closing, and everything is written
             }
             std::mem::swap(&mut state.pending, &mut batch);
-            if state.blocked > 0 {
-                shared.room.notify_all();
-            }
-            state.closing
+            (state.closing, std::mem::take(&mut state.dropped))
         };
+        if dropped > 0 {
+            // After the batch: the lines were dropped once it was full.
+            batch.extend_from_slice(dropped_line(dropped).as_bytes());
+        }
         // A log line that cannot be written has nowhere else to go: drop it and go on.
         let _ = out.write_all(&batch).and_then(|()| out.flush());
         batch.clear();
@@ -154,13 +152,20 @@ fn write_loop(shared: &Shared, mut out: impl Write) {
     }
 }
 
+/// The line that says how many lines were dropped, shaped like the subscriber's lines.
+fn dropped_line(n: u64) -> String {
+    format!(
+        "{}  WARN regauth::logging::writer: {n} log lines dropped: the log output did not keep up dropped={n}\n",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ")
+    )
+}
+
 impl Drop for FlushGuard {
     fn drop(&mut self) {
         {
             let mut state = self.shared.lock();
             state.closing = true;
             self.shared.lines.notify_one();
-            self.shared.room.notify_all();
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -300,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_buffer_makes_the_logger_wait_and_loses_nothing() {
+    fn a_full_buffer_drops_lines_without_waiting_and_says_how_many() {
         let (entered_tx, entered) = mpsc::channel();
         let (release, release_rx) = mpsc::channel();
         let sink = Sink::default();
@@ -312,28 +317,40 @@ mod tests {
         let (writer, guard) = BatchWriter::spawn_with_limit(gate, 8).unwrap();
         writer.make_writer().write_all(b"first\n").unwrap();
         entered.recv().unwrap(); // the writer holds "first" and is stuck in the output
-        writer.make_writer().write_all(b"second\n").unwrap(); // 7 bytes pending: room left
+        writer.make_writer().write_all(b"second\n").unwrap(); // 0 < 8 pending: kept
         let (done_tx, done) = mpsc::channel();
         let logger = {
             let writer = writer.clone();
             std::thread::spawn(move || {
-                writer.make_writer().write_all(b"third\n").unwrap(); // 7 >= 8? no: 7 < 8
-                writer.make_writer().write_all(b"fourth\n").unwrap(); // 13 >= 8: waits
+                writer.make_writer().write_all(b"third\n").unwrap(); // 7 < 8: kept
+                for _ in 0..1000 {
+                    writer.make_writer().write_all(b"lost\n").unwrap(); // 13 >= 8: dropped
+                }
                 done_tx.send(()).unwrap();
             })
         };
-        assert!(
-            done.recv_timeout(Duration::from_millis(200)).is_err(),
-            "the logger must wait while the buffer is full"
-        );
+        done.recv_timeout(Duration::from_secs(5))
+            .expect("the logger never waits for a stuck output");
+        logger.join().unwrap();
         for _ in 0..3 {
             let _ = release.send(());
         }
-        done.recv_timeout(Duration::from_secs(5))
-            .expect("the logger resumes once the writer drains");
-        logger.join().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !sink.text().contains("dropped") {
+            assert!(Instant::now() < deadline, "{:?}", sink.text());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Room again: logged as usual.
+        writer.make_writer().write_all(b"after\n").unwrap();
         drop(release);
         drop(guard);
-        assert_eq!(sink.text(), "first\nsecond\nthird\nfourth\n");
+        let text = sink.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[..3], ["first", "second", "third"], "{text}");
+        assert!(
+            lines[3].contains("WARN regauth::logging::writer: 1000 log lines dropped"),
+            "{text}"
+        );
+        assert_eq!(lines[4..], ["after"], "{text}");
     }
 }

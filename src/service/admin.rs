@@ -67,6 +67,9 @@ pub enum AdminError {
     /// 500: the store failed; the whole chain is logged, none of it returned.
     #[error(transparent)]
     Store(StoreError),
+    /// 503: the store is unreachable or too slow (PostgreSQL); nothing was acknowledged.
+    #[error(transparent)]
+    Unavailable(StoreError),
     /// 500: anything else (no system randomness, a token that vanished mid-operation).
     #[error("{context}")]
     Internal {
@@ -82,10 +85,13 @@ impl From<StoreError> for AdminError {
             StoreError::NameTaken(_) | StoreError::IdTaken(_) => {
                 AdminError::Conflict(e.to_string())
             }
+            // Writes of a token that may have been deleted go through `AdminService::update`,
+            // which answers 404; anything else not found is a broken store.
             StoreError::NotFound => AdminError::Internal {
                 context: "token vanished during the operation",
                 source: Some(Box::new(e)),
             },
+            StoreError::Unavailable { .. } => AdminError::Unavailable(e),
             StoreError::Backend { .. } => AdminError::Store(e),
         }
     }
@@ -211,7 +217,7 @@ impl AdminService {
             modified_by: ADMIN_ACTOR.into(),
             ..existing
         };
-        self.store.update(&token)?;
+        self.update(&token)?;
         Ok(PutOutcome::Replaced(token))
     }
 
@@ -239,20 +245,55 @@ impl AdminService {
         }
         token.modified = now;
         token.modified_by = ADMIN_ACTOR.into();
-        self.store.update(&token)?;
+        self.update(&token)?;
         Ok(token)
     }
 
-    /// Deletes a token (and its refresh tokens).
-    pub fn delete(&self, registry: &str, id: Uuid) -> Result<(), AdminError> {
-        if self.get(registry, id)?.is_none() {
-            return Err(AdminError::NotFound(id));
-        }
+    /// Deletes a token (and its refresh tokens); returns it as it was.
+    pub fn delete(&self, registry: &str, id: Uuid) -> Result<Token, AdminError> {
+        let token = self.get(registry, id)?.ok_or(AdminError::NotFound(id))?;
         if self.store.delete(registry, id)? {
-            Ok(())
+            Ok(token)
         } else {
             Err(AdminError::NotFound(id))
         }
+    }
+
+    /// Writes a changed token. A token deleted since it was read (a DELETE racing this PUT,
+    /// PATCH or rotation) is not found, as if the DELETE had come first.
+    fn update(&self, token: &Token) -> Result<(), AdminError> {
+        self.store.update(token).map_err(|e| match e {
+            StoreError::NotFound => AdminError::NotFound(token.id),
+            e => AdminError::from(e),
+        })
+    }
+
+    /// Counts what the store holds, for the metrics: tokens per registry (for each of
+    /// `registries`), refresh tokens, and tokens that expire within `within` from now and have
+    /// not expired yet. Reads the per-registry counts, the expiry index and the refresh tokens'
+    /// keys; never decodes every token.
+    pub fn store_stats(
+        &self,
+        registries: &[String],
+        within: TimeDelta,
+    ) -> Result<crate::service::metrics::StoreStats, AdminError> {
+        let now = self.clock.now();
+        let mut tokens = Vec::with_capacity(registries.len());
+        let mut expiring = Vec::with_capacity(registries.len());
+        let soon = self.store.expiring(now + within)?;
+        for r in registries {
+            tokens.push((r.clone(), self.store.list(r, 0, 0)?.total as u64));
+            let n = soon
+                .iter()
+                .filter(|t| &t.registry == r && !t.is_expired(now))
+                .count();
+            expiring.push((r.clone(), n as u64));
+        }
+        Ok(crate::service::metrics::StoreStats {
+            tokens,
+            expiring,
+            refresh_tokens: self.store.refresh_count()? as u64,
+        })
     }
 
     /// The token, unless it does not exist or has expired while expired means deleted
@@ -338,6 +379,11 @@ impl AdminService {
             .collect())
     }
 
+    /// Whether the store can serve requests now (`/ready`).
+    pub fn ready(&self) -> Result<(), StoreError> {
+        self.store.ready()
+    }
+
     /// Deletes expired tokens and returns them, when expired means deleted; otherwise does
     /// nothing.
     pub fn sweep(&self) -> Result<Vec<Token>, AdminError> {
@@ -366,7 +412,7 @@ impl AdminService {
         token.rotate(SecretHash::of(&password), grace, now)?;
         token.modified = now;
         token.modified_by = ADMIN_ACTOR.into();
-        self.store.update(&token)?;
+        self.update(&token)?;
         Ok((token, password))
     }
 }

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use crate::clock::Clock;
+use crate::config::LimitsConfig;
 use crate::config::RegistryConfig;
 use crate::domain::secret::{try_new_secret, REFRESH_PREFIX};
 use crate::domain::{
@@ -23,6 +24,8 @@ use crate::domain::{
 };
 use crate::error::{BoxError, Chain};
 use crate::jwt::{Issuer, KeyError};
+use crate::service::metrics::{Decision, Metrics};
+use crate::service::throttle::{Endpoint, Refused, Throttle};
 use crate::service::usage::UsageRecorder;
 use crate::store::{RefreshGrant, Store, StoreError};
 
@@ -73,6 +76,10 @@ pub enum AuthError {
     /// only the server's log says which.
     #[error("authentication failed")]
     Unauthorized(Denial),
+    /// 429: too many failed authentications from this address (or for this name from it);
+    /// not even tried.
+    #[error("too many failed authentications")]
+    Throttled(Refused),
     /// 500: the store failed; the whole chain is logged, none of it returned.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -176,6 +183,10 @@ pub struct AuthService {
     dummy_hash: SecretHash,
     /// Where successful authentications are noted.
     usage: Arc<UsageRecorder>,
+    /// Failed authentications, counted; too many are refused before any store read.
+    throttle: Arc<Throttle>,
+    /// Decisions and latencies are counted here.
+    metrics: Arc<Metrics>,
 }
 
 impl AuthService {
@@ -196,10 +207,28 @@ impl AuthService {
             clock,
             services,
             dummy_hash: SecretHash::of("regauth-dummy-secret-for-unknown-names"),
+            throttle: Arc::new(Throttle::new(&LimitsConfig::default())),
+            metrics: Arc::new(Metrics::new()),
         }
     }
 
-    /// The issuer that signs every token (for the load benchmark's baseline route).
+    /// The same service counting failures in `throttle` (shared with the admin API).
+    pub fn with_throttle(mut self, throttle: Arc<Throttle>) -> Self {
+        self.throttle = throttle;
+        self
+    }
+
+    /// The throttle of failed authentications.
+    pub fn throttle(&self) -> &Arc<Throttle> {
+        &self.throttle
+    }
+
+    /// Counts decisions in `metrics` (shared with the rest of the server).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     /// Where this service notes last uses (shared with the admin service and the flusher).
     pub fn usage(&self) -> &Arc<UsageRecorder> {
         &self.usage
@@ -221,22 +250,57 @@ impl AuthService {
     /// granted` (authenticated, but no scope of the token covers what was asked for), `denied`
     /// (with a fixed `reason`) or `error`. `token` names the token also on refresh grants.
     pub async fn issue(&self, req: TokenRequest) -> Result<Issued, AuthError> {
+        let started = std::time::Instant::now();
         let now = self.clock.now();
-        // The token a refresh token belongs to, once its grant is found (for the log).
-        let mut refresh_owner = None;
-        let outcome = self.decide(&req, now, &mut refresh_owner).await;
+        let presented_name = match &req.credentials {
+            // Only a possible token name (at most 63 bytes) is counted by name, so that long
+            // made-up names cannot bloat the counters; others count per address only.
+            Credentials::Password { username, .. } => {
+                TokenName::check(username).ok().map(|()| username.as_str())
+            }
+            // A refresh token names no token until it is found: counted per address only.
+            Credentials::Refresh { .. } => None,
+        };
         // Formatted lazily by the subscriber: no allocation when the event is filtered out.
         let requested = ScopeList(&req.scopes);
         let client = OptionalAddr(req.client_addr);
         let client_id = req.client_id.as_deref().unwrap_or("");
+        let ticket = match self
+            .throttle
+            .check(Endpoint::Auth, req.client_addr, presented_name)
+        {
+            Ok(ticket) => ticket,
+            Err(refused) => {
+                self.metrics.throttled("auth").inc();
+                if self.throttle.log().admit(req.client_addr) {
+                    info!(
+                        token = %presented_name.unwrap_or(""), service = %req.service,
+                        grant_type = req.grant_type, requested = %requested, client = %client,
+                        client_id = %client_id, outcome = "throttled",
+                        reason = if refused.by_name { "too many failures for this name" } else { "too many failures from this address" },
+                        retry_after = refused.retry_after_seconds(), "token decision"
+                    );
+                }
+                return Err(AuthError::Throttled(refused));
+            }
+        };
+        // The token a refresh token belongs to, once its grant is found (for the log).
+        let mut refresh_owner = None;
+        let outcome = self.decide(&req, now, &mut refresh_owner).await;
+        match &outcome {
+            Ok((token, _)) => self.throttle.succeeded(ticket, token.name.as_str()),
+            Err(AuthError::Unauthorized(_)) => self.throttle.failed(ticket, presented_name),
+            Err(_) => {}
+        }
         match &outcome {
             Ok((token, issued)) => {
                 let granted = ScopeList(&issued.granted);
-                let outcome = if issued.granted.is_empty() && !req.scopes.is_empty() {
-                    "nothing granted"
+                let (outcome, decision) = if issued.granted.is_empty() && !req.scopes.is_empty() {
+                    ("nothing granted", Decision::NothingGranted)
                 } else {
-                    "issued"
+                    ("issued", Decision::Issued)
                 };
+                self.metrics.decision(decision);
                 info!(
                     token = %token.name, service = %req.service, grant_type = req.grant_type,
                     requested = %requested, granted = %granted, client = %client,
@@ -244,6 +308,7 @@ impl AuthService {
                 );
             }
             Err(e) if e.is_internal() => {
+                self.metrics.decision(Decision::Error);
                 warn!(service = %req.service, grant_type = req.grant_type, client = %client,
                     error = %Chain(e), outcome = "error", "token decision failed");
             }
@@ -252,17 +317,22 @@ impl AuthService {
                     Credentials::Password { username, .. } => username.as_str(),
                     Credentials::Refresh { .. } => refresh_owner.as_deref().unwrap_or(""),
                 };
-                let reason = match e {
-                    AuthError::Unauthorized(denial) => denial.as_str(),
-                    _ => "unknown service",
+                let (reason, decision) = match e {
+                    AuthError::Unauthorized(denial) => (denial.as_str(), Decision::Denied(*denial)),
+                    _ => ("unknown service", Decision::UnknownService),
                 };
-                info!(
-                    token = %user, service = %req.service, grant_type = req.grant_type,
-                    requested = %requested, client = %client, client_id = %client_id,
-                    outcome = "denied", reason, "token decision"
-                );
+                self.metrics.decision(decision);
+                // Rationed per address: a flood of guesses is summed up, not logged line by line.
+                if self.throttle.log().admit(req.client_addr) {
+                    info!(
+                        token = %user, service = %req.service, grant_type = req.grant_type,
+                        requested = %requested, client = %client, client_id = %client_id,
+                        outcome = "denied", reason, "token decision"
+                    );
+                }
             }
         }
+        self.metrics.token_latency(started.elapsed());
         outcome.map(|(_, issued)| issued)
     }
 
@@ -483,6 +553,9 @@ mod tests {
         }
         fn count(&self) -> Result<usize, StoreError> {
             self.inner.count()
+        }
+        fn refresh_count(&self) -> Result<usize, StoreError> {
+            self.inner.refresh_count()
         }
         fn record_uses(&self, uses: &[crate::store::TokenUse]) -> Result<usize, StoreError> {
             self.wrote();

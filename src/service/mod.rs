@@ -1,13 +1,19 @@
-//! Application services: the token decision (`auth`), token administration (`admin`),
-//! last-use tracking (`usage`) and expiry warnings (`expiry`).
+//! Application services: the token decision (`auth`), token administration (`admin`) and
+//! its audit trail (`audit`), last-use tracking (`usage`), expiry warnings (`expiry`), the
+//! throttling of failed authentication (`throttle`) and the
+//! Prometheus metrics (`metrics`).
 //!
 //! Dependency direction: `http -> service -> {domain, store, jwt}`. Services take and return
 //! domain types; they know nothing of axum or wire formats.
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod expiry;
+pub mod metrics;
+pub mod throttle;
 pub mod usage;
 
 pub use admin::{AdminError, AdminService, NewToken, PutOutcome, TokenChanges};
 pub use auth::{AuthError, AuthService, Credentials, Denial, Issued, TokenRequest};
+pub use throttle::Throttle;
 pub use usage::UsageRecorder;

@@ -244,6 +244,9 @@ mod tests {
         fn count(&self) -> Result<usize, StoreError> {
             self.0.count()
         }
+        fn refresh_count(&self) -> Result<usize, StoreError> {
+            self.0.refresh_count()
+        }
         fn record_uses(&self, _: &[TokenUse]) -> Result<usize, StoreError> {
             Err(StoreError::backend(
                 "writing last uses",

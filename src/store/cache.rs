@@ -1,6 +1,7 @@
-//! A bounded cache of decoded tokens in front of sled's `tokens` tree, for name lookups (the
-//! token endpoint's one store read). Part of `store`; used by `sled.rs` only. Depends on
-//! `domain` and `quick_cache`.
+//! A bounded cache of decoded tokens in front of sled's `tokens` tree (and PostgreSQL's
+//! `regauth_tokens` table), for name lookups (the token endpoint's one store read). Part of
+//! `store`; used by `sled.rs` and `postgres`. Depends on `domain` and `quick_cache`. How
+//! PostgreSQL replicas keep it coherent with each other: `postgres/listener.rs`.
 //!
 //! Why: at 1 000 000 tokens, sled's lookup (page table, B-tree nodes, LRU bookkeeping) costs
 //! about three times what it costs at 10 000, all of it CPU-cache misses, plus decoding the
@@ -86,6 +87,13 @@ impl TokenCache {
     pub fn invalidate(&self, key: &[u8]) {
         let _held = self.guard.lock().unwrap_or_else(PoisonError::into_inner);
         self.map.remove(key);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Drops every entry (and moves the epoch on, so no read that started before is cached).
+    pub fn clear(&self) {
+        let _held = self.guard.lock().unwrap_or_else(PoisonError::into_inner);
+        self.map.clear();
         self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 

@@ -246,6 +246,10 @@ impl Store for MemoryStore {
         Ok(self.read()?.tokens.len())
     }
 
+    fn refresh_count(&self) -> Result<usize, StoreError> {
+        Ok(self.read()?.refresh.len())
+    }
+
     fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
         let mut inner = self.write()?;
         let mut written = 0;

@@ -7,7 +7,8 @@
 //! uniqueness and the refresh-grant cap.
 //!
 //! Implementations: [`SledStore`] (the embedded default, see its module for the on-disk
-//! layout) and [`MemoryStore`] (tests). Both pass one conformance suite (`tests` below).
+//! layout), [`PgStore`] (PostgreSQL, for replicas; see its module for schema, caching and
+//! coherence) and [`MemoryStore`] (tests). All pass one conformance suite (`tests` below).
 //!
 //! Contract for every implementation:
 //! - every write is durable (flushed to disk, for disk backends) before the method returns;
@@ -36,14 +37,17 @@ use crate::error::BoxError;
 
 mod cache;
 pub mod memory;
+pub mod migrate;
+pub mod postgres;
 pub(crate) mod record;
 pub mod sled;
 
 pub use self::memory::MemoryStore;
+pub use self::postgres::PgStore;
 pub use self::sled::SledStore;
 
 /// Failures of the store. The handler maps `NameTaken`/`IdTaken` to 409, `NotFound` to 404,
-/// `Backend` to 500.
+/// `Unavailable` to 503, `Backend` to 500.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("a token named {0:?} already exists in this registry")]
@@ -52,6 +56,15 @@ pub enum StoreError {
     IdTaken(Uuid),
     #[error("token not found")]
     NotFound,
+    /// The database cannot be reached, or did not answer in time (PostgreSQL). Passing: the
+    /// same call may work a moment later. A write that fails so may or may not have been
+    /// committed (the connection broke before the answer came); it was not acknowledged.
+    #[error("store unavailable: {context}")]
+    Unavailable {
+        context: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The storage engine failed, or a record or index is corrupt. `source` is the engine's
     /// (or decoder's) error when there is one.
     #[error("storage failure: {context}")]
@@ -68,6 +81,14 @@ impl StoreError {
         StoreError::Backend {
             context: context.into(),
             source: Some(source.into()),
+        }
+    }
+
+    /// The database is unreachable or too slow, because of `source` if there is one.
+    pub fn unavailable(context: impl Into<String>, source: Option<BoxError>) -> Self {
+        StoreError::Unavailable {
+            context: context.into(),
+            source,
         }
     }
 
@@ -172,6 +193,10 @@ pub trait Store: Send + Sync + 'static {
     /// Number of tokens in all registries (for start-up logging and benchmarks).
     fn count(&self) -> Result<usize, StoreError>;
 
+    /// Number of refresh tokens stored, all registries (for the metrics, counted once a
+    /// minute: may walk the refresh tokens' keys).
+    fn refresh_count(&self) -> Result<usize, StoreError>;
+
     /// Sets `last_used` of each token in `uses` (by registry and id) that still exists, unless
     /// its stored last use is later; changes nothing else. Tokens that are gone are skipped.
     /// Durable once, for the whole batch. Returns how many tokens were written.
@@ -180,6 +205,12 @@ pub trait Store: Send + Sync + 'static {
     /// Every token, in all registries, whose expiry is at or before `until` (expired ones
     /// not yet deleted included), soonest first. Reads the expiry index, not every token.
     fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError>;
+
+    /// Whether the store can serve requests now (`/ready`). Embedded stores always can; a
+    /// database store asks its database, within its timeouts.
+    fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// The conformance suite: every [`Store`] implementation must pass each function here.
@@ -1022,5 +1053,10 @@ pub(crate) mod tests {
             (SledStore::open(dir.path()).unwrap(), dir)
         }
         conformance!(open());
+    }
+
+    /// On a private PostgreSQL cluster (one per test binary), a database per test.
+    mod postgres {
+        conformance!(crate::store::postgres::tests::open());
     }
 }

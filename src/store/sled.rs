@@ -157,6 +157,41 @@ impl SledStore {
         Ok(())
     }
 
+    /// Hands every token to `f`, in batches of at most `batch`, in key order; returns how many
+    /// there were. For `regauth store migrate` (a stopped server's store).
+    pub fn for_each_token_batch(
+        &self,
+        batch: usize,
+        mut f: impl FnMut(Vec<Token>) -> Result<(), StoreError>,
+    ) -> Result<usize, StoreError> {
+        let mut total = 0;
+        let mut pending = Vec::with_capacity(batch);
+        for entry in self.tokens.iter() {
+            let (key, bytes) = entry.map_err(backend)?;
+            pending.push(decode_token(&key, &bytes)?);
+            if pending.len() >= batch.max(1) {
+                total += pending.len();
+                f(std::mem::take(&mut pending))?;
+            }
+        }
+        total += pending.len();
+        if !pending.is_empty() {
+            f(pending)?;
+        }
+        Ok(total)
+    }
+
+    /// Every refresh grant (for `regauth store migrate`).
+    pub fn all_grants(&self) -> Result<Vec<RefreshGrant>, StoreError> {
+        self.refresh
+            .iter()
+            .map(|entry| {
+                let (hash, bytes) = entry.map_err(backend)?;
+                decode_grant(&hash, &bytes)
+            })
+            .collect()
+    }
+
     fn lock_grants(&self) -> MutexGuard<'_, ()> {
         // The mutex guards no data, so a poisoned one is still good.
         self.grant_lock.lock().unwrap_or_else(|e| e.into_inner())
@@ -464,6 +499,11 @@ impl Store for SledStore {
             total += decode_count(&key, &value)?;
         }
         Ok(total as usize)
+    }
+
+    fn refresh_count(&self) -> Result<usize, StoreError> {
+        // Keys only: sled's `len` walks the tree without decoding a record.
+        Ok(self.refresh.len())
     }
 
     fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {

@@ -672,3 +672,14 @@ async fn the_auth_block_names_the_signing_algorithm_of_the_key() {
         );
     }
 }
+
+#[tokio::test]
+async fn ready_checks_the_store_and_health_the_process() {
+    let app = TestApp::new();
+    let r = app.get("/ready", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, b"ready");
+    let r = app.get("/health", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, b"ok");
+}

@@ -1,10 +1,15 @@
 //! In-process HTTP tests: the whole router driven with `tower::ServiceExt::oneshot`.
+// Test code: a failed unwrap or expect is a failed test (the crate denies them elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod admin;
+mod audit;
 #[path = "../common/mod.rs"]
 mod common;
 mod console;
 mod denials;
 mod lifecycle;
+mod logs;
 mod openapi;
 mod support;
+mod throttle;
 mod token;

@@ -18,6 +18,10 @@ pub const ADMIN: &str = "test-admin-token-0123456789";
 
 pub struct TestApp {
     pub router: Router,
+    /// The app's throttle of failed authentications.
+    pub throttle: Arc<regauth::service::Throttle>,
+    /// The metrics listener's router over the same state.
+    pub metrics: Router,
     pub clock: Clock,
     pub config: Config,
     _dir: TempDir,
@@ -59,6 +63,11 @@ impl TestApp {
     }
 
     pub fn with(f: impl FnOnce(&mut Config)) -> Self {
+        Self::with_store(Arc::new(MemoryStore::new()), f)
+    }
+
+    /// The app over `store` (a wrapper that injects a race, say).
+    pub fn with_store(store: Arc<dyn Store>, f: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::from_toml("").unwrap();
         config.data_dir = dir.path().join("data");
@@ -68,9 +77,10 @@ impl TestApp {
         f(&mut config);
         let key = regauth::jwt::load_or_create(&config.jwt.key, &config.jwt.certificate).unwrap();
         let clock = Clock::manual(Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap());
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let state = AppState::new(config.clone(), store, key, ADMIN, clock.clone());
         TestApp {
+            throttle: state.throttle.clone(),
+            metrics: regauth::http::metrics_app(state.clone()),
             router: regauth::app(state),
             clock,
             config,
@@ -96,6 +106,14 @@ impl TestApp {
         }
     }
 
+    /// `req` as if it came over a connection from `ip` (the server's `ConnectInfo`).
+    pub async fn send_from(&self, ip: &str, mut req: Request<Body>) -> Resp {
+        let peer: std::net::SocketAddr = (ip.parse::<std::net::IpAddr>().unwrap(), 40000).into();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        self.send(req).await
+    }
+
     /// `GET uri` without a body, with `authorization` as the `Authorization` header when given.
     pub async fn get(&self, uri: &str, authorization: Option<&str>) -> Resp {
         let mut b = Request::builder().uri(uri);
@@ -119,6 +137,45 @@ impl TestApp {
             None => Body::empty(),
         };
         self.send(b.body(body).unwrap()).await
+    }
+
+    /// An admin API call with the admin token from the client address `from`.
+    pub async fn api_from(
+        &self,
+        from: std::net::SocketAddr,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(format!("/api/v1{path}"))
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+            .extension(axum::extract::ConnectInfo(from));
+        let body = match body {
+            Some(v) => {
+                b = b.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(b.body(body).unwrap()).await
+    }
+
+    /// `GET /metrics` of the metrics listener: the OpenMetrics text.
+    pub async fn scrape(&self) -> String {
+        let req = Request::builder()
+            .uri("/metrics")
+            .body(Body::empty())
+            .unwrap();
+        let resp = self.metrics.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
     }
 
     /// An admin API call with a raw body.

@@ -7,6 +7,8 @@
 //! The docker and registry tests need Debian's `docker-registry`, `docker.io` (dockerd and
 //! the client in /usr/bin) and `containerd`, and root; the compose parse check needs
 //! Debian's `docker-compose`. A missing peer fails the test with a hint: nothing is skipped.
+// Test code: a failed unwrap or expect is a failed test (the crate denies them elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../common/mod.rs"]
 mod common;

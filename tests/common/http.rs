@@ -139,3 +139,30 @@ impl Default for ClosedPort {
         Self::new()
     }
 }
+
+/// A TCP connection to `server` from the local address `from` (e.g. `127.0.0.2`: every
+/// 127.x.y.z is this host, so tests can play several clients), with read and write timeouts of
+/// `timeout`.
+pub fn connect_from(
+    from: &str,
+    server: std::net::SocketAddr,
+    timeout: Duration,
+) -> std::net::TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let local: std::net::SocketAddr = format!("{from}:0").parse().expect("an IPv4 address");
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket
+        .bind(&local.into())
+        .unwrap_or_else(|e| panic!("bind {local}: {e}"));
+    socket
+        .connect_timeout(&server.into(), timeout)
+        .unwrap_or_else(|e| panic!("connect from {from} to {server}: {e}"));
+    let stream: std::net::TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(timeout))
+        .expect("read timeout");
+    stream
+        .set_write_timeout(Some(timeout))
+        .expect("write timeout");
+    stream
+}

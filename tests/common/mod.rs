@@ -8,7 +8,7 @@
 //! - Launchers, one per program: `regauth` (the server under test, and its CLI),
 //!   `registry` (CNCF distribution 2.8, 3.0 or the 3.1 verifier), `dockerd` (shared by the
 //!   tests running at the same time, with a docker client and `ctr`), `skopeo`, and `oci`
-//!   (an image layout written from scratch).
+//!   (an image layout written from scratch), and `postgres` (a private PostgreSQL cluster).
 //!
 //! No fixture picks a port and hopes it stays free: regauth and the registries listen on port
 //! 0 and report the port the OS chose (regauth with `--bound-address-file`, the registries in
@@ -27,6 +27,7 @@ pub mod command;
 pub mod dockerd;
 pub mod http;
 pub mod oci;
+pub mod postgres;
 pub mod process;
 pub mod regauth;
 pub mod registry;
@@ -37,7 +38,10 @@ use std::time::{Duration, Instant};
 
 pub use command::{run, CmdOutput};
 pub use dockerd::{DockerClient, Dockerd};
-pub use http::{access, basic, granted, http, jwt_claims, jwt_header, repo, scope, ClosedPort};
+pub use http::{
+    access, basic, connect_from, granted, http, jwt_claims, jwt_header, repo, scope, ClosedPort,
+};
+pub use postgres::PgCluster;
 pub use process::Daemon;
 pub use regauth::{regauth_in, CreatedToken, Regauth, ADMIN};
 pub use registry::{Registry, Verifier};

@@ -16,6 +16,8 @@ pub struct Daemon {
     name: String,
     child: Option<Child>,
     log: PathBuf,
+    /// The read end of a stderr pipe that nobody reads ([`Daemon::spawn_with_unread_stderr`]).
+    _unread: Option<std::process::ChildStderr>,
 }
 
 impl Daemon {
@@ -36,7 +38,48 @@ impl Daemon {
             name: name.to_owned(),
             child: Some(child),
             log: log.to_owned(),
+            _unread: None,
         }
+    }
+
+    /// Starts `cmd` with stdout appended to `log` and stderr into a pipe that is held open and
+    /// never read: a log reader that has stalled. Once the pipe's buffer (64 KiB) is full,
+    /// every write to stderr blocks.
+    pub fn spawn_with_unread_stderr(name: &str, mut cmd: Command, log: &Path) -> Daemon {
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("open log {}: {e}", log.display()));
+        cmd.stdin(Stdio::null()).stdout(file).stderr(Stdio::piped());
+        let command = describe_command(&cmd);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} (`{command}`): {e}; {INSTALL_HINT}"));
+        let unread = child.stderr.take();
+        Daemon {
+            name: name.to_owned(),
+            child: Some(child),
+            log: log.to_owned(),
+            _unread: unread,
+        }
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the process to exit by itself: how long it
+    /// took, or `None` (it is then killed).
+    pub fn terminate_within(&mut self, timeout: Duration) -> Option<Duration> {
+        let mut c = self.child.take()?;
+        let start = Instant::now();
+        signal(c.id(), "TERM");
+        while start.elapsed() < timeout {
+            if let Ok(Some(_)) = c.try_wait() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
     }
 
     pub fn pid(&self) -> Option<u32> {

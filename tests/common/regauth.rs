@@ -23,7 +23,7 @@ pub const DEFAULT_SERVICE: &str = "registry.local";
 
 /// Environment variables regauth reads; cleared for every child so the caller's shell cannot
 /// leak into a test.
-const REGAUTH_VARS: [&str; 8] = [
+const REGAUTH_VARS: [&str; 10] = [
     "REGAUTH_URL",
     "REGAUTH_ADMIN_TOKEN",
     "REGAUTH_CONFIG",
@@ -32,6 +32,8 @@ const REGAUTH_VARS: [&str; 8] = [
     "REGAUTH_DATA_DIR",
     "REGAUTH_PUBLIC_URL",
     "REGAUTH_LOG",
+    "REGAUTH_LOG_FORMAT",
+    "REGAUTH_METRICS_LISTEN",
 ];
 
 /// How long a start may take before it counts as hung (the machine is shared and slow).
@@ -67,6 +69,8 @@ pub struct RegauthBuilder {
     config: toml::Table,
     env: Vec<(String, String)>,
     signing_key_pem: Option<PathBuf>,
+    unread_log: bool,
+    signing_cert_pem: Option<PathBuf>,
 }
 
 impl RegauthBuilder {
@@ -117,6 +121,24 @@ impl RegauthBuilder {
         self
     }
 
+    /// Sets `[limits] key = value` in the config.
+    pub fn limit(mut self, key: &str, value: impl Into<toml::Value>) -> Self {
+        self.config
+            .entry("limits")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .expect("[limits] is a table")
+            .insert(key.into(), value.into());
+        self
+    }
+
+    /// The server's log (stderr) goes into a pipe that nobody reads: a stalled log reader.
+    /// [`Regauth::log`] is then empty.
+    pub fn unread_log(mut self) -> Self {
+        self.unread_log = true;
+        self
+    }
+
     /// Changes the config before it is written.
     pub fn edit(mut self, edit: impl FnOnce(&mut toml::Table)) -> Self {
         edit(&mut self.config);
@@ -134,6 +156,25 @@ impl RegauthBuilder {
     pub fn signing_key(mut self, pem: &Path) -> Self {
         self.signing_key_pem = Some(pem.to_owned());
         self
+    }
+
+    /// Installs this key and certificate (e.g. another replica's) before the first start: every
+    /// replica on one PostgreSQL database must sign with the same key.
+    pub fn signing_files(mut self, key: &Path, cert: &Path) -> Self {
+        self.signing_key_pem = Some(key.to_owned());
+        self.signing_cert_pem = Some(cert.to_owned());
+        self
+    }
+
+    /// Stores tokens in PostgreSQL at `url` (`[store] url`, no TLS) instead of sled.
+    pub fn postgres(self, url: &str) -> Self {
+        let url = url.to_owned();
+        self.edit(move |c| {
+            let mut store = toml::Table::new();
+            store.insert("url".into(), url.into());
+            store.insert("tls".into(), "disable".into());
+            c.insert("store".into(), toml::Value::Table(store));
+        })
     }
 
     fn jwt(&mut self) -> &mut toml::Table {
@@ -170,6 +211,11 @@ impl RegauthBuilder {
             std::fs::create_dir_all(key.parent().expect("key dir")).expect("mkdir for the key");
             std::fs::copy(pem, &key)
                 .unwrap_or_else(|e| panic!("copy {} to {}: {e}", pem.display(), key.display()));
+        }
+        if let Some(pem) = &self.signing_cert_pem {
+            std::fs::create_dir_all(cert.parent().expect("cert dir")).expect("mkdir for the cert");
+            std::fs::copy(pem, &cert)
+                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", pem.display(), cert.display()));
         }
         let issuer = jwt
             .get("issuer")
@@ -213,6 +259,7 @@ impl RegauthBuilder {
             issuer,
             registries,
             env: self.env,
+            unread_log: self.unread_log,
             daemon: None,
             client: http(),
             dir: self.dir,
@@ -261,6 +308,7 @@ pub struct Regauth {
     issuer: String,
     registries: Vec<RegistryDecl>,
     env: Vec<(String, String)>,
+    unread_log: bool,
     daemon: Option<Daemon>,
     client: reqwest::blocking::Client,
     // Last: removed after the process is gone.
@@ -301,6 +349,8 @@ impl Regauth {
             config,
             env: Vec::new(),
             signing_key_pem: None,
+            unread_log: false,
+            signing_cert_pem: None,
         }
     }
 
@@ -340,7 +390,11 @@ impl Regauth {
         // a file left by the previous run must not be taken for this one's address
         let _ = std::fs::remove_file(&bound_file);
         let log = self.dir.path().join("regauth.log");
-        let mut daemon = Daemon::spawn("regauth", self.command(), &log);
+        let mut daemon = if self.unread_log {
+            Daemon::spawn_with_unread_stderr("regauth", self.command(), &log)
+        } else {
+            Daemon::spawn("regauth", self.command(), &log)
+        };
         let addr: SocketAddr = daemon.wait_until(START_TIMEOUT, || {
             std::fs::read_to_string(&bound_file)
                 .ok()?
@@ -495,6 +549,12 @@ impl Regauth {
 
     pub fn log_tail(&self) -> String {
         tail(&self.dir.path().join("regauth.log"), 80)
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the server to exit by itself: how long it took,
+    /// or `None` (it was then killed).
+    pub fn terminate_within(&mut self, timeout: Duration) -> Option<Duration> {
+        self.daemon.take()?.terminate_within(timeout)
     }
 
     /// SIGKILL the server (no graceful shutdown); the data dir is kept.

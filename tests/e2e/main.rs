@@ -27,6 +27,8 @@
 //! `E2E_REGAUTH_LOG` sets regauth's log filter (default `info`; a failing
 //! test prints the tail of every fixture's log), `E2E_REGAUTH_BIN` runs the
 //! suite against another build of the server.
+// Test code: a failed unwrap or expect is a failed test (the crate denies them elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -60,10 +62,13 @@ mod catalog;
 mod console;
 mod docker;
 mod durability;
+mod hardening;
 mod ionos_sdk;
 mod lifecycle;
+mod limits;
 mod refresh;
 mod registries;
+mod replicas;
 mod revocation;
 mod skopeo;
 mod startup;

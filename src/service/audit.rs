@@ -1,0 +1,279 @@
+//! The audit trail of the admin API: one log line per admin write (create, replace, patch,
+//! rotate, delete) and per failed admin authentication, under the log target
+//! [`TARGET`] (`regauth::audit`), so that `REGAUTH_LOG` or a log shipper can keep them apart.
+//!
+//! A line names the action, the registry, the token's name and id, the fields written with
+//! their new values (never a password or a hash: a rotation says `password` and nothing
+//! more), the client's address, the outcome and the HTTP status. A failed admin
+//! authentication names the address, method, path and why (no token, or a wrong one), never
+//! the token presented.
+//!
+//! Dependency direction: `service::audit -> {domain, service::admin}`; used by `http` (which
+//! knows the client, the path and the status) and by the metrics (`service::metrics`).
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use tracing::{info, warn};
+
+use crate::domain::{Patch, Scope, Status};
+use crate::service::admin::{NewToken, TokenChanges};
+
+/// The log target of every audit line.
+pub const TARGET: &str = "regauth::audit";
+
+/// A write of the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAction {
+    /// `POST /registries/{r}/tokens`, or a `PUT` that created the token.
+    Create,
+    /// `PUT /registries/{r}/tokens/{id}` of an existing token (or one that failed).
+    Replace,
+    /// `PATCH /registries/{r}/tokens/{id}`.
+    Patch,
+    /// `POST /registries/{r}/tokens/{id}/credentials`.
+    Rotate,
+    /// `DELETE /registries/{r}/tokens/{id}`.
+    Delete,
+}
+
+impl AdminAction {
+    /// Every action, in the order of their metric series.
+    pub const ALL: [AdminAction; 5] = [
+        AdminAction::Create,
+        AdminAction::Replace,
+        AdminAction::Patch,
+        AdminAction::Rotate,
+        AdminAction::Delete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminAction::Create => "create",
+            AdminAction::Replace => "replace",
+            AdminAction::Patch => "patch",
+            AdminAction::Rotate => "rotate",
+            AdminAction::Delete => "delete",
+        }
+    }
+}
+
+/// How an admin write ended, from its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminOutcome {
+    /// 2xx.
+    Ok,
+    /// 400, 413 and any other 4xx but 404 and 409: a malformed or rule-breaking request.
+    Invalid,
+    /// 404: no such registry or token (also a token deleted while it was being changed).
+    NotFound,
+    /// 409: the name (or id) is taken.
+    Conflict,
+    /// 5xx.
+    Error,
+}
+
+impl AdminOutcome {
+    /// Every outcome, in the order of their metric series.
+    pub const ALL: [AdminOutcome; 5] = [
+        AdminOutcome::Ok,
+        AdminOutcome::Invalid,
+        AdminOutcome::NotFound,
+        AdminOutcome::Conflict,
+        AdminOutcome::Error,
+    ];
+
+    /// The outcome of a reply with `status`.
+    pub fn of_status(status: u16) -> AdminOutcome {
+        match status {
+            200..=299 => AdminOutcome::Ok,
+            404 => AdminOutcome::NotFound,
+            409 => AdminOutcome::Conflict,
+            500.. => AdminOutcome::Error,
+            _ => AdminOutcome::Invalid,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminOutcome::Ok => "ok",
+            AdminOutcome::Invalid => "invalid",
+            AdminOutcome::NotFound => "not found",
+            AdminOutcome::Conflict => "conflict",
+            AdminOutcome::Error => "error",
+        }
+    }
+}
+
+/// One admin write, as the audit line shows it.
+#[derive(Debug)]
+pub struct AdminRecord<'a> {
+    pub action: AdminAction,
+    pub registry: &'a str,
+    /// The token's name, when the request got far enough to know it.
+    pub token: &'a str,
+    /// The token's id (from the path or the created token), when known.
+    pub id: &'a str,
+    /// The fields written, `name=value` separated by spaces ([`changes_of_new`] and friends).
+    pub changes: &'a str,
+    pub client: Option<IpAddr>,
+    pub outcome: AdminOutcome,
+    pub status: u16,
+}
+
+/// Writes the audit line of one admin write.
+pub fn admin_action(r: &AdminRecord<'_>) {
+    let client = OptionalAddr(r.client);
+    info!(
+        target: TARGET,
+        action = r.action.as_str(), registry = %r.registry, token = %r.token, id = %r.id,
+        changes = %r.changes, client = %client, outcome = r.outcome.as_str(), status = r.status,
+        "admin action"
+    );
+}
+
+/// Why an admin request was refused before it reached a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAuthFailure {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// A bearer token that is not the admin token.
+    Wrong,
+}
+
+impl AdminAuthFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminAuthFailure::Missing => "no admin token",
+            AdminAuthFailure::Wrong => "wrong admin token",
+        }
+    }
+}
+
+/// Writes the audit line of a refused admin request: the one place it is written, so that a
+/// flood of them can be summarised here. Never logs the token presented.
+pub fn admin_auth_failed(client: Option<IpAddr>, method: &str, path: &str, why: AdminAuthFailure) {
+    let client = OptionalAddr(client);
+    warn!(
+        target: TARGET,
+        client = %client, method = %method, path = %path, reason = why.as_str(),
+        outcome = "denied", "admin authentication failed"
+    );
+}
+
+/// One admin request refused by the throttle (too many failed admin authentications from
+/// `client`), without its token being looked at.
+pub fn admin_auth_throttled(client: Option<IpAddr>, method: &str, path: &str, retry_after: u64) {
+    let client = OptionalAddr(client);
+    warn!(
+        target: TARGET,
+        client = %client, method = %method, path = %path, retry_after,
+        outcome = "throttled",
+        "admin request refused: too many failed admin authentications from this address"
+    );
+}
+
+/// The client's address, or nothing.
+struct OptionalAddr(Option<IpAddr>);
+
+impl std::fmt::Display for OptionalAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => a.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
+fn push_status(out: &mut String, s: Status) {
+    let _ = write!(out, " status={s}");
+}
+
+fn push_expiry(out: &mut String, e: Option<chrono::DateTime<chrono::Utc>>) {
+    match e {
+        Some(at) => {
+            let _ = write!(
+                out,
+                " expiryDate={}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+        }
+        None => out.push_str(" expiryDate=none"),
+    }
+}
+
+fn push_scopes(out: &mut String, scopes: &[Scope]) {
+    out.push_str(" scopes=[");
+    for (i, s) in scopes.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let actions: Vec<&str> = s.actions.iter().map(|a| a.as_str()).collect();
+        let _ = write!(
+            out,
+            "{}:{}:{}",
+            s.kind_str(),
+            s.name_str(),
+            actions.join(",")
+        );
+    }
+    out.push(']');
+}
+
+/// The fields of a create or a replace: every one, with its value.
+pub fn changes_of_new(new: &NewToken) -> String {
+    let mut out = format!("name={}", new.name);
+    push_status(&mut out, new.status);
+    push_expiry(&mut out, new.expiry);
+    push_scopes(&mut out, &new.scopes);
+    out
+}
+
+/// The fields a PATCH sets, with their new values.
+pub fn changes_of_patch(c: &TokenChanges) -> String {
+    let mut out = String::new();
+    if let Some(s) = c.status {
+        push_status(&mut out, s);
+    }
+    match c.expiry {
+        Patch::Absent => {}
+        Patch::Null => push_expiry(&mut out, None),
+        Patch::Value(at) => push_expiry(&mut out, Some(at)),
+    }
+    if let Some(scopes) = &c.scopes {
+        push_scopes(&mut out, scopes);
+    }
+    out.trim_start().to_string()
+}
+
+/// A rotation: the password changed (never its value), and the grace period.
+pub fn changes_of_rotation(grace: chrono::TimeDelta) -> String {
+    format!("password gracePeriodSeconds={}", grace.num_seconds())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_follow_the_status() {
+        for (status, outcome) in [
+            (200, AdminOutcome::Ok),
+            (201, AdminOutcome::Ok),
+            (204, AdminOutcome::Ok),
+            (400, AdminOutcome::Invalid),
+            (413, AdminOutcome::Invalid),
+            (404, AdminOutcome::NotFound),
+            (409, AdminOutcome::Conflict),
+            (500, AdminOutcome::Error),
+            (503, AdminOutcome::Error),
+        ] {
+            assert_eq!(AdminOutcome::of_status(status), outcome, "{status}");
+        }
+        let names: std::collections::HashSet<&str> =
+            AdminOutcome::ALL.iter().map(|o| o.as_str()).collect();
+        assert_eq!(names.len(), AdminOutcome::ALL.len());
+        let names: std::collections::HashSet<&str> =
+            AdminAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(names.len(), AdminAction::ALL.len());
+    }
+}

@@ -1,0 +1,178 @@
+//! Keeps each replica's token cache coherent with the database: `LISTEN regauth_tokens` on a
+//! connection of its own. Part of `store::postgres`; depends on `tokio-postgres` and the
+//! cache.
+//!
+//! - Every write that changes or removes a token sends `pg_notify('regauth_tokens',
+//!   'registry/name')` in its own transaction, so the notice goes out exactly when the write
+//!   commits (PostgreSQL delivers notifications at commit, never for a rolled-back write).
+//!   Each replica drops that name from its cache when the notice arrives (`*` drops all).
+//! - The cache is trusted only while this connection is up and listening ([`Shared::trusted`]).
+//!   When it breaks (or misses its heartbeat), lookups read through to the database and
+//!   nothing is cached; after `LISTEN` succeeds again, the cache is emptied and trusted again.
+//!   So a notice lost while disconnected can never leave a stale entry behind.
+//! - The heartbeat (an empty query every [`HEARTBEAT`], answer within [`HEARTBEAT_TIMEOUT`])
+//!   finds a connection that died silently (a network partition, a frozen server).
+//! - Last-use times are the exception: `record_uses` invalidates only its own replica's cache,
+//!   as a stale last use decides nothing (it is shown, and only ever moves forward).
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_postgres::{AsyncMessage, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
+use tracing::{info, warn};
+
+use crate::store::cache::TokenCache;
+
+/// The notification channel.
+pub const CHANNEL: &str = "regauth_tokens";
+/// The payload that empties every replica's cache.
+pub const ALL: &str = "*";
+/// How often the listener checks that its connection is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long the heartbeat may take before the connection counts as dead.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The cache and whether it may be trusted, shared by the store and its listener.
+pub struct Shared {
+    pub cache: TokenCache,
+    trusted: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(cache: TokenCache) -> Shared {
+        Shared {
+            cache,
+            trusted: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the listener is connected and listening, so that cached tokens are current.
+    pub fn trusted(&self) -> bool {
+        self.trusted.load(Ordering::Acquire)
+    }
+
+    fn distrust(&self) {
+        self.trusted.store(false, Ordering::Release);
+        self.cache.clear();
+    }
+
+    /// Applies one notification payload.
+    fn apply(&self, payload: &str) {
+        match payload.split_once('/') {
+            Some((registry, name)) if payload != ALL => {
+                self.cache.invalidate(&super::name_key(registry, name));
+            }
+            _ => self.cache.clear(),
+        }
+    }
+}
+
+/// Listens forever, reconnecting after failures; runs on the store's runtime.
+pub async fn run(
+    config: Config,
+    tls: MakeRustlsConnect,
+    connect_timeout: Duration,
+    shared: Arc<Shared>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    let mut was_up = true;
+    loop {
+        let ended = session(&config, tls.clone(), connect_timeout, &shared).await;
+        shared.distrust();
+        match ended {
+            Ok(()) => {}
+            Err(SessionEnd::Lost(why)) => {
+                warn!(error = %why, "PostgreSQL notification connection lost: reading every token from the database (no cache) until it is back");
+                backoff = Duration::from_millis(50);
+                was_up = true;
+            }
+            Err(SessionEnd::NoConnection(why)) => {
+                if was_up {
+                    warn!(error = %why, "cannot open the PostgreSQL notification connection; retrying (tokens are read from the database meanwhile)");
+                    was_up = false;
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+enum SessionEnd {
+    NoConnection(String),
+    Lost(String),
+}
+
+/// One connection: connect, `LISTEN`, trust the cache, apply notices until the connection fails.
+async fn session(
+    config: &Config,
+    tls: MakeRustlsConnect,
+    connect_timeout: Duration,
+    shared: &Arc<Shared>,
+) -> Result<(), SessionEnd> {
+    let (client, mut connection) =
+        match tokio::time::timeout(connect_timeout, config.connect(tls)).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => {
+                return Err(SessionEnd::NoConnection(
+                    crate::error::Chain(&e).to_string(),
+                ))
+            }
+            Err(_) => {
+                return Err(SessionEnd::NoConnection(format!(
+                    "no connection within {connect_timeout:?}"
+                )))
+            }
+        };
+    let for_driver = shared.clone();
+    let mut driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) => for_driver.apply(n.payload()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return crate::error::Chain(&e).to_string(),
+                None => return "connection closed".to_string(),
+            }
+        }
+    });
+    let listen = tokio::time::timeout(
+        HEARTBEAT_TIMEOUT,
+        client.batch_execute(&format!("LISTEN {CHANNEL}")),
+    )
+    .await;
+    if !matches!(listen, Ok(Ok(()))) {
+        driver.abort();
+        return Err(SessionEnd::NoConnection("LISTEN failed".into()));
+    }
+    // Notices from now on reach us: what the cache held before may be stale.
+    shared.cache.clear();
+    shared.trusted.store(true, Ordering::Release);
+    info!("PostgreSQL notification connection up: token cache in use");
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tokio::select! {
+            ended = &mut driver => {
+                let why = ended.unwrap_or_else(|e| e.to_string());
+                return Err(SessionEnd::Lost(why));
+            }
+            _ = tick.tick() => {
+                match tokio::time::timeout(HEARTBEAT_TIMEOUT, client.simple_query("")).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        driver.abort();
+                        return Err(SessionEnd::Lost(crate::error::Chain(&e).to_string()));
+                    }
+                    Err(_) => {
+                        driver.abort();
+                        return Err(SessionEnd::Lost(format!(
+                            "heartbeat unanswered for {HEARTBEAT_TIMEOUT:?}"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,919 @@
+//! The PostgreSQL store, for several regauth replicas on one database. Part of `store`:
+//! depends on `domain`, the record format (`record.rs`), the token cache (`cache.rs`) and
+//! `tokio-postgres`/`deadpool-postgres`; nothing outside `store` sees a PostgreSQL type.
+//!
+//! # Schema
+//!
+//! `schema.rs` (versioned, embedded migrations applied at start under an advisory lock):
+//! `regauth_tokens` (id, registry, name, enabled, expiry and the token's record),
+//! `regauth_refresh_grants` (hash, token id with `ON DELETE CASCADE`, created, record),
+//! `regauth_settings` (the signing certificate's fingerprint). Records are the bytes of
+//! `record.rs`, as in sled, so a token decodes the same way from either store and
+//! `regauth store migrate` copies them unchanged.
+//!
+//! # Calls
+//!
+//! The [`Store`] trait is synchronous. The store owns a small tokio runtime (two threads) that
+//! drives its connections; a call runs its future there with `Handle::block_on`, inside
+//! `block_in_place` when called from a multi-threaded runtime's worker (the token endpoint), so
+//! the worker's other tasks move to another thread meanwhile. The token endpoint's usual read
+//! is a cache hit, which never leaves the calling thread.
+//!
+//! Every statement is prepared once per connection (`prepare_cached`). Every call is bounded:
+//! pool wait and connect by `connect_timeout`, each statement by PostgreSQL's
+//! `statement_timeout`, the whole call by both; past that it fails with
+//! [`StoreError::Unavailable`] (HTTP 503), as does a refused or broken connection.
+//!
+//! # Writes
+//!
+//! Each write is one transaction (or one statement), committed before the method returns
+//! (PostgreSQL's `synchronous_commit`, on by default, makes that durable). Uniqueness is the
+//! table's constraints, so exactly one of racing creates wins. Writes that touch a token's
+//! grants lock the token's row first (`FOR UPDATE`), so a grant is never added to a token that
+//! is being disabled or deleted. A write that changes or removes a token notifies the other
+//! replicas in the same transaction (`listener.rs`). The expiry sweep takes a transaction
+//! advisory lock: with several replicas, one sweeps and the others skip that round.
+mod listener;
+pub mod schema;
+mod tls;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
+use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+use self::listener::Shared;
+use super::cache::TokenCache;
+use super::{record, Page, RefreshGrant, Store, StoreError, TokenUse};
+use crate::domain::{LastUse, SecretHash, Status, Token};
+
+pub use self::listener::CHANNEL;
+
+/// Key of the transaction advisory lock of the expiry sweep.
+pub const SWEEP_LOCK: i64 = 0x7267_6175_7468_0002;
+
+/// The settings row holding the signing certificate's SHA-256 fingerprint.
+pub const CERTIFICATE_SETTING: &str = "signing_certificate_sha256";
+
+/// TLS to the database (`[store] tls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    Disable,
+    Prefer,
+    Require,
+    VerifyFull,
+}
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// `postgres://user:password@host:port/database` (libpq-style `key=value` also works).
+    pub url: String,
+    pub tls: Tls,
+    /// CA certificates for [`Tls::VerifyFull`].
+    pub ca_file: Option<PathBuf>,
+    pub pool_size: usize,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+    /// Size of the cache of decoded tokens (0: none).
+    pub token_cache_bytes: u64,
+}
+
+impl PgOptions {
+    /// Defaults (as `[store]`'s) for `url`.
+    pub fn new(url: impl Into<String>) -> PgOptions {
+        PgOptions {
+            url: url.into(),
+            tls: Tls::Prefer,
+            ca_file: None,
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(5),
+            token_cache_bytes: super::cache::DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+/// Tokens and refresh grants in PostgreSQL.
+pub struct PgStore {
+    /// Drives the pool's and the listener's connections; `None` only while dropping.
+    runtime: Option<Runtime>,
+    handle: Handle,
+    pool: Pool,
+    shared: Arc<Shared>,
+    /// Bound on a whole call.
+    call_timeout: Duration,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // Allowed anywhere, also inside another runtime (unlike dropping it).
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A failed PostgreSQL call: `Unavailable` when the database is unreachable, shutting down,
+/// out of resources or too slow; `Backend` for anything else (a bug or a damaged schema).
+pub(crate) fn pg_error(context: impl Into<String>, e: tokio_postgres::Error) -> StoreError {
+    let passing = match e.as_db_error() {
+        Some(db) => {
+            let class = &db.code().code()[..2];
+            // 08 connection exception, 53 insufficient resources, 57 operator intervention
+            // (shutdown, statement timeout), 58 system error.
+            matches!(class, "08" | "53" | "57" | "58")
+        }
+        // Not an answer from the server: the connection failed, closed or timed out.
+        None => {
+            e.is_closed()
+                || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
+                || e.to_string().contains("timed out")
+        }
+    };
+    if passing {
+        StoreError::unavailable(context, Some(Box::new(e)))
+    } else {
+        StoreError::backend(context, e)
+    }
+}
+
+fn pool_error(e: PoolError) -> StoreError {
+    match e {
+        // No connection, whatever the cause (refused, TLS, authentication): the database is
+        // unavailable to this replica; the log says why.
+        PoolError::Backend(e) => {
+            StoreError::unavailable("connecting to PostgreSQL", Some(Box::new(e)))
+        }
+        PoolError::Timeout(kind) => {
+            StoreError::unavailable(format!("no PostgreSQL connection in time ({kind:?})"), None)
+        }
+        other => StoreError::backend("PostgreSQL connection pool", other),
+    }
+}
+
+fn decode_token(bytes: &[u8]) -> Result<Token, StoreError> {
+    record::decode_token(bytes).map_err(|e| StoreError::message(format!("token record: {e}")))
+}
+
+fn encode_token(token: &Token) -> Result<Vec<u8>, StoreError> {
+    record::encode_token(token).map_err(|e| StoreError::message(format!("token record: {e}")))
+}
+
+fn check_registry(registry: &str) -> Result<(), StoreError> {
+    if registry.contains('\0') {
+        return Err(StoreError::message(format!(
+            "registry id {registry:?} contains NUL"
+        )));
+    }
+    Ok(())
+}
+
+/// The cache key of a token: `registry \0 name`, as in sled.
+pub(crate) fn name_key(registry: &str, name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(registry.len() + 1 + name.len());
+    key.extend_from_slice(registry.as_bytes());
+    key.push(0);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// The notification payload of a token: `registry/name`.
+fn notice(registry: &str, name: &str) -> String {
+    format!("{registry}/{name}")
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl PgStore {
+    /// Connects, migrates the schema (see `schema.rs`) and starts the listener. Fails when the
+    /// database cannot be reached within the connect timeout, or its schema is newer than
+    /// this regauth knows.
+    pub fn open(options: PgOptions) -> Result<PgStore, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("regauth-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::backend("cannot start the PostgreSQL runtime", e))?;
+        let mut config: tokio_postgres::Config = options.url.parse().map_err(|e| {
+            // The message of a parse error does not repeat the URL (which may hold a password).
+            StoreError::backend("the store URL is not a PostgreSQL connection URL", e)
+        })?;
+        config
+            .connect_timeout(options.connect_timeout)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .application_name("regauth")
+            // Notices (e.g. "already exists, skipping") are not worth a log line each.
+            .options(&format!(
+                "-c statement_timeout={} -c client_min_messages=warning",
+                options.statement_timeout.as_millis()
+            ))
+            .ssl_mode(match options.tls {
+                Tls::Disable => SslMode::Disable,
+                Tls::Prefer => SslMode::Prefer,
+                Tls::Require | Tls::VerifyFull => SslMode::Require,
+            });
+        let tls = tls::connector(options.tls, options.ca_file.as_deref())?;
+        let manager = Manager::from_config(
+            config.clone(),
+            tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(options.connect_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .recycle_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(|e| StoreError::backend("PostgreSQL connection pool", e))?;
+        let shared = Arc::new(Shared::new(TokenCache::new(options.token_cache_bytes)));
+        let store = PgStore {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+            pool,
+            shared: shared.clone(),
+            call_timeout: options.connect_timeout + options.statement_timeout,
+        };
+        store.call("migrating the schema", async {
+            let mut client = store.pool.get().await.map_err(pool_error)?;
+            schema::migrate(&mut client).await
+        })?;
+        let mut listen_config = config;
+        listen_config.application_name("regauth-listener");
+        store.handle.spawn(listener::run(
+            listen_config,
+            tls,
+            options.connect_timeout,
+            shared,
+        ));
+        Ok(store)
+    }
+
+    /// Runs `fut` on the store's runtime and waits for it, within the call timeout.
+    fn call<T: Send>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, StoreError>> + Send,
+    ) -> Result<T, StoreError> {
+        let limit = self.call_timeout;
+        let timed = async move {
+            match tokio::time::timeout(limit, fut).await {
+                Ok(result) => result,
+                Err(_) => Err(StoreError::unavailable(
+                    format!("{what}: no answer from PostgreSQL within {limit:?}"),
+                    None,
+                )),
+            }
+        };
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Err(_) => self.handle.block_on(timed),
+            Ok(RuntimeFlavor::CurrentThread) => std::thread::scope(|s| {
+                // block_in_place needs a multi-threaded runtime: wait on a thread of our own.
+                s.spawn(|| self.handle.block_on(timed))
+                    .join()
+                    .unwrap_or_else(|_| Err(StoreError::message("a PostgreSQL call panicked")))
+            }),
+            Ok(_) => tokio::task::block_in_place(|| self.handle.block_on(timed)),
+        }
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// Whether the notification listener is up (so the cache is in use). For tests and logs.
+    pub fn cache_trusted(&self) -> bool {
+        self.shared.trusted()
+    }
+
+    /// Records `fingerprint` as the signing certificate of every replica if none is recorded
+    /// yet; returns the recorded one (equal to `fingerprint` unless another replica recorded
+    /// a different one).
+    pub fn record_certificate(&self, fingerprint: &str) -> Result<String, StoreError> {
+        self.call("recording the signing certificate", async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO regauth_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                    &[&CERTIFICATE_SETTING, &fingerprint],
+                )
+                .await
+                .map_err(|e| pg_error("recording the signing certificate", e))?;
+            client
+                .query_one(
+                    "SELECT value FROM regauth_settings WHERE key = $1",
+                    &[&CERTIFICATE_SETTING],
+                )
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(|e| pg_error("reading the signing certificate", e))
+        })
+    }
+
+    /// Inserts `tokens` and `grants` that are not there yet (same id, same hash), in one
+    /// transaction; returns how many of each it inserted. For `regauth store migrate`: a second
+    /// run inserts nothing. Grants whose token is absent are skipped.
+    pub fn import(
+        &self,
+        tokens: &[Token],
+        grants: &[RefreshGrant],
+    ) -> Result<(usize, usize), StoreError> {
+        self.call("importing tokens", async {
+            let mut client = self.client().await?;
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| pg_error("import: begin", e))?;
+            let insert_token = tx
+                .prepare_cached(
+                    "INSERT INTO regauth_tokens (id, registry, name, enabled, expiry, record)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .await
+                .map_err(|e| pg_error("import: prepare", e))?;
+            let mut new_tokens = 0;
+            for t in tokens {
+                check_registry(&t.registry)?;
+                let record = encode_token(t)?;
+                new_tokens +=
+                    tx.execute(
+                        &insert_token,
+                        &[
+                            &t.id,
+                            &t.registry,
+                            &t.name.as_str(),
+                            &(t.status == Status::Enabled),
+                            &t.expiry,
+                            &record,
+                        ],
+                    )
+                    .await
+                    .map_err(|e| pg_error("import: token", e))? as usize;
+            }
+            let insert_grant = tx
+                .prepare_cached(
+                    "INSERT INTO regauth_refresh_grants (hash, token_id, created, record)
+                     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM regauth_tokens WHERE id = $2)
+                     ON CONFLICT DO NOTHING",
+                )
+                .await
+                .map_err(|e| pg_error("import: prepare", e))?;
+            let mut new_grants = 0;
+            for g in grants {
+                let record = record::encode_grant(g)
+                    .map_err(|e| StoreError::message(format!("grant record: {e}")))?;
+                new_grants += tx
+                    .execute(
+                        &insert_grant,
+                        &[&&g.hash.0[..], &g.token_id, &g.created, &record],
+                    )
+                    .await
+                    .map_err(|e| pg_error("import: refresh grant", e))?
+                    as usize;
+            }
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &listener::ALL])
+                .await
+                .map_err(|e| pg_error("import: notify", e))?;
+            tx.commit()
+                .await
+                .map_err(|e| pg_error("import: commit", e))?;
+            Ok((new_tokens, new_grants))
+        })
+    }
+
+    /// How many of `ids` are tokens here, and how many of `hashes` refresh grants (for
+    /// `regauth store migrate`'s check).
+    pub fn count_present(
+        &self,
+        ids: &[Uuid],
+        hashes: &[Vec<u8>],
+    ) -> Result<(usize, usize), StoreError> {
+        self.call("checking the copy", async {
+            let tokens = self
+                .count_where(
+                    "checking the copy",
+                    "SELECT count(*) FROM regauth_tokens WHERE id = ANY($1)",
+                    &[&ids],
+                )
+                .await?;
+            let grants = self
+                .count_where(
+                    "checking the copy",
+                    "SELECT count(*) FROM regauth_refresh_grants WHERE hash = ANY($1)",
+                    &[&hashes],
+                )
+                .await?;
+            Ok((tokens, grants))
+        })
+    }
+
+    /// Number of refresh grants (for `regauth store migrate`'s check).
+    pub fn count_grants(&self) -> Result<usize, StoreError> {
+        self.call("counting refresh grants", async {
+            let client = self.client().await?;
+            let n: i64 = client
+                .query_one("SELECT count(*) FROM regauth_refresh_grants", &[])
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(|e| pg_error("counting refresh grants", e))?;
+            Ok(n as usize)
+        })
+    }
+
+    async fn records(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Token>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| pg_error(what, e))?;
+        let rows = client
+            .query(&stmt, params)
+            .await
+            .map_err(|e| pg_error(what, e))?;
+        rows.iter()
+            .map(|row| {
+                let bytes: &[u8] = row.try_get(0).map_err(|e| pg_error(what, e))?;
+                decode_token(bytes)
+            })
+            .collect()
+    }
+
+    async fn count_where(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| pg_error(what, e))?;
+        let n: i64 = client
+            .query_one(&stmt, params)
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| pg_error(what, e))?;
+        Ok(n as usize)
+    }
+}
+
+/// Maps a unique violation on create or rename to the store's conflict errors.
+fn conflict(e: tokio_postgres::Error, token: &Token, what: &str) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        if db.code() == &SqlState::UNIQUE_VIOLATION {
+            return match db.constraint() {
+                Some("regauth_tokens_pkey") => StoreError::IdTaken(token.id),
+                _ => StoreError::NameTaken(token.name.to_string()),
+            };
+        }
+    }
+    pg_error(what, e)
+}
+
+impl Store for PgStore {
+    fn find_by_name(&self, registry: &str, name: &str) -> Result<Option<Arc<Token>>, StoreError> {
+        if registry.contains('\0') {
+            return Ok(None);
+        }
+        let key = name_key(registry, name);
+        let trusted = self.shared.trusted();
+        if trusted {
+            if let Some(token) = self.shared.cache.get(&key) {
+                return Ok(Some(token));
+            }
+        }
+        let epoch = self.shared.cache.epoch();
+        let found = self.call("reading a token", async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT record FROM regauth_tokens WHERE registry = $1 AND name = $2",
+                )
+                .await
+                .map_err(|e| pg_error("reading a token", e))?;
+            let row = client
+                .query_opt(&stmt, &[&registry, &name])
+                .await
+                .map_err(|e| pg_error("reading a token", e))?;
+            match row {
+                Some(row) => {
+                    let bytes: &[u8] =
+                        row.try_get(0).map_err(|e| pg_error("reading a token", e))?;
+                    decode_token(bytes).map(|t| Some(Arc::new(t)))
+                }
+                None => Ok(None),
+            }
+        })?;
+        if let Some(t) = &found {
+            // Only while notices arrive; `clear` on reconnect moves the epoch on, so a read
+            // from before a disconnection is never cached after it.
+            if trusted && self.shared.trusted() {
+                self.shared.cache.insert_if_current(&key, t.clone(), epoch);
+            }
+        }
+        Ok(found)
+    }
+
+    fn get(&self, registry: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
+        self.call("reading a token", async {
+            let mut found = self
+                .records(
+                    "reading a token",
+                    "SELECT record FROM regauth_tokens WHERE id = $1 AND registry = $2",
+                    &[&id, &registry],
+                )
+                .await?;
+            Ok(found.pop())
+        })
+    }
+
+    fn list(&self, registry: &str, offset: usize, limit_: usize) -> Result<Page, StoreError> {
+        self.list_matching(registry, "", offset, limit_)
+    }
+
+    fn list_matching(
+        &self,
+        registry: &str,
+        needle: &str,
+        offset: usize,
+        limit_: usize,
+    ) -> Result<Page, StoreError> {
+        self.call("listing tokens", async {
+            let total = self
+                .count_where(
+                    "counting tokens",
+                    "SELECT count(*) FROM regauth_tokens WHERE registry = $1 AND strpos(name, $2) > 0",
+                    &[&registry, &needle],
+                )
+                .await?;
+            let items = if limit_ == 0 || offset >= total {
+                Vec::new()
+            } else {
+                self.records(
+                    "listing tokens",
+                    "SELECT record FROM regauth_tokens WHERE registry = $1 AND strpos(name, $2) > 0
+                     ORDER BY name LIMIT $3 OFFSET $4",
+                    &[&registry, &needle, &limit(limit_), &limit(offset)],
+                )
+                .await?
+            };
+            Ok(Page { items, total })
+        })
+    }
+
+    fn create(&self, token: &Token) -> Result<(), StoreError> {
+        check_registry(&token.registry)?;
+        let record = encode_token(token)?;
+        self.call("creating a token", async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO regauth_tokens (id, registry, name, enabled, expiry, record)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .await
+                .map_err(|e| pg_error("creating a token", e))?;
+            client
+                .execute(
+                    &stmt,
+                    &[
+                        &token.id,
+                        &token.registry,
+                        &token.name.as_str(),
+                        &(token.status == Status::Enabled),
+                        &token.expiry,
+                        &record,
+                    ],
+                )
+                .await
+                .map_err(|e| conflict(e, token, "creating a token"))?;
+            // An unknown name is never cached, so a new token needs no notice.
+            Ok(())
+        })
+    }
+
+    fn update(&self, token: &Token) -> Result<(), StoreError> {
+        check_registry(&token.registry)?;
+        let old_name = self.call("updating a token", async {
+            let mut client = self.client().await?;
+            let err = |e| pg_error("updating a token", e);
+            let tx = client.transaction().await.map_err(err)?;
+            let lock = tx
+                .prepare_cached(
+                    "SELECT name, record FROM regauth_tokens WHERE id = $1 AND registry = $2 FOR UPDATE",
+                )
+                .await
+                .map_err(err)?;
+            let Some(row) = tx
+                .query_opt(&lock, &[&token.id, &token.registry])
+                .await
+                .map_err(err)?
+            else {
+                return Err(StoreError::NotFound);
+            };
+            let old_name: String = row.try_get(0).map_err(err)?;
+            let stored = decode_token(row.try_get(1).map_err(err)?)?;
+            let mut merged = token.clone();
+            merged.last_used = LastUse::latest(stored.last_used, token.last_used);
+            let record = encode_token(&merged)?;
+            let write = tx
+                .prepare_cached(
+                    "UPDATE regauth_tokens SET name = $2, enabled = $3, expiry = $4, record = $5
+                     WHERE id = $1",
+                )
+                .await
+                .map_err(err)?;
+            let enabled = token.status == Status::Enabled;
+            tx.execute(
+                &write,
+                &[&token.id, &token.name.as_str(), &enabled, &token.expiry, &record],
+            )
+            .await
+            .map_err(|e| conflict(e, token, "updating a token"))?;
+            if !enabled {
+                let revoke = tx
+                    .prepare_cached("DELETE FROM regauth_refresh_grants WHERE token_id = $1")
+                    .await
+                    .map_err(err)?;
+                tx.execute(&revoke, &[&token.id]).await.map_err(err)?;
+            }
+            let notify = tx
+                .prepare_cached("SELECT pg_notify($1, $2)")
+                .await
+                .map_err(err)?;
+            tx.execute(&notify, &[&CHANNEL, &notice(&token.registry, &old_name)])
+                .await
+                .map_err(err)?;
+            if old_name != token.name.as_str() {
+                tx.execute(
+                    &notify,
+                    &[&CHANNEL, &notice(&token.registry, token.name.as_str())],
+                )
+                .await
+                .map_err(err)?;
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(old_name)
+        })?;
+        self.shared
+            .cache
+            .invalidate(&name_key(&token.registry, &old_name));
+        if old_name != token.name.as_str() {
+            self.shared
+                .cache
+                .invalidate(&name_key(&token.registry, token.name.as_str()));
+        }
+        Ok(())
+    }
+
+    fn delete(&self, registry: &str, id: Uuid) -> Result<bool, StoreError> {
+        let gone = self.call("deleting a token", async {
+            let client = self.client().await?;
+            let err = |e| pg_error("deleting a token", e);
+            // One statement: the delete (grants cascade) and its notice commit together.
+            let stmt = client
+                .prepare_cached(
+                    "WITH gone AS (DELETE FROM regauth_tokens WHERE id = $1 AND registry = $2 RETURNING name)
+                     SELECT name, pg_notify($3, $2 || '/' || name) FROM gone",
+                )
+                .await
+                .map_err(err)?;
+            let row = client
+                .query_opt(&stmt, &[&id, &registry, &CHANNEL])
+                .await
+                .map_err(err)?;
+            row.map(|r| r.try_get::<_, String>(0)).transpose().map_err(err)
+        })?;
+        if let Some(name) = &gone {
+            self.shared.cache.invalidate(&name_key(registry, name));
+        }
+        Ok(gone.is_some())
+    }
+
+    fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+        let deleted = self.call("deleting expired tokens", async {
+            let mut client = self.client().await?;
+            let err = |e| pg_error("deleting expired tokens", e);
+            let tx = client.transaction().await.map_err(err)?;
+            let locked: bool = tx
+                .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SWEEP_LOCK])
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(err)?;
+            if !locked {
+                // Another replica is sweeping right now.
+                return Ok(Vec::new());
+            }
+            let stmt = tx
+                .prepare_cached(
+                    "WITH gone AS (DELETE FROM regauth_tokens WHERE expiry <= $1 RETURNING registry, name, expiry, id, record)
+                     SELECT record, pg_notify($2, registry || '/' || name) FROM gone ORDER BY expiry, id",
+                )
+                .await
+                .map_err(err)?;
+            let rows = tx.query(&stmt, &[&now, &CHANNEL]).await.map_err(err)?;
+            let tokens = rows
+                .iter()
+                .map(|r| decode_token(r.try_get(0).map_err(err)?))
+                .collect::<Result<Vec<Token>, StoreError>>()?;
+            tx.commit().await.map_err(err)?;
+            Ok(tokens)
+        })?;
+        for t in &deleted {
+            self.shared
+                .cache
+                .invalidate(&name_key(&t.registry, t.name.as_str()));
+        }
+        Ok(deleted)
+    }
+
+    fn add_refresh(&self, grant: &RefreshGrant, cap_per_token: usize) -> Result<(), StoreError> {
+        let record = record::encode_grant(grant)
+            .map_err(|e| StoreError::message(format!("grant record: {e}")))?;
+        self.call("storing a refresh token", async {
+            let mut client = self.client().await?;
+            let err = |e| pg_error("storing a refresh token", e);
+            let tx = client.transaction().await.map_err(err)?;
+            // Locks the token: a disable or delete waits for this grant, or this waits for it.
+            let lock = tx
+                .prepare_cached(
+                    "SELECT enabled FROM regauth_tokens WHERE id = $1 AND registry = $2 AND name = $3 FOR UPDATE",
+                )
+                .await
+                .map_err(err)?;
+            let enabled = tx
+                .query_opt(&lock, &[&grant.token_id, &grant.registry, &grant.token_name])
+                .await
+                .map_err(err)?
+                .map(|r| r.try_get::<_, bool>(0))
+                .transpose()
+                .map_err(err)?;
+            if enabled != Some(true) {
+                return Err(StoreError::NotFound);
+            }
+            let insert = tx
+                .prepare_cached(
+                    "INSERT INTO regauth_refresh_grants (hash, token_id, created, record) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (hash) DO UPDATE SET token_id = $2, created = $3, record = $4",
+                )
+                .await
+                .map_err(err)?;
+            tx.execute(
+                &insert,
+                &[&&grant.hash.0[..], &grant.token_id, &grant.created, &record],
+            )
+            .await
+            .map_err(err)?;
+            let trim = tx
+                .prepare_cached(
+                    "DELETE FROM regauth_refresh_grants WHERE hash IN (
+                        SELECT hash FROM regauth_refresh_grants WHERE token_id = $1
+                        ORDER BY created DESC, hash DESC OFFSET $2)",
+                )
+                .await
+                .map_err(err)?;
+            tx.execute(&trim, &[&grant.token_id, &limit(cap_per_token)])
+                .await
+                .map_err(err)?;
+            tx.commit().await.map_err(err)
+        })
+    }
+
+    fn find_refresh(&self, hash: &SecretHash) -> Result<Option<RefreshGrant>, StoreError> {
+        // Never cached: each replica reads the current grant.
+        self.call("reading a refresh token", async {
+            let client = self.client().await?;
+            let err = |e| pg_error("reading a refresh token", e);
+            let stmt = client
+                .prepare_cached("SELECT record FROM regauth_refresh_grants WHERE hash = $1")
+                .await
+                .map_err(err)?;
+            let row = client
+                .query_opt(&stmt, &[&&hash.0[..]])
+                .await
+                .map_err(err)?;
+            match row {
+                Some(r) => record::decode_grant(r.try_get(0).map_err(err)?)
+                    .map(Some)
+                    .map_err(|e| StoreError::message(format!("grant record: {e}"))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn count(&self) -> Result<usize, StoreError> {
+        self.call("counting tokens", async {
+            self.count_where(
+                "counting tokens",
+                "SELECT count(*) FROM regauth_tokens",
+                &[],
+            )
+            .await
+        })
+    }
+
+    fn refresh_count(&self) -> Result<usize, StoreError> {
+        self.count_grants()
+    }
+
+    fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
+        if uses.is_empty() {
+            return Ok(0);
+        }
+        // One lock order for every replica: no deadlock between two batches.
+        let mut sorted: Vec<&TokenUse> = uses.iter().collect();
+        sorted.sort_by_key(|u| u.id);
+        let written = self.call("writing last uses", async {
+            let mut client = self.client().await?;
+            let err = |e| pg_error("writing last uses", e);
+            let tx = client.transaction().await.map_err(err)?;
+            let lock = tx
+                .prepare_cached(
+                    "SELECT name, record FROM regauth_tokens WHERE id = $1 AND registry = $2 FOR UPDATE",
+                )
+                .await
+                .map_err(err)?;
+            let write = tx
+                .prepare_cached("UPDATE regauth_tokens SET record = $2 WHERE id = $1")
+                .await
+                .map_err(err)?;
+            let mut written = Vec::new();
+            for u in sorted {
+                let Some(row) = tx
+                    .query_opt(&lock, &[&u.id, &u.registry])
+                    .await
+                    .map_err(err)?
+                else {
+                    continue;
+                };
+                let name: String = row.try_get(0).map_err(err)?;
+                let mut token = decode_token(row.try_get(1).map_err(err)?)?;
+                if token.last_used.is_some_and(|old| old.at >= u.last_use.at) {
+                    continue;
+                }
+                token.last_used = LastUse::latest(token.last_used, Some(u.last_use));
+                tx.execute(&write, &[&u.id, &encode_token(&token)?])
+                    .await
+                    .map_err(err)?;
+                written.push(name_key(&u.registry, &name));
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(written)
+        })?;
+        for key in &written {
+            self.shared.cache.invalidate(key);
+        }
+        Ok(written.len())
+    }
+
+    fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+        self.call("reading expiring tokens", async {
+            self.records(
+                "reading expiring tokens",
+                "SELECT record FROM regauth_tokens WHERE expiry <= $1 ORDER BY expiry, id",
+                &[&until],
+            )
+            .await
+        })
+    }
+
+    fn ready(&self) -> Result<(), StoreError> {
+        self.call("readiness check", async {
+            let client = self.client().await?;
+            client
+                .simple_query("")
+                .await
+                .map(drop)
+                .map_err(|e| pg_error("readiness check", e))
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,516 @@
+//! The admin API's audit trail (every write is one `regauth::audit` line, failed admin
+//! authentications too, never a secret), the 404 of a change racing a delete, and the
+//! caching and sniffing headers of every response.
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use chrono::{DateTime, Utc};
+use regauth::domain::{SecretHash, Token};
+use regauth::store::{MemoryStore, Page, RefreshGrant, Store, StoreError, TokenUse};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::logs::Log;
+use crate::support::*;
+
+const CLIENT: &str = "192.0.2.7:41000";
+
+fn client() -> SocketAddr {
+    CLIENT.parse().unwrap()
+}
+
+/// The audit lines (JSON) written since the last call; also checks that the text format
+/// wrote as many, and that no line of either format holds any of `secrets`.
+fn audit(log: &Log, secrets: &[&str]) -> Vec<Value> {
+    let (text, json) = log.take();
+    for secret in secrets {
+        assert!(
+            !text.iter().any(|l| l.contains(secret)),
+            "a secret in the log: {text:#?}"
+        );
+        assert!(
+            !json.iter().any(|o| o.to_string().contains(secret)),
+            "a secret in the log: {json:#?}"
+        );
+    }
+    let lines: Vec<Value> = json
+        .into_iter()
+        .filter(|o| o["target"] == "regauth::audit")
+        .collect();
+    let text_lines = text
+        .iter()
+        .filter(|l| l.contains(" regauth::audit: "))
+        .count();
+    assert_eq!(text_lines, lines.len(), "{text:#?}");
+    lines
+}
+
+/// The one audit line of the last request.
+fn one(log: &Log, secrets: &[&str]) -> Value {
+    let lines = audit(log, secrets);
+    assert_eq!(lines.len(), 1, "one audit line per admin write: {lines:#?}");
+    lines.into_iter().next().unwrap()
+}
+
+/// Asserts the audit line's fields: (action, token, id, outcome, status).
+fn check(line: &Value, action: &str, token: &str, id: &str, outcome: &str, status: u16) {
+    assert_eq!(line["message"], "admin action", "{line}");
+    assert_eq!(line["action"], action, "{line}");
+    assert_eq!(line["registry"], "default", "{line}");
+    assert_eq!(line["token"], token, "{line}");
+    assert_eq!(line["id"], id, "{line}");
+    assert_eq!(line["outcome"], outcome, "{line}");
+    assert_eq!(line["status"], status, "{line}");
+    assert_eq!(line["client"], "192.0.2.7", "{line}");
+}
+
+/// Finding 5: create, conflict, replace, create by PUT, patch, rotate, delete and their
+/// failures each write one line with action, registry, token name and id, the fields written
+/// (values, never a password or hash), the client and the outcome; reads write none. Each is
+/// counted in `regauth_admin_actions_total`.
+#[tokio::test]
+async fn every_admin_write_is_one_audit_line_without_secrets() {
+    let app = TestApp::new();
+    let (log, _guard) = Log::capture();
+    let tokens = "/registries/default/tokens";
+    let scopes = json!([{"type": "repository", "name": "team/*", "actions": ["pull"]}]);
+
+    let r = app
+        .api_from(
+            client(),
+            Method::POST,
+            tokens,
+            Some(json!({"properties": {"name": "ci-bot", "scopes": scopes,
+                "expiryDate": "2026-12-01T10:00:00Z"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let created = r.json();
+    let id = created["id"].as_str().unwrap().to_string();
+    let password = created["properties"]["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let line = one(&log, &[&password]);
+    check(&line, "create", "ci-bot", &id, "ok", 201);
+    assert_eq!(
+        line["changes"],
+        "name=ci-bot status=enabled expiryDate=2026-12-01T10:00:00Z scopes=[repository:team/*:pull]"
+    );
+
+    let r = app
+        .api_from(
+            client(),
+            Method::POST,
+            tokens,
+            Some(json!({"properties": {"name": "ci-bot"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    check(&one(&log, &[]), "create", "ci-bot", "", "conflict", 409);
+
+    let r = app
+        .api_from(
+            client(),
+            Method::POST,
+            tokens,
+            Some(json!({"properties": {}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    check(&one(&log, &[]), "create", "", "", "invalid", 400);
+
+    let path = format!("{tokens}/{id}");
+    let r = app
+        .api_from(
+            client(),
+            Method::PUT,
+            &path,
+            Some(json!({"properties": {"name": "ci-bot", "status": "disabled"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let line = one(&log, &[]);
+    check(&line, "replace", "ci-bot", &id, "ok", 200);
+    assert_eq!(
+        line["changes"],
+        "name=ci-bot status=disabled expiryDate=none scopes=[]"
+    );
+
+    let new_id = Uuid::new_v4().to_string();
+    let r = app
+        .api_from(
+            client(),
+            Method::PUT,
+            &format!("{tokens}/{new_id}"),
+            Some(json!({"properties": {"name": "put-bot"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let put_password = r.json()["properties"]["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    check(
+        &one(&log, &[&put_password]),
+        "create",
+        "put-bot",
+        &new_id,
+        "ok",
+        201,
+    );
+
+    let r = app
+        .api_from(
+            client(),
+            Method::PATCH,
+            &path,
+            Some(json!({"status": "enabled"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let line = one(&log, &[]);
+    check(&line, "patch", "ci-bot", &id, "ok", 200);
+    assert_eq!(line["changes"], "status=enabled");
+
+    let r = app
+        .api_from(
+            client(),
+            Method::PATCH,
+            &path,
+            Some(json!({"status": "paused"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    check(&one(&log, &[]), "patch", "", &id, "invalid", 400);
+
+    let nobody = Uuid::new_v4().to_string();
+    let r = app
+        .api_from(
+            client(),
+            Method::PATCH,
+            &format!("{tokens}/{nobody}"),
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    check(&one(&log, &[]), "patch", "", &nobody, "not found", 404);
+
+    let r = app
+        .api_from(
+            client(),
+            Method::POST,
+            &format!("{path}/credentials"),
+            Some(json!({"gracePeriodSeconds": 600})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let rotated = r.json()["properties"]["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let line = one(&log, &[&rotated, &password]);
+    check(&line, "rotate", "ci-bot", &id, "ok", 200);
+    assert_eq!(line["changes"], "password gracePeriodSeconds=600");
+
+    // Reads are not audited.
+    for p in [tokens.to_string(), path.clone(), "/registries".to_string()] {
+        let r = app.api_from(client(), Method::GET, &p, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{p}");
+    }
+    assert_eq!(audit(&log, &[]).len(), 0, "reads write no audit line");
+
+    let r = app.api_from(client(), Method::DELETE, &path, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    check(&one(&log, &[]), "delete", "ci-bot", &id, "ok", 204);
+    let r = app.api_from(client(), Method::DELETE, &path, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    check(&one(&log, &[]), "delete", "", &id, "not found", 404);
+
+    let metrics = app.scrape().await;
+    for (action, outcome, n) in [
+        ("create", "ok", 2),
+        ("create", "conflict", 1),
+        ("create", "invalid", 1),
+        ("replace", "ok", 1),
+        ("patch", "ok", 1),
+        ("patch", "invalid", 1),
+        ("patch", "not_found", 1),
+        ("rotate", "ok", 1),
+        ("delete", "ok", 1),
+        ("delete", "not_found", 1),
+        ("delete", "error", 0),
+    ] {
+        let series = format!(
+            "regauth_admin_actions_total{{action=\"{action}\",outcome=\"{outcome}\"}} {n}\n"
+        );
+        assert!(metrics.contains(&series), "{series} in\n{metrics}");
+    }
+}
+
+/// Finding 5: a missing or wrong admin token is an audit line with the address, the method,
+/// the path and why, never the token presented; counted by reason.
+#[tokio::test]
+async fn failed_admin_authentication_is_audited_without_the_token() {
+    let app = TestApp::new();
+    let (log, _guard) = Log::capture();
+    let presented = "guess-0123456789-abcdef";
+    for (authorization, reason) in [
+        (None, "no admin token"),
+        (Some(format!("Bearer {presented}")), "wrong admin token"),
+        (Some(format!("Basic {presented}")), "no admin token"),
+    ] {
+        let mut b = Request::builder()
+            .method(Method::DELETE)
+            .uri(format!(
+                "/api/v1/registries/default/tokens/{}",
+                Uuid::new_v4()
+            ))
+            .extension(axum::extract::ConnectInfo(client()));
+        if let Some(a) = &authorization {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        let r = app.send(b.body(Body::empty()).unwrap()).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        let line = one(&log, &[presented]);
+        assert_eq!(line["message"], "admin authentication failed", "{line}");
+        assert_eq!(line["reason"], reason, "{line}");
+        assert_eq!(line["client"], "192.0.2.7", "{line}");
+        assert_eq!(line["method"], "DELETE", "{line}");
+        assert!(
+            line["path"]
+                .as_str()
+                .unwrap()
+                .starts_with("/api/v1/registries/default/tokens/"),
+            "{line}"
+        );
+        assert_eq!(line["outcome"], "denied", "{line}");
+        assert_eq!(line["level"], "WARN", "{line}");
+    }
+    let metrics = app.scrape().await;
+    assert!(
+        metrics.contains("regauth_admin_auth_failures_total{reason=\"missing\"} 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("regauth_admin_auth_failures_total{reason=\"wrong\"} 1\n"),
+        "{metrics}"
+    );
+}
+
+/// A store whose `update` finds the token deleted first: a DELETE that committed between the
+/// change's read and its write.
+struct DeletedBeforeUpdate {
+    inner: MemoryStore,
+    armed: AtomicBool,
+}
+
+impl Store for DeletedBeforeUpdate {
+    fn find_by_name(&self, r: &str, n: &str) -> Result<Option<Arc<Token>>, StoreError> {
+        self.inner.find_by_name(r, n)
+    }
+    fn get(&self, r: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
+        self.inner.get(r, id)
+    }
+    fn list(&self, r: &str, offset: usize, limit: usize) -> Result<Page, StoreError> {
+        self.inner.list(r, offset, limit)
+    }
+    fn create(&self, t: &Token) -> Result<(), StoreError> {
+        self.inner.create(t)
+    }
+    fn update(&self, t: &Token) -> Result<(), StoreError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            assert!(self.inner.delete(&t.registry, t.id)?);
+        }
+        self.inner.update(t)
+    }
+    fn delete(&self, r: &str, id: Uuid) -> Result<bool, StoreError> {
+        self.inner.delete(r, id)
+    }
+    fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+        self.inner.delete_expired(now)
+    }
+    fn add_refresh(&self, g: &RefreshGrant, cap: usize) -> Result<(), StoreError> {
+        self.inner.add_refresh(g, cap)
+    }
+    fn find_refresh(&self, h: &SecretHash) -> Result<Option<RefreshGrant>, StoreError> {
+        self.inner.find_refresh(h)
+    }
+    fn count(&self) -> Result<usize, StoreError> {
+        self.inner.count()
+    }
+    fn refresh_count(&self) -> Result<usize, StoreError> {
+        self.inner.refresh_count()
+    }
+    fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
+        self.inner.record_uses(uses)
+    }
+    fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+        self.inner.expiring(until)
+    }
+}
+
+/// Finding 8: PATCH, PUT and a rotation that lose the race against a DELETE answer 404 with
+/// the API's usual body (not 500), and the audit line says "not found".
+#[tokio::test]
+async fn a_change_racing_a_delete_is_a_404() {
+    let store = Arc::new(DeletedBeforeUpdate {
+        inner: MemoryStore::new(),
+        armed: AtomicBool::new(false),
+    });
+    let app = TestApp::with_store(store.clone(), |_| {});
+    let (log, _guard) = Log::capture();
+    let cases = [
+        (Method::PATCH, "", json!({"status": "disabled"})),
+        (
+            Method::PUT,
+            "",
+            json!({"properties": {"name": "racer", "status": "disabled"}}),
+        ),
+        (Method::POST, "/credentials", json!({})),
+    ];
+    for (method, suffix, body) in cases {
+        let (id, _) = app.create("racer", json!([])).await;
+        store.armed.store(true, Ordering::SeqCst);
+        let r = app
+            .api_from(
+                client(),
+                method.clone(),
+                &format!("/registries/default/tokens/{id}{suffix}"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "{method}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.api_error(), format!("token {id} not found"), "{method}");
+        assert!(
+            !store.armed.load(Ordering::SeqCst),
+            "{method}: the race happened"
+        );
+        let lines = audit(&log, &[]);
+        let last = lines.last().unwrap();
+        assert_eq!(last["outcome"], "not found", "{method}: {last}");
+        assert_eq!(last["status"], 404, "{method}: {last}");
+    }
+}
+
+/// Finding 6: every admin response (success, error, a 201 with a password, a 401 of the admin
+/// token check, an unknown route under /api) has `Cache-Control: no-store`; every response of
+/// every route has `X-Content-Type-Options: nosniff`.
+#[tokio::test]
+async fn every_response_has_nosniff_and_every_admin_response_no_store() {
+    let app = TestApp::new();
+    let (id, pw) = app.create("ci-bot", json!([])).await;
+    let token = format!("/registries/default/tokens/{id}");
+    let mut admin = vec![
+        ("list", app.api(Method::GET, "/registries", None).await),
+        (
+            "201",
+            app.api(
+                Method::POST,
+                "/registries/default/tokens",
+                Some(json!({"properties": {"name": "other"}})),
+            )
+            .await,
+        ),
+        (
+            "rotate",
+            app.api(Method::POST, &format!("{token}/credentials"), None)
+                .await,
+        ),
+        (
+            "400",
+            app.api(Method::PATCH, &token, Some(json!({"status": 1})))
+                .await,
+        ),
+        (
+            "404 token",
+            app.api(
+                Method::GET,
+                &format!("/registries/default/tokens/{}", Uuid::new_v4()),
+                None,
+            )
+            .await,
+        ),
+        ("404 route", app.api(Method::GET, "/nowhere", None).await),
+        ("405", app.api(Method::PATCH, "/registries", None).await),
+        ("204", app.api(Method::DELETE, &token, None).await),
+    ];
+    admin.push(("401", app.get("/api/v1/registries", None).await));
+    admin.push((
+        "401 wrong",
+        app.get("/api/v1/registries", Some("Bearer wrong-token-0123456789"))
+            .await,
+    ));
+    admin.push(("openapi", app.get("/api/v1/openapi.json", None).await));
+    for (case, r) in &admin {
+        assert_eq!(
+            r.headers
+                .get(header::CACHE_CONTROL)
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{case}: {:?}",
+            r.status
+        );
+    }
+    let mut others = vec![
+        (
+            "auth 401",
+            app.auth_get("other", "x", "service=registry.local").await,
+        ),
+        (
+            "auth 200",
+            app.auth_get("ci-bot", &pw, "service=registry.local").await,
+        ),
+        ("auth 400", app.get("/auth", None).await),
+        ("health", app.get("/health", None).await),
+        ("404", app.get("/no/such/path", None).await),
+        ("console", app.get("/console/", None).await),
+        ("redirect", app.get("/", None).await),
+    ];
+    let metrics = app
+        .metrics
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/metrics")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(metrics.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    let unknown = app
+        .metrics
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/other")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(unknown.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    others.append(&mut admin);
+    for (case, r) in &others {
+        assert_eq!(
+            r.headers
+                .get(header::X_CONTENT_TYPE_OPTIONS)
+                .map(|v| v.to_str().unwrap()),
+            Some("nosniff"),
+            "{case}: {:?}",
+            r.status
+        );
+    }
+}
+
+use tower::ServiceExt as _;
