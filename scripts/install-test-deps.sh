@@ -5,8 +5,9 @@
 # docker-compose to run docker-compose.yml and docker-compose.ha.yml, debootstrap to build the
 # debian:bookworm-slim stand-in the images start from, zsh and fish to check the shell
 # completion scripts, PostgreSQL for the PostgreSQL store)
-# from Debian's packages, the IONOS Container Registry Python SDK in .venv/, and schemathesis
-# (scripts/schemathesis.sh) in .venv-schemathesis/.
+# from Debian's packages, the IONOS Container Registry Python SDK in .venv/, schemathesis
+# (scripts/schemathesis.sh) in .venv-schemathesis/, and for the fuzz smoke run
+# (scripts/fuzz-smoke.sh) the nightly Rust toolchain and cargo-fuzz.
 # Idempotent: when everything is present it only checks and returns.
 # Must run as root (apt-get). Safe to run without a terminal (CI).
 set -euo pipefail
@@ -144,5 +145,20 @@ fi
     exit 1
 }
 
+# The fuzz smoke run (scripts/fuzz-smoke.sh): libFuzzer needs the nightly toolchain, and
+# cargo-fuzz (from crates.io, pinned) drives it.
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    log "rustup toolchain install nightly"
+    rustup toolchain install nightly --profile minimal >/tmp/install-test-deps-rustup.log 2>&1 || {
+        tail -20 /tmp/install-test-deps-rustup.log >&2
+        exit 1
+    }
+fi
+cargo_fuzz_version=0.13.2
+if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]; then
+    log "cargo install cargo-fuzz $cargo_fuzz_version"
+    cargo install cargo-fuzz --version "$cargo_fuzz_version" --locked --quiet
+fi
+
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-log "ok: $("$pg_bin/postgres" --version); $(/usr/bin/chromium --version 2>/dev/null | head -1); node $(node --version); $(/usr/bin/docker-registry --version 2>&1 | head -1); $(/usr/bin/skopeo --version); $(/usr/sbin/dockerd --version); $("$venv/bin/pip" show ionoscloud-container-registry 2>/dev/null | sed -n "s/^Version: /ionoscloud-container-registry /p"); $("$st_venv/bin/schemathesis" --version)"
+log "ok: $("$pg_bin/postgres" --version); $(/usr/bin/chromium --version 2>/dev/null | head -1); node $(node --version); $(/usr/bin/docker-registry --version 2>&1 | head -1); $(/usr/bin/skopeo --version); $(/usr/sbin/dockerd --version); $("$venv/bin/pip" show ionoscloud-container-registry 2>/dev/null | sed -n "s/^Version: /ionoscloud-container-registry /p"); $("$st_venv/bin/schemathesis" --version); $(cargo fuzz --version); $(rustup run nightly rustc --version)"

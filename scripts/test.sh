@@ -3,7 +3,8 @@
 # fails on an unwrap, expect or panic outside tests), then runs every test
 # (unit tests, tests/api, tests/cli, tests/e2e) with `cargo test --all-targets`, and the one
 # test of the load benchmark's baseline route, which exists only with `--features bench-baseline`,
-# then scripts/schemathesis.sh (the live server against its OpenAPI document).
+# then scripts/schemathesis.sh (the live server against its OpenAPI document), then
+# scripts/fuzz-smoke.sh (every fuzz target over its seeds and a few seconds more).
 # Extra arguments go to the first cargo test (and skip the second), e.g. `scripts/test.sh --test e2e`.
 # Runs as root: the e2e tests start their own dockerd.
 set -euo pipefail
@@ -34,6 +35,8 @@ if [ $# -eq 0 ]; then
     cargo test --features bench-baseline --test api bench_sign 2>&1 | tee -a "$results"
     echo "==> scripts/schemathesis.sh"
     bash scripts/schemathesis.sh
+    echo "==> scripts/fuzz-smoke.sh"
+    bash scripts/fuzz-smoke.sh
 fi
 
 # One closing line over every cargo test binary (schemathesis reports its own cases above).

@@ -29,5 +29,12 @@ pub mod server;
 pub mod service;
 pub mod store;
 
+/// Parsers the fuzz targets (`fuzz/`, docs/fuzzing.md) call that the rest of the public API
+/// does not reach: the store's record codec. Not an API; nothing else may use it.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::store::record::{decode_grant, decode_token, encode_grant, encode_token};
+}
+
 pub use http::app;
 pub use http::AppState;

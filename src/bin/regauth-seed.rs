@@ -11,6 +11,11 @@
 //! `repository bench/* pull,push` and `repository base/* pull`. For `--sample` of them, spread
 //! evenly over the name range, it writes the ready `Authorization` header value
 //! (`Basic base64(name:password)`) one per line to `--creds`, for the load generator.
+//!
+//! With `--expiring N --expire-within SECONDS` it also writes N tokens `expiring-0000000`, ...
+//! whose expiries are spread evenly over the next SECONDS, so that the server's expiry sweep
+//! deletes some every time it runs (the soak test, `scripts/soak.sh`): the admin API cannot
+//! create a token that expires in less than an hour.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
@@ -50,6 +55,12 @@ struct Args {
     /// Flush to disk after this many tokens (and at the end).
     #[arg(long, default_value_t = 50_000)]
     flush_every: usize,
+    /// Also write this many tokens that expire within `--expire-within` seconds.
+    #[arg(long, default_value_t = 0)]
+    expiring: usize,
+    /// The window over which the `--expiring` tokens' expiries are spread evenly.
+    #[arg(long, default_value_t = 3600)]
+    expire_within: u32,
     /// Seed this PostgreSQL database instead of `<data-dir>/store` (sled).
     #[arg(long)]
     store_url: Option<String>,
@@ -163,6 +174,30 @@ fn run(args: Args) -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
+    }
+    // Token i of n expires (i + 1) / n of the window from now: the last at its end.
+    let window_ms = i64::from(args.expire_within) * 1000;
+    let n = i64::try_from(args.expiring)?;
+    for i in 0..n {
+        let token = Token {
+            id: Uuid::new_v4(),
+            registry: args.registry.clone(),
+            name: format!("expiring-{i:07}").parse()?,
+            status: Status::Enabled,
+            expiry: Some(now + chrono::TimeDelta::milliseconds(window_ms * (i + 1) / n)),
+            scopes: scopes.clone(),
+            secret_hash: SecretHash::of(
+                &new_password()
+                    .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?,
+            ),
+            created: now,
+            created_by: "regauth-seed".to_string(),
+            modified: now,
+            modified_by: "regauth-seed".to_string(),
+            previous: None,
+            last_used: None,
+        };
+        store.add(token)?;
     }
     store.flush()?;
     creds.flush()?;

@@ -39,7 +39,7 @@ mod cache;
 pub mod memory;
 pub mod migrate;
 pub mod postgres;
-mod record;
+pub(crate) mod record;
 pub mod sled;
 
 pub use self::memory::MemoryStore;
