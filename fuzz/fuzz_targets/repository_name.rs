@@ -1,7 +1,6 @@
 //! Repository names (the NAME of a requested `repository:NAME:ACTIONS` scope), checked
-//! against distribution's reference grammar written as the regular expressions of
-//! distribution's `reference/regexp.go` (path component, domain), with the rule of its
-//! `splitDockerDomain` for when the first component is a host.
+//! against distribution's reference grammar written as regular expressions (path
+//! component, domain), with distribution's rule for when the first component is a host.
 //!
 //! Invariants: the hand-written parser accepts exactly what the regular expressions accept;
 //! an accepted name prints as itself; a refusal names the field and says why.
