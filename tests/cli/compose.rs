@@ -169,6 +169,65 @@ fn compose_files_agree_with_each_other() {
     assert!(read(".dockerignore").contains("!deploy/regauth-compose.toml"));
 }
 
+/// Every file the sources compile in (`include_str!`, `include_bytes!`) is in the image's
+/// build context: a file that .dockerignore keeps out breaks `docker build` only.
+#[test]
+fn dockerignore_lets_through_every_file_the_build_includes() {
+    let allowed: Vec<String> = read(".dockerignore")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('!'))
+        .map(|p| p.trim_end_matches('/').to_string())
+        .collect();
+    let mut stack = vec![repo("src")];
+    let mut checked = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for macro_call in ["include_str!(\"", "include_bytes!(\""] {
+                for (_, rest) in text
+                    .match_indices(macro_call)
+                    .map(|(i, _)| ((), &text[i + macro_call.len()..]))
+                {
+                    let rel = &rest[..rest.find('"').unwrap()];
+                    let mut target = path.parent().unwrap().to_path_buf();
+                    for part in Path::new(rel).components() {
+                        match part {
+                            std::path::Component::ParentDir => {
+                                target.pop();
+                            }
+                            other => target.push(other),
+                        }
+                    }
+                    let inside = target
+                        .strip_prefix(repo(""))
+                        .unwrap_or_else(|_| {
+                            panic!("{} includes {rel}, outside the repository", path.display())
+                        })
+                        .to_string_lossy()
+                        .into_owned();
+                    assert!(
+                        allowed
+                            .iter()
+                            .any(|a| inside == *a || inside.starts_with(&format!("{a}/"))),
+                        "{} includes {inside}, which .dockerignore keeps out of the image build",
+                        path.display()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 0,
+        "found no include_str!/include_bytes! under src/"
+    );
+}
+
 #[test]
 fn ha_compose_file_agrees_with_the_single_one_and_the_balancer() {
     // The registry trusts the same issuer and certificate, and sends clients to the same
