@@ -22,7 +22,8 @@ RUN groupadd --system --gid 10001 regauth \
     && useradd --system --uid 10001 --gid regauth --home-dir /data --no-create-home \
        --shell /usr/sbin/nologin regauth \
     && mkdir -p /data /certs /etc/regauth \
-    && chown regauth:regauth /data /certs
+    && chown regauth:regauth /data /certs \
+    && chmod 0700 /data
 COPY --from=build /usr/local/bin/regauth /usr/local/bin/regauth
 COPY deploy/regauth-compose.toml /etc/regauth/regauth.toml
 # REGAUTH_CONFIG is read by `serve` and by the client commands alike, so

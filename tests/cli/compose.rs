@@ -472,16 +472,16 @@ fn compose_stack_builds_and_serves_docker_login_push_pull() {
     let id = stack.exec("regauth", &["id", "-u"]);
     assert_eq!(id.stdout.trim(), "10001");
 
-    let password = create_token(&stack, "regauth", "ci", "repository:team/*:pull,push");
-    login_within(&stack, "ci", &password, Duration::from_secs(60));
+    let password = create_token(&stack, "regauth", "ci-bot", "repository:team/*:pull,push");
+    login_within(&stack, "ci-bot", &password, Duration::from_secs(60));
     push_and_pull(&stack, "team/compose:1");
 
     // Refusals come through the stack too: a wrong password, and a push outside the scope.
     stack
         .client()
-        .login(REGISTRY, "ci", "rga_not-the-password")
+        .login(REGISTRY, "ci-bot", "rga_not-the-password")
         .expect_refused("docker login with a wrong password", REFUSED);
-    login_within(&stack, "ci", &password, Duration::from_secs(5));
+    login_within(&stack, "ci-bot", &password, Duration::from_secs(5));
     let image = stack.client().import_image();
     let outside = format!("{REGISTRY}/other/compose:1");
     stack.client().tag(&image, &outside);
@@ -511,15 +511,15 @@ fn ha_compose_stack_serves_logins_with_either_replica_stopped() {
     }
 
     // Made on A, used through the balancer (and so through either replica).
-    let password = create_token(&stack, "regauth-a", "ci", "repository:team/*:pull,push");
-    login_within(&stack, "ci", &password, Duration::from_secs(60));
+    let password = create_token(&stack, "regauth-a", "ci-bot", "repository:team/*:pull,push");
+    login_within(&stack, "ci-bot", &password, Duration::from_secs(60));
     push_and_pull(&stack, "team/ha:1");
     // B sees what A wrote: both are on the one database.
     let shown = stack.exec(
         "regauth-b",
-        &["regauth", "-o", "json", "token", "show", "ci"],
+        &["regauth", "-o", "json", "token", "show", "ci-bot"],
     );
-    assert_eq!(shown.json()["properties"]["name"], "ci", "{shown}");
+    assert_eq!(shown.json()["properties"]["name"], "ci-bot", "{shown}");
 
     for (stopped, running) in [("regauth-a", "regauth-b"), ("regauth-b", "regauth-a")] {
         stack
@@ -531,7 +531,7 @@ fn ha_compose_stack_serves_logins_with_either_replica_stopped() {
             stack.client().logout(REGISTRY);
             stack
                 .client()
-                .login(REGISTRY, "ci", &password)
+                .login(REGISTRY, "ci-bot", &password)
                 .expect_success(&format!("docker login with {stopped} stopped"));
         }
         push_and_pull(&stack, &format!("team/ha-without-{stopped}:1"));
