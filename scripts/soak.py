@@ -348,6 +348,8 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--work", required=True)
     p.add_argument("--command", default="")
+    p.add_argument("--loads", default="token,logins,admin,bad",
+                   help="which loads to run, comma-separated (to find what a growth comes from)")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -379,14 +381,21 @@ def main():
 
     counters = Counters()
     stop = threading.Event()
-    workers = [
-        threading.Thread(target=admin_churn, daemon=True,
-                         args=(stop, args.port, args.admin_token, args.admin_rate, counters)),
-        threading.Thread(target=refresh_logins, daemon=True,
-                         args=(stop, args.port, creds, args.login_rate, counters)),
-        threading.Thread(target=failing_logins, daemon=True,
-                         args=(stop, args.port, creds, args.bad_rate, counters)),
-    ]
+    loads = set(args.loads.split(","))
+    unknown = loads - {"token", "logins", "admin", "bad"}
+    if unknown:
+        server.kill()
+        sys.exit(f"soak: unknown loads {sorted(unknown)}")
+    workers = []
+    if "admin" in loads:
+        workers.append(threading.Thread(target=admin_churn, daemon=True, args=(
+            stop, args.port, args.admin_token, args.admin_rate, counters)))
+    if "logins" in loads:
+        workers.append(threading.Thread(target=refresh_logins, daemon=True, args=(
+            stop, args.port, creds, args.login_rate, counters)))
+    if "bad" in loads:
+        workers.append(threading.Thread(target=failing_logins, daemon=True, args=(
+            stop, args.port, creds, args.bad_rate, counters)))
     for w in workers:
         w.start()
 
@@ -410,7 +419,13 @@ def main():
         print(",".join(columns), flush=True)
         while time.monotonic() - start < args.duration - 1:
             left = args.duration - (time.monotonic() - start)
-            wrk = run_wrk(args, lua, max(1, int(min(args.interval, left))))
+            seconds = max(1, int(min(args.interval, left)))
+            if "token" in loads:
+                wrk = run_wrk(args, lua, seconds)
+            else:
+                time.sleep(seconds)
+                wrk = {"requests": 0, "p50_ms": "", "p99_ms": "", "max_ms": "", "sockerr": 0,
+                       "statuses": {}}
             now = time.monotonic()
             if server.poll() is not None:
                 print(f"soak: the server exited with {server.returncode}", file=sys.stderr)
@@ -510,7 +525,7 @@ def write_report(args, rows, columns, totals, logs, code, shutdown_s):
         by_kind[k][s] += n
     with open(md, "w") as f:
         f.write("# Soak run\n\n")
-        f.write(f"Command: `{args.command}`. Started {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(time.time() - (rows[-1]['elapsed_s'] if rows else 0)))}, "
+        f.write(f"Command: `{args.command}` (loads: {args.loads}). Started {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(time.time() - (rows[-1]['elapsed_s'] if rows else 0)))}, "
                 f"{len(rows)} intervals of about {args.interval} s on {os.cpu_count()} CPUs.\n\n")
         if rows:
             half = rows[len(rows) // 2:]

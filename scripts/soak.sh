@@ -6,7 +6,7 @@
 #
 #   scripts/soak.sh [--duration 3600] [--interval 30] [--rate 400] [--conns 4]
 #                   [--port 5201] [--work target/soak] [--out DIR] [--no-build]
-#                   [--bin PATH --seed PATH]
+#                   [--bin PATH --seed PATH] [--loads token,logins,admin,bad]
 #
 # The load (scripts/soak.py does it): token requests from wrk (GET /auth, Basic, rate-limited
 # to about --rate per second), password logins with refresh tokens then refresh grants, admin
@@ -15,7 +15,8 @@
 # plus tokens whose expiries are spread over the run, so each sweep (every 30 s) deletes some.
 # The server and the load generators run under `nice -n 5`. Writes soak.csv, soak.md (table
 # and summary: first/last/max and slope of RSS, fds, threads, p99) and soak.svg to --out
-# (default: the work directory). Needs wrk (Debian's /usr/bin/wrk), python3 and curl.
+# (default: the work directory). --loads runs only some of the loads (to find what a growth
+# comes from). Needs wrk (Debian's /usr/bin/wrk) and python3.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -29,6 +30,7 @@ OUT=""
 BUILD=1
 BIN=""
 SEED=""
+LOADS=token,logins,admin,bad
 cmdline="scripts/soak.sh $*"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -42,7 +44,8 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0; shift ;;
         --bin) BIN="$2"; BUILD=0; shift 2 ;;
         --seed) SEED="$2"; BUILD=0; shift 2 ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        --loads) LOADS="$2"; shift 2 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "soak: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -87,4 +90,4 @@ TOML
 exec python3 scripts/soak.py --bin "$BIN" --config "$run/regauth.toml" --data-dir "$run/data" \
     --creds "$run/creds.txt" --admin-token "$admin_token" --port "$PORT" \
     --duration "$DURATION" --interval "$INTERVAL" --rate "$RATE" --conns "$CONNS" \
-    --out "$OUT" --work "$run" --command "$cmdline"
+    --out "$OUT" --work "$run" --command "$cmdline" --loads "$LOADS"
