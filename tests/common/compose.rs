@@ -111,7 +111,10 @@ impl ComposeStack {
             // classic builder: this dockerd's BuildKit is not needed.
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("COMPOSE_DOCKER_CLI_BUILD", "1")
-            .env("DOCKER_BUILDKIT", "0");
+            .env("DOCKER_BUILDKIT", "0")
+            // docker-compose gives up on a daemon call after 60 s by default; creating a
+            // container from a large image under vfs (which copies every layer) can take longer.
+            .env("COMPOSE_HTTP_TIMEOUT", "600");
         run(c, None, timeout)
     }
 
