@@ -286,7 +286,9 @@ impl AuthService {
         };
         // The token a refresh token belongs to, once its grant is found (for the log).
         let mut refresh_owner = None;
-        let outcome = self.decide(&req, now, &mut refresh_owner).await;
+        let outcome = self
+            .decide(&req, now, presented_name.is_some(), &mut refresh_owner)
+            .await;
         match &outcome {
             Ok((token, _)) => self.throttle.succeeded(ticket, token.name.as_str()),
             Err(AuthError::Unauthorized(_)) => self.throttle.failed(ticket, presented_name),
@@ -340,6 +342,9 @@ impl AuthService {
         &self,
         req: &TokenRequest,
         now: DateTime<Utc>,
+        // Whether a password grant's username is a possible token name (checked once, in
+        // `issue`, for the throttle).
+        valid_name: bool,
         refresh_owner: &mut Option<String>,
     ) -> Result<(Arc<Token>, Issued), AuthError> {
         let registry = self
@@ -347,7 +352,7 @@ impl AuthService {
             .ok_or_else(|| AuthError::UnknownService(req.service.clone()))?;
         let (token, refresh_token, grant) = match &req.credentials {
             Credentials::Password { username, password } => {
-                let token = self.check_password(registry, username, password, now)?;
+                let token = self.check_password(registry, username, valid_name, password, now)?;
                 let refresh = if req.want_refresh {
                     Some(self.new_refresh(&token, &req.service, now).await?)
                 } else {
@@ -390,13 +395,15 @@ impl AuthService {
         &self,
         registry: &str,
         username: &str,
+        valid_name: bool,
         password: &str,
         now: DateTime<Utc>,
     ) -> Result<Arc<Token>, AuthError> {
         let presented = SecretHash::of(password);
-        let token = match TokenName::check(username) {
-            Ok(()) => self.store.find_by_name(registry, username)?,
-            Err(_) => None,
+        let token = if valid_name {
+            self.store.find_by_name(registry, username)?
+        } else {
+            None
         };
         match token {
             Some(t) => {
@@ -686,7 +693,11 @@ mod tests {
                     service: service.into(),
                     ..request(credentials, false)
                 };
-                let result = auth.decide(&req, clock.now(), &mut owner).await;
+                let valid_name = match &req.credentials {
+                    Credentials::Password { username, .. } => TokenName::check(username).is_ok(),
+                    Credentials::Refresh { .. } => false,
+                };
+                let result = auth.decide(&req, clock.now(), valid_name, &mut owner).await;
                 (result.map(|(t, _)| t.name.to_string()), owner)
             }
         };
@@ -1005,7 +1016,13 @@ mod tests {
         let unknown: Vec<String> = (0..16).map(|i| format!("bou-{:04}", i * 97)).collect();
         let time = |name: &str, want: Denial| {
             let started = Instant::now();
-            let r = auth.check_password("default", name, "rga_wrong-guess", now);
+            let r = auth.check_password(
+                "default",
+                name,
+                TokenName::check(name).is_ok(),
+                "rga_wrong-guess",
+                now,
+            );
             let took = started.elapsed().as_nanos() as u64;
             assert!(
                 matches!(r, Err(AuthError::Unauthorized(d)) if d == want),
