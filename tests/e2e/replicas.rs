@@ -180,11 +180,22 @@ fn try_create(client: &reqwest::blocking::Client, base: &str, name: &str) -> (u1
     }
 }
 
-/// Every token of the registry, by the admin API.
+/// Every token of the registry, by the admin API, page by page (a page holds at most 1 000,
+/// and a fast machine creates more than that before the kill).
 fn all_tokens(r: &Regauth) -> Vec<Value> {
-    let (status, v) = r.admin(Method::GET, "/registries/default/tokens?limit=1000", None);
-    assert_eq!(status, StatusCode::OK, "{v}");
-    v["items"].as_array().cloned().unwrap_or_default()
+    let mut all = Vec::new();
+    loop {
+        let path = format!("/registries/default/tokens?offset={}&limit=1000", all.len());
+        let (status, v) = r.admin(Method::GET, &path, None);
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        let total = v["total"].as_u64().expect("total") as usize;
+        let empty = items.is_empty();
+        all.extend(items);
+        if empty || all.len() >= total {
+            return all;
+        }
+    }
 }
 
 #[test]
