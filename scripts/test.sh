@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command: installs the test peers, runs clippy with the crate's [lints] (it
 # fails on an unwrap, expect or panic outside tests), then runs every test
-# (unit tests, tests/api, tests/cli, tests/e2e) with `cargo test --all-targets`, and the one
-# test of the load benchmark's baseline route, which exists only with `--features bench-baseline`,
+# (unit tests, tests/api, tests/cli, tests/e2e) with `cargo test --all-targets`, and the two
+# tests of the load benchmark's tools (the baseline route and regauth-seed), which exist only
+# with `--features bench-baseline`,
 # then scripts/schemathesis.sh (the live server against its OpenAPI document), then
 # scripts/fuzz-smoke.sh (every fuzz target over its seeds and a few seconds more).
 # Extra arguments go to the first cargo test (and skip the second), e.g. `scripts/test.sh --test e2e`.
@@ -31,8 +32,8 @@ trap 'rm -f "$results"' EXIT
 cargo test --all-targets "$@" 2>&1 | tee -a "$results"
 
 if [ $# -eq 0 ]; then
-    echo "==> cargo test --features bench-baseline --test api bench_sign"
-    cargo test --features bench-baseline --test api bench_sign 2>&1 | tee -a "$results"
+    echo "==> cargo test --features bench-baseline --test api bench_"
+    cargo test --features bench-baseline --test api bench_ 2>&1 | tee -a "$results"
     echo "==> scripts/schemathesis.sh"
     bash scripts/schemathesis.sh
     echo "==> scripts/fuzz-smoke.sh"

@@ -115,6 +115,8 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
+    // The data dir, the store and the --creds file (passwords) are private, as `serve` makes them.
+    regauth::server::private_umask();
     let dir = args.data_dir.join("store");
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;

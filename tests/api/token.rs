@@ -547,3 +547,43 @@ async fn bench_sign_baseline_uses_the_servers_issuer_and_the_token_reply() {
     assert_eq!(c["aud"], "registry.local");
     assert_eq!(c["access"].as_array().unwrap().len(), 2);
 }
+
+/// The load benchmark's seeding tool (`regauth-seed`, built only with `--features
+/// bench-baseline`) makes the data dir, the store and the credentials file private, as `serve`
+/// does, whatever the caller's umask; and its store holds the tokens it was asked for.
+#[cfg(feature = "bench-baseline")]
+#[test]
+fn bench_seed_makes_private_files_and_the_tokens_asked_for() {
+    use regauth::store::Store;
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let creds = tmp.path().join("creds");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_regauth-seed"))
+        .args(["--count", "5", "--sample", "3", "--data-dir"])
+        .arg(&data)
+        .arg("--creds")
+        .arg(&creds)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "data dir");
+    assert_eq!(mode(&creds), 0o600, "credentials file");
+    for entry in std::fs::read_dir(data.join("store")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            assert_eq!(
+                mode(&path) & 0o077,
+                0,
+                "{} is open to others",
+                path.display()
+            );
+        }
+    }
+    let lines = std::fs::read_to_string(&creds).unwrap();
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+    assert!(lines.lines().all(|l| l.starts_with("Basic ")), "{lines}");
+    let store = regauth::store::sled::SledStore::open(&data.join("store")).unwrap();
+    assert_eq!(store.count().unwrap(), 5);
+}
