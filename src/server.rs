@@ -21,7 +21,7 @@ use crate::http::listener::{self, ConnectionLimits};
 use crate::http::AppState;
 use crate::jwt;
 use crate::service::metrics::{self, Metrics};
-use crate::service::{expiry, usage, AdminService};
+use crate::service::{expiry, usage, AdminService, SweepTrigger};
 use crate::store::postgres::{PgOptions, Tls};
 use crate::store::{PgStore, SledStore, Store};
 
@@ -287,12 +287,9 @@ async fn sweeper(admin: AdminService, every: Duration) {
     loop {
         tick.tick().await;
         let admin = admin.clone();
-        match tokio::task::spawn_blocking(move || admin.sweep()).await {
-            Ok(Ok(deleted)) => {
-                for t in deleted {
-                    info!(token = %t.name, registry = %t.registry, id = %t.id, "expired token deleted");
-                }
-            }
+        // The service logs each deletion.
+        match tokio::task::spawn_blocking(move || admin.sweep(SweepTrigger::Timer)).await {
+            Ok(Ok(_)) => {}
             Ok(Err(e)) => warn!(error = %Chain(&e), "expiry sweep failed"),
             Err(e) => warn!(error = %e, "expiry sweep task failed"),
         }

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tracing::info;
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -22,6 +23,24 @@ use crate::domain::{
 use crate::error::BoxError;
 use crate::service::usage::UsageRecorder;
 use crate::store::{Page, Store, StoreError};
+
+/// What ran an expiry sweep, as its log lines say (`by=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepTrigger {
+    /// The server's periodic sweeper.
+    Timer,
+    /// A token list, which sweeps first so that it never lists an expired token.
+    List,
+}
+
+impl SweepTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SweepTrigger::Timer => "sweeper",
+            SweepTrigger::List => "list",
+        }
+    }
+}
 
 /// Who made a change, recorded in `createdBy`/`lastModifiedBy`. The admin API has a single
 /// shared admin token, so there is one actor.
@@ -310,7 +329,7 @@ impl AdminService {
     /// A page of tokens sorted by name. Sweeps expired tokens first so they are never listed
     /// (when expired means deleted).
     pub fn list(&self, registry: &str, offset: usize, limit: usize) -> Result<Page, AdminError> {
-        self.sweep()?;
+        self.sweep(SweepTrigger::List)?;
         let page = self.store.list(registry, offset, limit)?;
         Ok(Page {
             items: page.items.into_iter().map(|t| self.shown(t)).collect(),
@@ -326,7 +345,7 @@ impl AdminService {
         offset: usize,
         limit: usize,
     ) -> Result<Page, AdminError> {
-        self.sweep()?;
+        self.sweep(SweepTrigger::List)?;
         let page = self.store.list_matching(registry, needle, offset, limit)?;
         Ok(Page {
             items: page.items.into_iter().map(|t| self.shown(t)).collect(),
@@ -385,12 +404,18 @@ impl AdminService {
     }
 
     /// Deletes expired tokens and returns them, when expired means deleted; otherwise does
-    /// nothing.
-    pub fn sweep(&self) -> Result<Vec<Token>, AdminError> {
-        match self.on_expiry {
-            OnExpiry::Delete => Ok(self.store.delete_expired(self.clock.now())?),
-            OnExpiry::Disable => Ok(Vec::new()),
+    /// nothing. Logs one line per deleted token (`expired token deleted`, with `by=` the
+    /// trigger), whichever sweep deleted it, so the log accounts for every expiry.
+    pub fn sweep(&self, by: SweepTrigger) -> Result<Vec<Token>, AdminError> {
+        let deleted = match self.on_expiry {
+            OnExpiry::Delete => self.store.delete_expired(self.clock.now())?,
+            OnExpiry::Disable => Vec::new(),
+        };
+        for t in &deleted {
+            let expiry = t.expiry.map(|e| e.to_rfc3339()).unwrap_or_default();
+            info!(token = %t.name, registry = %t.registry, id = %t.id, expiry, by = by.as_str(), "expired token deleted");
         }
+        Ok(deleted)
     }
 
     /// Gives the token a new password, keeping its name, id, scopes, status and expiry. With a
@@ -512,6 +537,73 @@ mod tests {
                 assert!(t.is_usable(clock.now()));
             }
         }
+    }
+
+    /// Captures what `f` logs on this thread, as `serve`'s text format writes it.
+    fn logged(f: impl FnOnce()) -> String {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        #[derive(Clone, Default)]
+        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::registry().with(crate::logging::layer(
+            crate::logging::LogFormat::Text,
+            false,
+            move || sink.clone(),
+        ));
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = buf.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// Every expired token deleted is one log line, whichever sweep deleted it: the periodic
+    /// sweeper or the one a token list runs first.
+    #[test]
+    fn every_sweep_logs_each_token_it_deletes() {
+        let (admin, store, clock) = service(OnExpiry::Delete);
+        let a = expiring("default", "brief-a", t0() + TimeDelta::hours(2));
+        let b = expiring("default", "brief-b", t0() + TimeDelta::hours(3));
+        let lasting = expiring("default", "lasting", t0() + TimeDelta::days(3));
+        for t in [&a, &b, &lasting] {
+            store.create(t).unwrap();
+        }
+        clock.advance(TimeDelta::hours(2));
+        let by_list = logged(|| assert_eq!(admin.list("default", 0, 10).unwrap().total, 2));
+        let lines: Vec<&str> = by_list.lines().collect();
+        assert_eq!(lines.len(), 1, "{by_list}");
+        assert!(
+            lines[0].contains("expired token deleted")
+                && lines[0].contains("token=brief-a")
+                && lines[0].contains(&format!("id={}", a.id))
+                && lines[0].contains("registry=default")
+                && lines[0].contains("by=\"list\""),
+            "{by_list}"
+        );
+        clock.advance(TimeDelta::hours(1));
+        let by_timer = logged(|| {
+            let deleted = admin.sweep(SweepTrigger::Timer).unwrap();
+            assert_eq!(deleted.len(), 1);
+        });
+        let lines: Vec<&str> = by_timer.lines().collect();
+        assert_eq!(lines.len(), 1, "{by_timer}");
+        assert!(
+            lines[0].contains("token=brief-b") && lines[0].contains("by=\"sweeper\""),
+            "{by_timer}"
+        );
+        // Nothing expired: nothing deleted, nothing logged.
+        assert_eq!(
+            logged(|| drop(admin.sweep(SweepTrigger::Timer).unwrap())),
+            ""
+        );
     }
 
     #[test]
