@@ -494,6 +494,29 @@ impl PgStore {
 }
 
 /// Maps a unique violation on create or rename to the store's conflict errors.
+/// Locks a token's row (`FOR UPDATE`, until `tx` ends) and reads it: its stored name and its
+/// record; `None` when no such token exists.
+async fn lock_token(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: Uuid,
+    registry: &str,
+    what: &'static str,
+) -> Result<Option<(String, Token)>, StoreError> {
+    let err = |e| pg_error(what, e);
+    let lock = tx
+        .prepare_cached(
+            "SELECT name, record FROM regauth_tokens WHERE id = $1 AND registry = $2 FOR UPDATE",
+        )
+        .await
+        .map_err(err)?;
+    let Some(row) = tx.query_opt(&lock, &[&id, &registry]).await.map_err(err)? else {
+        return Ok(None);
+    };
+    let name: String = row.try_get(0).map_err(err)?;
+    let token = decode_token(row.try_get(1).map_err(err)?)?;
+    Ok(Some((name, token)))
+}
+
 fn conflict(e: tokio_postgres::Error, token: &Token, what: &str) -> StoreError {
     if let Some(db) = e.as_db_error() {
         if db.code() == &SqlState::UNIQUE_VIOLATION {
@@ -647,21 +670,11 @@ impl Store for PgStore {
             let mut client = self.client().await?;
             let err = |e| pg_error("updating a token", e);
             let tx = client.transaction().await.map_err(err)?;
-            let lock = tx
-                .prepare_cached(
-                    "SELECT name, record FROM regauth_tokens WHERE id = $1 AND registry = $2 FOR UPDATE",
-                )
-                .await
-                .map_err(err)?;
-            let Some(row) = tx
-                .query_opt(&lock, &[&token.id, &token.registry])
-                .await
-                .map_err(err)?
+            let Some((old_name, stored)) =
+                lock_token(&tx, token.id, &token.registry, "updating a token").await?
             else {
                 return Err(StoreError::NotFound);
             };
-            let old_name: String = row.try_get(0).map_err(err)?;
-            let stored = decode_token(row.try_get(1).map_err(err)?)?;
             let mut merged = token.clone();
             merged.last_used = LastUse::latest(stored.last_used, token.last_used);
             let record = encode_token(&merged)?;
@@ -675,7 +688,13 @@ impl Store for PgStore {
             let enabled = token.status == Status::Enabled;
             tx.execute(
                 &write,
-                &[&token.id, &token.name.as_str(), &enabled, &token.expiry, &record],
+                &[
+                    &token.id,
+                    &token.name.as_str(),
+                    &enabled,
+                    &token.expiry,
+                    &record,
+                ],
             )
             .await
             .map_err(|e| conflict(e, token, "updating a token"))?;
@@ -876,27 +895,17 @@ impl Store for PgStore {
             let mut client = self.client().await?;
             let err = |e| pg_error("writing last uses", e);
             let tx = client.transaction().await.map_err(err)?;
-            let lock = tx
-                .prepare_cached(
-                    "SELECT name, record FROM regauth_tokens WHERE id = $1 AND registry = $2 FOR UPDATE",
-                )
-                .await
-                .map_err(err)?;
             let write = tx
                 .prepare_cached("UPDATE regauth_tokens SET record = $2 WHERE id = $1")
                 .await
                 .map_err(err)?;
             let mut written = Vec::new();
             for u in sorted {
-                let Some(row) = tx
-                    .query_opt(&lock, &[&u.id, &u.registry])
-                    .await
-                    .map_err(err)?
+                let Some((name, mut token)) =
+                    lock_token(&tx, u.id, &u.registry, "writing last uses").await?
                 else {
                     continue;
                 };
-                let name: String = row.try_get(0).map_err(err)?;
-                let mut token = decode_token(row.try_get(1).map_err(err)?)?;
                 if token.last_used.is_some_and(|old| old.at >= u.last_use.at) {
                     continue;
                 }
