@@ -492,8 +492,6 @@ fn compose_stack_builds_and_serves_docker_login_push_pull() {
 }
 
 #[test]
-#[ignore = "not yet seen passing: its last run timed out creating the PostgreSQL container \
-            (docker-compose's 60 s daemon timeout, now raised); run with --ignored"]
 fn ha_compose_stack_serves_logins_with_either_replica_stopped() {
     let stack = ComposeStack::up(
         &[
