@@ -60,8 +60,9 @@ run() { # build-label dir run-number
     bash scripts/bench-load.sh --sizes 10 --conns "$CONNS" --duration "$DURATION" \
         --rounds "$ROUNDS" --bin "$dir/regauth" --seed "$dir/regauth-seed" \
         --work "$WORK/store-$label" --out "$out" >/dev/null
+    # The main table's rows (11 columns; the report's later tables have fewer):
     # | 10 | conns | auth rps | p50 | p99 | sign rps | p50 | p99 | ratio | cpu auth, sign | others |
-    awk -F'|' -v l="$label" -v n="$n" '$2 ~ /^ *10 *$/ {
+    awk -F'|' -v l="$label" -v n="$n" 'NF == 13 && $2 ~ /^ *10 *$/ {
         gsub(/ /, "", $3); gsub(/ /, "", $4); gsub(/ /, "", $7); split($11, c, ","); gsub(/ /, "", c[1]);
         gsub(/ /, "", $12);
         print l, n, $3, $4, $7, c[1], $12 }' "$out" >>"$ROWS"
