@@ -169,6 +169,17 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// The password in a create or rotate reply, or an error saying the token `what` (e.g. "was
+/// created") but the reply carried none, and what to do (`then`).
+fn reply_password<'t>(t: &'t Token, what: &str, then: &str) -> Result<&'t str, CliError> {
+    t.properties.credentials.password.as_deref().ok_or_else(|| {
+        CliError::Other(format!(
+            "token {} {what}, but the server's reply carries no password; {then}",
+            t.name()
+        ))
+    })
+}
+
 /// The output of `token create`: the one and only sight of the password, and how to use it.
 pub fn created(
     out: &mut dyn Write,
@@ -177,18 +188,7 @@ pub fn created(
     hostname: &str,
     now: DateTime<Utc>,
 ) -> Result<(), CliError> {
-    let password = t
-        .properties
-        .credentials
-        .password
-        .as_deref()
-        .ok_or_else(|| {
-            CliError::Other(format!(
-                "token {} was created, but the server's reply carries no password; \
-                 delete it and create it again",
-                t.name()
-            ))
-        })?;
+    let password = reply_password(t, "was created", "delete it and create it again")?;
     writeln!(
         out,
         "Created token {} (id {}) in registry {registry}.",
@@ -210,17 +210,7 @@ pub fn rotated(
     hostname: &str,
     now: DateTime<Utc>,
 ) -> Result<(), CliError> {
-    let password = t
-        .properties
-        .credentials
-        .password
-        .as_deref()
-        .ok_or_else(|| {
-            CliError::Other(format!(
-                "token {} was rotated, but the server's reply carries no password; rotate it again",
-                t.name()
-            ))
-        })?;
+    let password = reply_password(t, "was rotated", "rotate it again")?;
     writeln!(
         out,
         "Rotated the password of token {} (id {}) in registry {registry}.",
@@ -428,7 +418,18 @@ mod tests {
         );
         let t = token(sample(None));
         let mut buf = Vec::new();
-        assert!(created(&mut buf, &t, "default", "h", Utc::now()).is_err());
+        let e = created(&mut buf, &t, "default", "h", Utc::now()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "token ci-push was created, but the server's reply carries no password; \
+             delete it and create it again"
+        );
+        let e = rotated(&mut buf, &t, "default", "h", Utc::now()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "token ci-push was rotated, but the server's reply carries no password; rotate it again"
+        );
+        assert!(buf.is_empty(), "nothing printed without a password");
     }
 
     #[test]
