@@ -12,6 +12,43 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
+usage() {
+    cat <<'USAGE'
+Usage: scripts/test.sh [--quick] [--help] [CARGO TEST ARGUMENTS...]
+
+The whole test suite, as CI runs it (.ci/run). As root: it installs what is missing
+(scripts/install-test-deps.sh: Debian packages, npm and PyPI packages into the repository,
+the nightly toolchain's cargo-fuzz), runs clippy, every cargo test (unit, tests/api,
+tests/cli, tests/e2e), the bench-baseline tests, schemathesis and the fuzz smoke run.
+
+  --quick   No installs, no root, no docker, no browser, no PostgreSQL: the unit tests,
+            tests/api and tests/cli without the docker, compose, PostgreSQL and shell
+            completion tests. For contributors; a few minutes. CI never runs this.
+  --help    This text, and nothing else.
+
+Any other arguments go to the first `cargo test` and skip the bench-baseline, schemathesis
+and fuzz steps, e.g. `scripts/test.sh --test e2e throttle::`.
+Times on a 2-core machine are in docs/development.md.
+USAGE
+}
+
+case "${1:-}" in
+    -h|--help)
+        usage
+        exit 0
+        ;;
+    --quick)
+        shift
+        export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+        echo "==> quick: cargo test --lib --test api --test cli (no docker, compose, PostgreSQL or shell completions)"
+        # The names skipped here are the tests that start dockerd, docker-compose, a
+        # PostgreSQL cluster or another shell; everything else of these three binaries runs.
+        exec cargo test --lib --test api --test cli "$@" -- \
+            --skip store::postgres:: --skip store::tests::postgres:: \
+            --skip compose:: --skip docker:: --skip completions::
+        ;;
+esac
+
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/test.sh: must run as root (the end-to-end tests start dockerd)" >&2
     exit 1
