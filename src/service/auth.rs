@@ -612,6 +612,7 @@ mod tests {
                 id: "default".into(),
                 service: SERVICE.into(),
                 hostname: "localhost:5000".into(),
+                public: Vec::new(),
             }],
         );
         let writes = || store.writes.load(Ordering::SeqCst);
@@ -660,6 +661,7 @@ mod tests {
             id: id.into(),
             service: service.into(),
             hostname: "localhost:5000".into(),
+            public: Vec::new(),
         };
         let auth = AuthService::new(
             store.clone(),
@@ -844,6 +846,7 @@ mod tests {
                 id: "default".into(),
                 service: SERVICE.into(),
                 hostname: "localhost:5000".into(),
+                public: Vec::new(),
             }],
         );
         let login = auth
@@ -866,6 +869,7 @@ mod tests {
                 id: "default".into(),
                 service: SERVICE.into(),
                 hostname: "localhost:5000".into(),
+                public: Vec::new(),
             }],
         )
     }

@@ -188,6 +188,7 @@ async fn store_contents_are_served_as_last_counted() {
             id: "staging".into(),
             service: "registry.staging".into(),
             hostname: "staging:5000".into(),
+            public: Vec::new(),
         })
     });
     let now = app.clock.now();
