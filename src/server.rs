@@ -184,6 +184,10 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
     tokio::spawn(crate::service::throttle::run_summariser(
         state.throttle.clone(),
     ));
+    tokio::spawn(crate::service::anonymous::run_summariser(
+        state.auth.anonymous().clone(),
+        std::time::Duration::from_secs(state.config.limits.denial_log_interval_seconds),
+    ));
     let usage = state.auth.usage().clone();
     let flusher = tokio::spawn(usage::run_flusher(usage.clone(), usage::FLUSH_INTERVAL));
     let limits = ConnectionLimits::from_config(&state.config.limits);
