@@ -1011,10 +1011,15 @@ mod tests {
         let text = "[[registries]]\nid=\"a\"\nservice=\"s\"\nhostname=\"h\"\npublic=[\"library/*\", \"docs/*\"]\n";
         let c = Config::from_toml(text).unwrap();
         assert_eq!(c.registries[0].public, ["library/*", "docs/*"]);
-        assert!(Config::from_toml("").unwrap().registries[0].public.is_empty());
+        assert!(Config::from_toml("").unwrap().registries[0]
+            .public
+            .is_empty());
         let bad = "[[registries]]\nid=\"a\"\nservice=\"s\"\nhostname=\"h\"\npublic=[\"library/*\", \"Team/*\"]\n";
         let err = Config::from_toml(bad).unwrap_err().to_string();
-        assert!(err.starts_with("registries[0].public[1]: \"Team/*\" is not a repository pattern"), "{err}");
+        assert!(
+            err.starts_with("registries[0].public[1]: \"Team/*\" is not a repository pattern"),
+            "{err}"
+        );
         let c = Config::from_toml("[limits]\nanonymous_per_minute = 7").unwrap();
         assert_eq!(c.limits.anonymous_per_minute, 7);
     }

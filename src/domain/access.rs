@@ -4,9 +4,7 @@
 //! registry refuses what is missing.
 use serde::Serialize;
 
-use super::{
-    Action, ActionSet, RepoPattern, RepositoryName, ResourceRequest, Scope, ScopeTarget,
-};
+use super::{Action, ActionSet, RepoPattern, RepositoryName, ResourceRequest, Scope, ScopeTarget};
 
 /// One entry of the JWT `access` claim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -346,7 +344,8 @@ mod tests {
 
     #[test]
     fn public_patterns_grant_pull_only() {
-        let public: Vec<RepoPattern> = vec!["library/*".parse().unwrap(), "docs/*".parse().unwrap()];
+        let public: Vec<RepoPattern> =
+            vec!["library/*".parse().unwrap(), "docs/*".parse().unwrap()];
         let req = |s: &str| parse_scope(s).unwrap();
         let repo = |n: &str, a: &[&str]| Grant {
             kind: "repository".into(),
@@ -354,14 +353,22 @@ mod tests {
             actions: a.iter().map(|s| s.to_string()).collect(),
         };
         // Anonymous: the public subset, pull only, never push, delete or catalog.
-        let asked = req("repository:library/alpine:pull,push,delete repository:team/app:pull \
-                         registry:catalog:* repository:docs/x:*");
+        let asked = req(
+            "repository:library/alpine:pull,push,delete repository:team/app:pull \
+                         registry:catalog:* repository:docs/x:*",
+        );
         assert_eq!(
             decide_with_public(&[], &public, &asked),
             vec![repo("library/alpine", PULL), repo("docs/x", PULL)]
         );
-        assert_eq!(decide_with_public(&[], &public, &req("repository:library/a:push")), vec![]);
-        assert_eq!(decide_with_public(&[], &[], &req("repository:library/a:pull")), vec![]);
+        assert_eq!(
+            decide_with_public(&[], &public, &req("repository:library/a:push")),
+            vec![]
+        );
+        assert_eq!(
+            decide_with_public(&[], &[], &req("repository:library/a:pull")),
+            vec![]
+        );
         // Authenticated: the token's scopes plus public pull, in one grant per repository.
         let token = [to_scope(&("repository", "team/*", PULL_PUSH))];
         assert_eq!(

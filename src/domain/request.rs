@@ -358,10 +358,18 @@ mod tests {
         // A 60 KB name is refused for its length, quoted briefly.
         let huge = format!("repository:{}:pull", "a".repeat(60 * 1024));
         let e = parse_scope(&huge).unwrap_err();
-        assert!(e.reason.contains("at most 255 characters, got 61440"), "{}", e.reason);
+        assert!(
+            e.reason.contains("at most 255 characters, got 61440"),
+            "{}",
+            e.reason
+        );
         assert!(e.scope.len() <= EXCERPT_LEN + 3);
         let huge = format!("registry:{}:*", "a".repeat(256));
         let e = parse_scope(&huge).unwrap_err();
-        assert!(e.reason.contains("at most 255 characters, got 256"), "{}", e.reason);
+        assert!(
+            e.reason.contains("at most 255 characters, got 256"),
+            "{}",
+            e.reason
+        );
     }
 }

@@ -108,8 +108,10 @@ impl IntoResponse for AuthHttpError {
             retry_after(&mut resp, r);
         }
         if let AuthHttpError::AnonymousLimited(l) = &self {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(l.retry_after_seconds()));
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(l.retry_after_seconds()),
+            );
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()

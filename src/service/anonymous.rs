@@ -118,8 +118,7 @@ impl AnonymousLimiter {
                 })
                 .take(now, limit)
         } else {
-            w.overflow
-                .take(now, limit.saturating_mul(OVERFLOW_FACTOR))
+            w.overflow.take(now, limit.saturating_mul(OVERFLOW_FACTOR))
         };
         result.map_err(|retry_after| Limited { retry_after })
     }
@@ -172,7 +171,9 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(l.check_at(v4(0, 1), t0), Ok(()));
         }
-        let refused = l.check_at(v4(0, 1), t0 + Duration::from_secs(20)).unwrap_err();
+        let refused = l
+            .check_at(v4(0, 1), t0 + Duration::from_secs(20))
+            .unwrap_err();
         assert_eq!(refused.retry_after_seconds(), 40);
         // Another address is not affected; the window's end lifts the limit.
         assert_eq!(l.check_at(v4(0, 2), t0), Ok(()));

@@ -128,7 +128,10 @@ pub struct AdminRecord<'a> {
 /// Writes the audit line of one admin write.
 pub fn admin_action(r: &AdminRecord<'_>) {
     let client = OptionalAddr(r.client);
-    let peer = r.peer.filter(|p| Some(*p) != r.client).map(tracing::field::display);
+    let peer = r
+        .peer
+        .filter(|p| Some(*p) != r.client)
+        .map(tracing::field::display);
     info!(
         target: TARGET,
         action = r.action.as_str(), registry = %r.registry, token = %r.token, id = %r.id,

@@ -404,9 +404,15 @@ impl AuthService {
                 (Decision::AnonymousNothingGranted, "nothing granted", "")
             }
             Ok(_) => (Decision::Anonymous, "issued", ""),
-            Err(AuthError::UnknownService(_)) => (Decision::UnknownService, "denied", "unknown service"),
+            Err(AuthError::UnknownService(_)) => {
+                (Decision::UnknownService, "denied", "unknown service")
+            }
             Err(AuthError::NoCredentials) => (Decision::NoCredentials, "denied", "no credentials"),
-            Err(AuthError::AnonymousLimited(_)) => (Decision::AnonymousLimited, "throttled", "too many anonymous requests from this address"),
+            Err(AuthError::AnonymousLimited(_)) => (
+                Decision::AnonymousLimited,
+                "throttled",
+                "too many anonymous requests from this address",
+            ),
             Err(_) => (Decision::Error, "error", ""),
         };
         self.metrics.decision(decision);

@@ -534,17 +534,25 @@ async fn audit_records_the_client_and_a_differing_peer() {
             .extension(axum::extract::ConnectInfo(
                 format!("{peer}:41000").parse::<SocketAddr>().unwrap(),
             ))
-            .body(Body::from(json!({"properties": {"name": name}}).to_string()))
+            .body(Body::from(
+                json!({"properties": {"name": name}}).to_string(),
+            ))
             .unwrap()
     };
     // 127.0.0.1 is a trusted proxy by default.
     let r = app.send(create("127.0.0.1", "via-proxy")).await;
     assert_eq!(r.status, StatusCode::CREATED);
     let (text, json) = log.take();
-    let line = json.iter().find(|o| o["target"] == "regauth::audit").unwrap();
+    let line = json
+        .iter()
+        .find(|o| o["target"] == "regauth::audit")
+        .unwrap();
     assert_eq!(line["client"], "203.0.113.9", "{line}");
     assert_eq!(line["peer"], "127.0.0.1", "{line}");
-    let text = text.iter().find(|l| l.contains(" regauth::audit: ")).unwrap();
+    let text = text
+        .iter()
+        .find(|l| l.contains(" regauth::audit: "))
+        .unwrap();
     assert!(text.contains("client=203.0.113.9 peer=127.0.0.1"), "{text}");
 
     let r = app.send(create("192.0.2.7", "direct")).await;

@@ -174,7 +174,9 @@ async fn every_denial_is_the_same_401() {
     assert_eq!(r.body, bodies[0]);
     // The POST form's 401 too.
     let r = app
-        .auth_post(&format!("grant_type=password&username=ci-bot&password=rga_wrong&{SVC}"))
+        .auth_post(&format!(
+            "grant_type=password&username=ci-bot&password=rga_wrong&{SVC}"
+        ))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
@@ -603,24 +605,41 @@ async fn invalid_requested_names_are_400_naming_the_rule() {
     let (app, _, pw) = app_with_bot().await;
     let huge = "a".repeat(60 * 1024);
     for (scope, needle) in [
-        (format!("repository:{huge}:pull"), "at most 255 characters, got 61440"),
-        ("repository:team/app%0Aevil:pull".to_string(), "invalid repository name"),
-        ("repository:Team/App:pull".to_string(), "invalid repository name: path component \"Team\""),
-        ("repository:team/*:pull".to_string(), "invalid repository name"),
+        (
+            format!("repository:{huge}:pull"),
+            "at most 255 characters, got 61440",
+        ),
+        (
+            "repository:team/app%0Aevil:pull".to_string(),
+            "invalid repository name",
+        ),
+        (
+            "repository:Team/App:pull".to_string(),
+            "invalid repository name: path component \"Team\"",
+        ),
+        (
+            "repository:team/*:pull".to_string(),
+            "invalid repository name",
+        ),
         ("registry:cata%0Alog:*".to_string(), "control characters"),
     ] {
         let q = format!("{SVC}&scope={scope}");
         for r in [
             app.auth_get("ci-bot", &pw, &q).await,
             app.get(&format!("/auth?{q}"), None).await,
-            app.auth_post(&format!("grant_type=password&username=ci-bot&password={pw}&{q}"))
-                .await,
+            app.auth_post(&format!(
+                "grant_type=password&username=ci-bot&password={pw}&{q}"
+            ))
+            .await,
         ] {
             assert_eq!(r.status, StatusCode::BAD_REQUEST, "{needle}");
             let (code, msg) = r.registry_error();
             assert_eq!(code, "INVALID_REQUEST");
             assert!(msg.contains(needle), "{needle}: {msg}");
-            assert!(msg.len() < 400, "the message quotes the name briefly: {msg}");
+            assert!(
+                msg.len() < 400,
+                "the message quotes the name briefly: {msg}"
+            );
         }
     }
 }
@@ -634,7 +653,12 @@ fn public_app() -> TestApp {
 /// The `access` claim (and `sub`) of an anonymous `GET /auth?<query>`; panics unless 200.
 async fn anonymous_access(app: &TestApp, query: &str) -> (Value, Value) {
     let r = app.get(&format!("/auth?{query}"), None).await;
-    assert_eq!(r.status, StatusCode::OK, "{query}: {}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{query}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
     assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
     assert!(r.json().get("refresh_token").is_none());
     let (_, claims) = app.verify(r.json()["token"].as_str().unwrap());
@@ -681,7 +705,10 @@ async fn anonymous_gets_the_public_subset_pull_only() {
         });
     });
     let r = app
-        .get("/auth?service=registry.staging&scope=repository:library/a:pull", None)
+        .get(
+            "/auth?service=registry.staging&scope=repository:library/a:pull",
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     anonymous_access(&app, &format!("{SVC}&scope=repository:library/a:pull")).await;
@@ -705,7 +732,9 @@ async fn credentials_never_fall_back_and_tokens_add_public_pull() {
         assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
     }
     let r = app
-        .auth_post(&format!("grant_type=password&username=ci-bot&password=rga_wrong&{q}"))
+        .auth_post(&format!(
+            "grant_type=password&username=ci-bot&password=rga_wrong&{q}"
+        ))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let got = app
@@ -734,7 +763,10 @@ async fn anonymous_requests_are_limited_per_address() {
         c.limits.anonymous_per_minute = 3;
     });
     let (_, pw) = app
-        .create("ci-bot", json!([{"type": "repository", "name": "team/*", "actions": ["pull"]}]))
+        .create(
+            "ci-bot",
+            json!([{"type": "repository", "name": "team/*", "actions": ["pull"]}]),
+        )
         .await;
     let anonymous = |ip: &'static str, scope: &'static str| {
         let req = Request::builder()
@@ -751,10 +783,19 @@ async fn anonymous_requests_are_limited_per_address() {
     let (code, msg) = r.registry_error();
     assert_eq!(code, "TOOMANYREQUESTS");
     assert!(msg.contains("too many anonymous token requests"), "{msg}");
-    let retry: u64 = r.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    let retry: u64 = r.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     // Another address, and credentials from the same one, are not limited.
-    assert_eq!(anonymous("127.0.0.3", "repository:library/a:pull").await.status, StatusCode::OK);
+    assert_eq!(
+        anonymous("127.0.0.3", "repository:library/a:pull")
+            .await
+            .status,
+        StatusCode::OK
+    );
     let req = Request::builder()
         .uri(format!("/auth?{SVC}&scope=repository:team/a:pull"))
         .header(header::AUTHORIZATION, basic("ci-bot", &pw))
@@ -781,10 +822,15 @@ async fn a_request_without_credentials_is_logged() {
     let (log, _guard) = crate::logs::Log::capture();
     let app = TestApp::new();
     let req = Request::builder()
-        .uri(format!("/auth?{SVC}&scope=repository:library/a:pull&client_id=docker"))
+        .uri(format!(
+            "/auth?{SVC}&scope=repository:library/a:pull&client_id=docker"
+        ))
         .body(Body::empty())
         .unwrap();
-    assert_eq!(app.send_from("127.0.0.5", req).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.send_from("127.0.0.5", req).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let line = log.decision();
     for part in [
         "grant_type=\"anonymous\"",
@@ -799,7 +845,9 @@ async fn a_request_without_credentials_is_logged() {
 
     let app = public_app();
     let req = Request::builder()
-        .uri(format!("/auth?{SVC}&scope=repository:library/a:pull,push%20repository:team/b:pull"))
+        .uri(format!(
+            "/auth?{SVC}&scope=repository:library/a:pull,push%20repository:team/b:pull"
+        ))
         .body(Body::empty())
         .unwrap();
     assert_eq!(app.send_from("127.0.0.6", req).await.status, StatusCode::OK);

@@ -4,9 +4,7 @@
 
 use reqwest::StatusCode;
 
-use crate::common::{
-    http, jwt_claims, repo, DockerClient, Regauth, Registry, Verifier, REFUSED,
-};
+use crate::common::{http, jwt_claims, repo, DockerClient, Regauth, Registry, Verifier, REFUSED};
 
 on_every_verifier!(anonymous_docker_pulls_public_repositories_only);
 
@@ -18,7 +16,10 @@ fn anonymous_docker_pulls_public_repositories_only(verifier: Verifier) {
             registries[0]
                 .as_table_mut()
                 .expect("registry table")
-                .insert("public".into(), toml::Value::Array(vec!["library/*".into()]));
+                .insert(
+                    "public".into(),
+                    toml::Value::Array(vec!["library/*".into()]),
+                );
         })
         .start();
     let registry = Registry::start_on(verifier, &regauth, "default");
@@ -26,7 +27,10 @@ fn anonymous_docker_pulls_public_repositories_only(verifier: Verifier) {
     let publisher = regauth.create_token(
         "default",
         "publisher",
-        &[repo("library/*", &["pull", "push"]), repo("team/*", &["pull", "push"])],
+        &[
+            repo("library/*", &["pull", "push"]),
+            repo("team/*", &["pull", "push"]),
+        ],
     );
     let public = format!("{host}/library/app:1");
     let private = format!("{host}/team/app:1");
@@ -81,13 +85,17 @@ fn anonymous_docker_pulls_public_repositories_only(verifier: Verifier) {
         "{claims}"
     );
     let (status, body) = registry.get_with_jwt("/v2/_catalog", &jwt);
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "anonymous catalog: {body}");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "anonymous catalog: {body}"
+    );
 
     // Every one of these requests is in the log, anonymous ones included.
     let log = regauth.log();
     assert!(
-        log.lines()
-            .any(|l| l.contains("grant_type=\"anonymous\"") && l.contains("granted=repository:library/app:pull")),
+        log.lines().any(|l| l.contains("grant_type=\"anonymous\"")
+            && l.contains("granted=repository:library/app:pull")),
         "{log}"
     );
 }
