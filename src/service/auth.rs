@@ -433,8 +433,8 @@ impl AuthService {
             }
             Err(e) => {
                 let retry_after = match e {
-                    AuthError::AnonymousLimited(l) => l.retry_after_seconds(),
-                    _ => 0,
+                    AuthError::AnonymousLimited(l) => Some(l.retry_after_seconds()),
+                    _ => None,
                 };
                 if self.throttle.log().admit(req.client_addr) {
                     info!(

@@ -842,6 +842,7 @@ async fn a_request_without_credentials_is_logged() {
     ] {
         assert!(line.contains(part), "{part} in {line}");
     }
+    assert!(!line.contains("retry_after"), "{line}");
 
     let app = public_app();
     let req = Request::builder()
@@ -861,4 +862,30 @@ async fn a_request_without_credentials_is_logged() {
     ] {
         assert!(line.contains(part), "{part} in {line}");
     }
+}
+
+/// Anonymous log lines are rationed per address as denials are: beyond `denial_log_lines`
+/// they are counted, and the summary says how many from where.
+#[tokio::test]
+async fn anonymous_log_lines_are_rationed_per_address() {
+    let (log, _guard) = crate::logs::Log::capture();
+    let app = TestApp::with(|c| {
+        c.registries[0].public = vec!["library/*".into()];
+        c.limits.denial_log_lines = 2;
+    });
+    for _ in 0..5 {
+        let req = Request::builder()
+            .uri(format!("/auth?{SVC}&scope=repository:library/a:pull"))
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(app.send_from("127.0.0.7", req).await.status, StatusCode::OK);
+    }
+    assert_eq!(log.decisions().len(), 2);
+    app.state.auth.anonymous().summarise();
+    let (text, _) = log.take();
+    assert!(
+        text.iter()
+            .any(|l| l.contains("3 more anonymous token requests from 127.0.0.7 in the last 60 s")),
+        "{text:#?}"
+    );
 }
