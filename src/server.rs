@@ -153,6 +153,11 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
             "point the registry at regauth with auth.token: realm={} service={} issuer={} rootcertbundle={}",
             cfg.realm(), r.service, cfg.jwt.issuer, state.certificate.display()
         );
+        if !r.public.is_empty() {
+            info!(registry = %r.id, public = %r.public.join(" "),
+                anonymous_per_minute = cfg.limits.anonymous_per_minute,
+                "anyone may pull these repositories without credentials");
+        }
     }
     if let Some(addr) = cfg.metrics.listen {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {

@@ -91,8 +91,14 @@ fn anonymous_docker_pulls_public_repositories_only(verifier: Verifier) {
         "anonymous catalog: {body}"
     );
 
-    // Every one of these requests is in the log, anonymous ones included.
+    // Every one of these requests is in the log, anonymous ones included, and the start-up
+    // log says which repositories are public.
     let log = regauth.log();
+    assert!(
+        log.contains("anyone may pull these repositories without credentials")
+            && log.contains("public=library/*"),
+        "{log}"
+    );
     assert!(
         log.lines().any(|l| l.contains("grant_type=\"anonymous\"")
             && l.contains("granted=repository:library/app:pull")),
