@@ -49,7 +49,14 @@ impl Window {
 struct Windows {
     by_addr: HashMap<IpAddr, Window>,
     overflow: Window,
+    /// When ended windows were last swept out of a full map: at most once per
+    /// [`SWEEP_INTERVAL`], so that a spray of new addresses cannot make every request walk
+    /// the whole map.
+    last_sweep: Instant,
 }
+
+/// Least time between two sweeps of a full map.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The anonymous rate limit and log ration, shared by every request.
 pub struct AnonymousLimiter {
@@ -84,6 +91,7 @@ impl AnonymousLimiter {
                     start: Instant::now(),
                     count: 0,
                 },
+                last_sweep: Instant::now(),
             }),
             log: DenialLog::new(lines, interval),
         })
@@ -104,8 +112,12 @@ impl AnonymousLimiter {
         }
         let key = client_key(addr);
         let mut w = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
-        if !w.by_addr.contains_key(&key) && w.by_addr.len() >= MAX_ADDRESSES {
+        if !w.by_addr.contains_key(&key)
+            && w.by_addr.len() >= MAX_ADDRESSES
+            && now.duration_since(w.last_sweep) >= SWEEP_INTERVAL
+        {
             // Forget the windows that ended before counting anyone as overflow.
+            w.last_sweep = now;
             w.by_addr
                 .retain(|_, win| now.duration_since(win.start) < WINDOW);
         }

@@ -1,6 +1,7 @@
 //! Public repositories (issue 21): with `[[registries]] public`, docker pulls a public
 //! repository without logging in; anonymous push, private pulls and the catalog are refused
-//! by the registry, because the anonymous token grants pull on public repositories only.
+//! by the registry (catalog and delete checked over plain HTTP), because the anonymous token
+//! grants pull on public repositories only.
 
 use reqwest::StatusCode;
 
@@ -89,6 +90,39 @@ fn anonymous_docker_pulls_public_repositories_only(verifier: Verifier) {
         status,
         StatusCode::UNAUTHORIZED,
         "anonymous catalog: {body}"
+    );
+    // The public image is there for anonymous pulls, and cannot be deleted with the same
+    // token (nor a tag pushed over it: see the refused docker push above).
+    let manifest = http()
+        .head(format!("{}/v2/library/app/manifests/1", registry.url()))
+        .bearer_auth(&jwt)
+        .header(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+        )
+        .send()
+        .expect("HEAD manifest");
+    assert_eq!(
+        manifest.status(),
+        StatusCode::OK,
+        "anonymous HEAD of a public manifest"
+    );
+    let digest = manifest.headers()["docker-content-digest"]
+        .to_str()
+        .expect("digest")
+        .to_owned();
+    let deleted = http()
+        .delete(format!(
+            "{}/v2/library/app/manifests/{digest}",
+            registry.url()
+        ))
+        .bearer_auth(&jwt)
+        .send()
+        .expect("DELETE manifest");
+    assert_eq!(
+        deleted.status(),
+        StatusCode::UNAUTHORIZED,
+        "anonymous delete"
     );
 
     // Every one of these requests is in the log, anonymous ones included, and the start-up
