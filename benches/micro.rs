@@ -265,6 +265,7 @@ fn bench_auth_service(c: &mut Criterion) {
         id: REGISTRY.into(),
         service: SERVICE.into(),
         hostname: "localhost:5000".into(),
+        public: Vec::new(),
     }];
     let service = AuthService::new(
         Arc::new(store),

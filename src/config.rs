@@ -1,6 +1,7 @@
 //! Configuration: built-in defaults, then the TOML file, then environment variables
 //! (docs/configuration.md).
-//! Depends on nothing else in the crate; `server` turns it into running state.
+//! Depends on nothing else in the crate but `domain`'s scope patterns (to check
+//! `[[registries]] public` at start); `server` turns it into running state.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -86,6 +87,9 @@ pub struct LimitsConfig {
     pub body_timeout_seconds: u64,
     /// How long SIGTERM waits for requests in flight before the server exits.
     pub shutdown_timeout_seconds: u64,
+    /// Anonymous token requests (public repositories) one address may make per minute;
+    /// more are refused (429). 0: no limit.
+    pub anonymous_per_minute: u32,
 }
 
 impl Default for LimitsConfig {
@@ -108,6 +112,7 @@ impl Default for LimitsConfig {
             header_timeout_seconds: 10,
             body_timeout_seconds: 30,
             shutdown_timeout_seconds: 10,
+            anonymous_per_minute: 300,
         }
     }
 }
@@ -234,6 +239,10 @@ pub struct RegistryConfig {
     pub id: String,
     pub service: String,
     pub hostname: String,
+    /// Repository patterns anyone may pull without credentials (`public`); checked as
+    /// scope patterns at start.
+    #[serde(default)]
+    pub public: Vec<String>,
 }
 
 /// A configuration problem; the message names the file, key or variable.
@@ -283,6 +292,7 @@ struct FileLimits {
     header_timeout_seconds: Option<u64>,
     body_timeout_seconds: Option<u64>,
     shutdown_timeout_seconds: Option<u64>,
+    anonymous_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -442,6 +452,7 @@ impl Config {
                 id: "default".into(),
                 service: "registry.local".into(),
                 hostname: "localhost:5000".into(),
+                public: Vec::new(),
             }],
         };
         validate_registries(&registries)?;
@@ -729,6 +740,16 @@ fn read_limits(
             d.shutdown_timeout_seconds,
             0,
         )?,
+        anonymous_per_minute: limit(
+            env,
+            (
+                "anonymous_per_minute",
+                "REGAUTH_LIMITS_ANONYMOUS_PER_MINUTE",
+            ),
+            file.anonymous_per_minute,
+            d.anonymous_per_minute,
+            0,
+        )?,
     })
 }
 
@@ -839,6 +860,14 @@ fn validate_registries(registries: &[RegistryConfig]) -> Result<(), ConfigError>
                 key: key("hostname"),
                 message: "must not be empty".into(),
             });
+        }
+        for (j, pattern) in r.public.iter().enumerate() {
+            pattern
+                .parse::<crate::domain::RepoPattern>()
+                .map_err(|e| ConfigError::Invalid {
+                    key: format!("registries[{i}].public[{j}]"),
+                    message: format!("{pattern:?} is not a repository pattern: {}", e.rule),
+                })?;
         }
         if registries[..i].iter().any(|o| o.id == r.id) {
             return Err(ConfigError::Invalid {
@@ -974,6 +1003,25 @@ mod tests {
             let err = Config::from_toml(text).unwrap_err();
             assert!(err.to_string().starts_with(key), "{text:?} gave {err}");
         }
+    }
+
+    /// `public` holds scope patterns, checked at start; the error names the key and the rule.
+    #[test]
+    fn public_repositories_are_scope_patterns() {
+        let text = "[[registries]]\nid=\"a\"\nservice=\"s\"\nhostname=\"h\"\npublic=[\"library/*\", \"docs/*\"]\n";
+        let c = Config::from_toml(text).unwrap();
+        assert_eq!(c.registries[0].public, ["library/*", "docs/*"]);
+        assert!(Config::from_toml("").unwrap().registries[0]
+            .public
+            .is_empty());
+        let bad = "[[registries]]\nid=\"a\"\nservice=\"s\"\nhostname=\"h\"\npublic=[\"library/*\", \"Team/*\"]\n";
+        let err = Config::from_toml(bad).unwrap_err().to_string();
+        assert!(
+            err.starts_with("registries[0].public[1]: \"Team/*\" is not a repository pattern"),
+            "{err}"
+        );
+        let c = Config::from_toml("[limits]\nanonymous_per_minute = 7").unwrap();
+        assert_eq!(c.limits.anonymous_per_minute, 7);
     }
 
     /// `[log] format` and `[metrics] listen`, each overridden by its variable; bad values are

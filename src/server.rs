@@ -153,6 +153,11 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
             "point the registry at regauth with auth.token: realm={} service={} issuer={} rootcertbundle={}",
             cfg.realm(), r.service, cfg.jwt.issuer, state.certificate.display()
         );
+        if !r.public.is_empty() {
+            info!(registry = %r.id, public = %r.public.join(" "),
+                anonymous_per_minute = cfg.limits.anonymous_per_minute,
+                "anyone may pull these repositories without credentials");
+        }
     }
     if let Some(addr) = cfg.metrics.listen {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -183,6 +188,10 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
     ));
     tokio::spawn(crate::service::throttle::run_summariser(
         state.throttle.clone(),
+    ));
+    tokio::spawn(crate::service::anonymous::run_summariser(
+        state.auth.anonymous().clone(),
+        std::time::Duration::from_secs(state.config.limits.denial_log_interval_seconds),
     ));
     let usage = state.auth.usage().clone();
     let flusher = tokio::spawn(usage::run_flusher(usage.clone(), usage::FLUSH_INTERVAL));

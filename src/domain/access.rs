@@ -4,7 +4,7 @@
 //! registry refuses what is missing.
 use serde::Serialize;
 
-use super::{Action, ActionSet, RepositoryName, ResourceRequest, Scope, ScopeTarget};
+use super::{Action, ActionSet, RepoPattern, RepositoryName, ResourceRequest, Scope, ScopeTarget};
 
 /// One entry of the JWT `access` claim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,11 +59,23 @@ impl<T: std::fmt::Display> std::fmt::Display for ScopeList<'_, T> {
 /// output order follows first appearance in `requests`; resources with nothing granted are
 /// left out. Repository actions come out in the order pull, push, delete.
 pub fn decide(scopes: &[Scope], requests: &[ResourceRequest]) -> Vec<Grant> {
+    decide_with_public(scopes, &[], requests)
+}
+
+/// As [`decide`], with the registry's public repositories (`[[registries]] public`) held for
+/// pull on top of `scopes`: what an anonymous request gets (with no `scopes`), and what
+/// every authenticated token gets in addition to its own. Public patterns grant pull only:
+/// never push, delete or the catalog.
+pub fn decide_with_public(
+    scopes: &[Scope],
+    public: &[RepoPattern],
+    requests: &[ResourceRequest],
+) -> Vec<Grant> {
     merge(requests)
         .into_iter()
         .filter_map(|(kind, name, actions)| {
             let granted = match kind {
-                "repository" => repository_grant(scopes, name, &actions),
+                "repository" => repository_grant(scopes, public, name, &actions),
                 "registry" if name == "catalog" => catalog_grant(scopes, &actions),
                 _ => Vec::new(),
             };
@@ -111,16 +123,24 @@ fn implied(actions: ActionSet) -> ActionSet {
     held
 }
 
-fn repository_grant(scopes: &[Scope], name: &str, requested: &[&str]) -> Vec<String> {
+fn repository_grant(
+    scopes: &[Scope],
+    public: &[RepoPattern],
+    name: &str,
+    requested: &[&str],
+) -> Vec<String> {
     // Never match a glob against something that is not a plain repository name: the
     // grammar has no `*` or `?`, so a name containing them is refused here too.
     if name.parse::<RepositoryName>().is_err() {
         return Vec::new();
     }
-    let held = scopes
+    let mut held = scopes
         .iter()
         .filter(|s| matches!(&s.target, ScopeTarget::Repository(p) if p.matches(name)))
         .fold(ActionSet::EMPTY, |acc, s| acc.union(implied(s.actions)));
+    if public.iter().any(|p| p.matches(name)) {
+        held.insert(Action::Pull);
+    }
     if held.is_empty() {
         return Vec::new();
     }
@@ -305,6 +325,68 @@ mod tests {
         Scope { target, actions }
     }
 
+    /// Requests split without the parser's name check, so the table can show that decide()
+    /// does not rely on the parser to refuse names that are not references.
+    fn raw_requests(s: &str) -> Vec<ResourceRequest> {
+        s.split(' ')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (first, last) = (p.find(':').unwrap(), p.rfind(':').unwrap());
+                ResourceRequest {
+                    kind: p[..first].to_string(),
+                    class: None,
+                    name: p[first + 1..last].to_string(),
+                    actions: p[last + 1..].split(',').map(str::to_string).collect(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn public_patterns_grant_pull_only() {
+        let public: Vec<RepoPattern> =
+            vec!["library/*".parse().unwrap(), "docs/*".parse().unwrap()];
+        let req = |s: &str| parse_scope(s).unwrap();
+        let repo = |n: &str, a: &[&str]| Grant {
+            kind: "repository".into(),
+            name: n.into(),
+            actions: a.iter().map(|s| s.to_string()).collect(),
+        };
+        // Anonymous: the public subset, pull only, never push, delete or catalog.
+        let asked = req(
+            "repository:library/alpine:pull,push,delete repository:team/app:pull \
+                         registry:catalog:* repository:docs/x:*",
+        );
+        assert_eq!(
+            decide_with_public(&[], &public, &asked),
+            vec![repo("library/alpine", PULL), repo("docs/x", PULL)]
+        );
+        assert_eq!(
+            decide_with_public(&[], &public, &req("repository:library/a:push")),
+            vec![]
+        );
+        assert_eq!(
+            decide_with_public(&[], &[], &req("repository:library/a:pull")),
+            vec![]
+        );
+        // Authenticated: the token's scopes plus public pull, in one grant per repository.
+        let token = [to_scope(&("repository", "team/*", PULL_PUSH))];
+        assert_eq!(
+            decide_with_public(
+                &token,
+                &public,
+                &req("repository:team/app:pull,push repository:library/a:pull,push")
+            ),
+            vec![repo("team/app", PULL_PUSH), repo("library/a", PULL)]
+        );
+        // A token's own push on a public repository is kept, public adds nothing to it.
+        let token = [to_scope(&("repository", "library/a", PULL_PUSH))];
+        assert_eq!(
+            decide_with_public(&token, &public, &req("repository:library/a:*")),
+            vec![repo("library/a", PULL_PUSH)]
+        );
+    }
+
     #[test]
     fn access_decision_table() {
         for case in CASES {
@@ -312,7 +394,7 @@ mod tests {
             let requests: Vec<ResourceRequest> = case
                 .request
                 .iter()
-                .flat_map(|s| parse_scope(s).unwrap_or_else(|e| panic!("{}: {e}", case.what)))
+                .flat_map(|s| parse_scope(s).unwrap_or_else(|_| raw_requests(s)))
                 .collect();
             let want: Vec<Grant> = case
                 .want
@@ -333,7 +415,7 @@ mod tests {
             .iter()
             .find(|c| c.what == "over 255 characters is not a name")
             .unwrap();
-        let name = &parse_scope(case.request[0]).unwrap()[0].name;
+        let name = &raw_requests(case.request[0])[0].name;
         assert_eq!(name.len(), 256);
         // Only the length is wrong.
         assert!(name[1..].parse::<RepositoryName>().is_ok());

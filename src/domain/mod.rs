@@ -14,7 +14,7 @@ pub mod scope;
 pub mod secret;
 pub mod token;
 
-pub use access::{decide, Grant, ScopeList};
+pub use access::{decide, decide_with_public, Grant, ScopeList};
 pub use name::TokenName;
 pub use patch::Patch;
 pub use pattern::RepoPattern;

@@ -3,9 +3,14 @@
 //! `resourcescope := type ':' name ':' action (',' action)*`, several separated by spaces;
 //! `type` may carry `(class)`; `name` may contain one `:` (host:port).
 //!
-//! Only the shape is checked here. Whether the name is a valid repository reference, and what
-//! the actions mean, is for [`super::decide`]: a well-formed request for something the token
-//! cannot have is granted nothing rather than refused.
+//! The shape is checked here, and the name: a `repository` name must follow distribution's
+//! reference grammar ([`RepositoryName`]), any other name must be at most 255 printable
+//! characters. A request the registry could never send (a 60 KB name, a newline) is refused
+//! with the rule it breaks rather than granted nothing. What the actions mean is for
+//! [`super::decide`]: a well-formed request for something the token cannot have is granted
+//! nothing rather than refused.
+
+use super::RepositoryName;
 
 /// One parsed resource scope as the client asked for it. Actions are kept as strings
 /// (`*` and unknown actions included); [`super::decide`] interprets them.
@@ -92,6 +97,7 @@ fn parse_resource_scope(piece: &str) -> Result<ResourceRequest, String> {
     if name.is_empty() {
         return Err("the resource name is empty".into());
     }
+    check_name(kind, name)?;
     let actions = piece[last + 1..]
         .split(',')
         .map(|action| {
@@ -113,6 +119,32 @@ fn parse_resource_scope(piece: &str) -> Result<ResourceRequest, String> {
         name: name.to_string(),
         actions,
     })
+}
+
+/// Longest resource name of any type (distribution's limit for repository names).
+const MAX_NAME_LEN: usize = 255;
+
+/// A `repository` name follows the reference grammar; other types (only `registry:catalog`
+/// means anything) must at least be short and printable, so nothing odd reaches the log.
+fn check_name(kind: &str, name: &str) -> Result<(), String> {
+    if kind == "repository" {
+        return name
+            .parse::<RepositoryName>()
+            .map(drop)
+            .map_err(|e| format!("invalid repository name: {}", e.rule));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "a resource name must be at most {MAX_NAME_LEN} characters, got {}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "a resource name must not contain whitespace or control characters, found {c:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// `[a-z0-9]+` optionally followed by `(` `[a-zA-Z0-9]+` `)`.
@@ -193,12 +225,8 @@ mod tests {
                 "repository(Plugin2):a:pull",
                 vec![req("repository", Some("Plugin2"), "a", &["pull"])],
             ),
-            // Unknown types, actions and invalid names are well-formed; decide() ignores them.
+            // Unknown types and actions are well-formed; decide() ignores them.
             ("foo9:bar:baz", vec![req("foo9", None, "bar", &["baz"])]),
-            (
-                "repository:Not..Valid:pull",
-                vec![req("repository", None, "Not..Valid", &["pull"])],
-            ),
             // Several, separated by one or more spaces.
             (
                 "repository:a:pull  repository:b:push,pull ",
@@ -264,6 +292,27 @@ mod tests {
                 "repository:a:pull\tpush",
                 "action",
             ),
+            // Names: the reference grammar for repositories, printable and short for others.
+            (
+                "repository:Not..Valid:pull",
+                "repository:Not..Valid:pull",
+                "invalid repository name: path component",
+            ),
+            (
+                "repository:team/*:pull",
+                "repository:team/*:pull",
+                "invalid repository name",
+            ),
+            (
+                "repository:team/app\nx:pull",
+                "repository:team/app\nx:pull",
+                "invalid repository name",
+            ),
+            (
+                "registry:cata\nlog:*",
+                "registry:cata\nlog:*",
+                "control characters, found '\\n'",
+            ),
             // The good scope before it does not hide the bad one.
             (
                 "repository:a:pull repository:b",
@@ -282,9 +331,11 @@ mod tests {
 
     #[test]
     fn limits_size_and_quotes_briefly() {
-        let ok = format!("repository:{}:pull", "a".repeat(MAX_SCOPE_LEN - 16));
+        let unit = "repository:a:pull ";
+        let n = MAX_SCOPE_LEN / unit.len();
+        let ok = unit.repeat(n) + &" ".repeat(MAX_SCOPE_LEN - n * unit.len());
         assert_eq!(ok.len(), MAX_SCOPE_LEN);
-        assert_eq!(parse_scope(&ok).map(|v| v.len()), Ok(1));
+        assert_eq!(parse_scope(&ok).map(|v| v.len()), Ok(n));
 
         let too_big = format!("repository:{}:pull", "a".repeat(MAX_SCOPE_LEN - 15));
         let e = parse_scope(&too_big).unwrap_err();
@@ -303,5 +354,22 @@ mod tests {
         let e = parse_scope(&long_bad).unwrap_err();
         assert!(e.scope.ends_with("..."));
         assert!(long_bad.starts_with(e.scope.trim_end_matches("...")));
+
+        // A 60 KB name is refused for its length, quoted briefly.
+        let huge = format!("repository:{}:pull", "a".repeat(60 * 1024));
+        let e = parse_scope(&huge).unwrap_err();
+        assert!(
+            e.reason.contains("at most 255 characters, got 61440"),
+            "{}",
+            e.reason
+        );
+        assert!(e.scope.len() <= EXCERPT_LEN + 3);
+        let huge = format!("registry:{}:*", "a".repeat(256));
+        let e = parse_scope(&huge).unwrap_err();
+        assert!(
+            e.reason.contains("at most 255 characters, got 256"),
+            "{}",
+            e.reason
+        );
     }
 }

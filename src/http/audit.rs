@@ -6,7 +6,9 @@
 //!
 //! Dependency direction: `http::audit -> service::audit`; used by the router only.
 
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -60,6 +62,10 @@ pub async fn audit_writes(State(state): State<AppState>, req: Request, next: Nex
         return next.run(req).await;
     };
     let client = super::limits::request_client(&state, &req);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let mut resp = next.run(req).await;
     let details = resp
         .extensions_mut()
@@ -76,6 +82,7 @@ pub async fn audit_writes(State(state): State<AppState>, req: Request, next: Nex
         id: id.as_deref().unwrap_or(path_id),
         changes: &details.changes,
         client,
+        peer,
         outcome,
         status,
     });

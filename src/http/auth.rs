@@ -12,7 +12,7 @@ use super::extract::{all, basic_credentials, last, parse_pairs, read_body, Pairs
 use super::state::AppState;
 use crate::api::{self, AccessToken};
 use crate::domain::{parse_scope, ResourceRequest, ScopeList};
-use crate::service::{Credentials, Issued, TokenRequest};
+use crate::service::{AnonymousRequest, Credentials, Issued, TokenRequest};
 
 /// The token endpoint's success reply for `issued`; `with_scope` adds the granted scope (the
 /// OAuth2 POST form). Also the shape of the load benchmark's baseline (`bench.rs`).
@@ -59,7 +59,10 @@ fn flag(pairs: &Pairs<'_>, key: &str, yes: &str) -> bool {
 /// `GET /auth?service=S&scope=..&account=U&client_id=C&offline_token=true` with Basic auth.
 #[utoipa::path(
     get, path = "/auth", tag = "token endpoint", operation_id = "tokenGet",
-    summary = "Get a registry token with Basic credentials (docker's way).",
+    summary = "Get a registry token with Basic credentials (docker's way), or anonymously for public repositories.",
+    description = "Without an `Authorization` header the request is anonymous: when the registry has public \
+        repositories (`[[registries]] public`) the token grants pull on the public subset of what was asked \
+        for (possibly nothing); otherwise 401. Wrong credentials are always 401, never anonymous.",
     security(("tokenCredentials" = [])),
     params(
         ("service" = String, Query, description = "The registry's service name."),
@@ -74,13 +77,17 @@ fn flag(pairs: &Pairs<'_>, key: &str, yes: &str) -> bool {
     responses(
         (status = 200, description = "A signed JWT for the granted scopes.", body = api::AccessToken,
             headers(("Cache-Control" = String, description = "`no-store`."))),
-        (status = 400, description = "A parameter or the Authorization header is malformed, or the service is unknown.",
+        (status = 400, description = "A parameter or the Authorization header is malformed (a requested repository \
+            name must follow distribution's reference grammar, at most 255 characters), or the service is unknown.",
             body = api::RegistryErrors),
-        (status = 401, description = "No, unknown, wrong, disabled or expired credentials (one reply for all).",
+        (status = 401, description = "Unknown, wrong, disabled or expired credentials (one reply for all), \
+            or no credentials when the registry has no public repositories.",
             body = api::RegistryErrors,
-            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"regauth\"`."))),
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"regauth\"`."),
+                ("Cache-Control" = String, description = "`no-store`."))),
         (status = 429, description = "Too many failed authentications from this address, or for this name from it: \
-            not tried. `Retry-After` says when to try again.", body = api::RegistryErrors,
+            not tried; or, without credentials, more than `[limits] anonymous_per_minute` requests from \
+            this address. `Retry-After` says when to try again.", body = api::RegistryErrors,
             headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
         (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow.",
             body = api::RegistryErrors,
@@ -94,9 +101,19 @@ pub async fn get_token(
     let pairs = parse_pairs(req.uri().query().unwrap_or("").as_bytes());
     let service = required(&pairs, "service")?.to_string();
     let scopes = scopes(all(&pairs, "scope"))?;
-    let (username, password) = basic_credentials(req.headers())
-        .map_err(AuthHttpError::InvalidRequest)?
-        .ok_or(AuthHttpError::Unauthorized)?;
+    let Some((username, password)) =
+        basic_credentials(req.headers()).map_err(AuthHttpError::InvalidRequest)?
+    else {
+        // No credentials: the public repositories' subset, or 401 (logged either way).
+        let request = AnonymousRequest {
+            service,
+            scopes,
+            client_id: last(&pairs, "client_id").map(str::to_string),
+            client_addr: super::limits::request_client(&state, &req),
+        };
+        let issued = state.auth.issue_anonymous(request)?;
+        return Ok(reply(&issued, false));
+    };
     if let Some(account) = last(&pairs, "account") {
         if !account.is_empty() && account != username {
             return Err(AuthHttpError::InvalidRequest(
@@ -129,7 +146,8 @@ pub async fn get_token(
             body = api::RegistryErrors),
         (status = 401, description = "Unknown, wrong, disabled or expired credentials or refresh token (one reply for all).",
             body = api::RegistryErrors,
-            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"regauth\"`."))),
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"regauth\"`."),
+                ("Cache-Control" = String, description = "`no-store`."))),
         (status = 413, description = "The form is over 64 KiB.", body = api::RegistryErrors),
         (status = 408, description = "The form did not arrive within `[limits] body_timeout_seconds`.", body = api::RegistryErrors),
         (status = 429, description = "Too many failed authentications from this address, or for this name from it: \

@@ -13,6 +13,7 @@ use tracing::{error, warn};
 use crate::api;
 use crate::domain::ValidationError;
 use crate::error::{BoxError, Chain};
+use crate::service::anonymous::Limited;
 use crate::service::throttle::Refused;
 use crate::service::{AdminError, AuthError};
 use crate::store::StoreError;
@@ -36,6 +37,10 @@ pub enum AuthHttpError {
     /// 429 `TOOMANYREQUESTS` with `Retry-After`: too many failed authentications.
     #[error("{}", throttled_message(.0))]
     Throttled(Refused),
+    /// 429 `TOOMANYREQUESTS` with `Retry-After`: too many anonymous requests from this
+    /// address (`[limits] anonymous_per_minute`).
+    #[error("too many anonymous token requests from this address; try again in {} s, or log in", .0.retry_after_seconds())]
+    AnonymousLimited(Limited),
     /// 503 `UNAVAILABLE` with `Retry-After`: the token store is unreachable or too slow.
     #[error("the token store is unavailable; try again shortly")]
     Unavailable(#[source] BoxError),
@@ -50,7 +55,8 @@ impl From<AuthError> for AuthHttpError {
             AuthError::UnknownService(s) => AuthHttpError::InvalidRequest(format!(
                 "service {s:?} is not a registry served by this regauth"
             )),
-            AuthError::Unauthorized(_) => AuthHttpError::Unauthorized,
+            AuthError::Unauthorized(_) | AuthError::NoCredentials => AuthHttpError::Unauthorized,
+            AuthError::AnonymousLimited(l) => AuthHttpError::AnonymousLimited(l),
             AuthError::Throttled(r) => AuthHttpError::Throttled(r),
             e @ AuthError::Store(StoreError::Unavailable { .. }) => {
                 AuthHttpError::Unavailable(Box::new(e))
@@ -70,7 +76,9 @@ impl IntoResponse for AuthHttpError {
             AuthHttpError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "INVALID_REQUEST"),
             AuthHttpError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "INVALID_REQUEST"),
             // The registry protocol's own code for 429 (distribution's errcode).
-            AuthHttpError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+            AuthHttpError::Throttled(_) | AuthHttpError::AnonymousLimited(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS")
+            }
             AuthHttpError::Unavailable(detail) => {
                 warn!(error = %Chain(&**detail), "token endpoint: store unavailable, answered 503");
                 (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
@@ -92,9 +100,18 @@ impl IntoResponse for AuthHttpError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"regauth\""),
             );
+            // A refusal of credentials must not be cached by any proxy in between either.
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
         if let AuthHttpError::Throttled(r) = &self {
             retry_after(&mut resp, r);
+        }
+        if let AuthHttpError::AnonymousLimited(l) = &self {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(l.retry_after_seconds()),
+            );
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()

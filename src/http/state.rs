@@ -50,7 +50,12 @@ impl AppState {
         let metrics = Arc::new(Metrics::new());
         let auth = AuthService::new(store.clone(), issuer, clock.clone(), &config.registries)
             .with_throttle(throttle.clone())
-            .with_metrics(metrics.clone());
+            .with_metrics(metrics.clone())
+            .with_anonymous(crate::service::anonymous::AnonymousLimiter::new(
+                config.limits.anonymous_per_minute,
+                config.limits.denial_log_lines,
+                std::time::Duration::from_secs(config.limits.denial_log_interval_seconds),
+            ));
         let admin = AdminService::new(store, clock.clone())
             .with_on_expiry(config.tokens.on_expiry)
             .with_usage(auth.usage().clone());

@@ -4,7 +4,9 @@
 //!
 //! A line names the action, the registry, the token's name and id, the fields written with
 //! their new values (never a password or a hash: a rotation says `password` and nothing
-//! more), the client's address, the outcome and the HTTP status. A failed admin
+//! more), the client's address (`client`: the TCP peer, or the `X-Forwarded-For` client
+//! when the peer is a trusted proxy; then also `peer`, the proxy), the outcome and the HTTP
+//! status. A failed admin
 //! authentication names the address, method, path and why (no token, or a wrong one), never
 //! the token presented.
 //!
@@ -115,7 +117,10 @@ pub struct AdminRecord<'a> {
     pub id: &'a str,
     /// The fields written, `name=value` separated by spaces ([`changes_of_new`] and friends).
     pub changes: &'a str,
+    /// The client: the TCP peer, or from a trusted proxy the `X-Forwarded-For` client.
     pub client: Option<IpAddr>,
+    /// The TCP peer; logged as `peer` only when it is not `client` (a trusted proxy).
+    pub peer: Option<IpAddr>,
     pub outcome: AdminOutcome,
     pub status: u16,
 }
@@ -123,11 +128,15 @@ pub struct AdminRecord<'a> {
 /// Writes the audit line of one admin write.
 pub fn admin_action(r: &AdminRecord<'_>) {
     let client = OptionalAddr(r.client);
+    let peer = r
+        .peer
+        .filter(|p| Some(*p) != r.client)
+        .map(tracing::field::display);
     info!(
         target: TARGET,
         action = r.action.as_str(), registry = %r.registry, token = %r.token, id = %r.id,
-        changes = %r.changes, client = %client, outcome = r.outcome.as_str(), status = r.status,
-        "admin action"
+        changes = %r.changes, client = %client, peer, outcome = r.outcome.as_str(),
+        status = r.status, "admin action"
     );
 }
 

@@ -19,11 +19,12 @@ use crate::config::LimitsConfig;
 use crate::config::RegistryConfig;
 use crate::domain::secret::{try_new_secret, REFRESH_PREFIX};
 use crate::domain::{
-    decide, Grant, GrantKind, LastUse, ResourceRequest, ScopeList, SecretHash, Status, Token,
-    TokenName,
+    decide_with_public, Grant, GrantKind, LastUse, RepoPattern, ResourceRequest, ScopeList,
+    SecretHash, Status, Token, TokenName,
 };
 use crate::error::{BoxError, Chain};
 use crate::jwt::{Issuer, KeyError};
+use crate::service::anonymous::{AnonymousLimiter, Limited};
 use crate::service::metrics::{Decision, Metrics};
 use crate::service::throttle::{Endpoint, Refused, Throttle};
 use crate::service::usage::UsageRecorder;
@@ -55,6 +56,14 @@ pub struct TokenRequest {
     pub grant_type: &'static str,
 }
 
+/// A token request without credentials (`GET /auth` with no `Authorization`), already parsed.
+pub struct AnonymousRequest {
+    pub service: String,
+    pub scopes: Vec<ResourceRequest>,
+    pub client_id: Option<String>,
+    pub client_addr: Option<IpAddr>,
+}
+
 /// A successful decision.
 #[derive(Debug)]
 pub struct Issued {
@@ -80,6 +89,12 @@ pub enum AuthError {
     /// not even tried.
     #[error("too many failed authentications")]
     Throttled(Refused),
+    /// 401: no credentials, and the registry has no public repositories.
+    #[error("authentication required")]
+    NoCredentials,
+    /// 429: too many anonymous requests from this address (`[limits] anonymous_per_minute`).
+    #[error("too many anonymous token requests")]
+    AnonymousLimited(Limited),
     /// 500: the store failed; the whole chain is logged, none of it returned.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -187,6 +202,10 @@ pub struct AuthService {
     throttle: Arc<Throttle>,
     /// Decisions and latencies are counted here.
     metrics: Arc<Metrics>,
+    /// service -> its public repository patterns (`[[registries]] public`), pull for anyone.
+    public: HashMap<String, Vec<RepoPattern>>,
+    /// The rate limit and log ration of anonymous requests.
+    anonymous: Arc<AnonymousLimiter>,
 }
 
 impl AuthService {
@@ -200,7 +219,22 @@ impl AuthService {
             .iter()
             .map(|r| (r.service.clone(), r.id.clone()))
             .collect();
+        // Checked at start (`config`): a pattern that does not parse cannot reach here.
+        let public = registries
+            .iter()
+            .map(|r| {
+                let patterns = r.public.iter().filter_map(|p| p.parse().ok()).collect();
+                (r.service.clone(), patterns)
+            })
+            .collect();
+        let limits = LimitsConfig::default();
         AuthService {
+            public,
+            anonymous: AnonymousLimiter::new(
+                limits.anonymous_per_minute,
+                limits.denial_log_lines,
+                std::time::Duration::from_secs(limits.denial_log_interval_seconds),
+            ),
             usage: Arc::new(UsageRecorder::new(store.clone())),
             store,
             issuer,
@@ -216,6 +250,22 @@ impl AuthService {
     pub fn with_throttle(mut self, throttle: Arc<Throttle>) -> Self {
         self.throttle = throttle;
         self
+    }
+
+    /// The same service limiting anonymous requests with `limiter`.
+    pub fn with_anonymous(mut self, limiter: Arc<AnonymousLimiter>) -> Self {
+        self.anonymous = limiter;
+        self
+    }
+
+    /// The limiter of anonymous requests.
+    pub fn anonymous(&self) -> &Arc<AnonymousLimiter> {
+        &self.anonymous
+    }
+
+    /// The public repository patterns of `service` (empty when unknown or none).
+    fn public_patterns(&self, service: &str) -> &[RepoPattern] {
+        self.public.get(service).map_or(&[], Vec::as_slice)
     }
 
     /// The throttle of failed authentications.
@@ -338,6 +388,94 @@ impl AuthService {
         outcome.map(|(_, issued)| issued)
     }
 
+    /// Decides a request without credentials: the public subset of what it asks for (pull
+    /// only), possibly nothing, as Docker Hub answers; 401 when the registry has no public
+    /// repositories. Never counted as a failure by the throttle, but limited per address on
+    /// its own. No store read: one signature. Logs one event per call (rationed per address
+    /// as denials are); never logs a secret, since there is none.
+    pub fn issue_anonymous(&self, req: AnonymousRequest) -> Result<Issued, AuthError> {
+        let started = std::time::Instant::now();
+        let requested = ScopeList(&req.scopes);
+        let client = OptionalAddr(req.client_addr);
+        let client_id = req.client_id.as_deref().unwrap_or("");
+        let outcome = self.decide_anonymous(&req);
+        let (decision, outcome_str, reason) = match &outcome {
+            Ok(issued) if issued.granted.is_empty() && !req.scopes.is_empty() => {
+                (Decision::AnonymousNothingGranted, "nothing granted", "")
+            }
+            Ok(_) => (Decision::Anonymous, "issued", ""),
+            Err(AuthError::UnknownService(_)) => {
+                (Decision::UnknownService, "denied", "unknown service")
+            }
+            Err(AuthError::NoCredentials) => (Decision::NoCredentials, "denied", "no credentials"),
+            Err(AuthError::AnonymousLimited(_)) => (
+                Decision::AnonymousLimited,
+                "throttled",
+                "too many anonymous requests from this address",
+            ),
+            Err(_) => (Decision::Error, "error", ""),
+        };
+        self.metrics.decision(decision);
+        match &outcome {
+            Err(e) if e.is_internal() => {
+                warn!(service = %req.service, grant_type = "anonymous", client = %client,
+                    error = %Chain(e), outcome = "error", "token decision failed");
+            }
+            Ok(issued) => {
+                if self.anonymous.admit_log(req.client_addr) {
+                    info!(
+                        token = "", service = %req.service, grant_type = "anonymous",
+                        requested = %requested, granted = %ScopeList(&issued.granted),
+                        client = %client, client_id = %client_id, outcome = outcome_str,
+                        "token decision"
+                    );
+                }
+            }
+            Err(e) => {
+                let retry_after = match e {
+                    AuthError::AnonymousLimited(l) => Some(l.retry_after_seconds()),
+                    _ => None,
+                };
+                if self.throttle.log().admit(req.client_addr) {
+                    info!(
+                        token = "", service = %req.service, grant_type = "anonymous",
+                        requested = %requested, client = %client, client_id = %client_id,
+                        outcome = outcome_str, reason, retry_after, "token decision"
+                    );
+                }
+            }
+        }
+        self.metrics.token_latency(started.elapsed());
+        outcome
+    }
+
+    fn decide_anonymous(&self, req: &AnonymousRequest) -> Result<Issued, AuthError> {
+        if self.registry_for_service(&req.service).is_none() {
+            return Err(AuthError::UnknownService(req.service.clone()));
+        }
+        let public = self.public_patterns(&req.service);
+        if public.is_empty() {
+            return Err(AuthError::NoCredentials);
+        }
+        self.anonymous
+            .check(req.client_addr)
+            .map_err(AuthError::AnonymousLimited)?;
+        let now = self.clock.now();
+        let granted = decide_with_public(&[], public, &req.scopes);
+        // Anonymous tokens name no subject, as Docker Hub's do: no token is called "".
+        let jwt = self
+            .issuer
+            .issue("", &req.service, &granted, now)
+            .map_err(AuthError::Signing)?;
+        Ok(Issued {
+            jwt,
+            expires_in: self.issuer.ttl_seconds(),
+            issued_at: now,
+            granted,
+            refresh_token: None,
+        })
+    }
+
     async fn decide(
         &self,
         req: &TokenRequest,
@@ -365,7 +503,11 @@ impl AuthService {
                 (token, Some(refresh_token.clone()), GrantKind::Refresh)
             }
         };
-        let granted = decide(&token.scopes, &req.scopes);
+        let granted = decide_with_public(
+            &token.scopes,
+            self.public_patterns(&req.service),
+            &req.scopes,
+        );
         let jwt = self
             .issuer
             .issue(token.name.as_str(), &req.service, &granted, now)
@@ -612,6 +754,7 @@ mod tests {
                 id: "default".into(),
                 service: SERVICE.into(),
                 hostname: "localhost:5000".into(),
+                public: Vec::new(),
             }],
         );
         let writes = || store.writes.load(Ordering::SeqCst);
@@ -660,6 +803,7 @@ mod tests {
             id: id.into(),
             service: service.into(),
             hostname: "localhost:5000".into(),
+            public: Vec::new(),
         };
         let auth = AuthService::new(
             store.clone(),
@@ -844,6 +988,7 @@ mod tests {
                 id: "default".into(),
                 service: SERVICE.into(),
                 hostname: "localhost:5000".into(),
+                public: Vec::new(),
             }],
         );
         let login = auth
@@ -866,6 +1011,7 @@ mod tests {
                 id: "default".into(),
                 service: SERVICE.into(),
                 hostname: "localhost:5000".into(),
+                public: Vec::new(),
             }],
         )
     }

@@ -92,6 +92,15 @@ pub enum Decision {
     Denied(Denial),
     /// 400: the `service` names no registry.
     UnknownService,
+    /// Anonymous (no credentials): something granted from the public repositories, or
+    /// nothing asked for.
+    Anonymous,
+    /// Anonymous: none of what was asked for is public.
+    AnonymousNothingGranted,
+    /// Anonymous, refused: over `[limits] anonymous_per_minute` (429).
+    AnonymousLimited,
+    /// No credentials, and the registry has no public repositories (401).
+    NoCredentials,
     /// 500.
     Error,
 }
@@ -115,6 +124,10 @@ pub struct Metrics {
     nothing_granted: Counter,
     unknown_service: Counter,
     errors: Counter,
+    anonymous: Counter,
+    anonymous_nothing_granted: Counter,
+    anonymous_limited: Counter,
+    no_credentials: Counter,
     denied: [Counter; 7],
     latency: Histogram,
     throttled: Family<Labels, Counter>,
@@ -139,7 +152,7 @@ impl Metrics {
         let decisions = Family::<Labels, Counter>::default();
         registry.register(
             "regauth_token_decisions",
-            "Token requests by outcome (issued, nothing_granted, denied, unknown_service, error) and, for denials, reason",
+            "Token requests by outcome (issued, nothing_granted, anonymous, anonymous_nothing_granted, anonymous_throttled, denied, unknown_service, error) and, for denials, reason",
             decisions.clone(),
         );
         let decision = |outcome: &str, reason: &str| {
@@ -151,6 +164,10 @@ impl Metrics {
         let nothing_granted = decision("nothing_granted", "");
         let unknown_service = decision("unknown_service", "");
         let errors = decision("error", "");
+        let anonymous = decision("anonymous", "");
+        let anonymous_nothing_granted = decision("anonymous_nothing_granted", "");
+        let anonymous_limited = decision("anonymous_throttled", "");
+        let no_credentials = decision("denied", "no_credentials");
         let denied = DENIALS.map(|d| decision("denied", denial_label(d)));
 
         let latency = Histogram::new(LATENCY_BUCKETS);
@@ -224,6 +241,10 @@ impl Metrics {
             nothing_granted,
             unknown_service,
             errors,
+            anonymous,
+            anonymous_nothing_granted,
+            anonymous_limited,
+            no_credentials,
             denied,
             latency,
             throttled,
@@ -244,6 +265,10 @@ impl Metrics {
             Decision::Denied(denial) => &self.denied[denial_index(denial)],
             Decision::UnknownService => &self.unknown_service,
             Decision::Error => &self.errors,
+            Decision::Anonymous => &self.anonymous,
+            Decision::AnonymousNothingGranted => &self.anonymous_nothing_granted,
+            Decision::AnonymousLimited => &self.anonymous_limited,
+            Decision::NoCredentials => &self.no_credentials,
         };
         counter.inc();
     }

@@ -1,11 +1,13 @@
 //! Application services: the token decision (`auth`), token administration (`admin`) and
 //! its audit trail (`audit`), last-use tracking (`usage`), expiry warnings (`expiry`), the
-//! throttling of failed authentication (`throttle`) and the
+//! throttling of failed authentication (`throttle`), the rate limit of anonymous requests
+//! (`anonymous`) and the
 //! Prometheus metrics (`metrics`).
 //!
 //! Dependency direction: `http -> service -> {domain, store, jwt}`. Services take and return
 //! domain types; they know nothing of axum or wire formats.
 pub mod admin;
+pub mod anonymous;
 pub mod audit;
 pub mod auth;
 pub mod expiry;
@@ -14,6 +16,8 @@ pub mod throttle;
 pub mod usage;
 
 pub use admin::{AdminError, AdminService, NewToken, PutOutcome, SweepTrigger, TokenChanges};
-pub use auth::{AuthError, AuthService, Credentials, Denial, Issued, TokenRequest};
+pub use auth::{
+    AnonymousRequest, AuthError, AuthService, Credentials, Denial, Issued, TokenRequest,
+};
 pub use throttle::Throttle;
 pub use usage::UsageRecorder;

@@ -65,6 +65,8 @@ fn check(line: &Value, action: &str, token: &str, id: &str, outcome: &str, statu
     assert_eq!(line["outcome"], outcome, "{line}");
     assert_eq!(line["status"], status, "{line}");
     assert_eq!(line["client"], "192.0.2.7", "{line}");
+    // Straight from the client: the peer is the client, written once.
+    assert!(line.get("peer").is_none(), "{line}");
 }
 
 /// Finding 5: create, conflict, replace, create by PUT, patch, rotate, delete and their
@@ -514,3 +516,48 @@ async fn every_response_has_nosniff_and_every_admin_response_no_store() {
 }
 
 use tower::ServiceExt as _;
+
+/// Issue 21: `client` is the client (the `X-Forwarded-For` address when the TCP peer is a
+/// trusted proxy), and then `peer` names the proxy too, in both log formats; a forged
+/// header from an untrusted peer changes nothing.
+#[tokio::test]
+async fn audit_records_the_client_and_a_differing_peer() {
+    let app = TestApp::new();
+    let (log, _guard) = Log::capture();
+    let create = |peer: &str, name: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/registries/default/tokens")
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-forwarded-for", "203.0.113.9")
+            .extension(axum::extract::ConnectInfo(
+                format!("{peer}:41000").parse::<SocketAddr>().unwrap(),
+            ))
+            .body(Body::from(
+                json!({"properties": {"name": name}}).to_string(),
+            ))
+            .unwrap()
+    };
+    // 127.0.0.1 is a trusted proxy by default.
+    let r = app.send(create("127.0.0.1", "via-proxy")).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let (text, json) = log.take();
+    let line = json
+        .iter()
+        .find(|o| o["target"] == "regauth::audit")
+        .unwrap();
+    assert_eq!(line["client"], "203.0.113.9", "{line}");
+    assert_eq!(line["peer"], "127.0.0.1", "{line}");
+    let text = text
+        .iter()
+        .find(|l| l.contains(" regauth::audit: "))
+        .unwrap();
+    assert!(text.contains("client=203.0.113.9 peer=127.0.0.1"), "{text}");
+
+    let r = app.send(create("192.0.2.7", "direct")).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let line = one(&log, &[]);
+    assert_eq!(line["client"], "192.0.2.7", "{line}");
+    assert!(line.get("peer").is_none(), "{line}");
+}

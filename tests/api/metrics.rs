@@ -110,7 +110,7 @@ async fn every_request_moves_its_series_by_exactly_one() {
         .auth_get("ci-bot", &pw, "service=registry.nowhere")
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    // A malformed request is refused before any decision: not counted.
+    // No credentials (and no public repositories): a denial of its own.
     let r = app.get("/auth?service=registry.local", None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let refresh = app
@@ -132,6 +132,7 @@ async fn every_request_moves_its_series_by_exactly_one() {
         ("denied", "wrong_secret", 2.0),
         ("denied", "unknown_name", 1.0),
         ("denied", "token_disabled", 0.0),
+        ("denied", "no_credentials", 1.0),
         ("unknown_service", "", 1.0),
         ("error", "", 0.0),
     ] {
@@ -142,7 +143,7 @@ async fn every_request_moves_its_series_by_exactly_one() {
         );
     }
     let count = "regauth_token_request_duration_seconds_count";
-    assert_eq!(get(&after, count) - get(&before, count), 9.0);
+    assert_eq!(get(&after, count) - get(&before, count), 10.0);
     let buckets: Vec<(&String, &f64)> = after
         .iter()
         .filter(|(k, _)| k.starts_with("regauth_token_request_duration_seconds_bucket"))
@@ -153,7 +154,7 @@ async fn every_request_moves_its_series_by_exactly_one() {
             &after,
             "regauth_token_request_duration_seconds_bucket{le=\"+Inf\"}"
         ),
-        9.0
+        10.0
     );
     assert!(get(&after, "regauth_token_request_duration_seconds_sum") > 0.0);
     assert_eq!(
@@ -188,6 +189,7 @@ async fn store_contents_are_served_as_last_counted() {
             id: "staging".into(),
             service: "registry.staging".into(),
             hostname: "staging:5000".into(),
+            public: Vec::new(),
         })
     });
     let now = app.clock.now();

@@ -75,8 +75,6 @@ async fn access_decisions_through_http() {
         ("&scope=repository:team/trash:*", json!([{"type": "repository", "name": "team/trash", "actions": ["pull", "push", "delete"]}])),
         ("&scope=repository:team/app:delete", json!([])),
         ("&scope=registry:catalog:*", json!([])),
-        ("&scope=repository:Team/App:pull", json!([])),
-        ("&scope=repository:team/*:pull", json!([])),
         (
             "&scope=repository:team/x:pull&scope=repository:team/x:push&scope=repository:public/appz:pull",
             json!([
@@ -162,16 +160,26 @@ async fn every_denial_is_the_same_401() {
             "application/json"
         );
         assert_eq!(r.registry_error().0, "UNAUTHORIZED");
+        assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
         bodies.push(r.body);
     }
     assert!(
         bodies.windows(2).all(|w| w[0] == w[1]),
         "401 bodies must not reveal the cause"
     );
-    // No credentials at all.
+    // No credentials at all (and no public repositories).
     let r = app.get(&format!("/auth?{SVC}"), None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
     assert_eq!(r.body, bodies[0]);
+    // The POST form's 401 too.
+    let r = app
+        .auth_post(&format!(
+            "grant_type=password&username=ci-bot&password=rga_wrong&{SVC}"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
 }
 
 #[tokio::test]
@@ -326,6 +334,7 @@ async fn refresh_token_is_bound_to_its_service() {
             id: "staging".into(),
             service: "registry.staging".into(),
             hostname: "staging:5000".into(),
+            public: Vec::new(),
         })
     });
     let (_, pw) = app.create("bot", json!([])).await;
@@ -586,4 +595,297 @@ fn bench_seed_makes_private_files_and_the_tokens_asked_for() {
     assert!(lines.lines().all(|l| l.starts_with("Basic ")), "{lines}");
     let store = regauth::store::sled::SledStore::open(&data.join("store")).unwrap();
     assert_eq!(store.count().unwrap(), 5);
+}
+
+/// Requested names follow distribution's grammar: a 60 KB name, a newline, uppercase or a
+/// glob get 400 in the registry error format naming the rule, not 200 with nothing granted;
+/// the same anonymously and with the POST form.
+#[tokio::test]
+async fn invalid_requested_names_are_400_naming_the_rule() {
+    let (app, _, pw) = app_with_bot().await;
+    let huge = "a".repeat(60 * 1024);
+    for (scope, needle) in [
+        (
+            format!("repository:{huge}:pull"),
+            "at most 255 characters, got 61440",
+        ),
+        (
+            "repository:team/app%0Aevil:pull".to_string(),
+            "invalid repository name",
+        ),
+        (
+            "repository:Team/App:pull".to_string(),
+            "invalid repository name: path component \"Team\"",
+        ),
+        (
+            "repository:team/*:pull".to_string(),
+            "invalid repository name",
+        ),
+        ("registry:cata%0Alog:*".to_string(), "control characters"),
+    ] {
+        let q = format!("{SVC}&scope={scope}");
+        for r in [
+            app.auth_get("ci-bot", &pw, &q).await,
+            app.get(&format!("/auth?{q}"), None).await,
+            app.auth_post(&format!(
+                "grant_type=password&username=ci-bot&password={pw}&{q}"
+            ))
+            .await,
+        ] {
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{needle}");
+            let (code, msg) = r.registry_error();
+            assert_eq!(code, "INVALID_REQUEST");
+            assert!(msg.contains(needle), "{needle}: {msg}");
+            assert!(
+                msg.len() < 400,
+                "the message quotes the name briefly: {msg}"
+            );
+        }
+    }
+}
+
+fn public_app() -> TestApp {
+    TestApp::with(|c| {
+        c.registries[0].public = vec!["library/*".into(), "docs/*".into()];
+    })
+}
+
+/// The `access` claim (and `sub`) of an anonymous `GET /auth?<query>`; panics unless 200.
+async fn anonymous_access(app: &TestApp, query: &str) -> (Value, Value) {
+    let r = app.get(&format!("/auth?{query}"), None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{query}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+    assert!(r.json().get("refresh_token").is_none());
+    let (_, claims) = app.verify(r.json()["token"].as_str().unwrap());
+    (claims["access"].clone(), claims["sub"].clone())
+}
+
+/// Issue 21: without credentials, a registry with public repositories answers 200 with the
+/// public subset of what was asked for, pull only; possibly nothing, as Docker Hub does.
+/// Push, delete and the catalog are never granted anonymously, even with `offline_token`.
+#[tokio::test]
+async fn anonymous_gets_the_public_subset_pull_only() {
+    let app = public_app();
+    let cases: Vec<(&str, Value)> = vec![
+        ("", json!([])),
+        ("&scope=repository:library/alpine:pull", json!([{"type": "repository", "name": "library/alpine", "actions": ["pull"]}])),
+        ("&scope=repository:library/alpine:pull,push", json!([{"type": "repository", "name": "library/alpine", "actions": ["pull"]}])),
+        ("&scope=repository:docs/site:*", json!([{"type": "repository", "name": "docs/site", "actions": ["pull"]}])),
+        ("&scope=repository:library/alpine:push", json!([])),
+        ("&scope=repository:library/alpine:delete", json!([])),
+        ("&scope=registry:catalog:*", json!([])),
+        ("&scope=repository:team/app:pull", json!([])),
+        ("&scope=repository:library:pull", json!([])),
+        (
+            "&scope=repository:team/app:pull&scope=repository:library/a:pull,push&scope=registry:catalog:*&offline_token=true",
+            json!([{"type": "repository", "name": "library/a", "actions": ["pull"]}]),
+        ),
+    ];
+    for (q, expected) in cases {
+        let (access, sub) = anonymous_access(&app, &format!("{SVC}{q}")).await;
+        assert_eq!(access, expected, "query {q}");
+        assert_eq!(sub, "", "anonymous tokens name no token");
+    }
+    // An unknown service is still 400.
+    let r = app.get("/auth?service=registry.other", None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Only the registry that has public repositories answers anonymously.
+    let app = TestApp::with(|c| {
+        c.registries[0].public = vec!["library/*".into()];
+        c.registries.push(regauth::config::RegistryConfig {
+            id: "staging".into(),
+            service: "registry.staging".into(),
+            hostname: "staging:5000".into(),
+            public: Vec::new(),
+        });
+    });
+    let r = app
+        .get(
+            "/auth?service=registry.staging&scope=repository:library/a:pull",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    anonymous_access(&app, &format!("{SVC}&scope=repository:library/a:pull")).await;
+}
+
+/// Wrong credentials are 401 even where anonymous pull would succeed, and never fall back
+/// to anonymous; a logged-in token gets its scopes plus public pull.
+#[tokio::test]
+async fn credentials_never_fall_back_and_tokens_add_public_pull() {
+    let app = public_app();
+    let (_, pw) = app
+        .create(
+            "ci-bot",
+            json!([{"type": "repository", "name": "team/*", "actions": ["pull", "push"]}]),
+        )
+        .await;
+    let q = format!("{SVC}&scope=repository:library/alpine:pull");
+    for (user, pass) in [("ci-bot", "rga_wrong"), ("nobody", pw.as_str())] {
+        let r = app.auth_get(user, pass, &q).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{user}");
+        assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+    }
+    let r = app
+        .auth_post(&format!(
+            "grant_type=password&username=ci-bot&password=rga_wrong&{q}"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let got = app
+        .access(
+            "ci-bot",
+            &pw,
+            &format!("{SVC}&scope=repository:team/app:pull,push&scope=repository:library/alpine:pull,push"),
+        )
+        .await;
+    assert_eq!(
+        got,
+        json!([
+            {"type": "repository", "name": "team/app", "actions": ["pull", "push"]},
+            {"type": "repository", "name": "library/alpine", "actions": ["pull"]}
+        ])
+    );
+}
+
+/// Anonymous requests have their own limit per address: over it, 429 in the registry error
+/// format with Retry-After; other addresses and logged-in requests are not affected; the
+/// metrics count them under their own outcomes.
+#[tokio::test]
+async fn anonymous_requests_are_limited_per_address() {
+    let app = TestApp::with(|c| {
+        c.registries[0].public = vec!["library/*".into()];
+        c.limits.anonymous_per_minute = 3;
+    });
+    let (_, pw) = app
+        .create(
+            "ci-bot",
+            json!([{"type": "repository", "name": "team/*", "actions": ["pull"]}]),
+        )
+        .await;
+    let anonymous = |ip: &'static str, scope: &'static str| {
+        let req = Request::builder()
+            .uri(format!("/auth?{SVC}&scope={scope}"))
+            .body(Body::empty())
+            .unwrap();
+        app.send_from(ip, req)
+    };
+    for scope in ["repository:library/a:pull", "repository:team/a:pull", ""] {
+        assert_eq!(anonymous("127.0.0.2", scope).await.status, StatusCode::OK);
+    }
+    let r = anonymous("127.0.0.2", "repository:library/a:pull").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let (code, msg) = r.registry_error();
+    assert_eq!(code, "TOOMANYREQUESTS");
+    assert!(msg.contains("too many anonymous token requests"), "{msg}");
+    let retry: u64 = r.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Another address, and credentials from the same one, are not limited.
+    assert_eq!(
+        anonymous("127.0.0.3", "repository:library/a:pull")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let req = Request::builder()
+        .uri(format!("/auth?{SVC}&scope=repository:team/a:pull"))
+        .header(header::AUTHORIZATION, basic("ci-bot", &pw))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.send_from("127.0.0.2", req).await.status, StatusCode::OK);
+
+    let metrics = app.scrape().await;
+    for (series, n) in [
+        ("outcome=\"anonymous\",reason=\"\"", 3),
+        ("outcome=\"anonymous_nothing_granted\",reason=\"\"", 1),
+        ("outcome=\"anonymous_throttled\",reason=\"\"", 1),
+        ("outcome=\"issued\",reason=\"\"", 1),
+    ] {
+        let line = format!("regauth_token_decisions_total{{{series}}} {n}");
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+}
+
+/// Every token request is one log line, also without credentials: a 401 for lack of them
+/// says so (docs/troubleshooting.md), an anonymous grant says what it granted.
+#[tokio::test]
+async fn a_request_without_credentials_is_logged() {
+    let (log, _guard) = crate::logs::Log::capture();
+    let app = TestApp::new();
+    let req = Request::builder()
+        .uri(format!(
+            "/auth?{SVC}&scope=repository:library/a:pull&client_id=docker"
+        ))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        app.send_from("127.0.0.5", req).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let line = log.decision();
+    for part in [
+        "grant_type=\"anonymous\"",
+        "requested=repository:library/a:pull",
+        "client=127.0.0.5",
+        "client_id=docker",
+        "outcome=\"denied\"",
+        "reason=\"no credentials\"",
+    ] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
+    assert!(!line.contains("retry_after"), "{line}");
+
+    let app = public_app();
+    let req = Request::builder()
+        .uri(format!(
+            "/auth?{SVC}&scope=repository:library/a:pull,push%20repository:team/b:pull"
+        ))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.send_from("127.0.0.6", req).await.status, StatusCode::OK);
+    let line = log.decision();
+    for part in [
+        "grant_type=\"anonymous\"",
+        "requested=\"repository:library/a:pull,push repository:team/b:pull\"",
+        "granted=repository:library/a:pull",
+        "client=127.0.0.6",
+        "outcome=\"issued\"",
+    ] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
+}
+
+/// Anonymous log lines are rationed per address as denials are: beyond `denial_log_lines`
+/// they are counted, and the summary says how many from where.
+#[tokio::test]
+async fn anonymous_log_lines_are_rationed_per_address() {
+    let (log, _guard) = crate::logs::Log::capture();
+    let app = TestApp::with(|c| {
+        c.registries[0].public = vec!["library/*".into()];
+        c.limits.denial_log_lines = 2;
+    });
+    for _ in 0..5 {
+        let req = Request::builder()
+            .uri(format!("/auth?{SVC}&scope=repository:library/a:pull"))
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(app.send_from("127.0.0.7", req).await.status, StatusCode::OK);
+    }
+    assert_eq!(log.decisions().len(), 2);
+    app.state.auth.anonymous().summarise();
+    let (text, _) = log.take();
+    assert!(
+        text.iter()
+            .any(|l| l.contains("3 more anonymous token requests from 127.0.0.7 in the last 60 s")),
+        "{text:#?}"
+    );
 }
