@@ -92,6 +92,9 @@ fn token(name: &str, password: &str, scopes: Vec<Scope>) -> Token {
         modified_by: "bench".to_string(),
         previous: None,
         last_used: None,
+        networks: vec![],
+        owner: None,
+        description: None,
     }
 }
 

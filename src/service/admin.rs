@@ -199,6 +199,9 @@ impl AdminService {
             modified_by: ADMIN_ACTOR.into(),
             previous: None,
             last_used: None,
+            networks: vec![],
+            owner: None,
+            description: None,
         };
         self.store.create(&token)?;
         Ok((token, password))

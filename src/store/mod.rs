@@ -246,6 +246,9 @@ pub(crate) mod tests {
             modified_by: "admin".to_string(),
             previous: None,
             last_used: None,
+            networks: vec![],
+            owner: None,
+            description: None,
         }
     }
 
