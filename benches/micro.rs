@@ -268,6 +268,7 @@ fn bench_auth_service(c: &mut Criterion) {
         id: REGISTRY.into(),
         service: SERVICE.into(),
         hostname: "localhost:5000".into(),
+        max_token_lifetime: None,
     }];
     let service = AuthService::new(
         Arc::new(store),

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 
 use tracing::{info, warn};
 
-use crate::domain::{Patch, Scope, Status};
+use crate::domain::{Description, Network, Owner, Patch, Scope, Status};
 use crate::service::admin::{NewToken, TokenChanges};
 
 /// The log target of every audit line.
@@ -34,16 +34,19 @@ pub enum AdminAction {
     Rotate,
     /// `DELETE /registries/{r}/tokens/{id}`.
     Delete,
+    /// `POST /registries/{r}/tokens/disable?owner=`: one line per token disabled.
+    Disable,
 }
 
 impl AdminAction {
     /// Every action, in the order of their metric series.
-    pub const ALL: [AdminAction; 5] = [
+    pub const ALL: [AdminAction; 6] = [
         AdminAction::Create,
         AdminAction::Replace,
         AdminAction::Patch,
         AdminAction::Rotate,
         AdminAction::Delete,
+        AdminAction::Disable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl AdminAction {
             AdminAction::Patch => "patch",
             AdminAction::Rotate => "rotate",
             AdminAction::Delete => "delete",
+            AdminAction::Disable => "disable",
         }
     }
 }
@@ -219,13 +223,49 @@ fn push_scopes(out: &mut String, scopes: &[Scope]) {
     out.push(']');
 }
 
+fn push_networks(out: &mut String, networks: &[Network]) {
+    out.push_str(" allowedNetworks=[");
+    for (i, n) in networks.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let _ = write!(out, "{n}");
+    }
+    out.push(']');
+}
+
+/// Free text, quoted (Debug form: quotes and backslashes escaped; control characters cannot
+/// occur, the domain refuses them).
+fn push_text(out: &mut String, key: &str, value: Option<&str>) {
+    match value {
+        Some(v) => {
+            let _ = write!(out, " {key}={v:?}");
+        }
+        None => {
+            let _ = write!(out, " {key}=none");
+        }
+    }
+}
+
 /// The fields of a create or a replace: every one, with its value.
 pub fn changes_of_new(new: &NewToken) -> String {
     let mut out = format!("name={}", new.name);
     push_status(&mut out, new.status);
     push_expiry(&mut out, new.expiry);
     push_scopes(&mut out, &new.scopes);
+    push_networks(&mut out, &new.networks);
+    push_text(&mut out, "owner", new.owner.as_ref().map(Owner::as_str));
+    push_text(
+        &mut out,
+        "description",
+        new.description.as_ref().map(Description::as_str),
+    );
     out
+}
+
+/// A token disabled by an offboarding (`POST .../tokens/disable?owner=`).
+pub fn changes_of_offboarding(owner: &str) -> String {
+    format!("status=disabled byOwner={owner:?}")
 }
 
 /// The fields a PATCH sets, with their new values.
@@ -241,6 +281,21 @@ pub fn changes_of_patch(c: &TokenChanges) -> String {
     }
     if let Some(scopes) = &c.scopes {
         push_scopes(&mut out, scopes);
+    }
+    if let Some(networks) = &c.networks {
+        push_networks(&mut out, networks);
+    }
+    match &c.owner {
+        Patch::Absent => {}
+        o => push_text(&mut out, "owner", o.as_ref().into_option().map(Owner::as_str)),
+    }
+    match &c.description {
+        Patch::Absent => {}
+        d => push_text(
+            &mut out,
+            "description",
+            d.as_ref().into_option().map(Description::as_str),
+        ),
     }
     out.trim_start().to_string()
 }

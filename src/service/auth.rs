@@ -125,6 +125,9 @@ pub enum Denial {
     ForeignRefresh,
     /// The token was disabled or deleted while this login was storing its refresh token.
     GoneDuringLogin,
+    /// The right secret (or a live refresh token) of a token limited to networks that do not
+    /// include the client's address, or from a client whose address is unknown.
+    AddressNotAllowed,
 }
 
 impl Denial {
@@ -138,6 +141,7 @@ impl Denial {
             Denial::DeadRefresh => "refresh token revoked or unknown",
             Denial::ForeignRefresh => "refresh token issued for another service",
             Denial::GoneDuringLogin => "token disabled or deleted during login",
+            Denial::AddressNotAllowed => "client address not allowed",
         }
     }
 
@@ -157,6 +161,16 @@ impl Denial {
 impl std::fmt::Display for Denial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A token limited to networks authenticates only from inside one of them (after its secret
+/// was checked, so the log says why only to whoever knew it).
+fn check_network(token: &Token, client: Option<IpAddr>) -> Result<(), AuthError> {
+    if crate::domain::network_allows(&token.networks, client) {
+        Ok(())
+    } else {
+        Err(AuthError::Unauthorized(Denial::AddressNotAllowed))
     }
 }
 
@@ -353,6 +367,7 @@ impl AuthService {
         let (token, refresh_token, grant) = match &req.credentials {
             Credentials::Password { username, password } => {
                 let token = self.check_password(registry, username, valid_name, password, now)?;
+                check_network(&token, req.client_addr)?;
                 let refresh = if req.want_refresh {
                     Some(self.new_refresh(&token, &req.service, now).await?)
                 } else {
@@ -362,6 +377,7 @@ impl AuthService {
             }
             Credentials::Refresh { refresh_token } => {
                 let token = self.check_refresh(&req.service, refresh_token, now, refresh_owner)?;
+                check_network(&token, req.client_addr)?;
                 (token, Some(refresh_token.clone()), GrantKind::Refresh)
             }
         };
@@ -612,6 +628,7 @@ mod tests {
                 id: "default".into(),
                 service: SERVICE.into(),
                 hostname: "localhost:5000".into(),
+                max_token_lifetime: None,
             }],
         );
         let writes = || store.writes.load(Ordering::SeqCst);
@@ -660,6 +677,7 @@ mod tests {
             id: id.into(),
             service: service.into(),
             hostname: "localhost:5000".into(),
+            max_token_lifetime: None,
         };
         let auth = AuthService::new(
             store.clone(),
@@ -817,6 +835,7 @@ mod tests {
             Denial::DeadRefresh,
             Denial::ForeignRefresh,
             Denial::GoneDuringLogin,
+            Denial::AddressNotAllowed,
         ];
         let reasons: std::collections::HashSet<&str> = all.iter().map(|d| d.as_str()).collect();
         assert_eq!(reasons.len(), all.len());
@@ -844,6 +863,7 @@ mod tests {
                 id: "default".into(),
                 service: SERVICE.into(),
                 hostname: "localhost:5000".into(),
+                max_token_lifetime: None,
             }],
         );
         let login = auth
@@ -866,6 +886,7 @@ mod tests {
                 id: "default".into(),
                 service: SERVICE.into(),
                 hostname: "localhost:5000".into(),
+                max_token_lifetime: None,
             }],
         )
     }

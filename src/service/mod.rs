@@ -13,7 +13,9 @@ pub mod metrics;
 pub mod throttle;
 pub mod usage;
 
-pub use admin::{AdminError, AdminService, NewToken, PutOutcome, SweepTrigger, TokenChanges};
+pub use admin::{
+    AdminError, AdminService, ListFilter, NewToken, PutOutcome, SweepTrigger, TokenChanges,
+};
 pub use auth::{AuthError, AuthService, Credentials, Denial, Issued, TokenRequest};
 pub use throttle::Throttle;
 pub use usage::UsageRecorder;

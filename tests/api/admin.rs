@@ -110,6 +110,7 @@ async fn duplicate_name_is_409_but_other_registry_is_fine() {
             id: "staging".into(),
             service: "registry.staging".into(),
             hostname: "staging:5000".into(),
+            max_token_lifetime: None,
         })
     });
     app.create("dup", json!([])).await;

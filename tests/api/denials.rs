@@ -35,6 +35,7 @@ async fn each_denial_is_logged_with_its_reason_and_answered_alike() {
             id: "staging".into(),
             service: "registry.staging".into(),
             hostname: "staging:5000".into(),
+            max_token_lifetime: None,
         })
     });
     let scopes = json!([{"type": "repository", "name": "team/*", "actions": ["pull"]}]);

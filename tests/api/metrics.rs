@@ -188,6 +188,7 @@ async fn store_contents_are_served_as_last_counted() {
             id: "staging".into(),
             service: "registry.staging".into(),
             hostname: "staging:5000".into(),
+            max_token_lifetime: None,
         })
     });
     let now = app.clock.now();

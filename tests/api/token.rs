@@ -326,6 +326,7 @@ async fn refresh_token_is_bound_to_its_service() {
             id: "staging".into(),
             service: "registry.staging".into(),
             hostname: "staging:5000".into(),
+            max_token_lifetime: None,
         })
     });
     let (_, pw) = app.create("bot", json!([])).await;
