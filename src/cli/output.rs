@@ -405,6 +405,20 @@ mod tests {
             s.contains("Created:   2026-01-01T00:00:00Z by admin\n"),
             "{s}"
         );
+        assert!(s.contains("From:      anywhere\n"), "{s}");
+        assert!(!s.contains("Owner:"), "{s}");
+    }
+
+    #[test]
+    fn summary_shows_owner_description_and_networks() {
+        let mut t = token(sample(None));
+        t.properties.owner = Some("alice@example.com".into());
+        t.properties.description = Some("CI pushes".into());
+        t.properties.allowed_networks = vec!["10.0.0.0/8".into(), "2001:db8::/32".into()];
+        let s = text(|b| token_summary(b, &t, "default", at("2026-01-01T00:00:00Z")).unwrap());
+        assert!(s.contains("Owner:     alice@example.com\n"), "{s}");
+        assert!(s.contains("About:     CI pushes\n"), "{s}");
+        assert!(s.contains("From:      10.0.0.0/8, 2001:db8::/32\n"), "{s}");
     }
 
     #[test]
@@ -455,15 +469,20 @@ mod tests {
         b.properties.name = "x".into();
         b.properties.expiry_date = None;
         b.properties.scopes.clear();
+        b.properties.owner = Some("alice@example.com".into());
         let s = text(|buf| token_table(buf, &[a, b]).unwrap());
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(
-            lines[0].starts_with("NAME     STATUS   EXPIRES               SCOPES"),
+            lines[0].starts_with("NAME     OWNER              STATUS   EXPIRES               SCOPES"),
             "{s}"
         );
         assert!(
-            lines[2].starts_with("x        enabled  never                 (none)"),
+            lines[1].starts_with("ci-push  -                  enabled"),
+            "{s}"
+        );
+        assert!(
+            lines[2].starts_with("x        alice@example.com  enabled  never                 (none)"),
             "{s}"
         );
         let col = lines[0].find("ID").unwrap();

@@ -247,19 +247,22 @@ fn push_text(out: &mut String, key: &str, value: Option<&str>) {
     }
 }
 
-/// The fields of a create or a replace: every one, with its value.
+/// The fields of a create or a replace: every one, with its value (networks, owner and
+/// description only when set: a replace leaves out what it clears, as its body does).
 pub fn changes_of_new(new: &NewToken) -> String {
     let mut out = format!("name={}", new.name);
     push_status(&mut out, new.status);
     push_expiry(&mut out, new.expiry);
     push_scopes(&mut out, &new.scopes);
-    push_networks(&mut out, &new.networks);
-    push_text(&mut out, "owner", new.owner.as_ref().map(Owner::as_str));
-    push_text(
-        &mut out,
-        "description",
-        new.description.as_ref().map(Description::as_str),
-    );
+    if !new.networks.is_empty() {
+        push_networks(&mut out, &new.networks);
+    }
+    if let Some(o) = &new.owner {
+        push_text(&mut out, "owner", Some(o.as_str()));
+    }
+    if let Some(d) = &new.description {
+        push_text(&mut out, "description", Some(d.as_str()));
+    }
     out
 }
 
@@ -308,6 +311,38 @@ pub fn changes_of_rotation(grace: chrono::TimeDelta) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_fields_are_audited() {
+        let new = NewToken {
+            name: "ci-bot".parse().unwrap(),
+            status: Status::Enabled,
+            expiry: None,
+            scopes: vec![],
+            networks: vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()],
+            owner: Some("al \"x\"".parse().unwrap()),
+            description: Some("pushes".parse().unwrap()),
+        };
+        assert_eq!(
+            changes_of_new(&new),
+            "name=ci-bot status=enabled expiryDate=none scopes=[] \
+             allowedNetworks=[10.0.0.0/8 ::1/128] owner=\"al \\\"x\\\"\" description=\"pushes\""
+        );
+        let patch = TokenChanges {
+            networks: Some(vec![]),
+            owner: Patch::Null,
+            description: Patch::Value("d".parse().unwrap()),
+            ..TokenChanges::default()
+        };
+        assert_eq!(
+            changes_of_patch(&patch),
+            "allowedNetworks=[] owner=none description=\"d\""
+        );
+        assert_eq!(
+            changes_of_offboarding("bob"),
+            "status=disabled byOwner=\"bob\""
+        );
+    }
 
     #[test]
     fn outcomes_follow_the_status() {
