@@ -14,8 +14,8 @@ use super::expires::Expires;
 use super::output::{self, Output};
 use super::scope::{self, Added, ScopeArg, ScopeSelector};
 use crate::api::{
-    rfc3339, DisabledTokens, Patch, Registry, RegistryList, Scope, Token, TokenCreate, TokenPage, TokenPatch,
-    TokenPropertiesInput, TokenRotate,
+    rfc3339, DisabledTokens, Patch, Registry, RegistryList, Scope, Token, TokenCreate, TokenPage,
+    TokenPatch, TokenPropertiesInput, TokenRotate,
 };
 
 /// Page size used when the CLI walks the whole token list (the API's maximum).

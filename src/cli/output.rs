@@ -87,7 +87,15 @@ pub fn token_table(out: &mut dyn Write, tokens: &[Token]) -> io::Result<()> {
             ]
         })
         .collect();
-    let header = ["NAME", "OWNER", "STATUS", "EXPIRES", "SCOPES", "LAST USED", "ID"];
+    let header = [
+        "NAME",
+        "OWNER",
+        "STATUS",
+        "EXPIRES",
+        "SCOPES",
+        "LAST USED",
+        "ID",
+    ];
     let mut widths = header.map(str::len);
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
@@ -474,7 +482,8 @@ mod tests {
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(
-            lines[0].starts_with("NAME     OWNER              STATUS   EXPIRES               SCOPES"),
+            lines[0]
+                .starts_with("NAME     OWNER              STATUS   EXPIRES               SCOPES"),
             "{s}"
         );
         assert!(
@@ -482,7 +491,8 @@ mod tests {
             "{s}"
         );
         assert!(
-            lines[2].starts_with("x        alice@example.com  enabled  never                 (none)"),
+            lines[2]
+                .starts_with("x        alice@example.com  enabled  never                 (none)"),
             "{s}"
         );
         let col = lines[0].find("ID").unwrap();

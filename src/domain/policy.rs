@@ -166,7 +166,10 @@ pub fn parse_networks<S: AsRef<str>>(entries: &[S]) -> Result<Vec<Network>, Vali
             .parse()
             .map_err(|rule| ValidationError::new(field.clone(), rule))?;
         if out.contains(&n) {
-            return Err(ValidationError::new(field, format!("duplicate network {n}")));
+            return Err(ValidationError::new(
+                field,
+                format!("duplicate network {n}"),
+            ));
         }
         out.push(n);
     }
@@ -302,7 +305,10 @@ pub fn check_lifetime(
         Some(e) if now.checked_add_signed(limit).is_some_and(|max| e > max) => {
             Err(ValidationError::new(
                 "expiryDate",
-                format!("{} is beyond the {rule}: at most now + the limit", e.to_rfc3339()),
+                format!(
+                    "{} is beyond the {rule}: at most now + the limit",
+                    e.to_rfc3339()
+                ),
             ))
         }
         Some(_) => Ok(()),
@@ -389,7 +395,9 @@ mod tests {
         let e = parse_networks(&["10.0.0.0/8", "10.0.0.0/8"]).unwrap_err();
         assert_eq!(e.field, "allowedNetworks[1]");
         assert!(e.rule.contains("duplicate"), "{}", e.rule);
-        let many: Vec<String> = (0..=MAX_NETWORKS).map(|i| format!("10.0.{i}.0/24")).collect();
+        let many: Vec<String> = (0..=MAX_NETWORKS)
+            .map(|i| format!("10.0.{i}.0/24"))
+            .collect();
         let e = parse_networks(&many).unwrap_err();
         assert_eq!(e.field, "allowedNetworks");
         assert!(e.rule.contains("at most 64"), "{}", e.rule);
@@ -402,10 +410,17 @@ mod tests {
             "alice@example.com".parse::<Owner>().unwrap().as_str(),
             "alice@example.com"
         );
-        assert!("ü".repeat(128).parse::<Owner>().is_ok(), "characters, not bytes");
+        assert!(
+            "ü".repeat(128).parse::<Owner>().is_ok(),
+            "characters, not bytes"
+        );
         let e = "a".repeat(129).parse::<Owner>().unwrap_err();
         assert_eq!(e.field, "owner");
-        assert!(e.rule.contains("at most 128 characters, got 129"), "{}", e.rule);
+        assert!(
+            e.rule.contains("at most 128 characters, got 129"),
+            "{}",
+            e.rule
+        );
         assert!("d".repeat(500).parse::<Description>().is_ok());
         let e = "d".repeat(501).parse::<Description>().unwrap_err();
         assert_eq!(e.field, "description");
@@ -442,7 +457,11 @@ mod tests {
             now,
         )
         .unwrap_err();
-        assert!(e.rule.contains("beyond the max_token_lifetime (90d)"), "{}", e.rule);
+        assert!(
+            e.rule.contains("beyond the max_token_lifetime (90d)"),
+            "{}",
+            e.rule
+        );
         assert_eq!(
             lifetime_rule(TimeDelta::hours(36)),
             "max_token_lifetime (129600s) of this registry"

@@ -24,9 +24,8 @@ use super::state::AppState;
 use crate::api::{self, ErrorBody, ResourceType};
 use crate::config::RegistryConfig;
 use crate::domain::{
-    Patch,
-    parse_networks, validate_grace, Description, Network, Owner, Scope, Status, Token, TokenName,
-    ValidationError,
+    parse_networks, validate_grace, Description, Network, Owner, Patch, Scope, Status, Token,
+    TokenName, ValidationError,
 };
 use crate::service::audit::{self, AdminAction, AdminAuthFailure};
 use crate::service::throttle::Endpoint;

@@ -69,7 +69,10 @@ mod tests {
     fn ipv4_mapped_addresses_are_ipv4() {
         let trusted = [ip("127.0.0.1")];
         let h = xff(&["::ffff:198.51.100.7"]);
-        assert_eq!(client_addr(ip("::ffff:127.0.0.1"), &h, &trusted), ip("198.51.100.7"));
+        assert_eq!(
+            client_addr(ip("::ffff:127.0.0.1"), &h, &trusted),
+            ip("198.51.100.7")
+        );
         assert_eq!(
             client_addr(ip("::ffff:192.0.2.1"), &h, &trusted),
             ip("192.0.2.1")

@@ -181,7 +181,14 @@ impl AdminService {
     /// The lifetime rule for a token a write leaves behind: an enabled token must expire
     /// within the registry's limit. A disabled one is checked when it is enabled, so that
     /// disabling a token that breaks the rule (offboarding) always works.
-    fn check_rule(&self, token_registry: &str, status: Status, expiry: Option<DateTime<Utc>>, now: DateTime<Utc>, prefix: Option<&str>) -> Result<(), ValidationError> {
+    fn check_rule(
+        &self,
+        token_registry: &str,
+        status: Status,
+        expiry: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        prefix: Option<&str>,
+    ) -> Result<(), ValidationError> {
         if status != Status::Enabled {
             return Ok(());
         }
@@ -385,7 +392,12 @@ impl AdminService {
             .items
             .into_iter()
             .filter(|t| !self.hidden(t, now))
-            .filter(|t| filter.name.as_ref().is_none_or(|n| t.name.as_str().contains(n.as_str())))
+            .filter(|t| {
+                filter
+                    .name
+                    .as_ref()
+                    .is_none_or(|n| t.name.as_str().contains(n.as_str()))
+            })
             .filter(|t| {
                 !filter.violations
                     || (limit_rule.is_some() && check_lifetime(t.expiry, limit_rule, now).is_err())

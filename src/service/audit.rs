@@ -290,7 +290,11 @@ pub fn changes_of_patch(c: &TokenChanges) -> String {
     }
     match &c.owner {
         Patch::Absent => {}
-        o => push_text(&mut out, "owner", o.as_ref().into_option().map(Owner::as_str)),
+        o => push_text(
+            &mut out,
+            "owner",
+            o.as_ref().into_option().map(Owner::as_str),
+        ),
     }
     match &c.description {
         Patch::Absent => {}

@@ -353,7 +353,10 @@ pub(crate) mod tests {
         s.create(&t).unwrap();
         assert_eq!(s.get("default", t.id).unwrap(), Some(t.clone()));
         assert_eq!(
-            s.find_by_name("default", "owned").unwrap().as_deref().cloned(),
+            s.find_by_name("default", "owned")
+                .unwrap()
+                .as_deref()
+                .cloned(),
             Some(t.clone())
         );
         let mut other = token("default", "also-owned");
@@ -367,11 +370,18 @@ pub(crate) mod tests {
         similar.owner = Some("alice@example.co".parse().unwrap());
         s.create(&similar).unwrap();
 
-        let page = s.list_by_owner("default", "alice@example.com", 0, 10).unwrap();
+        let page = s
+            .list_by_owner("default", "alice@example.com", 0, 10)
+            .unwrap();
         assert_eq!(page.total, 2);
         assert_eq!(names(&page.items), ["also-owned", "owned"]);
-        let page = s.list_by_owner("default", "alice@example.com", 1, 10).unwrap();
-        assert_eq!((page.total, names(&page.items)), (2, vec!["owned".to_string()]));
+        let page = s
+            .list_by_owner("default", "alice@example.com", 1, 10)
+            .unwrap();
+        assert_eq!(
+            (page.total, names(&page.items)),
+            (2, vec!["owned".to_string()])
+        );
         assert_eq!(s.list_by_owner("default", "alice", 0, 10).unwrap().total, 0);
 
         // Changed and removed by an update.
@@ -382,7 +392,11 @@ pub(crate) mod tests {
         s.update(&changed).unwrap();
         assert_eq!(s.get("default", t.id).unwrap(), Some(changed.clone()));
         assert_eq!(
-            names(&s.list_by_owner("default", "alice@example.com", 0, 10).unwrap().items),
+            names(
+                &s.list_by_owner("default", "alice@example.com", 0, 10)
+                    .unwrap()
+                    .items
+            ),
             ["also-owned"]
         );
         assert_eq!(

@@ -221,18 +221,18 @@ pub fn encode_token(token: &Token) -> Result<Vec<u8>, String> {
     };
     let v3 = TokenV3 {
         v2,
-            previous: token.previous.map(|p| (p.hash.0, instant(p.until))),
-            last_used: token.last_used.map(|u| UseV3 {
-                at: instant(u.at),
-                client: u.client.map(|a| match a {
-                    IpAddr::V4(a) => Address::V4(a.octets()),
-                    IpAddr::V6(a) => Address::V6(a.octets()),
-                }),
-                grant: match u.grant {
-                    GrantKind::Password => PASSWORD_GRANT,
-                    GrantKind::Refresh => REFRESH_GRANT,
-                },
+        previous: token.previous.map(|p| (p.hash.0, instant(p.until))),
+        last_used: token.last_used.map(|u| UseV3 {
+            at: instant(u.at),
+            client: u.client.map(|a| match a {
+                IpAddr::V4(a) => Address::V4(a.octets()),
+                IpAddr::V6(a) => Address::V6(a.octets()),
             }),
+            grant: match u.grant {
+                GrantKind::Password => PASSWORD_GRANT,
+                GrantKind::Refresh => REFRESH_GRANT,
+            },
+        }),
     };
     with_format(
         FORMAT_POLICY,
@@ -636,7 +636,10 @@ mod tests {
         assert_eq!(decode_token(&v3).unwrap(), base, "format 3 still decodes");
 
         let t = Token {
-            networks: vec!["10.0.0.0/8".parse().unwrap(), "2001:db8::/32".parse().unwrap()],
+            networks: vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "2001:db8::/32".parse().unwrap(),
+            ],
             owner: Some("al".parse().unwrap()),
             description: Some("ci".parse().unwrap()),
             ..base.clone()
@@ -657,7 +660,10 @@ mod tests {
         let pos = v3.len() + 1 + 4; // the first network's last octet
         bad[pos] = 1;
         let e = decode_token(&bad).unwrap_err();
-        assert!(e.starts_with("networks[0]:") && e.contains("host bits"), "{e}");
+        assert!(
+            e.starts_with("networks[0]:") && e.contains("host bits"),
+            "{e}"
+        );
         let mut bad = expected.clone();
         let last = bad.len() - 1;
         bad[last] = b'\n';

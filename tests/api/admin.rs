@@ -720,7 +720,11 @@ async fn owner_and_description_round_trip_and_filter() {
     let got = app.api(Method::GET, &path, None).await.json();
     assert_eq!(got["properties"]["owner"], "alice@example.com");
     assert_eq!(got["properties"]["description"], "CI for team/*");
-    create_with(&app, json!({"name": "alice-dev", "owner": "alice@example.com"})).await;
+    create_with(
+        &app,
+        json!({"name": "alice-dev", "owner": "alice@example.com"}),
+    )
+    .await;
     create_with(&app, json!({"name": "alicia", "owner": "alice@example.co"})).await;
     create_with(&app, json!({"name": "nobodys"})).await;
     let page = app
@@ -835,8 +839,9 @@ async fn disable_by_owner_disables_audits_and_ends_refresh_tokens() {
     let refresh_of = |r: Resp| r.json()["refresh_token"].as_str().unwrap().to_string();
     let alice_refresh = refresh_of(app.auth_post(&login("alice-dev", &passwords[1].2)).await);
     let bob_refresh = refresh_of(app.auth_post(&login("bob-ci", &passwords[2].2)).await);
-    let refresh_form =
-        |t: &str| format!("grant_type=refresh_token&service=registry.local&client_id=t&refresh_token={t}");
+    let refresh_form = |t: &str| {
+        format!("grant_type=refresh_token&service=registry.local&client_id=t&refresh_token={t}")
+    };
 
     let (log, _guard) = crate::logs::Log::capture();
     let from: std::net::SocketAddr = "192.0.2.7:40000".parse().unwrap();
@@ -848,7 +853,12 @@ async fn disable_by_owner_disables_audits_and_ends_refresh_tokens() {
             None,
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     let v = r.json();
     assert_eq!(v["type"], "collection");
     assert_eq!(names_of(&v), ["alice-ci", "alice-dev"]);
@@ -895,7 +905,9 @@ async fn disable_by_owner_disables_audits_and_ends_refresh_tokens() {
     );
     for (name, _, pw) in &passwords[..2] {
         assert_eq!(
-            app.auth_get(name, pw, "service=registry.local").await.status,
+            app.auth_get(name, pw, "service=registry.local")
+                .await
+                .status,
             StatusCode::UNAUTHORIZED
         );
     }
@@ -1000,7 +1012,11 @@ async fn lifetime_rule_refusals_name_the_rule_and_violations_are_listed() {
     let parked = r.json()["id"].as_str().unwrap().to_string();
     let parked_path = format!("/registries/default/tokens/{parked}");
     let r = app
-        .api(Method::PATCH, &parked_path, Some(json!({"status": "enabled"})))
+        .api(
+            Method::PATCH,
+            &parked_path,
+            Some(json!({"status": "enabled"})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.api_error().contains(rule));

@@ -505,7 +505,10 @@ async fn disable_then_enable_does_not_revive_the_grace_password() {
         app.auth_get("ci-bot", &new, Q).await.status,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(app.auth_get("ci-bot", &newer, Q).await.status, StatusCode::OK);
+    assert_eq!(
+        app.auth_get("ci-bot", &newer, Q).await.status,
+        StatusCode::OK
+    );
 }
 
 /// `GET /auth?Q` with Basic credentials over a connection from `peer`, with an
@@ -635,7 +638,9 @@ async fn allowed_networks_bound_password_and_refresh_grants() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.json()["properties"].get("allowedNetworks").is_none());
     assert_eq!(
-        auth_from(&app, "192.0.2.1", None, "ci-bot", &pw).await.status,
+        auth_from(&app, "192.0.2.1", None, "ci-bot", &pw)
+            .await
+            .status,
         StatusCode::OK
     );
     assert_eq!(app.auth_get("ci-bot", &pw, Q).await.status, StatusCode::OK);
@@ -646,9 +651,21 @@ async fn allowed_networks_bound_password_and_refresh_grants() {
 async fn bad_networks_are_refused_naming_the_entry() {
     let app = TestApp::new();
     for (nets, field, says) in [
-        (json!(["10.0.0.0/8", "10.0.0.1/8"]), "properties.allowedNetworks[1]", "host bits are set"),
-        (json!(["10.0.0.0/33"]), "properties.allowedNetworks[0]", "longer than 32 bits"),
-        (json!(["intranet"]), "properties.allowedNetworks[0]", "is not a network"),
+        (
+            json!(["10.0.0.0/8", "10.0.0.1/8"]),
+            "properties.allowedNetworks[1]",
+            "host bits are set",
+        ),
+        (
+            json!(["10.0.0.0/33"]),
+            "properties.allowedNetworks[0]",
+            "longer than 32 bits",
+        ),
+        (
+            json!(["intranet"]),
+            "properties.allowedNetworks[0]",
+            "is not a network",
+        ),
     ] {
         let r = app
             .api(

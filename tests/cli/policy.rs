@@ -34,47 +34,99 @@ fn networks_owners_violations_and_offboarding_from_the_cli() {
     // Create with every new flag.
     let v = s
         .cli(&[
-            "--output", "json", "token", "create", "alice-ci", "--scope", "repository:app:pull",
-            "--expires", "30d", "--allow-from", "127.0.0.1", "--allow-from", "10.0.0.0/8",
-            "--owner", "alice@example.com", "--description", "CI for app",
+            "--output",
+            "json",
+            "token",
+            "create",
+            "alice-ci",
+            "--scope",
+            "repository:app:pull",
+            "--expires",
+            "30d",
+            "--allow-from",
+            "127.0.0.1",
+            "--allow-from",
+            "10.0.0.0/8",
+            "--owner",
+            "alice@example.com",
+            "--description",
+            "CI for app",
         ])
         .ok()
         .json();
     let p = &v["properties"];
-    assert_eq!(p["allowedNetworks"], serde_json::json!(["127.0.0.1/32", "10.0.0.0/8"]));
+    assert_eq!(
+        p["allowedNetworks"],
+        serde_json::json!(["127.0.0.1/32", "10.0.0.0/8"])
+    );
     assert_eq!(p["owner"], "alice@example.com");
     assert_eq!(p["description"], "CI for app");
     let pw = p["credentials"]["password"].as_str().unwrap().to_string();
     assert_eq!(s.grant("alice-ci", &pw, &["repository:app:pull"]).0, 200);
 
     // A bad network fails in the CLI, before any request, naming the problem.
-    let out = s.cli(&["token", "create", "bad-net", "--expires", "30d", "--allow-from", "10.0.0.1/8"]);
+    let out = s.cli(&[
+        "token",
+        "create",
+        "bad-net",
+        "--expires",
+        "30d",
+        "--allow-from",
+        "10.0.0.1/8",
+    ]);
     out.expect_refused("a network with host bits", &["host bits are set"]);
     assert_eq!(out.code, 2, "{out}");
 
     // The lifetime rule: refused with the rule named; a disabled token may be created.
     let err = s.cli(&["token", "create", "forever"]).fails(1);
     assert!(err.contains("max_token_lifetime (90d)"), "{err}");
-    s.cli(&["token", "create", "parked", "--disabled", "--owner", "alice@example.com"])
-        .ok();
-    s.cli(&["token", "create", "bob-ci", "--expires", "30d", "--owner", "bob"])
-        .ok();
+    s.cli(&[
+        "token",
+        "create",
+        "parked",
+        "--disabled",
+        "--owner",
+        "alice@example.com",
+    ])
+    .ok();
+    s.cli(&[
+        "token",
+        "create",
+        "bob-ci",
+        "--expires",
+        "30d",
+        "--owner",
+        "bob",
+    ])
+    .ok();
 
     // Table and show.
     let table = s.cli(&["token", "list"]).ok().stdout;
     assert!(table.lines().next().unwrap().contains("OWNER"), "{table}");
     assert!(
-        table.lines().any(|l| l.starts_with("alice-ci") && l.contains("alice@example.com")),
+        table
+            .lines()
+            .any(|l| l.starts_with("alice-ci") && l.contains("alice@example.com")),
         "{table}"
     );
     let shown = s.cli(&["token", "show", "alice-ci"]).ok().stdout;
     assert!(shown.contains("Owner:     alice@example.com"), "{shown}");
     assert!(shown.contains("About:     CI for app"), "{shown}");
-    assert!(shown.contains("From:      127.0.0.1/32, 10.0.0.0/8"), "{shown}");
+    assert!(
+        shown.contains("From:      127.0.0.1/32, 10.0.0.0/8"),
+        "{shown}"
+    );
 
     // Filters.
     let mine = s
-        .cli(&["--output", "json", "token", "list", "--owner", "alice@example.com"])
+        .cli(&[
+            "--output",
+            "json",
+            "token",
+            "list",
+            "--owner",
+            "alice@example.com",
+        ])
         .ok()
         .json();
     assert_eq!(names(&mine), ["alice-ci", "parked"]);
@@ -90,8 +142,14 @@ fn networks_owners_violations_and_offboarding_from_the_cli() {
     assert_eq!(s.grant("alice-ci", &pw, &["repository:app:pull"]).0, 401);
     let v = s
         .cli(&[
-            "--output", "json", "token", "update", "alice-ci", "--allow-anywhere",
-            "--description", "CI for app, moved",
+            "--output",
+            "json",
+            "token",
+            "update",
+            "alice-ci",
+            "--allow-anywhere",
+            "--description",
+            "CI for app, moved",
         ])
         .ok()
         .json();
@@ -100,7 +158,9 @@ fn networks_owners_violations_and_offboarding_from_the_cli() {
     assert_eq!(s.grant("alice-ci", &pw, &["repository:app:pull"]).0, 200);
 
     // Offboarding: every enabled token of the owner, in one request.
-    let out = s.cli(&["token", "disable", "--owner", "alice@example.com"]).ok();
+    let out = s
+        .cli(&["token", "disable", "--owner", "alice@example.com"])
+        .ok();
     assert!(
         out.stdout
             .contains("Disabled 1 token(s) of owner \"alice@example.com\""),

@@ -89,7 +89,9 @@ fn a_token_limited_to_networks_works_from_inside_and_is_refused_from_elsewhere()
         .collect();
     assert_eq!(refused.len(), 2, "{log}");
     assert!(
-        refused.iter().all(|l| l.contains("127.0.0.2") && !l.contains(&token.password)),
+        refused
+            .iter()
+            .all(|l| l.contains("127.0.0.2") && !l.contains(&token.password)),
         "{refused:#?}"
     );
 }

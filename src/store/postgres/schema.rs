@@ -18,9 +18,9 @@ pub const MIGRATION_LOCK: i64 = 0x7267_6175_7468_0001;
 /// Versions, descriptions and SQL, oldest first. Never edit one that was released: add one.
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (
-    1,
-    "tokens, refresh grants, settings",
-    r#"
+        1,
+        "tokens, refresh grants, settings",
+        r#"
 CREATE TABLE regauth_tokens (
     id uuid PRIMARY KEY,
     registry text NOT NULL,
