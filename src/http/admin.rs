@@ -785,43 +785,42 @@ pub async fn disable_by_owner(
     };
     let reg = r.id.clone();
     let o = owner.clone();
-    let disabled = blocking(&state.admin, move |a| a.disable_owner(&r.id, o.as_str())).await;
-    let changes = audit::changes_of_offboarding(owner.as_str());
-    let disabled = match disabled {
-        Ok(d) => d,
-        Err(e) => {
-            // Some tokens may have been disabled before the store failed: say so.
-            let resp = e.into_response();
-            let status = resp.status().as_u16();
-            let outcome = audit::AdminOutcome::of_status(status);
-            audit::admin_action(&audit::AdminRecord {
-                action: AdminAction::Disable,
-                registry: &reg,
-                token: "",
-                id: "",
-                changes: &changes,
-                client,
-                outcome,
-                status,
-            });
-            state.metrics.admin_action(AdminAction::Disable, outcome);
-            return Ok(resp);
-        }
+    let admin = state.admin.clone();
+    let outcome = tokio::task::spawn_blocking(move || admin.disable_owner(&r.id, o.as_str()))
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(TaskFailed(e))));
+    let (disabled, failure) = match outcome {
+        Ok((disabled, failure)) => (disabled, failure.map(ApiError::from)),
+        Err(e) => (Vec::new(), Some(e)),
     };
-    for t in &disabled {
+    let changes = audit::changes_of_offboarding(owner.as_str());
+    let line = |token: &str, id: &str, outcome: audit::AdminOutcome, status: u16| {
         audit::admin_action(&audit::AdminRecord {
             action: AdminAction::Disable,
             registry: &reg,
-            token: t.name.as_str(),
-            id: &t.id.to_string(),
+            token,
+            id,
             changes: &changes,
             client,
-            outcome: audit::AdminOutcome::Ok,
-            status: 200,
+            outcome,
+            status,
         });
-        state
-            .metrics
-            .admin_action(AdminAction::Disable, audit::AdminOutcome::Ok);
+        state.metrics.admin_action(AdminAction::Disable, outcome);
+    };
+    // Every token disabled is audited, also when the store failed after it.
+    for t in &disabled {
+        line(
+            t.name.as_str(),
+            &t.id.to_string(),
+            audit::AdminOutcome::Ok,
+            200,
+        );
+    }
+    if let Some(e) = failure {
+        let resp = e.into_response();
+        let status = resp.status().as_u16();
+        line("", "", audit::AdminOutcome::of_status(status), status);
+        return Ok(resp);
     }
     let href = format!("{}/disable", tokens_href(&state, &reg));
     Ok(Json(api::DisabledTokens {

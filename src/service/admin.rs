@@ -345,10 +345,14 @@ impl AdminService {
     /// Disables every enabled token of `owner` in `registry`, as a PATCH to `disabled` does
     /// (their refresh tokens end, a rotation's grace period ends); returns them as they are
     /// now, sorted by name. Tokens already disabled are left alone. A token deleted meanwhile
-    /// is skipped.
-    pub fn disable_owner(&self, registry: &str, owner: &str) -> Result<Vec<Token>, AdminError> {
+    /// is skipped. When the store fails part-way, the tokens disabled before the failure come
+    /// back with the error (so that each is still audited).
+    pub fn disable_owner(&self, registry: &str, owner: &str) -> (Vec<Token>, Option<AdminError>) {
         let now = self.clock.now();
-        let page = self.store.list_by_owner(registry, owner, 0, usize::MAX)?;
+        let page = match self.store.list_by_owner(registry, owner, 0, usize::MAX) {
+            Ok(page) => page,
+            Err(e) => return (Vec::new(), Some(e.into())),
+        };
         let mut disabled = Vec::new();
         for mut token in page.items {
             if token.status == Status::Disabled || self.hidden(&token, now) {
@@ -360,10 +364,10 @@ impl AdminService {
             match self.update(&token) {
                 Ok(()) => disabled.push(self.shown(token)),
                 Err(AdminError::NotFound(_)) => {}
-                Err(e) => return Err(e),
+                Err(e) => return (disabled, Some(e)),
             }
         }
-        Ok(disabled)
+        (disabled, None)
     }
 
     /// A page of the tokens `filter` selects, sorted by name (with `owner` or `violations`:
@@ -600,7 +604,7 @@ mod tests {
     use super::*;
     use crate::domain::{GrantKind, LastUse};
     use crate::store::tests::{expiring, t0, token};
-    use crate::store::MemoryStore;
+    use crate::store::{MemoryStore, Page};
 
     fn service(on_expiry: OnExpiry) -> (AdminService, Arc<MemoryStore>, Clock) {
         let store = Arc::new(MemoryStore::new());
@@ -782,6 +786,136 @@ mod tests {
             assert_eq!(paged.items[0].name, page.items[1].name);
             assert_eq!(paged.total, page.total);
         }
+    }
+
+    /// A memory store whose `update` fails from the `fail_from`-th call on.
+    struct FailingUpdates {
+        inner: MemoryStore,
+        updates: std::sync::atomic::AtomicUsize,
+        fail_from: usize,
+    }
+
+    impl Store for FailingUpdates {
+        fn find_by_name(&self, r: &str, n: &str) -> Result<Option<Arc<Token>>, StoreError> {
+            self.inner.find_by_name(r, n)
+        }
+        fn get(&self, r: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
+            self.inner.get(r, id)
+        }
+        fn list(&self, r: &str, offset: usize, limit: usize) -> Result<Page, StoreError> {
+            self.inner.list(r, offset, limit)
+        }
+        fn create(&self, t: &Token) -> Result<(), StoreError> {
+            self.inner.create(t)
+        }
+        fn update(&self, t: &Token) -> Result<(), StoreError> {
+            let n = self
+                .updates
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n >= self.fail_from {
+                return Err(StoreError::message("disk on fire"));
+            }
+            self.inner.update(t)
+        }
+        fn delete(&self, r: &str, id: Uuid) -> Result<bool, StoreError> {
+            self.inner.delete(r, id)
+        }
+        fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+            self.inner.delete_expired(now)
+        }
+        fn add_refresh(
+            &self,
+            g: &crate::store::RefreshGrant,
+            cap: usize,
+        ) -> Result<(), StoreError> {
+            self.inner.add_refresh(g, cap)
+        }
+        fn find_refresh(
+            &self,
+            h: &SecretHash,
+        ) -> Result<Option<crate::store::RefreshGrant>, StoreError> {
+            self.inner.find_refresh(h)
+        }
+        fn count(&self) -> Result<usize, StoreError> {
+            self.inner.count()
+        }
+        fn refresh_count(&self) -> Result<usize, StoreError> {
+            self.inner.refresh_count()
+        }
+        fn record_uses(&self, uses: &[crate::store::TokenUse]) -> Result<usize, StoreError> {
+            self.inner.record_uses(uses)
+        }
+        fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+            self.inner.expiring(until)
+        }
+    }
+
+    fn owned(name: &str, owner: &str) -> Token {
+        Token {
+            owner: Some(owner.parse().unwrap()),
+            ..token("default", name)
+        }
+    }
+
+    /// Offboarding disables the owner's enabled tokens only, ends a grace period, and when
+    /// the store fails part-way returns what it disabled before the failure with the error.
+    #[test]
+    fn disable_owner_skips_disabled_tokens_and_reports_partial_work() {
+        let (admin, store, clock) = service(OnExpiry::Delete);
+        let mut rotated = owned("a-rotated", "al");
+        rotated.previous = Some(crate::domain::PreviousSecret {
+            hash: SecretHash([1; 32]),
+            until: t0() + TimeDelta::hours(1),
+        });
+        let already = Token {
+            status: Status::Disabled,
+            ..owned("b-already", "al")
+        };
+        for t in [
+            &rotated,
+            &already,
+            &owned("c-plain", "al"),
+            &owned("other", "bo"),
+        ] {
+            store.create(t).unwrap();
+        }
+        clock.advance(TimeDelta::minutes(1));
+        let (done, err) = admin.disable_owner("default", "al");
+        assert!(err.is_none());
+        let names: Vec<&str> = done.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a-rotated", "c-plain"]);
+        let a = store.get("default", rotated.id).unwrap().unwrap();
+        assert_eq!(
+            (a.status, a.previous, a.modified),
+            (Status::Disabled, None, clock.now())
+        );
+        assert_eq!(
+            store.get("default", already.id).unwrap().unwrap().modified,
+            t0(),
+            "left alone"
+        );
+        assert_eq!(
+            store
+                .find_by_name("default", "other")
+                .unwrap()
+                .unwrap()
+                .status,
+            Status::Enabled
+        );
+
+        let failing = Arc::new(FailingUpdates {
+            inner: MemoryStore::new(),
+            updates: Default::default(),
+            fail_from: 1,
+        });
+        for t in [owned("one", "al"), owned("two", "al"), owned("three", "al")] {
+            failing.create(&t).unwrap();
+        }
+        let admin = AdminService::new(failing.clone(), Clock::manual(t0()));
+        let (done, err) = admin.disable_owner("default", "al");
+        assert_eq!(done.len(), 1, "the first (by name) was disabled");
+        assert_eq!(done[0].name.as_str(), "one");
+        assert!(matches!(err, Some(AdminError::Store(_))), "{err:?}");
     }
 
     #[test]
