@@ -284,8 +284,10 @@ pub struct Update {
     pub expires: Patch<Expires>,
     /// `Some(empty)`: anywhere again.
     pub allow_from: Option<Vec<String>>,
-    pub owner: Option<String>,
-    pub description: Option<String>,
+    /// `Patch::Null` removes the owner.
+    pub owner: Patch<String>,
+    /// `Patch::Null` removes the description.
+    pub description: Patch<String>,
 }
 
 /// `token update`.
@@ -300,13 +302,13 @@ pub fn update(ctx: &mut Ctx, token: &str, change: Update) -> Result<(), CliError
             .map_err(CliError::Usage)?,
         scopes: None,
         allowed_networks: change.allow_from.map_or(Patch::Absent, Patch::Value),
-        owner: change.owner.map_or(Patch::Absent, Patch::Value),
-        description: change.description.map_or(Patch::Absent, Patch::Value),
+        owner: change.owner,
+        description: change.description,
     };
     if body == TokenPatch::default() {
         return Err(CliError::Usage(
             "nothing to change: pass --enable, --disable, --expires, --no-expiry, --allow-from, \
-             --allow-anywhere, --owner or --description"
+             --allow-anywhere, --owner, --no-owner, --description or --no-description"
                 .into(),
         ));
     }

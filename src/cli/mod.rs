@@ -284,11 +284,27 @@ pub enum TokenCommand {
         #[arg(long, group = "change")]
         allow_anywhere: bool,
         /// New owner (up to 128 characters).
-        #[arg(long, value_name = "OWNER", group = "change")]
+        #[arg(
+            long,
+            value_name = "OWNER",
+            group = "change",
+            conflicts_with = "no_owner"
+        )]
         owner: Option<String>,
+        /// Remove the owner.
+        #[arg(long, group = "change")]
+        no_owner: bool,
         /// New description (up to 500 characters).
-        #[arg(long, value_name = "TEXT", group = "change")]
+        #[arg(
+            long,
+            value_name = "TEXT",
+            group = "change",
+            conflicts_with = "no_description"
+        )]
         description: Option<String>,
+        /// Remove the description.
+        #[arg(long, group = "change")]
+        no_description: bool,
     },
     /// Disable a token, or with --owner every token of an owner at once (offboarding): they
     /// authenticate nothing and their refresh tokens end.
@@ -672,7 +688,9 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
             allow_from,
             allow_anywhere,
             owner,
+            no_owner,
             description,
+            no_description,
         } => {
             let change = commands::Update {
                 enable: (enable || disable).then_some(enable),
@@ -686,8 +704,16 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
                 } else {
                     (!allow_from.is_empty()).then_some(allow_from)
                 },
-                owner,
-                description,
+                owner: if no_owner {
+                    crate::api::Patch::Null
+                } else {
+                    owner.map_or(crate::api::Patch::Absent, crate::api::Patch::Value)
+                },
+                description: if no_description {
+                    crate::api::Patch::Null
+                } else {
+                    description.map_or(crate::api::Patch::Absent, crate::api::Patch::Value)
+                },
             };
             commands::update(ctx, &token, change)
         }

@@ -156,6 +156,21 @@ fn networks_owners_violations_and_offboarding_from_the_cli() {
     assert!(v["properties"].get("allowedNetworks").is_none(), "{v}");
     assert_eq!(v["properties"]["description"], "CI for app, moved");
     assert_eq!(s.grant("alice-ci", &pw, &["repository:app:pull"]).0, 200);
+    let v = s
+        .cli(&[
+            "--output",
+            "json",
+            "token",
+            "update",
+            "parked",
+            "--no-owner",
+            "--no-description",
+        ])
+        .ok()
+        .json();
+    assert!(v["properties"].get("owner").is_none(), "{v}");
+    s.cli(&["token", "update", "parked", "--owner", "alice@example.com"])
+        .ok();
 
     // Offboarding: every enabled token of the owner, in one request.
     let out = s
