@@ -92,6 +92,9 @@ fn token(name: &str, password: &str, scopes: Vec<Scope>) -> Token {
         modified_by: "bench".to_string(),
         previous: None,
         last_used: None,
+        networks: vec![],
+        owner: None,
+        description: None,
     }
 }
 
@@ -266,6 +269,7 @@ fn bench_auth_service(c: &mut Criterion) {
         service: SERVICE.into(),
         hostname: "localhost:5000".into(),
         public: Vec::new(),
+        max_token_lifetime: None,
     }];
     let service = AuthService::new(
         Arc::new(store),

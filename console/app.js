@@ -5,7 +5,7 @@ import { api, session, tokenPath, tokensPath, ApiError, Unauthorized } from './a
 import { closeMenu, initDialogs, openDialog, returnFocusTo, showMenu } from './dialogs.js';
 import {
   EXPIRY_RULE, MIN_LIFETIME_MS, WARN_DAYS, dockerLogin, fieldOf, formatDate, fromLocalInput,
-  nameRule, relative, scopeText, statusText, toLocalInput,
+  nameRule, networksOf, relative, scopeText, statusText, toLocalInput,
 } from './format.js';
 
 const $ = (id) => document.getElementById(id);
@@ -216,6 +216,7 @@ function render() {
       el('td', {}, el('time', { datetime: t.metadata.createdDate, text: formatDate(created) })),
     ];
     cells.push(lastUsedCell(t, now));
+    cells.push(el('td', { class: 'owner', text: p.owner || '—' }));
     cells.push(el('td', { class: 'row-actions' }, menuButton));
     return el('tr', { 'data-id': t.id }, ...cells);
   });
@@ -391,6 +392,10 @@ $('add-token').addEventListener('click', (e) => {
   $('add-expiry-error').textContent = '';
   $('add-name').removeAttribute('aria-invalid');
   $('add-expiry').value = '';
+  for (const f of ['networks', 'owner', 'description']) {
+    $(`add-${f}-error`).textContent = '';
+    $(`add-${f}`).removeAttribute('aria-invalid');
+  }
   addStatus();
   addExpiry();
   openDialog($('add-dialog'), e.currentTarget);
@@ -417,6 +422,12 @@ $('add-form').addEventListener('submit', async (e) => {
       scopes: [readScope('add')],
     },
   };
+  const networks = networksOf($('add-networks').value);
+  if (networks.length > 0) body.properties.allowedNetworks = networks;
+  const owner = $('add-owner').value.trim();
+  if (owner !== '') body.properties.owner = owner;
+  const description = $('add-description').value.trim();
+  if (description !== '') body.properties.description = description;
   const registry = view.registry;
   try {
     const created = await api('POST', tokensPath(registry), body);
@@ -428,6 +439,8 @@ $('add-form').addEventListener('submit', async (e) => {
     showApiError(err, $('add-error'), {
       Name: $('add-name'), 'Expiry Date': $('add-expiry'), Type: $('add-type'),
       Path: $('add-path'), Actions: $('add-pull'), Status: $('add-status'),
+      'Allowed networks': $('add-networks'), Owner: $('add-owner'),
+      Description: $('add-description'),
     });
   }
 });
@@ -488,6 +501,13 @@ function openEdit(token, opener) {
   $('edit-no-expiry').checked = !p.expiryDate;
   $('edit-expire-on').checked = Boolean(p.expiryDate);
   $('edit-expiry').value = p.expiryDate ? toLocalInput(new Date(p.expiryDate)) : '';
+  $('edit-networks').value = (p.allowedNetworks || []).join('\n');
+  $('edit-owner').value = p.owner || '';
+  $('edit-description').value = p.description || '';
+  for (const f of ['networks', 'owner', 'description']) {
+    $(`edit-${f}-error`).textContent = '';
+    $(`edit-${f}`).removeAttribute('aria-invalid');
+  }
   editStatus();
   editExpiry();
   openDialog($('edit-dialog'), opener);
@@ -509,13 +529,28 @@ $('edit-form').addEventListener('submit', async (e) => {
     }
     change.expiryDate = expiry.value;
   }
+  // Only what changed is sent, so the audit line says what the edit did.
+  const networks = networksOf($('edit-networks').value);
+  if (networks.join('\n') !== (p.allowedNetworks || []).join('\n')) {
+    change.allowedNetworks = networks;
+  }
+  const owner = $('edit-owner').value.trim();
+  if (owner !== (p.owner || '')) change.owner = owner === '' ? null : owner;
+  const description = $('edit-description').value.trim();
+  if (description !== (p.description || '')) {
+    change.description = description === '' ? null : description;
+  }
   try {
     await api('PATCH', tokenPath(view.registry, token.id), change);
     $('edit-dialog').close();
     say(`Token ${p.name} saved: ${statusText(change.status)}.`);
     reload();
   } catch (err) {
-    showApiError(err, $('edit-error'), { 'Expiry Date': $('edit-expiry'), Status: $('edit-status') });
+    showApiError(err, $('edit-error'), {
+      'Expiry Date': $('edit-expiry'), Status: $('edit-status'),
+      'Allowed networks': $('edit-networks'), Owner: $('edit-owner'),
+      Description: $('edit-description'),
+    });
   }
 });
 

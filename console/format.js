@@ -82,7 +82,16 @@ const FIELD_LABELS = [
   [/(^|\.)name$/, 'Name'],
   [/(^|\.)status$/, 'Status'],
   [/(^|\.)expiryDate$/, 'Expiry Date'],
+  [/(^|\.)allowedNetworks(\[\d+\])?$/, 'Allowed networks'],
+  [/(^|\.)owner$/, 'Owner'],
+  [/(^|\.)description$/, 'Description'],
 ];
+
+/** The networks typed into an "Allowed networks" box: one per line (or separated by commas
+ * or spaces), empty entries dropped. */
+export function networksOf(text) {
+  return String(text || '').split(/[\s,]+/).filter((n) => n !== '');
+}
 
 /**
  * Splits an API message `properties.scopes[0].name: rule` into the form's label (`Path`),

@@ -243,6 +243,24 @@ pub struct RegistryConfig {
     /// scope patterns at start.
     #[serde(default)]
     pub public: Vec<String>,
+    /// `max_token_lifetime` (`"90d"`): every token of the registry must expire, at most this
+    /// far ahead of a create, update or enable. `None`: no limit.
+    #[serde(default, deserialize_with = "lifetime")]
+    pub max_token_lifetime: Option<chrono::TimeDelta>,
+}
+
+/// `max_token_lifetime`: a duration like `90d`, at least an hour (the shortest expiry a token
+/// may be given).
+fn lifetime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<chrono::TimeDelta>, D::Error> {
+    let text = String::deserialize(d)?;
+    let limit = crate::api::parse_duration(&text)
+        .map_err(|e| serde::de::Error::custom(format!("max_token_lifetime: {e}")))?;
+    if limit < chrono::TimeDelta::hours(1) {
+        return Err(serde::de::Error::custom(format!(
+            "max_token_lifetime: {text:?} is shorter than an hour, the shortest expiry a token may have"
+        )));
+    }
+    Ok(Some(limit))
 }
 
 /// A configuration problem; the message names the file, key or variable.
@@ -453,6 +471,7 @@ impl Config {
                 service: "registry.local".into(),
                 hostname: "localhost:5000".into(),
                 public: Vec::new(),
+                max_token_lifetime: None,
             }],
         };
         validate_registries(&registries)?;
@@ -937,6 +956,28 @@ mod tests {
         assert_eq!(c.registries[0].service, "registry.local");
         assert_eq!(c.registries[0].hostname, "localhost:5000");
         assert_eq!(c.realm(), "http://127.0.0.1:5001/auth");
+    }
+
+    #[test]
+    fn max_token_lifetime_per_registry() {
+        let reg = |extra: &str| {
+            format!("[[registries]]\nid=\"a\"\nservice=\"s\"\nhostname=\"h\"\n{extra}")
+        };
+        let c = Config::from_toml(&reg("max_token_lifetime = \"90d\"")).unwrap();
+        assert_eq!(
+            c.registries[0].max_token_lifetime,
+            Some(chrono::TimeDelta::days(90))
+        );
+        let c = Config::from_toml(&reg("")).unwrap();
+        assert_eq!(c.registries[0].max_token_lifetime, None);
+        for (bad, says) in [
+            ("max_token_lifetime = \"90x\"", "unknown unit"),
+            ("max_token_lifetime = \"30m\"", "shorter than an hour"),
+            ("max_token_lifetime = 90", "max_token_lifetime"),
+        ] {
+            let e = Config::from_toml(&reg(bad)).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

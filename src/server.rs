@@ -404,6 +404,9 @@ mod tests {
             modified_by: "admin".into(),
             previous: None,
             last_used: None,
+            networks: vec![],
+            owner: None,
+            description: None,
         }
     }
 

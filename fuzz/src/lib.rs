@@ -74,6 +74,9 @@ pub fn token(clock: &Clock) -> Token {
         modified_by: "admin".into(),
         previous: None,
         last_used: None,
+        networks: vec![],
+        owner: None,
+        description: None,
     }
 }
 

@@ -31,9 +31,9 @@ pub use error::{ErrorBody, ErrorMessage};
 pub use registry::{Registry, RegistryList, RegistryProperties, TokenAuth};
 pub use time::rfc3339;
 pub use token::{
-    Credentials, GrantType, Links, Metadata, ResourceType, Scope, ScopeAction, ScopeType, Token,
-    TokenCreate, TokenPage, TokenPatch, TokenProperties, TokenPropertiesInput, TokenRotate,
-    TokenStatus,
+    Credentials, DisabledTokens, GrantType, Links, Metadata, ResourceType, Scope, ScopeAction,
+    ScopeType, Token, TokenCreate, TokenPage, TokenPatch, TokenProperties, TokenPropertiesInput,
+    TokenRotate, TokenStatus,
 };
 
 /// The admin API's path prefix.

@@ -172,6 +172,20 @@ pub struct TokenProperties {
     )]
     #[schema(value_type = Option<String>, format = DateTime, example = "2026-06-01T13:00:00Z")]
     pub previous_password_expiry_date: Option<DateTime<Utc>>,
+    /// The networks (CIDR) the token may authenticate from, at the token endpoint and with
+    /// refresh tokens; absent when it may authenticate from anywhere. The registry JWTs it
+    /// gets are not bound to an address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(example = json!(["10.0.0.0/8", "2001:db8::/32"]))]
+    pub allowed_networks: Vec<String>,
+    /// Who the token belongs to (a person's email, a service's name); absent when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "alice@example.com")]
+    pub owner: Option<String>,
+    /// What the token is for; absent when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "CI pushes to team/*")]
+    pub description: Option<String>,
 }
 
 /// The body of `POST .../tokens/{tokenId}/credentials` (rotation); it may be empty.
@@ -266,6 +280,18 @@ pub struct TokenPropertiesInput {
     /// At most 100, one per type and name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<Scope>>,
+    /// At most 64 networks in CIDR form (`10.0.0.0/8`, `2001:db8::/32`, or a bare address)
+    /// with no host bits set; absent or empty for anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["10.0.0.0/8"]))]
+    pub allowed_networks: Option<Vec<String>>,
+    /// Up to 128 characters, no control characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "alice@example.com")]
+    pub owner: Option<String>,
+    /// Up to 500 characters, no control characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// The body of `PATCH .../tokens/{tokenId}`: only what is sent changes; `"expiryDate": null`
@@ -282,6 +308,31 @@ pub struct TokenPatch {
     /// Replaces the whole list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<Scope>>,
+    /// Replaces the whole list; `[]` or `null`: anywhere.
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["10.0.0.0/8"]))]
+    pub allowed_networks: Patch<Vec<String>>,
+    /// `null` removes it.
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[schema(value_type = Option<String>)]
+    pub owner: Patch<String>,
+    /// `null` removes it.
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[schema(value_type = Option<String>)]
+    pub description: Patch<String>,
+}
+
+/// The reply of `POST .../tokens/disable?owner=`: the tokens it disabled, sorted by name
+/// (tokens of the owner that were disabled already are not in it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DisabledTokens {
+    /// `<registryId>-tokens-disabled`.
+    pub id: String,
+    /// Always `collection`.
+    #[serde(rename = "type")]
+    pub kind: ResourceType,
+    pub href: String,
+    pub items: Vec<Token>,
 }
 
 #[cfg(test)]
@@ -347,6 +398,9 @@ mod tests {
                 status: None,
                 expiry_date: None,
                 scopes: None,
+                allowed_networks: None,
+                owner: None,
+                description: None,
             },
         };
         assert_eq!(

@@ -161,6 +161,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             modified_by: "regauth-seed".to_string(),
             previous: None,
             last_used: None,
+            networks: vec![],
+            owner: None,
+            description: None,
         };
         store.add(token)?;
         if i % stride == 0 && i / stride < sample {
@@ -198,6 +201,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             modified_by: "regauth-seed".to_string(),
             previous: None,
             last_used: None,
+            networks: vec![],
+            owner: None,
+            description: None,
         };
         store.add(token)?;
     }

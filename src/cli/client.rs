@@ -238,6 +238,15 @@ impl Client {
         self.decode(&self.api(method, segments, &[], Some(body))?)
     }
 
+    /// `POST /api/v1/<segments>?<query>` without a body, the reply read as `T`.
+    pub fn post<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<T, CliError> {
+        self.decode(&self.api(Method::POST, segments, query, None)?)
+    }
+
     /// `DELETE /api/v1/<segments>`; the reply has no body.
     pub fn delete(&self, segments: &[&str]) -> Result<(), CliError> {
         self.api(Method::DELETE, segments, &[], None).map(drop)

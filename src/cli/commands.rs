@@ -14,8 +14,8 @@ use super::expires::Expires;
 use super::output::{self, Output};
 use super::scope::{self, Added, ScopeArg, ScopeSelector};
 use crate::api::{
-    rfc3339, Patch, Registry, RegistryList, Scope, Token, TokenCreate, TokenPage, TokenPatch,
-    TokenPropertiesInput, TokenRotate,
+    rfc3339, DisabledTokens, Patch, Registry, RegistryList, Scope, Token, TokenCreate, TokenPage,
+    TokenPatch, TokenPropertiesInput, TokenRotate,
 };
 
 /// Page size used when the CLI walks the whole token list (the API's maximum).
@@ -139,6 +139,16 @@ impl Ctx<'_> {
     }
 }
 
+/// Who may use a token from where, and whose it is (`--allow-from`, `--owner`,
+/// `--description`).
+#[derive(Debug, Default, Clone)]
+pub struct Policy {
+    /// Networks in CIDR form; empty: not given.
+    pub allow_from: Vec<String>,
+    pub owner: Option<String>,
+    pub description: Option<String>,
+}
+
 /// `token create`.
 pub fn create(
     ctx: &mut Ctx,
@@ -146,6 +156,7 @@ pub fn create(
     scopes: &[ScopeArg],
     expires: Option<Expires>,
     disabled: bool,
+    policy: Policy,
 ) -> Result<(), CliError> {
     let reg = ctx.registry()?;
     let sent = scope::from_args(scopes);
@@ -159,6 +170,9 @@ pub fn create(
             status: disabled.then(|| "disabled".to_string()),
             expiry_date,
             scopes: Some(sent.clone()),
+            allowed_networks: (!policy.allow_from.is_empty()).then_some(policy.allow_from),
+            owner: policy.owner,
+            description: policy.description,
         },
     };
     // Ask for the hostname first: once the token exists, nothing may stop its password
@@ -178,19 +192,36 @@ pub fn create(
     }
 }
 
-/// `token list`: every token (all pages), or one page when `offset`/`limit` is given; with
-/// `expiring`, only those expiring within that duration.
+/// What `token list` selects beyond paging.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    /// Only those expiring within this duration.
+    pub expiring: Option<String>,
+    /// Only this owner's.
+    pub owner: Option<String>,
+    /// Only those breaking the registry's `max_token_lifetime`.
+    pub violations: bool,
+}
+
+/// `token list`: every token (all pages), or one page when `offset`/`limit` is given,
+/// selected by `select`.
 pub fn list(
     ctx: &mut Ctx,
     offset: Option<usize>,
     limit: Option<usize>,
-    expiring: Option<&str>,
+    select: ListFilter,
 ) -> Result<(), CliError> {
     let reg = ctx.registry()?;
-    let filter: Vec<(&str, String)> = expiring
-        .map(|w| ("expiringWithin", w.to_string()))
-        .into_iter()
-        .collect();
+    let mut filter: Vec<(&str, String)> = Vec::new();
+    if let Some(w) = select.expiring {
+        filter.push(("expiringWithin", w));
+    }
+    if let Some(o) = select.owner {
+        filter.push(("filter.owner", o));
+    }
+    if select.violations {
+        filter.push(("filter.violations", "true".into()));
+    }
     let page = if offset.is_some() || limit.is_some() {
         ctx.page(&reg, offset, limit, &filter)?
     } else {
@@ -251,6 +282,12 @@ pub struct Update {
     pub enable: Option<bool>,
     /// `Patch::Null` removes the expiry.
     pub expires: Patch<Expires>,
+    /// `Some(empty)`: anywhere again.
+    pub allow_from: Option<Vec<String>>,
+    /// `Patch::Null` removes the owner.
+    pub owner: Patch<String>,
+    /// `Patch::Null` removes the description.
+    pub description: Patch<String>,
 }
 
 /// `token update`.
@@ -264,10 +301,15 @@ pub fn update(ctx: &mut Ctx, token: &str, change: Update) -> Result<(), CliError
             .try_map(|e| e.resolve(Utc::now()).map(rfc3339))
             .map_err(CliError::Usage)?,
         scopes: None,
+        allowed_networks: change.allow_from.map_or(Patch::Absent, Patch::Value),
+        owner: change.owner,
+        description: change.description,
     };
     if body == TokenPatch::default() {
         return Err(CliError::Usage(
-            "nothing to change: pass --enable, --disable, --expires or --no-expiry".into(),
+            "nothing to change: pass --enable, --disable, --expires, --no-expiry, --allow-from, \
+             --allow-anywhere, --owner, --no-owner, --description or --no-description"
+                .into(),
         ));
     }
     let reg = ctx.registry()?;
@@ -278,6 +320,28 @@ pub fn update(ctx: &mut Ctx, token: &str, change: Update) -> Result<(), CliError
         &updated,
         Some(format!("Updated token {}.\n", current.name())),
     )
+}
+
+/// `token disable --owner X`: disables every enabled token of the owner in one request
+/// (offboarding) and lists them.
+pub fn disable_owner(ctx: &mut Ctx, owner: &str) -> Result<(), CliError> {
+    let reg = ctx.registry()?;
+    let done: DisabledTokens = ctx.client.post(
+        &["registries", &reg, "tokens", "disable"],
+        &[("owner", owner.to_string())],
+    )?;
+    if ctx.output == Output::Json {
+        return ctx.json(&done);
+    }
+    writeln!(
+        ctx.out,
+        "Disabled {} token(s) of owner {owner:?} in registry {reg}; their refresh tokens ended.",
+        done.items.len()
+    )?;
+    if !done.items.is_empty() {
+        output::token_table(ctx.out, &done.items)?;
+    }
+    Ok(())
 }
 
 /// `token delete`. With `--output json` prints the token as it was before deletion (the API's

@@ -146,6 +146,12 @@ pub enum StoreCommand {
     },
 }
 
+/// `--allow-from`: a network in CIDR form, checked here so a typo fails before any request.
+fn parse_network(text: &str) -> Result<String, String> {
+    text.parse::<crate::domain::Network>()
+        .map(|n| n.to_string())
+}
+
 /// `--expiring`: a duration, kept as typed (the server parses the same syntax).
 fn parse_window(text: &str) -> Result<String, String> {
     crate::api::parse_duration(text).map(|_| text.trim().to_string())
@@ -205,6 +211,16 @@ pub enum TokenCommand {
         /// Create the token disabled.
         #[arg(long)]
         disabled: bool,
+        /// Accept the token only from this network (CIDR, e.g. 10.0.0.0/8 or 2001:db8::/32; a
+        /// bare address is one address). Repeatable, at most 64. Default: anywhere.
+        #[arg(long = "allow-from", value_name = "CIDR", value_parser = parse_network)]
+        allow_from: Vec<String>,
+        /// Who the token belongs to (a person's email, a service's name; up to 128 characters).
+        #[arg(long, value_name = "OWNER")]
+        owner: Option<String>,
+        /// What the token is for (up to 500 characters).
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
     },
     /// List the registry's tokens (all of them, unless --offset or --limit asks for one page).
     /// Expired tokens are deleted (expired = deleted) unless the server keeps them
@@ -213,6 +229,13 @@ pub enum TokenCommand {
         /// Only tokens that expire within this duration from now (7d, 12h, 30m, or seconds).
         #[arg(long, value_name = "DURATION", value_parser = parse_window)]
         expiring: Option<String>,
+        /// Only the tokens of this owner (exact match).
+        #[arg(long, value_name = "OWNER", conflicts_with = "expiring")]
+        owner: Option<String>,
+        /// Only the tokens that break the registry's max_token_lifetime (no expiry, or one
+        /// further ahead than the limit).
+        #[arg(long, conflicts_with = "expiring")]
+        violations: bool,
         /// Return one page starting here.
         #[arg(long)]
         offset: Option<usize>,
@@ -248,6 +271,51 @@ pub enum TokenCommand {
         /// Remove the expiry: the token never expires.
         #[arg(long, group = "change")]
         no_expiry: bool,
+        /// Accept the token only from these networks (CIDR; repeatable): replaces the list.
+        #[arg(
+            long = "allow-from",
+            value_name = "CIDR",
+            value_parser = parse_network,
+            group = "change",
+            conflicts_with = "allow_anywhere"
+        )]
+        allow_from: Vec<String>,
+        /// Accept the token from anywhere again.
+        #[arg(long, group = "change")]
+        allow_anywhere: bool,
+        /// New owner (up to 128 characters).
+        #[arg(
+            long,
+            value_name = "OWNER",
+            group = "change",
+            conflicts_with = "no_owner"
+        )]
+        owner: Option<String>,
+        /// Remove the owner.
+        #[arg(long, group = "change")]
+        no_owner: bool,
+        /// New description (up to 500 characters).
+        #[arg(
+            long,
+            value_name = "TEXT",
+            group = "change",
+            conflicts_with = "no_description"
+        )]
+        description: Option<String>,
+        /// Remove the description.
+        #[arg(long, group = "change")]
+        no_description: bool,
+    },
+    /// Disable a token, or with --owner every token of an owner at once (offboarding): they
+    /// authenticate nothing and their refresh tokens end.
+    #[command(group(clap::ArgGroup::new("which").required(true)))]
+    Disable {
+        /// Token name, or id (UUID).
+        #[arg(group = "which")]
+        token: Option<String>,
+        /// Disable every enabled token of this owner (exact match), in one request.
+        #[arg(long, value_name = "OWNER", group = "which")]
+        owner: Option<String>,
     },
     /// Give a token a new password, keeping its name, id, scopes, status and expiry; print the
     /// new password (shown only this once) and the docker login command.
@@ -578,12 +646,37 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
             scopes,
             expires,
             disabled,
-        } => commands::create(ctx, &name, &scopes, expires, disabled),
+            allow_from,
+            owner,
+            description,
+        } => commands::create(
+            ctx,
+            &name,
+            &scopes,
+            expires,
+            disabled,
+            commands::Policy {
+                allow_from,
+                owner,
+                description,
+            },
+        ),
         TokenCommand::List {
             offset,
             limit,
             expiring,
-        } => commands::list(ctx, offset, limit, expiring.as_deref()),
+            owner,
+            violations,
+        } => commands::list(
+            ctx,
+            offset,
+            limit,
+            commands::ListFilter {
+                expiring,
+                owner,
+                violations,
+            },
+        ),
         TokenCommand::Rotate { token, grace } => commands::rotate(ctx, &token, grace),
         TokenCommand::Show { token } => commands::show(ctx, &token),
         TokenCommand::Update {
@@ -592,6 +685,12 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
             disable,
             expires,
             no_expiry,
+            allow_from,
+            allow_anywhere,
+            owner,
+            no_owner,
+            description,
+            no_description,
         } => {
             let change = commands::Update {
                 enable: (enable || disable).then_some(enable),
@@ -600,9 +699,36 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
                 } else {
                     expires.map_or(crate::api::Patch::Absent, crate::api::Patch::Value)
                 },
+                allow_from: if allow_anywhere {
+                    Some(Vec::new())
+                } else {
+                    (!allow_from.is_empty()).then_some(allow_from)
+                },
+                owner: if no_owner {
+                    crate::api::Patch::Null
+                } else {
+                    owner.map_or(crate::api::Patch::Absent, crate::api::Patch::Value)
+                },
+                description: if no_description {
+                    crate::api::Patch::Null
+                } else {
+                    description.map_or(crate::api::Patch::Absent, crate::api::Patch::Value)
+                },
             };
             commands::update(ctx, &token, change)
         }
+        TokenCommand::Disable { token, owner } => match (token, owner) {
+            (_, Some(owner)) => commands::disable_owner(ctx, &owner),
+            (Some(token), None) => commands::update(
+                ctx,
+                &token,
+                commands::Update {
+                    enable: Some(false),
+                    ..commands::Update::default()
+                },
+            ),
+            (None, None) => Err(CliError::Usage("name a token or pass --owner".into())),
+        },
         TokenCommand::Delete { token } => commands::delete(ctx, &token),
         TokenCommand::Scope { command } => run_scope(ctx, command),
     }
@@ -808,6 +934,7 @@ mod tests {
                     scopes,
                     expires,
                     disabled,
+                    ..
                 },
             ..
         }) = cli.command

@@ -69,11 +69,12 @@ pub fn token_table(out: &mut dyn Write, tokens: &[Token]) -> io::Result<()> {
     if tokens.is_empty() {
         return writeln!(out, "no tokens");
     }
-    let rows: Vec<[String; 6]> = tokens
+    let rows: Vec<[String; 7]> = tokens
         .iter()
         .map(|t| {
             [
                 t.properties.name.clone(),
+                t.properties.owner.clone().unwrap_or_else(|| "-".into()),
                 t.properties.status.to_string(),
                 t.properties
                     .expiry_date
@@ -86,14 +87,22 @@ pub fn token_table(out: &mut dyn Write, tokens: &[Token]) -> io::Result<()> {
             ]
         })
         .collect();
-    let header = ["NAME", "STATUS", "EXPIRES", "SCOPES", "LAST USED", "ID"];
+    let header = [
+        "NAME",
+        "OWNER",
+        "STATUS",
+        "EXPIRES",
+        "SCOPES",
+        "LAST USED",
+        "ID",
+    ];
     let mut widths = header.map(str::len);
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 6]| {
+    let line = |cells: [&str; 7]| {
         let mut s = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
             if i + 1 == cells.len() {
@@ -106,7 +115,11 @@ pub fn token_table(out: &mut dyn Write, tokens: &[Token]) -> io::Result<()> {
     };
     writeln!(out, "{}", line(header))?;
     for r in &rows {
-        writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]))?;
+        writeln!(
+            out,
+            "{}",
+            line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6]])
+        )?;
     }
     Ok(())
 }
@@ -127,8 +140,19 @@ pub fn token_summary(
     writeln!(out, "ID:        {}", t.id)?;
     writeln!(out, "Registry:  {registry}")?;
     writeln!(out, "Username:  {username}")?;
+    if let Some(o) = &p.owner {
+        writeln!(out, "Owner:     {o}")?;
+    }
+    if let Some(d) = &p.description {
+        writeln!(out, "About:     {d}")?;
+    }
     writeln!(out, "Status:    {}", p.status)?;
     writeln!(out, "Expires:   {}", expiry_text(p.expiry_date, now))?;
+    if p.allowed_networks.is_empty() {
+        writeln!(out, "From:      anywhere")?;
+    } else {
+        writeln!(out, "From:      {}", p.allowed_networks.join(", "))?;
+    }
     if let Some(until) = p.previous_password_expiry_date {
         writeln!(
             out,
@@ -389,6 +413,20 @@ mod tests {
             s.contains("Created:   2026-01-01T00:00:00Z by admin\n"),
             "{s}"
         );
+        assert!(s.contains("From:      anywhere\n"), "{s}");
+        assert!(!s.contains("Owner:"), "{s}");
+    }
+
+    #[test]
+    fn summary_shows_owner_description_and_networks() {
+        let mut t = token(sample(None));
+        t.properties.owner = Some("alice@example.com".into());
+        t.properties.description = Some("CI pushes".into());
+        t.properties.allowed_networks = vec!["10.0.0.0/8".into(), "2001:db8::/32".into()];
+        let s = text(|b| token_summary(b, &t, "default", at("2026-01-01T00:00:00Z")).unwrap());
+        assert!(s.contains("Owner:     alice@example.com\n"), "{s}");
+        assert!(s.contains("About:     CI pushes\n"), "{s}");
+        assert!(s.contains("From:      10.0.0.0/8, 2001:db8::/32\n"), "{s}");
     }
 
     #[test]
@@ -439,15 +477,22 @@ mod tests {
         b.properties.name = "x".into();
         b.properties.expiry_date = None;
         b.properties.scopes.clear();
+        b.properties.owner = Some("alice@example.com".into());
         let s = text(|buf| token_table(buf, &[a, b]).unwrap());
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(
-            lines[0].starts_with("NAME     STATUS   EXPIRES               SCOPES"),
+            lines[0]
+                .starts_with("NAME     OWNER              STATUS   EXPIRES               SCOPES"),
             "{s}"
         );
         assert!(
-            lines[2].starts_with("x        enabled  never                 (none)"),
+            lines[1].starts_with("ci-push  -                  enabled"),
+            "{s}"
+        );
+        assert!(
+            lines[2]
+                .starts_with("x        alice@example.com  enabled  never                 (none)"),
             "{s}"
         );
         let col = lines[0].find("ID").unwrap();

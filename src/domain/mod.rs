@@ -8,6 +8,7 @@ pub mod access;
 pub mod name;
 pub mod patch;
 pub mod pattern;
+pub mod policy;
 pub mod reference;
 pub mod request;
 pub mod scope;
@@ -18,6 +19,9 @@ pub use access::{decide, decide_with_public, Grant, ScopeList};
 pub use name::TokenName;
 pub use patch::Patch;
 pub use pattern::RepoPattern;
+pub use policy::{
+    check_lifetime, network_allows, parse_networks, Description, Network, Owner, MAX_NETWORKS,
+};
 pub use reference::RepositoryName;
 pub use request::{parse_scope, ResourceRequest, ScopeParseError};
 pub use scope::{validate_scope_list, Action, ActionSet, RegistryTarget, Scope, ScopeTarget};

@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Scope, SecretHash, TokenName, ValidationError};
+use super::{Description, Network, Owner, Scope, SecretHash, TokenName, ValidationError};
 
 /// At most this many scopes per token.
 pub const MAX_SCOPES: usize = 100;
@@ -134,6 +134,15 @@ pub struct Token {
     pub previous: Option<PreviousSecret>,
     /// The last successful authentication, as last written to the store.
     pub last_used: Option<LastUse>,
+    /// The networks the token may authenticate from; empty: anywhere.
+    #[serde(default)]
+    pub networks: Vec<Network>,
+    /// Who the token belongs to.
+    #[serde(default)]
+    pub owner: Option<Owner>,
+    /// What the token is for.
+    #[serde(default)]
+    pub description: Option<Description>,
 }
 
 impl Token {
@@ -170,6 +179,16 @@ impl Token {
         });
         self.secret_hash = new_hash;
         Ok(())
+    }
+
+    /// Sets the status. Disabling also ends a rotation's grace period for good: the previous
+    /// password never works again, even if the token is enabled later (a leaked old password
+    /// must not return after an emergency disable).
+    pub fn set_status(&mut self, status: Status) {
+        if status == Status::Disabled {
+            self.previous = None;
+        }
+        self.status = status;
     }
 
     /// Expired at `now` (expiry reached: from that instant it authenticates nothing).
@@ -240,6 +259,9 @@ mod tests {
             modified_by: "admin".into(),
             previous: None,
             last_used: None,
+            networks: vec![],
+            owner: None,
+            description: None,
         }
     }
 
@@ -349,6 +371,22 @@ mod tests {
         assert!(!t.secret_matches(&newer, later));
         assert!(!t.secret_matches(&new, later));
         assert!(t.secret_matches(&old, later));
+    }
+
+    #[test]
+    fn disabling_ends_the_grace_period_for_good() {
+        let mut t = token(Status::Enabled, None);
+        let old = t.secret_hash;
+        t.rotate(SecretHash::of("rga_new"), TimeDelta::hours(1), now())
+            .unwrap();
+        assert!(t.secret_matches(&old, now()));
+        t.set_status(Status::Enabled);
+        assert!(t.secret_matches(&old, now()), "enabling keeps it");
+        t.set_status(Status::Disabled);
+        t.set_status(Status::Enabled);
+        assert_eq!(t.previous, None);
+        assert!(!t.secret_matches(&old, now()));
+        assert!(t.secret_matches(&SecretHash::of("rga_new"), now()));
     }
 
     #[test]

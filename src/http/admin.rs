@@ -23,10 +23,13 @@ use super::extract::{
 use super::state::AppState;
 use crate::api::{self, ErrorBody, ResourceType};
 use crate::config::RegistryConfig;
-use crate::domain::{validate_grace, Scope, Status, Token, TokenName, ValidationError};
+use crate::domain::{
+    parse_networks, validate_grace, Description, Network, Owner, Patch, Scope, Status, Token,
+    TokenName, ValidationError,
+};
 use crate::service::audit::{self, AdminAction, AdminAuthFailure};
 use crate::service::throttle::Endpoint;
-use crate::service::{AdminService, NewToken, PutOutcome, TokenChanges};
+use crate::service::{AdminService, ListFilter, NewToken, PutOutcome, TokenChanges};
 
 pub use crate::api::{DEFAULT_LIMIT, MAX_LIMIT};
 
@@ -74,9 +77,25 @@ fn parse_scopes(
     Ok(Some(out))
 }
 
+fn networks(list: &[String], prefix: Option<&str>) -> Result<Vec<Network>, ValidationError> {
+    parse_networks(list).map_err(|e| under(e, prefix))
+}
+
+fn text<T: std::str::FromStr<Err = ValidationError>>(
+    v: Option<&str>,
+    prefix: Option<&str>,
+) -> Result<Option<T>, ValidationError> {
+    v.map(|v| v.parse::<T>().map_err(|e| under(e, prefix)))
+        .transpose()
+}
+
 fn new_token(p: api::TokenPropertiesInput) -> Result<NewToken, ValidationError> {
     let name: TokenName = p.name.parse().map_err(|e| under(e, Some("properties")))?;
+    let props = Some("properties");
     Ok(NewToken {
+        networks: networks(p.allowed_networks.as_deref().unwrap_or_default(), props)?,
+        owner: text::<Owner>(p.owner.as_deref(), props)?,
+        description: text::<Description>(p.description.as_deref(), props)?,
         name,
         status: parse_status(p.status.as_deref(), Some("properties"))?.unwrap_or_default(),
         expiry: p
@@ -93,6 +112,13 @@ fn changes(p: api::TokenPatch) -> Result<TokenChanges, ValidationError> {
         status: parse_status(p.status.as_deref(), None)?,
         expiry: p.expiry_date.try_map(|t| parse_expiry(&t, "expiryDate"))?,
         scopes: parse_scopes(p.scopes, "")?,
+        networks: match &p.allowed_networks {
+            Patch::Absent => None,
+            Patch::Null => Some(Vec::new()),
+            Patch::Value(list) => Some(networks(list, None)?),
+        },
+        owner: p.owner.try_map(|o| o.parse::<Owner>())?,
+        description: p.description.try_map(|d| d.parse::<Description>())?,
     })
 }
 
@@ -150,6 +176,9 @@ fn token_out(state: &AppState, t: Token, password: Option<String>) -> api::Token
             scopes: t.scopes.iter().map(scope_out).collect(),
             status: status_out(&t, now),
             previous_password_expiry_date: t.previous_valid_until(now),
+            allowed_networks: t.networks.iter().map(|n| n.to_string()).collect(),
+            owner: t.owner.map(String::from),
+            description: t.description.map(String::from),
         },
     }
 }
@@ -353,6 +382,28 @@ fn name_filter(pairs: &Pairs<'_>) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// The `filter.owner` query parameter: an owner, matched exactly.
+fn owner_filter(pairs: &Pairs<'_>) -> Result<Option<String>, ApiError> {
+    match last(pairs, "filter.owner") {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse::<Owner>()
+            .map(|o| Some(String::from(o)))
+            .map_err(|e| ApiError::BadRequest(format!("filter.{e}"))),
+    }
+}
+
+/// The `filter.violations` query parameter: `true` or `false` (the default).
+fn violations_filter(pairs: &Pairs<'_>) -> Result<bool, ApiError> {
+    match last(pairs, "filter.violations") {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(ApiError::BadRequest(format!(
+            "filter.violations: must be true or false, got {v:?}"
+        ))),
+    }
+}
+
 /// List a registry's tokens, sorted by name, one page at a time.
 #[utoipa::path(
     get, path = "/api/v1/registries/{registryId}/tokens", tag = "tokens",
@@ -370,10 +421,18 @@ fn name_filter(pairs: &Pairs<'_>) -> Result<Option<String>, ApiError> {
             description = "Only tokens whose expiryDate is at most this far ahead: whole seconds \
                 (`604800`) or a number with a unit s, m, h, d, w (`7d`). With `on_expiry = \"disable\"` \
                 tokens already expired are included. Combines with `filter.name`."),
+        ("filter.owner" = Option<String>, Query, max_length = 128,
+            description = "Only tokens whose owner is exactly this. Combines with `filter.name` \
+                and `filter.violations`, not with `expiringWithin`."),
+        ("filter.violations" = Option<bool>, Query,
+            description = "`true`: only tokens that break the registry's `max_token_lifetime` now \
+                (no expiry, or an expiry further ahead than the limit), enabled or not; none when \
+                the registry has no limit. Combines with `filter.name` and `filter.owner`, not \
+                with `expiringWithin`."),
     ),
     responses(
         (status = 200, description = "One page of tokens; never a password.", body = api::TokenPage),
-        (status = 400, description = "`offset`, `limit`, `filter.name` or `expiringWithin` out of range.", body = ErrorBody),
+        (status = 400, description = "`offset`, `limit`, a filter or `expiringWithin` out of range, or `expiringWithin` with `filter.owner` or `filter.violations`.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
         (status = 404, description = "No such registry.", body = ErrorBody),
@@ -398,12 +457,22 @@ pub async fn list_tokens(
                 .map_err(|e| ApiError::BadRequest(format!("expiringWithin: {e}")))?,
         ),
     };
+    let owner = owner_filter(&pairs)?;
+    let violations = violations_filter(&pairs)?;
+    if within.is_some() && (owner.is_some() || violations) {
+        return Err(ApiError::BadRequest(
+            "expiringWithin: cannot be combined with filter.owner or filter.violations".into(),
+        ));
+    }
     let r = reg.clone();
-    let needle = name.clone();
-    let page = blocking(&state.admin, move |a| match (within, needle) {
-        (Some(w), n) => a.list_expiring(&r, w, n.as_deref(), offset, limit),
-        (None, Some(n)) => a.list_matching(&r, &n, offset, limit),
-        (None, None) => a.list(&r, offset, limit),
+    let filter = ListFilter {
+        name: name.clone(),
+        owner: owner.clone(),
+        violations,
+    };
+    let page = blocking(&state.admin, move |a| match within {
+        Some(w) => a.list_expiring(&r, w, filter.name.as_deref(), offset, limit),
+        None => a.list_filtered(&r, &filter, offset, limit),
     })
     .await?;
     let href = tokens_href(&state, &reg);
@@ -413,6 +482,13 @@ pub async fn list_tokens(
             format!("&filter.name={encoded}")
         })
         .unwrap_or_default();
+    if let Some(o) = &owner {
+        let encoded: String = form_urlencoded::byte_serialize(o.as_bytes()).collect();
+        filter.push_str(&format!("&filter.owner={encoded}"));
+    }
+    if violations {
+        filter.push_str("&filter.violations=true");
+    }
     // The window as given (it parsed, so it is digits and a unit: nothing to escape).
     if let Some(w) = last(&pairs, "expiringWithin") {
         filter.push_str(&format!("&expiringWithin={}", w.trim()));
@@ -667,6 +743,101 @@ fn grace_period(seconds: Option<i64>) -> Result<TimeDelta, ValidationError> {
     })?;
     validate_grace(grace)?;
     Ok(grace)
+}
+
+/// Offboarding: disable every enabled token of an owner in one request. Each token ends as
+/// a PATCH to `disabled` leaves it: its refresh tokens end and a rotation's grace period
+/// ends. One audit line per token disabled (`action=disable`).
+#[utoipa::path(
+    post, path = "/api/v1/registries/{registryId}/tokens/disable", tag = "tokens",
+    operation_id = "registriesTokensDisableByOwner",
+    security(("adminToken" = [])),
+    params(
+        ("registryId" = String, Path, description = "The registry's id."),
+        ("owner" = String, Query, max_length = 128,
+            description = "The owner whose tokens to disable, matched exactly."),
+    ),
+    responses(
+        (status = 200, description = "The tokens disabled (possibly none).", body = api::DisabledTokens),
+        (status = 400, description = "`owner` is missing or not a valid owner.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
+        (status = 404, description = "No such registry.", body = ErrorBody),
+        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
+    )
+)]
+pub async fn disable_by_owner(
+    State(state): State<AppState>,
+    KnownRegistry(r): KnownRegistry,
+    RawQuery(query): RawQuery,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let client = super::limits::request_client(&state, &req);
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
+    let owner: Owner = match last(&pairs, "owner") {
+        None | Some("") => {
+            return Err(ApiError::BadRequest(
+                "owner: required (the owner whose tokens to disable)".into(),
+            ))
+        }
+        Some(v) => v.parse().map_err(ApiError::Validation)?,
+    };
+    let reg = r.id.clone();
+    let o = owner.clone();
+    let admin = state.admin.clone();
+    let outcome = tokio::task::spawn_blocking(move || admin.disable_owner(&r.id, o.as_str()))
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(TaskFailed(e))));
+    let (disabled, failure) = match outcome {
+        Ok((disabled, failure)) => (disabled, failure.map(ApiError::from)),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    let changes = audit::changes_of_offboarding(owner.as_str());
+    let line = |token: &str, id: &str, outcome: audit::AdminOutcome, status: u16| {
+        audit::admin_action(&audit::AdminRecord {
+            action: AdminAction::Disable,
+            registry: &reg,
+            token,
+            id,
+            changes: &changes,
+            client,
+            peer,
+            outcome,
+            status,
+        });
+        state.metrics.admin_action(AdminAction::Disable, outcome);
+    };
+    // Every token disabled is audited, also when the store failed after it.
+    for t in &disabled {
+        line(
+            t.name.as_str(),
+            &t.id.to_string(),
+            audit::AdminOutcome::Ok,
+            200,
+        );
+    }
+    if let Some(e) = failure {
+        let resp = e.into_response();
+        let status = resp.status().as_u16();
+        line("", "", audit::AdminOutcome::of_status(status), status);
+        return Ok(resp);
+    }
+    let href = format!("{}/disable", tokens_href(&state, &reg));
+    Ok(Json(api::DisabledTokens {
+        id: format!("{reg}-tokens-disabled"),
+        kind: ResourceType::Collection,
+        href,
+        items: disabled
+            .into_iter()
+            .map(|t| token_out(&state, t, None))
+            .collect(),
+    })
+    .into_response())
 }
 
 /// Delete a token: it authenticates nothing from now on.

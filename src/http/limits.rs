@@ -25,7 +25,9 @@ pub fn request_client(state: &AppState, req: &Request) -> Option<IpAddr> {
 /// The client behind `peer`: `peer` itself unless it is one of `trusted`; then the right-most
 /// address of `X-Forwarded-For` that is not itself trusted (proxies append, so what is
 /// right of it was written by proxies we trust). A missing or malformed header leaves `peer`.
+/// IPv4-mapped IPv6 addresses (a dual-stack listener's view of an IPv4 client) are IPv4.
 pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let peer = peer.to_canonical();
     if !trusted.contains(&peer) {
         return peer;
     }
@@ -37,7 +39,7 @@ pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpA
         .map(str::trim)
         .collect::<Vec<_>>();
     while let Some(hop) = hops.pop() {
-        match hop.parse::<IpAddr>() {
+        match hop.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) if trusted.contains(&ip) => continue,
             Ok(ip) => return ip,
             Err(_) => return peer,
@@ -61,6 +63,21 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_ipv4() {
+        let trusted = [ip("127.0.0.1")];
+        let h = xff(&["::ffff:198.51.100.7"]);
+        assert_eq!(
+            client_addr(ip("::ffff:127.0.0.1"), &h, &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_addr(ip("::ffff:192.0.2.1"), &h, &trusted),
+            ip("192.0.2.1")
+        );
+        assert_eq!(client_addr(ip("::1"), &h, &trusted), ip("::1"));
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub fn app(state: AppState) -> Router {
             get(admin::list_tokens).post(admin::create_token),
         )
         .route(
+            "/registries/{registry_id}/tokens/disable",
+            axum::routing::post(admin::disable_by_owner),
+        )
+        .route(
             "/registries/{registry_id}/tokens/{token_id}",
             get(admin::get_token)
                 .put(admin::put_token)

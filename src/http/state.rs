@@ -58,7 +58,8 @@ impl AppState {
             ));
         let admin = AdminService::new(store, clock.clone())
             .with_on_expiry(config.tokens.on_expiry)
-            .with_usage(auth.usage().clone());
+            .with_usage(auth.usage().clone())
+            .with_lifetimes(&config.registries);
         let certificate = Arc::from(absolute(&config.jwt.certificate));
         AppState {
             config: Arc::new(config),

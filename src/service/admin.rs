@@ -7,6 +7,7 @@
 //! returned (the HTTP layer shows it as `expired`) and still authenticates nothing.
 //! Tokens read here carry their latest last use, including one noted by the token endpoint
 //! but not yet written ([`UsageRecorder`]).
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -14,11 +15,11 @@ use tracing::info;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::config::OnExpiry;
+use crate::config::{OnExpiry, RegistryConfig};
 use crate::domain::secret::{try_new_secret, PASSWORD_PREFIX};
 use crate::domain::{
-    validate_expiry, validate_scope_list, Patch, Scope, SecretHash, Status, Token, TokenName,
-    ValidationError,
+    check_lifetime, validate_expiry, validate_scope_list, Description, Network, Owner, Patch,
+    Scope, SecretHash, Status, Token, TokenName, ValidationError,
 };
 use crate::error::BoxError;
 use crate::service::usage::UsageRecorder;
@@ -53,14 +54,34 @@ pub struct NewToken {
     pub status: Status,
     pub expiry: Option<DateTime<Utc>>,
     pub scopes: Vec<Scope>,
+    /// Empty: anywhere.
+    pub networks: Vec<Network>,
+    pub owner: Option<Owner>,
+    pub description: Option<Description>,
 }
 
-/// A partial change (PATCH). `expiry: Patch::Null` removes the expiry.
+/// A partial change (PATCH). `expiry: Patch::Null` removes the expiry; `owner` and
+/// `description` likewise.
 #[derive(Debug, Clone, Default)]
 pub struct TokenChanges {
     pub status: Option<Status>,
     pub expiry: Patch<DateTime<Utc>>,
     pub scopes: Option<Vec<Scope>>,
+    /// Replaces the whole list; empty: anywhere.
+    pub networks: Option<Vec<Network>>,
+    pub owner: Patch<Owner>,
+    pub description: Patch<Description>,
+}
+
+/// What a token list selects beyond paging (combined with AND).
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Names containing this text.
+    pub name: Option<String>,
+    /// Owner exactly this.
+    pub owner: Option<String>,
+    /// Only tokens that break the registry's `max_token_lifetime` now.
+    pub violations: bool,
 }
 
 /// What a PUT did.
@@ -125,6 +146,8 @@ pub struct AdminService {
     on_expiry: OnExpiry,
     /// Last uses not yet written, shown with the tokens read.
     usage: Option<Arc<UsageRecorder>>,
+    /// `max_token_lifetime` of each registry that has one.
+    lifetimes: Arc<HashMap<String, TimeDelta>>,
 }
 
 impl AdminService {
@@ -135,7 +158,44 @@ impl AdminService {
             clock,
             on_expiry: OnExpiry::Delete,
             usage: None,
+            lifetimes: Arc::default(),
         }
+    }
+
+    /// Enforces each registry's `max_token_lifetime`.
+    pub fn with_lifetimes(mut self, registries: &[RegistryConfig]) -> Self {
+        self.lifetimes = Arc::new(
+            registries
+                .iter()
+                .filter_map(|r| r.max_token_lifetime.map(|l| (r.id.clone(), l)))
+                .collect(),
+        );
+        self
+    }
+
+    /// The `max_token_lifetime` of `registry`, if it has one.
+    pub fn lifetime(&self, registry: &str) -> Option<TimeDelta> {
+        self.lifetimes.get(registry).copied()
+    }
+
+    /// The lifetime rule for a token a write leaves behind: an enabled token must expire
+    /// within the registry's limit. A disabled one is checked when it is enabled, so that
+    /// disabling a token that breaks the rule (offboarding) always works.
+    fn check_rule(
+        &self,
+        token_registry: &str,
+        status: Status,
+        expiry: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        prefix: Option<&str>,
+    ) -> Result<(), ValidationError> {
+        if status != Status::Enabled {
+            return Ok(());
+        }
+        check_lifetime(expiry, self.lifetime(token_registry), now).map_err(|e| match prefix {
+            Some(p) => e.within(p),
+            None => e,
+        })
     }
 
     /// Treats expired tokens as `on_expiry` says.
@@ -181,6 +241,7 @@ impl AdminService {
     ) -> Result<(Token, String), AdminError> {
         let now = self.clock.now();
         check_new(&new, now)?;
+        self.check_rule(registry, new.status, new.expiry, now, Some("properties"))?;
         let password = try_new_secret(PASSWORD_PREFIX).map_err(|_| AdminError::Internal {
             context: "no system randomness for a password",
             source: None,
@@ -192,6 +253,9 @@ impl AdminService {
             status: new.status,
             expiry: new.expiry,
             scopes: new.scopes,
+            networks: new.networks,
+            owner: new.owner,
+            description: new.description,
             secret_hash: SecretHash::of(&password),
             created: now,
             created_by: ADMIN_ACTOR.into(),
@@ -228,14 +292,18 @@ impl AdminService {
                 validate_expiry(exp, now).map_err(|e| e.within("properties"))?;
             }
         }
-        let token = Token {
-            status: new.status,
+        self.check_rule(registry, new.status, new.expiry, now, Some("properties"))?;
+        let mut token = Token {
             expiry: new.expiry,
             scopes: new.scopes,
+            networks: new.networks,
+            owner: new.owner,
+            description: new.description,
             modified: now,
             modified_by: ADMIN_ACTOR.into(),
             ..existing
         };
+        token.set_status(new.status);
         self.update(&token)?;
         Ok(PutOutcome::Replaced(token))
     }
@@ -250,7 +318,7 @@ impl AdminService {
         let now = self.clock.now();
         let mut token = self.get(registry, id)?.ok_or(AdminError::NotFound(id))?;
         if let Some(status) = changes.status {
-            token.status = status;
+            token.set_status(status);
         }
         if let Patch::Value(exp) = changes.expiry {
             if Some(exp) != token.expiry {
@@ -262,10 +330,91 @@ impl AdminService {
             validate_scope_list(&scopes)?;
             token.scopes = scopes;
         }
+        if let Some(networks) = changes.networks {
+            token.networks = networks;
+        }
+        changes.owner.apply_to(&mut token.owner);
+        changes.description.apply_to(&mut token.description);
+        self.check_rule(registry, token.status, token.expiry, now, None)?;
         token.modified = now;
         token.modified_by = ADMIN_ACTOR.into();
         self.update(&token)?;
         Ok(token)
+    }
+
+    /// Disables every enabled token of `owner` in `registry`, as a PATCH to `disabled` does
+    /// (their refresh tokens end, a rotation's grace period ends); returns them as they are
+    /// now, sorted by name. Tokens already disabled are left alone. A token deleted meanwhile
+    /// is skipped. When the store fails part-way, the tokens disabled before the failure come
+    /// back with the error (so that each is still audited).
+    pub fn disable_owner(&self, registry: &str, owner: &str) -> (Vec<Token>, Option<AdminError>) {
+        let now = self.clock.now();
+        let page = match self.store.list_by_owner(registry, owner, 0, usize::MAX) {
+            Ok(page) => page,
+            Err(e) => return (Vec::new(), Some(e.into())),
+        };
+        let mut disabled = Vec::new();
+        for mut token in page.items {
+            if token.status == Status::Disabled || self.hidden(&token, now) {
+                continue;
+            }
+            token.set_status(Status::Disabled);
+            token.modified = now;
+            token.modified_by = ADMIN_ACTOR.into();
+            match self.update(&token) {
+                Ok(()) => disabled.push(self.shown(token)),
+                Err(AdminError::NotFound(_)) => {}
+                Err(e) => return (disabled, Some(e)),
+            }
+        }
+        (disabled, None)
+    }
+
+    /// A page of the tokens `filter` selects, sorted by name (with `owner` or `violations`:
+    /// reads every token of the registry, or the owner's).
+    pub fn list_filtered(
+        &self,
+        registry: &str,
+        filter: &ListFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Page, AdminError> {
+        if filter.owner.is_none() && !filter.violations {
+            return match &filter.name {
+                Some(n) => self.list_matching(registry, n, offset, limit),
+                None => self.list(registry, offset, limit),
+            };
+        }
+        self.sweep(SweepTrigger::List)?;
+        let now = self.clock.now();
+        let all = match &filter.owner {
+            Some(o) => self.store.list_by_owner(registry, o, 0, usize::MAX)?,
+            None => self.store.list(registry, 0, usize::MAX)?,
+        };
+        let limit_rule = self.lifetime(registry);
+        let matching: Vec<Token> = all
+            .items
+            .into_iter()
+            .filter(|t| !self.hidden(t, now))
+            .filter(|t| {
+                filter
+                    .name
+                    .as_ref()
+                    .is_none_or(|n| t.name.as_str().contains(n.as_str()))
+            })
+            .filter(|t| {
+                !filter.violations
+                    || (limit_rule.is_some() && check_lifetime(t.expiry, limit_rule, now).is_err())
+            })
+            .collect();
+        let total = matching.len();
+        let items = matching
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|t| self.shown(t))
+            .collect();
+        Ok(Page { items, total })
     }
 
     /// Deletes a token (and its refresh tokens); returns it as it was.
@@ -455,7 +604,7 @@ mod tests {
     use super::*;
     use crate::domain::{GrantKind, LastUse};
     use crate::store::tests::{expiring, t0, token};
-    use crate::store::MemoryStore;
+    use crate::store::{MemoryStore, Page};
 
     fn service(on_expiry: OnExpiry) -> (AdminService, Arc<MemoryStore>, Clock) {
         let store = Arc::new(MemoryStore::new());
@@ -637,6 +786,136 @@ mod tests {
             assert_eq!(paged.items[0].name, page.items[1].name);
             assert_eq!(paged.total, page.total);
         }
+    }
+
+    /// A memory store whose `update` fails from the `fail_from`-th call on.
+    struct FailingUpdates {
+        inner: MemoryStore,
+        updates: std::sync::atomic::AtomicUsize,
+        fail_from: usize,
+    }
+
+    impl Store for FailingUpdates {
+        fn find_by_name(&self, r: &str, n: &str) -> Result<Option<Arc<Token>>, StoreError> {
+            self.inner.find_by_name(r, n)
+        }
+        fn get(&self, r: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
+            self.inner.get(r, id)
+        }
+        fn list(&self, r: &str, offset: usize, limit: usize) -> Result<Page, StoreError> {
+            self.inner.list(r, offset, limit)
+        }
+        fn create(&self, t: &Token) -> Result<(), StoreError> {
+            self.inner.create(t)
+        }
+        fn update(&self, t: &Token) -> Result<(), StoreError> {
+            let n = self
+                .updates
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n >= self.fail_from {
+                return Err(StoreError::message("disk on fire"));
+            }
+            self.inner.update(t)
+        }
+        fn delete(&self, r: &str, id: Uuid) -> Result<bool, StoreError> {
+            self.inner.delete(r, id)
+        }
+        fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+            self.inner.delete_expired(now)
+        }
+        fn add_refresh(
+            &self,
+            g: &crate::store::RefreshGrant,
+            cap: usize,
+        ) -> Result<(), StoreError> {
+            self.inner.add_refresh(g, cap)
+        }
+        fn find_refresh(
+            &self,
+            h: &SecretHash,
+        ) -> Result<Option<crate::store::RefreshGrant>, StoreError> {
+            self.inner.find_refresh(h)
+        }
+        fn count(&self) -> Result<usize, StoreError> {
+            self.inner.count()
+        }
+        fn refresh_count(&self) -> Result<usize, StoreError> {
+            self.inner.refresh_count()
+        }
+        fn record_uses(&self, uses: &[crate::store::TokenUse]) -> Result<usize, StoreError> {
+            self.inner.record_uses(uses)
+        }
+        fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+            self.inner.expiring(until)
+        }
+    }
+
+    fn owned(name: &str, owner: &str) -> Token {
+        Token {
+            owner: Some(owner.parse().unwrap()),
+            ..token("default", name)
+        }
+    }
+
+    /// Offboarding disables the owner's enabled tokens only, ends a grace period, and when
+    /// the store fails part-way returns what it disabled before the failure with the error.
+    #[test]
+    fn disable_owner_skips_disabled_tokens_and_reports_partial_work() {
+        let (admin, store, clock) = service(OnExpiry::Delete);
+        let mut rotated = owned("a-rotated", "al");
+        rotated.previous = Some(crate::domain::PreviousSecret {
+            hash: SecretHash([1; 32]),
+            until: t0() + TimeDelta::hours(1),
+        });
+        let already = Token {
+            status: Status::Disabled,
+            ..owned("b-already", "al")
+        };
+        for t in [
+            &rotated,
+            &already,
+            &owned("c-plain", "al"),
+            &owned("other", "bo"),
+        ] {
+            store.create(t).unwrap();
+        }
+        clock.advance(TimeDelta::minutes(1));
+        let (done, err) = admin.disable_owner("default", "al");
+        assert!(err.is_none());
+        let names: Vec<&str> = done.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a-rotated", "c-plain"]);
+        let a = store.get("default", rotated.id).unwrap().unwrap();
+        assert_eq!(
+            (a.status, a.previous, a.modified),
+            (Status::Disabled, None, clock.now())
+        );
+        assert_eq!(
+            store.get("default", already.id).unwrap().unwrap().modified,
+            t0(),
+            "left alone"
+        );
+        assert_eq!(
+            store
+                .find_by_name("default", "other")
+                .unwrap()
+                .unwrap()
+                .status,
+            Status::Enabled
+        );
+
+        let failing = Arc::new(FailingUpdates {
+            inner: MemoryStore::new(),
+            updates: Default::default(),
+            fail_from: 1,
+        });
+        for t in [owned("one", "al"), owned("two", "al"), owned("three", "al")] {
+            failing.create(&t).unwrap();
+        }
+        let admin = AdminService::new(failing.clone(), Clock::manual(t0()));
+        let (done, err) = admin.disable_owner("default", "al");
+        assert_eq!(done.len(), 1, "the first (by name) was disabled");
+        assert_eq!(done[0].name.as_str(), "one");
+        assert!(matches!(err, Some(AdminError::Store(_))), "{err:?}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 
 use tracing::{info, warn};
 
-use crate::domain::{Patch, Scope, Status};
+use crate::domain::{Description, Network, Owner, Patch, Scope, Status};
 use crate::service::admin::{NewToken, TokenChanges};
 
 /// The log target of every audit line.
@@ -36,16 +36,19 @@ pub enum AdminAction {
     Rotate,
     /// `DELETE /registries/{r}/tokens/{id}`.
     Delete,
+    /// `POST /registries/{r}/tokens/disable?owner=`: one line per token disabled.
+    Disable,
 }
 
 impl AdminAction {
     /// Every action, in the order of their metric series.
-    pub const ALL: [AdminAction; 5] = [
+    pub const ALL: [AdminAction; 6] = [
         AdminAction::Create,
         AdminAction::Replace,
         AdminAction::Patch,
         AdminAction::Rotate,
         AdminAction::Delete,
+        AdminAction::Disable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +58,7 @@ impl AdminAction {
             AdminAction::Patch => "patch",
             AdminAction::Rotate => "rotate",
             AdminAction::Delete => "delete",
+            AdminAction::Disable => "disable",
         }
     }
 }
@@ -228,13 +232,52 @@ fn push_scopes(out: &mut String, scopes: &[Scope]) {
     out.push(']');
 }
 
-/// The fields of a create or a replace: every one, with its value.
+fn push_networks(out: &mut String, networks: &[Network]) {
+    out.push_str(" allowedNetworks=[");
+    for (i, n) in networks.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let _ = write!(out, "{n}");
+    }
+    out.push(']');
+}
+
+/// Free text, quoted (Debug form: quotes and backslashes escaped; control characters cannot
+/// occur, the domain refuses them).
+fn push_text(out: &mut String, key: &str, value: Option<&str>) {
+    match value {
+        Some(v) => {
+            let _ = write!(out, " {key}={v:?}");
+        }
+        None => {
+            let _ = write!(out, " {key}=none");
+        }
+    }
+}
+
+/// The fields of a create or a replace: every one, with its value (networks, owner and
+/// description only when set: a replace leaves out what it clears, as its body does).
 pub fn changes_of_new(new: &NewToken) -> String {
     let mut out = format!("name={}", new.name);
     push_status(&mut out, new.status);
     push_expiry(&mut out, new.expiry);
     push_scopes(&mut out, &new.scopes);
+    if !new.networks.is_empty() {
+        push_networks(&mut out, &new.networks);
+    }
+    if let Some(o) = &new.owner {
+        push_text(&mut out, "owner", Some(o.as_str()));
+    }
+    if let Some(d) = &new.description {
+        push_text(&mut out, "description", Some(d.as_str()));
+    }
     out
+}
+
+/// A token disabled by an offboarding (`POST .../tokens/disable?owner=`).
+pub fn changes_of_offboarding(owner: &str) -> String {
+    format!("status=disabled byOwner={owner:?}")
 }
 
 /// The fields a PATCH sets, with their new values.
@@ -251,6 +294,25 @@ pub fn changes_of_patch(c: &TokenChanges) -> String {
     if let Some(scopes) = &c.scopes {
         push_scopes(&mut out, scopes);
     }
+    if let Some(networks) = &c.networks {
+        push_networks(&mut out, networks);
+    }
+    match &c.owner {
+        Patch::Absent => {}
+        o => push_text(
+            &mut out,
+            "owner",
+            o.as_ref().into_option().map(Owner::as_str),
+        ),
+    }
+    match &c.description {
+        Patch::Absent => {}
+        d => push_text(
+            &mut out,
+            "description",
+            d.as_ref().into_option().map(Description::as_str),
+        ),
+    }
     out.trim_start().to_string()
 }
 
@@ -262,6 +324,38 @@ pub fn changes_of_rotation(grace: chrono::TimeDelta) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_fields_are_audited() {
+        let new = NewToken {
+            name: "ci-bot".parse().unwrap(),
+            status: Status::Enabled,
+            expiry: None,
+            scopes: vec![],
+            networks: vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()],
+            owner: Some("al \"x\"".parse().unwrap()),
+            description: Some("pushes".parse().unwrap()),
+        };
+        assert_eq!(
+            changes_of_new(&new),
+            "name=ci-bot status=enabled expiryDate=none scopes=[] \
+             allowedNetworks=[10.0.0.0/8 ::1/128] owner=\"al \\\"x\\\"\" description=\"pushes\""
+        );
+        let patch = TokenChanges {
+            networks: Some(vec![]),
+            owner: Patch::Null,
+            description: Patch::Value("d".parse().unwrap()),
+            ..TokenChanges::default()
+        };
+        assert_eq!(
+            changes_of_patch(&patch),
+            "allowedNetworks=[] owner=none description=\"d\""
+        );
+        assert_eq!(
+            changes_of_offboarding("bob"),
+            "status=disabled byOwner=\"bob\""
+        );
+    }
 
     #[test]
     fn outcomes_follow_the_status() {

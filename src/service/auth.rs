@@ -140,6 +140,9 @@ pub enum Denial {
     ForeignRefresh,
     /// The token was disabled or deleted while this login was storing its refresh token.
     GoneDuringLogin,
+    /// The right secret (or a live refresh token) of a token limited to networks that do not
+    /// include the client's address, or from a client whose address is unknown.
+    AddressNotAllowed,
 }
 
 impl Denial {
@@ -153,6 +156,7 @@ impl Denial {
             Denial::DeadRefresh => "refresh token revoked or unknown",
             Denial::ForeignRefresh => "refresh token issued for another service",
             Denial::GoneDuringLogin => "token disabled or deleted during login",
+            Denial::AddressNotAllowed => "client address not allowed",
         }
     }
 
@@ -172,6 +176,16 @@ impl Denial {
 impl std::fmt::Display for Denial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A token limited to networks authenticates only from inside one of them (after its secret
+/// was checked, so the log says why only to whoever knew it).
+fn check_network(token: &Token, client: Option<IpAddr>) -> Result<(), AuthError> {
+    if crate::domain::network_allows(&token.networks, client) {
+        Ok(())
+    } else {
+        Err(AuthError::Unauthorized(Denial::AddressNotAllowed))
     }
 }
 
@@ -491,6 +505,7 @@ impl AuthService {
         let (token, refresh_token, grant) = match &req.credentials {
             Credentials::Password { username, password } => {
                 let token = self.check_password(registry, username, valid_name, password, now)?;
+                check_network(&token, req.client_addr)?;
                 let refresh = if req.want_refresh {
                     Some(self.new_refresh(&token, &req.service, now).await?)
                 } else {
@@ -500,6 +515,7 @@ impl AuthService {
             }
             Credentials::Refresh { refresh_token } => {
                 let token = self.check_refresh(&req.service, refresh_token, now, refresh_owner)?;
+                check_network(&token, req.client_addr)?;
                 (token, Some(refresh_token.clone()), GrantKind::Refresh)
             }
         };
@@ -755,6 +771,7 @@ mod tests {
                 service: SERVICE.into(),
                 hostname: "localhost:5000".into(),
                 public: Vec::new(),
+                max_token_lifetime: None,
             }],
         );
         let writes = || store.writes.load(Ordering::SeqCst);
@@ -804,6 +821,7 @@ mod tests {
             service: service.into(),
             hostname: "localhost:5000".into(),
             public: Vec::new(),
+            max_token_lifetime: None,
         };
         let auth = AuthService::new(
             store.clone(),
@@ -961,6 +979,7 @@ mod tests {
             Denial::DeadRefresh,
             Denial::ForeignRefresh,
             Denial::GoneDuringLogin,
+            Denial::AddressNotAllowed,
         ];
         let reasons: std::collections::HashSet<&str> = all.iter().map(|d| d.as_str()).collect();
         assert_eq!(reasons.len(), all.len());
@@ -989,6 +1008,7 @@ mod tests {
                 service: SERVICE.into(),
                 hostname: "localhost:5000".into(),
                 public: Vec::new(),
+                max_token_lifetime: None,
             }],
         );
         let login = auth
@@ -1012,6 +1032,7 @@ mod tests {
                 service: SERVICE.into(),
                 hostname: "localhost:5000".into(),
                 public: Vec::new(),
+                max_token_lifetime: None,
             }],
         )
     }

@@ -47,7 +47,7 @@ fn labels(pairs: &[(&'static str, &str)]) -> Labels {
 }
 
 /// Every [`Denial`], in the order of [`denial_index`].
-const DENIALS: [Denial; 7] = [
+const DENIALS: [Denial; 8] = [
     Denial::UnknownName,
     Denial::WrongSecret,
     Denial::Disabled,
@@ -55,6 +55,7 @@ const DENIALS: [Denial; 7] = [
     Denial::DeadRefresh,
     Denial::ForeignRefresh,
     Denial::GoneDuringLogin,
+    Denial::AddressNotAllowed,
 ];
 
 fn denial_index(d: Denial) -> usize {
@@ -66,6 +67,7 @@ fn denial_index(d: Denial) -> usize {
         Denial::DeadRefresh => 4,
         Denial::ForeignRefresh => 5,
         Denial::GoneDuringLogin => 6,
+        Denial::AddressNotAllowed => 7,
     }
 }
 
@@ -79,6 +81,7 @@ pub fn denial_label(d: Denial) -> &'static str {
         Denial::DeadRefresh => "refresh_revoked_or_unknown",
         Denial::ForeignRefresh => "refresh_for_another_service",
         Denial::GoneDuringLogin => "gone_during_login",
+        Denial::AddressNotAllowed => "address_not_allowed",
     }
 }
 
@@ -128,7 +131,7 @@ pub struct Metrics {
     anonymous_nothing_granted: Counter,
     anonymous_limited: Counter,
     no_credentials: Counter,
-    denied: [Counter; 7],
+    denied: [Counter; 8],
     latency: Histogram,
     throttled: Family<Labels, Counter>,
     admin: Vec<Counter>,

@@ -15,7 +15,9 @@ pub mod metrics;
 pub mod throttle;
 pub mod usage;
 
-pub use admin::{AdminError, AdminService, NewToken, PutOutcome, SweepTrigger, TokenChanges};
+pub use admin::{
+    AdminError, AdminService, ListFilter, NewToken, PutOutcome, SweepTrigger, TokenChanges,
+};
 pub use auth::{
     AnonymousRequest, AuthError, AuthService, Credentials, Denial, Issued, TokenRequest,
 };

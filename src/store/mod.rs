@@ -167,6 +167,29 @@ pub trait Store: Send + Sync + 'static {
         Ok(Page { items, total })
     }
 
+    /// Tokens of `registry` whose owner is exactly `owner`, sorted by name, skipping
+    /// `offset`, at most `limit`; `total` counts the matches.
+    ///
+    /// The default reads the whole registry (an admin request, not the token endpoint);
+    /// PostgreSQL reads its owner index.
+    fn list_by_owner(
+        &self,
+        registry: &str,
+        owner: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let all = self.list(registry, 0, usize::MAX)?;
+        let matching: Vec<Token> = all
+            .items
+            .into_iter()
+            .filter(|t| t.owner.as_ref().is_some_and(|o| o.as_str() == owner))
+            .collect();
+        let total = matching.len();
+        let items = matching.into_iter().skip(offset).take(limit).collect();
+        Ok(Page { items, total })
+    }
+
     /// Inserts a new token. `NameTaken` if the name exists in its registry, `IdTaken` if the id
     /// exists anywhere.
     fn create(&self, token: &Token) -> Result<(), StoreError>;
@@ -246,6 +269,9 @@ pub(crate) mod tests {
             modified_by: "admin".to_string(),
             previous: None,
             last_used: None,
+            networks: vec![],
+            owner: None,
+            description: None,
         }
     }
 
@@ -311,6 +337,77 @@ pub(crate) mod tests {
             None
         );
         assert_eq!(s.list("defaul", 0, 10).unwrap().total, 0);
+    }
+
+    /// Networks, owner and description are stored as given, through create and update, and
+    /// the owner filter matches exactly.
+    pub(crate) fn policy_fields_round_trip(s: &dyn Store) {
+        let mut t = token("default", "owned");
+        t.networks = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+            "192.0.2.7".parse().unwrap(),
+        ];
+        t.owner = Some("alice@example.com".parse().unwrap());
+        t.description = Some("CI pushes to team/* — rotated monthly".parse().unwrap());
+        s.create(&t).unwrap();
+        assert_eq!(s.get("default", t.id).unwrap(), Some(t.clone()));
+        assert_eq!(
+            s.find_by_name("default", "owned")
+                .unwrap()
+                .as_deref()
+                .cloned(),
+            Some(t.clone())
+        );
+        let mut other = token("default", "also-owned");
+        other.owner = t.owner.clone();
+        s.create(&other).unwrap();
+        s.create(&token("default", "nobodys")).unwrap();
+        let mut elsewhere = token("staging", "owned");
+        elsewhere.owner = t.owner.clone();
+        s.create(&elsewhere).unwrap();
+        let mut similar = token("default", "similar");
+        similar.owner = Some("alice@example.co".parse().unwrap());
+        s.create(&similar).unwrap();
+
+        let page = s
+            .list_by_owner("default", "alice@example.com", 0, 10)
+            .unwrap();
+        assert_eq!(page.total, 2);
+        assert_eq!(names(&page.items), ["also-owned", "owned"]);
+        let page = s
+            .list_by_owner("default", "alice@example.com", 1, 10)
+            .unwrap();
+        assert_eq!(
+            (page.total, names(&page.items)),
+            (2, vec!["owned".to_string()])
+        );
+        assert_eq!(s.list_by_owner("default", "alice", 0, 10).unwrap().total, 0);
+
+        // Changed and removed by an update.
+        let mut changed = t.clone();
+        changed.networks = vec!["::1".parse().unwrap()];
+        changed.owner = Some("bob".parse().unwrap());
+        changed.description = None;
+        s.update(&changed).unwrap();
+        assert_eq!(s.get("default", t.id).unwrap(), Some(changed.clone()));
+        assert_eq!(
+            names(
+                &s.list_by_owner("default", "alice@example.com", 0, 10)
+                    .unwrap()
+                    .items
+            ),
+            ["also-owned"]
+        );
+        assert_eq!(
+            names(&s.list_by_owner("default", "bob", 0, 10).unwrap().items),
+            ["owned"]
+        );
+        changed.networks.clear();
+        changed.owner = None;
+        s.update(&changed).unwrap();
+        assert_eq!(s.get("default", t.id).unwrap(), Some(changed));
+        assert_eq!(s.list_by_owner("default", "bob", 0, 10).unwrap().total, 0);
     }
 
     pub(crate) fn name_unique_per_registry(s: &dyn Store) {
@@ -1019,7 +1116,7 @@ pub(crate) mod tests {
     macro_rules! conformance {
         ($make:expr) => {
             conformance!(@tests $make;
-                create_get_find, name_unique_per_registry, id_unique_everywhere,
+                create_get_find, policy_fields_round_trip, name_unique_per_registry, id_unique_everywhere,
                 list_sorted_paged, list_matching_filters_by_substring,
                 update_replaces_and_reindexes, update_not_found,
                 update_rename_keeps_indexes, delete_removes_token_and_grants,

@@ -3,7 +3,11 @@
 //!
 //! Every record starts with a format byte:
 //!
-//! - `3` (tokens, written now): postcard of [`TokenV3`]: exactly the format-2 fields, then the
+//! - `4` (tokens, written now): postcard of [`TokenV4`]: exactly the format-3 fields, then the
+//!   allowed networks (address as 4 or 16 bytes, prefix length), the owner and the
+//!   description (each optional text). A format-3 token decodes as one with no networks
+//!   (usable anywhere), no owner and no description.
+//! - `3` (tokens, read only): postcard of [`TokenV3`]: exactly the format-2 fields, then the
 //!   previous password of a rotation (hash, end of grace) and the last use (instant, client
 //!   address as 4 or 16 bytes, grant type byte), each optional. A format-2 token decodes as
 //!   one that was never rotated nor used.
@@ -26,8 +30,9 @@ use uuid::Uuid;
 
 use super::RefreshGrant;
 use crate::domain::{
-    validate_scope_list, ActionSet, GrantKind, LastUse, PreviousSecret, RegistryTarget, Scope,
-    ScopeTarget, SecretHash, Status, Token, TokenName,
+    validate_scope_list, ActionSet, Description, GrantKind, LastUse, Network, Owner,
+    PreviousSecret, RegistryTarget, Scope, ScopeTarget, SecretHash, Status, Token, TokenName,
+    MAX_NETWORKS,
 };
 
 /// The legacy serde form.
@@ -36,6 +41,8 @@ const FORMAT_SERDE: u8 = 1;
 const FORMAT_COMPACT: u8 = 2;
 /// [`TokenV3`].
 const FORMAT_LIFECYCLE: u8 = 3;
+/// [`TokenV4`].
+const FORMAT_POLICY: u8 = 4;
 
 /// An instant as whole seconds since 1970 and the nanoseconds within that second.
 type Instant = (i64, u32);
@@ -86,6 +93,17 @@ struct TokenV3<'a> {
     /// The previous password's hash and the end of its grace period.
     previous: Option<([u8; 32], Instant)>,
     last_used: Option<UseV3>,
+}
+
+/// Format 4: format 3, then what access policy adds.
+#[derive(Serialize, Deserialize)]
+struct TokenV4<'a> {
+    #[serde(borrow)]
+    v3: TokenV3<'a>,
+    /// Allowed networks: address and prefix length.
+    networks: Vec<(Address, u8)>,
+    owner: Option<&'a str>,
+    description: Option<&'a str>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -139,6 +157,9 @@ impl From<TokenV1> for Token {
             modified_by: r.modified_by,
             previous: None,
             last_used: None,
+            networks: vec![],
+            owner: None,
+            description: None,
         }
     }
 }
@@ -168,7 +189,7 @@ fn format_of(bytes: &[u8]) -> Result<(u8, &[u8]), String> {
 }
 
 fn unknown_format(format: u8) -> String {
-    format!("unknown record format {format} (this regauth reads formats 1, 2 and 3)")
+    format!("unknown record format {format} (this regauth reads formats 1 to 4)")
 }
 
 /// A token's record, in the current format.
@@ -198,29 +219,57 @@ pub fn encode_token(token: &Token) -> Result<Vec<u8>, String> {
         modified: instant(token.modified),
         modified_by: &token.modified_by,
     };
-    with_format(
-        FORMAT_LIFECYCLE,
-        &TokenV3 {
-            v2,
-            previous: token.previous.map(|p| (p.hash.0, instant(p.until))),
-            last_used: token.last_used.map(|u| UseV3 {
-                at: instant(u.at),
-                client: u.client.map(|a| match a {
-                    IpAddr::V4(a) => Address::V4(a.octets()),
-                    IpAddr::V6(a) => Address::V6(a.octets()),
-                }),
-                grant: match u.grant {
-                    GrantKind::Password => PASSWORD_GRANT,
-                    GrantKind::Refresh => REFRESH_GRANT,
-                },
+    let v3 = TokenV3 {
+        v2,
+        previous: token.previous.map(|p| (p.hash.0, instant(p.until))),
+        last_used: token.last_used.map(|u| UseV3 {
+            at: instant(u.at),
+            client: u.client.map(|a| match a {
+                IpAddr::V4(a) => Address::V4(a.octets()),
+                IpAddr::V6(a) => Address::V6(a.octets()),
             }),
+            grant: match u.grant {
+                GrantKind::Password => PASSWORD_GRANT,
+                GrantKind::Refresh => REFRESH_GRANT,
+            },
+        }),
+    };
+    with_format(
+        FORMAT_POLICY,
+        &TokenV4 {
+            v3,
+            networks: token
+                .networks
+                .iter()
+                .map(|n| (address(n.addr()), n.prefix()))
+                .collect(),
+            owner: token.owner.as_ref().map(|o| o.as_str()),
+            description: token.description.as_ref().map(|d| d.as_str()),
         },
     )
+}
+
+fn address(a: IpAddr) -> Address {
+    match a {
+        IpAddr::V4(a) => Address::V4(a.octets()),
+        IpAddr::V6(a) => Address::V6(a.octets()),
+    }
+}
+
+fn ip(a: Address) -> IpAddr {
+    match a {
+        Address::V4(a) => IpAddr::V4(Ipv4Addr::from(a)),
+        Address::V6(a) => IpAddr::V6(Ipv6Addr::from(a)),
+    }
 }
 
 /// A token from its record, in any format.
 pub fn decode_token(bytes: &[u8]) -> Result<Token, String> {
     match format_of(bytes)? {
+        (FORMAT_POLICY, rest) => {
+            let r: TokenV4 = postcard::from_bytes(rest).map_err(|e| e.to_string())?;
+            token_from_v4(r)
+        }
         (FORMAT_LIFECYCLE, rest) => {
             let r: TokenV3 = postcard::from_bytes(rest).map_err(|e| e.to_string())?;
             token_from_v3(r)
@@ -243,6 +292,33 @@ pub fn decode_token(bytes: &[u8]) -> Result<Token, String> {
 /// never have written.
 fn checked(token: Token) -> Result<Token, String> {
     validate_scope_list(&token.scopes).map_err(|e| e.to_string())?;
+    Ok(token)
+}
+
+fn token_from_v4(r: TokenV4<'_>) -> Result<Token, String> {
+    let mut token = token_from_v3(r.v3)?;
+    token.networks = r
+        .networks
+        .into_iter()
+        .enumerate()
+        .map(|(i, (a, prefix))| {
+            Network::new(ip(a), prefix).map_err(|e| format!("networks[{i}]: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    if token.networks.len() > MAX_NETWORKS {
+        return Err(format!(
+            "networks: at most {MAX_NETWORKS}, got {}",
+            token.networks.len()
+        ));
+    }
+    token.owner = r
+        .owner
+        .map(|o| o.parse::<Owner>().map_err(|e| e.to_string()))
+        .transpose()?;
+    token.description = r
+        .description
+        .map(|d| d.parse::<Description>().map_err(|e| e.to_string()))
+        .transpose()?;
     Ok(token)
 }
 
@@ -303,6 +379,9 @@ fn token_from_v2(r: TokenV2<'_>) -> Result<Token, String> {
         modified_by: r.modified_by.to_string(),
         previous: None,
         last_used: None,
+        networks: vec![],
+        owner: None,
+        description: None,
     })
 }
 
@@ -389,6 +468,9 @@ mod tests {
             modified_by: "someone else".into(),
             previous: None,
             last_used: None,
+            networks: vec![],
+            owner: None,
+            description: None,
         }
     }
 
@@ -453,7 +535,7 @@ mod tests {
     fn tokens_round_trip_exactly() {
         let mut t = token();
         let bytes = encode_token(&t).unwrap();
-        assert_eq!(bytes[0], FORMAT_LIFECYCLE);
+        assert_eq!(bytes[0], FORMAT_POLICY);
         assert_eq!(decode_token(&bytes).unwrap(), t);
         t.status = Status::Enabled;
         t.expiry = None;
@@ -515,6 +597,9 @@ mod tests {
             modified_by: "y".into(),
             previous: None,
             last_used: None,
+            networks: vec![],
+            owner: None,
+            description: None,
         };
         let mut expected = vec![2u8];
         expected.extend([0; 15]);
@@ -528,8 +613,62 @@ mod tests {
         let mut v3 = expected.clone();
         v3[0] = 3;
         v3.extend([0, 0]);
-        assert_eq!(encode_token(&t).unwrap(), v3);
+        assert_eq!(encode_token(&t).unwrap(), as_v4(&v3));
         assert_eq!(decode_token(&v3).unwrap(), t);
+    }
+
+    /// A format-3 record's format-4 form when there is nothing new to store: format byte 4,
+    /// then no networks, no owner, no description.
+    fn as_v4(v3: &[u8]) -> Vec<u8> {
+        let mut v4 = v3.to_vec();
+        v4[0] = 4;
+        v4.extend([0, 0, 0]);
+        v4
+    }
+
+    /// Format 4's additions, byte by byte; format 3 records decode without them.
+    #[test]
+    fn format_4_layout_is_pinned() {
+        let base = rotated_and_used(true);
+        let mut v3 = encode_token(&base).unwrap();
+        v3.truncate(v3.len() - 3);
+        v3[0] = 3;
+        assert_eq!(decode_token(&v3).unwrap(), base, "format 3 still decodes");
+
+        let t = Token {
+            networks: vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "2001:db8::/32".parse().unwrap(),
+            ],
+            owner: Some("al".parse().unwrap()),
+            description: Some("ci".parse().unwrap()),
+            ..base.clone()
+        };
+        let mut expected = v3.clone();
+        expected[0] = 4;
+        expected.push(2); // two networks
+        expected.extend([0, 10, 0, 0, 0, 8]); // IPv4, octets, /8
+        expected.extend([1, 0x20, 0x01, 0x0d, 0xb8]);
+        expected.extend([0; 12]);
+        expected.push(32); // IPv6 2001:db8::, /32
+        expected.extend([1, 2, b'a', b'l', 1, 2, b'c', b'i']); // owner, description
+        assert_eq!(encode_token(&t).unwrap(), expected);
+        assert_eq!(decode_token(&expected).unwrap(), t);
+
+        // Host bits set, or a control character: damaged, refused with the field.
+        let mut bad = expected.clone();
+        let pos = v3.len() + 1 + 4; // the first network's last octet
+        bad[pos] = 1;
+        let e = decode_token(&bad).unwrap_err();
+        assert!(
+            e.starts_with("networks[0]:") && e.contains("host bits"),
+            "{e}"
+        );
+        let mut bad = expected.clone();
+        let last = bad.len() - 1;
+        bad[last] = b'\n';
+        let e = decode_token(&bad).unwrap_err();
+        assert!(e.contains("description") && e.contains("control"), "{e}");
     }
 
     /// Format 3's additions, byte by byte.
@@ -549,6 +688,9 @@ mod tests {
             modified_by: "y".into(),
             previous: None,
             last_used: None,
+            networks: vec![],
+            owner: None,
+            description: None,
         };
         let mut head = vec![3u8];
         head.extend([0; 15]);
@@ -576,7 +718,7 @@ mod tests {
         expected.extend([1, 20, 11]); // a last use at (10 s, 11 ns)
         expected.extend([1, 0, 192, 0, 2, 1]); // some client, IPv4, its octets
         expected.push(0); // password grant
-        assert_eq!(encode_token(&v4).unwrap(), expected);
+        assert_eq!(encode_token(&v4).unwrap(), as_v4(&expected));
         assert_eq!(decode_token(&expected).unwrap(), v4);
 
         let v6 = Token {
@@ -593,7 +735,7 @@ mod tests {
         expected.extend([0; 15]);
         expected.push(1);
         expected.push(1); // refresh grant
-        assert_eq!(encode_token(&v6).unwrap(), expected);
+        assert_eq!(encode_token(&v6).unwrap(), as_v4(&expected));
         assert_eq!(decode_token(&expected).unwrap(), v6);
 
         // An unknown grant type byte is an error, not a guess.

@@ -111,6 +111,7 @@ async fn duplicate_name_is_409_but_other_registry_is_fine() {
             service: "registry.staging".into(),
             hostname: "staging:5000".into(),
             public: Vec::new(),
+            max_token_lifetime: None,
         })
     });
     app.create("dup", json!([])).await;
@@ -683,4 +684,407 @@ async fn ready_checks_the_store_and_health_the_process() {
     let r = app.get("/health", None).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, b"ok");
+}
+
+/// POSTs a token with extra properties; returns the reply.
+async fn create_with(app: &TestApp, props: Value) -> Resp {
+    app.api(
+        Method::POST,
+        "/registries/default/tokens",
+        Some(json!({ "properties": props })),
+    )
+    .await
+}
+
+fn names_of(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["properties"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Issue 21: owner and description are stored, shown, changed and removed; bad ones are a 400
+/// naming the field; `filter.owner` matches exactly.
+#[tokio::test]
+async fn owner_and_description_round_trip_and_filter() {
+    let app = TestApp::new();
+    let r = create_with(
+        &app,
+        json!({"name": "alice-ci", "owner": "alice@example.com", "description": "CI for team/*"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let path = format!("/registries/default/tokens/{id}");
+    let got = app.api(Method::GET, &path, None).await.json();
+    assert_eq!(got["properties"]["owner"], "alice@example.com");
+    assert_eq!(got["properties"]["description"], "CI for team/*");
+    create_with(
+        &app,
+        json!({"name": "alice-dev", "owner": "alice@example.com"}),
+    )
+    .await;
+    create_with(&app, json!({"name": "alicia", "owner": "alice@example.co"})).await;
+    create_with(&app, json!({"name": "nobodys"})).await;
+    let page = app
+        .api(
+            Method::GET,
+            "/registries/default/tokens?filter.owner=alice%40example.com",
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(names_of(&page), ["alice-ci", "alice-dev"]);
+    assert_eq!(page["total"], 2);
+    assert!(
+        page["_links"]["self"]
+            .as_str()
+            .unwrap()
+            .contains("filter.owner=alice%40example.com"),
+        "{page}"
+    );
+    let page = app
+        .api(
+            Method::GET,
+            "/registries/default/tokens?filter.owner=alice%40example.com&filter.name=dev",
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(names_of(&page), ["alice-dev"]);
+
+    // Changed and removed by PATCH.
+    let r = app
+        .api(
+            Method::PATCH,
+            &path,
+            Some(json!({"owner": "bob", "description": null})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["properties"]["owner"], "bob");
+    assert!(r.json()["properties"].get("description").is_none());
+
+    // Broken rules name the field.
+    for (props, says) in [
+        (
+            json!({"name": "bad-one", "owner": "a".repeat(129)}),
+            "properties.owner: must be at most 128 characters, got 129",
+        ),
+        (
+            json!({"name": "bad-one", "description": "d".repeat(501)}),
+            "properties.description: must be at most 500 characters, got 501",
+        ),
+        (
+            json!({"name": "bad-one", "owner": "alice\nroot"}),
+            "properties.owner: must not contain control characters",
+        ),
+        (
+            json!({"name": "bad-one", "description": "a\u{202e}b"}),
+            "properties.description: must not contain bidirectional",
+        ),
+    ] {
+        let r = create_with(&app, props).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let msg = r.api_error();
+        assert!(msg.contains(says), "{msg}");
+    }
+    let r = app
+        .api(Method::PATCH, &path, Some(json!({"owner": "x\u{1b}[31m"})))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.api_error().starts_with("owner: "));
+    let r = app
+        .api(
+            Method::GET,
+            &format!(
+                "/registries/default/tokens?filter.owner={}",
+                "o".repeat(129)
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.api_error().contains("filter.owner"), "{}", r.api_error());
+}
+
+/// Issue 21: offboarding disables every enabled token of an owner in one request, one audit
+/// line per token, and ends their refresh tokens; other owners' tokens keep working.
+#[tokio::test]
+async fn disable_by_owner_disables_audits_and_ends_refresh_tokens() {
+    let app = TestApp::new();
+    let pull = json!([{"type": "repository", "name": "team/*", "actions": ["pull"]}]);
+    let mut passwords = Vec::new();
+    for (name, owner) in [
+        ("alice-ci", "alice@example.com"),
+        ("alice-dev", "alice@example.com"),
+        ("bob-ci", "bob@example.com"),
+    ] {
+        let r = create_with(&app, json!({"name": name, "owner": owner, "scopes": pull})).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        let v = r.json();
+        passwords.push((
+            name,
+            v["id"].as_str().unwrap().to_string(),
+            v["properties"]["credentials"]["password"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ));
+    }
+    let login = |user: &str, pw: &str| {
+        format!("grant_type=password&service=registry.local&client_id=t&access_type=offline&username={user}&password={pw}")
+    };
+    let refresh_of = |r: Resp| r.json()["refresh_token"].as_str().unwrap().to_string();
+    let alice_refresh = refresh_of(app.auth_post(&login("alice-dev", &passwords[1].2)).await);
+    let bob_refresh = refresh_of(app.auth_post(&login("bob-ci", &passwords[2].2)).await);
+    let refresh_form = |t: &str| {
+        format!("grant_type=refresh_token&service=registry.local&client_id=t&refresh_token={t}")
+    };
+
+    let (log, _guard) = crate::logs::Log::capture();
+    let from: std::net::SocketAddr = "192.0.2.7:40000".parse().unwrap();
+    let r = app
+        .api_from(
+            from,
+            Method::POST,
+            "/registries/default/tokens/disable?owner=alice%40example.com",
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let v = r.json();
+    assert_eq!(v["type"], "collection");
+    assert_eq!(names_of(&v), ["alice-ci", "alice-dev"]);
+    assert!(v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["properties"]["status"] == "disabled"));
+    let (_, json) = log.take();
+    let audit: Vec<&Value> = json
+        .iter()
+        .filter(|o| o["target"] == "regauth::audit")
+        .collect();
+    assert_eq!(audit.len(), 2, "one audit line per token: {audit:#?}");
+    for (line, (name, id, pw)) in audit.iter().zip(&passwords[..2]) {
+        assert_eq!(line["action"], "disable", "{line}");
+        assert_eq!(line["token"], *name, "{line}");
+        assert_eq!(line["id"], id.as_str(), "{line}");
+        assert_eq!(line["client"], "192.0.2.7", "{line}");
+        assert_eq!(line["outcome"], "ok", "{line}");
+        assert!(
+            line["changes"]
+                .as_str()
+                .unwrap()
+                .contains("status=disabled byOwner=\"alice@example.com\""),
+            "{line}"
+        );
+        assert!(!line.to_string().contains(pw.as_str()));
+    }
+    let metrics = app.scrape().await;
+    assert!(
+        metrics.contains("regauth_admin_actions_total{action=\"disable\",outcome=\"ok\"} 2"),
+        "{metrics}"
+    );
+
+    // Their sessions ended; Bob's did not.
+    assert_eq!(
+        app.auth_post(&refresh_form(&alice_refresh)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.auth_post(&refresh_form(&bob_refresh)).await.status,
+        StatusCode::OK
+    );
+    for (name, _, pw) in &passwords[..2] {
+        assert_eq!(
+            app.auth_get(name, pw, "service=registry.local")
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Enabling again revives no session.
+    let r = app
+        .api(
+            Method::PATCH,
+            &format!("/registries/default/tokens/{}", passwords[1].1),
+            Some(json!({"status": "enabled"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        app.auth_post(&refresh_form(&alice_refresh)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Again: only what is still enabled; an unknown owner: nothing.
+    let r = app
+        .api(
+            Method::POST,
+            "/registries/default/tokens/disable?owner=alice%40example.com",
+            None,
+        )
+        .await;
+    assert_eq!(names_of(&r.json()), ["alice-dev"]);
+    let r = app
+        .api(
+            Method::POST,
+            "/registries/default/tokens/disable?owner=carol",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["items"], json!([]));
+    let r = app
+        .api(Method::POST, "/registries/default/tokens/disable", None)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.api_error().contains("owner: required"));
+    let r = app
+        .api(
+            Method::POST,
+            "/registries/nowhere/tokens/disable?owner=bob",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// Issue 21: with `max_token_lifetime`, a create, replace, patch or enable that would leave
+/// an enabled token without an expiry, or with one beyond the limit, is refused naming the
+/// rule; `filter.violations=true` lists the tokens that break it.
+#[tokio::test]
+async fn lifetime_rule_refusals_name_the_rule_and_violations_are_listed() {
+    let app = TestApp::with(|c| c.registries[0].max_token_lifetime = Some(Duration::days(90)));
+    let now = app.clock.now();
+    let at = |d: Duration| regauth::api::rfc3339(now + d);
+    let rule = "max_token_lifetime (90d)";
+
+    let r = create_with(&app, json!({"name": "forever"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let msg = r.api_error();
+    assert!(
+        msg.contains("properties.expiryDate") && msg.contains(rule) && msg.contains("must expire"),
+        "{msg}"
+    );
+    let r = create_with(
+        &app,
+        json!({"name": "too-long", "expiryDate": at(Duration::days(91))}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.api_error().contains(rule), "{}", r.api_error());
+
+    let r = create_with(
+        &app,
+        json!({"name": "fine", "expiryDate": at(Duration::days(90))}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let fine = r.json()["id"].as_str().unwrap().to_string();
+    let fine_path = format!("/registries/default/tokens/{fine}");
+    let r = app
+        .api(Method::PATCH, &fine_path, Some(json!({"expiryDate": null})))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.api_error().contains(rule));
+    let r = app
+        .api(
+            Method::PUT,
+            &fine_path,
+            Some(json!({"properties": {"name": "fine", "expiryDate": at(Duration::days(120))}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.api_error().contains(rule));
+
+    // A disabled token may break it (offboarding must work), but cannot be enabled so.
+    let r = create_with(&app, json!({"name": "parked", "status": "disabled"})).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let parked = r.json()["id"].as_str().unwrap().to_string();
+    let parked_path = format!("/registries/default/tokens/{parked}");
+    let r = app
+        .api(
+            Method::PATCH,
+            &parked_path,
+            Some(json!({"status": "enabled"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.api_error().contains(rule));
+
+    // Time passes: the rule is against now, so "fine" (90 days from creation) still keeps it.
+    app.clock.advance(Duration::days(1));
+    let page = app
+        .api(
+            Method::GET,
+            "/registries/default/tokens?filter.violations=true",
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(names_of(&page), ["parked"]);
+    let r = app
+        .api(
+            Method::GET,
+            "/registries/default/tokens?filter.violations=maybe",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = app
+        .api(
+            Method::GET,
+            "/registries/default/tokens?filter.violations=true&expiringWithin=7d",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // Enabled with a compliant expiry: no longer a violation.
+    let r = app
+        .api(
+            Method::PATCH,
+            &parked_path,
+            Some(json!({"status": "enabled", "expiryDate": at(Duration::days(30))})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    let page = app
+        .api(
+            Method::GET,
+            "/registries/default/tokens?filter.violations=true",
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(page["total"], 0);
+}
+
+/// Without a limit nothing is a violation, and tokens need no expiry.
+#[tokio::test]
+async fn without_a_lifetime_rule_nothing_is_a_violation() {
+    let app = TestApp::new();
+    assert_eq!(
+        create_with(&app, json!({"name": "forever"})).await.status,
+        StatusCode::CREATED
+    );
+    let page = app
+        .api(
+            Method::GET,
+            "/registries/default/tokens?filter.violations=true",
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(page["total"], 0);
 }

@@ -438,3 +438,264 @@ async fn on_expiry_disable_keeps_expired_tokens_visible_and_refused() {
         StatusCode::OK
     );
 }
+
+/// Issue 21: disabling a token ends a rotation's grace period for good; enabling it again
+/// does not bring the rotated-out password back.
+#[tokio::test]
+async fn disable_then_enable_does_not_revive_the_grace_password() {
+    let app = TestApp::new();
+    let (id, old) = app.create("ci-bot", pull_scope()).await;
+    let r = app
+        .api(
+            Method::POST,
+            &rotate_path(&id),
+            Some(json!({"gracePeriodSeconds": 3600})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let new = r.json()["properties"]["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(app.auth_get("ci-bot", &old, Q).await.status, StatusCode::OK);
+    let path = format!("/registries/default/tokens/{id}");
+    for status in ["disabled", "enabled"] {
+        let r = app
+            .api(Method::PATCH, &path, Some(json!({"status": status})))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{status}");
+        assert!(
+            r.json()["properties"]
+                .get("previousPasswordExpiryDate")
+                .is_none(),
+            "{status}: {}",
+            r.json()
+        );
+    }
+    assert_eq!(
+        app.auth_get("ci-bot", &old, Q).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the old password stays dead within what was its grace period"
+    );
+    assert_eq!(app.auth_get("ci-bot", &new, Q).await.status, StatusCode::OK);
+
+    // The same through a full replace (PUT) that disables.
+    let r = app
+        .api(
+            Method::POST,
+            &rotate_path(&id),
+            Some(json!({"gracePeriodSeconds": 3600})),
+        )
+        .await;
+    let newer = r.json()["properties"]["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for status in ["disabled", "enabled"] {
+        let r = app
+            .api(
+                Method::PUT,
+                &path,
+                Some(json!({"properties": {"name": "ci-bot", "status": status, "scopes": pull_scope()}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{status}");
+    }
+    assert_eq!(
+        app.auth_get("ci-bot", &new, Q).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.auth_get("ci-bot", &newer, Q).await.status,
+        StatusCode::OK
+    );
+}
+
+/// `GET /auth?Q` with Basic credentials over a connection from `peer`, with an
+/// `X-Forwarded-For` header when given.
+async fn auth_from(app: &TestApp, peer: &str, xff: Option<&str>, user: &str, pass: &str) -> Resp {
+    let mut b = axum::http::Request::builder()
+        .uri(format!("/auth?{Q}"))
+        .header(axum::http::header::AUTHORIZATION, basic(user, pass));
+    if let Some(x) = xff {
+        b = b.header("x-forwarded-for", x);
+    }
+    app.send_from(peer, b.body(axum::body::Body::empty()).unwrap())
+        .await
+}
+
+/// `POST /auth` with a form over a connection from `peer`.
+async fn post_from(app: &TestApp, peer: &str, form: &str) -> Resp {
+    let req = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/auth")
+        .header(
+            axum::http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(axum::body::Body::from(form.to_string()))
+        .unwrap();
+    app.send_from(peer, req).await
+}
+
+/// Issue 21: a token with `allowedNetworks` authenticates only from inside them, with its
+/// password and with its refresh tokens; IPv4-mapped IPv6 counts as IPv4; an unknown address
+/// and a forged `X-Forwarded-For` from an untrusted peer are refused; the reason is logged
+/// and counted.
+#[tokio::test]
+async fn allowed_networks_bound_password_and_refresh_grants() {
+    let app = TestApp::with(|c| c.limits.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]);
+    let r = app
+        .api(
+            Method::POST,
+            "/registries/default/tokens",
+            Some(json!({"properties": {
+                "name": "ci-bot", "scopes": pull_scope(),
+                "allowedNetworks": ["10.0.0.0/8", "2001:db8::/32"]
+            }})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let v = r.json();
+    assert_eq!(
+        v["properties"]["allowedNetworks"],
+        json!(["10.0.0.0/8", "2001:db8::/32"])
+    );
+    let id = v["id"].as_str().unwrap().to_string();
+    let pw = v["properties"]["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    for (peer, xff, ok) in [
+        ("10.1.2.3", None, true),
+        ("::ffff:10.1.2.3", None, true),
+        ("2001:db8:1::5", None, true),
+        ("192.0.2.1", None, false),
+        ("2001:db9::1", None, false),
+        // A forged header from an untrusted peer is ignored: the peer is the client.
+        ("192.0.2.1", Some("10.0.0.1"), false),
+        // Through the trusted proxy, the forwarded client counts (mapped or not).
+        ("127.0.0.1", Some("10.0.0.1"), true),
+        ("127.0.0.1", Some("::ffff:10.0.0.1"), true),
+        ("127.0.0.1", Some("192.0.2.1"), false),
+        ("127.0.0.1", None, false),
+    ] {
+        let r = auth_from(&app, peer, xff, "ci-bot", &pw).await;
+        let want = if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        assert_eq!(r.status, want, "{peer} {xff:?}");
+    }
+    // No determinable address (no connection info): refused.
+    assert_eq!(
+        app.auth_get("ci-bot", &pw, Q).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Refresh grants: issued inside, usable only inside.
+    let login = post_from(
+        &app,
+        "10.9.9.9",
+        &format!("grant_type=password&service=registry.local&client_id=test&access_type=offline&username=ci-bot&password={pw}"),
+    )
+    .await;
+    assert_eq!(login.status, StatusCode::OK);
+    let refresh = login.json()["refresh_token"].as_str().unwrap().to_string();
+    let form = format!(
+        "grant_type=refresh_token&service=registry.local&client_id=test&refresh_token={refresh}"
+    );
+    let (log, _guard) = crate::logs::Log::capture();
+    assert_eq!(
+        post_from(&app, "192.0.2.1", &form).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let line = log.decision();
+    assert!(
+        line.contains("reason=\"client address not allowed\"") && line.contains("192.0.2.1"),
+        "{line}"
+    );
+    assert!(!line.contains(&refresh) && !line.contains(&pw), "{line}");
+    assert_eq!(
+        post_from(&app, "10.9.9.9", &form).await.status,
+        StatusCode::OK
+    );
+    let metrics = app.scrape().await;
+    assert!(
+        metrics.contains(
+            "regauth_token_decisions_total{outcome=\"denied\",reason=\"address_not_allowed\"} 7"
+        ),
+        "{metrics}"
+    );
+
+    // Cleared: anywhere again.
+    let path = format!("/registries/default/tokens/{id}");
+    let r = app
+        .api(Method::PATCH, &path, Some(json!({"allowedNetworks": null})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.json()["properties"].get("allowedNetworks").is_none());
+    assert_eq!(
+        auth_from(&app, "192.0.2.1", None, "ci-bot", &pw)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(app.auth_get("ci-bot", &pw, Q).await.status, StatusCode::OK);
+}
+
+/// Issue 21: a bad network is a 400 naming the entry and the problem.
+#[tokio::test]
+async fn bad_networks_are_refused_naming_the_entry() {
+    let app = TestApp::new();
+    for (nets, field, says) in [
+        (
+            json!(["10.0.0.0/8", "10.0.0.1/8"]),
+            "properties.allowedNetworks[1]",
+            "host bits are set",
+        ),
+        (
+            json!(["10.0.0.0/33"]),
+            "properties.allowedNetworks[0]",
+            "longer than 32 bits",
+        ),
+        (
+            json!(["intranet"]),
+            "properties.allowedNetworks[0]",
+            "is not a network",
+        ),
+    ] {
+        let r = app
+            .api(
+                Method::POST,
+                "/registries/default/tokens",
+                Some(json!({"properties": {"name": "ci-bot", "allowedNetworks": nets}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{nets}");
+        let msg = r.api_error();
+        assert!(msg.contains(field) && msg.contains(says), "{msg}");
+    }
+    let many: Vec<String> = (0..65).map(|i| format!("10.0.{i}.0/24")).collect();
+    let r = app
+        .api(
+            Method::POST,
+            "/registries/default/tokens",
+            Some(json!({"properties": {"name": "ci-bot", "allowedNetworks": many}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.api_error().contains("at most 64"));
+    let (id, _) = app.create("ci-bot", pull_scope()).await;
+    let r = app
+        .api(
+            Method::PATCH,
+            &format!("/registries/default/tokens/{id}"),
+            Some(json!({"allowedNetworks": ["::1/129"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.api_error().contains("allowedNetworks[0]"));
+}

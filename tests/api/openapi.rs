@@ -67,6 +67,7 @@ fn every_route_is_described_with_its_security_and_errors() {
             "GET /auth",
             "PATCH /api/v1/registries/{registryId}/tokens/{tokenId}",
             "POST /api/v1/registries/{registryId}/tokens",
+            "POST /api/v1/registries/{registryId}/tokens/disable",
             "POST /auth",
             "PUT /api/v1/registries/{registryId}/tokens/{tokenId}",
         ]

@@ -607,6 +607,52 @@ flows.delete = () => withBrowser(async ({ page }) => {
 });
 
 /** Filter by name and page through the server's pages. */
+/** Issue 21: Allowed networks, Owner and Description in Add Token and Edit; the table shows the
+ * owner; API data is shown as text; a bad network is refused naming the field. */
+flows.policy = () => withBrowser(async ({ page }) => {
+  await signIn(page);
+  await page.getByRole('button', { name: 'Add Token' }).click();
+  const add = page.getByRole('dialog', { name: 'Add Token' });
+  await add.waitFor();
+  await add.getByLabel('Name').fill('bad-net');
+  await add.getByLabel('Allowed networks').fill('10.0.0.1/8');
+  await add.getByRole('button', { name: 'Add Token' }).click();
+  await add.getByText(/^Allowed networks: .*host bits are set/).waitFor();
+  equal(await add.getByLabel('Allowed networks').getAttribute('aria-invalid'), 'true', 'the field is marked');
+  equal(await tokenNamed('bad-net'), null, 'nothing created');
+
+  await add.getByLabel('Name').fill('net-bot');
+  await add.getByLabel('Allowed networks').fill('10.0.0.0/8\n2001:db8::/32');
+  await add.getByLabel('Owner').fill('<b>alice</b>@example.com');
+  await add.getByLabel('Description').fill('CI pushes');
+  await add.getByRole('button', { name: 'Add Token' }).click();
+  const panel = page.getByRole('dialog', { name: 'Token created' });
+  await panel.waitFor();
+  await panel.getByRole('button', { name: 'Close' }).click();
+  let t = await tokenNamed('net-bot');
+  equal(t.properties.allowedNetworks, ['10.0.0.0/8', '2001:db8::/32'], 'networks saved');
+  equal([t.properties.owner, t.properties.description], ['<b>alice</b>@example.com', 'CI pushes'], 'owner and description saved');
+  const r = row(page, 'net-bot');
+  await r.getByRole('cell', { name: '<b>alice</b>@example.com', exact: true }).waitFor();
+  equal(await r.locator('td.owner b').count(), 0, 'the owner is text, not HTML');
+
+  await openMenuItem(page, 'net-bot', 'Edit');
+  const edit = page.getByRole('dialog', { name: 'Edit net-bot' });
+  await edit.waitFor();
+  equal(await edit.getByLabel('Allowed networks').inputValue(), '10.0.0.0/8\n2001:db8::/32', 'networks shown');
+  equal(await edit.getByLabel('Owner').inputValue(), '<b>alice</b>@example.com', 'owner shown');
+  equal(await edit.getByLabel('Description').inputValue(), 'CI pushes', 'description shown');
+  await edit.getByLabel('Allowed networks').fill('');
+  await edit.getByLabel('Owner').fill('bob');
+  await edit.getByLabel('Description').fill('');
+  await edit.getByRole('button', { name: 'Save' }).click();
+  await edit.waitFor({ state: 'hidden' });
+  await r.getByRole('cell', { name: 'bob', exact: true }).waitFor();
+  t = await tokenNamed('net-bot');
+  equal(t.properties.allowedNetworks, undefined, 'anywhere again');
+  equal([t.properties.owner, t.properties.description], ['bob', undefined], 'owner changed, description removed');
+});
+
 flows['filter-paging'] = () => withBrowser(async ({ page }) => {
   const count = Number(process.env.SEEDED || 0);
   check(count > 100, 'the Rust side seeded more than a page of tokens');

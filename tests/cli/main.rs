@@ -20,4 +20,5 @@ mod docker;
 mod docs;
 mod errors;
 mod lifecycle;
+mod policy;
 mod settings;

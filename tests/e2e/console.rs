@@ -102,6 +102,11 @@ fn console_edits_status_and_expiry() {
 }
 
 #[test]
+fn console_sets_networks_owner_and_description() {
+    flow("policy", &regauth(), &[]);
+}
+
+#[test]
 fn console_manages_scopes() {
     flow("scopes", &regauth(), &[]);
 }

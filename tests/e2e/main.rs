@@ -66,6 +66,7 @@ mod hardening;
 mod ionos_sdk;
 mod lifecycle;
 mod limits;
+mod networks;
 mod public;
 mod refresh;
 mod registries;

@@ -352,6 +352,7 @@ impl PgStore {
                 Vec::with_capacity(tokens.len()),
                 Vec::with_capacity(tokens.len()),
                 Vec::with_capacity(tokens.len()),
+                Vec::with_capacity(tokens.len()),
             );
             for t in tokens {
                 check_registry(&t.registry)?;
@@ -361,12 +362,13 @@ impl PgStore {
                 columns.3.push(t.status == Status::Enabled);
                 columns.4.push(t.expiry);
                 columns.5.push(encode_token(t)?);
+                columns.6.push(t.owner.as_ref().map(|o| o.as_str()));
             }
             let insert_tokens = tx
                 .prepare_cached(
-                    "INSERT INTO regauth_tokens (id, registry, name, enabled, expiry, record)
+                    "INSERT INTO regauth_tokens (id, registry, name, enabled, expiry, record, owner)
                      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[],
-                                          $5::timestamptz[], $6::bytea[])
+                                          $5::timestamptz[], $6::bytea[], $7::text[])
                      ON CONFLICT DO NOTHING",
                 )
                 .await
@@ -376,6 +378,7 @@ impl PgStore {
                     &insert_tokens,
                     &[
                         &columns.0, &columns.1, &columns.2, &columns.3, &columns.4, &columns.5,
+                        &columns.6,
                     ],
                 )
                 .await
@@ -623,6 +626,36 @@ impl Store for PgStore {
         })
     }
 
+    fn list_by_owner(
+        &self,
+        registry: &str,
+        owner: &str,
+        offset: usize,
+        limit_: usize,
+    ) -> Result<Page, StoreError> {
+        self.call("listing tokens by owner", async {
+            let total = self
+                .count_where(
+                    "counting tokens by owner",
+                    "SELECT count(*) FROM regauth_tokens WHERE registry = $1 AND owner = $2",
+                    &[&registry, &owner],
+                )
+                .await?;
+            let items = if limit_ == 0 || offset >= total {
+                Vec::new()
+            } else {
+                self.records(
+                    "listing tokens by owner",
+                    "SELECT record FROM regauth_tokens WHERE registry = $1 AND owner = $2
+                     ORDER BY name LIMIT $3 OFFSET $4",
+                    &[&registry, &owner, &limit(limit_), &limit(offset)],
+                )
+                .await?
+            };
+            Ok(Page { items, total })
+        })
+    }
+
     fn create(&self, token: &Token) -> Result<(), StoreError> {
         check_registry(&token.registry)?;
         let record = encode_token(token)?;
@@ -633,8 +666,8 @@ impl Store for PgStore {
                 // replica may have cached the name as unknown.
                 .prepare_cached(
                     "WITH created AS (
-                         INSERT INTO regauth_tokens (id, registry, name, enabled, expiry, record)
-                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING registry, name)
+                         INSERT INTO regauth_tokens (id, registry, name, enabled, expiry, record, owner)
+                         VALUES ($1, $2, $3, $4, $5, $6, $8) RETURNING registry, name)
                      SELECT pg_notify($7, registry || '/' || name) FROM created",
                 )
                 .await
@@ -650,6 +683,7 @@ impl Store for PgStore {
                         &token.expiry,
                         &record,
                         &CHANNEL,
+                        &token.owner.as_ref().map(|o| o.as_str()),
                     ],
                 )
                 .await
@@ -680,7 +714,8 @@ impl Store for PgStore {
             let record = encode_token(&merged)?;
             let write = tx
                 .prepare_cached(
-                    "UPDATE regauth_tokens SET name = $2, enabled = $3, expiry = $4, record = $5
+                    "UPDATE regauth_tokens SET name = $2, enabled = $3, expiry = $4, record = $5,
+                         owner = $6
                      WHERE id = $1",
                 )
                 .await
@@ -694,6 +729,7 @@ impl Store for PgStore {
                     &enabled,
                     &token.expiry,
                     &record,
+                    &token.owner.as_ref().map(|o| o.as_str()),
                 ],
             )
             .await

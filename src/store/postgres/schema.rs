@@ -16,10 +16,11 @@ use crate::store::StoreError;
 pub const MIGRATION_LOCK: i64 = 0x7267_6175_7468_0001;
 
 /// Versions, descriptions and SQL, oldest first. Never edit one that was released: add one.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "tokens, refresh grants, settings",
-    r#"
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "tokens, refresh grants, settings",
+        r#"
 CREATE TABLE regauth_tokens (
     id uuid PRIMARY KEY,
     registry text NOT NULL,
@@ -45,7 +46,18 @@ CREATE TABLE regauth_settings (
     value text NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "token owners",
+        r#"
+-- A copy of the owner in the record (format 4), for `filter.owner` and offboarding. Rows
+-- written before have no owner: their records (formats 1-3) cannot hold one.
+ALTER TABLE regauth_tokens ADD COLUMN owner text;
+CREATE INDEX regauth_tokens_owner ON regauth_tokens (registry, owner, name) WHERE owner IS NOT NULL;
+"#,
+    ),
+];
 
 /// The newest schema version this binary knows.
 pub const LATEST: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

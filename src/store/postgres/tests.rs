@@ -95,6 +95,60 @@ fn migrations_run_once_under_the_lock_when_replicas_start_together() {
         .is_some());
 }
 
+/// Migration 2 (token owners) upgrades a version-1 database in place: its tokens keep
+/// working with no owner, and owners written afterwards are found by the owner index.
+#[test]
+fn migration_2_adds_owners_to_a_version_1_database() {
+    let (store, url) = open();
+    let old = token("default", "from-v1");
+    store.create(&old).unwrap();
+    drop(store);
+    // Back to what migration 1 left.
+    cluster().sql(
+        db_name(&url),
+        "ALTER TABLE regauth_tokens DROP COLUMN owner",
+    );
+    cluster().sql(
+        db_name(&url),
+        "DELETE FROM regauth_schema WHERE version = 2",
+    );
+    assert_eq!(
+        cluster().sql(
+            db_name(&url),
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM regauth_schema",
+        ),
+        "1"
+    );
+
+    let store = PgStore::open(options(&url)).unwrap();
+    assert_eq!(
+        cluster().sql(
+            db_name(&url),
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM regauth_schema",
+        ),
+        "1,2"
+    );
+    assert_eq!(store.get("default", old.id).unwrap(), Some(old.clone()));
+    assert_eq!(
+        store.list_by_owner("default", "bob", 0, 10).unwrap().total,
+        0
+    );
+    let owned = crate::domain::Token {
+        owner: Some("bob".parse().unwrap()),
+        ..old.clone()
+    };
+    store.update(&owned).unwrap();
+    let page = store.list_by_owner("default", "bob", 0, 10).unwrap();
+    assert_eq!(page.items, vec![owned]);
+    assert_eq!(
+        cluster().sql(
+            db_name(&url),
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'regauth_tokens_owner'",
+        ),
+        "1"
+    );
+}
+
 #[test]
 fn a_newer_schema_is_refused_with_a_clear_message() {
     let (store, url) = open();
@@ -350,7 +404,10 @@ fn the_signing_certificate_is_recorded_once() {
 #[test]
 fn import_copies_only_what_is_missing() {
     let (s, _) = open();
-    let a = token("default", "one");
+    let a = crate::domain::Token {
+        owner: Some("alice".parse().unwrap()),
+        ..token("default", "one")
+    };
     let b = token("staging", "two");
     let g = crate::store::tests::grant(&a, 3, t0());
     let orphan = crate::store::tests::grant(&token("default", "gone"), 4, t0());
@@ -363,6 +420,11 @@ fn import_copies_only_what_is_missing() {
         s.import(&[a.clone(), b.clone()], &[g.clone(), orphan])
             .unwrap(),
         (0, 0)
+    );
+    // The owner column is written by an import too.
+    assert_eq!(
+        s.list_by_owner("default", "alice", 0, 10).unwrap().items,
+        vec![a.clone()]
     );
     assert_eq!(s.get("default", a.id).unwrap(), Some(a));
     assert_eq!(s.find_refresh(&g.hash).unwrap(), Some(g));
