@@ -66,6 +66,12 @@ pub struct LimitsConfig {
     pub name_failures: u32,
     /// Failed admin API authentications from one address within the window. 0: no limit.
     pub admin_failures: u32,
+    /// Failed authentications from one network (IPv4 /24, IPv6 /56 and /48) within the window
+    /// after which the network is refused for `lockout_seconds`. 0: no limit.
+    pub network_failures: u32,
+    /// Failed authentications from all clients within the window after which every network
+    /// that fails is refused at once (the server is under attack). 0: no limit.
+    pub global_failures: u32,
     pub failure_window_seconds: u64,
     pub lockout_seconds: u64,
     /// Most (address, name) counters kept; the least used are forgotten beyond this.
@@ -94,6 +100,8 @@ impl Default for LimitsConfig {
             auth_failures: 30,
             name_failures: 100,
             admin_failures: 10,
+            network_failures: 100,
+            global_failures: 1000,
             failure_window_seconds: 180,
             lockout_seconds: 900,
             throttle_entries: 65_536,
@@ -270,6 +278,8 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct FileLimits {
     auth_failures: Option<u32>,
+    network_failures: Option<u32>,
+    global_failures: Option<u32>,
     name_failures: Option<u32>,
     admin_failures: Option<u32>,
     failure_window_seconds: Option<u64>,
@@ -638,6 +648,20 @@ fn read_limits(
             ("admin_failures", "REGAUTH_LIMITS_ADMIN_FAILURES"),
             file.admin_failures,
             d.admin_failures,
+            0,
+        )?,
+        network_failures: limit(
+            env,
+            ("network_failures", "REGAUTH_LIMITS_NETWORK_FAILURES"),
+            file.network_failures,
+            d.network_failures,
+            0,
+        )?,
+        global_failures: limit(
+            env,
+            ("global_failures", "REGAUTH_LIMITS_GLOBAL_FAILURES"),
+            file.global_failures,
+            d.global_failures,
             0,
         )?,
         failure_window_seconds: limit(

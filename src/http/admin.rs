@@ -209,7 +209,7 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
         Ok(ticket) => ticket,
         Err(refused) => {
             state.metrics.throttled("admin").inc();
-            if throttle.log().admit(addr) {
+            if throttle.admin_log().admit(addr) {
                 audit::admin_auth_throttled(
                     addr,
                     req.method().as_str(),
@@ -230,9 +230,12 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
         throttle.succeeded(ticket, "");
         return next.run(req).await;
     };
-    throttle.failed(ticket, None);
+    // A request without credentials guesses nothing (a browser, a probe): not a failure.
+    if why != AdminAuthFailure::Missing {
+        throttle.failed(ticket, None, None);
+    }
     state.metrics.admin_auth_failed(why);
-    if throttle.log().admit(addr) {
+    if throttle.admin_log().admit(addr) {
         audit::admin_auth_failed(addr, req.method().as_str(), &path(&req), why);
     }
     ApiError::Unauthorized.into_response()

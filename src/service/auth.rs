@@ -277,7 +277,7 @@ impl AuthService {
                         token = %presented_name.unwrap_or(""), service = %req.service,
                         grant_type = req.grant_type, requested = %requested, client = %client,
                         client_id = %client_id, outcome = "throttled",
-                        reason = if refused.by_name { "too many failures for this name" } else { "too many failures from this address" },
+                        reason = refused.reason(),
                         retry_after = refused.retry_after_seconds(), "token decision"
                     );
                 }
@@ -286,12 +286,23 @@ impl AuthService {
         };
         // The token a refresh token belongs to, once its grant is found (for the log).
         let mut refresh_owner = None;
+        // A fingerprint of the presented password (from the hash `decide` computes anyway):
+        // the same stale password retried counts as one failure.
+        let mut fingerprint = None;
         let outcome = self
-            .decide(&req, now, presented_name.is_some(), &mut refresh_owner)
+            .decide(
+                &req,
+                now,
+                presented_name.is_some(),
+                &mut refresh_owner,
+                &mut fingerprint,
+            )
             .await;
         match &outcome {
             Ok((token, _)) => self.throttle.succeeded(ticket, token.name.as_str()),
-            Err(AuthError::Unauthorized(_)) => self.throttle.failed(ticket, presented_name),
+            Err(AuthError::Unauthorized(_)) => {
+                self.throttle.failed(ticket, presented_name, fingerprint)
+            }
             Err(_) => {}
         }
         match &outcome {
@@ -346,13 +357,21 @@ impl AuthService {
         // `issue`, for the throttle).
         valid_name: bool,
         refresh_owner: &mut Option<String>,
+        fingerprint: &mut Option<u64>,
     ) -> Result<(Arc<Token>, Issued), AuthError> {
         let registry = self
             .registry_for_service(&req.service)
             .ok_or_else(|| AuthError::UnknownService(req.service.clone()))?;
         let (token, refresh_token, grant) = match &req.credentials {
             Credentials::Password { username, password } => {
-                let token = self.check_password(registry, username, valid_name, password, now)?;
+                let token = self.check_password(
+                    registry,
+                    username,
+                    valid_name,
+                    password,
+                    now,
+                    fingerprint,
+                )?;
                 let refresh = if req.want_refresh {
                     Some(self.new_refresh(&token, &req.service, now).await?)
                 } else {
@@ -398,8 +417,10 @@ impl AuthService {
         valid_name: bool,
         password: &str,
         now: DateTime<Utc>,
+        fingerprint: &mut Option<u64>,
     ) -> Result<Arc<Token>, AuthError> {
         let presented = SecretHash::of(password);
+        *fingerprint = Some(presented.fingerprint());
         let token = if valid_name {
             self.store.find_by_name(registry, username)?
         } else {
@@ -697,7 +718,9 @@ mod tests {
                     Credentials::Password { username, .. } => TokenName::check(username).is_ok(),
                     Credentials::Refresh { .. } => false,
                 };
-                let result = auth.decide(&req, clock.now(), valid_name, &mut owner).await;
+                let result = auth
+                    .decide(&req, clock.now(), valid_name, &mut owner, &mut None)
+                    .await;
                 (result.map(|(t, _)| t.name.to_string()), owner)
             }
         };
@@ -1022,6 +1045,7 @@ mod tests {
                 TokenName::check(name).is_ok(),
                 "rga_wrong-guess",
                 now,
+                &mut None,
             );
             let took = started.elapsed().as_nanos() as u64;
             assert!(
