@@ -205,6 +205,15 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
             .to_owned()
     };
     let throttle = &state.throttle;
+    // A browser's request from another site: refused before the token is looked at, and not
+    // counted (issue 21, finding 3).
+    if let Some(why) = super::limits::cross_site(req.headers(), &state.config.public_url) {
+        if throttle.admin_log().admit(addr) {
+            tracing::warn!(client = %addr.map(|a| a.to_string()).unwrap_or_default(), method = %req.method(), path = %path(&req),
+                reason = %why, "cross-site admin request refused");
+        }
+        return ApiError::Forbidden(why).into_response();
+    }
     let ticket = match throttle.check(Endpoint::Admin, addr, None) {
         Ok(ticket) => ticket,
         Err(refused) => {
