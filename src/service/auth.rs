@@ -160,6 +160,20 @@ impl std::fmt::Display for Denial {
     }
 }
 
+/// A name as the log shows it: a secret typed into the username field (a known prefix and a
+/// valid checksum) is never written, only said to be one.
+struct LoggedName<'a>(&'a str);
+
+impl std::fmt::Display for LoggedName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if crate::domain::secret::has_valid_checksum(self.0) {
+            f.write_str("<password redacted>")
+        } else {
+            f.write_str(self.0)
+        }
+    }
+}
+
 /// The client's address, or nothing.
 struct OptionalAddr(Option<IpAddr>);
 
@@ -255,9 +269,11 @@ impl AuthService {
         let presented_name = match &req.credentials {
             // Only a possible token name (at most 63 bytes) is counted by name, so that long
             // made-up names cannot bloat the counters; others count per address only.
-            Credentials::Password { username, .. } => {
-                TokenName::check(username).ok().map(|()| username.as_str())
-            }
+            // A password typed into the username field is no name: never kept as a key.
+            Credentials::Password { username, .. } => TokenName::check(username)
+                .ok()
+                .filter(|()| !crate::domain::secret::has_valid_checksum(username))
+                .map(|()| username.as_str()),
             // A refresh token names no token until it is found: counted per address only.
             Credentials::Refresh { .. } => None,
         };
@@ -274,7 +290,10 @@ impl AuthService {
                 self.metrics.throttled("auth").inc();
                 if self.throttle.log().admit(req.client_addr) {
                     info!(
-                        token = %presented_name.unwrap_or(""), service = %req.service,
+                        token = %LoggedName(match &req.credentials {
+                            Credentials::Password { username, .. } => username,
+                            Credentials::Refresh { .. } => "",
+                        }), service = %req.service,
                         grant_type = req.grant_type, requested = %requested, client = %client,
                         client_id = %client_id, outcome = "throttled",
                         reason = refused.reason(),
@@ -338,7 +357,7 @@ impl AuthService {
                 // Rationed per address: a flood of guesses is summed up, not logged line by line.
                 if self.throttle.log().admit(req.client_addr) {
                     info!(
-                        token = %user, service = %req.service, grant_type = req.grant_type,
+                        token = %LoggedName(user), service = %req.service, grant_type = req.grant_type,
                         requested = %requested, client = %client, client_id = %client_id,
                         outcome = "denied", reason, "token decision"
                     );
