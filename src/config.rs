@@ -81,7 +81,8 @@ pub struct LimitsConfig {
     pub denial_log_interval_seconds: u64,
     /// Peers whose `X-Forwarded-For` names the client (a reverse proxy on the same host).
     pub trusted_proxies: Vec<IpAddr>,
-    /// Connections served at once; more wait in the listen queue.
+    /// Connections served at once; more wait in the listen queue. 0 (the default): derived at
+    /// start from the raised open-files limit, `min(limit - reserve, 65 536)`.
     pub max_connections: usize,
     /// Connections one address may hold; more are refused. 0: no limit.
     pub max_connections_per_address: usize,
@@ -111,7 +112,7 @@ impl Default for LimitsConfig {
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 IpAddr::V6(Ipv6Addr::LOCALHOST),
             ],
-            max_connections: 1024,
+            max_connections: 0,
             max_connections_per_address: 128,
             header_timeout_seconds: 10,
             body_timeout_seconds: 30,
@@ -706,12 +707,13 @@ fn read_limits(
             1,
         )?,
         trusted_proxies,
+        // 0 (the default): derived from the open-files limit at start.
         max_connections: limit(
             env,
             ("max_connections", "REGAUTH_LIMITS_MAX_CONNECTIONS"),
             file.max_connections,
             d.max_connections,
-            1,
+            0,
         )?,
         max_connections_per_address: limit(
             env,
@@ -1142,7 +1144,6 @@ mod tests {
                 "[limits]\nheader_timeout_seconds = 0",
                 "limits.header_timeout_seconds",
             ),
-            ("[limits]\nmax_connections = 0", "limits.max_connections"),
             (
                 "[limits]\ntrusted_proxies = [\"proxy\"]",
                 "limits.trusted_proxies",
