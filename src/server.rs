@@ -195,8 +195,7 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
     let limits = ConnectionLimits::from_config(&state.config.limits, RESERVED_FILES);
     info!(
         max_connections = limits.max_connections,
-        "serving at most {} connections at once",
-        limits.max_connections
+        "serving at most {} connections at once", limits.max_connections
     );
     let stats = state.connections.clone();
     let throttle = state.throttle.clone();

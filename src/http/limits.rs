@@ -101,7 +101,13 @@ fn origin_of(url: &str) -> &str {
 fn printable(s: &str) -> String {
     s.chars()
         .take(100)
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -182,14 +188,20 @@ mod tests {
         // Without public_url, the request's own host.
         assert_eq!(
             cross_site(
-                &headers(&[("origin", "http://127.0.0.1:5001"), ("host", "127.0.0.1:5001")]),
+                &headers(&[
+                    ("origin", "http://127.0.0.1:5001"),
+                    ("host", "127.0.0.1:5001")
+                ]),
                 "http://127.0.0.1:5001"
             ),
             None
         );
         assert_eq!(
             cross_site(
-                &headers(&[("origin", "http://localhost:8080"), ("host", "localhost:8080")]),
+                &headers(&[
+                    ("origin", "http://localhost:8080"),
+                    ("host", "localhost:8080")
+                ]),
                 url
             ),
             None
@@ -198,13 +210,20 @@ mod tests {
             let why = cross_site(&headers(&[("sec-fetch-site", site)]), url).unwrap();
             assert!(why.contains(&format!("Sec-Fetch-Site: {site}")), "{why}");
         }
-        for origin in ["https://evil.example", "null", "https://auth.example.com.evil.example"] {
+        for origin in [
+            "https://evil.example",
+            "null",
+            "https://auth.example.com.evil.example",
+        ] {
             let why = cross_site(
                 &headers(&[("origin", origin), ("host", "auth.example.com")]),
                 url,
             )
             .unwrap();
-            assert!(why.contains(origin) && why.contains("https://auth.example.com"), "{why}");
+            assert!(
+                why.contains(origin) && why.contains("https://auth.example.com"),
+                "{why}"
+            );
         }
     }
 }

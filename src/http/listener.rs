@@ -70,7 +70,9 @@ impl ConnectionLimits {
     pub fn from_config(l: &LimitsConfig, reserved_files: u64) -> ConnectionLimits {
         let max_connections = match l.max_connections {
             0 => {
-                let open_files = rlimit::Resource::NOFILE.get().map_or(1024, |(soft, _)| soft);
+                let open_files = rlimit::Resource::NOFILE
+                    .get()
+                    .map_or(1024, |(soft, _)| soft);
                 derived_max_connections(open_files, reserved_files)
             }
             n => n,
@@ -311,7 +313,10 @@ mod tests {
 
     #[test]
     fn the_default_cap_follows_the_open_files_limit() {
-        assert_eq!(derived_max_connections(1_048_576, 64), MAX_DERIVED_CONNECTIONS);
+        assert_eq!(
+            derived_max_connections(1_048_576, 64),
+            MAX_DERIVED_CONNECTIONS
+        );
         assert_eq!(
             derived_max_connections(1024, 64),
             1024 - 64 - METRICS_CONNECTIONS - HEALTH_RESERVE
@@ -326,9 +331,11 @@ mod tests {
 
     async fn get_path(addr: std::net::SocketAddr, path: &str) -> String {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
@@ -353,7 +360,13 @@ mod tests {
             shutdown_timeout: Duration::from_secs(1),
         };
         let stats = Arc::new(ConnectionStats::default());
-        let server = tokio::spawn(serve(listener, app, limits, stats.clone(), std::future::pending()));
+        let server = tokio::spawn(serve(
+            listener,
+            app,
+            limits,
+            stats.clone(),
+            std::future::pending(),
+        ));
         let mut idle = Vec::new();
         for _ in 0..4 {
             idle.push(TcpStream::connect(addr).await.unwrap());

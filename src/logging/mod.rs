@@ -328,13 +328,11 @@ mod tests {
     fn json_lines_escape_what_serde_json_leaves_raw() {
         use std::io::Write as _;
         let mut out = EscapingWriter(Vec::new());
-        let line = serde_json::json!({"token": "a\u{202e}b\u{2066}c\u{2028}d\u{85}e zoë"}).to_string();
+        let line =
+            serde_json::json!({"token": "a\u{202e}b\u{2066}c\u{2028}d\u{85}e zoë"}).to_string();
         out.write_all(line.as_bytes()).unwrap();
         let written = String::from_utf8(out.0).unwrap();
-        assert_eq!(
-            written,
-            r#"{"token":"a\u202eb\u2066c\u2028d\u0085e zoë"}"#
-        );
+        assert_eq!(written, r#"{"token":"a\u202eb\u2066c\u2028d\u0085e zoë"}"#);
         let back: serde_json::Value = serde_json::from_str(&written).unwrap();
         assert_eq!(back["token"], "a\u{202e}b\u{2066}c\u{2028}d\u{85}e zoë");
     }

@@ -310,7 +310,9 @@ impl Budget {
         }
         w.1 = w.1.saturating_add(1);
         if w.1 >= self.limit {
-            let until = (now + window).saturating_duration_since(self.epoch).as_nanos() as u64;
+            let until = (now + window)
+                .saturating_duration_since(self.epoch)
+                .as_nanos() as u64;
             self.attack_until.fetch_max(until, Ordering::Relaxed);
             return true;
         }
@@ -555,8 +557,7 @@ impl Throttle {
         if let Some(named) = self.counters.get(&Key::Name(name.to_string())) {
             lock(&named).forgive(n);
         }
-        self.lockouts
-            .remove(&Key::NameAddr(name.to_string(), addr));
+        self.lockouts.remove(&Key::NameAddr(name.to_string(), addr));
     }
 
     fn forgive_networks(&self, endpoint: Endpoint, addr: IpAddr, n: u32) {
@@ -943,7 +944,11 @@ mod tests {
         assert_eq!(n, 150_000);
         assert!(t.entries() <= 1050, "{} counters", t.entries());
         let r = t.check(Endpoint::Auth, ip("10.0.0.1"), None).err();
-        assert_eq!(r.map(|r| r.what), Some(RefusedFor::Address), "address unlocked");
+        assert_eq!(
+            r.map(|r| r.what),
+            Some(RefusedFor::Address),
+            "address unlocked"
+        );
         let r = t.check(Endpoint::Auth, ip("10.1.3.1"), Some("alice")).err();
         assert_eq!(r.map(|r| r.what), Some(RefusedFor::Name), "name unlocked");
         assert!(succeed(&t, "10.9.9.9", "alice").is_ok(), "the owner");
@@ -1027,7 +1032,9 @@ mod tests {
                 t.log().admit(Some(IpAddr::V4((0x0a00_0000 + i).into())));
             }
         }
-        let admitted = (0..5).filter(|_| t.admin_log().admit(ip("10.9.9.9"))).count();
+        let admitted = (0..5)
+            .filter(|_| t.admin_log().admit(ip("10.9.9.9")))
+            .count();
         assert_eq!(admitted, 5);
     }
 }

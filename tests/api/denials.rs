@@ -263,9 +263,14 @@ async fn a_password_in_the_username_field_is_never_logged() {
         );
     }
     let (text, json) = log.take();
-    let decisions: Vec<&String> = text.iter().filter(|l| l.contains("token decision")).collect();
+    let decisions: Vec<&String> = text
+        .iter()
+        .filter(|l| l.contains("token decision"))
+        .collect();
     assert_eq!(decisions.len(), 3, "{text:#?}");
-    assert!(decisions.iter().any(|l| l.contains("outcome=\"throttled\"")));
+    assert!(decisions
+        .iter()
+        .any(|l| l.contains("outcome=\"throttled\"")));
     for line in &decisions {
         assert!(line.contains("token=\"<password redacted>\""), "{line}");
     }
@@ -333,5 +338,10 @@ async fn wrong_admin_tokens_stay_visible_in_a_flood_of_denials() {
         .iter()
         .filter(|l| l.contains("admin authentication failed") && l.contains("client=10.9.9.9"))
         .collect();
-    assert_eq!(admin.len(), 5, "{:#?}", &text[text.len().saturating_sub(20)..]);
+    assert_eq!(
+        admin.len(),
+        5,
+        "{:#?}",
+        &text[text.len().saturating_sub(20)..]
+    );
 }

@@ -300,7 +300,10 @@ async fn rotating_through_thousands_of_addresses_gets_the_designed_number_of_gue
     }
     for i in 1..=5 {
         let r = app
-            .send_from(&format!("10.2.{i}.1"), auth_get("target", &format!("rga_n{i}")))
+            .send_from(
+                &format!("10.2.{i}.1"),
+                auth_get("target", &format!("rga_n{i}")),
+            )
             .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
@@ -322,7 +325,9 @@ async fn rotating_through_thousands_of_addresses_gets_the_designed_number_of_gue
     assert!(guesses <= 1000 + 20, "{guesses} guesses of {tries}");
     let r = app.send_from("10.1.0.1", auth_get("x", "rga_more")).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "address unlocked");
-    let r = app.send_from("10.2.5.1", auth_get("target", "rga_more")).await;
+    let r = app
+        .send_from("10.2.5.1", auth_get("target", "rga_more"))
+        .await;
     // (Refused for its network now, too: the unit test of the throttle shows the name's own
     // lockout surviving a flood.)
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "name unlocked");
@@ -366,11 +371,15 @@ async fn a_stale_password_retried_counts_once() {
     let app = app(|l| l.auth_failures = 3);
     let (_, pass) = app.create("ci-job", json!([])).await;
     for _ in 0..30 {
-        let r = app.send_from("10.0.0.9", auth_get("ci-job", "rga_old")).await;
+        let r = app
+            .send_from("10.0.0.9", auth_get("ci-job", "rga_old"))
+            .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(
-        app.send_from("10.0.0.9", auth_get("ci-job", &pass)).await.status,
+        app.send_from("10.0.0.9", auth_get("ci-job", &pass))
+            .await
+            .status,
         StatusCode::OK
     );
     for i in 0..3 {
@@ -400,7 +409,9 @@ async fn cross_site_requests_are_refused_without_counting() {
             .send_from(
                 "10.0.0.8",
                 with(
-                    auth_post("grant_type=password&service=registry.local&username=legit&password=x"),
+                    auth_post(
+                        "grant_type=password&service=registry.local&username=legit&password=x",
+                    ),
                     "sec-fetch-site",
                     "cross-site",
                 ),
@@ -421,7 +432,11 @@ async fn cross_site_requests_are_refused_without_counting() {
         let r = app
             .send_from(
                 "10.0.0.8",
-                with(admin_get("wrong-admin-token-00000000"), "sec-fetch-site", "cross-site"),
+                with(
+                    admin_get("wrong-admin-token-00000000"),
+                    "sec-fetch-site",
+                    "cross-site",
+                ),
             )
             .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);

@@ -328,7 +328,14 @@ fn twelve_hundred_idle_connections_under_the_per_address_cap_leave_health_answer
     let log = regauth.log();
     let cap: usize = log
         .lines()
-        .find_map(|l| l.split("max_connections=").nth(1)?.split(' ').next()?.parse().ok())
+        .find_map(|l| {
+            l.split("max_connections=")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or_else(|| panic!("no max_connections in the log:\n{log}"));
     eprintln!("derived max_connections = {cap}");
     let mut held = Vec::new();

@@ -221,13 +221,14 @@ fn auth_from(regauth: &Regauth, from: &str, user: &str, pass: &str, extra: &str)
 /// retried does not lock its CI host out.
 #[test]
 fn rotating_through_thousands_of_loopback_addresses_gets_the_designed_rate() {
-    let regauth = Regauth::builder()
-        .limit("denial_log_lines", 1)
-        .start();
+    let regauth = Regauth::builder().limit("denial_log_lines", 1).start();
     let token = regauth.create_token("default", "target-bot", &[repo("team/*", &["pull"])]);
     // A CI host with a stale password, retrying: never locked out.
     for _ in 0..40 {
-        assert_eq!(auth_from(&regauth, "127.1.0.9", "target-bot", "rga_stale", ""), 401);
+        assert_eq!(
+            auth_from(&regauth, "127.1.0.9", "target-bot", "rga_stale", ""),
+            401
+        );
     }
     assert_eq!(
         auth_from(&regauth, "127.1.0.9", "target-bot", &token.password, ""),
@@ -256,7 +257,11 @@ fn rotating_through_thousands_of_loopback_addresses_gets_the_designed_rate() {
         6000.0 / took.as_secs_f64()
     );
     assert!(guesses <= 1000 + 20, "{guesses} guesses");
-    assert_eq!(auth_from(&regauth, "127.2.0.1", "x", "y", ""), 429, "still locked");
+    assert_eq!(
+        auth_from(&regauth, "127.2.0.1", "x", "y", ""),
+        429,
+        "still locked"
+    );
     assert_eq!(
         auth_from(&regauth, "127.3.0.1", "target-bot", &token.password, ""),
         200,
