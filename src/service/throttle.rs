@@ -35,7 +35,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
@@ -130,6 +130,12 @@ pub fn networks(key: IpAddr) -> [(IpAddr, u8); 2] {
     }
 }
 
+/// The network keys of `key`, as an array (IPv4's one network twice).
+fn network_keys_array(endpoint: Endpoint, key: IpAddr) -> [Key; 2] {
+    let [(a, la), (b, lb)] = networks(key);
+    [Key::Net(endpoint, a, la), Key::Net(endpoint, b, lb)]
+}
+
 /// The distinct network keys of `key`.
 fn network_keys(endpoint: Endpoint, key: IpAddr) -> impl Iterator<Item = Key> {
     let [a, b] = networks(key);
@@ -218,11 +224,14 @@ fn lock<T>(e: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Lockouts in force, apart from the counters so that no flood of new counters can evict
 /// them. Bounded: when full of unexpired lockouts, a new one is not recorded (and said so
-/// once); the network tiers and the global budget still hold then.
+/// once); the network tiers and the global budget still hold then. Expired lockouts are
+/// dropped by [`Throttle::prune`] (every summary interval) or when the table is full.
 struct Lockouts {
-    map: Mutex<HashMap<Key, Instant>>,
+    map: RwLock<HashMap<Key, Instant>>,
     /// Entries in `map`, readable without the lock (0 on a quiet server: nothing to look up).
     len: AtomicUsize,
+    /// Names among them (0: no name is under attack, no name to look up).
+    names: AtomicUsize,
     cap: usize,
     full_warned: AtomicBool,
 }
@@ -230,8 +239,9 @@ struct Lockouts {
 impl Lockouts {
     fn new(cap: usize) -> Lockouts {
         Lockouts {
-            map: Mutex::new(HashMap::new()),
+            map: RwLock::new(HashMap::new()),
             len: AtomicUsize::new(0),
+            names: AtomicUsize::new(0),
             cap,
             full_warned: AtomicBool::new(false),
         }
@@ -241,19 +251,43 @@ impl Lockouts {
         self.len.load(Ordering::Relaxed) == 0
     }
 
-    /// Time left of the longest lockout among `keys` at `now`.
-    fn left<'a>(&self, keys: impl Iterator<Item = &'a Key>, now: Instant) -> Option<Duration> {
-        let map = lock(&self.map);
-        keys.filter_map(|k| map.get(k))
-            .filter_map(|u| u.checked_duration_since(now))
-            .filter(|d| !d.is_zero())
-            .max()
+    fn names_locked(&self) -> bool {
+        self.names.load(Ordering::Relaxed) > 0
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Key, Instant>> {
+        self.map.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The first of `keys` locked at `now` (its index) and the time left of its lockout.
+    fn left(&self, keys: &[Key], now: Instant) -> Option<(usize, Duration)> {
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        keys.iter().enumerate().find_map(|(i, k)| {
+            let left = map.get(k)?.checked_duration_since(now)?;
+            (!left.is_zero()).then_some((i, left))
+        })
+    }
+
+    fn counts(&self, map: &HashMap<Key, Instant>) {
+        self.len.store(map.len(), Ordering::Relaxed);
+    }
+
+    /// Drops the lockouts that ended before `now`.
+    fn prune(&self, map: &mut HashMap<Key, Instant>, now: Instant) {
+        let mut names = 0;
+        map.retain(|k, u| {
+            let keep = *u > now;
+            names += usize::from(keep && matches!(k, Key::Name(_)));
+            keep
+        });
+        self.names.store(names, Ordering::Relaxed);
+        self.counts(map);
     }
 
     fn insert(&self, key: Key, until: Instant, now: Instant) {
-        let mut map = lock(&self.map);
+        let mut map = self.write();
         if map.len() >= self.cap && !map.contains_key(&key) {
-            map.retain(|_, u| *u > now);
+            self.prune(&mut map, now);
             if map.len() >= self.cap {
                 if !self.full_warned.swap(true, Ordering::Relaxed) {
                     warn!(
@@ -265,18 +299,28 @@ impl Lockouts {
                 return;
             }
         }
-        let e = map.entry(key).or_insert(until);
-        *e = (*e).max(until);
-        self.len.store(map.len(), Ordering::Relaxed);
+        let is_name = matches!(key, Key::Name(_));
+        match map.get_mut(&key) {
+            Some(u) => *u = (*u).max(until),
+            None => {
+                map.insert(key, until);
+                if is_name {
+                    self.names.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.counts(&map);
     }
 
     fn remove(&self, key: &Key) {
         if self.is_empty() {
             return;
         }
-        let mut map = lock(&self.map);
-        map.remove(key);
-        self.len.store(map.len(), Ordering::Relaxed);
+        let mut map = self.write();
+        if map.remove(key).is_some() && matches!(key, Key::Name(_)) {
+            self.names.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.counts(&map);
     }
 
     fn len(&self) -> usize {
@@ -294,6 +338,12 @@ struct Budget {
 }
 
 impl Budget {
+    /// Whether an attack may be in force (one atomic load; 0 once [`Throttle::prune`] saw it
+    /// end).
+    fn maybe_under_attack(&self) -> bool {
+        self.attack_until.load(Ordering::Relaxed) != 0
+    }
+
     fn under_attack(&self, now: Instant) -> bool {
         let until = self.attack_until.load(Ordering::Relaxed);
         until != 0 && (now.saturating_duration_since(self.epoch).as_nanos() as u64) < until
@@ -400,18 +450,26 @@ impl Throttle {
         let Some(k) = key else {
             return Ok(ticket);
         };
+        let locks = !self.lockouts.is_empty();
+        let attack = self.budget.maybe_under_attack();
+        if !locks && !attack {
+            // A quiet server: nothing locked, nothing more to look up.
+            return Ok(ticket);
+        }
         let now = Instant::now();
-        if !self.lockouts.is_empty() {
-            let addr_key = Key::Addr(endpoint, k);
-            if let Some(left) = self.lockouts.left(std::iter::once(&addr_key), now) {
-                return Err(self.refuse(endpoint, left, RefusedFor::Address));
-            }
-            let nets: Vec<Key> = network_keys(endpoint, k).collect();
-            if let Some(left) = self.lockouts.left(nets.iter(), now) {
-                return Err(self.refuse(endpoint, left, RefusedFor::Network));
+        if locks {
+            let [a, b] = network_keys_array(endpoint, k);
+            let keys = [Key::Addr(endpoint, k), a, b];
+            if let Some((i, left)) = self.lockouts.left(&keys, now) {
+                let what = if i == 0 {
+                    RefusedFor::Address
+                } else {
+                    RefusedFor::Network
+                };
+                return Err(self.refuse(endpoint, left, what));
             }
         }
-        if self.budget.under_attack(now) {
+        if attack && self.budget.under_attack(now) {
             // Over the global budget: a network that failed in this window is refused (and
             // locked), however fresh the address within it.
             for net in network_keys(endpoint, k) {
@@ -425,7 +483,8 @@ impl Throttle {
                 }
             }
         }
-        if let (Endpoint::Auth, Some(name)) = (endpoint, name) {
+        if let (Endpoint::Auth, Some(name), true) = (endpoint, name, self.lockouts.names_locked())
+        {
             if let Some(left) = self.name_refusal(name, k, now) {
                 return Err(self.refuse(endpoint, left, RefusedFor::Name));
             }
@@ -436,15 +495,10 @@ impl Throttle {
     /// When `name` is under attack and `addr` failed for it in the window: the time until
     /// either ends.
     fn name_refusal(&self, name: &str, addr: IpAddr, now: Instant) -> Option<Duration> {
-        if self.lockouts.is_empty() {
-            return None;
-        }
-        let name_left = self
-            .lockouts
-            .left(std::iter::once(&Key::Name(name.to_string())), now)?;
+        let (_, name_left) = self.lockouts.left(&[Key::Name(name.to_string())], now)?;
         let pair_key = Key::NameAddr(name.to_string(), addr);
         // A guesser that failed while the name was locked is kept in the lockout table.
-        if let Some(left) = self.lockouts.left(std::iter::once(&pair_key), now) {
+        if let Some((_, left)) = self.lockouts.left(std::slice::from_ref(&pair_key), now) {
             return Some(name_left.min(left));
         }
         let pair = self.counters.get(&pair_key)?;
@@ -507,10 +561,11 @@ impl Throttle {
             p.fail(now, self.window, 0);
             drop(p);
             self.count(Key::Name(name.to_string()), None, self.name_failures, now);
-            if self
-                .lockouts
-                .left(std::iter::once(&Key::Name(name.to_string())), now)
-                .is_some()
+            if self.lockouts.names_locked()
+                && self
+                    .lockouts
+                    .left(&[Key::Name(name.to_string())], now)
+                    .is_some()
             {
                 // A guesser of a locked name: refused until the name's lockout ends, even if
                 // its counter is evicted meanwhile.
@@ -601,6 +656,19 @@ impl Throttle {
     /// so that a flood of token denials cannot hide them.
     pub fn admin_log(&self) -> &DenialLog {
         &self.admin_log
+    }
+
+    /// Drops ended lockouts and an ended attack, so that a quiet server looks nothing up
+    /// again. Run every summary interval.
+    pub fn prune(&self) {
+        let now = Instant::now();
+        if !self.lockouts.is_empty() {
+            let mut map = self.lockouts.write();
+            self.lockouts.prune(&mut map, now);
+        }
+        if self.budget.maybe_under_attack() && !self.budget.under_attack(now) {
+            self.budget.attack_until.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Logs both summaries now (every interval, and at shutdown).
@@ -746,6 +814,7 @@ pub async fn run_summariser(throttle: Arc<Throttle>) {
     loop {
         tick.tick().await;
         throttle.summarise();
+        throttle.prune();
     }
 }
 
@@ -1036,5 +1105,26 @@ mod tests {
             .filter(|_| t.admin_log().admit(ip("10.9.9.9")))
             .count();
         assert_eq!(admitted, 5);
+    }
+
+    /// Ended lockouts and an ended attack are dropped, so a quiet server looks nothing up.
+    #[test]
+    fn prune_drops_ended_lockouts_and_attacks() {
+        let t = Throttle::new(&LimitsConfig {
+            auth_failures: 1,
+            name_failures: 1,
+            global_failures: 1,
+            lockout_seconds: 0,
+            failure_window_seconds: 0,
+            ..LimitsConfig::default()
+        });
+        fail(&t, "10.0.0.1", "alice").unwrap();
+        assert!(t.lockouts() >= 2, "{}", t.lockouts());
+        assert!(t.lockouts.names_locked());
+        assert!(t.budget.maybe_under_attack());
+        t.prune();
+        assert_eq!(t.lockouts(), 0);
+        assert!(!t.lockouts.names_locked());
+        assert!(!t.budget.maybe_under_attack());
     }
 }
