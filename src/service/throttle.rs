@@ -483,8 +483,7 @@ impl Throttle {
                 }
             }
         }
-        if let (Endpoint::Auth, Some(name), true) = (endpoint, name, self.lockouts.names_locked())
-        {
+        if let (Endpoint::Auth, Some(name), true) = (endpoint, name, self.lockouts.names_locked()) {
             if let Some(left) = self.name_refusal(name, k, now) {
                 return Err(self.refuse(endpoint, left, RefusedFor::Name));
             }
