@@ -463,3 +463,24 @@ async fn cross_site_requests_are_refused_without_counting() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(app.throttle.entries(), 0, "no failure counted");
 }
+
+/// Issue 21, finding 3: a request without credentials guesses nothing: admin requests without
+/// a token (a browser, a probe) do not lock the address out.
+#[tokio::test]
+async fn admin_requests_without_a_token_are_not_failures() {
+    let app = app(|l| l.admin_failures = 2);
+    for _ in 0..10 {
+        let r = app
+            .send_from(
+                "10.0.0.10",
+                Request::builder()
+                    .uri("/api/v1/registries")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = app.send_from("10.0.0.10", admin_get(ADMIN)).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
