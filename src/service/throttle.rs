@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::config::LimitsConfig;
 
@@ -77,8 +77,6 @@ pub enum RefusedFor {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refused {
     pub retry_after: Duration,
-    /// Whether the name (not only the address) is what is locked.
-    pub by_name: bool,
     /// What is locked.
     pub what: RefusedFor,
 }
@@ -331,6 +329,8 @@ impl Lockouts {
 /// The global failure budget: failures of all clients in the current window.
 struct Budget {
     limit: u32,
+    /// Whether the current attack has been logged.
+    announced: AtomicBool,
     window: Mutex<(Instant, u32)>,
     /// Nanoseconds after `epoch` until which the server is under attack (0: not).
     attack_until: AtomicU64,
@@ -364,6 +364,15 @@ impl Budget {
                 .saturating_duration_since(self.epoch)
                 .as_nanos() as u64;
             self.attack_until.fetch_max(until, Ordering::Relaxed);
+            if !self.announced.swap(true, Ordering::Relaxed) {
+                warn!(
+                    failures = w.1,
+                    window_seconds = window.as_secs(),
+                    "over the global failure budget (global_failures): until failures calm \
+                     down, every network that fails is locked out at once; clients that do not \
+                     fail are served as usual"
+                );
+            }
             return true;
         }
         self.under_attack(now)
@@ -404,6 +413,7 @@ impl Throttle {
             lockouts: Lockouts::new(limits.throttle_entries),
             budget: Budget {
                 limit: limits.global_failures,
+                announced: AtomicBool::new(false),
                 window: Mutex::new((Instant::now(), 0)),
                 attack_until: AtomicU64::new(0),
                 epoch: Instant::now(),
@@ -517,7 +527,6 @@ impl Throttle {
         .fetch_add(1, Ordering::Relaxed);
         Refused {
             retry_after,
-            by_name: what == RefusedFor::Name,
             what,
         }
     }
@@ -667,6 +676,13 @@ impl Throttle {
         }
         if self.budget.maybe_under_attack() && !self.budget.under_attack(now) {
             self.budget.attack_until.store(0, Ordering::Relaxed);
+            if self.budget.announced.swap(false, Ordering::Relaxed) {
+                info!(
+                    lockouts = self.lockouts.len(),
+                    "back within the global failure budget: failing networks are counted again \
+                     before they are locked out"
+                );
+            }
         }
     }
 
@@ -857,7 +873,7 @@ mod tests {
             .check(Endpoint::Auth, ip("10.0.0.1"), Some("bob"))
             .err()
             .expect("locked out");
-        assert!(!refused.by_name);
+        assert_eq!(refused.what, RefusedFor::Address);
         assert!(refused.retry_after <= Duration::from_secs(900));
         assert!(refused.retry_after_seconds() > 890);
         assert!(succeed(&t, "10.0.0.2", "alice").is_ok(), "another address");
@@ -896,7 +912,7 @@ mod tests {
             .check(Endpoint::Auth, ip("10.0.1.1"), Some("alice"))
             .err()
             .expect("a guesser is refused for the name");
-        assert!(r.by_name);
+        assert_eq!(r.what, RefusedFor::Name);
         assert!(t.check(Endpoint::Auth, ip("10.0.1.1"), Some("bob")).is_ok());
         // The owner, from an address that never failed, is never refused: many times over.
         for _ in 0..100 {

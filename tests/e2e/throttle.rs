@@ -257,6 +257,14 @@ fn rotating_through_thousands_of_loopback_addresses_gets_the_designed_rate() {
         6000.0 / took.as_secs_f64()
     );
     assert!(guesses <= 1000 + 20, "{guesses} guesses");
+    // The operator is told once.
+    let log = regauth.log();
+    assert_eq!(
+        log.matches("over the global failure budget").count(),
+        1,
+        "{}",
+        regauth.log_tail()
+    );
     assert_eq!(
         auth_from(&regauth, "127.2.0.1", "x", "y", ""),
         429,
