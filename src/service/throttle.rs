@@ -525,10 +525,7 @@ impl Throttle {
             Endpoint::Admin => &self.refused_admin,
         }
         .fetch_add(1, Ordering::Relaxed);
-        Refused {
-            retry_after,
-            what,
-        }
+        Refused { retry_after, what }
     }
 
     fn counter(&self, key: Key, now: Instant) -> Entry {
