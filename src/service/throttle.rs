@@ -232,6 +232,8 @@ struct Lockouts {
     names: AtomicUsize,
     cap: usize,
     full_warned: AtomicBool,
+    /// When a full table was last swept for ended lockouts.
+    swept: Mutex<Option<Instant>>,
 }
 
 impl Lockouts {
@@ -242,6 +244,7 @@ impl Lockouts {
             names: AtomicUsize::new(0),
             cap,
             full_warned: AtomicBool::new(false),
+            swept: Mutex::new(None),
         }
     }
 
@@ -285,7 +288,13 @@ impl Lockouts {
     fn insert(&self, key: Key, until: Instant, now: Instant) {
         let mut map = self.write();
         if map.len() >= self.cap && !map.contains_key(&key) {
-            self.prune(&mut map, now);
+            // A full table is swept at most once a second: a flood of new lockouts must not
+            // cost a sweep each.
+            let mut swept = lock(&self.swept);
+            if swept.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1)) {
+                *swept = Some(now);
+                self.prune(&mut map, now);
+            }
             if map.len() >= self.cap {
                 if !self.full_warned.swap(true, Ordering::Relaxed) {
                     warn!(
