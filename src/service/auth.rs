@@ -266,16 +266,17 @@ impl AuthService {
     pub async fn issue(&self, req: TokenRequest) -> Result<Issued, AuthError> {
         let started = std::time::Instant::now();
         let now = self.clock.now();
-        let presented_name = match &req.credentials {
+        let (valid_name, presented_name) = match &req.credentials {
             // Only a possible token name (at most 63 bytes) is counted by name, so that long
             // made-up names cannot bloat the counters; others count per address only.
-            // A password typed into the username field is no name: never kept as a key.
-            Credentials::Password { username, .. } => TokenName::check(username)
-                .ok()
-                .filter(|()| !crate::domain::secret::has_valid_checksum(username))
-                .map(|()| username.as_str()),
+            // A password typed into the username field is never kept as a key.
+            Credentials::Password { username, .. } => {
+                let valid = TokenName::check(username).is_ok();
+                let counted = valid && !crate::domain::secret::has_valid_checksum(username);
+                (valid, counted.then_some(username.as_str()))
+            }
             // A refresh token names no token until it is found: counted per address only.
-            Credentials::Refresh { .. } => None,
+            Credentials::Refresh { .. } => (false, None),
         };
         // Formatted lazily by the subscriber: no allocation when the event is filtered out.
         let requested = ScopeList(&req.scopes);
@@ -309,13 +310,7 @@ impl AuthService {
         // the same stale password retried counts as one failure.
         let mut fingerprint = None;
         let outcome = self
-            .decide(
-                &req,
-                now,
-                presented_name.is_some(),
-                &mut refresh_owner,
-                &mut fingerprint,
-            )
+            .decide(&req, now, valid_name, &mut refresh_owner, &mut fingerprint)
             .await;
         match &outcome {
             Ok((token, _)) => self.throttle.succeeded(ticket, token.name.as_str()),
