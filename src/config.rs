@@ -67,6 +67,12 @@ pub struct LimitsConfig {
     pub name_failures: u32,
     /// Failed admin API authentications from one address within the window. 0: no limit.
     pub admin_failures: u32,
+    /// Failed authentications from one network (IPv4 /24, IPv6 /56 and /48) within the window
+    /// after which the network is refused for `lockout_seconds`. 0: no limit.
+    pub network_failures: u32,
+    /// Failed authentications from all clients within the window after which every network
+    /// that fails is refused at once (the server is under attack). 0: no limit.
+    pub global_failures: u32,
     pub failure_window_seconds: u64,
     pub lockout_seconds: u64,
     /// Most (address, name) counters kept; the least used are forgotten beyond this.
@@ -76,7 +82,8 @@ pub struct LimitsConfig {
     pub denial_log_interval_seconds: u64,
     /// Peers whose `X-Forwarded-For` names the client (a reverse proxy on the same host).
     pub trusted_proxies: Vec<IpAddr>,
-    /// Connections served at once; more wait in the listen queue.
+    /// Connections served at once; more wait in the listen queue. 0 (the default): derived at
+    /// start from the raised open-files limit, `min(limit - reserve, 65 536)`.
     pub max_connections: usize,
     /// Connections one address may hold; more are refused. 0: no limit.
     pub max_connections_per_address: usize,
@@ -98,6 +105,8 @@ impl Default for LimitsConfig {
             auth_failures: 30,
             name_failures: 100,
             admin_failures: 10,
+            network_failures: 100,
+            global_failures: 1000,
             failure_window_seconds: 180,
             lockout_seconds: 900,
             throttle_entries: 65_536,
@@ -107,7 +116,7 @@ impl Default for LimitsConfig {
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 IpAddr::V6(Ipv6Addr::LOCALHOST),
             ],
-            max_connections: 1024,
+            max_connections: 0,
             max_connections_per_address: 128,
             header_timeout_seconds: 10,
             body_timeout_seconds: 30,
@@ -297,6 +306,8 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct FileLimits {
     auth_failures: Option<u32>,
+    network_failures: Option<u32>,
+    global_failures: Option<u32>,
     name_failures: Option<u32>,
     admin_failures: Option<u32>,
     failure_window_seconds: Option<u64>,
@@ -670,6 +681,20 @@ fn read_limits(
             d.admin_failures,
             0,
         )?,
+        network_failures: limit(
+            env,
+            ("network_failures", "REGAUTH_LIMITS_NETWORK_FAILURES"),
+            file.network_failures,
+            d.network_failures,
+            0,
+        )?,
+        global_failures: limit(
+            env,
+            ("global_failures", "REGAUTH_LIMITS_GLOBAL_FAILURES"),
+            file.global_failures,
+            d.global_failures,
+            0,
+        )?,
         failure_window_seconds: limit(
             env,
             (
@@ -712,12 +737,13 @@ fn read_limits(
             1,
         )?,
         trusted_proxies,
+        // 0 (the default): derived from the open-files limit at start.
         max_connections: limit(
             env,
             ("max_connections", "REGAUTH_LIMITS_MAX_CONNECTIONS"),
             file.max_connections,
             d.max_connections,
-            1,
+            0,
         )?,
         max_connections_per_address: limit(
             env,
@@ -1207,7 +1233,6 @@ mod tests {
                 "[limits]\nheader_timeout_seconds = 0",
                 "limits.header_timeout_seconds",
             ),
-            ("[limits]\nmax_connections = 0", "limits.max_connections"),
             (
                 "[limits]\ntrusted_proxies = [\"proxy\"]",
                 "limits.trusted_proxies",

@@ -168,11 +168,17 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
             .with_context(|| format!("cannot read the address bound for {addr}"))?;
         info!(listen = %bound, "metrics at http://{bound}/metrics");
         let app = crate::http::metrics_app(state.clone());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                warn!(error = %e, "the metrics listener failed");
-            }
-        });
+        // The main listener's timeouts and a small fixed cap: idle connections to it cannot
+        // take the file descriptors `/auth` and `/health` need.
+        let limits = ConnectionLimits::metrics(&cfg.limits);
+        let stats = Arc::new(listener::ConnectionStats::default());
+        tokio::spawn(listener::serve(
+            listener,
+            app,
+            limits,
+            stats,
+            std::future::pending(),
+        ));
         let registries = cfg.registries.iter().map(|r| r.id.clone()).collect();
         tokio::spawn(store_stats(
             state.admin.clone(),
@@ -195,10 +201,17 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
     ));
     let usage = state.auth.usage().clone();
     let flusher = tokio::spawn(usage::run_flusher(usage.clone(), usage::FLUSH_INTERVAL));
-    let limits = ConnectionLimits::from_config(&state.config.limits);
+    let limits = ConnectionLimits::from_config(&state.config.limits, RESERVED_FILES);
+    info!(
+        max_connections = limits.max_connections,
+        "serving at most {} connections at once", limits.max_connections
+    );
     let stats = state.connections.clone();
+    let throttle = state.throttle.clone();
     let app = crate::http::app(state);
     listener::serve(listener, app, limits, stats, shutdown_signal()).await;
+    // Denials counted since the last summary: summed up now rather than lost.
+    throttle.summarise();
     // Last uses noted since the last background write: written once more before exiting.
     flusher.abort();
     match tokio::task::spawn_blocking(move || usage.flush()).await {
@@ -218,7 +231,10 @@ pub const RESERVED_FILES: u64 = 64;
 /// `max_connections` connections: better a clear refusal at start than a server that stops
 /// accepting once the limit is reached.
 fn raise_open_files_limit(max_connections: usize) -> anyhow::Result<()> {
-    let needed = max_connections as u64 + RESERVED_FILES;
+    // 0: derived from the limit once raised, so whatever it is suffices.
+    let needed = max_connections as u64
+        + RESERVED_FILES
+        + (listener::METRICS_CONNECTIONS + listener::HEALTH_RESERVE) as u64;
     let before = rlimit::Resource::NOFILE.get().ok();
     let now = rlimit::increase_nofile_limit(u64::MAX)
         .context("cannot read or raise the open-files limit (RLIMIT_NOFILE)")?;
@@ -228,7 +244,7 @@ fn raise_open_files_limit(max_connections: usize) -> anyhow::Result<()> {
         }
     }
     anyhow::ensure!(
-        now >= needed,
+        max_connections == 0 || now >= needed,
         "the open-files limit is {now} (its hard limit), too low for [limits] max_connections = \
          {max_connections}, which needs {needed}: raise the hard limit (LimitNOFILE= in the \
          systemd unit, ulimit -Hn, docker run --ulimit nofile=...) or lower max_connections"

@@ -38,6 +38,14 @@ impl SecretHash {
         SecretHash(out)
     }
 
+    /// 64 bits of the hash, never 0: enough to tell recent failed secrets apart (the
+    /// throttle counts a retried one once) without keeping the hash.
+    pub fn fingerprint(&self) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.0[..8]);
+        u64::from_le_bytes(b).max(1)
+    }
+
     /// Constant-time equality.
     pub fn ct_eq(&self, other: &SecretHash) -> bool {
         self.0.ct_eq(&other.0).into()

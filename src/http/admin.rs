@@ -234,11 +234,20 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
             .to_owned()
     };
     let throttle = &state.throttle;
+    // A browser's request from another site: refused before the token is looked at, and not
+    // counted (issue 21, finding 3).
+    if let Some(why) = super::limits::cross_site(req.headers(), &state.config.public_url) {
+        if throttle.admin_log().admit(addr) {
+            tracing::warn!(client = %addr.map(|a| a.to_string()).unwrap_or_default(), method = %req.method(), path = %path(&req),
+                reason = %why, "cross-site admin request refused");
+        }
+        return ApiError::Forbidden(why).into_response();
+    }
     let ticket = match throttle.check(Endpoint::Admin, addr, None) {
         Ok(ticket) => ticket,
         Err(refused) => {
             state.metrics.throttled("admin").inc();
-            if throttle.log().admit(addr) {
+            if throttle.admin_log().admit(addr) {
                 audit::admin_auth_throttled(
                     addr,
                     req.method().as_str(),
@@ -259,9 +268,12 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
         throttle.succeeded(ticket, "");
         return next.run(req).await;
     };
-    throttle.failed(ticket, None);
+    // A request without credentials guesses nothing (a browser, a probe): not a failure.
+    if why != AdminAuthFailure::Missing {
+        throttle.failed(ticket, None, None);
+    }
     state.metrics.admin_auth_failed(why);
-    if throttle.log().admit(addr) {
+    if throttle.admin_log().admit(addr) {
         audit::admin_auth_failed(addr, req.method().as_str(), &path(&req), why);
     }
     ApiError::Unauthorized.into_response()

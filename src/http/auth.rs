@@ -33,6 +33,20 @@ pub(super) fn reply(issued: &Issued, with_scope: bool) -> Response {
     resp
 }
 
+/// A browser's request from another site is refused before anything else: a web page must
+/// not be able to spend its visitors' failures (issue 21, finding 3).
+fn refuse_cross_site(state: &AppState, req: &Request) -> Result<(), AuthHttpError> {
+    let Some(why) = super::limits::cross_site(req.headers(), &state.config.public_url) else {
+        return Ok(());
+    };
+    let client = super::limits::request_client(state, req);
+    if state.throttle.log().admit(client) {
+        tracing::info!(client = %client.map(|a| a.to_string()).unwrap_or_default(), outcome = "refused",
+            reason = %why, "cross-site token request refused");
+    }
+    Err(AuthHttpError::Forbidden(why))
+}
+
 fn scopes<'a>(
     values: impl Iterator<Item = &'a str>,
 ) -> Result<Vec<ResourceRequest>, AuthHttpError> {
@@ -80,6 +94,8 @@ fn flag(pairs: &Pairs<'_>, key: &str, yes: &str) -> bool {
         (status = 400, description = "A parameter or the Authorization header is malformed (a requested repository \
             name must follow distribution's reference grammar, at most 255 characters), or the service is unknown.",
             body = api::RegistryErrors),
+        (status = 403, description = "A browser's cross-site request (`Sec-Fetch-Site`, `Origin`): not tried, not counted.",
+            body = api::RegistryErrors),
         (status = 401, description = "Unknown, wrong, disabled or expired credentials (one reply for all), \
             or no credentials when the registry has no public repositories.",
             body = api::RegistryErrors,
@@ -98,6 +114,7 @@ pub async fn get_token(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, AuthHttpError> {
+    refuse_cross_site(&state, &req)?;
     let pairs = parse_pairs(req.uri().query().unwrap_or("").as_bytes());
     let service = required(&pairs, "service")?.to_string();
     let scopes = scopes(all(&pairs, "scope"))?;
@@ -144,6 +161,8 @@ pub async fn get_token(
             headers(("Cache-Control" = String, description = "`no-store`."))),
         (status = 400, description = "A field is missing or malformed, the grant type is unsupported, or the service is unknown.",
             body = api::RegistryErrors),
+        (status = 403, description = "A browser's cross-site request (`Sec-Fetch-Site`, `Origin`): not tried, not counted.",
+            body = api::RegistryErrors),
         (status = 401, description = "Unknown, wrong, disabled or expired credentials or refresh token (one reply for all).",
             body = api::RegistryErrors,
             headers(("WWW-Authenticate" = String, description = "`Basic realm=\"regauth\"`."),
@@ -162,6 +181,7 @@ pub async fn post_token(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, AuthHttpError> {
+    refuse_cross_site(&state, &req)?;
     let client_addr = super::limits::request_client(&state, &req);
     let body = read_body(req.into_body(), state.body_timeout()).await?;
     let pairs = parse_pairs(&body);

@@ -14,7 +14,7 @@ use crate::api;
 use crate::domain::ValidationError;
 use crate::error::{BoxError, Chain};
 use crate::service::anonymous::Limited;
-use crate::service::throttle::Refused;
+use crate::service::throttle::{Refused, RefusedFor};
 use crate::service::{AdminError, AuthError};
 use crate::store::StoreError;
 
@@ -28,6 +28,10 @@ pub enum AuthHttpError {
     /// cause.
     #[error("authentication required")]
     Unauthorized,
+    /// 403 `DENIED`: a browser's request from another site (`Sec-Fetch-Site`, `Origin`);
+    /// credentials not looked at, nothing counted.
+    #[error("{0}")]
+    Forbidden(String),
     /// 413 `INVALID_REQUEST`: form body over the limit.
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
@@ -73,6 +77,7 @@ impl IntoResponse for AuthHttpError {
         let (status, code) = match &self {
             AuthHttpError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
             AuthHttpError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            AuthHttpError::Forbidden(_) => (StatusCode::FORBIDDEN, "DENIED"),
             AuthHttpError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "INVALID_REQUEST"),
             AuthHttpError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "INVALID_REQUEST"),
             // The registry protocol's own code for 429 (distribution's errcode).
@@ -133,6 +138,10 @@ pub enum ApiError {
     /// 401 `UNAUTHORIZED`: missing or wrong admin token.
     #[error("a valid admin token is required: Authorization: Bearer <admin token>")]
     Unauthorized,
+    /// 403 `FORBIDDEN`: a browser's request from another site (`Sec-Fetch-Site`, `Origin`);
+    /// the admin token not looked at, nothing counted.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404 `NOT_FOUND`: unknown registry, token or path.
     #[error("{0}")]
     NotFound(String),
@@ -185,6 +194,7 @@ impl IntoResponse for ApiError {
             ApiError::Validation(_) => (StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
@@ -226,10 +236,10 @@ impl IntoResponse for ApiError {
 }
 
 fn throttled_message(r: &Refused) -> String {
-    let what = if r.by_name {
-        "for this name from this address"
-    } else {
-        "from this address"
+    let what = match r.what {
+        RefusedFor::Name => "for this name from this address",
+        RefusedFor::Address => "from this address",
+        RefusedFor::Network => "from this network",
     };
     format!(
         "too many failed authentications {what}; retry after {} s",

@@ -2,6 +2,11 @@
 //! a trusted reverse proxy (`[limits] trusted_proxies`), the address that proxy put in
 //! `X-Forwarded-For`.
 //!
+//!
+//! Also the cross-site guard of `/auth` and the admin API ([`cross_site`]): a browser's request
+//! from another site's page is refused before its credentials are looked at, so a web page
+//! cannot make its visitors' failures count against them.
+//!
 //! Dependency direction: `http::limits -> std, http types`; used by `http::auth`,
 //! `http::admin` and `http::listener`.
 use std::net::{IpAddr, SocketAddr};
@@ -46,6 +51,66 @@ pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpA
         }
     }
     peer
+}
+
+/// Why a request is a browser's request from another site, if it is: `Sec-Fetch-Site` other
+/// than `same-origin` or `none` (typed in, bookmarked), or an `Origin` that is neither the
+/// origin of `public_url` nor that of the request's own `Host`. docker, containerd and skopeo
+/// send neither header, so they are never refused.
+pub fn cross_site(headers: &HeaderMap, public_url: &str) -> Option<String> {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.to_str().unwrap_or("?");
+        if !site.eq_ignore_ascii_case("same-origin") && !site.eq_ignore_ascii_case("none") {
+            return Some(format!(
+                "cross-site request refused (Sec-Fetch-Site: {}): regauth takes credentials \
+                 only from its own pages and from registry clients",
+                printable(site)
+            ));
+        }
+    }
+    let origin = headers.get(axum::http::header::ORIGIN)?;
+    let origin = origin.to_str().unwrap_or("?").trim_end_matches('/');
+    let own = origin_of(public_url);
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let same_host = host.is_some_and(|h| {
+        origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"))
+            .is_some_and(|o| o.eq_ignore_ascii_case(h))
+    });
+    if origin.eq_ignore_ascii_case(own) || same_host {
+        return None;
+    }
+    Some(format!(
+        "cross-site request refused (Origin: {} is not {own}): regauth takes credentials only \
+         from its own pages and from registry clients",
+        printable(origin)
+    ))
+}
+
+/// `scheme://host[:port]` of a URL (its path dropped).
+fn origin_of(url: &str) -> &str {
+    let rest_at = url.find("://").map_or(0, |i| i + 3);
+    match url[rest_at..].find('/') {
+        Some(i) => &url[..rest_at + i],
+        None => url,
+    }
+}
+
+/// A header value for a message: at most 100 printable ASCII characters.
+fn printable(s: &str) -> String {
+    s.chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -111,5 +176,71 @@ mod tests {
             client_addr(ip("127.0.0.1"), &xff(&["10.0.0.5"]), &trusted),
             ip("127.0.0.1")
         );
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn cross_site_browser_requests_are_told_apart_from_clients_and_the_console() {
+        let url = "https://auth.example.com/base";
+        // docker, containerd, skopeo: neither header.
+        assert_eq!(cross_site(&headers(&[]), url), None);
+        // The console, and a URL typed in.
+        for site in ["same-origin", "none"] {
+            assert_eq!(cross_site(&headers(&[("sec-fetch-site", site)]), url), None);
+        }
+        assert_eq!(
+            cross_site(&headers(&[("origin", "https://auth.example.com")]), url),
+            None
+        );
+        // Without public_url, the request's own host.
+        assert_eq!(
+            cross_site(
+                &headers(&[
+                    ("origin", "http://127.0.0.1:5001"),
+                    ("host", "127.0.0.1:5001")
+                ]),
+                "http://127.0.0.1:5001"
+            ),
+            None
+        );
+        assert_eq!(
+            cross_site(
+                &headers(&[
+                    ("origin", "http://localhost:8080"),
+                    ("host", "localhost:8080")
+                ]),
+                url
+            ),
+            None
+        );
+        for site in ["cross-site", "same-site"] {
+            let why = cross_site(&headers(&[("sec-fetch-site", site)]), url).unwrap();
+            assert!(why.contains(&format!("Sec-Fetch-Site: {site}")), "{why}");
+        }
+        for origin in [
+            "https://evil.example",
+            "null",
+            "https://auth.example.com.evil.example",
+        ] {
+            let why = cross_site(
+                &headers(&[("origin", origin), ("host", "auth.example.com")]),
+                url,
+            )
+            .unwrap();
+            assert!(
+                why.contains(origin) && why.contains("https://auth.example.com"),
+                "{why}"
+            );
+        }
     }
 }

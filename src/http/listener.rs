@@ -1,5 +1,7 @@
 //! The accept loop that serves the router: HTTP/1.1 connections with a cap on how many are
-//! served at once (more wait in the listen queue), a cap per client address (more are answered
+//! served at once (more wait in the listen queue; by default the cap is derived from the
+//! open-files limit), a little room beyond the cap where only `/health` and `/ready` are
+//! served (so a probe gets through a full server), a cap per client address (more are answered
 //! `503` and closed), a header read timeout that also closes idle keep-alive connections, and a
 //! graceful shutdown that waits for requests in flight at most a bounded time. Each request
 //! carries the peer's [`ConnectInfo`], as `axum::serve` would give it.
@@ -30,6 +32,8 @@ use crate::service::throttle::DenialLog;
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     pub max_connections: usize,
+    /// Connections beyond `max_connections` that may only ask for `/health` or `/ready`.
+    pub reserve: usize,
     /// 0: no limit.
     pub per_address: usize,
     /// Addresses exempt from `per_address` (trusted proxies carry many clients).
@@ -38,12 +42,58 @@ pub struct ConnectionLimits {
     pub shutdown_timeout: Duration,
 }
 
+/// Connections accepted beyond `max_connections` for `/health` and `/ready` only.
+pub const HEALTH_RESERVE: usize = 8;
+
+/// Connections the metrics listener serves at once (more wait in its listen queue): a scraper
+/// needs one, so a few are plenty, and a flood of idle connections to it cannot take the file
+/// descriptors the main listener needs.
+pub const METRICS_CONNECTIONS: usize = 8;
+
+/// The largest default of `max_connections`.
+pub const MAX_DERIVED_CONNECTIONS: usize = 65_536;
+
+/// The default of `[limits] max_connections` for an open-files limit of `open_files`: what is
+/// left after `reserved` files, the metrics listener and the health reserve, at most
+/// [`MAX_DERIVED_CONNECTIONS`], at least 1.
+pub fn derived_max_connections(open_files: u64, reserved: u64) -> usize {
+    let spare = (METRICS_CONNECTIONS + HEALTH_RESERVE) as u64 + reserved;
+    let n = open_files.saturating_sub(spare);
+    usize::try_from(n)
+        .unwrap_or(usize::MAX)
+        .clamp(1, MAX_DERIVED_CONNECTIONS)
+}
+
 impl ConnectionLimits {
-    pub fn from_config(l: &LimitsConfig) -> ConnectionLimits {
+    /// The limits of `[limits]`; `max_connections` 0 is derived from the open-files limit now
+    /// in force (raised by `serve` first), with `reserved_files` kept for everything else.
+    pub fn from_config(l: &LimitsConfig, reserved_files: u64) -> ConnectionLimits {
+        let max_connections = match l.max_connections {
+            0 => {
+                let open_files = rlimit::Resource::NOFILE
+                    .get()
+                    .map_or(1024, |(soft, _)| soft);
+                derived_max_connections(open_files, reserved_files)
+            }
+            n => n,
+        };
         ConnectionLimits {
-            max_connections: l.max_connections,
+            max_connections,
+            reserve: HEALTH_RESERVE,
             per_address: l.max_connections_per_address,
             exempt: l.trusted_proxies.clone(),
+            header_timeout: Duration::from_secs(l.header_timeout_seconds),
+            shutdown_timeout: Duration::from_secs(l.shutdown_timeout_seconds),
+        }
+    }
+
+    /// The metrics listener's: [`METRICS_CONNECTIONS`] at once, the main listener's timeouts.
+    pub fn metrics(l: &LimitsConfig) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: METRICS_CONNECTIONS,
+            reserve: 0,
+            per_address: 0,
+            exempt: Vec::new(),
             header_timeout: Duration::from_secs(l.header_timeout_seconds),
             shutdown_timeout: Duration::from_secs(l.shutdown_timeout_seconds),
         }
@@ -119,6 +169,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let reserve = Arc::new(Semaphore::new(limits.reserve));
     let per_address = Arc::new(PerAddress::default());
     let refusals = DenialLog::new(3, Duration::from_secs(60));
     let graceful = GracefulShutdown::new();
@@ -132,13 +183,21 @@ pub async fn serve(
     summary.tick().await;
     tokio::pin!(shutdown);
     loop {
-        // A free slot first: at the cap, new connections wait in the kernel's listen queue.
-        let slot = tokio::select! {
-            s = slots.clone().acquire_owned() => match s {
-                Ok(s) => s,
-                Err(_) => break, // never closed
+        // A free slot first: at the cap, new connections wait in the kernel's listen queue,
+        // except for the few the health reserve takes (they may only ask for the probes).
+        let (slot, health_only) = match slots.clone().try_acquire_owned() {
+            Ok(s) => (s, false),
+            Err(_) => tokio::select! {
+                s = slots.clone().acquire_owned() => match s {
+                    Ok(s) => (s, false),
+                    Err(_) => break, // never closed
+                },
+                s = reserve.clone().acquire_owned() => match s {
+                    Ok(s) => (s, true),
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
             },
-            () = &mut shutdown => break,
         };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -181,7 +240,13 @@ pub async fn serve(
         let router = app.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(req)
+            let router = router.clone();
+            async move {
+                if health_only && !matches!(req.uri().path(), "/health" | "/ready") {
+                    return Ok(at_capacity());
+                }
+                router.oneshot(req).await
+            }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         let stats = stats.clone();
@@ -216,8 +281,115 @@ pub async fn serve(
     }
 }
 
+/// The answer to anything but a probe on a connection of the health reserve.
+fn at_capacity() -> axum::response::Response {
+    let mut resp = axum::response::Response::new(axum::body::Body::from(
+        "regauth is serving max_connections connections; try again shortly\n",
+    ));
+    *resp.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    let h = resp.headers_mut();
+    h.insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    h.insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    resp
+}
+
 /// Tells a refused connection why, without waiting for it, and closes it.
 fn refuse(stream: TcpStream) {
     let _ = stream.try_write(REFUSED);
     drop(stream);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn the_default_cap_follows_the_open_files_limit() {
+        assert_eq!(
+            derived_max_connections(1_048_576, 64),
+            MAX_DERIVED_CONNECTIONS
+        );
+        assert_eq!(
+            derived_max_connections(1024, 64),
+            1024 - 64 - METRICS_CONNECTIONS - HEALTH_RESERVE
+        );
+        assert_eq!(derived_max_connections(10, 64), 1);
+        let l = LimitsConfig::default();
+        assert_eq!(l.max_connections, 0, "derived by default");
+        let limits = ConnectionLimits::from_config(&l, 64);
+        assert!(limits.max_connections >= 1);
+        assert_eq!(limits.reserve, HEALTH_RESERVE);
+    }
+
+    async fn get_path(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    /// Issue 21, finding 6: with every slot held by idle connections, `/health` and `/ready`
+    /// still answer at once (from the reserve), and anything else there gets 503.
+    #[tokio::test]
+    async fn probes_get_through_a_full_server() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new()
+            .route("/health", get(|| async { "ok" }))
+            .route("/ready", get(|| async { "ready" }))
+            .route("/auth", get(|| async { "auth" }));
+        let limits = ConnectionLimits {
+            max_connections: 4,
+            reserve: 2,
+            per_address: 0,
+            exempt: Vec::new(),
+            header_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(1),
+        };
+        let stats = Arc::new(ConnectionStats::default());
+        let server = tokio::spawn(serve(
+            listener,
+            app,
+            limits,
+            stats.clone(),
+            std::future::pending(),
+        ));
+        let mut idle = Vec::new();
+        for _ in 0..4 {
+            idle.push(TcpStream::connect(addr).await.unwrap());
+        }
+        // Wait (without a deadline of our own) until the four are being served.
+        while stats.open() < 4 {
+            tokio::task::yield_now().await;
+        }
+        let within = Duration::from_secs(20);
+        let health = tokio::time::timeout(within, get_path(addr, "/health"))
+            .await
+            .expect("/health waited for a slot");
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        assert!(health.ends_with("ok"), "{health}");
+        let ready = tokio::time::timeout(within, get_path(addr, "/ready"))
+            .await
+            .expect("/ready waited for a slot");
+        assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+        let other = tokio::time::timeout(within, get_path(addr, "/auth"))
+            .await
+            .expect("/auth on the reserve");
+        assert!(other.starts_with("HTTP/1.1 503"), "{other}");
+        drop(idle);
+        server.abort();
+    }
 }

@@ -5,7 +5,9 @@
 //! be able to forge a log line. The text format therefore writes every field value that holds
 //! anything but printable ASCII quoted, with `"`, `\`, control characters, line and paragraph
 //! separators and bidirectional controls escaped ([`SafeFields`]); the JSON format escapes by
-//! construction (`serde_json`).
+//! construction (`serde_json`), and the characters serde_json leaves as they are (C1
+//! controls, line and paragraph separators, bidirectional controls) are escaped as `\uXXXX`
+//! on their way out ([`JsonEscaping`]), so a JSON line reads as it parses.
 //!
 //! Dependency direction: used by `cli` (for `serve`); depends on `config` (the format) and
 //! `tracing-subscriber` only.
@@ -69,8 +71,48 @@ where
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
-            .with_writer(writer)
+            .with_writer(JsonEscaping(writer))
             .boxed(),
+    }
+}
+
+/// Wraps the JSON format's writer: every [`must_escape`] character that serde_json writes
+/// raw (all of them beyond ASCII; it escapes the ASCII ones itself) becomes a JSON `\uXXXX`
+/// escape. They can only stand inside strings, so the object parses to the same values.
+pub struct JsonEscaping<W>(pub W);
+
+impl<'a, W: MakeWriter<'a>> MakeWriter<'a> for JsonEscaping<W> {
+    type Writer = EscapingWriter<W::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        EscapingWriter(self.0.make_writer())
+    }
+}
+
+/// The writer of [`JsonEscaping`].
+pub struct EscapingWriter<W>(W);
+
+impl<W: std::io::Write> std::io::Write for EscapingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // Only non-ASCII text can hold such a character; ASCII passes as it is.
+        let text = match std::str::from_utf8(buf) {
+            Ok(t) if !buf.is_ascii() && t.contains(must_escape) => t,
+            _ => return self.0.write(buf),
+        };
+        let mut out = String::with_capacity(buf.len() + 16);
+        for c in text.chars() {
+            if must_escape(c) && !c.is_ascii() {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            } else {
+                out.push(c);
+            }
+        }
+        self.0.write_all(out.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }
 
@@ -280,6 +322,19 @@ mod tests {
             r#""a\u{2028}b\u{85}c\u{202e}d""#
         );
         assert_eq!(value("zoë"), r#""zoë""#, "non-ASCII is quoted, not mangled");
+    }
+
+    #[test]
+    fn json_lines_escape_what_serde_json_leaves_raw() {
+        use std::io::Write as _;
+        let mut out = EscapingWriter(Vec::new());
+        let line =
+            serde_json::json!({"token": "a\u{202e}b\u{2066}c\u{2028}d\u{85}e zoë"}).to_string();
+        out.write_all(line.as_bytes()).unwrap();
+        let written = String::from_utf8(out.0).unwrap();
+        assert_eq!(written, r#"{"token":"a\u202eb\u2066c\u2028d\u0085e zoë"}"#);
+        let back: serde_json::Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(back["token"], "a\u{202e}b\u{2066}c\u{2028}d\u{85}e zoë");
     }
 
     #[test]

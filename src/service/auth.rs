@@ -189,6 +189,20 @@ fn check_network(token: &Token, client: Option<IpAddr>) -> Result<(), AuthError>
     }
 }
 
+/// A name as the log shows it: a secret typed into the username field (a known prefix and a
+/// valid checksum) is never written, only said to be one.
+struct LoggedName<'a>(&'a str);
+
+impl std::fmt::Display for LoggedName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if crate::domain::secret::has_valid_checksum(self.0) {
+            f.write_str("<password redacted>")
+        } else {
+            f.write_str(self.0)
+        }
+    }
+}
+
 /// The client's address, or nothing.
 struct OptionalAddr(Option<IpAddr>);
 
@@ -316,14 +330,17 @@ impl AuthService {
     pub async fn issue(&self, req: TokenRequest) -> Result<Issued, AuthError> {
         let started = std::time::Instant::now();
         let now = self.clock.now();
-        let presented_name = match &req.credentials {
+        let (valid_name, presented_name) = match &req.credentials {
             // Only a possible token name (at most 63 bytes) is counted by name, so that long
             // made-up names cannot bloat the counters; others count per address only.
+            // A password typed into the username field is never kept as a key.
             Credentials::Password { username, .. } => {
-                TokenName::check(username).ok().map(|()| username.as_str())
+                let valid = TokenName::check(username).is_ok();
+                let counted = valid && !crate::domain::secret::has_valid_checksum(username);
+                (valid, counted.then_some(username.as_str()))
             }
             // A refresh token names no token until it is found: counted per address only.
-            Credentials::Refresh { .. } => None,
+            Credentials::Refresh { .. } => (false, None),
         };
         // Formatted lazily by the subscriber: no allocation when the event is filtered out.
         let requested = ScopeList(&req.scopes);
@@ -338,10 +355,13 @@ impl AuthService {
                 self.metrics.throttled("auth").inc();
                 if self.throttle.log().admit(req.client_addr) {
                     info!(
-                        token = %presented_name.unwrap_or(""), service = %req.service,
+                        token = %LoggedName(match &req.credentials {
+                            Credentials::Password { username, .. } => username,
+                            Credentials::Refresh { .. } => "",
+                        }), service = %req.service,
                         grant_type = req.grant_type, requested = %requested, client = %client,
                         client_id = %client_id, outcome = "throttled",
-                        reason = if refused.by_name { "too many failures for this name" } else { "too many failures from this address" },
+                        reason = refused.reason(),
                         retry_after = refused.retry_after_seconds(), "token decision"
                     );
                 }
@@ -350,12 +370,17 @@ impl AuthService {
         };
         // The token a refresh token belongs to, once its grant is found (for the log).
         let mut refresh_owner = None;
+        // A fingerprint of the presented password (from the hash `decide` computes anyway):
+        // the same stale password retried counts as one failure.
+        let mut fingerprint = None;
         let outcome = self
-            .decide(&req, now, presented_name.is_some(), &mut refresh_owner)
+            .decide(&req, now, valid_name, &mut refresh_owner, &mut fingerprint)
             .await;
         match &outcome {
             Ok((token, _)) => self.throttle.succeeded(ticket, token.name.as_str()),
-            Err(AuthError::Unauthorized(_)) => self.throttle.failed(ticket, presented_name),
+            Err(AuthError::Unauthorized(_)) => {
+                self.throttle.failed(ticket, presented_name, fingerprint)
+            }
             Err(_) => {}
         }
         match &outcome {
@@ -391,7 +416,7 @@ impl AuthService {
                 // Rationed per address: a flood of guesses is summed up, not logged line by line.
                 if self.throttle.log().admit(req.client_addr) {
                     info!(
-                        token = %user, service = %req.service, grant_type = req.grant_type,
+                        token = %LoggedName(user), service = %req.service, grant_type = req.grant_type,
                         requested = %requested, client = %client, client_id = %client_id,
                         outcome = "denied", reason, "token decision"
                     );
@@ -498,13 +523,21 @@ impl AuthService {
         // `issue`, for the throttle).
         valid_name: bool,
         refresh_owner: &mut Option<String>,
+        fingerprint: &mut Option<u64>,
     ) -> Result<(Arc<Token>, Issued), AuthError> {
         let registry = self
             .registry_for_service(&req.service)
             .ok_or_else(|| AuthError::UnknownService(req.service.clone()))?;
         let (token, refresh_token, grant) = match &req.credentials {
             Credentials::Password { username, password } => {
-                let token = self.check_password(registry, username, valid_name, password, now)?;
+                let token = self.check_password(
+                    registry,
+                    username,
+                    valid_name,
+                    password,
+                    now,
+                    fingerprint,
+                )?;
                 check_network(&token, req.client_addr)?;
                 let refresh = if req.want_refresh {
                     Some(self.new_refresh(&token, &req.service, now).await?)
@@ -556,8 +589,10 @@ impl AuthService {
         valid_name: bool,
         password: &str,
         now: DateTime<Utc>,
+        fingerprint: &mut Option<u64>,
     ) -> Result<Arc<Token>, AuthError> {
         let presented = SecretHash::of(password);
+        *fingerprint = Some(presented.fingerprint());
         let token = if valid_name {
             self.store.find_by_name(registry, username)?
         } else {
@@ -859,7 +894,9 @@ mod tests {
                     Credentials::Password { username, .. } => TokenName::check(username).is_ok(),
                     Credentials::Refresh { .. } => false,
                 };
-                let result = auth.decide(&req, clock.now(), valid_name, &mut owner).await;
+                let result = auth
+                    .decide(&req, clock.now(), valid_name, &mut owner, &mut None)
+                    .await;
                 (result.map(|(t, _)| t.name.to_string()), owner)
             }
         };
@@ -1189,6 +1226,7 @@ mod tests {
                 TokenName::check(name).is_ok(),
                 "rga_wrong-guess",
                 now,
+                &mut None,
             );
             let took = started.elapsed().as_nanos() as u64;
             assert!(

@@ -238,3 +238,112 @@ async fn granting_nothing_is_not_logged_as_issued_and_refresh_lines_name_the_tok
     assert!(line.contains("grant_type=\"refresh_token\""), "{line}");
     assert!(line.contains("outcome=\"issued\""), "{line}");
 }
+
+fn basic_get(user: &str, pass: &str) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::builder()
+        .uri(format!("/auth?{SVC}"))
+        .header(axum::http::header::AUTHORIZATION, basic(user, pass))
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
+/// Issue 21: a password typed into the username field is never logged as a name: not in the
+/// denial line, not in the throttled line, in neither format.
+#[tokio::test]
+async fn a_password_in_the_username_field_is_never_logged() {
+    let app = TestApp::with(|c| c.limits.auth_failures = 2);
+    let (_, pw) = app.create("ci-bot", json!([])).await;
+    let (log, _guard) = Log::capture();
+    for i in 0..3 {
+        let r = app
+            .send_from("10.3.0.1", basic_get(&pw, &format!("x{i}")))
+            .await;
+        assert!(
+            [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(&r.status),
+            "{}",
+            r.status
+        );
+    }
+    let (text, json) = log.take();
+    let decisions: Vec<&String> = text
+        .iter()
+        .filter(|l| l.contains("token decision"))
+        .collect();
+    assert_eq!(decisions.len(), 3, "{text:#?}");
+    assert!(decisions
+        .iter()
+        .any(|l| l.contains("outcome=\"throttled\"")));
+    for line in &decisions {
+        assert!(line.contains("token=\"<password redacted>\""), "{line}");
+    }
+    let all = format!("{text:?}{json:?}");
+    assert!(!all.contains(&pw), "the password was logged");
+    assert!(!all.contains(&pw[4..20]), "part of the password was logged");
+}
+
+/// Issue 21: the JSON log escapes bidirectional controls and line separators as the text log
+/// does, so a name cannot reorder what an operator reads.
+#[tokio::test]
+async fn the_json_log_escapes_bidi_controls() {
+    let app = TestApp::new();
+    let (log, _guard) = Log::capture();
+    let user = "evil\u{202e}gnp.exe\u{2066}x\u{2028}y";
+    let r = app.send_from("10.3.0.2", basic_get(user, "x")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let raw = log.raw_json();
+    assert!(raw.contains("evil\\u202egnp.exe\\u2066x\\u2028y"), "{raw}");
+    for c in ['\u{202e}', '\u{2066}', '\u{2028}'] {
+        assert!(!raw.contains(c), "{c:?} raw in {raw}");
+    }
+    let (_, objects) = log.take();
+    assert!(objects.iter().any(|o| o["token"] == user), "{objects:#?}");
+}
+
+/// Issue 21, finding 7: a flood of token denials from 260 addresses does not hide 5 wrong
+/// admin tokens from a 261st address: each is an audit line with its address.
+#[tokio::test]
+async fn wrong_admin_tokens_stay_visible_in_a_flood_of_denials() {
+    let app = TestApp::with(|c| {
+        c.limits.auth_failures = 0;
+        c.limits.name_failures = 0;
+        c.limits.network_failures = 0;
+        c.limits.global_failures = 0;
+    });
+    let (log, _guard) = Log::capture();
+    for i in 0..260u32 {
+        let ip = std::net::Ipv4Addr::from(0x0a04_0000 + i).to_string();
+        for n in 0..12 {
+            let r = app
+                .send_from(&ip, basic_get("nobody", &format!("rga_{n}")))
+                .await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    for n in 0..5 {
+        let r = app
+            .send_from(
+                "10.9.9.9",
+                axum::http::Request::builder()
+                    .uri("/api/v1/registries")
+                    .header(
+                        axum::http::header::AUTHORIZATION,
+                        format!("Bearer wrong-admin-token-{n:08}"),
+                    )
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let (text, _) = log.take();
+    let admin: Vec<&String> = text
+        .iter()
+        .filter(|l| l.contains("admin authentication failed") && l.contains("client=10.9.9.9"))
+        .collect();
+    assert_eq!(
+        admin.len(),
+        5,
+        "{:#?}",
+        &text[text.len().saturating_sub(20)..]
+    );
+}

@@ -97,6 +97,11 @@ impl Log {
         (text.lines().map(str::to_string).collect(), objects)
     }
 
+    /// The JSON lines written since the last call, as written (not emptied).
+    pub fn raw_json(&self) -> String {
+        String::from_utf8(self.json.lock().unwrap().clone()).unwrap()
+    }
+
     /// The text-format token decision lines written since the last call; the buffers are
     /// emptied.
     pub fn decisions(&self) -> Vec<String> {

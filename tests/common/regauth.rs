@@ -71,9 +71,17 @@ pub struct RegauthBuilder {
     signing_key_pem: Option<PathBuf>,
     unread_log: bool,
     signing_cert_pem: Option<PathBuf>,
+    open_files: Option<u64>,
 }
 
 impl RegauthBuilder {
+    /// Runs the server with this open-files limit, soft and hard (through `prlimit`), to see
+    /// what happens when descriptors run out.
+    pub fn open_files(mut self, n: u64) -> Self {
+        self.open_files = Some(n);
+        self
+    }
+
     /// The temp dir the server will run in (for paths in a config given to [`Self::config`]).
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -260,6 +268,7 @@ impl RegauthBuilder {
             registries,
             env: self.env,
             unread_log: self.unread_log,
+            open_files: self.open_files,
             daemon: None,
             client: http(),
             dir: self.dir,
@@ -309,6 +318,7 @@ pub struct Regauth {
     registries: Vec<RegistryDecl>,
     env: Vec<(String, String)>,
     unread_log: bool,
+    open_files: Option<u64>,
     daemon: Option<Daemon>,
     client: reqwest::blocking::Client,
     // Last: removed after the process is gone.
@@ -351,6 +361,7 @@ impl Regauth {
             signing_key_pem: None,
             unread_log: false,
             signing_cert_pem: None,
+            open_files: None,
         }
     }
 
@@ -364,7 +375,15 @@ impl Regauth {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = match self.open_files {
+            // prlimit execs the server: the same process, with the limit.
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
         cmd.arg("serve")
             .arg("--config")
             .arg(&self.config_path)

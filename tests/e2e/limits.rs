@@ -271,3 +271,114 @@ fn eleven_hundred_idle_connections_leave_health_answering() {
         regauth.log_tail()
     );
 }
+
+/// The metrics listener's address, from the log.
+fn metrics_addr(regauth: &Regauth) -> std::net::SocketAddr {
+    let log = regauth.log();
+    log.lines()
+        .find_map(|l| {
+            let start = l.find("metrics at http://")? + "metrics at http://".len();
+            l[start..].split('/').next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"))
+}
+
+/// Issue 21, finding 5: up to 600 idle connections to the metrics listener of a server limited
+/// to 512 open files do not take the descriptors `/health` and `/auth` need: the metrics listener
+/// serves 8 at once, the rest wait in its listen queue.
+#[test]
+fn idle_connections_to_the_metrics_listener_leave_the_main_listener_serving() {
+    rlimit::increase_nofile_limit(4096).expect("raise the test's open-files limit");
+    let regauth = Regauth::builder()
+        .open_files(512)
+        .env("REGAUTH_METRICS_LISTEN", "127.0.0.1:0")
+        .limit("header_timeout_seconds", 60)
+        .start();
+    let metrics = metrics_addr(&regauth);
+    // Until the listen queue is full too (the kernel then drops the handshake): without the
+    // cap, the server would accept them all and run out of descriptors first.
+    let mut held = Vec::new();
+    for _ in 0..600 {
+        match TcpStream::connect_timeout(&metrics, Duration::from_secs(1)) {
+            Ok(s) => held.push(s),
+            Err(_) => break,
+        }
+    }
+    eprintln!("{} idle connections to the metrics listener", held.len());
+    let r = http()
+        .get(format!("{}/health", regauth.url()))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .expect("/health answers with 600 idle metrics connections");
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, _) = regauth.grant("nobody", "rga_x", &[]);
+    assert_eq!(status, 401, "/auth answers");
+    drop(held);
+}
+
+/// Issue 21, finding 6: 1 200 idle connections from ten addresses, each under
+/// `max_connections_per_address`, do not make `/health` wait: the default cap follows the
+/// open-files limit, and `/health` has room of its own beyond the cap.
+#[test]
+fn twelve_hundred_idle_connections_under_the_per_address_cap_leave_health_answering() {
+    rlimit::increase_nofile_limit(4096).expect("raise the test's open-files limit");
+    let regauth = Regauth::builder()
+        .limit("header_timeout_seconds", 60)
+        .start();
+    let log = regauth.log();
+    let cap: usize = log
+        .lines()
+        .find_map(|l| {
+            l.split("max_connections=")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no max_connections in the log:\n{log}"));
+    eprintln!("derived max_connections = {cap}");
+    let mut held = Vec::new();
+    for a in 2..=11 {
+        let from = format!("127.0.6.{a}");
+        for _ in 0..120 {
+            held.push(connect_from(&from, regauth.addr(), Duration::from_secs(10)));
+        }
+    }
+    let start = Instant::now();
+    let r = http()
+        .get(format!("{}/health", regauth.url()))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .expect("/health answers with 1 200 idle connections open");
+    assert_eq!(r.status(), StatusCode::OK);
+    eprintln!("/health took {:?}", start.elapsed());
+    drop(held);
+}
+
+/// Issue 21: the "N more denials" summary of the current interval is written at a graceful
+/// shutdown, not lost.
+#[test]
+fn the_denial_summary_is_flushed_at_shutdown() {
+    let mut regauth = Regauth::builder()
+        .limit("denial_log_lines", 1)
+        .limit("denial_log_interval_seconds", 3600)
+        .start();
+    for i in 0..20 {
+        let mut s = connect_from("127.0.7.1", regauth.addr(), Duration::from_secs(5));
+        let req = format!(
+            "GET /auth?service=registry.local HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+            crate::common::basic("nobody", &format!("rga_{i}"))
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 401"), "{out}");
+    }
+    assert!(regauth.terminate_within(Duration::from_secs(20)).is_some());
+    let log = regauth.log();
+    assert!(
+        log.contains("19 more denials from 127.0.7.1 in the last 3600 s"),
+        "{log}"
+    );
+}
