@@ -227,6 +227,7 @@ fn registry_out(state: &AppState, r: &RegistryConfig) -> api::Registry {
 /// denials) and a metric.
 pub async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let addr = super::limits::request_client(&state, &req);
+    let peer = super::limits::request_peer(&req);
     let path = |req: &Request| {
         req.extensions()
             .get::<OriginalUri>()
@@ -235,7 +236,7 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
     };
     let throttle = &state.throttle;
     // A browser's request from another site: refused before the token is looked at, and not
-    // counted (issue 21, finding 3).
+    // counted: a web page must not be able to lock its visitors out.
     if let Some(why) = super::limits::cross_site(req.headers(), &state.config.public_url) {
         if throttle.admin_log().admit(addr) {
             tracing::warn!(client = %addr.map(|a| a.to_string()).unwrap_or_default(), method = %req.method(), path = %path(&req),
@@ -250,6 +251,7 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
             if throttle.admin_log().admit(addr) {
                 audit::admin_auth_throttled(
                     addr,
+                    peer,
                     req.method().as_str(),
                     &path(&req),
                     refused.retry_after_seconds(),
@@ -274,7 +276,7 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
     }
     state.metrics.admin_auth_failed(why);
     if throttle.admin_log().admit(addr) {
-        audit::admin_auth_failed(addr, req.method().as_str(), &path(&req), why);
+        audit::admin_auth_failed(addr, peer, req.method().as_str(), &path(&req), why);
     }
     ApiError::Unauthorized.into_response()
 }
@@ -786,10 +788,7 @@ pub async fn disable_by_owner(
     req: Request,
 ) -> Result<Response, ApiError> {
     let client = super::limits::request_client(&state, &req);
-    let peer = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
+    let peer = super::limits::request_peer(&req);
     let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
     let owner: Owner = match last(&pairs, "owner") {
         None | Some("") => {

@@ -6,9 +6,8 @@
 //!
 //! Dependency direction: `http::audit -> service::audit`; used by the router only.
 
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -62,10 +61,7 @@ pub async fn audit_writes(State(state): State<AppState>, req: Request, next: Nex
         return next.run(req).await;
     };
     let client = super::limits::request_client(&state, &req);
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+    let peer = super::limits::request_peer(&req);
     let mut resp = next.run(req).await;
     let details = resp
         .extensions_mut()

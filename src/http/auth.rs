@@ -34,7 +34,7 @@ pub(super) fn reply(issued: &Issued, with_scope: bool) -> Response {
 }
 
 /// A browser's request from another site is refused before anything else: a web page must
-/// not be able to spend its visitors' failures (issue 21, finding 3).
+/// not be able to spend its visitors' failures.
 fn refuse_cross_site(state: &AppState, req: &Request) -> Result<(), AuthHttpError> {
     let Some(why) = super::limits::cross_site(req.headers(), &state.config.public_url) else {
         return Ok(());

@@ -27,6 +27,14 @@ pub fn request_client(state: &AppState, req: &Request) -> Option<IpAddr> {
     ))
 }
 
+/// The TCP peer of `req` (the proxy, for a request through a trusted proxy); `None` without
+/// connection info.
+pub fn request_peer(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 /// The client behind `peer`: `peer` itself unless it is one of `trusted`; then the right-most
 /// address of `X-Forwarded-For` that is not itself trusted (proxies append, so what is
 /// right of it was written by proxies we trust). A missing or malformed header leaves `peer`.

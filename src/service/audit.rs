@@ -131,17 +131,23 @@ pub struct AdminRecord<'a> {
 
 /// Writes the audit line of one admin write.
 pub fn admin_action(r: &AdminRecord<'_>) {
+    let peer = differing_peer(r.client, r.peer);
     let client = OptionalAddr(r.client);
-    let peer = r
-        .peer
-        .filter(|p| Some(*p) != r.client)
-        .map(tracing::field::display);
     info!(
         target: TARGET,
         action = r.action.as_str(), registry = %r.registry, token = %r.token, id = %r.id,
         changes = %r.changes, client = %client, peer, outcome = r.outcome.as_str(),
         status = r.status, "admin action"
     );
+}
+
+/// The TCP peer as a log field, only when it is not the client (a trusted proxy in between).
+fn differing_peer(
+    client: Option<IpAddr>,
+    peer: Option<IpAddr>,
+) -> Option<tracing::field::DisplayValue<IpAddr>> {
+    peer.filter(|p| Some(*p) != client)
+        .map(tracing::field::display)
 }
 
 /// Why an admin request was refused before it reached a handler.
@@ -164,22 +170,36 @@ impl AdminAuthFailure {
 
 /// Writes the audit line of a refused admin request: the one place it is written, so that a
 /// flood of them can be summarised here. Never logs the token presented.
-pub fn admin_auth_failed(client: Option<IpAddr>, method: &str, path: &str, why: AdminAuthFailure) {
+pub fn admin_auth_failed(
+    client: Option<IpAddr>,
+    peer: Option<IpAddr>,
+    method: &str,
+    path: &str,
+    why: AdminAuthFailure,
+) {
+    let peer = differing_peer(client, peer);
     let client = OptionalAddr(client);
     warn!(
         target: TARGET,
-        client = %client, method = %method, path = %path, reason = why.as_str(),
+        client = %client, peer, method = %method, path = %path, reason = why.as_str(),
         outcome = "denied", "admin authentication failed"
     );
 }
 
 /// One admin request refused by the throttle (too many failed admin authentications from
 /// `client`), without its token being looked at.
-pub fn admin_auth_throttled(client: Option<IpAddr>, method: &str, path: &str, retry_after: u64) {
+pub fn admin_auth_throttled(
+    client: Option<IpAddr>,
+    peer: Option<IpAddr>,
+    method: &str,
+    path: &str,
+    retry_after: u64,
+) {
+    let peer = differing_peer(client, peer);
     let client = OptionalAddr(client);
     warn!(
         target: TARGET,
-        client = %client, method = %method, path = %path, retry_after,
+        client = %client, peer, method = %method, path = %path, retry_after,
         outcome = "throttled",
         "admin request refused: too many failed admin authentications from this address"
     );

@@ -561,3 +561,42 @@ async fn audit_records_the_client_and_a_differing_peer() {
     assert_eq!(line["client"], "192.0.2.7", "{line}");
     assert!(line.get("peer").is_none(), "{line}");
 }
+
+/// A failed admin authentication through a trusted proxy names both the client and the proxy,
+/// as the admin action lines do.
+#[tokio::test]
+async fn failed_admin_authentication_records_a_differing_peer() {
+    let app = TestApp::new();
+    let (log, _guard) = Log::capture();
+    let list = |peer: &str| {
+        Request::builder()
+            .uri("/api/v1/registries/default/tokens")
+            .header(header::AUTHORIZATION, "Bearer not-the-admin-token")
+            .header("x-forwarded-for", "203.0.113.9")
+            .extension(axum::extract::ConnectInfo(
+                format!("{peer}:41000").parse::<SocketAddr>().unwrap(),
+            ))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let r = app.send(list("127.0.0.1")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let (_, json) = log.take();
+    let line = json
+        .iter()
+        .find(|o| o["target"] == "regauth::audit")
+        .unwrap();
+    assert_eq!(line["message"], "admin authentication failed", "{line}");
+    assert_eq!(line["client"], "203.0.113.9", "{line}");
+    assert_eq!(line["peer"], "127.0.0.1", "{line}");
+
+    let r = app.send(list("192.0.2.7")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let (_, json) = log.take();
+    let line = json
+        .iter()
+        .find(|o| o["target"] == "regauth::audit")
+        .unwrap();
+    assert_eq!(line["client"], "192.0.2.7", "{line}");
+    assert!(line.get("peer").is_none(), "{line}");
+}

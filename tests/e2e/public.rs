@@ -1,4 +1,4 @@
-//! Public repositories (issue 21): with `[[registries]] public`, docker pulls a public
+//! Public repositories: with `[[registries]] public`, docker pulls a public
 //! repository without logging in; anonymous push, private pulls and the catalog are refused
 //! by the registry (catalog and delete checked over plain HTTP), because the anonymous token
 //! grants pull on public repositories only.

@@ -36,7 +36,7 @@ fn wrong_docker_logins_are_throttled_and_the_clients_say_so() {
     }
 
     let docker = DockerClient::new();
-    // Distinct wrong passwords: the same one retried counts once (issue 21, finding 4).
+    // Distinct wrong passwords: the same one retried counts once.
     let wrong = |i: usize| format!("{}x{i}", token.password);
     // Four typos, then the right password: forgiven, so four more typos are no lockout.
     for round in 0..2 {
