@@ -322,7 +322,7 @@ pub struct TokenPatch {
     pub description: Patch<String>,
 }
 
-/// The reply of `POST .../tokens/disable?owner=`: the tokens it disabled, sorted by name
+/// The reply of `POST .../offboarding?owner=`: the tokens it disabled, sorted by name
 /// (tokens of the owner that were disabled already are not in it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DisabledTokens {

@@ -327,7 +327,7 @@ pub fn update(ctx: &mut Ctx, token: &str, change: Update) -> Result<(), CliError
 pub fn disable_owner(ctx: &mut Ctx, owner: &str) -> Result<(), CliError> {
     let reg = ctx.registry()?;
     let done: DisabledTokens = ctx.client.post(
-        &["registries", &reg, "tokens", "disable"],
+        &["registries", &reg, "offboarding"],
         &[("owner", owner.to_string())],
     )?;
     if ctx.output == Output::Json {

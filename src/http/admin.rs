@@ -336,15 +336,49 @@ fn page_param(
 
 // ---------- handlers ----------
 
+/// The replies every admin endpoint may give before its handler runs (`require_admin`):
+/// one set, so the OpenAPI document says the same of every operation.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only its derived OpenAPI description is used
+enum AdminRefusals {
+    /// Missing or wrong admin token.
+    #[response(status = 401, description = "Missing or wrong admin token.")]
+    Unauthorized(ErrorBody),
+    /// A browser's cross-site request.
+    #[response(
+        status = 403,
+        description = "A browser's cross-site request (`Sec-Fetch-Site` other than `same-origin` or `none`, \
+            or a foreign `Origin`): refused before the admin token is looked at, and not counted."
+    )]
+    Forbidden(ErrorBody),
+    /// Throttled.
+    #[response(
+        status = 429,
+        description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
+        headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))
+    )]
+    TooManyRequests(ErrorBody),
+}
+
+/// The reply of an endpoint that reads or writes the store while PostgreSQL is away.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only its derived OpenAPI description is used
+enum StoreUnavailable {
+    /// The store is unreachable.
+    #[response(
+        status = 503,
+        description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds."
+    )]
+    Unavailable(ErrorBody),
+}
+
 /// List the registries regauth issues tokens for.
 #[utoipa::path(
     get, path = "/api/v1/registries", tag = "registries", operation_id = "registriesGet",
     security(("adminToken" = [])),
     responses(
         (status = 200, description = "Every configured registry.", body = api::RegistryList),
-        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
-        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
-            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
+        AdminRefusals,
     )
 )]
 pub async fn list_registries(State(state): State<AppState>) -> Json<api::RegistryList> {
@@ -370,10 +404,8 @@ pub async fn list_registries(State(state): State<AppState>) -> Json<api::Registr
     responses(
         (status = 200, description = "The registry.", body = api::Registry),
         (status = 400, description = "The path does not decode.", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
         (status = 404, description = "No such registry.", body = ErrorBody),
-        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
-            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
+        AdminRefusals,
     )
 )]
 pub async fn get_registry(
@@ -447,11 +479,9 @@ fn violations_filter(pairs: &Pairs<'_>) -> Result<bool, ApiError> {
     responses(
         (status = 200, description = "One page of tokens; never a password.", body = api::TokenPage),
         (status = 400, description = "`offset`, `limit`, a filter or `expiringWithin` out of range, or `expiringWithin` with `filter.owner` or `filter.violations`.", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
-        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
+        AdminRefusals,
+        StoreUnavailable,
         (status = 404, description = "No such registry.", body = ErrorBody),
-        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
-            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn list_tokens(
@@ -545,13 +575,11 @@ pub async fn list_tokens(
             headers(("Location" = String, description = "The token's URL."))),
         (status = 400, description = "Malformed JSON, an unknown field, or a broken rule; the message names the field.",
             body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
-        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
+        AdminRefusals,
+        StoreUnavailable,
         (status = 404, description = "No such registry.", body = ErrorBody),
         (status = 409, description = "The registry has a token of that name.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
-        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
-            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn create_token(
@@ -585,11 +613,9 @@ pub async fn create_token(
     responses(
         (status = 200, description = "The token.", body = api::Token),
         (status = 400, description = "`tokenId` is not a UUID.", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
-        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
+        AdminRefusals,
+        StoreUnavailable,
         (status = 404, description = "No such registry or token.", body = ErrorBody),
-        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
-            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn get_token(
@@ -620,13 +646,11 @@ pub async fn get_token(
             headers(("Location" = String, description = "The token's URL."))),
         (status = 400, description = "`tokenId` is not a UUID, or the body is malformed or breaks a rule.",
             body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
-        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
+        AdminRefusals,
+        StoreUnavailable,
         (status = 404, description = "No such registry.", body = ErrorBody),
         (status = 409, description = "Another token of the registry has that name.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
-        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
-            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn put_token(
@@ -668,12 +692,10 @@ pub async fn put_token(
         (status = 200, description = "The changed token.", body = api::Token),
         (status = 400, description = "`tokenId` is not a UUID, or the body is malformed or breaks a rule.",
             body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
-        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
+        AdminRefusals,
+        StoreUnavailable,
         (status = 404, description = "No such registry or token.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
-        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
-            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn patch_token(
@@ -715,12 +737,10 @@ pub async fn patch_token(
             body = api::Token),
         (status = 400, description = "`tokenId` is not a UUID, or the body is malformed or `gracePeriodSeconds` is out of range.",
             body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
-        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
+        AdminRefusals,
+        StoreUnavailable,
         (status = 404, description = "No such registry or token.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
-        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
-            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn rotate_credentials(
@@ -763,7 +783,7 @@ fn grace_period(seconds: Option<i64>) -> Result<TimeDelta, ValidationError> {
 /// a PATCH to `disabled` leaves it: its refresh tokens end and a rotation's grace period
 /// ends. One audit line per token disabled (`action=disable`).
 #[utoipa::path(
-    post, path = "/api/v1/registries/{registryId}/tokens/disable", tag = "tokens",
+    post, path = "/api/v1/registries/{registryId}/offboarding", tag = "tokens",
     operation_id = "registriesTokensDisableByOwner",
     security(("adminToken" = [])),
     params(
@@ -774,11 +794,9 @@ fn grace_period(seconds: Option<i64>) -> Result<TimeDelta, ValidationError> {
     responses(
         (status = 200, description = "The tokens disabled (possibly none).", body = api::DisabledTokens),
         (status = 400, description = "`owner` is missing or not a valid owner.", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
-        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
+        AdminRefusals,
+        StoreUnavailable,
         (status = 404, description = "No such registry.", body = ErrorBody),
-        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
-            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn disable_by_owner(
@@ -838,7 +856,7 @@ pub async fn disable_by_owner(
         line("", "", audit::AdminOutcome::of_status(status), status);
         return Ok(resp);
     }
-    let href = format!("{}/disable", tokens_href(&state, &reg));
+    let href = format!("{}/api/v1/registries/{reg}/offboarding", state.config.public_url);
     Ok(Json(api::DisabledTokens {
         id: format!("{reg}-tokens-disabled"),
         kind: ResourceType::Collection,
@@ -863,11 +881,9 @@ pub async fn disable_by_owner(
     responses(
         (status = 204, description = "Deleted."),
         (status = 400, description = "`tokenId` is not a UUID.", body = ErrorBody),
-        (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
-        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow; retry after `Retry-After` seconds.", body = ErrorBody),
+        AdminRefusals,
+        StoreUnavailable,
         (status = 404, description = "No such registry or token.", body = ErrorBody),
-        (status = 429, description = "Too many failed admin authentications from this address; `Retry-After` says when to try again.",
-            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
     )
 )]
 pub async fn delete_token(

@@ -57,7 +57,7 @@ pub fn app(state: AppState) -> Router {
             get(admin::list_tokens).post(admin::create_token),
         )
         .route(
-            "/registries/{registry_id}/tokens/disable",
+            "/registries/{registry_id}/offboarding",
             axum::routing::post(admin::disable_by_owner),
         )
         .route(

@@ -59,6 +59,7 @@ impl Modify for SecuritySchemes {
         admin::put_token,
         admin::patch_token,
         admin::delete_token,
+        admin::rotate_credentials,
         admin::disable_by_owner,
         auth::get_token,
         auth::post_token,

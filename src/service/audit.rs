@@ -36,7 +36,7 @@ pub enum AdminAction {
     Rotate,
     /// `DELETE /registries/{r}/tokens/{id}`.
     Delete,
-    /// `POST /registries/{r}/tokens/disable?owner=`: one line per token disabled.
+    /// `POST /registries/{r}/offboarding?owner=`: one line per token disabled.
     Disable,
 }
 
@@ -295,7 +295,7 @@ pub fn changes_of_new(new: &NewToken) -> String {
     out
 }
 
-/// A token disabled by an offboarding (`POST .../tokens/disable?owner=`).
+/// A token disabled by an offboarding (`POST .../offboarding?owner=`).
 pub fn changes_of_offboarding(owner: &str) -> String {
     format!("status=disabled byOwner={owner:?}")
 }

@@ -850,7 +850,7 @@ async fn disable_by_owner_disables_audits_and_ends_refresh_tokens() {
         .api_from(
             from,
             Method::POST,
-            "/registries/default/tokens/disable?owner=alice%40example.com",
+            "/registries/default/offboarding?owner=alice%40example.com",
             None,
         )
         .await;
@@ -930,7 +930,7 @@ async fn disable_by_owner_disables_audits_and_ends_refresh_tokens() {
     let r = app
         .api(
             Method::POST,
-            "/registries/default/tokens/disable?owner=alice%40example.com",
+            "/registries/default/offboarding?owner=alice%40example.com",
             None,
         )
         .await;
@@ -938,21 +938,21 @@ async fn disable_by_owner_disables_audits_and_ends_refresh_tokens() {
     let r = app
         .api(
             Method::POST,
-            "/registries/default/tokens/disable?owner=carol",
+            "/registries/default/offboarding?owner=carol",
             None,
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["items"], json!([]));
     let r = app
-        .api(Method::POST, "/registries/default/tokens/disable", None)
+        .api(Method::POST, "/registries/default/offboarding", None)
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.api_error().contains("owner: required"));
     let r = app
         .api(
             Method::POST,
-            "/registries/nowhere/tokens/disable?owner=bob",
+            "/registries/nowhere/offboarding?owner=bob",
             None,
         )
         .await;

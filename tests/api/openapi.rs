@@ -66,8 +66,9 @@ fn every_route_is_described_with_its_security_and_errors() {
             "GET /api/v1/registries/{registryId}/tokens/{tokenId}",
             "GET /auth",
             "PATCH /api/v1/registries/{registryId}/tokens/{tokenId}",
+            "POST /api/v1/registries/{registryId}/offboarding",
             "POST /api/v1/registries/{registryId}/tokens",
-            "POST /api/v1/registries/{registryId}/tokens/disable",
+            "POST /api/v1/registries/{registryId}/tokens/{tokenId}/credentials",
             "POST /auth",
             "PUT /api/v1/registries/{registryId}/tokens/{tokenId}",
         ]
@@ -89,7 +90,11 @@ fn every_route_is_described_with_its_security_and_errors() {
                     "{method} {path}: {op}"
                 );
             }
-            assert!(responses.contains_key("401"), "{method} {path}");
+            // Every operation says what the credential checks before it may answer: a
+            // missing or wrong credential, a browser's cross-site request, a lockout.
+            for status in ["401", "403", "429"] {
+                assert!(responses.contains_key(status), "{method} {path}: no {status}");
+            }
             for (status, resp) in responses {
                 if status.starts_with('4') {
                     assert_eq!(
