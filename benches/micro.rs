@@ -264,13 +264,7 @@ fn bench_auth_service(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let (store, narrow, _) = seed(dir.path(), count);
     let key = SigningKey::from_pkcs8_pem(ES256_KEY).expect("fixture key");
-    let registries = [RegistryConfig {
-        id: REGISTRY.into(),
-        service: SERVICE.into(),
-        hostname: "localhost:5000".into(),
-        public: Vec::new(),
-        max_token_lifetime: None,
-    }];
+    let registries = [RegistryConfig::new(REGISTRY, SERVICE, "localhost:5000")];
     let service = AuthService::new(
         Arc::new(store),
         Issuer::new(key, "regauth".into(), 300),

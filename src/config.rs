@@ -258,6 +258,20 @@ pub struct RegistryConfig {
     pub max_token_lifetime: Option<chrono::TimeDelta>,
 }
 
+impl RegistryConfig {
+    /// A registry with no public repositories and no lifetime rule: what a `[[registries]]`
+    /// entry with only these three keys means.
+    pub fn new(id: &str, service: &str, hostname: &str) -> Self {
+        RegistryConfig {
+            id: id.into(),
+            service: service.into(),
+            hostname: hostname.into(),
+            public: Vec::new(),
+            max_token_lifetime: None,
+        }
+    }
+}
+
 /// `max_token_lifetime`: a duration like `90d`, at least an hour (the shortest expiry a token
 /// may be given).
 fn lifetime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<chrono::TimeDelta>, D::Error> {
@@ -477,13 +491,11 @@ impl Config {
         }
         let registries = match file.registries {
             Some(r) if !r.is_empty() => r,
-            _ => vec![RegistryConfig {
-                id: "default".into(),
-                service: "registry.local".into(),
-                hostname: "localhost:5000".into(),
-                public: Vec::new(),
-                max_token_lifetime: None,
-            }],
+            _ => vec![RegistryConfig::new(
+                "default",
+                "registry.local",
+                "localhost:5000",
+            )],
         };
         validate_registries(&registries)?;
         let on_expiry = match env("REGAUTH_TOKENS_ON_EXPIRY") {

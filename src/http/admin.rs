@@ -856,7 +856,10 @@ pub async fn disable_by_owner(
         line("", "", audit::AdminOutcome::of_status(status), status);
         return Ok(resp);
     }
-    let href = format!("{}/api/v1/registries/{reg}/offboarding", state.config.public_url);
+    let href = format!(
+        "{}/api/v1/registries/{reg}/offboarding",
+        state.config.public_url
+    );
     Ok(Json(api::DisabledTokens {
         id: format!("{reg}-tokens-disabled"),
         kind: ResourceType::Collection,

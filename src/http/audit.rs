@@ -6,7 +6,6 @@
 //!
 //! Dependency direction: `http::audit -> service::audit`; used by the router only.
 
-
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;

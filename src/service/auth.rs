@@ -801,13 +801,7 @@ mod tests {
             store.clone(),
             Issuer::new(key, "regauth".into(), 300),
             Clock::manual(t0()),
-            &[RegistryConfig {
-                id: "default".into(),
-                service: SERVICE.into(),
-                hostname: "localhost:5000".into(),
-                public: Vec::new(),
-                max_token_lifetime: None,
-            }],
+            &[RegistryConfig::new("default", SERVICE, "localhost:5000")],
         );
         let writes = || store.writes.load(Ordering::SeqCst);
 
@@ -851,13 +845,7 @@ mod tests {
         let clock = Clock::manual(t0());
         let key =
             SigningKey::from_pkcs8_pem(include_str!("../../tests/fixtures/es256.key")).unwrap();
-        let registry = |id: &str, service: &str| RegistryConfig {
-            id: id.into(),
-            service: service.into(),
-            hostname: "localhost:5000".into(),
-            public: Vec::new(),
-            max_token_lifetime: None,
-        };
+        let registry = |id: &str, service: &str| RegistryConfig::new(id, service, "localhost:5000");
         let auth = AuthService::new(
             store.clone(),
             Issuer::new(key, "regauth".into(), 300),
@@ -1040,13 +1028,7 @@ mod tests {
             store.clone(),
             Issuer::new(key, "regauth".into(), 300),
             Clock::manual(t0()),
-            &[RegistryConfig {
-                id: "default".into(),
-                service: SERVICE.into(),
-                hostname: "localhost:5000".into(),
-                public: Vec::new(),
-                max_token_lifetime: None,
-            }],
+            &[RegistryConfig::new("default", SERVICE, "localhost:5000")],
         );
         let login = auth
             .issue(request(password("ci-bot", PASSWORD), true))
@@ -1064,13 +1046,7 @@ mod tests {
             store,
             Issuer::new(key, "regauth".into(), 300),
             clock,
-            &[RegistryConfig {
-                id: "default".into(),
-                service: SERVICE.into(),
-                hostname: "localhost:5000".into(),
-                public: Vec::new(),
-                max_token_lifetime: None,
-            }],
+            &[RegistryConfig::new("default", SERVICE, "localhost:5000")],
         )
     }
 

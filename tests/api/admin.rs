@@ -106,13 +106,11 @@ async fn create_defaults_and_null_expiry() {
 #[tokio::test]
 async fn duplicate_name_is_409_but_other_registry_is_fine() {
     let app = TestApp::with(|c| {
-        c.registries.push(regauth::config::RegistryConfig {
-            id: "staging".into(),
-            service: "registry.staging".into(),
-            hostname: "staging:5000".into(),
-            public: Vec::new(),
-            max_token_lifetime: None,
-        })
+        c.registries.push(regauth::config::RegistryConfig::new(
+            "staging",
+            "registry.staging",
+            "staging:5000",
+        ))
     });
     app.create("dup", json!([])).await;
     let r = app

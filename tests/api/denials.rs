@@ -31,13 +31,11 @@ fn refresh_form(rt: &str) -> String {
 #[tokio::test]
 async fn each_denial_is_logged_with_its_reason_and_answered_alike() {
     let app = TestApp::with(|c| {
-        c.registries.push(regauth::config::RegistryConfig {
-            id: "staging".into(),
-            service: "registry.staging".into(),
-            hostname: "staging:5000".into(),
-            public: Vec::new(),
-            max_token_lifetime: None,
-        })
+        c.registries.push(regauth::config::RegistryConfig::new(
+            "staging",
+            "registry.staging",
+            "staging:5000",
+        ))
     });
     let scopes = json!([{"type": "repository", "name": "team/*", "actions": ["pull"]}]);
     let (_, pw) = app.create("ci-bot", scopes.clone()).await;

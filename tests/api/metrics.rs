@@ -185,13 +185,11 @@ async fn every_request_moves_its_series_by_exactly_one() {
 #[tokio::test]
 async fn store_contents_are_served_as_last_counted() {
     let app = TestApp::with(|c| {
-        c.registries.push(regauth::config::RegistryConfig {
-            id: "staging".into(),
-            service: "registry.staging".into(),
-            hostname: "staging:5000".into(),
-            public: Vec::new(),
-            max_token_lifetime: None,
-        })
+        c.registries.push(regauth::config::RegistryConfig::new(
+            "staging",
+            "registry.staging",
+            "staging:5000",
+        ))
     });
     let now = app.clock.now();
     let at = |d: TimeDelta| (now + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

@@ -93,7 +93,10 @@ fn every_route_is_described_with_its_security_and_errors() {
             // Every operation says what the credential checks before it may answer: a
             // missing or wrong credential, a browser's cross-site request, a lockout.
             for status in ["401", "403", "429"] {
-                assert!(responses.contains_key(status), "{method} {path}: no {status}");
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path}: no {status}"
+                );
             }
             for (status, resp) in responses {
                 if status.starts_with('4') {

@@ -330,13 +330,11 @@ async fn offline_token_and_refresh_grant() {
 #[tokio::test]
 async fn refresh_token_is_bound_to_its_service() {
     let app = TestApp::with(|c| {
-        c.registries.push(regauth::config::RegistryConfig {
-            id: "staging".into(),
-            service: "registry.staging".into(),
-            hostname: "staging:5000".into(),
-            public: Vec::new(),
-            max_token_lifetime: None,
-        })
+        c.registries.push(regauth::config::RegistryConfig::new(
+            "staging",
+            "registry.staging",
+            "staging:5000",
+        ))
     });
     let (_, pw) = app.create("bot", json!([])).await;
     let rt = app
@@ -698,13 +696,11 @@ async fn anonymous_gets_the_public_subset_pull_only() {
     // Only the registry that has public repositories answers anonymously.
     let app = TestApp::with(|c| {
         c.registries[0].public = vec!["library/*".into()];
-        c.registries.push(regauth::config::RegistryConfig {
-            id: "staging".into(),
-            service: "registry.staging".into(),
-            hostname: "staging:5000".into(),
-            public: Vec::new(),
-            max_token_lifetime: None,
-        });
+        c.registries.push(regauth::config::RegistryConfig::new(
+            "staging",
+            "registry.staging",
+            "staging:5000",
+        ));
     });
     let r = app
         .get(
