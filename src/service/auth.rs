@@ -23,7 +23,7 @@ use crate::domain::{
     SecretHash, Status, Token, TokenName,
 };
 use crate::error::{BoxError, Chain};
-use crate::jwt::{Issuer, KeyError};
+use crate::jwt::{CurrentIssuer, Issuer, KeyError};
 use crate::service::anonymous::{AnonymousLimiter, Limited};
 use crate::service::metrics::{Decision, Metrics};
 use crate::service::throttle::{Endpoint, Refused, Throttle};
@@ -190,7 +190,8 @@ impl std::fmt::Display for OptionalAddr {
 /// Issues registry tokens.
 pub struct AuthService {
     store: Arc<dyn Store>,
-    issuer: Issuer,
+    /// Swapped when another signing key is activated (`jwt::keystore`).
+    issuer: Arc<CurrentIssuer>,
     clock: Clock,
     /// service -> registry id
     services: HashMap<String, String>,
@@ -237,7 +238,7 @@ impl AuthService {
             ),
             usage: Arc::new(UsageRecorder::new(store.clone())),
             store,
-            issuer,
+            issuer: Arc::new(CurrentIssuer::new(issuer)),
             clock,
             services,
             dummy_hash: SecretHash::of("regauth-dummy-secret-for-unknown-names"),
@@ -284,9 +285,16 @@ impl AuthService {
         &self.usage
     }
 
-    /// The issuer that signs every token (for the load benchmark's baseline route).
-    pub fn issuer(&self) -> &Issuer {
-        &self.issuer
+    /// The issuer that signs every token now.
+    pub fn issuer(&self) -> Arc<Issuer> {
+        self.issuer.get()
+    }
+
+    /// Signs with the issuers of `slot` (shared with the keystore, which swaps them on
+    /// activation) instead of the one given to [`AuthService::new`].
+    pub fn with_issuer_slot(mut self, slot: Arc<CurrentIssuer>) -> Self {
+        self.issuer = slot;
+        self
     }
 
     /// The registry id serving `service`, if any.
@@ -463,13 +471,13 @@ impl AuthService {
         let now = self.clock.now();
         let granted = decide_with_public(&[], public, &req.scopes);
         // Anonymous tokens name no subject, as Docker Hub's do: no token is called "".
-        let jwt = self
-            .issuer
+        let issuer = self.issuer.get();
+        let jwt = issuer
             .issue("", &req.service, &granted, now)
             .map_err(AuthError::Signing)?;
         Ok(Issued {
             jwt,
-            expires_in: self.issuer.ttl_seconds(),
+            expires_in: issuer.ttl_seconds(),
             issued_at: now,
             granted,
             refresh_token: None,
@@ -508,13 +516,13 @@ impl AuthService {
             self.public_patterns(&req.service),
             &req.scopes,
         );
-        let jwt = self
-            .issuer
+        let issuer = self.issuer.get();
+        let jwt = issuer
             .issue(token.name.as_str(), &req.service, &granted, now)
             .map_err(AuthError::Signing)?;
         let issued = Issued {
             jwt,
-            expires_in: self.issuer.ttl_seconds(),
+            expires_in: issuer.ttl_seconds(),
             issued_at: now,
             granted,
             refresh_token,
