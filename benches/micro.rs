@@ -266,6 +266,7 @@ fn bench_auth_service(c: &mut Criterion) {
         service: SERVICE.into(),
         hostname: "localhost:5000".into(),
         public: Vec::new(),
+        url: None,
     }];
     let service = AuthService::new(
         Arc::new(store),

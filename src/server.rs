@@ -33,21 +33,42 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// (sled, or PostgreSQL with `[store] url`): everything `serve` needs before it listens.
 pub fn open(config: Config) -> anyhow::Result<AppState> {
     create_data_dir(&config.data_dir)?;
-    let key = jwt::load_or_create(&config.jwt.key, &config.jwt.certificate)?;
-    info!(key = %config.jwt.key.display(), certificate = %config.jwt.certificate.display(),
-        alg = key.alg(), kid = key.kid(), "signing key ready");
+    let keys = open_keys(&config)?;
+    {
+        let issuer = keys.current().get();
+        let key = issuer.key();
+        info!(key = %key.thumbprint(), alg = key.alg(), kid = key.kid(),
+            bundle = %keys.options().bundle.display(), jwks = %keys.options().jwks.display(),
+            "signing key ready");
+    }
     let admin_token = admin_token(&config)?;
     let store = open_store(&config)?;
     let from_file = config
         .admin_token
         .is_none()
         .then(|| config.admin_token_file());
-    let state = AppState::new(config, store, key, &admin_token, Clock::system());
+    let state = AppState::with_keys(config, store, keys, &admin_token, Clock::system());
     Ok(match from_file {
         // Re-read when `regauth admin-token rotate` replaces the file.
         Some(path) => state.with_admin_token(AdminToken::file(path, &admin_token)),
         None => state,
     })
+}
+
+/// The keyring (`jwt::keystore`): the installation's key becomes its active key on first
+/// start; refuses to start when this process cannot sign with the active key.
+pub fn open_keys(config: &Config) -> anyhow::Result<Arc<jwt::keystore::KeyStore>> {
+    let options = jwt::keystore::KeyOptions::new(
+        &config.data_dir,
+        &config.jwt.key,
+        &config.jwt.certificate,
+        config.jwt.issuer.clone(),
+        config.jwt.ttl_seconds,
+        config.jwt.certificate_days,
+    );
+    let keys = jwt::keystore::KeyStore::open(options, chrono::Utc::now())
+        .context("cannot open the signing keys")?;
+    Ok(Arc::new(keys))
 }
 
 /// The configured store: sled in `<data_dir>/store`, or PostgreSQL at `[store] url` (schema

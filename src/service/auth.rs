@@ -216,6 +216,22 @@ impl AuthService {
         clock: Clock,
         registries: &[RegistryConfig],
     ) -> Self {
+        Self::with_current_issuer(
+            store,
+            Arc::new(CurrentIssuer::new(issuer)),
+            clock,
+            registries,
+        )
+    }
+
+    /// As [`AuthService::new`], signing with whatever issuer `issuer` holds at each request
+    /// (the keystore swaps it when another key is activated).
+    pub fn with_current_issuer(
+        store: Arc<dyn Store>,
+        issuer: Arc<CurrentIssuer>,
+        clock: Clock,
+        registries: &[RegistryConfig],
+    ) -> Self {
         let services = registries
             .iter()
             .map(|r| (r.service.clone(), r.id.clone()))
@@ -238,7 +254,7 @@ impl AuthService {
             ),
             usage: Arc::new(UsageRecorder::new(store.clone())),
             store,
-            issuer: Arc::new(CurrentIssuer::new(issuer)),
+            issuer,
             clock,
             services,
             dummy_hash: SecretHash::of("regauth-dummy-secret-for-unknown-names"),
@@ -290,12 +306,6 @@ impl AuthService {
         self.issuer.get()
     }
 
-    /// Signs with the issuers of `slot` (shared with the keystore, which swaps them on
-    /// activation) instead of the one given to [`AuthService::new`].
-    pub fn with_issuer_slot(mut self, slot: Arc<CurrentIssuer>) -> Self {
-        self.issuer = slot;
-        self
-    }
 
     /// The registry id serving `service`, if any.
     pub fn registry_for_service(&self, service: &str) -> Option<&str> {
@@ -763,6 +773,7 @@ mod tests {
                 service: SERVICE.into(),
                 hostname: "localhost:5000".into(),
                 public: Vec::new(),
+                url: None,
             }],
         );
         let writes = || store.writes.load(Ordering::SeqCst);
@@ -812,6 +823,7 @@ mod tests {
             service: service.into(),
             hostname: "localhost:5000".into(),
             public: Vec::new(),
+            url: None,
         };
         let auth = AuthService::new(
             store.clone(),
@@ -997,6 +1009,7 @@ mod tests {
                 service: SERVICE.into(),
                 hostname: "localhost:5000".into(),
                 public: Vec::new(),
+                url: None,
             }],
         );
         let login = auth
@@ -1020,6 +1033,7 @@ mod tests {
                 service: SERVICE.into(),
                 hostname: "localhost:5000".into(),
                 public: Vec::new(),
+                url: None,
             }],
         )
     }

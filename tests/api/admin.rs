@@ -111,6 +111,7 @@ async fn duplicate_name_is_409_but_other_registry_is_fine() {
             service: "registry.staging".into(),
             hostname: "staging:5000".into(),
             public: Vec::new(),
+            url: None,
         })
     });
     app.create("dup", json!([])).await;

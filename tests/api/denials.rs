@@ -36,6 +36,7 @@ async fn each_denial_is_logged_with_its_reason_and_answered_alike() {
             service: "registry.staging".into(),
             hostname: "staging:5000".into(),
             public: Vec::new(),
+            url: None,
         })
     });
     let scopes = json!([{"type": "repository", "name": "team/*", "actions": ["pull"]}]);

@@ -190,6 +190,7 @@ async fn store_contents_are_served_as_last_counted() {
             service: "registry.staging".into(),
             hostname: "staging:5000".into(),
             public: Vec::new(),
+            url: None,
         })
     });
     let now = app.clock.now();

@@ -335,6 +335,7 @@ async fn refresh_token_is_bound_to_its_service() {
             service: "registry.staging".into(),
             hostname: "staging:5000".into(),
             public: Vec::new(),
+            url: None,
         })
     });
     let (_, pw) = app.create("bot", json!([])).await;
@@ -702,6 +703,7 @@ async fn anonymous_gets_the_public_subset_pull_only() {
             service: "registry.staging".into(),
             hostname: "staging:5000".into(),
             public: Vec::new(),
+            url: None,
         });
     });
     let r = app
