@@ -18,6 +18,7 @@ mod bench;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod keys;
 pub mod limits;
 pub mod listener;
 pub mod openapi;
@@ -67,6 +68,16 @@ pub fn app(state: AppState) -> Router {
             "/registries/{registry_id}/tokens/{token_id}/credentials",
             axum::routing::post(admin::rotate_credentials),
         )
+        .route("/keys", get(keys::list_keys).post(keys::create_key))
+        .route(
+            "/keys/{key_id}",
+            get(keys::get_key).delete(keys::delete_key),
+        )
+        .route("/keys/{key_id}/check", axum::routing::post(keys::check_key))
+        .route(
+            "/keys/{key_id}/activate",
+            axum::routing::post(keys::activate_key),
+        )
         .fallback(admin::not_found)
         .method_not_allowed_fallback(admin::method_not_allowed)
         // Inside the admin token check: only authenticated writes reach it.
@@ -86,6 +97,7 @@ pub fn app(state: AppState) -> Router {
         .route("/auth/token", get(auth::get_token).post(auth::post_token))
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
+        .route("/.well-known/jwks.json", get(keys::jwks))
         .nest("/api/v1", api)
         .merge(console::routes());
     #[cfg(feature = "bench-baseline")]

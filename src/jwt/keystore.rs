@@ -183,6 +183,18 @@ impl KeyStore {
         self.current.clone()
     }
 
+    /// The libtrust key id (the JWT header's `kid`) of key `id`, when its files load.
+    pub fn libtrust_kid(&self, id: &str) -> Option<String> {
+        let (_, cert_path) = self.files_of(id);
+        let pem = fs::read_to_string(cert_path).ok()?;
+        let certs = certificates_from_pem(&pem).ok()?;
+        certs.iter().find_map(|der| {
+            let spki = super::codec::certificate_spki(der)?;
+            let (_, thumb) = super::signing::jwk_of_spki(spki)?;
+            (thumb == id).then(|| super::libtrust_key_id(spki))
+        })
+    }
+
     /// The files and settings of this keyring.
     pub fn options(&self) -> &KeyOptions {
         &self.options
@@ -250,6 +262,19 @@ impl KeyStore {
             bundle = %self.options.bundle.display(),
             "signing key added as next: restart the registries one by one so they read the bundle");
         Ok(self.view(&record, now))
+    }
+
+    /// An issuer signing with key `id` (any state), for probing the registries before it is
+    /// activated.
+    pub fn candidate(&self, id: &str) -> Result<Issuer, KeyStoreError> {
+        self.lock().get(id)?;
+        let key = load_key(&self.options, id)
+            .map_err(|e| invalid(format!("cannot load key {id}: {e}")))?;
+        Ok(Issuer::new(
+            key,
+            self.options.issuer.clone(),
+            self.options.ttl_seconds,
+        ))
     }
 
     /// Makes `id` the active key: every token from now on is signed by it. Its private key
