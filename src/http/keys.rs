@@ -136,6 +136,7 @@ pub async fn list_keys(State(state): State<AppState>) -> Result<Json<api::KeyLis
         (status = 201, description = "The new key; restart the registries so they read the bundle.", body = api::Key),
         (status = 400, description = "Malformed JSON or an algorithm regauth cannot generate.", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token.", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
     )
 )]
 pub async fn create_key(
