@@ -180,7 +180,8 @@ fn registry_out(state: &AppState, r: &RegistryConfig) -> api::Registry {
                 service: r.service.clone(),
                 issuer: state.config.jwt.issuer.clone(),
                 rootcertbundle: state.certificate.display().to_string(),
-                signingalgorithms: vec![state.auth.issuer().key().alg().to_string()],
+                signingalgorithms: super::keys::signing_algorithms(state),
+                jwks: super::keys::jwks_path(state),
             },
         },
     }

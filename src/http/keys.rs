@@ -326,3 +326,31 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
     )
         .into_response()
 }
+
+/// The algorithms of every published key (3.x's `signingalgorithms` must list each one the
+/// registry may meet during a rotation), in first-seen order.
+pub fn signing_algorithms(state: &AppState) -> Vec<String> {
+    let mut algs: Vec<String> = Vec::new();
+    let published = match &state.keys {
+        Some(k) => k
+            .list(state.clock.now())
+            .into_iter()
+            .map(|v| v.record.algorithm)
+            .collect(),
+        None => vec![state.auth.issuer().key().alg().to_string()],
+    };
+    for alg in published {
+        if !algs.contains(&alg) {
+            algs.push(alg);
+        }
+    }
+    algs
+}
+
+/// Path of the JWK Set file, with a keyring.
+pub fn jwks_path(state: &AppState) -> Option<String> {
+    state
+        .keys
+        .as_ref()
+        .map(|k| k.options().jwks.display().to_string())
+}

@@ -167,3 +167,20 @@ async fn bad_requests_are_4xx_in_the_admin_error_shape() {
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn the_registry_settings_name_the_bundle_and_the_jwk_set() {
+    let app = TestApp::with_keys(|_| {});
+    let r = app.api(Method::GET, "/registries/default", None).await;
+    let auth = &r.json()["properties"]["tokenAuth"];
+    let dir = app.config.jwt.certificate.parent().unwrap();
+    assert_eq!(
+        auth["rootcertbundle"],
+        std::path::absolute(dir.join("bundle.crt")).unwrap().display().to_string()
+    );
+    assert_eq!(
+        auth["jwks"],
+        std::path::absolute(dir.join("jwks.json")).unwrap().display().to_string()
+    );
+    assert_eq!(auth["signingalgorithms"], json!(["ES256"]));
+}
