@@ -203,6 +203,9 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
         ));
     }
     tokio::spawn(sweeper(state.admin.clone(), SWEEP_INTERVAL));
+    if let Some(keys) = state.keys.clone() {
+        tokio::spawn(certificate_warner(keys, CERTIFICATE_CHECK_INTERVAL));
+    }
     tokio::spawn(expiry::run_warner(
         state.admin.clone(),
         expiry::CHECK_INTERVAL,
@@ -307,6 +310,23 @@ async fn store_stats(
             }
             Ok(Err(e)) => warn!(error = %Chain(&e), "counting the store for the metrics failed"),
             Err(e) => warn!(error = %e, "metrics count task failed"),
+        }
+    }
+}
+
+/// How often the signing certificates' expiry is checked (and warned about within 30 days).
+pub const CERTIFICATE_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Warns now and every `every` about signing certificates that expire within 30 days.
+async fn certificate_warner(keys: Arc<jwt::keystore::KeyStore>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let keys = keys.clone();
+        if let Err(e) =
+            tokio::task::spawn_blocking(move || keys.warn_expiring(chrono::Utc::now())).await
+        {
+            warn!(error = %e, "certificate expiry check task failed");
         }
     }
 }

@@ -128,6 +128,14 @@ async fn metrics(
 ) -> axum::response::Response {
     use axum::http::{header, HeaderValue, StatusCode};
     use axum::response::IntoResponse;
+    if let Some(keys) = &state.keys {
+        let certificates: Vec<(String, String, i64)> = keys
+            .not_afters()
+            .into_iter()
+            .map(|(id, st, at)| (id, st, at.timestamp()))
+            .collect();
+        state.metrics.set_signing_certificates(&certificates);
+    }
     match state.metrics.encode() {
         Ok(text) => (
             [(

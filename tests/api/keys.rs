@@ -184,3 +184,36 @@ async fn the_registry_settings_name_the_bundle_and_the_jwk_set() {
     );
     assert_eq!(auth["signingalgorithms"], json!(["ES256"]));
 }
+
+#[tokio::test]
+async fn every_published_certificate_has_its_not_after_metric() {
+    let app = TestApp::with_keys(|c| c.jwt.certificate_days = 10);
+    let active = app.api(Method::GET, "/keys", None).await.json()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app.api(Method::POST, "/keys", Some(json!({}))).await;
+    let next = r.json()["id"].as_str().unwrap().to_string();
+    let not_after = chrono::DateTime::parse_from_rfc3339(r.json()["notAfter"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    let text = app.scrape().await;
+    assert!(
+        text.contains(&format!(
+            "regauth_signing_certificate_not_after_seconds{{key=\"{next}\",state=\"next\"}} {not_after}"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "regauth_signing_certificate_not_after_seconds{{key=\"{active}\",state=\"active\"}}"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("regauth_signing_certificate_active_not_after_seconds "));
+    // Retired keys leave the series.
+    let r = app.api(Method::DELETE, &format!("/keys/{next}"), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let text = app.scrape().await;
+    assert!(!text.contains(&next), "{text}");
+}
