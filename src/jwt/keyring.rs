@@ -5,7 +5,7 @@
 //! expired). A retired key is removed from the ring. Ids are RFC 7638 thumbprints.
 //!
 //! Dependency direction: a leaf (chrono, serde); used by `jwt::keystore`.
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Leeway added to the token lifetime before a deactivated key may be retired: clocks of
@@ -88,6 +88,7 @@ impl Keyring {
         not_after: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Keyring {
+        let now = now.trunc_subsecs(0);
         Keyring {
             keys: vec![KeyRecord {
                 id,
@@ -137,6 +138,8 @@ impl Keyring {
         if self.keys.iter().any(|k| k.id == id) {
             return Err(KeyringError::Duplicate(id));
         }
+        // Whole seconds, as the API shows them, so a time read there is the one the rules use.
+        let now = now.trunc_subsecs(0);
         self.keys.push(KeyRecord {
             id,
             algorithm,
@@ -156,6 +159,7 @@ impl Keyring {
             KeyState::Active => return Err(KeyringError::AlreadyActive(id.to_string())),
             KeyState::Next | KeyState::Retiring => {}
         }
+        let now = now.trunc_subsecs(0);
         for key in &mut self.keys {
             if key.id == id {
                 key.state = KeyState::Active;

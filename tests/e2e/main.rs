@@ -63,6 +63,7 @@ mod console;
 mod docker;
 mod durability;
 mod hardening;
+mod keys;
 mod ionos_sdk;
 mod lifecycle;
 mod limits;
