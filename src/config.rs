@@ -941,7 +941,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.jwt.certificate_days, 30);
-        assert_eq!(c.registries[0].url.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!(
+            c.registries[0].url.as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
         for (toml, key) in [
             ("[jwt]\ncertificate_days = 0", "jwt.certificate_days"),
             ("[jwt]\ncertificate_days = 3651", "jwt.certificate_days"),

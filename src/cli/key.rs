@@ -92,7 +92,11 @@ pub fn run(ctx: &mut Ctx, command: KeyCommand) -> Result<(), CliError> {
                         )?;
                     }
                     for p in &check.registries {
-                        let verdict = if p.trusted { "trusts" } else { "does NOT trust" };
+                        let verdict = if p.trusted {
+                            "trusts"
+                        } else {
+                            "does NOT trust"
+                        };
                         writeln!(
                             ctx.out,
                             "{}\t{}\t{verdict} key {}\t{}",
@@ -104,10 +108,7 @@ pub fn run(ctx: &mut Ctx, command: KeyCommand) -> Result<(), CliError> {
             if !check.trusted {
                 return Err(CliError::Api {
                     status: 409,
-                    message: format!(
-                        "key {} is not trusted by every registry yet",
-                        check.id
-                    ),
+                    message: format!("key {} is not trusted by every registry yet", check.id),
                 });
             }
         }
@@ -117,9 +118,9 @@ pub fn run(ctx: &mut Ctx, command: KeyCommand) -> Result<(), CliError> {
             } else {
                 Vec::new()
             };
-            let key: Key = ctx
-                .client
-                .call_json(Method::POST, &["keys", &id, "activate"], &query)?;
+            let key: Key =
+                ctx.client
+                    .call_json(Method::POST, &["keys", &id, "activate"], &query)?;
             show(ctx, &key)?;
         }
         KeyCommand::Retire { id, force } => {

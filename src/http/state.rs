@@ -69,7 +69,14 @@ impl AppState {
         admin_token: &str,
         clock: Clock,
     ) -> AppState {
-        AppState::build(config, store, keys.current(), Some(keys), admin_token, clock)
+        AppState::build(
+            config,
+            store,
+            keys.current(),
+            Some(keys),
+            admin_token,
+            clock,
+        )
     }
 
     fn build(
@@ -88,13 +95,13 @@ impl AppState {
             clock.clone(),
             &config.registries,
         )
-            .with_throttle(throttle.clone())
-            .with_metrics(metrics.clone())
-            .with_anonymous(crate::service::anonymous::AnonymousLimiter::new(
-                config.limits.anonymous_per_minute,
-                config.limits.denial_log_lines,
-                std::time::Duration::from_secs(config.limits.denial_log_interval_seconds),
-            ));
+        .with_throttle(throttle.clone())
+        .with_metrics(metrics.clone())
+        .with_anonymous(crate::service::anonymous::AnonymousLimiter::new(
+            config.limits.anonymous_per_minute,
+            config.limits.denial_log_lines,
+            std::time::Duration::from_secs(config.limits.denial_log_interval_seconds),
+        ));
         let admin = AdminService::new(store, clock.clone())
             .with_on_expiry(config.tokens.on_expiry)
             .with_usage(auth.usage().clone());

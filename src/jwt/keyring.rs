@@ -104,7 +104,12 @@ impl Keyring {
 
     /// Checks the one invariant: exactly one active key.
     pub fn check(&self) -> Result<(), KeyringError> {
-        match self.keys.iter().filter(|k| k.state == KeyState::Active).count() {
+        match self
+            .keys
+            .iter()
+            .filter(|k| k.state == KeyState::Active)
+            .count()
+        {
             1 => Ok(()),
             n => Err(KeyringError::ActiveCount(n)),
         }

@@ -138,12 +138,8 @@ impl KeyStore {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 let key = load_or_create(&options.legacy_key, &options.legacy_certificate)?;
                 let not_after = leaf_not_after(&key, &options.legacy_certificate)?;
-                let ring = Keyring::with_active(
-                    key.thumbprint(),
-                    key.alg().to_string(),
-                    not_after,
-                    now,
-                );
+                let ring =
+                    Keyring::with_active(key.thumbprint(), key.alg().to_string(), not_after, now);
                 save_state(&options.state_file, &ring)?;
                 info!(key = %key.thumbprint(), file = %options.legacy_key.display(),
                     state = %options.state_file.display(),
@@ -158,15 +154,16 @@ impl KeyStore {
                 options.state_file.display()
             ))
         })?;
-        let key = load_key(&options, &active.id).map_err(|e| {
-            invalid(format!(
+        let key =
+            load_key(&options, &active.id).map_err(|e| {
+                invalid(format!(
                 "this regauth cannot sign with the active key {}: {e}. Every replica needs the \
                  private key of the active key: copy {} and its certificate from a replica that \
                  has them",
                 active.id,
                 options.keys_dir.join(format!("{}.key", active.id)).display()
             ))
-        })?;
+            })?;
         let issuer = Issuer::new(key, options.issuer.clone(), options.ttl_seconds);
         let store = KeyStore {
             current: Arc::new(CurrentIssuer::new(issuer)),
@@ -240,11 +237,9 @@ impl KeyStore {
         };
         let id = key.thumbprint();
         let pkcs8 = super::codec::pkcs8_der_from_pem(&pem)?;
-        let cert = self_signed_certificate_for_days(
-            &pkcs8,
-            i64::from(self.options.certificate_days),
-        )
-        .map_err(|e| invalid(format!("cannot create a certificate for key {id}: {e}")))?;
+        let cert =
+            self_signed_certificate_for_days(&pkcs8, i64::from(self.options.certificate_days))
+                .map_err(|e| invalid(format!("cannot create a certificate for key {id}: {e}")))?;
         let not_after = certificate_not_after(cert.der())
             .ok_or_else(|| invalid(format!("the new certificate of key {id} has no not-after")))?;
         let (key_path, cert_path) = key_files(&self.options.keys_dir, &id);
@@ -617,7 +612,11 @@ mod tests {
 
         let current = store.current();
         store.activate(&new, t(100)).unwrap();
-        assert_eq!(current.get().key().thumbprint(), new, "the shared slot was swapped");
+        assert_eq!(
+            current.get().key().thumbprint(),
+            new,
+            "the shared slot was swapped"
+        );
         let jwt = current.get().issue("x", "svc", &[], t(101)).unwrap();
         let (header, _) = current.get().key().verify_jwt(&jwt).unwrap();
         assert_eq!(header["kid"], current.get().key().kid());

@@ -16,8 +16,8 @@ use ring::signature::{
 };
 
 use super::codec::{
-    der_read, ec_spki_der, pem_encode, pkcs8_algorithm, pkcs8_der_from_pem, rsa_spki_der, OID_EC_PUBLIC_KEY,
-    OID_P256, OID_RSA_ENCRYPTION, PKCS8_LABEL,
+    der_read, ec_spki_der, pem_encode, pkcs8_algorithm, pkcs8_der_from_pem, rsa_spki_der,
+    OID_EC_PUBLIC_KEY, OID_P256, OID_RSA_ENCRYPTION, PKCS8_LABEL,
 };
 use super::KeyError;
 
@@ -416,14 +416,20 @@ pub(crate) mod tests {
     fn rfc7638_thumbprints_match_an_independent_computation() {
         // Computed with Python's json/hashlib from the `openssl pkey -pubout` fixtures.
         let es = SigningKey::from_pkcs8_pem(ES256_KEY).unwrap();
-        assert_eq!(es.thumbprint(), "BMgoE9ZoH21VLxAsH7q4ivIEeDBKoTg-ox4hNSE6qlI");
+        assert_eq!(
+            es.thumbprint(),
+            "BMgoE9ZoH21VLxAsH7q4ivIEeDBKoTg-ox4hNSE6qlI"
+        );
         let jwk = es.jwk();
         assert_eq!(jwk["kty"], "EC");
         assert_eq!(jwk["crv"], "P-256");
         assert_eq!(jwk["kid"], es.thumbprint().as_str());
         assert_eq!(jwk["alg"], "ES256");
         let rs = SigningKey::from_pkcs8_pem(RS256_KEY).unwrap();
-        assert_eq!(rs.thumbprint(), "dSunaILduUCA1bDvzocVcSPsTAaag6UzCjhxXtGjt0I");
+        assert_eq!(
+            rs.thumbprint(),
+            "dSunaILduUCA1bDvzocVcSPsTAaag6UzCjhxXtGjt0I"
+        );
         assert_eq!(rs.jwk()["e"], "AQAB");
         assert!(jwk_of_spki(b"garbage").is_none());
     }

@@ -306,7 +306,6 @@ impl AuthService {
         self.issuer.get()
     }
 
-
     /// The registry id serving `service`, if any.
     pub fn registry_for_service(&self, service: &str) -> Option<&str> {
         self.services.get(service).map(String::as_str)

@@ -104,7 +104,8 @@ mod tests {
             let (mut s, _) = listener.accept().await.unwrap();
             let mut buf = vec![0u8; 8192];
             let n = s.read(&mut buf).await.unwrap();
-            let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let reply =
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
             s.write_all(reply.as_bytes()).await.unwrap();
             String::from_utf8_lossy(&buf[..n]).to_string()
         });
@@ -124,9 +125,16 @@ mod tests {
             registry("d", Some("http://127.0.0.1:1".into())),
         ];
         let probes = probe(&issuer, &registries, Utc::now()).await;
-        let verdicts: Vec<_> = probes.iter().map(|p| (p.registry.as_str(), p.trusted)).collect();
+        let verdicts: Vec<_> = probes
+            .iter()
+            .map(|p| (p.registry.as_str(), p.trusted))
+            .collect();
         assert_eq!(verdicts, vec![("a", true), ("b", false), ("d", false)]);
-        assert!(probes[2].detail.contains("cannot reach"), "{}", probes[2].detail);
+        assert!(
+            probes[2].detail.contains("cannot reach"),
+            "{}",
+            probes[2].detail
+        );
         let head = ok.await.unwrap();
         assert!(head.starts_with("GET /v2/ "), "{head}");
         let jwt = head

@@ -33,7 +33,13 @@ async fn jwks_kids(app: &TestApp) -> Vec<String> {
 }
 
 fn bundle_count(app: &TestApp) -> usize {
-    let bundle = app.config.jwt.certificate.parent().unwrap().join("bundle.crt");
+    let bundle = app
+        .config
+        .jwt
+        .certificate
+        .parent()
+        .unwrap()
+        .join("bundle.crt");
     std::fs::read_to_string(bundle)
         .unwrap()
         .matches("-----BEGIN CERTIFICATE-----")
@@ -73,7 +79,12 @@ async fn a_full_rotation_through_the_api() {
     let (old_kid, old_leaf) = token_key(&app, "ci-bot", &pass).await;
 
     let r = app.api(Method::POST, "/keys", Some(json!({}))).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     let new = r.json();
     assert_eq!(new["state"], "next");
     assert_eq!(new["algorithm"], "ES256");
@@ -89,7 +100,12 @@ async fn a_full_rotation_through_the_api() {
     let r = app
         .api(Method::POST, &format!("/keys/{new_id}/activate"), None)
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     assert_eq!(r.json()["state"], "active");
     let (kid, leaf) = token_key(&app, "ci-bot", &pass).await;
     assert_eq!(kid, r.json()["libtrustKid"].as_str().unwrap());
@@ -99,8 +115,14 @@ async fn a_full_rotation_through_the_api() {
     // The old key drains: deactivation + 60 s TTL + 60 s leeway.
     let r = app.api(Method::DELETE, &format!("/keys/{old}"), None).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
-    assert!(r.api_error().contains("retire it after"), "{}", r.api_error());
-    let r = app.api(Method::DELETE, &format!("/keys/{new_id}"), None).await;
+    assert!(
+        r.api_error().contains("retire it after"),
+        "{}",
+        r.api_error()
+    );
+    let r = app
+        .api(Method::DELETE, &format!("/keys/{new_id}"), None)
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(r.api_error().contains("activate another key first"));
     app.clock.advance(chrono::TimeDelta::seconds(120));
@@ -120,7 +142,9 @@ async fn activation_is_refused_while_a_registry_does_not_trust_the_key() {
     });
     let r = app.api(Method::POST, "/keys", Some(json!({}))).await;
     let id = r.json()["id"].as_str().unwrap().to_string();
-    let r = app.api(Method::POST, &format!("/keys/{id}/check"), None).await;
+    let r = app
+        .api(Method::POST, &format!("/keys/{id}/check"), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["trusted"], false);
     assert_eq!(r.json()["registries"][0]["registry"], "default");
@@ -132,7 +156,11 @@ async fn activation_is_refused_while_a_registry_does_not_trust_the_key() {
     assert!(msg.contains("not trusted yet by: default"), "{msg}");
     assert!(msg.contains("force=true"), "{msg}");
     let r = app
-        .api(Method::POST, &format!("/keys/{id}/activate?force=true"), None)
+        .api(
+            Method::POST,
+            &format!("/keys/{id}/activate?force=true"),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["state"], "active");
@@ -151,10 +179,14 @@ async fn bad_requests_are_4xx_in_the_admin_error_shape() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.api_error().contains("algo"));
-    let r = app.api(Method::POST, "/keys/nope/activate?force=true", None).await;
+    let r = app
+        .api(Method::POST, "/keys/nope/activate?force=true", None)
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.api_error().contains("nope"));
-    let r = app.api(Method::DELETE, "/keys/nope?force=maybe", None).await;
+    let r = app
+        .api(Method::DELETE, "/keys/nope?force=maybe", None)
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.api_error().contains("force"));
     let r = app.get("/api/v1/keys", None).await;
@@ -176,11 +208,17 @@ async fn the_registry_settings_name_the_bundle_and_the_jwk_set() {
     let dir = app.config.jwt.certificate.parent().unwrap();
     assert_eq!(
         auth["rootcertbundle"],
-        std::path::absolute(dir.join("bundle.crt")).unwrap().display().to_string()
+        std::path::absolute(dir.join("bundle.crt"))
+            .unwrap()
+            .display()
+            .to_string()
     );
     assert_eq!(
         auth["jwks"],
-        std::path::absolute(dir.join("jwks.json")).unwrap().display().to_string()
+        std::path::absolute(dir.join("jwks.json"))
+            .unwrap()
+            .display()
+            .to_string()
     );
     assert_eq!(auth["signingalgorithms"], json!(["ES256"]));
 }
@@ -212,7 +250,9 @@ async fn every_published_certificate_has_its_not_after_metric() {
     );
     assert!(text.contains("regauth_signing_certificate_active_not_after_seconds "));
     // Retired keys leave the series.
-    let r = app.api(Method::DELETE, &format!("/keys/{next}"), None).await;
+    let r = app
+        .api(Method::DELETE, &format!("/keys/{next}"), None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let text = app.scrape().await;
     assert!(!text.contains(&next), "{text}");

@@ -268,7 +268,10 @@ impl Registry {
             .join(format!("{}.log", super::unique("registry-restart")));
         let mut daemon = Daemon::spawn(self.verifier.name(), cmd, &log);
         let addr = daemon.wait_for_log(Duration::from_secs(30), bound_address);
-        assert_eq!(addr, self.addr, "the restarted registry listens where it did");
+        assert_eq!(
+            addr, self.addr,
+            "the restarted registry listens where it did"
+        );
         self.daemon = Some(daemon);
         self.challenge();
     }

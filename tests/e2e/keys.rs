@@ -42,7 +42,7 @@ fn registry_2_8_3_0_3_1_rotate_the_signing_key_without_a_failed_operation() {
         .registry("r31", "registry.r31", "r31.example:5000")
         .ttl_seconds(60)
         .start();
-    let mut registries = vec![
+    let mut registries = [
         Registry::start_on(Verifier::V2_8, &regauth, "r28"),
         Registry::start_on(Verifier::V3_0, &regauth, "r30"),
         Registry::start_on(Verifier::V3_1, &regauth, "r31"),
@@ -97,10 +97,11 @@ fn registry_2_8_3_0_3_1_rotate_the_signing_key_without_a_failed_operation() {
                         if out.success() {
                             state.ok.fetch_add(1, Ordering::SeqCst);
                         } else {
-                            state.failed.lock().unwrap().push(format!(
-                                "{what} {reference}: {}",
-                                out.stderr
-                            ));
+                            state
+                                .failed
+                                .lock()
+                                .unwrap()
+                                .push(format!("{what} {reference}: {}", out.stderr));
                         }
                     }
                 }
@@ -118,16 +119,17 @@ fn registry_2_8_3_0_3_1_rotate_the_signing_key_without_a_failed_operation() {
 
     // 1. Publish the next key.
     let old = keys(&regauth)[0]["id"].as_str().unwrap().to_string();
-    let added = regauth
-        .cli(&["--output", "json", "key", "add"])
-        .ok()
-        .json();
+    let added = regauth.cli(&["--output", "json", "key", "add"]).ok().json();
     let new = added["id"].as_str().unwrap().to_string();
     assert_eq!(added["state"], "next");
 
     // 2. No registry has read the new bundle: check fails, activation is refused.
     let check = regauth.cli(&["key", "check", &new]);
-    assert!(!check.success(), "check before the restarts: {}", check.stdout);
+    assert!(
+        !check.success(),
+        "check before the restarts: {}",
+        check.stdout
+    );
     assert!(
         check.stdout.contains("does NOT trust"),
         "{}\n{}",
@@ -137,7 +139,11 @@ fn registry_2_8_3_0_3_1_rotate_the_signing_key_without_a_failed_operation() {
     let refused = regauth.cli(&["key", "activate", &new]);
     assert!(!refused.success());
     for id in IDS {
-        assert!(refused.stderr.contains(id), "activate names {id}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains(id),
+            "activate names {id}: {}",
+            refused.stderr
+        );
     }
 
     // 3. Rolling restart with the new bundle.
@@ -161,9 +167,12 @@ fn registry_2_8_3_0_3_1_rotate_the_signing_key_without_a_failed_operation() {
         &["repository:team/app:pull"],
     );
     let header = jwt_header(reply["token"].as_str().unwrap());
-    assert_eq!(header["kid"], new_key["libtrustKid"], "kid names the new key");
-    let bundle = std::fs::read_to_string(regauth.cert_path().parent().unwrap().join("bundle.crt"))
-        .unwrap();
+    assert_eq!(
+        header["kid"], new_key["libtrustKid"],
+        "kid names the new key"
+    );
+    let bundle =
+        std::fs::read_to_string(regauth.cert_path().parent().unwrap().join("bundle.crt")).unwrap();
     let leaf = base64::engine::general_purpose::STANDARD.encode(x5c_leaf(&header));
     let leaf_pem_body: String = bundle
         .split("-----END CERTIFICATE-----")
@@ -188,11 +197,19 @@ fn registry_2_8_3_0_3_1_rotate_the_signing_key_without_a_failed_operation() {
     }
     let states: Vec<(String, String)> = keys(&regauth)
         .iter()
-        .map(|k| (k["id"].as_str().unwrap().into(), k["state"].as_str().unwrap().into()))
+        .map(|k| {
+            (
+                k["id"].as_str().unwrap().into(),
+                k["state"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     assert_eq!(
         states,
-        vec![(old.clone(), "retiring".into()), (new.clone(), "active".into())]
+        vec![
+            (old.clone(), "retiring".into()),
+            (new.clone(), "active".into())
+        ]
     );
 
     // 7. Wait out the drain, then retire.
@@ -200,8 +217,8 @@ fn registry_2_8_3_0_3_1_rotate_the_signing_key_without_a_failed_operation() {
         .into_iter()
         .find(|k| k["id"] == old.as_str())
         .unwrap();
-    let retirable = chrono::DateTime::parse_from_rfc3339(old_key["retirableAt"].as_str().unwrap())
-        .unwrap();
+    let retirable =
+        chrono::DateTime::parse_from_rfc3339(old_key["retirableAt"].as_str().unwrap()).unwrap();
     while chrono::Utc::now() < retirable {
         std::thread::sleep(Duration::from_millis(500));
     }
