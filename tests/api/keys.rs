@@ -257,3 +257,27 @@ async fn every_published_certificate_has_its_not_after_metric() {
     let text = app.scrape().await;
     assert!(!text.contains(&next), "{text}");
 }
+
+#[tokio::test]
+async fn a_soon_expiring_certificate_is_warned_about_and_key_actions_are_audited() {
+    let (log, _guard) = crate::logs::Log::capture();
+    let app = TestApp::with_keys(|c| c.jwt.certificate_days = 20);
+    let r = app.api(Method::POST, "/keys", Some(json!({}))).await;
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let (lines, _) = log.take();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("signing key action") && l.contains("key-add") && l.contains(&id)),
+        "{lines:#?}"
+    );
+    // The new certificate (20 days) is within the 30-day warning; the first one (ten years)
+    // is not.
+    let keys = app.state.keys.clone().unwrap();
+    assert_eq!(keys.warn_expiring(chrono::Utc::now()), 1);
+    let (lines, _) = log.take();
+    let warning: Vec<_> = lines.iter().filter(|l| l.contains("expires soon")).collect();
+    assert_eq!(warning.len(), 1, "{lines:#?}");
+    assert!(warning[0].contains("WARN") && warning[0].contains(&id), "{}", warning[0]);
+    assert!(warning[0].contains("days_left="), "{}", warning[0]);
+}
