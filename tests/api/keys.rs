@@ -276,8 +276,15 @@ async fn a_soon_expiring_certificate_is_warned_about_and_key_actions_are_audited
     let keys = app.state.keys.clone().unwrap();
     assert_eq!(keys.warn_expiring(chrono::Utc::now()), 1);
     let (lines, _) = log.take();
-    let warning: Vec<_> = lines.iter().filter(|l| l.contains("expires soon")).collect();
+    let warning: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains("expires soon"))
+        .collect();
     assert_eq!(warning.len(), 1, "{lines:#?}");
-    assert!(warning[0].contains("WARN") && warning[0].contains(&id), "{}", warning[0]);
+    assert!(
+        warning[0].contains("WARN") && warning[0].contains(&id),
+        "{}",
+        warning[0]
+    );
     assert!(warning[0].contains("days_left="), "{}", warning[0]);
 }

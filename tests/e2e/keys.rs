@@ -1,5 +1,5 @@
 //! Signing-key rotation against real registries (2.8, 3.0.0 and the 3.1.1 verifier): a loop
-//! pushes and pulls with skopeo through the whole rotation — add, check and guarded
+//! pushes and pulls with docker and skopeo through the whole rotation — add, check and guarded
 //! activation, rolling restarts, activation, drain, retirement, restarts again — and not one
 //! operation may fail.
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::common::{jwt_header, oci, repo, Regauth, Registry, Skopeo, Verifier};
+use crate::common::{jwt_header, oci, repo, DockerClient, Regauth, Registry, Skopeo, Verifier};
 
 const IDS: [&str; 3] = ["r28", "r30", "r31"];
 
@@ -77,9 +77,14 @@ fn registry_2_8_3_0_3_1_rotate_the_signing_key_without_a_failed_operation() {
             .map(|t| format!("{}:{}", t.name, t.password))
             .collect();
         let hosts = hosts.clone();
+        let docker = DockerClient::new();
+        for (host, token) in hosts.iter().zip(&tokens) {
+            docker.login_ok(host, &token.name, &token.password);
+        }
         std::thread::spawn(move || {
             let skopeo = Skopeo::new();
             let src = oci::image_layout(skopeo.dir(), "rotation\n");
+            let image = docker.import_image();
             let mut n = 0;
             while !state.stop.load(Ordering::SeqCst) {
                 for i in 0..3 {
@@ -93,7 +98,19 @@ fn registry_2_8_3_0_3_1_rotate_the_signing_key_without_a_failed_operation() {
                         &format!("{}/team/copy:{n}", hosts[i]),
                         &creds[i],
                     );
-                    for (what, out) in [("push", push), ("pull+push", pull)] {
+                    // docker: push, forget the local tag, pull it back (a fresh token each).
+                    let remote = format!("{}/team/dock:{n}", hosts[i]);
+                    docker.tag(&image, &remote);
+                    let docker_push = docker.docker(&["push", &remote]);
+                    docker.rmi(&[&remote]);
+                    let docker_pull = docker.docker(&["pull", &remote]);
+                    docker.rmi(&[&remote]);
+                    for (what, out) in [
+                        ("skopeo push", push),
+                        ("skopeo pull+push", pull),
+                        ("docker push", docker_push),
+                        ("docker pull", docker_pull),
+                    ] {
                         if out.success() {
                             state.ok.fetch_add(1, Ordering::SeqCst);
                         } else {
@@ -242,4 +259,8 @@ fn registry_2_8_3_0_3_1_rotate_the_signing_key_without_a_failed_operation() {
         failed.len() + state.ok.load(Ordering::SeqCst)
     );
     assert_eq!(keys(&regauth).len(), 1);
+    eprintln!(
+        "key rotation loop: {} operations, none failed",
+        state.ok.load(Ordering::SeqCst)
+    );
 }
