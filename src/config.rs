@@ -12,6 +12,9 @@ use serde::Deserialize;
 pub const DEFAULT_CONFIG_PATH: &str = "config/regauth.toml";
 /// Tokens never live shorter than this (clients raise anything lower to 60 anyway).
 pub const MIN_TTL_SECONDS: u64 = 60;
+
+/// Longest lifetime of a certificate regauth generates (`[jwt] certificate_days`): ten years.
+pub const MAX_CERTIFICATE_DAYS: u32 = 3650;
 /// Shortest admin token accepted, wherever it comes from (file, environment, data dir).
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
@@ -239,6 +242,9 @@ pub struct JwtConfig {
     pub ttl_seconds: u64,
     pub key: PathBuf,
     pub certificate: PathBuf,
+    /// Lifetime in days of the certificate regauth generates for a new key
+    /// (`regauth key add`).
+    pub certificate_days: u32,
 }
 
 /// One `[[registries]]` entry.
@@ -256,10 +262,14 @@ pub struct RegistryConfig {
     /// far ahead of a create, update or enable. `None`: no limit.
     #[serde(default, deserialize_with = "lifetime")]
     pub max_token_lifetime: Option<chrono::TimeDelta>,
+    /// How regauth itself reaches the registry (`http://host:5000`), for `regauth key check`
+    /// and guarded activation; unset: the registry is not probed.
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 impl RegistryConfig {
-    /// A registry with no public repositories and no lifetime rule: what a `[[registries]]`
+    /// A registry with no public repositories, no lifetime rule and no probe `url`: what a `[[registries]]`
     /// entry with only these three keys means.
     pub fn new(id: &str, service: &str, hostname: &str) -> Self {
         RegistryConfig {
@@ -268,6 +278,7 @@ impl RegistryConfig {
             hostname: hostname.into(),
             public: Vec::new(),
             max_token_lifetime: None,
+            url: None,
         }
     }
 }
@@ -381,6 +392,7 @@ struct FileJwt {
     ttl_seconds: Option<u64>,
     key: Option<PathBuf>,
     certificate: Option<PathBuf>,
+    certificate_days: Option<u32>,
 }
 
 impl Config {
@@ -482,7 +494,19 @@ impl Config {
             certificate: jwt
                 .certificate
                 .unwrap_or_else(|| PathBuf::from("certs/signing.crt")),
+            certificate_days: jwt
+                .certificate_days
+                .unwrap_or(crate::jwt::keystore::DEFAULT_CERTIFICATE_DAYS),
         };
+        if !(1..=MAX_CERTIFICATE_DAYS).contains(&jwt.certificate_days) {
+            return Err(ConfigError::Invalid {
+                key: "jwt.certificate_days".into(),
+                message: format!(
+                    "must be between 1 and {MAX_CERTIFICATE_DAYS}, got {}",
+                    jwt.certificate_days
+                ),
+            });
+        }
         if jwt.issuer.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "jwt.issuer".into(),
@@ -918,6 +942,14 @@ fn validate_registries(registries: &[RegistryConfig]) -> Result<(), ConfigError>
                 message: "must not be empty".into(),
             });
         }
+        if let Some(url) = &r.url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    key: key("url"),
+                    message: format!("{url:?} must start with http:// or https://"),
+                });
+            }
+        }
         for (j, pattern) in r.public.iter().enumerate() {
             pattern
                 .parse::<crate::domain::RepoPattern>()
@@ -952,6 +984,34 @@ mod tests {
                 .iter()
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn certificate_days_and_registry_urls_are_read_and_checked() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.jwt.certificate_days, 365);
+        assert_eq!(c.registries[0].url, None);
+        let c = Config::from_toml(
+            "[jwt]\ncertificate_days = 30\n[[registries]]\nid = \"a\"\nservice = \"s\"\n\
+             hostname = \"h\"\nurl = \"http://127.0.0.1:5000\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.jwt.certificate_days, 30);
+        assert_eq!(
+            c.registries[0].url.as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        for (toml, key) in [
+            ("[jwt]\ncertificate_days = 0", "jwt.certificate_days"),
+            ("[jwt]\ncertificate_days = 3651", "jwt.certificate_days"),
+            (
+                "[[registries]]\nid = \"a\"\nservice = \"s\"\nhostname = \"h\"\nurl = \"h:5000\"",
+                "registries[0].url",
+            ),
+        ] {
+            let err = Config::from_toml(toml).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
         }
     }
 

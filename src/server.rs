@@ -33,21 +33,42 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// (sled, or PostgreSQL with `[store] url`): everything `serve` needs before it listens.
 pub fn open(config: Config) -> anyhow::Result<AppState> {
     create_data_dir(&config.data_dir)?;
-    let key = jwt::load_or_create(&config.jwt.key, &config.jwt.certificate)?;
-    info!(key = %config.jwt.key.display(), certificate = %config.jwt.certificate.display(),
-        alg = key.alg(), kid = key.kid(), "signing key ready");
+    let keys = open_keys(&config)?;
+    {
+        let issuer = keys.current().get();
+        let key = issuer.key();
+        info!(key = %key.thumbprint(), alg = key.alg(), kid = key.kid(),
+            bundle = %keys.options().bundle.display(), jwks = %keys.options().jwks.display(),
+            "signing key ready");
+    }
     let admin_token = admin_token(&config)?;
     let store = open_store(&config)?;
     let from_file = config
         .admin_token
         .is_none()
         .then(|| config.admin_token_file());
-    let state = AppState::new(config, store, key, &admin_token, Clock::system());
+    let state = AppState::with_keys(config, store, keys, &admin_token, Clock::system());
     Ok(match from_file {
         // Re-read when `regauth admin-token rotate` replaces the file.
         Some(path) => state.with_admin_token(AdminToken::file(path, &admin_token)),
         None => state,
     })
+}
+
+/// The keyring (`jwt::keystore`): the installation's key becomes its active key on first
+/// start; refuses to start when this process cannot sign with the active key.
+pub fn open_keys(config: &Config) -> anyhow::Result<Arc<jwt::keystore::KeyStore>> {
+    let options = jwt::keystore::KeyOptions::new(
+        &config.data_dir,
+        &config.jwt.key,
+        &config.jwt.certificate,
+        config.jwt.issuer.clone(),
+        config.jwt.ttl_seconds,
+        config.jwt.certificate_days,
+    );
+    let keys = jwt::keystore::KeyStore::open(options, chrono::Utc::now())
+        .context("cannot open the signing keys")?;
+    Ok(Arc::new(keys))
 }
 
 /// The configured store: sled in `<data_dir>/store`, or PostgreSQL at `[store] url` (schema
@@ -188,6 +209,9 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
         ));
     }
     tokio::spawn(sweeper(state.admin.clone(), SWEEP_INTERVAL));
+    if let Some(keys) = state.keys.clone() {
+        tokio::spawn(certificate_warner(keys, CERTIFICATE_CHECK_INTERVAL));
+    }
     tokio::spawn(expiry::run_warner(
         state.admin.clone(),
         expiry::CHECK_INTERVAL,
@@ -302,6 +326,23 @@ async fn store_stats(
             }
             Ok(Err(e)) => warn!(error = %Chain(&e), "counting the store for the metrics failed"),
             Err(e) => warn!(error = %e, "metrics count task failed"),
+        }
+    }
+}
+
+/// How often the signing certificates' expiry is checked (and warned about within 30 days).
+pub const CERTIFICATE_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Warns now and every `every` about signing certificates that expire within 30 days.
+async fn certificate_warner(keys: Arc<jwt::keystore::KeyStore>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let keys = keys.clone();
+        if let Err(e) =
+            tokio::task::spawn_blocking(move || keys.warn_expiring(chrono::Utc::now())).await
+        {
+            warn!(error = %e, "certificate expiry check task failed");
         }
     }
 }

@@ -20,6 +20,7 @@
 mod auth;
 mod duration;
 mod error;
+mod key;
 mod registry;
 pub mod time;
 mod token;
@@ -28,6 +29,7 @@ pub use crate::domain::Patch;
 pub use auth::{AccessToken, RegistryError, RegistryErrors, TokenForm};
 pub use duration::parse_duration;
 pub use error::{ErrorBody, ErrorMessage};
+pub use key::{Key, KeyCheck, KeyCreate, KeyList, KeyProbe};
 pub use registry::{Registry, RegistryList, RegistryProperties, TokenAuth};
 pub use time::rfc3339;
 pub use token::{

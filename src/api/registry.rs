@@ -13,12 +13,17 @@ pub struct TokenAuth {
     pub realm: String,
     pub service: String,
     pub issuer: String,
-    /// Path of regauth's signing certificate on the regauth host.
+    /// Path on the regauth host of the bundle of every published signing key's certificate
+    /// (read by the registry at start only: restart it after a key is added or retired).
     pub rootcertbundle: String,
     /// The JWS algorithms regauth signs with (`ES256` or `RS256`): distribution 3.x's
     /// `signingalgorithms`, which 2.8 ignores. Empty from a server that does not say.
     #[serde(default)]
     pub signingalgorithms: Vec<String>,
+    /// Path of the JWK Set of every published signing key on the regauth host, for
+    /// distribution 3.x's `jwks`. Absent from a server without key rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<String>,
 }
 
 /// A registry's properties.

@@ -247,6 +247,26 @@ impl Client {
         self.decode(&self.api(Method::POST, segments, query, None)?)
     }
 
+    /// `method /api/v1/<segments>?<query>` without a body; the reply's text (empty for 204).
+    pub fn call(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<String, CliError> {
+        self.api(method, segments, query, None)
+    }
+
+    /// `method /api/v1/<segments>?<query>` without a body, the reply read as `T`.
+    pub fn call_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<T, CliError> {
+        self.decode(&self.call(method, segments, query)?)
+    }
+
     /// `DELETE /api/v1/<segments>`; the reply has no body.
     pub fn delete(&self, segments: &[&str]) -> Result<(), CliError> {
         self.api(Method::DELETE, segments, &[], None).map(drop)

@@ -20,6 +20,7 @@ use crate::config::Config;
 mod client;
 mod commands;
 mod expires;
+mod key;
 mod output;
 mod scope;
 
@@ -107,6 +108,9 @@ pub enum Command {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+    /// Rotate the signing key: list, add, check, activate, retire (docs/key-rotation.md).
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Print the OpenAPI 3.1 document of the admin API and the token endpoint (the content of
     /// docs/openapi.json; a running server also serves it at /api/v1/openapi.json).
     Openapi,
@@ -626,6 +630,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             ctx.registry = registry.registry;
             run_token(&mut ctx, command)
         }
+        Command::Key(command) => key::run(&mut ctx, command),
     }
 }
 

@@ -326,6 +326,16 @@ pub fn registry_auth_yaml(
          # is the path of regauth's signing certificate: copy or mount that file to where the\n\
          # registry can read it."
     )?;
+    if let Some(jwks) = &a.jwks {
+        writeln!(
+            out,
+            "# rootcertbundle holds the certificate of every published signing key, and {}\n\
+             # their JWK Set (distribution 3.x may read it as `jwks`). Mount both files. The registry\n\
+             # reads them only when it starts: restart it after `regauth key add` and after\n\
+             # `regauth key retire` (docs/key-rotation.md).",
+            jwks
+        )?;
+    }
     writeln!(out, "auth:")?;
     writeln!(out, "  token:")?;
     writeln!(out, "    realm: {}", yaml_scalar(&a.realm))?;
@@ -529,6 +539,7 @@ mod tests {
             issuer: "regauth".into(),
             rootcertbundle: "/certs/signing.crt".into(),
             signingalgorithms: vec!["ES256".into()],
+            jwks: None,
         };
         let s = text(|b| registry_auth_yaml(b, "default", "localhost:5000", &a).unwrap());
         assert!(s.ends_with(
@@ -544,5 +555,13 @@ mod tests {
             s.ends_with("    rootcertbundle: /certs/signing.crt\n"),
             "{s}"
         );
+        // With key rotation: the JWK Set is named and the restart is said.
+        let rotating = TokenAuth {
+            jwks: Some("/certs/jwks.json".into()),
+            ..older
+        };
+        let s = text(|b| registry_auth_yaml(b, "default", "localhost:5000", &rotating).unwrap());
+        assert!(s.contains("/certs/jwks.json"), "{s}");
+        assert!(s.contains("restart it after `regauth key add`"), "{s}");
     }
 }

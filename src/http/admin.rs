@@ -209,7 +209,8 @@ fn registry_out(state: &AppState, r: &RegistryConfig) -> api::Registry {
                 service: r.service.clone(),
                 issuer: state.config.jwt.issuer.clone(),
                 rootcertbundle: state.certificate.display().to_string(),
-                signingalgorithms: vec![state.auth.issuer().key().alg().to_string()],
+                signingalgorithms: super::keys::signing_algorithms(state),
+                jwks: super::keys::jwks_path(state),
             },
         },
     }
@@ -340,7 +341,7 @@ fn page_param(
 /// one set, so the OpenAPI document says the same of every operation.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // only its derived OpenAPI description is used
-enum AdminRefusals {
+pub(super) enum AdminRefusals {
     /// Missing or wrong admin token.
     #[response(status = 401, description = "Missing or wrong admin token.")]
     Unauthorized(ErrorBody),
@@ -363,7 +364,7 @@ enum AdminRefusals {
 /// The reply of an endpoint that reads or writes the store while PostgreSQL is away.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // only its derived OpenAPI description is used
-enum StoreUnavailable {
+pub(super) enum StoreUnavailable {
     /// The store is unreachable.
     #[response(
         status = 503,

@@ -18,6 +18,7 @@ mod bench;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod keys;
 pub mod limits;
 pub mod listener;
 pub mod openapi;
@@ -71,6 +72,16 @@ pub fn app(state: AppState) -> Router {
             "/registries/{registry_id}/tokens/{token_id}/credentials",
             axum::routing::post(admin::rotate_credentials),
         )
+        .route("/keys", get(keys::list_keys).post(keys::create_key))
+        .route(
+            "/keys/{key_id}",
+            get(keys::get_key).delete(keys::delete_key),
+        )
+        .route("/keys/{key_id}/check", axum::routing::post(keys::check_key))
+        .route(
+            "/keys/{key_id}/activate",
+            axum::routing::post(keys::activate_key),
+        )
         .fallback(admin::not_found)
         .method_not_allowed_fallback(admin::method_not_allowed)
         // Inside the admin token check: only authenticated writes reach it.
@@ -90,6 +101,7 @@ pub fn app(state: AppState) -> Router {
         .route("/auth/token", get(auth::get_token).post(auth::post_token))
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
+        .route("/.well-known/jwks.json", get(keys::jwks))
         .nest("/api/v1", api)
         .merge(console::routes());
     #[cfg(feature = "bench-baseline")]
@@ -120,6 +132,14 @@ async fn metrics(
 ) -> axum::response::Response {
     use axum::http::{header, HeaderValue, StatusCode};
     use axum::response::IntoResponse;
+    if let Some(keys) = &state.keys {
+        let certificates: Vec<(String, String, i64)> = keys
+            .not_afters()
+            .into_iter()
+            .map(|(id, st, at)| (id, st, at.timestamp()))
+            .collect();
+        state.metrics.set_signing_certificates(&certificates);
+    }
     match state.metrics.encode() {
         Ok(text) => (
             [(

@@ -11,7 +11,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, auth};
+use super::{admin, auth, keys};
 use crate::api;
 
 /// Adds the two security schemes the operations refer to.
@@ -63,6 +63,12 @@ impl Modify for SecuritySchemes {
         admin::disable_by_owner,
         auth::get_token,
         auth::post_token,
+        keys::list_keys,
+        keys::create_key,
+        keys::get_key,
+        keys::check_key,
+        keys::activate_key,
+        keys::delete_key,
     ),
     components(schemas(api::ErrorBody, api::RegistryErrors)),
     modifiers(&SecuritySchemes),
@@ -70,6 +76,7 @@ impl Modify for SecuritySchemes {
         (name = "registries", description = "The registries regauth issues tokens for (from the config file)."),
         (name = "tokens", description = "A registry's access tokens."),
         (name = "token endpoint", description = "Where docker and other clients get a registry token."),
+        (name = "keys", description = "The signing keys and their rotation (docs/key-rotation.md)."),
     )
 )]
 struct ApiDoc;

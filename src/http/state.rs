@@ -11,7 +11,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::admin_token::AdminToken;
 use crate::http::listener::ConnectionStats;
-use crate::jwt::{Issuer, SigningKey};
+use crate::jwt::keystore::KeyStore;
+use crate::jwt::{CurrentIssuer, Issuer, SigningKey};
 use crate::service::metrics::Metrics;
 use crate::service::{AdminService, AuthService, Throttle};
 use crate::store::Store;
@@ -34,6 +35,9 @@ pub struct AppState {
     pub connections: Arc<ConnectionStats>,
     /// Every metric (served by [`crate::http::metrics_app`]).
     pub metrics: Arc<Metrics>,
+    /// The signing keys and their rotation (`/api/v1/keys`, `/keys`); `None` when the state
+    /// was built around a single key (tests).
+    pub keys: Option<Arc<KeyStore>>,
 }
 
 impl AppState {
@@ -46,21 +50,67 @@ impl AppState {
         clock: Clock,
     ) -> AppState {
         let issuer = Issuer::new(key, config.jwt.issuer.clone(), config.jwt.ttl_seconds);
+        AppState::build(
+            config,
+            store,
+            Arc::new(CurrentIssuer::new(issuer)),
+            None,
+            admin_token,
+            clock,
+        )
+    }
+
+    /// State over an opened store and keyring: tokens are signed by the keyring's active key,
+    /// the bundle it publishes is the registries' `rootcertbundle`.
+    pub fn with_keys(
+        config: Config,
+        store: Arc<dyn Store>,
+        keys: Arc<KeyStore>,
+        admin_token: &str,
+        clock: Clock,
+    ) -> AppState {
+        AppState::build(
+            config,
+            store,
+            keys.current(),
+            Some(keys),
+            admin_token,
+            clock,
+        )
+    }
+
+    fn build(
+        config: Config,
+        store: Arc<dyn Store>,
+        issuer: Arc<CurrentIssuer>,
+        keys: Option<Arc<KeyStore>>,
+        admin_token: &str,
+        clock: Clock,
+    ) -> AppState {
         let throttle = Arc::new(Throttle::new(&config.limits));
         let metrics = Arc::new(Metrics::new());
-        let auth = AuthService::new(store.clone(), issuer, clock.clone(), &config.registries)
-            .with_throttle(throttle.clone())
-            .with_metrics(metrics.clone())
-            .with_anonymous(crate::service::anonymous::AnonymousLimiter::new(
-                config.limits.anonymous_per_minute,
-                config.limits.denial_log_lines,
-                std::time::Duration::from_secs(config.limits.denial_log_interval_seconds),
-            ));
+        let auth = AuthService::with_current_issuer(
+            store.clone(),
+            issuer,
+            clock.clone(),
+            &config.registries,
+        )
+        .with_throttle(throttle.clone())
+        .with_metrics(metrics.clone())
+        .with_anonymous(crate::service::anonymous::AnonymousLimiter::new(
+            config.limits.anonymous_per_minute,
+            config.limits.denial_log_lines,
+            std::time::Duration::from_secs(config.limits.denial_log_interval_seconds),
+        ));
         let admin = AdminService::new(store, clock.clone())
             .with_on_expiry(config.tokens.on_expiry)
             .with_usage(auth.usage().clone())
             .with_lifetimes(&config.registries);
-        let certificate = Arc::from(absolute(&config.jwt.certificate));
+        // With a keyring, the registries trust its bundle of every published key.
+        let certificate = match &keys {
+            Some(k) => Arc::from(k.options().bundle.clone()),
+            None => Arc::from(absolute(&config.jwt.certificate)),
+        };
         AppState {
             config: Arc::new(config),
             auth: Arc::new(auth),
@@ -71,6 +121,7 @@ impl AppState {
             throttle,
             connections: Arc::default(),
             metrics,
+            keys,
         }
     }
 }

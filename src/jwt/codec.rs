@@ -163,3 +163,87 @@ pub(crate) fn pkcs8_algorithm(der: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     };
     Some((oid, curve))
 }
+
+/// The not-after of a DER X.509 certificate (UTCTime or GeneralizedTime), read by walking
+/// `Certificate.tbsCertificate.validity`.
+pub(crate) fn certificate_not_after(cert: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
+    let (0x30, certificate, _) = der_read(cert)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = der_read(certificate)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    // Optional explicit version [0].
+    if rest.first() == Some(&0xa0) {
+        rest = der_read(rest)?.2;
+    }
+    let rest = der_read(rest)?.2; // serialNumber
+    let rest = der_read(rest)?.2; // signature AlgorithmIdentifier
+    let rest = der_read(rest)?.2; // issuer
+    let (0x30, validity, _) = der_read(rest)? else {
+        return None;
+    };
+    let (_, _not_before, rest) = der_read(validity)?;
+    let (tag, not_after, _) = der_read(rest)?;
+    let text = std::str::from_utf8(not_after).ok()?;
+    let text = match tag {
+        // UTCTime: YYMMDDHHMMSSZ, years 50-99 are 19xx (RFC 5280 §4.1.2.5.1).
+        0x17 => {
+            let yy: u32 = text.get(..2)?.parse().ok()?;
+            format!("{}{text}", if yy >= 50 { "19" } else { "20" })
+        }
+        0x18 => text.to_string(),
+        _ => return None,
+    };
+    chrono::NaiveDateTime::parse_from_str(&text, "%Y%m%d%H%M%SZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// The SubjectPublicKeyInfo DER (whole element) inside a DER X.509 certificate.
+pub(crate) fn certificate_spki(cert: &[u8]) -> Option<&[u8]> {
+    let (0x30, certificate, _) = der_read(cert)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = der_read(certificate)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    if rest.first() == Some(&0xa0) {
+        rest = der_read(rest)?.2;
+    }
+    // serialNumber, signature, issuer, validity, subject
+    for _ in 0..5 {
+        rest = der_read(rest)?.2;
+    }
+    let (0x30, _, after) = der_read(rest)? else {
+        return None;
+    };
+    Some(&rest[..rest.len() - after.len()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_after_and_public_key_are_read_from_a_generated_certificate() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.not_after = rcgen::date_time_ymd(2031, 7, 9);
+        let cert = params.clone().self_signed(&key).unwrap();
+        let not_after = certificate_not_after(cert.der()).unwrap();
+        assert_eq!(not_after.to_rfc3339(), "2031-07-09T00:00:00+00:00");
+        let spki = certificate_spki(cert.der()).unwrap();
+        assert_eq!(spki, key.public_key_der().as_slice());
+        // GeneralizedTime past 2049.
+        params.not_after = rcgen::date_time_ymd(2061, 1, 2);
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(
+            certificate_not_after(cert.der()).unwrap().to_rfc3339(),
+            "2061-01-02T00:00:00+00:00"
+        );
+        assert!(certificate_not_after(b"junk").is_none());
+    }
+}

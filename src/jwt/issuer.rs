@@ -135,6 +135,37 @@ impl Issuer {
     }
 }
 
+/// The issuer every token is signed by now, swapped when another key is activated. A read
+/// costs a lock read and an `Arc` clone, so the token path stays one signature.
+#[derive(Debug)]
+pub struct CurrentIssuer(std::sync::RwLock<std::sync::Arc<Issuer>>);
+
+impl CurrentIssuer {
+    /// Starts with `issuer`.
+    pub fn new(issuer: Issuer) -> CurrentIssuer {
+        CurrentIssuer(std::sync::RwLock::new(std::sync::Arc::new(issuer)))
+    }
+
+    /// The issuer to sign with now.
+    pub fn get(&self) -> std::sync::Arc<Issuer> {
+        // A writer never panics while holding the lock (it only swaps an `Arc`), so a
+        // poisoned lock still holds a whole issuer.
+        match self.0.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Signs with `issuer` from now on.
+    pub fn set(&self, issuer: Issuer) {
+        let issuer = std::sync::Arc::new(issuer);
+        match self.0.write() {
+            Ok(mut guard) => *guard = issuer,
+            Err(poisoned) => *poisoned.into_inner() = issuer,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,14 +1,18 @@
 //! Signing keys and JWTs for the registry: the key and its libtrust key id (`signing`), PEM
 //! and DER codecs (`codec`), first-start provisioning of the key and its certificate
-//! (`provision`), claims and signing (`issuer`).
+//! (`provision`), claims and signing (`issuer`), the keys' states and rotation rules
+//! (`keyring`), and their files, the published trust and the swap of the signing key
+//! (`keystore`).
 //!
 //! Dependency direction: `jwt -> {domain (for [`crate::domain::Grant`]), files}`.
 mod codec;
 pub mod issuer;
+pub mod keyring;
+pub mod keystore;
 pub mod provision;
 pub mod signing;
 
-pub use issuer::Issuer;
+pub use issuer::{CurrentIssuer, Issuer};
 pub use provision::load_or_create;
 pub use signing::{libtrust_key_id, SigningKey};
 

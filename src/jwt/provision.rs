@@ -106,6 +106,18 @@ fn check_certificate(
 /// signer", valid from today for ten years, not a CA. Works for P-256 (ECDSA-SHA256) and RSA
 /// (PKCS#1 v1.5 SHA-256) keys.
 pub(crate) fn self_signed_certificate(pkcs8: &[u8]) -> Result<rcgen::Certificate, rcgen::Error> {
+    let today = Utc::now().date_naive();
+    let days = today
+        .with_year(today.year() + CERT_VALIDITY_YEARS)
+        .map_or(3650, |later| (later - today).num_days());
+    self_signed_certificate_for_days(pkcs8, days)
+}
+
+/// Like [`self_signed_certificate`], valid from today for `days` days (at least one).
+pub(crate) fn self_signed_certificate_for_days(
+    pkcs8: &[u8],
+    days: i64,
+) -> Result<rcgen::Certificate, rcgen::Error> {
     let key_pair = rcgen::KeyPair::try_from(pkcs8)?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
@@ -113,11 +125,14 @@ pub(crate) fn self_signed_certificate(pkcs8: &[u8]) -> Result<rcgen::Certificate
         .distinguished_name
         .push(rcgen::DnType::CommonName, CERT_COMMON_NAME);
     let today = Utc::now().date_naive();
-    // Day clamped to 28 so that `date_time_ymd` (which panics on impossible dates) never sees
-    // 29 February of a non-leap year; month and day come from a real date, so they are in range.
-    let (month, day) = (today.month() as u8, today.day().min(28) as u8);
-    params.not_before = rcgen::date_time_ymd(today.year(), month, day);
-    params.not_after = rcgen::date_time_ymd(today.year() + CERT_VALIDITY_YEARS, month, day);
+    let until = today
+        .checked_add_signed(chrono::TimeDelta::days(days.max(1)))
+        .unwrap_or(today);
+    // Month and day come from real dates, so `date_time_ymd` (which panics on impossible
+    // dates) never sees one.
+    let ymd = |d: chrono::NaiveDate| rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8);
+    params.not_before = ymd(today);
+    params.not_after = ymd(until);
     params.self_signed(&key_pair)
 }
 

@@ -16,8 +16,8 @@ use ring::signature::{
 };
 
 use super::codec::{
-    ec_spki_der, pem_encode, pkcs8_algorithm, pkcs8_der_from_pem, rsa_spki_der, OID_EC_PUBLIC_KEY,
-    OID_P256, OID_RSA_ENCRYPTION, PKCS8_LABEL,
+    der_read, ec_spki_der, pem_encode, pkcs8_algorithm, pkcs8_der_from_pem, rsa_spki_der,
+    OID_EC_PUBLIC_KEY, OID_P256, OID_RSA_ENCRYPTION, PKCS8_LABEL,
 };
 use super::KeyError;
 
@@ -158,6 +158,18 @@ impl SigningKey {
         &self.spki_der
     }
 
+    /// The public key as a JWK (RFC 7517): `kty`, `crv`/`x`/`y` (P-256) or `n`/`e` (RSA),
+    /// plus `kid` (the RFC 7638 thumbprint), `alg` and `use: sig`, as 3.x's `jwks` reads it.
+    pub fn jwk(&self) -> serde_json::Value {
+        jwk_of_spki(&self.spki_der).map_or(serde_json::Value::Null, |(jwk, _)| jwk)
+    }
+
+    /// RFC 7638 JWK thumbprint (SHA-256, base64url): the key's id in the keyring and the
+    /// `kid` of its entry in the JWK Set.
+    pub fn thumbprint(&self) -> String {
+        jwk_of_spki(&self.spki_der).map_or_else(String::new, |(_, id)| id)
+    }
+
     /// Signature over `msg` in JWS form (raw r||s for ECDSA, PKCS#1 v1.5 for RSA).
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
         match &self.pair {
@@ -219,6 +231,83 @@ impl SigningKey {
         }
         Ok((header, claims))
     }
+}
+
+/// The JWK (with `kid`, `alg`, `use`) and RFC 7638 thumbprint of a P-256 or RSA
+/// SubjectPublicKeyInfo DER; `None` for another kind of key.
+pub(crate) fn jwk_of_spki(spki: &[u8]) -> Option<(serde_json::Value, String)> {
+    let (0x30, body, _) = der_read(spki)? else {
+        return None;
+    };
+    let (0x30, alg_id, rest) = der_read(body)? else {
+        return None;
+    };
+    let (0x06, oid, params) = der_read(alg_id)? else {
+        return None;
+    };
+    let (0x03, bits, _) = der_read(rest)? else {
+        return None;
+    };
+    let key = bits.get(1..)?; // after the unused-bits byte
+    let b64 = |v: &[u8]| URL_SAFE_NO_PAD.encode(v);
+    // RFC 7638 §3.2: the required members only, in lexicographic order of their names.
+    let (alg, members): (&str, Vec<(&str, String)>) = if oid == OID_EC_PUBLIC_KEY {
+        let (0x06, curve, _) = der_read(params)? else {
+            return None;
+        };
+        // Uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
+        if curve != OID_P256 || key.len() != 65 || key[0] != 4 {
+            return None;
+        }
+        let (x, y) = key[1..].split_at(32);
+        (
+            "ES256",
+            vec![
+                ("crv", "P-256".into()),
+                ("kty", "EC".into()),
+                ("x", b64(x)),
+                ("y", b64(y)),
+            ],
+        )
+    } else if oid == OID_RSA_ENCRYPTION {
+        let (0x30, rsa, _) = der_read(key)? else {
+            return None;
+        };
+        let (0x02, n, rest) = der_read(rsa)? else {
+            return None;
+        };
+        let (0x02, e, _) = der_read(rest)? else {
+            return None;
+        };
+        let trim = |v: &[u8]| v.iter().take_while(|&&b| b == 0).count();
+        (
+            "RS256",
+            vec![
+                ("e", b64(&e[trim(e)..])),
+                ("kty", "RSA".into()),
+                ("n", b64(&n[trim(n)..])),
+            ],
+        )
+    } else {
+        return None;
+    };
+    // The canonical form is fixed by RFC 7638 §3: no white space, members in order. Every
+    // value is base64url or a fixed name, so none needs JSON escaping.
+    let canonical = members
+        .iter()
+        .map(|(name, value)| format!("\"{name}\":\"{value}\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{{{canonical}}}").as_bytes());
+    let id = b64(digest.as_ref());
+    let mut jwk = serde_json::Map::new();
+    for (name, value) in members {
+        jwk.insert(name.into(), value.into());
+    }
+    jwk.insert("kid".into(), id.clone().into());
+    jwk.insert("alg".into(), alg.into());
+    jwk.insert("use".into(), "sig".into());
+    Some((serde_json::Value::Object(jwk), id))
 }
 
 /// libtrust key id of a PKIX SubjectPublicKeyInfo DER.
@@ -321,6 +410,28 @@ pub(crate) mod tests {
         .unwrap();
         // The prefix we put in front of a P-256 point is the one every P-256 SPKI has.
         assert_eq!(spki[..P256_SPKI_PREFIX.len()], P256_SPKI_PREFIX);
+    }
+
+    #[test]
+    fn rfc7638_thumbprints_match_an_independent_computation() {
+        // Computed with Python's json/hashlib from the `openssl pkey -pubout` fixtures.
+        let es = SigningKey::from_pkcs8_pem(ES256_KEY).unwrap();
+        assert_eq!(
+            es.thumbprint(),
+            "BMgoE9ZoH21VLxAsH7q4ivIEeDBKoTg-ox4hNSE6qlI"
+        );
+        let jwk = es.jwk();
+        assert_eq!(jwk["kty"], "EC");
+        assert_eq!(jwk["crv"], "P-256");
+        assert_eq!(jwk["kid"], es.thumbprint().as_str());
+        assert_eq!(jwk["alg"], "ES256");
+        let rs = SigningKey::from_pkcs8_pem(RS256_KEY).unwrap();
+        assert_eq!(
+            rs.thumbprint(),
+            "dSunaILduUCA1bDvzocVcSPsTAaag6UzCjhxXtGjt0I"
+        );
+        assert_eq!(rs.jwk()["e"], "AQAB");
+        assert!(jwk_of_spki(b"garbage").is_none());
     }
 
     #[test]

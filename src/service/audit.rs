@@ -150,6 +150,18 @@ fn differing_peer(
         .map(tracing::field::display)
 }
 
+/// Writes the audit line of a signing-key change (`/api/v1/keys`): add, activate (and
+/// whether forced), retire; whatever the outcome.
+pub fn key_action(action: &str, key: &str, forced: bool, client: Option<IpAddr>, status: u16) {
+    let client = OptionalAddr(client);
+    let outcome = AdminOutcome::of_status(status);
+    info!(
+        target: TARGET,
+        action, key = %key, forced, client = %client, outcome = outcome.as_str(), status,
+        "signing key action"
+    );
+}
+
 /// Why an admin request was refused before it reached a handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminAuthFailure {

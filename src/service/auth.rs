@@ -23,7 +23,7 @@ use crate::domain::{
     SecretHash, Status, Token, TokenName,
 };
 use crate::error::{BoxError, Chain};
-use crate::jwt::{Issuer, KeyError};
+use crate::jwt::{CurrentIssuer, Issuer, KeyError};
 use crate::service::anonymous::{AnonymousLimiter, Limited};
 use crate::service::metrics::{Decision, Metrics};
 use crate::service::throttle::{Endpoint, Refused, Throttle};
@@ -218,7 +218,8 @@ impl std::fmt::Display for OptionalAddr {
 /// Issues registry tokens.
 pub struct AuthService {
     store: Arc<dyn Store>,
-    issuer: Issuer,
+    /// Swapped when another signing key is activated (`jwt::keystore`).
+    issuer: Arc<CurrentIssuer>,
     clock: Clock,
     /// service -> registry id
     services: HashMap<String, String>,
@@ -240,6 +241,22 @@ impl AuthService {
     pub fn new(
         store: Arc<dyn Store>,
         issuer: Issuer,
+        clock: Clock,
+        registries: &[RegistryConfig],
+    ) -> Self {
+        Self::with_current_issuer(
+            store,
+            Arc::new(CurrentIssuer::new(issuer)),
+            clock,
+            registries,
+        )
+    }
+
+    /// As [`AuthService::new`], signing with whatever issuer `issuer` holds at each request
+    /// (the keystore swaps it when another key is activated).
+    pub fn with_current_issuer(
+        store: Arc<dyn Store>,
+        issuer: Arc<CurrentIssuer>,
         clock: Clock,
         registries: &[RegistryConfig],
     ) -> Self {
@@ -312,9 +329,9 @@ impl AuthService {
         &self.usage
     }
 
-    /// The issuer that signs every token (for the load benchmark's baseline route).
-    pub fn issuer(&self) -> &Issuer {
-        &self.issuer
+    /// The issuer that signs every token now.
+    pub fn issuer(&self) -> Arc<Issuer> {
+        self.issuer.get()
     }
 
     /// The registry id serving `service`, if any.
@@ -502,13 +519,13 @@ impl AuthService {
         let now = self.clock.now();
         let granted = decide_with_public(&[], public, &req.scopes);
         // Anonymous tokens name no subject, as Docker Hub's do: no token is called "".
-        let jwt = self
-            .issuer
+        let issuer = self.issuer.get();
+        let jwt = issuer
             .issue("", &req.service, &granted, now)
             .map_err(AuthError::Signing)?;
         Ok(Issued {
             jwt,
-            expires_in: self.issuer.ttl_seconds(),
+            expires_in: issuer.ttl_seconds(),
             issued_at: now,
             granted,
             refresh_token: None,
@@ -557,13 +574,13 @@ impl AuthService {
             self.public_patterns(&req.service),
             &req.scopes,
         );
-        let jwt = self
-            .issuer
+        let issuer = self.issuer.get();
+        let jwt = issuer
             .issue(token.name.as_str(), &req.service, &granted, now)
             .map_err(AuthError::Signing)?;
         let issued = Issued {
             jwt,
-            expires_in: self.issuer.ttl_seconds(),
+            expires_in: issuer.ttl_seconds(),
             issued_at: now,
             granted,
             refresh_token,

@@ -140,6 +140,8 @@ pub struct Metrics {
     expiring: Family<Labels, Gauge>,
     refresh_tokens: Gauge<i64, AtomicI64>,
     stats_age: Gauge<f64, AtomicU64>,
+    certificates: Family<Labels, Gauge>,
+    active_certificate: Gauge<i64, AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -237,6 +239,18 @@ impl Metrics {
             "When the store's contents were last counted (Unix time; 0 before the first count)",
             stats_age.clone(),
         );
+        let certificates = Family::<Labels, Gauge>::default();
+        registry.register(
+            "regauth_signing_certificate_not_after_seconds",
+            "Not-after (Unix time) of every published signing key's certificate, by key id and state (next, active, retiring)",
+            certificates.clone(),
+        );
+        let active_certificate = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "regauth_signing_certificate_active_not_after_seconds",
+            "Not-after (Unix time) of the active signing key's certificate; registries refuse its tokens after it",
+            active_certificate.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector));
         Metrics {
             registry,
@@ -257,6 +271,22 @@ impl Metrics {
             expiring,
             refresh_tokens,
             stats_age,
+            certificates,
+            active_certificate,
+        }
+    }
+
+    /// Serves the not-after of every published signing certificate: (key id, state,
+    /// not-after Unix seconds). Keys not listed (retired) disappear from the series.
+    pub fn set_signing_certificates(&self, keys: &[(String, String, i64)]) {
+        self.certificates.clear();
+        for (id, state, not_after) in keys {
+            self.certificates
+                .get_or_create(&labels(&[("key", id), ("state", state)]))
+                .set(*not_after);
+            if state == "active" {
+                self.active_certificate.set(*not_after);
+            }
         }
     }
 

@@ -11,6 +11,7 @@ pub mod anonymous;
 pub mod audit;
 pub mod auth;
 pub mod expiry;
+pub mod keys;
 pub mod metrics;
 pub mod throttle;
 pub mod usage;

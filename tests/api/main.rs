@@ -7,6 +7,7 @@ mod audit;
 mod common;
 mod console;
 mod denials;
+mod keys;
 mod lifecycle;
 mod logs;
 mod metrics;

@@ -68,8 +68,17 @@ impl TestApp {
         Self::with_store(Arc::new(MemoryStore::new()), f)
     }
 
+    /// The app with a keyring (`jwt::keystore`) in its temp dir, as `serve` builds it.
+    pub fn with_keys(f: impl FnOnce(&mut Config)) -> Self {
+        Self::build(Arc::new(MemoryStore::new()), f, true)
+    }
+
     /// The app over `store` (a wrapper that injects a race, say).
     pub fn with_store(store: Arc<dyn Store>, f: impl FnOnce(&mut Config)) -> Self {
+        Self::build(store, f, false)
+    }
+
+    fn build(store: Arc<dyn Store>, f: impl FnOnce(&mut Config), keyring: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::from_toml("").unwrap();
         config.data_dir = dir.path().join("data");
@@ -77,9 +86,26 @@ impl TestApp {
         config.jwt.certificate = dir.path().join("signing.crt");
         config.public_url = "http://regauth.test".into();
         f(&mut config);
-        let key = regauth::jwt::load_or_create(&config.jwt.key, &config.jwt.certificate).unwrap();
         let clock = Clock::manual(Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap());
-        let state = AppState::new(config.clone(), store, key, ADMIN, clock.clone());
+        let state = if keyring {
+            let keys = regauth::jwt::keystore::KeyStore::open(
+                regauth::jwt::keystore::KeyOptions::new(
+                    &config.data_dir,
+                    &config.jwt.key,
+                    &config.jwt.certificate,
+                    config.jwt.issuer.clone(),
+                    config.jwt.ttl_seconds,
+                    config.jwt.certificate_days,
+                ),
+                clock.now(),
+            )
+            .unwrap();
+            AppState::with_keys(config.clone(), store, Arc::new(keys), ADMIN, clock.clone())
+        } else {
+            let key =
+                regauth::jwt::load_or_create(&config.jwt.key, &config.jwt.certificate).unwrap();
+            AppState::new(config.clone(), store, key, ADMIN, clock.clone())
+        };
         TestApp {
             throttle: state.throttle.clone(),
             metrics: regauth::http::metrics_app(state.clone()),

@@ -245,6 +245,37 @@ impl Registry {
         }
     }
 
+    /// Stops the registry and starts it again on the same address with the same config file,
+    /// so it reads its `rootcertbundle` again (a rolling restart); returns once it serves.
+    pub fn restart(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            d.stop(Duration::from_secs(5));
+        }
+        let bin = self.verifier.require();
+        let mut cmd = Command::new(&bin);
+        cmd.arg("serve")
+            .arg(self.config_path())
+            .current_dir(self.dir.path())
+            .env("REGISTRY_HTTP_ADDR", self.addr.to_string())
+            .env(
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+                self.dir.path().join("storage"),
+            )
+            .env("REGISTRY_LOG_LEVEL", "info");
+        let log = self
+            .dir
+            .path()
+            .join(format!("{}.log", super::unique("registry-restart")));
+        let mut daemon = Daemon::spawn(self.verifier.name(), cmd, &log);
+        let addr = daemon.wait_for_log(Duration::from_secs(30), bound_address);
+        assert_eq!(
+            addr, self.addr,
+            "the restarted registry listens where it did"
+        );
+        self.daemon = Some(daemon);
+        self.challenge();
+    }
+
     /// Waits until `/v2/` answers 401 and returns its `WWW-Authenticate`.
     pub fn challenge(&mut self) -> String {
         let url = format!("{}/v2/", self.url());

@@ -64,6 +64,7 @@ mod docker;
 mod durability;
 mod hardening;
 mod ionos_sdk;
+mod keys;
 mod lifecycle;
 mod limits;
 mod networks;
