@@ -694,6 +694,55 @@ flows['filter-paging'] = () => withBrowser(async ({ page }) => {
   equal(await firstNames(), ['second-bot'], 'the other registry\'s tokens');
 });
 
+/**
+ * What a person sees of an opened row menu, measured in the page (Playwright does not scroll
+ * anything into view here): every item's box inside the window, and the item itself is what is
+ * drawn at its centre (not clipped by the table's scroll box, not covered).
+ */
+async function menuVisibility(page, name) {
+  return page.evaluate((name) => {
+    const button = [...document.querySelectorAll('button.kebab')]
+      .find((b) => b.getAttribute('aria-label') === `Actions for ${name}`);
+    const menu = document.getElementById(button.getAttribute('aria-controls'));
+    const problems = [];
+    const items = [...menu.querySelectorAll('[role=menuitem]')];
+    for (const item of items) {
+      const r = item.getBoundingClientRect();
+      const label = item.textContent;
+      if (r.width === 0 || r.height === 0) problems.push(`${label}: no size`);
+      if (r.left < 0 || r.top < 0 || r.right > window.innerWidth || r.bottom > window.innerHeight) {
+        problems.push(`${label}: outside the window (${r.left},${r.top})-(${r.right},${r.bottom})`);
+      }
+      const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+      if (hit !== item && !item.contains(hit)) problems.push(`${label}: covered by ${hit?.outerHTML.slice(0, 80)}`);
+    }
+    const b = button.getBoundingClientRect();
+    if (b.bottom < 0 || b.top > window.innerHeight) problems.push('the row scrolled out of sight');
+    return { items: items.map((i) => i.textContent), problems };
+  }, name);
+}
+
+async function expectMenuVisible(page, name) {
+  await page.getByRole('button', { name: `Actions for ${name}` }).click();
+  await page.getByRole('menu').waitFor();
+  const seen = await menuVisibility(page, name);
+  equal(seen.items, ['Edit', 'Manage Scope', 'Rotate password', 'Delete'], `the menu of ${name}`);
+  check(seen.problems.length === 0, `the menu of ${name} is visible:\n${seen.problems.join('\n')}`);
+  await page.keyboard.press('Escape');
+  await page.getByRole('menu').waitFor({ state: 'hidden' });
+}
+
+/** The row menu is drawn outside the table's scroll box: with one token, and with fifty. */
+flows['menu-visible'] = () => withBrowser(async ({ page }) => {
+  await createToken('only-bot');
+  await signIn(page);
+  await expectMenuVisible(page, 'only-bot');
+  for (let i = 1; i < 50; i += 1) await createToken(`bot-${String(i).padStart(2, '0')}`);
+  await page.reload(); // still signed in (session storage)
+  await page.locator('#page-info').filter({ hasText: /of 50 tokens/ }).waitFor();
+  for (const name of ['bot-01', 'bot-25', 'only-bot']) await expectMenuVisible(page, name);
+});
+
 /** Security headers as the browser sees them, and a CSP that stops inline script. */
 flows.headers = () => withBrowser(async ({ page, problems }) => {
   const resp = await page.goto(`${URL_BASE}/console/`);

@@ -134,6 +134,13 @@ fn console_shows_last_use_filters_expiring_tokens_and_rotates_passwords() {
     flow("lifecycle", &regauth(), &[]);
 }
 
+/// The row menu's items are visible where they open (inside the window, not clipped by the
+/// table's scroll box, not covered), with one token and with fifty.
+#[test]
+fn console_row_menu_is_visible_with_one_and_fifty_tokens() {
+    flow("menu-visible", &regauth(), &[]);
+}
+
 #[test]
 fn console_responses_carry_the_security_headers_in_the_browser() {
     flow("headers", &regauth(), &[]);
