@@ -451,8 +451,13 @@ $('add-form').addEventListener('submit', async (e) => {
  * Shows a password once. It lives only in the panel's text while the panel is open: closing
  * the panel empties it, and no variable outside this call keeps it.
  */
-function showResult(title, username, password, opener) {
+/** `disabled` is the token's name when the token is disabled: the command cannot log in yet. */
+function showResult(title, username, password, opener, disabled = null) {
   $('result-title').textContent = title;
+  $('result-disabled').hidden = !disabled;
+  $('result-disabled').textContent = disabled
+    ? `${disabled} is disabled: this docker login command fails until you enable the token (Edit, Status).`
+    : '';
   $('result-password').textContent = password;
   $('result-command').textContent = dockerLogin(registryHost(), username, password);
   $('copy-status').textContent = '';
@@ -622,7 +627,10 @@ function openRotate(token, opener) {
   rotating = token;
   $('rotate-error').textContent = '';
   $('rotate-grace').value = '0';
-  $('rotate-text').textContent = `Give ${token.properties.name} a new password. Its name, scopes and status stay.`;
+  const name = token.properties.name;
+  $('rotate-text').textContent = token.properties.status === 'disabled'
+    ? `Give ${name} a new password. Its name, scopes and status stay: ${name} is disabled, so the new password works only once you enable it.`
+    : `Give ${name} a new password. Its name, scopes and status stay.`;
   openDialog($('rotate-dialog'), opener);
 }
 
@@ -636,7 +644,8 @@ $('rotate-form').addEventListener('submit', async (e) => {
     $('rotate-dialog').close();
     say(`Password of ${token.properties.name} rotated.`);
     const opener = document.getElementById(`menu-${token.id}`);
-    showResult('Password rotated', token.properties.name, out.properties.credentials.password, opener);
+    const disabled = out.properties.status === 'disabled' ? token.properties.name : null;
+    showResult('Password rotated', token.properties.name, out.properties.credentials.password, opener, disabled);
     reload();
   } catch (err) {
     showApiError(err, $('rotate-error'), {});

@@ -847,6 +847,29 @@ flows.lifecycle = () => withBrowser(async ({ page }) => {
   equal(await row(page, 'used-bot').getByText('Previous password works until').count(), 0, 'no grace shown');
 });
 
+/** Rotating a disabled token says so: the docker login shown cannot work until it is enabled. */
+flows['rotate-disabled'] = () => withBrowser(async ({ page }) => {
+  await createToken('off-bot', undefined, { status: 'disabled' });
+  await createToken('on-bot');
+  await signIn(page);
+  await openMenuItem(page, 'off-bot', 'Rotate password');
+  const dialog = page.getByRole('dialog', { name: 'Rotate password' });
+  check(await dialog.getByText('off-bot is disabled').isVisible(), 'the rotate dialog says off-bot is disabled');
+  await dialog.getByRole('button', { name: 'Rotate password' }).click();
+  const panel = page.getByRole('dialog', { name: 'Password rotated' });
+  await panel.waitFor();
+  const note = panel.getByText('off-bot is disabled: this docker login command fails until you enable');
+  check(await note.isVisible(), 'the result says the token is disabled');
+  await panel.getByRole('button', { name: 'Close' }).click();
+  await panel.waitFor({ state: 'hidden' });
+
+  await openMenuItem(page, 'on-bot', 'Rotate password');
+  check(!(await dialog.getByText('is disabled').isVisible()), 'nothing said of an enabled token');
+  await dialog.getByRole('button', { name: 'Rotate password' }).click();
+  await panel.waitFor();
+  check(!(await panel.getByText('is disabled').isVisible()), 'no disabled note for an enabled token');
+});
+
 /** Screenshots of the Tokens tab and of the result panel, for the README. */
 flows.screenshots = () => withBrowser(async ({ page }) => {
   const dir = need('SHOT_DIR');

@@ -141,6 +141,13 @@ fn console_row_menu_is_visible_with_one_and_fifty_tokens() {
     flow("menu-visible", &regauth(), &[]);
 }
 
+/// Rotating a disabled token says, in the dialog and beside the new `docker login`, that the
+/// token is disabled; an enabled token's rotation says nothing of the kind.
+#[test]
+fn console_rotating_a_disabled_token_says_it_is_disabled() {
+    flow("rotate-disabled", &regauth(), &[]);
+}
+
 #[test]
 fn console_responses_carry_the_security_headers_in_the_browser() {
     flow("headers", &regauth(), &[]);
