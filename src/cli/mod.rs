@@ -204,7 +204,8 @@ pub enum TokenCommand {
         /// A scope: repository:PATTERN:ACTIONS or registry:catalog:ACTIONS. Repeatable.
         #[arg(long = "scope", short = 's', value_name = "SCOPE")]
         scopes: Vec<ScopeArg>,
-        /// Expiry, at least one hour ahead: a duration from now (30d, 12h, 90m) or an RFC 3339
+        /// Expiry, at least one hour ahead: a duration from now (2w, 30d, 12h, 90m; rounded up
+        /// to the next whole minute), a date (2027-01-01: that day's 00:00 UTC) or an RFC 3339
         /// time. Default: never.
         #[arg(long, value_name = "WHEN")]
         expires: Option<Expires>,
@@ -259,8 +260,9 @@ pub enum TokenCommand {
         /// Disable the token: it authenticates nothing until enabled again.
         #[arg(long, group = "change")]
         disable: bool,
-        /// New expiry, at least one hour ahead: a duration from now (30d, 12h, 90m) or an
-        /// RFC 3339 time.
+        /// New expiry, at least one hour ahead: a duration from now (2w, 30d, 12h, 90m; rounded
+        /// up to the next whole minute), a date (2027-01-01: that day's 00:00 UTC) or an RFC
+        /// 3339 time.
         #[arg(
             long,
             value_name = "WHEN",

@@ -155,6 +155,23 @@ fn create_json_has_the_password_and_every_option() {
 }
 
 #[test]
+fn expires_accepts_weeks_and_a_date() {
+    let s = Regauth::start();
+    let before = Utc::now();
+    let v = s
+        .cli(&["-o", "json", "token", "create", "two-weeks", "--expires", "2w"])
+        .ok()
+        .json();
+    about(expiry(&v), before + Duration::days(14));
+    // A date is that day's 00:00 UTC.
+    let v = s
+        .cli(&["-o", "json", "token", "create", "new-year", "--expires", "2099-01-01"])
+        .ok()
+        .json();
+    assert_eq!(v["properties"]["expiryDate"], "2099-01-01T00:00:00Z");
+}
+
+#[test]
 fn create_merges_repeated_scopes_and_accepts_admin_for_delete() {
     let s = Regauth::start();
     let v = s

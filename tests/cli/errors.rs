@@ -262,8 +262,8 @@ fn bad_arguments_fail_before_any_request() {
             "not a valid expiry",
         ),
         (
-            &["token", "create", "x", "--expires", "3w"],
-            "unknown unit 'w'",
+            &["token", "create", "x", "--expires", "3y"],
+            "unknown unit 'y'",
         ),
         (&["token", "update", "x"], "--enable"),
         (
