@@ -194,6 +194,27 @@ pub struct ScopeArgs {
     pub command: ScopeCommand,
 }
 
+/// `--password-file PATH [--force]` of `token create` and `token rotate`.
+#[derive(Debug, Args)]
+pub struct PasswordFileArgs {
+    /// Write the password to this file (mode 0600) instead of printing it. An existing file is
+    /// refused (exit 2, before any request) unless --force.
+    #[arg(long, value_name = "PATH")]
+    password_file: Option<PathBuf>,
+    /// Replace an existing --password-file.
+    #[arg(long, requires = "password_file")]
+    force: bool,
+}
+
+impl PasswordFileArgs {
+    fn into_file(self) -> Option<commands::PasswordFile> {
+        self.password_file.map(|path| commands::PasswordFile {
+            path,
+            force: self.force,
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a token and print its password (shown only this once) and the docker login command.
@@ -222,6 +243,8 @@ pub enum TokenCommand {
         /// What the token is for (up to 500 characters).
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
+        #[command(flatten)]
+        password_file: PasswordFileArgs,
     },
     /// List the registry's tokens (all of them, unless --offset or --limit asks for one page).
     /// Expired tokens are deleted (expired = deleted) unless the server keeps them
@@ -329,6 +352,8 @@ pub enum TokenCommand {
         /// way.
         #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
         grace: Option<i64>,
+        #[command(flatten)]
+        password_file: PasswordFileArgs,
     },
     /// Delete a token: it authenticates nothing from now on.
     Delete {
@@ -651,6 +676,7 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
             allow_from,
             owner,
             description,
+            password_file,
         } => commands::create(
             ctx,
             &name,
@@ -662,6 +688,7 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
                 owner,
                 description,
             },
+            password_file.into_file(),
         ),
         TokenCommand::List {
             offset,
@@ -679,7 +706,11 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
                 violations,
             },
         ),
-        TokenCommand::Rotate { token, grace } => commands::rotate(ctx, &token, grace),
+        TokenCommand::Rotate {
+            token,
+            grace,
+            password_file,
+        } => commands::rotate(ctx, &token, grace, password_file.into_file()),
         TokenCommand::Show { token } => commands::show(ctx, &token),
         TokenCommand::Update {
             token,

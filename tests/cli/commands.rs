@@ -513,3 +513,41 @@ fn health_up_and_down() {
         "{err}"
     );
 }
+
+/// The README's quick start run twice: the second `token create --password-file` exits 2
+/// before asking the server (no second token, no 409) and leaves the first password intact;
+/// `--force` replaces it, and `token rotate` follows the same rule. The file is mode 0600.
+#[test]
+fn password_file_is_0600_and_never_overwritten_without_force() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Regauth::start();
+    let file = s.dir().join("ci-bot.password");
+    let path = file.to_str().expect("utf-8 path");
+    let create = ["token", "create", "ci-bot", "--password-file", path];
+    let out = s.cli(&create).ok();
+    assert!(out.stdout.contains("its password is in"), "{}", out.stdout);
+    assert!(!out.stdout.contains("rga_"), "not printed: {}", out.stdout);
+    let first = std::fs::read_to_string(&file).expect("password file");
+    assert!(first.starts_with("rga_") && first.ends_with('\n'), "{first}");
+    let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let again = s.cli(&create);
+    assert_eq!(again.code, 2, "{again:?}");
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    assert!(!again.stderr.contains("409"), "no request made: {}", again.stderr);
+    assert_eq!(std::fs::read_to_string(&file).expect("file"), first);
+    let (_, list) = s.admin(reqwest::Method::GET, "/registries/default/tokens", None);
+    assert_eq!(list["total"], 1, "{list}");
+
+    let rotate = ["token", "rotate", "ci-bot", "--password-file", path];
+    assert_eq!(s.cli(&rotate).code, 2);
+    assert_eq!(std::fs::read_to_string(&file).expect("file"), first);
+    let mut forced = rotate.to_vec();
+    forced.push("--force");
+    s.cli(&forced).ok();
+    let second = std::fs::read_to_string(&file).expect("file");
+    assert!(second.starts_with("rga_") && second != first, "rotated");
+    let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
