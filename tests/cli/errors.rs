@@ -493,3 +493,41 @@ fn a_bad_admin_token_variable_is_named() {
         );
     }
 }
+
+/// Issue 23: `serve` says which config file it uses, or that it found none (run from another
+/// directory) and which defaults apply, and when it creates a new store and signing key.
+#[test]
+fn serve_logs_its_config_file_and_what_it_creates() {
+    let s = Regauth::start();
+    let log = s.log();
+    let config = s.config_path().display().to_string();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("config file in use") && l.contains(&config)),
+        "{log}"
+    );
+    assert!(log.contains("creating a new, empty token store"), "{log}");
+
+    // From an empty directory: no config; a new key is made there, and the store (the running
+    // server's) is locked, so this serve stops after saying all that.
+    let dir = temp_dir("rgcli-");
+    let data_dir = s.dir().join(s.data_dir());
+    let out = regauth_in(
+        dir.path(),
+        &["serve"],
+        &[
+            ("REGAUTH_LISTEN", "127.0.0.1:0"),
+            ("REGAUTH_DATA_DIR", data_dir.to_str().expect("utf-8")),
+        ],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    for needle in [
+        "no config file found",
+        "config/regauth.toml",
+        "using the defaults",
+        "created a new signing key",
+    ] {
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+    }
+    assert!(!out.stderr.contains("config file in use"), "{}", out.stderr);
+}
