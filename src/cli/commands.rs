@@ -460,21 +460,56 @@ pub fn disable_owner(ctx: &mut Ctx, owner: &str) -> Result<(), CliError> {
 
 /// `token delete`. With `--output json` prints the token as it was before deletion (the API's
 /// reply to a delete has no body).
-pub fn delete(ctx: &mut Ctx, token: &str) -> Result<(), CliError> {
+pub fn delete(
+    ctx: &mut Ctx,
+    tokens: &[String],
+    confirm: Option<fn(&str) -> std::io::Result<bool>>,
+) -> Result<(), CliError> {
     let reg = ctx.registry()?;
-    let t = ctx.find(&reg, token)?;
-    let id = t.id.to_string();
-    ctx.client.delete(&["registries", &reg, "tokens", &id])?;
-    if ctx.output == Output::Json {
-        return ctx.json(&t);
+    // Look every one up first: a typo in the third name deletes nothing.
+    let found = tokens
+        .iter()
+        .map(|t| ctx.find(&reg, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(confirm) = confirm {
+        let names: Vec<&str> = found.iter().map(|t| t.name()).collect();
+        let question = format!(
+            "Delete {} {} from registry {reg}? Their passwords stop working at once; this cannot \
+             be undone. [y/N] ",
+            if names.len() == 1 { "token" } else { "tokens" },
+            names.join(", ")
+        );
+        if !confirm(&question).map_err(|e| CliError::Other(format!("cannot ask: {e}")))? {
+            return Err(CliError::Other("not confirmed: nothing deleted".into()));
+        }
     }
-    writeln!(
-        ctx.out,
-        "Deleted token {} (id {}) from registry {reg}.",
-        t.name(),
-        t.id
-    )?;
-    Ok(())
+    for t in &found {
+        let id = t.id.to_string();
+        ctx.client.delete(&["registries", &reg, "tokens", &id])?;
+        if ctx.output == Output::Table {
+            writeln!(
+                ctx.out,
+                "Deleted token {} (id {}) from registry {reg}.",
+                t.name(),
+                t.id
+            )?;
+        }
+    }
+    match found.as_slice() {
+        _ if ctx.output != Output::Json => Ok(()),
+        [one] => ctx.json(one),
+        all => ctx.json(&all),
+    }
+}
+
+/// Asks `question` on stderr and reads the answer from stdin: true for y or yes.
+pub fn confirm_on_terminal(question: &str) -> std::io::Result<bool> {
+    let mut err = std::io::stderr();
+    err.write_all(question.as_bytes())?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
 }
 
 /// Reads a token, edits its scope list with `edit`, and PATCHes the new list. `edit` returns

@@ -355,10 +355,14 @@ pub enum TokenCommand {
         #[command(flatten)]
         password_file: PasswordFileArgs,
     },
-    /// Delete a token: it authenticates nothing from now on.
+    /// Delete tokens: they authenticate nothing from now on. On a terminal it asks first.
     Delete {
-        /// Token name, or id (UUID).
-        token: String,
+        /// Token names, or ids (UUID). All are looked up before any is deleted.
+        #[arg(required = true, num_args = 1.., value_name = "TOKEN")]
+        tokens: Vec<String>,
+        /// Do not ask for confirmation (it is asked only when stdin is a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Manage the token's scopes.
     Scope {
@@ -762,7 +766,10 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
             ),
             (None, None) => Err(CliError::Usage("name a token or pass --owner".into())),
         },
-        TokenCommand::Delete { token } => commands::delete(ctx, &token),
+        TokenCommand::Delete { tokens, yes } => {
+            let ask = !yes && std::io::IsTerminal::is_terminal(&std::io::stdin());
+            commands::delete(ctx, &tokens, ask.then_some(commands::confirm_on_terminal))
+        }
         TokenCommand::Scope { command } => run_scope(ctx, command),
     }
 }

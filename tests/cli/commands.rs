@@ -551,3 +551,57 @@ fn password_file_is_0600_and_never_overwritten_without_force() {
     let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// `token delete` takes several names, looks all up before deleting any, and prints one line
+/// each; without a terminal it does not ask.
+#[test]
+fn delete_several_and_none_when_one_is_unknown() {
+    let s = Regauth::start();
+    let (id_a, _) = s.create("del-a", &[]);
+    let (id_b, _) = s.create("del-b", &[]);
+    s.create("del-c", &[]);
+    let err = s.cli(&["token", "delete", "del-a", "no-such"]).fails(1);
+    assert!(err.contains("no-such"), "{err}");
+    let out = s.cli(&["token", "delete", "del-a", "del-b"]).ok();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "Deleted token del-a (id {id_a}) from registry default.\n\
+             Deleted token del-b (id {id_b}) from registry default.\n"
+        )
+    );
+    let v = s.cli(&["-o", "json", "token", "list"]).ok().json();
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(1), "{v}");
+    s.cli(&["token", "delete", "--yes", "del-c"]).ok();
+    assert_eq!(s.cli(&["token", "list"]).ok().stdout, "no tokens\n");
+}
+
+/// On a terminal (a pseudo-terminal from `script`), `token delete` asks; anything but y
+/// deletes nothing, y deletes, and --yes does not ask.
+#[test]
+fn delete_asks_on_a_terminal() {
+    let s = Regauth::start();
+    s.create("keep-me", &[]);
+    s.create("drop-me", &[]);
+    let on_tty = |args: &str, answer: &str| {
+        let line = format!(
+            "{} --server {} --admin-token {} {args}",
+            crate::common::regauth::BIN,
+            s.url(),
+            s.admin_token()
+        );
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"]).current_dir(s.dir());
+        crate::common::run(cmd, Some(answer), std::time::Duration::from_secs(30))
+    };
+    let out = on_tty("token delete keep-me", "n\n");
+    assert!(out.stdout.contains("Delete token keep-me from registry default?"), "{out:?}");
+    assert!(out.stdout.contains("nothing deleted"), "{out:?}");
+    s.cli(&["token", "show", "keep-me"]).ok();
+    let out = on_tty("token delete drop-me", "y\n");
+    assert!(out.stdout.contains("Deleted token drop-me"), "{out:?}");
+    let out = on_tty("token delete --yes keep-me", "");
+    assert!(!out.stdout.contains("[y/N]"), "{out:?}");
+    assert!(out.stdout.contains("Deleted token keep-me"), "{out:?}");
+    assert_eq!(s.cli(&["token", "list"]).ok().stdout, "no tokens\n");
+}
