@@ -254,8 +254,11 @@ pub fn create(
     if let Some(f) = &password_file {
         f.check()?;
     }
-    let reg = ctx.registry()?;
+    name.parse::<crate::domain::name::TokenName>()
+        .map_err(|e| CliError::Usage(format!("token name {name:?}: {}", e.rule)))?;
     let sent = scope::from_args(scopes);
+    scope::check(scopes, &sent)?;
+    let reg = ctx.registry()?;
     let expiry_date = expires
         .map(|e| e.resolve(Utc::now()).map(rfc3339))
         .transpose()
