@@ -159,13 +159,29 @@ fn expires_accepts_weeks_and_a_date() {
     let s = Regauth::start();
     let before = Utc::now();
     let v = s
-        .cli(&["-o", "json", "token", "create", "two-weeks", "--expires", "2w"])
+        .cli(&[
+            "-o",
+            "json",
+            "token",
+            "create",
+            "two-weeks",
+            "--expires",
+            "2w",
+        ])
         .ok()
         .json();
     about(expiry(&v), before + Duration::days(14));
     // A date is that day's 00:00 UTC.
     let v = s
-        .cli(&["-o", "json", "token", "create", "new-year", "--expires", "2099-01-01"])
+        .cli(&[
+            "-o",
+            "json",
+            "token",
+            "create",
+            "new-year",
+            "--expires",
+            "2099-01-01",
+        ])
         .ok()
         .json();
     assert_eq!(v["properties"]["expiryDate"], "2099-01-01T00:00:00Z");
@@ -528,14 +544,21 @@ fn password_file_is_0600_and_never_overwritten_without_force() {
     assert!(out.stdout.contains("its password is in"), "{}", out.stdout);
     assert!(!out.stdout.contains("rga_"), "not printed: {}", out.stdout);
     let first = std::fs::read_to_string(&file).expect("password file");
-    assert!(first.starts_with("rga_") && first.ends_with('\n'), "{first}");
+    assert!(
+        first.starts_with("rga_") && first.ends_with('\n'),
+        "{first}"
+    );
     let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 
     let again = s.cli(&create);
     assert_eq!(again.code, 2, "{again:?}");
     assert!(again.stderr.contains("--force"), "{}", again.stderr);
-    assert!(!again.stderr.contains("409"), "no request made: {}", again.stderr);
+    assert!(
+        !again.stderr.contains("409"),
+        "no request made: {}",
+        again.stderr
+    );
     assert_eq!(std::fs::read_to_string(&file).expect("file"), first);
     let (_, list) = s.admin(reqwest::Method::GET, "/registries/default/tokens", None);
     assert_eq!(list["total"], 1, "{list}");
@@ -595,7 +618,11 @@ fn delete_asks_on_a_terminal() {
         crate::common::run(cmd, Some(answer), std::time::Duration::from_secs(30))
     };
     let out = on_tty("token delete keep-me", "n\n");
-    assert!(out.stdout.contains("Delete token keep-me from registry default?"), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("Delete token keep-me from registry default?"),
+        "{out:?}"
+    );
     assert!(out.stdout.contains("nothing deleted"), "{out:?}");
     s.cli(&["token", "show", "keep-me"]).ok();
     let out = on_tty("token delete drop-me", "y\n");

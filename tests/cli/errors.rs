@@ -171,7 +171,10 @@ fn validation_errors_show_the_servers_message() {
     let err = s
         .cli(&["token", "create", "pattern", "-s", "repository:App/*:pull"])
         .fails(2);
-    assert!(err.starts_with("--scope #1 (repository:App/*:pull): name: "), "{err}");
+    assert!(
+        err.starts_with("--scope #1 (repository:App/*:pull): name: "),
+        "{err}"
+    );
     let err = s.cli(&["token", "create", "Bad_Name"]).fails(2);
     assert!(err.starts_with("token name \"Bad_Name\": "), "{err}");
     s.create("puller", &["repository:app:pull"]);
