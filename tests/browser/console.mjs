@@ -333,7 +333,7 @@ flows['add-token'] = () => withBrowser(async ({ page, context }) => {
   check(cells[2].includes('in 3 days') && cells[2].includes('Expires soon'), `Expiry with a warning: ${cells[2]}`);
   check(cells[2].includes(localInput(expiry).replace('T', ' ')), `Expiry date: ${cells[2]}`);
   equal(cells[3], 'team/*: Pull, Push', 'Scopes');
-  check(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/.test(cells[4]), `Created: ${cells[4]}`);
+  check(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$/.test(cells[4]), `Created with its time zone: ${cells[4]}`);
   const headers = await page.getByRole('columnheader').allInnerTexts();
   for (const h of ['Name', 'Status', 'Expiry', 'Scopes', 'Created']) check(headers.includes(h), `column ${h}`);
   // A token without expiry says so.
@@ -868,6 +868,51 @@ flows['rotate-disabled'] = () => withBrowser(async ({ page }) => {
   await dialog.getByRole('button', { name: 'Rotate password' }).click();
   await panel.waitFor();
   check(!(await panel.getByText('is disabled').isVisible()), 'no disabled note for an enabled token');
+});
+
+/**
+ * The docker login command wraps only at spaces (no word drawn on two lines), and times carry
+ * their time zone.
+ */
+flows['text-layout'] = () => withBrowser(async ({ page }) => {
+  const name = `a${'-long-name'.repeat(6)}-x`.slice(0, 63);
+  await createToken(name);
+  await signIn(page);
+  const created = (await row(page, name).locator('td').allInnerTexts()).join(' | ');
+  check(/\d{2}:\d{2} UTC/.test(created), `times show a time zone: ${created}`);
+  for (const width of [1280, 420]) {
+    await page.setViewportSize({ width, height: 800 });
+    await openMenuItem(page, name, 'Rotate password');
+    const dialog = page.getByRole('dialog', { name: 'Rotate password' });
+    await dialog.getByRole('button', { name: 'Rotate password' }).click();
+    const panel = page.getByRole('dialog', { name: 'Password rotated' });
+    await panel.waitFor();
+    const broken = await page.evaluate(() => {
+      const code = document.getElementById('result-command');
+      // The command's text nodes, to find a character offset of the whole text in them.
+      const nodes = [];
+      const walk = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);
+      for (let n = walk.nextNode(), start = 0; n; start += n.length, n = walk.nextNode()) nodes.push({ n, start });
+      const point = (at, end) => {
+        const hit = nodes.find(({ n, start }) => at >= start && (end ? at <= start + n.length : at < start + n.length));
+        return [hit.n, at - hit.start];
+      };
+      const cut = [];
+      let at = 0;
+      for (const word of code.textContent.split(' ')) {
+        const range = document.createRange();
+        range.setStart(...point(at, false));
+        range.setEnd(...point(at + word.length, true));
+        const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (lines.size > 1) cut.push(word.slice(0, 12));
+        at += word.length + 1;
+      }
+      return cut;
+    });
+    check(broken.length === 0, `at ${width} px no word of the command is cut: ${broken}`);
+    await panel.getByRole('button', { name: 'Close' }).click();
+    await panel.waitFor({ state: 'hidden' });
+  }
 });
 
 /** Screenshots of the Tokens tab and of the result panel, for the README. */

@@ -148,6 +148,12 @@ fn console_rotating_a_disabled_token_says_it_is_disabled() {
     flow("rotate-disabled", &regauth(), &[]);
 }
 
+/// The `docker login` command wraps only at spaces, at 1280 and 420 px; times show their zone.
+#[test]
+fn console_command_wraps_at_spaces_and_times_show_a_zone() {
+    flow("text-layout", &regauth(), &[]);
+}
+
 #[test]
 fn console_responses_carry_the_security_headers_in_the_browser() {
     flow("headers", &regauth(), &[]);
