@@ -4,7 +4,7 @@
 import { api, session, tokenPath, tokensPath, ApiError, Unauthorized } from './api.js';
 import { closeMenu, initDialogs, openDialog, returnFocusTo, showMenu } from './dialogs.js';
 import {
-  EXPIRY_RULE, MIN_LIFETIME_MS, WARN_DAYS, dockerLogin, fieldOf, formatDate, fromLocalInput,
+  EXPIRY_RULE, MIN_LIFETIME_MS, WARN_DAYS, dockerLogin, fieldOf, formatStamp, fromLocalInput,
   nameRule, networksOf, relative, scopeText, statusText, toLocalInput,
 } from './format.js';
 
@@ -148,7 +148,7 @@ function expiryCell(token, now) {
     return td;
   }
   const date = new Date(at);
-  td.append(el('time', { datetime: at, text: formatDate(date) }));
+  td.append(el('time', { datetime: at, text: formatStamp(date) }));
   const left = date.getTime() - now.getTime();
   if (left <= 0) {
     td.append(el('span', { class: 'sub expired', text: 'Expired' }));
@@ -174,10 +174,10 @@ function lastUsedCell(token, now) {
   const where = [m.lastUsedFrom && `from ${m.lastUsedFrom}`, grant && `with ${grant}`]
     .filter(Boolean).join(' ');
   const t = el('time', {
-    datetime: m.lastUsedDate, tabindex: '0', title: `${formatDate(date)} ${where}`.trim(),
+    datetime: m.lastUsedDate, tabindex: '0', title: `${formatStamp(date)} ${where}`.trim(),
     'aria-describedby': `lu-${token.id}`, text: relative(date, now),
   });
-  td.append(t, el('span', { id: `lu-${token.id}`, class: 'tip', text: `${formatDate(date)} ${where}`.trim() }));
+  td.append(t, el('span', { id: `lu-${token.id}`, class: 'tip', text: `${formatStamp(date)} ${where}`.trim() }));
   return td;
 }
 
@@ -185,7 +185,7 @@ function statusCell(token, status) {
   const td = el('td', {}, el('span', { class: `status status-${status.toLowerCase()}`, text: status }));
   const until = token.properties.previousPasswordExpiryDate;
   if (until) {
-    td.append(el('span', { class: 'sub', text: `Previous password works until ${formatDate(new Date(until))}` }));
+    td.append(el('span', { class: 'sub', text: `Previous password works until ${formatStamp(new Date(until))}` }));
   }
   return td;
 }
@@ -213,7 +213,7 @@ function render() {
       statusCell(t, status),
       expiryCell(t, now),
       scopes,
-      el('td', {}, el('time', { datetime: t.metadata.createdDate, text: formatDate(created) })),
+      el('td', {}, el('time', { datetime: t.metadata.createdDate, text: formatStamp(created) })),
     ];
     cells.push(lastUsedCell(t, now));
     cells.push(el('td', { class: 'owner', text: p.owner || '—' }));
@@ -451,10 +451,20 @@ $('add-form').addEventListener('submit', async (e) => {
  * Shows a password once. It lives only in the panel's text while the panel is open: closing
  * the panel empties it, and no variable outside this call keeps it.
  */
-function showResult(title, username, password, opener) {
+/** `disabled` is the token's name when the token is disabled: the command cannot log in yet. */
+function showResult(title, username, password, opener, disabled = null) {
   $('result-title').textContent = title;
+  $('result-disabled').hidden = !disabled;
+  $('result-disabled').textContent = disabled
+    ? `${disabled} is disabled: this docker login command fails until you enable the token (Edit, Status).`
+    : '';
   $('result-password').textContent = password;
-  $('result-command').textContent = dockerLogin(registryHost(), username, password);
+  // One nowrap span per word: the command wraps at its spaces only, never at a hyphen in a
+  // name or host (its text, and so what is copied, is unchanged).
+  const words = dockerLogin(registryHost(), username, password).split(' ');
+  $('result-command').replaceChildren(...words.flatMap((w, i) => [
+    ...(i ? [document.createTextNode(' ')] : []), el('span', { class: 'word', text: w }),
+  ]));
   $('copy-status').textContent = '';
   openDialog($('result-dialog'), opener);
   $('copy-password').focus();
@@ -622,7 +632,10 @@ function openRotate(token, opener) {
   rotating = token;
   $('rotate-error').textContent = '';
   $('rotate-grace').value = '0';
-  $('rotate-text').textContent = `Give ${token.properties.name} a new password. Its name, scopes and status stay.`;
+  const name = token.properties.name;
+  $('rotate-text').textContent = token.properties.status === 'disabled'
+    ? `Give ${name} a new password. Its name, scopes and status stay: ${name} is disabled, so the new password works only once you enable it.`
+    : `Give ${name} a new password. Its name, scopes and status stay.`;
   openDialog($('rotate-dialog'), opener);
 }
 
@@ -636,7 +649,8 @@ $('rotate-form').addEventListener('submit', async (e) => {
     $('rotate-dialog').close();
     say(`Password of ${token.properties.name} rotated.`);
     const opener = document.getElementById(`menu-${token.id}`);
-    showResult('Password rotated', token.properties.name, out.properties.credentials.password, opener);
+    const disabled = out.properties.status === 'disabled' ? token.properties.name : null;
+    showResult('Password rotated', token.properties.name, out.properties.credentials.password, opener, disabled);
     reload();
   } catch (err) {
     showApiError(err, $('rotate-error'), {});

@@ -114,11 +114,36 @@ export function showMenu(button, items) {
     }
   });
   button.after(menu);
+  placeMenu(menu, button);
   button.setAttribute('aria-expanded', 'true');
   button.setAttribute('aria-controls', menu.id);
   openMenu = { menu, button };
-  buttons[0].focus();
+  buttons[0].focus({ preventScroll: true });
 }
+
+/**
+ * The menu is `position: fixed` at the button's viewport rectangle, so the table's scroll box
+ * (`.table-wrap`, overflow-x: auto) cannot clip it: below the button when it fits, else above,
+ * and never past the window's right or left edge.
+ */
+function placeMenu(menu, button) {
+  const r = button.getBoundingClientRect();
+  const m = menu.getBoundingClientRect();
+  const gap = 2;
+  let top = r.bottom + gap;
+  if (top + m.height > window.innerHeight && r.top - gap - m.height >= 0) top = r.top - gap - m.height;
+  top = Math.max(0, Math.min(top, window.innerHeight - m.height));
+  const left = Math.max(0, Math.min(r.right - m.width, window.innerWidth - m.width));
+  menu.style.top = `${top}px`;
+  menu.style.left = `${left}px`;
+}
+
+// A fixed menu would float away from its row when the page or the table scrolls: move it along.
+function followButton() {
+  if (openMenu) placeMenu(openMenu.menu, openMenu.button);
+}
+window.addEventListener('scroll', followButton, true);
+window.addEventListener('resize', followButton);
 
 document.addEventListener('click', (e) => {
   if (openMenu && !openMenu.menu.contains(e.target) && e.target !== openMenu.button) closeMenu();

@@ -26,6 +26,13 @@ export function formatDate(date) {
     `${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }
 
+/** `2026-12-05 10:00 UTC`: local time with its zone's short name, for display. */
+export function formatStamp(date) {
+  const zone = new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' })
+    .formatToParts(date).find((p) => p.type === 'timeZoneName');
+  return zone ? `${formatDate(date)} ${zone.value}` : formatDate(date);
+}
+
 /** The value of a `datetime-local` input for a date (local time, minutes). */
 export function toLocalInput(date) {
   return formatDate(date).replace(' ', 'T');

@@ -32,8 +32,24 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// Provisions what is missing (data dir, key, certificate, admin token) and opens the store
 /// (sled, or PostgreSQL with `[store] url`): everything `serve` needs before it listens.
 pub fn open(config: Config) -> anyhow::Result<AppState> {
+    // Started from another directory, regauth finds no config and would quietly make a second
+    // store, key and admin token: say which file is in use, or that none is.
+    match &config.source {
+        Some(file) => info!(config = %file.display(), "config file in use"),
+        None => warn!(
+            looked_for = crate::config::DEFAULT_CONFIG_PATH,
+            cwd = %std::env::current_dir().unwrap_or_default().display(),
+            listen = %config.listen, data_dir = %config.data_dir.display(),
+            "no config file found (pass --config): using the defaults and REGAUTH_* variables"
+        ),
+    }
     create_data_dir(&config.data_dir)?;
+    let new_key = !config.jwt.key.exists();
     let keys = open_keys(&config)?;
+    if new_key {
+        warn!(key = %config.jwt.key.display(), certificate = %config.jwt.certificate.display(),
+            "created a new signing key and certificate: registries must trust this certificate");
+    }
     {
         let issuer = keys.current().get();
         let key = issuer.key();
@@ -75,7 +91,11 @@ pub fn open_keys(config: &Config) -> anyhow::Result<Arc<jwt::keystore::KeyStore>
 /// migrated, signing certificate checked against the one every replica must share).
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let Some(url) = &config.store.url else {
-        let store = SledStore::open(&config.data_dir.join("store"))
+        let path = config.data_dir.join("store");
+        if !path.exists() {
+            warn!(path = %path.display(), "creating a new, empty token store");
+        }
+        let store = SledStore::open(&path)
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
         info!(store = "sled", path = %config.data_dir.join("store").display(), "store open");
         return Ok(Arc::new(store));

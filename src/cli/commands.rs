@@ -149,6 +149,98 @@ pub struct Policy {
     pub description: Option<String>,
 }
 
+/// `--password-file PATH [--force]`: where `token create` and `token rotate` put the password
+/// instead of printing it.
+#[derive(Debug, Clone)]
+pub struct PasswordFile {
+    pub path: std::path::PathBuf,
+    /// Replace an existing file.
+    pub force: bool,
+}
+
+impl PasswordFile {
+    /// Before any request: an existing file is refused (exit 2) unless `--force`, so a second
+    /// run of a script neither creates a token nor touches the password kept by the first.
+    fn check(&self) -> Result<(), CliError> {
+        if !self.force && std::fs::symlink_metadata(&self.path).is_ok() {
+            return Err(CliError::Usage(format!(
+                "--password-file {}: the file exists (it may hold a password still in use); \
+                 pass --force to replace it",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes `password` and a newline, mode 0600 from the start: into a new file beside the
+    /// target, then renamed over it, so a failed write leaves the old file whole.
+    fn write(&self, password: &str) -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(format!(".{}.tmp", std::process::id()));
+        let tmp = std::path::PathBuf::from(tmp);
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(password.as_bytes())?;
+                f.write_all(b"\n")?;
+                f.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&tmp, &self.path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
+    }
+}
+
+/// Puts the reply's password into `file` and removes it from the reply. If the file cannot be
+/// written the password is left in the reply (printed: it exists nowhere else) and the error
+/// is returned after the output.
+fn keep_password(file: Option<&PasswordFile>, t: &mut Token) -> Option<CliError> {
+    let file = file?;
+    let password = t.properties.credentials.password.take()?;
+    match file.write(&password) {
+        Ok(()) => None,
+        Err(e) => {
+            t.properties.credentials.password = Some(password);
+            Some(CliError::Other(format!(
+                "could not write --password-file {}: {e}; the password is printed instead",
+                file.path.display()
+            )))
+        }
+    }
+}
+
+/// Prints a token whose password went to `file`, and how to log in with it.
+fn password_written(
+    ctx: &mut Ctx,
+    what: &str,
+    t: &Token,
+    reg: &str,
+    host: &str,
+    file: &PasswordFile,
+) -> Result<(), CliError> {
+    writeln!(
+        ctx.out,
+        "{what} token {} (id {}) in registry {reg}; its password is in {} (mode 0600).",
+        t.name(),
+        t.id,
+        file.path.display()
+    )?;
+    writeln!(
+        ctx.out,
+        "Log in with:\n    docker login {} -u {} --password-stdin < {}",
+        output::shell_quote(host),
+        output::shell_quote(t.name()),
+        output::shell_quote(&file.path.display().to_string())
+    )?;
+    Ok(())
+}
+
 /// `token create`.
 pub fn create(
     ctx: &mut Ctx,
@@ -157,9 +249,16 @@ pub fn create(
     expires: Option<Expires>,
     disabled: bool,
     policy: Policy,
+    password_file: Option<PasswordFile>,
 ) -> Result<(), CliError> {
-    let reg = ctx.registry()?;
+    if let Some(f) = &password_file {
+        f.check()?;
+    }
+    name.parse::<crate::domain::name::TokenName>()
+        .map_err(|e| CliError::Usage(format!("token name {name:?}: {}", e.rule)))?;
     let sent = scope::from_args(scopes);
+    scope::check(scopes, &sent)?;
+    let reg = ctx.registry()?;
     let expiry_date = expires
         .map(|e| e.resolve(Utc::now()).map(rfc3339))
         .transpose()
@@ -182,14 +281,19 @@ pub fn create(
     } else {
         None
     };
-    let created: Token = ctx
+    let mut created: Token = ctx
         .client
         .send_json(Method::POST, &["registries", &reg, "tokens"], &body)
         .map_err(|e| scope::with_push_hint(e, &sent))?;
-    match hostname {
-        None => ctx.json(&created),
-        Some(host) => output::created(ctx.out, &created, &reg, &host, Utc::now()),
+    let failed = keep_password(password_file.as_ref(), &mut created);
+    match (&hostname, &password_file) {
+        (None, _) => ctx.json(&created)?,
+        (Some(host), Some(f)) if failed.is_none() => {
+            password_written(ctx, "Created", &created, &reg, host, f)?
+        }
+        (Some(host), _) => output::created(ctx.out, &created, &reg, host, Utc::now())?,
     }
+    failed.map_or(Ok(()), Err)
 }
 
 /// What `token list` selects beyond paging.
@@ -252,7 +356,15 @@ pub fn show(ctx: &mut Ctx, token: &str) -> Result<(), CliError> {
 }
 
 /// `token rotate`.
-pub fn rotate(ctx: &mut Ctx, token: &str, grace: Option<i64>) -> Result<(), CliError> {
+pub fn rotate(
+    ctx: &mut Ctx,
+    token: &str,
+    grace: Option<i64>,
+    password_file: Option<PasswordFile>,
+) -> Result<(), CliError> {
+    if let Some(f) = &password_file {
+        f.check()?;
+    }
     let reg = ctx.registry()?;
     let t = ctx.find(&reg, token)?;
     let hostname = if ctx.output == Output::Table {
@@ -264,15 +376,20 @@ pub fn rotate(ctx: &mut Ctx, token: &str, grace: Option<i64>) -> Result<(), CliE
     let body = TokenRotate {
         grace_period_seconds: grace,
     };
-    let rotated: Token = ctx.client.send_json(
+    let mut rotated: Token = ctx.client.send_json(
         Method::POST,
         &["registries", &reg, "tokens", &id, "credentials"],
         &body,
     )?;
-    match hostname {
-        None => ctx.json(&rotated),
-        Some(host) => output::rotated(ctx.out, &rotated, &reg, &host, Utc::now()),
+    let failed = keep_password(password_file.as_ref(), &mut rotated);
+    match (&hostname, &password_file) {
+        (None, _) => ctx.json(&rotated)?,
+        (Some(host), Some(f)) if failed.is_none() => {
+            password_written(ctx, "Rotated the password of", &rotated, &reg, host, f)?
+        }
+        (Some(host), _) => output::rotated(ctx.out, &rotated, &reg, host, Utc::now())?,
     }
+    failed.map_or(Ok(()), Err)
 }
 
 /// What `token update` changes.
@@ -346,21 +463,56 @@ pub fn disable_owner(ctx: &mut Ctx, owner: &str) -> Result<(), CliError> {
 
 /// `token delete`. With `--output json` prints the token as it was before deletion (the API's
 /// reply to a delete has no body).
-pub fn delete(ctx: &mut Ctx, token: &str) -> Result<(), CliError> {
+pub fn delete(
+    ctx: &mut Ctx,
+    tokens: &[String],
+    confirm: Option<fn(&str) -> std::io::Result<bool>>,
+) -> Result<(), CliError> {
     let reg = ctx.registry()?;
-    let t = ctx.find(&reg, token)?;
-    let id = t.id.to_string();
-    ctx.client.delete(&["registries", &reg, "tokens", &id])?;
-    if ctx.output == Output::Json {
-        return ctx.json(&t);
+    // Look every one up first: a typo in the third name deletes nothing.
+    let found = tokens
+        .iter()
+        .map(|t| ctx.find(&reg, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(confirm) = confirm {
+        let names: Vec<&str> = found.iter().map(|t| t.name()).collect();
+        let question = format!(
+            "Delete {} {} from registry {reg}? Their passwords stop working at once; this cannot \
+             be undone. [y/N] ",
+            if names.len() == 1 { "token" } else { "tokens" },
+            names.join(", ")
+        );
+        if !confirm(&question).map_err(|e| CliError::Other(format!("cannot ask: {e}")))? {
+            return Err(CliError::Other("not confirmed: nothing deleted".into()));
+        }
     }
-    writeln!(
-        ctx.out,
-        "Deleted token {} (id {}) from registry {reg}.",
-        t.name(),
-        t.id
-    )?;
-    Ok(())
+    for t in &found {
+        let id = t.id.to_string();
+        ctx.client.delete(&["registries", &reg, "tokens", &id])?;
+        if ctx.output == Output::Table {
+            writeln!(
+                ctx.out,
+                "Deleted token {} (id {}) from registry {reg}.",
+                t.name(),
+                t.id
+            )?;
+        }
+    }
+    match found.as_slice() {
+        _ if ctx.output != Output::Json => Ok(()),
+        [one] => ctx.json(one),
+        all => ctx.json(&all),
+    }
+}
+
+/// Asks `question` on stderr and reads the answer from stdin: true for y or yes.
+pub fn confirm_on_terminal(question: &str) -> std::io::Result<bool> {
+    let mut err = std::io::stderr();
+    err.write_all(question.as_bytes())?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
 }
 
 /// Reads a token, edits its scope list with `edit`, and PATCHes the new list. `edit` returns

@@ -1,9 +1,10 @@
-//! `--expires`: a duration from now (`30d`, `12h`, `90m`) of at least the server's minimum
-//! lifetime (one hour), or an RFC 3339 instant.
+//! `--expires`: a duration from now (`2w`, `30d`, `12h`, `90m`) of at least the server's
+//! minimum lifetime (one hour), a date (`2027-01-01`, that day's 00:00 UTC) or an RFC 3339
+//! instant.
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
 
 use crate::api::rfc3339;
 
@@ -40,9 +41,22 @@ impl Expires {
 impl FromStr for Expires {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
+        Expires::parse(text, Utc::now())
+    }
+}
+
+impl Expires {
+    /// Parses `text`; `now` only dates the examples in the error message (a month ahead, so
+    /// an example is never in the past).
+    pub fn parse(text: &str, now: DateTime<Utc>) -> Result<Self, String> {
         let text = text.trim();
-        let help = "use a duration of at least 1h like 30d, 12h or 90m, or an RFC 3339 time \
-                    at least an hour ahead like 2026-12-01T10:00:00Z";
+        let example = now + Duration::days(31);
+        let help = format!(
+            "use a duration of at least 1h like 2w, 30d, 12h or 90m, a date like {} \
+             (00:00 UTC), or an RFC 3339 time at least an hour ahead like {}",
+            example.format("%Y-%m-%d"),
+            example.format("%Y-%m-%dT10:00:00Z"),
+        );
         if let Some(unit) = text.chars().last().filter(|c| c.is_ascii_alphabetic()) {
             let digits = &text[..text.len() - 1];
             if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -50,6 +64,7 @@ impl FromStr for Expires {
                     .parse()
                     .map_err(|_| format!("{text:?} is too large"))?;
                 let d = match unit {
+                    'w' => Duration::try_weeks(n),
                     'd' => Duration::try_days(n),
                     'h' => Duration::try_hours(n),
                     'm' => Duration::try_minutes(n),
@@ -67,6 +82,9 @@ impl FromStr for Expires {
                 }
                 return Ok(Expires::In(d));
             }
+        }
+        if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            return Ok(Expires::At(day.and_time(chrono::NaiveTime::MIN).and_utc()));
         }
         DateTime::parse_from_rfc3339(text)
             .map(|t| Expires::At(t.with_timezone(&Utc)))
@@ -131,6 +149,24 @@ mod tests {
         assert_eq!("90m".parse(), Ok(Expires::In(Duration::minutes(90))));
         assert_eq!("60m".parse(), Ok(Expires::In(Duration::hours(1))));
         assert_eq!(" 1h ".parse(), Ok(Expires::In(Duration::hours(1))));
+        assert_eq!("2w".parse(), Ok(Expires::In(Duration::days(14))));
+    }
+
+    #[test]
+    fn a_date_is_its_midnight_utc() {
+        assert_eq!(
+            "2027-01-01".parse(),
+            Ok(Expires::At(at("2027-01-01T00:00:00Z")))
+        );
+        assert!("2027-02-30".parse::<Expires>().is_err());
+    }
+
+    #[test]
+    fn the_examples_are_in_the_future() {
+        let now = at("2031-06-15T12:00:00Z");
+        let err = Expires::parse("soon", now).unwrap_err();
+        assert!(err.contains("like 2031-07-16 (00:00 UTC)"), "{err}");
+        assert!(err.contains("like 2031-07-16T10:00:00Z"), "{err}");
     }
 
     #[test]
@@ -152,14 +188,15 @@ mod tests {
             ("30", "not a valid expiry"),
             ("d", "not a valid expiry"),
             ("30s", "unknown unit 's'"),
-            ("3w", "unknown unit 'w'"),
+            ("3y", "unknown unit 'y'"),
+            ("0w", "not in the future"),
             ("-1h", "not a valid expiry"),
             ("0h", "not in the future"),
             ("45m", "at least one hour"),
             ("59m", "at least one hour"),
             ("99999999999999999999d", "too large"),
             ("999999999999d", "too large"),
-            ("2026-12-01", "not a valid expiry"),
+            ("2026-12-01T10:00", "not a valid expiry"),
             ("tomorrow", "not a valid expiry"),
         ] {
             let err = text.parse::<Expires>().unwrap_err();

@@ -198,6 +198,27 @@ pub struct ScopeArgs {
     pub command: ScopeCommand,
 }
 
+/// `--password-file PATH [--force]` of `token create` and `token rotate`.
+#[derive(Debug, Args)]
+pub struct PasswordFileArgs {
+    /// Write the password to this file (mode 0600) instead of printing it. An existing file is
+    /// refused (exit 2, before any request) unless --force.
+    #[arg(long, value_name = "PATH")]
+    password_file: Option<PathBuf>,
+    /// Replace an existing --password-file.
+    #[arg(long, requires = "password_file")]
+    force: bool,
+}
+
+impl PasswordFileArgs {
+    fn into_file(self) -> Option<commands::PasswordFile> {
+        self.password_file.map(|path| commands::PasswordFile {
+            path,
+            force: self.force,
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a token and print its password (shown only this once) and the docker login command.
@@ -208,7 +229,8 @@ pub enum TokenCommand {
         /// A scope: repository:PATTERN:ACTIONS or registry:catalog:ACTIONS. Repeatable.
         #[arg(long = "scope", short = 's', value_name = "SCOPE")]
         scopes: Vec<ScopeArg>,
-        /// Expiry, at least one hour ahead: a duration from now (30d, 12h, 90m) or an RFC 3339
+        /// Expiry, at least one hour ahead: a duration from now (2w, 30d, 12h, 90m; rounded up
+        /// to the next whole minute), a date (2027-01-01: that day's 00:00 UTC) or an RFC 3339
         /// time. Default: never.
         #[arg(long, value_name = "WHEN")]
         expires: Option<Expires>,
@@ -225,6 +247,8 @@ pub enum TokenCommand {
         /// What the token is for (up to 500 characters).
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
+        #[command(flatten)]
+        password_file: PasswordFileArgs,
     },
     /// List the registry's tokens (all of them, unless --offset or --limit asks for one page).
     /// Expired tokens are deleted (expired = deleted) unless the server keeps them
@@ -263,8 +287,9 @@ pub enum TokenCommand {
         /// Disable the token: it authenticates nothing until enabled again.
         #[arg(long, group = "change")]
         disable: bool,
-        /// New expiry, at least one hour ahead: a duration from now (30d, 12h, 90m) or an
-        /// RFC 3339 time.
+        /// New expiry, at least one hour ahead: a duration from now (2w, 30d, 12h, 90m; rounded
+        /// up to the next whole minute), a date (2027-01-01: that day's 00:00 UTC) or an RFC
+        /// 3339 time.
         #[arg(
             long,
             value_name = "WHEN",
@@ -331,11 +356,17 @@ pub enum TokenCommand {
         /// way.
         #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
         grace: Option<i64>,
+        #[command(flatten)]
+        password_file: PasswordFileArgs,
     },
-    /// Delete a token: it authenticates nothing from now on.
+    /// Delete tokens: they authenticate nothing from now on. On a terminal it asks first.
     Delete {
-        /// Token name, or id (UUID).
-        token: String,
+        /// Token names, or ids (UUID). All are looked up before any is deleted.
+        #[arg(required = true, num_args = 1.., value_name = "TOKEN")]
+        tokens: Vec<String>,
+        /// Do not ask for confirmation (it is asked only when stdin is a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Manage the token's scopes.
     Scope {
@@ -654,6 +685,7 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
             allow_from,
             owner,
             description,
+            password_file,
         } => commands::create(
             ctx,
             &name,
@@ -665,6 +697,7 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
                 owner,
                 description,
             },
+            password_file.into_file(),
         ),
         TokenCommand::List {
             offset,
@@ -682,7 +715,11 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
                 violations,
             },
         ),
-        TokenCommand::Rotate { token, grace } => commands::rotate(ctx, &token, grace),
+        TokenCommand::Rotate {
+            token,
+            grace,
+            password_file,
+        } => commands::rotate(ctx, &token, grace, password_file.into_file()),
         TokenCommand::Show { token } => commands::show(ctx, &token),
         TokenCommand::Update {
             token,
@@ -734,7 +771,10 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
             ),
             (None, None) => Err(CliError::Usage("name a token or pass --owner".into())),
         },
-        TokenCommand::Delete { token } => commands::delete(ctx, &token),
+        TokenCommand::Delete { tokens, yes } => {
+            let ask = !yes && std::io::IsTerminal::is_terminal(&std::io::stdin());
+            commands::delete(ctx, &tokens, ask.then_some(commands::confirm_on_terminal))
+        }
         TokenCommand::Scope { command } => run_scope(ctx, command),
     }
 }

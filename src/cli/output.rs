@@ -322,10 +322,15 @@ pub fn registry_auth_yaml(
     writeln!(
         out,
         "# regauth token authentication for registry {registry} ({hostname}).\n\
-         # Put this in the registry's config.yml (distribution 2.8 and 3.x alike); rootcertbundle\n\
-         # is the path of regauth's signing certificate: copy or mount that file to where the\n\
-         # registry can read it."
+         # Put this in the registry's config.yml (distribution 2.8 and 3.x alike)."
     )?;
+    if a.jwks.is_none() {
+        writeln!(
+            out,
+            "# rootcertbundle is the path of regauth's signing certificate: copy or mount that file\n\
+             # to where the registry can read it."
+        )?;
+    }
     if let Some(jwks) = &a.jwks {
         writeln!(
             out,

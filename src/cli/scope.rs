@@ -191,6 +191,43 @@ pub fn from_args(args: &[ScopeArg]) -> Vec<ApiScope> {
     scopes
 }
 
+/// Checks the scopes to send (`merged`, from [`from_args`]) with the server's own rules
+/// ([`crate::domain::scope`]) before any request, so a mistake exits 2 in the CLI's terms:
+/// `--scope #1 (repository:app:push): push needs pull, write repository:app:pull,push`.
+/// `#N` counts the `--scope` arguments from 1 (the first that names the scope's target).
+pub fn check(args: &[ScopeArg], merged: &[ApiScope]) -> Result<(), CliError> {
+    use crate::domain::scope::{validate_scope_list, Scope};
+    let position = |s: &ApiScope| {
+        args.iter()
+            .position(|a| a.target.matches(s))
+            .map_or(String::new(), |i| format!(" #{}", i + 1))
+    };
+    let mut parsed = Vec::with_capacity(merged.len());
+    for s in merged {
+        match Scope::parse(&s.kind, &s.name, &s.actions) {
+            Ok(scope) => parsed.push(scope),
+            Err(e) => {
+                let has = |a: &str| s.actions.iter().any(|x| x == a);
+                let rule = if has("push") && !has("pull") {
+                    let mut fixed = s.clone();
+                    fixed.actions.insert(0, "pull".to_string());
+                    format!("push needs pull, write {fixed}")
+                } else {
+                    format!("{}: {}", e.field, e.rule)
+                };
+                return Err(CliError::Usage(format!(
+                    "--scope{} ({}:{}:{}): {rule}",
+                    position(s),
+                    s.kind,
+                    s.name,
+                    s.actions.join(",")
+                )));
+            }
+        }
+    }
+    validate_scope_list(&parsed).map_err(|e| CliError::Usage(format!("--scope: {}", e.rule)))
+}
+
 /// The server refuses `push` without `pull`; when `scopes` (what was sent) has such a scope,
 /// `err` gets the scope to write instead (`repository:app:pull,push`). Other errors pass.
 pub fn with_push_hint(err: CliError, scopes: &[ApiScope]) -> CliError {

@@ -333,7 +333,7 @@ flows['add-token'] = () => withBrowser(async ({ page, context }) => {
   check(cells[2].includes('in 3 days') && cells[2].includes('Expires soon'), `Expiry with a warning: ${cells[2]}`);
   check(cells[2].includes(localInput(expiry).replace('T', ' ')), `Expiry date: ${cells[2]}`);
   equal(cells[3], 'team/*: Pull, Push', 'Scopes');
-  check(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/.test(cells[4]), `Created: ${cells[4]}`);
+  check(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$/.test(cells[4]), `Created with its time zone: ${cells[4]}`);
   const headers = await page.getByRole('columnheader').allInnerTexts();
   for (const h of ['Name', 'Status', 'Expiry', 'Scopes', 'Created']) check(headers.includes(h), `column ${h}`);
   // A token without expiry says so.
@@ -694,6 +694,55 @@ flows['filter-paging'] = () => withBrowser(async ({ page }) => {
   equal(await firstNames(), ['second-bot'], 'the other registry\'s tokens');
 });
 
+/**
+ * What a person sees of an opened row menu, measured in the page (Playwright does not scroll
+ * anything into view here): every item's box inside the window, and the item itself is what is
+ * drawn at its centre (not clipped by the table's scroll box, not covered).
+ */
+async function menuVisibility(page, name) {
+  return page.evaluate((name) => {
+    const button = [...document.querySelectorAll('button.kebab')]
+      .find((b) => b.getAttribute('aria-label') === `Actions for ${name}`);
+    const menu = document.getElementById(button.getAttribute('aria-controls'));
+    const problems = [];
+    const items = [...menu.querySelectorAll('[role=menuitem]')];
+    for (const item of items) {
+      const r = item.getBoundingClientRect();
+      const label = item.textContent;
+      if (r.width === 0 || r.height === 0) problems.push(`${label}: no size`);
+      if (r.left < 0 || r.top < 0 || r.right > window.innerWidth || r.bottom > window.innerHeight) {
+        problems.push(`${label}: outside the window (${r.left},${r.top})-(${r.right},${r.bottom})`);
+      }
+      const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+      if (hit !== item && !item.contains(hit)) problems.push(`${label}: covered by ${hit?.outerHTML.slice(0, 80)}`);
+    }
+    const b = button.getBoundingClientRect();
+    if (b.bottom < 0 || b.top > window.innerHeight) problems.push('the row scrolled out of sight');
+    return { items: items.map((i) => i.textContent), problems };
+  }, name);
+}
+
+async function expectMenuVisible(page, name) {
+  await page.getByRole('button', { name: `Actions for ${name}` }).click();
+  await page.getByRole('menu').waitFor();
+  const seen = await menuVisibility(page, name);
+  equal(seen.items, ['Edit', 'Manage Scope', 'Rotate password', 'Delete'], `the menu of ${name}`);
+  check(seen.problems.length === 0, `the menu of ${name} is visible:\n${seen.problems.join('\n')}`);
+  await page.keyboard.press('Escape');
+  await page.getByRole('menu').waitFor({ state: 'hidden' });
+}
+
+/** The row menu is drawn outside the table's scroll box: with one token, and with fifty. */
+flows['menu-visible'] = () => withBrowser(async ({ page }) => {
+  await createToken('only-bot');
+  await signIn(page);
+  await expectMenuVisible(page, 'only-bot');
+  for (let i = 1; i < 50; i += 1) await createToken(`bot-${String(i).padStart(2, '0')}`);
+  await page.reload(); // still signed in (session storage)
+  await page.locator('#page-info').filter({ hasText: /of 50 tokens/ }).waitFor();
+  for (const name of ['bot-01', 'bot-25', 'only-bot']) await expectMenuVisible(page, name);
+});
+
 /** Security headers as the browser sees them, and a CSP that stops inline script. */
 flows.headers = () => withBrowser(async ({ page, problems }) => {
   const resp = await page.goto(`${URL_BASE}/console/`);
@@ -796,6 +845,74 @@ flows.lifecycle = () => withBrowser(async ({ page }) => {
   equal(await auth('used-bot', second), 401, 'the previous one stopped');
   equal(await auth('used-bot', first), 401, 'the first one stopped');
   equal(await row(page, 'used-bot').getByText('Previous password works until').count(), 0, 'no grace shown');
+});
+
+/** Rotating a disabled token says so: the docker login shown cannot work until it is enabled. */
+flows['rotate-disabled'] = () => withBrowser(async ({ page }) => {
+  await createToken('off-bot', undefined, { status: 'disabled' });
+  await createToken('on-bot');
+  await signIn(page);
+  await openMenuItem(page, 'off-bot', 'Rotate password');
+  const dialog = page.getByRole('dialog', { name: 'Rotate password' });
+  check(await dialog.getByText('off-bot is disabled').isVisible(), 'the rotate dialog says off-bot is disabled');
+  await dialog.getByRole('button', { name: 'Rotate password' }).click();
+  const panel = page.getByRole('dialog', { name: 'Password rotated' });
+  await panel.waitFor();
+  const note = panel.getByText('off-bot is disabled: this docker login command fails until you enable');
+  check(await note.isVisible(), 'the result says the token is disabled');
+  await panel.getByRole('button', { name: 'Close' }).click();
+  await panel.waitFor({ state: 'hidden' });
+
+  await openMenuItem(page, 'on-bot', 'Rotate password');
+  check(!(await dialog.getByText('is disabled').isVisible()), 'nothing said of an enabled token');
+  await dialog.getByRole('button', { name: 'Rotate password' }).click();
+  await panel.waitFor();
+  check(!(await panel.getByText('is disabled').isVisible()), 'no disabled note for an enabled token');
+});
+
+/**
+ * The docker login command wraps only at spaces (no word drawn on two lines), and times carry
+ * their time zone.
+ */
+flows['text-layout'] = () => withBrowser(async ({ page }) => {
+  const name = `a${'-long-name'.repeat(6)}-x`.slice(0, 63);
+  await createToken(name);
+  await signIn(page);
+  const created = (await row(page, name).locator('td').allInnerTexts()).join(' | ');
+  check(/\d{2}:\d{2} UTC/.test(created), `times show a time zone: ${created}`);
+  for (const width of [1280, 420]) {
+    await page.setViewportSize({ width, height: 800 });
+    await openMenuItem(page, name, 'Rotate password');
+    const dialog = page.getByRole('dialog', { name: 'Rotate password' });
+    await dialog.getByRole('button', { name: 'Rotate password' }).click();
+    const panel = page.getByRole('dialog', { name: 'Password rotated' });
+    await panel.waitFor();
+    const broken = await page.evaluate(() => {
+      const code = document.getElementById('result-command');
+      // The command's text nodes, to find a character offset of the whole text in them.
+      const nodes = [];
+      const walk = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);
+      for (let n = walk.nextNode(), start = 0; n; start += n.length, n = walk.nextNode()) nodes.push({ n, start });
+      const point = (at, end) => {
+        const hit = nodes.find(({ n, start }) => at >= start && (end ? at <= start + n.length : at < start + n.length));
+        return [hit.n, at - hit.start];
+      };
+      const cut = [];
+      let at = 0;
+      for (const word of code.textContent.split(' ')) {
+        const range = document.createRange();
+        range.setStart(...point(at, false));
+        range.setEnd(...point(at + word.length, true));
+        const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (lines.size > 1) cut.push(word.slice(0, 12));
+        at += word.length + 1;
+      }
+      return cut;
+    });
+    check(broken.length === 0, `at ${width} px no word of the command is cut: ${broken}`);
+    await panel.getByRole('button', { name: 'Close' }).click();
+    await panel.waitFor({ state: 'hidden' });
+  }
 });
 
 /** Screenshots of the Tokens tab and of the result panel, for the README. */

@@ -155,6 +155,39 @@ fn create_json_has_the_password_and_every_option() {
 }
 
 #[test]
+fn expires_accepts_weeks_and_a_date() {
+    let s = Regauth::start();
+    let before = Utc::now();
+    let v = s
+        .cli(&[
+            "-o",
+            "json",
+            "token",
+            "create",
+            "two-weeks",
+            "--expires",
+            "2w",
+        ])
+        .ok()
+        .json();
+    about(expiry(&v), before + Duration::days(14));
+    // A date is that day's 00:00 UTC.
+    let v = s
+        .cli(&[
+            "-o",
+            "json",
+            "token",
+            "create",
+            "new-year",
+            "--expires",
+            "2099-01-01",
+        ])
+        .ok()
+        .json();
+    assert_eq!(v["properties"]["expiryDate"], "2099-01-01T00:00:00Z");
+}
+
+#[test]
 fn create_merges_repeated_scopes_and_accepts_admin_for_delete() {
     let s = Regauth::start();
     let v = s
@@ -455,10 +488,13 @@ fn registry_config_prints_the_auth_block() {
     let expected = format!(
         "auth:\n  token:\n    realm: {}/auth\n    service: registry.local\n    issuer: regauth\n    rootcertbundle: {}\n    # distribution 3.x accepts only these algorithms; 2.8 ignores the setting.\n    signingalgorithms:\n      - ES256\n",
         s.url(),
-        s.cert_path().display()
+        s.cert_path().with_file_name("bundle.crt").display()
     );
     assert!(out.stdout.ends_with(&expected), "{}", out.stdout);
     assert!(out.stdout.starts_with('#'), "{}", out.stdout);
+    // The comment names the JWK Set beside the bundle and says to restart the registry.
+    assert!(out.stdout.contains("jwks.json"), "{}", out.stdout);
+    assert!(out.stdout.contains("restart it"), "{}", out.stdout);
 
     let v = s.cli(&["registry-config", "-o", "json"]).ok().json();
     assert_eq!(v["id"], "default");
@@ -468,8 +504,9 @@ fn registry_config_prints_the_auth_block() {
             "realm": format!("{}/auth", s.url()),
             "service": "registry.local",
             "issuer": "regauth",
-            "rootcertbundle": s.cert_path().display().to_string(),
+            "rootcertbundle": s.cert_path().with_file_name("bundle.crt").display().to_string(),
             "signingalgorithms": ["ES256"],
+            "jwks": s.cert_path().with_file_name("jwks.json").display().to_string(),
         })
     );
 }
@@ -495,4 +532,107 @@ fn health_up_and_down() {
         err.starts_with(&format!("cannot reach regauth at {down}: ")),
         "{err}"
     );
+}
+
+/// The README's quick start run twice: the second `token create --password-file` exits 2
+/// before asking the server (no second token, no 409) and leaves the first password intact;
+/// `--force` replaces it, and `token rotate` follows the same rule. The file is mode 0600.
+#[test]
+fn password_file_is_0600_and_never_overwritten_without_force() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Regauth::start();
+    let file = s.dir().join("ci-bot.password");
+    let path = file.to_str().expect("utf-8 path");
+    let create = ["token", "create", "ci-bot", "--password-file", path];
+    let out = s.cli(&create).ok();
+    assert!(out.stdout.contains("its password is in"), "{}", out.stdout);
+    assert!(!out.stdout.contains("rga_"), "not printed: {}", out.stdout);
+    let first = std::fs::read_to_string(&file).expect("password file");
+    assert!(
+        first.starts_with("rga_") && first.ends_with('\n'),
+        "{first}"
+    );
+    let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let again = s.cli(&create);
+    assert_eq!(again.code, 2, "{again:?}");
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    assert!(
+        !again.stderr.contains("409"),
+        "no request made: {}",
+        again.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&file).expect("file"), first);
+    let (_, list) = s.admin(reqwest::Method::GET, "/registries/default/tokens", None);
+    assert_eq!(list["total"], 1, "{list}");
+
+    let rotate = ["token", "rotate", "ci-bot", "--password-file", path];
+    assert_eq!(s.cli(&rotate).code, 2);
+    assert_eq!(std::fs::read_to_string(&file).expect("file"), first);
+    let mut forced = rotate.to_vec();
+    forced.push("--force");
+    s.cli(&forced).ok();
+    let second = std::fs::read_to_string(&file).expect("file");
+    assert!(second.starts_with("rga_") && second != first, "rotated");
+    let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+/// `token delete` takes several names, looks all up before deleting any, and prints one line
+/// each; without a terminal it does not ask.
+#[test]
+fn delete_several_and_none_when_one_is_unknown() {
+    let s = Regauth::start();
+    let (id_a, _) = s.create("del-a", &[]);
+    let (id_b, _) = s.create("del-b", &[]);
+    s.create("del-c", &[]);
+    let err = s.cli(&["token", "delete", "del-a", "no-such"]).fails(1);
+    assert!(err.contains("no-such"), "{err}");
+    let out = s.cli(&["token", "delete", "del-a", "del-b"]).ok();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "Deleted token del-a (id {id_a}) from registry default.\n\
+             Deleted token del-b (id {id_b}) from registry default.\n"
+        )
+    );
+    let v = s.cli(&["-o", "json", "token", "list"]).ok().json();
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(1), "{v}");
+    s.cli(&["token", "delete", "--yes", "del-c"]).ok();
+    assert_eq!(s.cli(&["token", "list"]).ok().stdout, "no tokens\n");
+}
+
+/// On a terminal (a pseudo-terminal from `script`), `token delete` asks; anything but y
+/// deletes nothing, y deletes, and --yes does not ask.
+#[test]
+fn delete_asks_on_a_terminal() {
+    let s = Regauth::start();
+    s.create("keep-me", &[]);
+    s.create("drop-me", &[]);
+    let on_tty = |args: &str, answer: &str| {
+        let line = format!(
+            "{} --server {} --admin-token {} {args}",
+            crate::common::regauth::BIN,
+            s.url(),
+            s.admin_token()
+        );
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"]).current_dir(s.dir());
+        crate::common::run(cmd, Some(answer), std::time::Duration::from_secs(30))
+    };
+    let out = on_tty("token delete keep-me", "n\n");
+    assert!(
+        out.stdout
+            .contains("Delete token keep-me from registry default?"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("nothing deleted"), "{out:?}");
+    s.cli(&["token", "show", "keep-me"]).ok();
+    let out = on_tty("token delete drop-me", "y\n");
+    assert!(out.stdout.contains("Deleted token drop-me"), "{out:?}");
+    let out = on_tty("token delete --yes keep-me", "");
+    assert!(!out.stdout.contains("[y/N]"), "{out:?}");
+    assert!(out.stdout.contains("Deleted token keep-me"), "{out:?}");
+    assert_eq!(s.cli(&["token", "list"]).ok().stdout, "no tokens\n");
 }

@@ -1,7 +1,8 @@
 //! The user documentation stays inside the repository and in step with the code: every
 //! relative link in README.md and docs/ resolves to a file (and heading) of the repository,
 //! nothing in README.md, docs/ or src/ refers to files outside it, and docs/configuration.md
-//! names every configuration key and every `REGAUTH_*` variable the source reads.
+//! names every configuration key and every `REGAUTH_*` variable the source reads (and
+//! config/regauth.toml names every variable).
 use std::path::{Path, PathBuf};
 
 fn root() -> &'static Path {
@@ -182,4 +183,22 @@ fn configuration_reference_names_every_key_and_variable() {
             "docs/configuration.md does not document `{var}`"
         );
     }
+    // The example config, which a newcomer reads first, names them all too.
+    // A limit's variable is named by the rule REGAUTH_LIMITS_<KEY IN CAPITALS>, for a key
+    // that is in its [limits] table.
+    let limits = table.get("limits").and_then(toml::Value::as_table);
+    let by_rule = |v: &str| {
+        v.strip_prefix("REGAUTH_LIMITS_").is_some_and(|key| {
+            example.contains("REGAUTH_LIMITS_<KEY IN CAPITALS>")
+                && limits.is_some_and(|t| t.contains_key(&key.to_lowercase()))
+        })
+    };
+    let missing: Vec<_> = vars
+        .iter()
+        .filter(|v| !example.contains(v.as_str()) && !by_rule(v))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "config/regauth.toml does not name {missing:?}"
+    );
 }

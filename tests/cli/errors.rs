@@ -138,29 +138,45 @@ fn validation_errors_show_the_servers_message() {
             json!({"name": "pattern", "scopes": [{"type": "repository", "name": "App/*", "actions": ["pull"]}]}),
         ),
     ];
+    // Issue 23: the server would refuse these (400); the CLI refuses them first with the same
+    // rules, exit 2, in its own terms (no API paths, no HTTP status), and creates nothing.
     for (args, properties) in cases {
-        let (status, message) = server_message(&s, properties);
+        let (status, _) = server_message(&s, properties);
         assert_eq!(status, 400, "{args:?}");
-        let err = s.cli(args).fails(1);
-        // The server's message, verbatim (the CLI may add a hint after it).
-        assert!(
-            err.starts_with(&message) && err.ends_with(" (HTTP 400)"),
-            "{args:?}: {err}"
-        );
+        let out = s.cli(args);
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        for api in ["properties.", "HTTP 400", "scopes["] {
+            assert!(!out.stderr.contains(api), "{args:?}: {}", out.stderr);
+        }
     }
-    // Specific rules, so a regression in the server's wording is noticed here too.
+    let (_, list) = s.admin(reqwest::Method::GET, "/registries/default/tokens", None);
+    assert_eq!(list["total"], 0, "nothing created: {list}");
     let err = s
         .cli(&[
             "token",
             "create",
             "pusher",
             "--scope",
+            "repository:app:pull",
+            "--scope",
             "repository:app:push",
+            "-s",
+            "repository:other:push",
         ])
-        .fails(1);
-    assert!(err.contains("push") && err.contains("pull"), "{err}");
-    // Issue 10: with the scope to write instead.
-    assert!(err.contains("write repository:app:pull,push"), "{err}");
+        .fails(2);
+    assert_eq!(
+        err,
+        "--scope #3 (repository:other:push): push needs pull, write repository:other:pull,push"
+    );
+    let err = s
+        .cli(&["token", "create", "pattern", "-s", "repository:App/*:pull"])
+        .fails(2);
+    assert!(
+        err.starts_with("--scope #1 (repository:App/*:pull): name: "),
+        "{err}"
+    );
+    let err = s.cli(&["token", "create", "Bad_Name"]).fails(2);
+    assert!(err.starts_with("token name \"Bad_Name\": "), "{err}");
     s.create("puller", &["repository:app:pull"]);
     let err = s
         .cli(&["scope", "add", "puller", "repository:other:push"])
@@ -169,8 +185,6 @@ fn validation_errors_show_the_servers_message() {
     // Merged into an existing pull scope, push alone is fine.
     s.cli(&["scope", "add", "puller", "repository:app:push"])
         .ok();
-    let err = s.cli(&["token", "create", "Bad_Name"]).fails(1);
-    assert!(err.contains("name"), "{err}");
 
     // Too soon an expiry (the server wants at least an hour). A duration under an hour is
     // refused before asking (issue 10: it is always refused), naming the minimum.
@@ -262,8 +276,8 @@ fn bad_arguments_fail_before_any_request() {
             "not a valid expiry",
         ),
         (
-            &["token", "create", "x", "--expires", "3w"],
-            "unknown unit 'w'",
+            &["token", "create", "x", "--expires", "3y"],
+            "unknown unit 'y'",
         ),
         (&["token", "update", "x"], "--enable"),
         (
@@ -371,11 +385,15 @@ fn json_output_errors_are_json_on_stderr() {
     };
     let v = json_err(s.cli(&["-o", "json", "token", "show", "nobody"]), 1);
     assert!(v["error"].as_str().unwrap().contains("nobody"), "{v}");
+    // Refused by the server (a name in use; a bad name is refused by the CLI, exit 2).
+    s.cli(&["token", "create", "twice"]).ok();
+    let v = json_err(s.cli(&["token", "create", "twice", "--output", "json"]), 1);
+    assert_eq!(v["httpStatus"], 409, "{v}");
     let v = json_err(
         s.cli(&["token", "create", "Bad_Name", "--output", "json"]),
-        1,
+        2,
     );
-    assert_eq!(v["httpStatus"], 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("token name"), "{v}");
     assert!(!v["error"].as_str().unwrap().contains("(HTTP"), "{v}");
     // Usage errors clap finds, before any request.
     let v = json_err(
@@ -492,4 +510,45 @@ fn a_bad_admin_token_variable_is_named() {
             out.stderr
         );
     }
+}
+
+/// Issue 23: `serve` says which config file it uses, or that it found none (run from another
+/// directory) and which defaults apply, and when it creates a new store and signing key.
+#[test]
+fn serve_logs_its_config_file_and_what_it_creates() {
+    let s = Regauth::start();
+    let log = s.log();
+    let config = s.config_path().display().to_string();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("config file in use") && l.contains(&config)),
+        "{log}"
+    );
+    assert!(log.contains("creating a new, empty token store"), "{log}");
+
+    // From an empty directory: no config; a new key is made there, and the store cannot be
+    // opened (a plain file stands where its directory would be), so this serve stops after
+    // saying all that.
+    let dir = temp_dir("rgcli-");
+    let data = temp_dir("rgcli-data-");
+    std::fs::write(data.path().join("store"), b"not a store").unwrap();
+    let data_dir = data.path().to_path_buf();
+    let out = regauth_in(
+        dir.path(),
+        &["serve"],
+        &[
+            ("REGAUTH_LISTEN", "127.0.0.1:0"),
+            ("REGAUTH_DATA_DIR", data_dir.to_str().expect("utf-8")),
+        ],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    for needle in [
+        "no config file found",
+        "config/regauth.toml",
+        "using the defaults",
+        "created a new signing key",
+    ] {
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+    }
+    assert!(!out.stderr.contains("config file in use"), "{}", out.stderr);
 }

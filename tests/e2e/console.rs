@@ -134,6 +134,26 @@ fn console_shows_last_use_filters_expiring_tokens_and_rotates_passwords() {
     flow("lifecycle", &regauth(), &[]);
 }
 
+/// The row menu's items are visible where they open (inside the window, not clipped by the
+/// table's scroll box, not covered), with one token and with fifty.
+#[test]
+fn console_row_menu_is_visible_with_one_and_fifty_tokens() {
+    flow("menu-visible", &regauth(), &[]);
+}
+
+/// Rotating a disabled token says, in the dialog and beside the new `docker login`, that the
+/// token is disabled; an enabled token's rotation says nothing of the kind.
+#[test]
+fn console_rotating_a_disabled_token_says_it_is_disabled() {
+    flow("rotate-disabled", &regauth(), &[]);
+}
+
+/// The `docker login` command wraps only at spaces, at 1280 and 420 px; times show their zone.
+#[test]
+fn console_command_wraps_at_spaces_and_times_show_a_zone() {
+    flow("text-layout", &regauth(), &[]);
+}
+
 #[test]
 fn console_responses_carry_the_security_headers_in_the_browser() {
     flow("headers", &regauth(), &[]);
