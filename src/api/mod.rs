@@ -22,6 +22,7 @@ mod duration;
 mod error;
 mod registry;
 pub mod time;
+pub mod admins;
 mod token;
 
 pub use crate::domain::Patch;
