@@ -140,6 +140,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<AdminList>, ApiE
         super::admin::AdminRefusals,
         super::admin::StoreUnavailable,
         (status = 409, description = "An admin of that name exists.", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
     )
 )]
 pub async fn create(

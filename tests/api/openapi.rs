@@ -59,13 +59,18 @@ fn every_route_is_described_with_its_security_and_errors() {
     assert_eq!(
         ops,
         [
+            "DELETE /api/v1/admins/{name}",
             "DELETE /api/v1/registries/{registryId}/tokens/{tokenId}",
+            "GET /api/v1/admins",
+            "GET /api/v1/admins/me",
             "GET /api/v1/registries",
             "GET /api/v1/registries/{registryId}",
             "GET /api/v1/registries/{registryId}/tokens",
             "GET /api/v1/registries/{registryId}/tokens/{tokenId}",
             "GET /auth",
             "PATCH /api/v1/registries/{registryId}/tokens/{tokenId}",
+            "POST /api/v1/admins",
+            "POST /api/v1/admins/{name}/credentials",
             "POST /api/v1/registries/{registryId}/offboarding",
             "POST /api/v1/registries/{registryId}/tokens",
             "POST /api/v1/registries/{registryId}/tokens/{tokenId}/credentials",
