@@ -229,7 +229,10 @@ mod tests {
             registries: vec![],
         };
         let e = alice.check(Permission::WriteTokens, None).unwrap_err();
-        assert_eq!(e.to_string(), "this needs the editor role; alice is a viewer");
+        assert_eq!(
+            e.to_string(),
+            "this needs the editor role; alice is a viewer"
+        );
         let bob = Principal {
             name: "bob".into(),
             role: Role::Editor,

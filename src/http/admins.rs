@@ -153,7 +153,11 @@ pub async fn create(
         Ok(AppJson(b)) => b,
         Err(e) => return audited(&who, client, "create", "", "", "", Err(e)),
     };
-    let (name, role_text, regs) = (body.name.clone(), body.role.clone(), body.registries.join(","));
+    let (name, role_text, regs) = (
+        body.name.clone(),
+        body.role.clone(),
+        body.registries.join(","),
+    );
     let result = async {
         let role: Role = body.role.parse()?;
         if let Some(r) = body
@@ -242,14 +246,39 @@ mod tests {
         let token = format!("/registries/dev/tokens/{id}");
         let cases: Vec<(Method, String, Permission, Option<&str>)> = vec![
             (Method::GET, "/registries".into(), ReadTokens, None),
-            (Method::GET, "/registries/dev".into(), ReadTokens, Some("dev")),
-            (Method::GET, "/registries/dev/tokens".into(), ReadTokens, Some("dev")),
-            (Method::POST, "/registries/dev/tokens".into(), WriteTokens, Some("dev")),
+            (
+                Method::GET,
+                "/registries/dev".into(),
+                ReadTokens,
+                Some("dev"),
+            ),
+            (
+                Method::GET,
+                "/registries/dev/tokens".into(),
+                ReadTokens,
+                Some("dev"),
+            ),
+            (
+                Method::POST,
+                "/registries/dev/tokens".into(),
+                WriteTokens,
+                Some("dev"),
+            ),
             (Method::PUT, token.clone(), WriteTokens, Some("dev")),
             (Method::PATCH, token.clone(), WriteTokens, Some("dev")),
             (Method::DELETE, token.clone(), WriteTokens, Some("dev")),
-            (Method::POST, format!("{token}/credentials"), WriteTokens, Some("dev")),
-            (Method::POST, "/registries/dev/offboarding".into(), WriteTokens, Some("dev")),
+            (
+                Method::POST,
+                format!("{token}/credentials"),
+                WriteTokens,
+                Some("dev"),
+            ),
+            (
+                Method::POST,
+                "/registries/dev/offboarding".into(),
+                WriteTokens,
+                Some("dev"),
+            ),
             (Method::GET, "/admins".into(), ManageAdmins, None),
             (Method::POST, "/admins".into(), ManageAdmins, None),
             (Method::DELETE, "/admins/alice".into(), ManageAdmins, None),
@@ -259,7 +288,11 @@ mod tests {
             (Method::POST, "/nowhere".into(), WriteTokens, None),
         ];
         for (method, path, want, reg) in cases {
-            assert_eq!(permission_of(&method, &path), (want, reg), "{method} {path}");
+            assert_eq!(
+                permission_of(&method, &path),
+                (want, reg),
+                "{method} {path}"
+            );
         }
     }
 }
