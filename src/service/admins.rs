@@ -42,12 +42,14 @@ pub struct NewAdmin {
 type ByHash = HashMap<[u8; 32], Admin>;
 
 /// Named admins, with a cache by secret hash that every write here (and [`Self::invalidate`])
-/// drops, so the next authentication reads the store again.
+/// drops, and that is reloaded when the store's admins generation moves (another replica
+/// changed them: PostgreSQL's notice) or not kept while the store cannot tell.
 #[derive(Clone)]
 pub struct AdminsService {
     store: Arc<dyn Store>,
     clock: Clock,
-    cache: Arc<RwLock<Option<Arc<ByHash>>>>,
+    /// The admins by secret hash, with the store's admins generation they were read at.
+    cache: Arc<RwLock<Option<(u64, Arc<ByHash>)>>>,
 }
 
 impl AdminsService {
@@ -67,9 +69,13 @@ impl AdminsService {
     }
 
     fn by_hash(&self) -> Result<Arc<ByHash>, StoreError> {
-        if let Ok(c) = self.cache.read() {
-            if let Some(map) = c.as_ref() {
-                return Ok(map.clone());
+        // Read before loading: a change noticed during the load makes the next call reload.
+        let generation = self.store.admins_generation();
+        if let (Some(g), Ok(c)) = (generation, self.cache.read()) {
+            if let Some((cached, map)) = c.as_ref() {
+                if *cached == g {
+                    return Ok(map.clone());
+                }
             }
         }
         let map: Arc<ByHash> = Arc::new(
@@ -79,8 +85,8 @@ impl AdminsService {
                 .map(|a| (a.secret_hash.0, a))
                 .collect(),
         );
-        if let Ok(mut c) = self.cache.write() {
-            *c = Some(map.clone());
+        if let (Some(g), Ok(mut c)) = (generation, self.cache.write()) {
+            *c = Some((g, map.clone()));
         }
         Ok(map)
     }

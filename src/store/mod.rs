@@ -235,10 +235,16 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Every named admin, sorted by name. Backends without admins (PostgreSQL, for now) have
-    /// none, so only the bootstrap token works there.
+    /// Every named admin, sorted by name.
     fn admins(&self) -> Result<Vec<Admin>, StoreError> {
         Ok(Vec::new())
+    }
+
+    /// A number that changes whenever the admins may have changed elsewhere (another
+    /// replica), so a cache of them knows to reload; `None`: cache nothing now. An embedded
+    /// store has one writer, which drops its own cache: always `Some(0)`.
+    fn admins_generation(&self) -> Option<u64> {
+        Some(0)
     }
 
     /// Stores a new admin (`NameTaken` if the name exists) or, with `replace`, replaces one
@@ -296,8 +302,7 @@ pub(crate) mod tests {
         }
     }
 
-    /// Named admins: create, unique names, replace, list sorted, delete. Not yet in the
-    /// PostgreSQL backend, so instantiated for memory and sled only.
+    /// Named admins: create, unique names, replace, list sorted, delete.
     pub(crate) fn admins_create_replace_delete(s: &dyn Store) {
         use crate::domain::{Admin, Role};
         let admin = |name: &str, role: Role| Admin {
@@ -1224,5 +1229,11 @@ pub(crate) mod tests {
     /// On a private PostgreSQL cluster (one per test binary), a database per test.
     mod postgres {
         conformance!(crate::store::postgres::tests::open());
+
+        #[test]
+        fn admins_create_replace_delete() {
+            let (store, _guard) = crate::store::postgres::tests::open();
+            super::admins_create_replace_delete(&store);
+        }
     }
 }
