@@ -40,6 +40,8 @@ pub struct NewAdmin {
 }
 
 type ByHash = HashMap<[u8; 32], Admin>;
+/// The admins by hash with the store's admins generation they were read at.
+type Cached = Option<(u64, Arc<ByHash>)>;
 
 /// Named admins, with a cache by secret hash that every write here (and [`Self::invalidate`])
 /// drops, and that is reloaded when the store's admins generation moves (another replica
@@ -49,7 +51,7 @@ pub struct AdminsService {
     store: Arc<dyn Store>,
     clock: Clock,
     /// The admins by secret hash, with the store's admins generation they were read at.
-    cache: Arc<RwLock<Option<(u64, Arc<ByHash>)>>>,
+    cache: Arc<RwLock<Cached>>,
 }
 
 impl AdminsService {

@@ -343,6 +343,43 @@ pub fn changes_of_rotation(grace: chrono::TimeDelta) -> String {
     format!("password gracePeriodSeconds={}", grace.num_seconds())
 }
 
+/// One line per change to a named admin (create, rotate, delete), whatever its outcome:
+/// who acted (`admin`), on whom (`target`), with which role and registries.
+pub fn admin_managed(
+    admin: &str,
+    action: &str,
+    target: &str,
+    role: &str,
+    registries: &str,
+    client: Option<IpAddr>,
+    status: u16,
+) {
+    let client = OptionalAddr(client);
+    info!(
+        target: TARGET,
+        admin = %admin, action, target_admin = %target, role, registries = %registries,
+        client = %client, outcome = AdminOutcome::of_status(status).as_str(), status,
+        "admin managed"
+    );
+}
+
+/// A request an authenticated admin's role or registry restriction does not allow.
+pub fn admin_refused(
+    admin: &str,
+    role: &str,
+    method: &str,
+    path: &str,
+    reason: &str,
+    client: Option<IpAddr>,
+) {
+    let client = OptionalAddr(client);
+    warn!(
+        target: TARGET,
+        admin = %admin, role, method, path = %path, reason = %reason, client = %client,
+        "admin request refused by role"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,41 +438,4 @@ mod tests {
             AdminAction::ALL.iter().map(|a| a.as_str()).collect();
         assert_eq!(names.len(), AdminAction::ALL.len());
     }
-}
-
-/// One line per change to a named admin (create, rotate, delete), whatever its outcome:
-/// who acted (`admin`), on whom (`target`), with which role and registries.
-pub fn admin_managed(
-    admin: &str,
-    action: &str,
-    target: &str,
-    role: &str,
-    registries: &str,
-    client: Option<IpAddr>,
-    status: u16,
-) {
-    let client = OptionalAddr(client);
-    info!(
-        target: TARGET,
-        admin = %admin, action, target_admin = %target, role, registries = %registries,
-        client = %client, outcome = AdminOutcome::of_status(status).as_str(), status,
-        "admin managed"
-    );
-}
-
-/// A request an authenticated admin's role or registry restriction does not allow.
-pub fn admin_refused(
-    admin: &str,
-    role: &str,
-    method: &str,
-    path: &str,
-    reason: &str,
-    client: Option<IpAddr>,
-) {
-    let client = OptionalAddr(client);
-    warn!(
-        target: TARGET,
-        admin = %admin, role, method, path = %path, reason = %reason, client = %client,
-        "admin request refused by role"
-    );
 }
