@@ -110,6 +110,10 @@ pub enum Refusal {
         article: &'static str,
         role: Role,
     },
+    /// Managing admins or keys concerns every registry: a registry-limited owner could
+    /// otherwise create an unlimited one.
+    #[error("this needs an owner of every registry; {name} is limited to registries {allowed}")]
+    Everywhere { name: String, allowed: String },
     #[error("{name} is limited to registries {allowed}; not {registry}")]
     Registry {
         name: String,
@@ -139,8 +143,15 @@ impl Principal {
             return Err(Refusal::Role {
                 needed: action.needs(),
                 name: self.name.clone(),
-                article: if self.role == Role::Owner { "an" } else { "a" },
+                article: if self.role == Role::Viewer { "a" } else { "an" },
                 role: self.role,
+            });
+        }
+        let global = matches!(action, Permission::ManageAdmins | Permission::ManageKeys);
+        if global && !self.registries.is_empty() {
+            return Err(Refusal::Everywhere {
+                name: self.name.clone(),
+                allowed: self.registries.join(", "),
             });
         }
         match registry {
@@ -239,11 +250,30 @@ mod tests {
             registries: vec!["dev".into()],
         };
         assert!(bob.check(Permission::WriteTokens, Some("dev")).is_ok());
+        let e = bob.check(Permission::ManageAdmins, None).unwrap_err();
+        assert_eq!(e.to_string(), "this needs the owner role; bob is an editor");
         let e = bob.check(Permission::ReadTokens, Some("prod")).unwrap_err();
         assert_eq!(e.to_string(), "bob is limited to registries dev; not prod");
         assert!(Principal::bootstrap()
             .check(Permission::ManageKeys, Some("x"))
             .is_ok());
+        let limited_owner = Principal {
+            name: "olga".into(),
+            role: Role::Owner,
+            registries: vec!["dev".into()],
+        };
+        assert!(limited_owner
+            .check(Permission::WriteTokens, Some("dev"))
+            .is_ok());
+        let e = limited_owner
+            .check(Permission::ManageAdmins, None)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "this needs an owner of every registry; olga is limited to registries dev"
+        );
+        assert!(limited_owner.check(Permission::ManageKeys, None).is_err());
+        assert!(limited_owner.check(Permission::WhoAmI, None).is_ok());
     }
 
     #[test]

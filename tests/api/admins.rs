@@ -257,6 +257,18 @@ async fn refusals_name_the_role_and_limited_admins_see_their_registries() {
         r.json()
     );
     assert_eq!(r.json()["items"][0]["id"], "staging");
+    // An owner limited to a registry cannot make itself an unlimited owner.
+    let limited_owner = admin(&app, "olga", "owner", &["staging"]).await;
+    let r = call(
+        &app,
+        &limited_owner,
+        Method::POST,
+        "/admins",
+        Some(json!({"name": "mallory", "role": "owner"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.api_error().contains("owner of every registry"));
     let r = call(&app, &limited, Method::GET, "/admins/me", None).await;
     assert_eq!(
         r.json(),
