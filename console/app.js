@@ -3,6 +3,7 @@
 // textContent only.
 import { api, session, tokenPath, tokensPath, ApiError, Unauthorized } from './api.js';
 import { closeMenu, initDialogs, openDialog, returnFocusTo, showMenu } from './dialogs.js';
+import { applyRole, resetRole } from './admins.js';
 import {
   EXPIRY_RULE, MIN_LIFETIME_MS, WARN_DAYS, dockerLogin, fieldOf, formatStamp, fromLocalInput,
   nameRule, networksOf, relative, scopeText, statusText, toLocalInput,
@@ -57,6 +58,7 @@ function registryHost() {
 
 function showSignIn(message) {
   session.clear();
+  resetRole();
   for (const d of document.querySelectorAll('dialog[open]')) d.close();
   closeMenu();
   view.items = [];
@@ -70,6 +72,7 @@ function showSignIn(message) {
 }
 
 async function showTokens() {
+  await applyRole();
   const list = await api('GET', '/registries');
   view.registries = list.items || [];
   const select = $('registry');

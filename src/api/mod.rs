@@ -17,6 +17,7 @@
 //! Adding a field to a reply: make it `Option<T>` with
 //! `#[serde(default, skip_serializing_if = "Option::is_none")]`, so older clients and stored
 //! test bodies keep working; then regenerate `docs/openapi.json` (`regauth openapi`).
+pub mod admins;
 mod auth;
 mod duration;
 mod error;

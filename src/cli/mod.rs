@@ -17,6 +17,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 
 use crate::config::Config;
 
+mod admins;
 mod client;
 mod commands;
 mod expires;
@@ -99,6 +100,9 @@ pub enum Command {
     /// Manage the admin API's token file (<data_dir>/admin-token), on the server's host.
     #[command(subcommand)]
     AdminToken(AdminTokenCommand),
+    /// Manage named admins with roles (viewer, editor, owner); needs the owner role.
+    #[command(subcommand)]
+    Admin(admins::AdminCommand),
     /// Move the token store (run on the server's host, with regauth stopped).
     #[command(subcommand)]
     Store(StoreCommand),
@@ -649,6 +653,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             "serve, completions, admin-token, store and openapi are not client commands".into(),
         )),
         Command::Health => commands::health(&mut ctx),
+        Command::Admin(command) => admins::run(&mut ctx, command),
         Command::RegistryConfig { registry } => {
             ctx.registry = registry;
             commands::registry_config(&mut ctx)

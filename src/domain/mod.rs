@@ -5,6 +5,7 @@
 //! Depends on nothing else in the crate. Knows nothing of axum, sled or JWT: values are
 //! parsed at the edge into these types and trusted afterwards.
 pub mod access;
+pub mod admin;
 pub mod name;
 pub mod patch;
 pub mod pattern;
@@ -16,6 +17,7 @@ pub mod secret;
 pub mod token;
 
 pub use access::{decide, decide_with_public, Grant, ScopeList};
+pub use admin::{allows, Admin, Permission, Principal, Role};
 pub use name::TokenName;
 pub use patch::Patch;
 pub use pattern::RepoPattern;

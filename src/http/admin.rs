@@ -12,7 +12,7 @@ use axum::extract::{OriginalUri, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
 use super::audit::AuditDetails;
@@ -24,8 +24,8 @@ use super::state::AppState;
 use crate::api::{self, ErrorBody, ResourceType};
 use crate::config::RegistryConfig;
 use crate::domain::{
-    parse_networks, validate_grace, Description, Network, Owner, Patch, Scope, Status, Token,
-    TokenName, ValidationError,
+    parse_networks, validate_grace, Description, Network, Owner, Patch, Principal, Scope, Status,
+    Token, TokenName, ValidationError,
 };
 use crate::service::audit::{self, AdminAction, AdminAuthFailure};
 use crate::service::throttle::Endpoint;
@@ -261,15 +261,24 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
             return ApiError::TooManyRequests(refused).into_response();
         }
     };
-    let failure = match bearer_token(req.headers()) {
-        None => Some(AdminAuthFailure::Missing),
-        Some(t) if !state.admin_token.matches(t) => Some(AdminAuthFailure::Wrong),
-        Some(_) => None,
+    // The bootstrap admin token is the `bootstrap` owner; any other bearer is looked up as a
+    // named admin's secret (one hash, one lookup in the admins' cache).
+    let found = match bearer_token(req.headers()) {
+        None => Err(AdminAuthFailure::Missing),
+        Some(t) if state.admin_token.matches(t) => Ok(Principal::bootstrap()),
+        Some(t) => match state.admins.authenticate(t) {
+            Ok(Some(who)) => Ok(who),
+            Ok(None) => Err(AdminAuthFailure::Wrong),
+            Err(e) => return ApiError::from(crate::service::AdminError::from(e)).into_response(),
+        },
     };
-    let Some(why) = failure else {
-        // The right admin token forgives this address's failed attempts.
-        throttle.succeeded(ticket, "");
-        return next.run(req).await;
+    let why = match found {
+        Ok(who) => {
+            // The right admin credential forgives this address's failed attempts.
+            throttle.succeeded(ticket, "");
+            return authorized(&state, who, addr, req, next).await;
+        }
+        Err(why) => why,
     };
     // A request without credentials guesses nothing (a browser, a probe): not a failure.
     if why != AdminAuthFailure::Missing {
@@ -280,6 +289,35 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
         audit::admin_auth_failed(addr, peer, req.method().as_str(), &path(&req), why);
     }
     ApiError::Unauthorized.into_response()
+}
+
+/// Checks the authenticated admin's role and registry restriction against the route
+/// ([`super::admins::permission_of`]) and passes the admin on in the request's extensions.
+async fn authorized(
+    state: &AppState,
+    who: Principal,
+    addr: Option<std::net::IpAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    let (permission, registry) = super::admins::permission_of(req.method(), &path);
+    // An unknown registry is the handler's 404, not a 403 that would confirm nothing.
+    let registry = registry.filter(|r| state.config.registries.iter().any(|c| c.id == *r));
+    if let Err(refusal) = who.check(permission, registry) {
+        let reason = refusal.to_string();
+        audit::admin_refused(
+            &who.name,
+            who.role.as_str(),
+            req.method().as_str(),
+            &path,
+            &reason,
+            addr,
+        );
+        return ApiError::Forbidden(reason).into_response();
+    }
+    req.extensions_mut().insert(who);
+    next.run(req).await
 }
 
 /// Known paths under `/api/v1` with a method they do not have.
@@ -341,7 +379,7 @@ fn page_param(
 /// one set, so the OpenAPI document says the same of every operation.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // only its derived OpenAPI description is used
-pub(super) enum AdminRefusals {
+pub(crate) enum AdminRefusals {
     /// Missing or wrong admin token.
     #[response(status = 401, description = "Missing or wrong admin token.")]
     Unauthorized(ErrorBody),
@@ -349,7 +387,9 @@ pub(super) enum AdminRefusals {
     #[response(
         status = 403,
         description = "A browser's cross-site request (`Sec-Fetch-Site` other than `same-origin` or `none`, \
-            or a foreign `Origin`): refused before the admin token is looked at, and not counted."
+            or a foreign `Origin`): refused before the admin token is looked at, and not counted. \
+            Or the admin's role does not allow the request (the message names the role needed: \
+            `this needs the editor role; alice is a viewer`), or the admin is limited to other registries."
     )]
     Forbidden(ErrorBody),
     /// Throttled.
@@ -364,7 +404,7 @@ pub(super) enum AdminRefusals {
 /// The reply of an endpoint that reads or writes the store while PostgreSQL is away.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // only its derived OpenAPI description is used
-pub(super) enum StoreUnavailable {
+pub(crate) enum StoreUnavailable {
     /// The store is unreachable.
     #[response(
         status = 503,
@@ -382,7 +422,10 @@ pub(super) enum StoreUnavailable {
         AdminRefusals,
     )
 )]
-pub async fn list_registries(State(state): State<AppState>) -> Json<api::RegistryList> {
+pub async fn list_registries(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Json<api::RegistryList> {
     Json(api::RegistryList {
         id: "registries".into(),
         kind: ResourceType::Collection,
@@ -391,6 +434,7 @@ pub async fn list_registries(State(state): State<AppState>) -> Json<api::Registr
             .config
             .registries
             .iter()
+            .filter(|r| who.sees(&r.id))
             .map(|r| registry_out(&state, r))
             .collect(),
     })
@@ -585,6 +629,7 @@ pub async fn list_tokens(
 )]
 pub async fn create_token(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     KnownRegistry(r): KnownRegistry,
     AppJson(input): AppJson<api::TokenCreate>,
 ) -> Result<Response, ApiError> {
@@ -594,7 +639,10 @@ pub async fn create_token(
         changes: audit::changes_of_new(&new),
         ..AuditDetails::default()
     };
-    let result = blocking(&state.admin, move |a| a.create(&r.id, None, new)).await;
+    let result = blocking(&state.admin.acting_as(&who.name), move |a| {
+        a.create(&r.id, None, new)
+    })
+    .await;
     let result = result.map(|(token, password)| {
         details.id = Some(token.id);
         created(&state, token, password)
@@ -656,6 +704,7 @@ pub async fn get_token(
 )]
 pub async fn put_token(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     KnownRegistry(r): KnownRegistry,
     TokenId(id): TokenId,
     AppJson(input): AppJson<api::TokenCreate>,
@@ -667,15 +716,17 @@ pub async fn put_token(
         changes: audit::changes_of_new(&new),
         ..AuditDetails::default()
     };
-    let result = blocking(&state.admin, move |a| a.put(&r.id, id, new))
-        .await
-        .map(|outcome| match outcome {
-            PutOutcome::Created(token, password) => {
-                details.action = Some(AdminAction::Create);
-                created(&state, token, password)
-            }
-            PutOutcome::Replaced(token) => Json(token_out(&state, token, None)).into_response(),
-        });
+    let result = blocking(&state.admin.acting_as(&who.name), move |a| {
+        a.put(&r.id, id, new)
+    })
+    .await
+    .map(|outcome| match outcome {
+        PutOutcome::Created(token, password) => {
+            details.action = Some(AdminAction::Create);
+            created(&state, token, password)
+        }
+        PutOutcome::Replaced(token) => Json(token_out(&state, token, None)).into_response(),
+    });
     Ok(details.attach(result))
 }
 
@@ -701,6 +752,7 @@ pub async fn put_token(
 )]
 pub async fn patch_token(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     KnownRegistry(r): KnownRegistry,
     TokenId(id): TokenId,
     AppJson(input): AppJson<api::TokenPatch>,
@@ -711,12 +763,14 @@ pub async fn patch_token(
         changes: audit::changes_of_patch(&changes),
         ..AuditDetails::default()
     };
-    let result = blocking(&state.admin, move |a| a.patch(&r.id, id, changes))
-        .await
-        .map(|token| {
-            details.token = token.name.to_string();
-            Json(token_out(&state, token, None))
-        });
+    let result = blocking(&state.admin.acting_as(&who.name), move |a| {
+        a.patch(&r.id, id, changes)
+    })
+    .await
+    .map(|token| {
+        details.token = token.name.to_string();
+        Json(token_out(&state, token, None))
+    });
     Ok(details.attach(result))
 }
 
@@ -746,6 +800,7 @@ pub async fn patch_token(
 )]
 pub async fn rotate_credentials(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     KnownRegistry(r): KnownRegistry,
     TokenId(id): TokenId,
     body: Body,
@@ -762,12 +817,14 @@ pub async fn rotate_credentials(
         changes: audit::changes_of_rotation(grace),
         ..AuditDetails::default()
     };
-    let result = blocking(&state.admin, move |a| a.rotate(&r.id, id, grace))
-        .await
-        .map(|(token, password)| {
-            details.token = token.name.to_string();
-            Json(token_out(&state, token, Some(password)))
-        });
+    let result = blocking(&state.admin.acting_as(&who.name), move |a| {
+        a.rotate(&r.id, id, grace)
+    })
+    .await
+    .map(|(token, password)| {
+        details.token = token.name.to_string();
+        Json(token_out(&state, token, Some(password)))
+    });
     Ok(details.attach(result))
 }
 
@@ -808,6 +865,11 @@ pub async fn disable_by_owner(
 ) -> Result<Response, ApiError> {
     let client = super::limits::request_client(&state, &req);
     let peer = super::limits::request_peer(&req);
+    let actor = req
+        .extensions()
+        .get::<Principal>()
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
     let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
     let owner: Owner = match last(&pairs, "owner") {
         None | Some("") => {
@@ -819,7 +881,7 @@ pub async fn disable_by_owner(
     };
     let reg = r.id.clone();
     let o = owner.clone();
-    let admin = state.admin.clone();
+    let admin = state.admin.acting_as(&actor);
     let outcome = tokio::task::spawn_blocking(move || admin.disable_owner(&r.id, o.as_str()))
         .await
         .map_err(|e| ApiError::Internal(Box::new(TaskFailed(e))));
@@ -830,6 +892,7 @@ pub async fn disable_by_owner(
     let changes = audit::changes_of_offboarding(owner.as_str());
     let line = |token: &str, id: &str, outcome: audit::AdminOutcome, status: u16| {
         audit::admin_action(&audit::AdminRecord {
+            admin: &actor,
             action: AdminAction::Disable,
             registry: &reg,
             token,
@@ -892,10 +955,14 @@ pub async fn disable_by_owner(
 )]
 pub async fn delete_token(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     KnownRegistry(r): KnownRegistry,
     TokenId(id): TokenId,
 ) -> Response {
-    let result = blocking(&state.admin, move |a| a.delete(&r.id, id)).await;
+    let result = blocking(&state.admin.acting_as(&who.name), move |a| {
+        a.delete(&r.id, id)
+    })
+    .await;
     let details = AuditDetails {
         id: Some(id),
         token: result

@@ -61,6 +61,11 @@ pub async fn audit_writes(State(state): State<AppState>, req: Request, next: Nex
     };
     let client = super::limits::request_client(&state, &req);
     let peer = super::limits::request_peer(&req);
+    let admin = req
+        .extensions()
+        .get::<crate::domain::Principal>()
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
     let mut resp = next.run(req).await;
     let details = resp
         .extensions_mut()
@@ -71,6 +76,7 @@ pub async fn audit_writes(State(state): State<AppState>, req: Request, next: Nex
     let action = details.action.unwrap_or(action);
     let id = details.id.map(|id| id.to_string());
     audit::admin_action(&AdminRecord {
+        admin: &admin,
         action,
         registry,
         token: &details.token,

@@ -52,6 +52,16 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../console/dialogs.js"),
     },
     Asset {
+        name: "admins.js",
+        media_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../console/admins.js"),
+    },
+    Asset {
+        name: "admins.css",
+        media_type: "text/css; charset=utf-8",
+        body: include_str!("../../console/admins.css"),
+    },
+    Asset {
         name: "favicon.svg",
         media_type: "image/svg+xml",
         body: include_str!("../../console/favicon.svg"),

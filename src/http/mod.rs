@@ -11,6 +11,7 @@ use axum::Router;
 
 pub mod admin;
 pub mod admin_token;
+pub mod admins;
 pub mod audit;
 pub mod auth;
 #[cfg(feature = "bench-baseline")]
@@ -81,6 +82,13 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/keys/{key_id}/activate",
             axum::routing::post(keys::activate_key),
+        )
+        .route("/admins", get(admins::list).post(admins::create))
+        .route("/admins/me", get(admins::me))
+        .route("/admins/{name}", axum::routing::delete(admins::delete))
+        .route(
+            "/admins/{name}/credentials",
+            axum::routing::post(admins::rotate),
         )
         .fallback(admin::not_found)
         .method_not_allowed_fallback(admin::method_not_allowed)

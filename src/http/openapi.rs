@@ -11,7 +11,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, auth, keys};
+use super::{admin, admins, auth, keys};
 use crate::api;
 
 /// Adds the two security schemes the operations refer to.
@@ -61,6 +61,11 @@ impl Modify for SecuritySchemes {
         admin::delete_token,
         admin::rotate_credentials,
         admin::disable_by_owner,
+        admins::me,
+        admins::list,
+        admins::create,
+        admins::rotate,
+        admins::delete,
         auth::get_token,
         auth::post_token,
         keys::list_keys,
@@ -75,6 +80,7 @@ impl Modify for SecuritySchemes {
     tags(
         (name = "registries", description = "The registries regauth issues tokens for (from the config file)."),
         (name = "tokens", description = "A registry's access tokens."),
+        (name = "admins", description = "Named admins with roles (viewer, editor, owner); managing them needs the owner role."),
         (name = "token endpoint", description = "Where docker and other clients get a registry token."),
         (name = "keys", description = "The signing keys and their rotation (docs/key-rotation.md)."),
     )

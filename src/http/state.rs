@@ -26,6 +26,8 @@ pub struct AppState {
     pub admin: AdminService,
     /// The admin token (fixed, or kept in a file that is re-read when it changes).
     pub admin_token: Arc<AdminToken>,
+    /// Named admins with roles (the bootstrap token is the `bootstrap` owner beside them).
+    pub admins: crate::service::admins::AdminsService,
     pub clock: Clock,
     /// Absolute path of the signing certificate (the registry's `rootcertbundle`).
     pub certificate: Arc<Path>,
@@ -102,6 +104,7 @@ impl AppState {
             config.limits.denial_log_lines,
             std::time::Duration::from_secs(config.limits.denial_log_interval_seconds),
         ));
+        let admins = crate::service::admins::AdminsService::new(store.clone(), clock.clone());
         let admin = AdminService::new(store, clock.clone())
             .with_on_expiry(config.tokens.on_expiry)
             .with_usage(auth.usage().clone())
@@ -116,6 +119,7 @@ impl AppState {
             auth: Arc::new(auth),
             admin,
             admin_token: Arc::new(AdminToken::fixed(admin_token)),
+            admins,
             clock,
             certificate,
             throttle,

@@ -148,9 +148,20 @@ pub struct AdminService {
     usage: Option<Arc<UsageRecorder>>,
     /// `max_token_lifetime` of each registry that has one.
     lifetimes: Arc<HashMap<String, TimeDelta>>,
+    /// Who acts: written to `created_by` and `modified_by` ([`ADMIN_ACTOR`] by default).
+    actor: Arc<str>,
 }
 
 impl AdminService {
+    /// The same service acting as the admin `name` (its writes carry that name).
+    pub fn acting_as(&self, name: &str) -> AdminService {
+        let mut s = self.clone();
+        if !name.is_empty() {
+            s.actor = Arc::from(name);
+        }
+        s
+    }
+
     /// Deletes expired tokens; shows stored last uses only.
     pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
         AdminService {
@@ -159,6 +170,7 @@ impl AdminService {
             on_expiry: OnExpiry::Delete,
             usage: None,
             lifetimes: Arc::default(),
+            actor: Arc::from(ADMIN_ACTOR),
         }
     }
 
@@ -258,9 +270,9 @@ impl AdminService {
             description: new.description,
             secret_hash: SecretHash::of(&password),
             created: now,
-            created_by: ADMIN_ACTOR.into(),
+            created_by: self.actor.to_string(),
             modified: now,
-            modified_by: ADMIN_ACTOR.into(),
+            modified_by: self.actor.to_string(),
             previous: None,
             last_used: None,
         };
@@ -300,7 +312,7 @@ impl AdminService {
             owner: new.owner,
             description: new.description,
             modified: now,
-            modified_by: ADMIN_ACTOR.into(),
+            modified_by: self.actor.to_string(),
             ..existing
         };
         token.set_status(new.status);
@@ -337,7 +349,7 @@ impl AdminService {
         changes.description.apply_to(&mut token.description);
         self.check_rule(registry, token.status, token.expiry, now, None)?;
         token.modified = now;
-        token.modified_by = ADMIN_ACTOR.into();
+        token.modified_by = self.actor.to_string();
         self.update(&token)?;
         Ok(token)
     }
@@ -360,7 +372,7 @@ impl AdminService {
             }
             token.set_status(Status::Disabled);
             token.modified = now;
-            token.modified_by = ADMIN_ACTOR.into();
+            token.modified_by = self.actor.to_string();
             match self.update(&token) {
                 Ok(()) => disabled.push(self.shown(token)),
                 Err(AdminError::NotFound(_)) => {}
@@ -585,7 +597,7 @@ impl AdminService {
         })?;
         token.rotate(SecretHash::of(&password), grace, now)?;
         token.modified = now;
-        token.modified_by = ADMIN_ACTOR.into();
+        token.modified_by = self.actor.to_string();
         self.update(&token)?;
         Ok((token, password))
     }

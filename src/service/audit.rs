@@ -113,6 +113,8 @@ impl AdminOutcome {
 /// One admin write, as the audit line shows it.
 #[derive(Debug)]
 pub struct AdminRecord<'a> {
+    /// The admin who acted (`bootstrap` for the bootstrap admin token).
+    pub admin: &'a str,
     pub action: AdminAction,
     pub registry: &'a str,
     /// The token's name, when the request got far enough to know it.
@@ -135,7 +137,7 @@ pub fn admin_action(r: &AdminRecord<'_>) {
     let client = OptionalAddr(r.client);
     info!(
         target: TARGET,
-        action = r.action.as_str(), registry = %r.registry, token = %r.token, id = %r.id,
+        admin = %r.admin, action = r.action.as_str(), registry = %r.registry, token = %r.token, id = %r.id,
         changes = %r.changes, client = %client, peer, outcome = r.outcome.as_str(),
         status = r.status, "admin action"
     );
@@ -351,6 +353,43 @@ pub fn changes_of_patch(c: &TokenChanges) -> String {
 /// A rotation: the password changed (never its value), and the grace period.
 pub fn changes_of_rotation(grace: chrono::TimeDelta) -> String {
     format!("password gracePeriodSeconds={}", grace.num_seconds())
+}
+
+/// One line per change to a named admin (create, rotate, delete), whatever its outcome:
+/// who acted (`admin`), on whom (`target`), with which role and registries.
+pub fn admin_managed(
+    admin: &str,
+    action: &str,
+    target: &str,
+    role: &str,
+    registries: &str,
+    client: Option<IpAddr>,
+    status: u16,
+) {
+    let client = OptionalAddr(client);
+    info!(
+        target: TARGET,
+        admin = %admin, action, target_admin = %target, role, registries = %registries,
+        client = %client, outcome = AdminOutcome::of_status(status).as_str(), status,
+        "admin managed"
+    );
+}
+
+/// A request an authenticated admin's role or registry restriction does not allow.
+pub fn admin_refused(
+    admin: &str,
+    role: &str,
+    method: &str,
+    path: &str,
+    reason: &str,
+    client: Option<IpAddr>,
+) {
+    let client = OptionalAddr(client);
+    warn!(
+        target: TARGET,
+        admin = %admin, role, method, path = %path, reason = %reason, client = %client,
+        "admin request refused by role"
+    );
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Page, RefreshGrant, Store, StoreError, TokenUse};
-use crate::domain::{LastUse, SecretHash, Status, Token};
+use crate::domain::{Admin, LastUse, SecretHash, Status, Token};
 
 /// (registry, name): ordered by registry, then name, like the sled key `registry \0 name`.
 type NameKey = (String, String);
@@ -20,6 +20,7 @@ type NameKey = (String, String);
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
+    admins: RwLock<BTreeMap<String, Admin>>,
 }
 
 #[derive(Debug, Default)]
@@ -87,6 +88,28 @@ impl Inner {
 }
 
 impl Store for MemoryStore {
+    fn admins(&self) -> Result<Vec<Admin>, StoreError> {
+        let admins = self.admins.read().map_err(|_| poisoned())?;
+        Ok(admins.values().cloned().collect())
+    }
+
+    fn put_admin(&self, admin: &Admin, replace: bool) -> Result<(), StoreError> {
+        let mut admins = self.admins.write().map_err(|_| poisoned())?;
+        let name = admin.name.to_string();
+        match (admins.contains_key(&name), replace) {
+            (true, false) => return Err(StoreError::NameTaken(name)),
+            (false, true) => return Err(StoreError::NotFound),
+            _ => {}
+        }
+        admins.insert(name, admin.clone());
+        Ok(())
+    }
+
+    fn delete_admin(&self, name: &str) -> Result<bool, StoreError> {
+        let mut admins = self.admins.write().map_err(|_| poisoned())?;
+        Ok(admins.remove(name).is_some())
+    }
+
     fn find_by_name(&self, registry: &str, name: &str) -> Result<Option<Arc<Token>>, StoreError> {
         let inner = self.read()?;
         Ok(inner

@@ -32,7 +32,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{LastUse, SecretHash, Token};
+use crate::domain::{Admin, LastUse, SecretHash, Token};
 use crate::error::BoxError;
 
 mod cache;
@@ -234,6 +234,33 @@ pub trait Store: Send + Sync + 'static {
     fn ready(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Every named admin, sorted by name.
+    fn admins(&self) -> Result<Vec<Admin>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// A number that changes whenever the admins may have changed elsewhere (another
+    /// replica), so a cache of them knows to reload; `None`: cache nothing now. An embedded
+    /// store has one writer, which drops its own cache: always `Some(0)`.
+    fn admins_generation(&self) -> Option<u64> {
+        Some(0)
+    }
+
+    /// Stores a new admin (`NameTaken` if the name exists) or, with `replace`, replaces one
+    /// (`NotFound` if it does not exist).
+    fn put_admin(&self, admin: &Admin, replace: bool) -> Result<(), StoreError> {
+        let _ = (admin, replace);
+        Err(StoreError::message(
+            "this store backend does not keep named admins",
+        ))
+    }
+
+    /// Deletes the admin `name`; whether it existed.
+    fn delete_admin(&self, name: &str) -> Result<bool, StoreError> {
+        let _ = name;
+        Ok(false)
+    }
 }
 
 /// The conformance suite: every [`Store`] implementation must pass each function here.
@@ -273,6 +300,42 @@ pub(crate) mod tests {
             owner: None,
             description: None,
         }
+    }
+
+    /// Named admins: create, unique names, replace, list sorted, delete.
+    pub(crate) fn admins_create_replace_delete(s: &dyn Store) {
+        use crate::domain::{Admin, Role};
+        let admin = |name: &str, role: Role| Admin {
+            name: name.parse().unwrap(),
+            role,
+            registries: vec!["dev".into()],
+            secret_hash: SecretHash([3; 32]),
+            created: t0(),
+            created_by: "bootstrap".into(),
+            rotated: None,
+        };
+        assert!(s.admins().unwrap().is_empty());
+        s.put_admin(&admin("zed", Role::Viewer), false).unwrap();
+        s.put_admin(&admin("alice", Role::Editor), false).unwrap();
+        assert!(matches!(
+            s.put_admin(&admin("alice", Role::Owner), false),
+            Err(StoreError::NameTaken(n)) if n == "alice"
+        ));
+        assert!(matches!(
+            s.put_admin(&admin("nobody", Role::Owner), true),
+            Err(StoreError::NotFound)
+        ));
+        let mut rotated = admin("alice", Role::Editor);
+        rotated.secret_hash = SecretHash([4; 32]);
+        rotated.rotated = Some(t0());
+        s.put_admin(&rotated, true).unwrap();
+        let all = s.admins().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0], rotated);
+        assert_eq!(all[1].name.as_str(), "zed");
+        assert!(s.delete_admin("zed").unwrap());
+        assert!(!s.delete_admin("zed").unwrap());
+        assert_eq!(s.admins().unwrap(), vec![rotated]);
     }
 
     pub(crate) fn expiring(registry: &str, name: &str, at: DateTime<Utc>) -> Token {
@@ -1140,6 +1203,11 @@ pub(crate) mod tests {
     mod memory {
         use crate::store::MemoryStore;
         conformance!((MemoryStore::new(), ()));
+
+        #[test]
+        fn admins_create_replace_delete() {
+            super::admins_create_replace_delete(&MemoryStore::new());
+        }
     }
 
     mod sled {
@@ -1150,10 +1218,22 @@ pub(crate) mod tests {
             (SledStore::open(dir.path()).unwrap(), dir)
         }
         conformance!(open());
+
+        #[test]
+        fn admins_create_replace_delete() {
+            let (store, _dir) = open();
+            super::admins_create_replace_delete(&store);
+        }
     }
 
     /// On a private PostgreSQL cluster (one per test binary), a database per test.
     mod postgres {
         conformance!(crate::store::postgres::tests::open());
+
+        #[test]
+        fn admins_create_replace_delete() {
+            let (store, _guard) = crate::store::postgres::tests::open();
+            super::admins_create_replace_delete(&store);
+        }
     }
 }

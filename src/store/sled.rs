@@ -53,7 +53,7 @@ use uuid::Uuid;
 
 use super::cache::{self, TokenCache};
 use super::{record, Page, RefreshGrant, Store, StoreError, TokenUse};
-use crate::domain::{LastUse, SecretHash, Status, Token};
+use crate::domain::{Admin, LastUse, SecretHash, Status, Token};
 
 /// Default page cache. A lookup that misses it reads and decodes a whole leaf (up to 16
 /// tokens) on the async worker, which costs more CPU than the JWT signature and, when the OS
@@ -79,6 +79,8 @@ pub struct SledStore {
     counts: Tree,
     refresh: Tree,
     refresh_by_token: Tree,
+    /// Named admins by name, JSON (`domain::Admin`).
+    admins: Tree,
     /// Held across "scan `refresh_by_token`, then commit" (see the module doc).
     grant_lock: Mutex<()>,
     /// Decoded tokens by name key, for `find_by_name` (see `cache.rs` for coherence).
@@ -117,6 +119,7 @@ impl SledStore {
             counts: tree("counts")?,
             refresh: tree("refresh")?,
             refresh_by_token: tree("refresh_by_token")?,
+            admins: tree("admins")?,
             grant_lock: Mutex::new(()),
             hot: TokenCache::new(token_cache_bytes),
             db,
@@ -218,6 +221,60 @@ impl SledStore {
 }
 
 impl Store for SledStore {
+    fn admins(&self) -> Result<Vec<Admin>, StoreError> {
+        self.admins
+            .iter()
+            .map(|kv| {
+                let (key, bytes) = kv.map_err(backend)?;
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    StoreError::backend(
+                        format!(
+                            "undecodable record at key {:?} in tree admins",
+                            String::from_utf8_lossy(&key)
+                        ),
+                        e,
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn put_admin(&self, admin: &Admin, replace: bool) -> Result<(), StoreError> {
+        let name = admin.name.to_string();
+        let bytes = serde_json::to_vec(admin)
+            .map_err(|e| StoreError::backend(format!("encoding admin {name}"), e))?;
+        let old = self.admins.get(name.as_bytes()).map_err(backend)?;
+        match (old.is_some(), replace) {
+            (true, false) => return Err(StoreError::NameTaken(name)),
+            (false, true) => return Err(StoreError::NotFound),
+            _ => {}
+        }
+        // Compare-and-swap against what was read, so two racing creates make one winner.
+        if self
+            .admins
+            .compare_and_swap(name.as_bytes(), old, Some(bytes))
+            .map_err(backend)?
+            .is_err()
+        {
+            return Err(if replace {
+                StoreError::NotFound
+            } else {
+                StoreError::NameTaken(name)
+            });
+        }
+        self.flush()
+    }
+
+    fn delete_admin(&self, name: &str) -> Result<bool, StoreError> {
+        let existed = self
+            .admins
+            .remove(name.as_bytes())
+            .map_err(backend)?
+            .is_some();
+        self.flush()?;
+        Ok(existed)
+    }
+
     fn find_by_name(&self, registry: &str, name: &str) -> Result<Option<Arc<Token>>, StoreError> {
         if registry.contains('\0') {
             return Ok(None);

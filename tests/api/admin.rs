@@ -66,7 +66,8 @@ async fn create_then_get_shows_the_password_once() {
     assert!(pw.starts_with("rga_") && pw.len() >= 47, "{pw}");
     assert_eq!(v["metadata"]["state"], "AVAILABLE");
     assert_eq!(v["metadata"]["createdDate"], "2026-06-01T12:00:00Z");
-    assert_eq!(v["metadata"]["createdBy"], "admin");
+    // The bootstrap admin token acts as `bootstrap` (named admins under their own names).
+    assert_eq!(v["metadata"]["createdBy"], "bootstrap");
     assert_eq!(v["metadata"]["lastModifiedDate"], "2026-06-01T12:00:00Z");
 
     let g = app

@@ -2,6 +2,7 @@
 // Test code: a failed unwrap or expect is a failed test (the crate denies them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod admin;
+mod admins;
 mod audit;
 #[path = "../common/mod.rs"]
 mod common;

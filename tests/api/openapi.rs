@@ -59,8 +59,11 @@ fn every_route_is_described_with_its_security_and_errors() {
     assert_eq!(
         ops,
         [
+            "DELETE /api/v1/admins/{name}",
             "DELETE /api/v1/keys/{keyId}",
             "DELETE /api/v1/registries/{registryId}/tokens/{tokenId}",
+            "GET /api/v1/admins",
+            "GET /api/v1/admins/me",
             "GET /api/v1/keys",
             "GET /api/v1/keys/{keyId}",
             "GET /api/v1/registries",
@@ -69,6 +72,8 @@ fn every_route_is_described_with_its_security_and_errors() {
             "GET /api/v1/registries/{registryId}/tokens/{tokenId}",
             "GET /auth",
             "PATCH /api/v1/registries/{registryId}/tokens/{tokenId}",
+            "POST /api/v1/admins",
+            "POST /api/v1/admins/{name}/credentials",
             "POST /api/v1/keys",
             "POST /api/v1/keys/{keyId}/activate",
             "POST /api/v1/keys/{keyId}/check",

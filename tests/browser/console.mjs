@@ -998,6 +998,42 @@ flows.measure = () => withBrowser(async ({ page }) => {
   result({ firstRenderMs: firstRender, pageChangeMs: pageChange, filterMs: filter, info });
 });
 
+/** Roles: a viewer sees no write controls and no Admins tab; an owner manages admins there. */
+flows.roles = () => withBrowser(async ({ page }) => {
+  await createToken('ci-bot');
+  const viewer = await adminApi('POST', '/admins', { name: 'vera', role: 'viewer' });
+  equal(viewer.status, 201, `create viewer: ${JSON.stringify(viewer.json)}`);
+  await page.goto(`${URL_BASE}/`);
+  await page.getByLabel('Admin token').fill(viewer.json.secret);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await row(page, 'ci-bot').waitFor();
+  await page.getByText('vera (viewer)').waitFor();
+  check(!(await page.getByRole('button', { name: 'Add Token' }).isVisible()), 'a viewer sees no Add Token');
+  check(!(await page.getByRole('button', { name: 'Actions for ci-bot' }).isVisible()), 'a viewer sees no row menu (Edit, Rotate, Delete)');
+  check(!(await page.getByRole('link', { name: 'Admins' }).isVisible()), 'a viewer sees no Admins tab');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+
+  await signIn(page);
+  await page.getByText('bootstrap (owner)').waitFor();
+  check(await page.getByRole('button', { name: 'Actions for ci-bot' }).isVisible(), 'an owner sees the row menu');
+  await page.getByRole('link', { name: 'Admins' }).click();
+  await page.getByRole('heading', { name: 'Admins' }).waitFor();
+  await row(page, 'vera').waitFor();
+  await page.getByLabel('Admin name').fill('eddie');
+  await page.getByLabel('Role').selectOption('editor');
+  await page.getByRole('button', { name: 'Add Admin' }).click();
+  await row(page, 'eddie').waitFor();
+  const secret = await page.locator('#admin-secret').innerText();
+  check(secret.startsWith('rgadm_'), `the new secret is shown once: ${secret}`);
+  const created = (await adminApi('GET', '/admins')).json.items.find((a) => a.name === 'eddie');
+  equal(created.role, 'editor', 'the console created an editor');
+  page.once('dialog', (d) => d.accept());
+  await row(page, 'eddie').getByRole('button', { name: 'Delete' }).click();
+  await eventually(async () => !(await adminApi('GET', '/admins')).json.items.some((a) => a.name === 'eddie'), 'eddie deleted');
+  await page.getByRole('link', { name: 'Tokens' }).click();
+  await row(page, 'ci-bot').waitFor();
+});
+
 const flow = flows[process.argv[2]];
 if (!flow) {
   console.error(`unknown flow ${process.argv[2]}; flows: ${Object.keys(flows).join(', ')}`);

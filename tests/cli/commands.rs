@@ -636,3 +636,73 @@ fn delete_asks_on_a_terminal() {
     assert!(out.stdout.contains("Deleted token keep-me"), "{out:?}");
     assert_eq!(s.cli(&["token", "list"]).ok().stdout, "no tokens\n");
 }
+
+/// `regauth admin create/list/rotate/delete`: the secret is printed once and works as
+/// `--admin-token` with the role's limits; rotate ends the old secret, delete the new one.
+#[test]
+fn admin_create_list_rotate_delete() {
+    let s = Regauth::start();
+    let out = s
+        .cli(&["admin", "create", "alice", "--role", "viewer"])
+        .ok();
+    assert!(
+        out.stdout.contains("cannot be shown again"),
+        "{}",
+        out.stdout
+    );
+    let secret = out
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("rgadm_"))
+        .unwrap_or_else(|| panic!("no secret line:\n{}", out.stdout))
+        .to_string();
+    let url = s.url().to_string();
+    let as_alice = |args: &[&str]| {
+        let mut all = vec!["--server", url.as_str(), "--admin-token", secret.as_str()];
+        all.extend_from_slice(args);
+        s.bare_cli(&all, &[])
+    };
+    as_alice(&["token", "list"]).ok();
+    let refused = as_alice(&["token", "create", "nope-bot", "-s", "repository:x:pull"]).fails(1);
+    assert!(
+        refused.contains("this needs the editor role; alice is a viewer"),
+        "{refused}"
+    );
+
+    let list = s.cli(&["admin", "list"]).ok();
+    assert!(
+        list.stdout.contains("alice") && list.stdout.contains("viewer"),
+        "{}",
+        list.stdout
+    );
+    let json: Value =
+        serde_json::from_str(&s.cli(&["-o", "json", "admin", "list"]).ok().stdout).unwrap();
+    assert_eq!(json["items"][0]["name"], "alice");
+    assert_eq!(json["items"][0]["createdBy"], "bootstrap");
+
+    let rotated: Value = serde_json::from_str(
+        &s.cli(&["-o", "json", "admin", "rotate", "alice"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    let fresh = rotated["secret"].as_str().unwrap().to_string();
+    as_alice(&["token", "list"]).fails(1);
+    let mut all = vec![
+        "--server",
+        url.as_str(),
+        "--admin-token",
+        fresh.as_str(),
+        "token",
+        "list",
+    ];
+    s.bare_cli(&all, &[]).ok();
+
+    let out = s.cli(&["admin", "delete", "alice"]).ok();
+    assert!(out.stdout.contains("deleted"), "{}", out.stdout);
+    all.truncate(6);
+    s.bare_cli(&all, &[]).fails(1);
+    let gone = s.cli(&["admin", "delete", "alice"]).fails(1);
+    assert!(gone.contains("not found"), "{gone}");
+}

@@ -74,6 +74,13 @@ fn console_sign_in_keeps_the_admin_token_in_session_storage_only_and_signs_out()
     flow("sign-in", &regauth(), &[]);
 }
 
+/// A viewer sees no write controls and no Admins tab; an owner creates and deletes an admin
+/// in the Admins tab.
+#[test]
+fn console_shows_each_role_only_what_it_may_do() {
+    flow("roles", &regauth(), &[]);
+}
+
 #[test]
 fn console_returns_to_sign_in_with_a_message_on_401() {
     flow("unauthorized", &regauth(), &[]);

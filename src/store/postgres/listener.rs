@@ -14,7 +14,7 @@
 //!   finds a connection that died silently (a network partition, a frozen server).
 //! - Last-use times are the exception: `record_uses` invalidates only its own replica's cache,
 //!   as a stale last use decides nothing (it is shown, and only ever moves forward).
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ use crate::store::cache::TokenCache;
 pub const CHANNEL: &str = "regauth_tokens";
 /// The payload that empties every replica's cache.
 pub const ALL: &str = "*";
+/// The payload of a change to the named admins: each replica reloads them on next use.
+pub const ADMINS: &str = "@admins";
 /// How often the listener checks that its connection is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How long the heartbeat may take before the connection counts as dead.
@@ -39,6 +41,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub struct Shared {
     pub cache: TokenCache,
     trusted: AtomicBool,
+    /// Bumped by every admins notice and every loss of the connection, so that a replica's
+    /// cache of named admins (`service::admins`) knows to reload.
+    admins_generation: AtomicU64,
 }
 
 impl Shared {
@@ -46,6 +51,7 @@ impl Shared {
         Shared {
             cache,
             trusted: AtomicBool::new(false),
+            admins_generation: AtomicU64::new(0),
         }
     }
 
@@ -57,10 +63,21 @@ impl Shared {
     fn distrust(&self) {
         self.trusted.store(false, Ordering::Release);
         self.cache.clear();
+        self.admins_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The admins' generation while the listener is up; `None` (cache nothing) otherwise.
+    pub fn admins_generation(&self) -> Option<u64> {
+        let generation = self.admins_generation.load(Ordering::Acquire);
+        self.trusted().then_some(generation)
     }
 
     /// Applies one notification payload.
     fn apply(&self, payload: &str) {
+        if payload == ADMINS {
+            self.admins_generation.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
         match payload.split_once('/') {
             Some((registry, name)) if payload != ALL => {
                 self.cache.invalidate(&super::name_key(registry, name));

@@ -52,7 +52,7 @@ use uuid::Uuid;
 use self::listener::Shared;
 use super::cache::TokenCache;
 use super::{record, Page, RefreshGrant, Store, StoreError, TokenUse};
-use crate::domain::{LastUse, SecretHash, Status, Token};
+use crate::domain::{Admin, LastUse, SecretHash, Status, Token};
 
 pub use self::listener::CHANNEL;
 
@@ -533,6 +533,79 @@ fn conflict(e: tokio_postgres::Error, token: &Token, what: &str) -> StoreError {
 }
 
 impl Store for PgStore {
+    fn admins(&self) -> Result<Vec<Admin>, StoreError> {
+        self.call("reading admins", async {
+            let client = self.client().await?;
+            let err = |e| pg_error("reading admins", e);
+            let rows = client
+                .query("SELECT name, record FROM regauth_admins ORDER BY name", &[])
+                .await
+                .map_err(err)?;
+            rows.iter()
+                .map(|r| {
+                    let name: String = r.try_get(0).map_err(err)?;
+                    let record: String = r.try_get(1).map_err(err)?;
+                    serde_json::from_str(&record).map_err(|e| {
+                        StoreError::backend(format!("undecodable admin record {name:?}"), e)
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn admins_generation(&self) -> Option<u64> {
+        self.shared.admins_generation()
+    }
+
+    fn put_admin(&self, admin: &Admin, replace: bool) -> Result<(), StoreError> {
+        let name = admin.name.to_string();
+        let record = serde_json::to_string(admin)
+            .map_err(|e| StoreError::backend(format!("encoding admin {name}"), e))?;
+        // One statement: the write and its notice commit together.
+        let sql = if replace {
+            "WITH w AS (UPDATE regauth_admins SET record = $2 WHERE name = $1 RETURNING name)
+             SELECT name, pg_notify($3, $4) FROM w"
+        } else {
+            "WITH w AS (INSERT INTO regauth_admins (name, record) VALUES ($1, $2)
+                        ON CONFLICT (name) DO NOTHING RETURNING name)
+             SELECT name, pg_notify($3, $4) FROM w"
+        };
+        let written = self.call("writing an admin", async {
+            let client = self.client().await?;
+            let err = |e| pg_error("writing an admin", e);
+            let stmt = client.prepare_cached(sql).await.map_err(err)?;
+            let row = client
+                .query_opt(&stmt, &[&name, &record, &CHANNEL, &listener::ADMINS])
+                .await
+                .map_err(err)?;
+            Ok(row.is_some())
+        })?;
+        match (written, replace) {
+            (true, _) => Ok(()),
+            (false, true) => Err(StoreError::NotFound),
+            (false, false) => Err(StoreError::NameTaken(name)),
+        }
+    }
+
+    fn delete_admin(&self, name: &str) -> Result<bool, StoreError> {
+        self.call("deleting an admin", async {
+            let client = self.client().await?;
+            let err = |e| pg_error("deleting an admin", e);
+            let stmt = client
+                .prepare_cached(
+                    "WITH gone AS (DELETE FROM regauth_admins WHERE name = $1 RETURNING name)
+                     SELECT name, pg_notify($2, $3) FROM gone",
+                )
+                .await
+                .map_err(err)?;
+            let row = client
+                .query_opt(&stmt, &[&name, &CHANNEL, &listener::ADMINS])
+                .await
+                .map_err(err)?;
+            Ok(row.is_some())
+        })
+    }
+
     fn find_by_name(&self, registry: &str, name: &str) -> Result<Option<Arc<Token>>, StoreError> {
         if registry.contains('\0') {
             return Ok(None);

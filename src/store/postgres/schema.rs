@@ -57,6 +57,18 @@ ALTER TABLE regauth_tokens ADD COLUMN owner text;
 CREATE INDEX regauth_tokens_owner ON regauth_tokens (registry, owner, name) WHERE owner IS NOT NULL;
 "#,
     ),
+    (
+        3,
+        "named admins",
+        r#"
+-- Named admins with roles; `record` is the admin as JSON (name, role, registries, the SHA-256
+-- of the secret, created, created by, last rotated). Never the secret itself.
+CREATE TABLE regauth_admins (
+    name text COLLATE "C" PRIMARY KEY,
+    record text NOT NULL
+);
+"#,
+    ),
 ];
 
 /// The newest schema version this binary knows.

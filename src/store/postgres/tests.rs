@@ -557,3 +557,47 @@ fn require_fails_against_a_server_without_tls() {
     .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
 }
+
+/// An admin created, rotated or deleted through one replica reaches the other replica's
+/// admins cache within a second (the `@admins` notice), though that replica had cached them.
+#[test]
+fn admin_changes_on_one_replica_reach_the_others_within_a_second() {
+    use crate::clock::Clock;
+    use crate::domain::Role;
+    use crate::service::admins::{AdminsService, NewAdmin};
+
+    let (a, url) = open();
+    let b = PgStore::open(options(&url)).unwrap();
+    wait_trusted(&a);
+    wait_trusted(&b);
+    let on_a = AdminsService::new(Arc::new(a), Clock::system());
+    let on_b = AdminsService::new(Arc::new(b), Clock::system());
+    // B caches the admins (none yet).
+    assert_eq!(on_b.authenticate("rgadm_nobody").unwrap(), None);
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "{what} did not reach the other replica within 1 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let new = NewAdmin {
+        name: "alice".into(),
+        role: Role::Editor,
+        registries: vec![],
+    };
+    let (_, first) = on_a.create(new, "bootstrap").unwrap();
+    until("a create", &|| on_b.authenticate(&first).unwrap().is_some());
+    let (_, second) = on_a.rotate("alice").unwrap();
+    until("a rotation", &|| {
+        on_b.authenticate(&first).unwrap().is_none()
+    });
+    assert!(on_b.authenticate(&second).unwrap().is_some());
+    on_a.delete("alice").unwrap();
+    until("a delete", &|| {
+        on_b.authenticate(&second).unwrap().is_none()
+    });
+}
