@@ -33,7 +33,14 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// (sled, or PostgreSQL with `[store] url`): everything `serve` needs before it listens.
 pub fn open(config: Config) -> anyhow::Result<AppState> {
     create_data_dir(&config.data_dir)?;
-    let keys = open_keys(&config)?;
+    let pg = match &config.store.url {
+        Some(url) => Some(open_pg(&config, url)?),
+        None => None,
+    };
+    let keys = match &pg {
+        Some(pg) => open_shared_keys(&config, pg)?,
+        None => open_keys(&config)?,
+    };
     {
         let issuer = keys.current().get();
         let key = issuer.key();
@@ -42,7 +49,10 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
             "signing key ready");
     }
     let admin_token = admin_token(&config)?;
-    let store = open_store(&config)?;
+    let store = match pg {
+        Some(pg) => pg as Arc<dyn Store>,
+        None => open_store(&config)?,
+    };
     let from_file = config
         .admin_token
         .is_none()
@@ -71,6 +81,37 @@ pub fn open_keys(config: &Config) -> anyhow::Result<Arc<jwt::keystore::KeyStore>
     Ok(Arc::new(keys))
 }
 
+/// The keyring whose state is in PostgreSQL, shared by every replica: a change on another
+/// replica reaches this one by the store's notification connection.
+pub fn open_shared_keys(
+    config: &Config,
+    pg: &Arc<PgStore>,
+) -> anyhow::Result<Arc<jwt::keystore::KeyStore>> {
+    let options = jwt::keystore::KeyOptions::new(
+        &config.data_dir,
+        &config.jwt.key,
+        &config.jwt.certificate,
+        config.jwt.issuer.clone(),
+        config.jwt.ttl_seconds,
+        config.jwt.certificate_days,
+    );
+    let shared: Arc<dyn jwt::keystore::SharedState> = pg.clone();
+    let keys = Arc::new(
+        jwt::keystore::KeyStore::open_shared(options, shared, chrono::Utc::now())
+            .context("cannot open the signing keys (state in PostgreSQL)")?,
+    );
+    let weak = Arc::downgrade(&keys);
+    pg.on_keyring_change(Arc::new(move |version| {
+        if let Some(keys) = weak.upgrade() {
+            if let Err(e) = keys.refresh(version) {
+                tracing::error!(error = %crate::error::Chain(&e), version,
+                    "cannot apply the signing keyring changed by another replica; still using the previous one");
+            }
+        }
+    }));
+    Ok(keys)
+}
+
 /// The configured store: sled in `<data_dir>/store`, or PostgreSQL at `[store] url` (schema
 /// migrated, signing certificate checked against the one every replica must share).
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
@@ -80,6 +121,12 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         info!(store = "sled", path = %config.data_dir.join("store").display(), "store open");
         return Ok(Arc::new(store));
     };
+    let store: Arc<dyn Store> = open_pg(config, url)?;
+    Ok(store)
+}
+
+/// The PostgreSQL store at `url`, its signing certificate checked.
+fn open_pg(config: &Config, url: &str) -> anyhow::Result<Arc<PgStore>> {
     let where_ = redact(url);
     let store = PgStore::open(pg_options(config, url))
         .with_context(|| format!("cannot open the PostgreSQL store at {where_}"))?;

@@ -35,6 +35,7 @@ impl From<KeyStoreError> for ApiError {
             }
             KeyStoreError::Rule(rule) => ApiError::Conflict(rule.to_string()),
             KeyStoreError::Unsupported(msg) => ApiError::BadRequest(msg),
+            e @ KeyStoreError::Concurrent => ApiError::Conflict(e.to_string()),
             e @ KeyStoreError::Key(_) => ApiError::Internal(Box::new(e)),
         }
     }

@@ -557,3 +557,42 @@ fn require_fails_against_a_server_without_tls() {
     .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
 }
+
+/// Migration 3 stores the signing keyring: compare-and-set on its version, and every change
+/// reaches the other replicas' hook (within a second) with the new version.
+#[test]
+fn the_keyring_round_trips_with_compare_and_set_and_notifies_other_replicas() {
+    let (a, url) = open();
+    let b = PgStore::open(options(&url)).unwrap();
+    wait_trusted(&b);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    b.on_keyring_change(Arc::new(move |v| {
+        let _ = tx.lock().unwrap().send(v);
+    }));
+    assert_eq!(a.load_keyring().unwrap(), None);
+    assert!(a.save_keyring(0, r#"{"keys":[]}"#, "{}").unwrap());
+    // A second first store (another replica starting) changes nothing.
+    assert!(!b.save_keyring(0, "other", "{}").unwrap());
+    let stored = b.load_keyring().unwrap().unwrap();
+    assert_eq!(stored.version, 1);
+    assert_eq!(stored.state, r#"{"keys":[]}"#);
+    assert!(a.save_keyring(1, "two", r#"{"k":"pem"}"#).unwrap());
+    assert!(!b.save_keyring(1, "stale", "{}").unwrap(), "a stale version is refused");
+    assert_eq!(
+        b.load_keyring().unwrap().unwrap(),
+        super::StoredKeyring {
+            version: 2,
+            state: "two".into(),
+            certificates: r#"{"k":"pem"}"#.into(),
+        }
+    );
+    let start = Instant::now();
+    loop {
+        let v = rx.recv_timeout(Duration::from_secs(1)).expect("no keyring notice within 1 s");
+        if v == 2 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(1), "notice of version 2 late");
+    }
+}
