@@ -95,7 +95,7 @@ fn migrations_run_once_under_the_lock_when_replicas_start_together() {
         .is_some());
 }
 
-/// Migration 2 (token owners) upgrades a version-1 database in place: its tokens keep
+/// Migrations 2 (token owners) and 3 (keyring) upgrade a version-1 database in place: its tokens keep
 /// working with no owner, and owners written afterwards are found by the owner index.
 #[test]
 fn migration_2_adds_owners_to_a_version_1_database() {
@@ -108,9 +108,10 @@ fn migration_2_adds_owners_to_a_version_1_database() {
         db_name(&url),
         "ALTER TABLE regauth_tokens DROP COLUMN owner",
     );
+    cluster().sql(db_name(&url), "DROP TABLE regauth_keyring");
     cluster().sql(
         db_name(&url),
-        "DELETE FROM regauth_schema WHERE version = 2",
+        "DELETE FROM regauth_schema WHERE version IN (2, 3)",
     );
     assert_eq!(
         cluster().sql(
@@ -126,8 +127,10 @@ fn migration_2_adds_owners_to_a_version_1_database() {
             db_name(&url),
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM regauth_schema",
         ),
-        "1,2"
+        "1,2,3"
     );
+    // Migration 3: the keyring's table, empty.
+    assert_eq!(store.load_keyring().unwrap(), None);
     assert_eq!(store.get("default", old.id).unwrap(), Some(old.clone()));
     assert_eq!(
         store.list_by_owner("default", "bob", 0, 10).unwrap().total,
