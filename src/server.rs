@@ -33,12 +33,18 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// (sled, or PostgreSQL with `[store] url`): everything `serve` needs before it listens.
 pub fn open(config: Config) -> anyhow::Result<AppState> {
     create_data_dir(&config.data_dir)?;
+    // With PostgreSQL the keyring's state is in the database: the store opens first, and the
+    // signing certificate is checked once the keyring has provisioned it.
     let pg = match &config.store.url {
-        Some(url) => Some(open_pg(&config, url)?),
+        Some(url) => Some((open_pg_unchecked(&config, url)?, url.clone())),
         None => None,
     };
     let keys = match &pg {
-        Some(pg) => open_shared_keys(&config, pg)?,
+        Some((pg, url)) => {
+            let keys = open_shared_keys(&config, pg)?;
+            check_certificate(&config, url, pg)?;
+            keys
+        }
         None => open_keys(&config)?,
     };
     {
@@ -50,7 +56,7 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
     }
     let admin_token = admin_token(&config)?;
     let store = match pg {
-        Some(pg) => pg as Arc<dyn Store>,
+        Some((pg, _)) => pg as Arc<dyn Store>,
         None => open_store(&config)?,
     };
     let from_file = config
@@ -127,9 +133,20 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 
 /// The PostgreSQL store at `url`, its signing certificate checked.
 fn open_pg(config: &Config, url: &str) -> anyhow::Result<Arc<PgStore>> {
-    let where_ = redact(url);
+    let store = open_pg_unchecked(config, url)?;
+    check_certificate(config, url, &store)?;
+    Ok(store)
+}
+
+fn open_pg_unchecked(config: &Config, url: &str) -> anyhow::Result<Arc<PgStore>> {
     let store = PgStore::open(pg_options(config, url))
-        .with_context(|| format!("cannot open the PostgreSQL store at {where_}"))?;
+        .with_context(|| format!("cannot open the PostgreSQL store at {}", redact(url)))?;
+    Ok(Arc::new(store))
+}
+
+/// Records the signing certificate, or refuses one that is not the other replicas'.
+fn check_certificate(config: &Config, url: &str, store: &PgStore) -> anyhow::Result<()> {
+    let where_ = redact(url);
     let fingerprint = certificate_fingerprint(&config.jwt.certificate)?;
     let recorded = store
         .record_certificate(&fingerprint)
@@ -146,7 +163,7 @@ fn open_pg(config: &Config, url: &str) -> anyhow::Result<Arc<PgStore>> {
     );
     info!(store = "postgresql", database = %where_, tls = ?config.store.tls,
         pool_size = config.store.pool_size, certificate_sha256 = %fingerprint, "store open");
-    Ok(Arc::new(store))
+    Ok(())
 }
 
 /// The PostgreSQL options of `[store]`.
