@@ -261,8 +261,22 @@ impl KeyStore {
         self.adopt(&mut ring, next, version)
     }
 
-    /// Why this replica is not ready, if it is not (see [`KeyStore::refresh`]).
+    /// Why this replica is not ready, if it is not (see [`KeyStore::refresh`]). While it
+    /// lacks the active private key, each call looks for the file again, so that copying it
+    /// is enough: the next readiness probe swaps the key.
     pub fn not_ready(&self) -> Option<String> {
+        let behind = match self.behind.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        behind.as_ref()?;
+        let mut ring = self.lock();
+        let current = ring.clone();
+        let version = self.version.load(Ordering::Acquire);
+        if let Err(e) = self.adopt(&mut ring, current, version) {
+            return Some(e.to_string());
+        }
+        drop(ring);
         match self.behind.lock() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
@@ -299,7 +313,7 @@ impl KeyStore {
                         error = %e,
                         "another replica activated a signing key whose private key is not here: \
                          still signing with the previous key and not ready; copy the file from \
-                         that replica (it is re-read on the next change or restart)");
+                         that replica (looked for again on every /ready)");
                     behind = Some(format!(
                         "the active signing key {active} is not here: copy {}",
                         file.display()
@@ -1060,11 +1074,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains(&format!("{new}.key")), "{err}");
-        // Once the file is copied, the next notice catches up.
+        // Once the file is copied, the next readiness check finds it and swaps.
         let key = format!("{new}.key");
         fs::copy(opts_a.keys_dir.join(&key), opts_b.keys_dir.join(&key)).unwrap();
-        b.refresh(0).unwrap();
-        assert_eq!(b.current().get().key().thumbprint(), new);
         assert_eq!(b.not_ready(), None);
+        assert_eq!(b.current().get().key().thumbprint(), new);
     }
 }

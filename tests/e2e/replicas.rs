@@ -568,3 +568,56 @@ fn a_key_added_and_activated_on_a_signs_b_tokens_within_a_second() {
         .expect("/ready");
     assert_eq!(ready.status(), StatusCode::OK, "B has the key: ready");
 }
+
+/// A replica that lacks the private key another replica activated keeps signing with the
+/// previous key and answers /ready with 503 naming the file to copy; once the file is copied,
+/// the next /ready finds it and the replica signs with the new key.
+#[test]
+fn a_replica_lacking_the_activated_private_key_is_not_ready_until_the_file_is_copied() {
+    let url = cluster().new_database();
+    let (a, b) = two_replicas(&url);
+    let token = a.create_token("default", "rotating", &[repo("team/*", &["pull"])]);
+    let kid = |r: &Regauth| {
+        let reply = r.token_for(
+            &token.name,
+            &token.password,
+            "registry.local",
+            &["repository:team/app:pull"],
+        );
+        jwt_header(reply["token"].as_str().expect("token"))["kid"].clone()
+    };
+    let old_kid = kid(&b);
+    let (s, added) = a.admin(Method::POST, "/keys", Some(&json!({"algorithm": "ES256"})));
+    assert_eq!(s, StatusCode::CREATED, "{added}");
+    let id = added["id"].as_str().expect("id").to_string();
+    let (s, v) = a.admin(Method::POST, &format!("/keys/{id}/activate"), None);
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(kid(&a), added["libtrustKid"]);
+    let file = format!("keys/{id}.key");
+    let ready = || {
+        let r = http()
+            .get(format!("{}/ready", b.url()))
+            .send()
+            .expect("/ready");
+        (r.status(), r.text().unwrap_or_default())
+    };
+    let start = Instant::now();
+    let (status, body) = loop {
+        let (status, body) = ready();
+        if status != StatusCode::OK {
+            break (status, body);
+        }
+        assert!(start.elapsed() < Duration::from_secs(1), "B stayed ready");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains(&file), "{body}");
+    assert_eq!(kid(&b), old_kid, "B keeps signing with the key it has");
+    std::fs::copy(
+        a.key_path().parent().unwrap().join(&file),
+        b.key_path().parent().unwrap().join(&file),
+    )
+    .unwrap();
+    assert_eq!(ready().0, StatusCode::OK);
+    assert_eq!(kid(&b), added["libtrustKid"]);
+}
