@@ -18,11 +18,11 @@
 //! and swap their signing key. Private keys stay files the operator copies to every replica.
 //!
 //! Dependency direction: `keystore -> {keyring, signing, issuer, provision, codec}`.
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{ErrorKind, Write as _};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -195,11 +195,15 @@ impl KeyStore {
                 let certs = certificates_of(&options, &ring)?;
                 let state = encode(&ring)?;
                 if save_shared(shared.as_ref(), 0, &state, &certs)? {
-                    info!(keys = ring.keys.len(), "signing keyring stored in PostgreSQL, shared by every replica");
+                    info!(
+                        keys = ring.keys.len(),
+                        "signing keyring stored in PostgreSQL, shared by every replica"
+                    );
                     (1, ring)
                 } else {
-                    load_shared(&options, shared.as_ref())?
-                        .ok_or_else(|| invalid("the shared keyring vanished while starting".into()))?
+                    load_shared(&options, shared.as_ref())?.ok_or_else(|| {
+                        invalid("the shared keyring vanished while starting".into())
+                    })?
                 }
             }
         };
@@ -388,7 +392,6 @@ fn file_ring(
 }
 
 impl KeyStore {
-
     /// The issuer the token endpoint signs with (swapped by [`KeyStore::activate`]).
     pub fn current(&self) -> Arc<CurrentIssuer> {
         self.current.clone()
@@ -1066,7 +1069,11 @@ mod tests {
         let new = a.add("ES256", t(1)).unwrap().record.id;
         a.activate(&new, t(2)).unwrap();
         b.refresh(0).unwrap();
-        assert_eq!(b.current().get().key().thumbprint(), old, "B keeps the old key");
+        assert_eq!(
+            b.current().get().key().thumbprint(),
+            old,
+            "B keeps the old key"
+        );
         let why = b.not_ready().unwrap();
         assert!(why.contains(&format!("{new}.key")), "{why}");
         // A restart is refused, naming the file.

@@ -553,7 +553,10 @@ fn a_key_added_and_activated_on_a_signs_b_tokens_within_a_second() {
         );
         std::thread::sleep(Duration::from_millis(10));
     };
-    eprintln!("B signed with the key activated on A after {:?}", activated.elapsed());
+    eprintln!(
+        "B signed with the key activated on A after {:?}",
+        activated.elapsed()
+    );
     let leaf = base64::engine::general_purpose::STANDARD.encode(
         base64::engine::general_purpose::STANDARD
             .decode(header["x5c"][0].as_str().expect("x5c"))

@@ -581,7 +581,10 @@ fn the_keyring_round_trips_with_compare_and_set_and_notifies_other_replicas() {
     assert_eq!(stored.version, 1);
     assert_eq!(stored.state, r#"{"keys":[]}"#);
     assert!(a.save_keyring(1, "two", r#"{"k":"pem"}"#).unwrap());
-    assert!(!b.save_keyring(1, "stale", "{}").unwrap(), "a stale version is refused");
+    assert!(
+        !b.save_keyring(1, "stale", "{}").unwrap(),
+        "a stale version is refused"
+    );
     assert_eq!(
         b.load_keyring().unwrap().unwrap(),
         super::StoredKeyring {
@@ -592,10 +595,15 @@ fn the_keyring_round_trips_with_compare_and_set_and_notifies_other_replicas() {
     );
     let start = Instant::now();
     loop {
-        let v = rx.recv_timeout(Duration::from_secs(1)).expect("no keyring notice within 1 s");
+        let v = rx
+            .recv_timeout(Duration::from_secs(1))
+            .expect("no keyring notice within 1 s");
         if v == 2 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(1), "notice of version 2 late");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "notice of version 2 late"
+        );
     }
 }
