@@ -33,17 +33,18 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// (sled, or PostgreSQL with `[store] url`): everything `serve` needs before it listens.
 pub fn open(config: Config) -> anyhow::Result<AppState> {
     create_data_dir(&config.data_dir)?;
-    // With PostgreSQL the keyring's state is in the database: the store opens first, and the
-    // signing certificate is checked once the keyring has provisioned it.
+    // With PostgreSQL the keyring's state is in the database: the store opens first.
     let pg = match &config.store.url {
         Some(url) => Some((open_pg_unchecked(&config, url)?, url.clone())),
         None => None,
     };
     let keys = match &pg {
         Some((pg, url)) => {
-            let keys = open_shared_keys(&config, pg)?;
+            // The installation's key (made when missing) must be the other replicas' one.
+            jwt::provision::load_or_create(&config.jwt.key, &config.jwt.certificate)
+                .context("cannot open the signing key")?;
             check_certificate(&config, url, pg)?;
-            keys
+            open_shared_keys(&config, pg)?
         }
         None => open_keys(&config)?,
     };
