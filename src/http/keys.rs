@@ -358,3 +358,16 @@ pub fn jwks_path(state: &AppState) -> Option<String> {
         .as_ref()
         .map(|k| k.options().jwks.display().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_concurrent_change_by_another_replica_is_a_409_saying_so() {
+        match ApiError::from(KeyStoreError::Concurrent) {
+            ApiError::Conflict(msg) => assert!(msg.contains("another replica"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
