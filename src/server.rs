@@ -44,8 +44,22 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
         ),
     }
     create_data_dir(&config.data_dir)?;
+    // With PostgreSQL the keyring's state is in the database: the store opens first.
+    let pg = match &config.store.url {
+        Some(url) => Some((open_pg_unchecked(&config, url)?, url.clone())),
+        None => None,
+    };
     let new_key = !config.jwt.key.exists();
-    let keys = open_keys(&config)?;
+    let keys = match &pg {
+        Some((pg, url)) => {
+            // The installation's key (made when missing) must be the other replicas' one.
+            jwt::provision::load_or_create(&config.jwt.key, &config.jwt.certificate)
+                .context("cannot open the signing key")?;
+            check_certificate(&config, url, pg)?;
+            open_shared_keys(&config, pg)?
+        }
+        None => open_keys(&config)?,
+    };
     if new_key {
         warn!(key = %config.jwt.key.display(), certificate = %config.jwt.certificate.display(),
             "created a new signing key and certificate: registries must trust this certificate");
@@ -58,7 +72,10 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
             "signing key ready");
     }
     let admin_token = admin_token(&config)?;
-    let store = open_store(&config)?;
+    let store = match pg {
+        Some((pg, _)) => pg as Arc<dyn Store>,
+        None => open_store(&config)?,
+    };
     let from_file = config
         .admin_token
         .is_none()
@@ -87,6 +104,37 @@ pub fn open_keys(config: &Config) -> anyhow::Result<Arc<jwt::keystore::KeyStore>
     Ok(Arc::new(keys))
 }
 
+/// The keyring whose state is in PostgreSQL, shared by every replica: a change on another
+/// replica reaches this one by the store's notification connection.
+pub fn open_shared_keys(
+    config: &Config,
+    pg: &Arc<PgStore>,
+) -> anyhow::Result<Arc<jwt::keystore::KeyStore>> {
+    let options = jwt::keystore::KeyOptions::new(
+        &config.data_dir,
+        &config.jwt.key,
+        &config.jwt.certificate,
+        config.jwt.issuer.clone(),
+        config.jwt.ttl_seconds,
+        config.jwt.certificate_days,
+    );
+    let shared: Arc<dyn jwt::keystore::SharedState> = pg.clone();
+    let keys = Arc::new(
+        jwt::keystore::KeyStore::open_shared(options, shared, chrono::Utc::now())
+            .context("cannot open the signing keys (state in PostgreSQL)")?,
+    );
+    let weak = Arc::downgrade(&keys);
+    pg.on_keyring_change(Arc::new(move |version| {
+        if let Some(keys) = weak.upgrade() {
+            if let Err(e) = keys.refresh(version) {
+                tracing::error!(error = %crate::error::Chain(&e), version,
+                    "cannot apply the signing keyring changed by another replica; still using the previous one");
+            }
+        }
+    }));
+    Ok(keys)
+}
+
 /// The configured store: sled in `<data_dir>/store`, or PostgreSQL at `[store] url` (schema
 /// migrated, signing certificate checked against the one every replica must share).
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
@@ -100,9 +148,26 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         info!(store = "sled", path = %config.data_dir.join("store").display(), "store open");
         return Ok(Arc::new(store));
     };
-    let where_ = redact(url);
+    let store: Arc<dyn Store> = open_pg(config, url)?;
+    Ok(store)
+}
+
+/// The PostgreSQL store at `url`, its signing certificate checked.
+fn open_pg(config: &Config, url: &str) -> anyhow::Result<Arc<PgStore>> {
+    let store = open_pg_unchecked(config, url)?;
+    check_certificate(config, url, &store)?;
+    Ok(store)
+}
+
+fn open_pg_unchecked(config: &Config, url: &str) -> anyhow::Result<Arc<PgStore>> {
     let store = PgStore::open(pg_options(config, url))
-        .with_context(|| format!("cannot open the PostgreSQL store at {where_}"))?;
+        .with_context(|| format!("cannot open the PostgreSQL store at {}", redact(url)))?;
+    Ok(Arc::new(store))
+}
+
+/// Records the signing certificate, or refuses one that is not the other replicas'.
+fn check_certificate(config: &Config, url: &str, store: &PgStore) -> anyhow::Result<()> {
+    let where_ = redact(url);
     let fingerprint = certificate_fingerprint(&config.jwt.certificate)?;
     let recorded = store
         .record_certificate(&fingerprint)
@@ -119,7 +184,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     );
     info!(store = "postgresql", database = %where_, tls = ?config.store.tls,
         pool_size = config.store.pool_size, certificate_sha256 = %fingerprint, "store open");
-    Ok(Arc::new(store))
+    Ok(())
 }
 
 /// The PostgreSQL options of `[store]`.

@@ -35,6 +35,7 @@ impl From<KeyStoreError> for ApiError {
             }
             KeyStoreError::Rule(rule) => ApiError::Conflict(rule.to_string()),
             KeyStoreError::Unsupported(msg) => ApiError::BadRequest(msg),
+            e @ KeyStoreError::Concurrent => ApiError::Conflict(e.to_string()),
             e @ KeyStoreError::Key(_) => ApiError::Internal(Box::new(e)),
         }
     }
@@ -136,6 +137,7 @@ pub async fn list_keys(State(state): State<AppState>) -> Result<Json<api::KeyLis
         (status = 201, description = "The new key; restart the registries so they read the bundle.", body = api::Key),
         (status = 400, description = "Malformed JSON or an algorithm regauth cannot generate.", body = ErrorBody),
         super::admin::AdminRefusals,
+        (status = 409, description = "With PostgreSQL: another replica changed the keys at the same time; retry.", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
     )
 )]
@@ -231,7 +233,7 @@ pub async fn check_key(
         super::admin::AdminRefusals,
         (status = 400, description = "`force` is not `true` or `false`.", body = ErrorBody),
         (status = 404, description = "No such key.", body = ErrorBody),
-        (status = 409, description = "Already active, or registries that do not trust it yet (named).", body = ErrorBody),
+        (status = 409, description = "Already active, registries that do not trust it yet (named), or another replica changed the keys at the same time.", body = ErrorBody),
     )
 )]
 pub async fn activate_key(
@@ -285,7 +287,7 @@ pub async fn activate_key(
         super::admin::AdminRefusals,
         (status = 400, description = "`force` is not `true` or `false`.", body = ErrorBody),
         (status = 404, description = "No such key.", body = ErrorBody),
-        (status = 409, description = "The active key, or tokens it signed may still be valid (the message says until when).", body = ErrorBody),
+        (status = 409, description = "The active key, tokens it signed may still be valid (the message says until when), or another replica changed the keys at the same time.", body = ErrorBody),
     )
 )]
 pub async fn delete_key(
@@ -355,4 +357,17 @@ pub fn jwks_path(state: &AppState) -> Option<String> {
         .keys
         .as_ref()
         .map(|k| k.options().jwks.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_concurrent_change_by_another_replica_is_a_409_saying_so() {
+        match ApiError::from(KeyStoreError::Concurrent) {
+            ApiError::Conflict(msg) => assert!(msg.contains("another replica"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

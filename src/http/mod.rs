@@ -27,11 +27,17 @@ pub mod state;
 
 pub use state::AppState;
 
-/// Readiness: 200 `ready` when the store answers (within its timeouts), else 503 naming the
-/// cause. `/health` is liveness only: it answers while the process runs.
+/// Readiness: 200 `ready` when the store answers (within its timeouts) and this replica signs
+/// with the active key, else 503 naming the cause. `/health` is liveness only: it answers while the process runs.
 async fn ready(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> (axum::http::StatusCode, String) {
+    if let Some(why) = state.keys.as_ref().and_then(|k| k.not_ready()) {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}"),
+        );
+    }
     let admin = state.admin.clone();
     match tokio::task::spawn_blocking(move || admin.ready()).await {
         Ok(Ok(())) => (axum::http::StatusCode::OK, "ready".into()),

@@ -11,15 +11,23 @@
 //!   certificate and public key, rewritten on every change, for the registries'
 //!   `rootcertbundle` and `jwks`.
 //!
+//! With PostgreSQL (`[store] url`) the state is not in `keys.json` but in the database
+//! ([`SharedState`]), with every published key's certificate, so that all replicas share one
+//! ring: a change on one replica notifies the others, which re-read it ([`KeyStore::refresh`]),
+//! write the certificates they lack to the keys directory, rewrite their bundle and JWK Set
+//! and swap their signing key. Private keys stay files the operator copies to every replica.
+//!
 //! Dependency direction: `keystore -> {keyring, signing, issuer, provision, codec}`.
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{ErrorKind, Write as _};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::codec::{certificate_not_after, certificates_from_pem, pem_encode, CERT_LABEL};
 use super::keyring::{KeyRecord, Keyring, KeyringError};
@@ -43,6 +51,9 @@ pub enum KeyStoreError {
     /// A request regauth cannot serve (400): e.g. an algorithm it cannot generate.
     #[error("{0}")]
     Unsupported(String),
+    /// Another replica changed the shared keyring meanwhile (409): this one has re-read it.
+    #[error("another replica changed the signing keys at the same time; look again and retry")]
+    Concurrent,
     /// A key, certificate or state file is unusable or could not be written.
     #[error("{0}")]
     Key(#[from] KeyError),
@@ -101,6 +112,29 @@ impl KeyOptions {
     }
 }
 
+/// The keyring's state shared by replicas (PostgreSQL): the ring's JSON and every published
+/// key's certificate (JSON object id -> PEM), with a version that grows on every change.
+pub trait SharedState: Send + Sync {
+    /// `(version, state, certificates)`, `None` before a replica stored one.
+    fn load(&self) -> Result<Option<(i64, String, String)>, String>;
+    /// Stores version `expected + 1` if the stored one is `expected` (0: none) and tells the
+    /// other replicas; `false` when another replica changed it first.
+    fn save(&self, expected: i64, state: &str, certificates: &str) -> Result<bool, String>;
+}
+
+impl SharedState for crate::store::PgStore {
+    fn load(&self) -> Result<Option<(i64, String, String)>, String> {
+        self.load_keyring()
+            .map(|k| k.map(|k| (k.version, k.state, k.certificates)))
+            .map_err(|e| crate::error::Chain(&e).to_string())
+    }
+
+    fn save(&self, expected: i64, state: &str, certificates: &str) -> Result<bool, String> {
+        self.save_keyring(expected, state, certificates)
+            .map_err(|e| crate::error::Chain(&e).to_string())
+    }
+}
+
 /// One key of the ring as shown to operators.
 #[derive(Debug, Clone)]
 pub struct KeyView {
@@ -120,6 +154,18 @@ pub struct KeyStore {
     current: Arc<CurrentIssuer>,
     /// The JWK Set as served (`GET /keys`), rebuilt on every change.
     jwks: Mutex<Arc<String>>,
+    /// The database holding the state instead of `keys.json`, and the version read last.
+    shared: Option<Arc<dyn SharedState>>,
+    version: AtomicI64,
+    /// Why this replica does not sign with the ring's active key (its private key file is
+    /// missing here): it keeps the previous key and is not ready.
+    behind: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for dyn SharedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedState")
+    }
 }
 
 impl KeyStore {
@@ -128,26 +174,48 @@ impl KeyStore {
     /// private key cannot be loaded here, or a published key's certificate is missing, saying
     /// which file to copy. Rewrites the bundle and the JWK Set.
     pub fn open(options: KeyOptions, now: DateTime<Utc>) -> Result<KeyStore, KeyStoreError> {
-        let ring = match fs::read(&options.state_file) {
-            Ok(bytes) => serde_json::from_slice::<Keyring>(&bytes).map_err(|e| {
-                invalid(format!(
-                    "{}: not a keyring state file ({e})",
-                    options.state_file.display()
-                ))
-            })?,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                let key = load_or_create(&options.legacy_key, &options.legacy_certificate)?;
-                let not_after = leaf_not_after(&key, &options.legacy_certificate)?;
-                let ring =
-                    Keyring::with_active(key.thumbprint(), key.alg().to_string(), not_after, now);
-                save_state(&options.state_file, &ring)?;
-                info!(key = %key.thumbprint(), file = %options.legacy_key.display(),
-                    state = %options.state_file.display(),
-                    "the signing key is the active key of a new keyring");
-                ring
+        let ring = file_ring(&options, now, true)?;
+        KeyStore::start(options, ring, None, 0)
+    }
+
+    /// Opens the keyring whose state is in `shared` (PostgreSQL). The first replica stores
+    /// the ring of its `keys.json` (or of the installation's key); the others read it and
+    /// write the certificates they lack to the keys directory. Refuses like [`KeyStore::open`]
+    /// when the active key's private key is not here.
+    pub fn open_shared(
+        options: KeyOptions,
+        shared: Arc<dyn SharedState>,
+        now: DateTime<Utc>,
+    ) -> Result<KeyStore, KeyStoreError> {
+        let (version, ring) = match load_shared(&options, shared.as_ref())? {
+            Some(loaded) => loaded,
+            None => {
+                // A single server moving to PostgreSQL brings its keys.json along.
+                let ring = file_ring(&options, now, false)?;
+                let certs = certificates_of(&options, &ring)?;
+                let state = encode(&ring)?;
+                if save_shared(shared.as_ref(), 0, &state, &certs)? {
+                    info!(
+                        keys = ring.keys.len(),
+                        "signing keyring stored in PostgreSQL, shared by every replica"
+                    );
+                    (1, ring)
+                } else {
+                    load_shared(&options, shared.as_ref())?.ok_or_else(|| {
+                        invalid("the shared keyring vanished while starting".into())
+                    })?
+                }
             }
-            Err(e) => return Err(io(&options.state_file, e).into()),
         };
+        KeyStore::start(options, ring, Some(shared), version)
+    }
+
+    fn start(
+        options: KeyOptions,
+        ring: Keyring,
+        shared: Option<Arc<dyn SharedState>>,
+        version: i64,
+    ) -> Result<KeyStore, KeyStoreError> {
         let active = ring.active().map_err(|e| {
             invalid(format!(
                 "{}: {e}; restore the file from a backup",
@@ -170,11 +238,160 @@ impl KeyStore {
             jwks: Mutex::new(Arc::new(String::new())),
             ring: Mutex::new(ring.clone()),
             options,
+            shared,
+            version: AtomicI64::new(version),
+            behind: Mutex::new(None),
         };
         store.publish(&ring)?;
         Ok(store)
     }
 
+    /// Re-reads the shared keyring after a notice (`version`: the notified one, 0 when
+    /// unknown): publishes its keys and signs with its active key. When this replica lacks
+    /// the active key's private key it keeps signing with the previous key, logs an error
+    /// naming the file to copy and is not ready ([`KeyStore::not_ready`]) until a later
+    /// change or restart finds it.
+    pub fn refresh(&self, version: i64) -> Result<(), KeyStoreError> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let mut ring = self.lock();
+        if version != 0 && version <= self.version.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some((version, next)) = load_shared(&self.options, shared.as_ref())? else {
+            return Ok(());
+        };
+        self.adopt(&mut ring, next, version)
+    }
+
+    /// Why this replica is not ready, if it is not (see [`KeyStore::refresh`]). While it
+    /// lacks the active private key, each call looks for the file again, so that copying it
+    /// is enough: the next readiness probe swaps the key.
+    pub fn not_ready(&self) -> Option<String> {
+        let behind = match self.behind.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        behind.as_ref()?;
+        let mut ring = self.lock();
+        let current = ring.clone();
+        let version = self.version.load(Ordering::Acquire);
+        if let Err(e) = self.adopt(&mut ring, current, version) {
+            return Some(e.to_string());
+        }
+        drop(ring);
+        match self.behind.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn adopt(
+        &self,
+        ring: &mut std::sync::MutexGuard<'_, Keyring>,
+        next: Keyring,
+        version: i64,
+    ) -> Result<(), KeyStoreError> {
+        let active = next
+            .active()
+            .map_err(|e| invalid(format!("the shared keyring: {e}")))?
+            .id
+            .clone();
+        let previous = self.current.get().key().thumbprint();
+        let mut behind = None;
+        if active != previous {
+            match load_key(&self.options, &active) {
+                Ok(key) => {
+                    self.current.set(Issuer::new(
+                        key,
+                        self.options.issuer.clone(),
+                        self.options.ttl_seconds,
+                    ));
+                    info!(key = %active, previous = %previous,
+                        "signing key activated on another replica: every token is now signed by it");
+                }
+                Err(e) => {
+                    let file = self.options.keys_dir.join(format!("{active}.key"));
+                    error!(key = %active, still_signing_with = %previous, file = %file.display(),
+                        error = %e,
+                        "another replica activated a signing key whose private key is not here: \
+                         still signing with the previous key and not ready; copy the file from \
+                         that replica (looked for again on every /ready)");
+                    behind = Some(format!(
+                        "the active signing key {active} is not here: copy {}",
+                        file.display()
+                    ));
+                }
+            }
+        }
+        match self.behind.lock() {
+            Ok(mut g) => *g = behind,
+            Err(p) => *p.into_inner() = behind,
+        }
+        **ring = next.clone();
+        self.version.store(version, Ordering::Release);
+        self.publish(&next)
+    }
+
+    /// Stores `next` (the file, or the shared state); on a concurrent change of the shared
+    /// state adopts that one and refuses.
+    fn save(
+        &self,
+        ring: &mut std::sync::MutexGuard<'_, Keyring>,
+        next: &Keyring,
+    ) -> Result<(), KeyStoreError> {
+        let Some(shared) = &self.shared else {
+            save_state(&self.options.state_file, next)?;
+            return Ok(());
+        };
+        let version = self.version.load(Ordering::Acquire);
+        let certs = certificates_of(&self.options, next)?;
+        if save_shared(shared.as_ref(), version, &encode(next)?, &certs)? {
+            self.version.store(version + 1, Ordering::Release);
+            return Ok(());
+        }
+        if let Some((version, current)) = load_shared(&self.options, shared.as_ref())? {
+            self.adopt(ring, current, version)?;
+        }
+        Err(KeyStoreError::Concurrent)
+    }
+}
+
+/// The ring of `keys.json`, or a new one whose active key is the installation's key (saved
+/// to `keys.json` when `save`).
+fn file_ring(
+    options: &KeyOptions,
+    now: DateTime<Utc>,
+    save: bool,
+) -> Result<Keyring, KeyStoreError> {
+    {
+        let ring = match fs::read(&options.state_file) {
+            Ok(bytes) => serde_json::from_slice::<Keyring>(&bytes).map_err(|e| {
+                invalid(format!(
+                    "{}: not a keyring state file ({e})",
+                    options.state_file.display()
+                ))
+            })?,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let key = load_or_create(&options.legacy_key, &options.legacy_certificate)?;
+                let not_after = leaf_not_after(&key, &options.legacy_certificate)?;
+                let ring =
+                    Keyring::with_active(key.thumbprint(), key.alg().to_string(), not_after, now);
+                if save {
+                    save_state(&options.state_file, &ring)?;
+                }
+                info!(key = %key.thumbprint(), file = %options.legacy_key.display(),
+                    "the signing key is the active key of a new keyring");
+                ring
+            }
+            Err(e) => return Err(io(&options.state_file, e).into()),
+        };
+        Ok(ring)
+    }
+}
+
+impl KeyStore {
     /// The issuer the token endpoint signs with (swapped by [`KeyStore::activate`]).
     pub fn current(&self) -> Arc<CurrentIssuer> {
         self.current.clone()
@@ -250,7 +467,7 @@ impl KeyStore {
         let record = next
             .add(id.clone(), key.alg().to_string(), not_after, now)?
             .clone();
-        save_state(&self.options.state_file, &next)?;
+        self.save(&mut ring, &next)?;
         *ring = next.clone();
         self.publish(&next)?;
         info!(key = %id, alg = key.alg(), not_after = %not_after, file = %key_path.display(),
@@ -280,7 +497,7 @@ impl KeyStore {
         next.activate(id, now)?;
         let key = load_key(&self.options, id)
             .map_err(|e| invalid(format!("cannot load key {id}: {e}")))?;
-        save_state(&self.options.state_file, &next)?;
+        self.save(&mut ring, &next)?;
         *ring = next.clone();
         let previous = self.current.get().key().thumbprint();
         self.current.set(Issuer::new(
@@ -309,7 +526,7 @@ impl KeyStore {
         } else {
             next.retire(id, now, self.options.token_lifetime())?
         };
-        save_state(&self.options.state_file, &next)?;
+        self.save(&mut ring, &next)?;
         *ring = next.clone();
         self.publish(&next)?;
         let (key_path, _) = key_files(&self.options.keys_dir, id);
@@ -410,6 +627,90 @@ impl KeyStore {
     fn files_of(&self, id: &str) -> (PathBuf, PathBuf) {
         files_of(&self.options, id)
     }
+}
+
+fn encode(ring: &Keyring) -> Result<String, KeyError> {
+    serde_json::to_string(ring)
+        .map_err(|e| KeyError::Invalid(format!("cannot encode the keyring: {e}")))
+}
+
+/// Every key's certificate (its leaf, PEM), read from its certificate file.
+fn certificates_of(
+    options: &KeyOptions,
+    ring: &Keyring,
+) -> Result<BTreeMap<String, String>, KeyError> {
+    let mut out = BTreeMap::new();
+    for record in &ring.keys {
+        let (_, cert_path) = files_of(options, &record.id);
+        let pem = fs::read_to_string(&cert_path).map_err(|e| io(&cert_path, e))?;
+        let certs = certificates_from_pem(&pem)
+            .map_err(|e| invalid(format!("{}: {e}", cert_path.display())))?;
+        let (der, _) = leaf_of(&certs, &record.id).ok_or_else(|| {
+            invalid(format!(
+                "{}: no certificate of key {}",
+                cert_path.display(),
+                record.id
+            ))
+        })?;
+        out.insert(record.id.clone(), pem_encode(CERT_LABEL, &der));
+    }
+    Ok(out)
+}
+
+fn save_shared(
+    shared: &dyn SharedState,
+    expected: i64,
+    state: &str,
+    certs: &BTreeMap<String, String>,
+) -> Result<bool, KeyError> {
+    let certs = serde_json::to_string(certs)
+        .map_err(|e| invalid(format!("cannot encode the certificates: {e}")))?;
+    shared
+        .save(expected, state, &certs)
+        .map_err(|e| invalid(format!("cannot store the signing keyring: {e}")))
+}
+
+/// The shared ring, with the certificates this replica lacks written to the keys directory
+/// (0644) so that it publishes them like its own.
+fn load_shared(
+    options: &KeyOptions,
+    shared: &dyn SharedState,
+) -> Result<Option<(i64, Keyring)>, KeyError> {
+    let Some((version, state, certs)) = shared
+        .load()
+        .map_err(|e| invalid(format!("cannot read the signing keyring: {e}")))?
+    else {
+        return Ok(None);
+    };
+    let ring: Keyring = serde_json::from_str(&state)
+        .map_err(|e| invalid(format!("the shared keyring (version {version}): {e}")))?;
+    let certs: BTreeMap<String, String> = serde_json::from_str(&certs).map_err(|e| {
+        invalid(format!(
+            "the shared keyring's certificates (version {version}): {e}"
+        ))
+    })?;
+    for record in &ring.keys {
+        let (_, cert_path) = files_of(options, &record.id);
+        let here = fs::read_to_string(&cert_path)
+            .ok()
+            .and_then(|pem| certificates_from_pem(&pem).ok())
+            .is_some_and(|c| leaf_of(&c, &record.id).is_some());
+        if here {
+            continue;
+        }
+        let pem = certs.get(&record.id).ok_or_else(|| {
+            invalid(format!(
+                "the shared keyring (version {version}) has no certificate for key {}",
+                record.id
+            ))
+        })?;
+        let (_, path) = key_files(&options.keys_dir, &record.id);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        }
+        write_replacing_public(&path, pem.as_bytes())?;
+    }
+    Ok(Some((version, ring)))
 }
 
 fn files_of(options: &KeyOptions, id: &str) -> (PathBuf, PathBuf) {
@@ -690,5 +991,100 @@ mod tests {
         assert_eq!(store.warn_expiring(Utc::now()), 0);
         assert_eq!(store.warn_expiring(Utc::now() + TimeDelta::days(61)), 1);
         assert_eq!(store.warn_expiring(Utc::now() + TimeDelta::days(3650)), 2);
+    }
+
+    /// The shared state of two replicas, in memory (PostgreSQL's is tested in
+    /// store::postgres).
+    #[derive(Default)]
+    struct Memory(Mutex<Option<(i64, String, String)>>);
+
+    impl SharedState for Memory {
+        fn load(&self) -> Result<Option<(i64, String, String)>, String> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+        fn save(&self, expected: i64, state: &str, certs: &str) -> Result<bool, String> {
+            let mut g = self.0.lock().unwrap();
+            if g.as_ref().map_or(0, |s| s.0) != expected {
+                return Ok(false);
+            }
+            *g = Some((expected + 1, state.into(), certs.into()));
+            Ok(true)
+        }
+    }
+
+    /// Replica B in `dir/b` with A's installation key (the operator copies it).
+    fn replica_b(dir: &Path, a: &KeyOptions) -> KeyOptions {
+        let b = options(&dir.join("b"));
+        fs::create_dir_all(b.legacy_key.parent().unwrap()).unwrap();
+        fs::copy(&a.legacy_key, &b.legacy_key).unwrap();
+        fs::copy(&a.legacy_certificate, &b.legacy_certificate).unwrap();
+        b
+    }
+
+    #[test]
+    fn replicas_sharing_the_state_switch_together_and_publish_every_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared: Arc<dyn SharedState> = Arc::new(Memory::default());
+        let opts_a = options(&dir.path().join("a"));
+        let a = KeyStore::open_shared(opts_a.clone(), shared.clone(), t(0)).unwrap();
+        let opts_b = replica_b(dir.path(), &opts_a);
+        let b = KeyStore::open_shared(opts_b.clone(), shared.clone(), t(0)).unwrap();
+        assert!(!opts_a.state_file.exists(), "the state is not in keys.json");
+        let old = a.list(t(0))[0].record.id.clone();
+        let new = a.add("ES256", t(1)).unwrap().record.id;
+        b.refresh(2).unwrap();
+        // B publishes the new certificate it only knows from the shared state.
+        assert_eq!(bundle_ids(&opts_b), vec![old.clone(), new.clone()]);
+        assert_eq!(jwks_ids(&b), vec![old.clone(), new.clone()]);
+        // The operator distributes the private key; then A activates.
+        let key = format!("{new}.key");
+        fs::copy(opts_a.keys_dir.join(&key), opts_b.keys_dir.join(&key)).unwrap();
+        a.activate(&new, t(2)).unwrap();
+        b.refresh(3).unwrap();
+        assert_eq!(b.current().get().key().thumbprint(), new);
+        assert_eq!(b.not_ready(), None);
+        // A notice older than what B has read changes nothing; a restart signs with the new
+        // key; a write based on a stale version is refused.
+        b.refresh(1).unwrap();
+        let restarted = KeyStore::open_shared(opts_b.clone(), shared.clone(), t(3)).unwrap();
+        assert_eq!(restarted.current().get().key().thumbprint(), new);
+        a.retire(&old, t(1000), false).unwrap();
+        match b.retire(&old, t(1000), false) {
+            Err(KeyStoreError::Concurrent) | Err(KeyStoreError::Rule(_)) => {}
+            other => panic!("{other:?}"),
+        }
+        b.refresh(0).unwrap();
+        assert_eq!(bundle_ids(&opts_b), vec![new.clone()]);
+    }
+
+    #[test]
+    fn a_running_replica_without_the_new_private_key_keeps_signing_and_is_not_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared: Arc<dyn SharedState> = Arc::new(Memory::default());
+        let opts_a = options(&dir.path().join("a"));
+        let a = KeyStore::open_shared(opts_a.clone(), shared.clone(), t(0)).unwrap();
+        let opts_b = replica_b(dir.path(), &opts_a);
+        let b = KeyStore::open_shared(opts_b.clone(), shared.clone(), t(0)).unwrap();
+        let old = a.list(t(0))[0].record.id.clone();
+        let new = a.add("ES256", t(1)).unwrap().record.id;
+        a.activate(&new, t(2)).unwrap();
+        b.refresh(0).unwrap();
+        assert_eq!(
+            b.current().get().key().thumbprint(),
+            old,
+            "B keeps the old key"
+        );
+        let why = b.not_ready().unwrap();
+        assert!(why.contains(&format!("{new}.key")), "{why}");
+        // A restart is refused, naming the file.
+        let err = KeyStore::open_shared(opts_b.clone(), shared.clone(), t(3))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("{new}.key")), "{err}");
+        // Once the file is copied, the next readiness check finds it and swaps.
+        let key = format!("{new}.key");
+        fs::copy(opts_a.keys_dir.join(&key), opts_b.keys_dir.join(&key)).unwrap();
+        assert_eq!(b.not_ready(), None);
+        assert_eq!(b.current().get().key().thumbprint(), new);
     }
 }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{http, regauth_in, repo, DockerClient, PgCluster, Regauth, Registry, ADMIN};
+use crate::common::{
+    http, jwt_header, regauth_in, repo, DockerClient, PgCluster, Regauth, Registry, ADMIN,
+};
 
 /// The cluster of this test binary, shared by the tests that do not stop it.
 fn cluster() -> &'static PgCluster {
@@ -487,4 +489,138 @@ fn store_migrate_moves_a_sled_store_to_postgres_and_every_password_keeps_working
         ("scope", "repository:team/a:pull"),
     ]);
     assert_eq!(resp.status(), StatusCode::OK, "the migrated refresh token");
+}
+
+/// The signing key rotates on both replicas together (docs/key-rotation.md, "Replicas"): a
+/// key added on A is published by B (its bundle holds both certificates); once activated on A,
+/// tokens from B name it (`kid`, and `x5c` carries its certificate) within a second.
+#[test]
+fn a_key_added_and_activated_on_a_signs_b_tokens_within_a_second() {
+    use base64::Engine as _;
+    let url = cluster().new_database();
+    let (a, b) = two_replicas(&url);
+    let token = a.create_token("default", "rotating", &[repo("team/*", &["pull"])]);
+    let (s, added) = a.admin(Method::POST, "/keys", Some(&json!({"algorithm": "ES256"})));
+    assert_eq!(s, StatusCode::CREATED, "{added}");
+    let id = added["id"].as_str().expect("id").to_string();
+    let bundle_b = b.cert_path().parent().unwrap().join("bundle.crt");
+    let pems = |path: &std::path::Path| {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.split("-----END CERTIFICATE-----")
+            .map(|p| {
+                p.lines()
+                    .filter(|l| !l.starts_with("-----"))
+                    .collect::<String>()
+            })
+            .filter(|b| !b.is_empty())
+            .collect::<Vec<_>>()
+    };
+    let start = Instant::now();
+    while pems(&bundle_b).len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "B's bundle still lacks the added key: {:?}",
+            pems(&bundle_b)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The operator distributes the new private key to B, then activates on A (no registry
+    // has a url here, so nothing to ask).
+    let file = format!("keys/{id}.key");
+    std::fs::copy(
+        a.key_path().parent().unwrap().join(&file),
+        b.key_path().parent().unwrap().join(&file),
+    )
+    .unwrap();
+    let (s, v) = a.admin(Method::POST, &format!("/keys/{id}/activate"), None);
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let activated = Instant::now();
+    let header = loop {
+        let reply = b.token_for(
+            &token.name,
+            &token.password,
+            "registry.local",
+            &["repository:team/app:pull"],
+        );
+        let header = jwt_header(reply["token"].as_str().expect("token"));
+        if header["kid"] == added["libtrustKid"] {
+            break header;
+        }
+        assert!(
+            activated.elapsed() < Duration::from_secs(1),
+            "B still signs with the old key after {:?}",
+            activated.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    eprintln!(
+        "B signed with the key activated on A after {:?}",
+        activated.elapsed()
+    );
+    let leaf = base64::engine::general_purpose::STANDARD.encode(
+        base64::engine::general_purpose::STANDARD
+            .decode(header["x5c"][0].as_str().expect("x5c"))
+            .unwrap(),
+    );
+    let published = pems(&bundle_b);
+    assert_eq!(published.len(), 2, "B publishes both keys");
+    assert_eq!(published[1], leaf, "x5c carries the new key's certificate");
+    let ready = http()
+        .get(format!("{}/ready", b.url()))
+        .send()
+        .expect("/ready");
+    assert_eq!(ready.status(), StatusCode::OK, "B has the key: ready");
+}
+
+/// A replica that lacks the private key another replica activated keeps signing with the
+/// previous key and answers /ready with 503 naming the file to copy; once the file is copied,
+/// the next /ready finds it and the replica signs with the new key.
+#[test]
+fn a_replica_lacking_the_activated_private_key_is_not_ready_until_the_file_is_copied() {
+    let url = cluster().new_database();
+    let (a, b) = two_replicas(&url);
+    let token = a.create_token("default", "rotating", &[repo("team/*", &["pull"])]);
+    let kid = |r: &Regauth| {
+        let reply = r.token_for(
+            &token.name,
+            &token.password,
+            "registry.local",
+            &["repository:team/app:pull"],
+        );
+        jwt_header(reply["token"].as_str().expect("token"))["kid"].clone()
+    };
+    let old_kid = kid(&b);
+    let (s, added) = a.admin(Method::POST, "/keys", Some(&json!({"algorithm": "ES256"})));
+    assert_eq!(s, StatusCode::CREATED, "{added}");
+    let id = added["id"].as_str().expect("id").to_string();
+    let (s, v) = a.admin(Method::POST, &format!("/keys/{id}/activate"), None);
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(kid(&a), added["libtrustKid"]);
+    let file = format!("keys/{id}.key");
+    let ready = || {
+        let r = http()
+            .get(format!("{}/ready", b.url()))
+            .send()
+            .expect("/ready");
+        (r.status(), r.text().unwrap_or_default())
+    };
+    let start = Instant::now();
+    let (status, body) = loop {
+        let (status, body) = ready();
+        if status != StatusCode::OK {
+            break (status, body);
+        }
+        assert!(start.elapsed() < Duration::from_secs(1), "B stayed ready");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains(&file), "{body}");
+    assert_eq!(kid(&b), old_kid, "B keeps signing with the key it has");
+    std::fs::copy(
+        a.key_path().parent().unwrap().join(&file),
+        b.key_path().parent().unwrap().join(&file),
+    )
+    .unwrap();
+    assert_eq!(ready().0, StatusCode::OK);
+    assert_eq!(kid(&b), added["libtrustKid"]);
 }

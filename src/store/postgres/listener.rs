@@ -26,6 +26,8 @@ use crate::store::cache::TokenCache;
 
 /// The notification channel.
 pub const CHANNEL: &str = "regauth_tokens";
+/// The channel of keyring changes (payload: the keyring's new version).
+pub const KEYS_CHANNEL: &str = "regauth_keys";
 /// The payload that empties every replica's cache.
 pub const ALL: &str = "*";
 /// The payload of a change to the named admins: each replica reloads them on next use.
@@ -44,7 +46,12 @@ pub struct Shared {
     /// Bumped by every admins notice and every loss of the connection, so that a replica's
     /// cache of named admins (`service::admins`) knows to reload.
     admins_generation: AtomicU64,
+    /// Called with the new version when another replica (or this one) changed the keyring.
+    on_keys: std::sync::Mutex<Option<KeysHook>>,
 }
+
+/// What to do when the keyring changed (see [`Shared::set_keys_hook`]).
+pub type KeysHook = Arc<dyn Fn(i64) + Send + Sync>;
 
 impl Shared {
     pub fn new(cache: TokenCache) -> Shared {
@@ -52,6 +59,26 @@ impl Shared {
             cache,
             trusted: AtomicBool::new(false),
             admins_generation: AtomicU64::new(0),
+            on_keys: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Sets the hook run on every keyring notice, and on every (re)connection of the
+    /// listener (with version 0), since a notice may have been missed while it was down.
+    pub fn set_keys_hook(&self, hook: KeysHook) {
+        match self.on_keys.lock() {
+            Ok(mut g) => *g = Some(hook),
+            Err(p) => *p.into_inner() = Some(hook),
+        }
+    }
+
+    fn keys_changed(&self, version: i64) {
+        let hook = match self.on_keys.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        if let Some(hook) = hook {
+            hook(version);
         }
     }
 
@@ -148,6 +175,12 @@ async fn session(
     let mut driver = tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) if n.channel() == KEYS_CHANNEL => {
+                    let version = n.payload().parse().unwrap_or(0);
+                    let shared = for_driver.clone();
+                    // The hook reads the database and writes files: not on the driver.
+                    tokio::task::spawn_blocking(move || shared.keys_changed(version));
+                }
                 Some(Ok(AsyncMessage::Notification(n))) => for_driver.apply(n.payload()),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return crate::error::Chain(&e).to_string(),
@@ -157,7 +190,7 @@ async fn session(
     });
     let listen = tokio::time::timeout(
         HEARTBEAT_TIMEOUT,
-        client.batch_execute(&format!("LISTEN {CHANNEL}")),
+        client.batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {KEYS_CHANNEL}")),
     )
     .await;
     if !matches!(listen, Ok(Ok(()))) {
@@ -168,6 +201,9 @@ async fn session(
     shared.cache.clear();
     shared.trusted.store(true, Ordering::Release);
     info!("PostgreSQL notification connection up: token cache in use");
+    // A keyring change may have been missed while the connection was down: re-read it.
+    let resync = shared.clone();
+    tokio::task::spawn_blocking(move || resync.keys_changed(0));
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tokio::select! {

@@ -101,6 +101,17 @@ impl PgOptions {
     }
 }
 
+/// The keyring as stored in PostgreSQL (`regauth_keyring`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKeyring {
+    /// Grows by one on every change.
+    pub version: i64,
+    /// The keyring's JSON (as in `keys.json`).
+    pub state: String,
+    /// JSON object: key id -> certificate PEM.
+    pub certificates: String,
+}
+
 /// Tokens and refresh grants in PostgreSQL.
 pub struct PgStore {
     /// Drives the pool's and the listener's connections; `None` only while dropping.
@@ -328,6 +339,84 @@ impl PgStore {
                 .and_then(|row| row.try_get(0))
                 .map_err(|e| pg_error("reading the signing certificate", e))
         })
+    }
+
+    /// The shared keyring (migration 4): its version, state (JSON) and certificates (JSON
+    /// map of id to PEM); `None` before the first replica stored one.
+    pub fn load_keyring(&self) -> Result<Option<StoredKeyring>, StoreError> {
+        self.call("reading the keyring", async {
+            let client = self.client().await?;
+            let row = client
+                .query_opt(
+                    "SELECT version, state, certificates FROM regauth_keyring",
+                    &[],
+                )
+                .await
+                .map_err(|e| pg_error("reading the keyring", e))?;
+            row.map(|row| {
+                Ok(StoredKeyring {
+                    version: row.try_get(0)?,
+                    state: row.try_get(1)?,
+                    certificates: row.try_get(2)?,
+                })
+            })
+            .transpose()
+            .map_err(|e| pg_error("reading the keyring", e))
+        })
+    }
+
+    /// Stores the keyring as version `expected + 1` if the stored one is still `expected`
+    /// (0: none stored yet), and notifies every replica in the same transaction. Returns
+    /// `false`, changing nothing, when another replica changed it first.
+    pub fn save_keyring(
+        &self,
+        expected: i64,
+        state: &str,
+        certificates: &str,
+    ) -> Result<bool, StoreError> {
+        self.call("writing the keyring", async {
+            let mut client = self.client().await?;
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| pg_error("writing the keyring: begin", e))?;
+            let version = expected + 1;
+            let changed = if expected == 0 {
+                tx.execute(
+                    "INSERT INTO regauth_keyring (version, state, certificates) VALUES ($1, $2, $3) \
+                     ON CONFLICT (singleton) DO NOTHING",
+                    &[&version, &state, &certificates],
+                )
+                .await
+            } else {
+                tx.execute(
+                    "UPDATE regauth_keyring SET version = $1, state = $2, certificates = $3, \
+                     updated = now() WHERE version = $4",
+                    &[&version, &state, &certificates, &expected],
+                )
+                .await
+            }
+            .map_err(|e| pg_error("writing the keyring", e))?;
+            if changed == 0 {
+                return Ok(false);
+            }
+            tx.execute(
+                "SELECT pg_notify($1, $2)",
+                &[&listener::KEYS_CHANNEL, &version.to_string()],
+            )
+            .await
+            .map_err(|e| pg_error("writing the keyring: notify", e))?;
+            tx.commit()
+                .await
+                .map_err(|e| pg_error("writing the keyring: commit", e))?;
+            Ok(true)
+        })
+    }
+
+    /// Runs `hook` (on a blocking thread) when the keyring changed, with its new version, and
+    /// with 0 whenever the listener (re)connects (a notice may have been missed meanwhile).
+    pub fn on_keyring_change(&self, hook: listener::KeysHook) {
+        self.shared.set_keys_hook(hook);
     }
 
     /// Inserts `tokens` and `grants` that are not there yet (same id, same hash), in one

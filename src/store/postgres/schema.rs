@@ -69,6 +69,24 @@ CREATE TABLE regauth_admins (
 );
 "#,
     ),
+    (
+        4,
+        "signing keyring",
+        r#"
+-- The signing keys' state shared by every replica (docs/key-rotation.md): one row, the
+-- keyring (ids, states, times) as regauth's JSON and every published key's certificate
+-- (id -> PEM, JSON), so that each replica can write the same bundle. No private key: those
+-- are files the operator distributes. `version` grows by one on every change (compare and
+-- set), and each change notifies channel regauth_keys with it.
+CREATE TABLE regauth_keyring (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    version bigint NOT NULL,
+    state text NOT NULL,
+    certificates text NOT NULL,
+    updated timestamptz NOT NULL DEFAULT now()
+);
+"#,
+    ),
 ];
 
 /// The newest schema version this binary knows.

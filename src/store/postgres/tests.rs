@@ -95,7 +95,7 @@ fn migrations_run_once_under_the_lock_when_replicas_start_together() {
         .is_some());
 }
 
-/// Migration 2 (token owners) upgrades a version-1 database in place: its tokens keep
+/// Migrations 2 (token owners) and 3 (keyring) upgrade a version-1 database in place: its tokens keep
 /// working with no owner, and owners written afterwards are found by the owner index.
 #[test]
 fn migration_2_adds_owners_to_a_version_1_database() {
@@ -108,9 +108,11 @@ fn migration_2_adds_owners_to_a_version_1_database() {
         db_name(&url),
         "ALTER TABLE regauth_tokens DROP COLUMN owner",
     );
+    cluster().sql(db_name(&url), "DROP TABLE regauth_admins");
+    cluster().sql(db_name(&url), "DROP TABLE regauth_keyring");
     cluster().sql(
         db_name(&url),
-        "DELETE FROM regauth_schema WHERE version = 2",
+        "DELETE FROM regauth_schema WHERE version IN (2, 3, 4)",
     );
     assert_eq!(
         cluster().sql(
@@ -126,8 +128,10 @@ fn migration_2_adds_owners_to_a_version_1_database() {
             db_name(&url),
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM regauth_schema",
         ),
-        "1,2"
+        "1,2,3,4"
     );
+    // Migration 4: the keyring's table, empty.
+    assert_eq!(store.load_keyring().unwrap(), None);
     assert_eq!(store.get("default", old.id).unwrap(), Some(old.clone()));
     assert_eq!(
         store.list_by_owner("default", "bob", 0, 10).unwrap().total,
@@ -600,4 +604,51 @@ fn admin_changes_on_one_replica_reach_the_others_within_a_second() {
     until("a delete", &|| {
         on_b.authenticate(&second).unwrap().is_none()
     });
+}
+
+/// Migration 4 stores the signing keyring: compare-and-set on its version, and every change
+/// reaches the other replicas' hook (within a second) with the new version.
+#[test]
+fn the_keyring_round_trips_with_compare_and_set_and_notifies_other_replicas() {
+    let (a, url) = open();
+    let b = PgStore::open(options(&url)).unwrap();
+    wait_trusted(&b);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    b.on_keyring_change(Arc::new(move |v| {
+        let _ = tx.lock().unwrap().send(v);
+    }));
+    assert_eq!(a.load_keyring().unwrap(), None);
+    assert!(a.save_keyring(0, r#"{"keys":[]}"#, "{}").unwrap());
+    // A second first store (another replica starting) changes nothing.
+    assert!(!b.save_keyring(0, "other", "{}").unwrap());
+    let stored = b.load_keyring().unwrap().unwrap();
+    assert_eq!(stored.version, 1);
+    assert_eq!(stored.state, r#"{"keys":[]}"#);
+    assert!(a.save_keyring(1, "two", r#"{"k":"pem"}"#).unwrap());
+    assert!(
+        !b.save_keyring(1, "stale", "{}").unwrap(),
+        "a stale version is refused"
+    );
+    assert_eq!(
+        b.load_keyring().unwrap().unwrap(),
+        super::StoredKeyring {
+            version: 2,
+            state: "two".into(),
+            certificates: r#"{"k":"pem"}"#.into(),
+        }
+    );
+    let start = Instant::now();
+    loop {
+        let v = rx
+            .recv_timeout(Duration::from_secs(1))
+            .expect("no keyring notice within 1 s");
+        if v == 2 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "notice of version 2 late"
+        );
+    }
 }
