@@ -134,8 +134,9 @@ fn compose_files_agree_with_each_other() {
     assert_eq!(env["REGISTRY_AUTH_TOKEN_ISSUER"], config.jwt.issuer);
     assert_eq!(
         Path::new(&env["REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE"]),
-        config.jwt.certificate,
-        "the registry reads the certificate where regauth writes it (same volume, /certs)"
+        config.jwt.certificate.with_file_name("bundle.crt"),
+        "the registry reads the bundle of every published key where regauth writes it, beside \
+         the certificate (same volume, /certs)"
     );
     assert!(config.jwt.certificate.starts_with("/certs"));
     assert!(
@@ -283,7 +284,13 @@ fn compose_registry_settings_equal_registry_config() {
     assert_eq!(auth["realm"], env["REGISTRY_AUTH_TOKEN_REALM"].as_str());
     assert_eq!(auth["service"], env["REGISTRY_AUTH_TOKEN_SERVICE"].as_str());
     assert_eq!(auth["issuer"], env["REGISTRY_AUTH_TOKEN_ISSUER"].as_str());
-    assert_eq!(auth["rootcertbundle"], s.cert_path().display().to_string());
+    // The registry trusts the bundle of every published key, beside the certificate.
+    let bundle = s.cert_path().with_file_name("bundle.crt");
+    assert_eq!(auth["rootcertbundle"], bundle.display().to_string());
+    assert_eq!(
+        env["REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE"],
+        "/certs/bundle.crt"
+    );
 
     let yaml = s
         .bare_cli(
@@ -342,7 +349,11 @@ fn registry_configured_as_in_compose_trusts_regauth() {
     // here the registry reads regauth's temp file.
     for (k, v) in &mut vars {
         if *k == "REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE" {
-            *v = s.cert_path().display().to_string();
+            *v = s
+                .cert_path()
+                .with_file_name("bundle.crt")
+                .display()
+                .to_string();
         }
     }
     let registry =
