@@ -439,13 +439,7 @@ impl KeyStore {
     pub fn add(&self, algorithm: &str, now: DateTime<Utc>) -> Result<KeyView, KeyStoreError> {
         let (key, pem) = match algorithm {
             "ES256" => SigningKey::generate_es256()?,
-            "RS256" => {
-                return Err(KeyStoreError::Unsupported(
-                    "regauth cannot generate RS256 keys; use ES256 (which every registry \
-                     version verifies)"
-                        .into(),
-                ))
-            }
+            "RS256" => SigningKey::generate_rs256()?,
             other => {
                 return Err(KeyStoreError::Unsupported(format!(
                     "algorithm {other:?} is not supported: use ES256 or RS256"
@@ -969,11 +963,38 @@ mod tests {
         assert!(err.contains(&format!("{id}.key")), "{err}");
     }
 
+    /// RS256 keys are generated too (by the rsa crate; ring signs), published in the JWK Set
+    /// and bundle, and sign verifiable RS256 tokens with an x5c once active.
+    #[test]
+    fn rs256_keys_are_generated_published_and_sign() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::open(options(dir.path()), t(0)).unwrap();
+        let view = store.add("RS256", t(1)).unwrap();
+        assert_eq!(view.record.algorithm, "RS256");
+        let id = view.record.id.clone();
+        let jwks: serde_json::Value = serde_json::from_str(&store.jwks()).unwrap();
+        let keys = jwks["keys"].as_array().unwrap();
+        assert!(
+            keys.iter().any(|k| k["kty"] == "RSA" && k["kid"] == id.as_str()),
+            "{jwks}"
+        );
+        let bundle = fs::read_to_string(&store.options().bundle).unwrap();
+        assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2, "{bundle}");
+        store.activate(&id, t(2)).unwrap();
+        let issuer = store.current().get();
+        assert_eq!(issuer.key().alg(), "RS256");
+        assert_eq!(issuer.key().thumbprint(), id);
+        let jwt = issuer.issue("bot", "registry.local", &[], t(2)).unwrap();
+        let (header, _) = issuer.key().verify_jwt(&jwt).unwrap();
+        assert_eq!(header["alg"], "RS256");
+        assert!(header["x5c"].as_array().is_some_and(|c| !c.is_empty()), "{header}");
+    }
+
     #[test]
     fn unsupported_algorithms_are_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let store = KeyStore::open(options(dir.path()), t(0)).unwrap();
-        for alg in ["RS256", "HS256"] {
+        for alg in ["HS256", "none", "ES384"] {
             match store.add(alg, t(1)) {
                 Err(KeyStoreError::Unsupported(msg)) => assert!(msg.contains(alg), "{msg}"),
                 other => panic!("{alg}: {other:?}"),
