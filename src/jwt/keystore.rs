@@ -975,7 +975,8 @@ mod tests {
         let jwks: serde_json::Value = serde_json::from_str(&store.jwks()).unwrap();
         let keys = jwks["keys"].as_array().unwrap();
         assert!(
-            keys.iter().any(|k| k["kty"] == "RSA" && k["kid"] == id.as_str()),
+            keys.iter()
+                .any(|k| k["kty"] == "RSA" && k["kid"] == id.as_str()),
             "{jwks}"
         );
         let bundle = fs::read_to_string(&store.options().bundle).unwrap();
@@ -987,7 +988,10 @@ mod tests {
         let jwt = issuer.issue("bot", "registry.local", &[], t(2)).unwrap();
         let (header, _) = issuer.key().verify_jwt(&jwt).unwrap();
         assert_eq!(header["alg"], "RS256");
-        assert!(header["x5c"].as_array().is_some_and(|c| !c.is_empty()), "{header}");
+        assert!(
+            header["x5c"].as_array().is_some_and(|c| !c.is_empty()),
+            "{header}"
+        );
     }
 
     #[test]
