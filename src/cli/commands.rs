@@ -258,6 +258,7 @@ pub fn create(
         .map_err(|e| CliError::Usage(format!("token name {name:?}: {}", e.rule)))?;
     let sent = scope::from_args(scopes);
     scope::check(scopes, &sent)?;
+    check_owner_and_description(policy.owner.as_deref(), policy.description.as_deref())?;
     let reg = ctx.registry()?;
     let expiry_date = expires
         .map(|e| e.resolve(Utc::now()).map(rfc3339))
@@ -422,6 +423,14 @@ pub fn update(ctx: &mut Ctx, token: &str, change: Update) -> Result<(), CliError
         owner: change.owner,
         description: change.description,
     };
+    let value = |p: &Patch<String>| match p {
+        Patch::Value(v) => Some(v.clone()),
+        _ => None,
+    };
+    check_owner_and_description(
+        value(&body.owner).as_deref(),
+        value(&body.description).as_deref(),
+    )?;
     if body == TokenPatch::default() {
         return Err(CliError::Usage(
             "nothing to change: pass --enable, --disable, --expires, --no-expiry, --allow-from, \
@@ -536,10 +545,31 @@ fn edit_scopes(
     ctx.show_token(&reg, &updated, Some(headline))
 }
 
+/// `--owner` and `--description` checked with the server's own rules before any request, so
+/// a mistake exits 2 naming the flag (`--owner: must be at most 128 characters`).
+fn check_owner_and_description(
+    owner: Option<&str>,
+    description: Option<&str>,
+) -> Result<(), CliError> {
+    use crate::domain::policy::{Description, Owner};
+    if let Some(o) = owner {
+        o.parse::<Owner>()
+            .map_err(|e| CliError::Usage(format!("--owner: {}", e.rule)))?;
+    }
+    if let Some(d) = description {
+        d.parse::<Description>()
+            .map_err(|e| CliError::Usage(format!("--description: {}", e.rule)))?;
+    }
+    Ok(())
+}
+
 /// `scope add`: merges into an existing scope for the same target.
 pub fn scope_add(ctx: &mut Ctx, token: &str, arg: &ScopeArg) -> Result<(), CliError> {
     edit_scopes(ctx, token, |name, scopes| {
-        Ok(match scope::add(scopes, arg) {
+        let added = scope::add(scopes, arg);
+        // The merged list, checked with the server's rules before the request: exit 2.
+        scope::check_as("scope", std::slice::from_ref(arg), scopes)?;
+        Ok(match added {
             Added::New => format!(
                 "Added scope {} to token {name}.\n",
                 scopes[scopes.len() - 1]

@@ -196,8 +196,17 @@ pub fn from_args(args: &[ScopeArg]) -> Vec<ApiScope> {
 /// `--scope #1 (repository:app:push): push needs pull, write repository:app:pull,push`.
 /// `#N` counts the `--scope` arguments from 1 (the first that names the scope's target).
 pub fn check(args: &[ScopeArg], merged: &[ApiScope]) -> Result<(), CliError> {
+    check_as("--scope", args, merged)
+}
+
+/// [`check`], naming the arguments `label` (`scope` for `scope add`'s one positional
+/// argument, which gets no `#N`).
+pub fn check_as(label: &str, args: &[ScopeArg], merged: &[ApiScope]) -> Result<(), CliError> {
     use crate::domain::scope::{validate_scope_list, Scope};
     let position = |s: &ApiScope| {
+        if args.len() < 2 && label != "--scope" {
+            return String::new();
+        }
         args.iter()
             .position(|a| a.target.matches(s))
             .map_or(String::new(), |i| format!(" #{}", i + 1))
@@ -216,7 +225,7 @@ pub fn check(args: &[ScopeArg], merged: &[ApiScope]) -> Result<(), CliError> {
                     format!("{}: {}", e.field, e.rule)
                 };
                 return Err(CliError::Usage(format!(
-                    "--scope{} ({}:{}:{}): {rule}",
+                    "{label}{} ({}:{}:{}): {rule}",
                     position(s),
                     s.kind,
                     s.name,
@@ -225,7 +234,7 @@ pub fn check(args: &[ScopeArg], merged: &[ApiScope]) -> Result<(), CliError> {
             }
         }
     }
-    validate_scope_list(&parsed).map_err(|e| CliError::Usage(format!("--scope: {}", e.rule)))
+    validate_scope_list(&parsed).map_err(|e| CliError::Usage(format!("{label}: {}", e.rule)))
 }
 
 /// The server refuses `push` without `pull`; when `scopes` (what was sent) has such a scope,

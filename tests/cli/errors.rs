@@ -180,7 +180,7 @@ fn validation_errors_show_the_servers_message() {
     s.create("puller", &["repository:app:pull"]);
     let err = s
         .cli(&["scope", "add", "puller", "repository:other:push"])
-        .fails(1);
+        .fails(2);
     assert!(err.contains("write repository:other:pull,push"), "{err}");
     // Merged into an existing pull scope, push alone is fine.
     s.cli(&["scope", "add", "puller", "repository:app:push"])
@@ -551,4 +551,47 @@ fn serve_logs_its_config_file_and_what_it_creates() {
         assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
     }
     assert!(!out.stderr.contains("config file in use"), "{}", out.stderr);
+}
+
+/// `scope add` and `token update` (and `token create`'s `--owner`/`--description`) check
+/// what they would send with the server's rules first: exit 2 in the CLI's terms, no API
+/// paths or HTTP status, and the token is unchanged.
+#[test]
+fn scope_add_and_update_validate_before_asking_the_server() {
+    let s = Regauth::start();
+    s.create("bot", &[]);
+    let before = s.cli(&["-o", "json", "token", "show", "bot"]).ok().json();
+    let long = "x".repeat(129);
+    let longer = "y".repeat(501);
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["scope", "add", "bot", "repository:app:push"],
+            "scope (repository:app:push): push needs pull, write repository:app:pull,push",
+        ),
+        (
+            &["scope", "add", "bot", "repository:App/*:pull"],
+            "scope (repository:App/*:pull)",
+        ),
+        (&["token", "update", "bot", "--owner", &long], "--owner: "),
+        (
+            &["token", "update", "bot", "--description", &longer],
+            "--description: ",
+        ),
+        (
+            &["token", "create", "other", "--owner", "a\u{202e}b"],
+            "--owner: ",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = s.cli(args);
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert!(out.stderr.contains(message), "{args:?}: {}", out.stderr);
+        for api in ["properties.", "HTTP 400", "scopes["] {
+            assert!(!out.stderr.contains(api), "{args:?}: {}", out.stderr);
+        }
+    }
+    let after = s.cli(&["-o", "json", "token", "show", "bot"]).ok().json();
+    assert_eq!(before["properties"], after["properties"], "nothing changed");
+    let (_, list) = s.admin(reqwest::Method::GET, "/registries/default/tokens", None);
+    assert_eq!(list["total"], 1, "nothing created: {list}");
 }
