@@ -22,6 +22,7 @@ mod client;
 mod commands;
 mod expires;
 mod key;
+mod offline;
 mod output;
 mod scope;
 
@@ -633,6 +634,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         server: cli.global.server,
         admin_token: cli.global.admin_token,
     };
+    if let Command::RegistryConfig { registry } = &cli.command {
+        return registry_config(&conn, registry.clone(), cli.global.output, out);
+    }
     let server = conn.server_url()?;
     let (admin_token, timeout) = match cli.command {
         Command::Health => (None, Duration::from_secs(5)),
@@ -668,6 +672,56 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Key(command) => key::run(&mut ctx, command),
     }
+}
+
+/// `registry-config`: asks the server; when it cannot be reached, or there is no admin token
+/// to ask with, builds the same block from the local configuration and the keyring's files
+/// (and says so on stderr), so a registry can be set up before or without a running regauth.
+fn registry_config(
+    conn: &ConnArgs,
+    registry: Option<String>,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let why_offline = match conn.admin_token() {
+        Err(e) => e.to_string(),
+        Ok(token) => {
+            let mut ctx = commands::Ctx {
+                client: client::Client::new(
+                    conn.server_url()?,
+                    Some(token),
+                    Duration::from_secs(30),
+                )?,
+                output,
+                out: &mut *out,
+                registry: registry.clone(),
+            };
+            match commands::registry_config(&mut ctx) {
+                Err(e @ CliError::Unreachable { .. }) => e.to_string(),
+                other => return other,
+            }
+        }
+    };
+    let config = Config::load(conn.config.as_deref())?;
+    let r = offline::registry(&config, registry.as_deref()).map_err(CliError::Usage)?;
+    let from = config
+        .source
+        .as_ref()
+        .map_or_else(|| "the defaults".to_string(), |p| p.display().to_string());
+    eprintln!(
+        "regauth: not asking the server ({why_offline}): built from {from} and the key files"
+    );
+    if output == Output::Json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&r).map_err(|e| CliError::Other(e.to_string()))?
+        )?;
+        return Ok(());
+    }
+    let p = &r.properties;
+    output::registry_auth_yaml(out, &r.id, &p.hostname, &p.token_auth)?;
+    Ok(())
 }
 
 /// Writes the completion script for `shell`, generated from the same clap definition that

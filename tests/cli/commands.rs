@@ -706,3 +706,51 @@ fn admin_create_list_rotate_delete() {
     let gone = s.cli(&["admin", "delete", "alice"]).fails(1);
     assert!(gone.contains("not found"), "{gone}");
 }
+
+/// With the server stopped, `registry-config` prints the same block from the config file and
+/// the keyring's files (saying so on stderr), in both output formats; an unknown registry
+/// is a usage error naming the configured ones.
+#[test]
+fn registry_config_works_while_the_server_is_down() {
+    let mut s = Regauth::start();
+    let config = s.client_config();
+    let config = config.to_str().unwrap();
+    let online = s
+        .bare_cli(&["--config", config, "registry-config"], &[])
+        .ok();
+    assert!(
+        !online.stderr.contains("not asking the server"),
+        "{online:?}"
+    );
+    let online_json = s
+        .bare_cli(&["--config", config, "-o", "json", "registry-config"], &[])
+        .ok()
+        .json();
+    s.terminate_within(std::time::Duration::from_secs(10))
+        .expect("regauth stops");
+
+    let offline = s
+        .bare_cli(&["--config", config, "registry-config"], &[])
+        .ok();
+    assert_eq!(offline.stdout, online.stdout);
+    assert!(
+        offline.stderr.contains("not asking the server") && offline.stderr.contains(config),
+        "{}",
+        offline.stderr
+    );
+    let offline_json = s
+        .bare_cli(&["--config", config, "-o", "json", "registry-config"], &[])
+        .ok()
+        .json();
+    assert_eq!(
+        offline_json["properties"]["tokenAuth"],
+        online_json["properties"]["tokenAuth"]
+    );
+    let err = s
+        .bare_cli(
+            &["--config", config, "registry-config", "--registry", "nope"],
+            &[],
+        )
+        .fails(2);
+    assert!(err.contains("no registry \"nope\""), "{err}");
+}

@@ -33,7 +33,6 @@ fn server_down() {
         &["token", "create", "x-down", "--scope", "repository:a:pull"],
         &["token", "show", "x-down"],
         &["scope", "clear", "x-down"],
-        &["registry-config"],
         &["health"],
     ] {
         let mut all = vec!["--server", url.as_str(), "--admin-token", ADMIN];
@@ -45,6 +44,28 @@ fn server_down() {
         );
         assert!(err.to_lowercase().contains("refused"), "{args:?}: {err}");
     }
+    // registry-config needs no server: it says why it did not ask, and prints the block of
+    // the local configuration (here the defaults).
+    let all = [
+        "--server",
+        url.as_str(),
+        "--admin-token",
+        ADMIN,
+        "registry-config",
+    ];
+    let out = regauth_in(dir.path(), &all, &[]).ok();
+    assert!(
+        out.stderr.contains(&format!(
+            "not asking the server (cannot reach regauth at {url}: "
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("    service: registry.local\n"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
