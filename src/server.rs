@@ -88,17 +88,23 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
     })
 }
 
-/// The keyring (`jwt::keystore`): the installation's key becomes its active key on first
-/// start; refuses to start when this process cannot sign with the active key.
-pub fn open_keys(config: &Config) -> anyhow::Result<Arc<jwt::keystore::KeyStore>> {
-    let options = jwt::keystore::KeyOptions::new(
+/// Where the keyring's files are for `config` (`[jwt]` and the data dir): what `serve`
+/// publishes, and what `registry-config` reads without a server.
+pub fn key_options(config: &Config) -> jwt::keystore::KeyOptions {
+    jwt::keystore::KeyOptions::new(
         &config.data_dir,
         &config.jwt.key,
         &config.jwt.certificate,
         config.jwt.issuer.clone(),
         config.jwt.ttl_seconds,
         config.jwt.certificate_days,
-    );
+    )
+}
+
+/// The keyring (`jwt::keystore`): the installation's key becomes its active key on first
+/// start; refuses to start when this process cannot sign with the active key.
+pub fn open_keys(config: &Config) -> anyhow::Result<Arc<jwt::keystore::KeyStore>> {
+    let options = key_options(config);
     let keys = jwt::keystore::KeyStore::open(options, chrono::Utc::now())
         .context("cannot open the signing keys")?;
     Ok(Arc::new(keys))
@@ -110,14 +116,7 @@ pub fn open_shared_keys(
     config: &Config,
     pg: &Arc<PgStore>,
 ) -> anyhow::Result<Arc<jwt::keystore::KeyStore>> {
-    let options = jwt::keystore::KeyOptions::new(
-        &config.data_dir,
-        &config.jwt.key,
-        &config.jwt.certificate,
-        config.jwt.issuer.clone(),
-        config.jwt.ttl_seconds,
-        config.jwt.certificate_days,
-    );
+    let options = key_options(config);
     let shared: Arc<dyn jwt::keystore::SharedState> = pg.clone();
     let keys = Arc::new(
         jwt::keystore::KeyStore::open_shared(options, shared, chrono::Utc::now())

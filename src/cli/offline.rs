@@ -1,7 +1,8 @@
 //! `regauth registry-config` without a running server: the same `auth: token:` block, built
 //! from the local configuration and the keyring's files (the paths `serve` publishes to, the
 //! algorithms of the published keys). Used when the server cannot be reached or no admin
-//! token is at hand. Depends on `config`, `api` and `jwt` (file layout and key parsing).
+//! token is at hand. Depends on `config`, `api`, `jwt` (key parsing) and `server` (the
+//! keyring's file layout).
 use std::path::Path;
 
 use crate::api::{Metadata, Registry, RegistryProperties, ResourceType, TokenAuth};
@@ -30,14 +31,7 @@ pub fn registry(config: &Config, id: Option<&str>) -> Result<Registry, String> {
             .first()
             .ok_or_else(|| "the configuration has no registries".to_string())?,
     };
-    let options = KeyOptions::new(
-        &config.data_dir,
-        &config.jwt.key,
-        &config.jwt.certificate,
-        config.jwt.issuer.clone(),
-        config.jwt.ttl_seconds,
-        config.jwt.certificate_days,
-    );
+    let options = crate::server::key_options(config);
     let now = chrono::Utc::now();
     Ok(Registry {
         id: r.id.clone(),

@@ -89,14 +89,7 @@ impl TestApp {
         let clock = Clock::manual(Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap());
         let state = if keyring {
             let keys = regauth::jwt::keystore::KeyStore::open(
-                regauth::jwt::keystore::KeyOptions::new(
-                    &config.data_dir,
-                    &config.jwt.key,
-                    &config.jwt.certificate,
-                    config.jwt.issuer.clone(),
-                    config.jwt.ttl_seconds,
-                    config.jwt.certificate_days,
-                ),
+                regauth::server::key_options(&config),
                 clock.now(),
             )
             .unwrap();
