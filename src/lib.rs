@@ -25,6 +25,8 @@ pub mod files;
 pub mod http;
 pub mod jwt;
 pub mod logging;
+pub mod metrics;
+pub mod outcome;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -20,7 +20,7 @@ use crate::http::admin_token::AdminToken;
 use crate::http::listener::{self, ConnectionLimits};
 use crate::http::AppState;
 use crate::jwt;
-use crate::service::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics};
 use crate::service::{expiry, usage, AdminService, SweepTrigger};
 use crate::store::postgres::{PgOptions, Tls};
 use crate::store::{PgStore, SledStore, Store};
@@ -276,12 +276,10 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
         // The main listener's timeouts and a small fixed cap: idle connections to it cannot
         // take the file descriptors `/auth` and `/health` need.
         let limits = ConnectionLimits::metrics(&cfg.limits);
-        let stats = Arc::new(listener::ConnectionStats::default());
         tokio::spawn(listener::serve(
             listener,
             app,
             limits,
-            stats,
             std::future::pending(),
         ));
         let registries = cfg.registries.iter().map(|r| r.id.clone()).collect();
@@ -314,10 +312,9 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
         max_connections = limits.max_connections,
         "serving at most {} connections at once", limits.max_connections
     );
-    let stats = state.connections.clone();
     let throttle = state.throttle.clone();
     let app = crate::http::app(state);
-    listener::serve(listener, app, limits, stats, shutdown_signal()).await;
+    listener::serve(listener, app, limits, shutdown_signal()).await;
     // Denials counted since the last summary: summed up now rather than lost.
     throttle.summarise();
     // Last uses noted since the last background write: written once more before exiting.

@@ -87,7 +87,7 @@ pub async fn audit_writes(State(state): State<AppState>, req: Request, next: Nex
         outcome,
         status,
     });
-    state.metrics.admin_action(action, outcome);
+    state.metrics.admin_action(&admin, action, outcome);
     resp
 }
 
