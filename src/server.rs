@@ -1,8 +1,6 @@
 //! Start-up: assembles the running server from a [`Config`]: first-start provisioning (a
 //! private data dir, signing key and certificate, admin token), the store, the [`AppState`],
 //! the expiry sweeper, the listener, and the metrics listener with its periodic store count.
-//!
-//! Dependency direction: `server -> {http, service, store, jwt, config}`; only `cli` depends on it.
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,8 +3,6 @@
 //! the outcome, including a request refused by an extractor before its handler ran. Handlers
 //! add what only they know (the token's name, the fields written) as an [`AuditDetails`]
 //! extension of their response; the rest comes from the path, the status and the connection.
-//!
-//! Dependency direction: `http::audit -> service::audit`; used by the router only.
 
 use axum::extract::{Request, State};
 use axum::http::Method;

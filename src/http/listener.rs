@@ -5,8 +5,6 @@
 //! `503` and closed), a header read timeout that also closes idle keep-alive connections, and a
 //! graceful shutdown that waits for requests in flight at most a bounded time. Each request
 //! carries the peer's [`ConnectInfo`], as `axum::serve` would give it.
-//!
-//! Dependency direction: `http::listener -> {http, service::throttle}`; called by `server`.
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;

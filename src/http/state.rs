@@ -2,8 +2,6 @@
 //! token's hash, the clock, the certificate path, the throttle of failed authentication and
 //! the metrics. Built by `server` at start-up (or by tests directly, over any store); `http`
 //! owns the type so it depends on nothing above it.
-//!
-//! Dependency direction: `http::state -> {config, service, jwt, store, domain, clock}`.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -5,8 +5,6 @@
 //! (no PKCS#8 parsing per token). Its public key is kept as PKIX SubjectPublicKeyInfo DER,
 //! byte-for-byte what `openssl pkey -pubout -outform DER` prints, because that DER is what
 //! the libtrust key id (the `kid` registry 2.8 looks up) is a hash of.
-//!
-//! Dependency direction: `signing -> codec`; used by `issuer` and `provision`.
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::rand::SystemRandom;

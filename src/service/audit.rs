@@ -10,8 +10,7 @@
 //! authentication names the address, method, path and why (no token, or a wrong one), never
 //! the token presented.
 //!
-//! Dependency direction: `service::audit -> {domain, service::admin}`; used by `http` (which
-//! knows the client, the path and the status) and by the metrics (`service::metrics`).
+//! The lines are written from `http`, which knows the client, the path and the status.
 use std::fmt::Write as _;
 use std::net::IpAddr;
 

@@ -3,8 +3,7 @@
 //! throttling of failed authentication (`throttle`) and the rate limit of anonymous requests
 //! (`anonymous`). The metrics they count are in [`crate::metrics`].
 //!
-//! Dependency direction: `http -> service -> {domain, store, jwt}`. Services take and return
-//! domain types; they know nothing of axum or wire formats.
+//! Services take and return domain types; they know nothing of axum or wire formats.
 pub mod admin;
 pub mod admins;
 pub mod anonymous;
