@@ -67,9 +67,10 @@ impl ConnectionLimits {
     pub fn from_config(l: &LimitsConfig, reserved_files: u64) -> ConnectionLimits {
         let max_connections = match l.max_connections {
             0 => {
-                let open_files = rlimit::Resource::NOFILE
-                    .get()
-                    .map_or(1024, |(soft, _)| soft);
+                // `None` is no limit.
+                let open_files = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                    .current
+                    .unwrap_or(u64::MAX);
                 derived_max_connections(open_files, reserved_files)
             }
             n => n,
