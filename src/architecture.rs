@@ -98,7 +98,9 @@ fn code_lines(text: &str) -> (Vec<(usize, &str)>, Vec<String>) {
                     }
                 }
                 if !opened && lt.ends_with(';') {
-                    let decl = lt.trim_start_matches("pub(crate) ").trim_start_matches("pub ");
+                    let decl = lt
+                        .trim_start_matches("pub(crate) ")
+                        .trim_start_matches("pub ");
                     if let Some(name) = decl.strip_prefix("mod ") {
                         test_mods.push(name.trim_end_matches(';').trim().to_string());
                     }
@@ -196,7 +198,7 @@ fn sources() -> Vec<Source> {
     let mut test_files = BTreeSet::new();
     for s in &all {
         let dir = match s.rel.rsplit_once('/') {
-            Some((d, f)) if f == "mod.rs" => d.to_string(),
+            Some((d, "mod.rs")) => d.to_string(),
             Some((d, f)) => format!("{d}/{}", f.trim_end_matches(".rs")),
             None => s.rel.trim_end_matches(".rs").to_string(),
         };
@@ -212,10 +214,7 @@ fn sources() -> Vec<Source> {
 
 /// The top-level module a file under `src/` belongs to.
 fn top_level(rel: &str) -> &str {
-    rel.split('/')
-        .next()
-        .unwrap_or(rel)
-        .trim_end_matches(".rs")
+    rel.split('/').next().unwrap_or(rel).trim_end_matches(".rs")
 }
 
 /// Every use of another top-level module that [`ALLOWED`] does not allow, as
@@ -281,7 +280,13 @@ fn service_graph(sources: &[Source]) -> BTreeMap<String, BTreeSet<String>> {
     let modules: BTreeSet<String> = sources
         .iter()
         .filter_map(|s| s.rel.strip_prefix("service/"))
-        .map(|f| f.split('/').next().unwrap_or(f).trim_end_matches(".rs").to_string())
+        .map(|f| {
+            f.split('/')
+                .next()
+                .unwrap_or(f)
+                .trim_end_matches(".rs")
+                .to_string()
+        })
         .filter(|m| m != "mod")
         .collect();
     // `pub use admin::{A, B};` in service/mod.rs: A and B are admin's.
@@ -304,7 +309,11 @@ fn service_graph(sources: &[Source]) -> BTreeMap<String, BTreeSet<String>> {
         let Some(file) = s.rel.strip_prefix("service/") else {
             continue;
         };
-        let me = file.split('/').next().unwrap_or(file).trim_end_matches(".rs");
+        let me = file
+            .split('/')
+            .next()
+            .unwrap_or(file)
+            .trim_end_matches(".rs");
         if me == "mod" {
             continue;
         }
@@ -354,7 +363,10 @@ fn the_allowed_graph_has_no_cycle_and_names_only_modules() {
         .iter()
         .map(|(m, deps)| {
             for d in *deps {
-                assert!(names.contains(d), "{m} may use {d}, which is not in ALLOWED");
+                assert!(
+                    names.contains(d),
+                    "{m} may use {d}, which is not in ALLOWED"
+                );
             }
             (m.to_string(), deps.iter().map(|d| d.to_string()).collect())
         })
@@ -373,7 +385,10 @@ fn the_allowed_graph_has_no_cycle_and_names_only_modules() {
 #[test]
 fn the_modules_of_service_form_no_cycle() {
     let graph = service_graph(&sources());
-    assert!(graph.contains_key("auth") && graph.contains_key("admin"), "{graph:?}");
+    assert!(
+        graph.contains_key("auth") && graph.contains_key("admin"),
+        "{graph:?}"
+    );
     // auth uses the throttle: the graph sees through `crate::service::` paths.
     assert!(graph["auth"].contains("throttle"), "{graph:?}");
     assert_eq!(cycle(&graph), None, "{graph:?}");

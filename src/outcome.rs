@@ -294,7 +294,10 @@ mod tests {
         );
         assert_eq!(distinct(&AdminAction::ALL), action(AdminAction::ALL[0]));
         assert_eq!(distinct(&AdminOutcome::ALL), outcome(AdminOutcome::ALL[0]));
-        assert_eq!(distinct(&AdminAuthFailure::ALL), failure(AdminAuthFailure::ALL[0]));
+        assert_eq!(
+            distinct(&AdminAuthFailure::ALL),
+            failure(AdminAuthFailure::ALL[0])
+        );
     }
 
     #[test]

@@ -343,7 +343,12 @@ fn raise_open_files_limit(max_connections: usize) -> anyhow::Result<()> {
         .context("cannot raise the open-files limit (RLIMIT_NOFILE)")?;
     if let Some(soft) = before.current {
         if now > soft {
-            info!(from = soft, to = now, hard = before.maximum, "raised the open-files limit");
+            info!(
+                from = soft,
+                to = now,
+                hard = before.maximum,
+                "raised the open-files limit"
+            );
         }
     }
     anyhow::ensure!(
@@ -552,8 +557,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cert.pem");
         // "abc" as the DER: its SHA-256 is the FIPS 180-2 example.
-        std::fs::write(&path, "-----BEGIN CERTIFICATE-----\nYWJj\n-----END CERTIFICATE-----\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "-----BEGIN CERTIFICATE-----\nYWJj\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
         assert_eq!(
             certificate_fingerprint(&path).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

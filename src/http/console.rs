@@ -77,7 +77,9 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/console/{file}",
             get(|Path(file): Path<String>| async move { asset(&file) }),
         )
-        .layer(axum::middleware::map_response(super::headers::console_headers))
+        .layer(axum::middleware::map_response(
+            super::headers::console_headers,
+        ))
 }
 
 fn asset(name: &str) -> Response {

@@ -83,6 +83,9 @@ mod tests {
 
         let other = nosniff(Response::default()).await;
         assert_eq!(other.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-        assert!(other.headers().get(header::CONTENT_SECURITY_POLICY).is_none());
+        assert!(other
+            .headers()
+            .get(header::CONTENT_SECURITY_POLICY)
+            .is_none());
     }
 }

@@ -387,7 +387,10 @@ mod tests {
         let m = Metrics::new();
         let text = m.encode().unwrap();
         for d in Decision::ALL {
-            assert!(text.contains(&format!("{} 0\n", series(d))), "{d:?} in\n{text}");
+            assert!(
+                text.contains(&format!("{} 0\n", series(d))),
+                "{d:?} in\n{text}"
+            );
         }
         for (i, d) in Decision::ALL.into_iter().enumerate() {
             for _ in 0..=i {

@@ -24,9 +24,9 @@ use crate::domain::{
 };
 use crate::error::{BoxError, Chain};
 use crate::jwt::{CurrentIssuer, Issuer, KeyError};
-use crate::service::anonymous::{AnonymousLimiter, Limited};
 use crate::metrics::Metrics;
 use crate::outcome::Decision;
+use crate::service::anonymous::{AnonymousLimiter, Limited};
 use crate::service::throttle::{Endpoint, Refused, Throttle};
 use crate::service::usage::UsageRecorder;
 use crate::store::{RefreshGrant, Store, StoreError};
