@@ -155,6 +155,44 @@ fn paths_after<'a>(line: &'a str, prefix: &str) -> Vec<Vec<&'a str>> {
     found
 }
 
+/// How deep the module of a file under `src/` is: `a.rs` and `a/mod.rs` are 1, `a/b.rs` 2.
+fn depth(rel: &str) -> usize {
+    let parts = rel.split('/').count();
+    if rel.ends_with("/mod.rs") {
+        parts - 1
+    } else {
+        parts
+    }
+}
+
+/// The top-level modules that `super::` paths reach in `line` of a file at `depth`: as many
+/// `super::` as the depth lead to the crate root (`super::http` in `src/store.rs`).
+fn modules_through_super(line: &str, depth: usize) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = line[from..].find("super::") {
+        let start = from + at;
+        let before = line[..start].chars().next_back();
+        let mut rest = &line[start..];
+        let mut ups = 0;
+        while let Some(r) = rest.strip_prefix("super::") {
+            rest = r;
+            ups += 1;
+        }
+        from = line.len() - rest.len();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') || ups < depth {
+            continue;
+        }
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        if end > 0 {
+            found.push(&rest[..end]);
+        }
+    }
+    found
+}
+
 /// Every `.rs` file under `dir`, sorted.
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -231,8 +269,9 @@ fn violations(files: &[(String, String)]) -> Vec<String> {
             continue;
         };
         for (n, line) in code_lines(text).0 {
-            for path in paths_after(line, "crate::") {
-                let used = path[0];
+            let through_crate = paths_after(line, "crate::").into_iter().map(|p| p[0]);
+            let through_super = modules_through_super(line, depth(rel));
+            for used in through_crate.chain(through_super) {
                 if used != module && !may.contains(&used) {
                     out.push(format!("{rel}:{n}: {module} -> {used}"));
                 }
@@ -408,6 +447,28 @@ fn the_checker_catches_a_wrong_use_and_ignores_tests_and_comments() {
                  fn h() { crate::clock::Clock::system(); }\n";
     let wrong = violations(&[("store/x.rs".to_string(), store.to_string())]);
     assert_eq!(wrong, ["store/x.rs:3: store -> http"]);
+    // `super::` up to the crate root is the same as `crate::`; within the module it is not.
+    let wrong = violations(&[
+        (
+            "store/x.rs".to_string(),
+            "use super::super::http::app;\nuse super::record;\n".to_string(),
+        ),
+        (
+            "store.rs".to_string(),
+            "fn f() { super::service::x(); }\n".to_string(),
+        ),
+        (
+            "store/mod.rs".to_string(),
+            "use super::domain::Token;\n".to_string(),
+        ),
+    ]);
+    assert_eq!(
+        wrong,
+        [
+            "store/x.rs:1: store -> http",
+            "store.rs:1: store -> service"
+        ]
+    );
     let (lines, test_mods) = code_lines("#[cfg(test)]\npub(crate) mod tests;\nuse a;\n");
     assert_eq!(test_mods, ["tests"]);
     assert_eq!(lines, [(3, "use a;")]);
