@@ -1,4 +1,4 @@
-//! An injectable clock, so expiry is testable without sleeping. Depends on nothing.
+//! An injectable clock, so expiry is testable without sleeping.
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Configuration: built-in defaults, then the TOML file, then environment variables
 //! (docs/configuration.md).
-//! Depends on nothing else in the crate but `domain`'s scope patterns (to check
-//! `[[registries]] public` at start); `server` turns it into running state.
+//! `[[registries]] public` patterns are checked here, at start; `server` turns the result
+//! into running state.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -1,4 +1,4 @@
-//! Error helpers shared by every layer (a leaf, like `config` and `clock`).
+//! Error helpers shared by every layer.
 use std::error::Error;
 use std::fmt;
 

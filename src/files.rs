@@ -1,8 +1,6 @@
 //! Durable creation of the files regauth provisions at first start: the admin token, the
 //! signing key, its certificate and the JWK set; and the atomic replacement of the
 //! bound-address file `serve --bound-address-file` writes.
-//!
-//! Dependency direction: a leaf (std only), used by `server` and `jwt`.
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

@@ -1,21 +1,19 @@
 //! regauth: a token-authentication server for Docker/OCI registries.
 //!
-//! Dependency direction (each module's `//!` repeats its own place in it):
-//!
-//! ```text
-//! main -> cli -> {logging, server} ; server -> http -> service -> {domain, store, jwt}
-//! ```
-//!
 //! `server` is start-up (provisioning, sweeper, listener) and builds the [`AppState`] that
-//! `http` owns; `http` never imports `server` or `cli`. `logging` is the log set-up of
-//! `serve`. `domain` is pure (no axum, sled or JWT types); `store` is persistence only and
-//! knows nothing of HTTP; `jwt` knows keys and claims; `http` is the only module that speaks
-//! axum and hyper (its `listener` is the accept loop with the connection limits; the throttle
-//! of failed logins is policy, in `service::throttle`). `config`, `clock` and `error` are
-//! leaves used by all.
+//! `http` owns. `logging` is the log set-up of `serve`. `domain` is pure (no axum, sled or JWT
+//! types); `store` is persistence only and knows nothing of HTTP; `jwt` knows keys and claims;
+//! `outcome` is how requests end, which the services decide and `metrics` and the logs observe;
+//! `http` is the only module that speaks axum and hyper (its `listener` is the accept loop with
+//! the connection limits; the throttle of failed logins is policy, in `service::throttle`).
+//!
+//! Which module may use which is written once, in the architecture test
+//! (`src/architecture.rs`), and shown in docs/architecture.md.
 #![forbid(unsafe_code)]
 
 pub mod api;
+#[cfg(test)]
+mod architecture;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -25,6 +23,8 @@ pub mod files;
 pub mod http;
 pub mod jwt;
 pub mod logging;
+pub mod metrics;
+pub mod outcome;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -1,8 +1,6 @@
 //! Start-up: assembles the running server from a [`Config`]: first-start provisioning (a
 //! private data dir, signing key and certificate, admin token), the store, the [`AppState`],
 //! the expiry sweeper, the listener, and the metrics listener with its periodic store count.
-//!
-//! Dependency direction: `server -> {http, service, store, jwt, config}`; only `cli` depends on it.
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +18,7 @@ use crate::http::admin_token::AdminToken;
 use crate::http::listener::{self, ConnectionLimits};
 use crate::http::AppState;
 use crate::jwt;
-use crate::service::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics};
 use crate::service::{expiry, usage, AdminService, SweepTrigger};
 use crate::store::postgres::{PgOptions, Tls};
 use crate::store::{PgStore, SledStore, Store};
@@ -228,7 +226,7 @@ pub fn certificate_fingerprint(path: &std::path::Path) -> anyhow::Result<String>
         .find(|b| b.tag() == "CERTIFICATE")
         .with_context(|| format!("{}: no CERTIFICATE block", path.display()))?;
     let digest = ring::digest::digest(&ring::digest::SHA256, cert.contents());
-    Ok(data_encoding::HEXLOWER.encode(digest.as_ref()))
+    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Runs the server until SIGINT/SIGTERM. `listen` may have port 0: the address the OS
@@ -276,12 +274,10 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
         // The main listener's timeouts and a small fixed cap: idle connections to it cannot
         // take the file descriptors `/auth` and `/health` need.
         let limits = ConnectionLimits::metrics(&cfg.limits);
-        let stats = Arc::new(listener::ConnectionStats::default());
         tokio::spawn(listener::serve(
             listener,
             app,
             limits,
-            stats,
             std::future::pending(),
         ));
         let registries = cfg.registries.iter().map(|r| r.id.clone()).collect();
@@ -314,10 +310,9 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
         max_connections = limits.max_connections,
         "serving at most {} connections at once", limits.max_connections
     );
-    let stats = state.connections.clone();
     let throttle = state.throttle.clone();
     let app = crate::http::app(state);
-    listener::serve(listener, app, limits, stats, shutdown_signal()).await;
+    listener::serve(listener, app, limits, shutdown_signal()).await;
     // Denials counted since the last summary: summed up now rather than lost.
     throttle.summarise();
     // Last uses noted since the last background write: written once more before exiting.
@@ -343,12 +338,17 @@ fn raise_open_files_limit(max_connections: usize) -> anyhow::Result<()> {
     let needed = max_connections as u64
         + RESERVED_FILES
         + (listener::METRICS_CONNECTIONS + listener::HEALTH_RESERVE) as u64;
-    let before = rlimit::Resource::NOFILE.get().ok();
-    let now = rlimit::increase_nofile_limit(u64::MAX)
-        .context("cannot read or raise the open-files limit (RLIMIT_NOFILE)")?;
-    if let Some((soft, hard)) = before {
+    let before = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let now = increase_nofile_limit(u64::MAX)
+        .context("cannot raise the open-files limit (RLIMIT_NOFILE)")?;
+    if let Some(soft) = before.current {
         if now > soft {
-            info!(from = soft, to = now, hard, "raised the open-files limit");
+            info!(
+                from = soft,
+                to = now,
+                hard = before.maximum,
+                "raised the open-files limit"
+            );
         }
     }
     anyhow::ensure!(
@@ -358,6 +358,27 @@ fn raise_open_files_limit(max_connections: usize) -> anyhow::Result<()> {
          systemd unit, ulimit -Hn, docker run --ulimit nofile=...) or lower max_connections"
     );
     Ok(())
+}
+
+/// Raises the soft open-files limit towards `to`, at most to the hard limit, and returns the
+/// soft limit now in force (`u64::MAX` for no limit). Never lowers it.
+pub fn increase_nofile_limit(to: u64) -> std::io::Result<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let Rlimit { current, maximum } = getrlimit(Resource::Nofile);
+    // `None` is no limit.
+    let soft = current.unwrap_or(u64::MAX);
+    let target = to.min(maximum.unwrap_or(u64::MAX));
+    if soft >= target {
+        return Ok(soft);
+    }
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(target),
+            maximum,
+        },
+    )?;
+    Ok(target)
 }
 
 /// Makes every file and directory this process creates private to its user (mode 0700 for
@@ -528,6 +549,40 @@ mod tests {
     use crate::domain::{SecretHash, Status, Token};
     use crate::store::MemoryStore;
     use chrono::{TimeZone, Utc};
+
+    /// The fingerprint is the lower-case hex SHA-256 of the certificate's DER (what the
+    /// replicas compare and the log shows).
+    #[test]
+    fn the_certificate_fingerprint_is_the_hex_sha256_of_its_der() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cert.pem");
+        // "abc" as the DER: its SHA-256 is the FIPS 180-2 example.
+        std::fs::write(
+            &path,
+            "-----BEGIN CERTIFICATE-----\nYWJj\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert_eq!(
+            certificate_fingerprint(&path).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    /// The soft open-files limit goes up to the hard limit at most, and never down.
+    #[test]
+    fn the_open_files_limit_is_raised_to_the_hard_limit_and_never_lowered() {
+        use rustix::process::{getrlimit, Resource};
+        let before = getrlimit(Resource::Nofile);
+        let soft = before.current.unwrap_or(u64::MAX);
+        assert_eq!(increase_nofile_limit(1).unwrap(), soft, "never lowered");
+        assert_eq!(getrlimit(Resource::Nofile).current, before.current);
+        if let Some(hard) = before.maximum {
+            assert_eq!(increase_nofile_limit(u64::MAX).unwrap(), hard);
+            let after = getrlimit(Resource::Nofile);
+            assert_eq!(after.current, Some(hard));
+            assert_eq!(after.maximum, Some(hard), "the hard limit is kept");
+        }
+    }
 
     fn token(name: &str, expiry: Option<chrono::DateTime<Utc>>) -> Token {
         let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();

@@ -4,8 +4,7 @@
 //! by the CLI (`cli`) to read, and the source of the OpenAPI document (`docs/openapi.json`,
 //! built in `http::openapi`).
 //!
-//! Dependency direction: `api` is a leaf of plain serde types. It uses `domain` only for
-//! [`Patch`] and knows nothing of axum, sled, JWT or the store. Conversions from domain values
+//! Plain serde types: they know nothing of axum, sled, JWT or the store. Conversions from domain values
 //! (which need the server's public URL) live in `http::admin`; the CLI reads these types as
 //! they are.
 //!

@@ -1,7 +1,6 @@
 //! Command line: `regauth serve` runs the server; the other commands are clients of a running
 //! server's admin API (`client`), so they work the same against a local or a remote regauth.
-//! Depends on `config`, `logging` and `server` (for `serve`) and on nothing of the server's
-//! internals otherwise; `main.rs` only calls [`main`].
+//! `main.rs` only calls [`main`].
 //!
 //! - `client`: server URL and admin token resolution, HTTP, error lines.
 //! - `commands`: one function per client command.

@@ -1,8 +1,7 @@
 //! `regauth registry-config` without a running server: the same `auth: token:` block, built
 //! from the local configuration and the keyring's files (the paths `serve` publishes to, the
 //! algorithms of the published keys). Used when the server cannot be reached or no admin
-//! token is at hand. Depends on `config`, `api`, `jwt` (key parsing) and `server` (the
-//! keyring's file layout).
+//! token is at hand. The keyring's file layout is `server`'s, so the two cannot drift apart.
 use std::path::Path;
 
 use crate::api::{Metadata, Registry, RegistryProperties, ResourceType, TokenAuth};

@@ -2,7 +2,7 @@
 //! requested-scope parsing, the access decision, token secrets, and [`Patch`] (a field of a
 //! partial update).
 //!
-//! Depends on nothing else in the crate. Knows nothing of axum, sled or JWT: values are
+//! Knows nothing of axum, sled or JWT: values are
 //! parsed at the edge into these types and trusted afterwards.
 pub mod access;
 pub mod admin;

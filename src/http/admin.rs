@@ -903,7 +903,9 @@ pub async fn disable_by_owner(
             outcome,
             status,
         });
-        state.metrics.admin_action(AdminAction::Disable, outcome);
+        state
+            .metrics
+            .admin_action(&actor, AdminAction::Disable, outcome);
     };
     // Every token disabled is audited, also when the store failed after it.
     for t in &disabled {

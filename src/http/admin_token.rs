@@ -3,8 +3,6 @@
 //! `regauth admin-token rotate` replaces. A file-kept token is re-read when the file changes
 //! (checked with one `stat` per admin request), so after a rotation the old token stops
 //! working at once without a restart, and nothing else is disturbed.
-//!
-//! Dependency direction: `http::admin_token -> {config, domain}`; used by `http::admin`.
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;

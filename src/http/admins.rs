@@ -1,8 +1,6 @@
 //! Named admins with roles: which permission each admin route needs ([`permission_of`],
 //! checked once in `admin::require_admin` for every route, so a new route is guarded by
 //! default) and the `/api/v1/admins` handlers (owner only, except `GET /admins/me`).
-//!
-//! Dependency direction: `http::admins -> {service::admins, domain::admin, api::admins}`.
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -3,8 +3,6 @@
 //! the outcome, including a request refused by an extractor before its handler ran. Handlers
 //! add what only they know (the token's name, the fields written) as an [`AuditDetails`]
 //! extension of their response; the rest comes from the path, the status and the connection.
-//!
-//! Dependency direction: `http::audit -> service::audit`; used by the router only.
 
 use axum::extract::{Request, State};
 use axum::http::Method;
@@ -87,7 +85,7 @@ pub async fn audit_writes(State(state): State<AppState>, req: Request, next: Nex
         outcome,
         status,
     });
-    state.metrics.admin_action(action, outcome);
+    state.metrics.admin_action(&admin, action, outcome);
     resp
 }
 

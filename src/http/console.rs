@@ -1,12 +1,11 @@
 //! The Tokens console: static files (HTML, ES modules, CSS) compiled into the binary and
-//! served under `/console/`, with `/` redirecting there; and the security headers that every
-//! console and admin API response carries.
+//! served under `/console/`, with `/` redirecting there, each with the console's security
+//! headers ([`super::headers`]).
 //!
 //! The console is a client of the admin API (`/api/v1`) like the CLI: this module only hands
-//! out its files. Dependency direction: `http::console -> axum`; nothing depends on it but
-//! the router.
+//! out its files.
 use axum::extract::Path;
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -68,15 +67,6 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
-/// The console's policy: scripts, styles and API calls from this origin only; no inline
-/// script or style, no framing, no plugins, no form posts.
-pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
-     frame-ancestors 'none'";
-
-/// The admin API's policy: JSON is never a document, so nothing may load or frame it.
-pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
-
 /// The console's routes: `/`, `/console` and `/console/…`, each with the console's headers.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
@@ -87,7 +77,9 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/console/{file}",
             get(|Path(file): Path<String>| async move { asset(&file) }),
         )
-        .layer(axum::middleware::map_response(console_headers))
+        .layer(axum::middleware::map_response(
+            super::headers::console_headers,
+        ))
 }
 
 fn asset(name: &str) -> Response {
@@ -108,51 +100,4 @@ fn asset(name: &str) -> Response {
         )
             .into_response(),
     }
-}
-
-/// Headers common to the console and the admin API.
-fn common(resp: &mut Response, csp: &'static str) {
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(csp),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        HeaderName::from_static("cross-origin-opener-policy"),
-        HeaderValue::from_static("same-origin"),
-    );
-}
-
-/// `X-Content-Type-Options: nosniff` on a response (every response of every listener: the
-/// token endpoint, `/health`, unknown paths, the metrics).
-pub async fn nosniff(mut resp: Response) -> Response {
-    resp.headers_mut().insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    resp
-}
-
-/// Response headers of every console file and redirect.
-pub async fn console_headers(mut resp: Response) -> Response {
-    common(&mut resp, CONSOLE_CSP);
-    resp
-}
-
-/// Response headers of every admin API response. `no-store` on all of them, since creating
-/// or rotating a token returns its password, and a list is no business of any cache either.
-pub async fn api_headers(mut resp: Response) -> Response {
-    common(&mut resp, API_CSP);
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
 }

@@ -1,8 +1,6 @@
 //! Signing-key rotation over HTTP: the admin API under `/api/v1/keys` (list, add, check,
 //! activate, retire; each write audited) and the public JWK Set of every published key
 //! (`GET /.well-known/jwks.json`, for tooling; the registries read the files).
-//!
-//! Dependency direction: `http::keys -> {jwt::keystore, service::keys, service::audit, api}`.
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 

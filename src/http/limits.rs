@@ -2,13 +2,9 @@
 //! a trusted reverse proxy (`[limits] trusted_proxies`), the address that proxy put in
 //! `X-Forwarded-For`.
 //!
-//!
 //! Also the cross-site guard of `/auth` and the admin API ([`cross_site`]): a browser's request
 //! from another site's page is refused before its credentials are looked at, so a web page
 //! cannot make its visitors' failures count against them.
-//!
-//! Dependency direction: `http::limits -> std, http types`; used by `http::auth`,
-//! `http::admin` and `http::listener`.
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request};

@@ -5,12 +5,9 @@
 //! `503` and closed), a header read timeout that also closes idle keep-alive connections, and a
 //! graceful shutdown that waits for requests in flight at most a bounded time. Each request
 //! carries the peer's [`ConnectInfo`], as `axum::serve` would give it.
-//!
-//! Dependency direction: `http::listener -> {http, service::throttle}`; called by `server`.
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -70,9 +67,10 @@ impl ConnectionLimits {
     pub fn from_config(l: &LimitsConfig, reserved_files: u64) -> ConnectionLimits {
         let max_connections = match l.max_connections {
             0 => {
-                let open_files = rlimit::Resource::NOFILE
-                    .get()
-                    .map_or(1024, |(soft, _)| soft);
+                // `None` is no limit.
+                let open_files = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                    .current
+                    .unwrap_or(u64::MAX);
                 derived_max_connections(open_files, reserved_files)
             }
             n => n,
@@ -97,25 +95,6 @@ impl ConnectionLimits {
             header_timeout: Duration::from_secs(l.header_timeout_seconds),
             shutdown_timeout: Duration::from_secs(l.shutdown_timeout_seconds),
         }
-    }
-}
-
-/// Connection counters, cheap to read (for metrics).
-#[derive(Debug, Default)]
-pub struct ConnectionStats {
-    open: AtomicU64,
-    refused: AtomicU64,
-}
-
-impl ConnectionStats {
-    /// Connections being served now.
-    pub fn open(&self) -> u64 {
-        self.open.load(Ordering::Relaxed)
-    }
-
-    /// Connections refused so far because their address held too many.
-    pub fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
     }
 }
 
@@ -165,7 +144,6 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
-    stats: Arc<ConnectionStats>,
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -226,7 +204,6 @@ pub async fn serve(
             match PerAddress::take(&per_address, ip, limits.per_address) {
                 Some(s) => Some(s),
                 None => {
-                    stats.refused.fetch_add(1, Ordering::Relaxed);
                     if refusals.admit(Some(ip)) {
                         warn!(client = %ip, limit = limits.per_address,
                             "connection refused: this address holds max_connections_per_address connections");
@@ -249,13 +226,10 @@ pub async fn serve(
             }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        let stats = stats.clone();
-        stats.open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 debug!(client = %peer, error = %e, "connection ended with an error");
             }
-            stats.open.fetch_sub(1, Ordering::Relaxed);
             drop(address_slot);
             drop(slot);
         });
@@ -359,21 +333,23 @@ mod tests {
             header_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(1),
         };
-        let stats = Arc::new(ConnectionStats::default());
-        let server = tokio::spawn(serve(
-            listener,
-            app,
-            limits,
-            stats.clone(),
-            std::future::pending(),
-        ));
+        let server = tokio::spawn(serve(listener, app, limits, std::future::pending()));
+        // Four kept-alive connections, each answered once: all four slots are taken (and
+        // idle) before the probes come.
         let mut idle = Vec::new();
         for _ in 0..4 {
-            idle.push(TcpStream::connect(addr).await.unwrap());
-        }
-        // Wait (without a deadline of our own) until the four are being served.
-        while stats.open() < 4 {
-            tokio::task::yield_now().await;
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /auth HTTP/1.1\r\nHost: t\r\n\r\n")
+                .await
+                .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 256];
+            while !got.ends_with(b"auth") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed before the answer");
+                got.extend_from_slice(&buf[..n]);
+            }
+            idle.push(s);
         }
         let within = Duration::from_secs(20);
         let health = tokio::time::timeout(within, get_path(addr, "/health"))

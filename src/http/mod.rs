@@ -3,9 +3,6 @@
 //! middleware `audit`) and the console's files (`console`); the metrics listener's router
 //! ([`metrics_app`]); and the accept loop that serves them with connection limits
 //! (`listener`). The only module that knows axum and hyper.
-//!
-//! Dependency direction: `http -> service -> {domain, store, jwt}`; `http` never imports
-//! `server` (which builds the state and serves this router) or `cli`.
 use axum::routing::get;
 use axum::Router;
 
@@ -19,6 +16,7 @@ mod bench;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod keys;
 pub mod limits;
 pub mod listener;
@@ -109,7 +107,7 @@ pub fn app(state: AppState) -> Router {
         ))
         // After the admin layer, so outside the admin token: the document is public.
         .route("/openapi.json", get(openapi::serve))
-        .layer(axum::middleware::map_response(console::api_headers));
+        .layer(axum::middleware::map_response(headers::api_headers));
     let router = Router::new()
         .route("/auth", get(auth::get_token).post(auth::post_token))
         .route("/auth/token", get(auth::get_token).post(auth::post_token))
@@ -121,7 +119,7 @@ pub fn app(state: AppState) -> Router {
     #[cfg(feature = "bench-baseline")]
     let router = router.route("/bench/sign", bench::sign_route(&state));
     router
-        .layer(axum::middleware::map_response(console::nosniff))
+        .layer(axum::middleware::map_response(headers::nosniff))
         .with_state(state)
 }
 
@@ -136,7 +134,7 @@ pub fn metrics_app(state: AppState) -> Router {
                 "not found: GET /metrics\n",
             )
         })
-        .layer(axum::middleware::map_response(console::nosniff))
+        .layer(axum::middleware::map_response(headers::nosniff))
         .with_state(state)
 }
 

@@ -2,18 +2,15 @@
 //! token's hash, the clock, the certificate path, the throttle of failed authentication and
 //! the metrics. Built by `server` at start-up (or by tests directly, over any store); `http`
 //! owns the type so it depends on nothing above it.
-//!
-//! Dependency direction: `http::state -> {config, service, jwt, store, domain, clock}`.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::admin_token::AdminToken;
-use crate::http::listener::ConnectionStats;
 use crate::jwt::keystore::KeyStore;
 use crate::jwt::{CurrentIssuer, Issuer, SigningKey};
-use crate::service::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::service::{AdminService, AuthService, Throttle};
 use crate::store::Store;
 
@@ -33,8 +30,6 @@ pub struct AppState {
     pub certificate: Arc<Path>,
     /// Failed authentications of the token endpoint and the admin API (shared with `auth`).
     pub throttle: Arc<Throttle>,
-    /// Connections open and refused (kept by the accept loop, `http::listener`).
-    pub connections: Arc<ConnectionStats>,
     /// Every metric (served by [`crate::http::metrics_app`]).
     pub metrics: Arc<Metrics>,
     /// The signing keys and their rotation (`/api/v1/keys`, `/keys`); `None` when the state
@@ -123,7 +118,6 @@ impl AppState {
             clock,
             certificate,
             throttle,
-            connections: Arc::default(),
             metrics,
             keys,
         }

@@ -1,8 +1,6 @@
 //! Encodings of keys and certificates: PEM (through the `pem` crate) and the little DER that
 //! regauth needs without a full ASN.1 library: reading a PKCS#8 key's algorithm and writing a
 //! public key as PKIX SubjectPublicKeyInfo.
-//!
-//! Dependency direction: a leaf of `jwt`, used by `signing` and `provision`.
 use super::KeyError;
 
 /// DER of `SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING (0 unused bits) ...`

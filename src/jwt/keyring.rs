@@ -3,8 +3,6 @@
 //! A key is `next` (published in the registries' trust, not signing), `active` (signing;
 //! exactly one) or `retiring` (published, no longer signing, until the tokens it signed have
 //! expired). A retired key is removed from the ring. Ids are RFC 7638 thumbprints.
-//!
-//! Dependency direction: a leaf (chrono, serde); used by `jwt::keystore`.
 use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -16,8 +16,6 @@
 //! ring: a change on one replica notifies the others, which re-read it ([`KeyStore::refresh`]),
 //! write the certificates they lack to the keys directory, rewrite their bundle and JWK Set
 //! and swap their signing key. Private keys stay files the operator copies to every replica.
-//!
-//! Dependency direction: `keystore -> {keyring, signing, issuer, provision, codec}`.
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{ErrorKind, Write as _};

@@ -3,8 +3,6 @@
 //! (`provision`), claims and signing (`issuer`), the keys' states and rotation rules
 //! (`keyring`), and their files, the published trust and the swap of the signing key
 //! (`keystore`).
-//!
-//! Dependency direction: `jwt -> {domain (for [`crate::domain::Grant`]), files}`.
 mod codec;
 pub mod issuer;
 pub mod keyring;

@@ -2,8 +2,6 @@
 //! an ES256 key (PKCS#8 PEM, mode 0600); load the certificate chain, or create a self-signed
 //! certificate; check that the certificate carries the key; attach the chain to the key for
 //! the JWT header's `x5c`.
-//!
-//! Dependency direction: `provision -> {signing, codec, files}`; used by `server` at start-up.
 use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;

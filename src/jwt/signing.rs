@@ -5,8 +5,6 @@
 //! (no PKCS#8 parsing per token). Its public key is kept as PKIX SubjectPublicKeyInfo DER,
 //! byte-for-byte what `openssl pkey -pubout -outform DER` prints, because that DER is what
 //! the libtrust key id (the `kid` registry 2.8 looks up) is a hash of.
-//!
-//! Dependency direction: `signing -> codec`; used by `issuer` and `provision`.
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::rand::SystemRandom;
@@ -329,12 +327,33 @@ pub(crate) fn jwk_of_spki(spki: &[u8]) -> Option<(serde_json::Value, String)> {
 /// groups of four joined by `:` (docker/libtrust `keyIDFromCryptoKey`).
 pub fn libtrust_key_id(spki_der: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, spki_der);
-    let b32 = data_encoding::BASE32_NOPAD.encode(&digest.as_ref()[..30]);
+    let b32 = base32_nopad(&digest.as_ref()[..30]);
     let groups: Vec<&str> = (0..b32.len())
         .step_by(4)
         .map(|i| &b32[i..(i + 4).min(b32.len())])
         .collect();
     groups.join(":")
+}
+
+/// RFC 4648 base32 (`A`–`Z`, `2`–`7`) without padding: the libtrust key id's alphabet.
+fn base32_nopad(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let symbol = |v: u16| char::from(ALPHABET[usize::from(v & 31)]);
+    let mut out = String::with_capacity((bytes.len() * 8).div_ceil(5));
+    // Bits not yet written, at the bottom of `buffer` (never more than 12 in use).
+    let (mut buffer, mut bits) = (0u16, 0u32);
+    for &b in bytes {
+        buffer = (buffer << 8) | u16::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(symbol(buffer >> bits));
+        }
+    }
+    if bits > 0 {
+        out.push(symbol(buffer << (5 - bits)));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -445,6 +464,24 @@ pub(crate) mod tests {
         );
         assert_eq!(rs.jwk()["e"], "AQAB");
         assert!(jwk_of_spki(b"garbage").is_none());
+    }
+
+    #[test]
+    fn base32_matches_the_rfc_4648_vectors() {
+        // RFC 4648, section 10, without the padding.
+        for (input, want) in [
+            ("", ""),
+            ("f", "MY"),
+            ("fo", "MZXQ"),
+            ("foo", "MZXW6"),
+            ("foob", "MZXW6YQ"),
+            ("fooba", "MZXW6YTB"),
+            ("foobar", "MZXW6YTBOI"),
+        ] {
+            assert_eq!(base32_nopad(input.as_bytes()), want, "{input:?}");
+        }
+        assert_eq!(base32_nopad(&[0xff; 5]), "77777777");
+        assert_eq!(base32_nopad(&[0; 5]), "AAAAAAAA");
     }
 
     #[test]

@@ -8,9 +8,6 @@
 //! construction (`serde_json`), and the characters serde_json leaves as they are (C1
 //! controls, line and paragraph separators, bidirectional controls) are escaped as `\uXXXX`
 //! on their way out ([`JsonEscaping`]), so a JSON line reads as it parses.
-//!
-//! Dependency direction: used by `cli` (for `serve`); depends on `config` (the format) and
-//! `tracing-subscriber` only.
 pub mod writer;
 
 use std::cell::RefCell;

@@ -14,9 +14,6 @@
 //! logging, or nobody reads the pipe), new lines are dropped and counted, and once the writer
 //! can write again it adds one line saying how many were dropped. A stalled log reader thus
 //! costs log lines, never requests.
-//!
-//! Depends on `std`, `chrono` (the time of the "dropped" line) and `tracing-subscriber`'s
-//! [`MakeWriter`] only.
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;

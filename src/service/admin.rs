@@ -456,7 +456,7 @@ impl AdminService {
         &self,
         registries: &[String],
         within: TimeDelta,
-    ) -> Result<crate::service::metrics::StoreStats, AdminError> {
+    ) -> Result<crate::metrics::StoreStats, AdminError> {
         let now = self.clock.now();
         let mut tokens = Vec::with_capacity(registries.len());
         let mut expiring = Vec::with_capacity(registries.len());
@@ -469,7 +469,7 @@ impl AdminService {
                 .count();
             expiring.push((r.clone(), n as u64));
         }
-        Ok(crate::service::metrics::StoreStats {
+        Ok(crate::metrics::StoreStats {
             tokens,
             expiring,
             refresh_tokens: self.store.refresh_count()? as u64,

@@ -10,8 +10,7 @@
 //! authentication names the address, method, path and why (no token, or a wrong one), never
 //! the token presented.
 //!
-//! Dependency direction: `service::audit -> {domain, service::admin}`; used by `http` (which
-//! knows the client, the path and the status) and by the metrics (`service::metrics`).
+//! The lines are written from `http`, which knows the client, the path and the status.
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -20,95 +19,11 @@ use tracing::{info, warn};
 use crate::domain::{Description, Network, Owner, Patch, Scope, Status};
 use crate::service::admin::{NewToken, TokenChanges};
 
+/// The outcome vocabulary of admin requests, re-exported where the audit lines use it.
+pub use crate::outcome::{AdminAction, AdminAuthFailure, AdminOutcome};
+
 /// The log target of every audit line.
 pub const TARGET: &str = "regauth::audit";
-
-/// A write of the admin API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminAction {
-    /// `POST /registries/{r}/tokens`, or a `PUT` that created the token.
-    Create,
-    /// `PUT /registries/{r}/tokens/{id}` of an existing token (or one that failed).
-    Replace,
-    /// `PATCH /registries/{r}/tokens/{id}`.
-    Patch,
-    /// `POST /registries/{r}/tokens/{id}/credentials`.
-    Rotate,
-    /// `DELETE /registries/{r}/tokens/{id}`.
-    Delete,
-    /// `POST /registries/{r}/offboarding?owner=`: one line per token disabled.
-    Disable,
-}
-
-impl AdminAction {
-    /// Every action, in the order of their metric series.
-    pub const ALL: [AdminAction; 6] = [
-        AdminAction::Create,
-        AdminAction::Replace,
-        AdminAction::Patch,
-        AdminAction::Rotate,
-        AdminAction::Delete,
-        AdminAction::Disable,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AdminAction::Create => "create",
-            AdminAction::Replace => "replace",
-            AdminAction::Patch => "patch",
-            AdminAction::Rotate => "rotate",
-            AdminAction::Delete => "delete",
-            AdminAction::Disable => "disable",
-        }
-    }
-}
-
-/// How an admin write ended, from its HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminOutcome {
-    /// 2xx.
-    Ok,
-    /// 400, 413 and any other 4xx but 404 and 409: a malformed or rule-breaking request.
-    Invalid,
-    /// 404: no such registry or token (also a token deleted while it was being changed).
-    NotFound,
-    /// 409: the name (or id) is taken.
-    Conflict,
-    /// 5xx.
-    Error,
-}
-
-impl AdminOutcome {
-    /// Every outcome, in the order of their metric series.
-    pub const ALL: [AdminOutcome; 5] = [
-        AdminOutcome::Ok,
-        AdminOutcome::Invalid,
-        AdminOutcome::NotFound,
-        AdminOutcome::Conflict,
-        AdminOutcome::Error,
-    ];
-
-    /// The outcome of a reply with `status`.
-    pub fn of_status(status: u16) -> AdminOutcome {
-        match status {
-            200..=299 => AdminOutcome::Ok,
-            404 => AdminOutcome::NotFound,
-            409 => AdminOutcome::Conflict,
-            500.. => AdminOutcome::Error,
-            _ => AdminOutcome::Invalid,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AdminOutcome::Ok => "ok",
-            AdminOutcome::Invalid => "invalid",
-            AdminOutcome::NotFound => "not found",
-            AdminOutcome::Conflict => "conflict",
-            AdminOutcome::Error => "error",
-        }
-    }
-}
 
 /// One admin write, as the audit line shows it.
 #[derive(Debug)]
@@ -162,24 +77,6 @@ pub fn key_action(action: &str, key: &str, forced: bool, client: Option<IpAddr>,
         action, key = %key, forced, client = %client, outcome = outcome.as_str(), status,
         "signing key action"
     );
-}
-
-/// Why an admin request was refused before it reached a handler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminAuthFailure {
-    /// No `Authorization: Bearer` header.
-    Missing,
-    /// A bearer token that is not the admin token.
-    Wrong,
-}
-
-impl AdminAuthFailure {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AdminAuthFailure::Missing => "no admin token",
-            AdminAuthFailure::Wrong => "wrong admin token",
-        }
-    }
 }
 
 /// Writes the audit line of a refused admin request: the one place it is written, so that a

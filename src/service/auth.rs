@@ -24,8 +24,9 @@ use crate::domain::{
 };
 use crate::error::{BoxError, Chain};
 use crate::jwt::{CurrentIssuer, Issuer, KeyError};
+use crate::metrics::Metrics;
+use crate::outcome::Decision;
 use crate::service::anonymous::{AnonymousLimiter, Limited};
-use crate::service::metrics::{Decision, Metrics};
 use crate::service::throttle::{Endpoint, Refused, Throttle};
 use crate::service::usage::UsageRecorder;
 use crate::store::{RefreshGrant, Store, StoreError};
@@ -121,61 +122,18 @@ impl AuthError {
     }
 }
 
-/// Why a client failed to authenticate. Logged as the `reason` of the decision, never sent:
-/// the HTTP reply is identical for every one, so a client cannot probe which names exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denial {
-    /// No token has this name in the service's registry (or it is no valid token name).
-    UnknownName,
-    /// The token exists; the password is not its secret.
-    WrongSecret,
-    /// The right secret (or a live refresh token) of a disabled token.
-    Disabled,
-    /// The right secret (or a live refresh token) of an expired token.
-    Expired,
-    /// A refresh token that was never issued, or was revoked: its token was disabled or
-    /// deleted, or newer logins pushed it out.
-    DeadRefresh,
-    /// A refresh token issued for another service.
-    ForeignRefresh,
-    /// The token was disabled or deleted while this login was storing its refresh token.
-    GoneDuringLogin,
-    /// The right secret (or a live refresh token) of a token limited to networks that do not
-    /// include the client's address, or from a client whose address is unknown.
-    AddressNotAllowed,
-}
+/// The denials are part of the outcome vocabulary, shared with the log and the metrics.
+pub use crate::outcome::Denial;
 
-impl Denial {
-    /// The `reason` field of the log line: a fixed string, so logging it allocates nothing.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Denial::UnknownName => "unknown name",
-            Denial::WrongSecret => "wrong secret",
-            Denial::Disabled => "token disabled",
-            Denial::Expired => "token expired",
-            Denial::DeadRefresh => "refresh token revoked or unknown",
-            Denial::ForeignRefresh => "refresh token issued for another service",
-            Denial::GoneDuringLogin => "token disabled or deleted during login",
-            Denial::AddressNotAllowed => "client address not allowed",
-        }
-    }
-
-    /// The denial for the token `t` whose secret (or refresh token) was right, if it is not
-    /// usable at `now`.
-    fn of_unusable(t: &Token, now: DateTime<Utc>) -> Option<Denial> {
-        if t.status != Status::Enabled {
-            Some(Denial::Disabled)
-        } else if t.is_expired(now) {
-            Some(Denial::Expired)
-        } else {
-            None
-        }
-    }
-}
-
-impl std::fmt::Display for Denial {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+/// The denial for the token `t` whose secret (or refresh token) was right, if it is not
+/// usable at `now`.
+fn unusable(t: &Token, now: DateTime<Utc>) -> Option<Denial> {
+    if t.status != Status::Enabled {
+        Some(Denial::Disabled)
+    } else if t.is_expired(now) {
+        Some(Denial::Expired)
+    } else {
+        None
     }
 }
 
@@ -213,6 +171,14 @@ impl std::fmt::Display for OptionalAddr {
             None => Ok(()),
         }
     }
+}
+
+/// What one token request with credentials came to: the decision, and what its log line
+/// needs besides the request.
+struct Decided {
+    outcome: Result<(Arc<Token>, Issued), AuthError>,
+    /// The token a refresh token belongs to, once its grant is found (for the log).
+    refresh_owner: Option<String>,
 }
 
 /// Issues registry tokens.
@@ -343,9 +309,18 @@ impl AuthService {
     ///
     /// `outcome` is `issued` (something granted, or nothing asked for: a login), `nothing
     /// granted` (authenticated, but no scope of the token covers what was asked for), `denied`
-    /// (with a fixed `reason`) or `error`. `token` names the token also on refresh grants.
+    /// (with a fixed `reason`), `throttled` or `error`. `token` names the token also on
+    /// refresh grants.
     pub async fn issue(&self, req: TokenRequest) -> Result<Issued, AuthError> {
         let started = std::time::Instant::now();
+        let decided = self.decide_throttled(&req).await;
+        self.observe(&req, &decided, started);
+        decided.outcome.map(|(_, issued)| issued)
+    }
+
+    /// The decision of [`AuthService::issue`]: the throttle's check before it and its count
+    /// after. Logs nothing and counts no metric; [`AuthService::observe`] does both.
+    async fn decide_throttled(&self, req: &TokenRequest) -> Decided {
         let now = self.clock.now();
         let (valid_name, presented_name) = match &req.credentials {
             // Only a possible token name (at most 63 bytes) is counted by name, so that long
@@ -359,39 +334,24 @@ impl AuthService {
             // A refresh token names no token until it is found: counted per address only.
             Credentials::Refresh { .. } => (false, None),
         };
-        // Formatted lazily by the subscriber: no allocation when the event is filtered out.
-        let requested = ScopeList(&req.scopes);
-        let client = OptionalAddr(req.client_addr);
-        let client_id = req.client_id.as_deref().unwrap_or("");
         let ticket = match self
             .throttle
             .check(Endpoint::Auth, req.client_addr, presented_name)
         {
             Ok(ticket) => ticket,
             Err(refused) => {
-                self.metrics.throttled("auth").inc();
-                if self.throttle.log().admit(req.client_addr) {
-                    info!(
-                        token = %LoggedName(match &req.credentials {
-                            Credentials::Password { username, .. } => username,
-                            Credentials::Refresh { .. } => "",
-                        }), service = %req.service,
-                        grant_type = req.grant_type, requested = %requested, client = %client,
-                        client_id = %client_id, outcome = "throttled",
-                        reason = refused.reason(),
-                        retry_after = refused.retry_after_seconds(), "token decision"
-                    );
+                return Decided {
+                    outcome: Err(AuthError::Throttled(refused)),
+                    refresh_owner: None,
                 }
-                return Err(AuthError::Throttled(refused));
             }
         };
-        // The token a refresh token belongs to, once its grant is found (for the log).
         let mut refresh_owner = None;
         // A fingerprint of the presented password (from the hash `decide` computes anyway):
         // the same stale password retried counts as one failure.
         let mut fingerprint = None;
         let outcome = self
-            .decide(&req, now, valid_name, &mut refresh_owner, &mut fingerprint)
+            .decide(req, now, valid_name, &mut refresh_owner, &mut fingerprint)
             .await;
         match &outcome {
             Ok((token, _)) => self.throttle.succeeded(ticket, token.name.as_str()),
@@ -400,7 +360,39 @@ impl AuthService {
             }
             Err(_) => {}
         }
-        match &outcome {
+        Decided {
+            outcome,
+            refresh_owner,
+        }
+    }
+
+    /// The one place a token request with credentials is observed: its log line (refusals
+    /// rationed per address, so a flood of guesses is summed up, not logged line by line)
+    /// and its metrics.
+    fn observe(&self, req: &TokenRequest, decided: &Decided, started: std::time::Instant) {
+        // Formatted lazily by the subscriber: no allocation when the event is filtered out.
+        let requested = ScopeList(&req.scopes);
+        let client = OptionalAddr(req.client_addr);
+        let client_id = req.client_id.as_deref().unwrap_or("");
+        let user = match &req.credentials {
+            Credentials::Password { username, .. } => username.as_str(),
+            Credentials::Refresh { .. } => decided.refresh_owner.as_deref().unwrap_or(""),
+        };
+        let decision = match &decided.outcome {
+            Err(AuthError::Throttled(refused)) => {
+                self.metrics.throttled("auth").inc();
+                if self.throttle.log().admit(req.client_addr) {
+                    info!(
+                        token = %LoggedName(user), service = %req.service,
+                        grant_type = req.grant_type, requested = %requested, client = %client,
+                        client_id = %client_id, outcome = "throttled",
+                        reason = refused.reason(),
+                        retry_after = refused.retry_after_seconds(), "token decision"
+                    );
+                }
+                // Refused before any decision: counted as throttled only, with no latency.
+                return;
+            }
             Ok((token, issued)) => {
                 let granted = ScopeList(&issued.granted);
                 let (outcome, decision) = if issued.granted.is_empty() && !req.scopes.is_empty() {
@@ -408,29 +400,23 @@ impl AuthService {
                 } else {
                     ("issued", Decision::Issued)
                 };
-                self.metrics.decision(decision);
                 info!(
                     token = %token.name, service = %req.service, grant_type = req.grant_type,
                     requested = %requested, granted = %granted, client = %client,
                     client_id = %client_id, outcome, "token decision"
                 );
+                decision
             }
             Err(e) if e.is_internal() => {
-                self.metrics.decision(Decision::Error);
                 warn!(service = %req.service, grant_type = req.grant_type, client = %client,
                     error = %Chain(e), outcome = "error", "token decision failed");
+                Decision::Error
             }
             Err(e) => {
-                let user = match &req.credentials {
-                    Credentials::Password { username, .. } => username.as_str(),
-                    Credentials::Refresh { .. } => refresh_owner.as_deref().unwrap_or(""),
-                };
                 let (reason, decision) = match e {
                     AuthError::Unauthorized(denial) => (denial.as_str(), Decision::Denied(*denial)),
                     _ => ("unknown service", Decision::UnknownService),
                 };
-                self.metrics.decision(decision);
-                // Rationed per address: a flood of guesses is summed up, not logged line by line.
                 if self.throttle.log().admit(req.client_addr) {
                     info!(
                         token = %LoggedName(user), service = %req.service, grant_type = req.grant_type,
@@ -438,10 +424,11 @@ impl AuthService {
                         outcome = "denied", reason, "token decision"
                     );
                 }
+                decision
             }
-        }
+        };
+        self.metrics.decision(decision);
         self.metrics.token_latency(started.elapsed());
-        outcome.map(|(_, issued)| issued)
     }
 
     /// Decides a request without credentials: the public subset of what it asks for (pull
@@ -622,7 +609,7 @@ impl AuthService {
                 if !t.secret_matches(&presented, now) {
                     return Err(AuthError::Unauthorized(Denial::WrongSecret));
                 }
-                match Denial::of_unusable(&t, now) {
+                match unusable(&t, now) {
                     Some(denial) => Err(AuthError::Unauthorized(denial)),
                     None => Ok(t),
                 }
@@ -660,7 +647,7 @@ impl AuthService {
         *owner = Some(grant.token_name);
         // A token deleted and re-created under the same name is a different token.
         let token = token.filter(|t| t.id == token_id).ok_or(dead)?;
-        match Denial::of_unusable(&token, now) {
+        match unusable(&token, now) {
             Some(denial) => Err(AuthError::Unauthorized(denial)),
             None => Ok(token),
         }
@@ -1011,20 +998,6 @@ mod tests {
 
         let (unknown, _) = decide("nowhere.local", password("ci-bot", PASSWORD)).await;
         assert!(matches!(unknown, Err(AuthError::UnknownService(s)) if s == "nowhere.local"));
-
-        // Each reason is its own fixed string.
-        let all = [
-            Denial::UnknownName,
-            Denial::WrongSecret,
-            Denial::Disabled,
-            Denial::Expired,
-            Denial::DeadRefresh,
-            Denial::ForeignRefresh,
-            Denial::GoneDuringLogin,
-            Denial::AddressNotAllowed,
-        ];
-        let reasons: std::collections::HashSet<&str> = all.iter().map(|d| d.as_str()).collect();
-        assert_eq!(reasons.len(), all.len());
     }
 
     /// A login that passed the password check while its token was being disabled gets no

@@ -1,7 +1,7 @@
 //! Expiry warnings: a `warn` log line once a day for each token that expires within
 //! [`WARN_WITHIN`], so an operator sees what is about to stop working before it does.
 //!
-//! Dependency direction: `service -> {domain, store}` through [`AdminService`]. Which tokens
+//! The tokens are read through [`AdminService`]. Which tokens
 //! were warned about is kept in memory: after a restart each is warned about once more.
 use std::collections::HashMap;
 use std::time::Duration;

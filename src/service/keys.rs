@@ -1,8 +1,6 @@
 //! The trust probe of key rotation: does a registry accept tokens signed by a key? A token
 //! with empty access, signed by the candidate key, is sent to `GET <url>/v2/`; distribution
 //! answers 200 when it verifies the token, 401 when it does not trust the key.
-//!
-//! Dependency direction: `service::keys -> {jwt, config, api}`; used by `http::keys`.
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};

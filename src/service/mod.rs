@@ -1,11 +1,9 @@
 //! Application services: the token decision (`auth`), token administration (`admin`) and
 //! its audit trail (`audit`), last-use tracking (`usage`), expiry warnings (`expiry`), the
-//! throttling of failed authentication (`throttle`), the rate limit of anonymous requests
-//! (`anonymous`) and the
-//! Prometheus metrics (`metrics`).
+//! throttling of failed authentication (`throttle`) and the rate limit of anonymous requests
+//! (`anonymous`). The metrics they count are in [`crate::metrics`].
 //!
-//! Dependency direction: `http -> service -> {domain, store, jwt}`. Services take and return
-//! domain types; they know nothing of axum or wire formats.
+//! Services take and return domain types; they know nothing of axum or wire formats.
 pub mod admin;
 pub mod admins;
 pub mod anonymous;
@@ -13,7 +11,6 @@ pub mod audit;
 pub mod auth;
 pub mod expiry;
 pub mod keys;
-pub mod metrics;
 pub mod throttle;
 pub mod usage;
 

@@ -30,8 +30,6 @@
 //! Cost for a client that has not failed: one lookup (of its address) per request, plus one
 //! in the lockout table while any lockout is in force; nothing on success. Denial log lines
 //! are rationed per address and interval ([`DenialLog`]).
-//!
-//! Dependency direction: `service::throttle -> config`; used by `service::auth` and `http`.
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -8,7 +8,7 @@
 //! once [`MAX_PENDING`] tokens are noted the flusher is woken early, so a load that touches
 //! many tokens in one interval cannot grow the map with the store.
 //!
-//! Dependency direction: `service -> {domain, store}`. Reads of tokens by the admin service
+//! Reads of tokens by the admin service
 //! overlay what is noted but not yet written ([`UsageRecorder::pending`]), so the admin API
 //! shows a use at once.
 use std::collections::HashMap;

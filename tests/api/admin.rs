@@ -890,7 +890,9 @@ async fn disable_by_owner_disables_audits_and_ends_refresh_tokens() {
     }
     let metrics = app.scrape().await;
     assert!(
-        metrics.contains("regauth_admin_actions_total{action=\"disable\",outcome=\"ok\"} 2"),
+        metrics.contains(
+            "regauth_admin_actions_total{action=\"disable\",outcome=\"ok\",admin=\"bootstrap\"} 2"
+        ),
         "{metrics}"
     );
 

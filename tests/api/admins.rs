@@ -315,6 +315,19 @@ async fn audit_and_metadata_name_the_admin() {
         .map(|o| o["admin"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(admins, ["carol", "bootstrap"]);
+
+    // The metrics name them too (issue 23).
+    let metrics = app.scrape().await;
+    for series in [
+        "regauth_admin_actions_total{action=\"create\",outcome=\"ok\",admin=\"carol\"} 1\n",
+        "regauth_admin_actions_total{action=\"patch\",outcome=\"ok\",admin=\"bootstrap\"} 1\n",
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("action=\"create\",outcome=\"ok\",admin=\"bootstrap\""),
+        "{metrics}"
+    );
 }
 
 /// Rotating an admin ends its old secret; deleting ends the new one; both are audited, the

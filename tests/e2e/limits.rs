@@ -216,7 +216,7 @@ fn the_server_refuses_to_start_when_the_file_limit_is_below_max_connections() {
 #[test]
 fn eleven_hundred_idle_connections_leave_health_answering() {
     // This test process needs 1 100 descriptors too.
-    rlimit::increase_nofile_limit(4096).expect("raise the test's open-files limit");
+    regauth::server::increase_nofile_limit(4096).expect("raise the test's open-files limit");
     let regauth = Regauth::builder()
         .limit("max_connections_per_address", 64)
         .limit("header_timeout_seconds", 60)
@@ -288,7 +288,7 @@ fn metrics_addr(regauth: &Regauth) -> std::net::SocketAddr {
 /// serves 8 at once, the rest wait in its listen queue.
 #[test]
 fn idle_connections_to_the_metrics_listener_leave_the_main_listener_serving() {
-    rlimit::increase_nofile_limit(4096).expect("raise the test's open-files limit");
+    regauth::server::increase_nofile_limit(4096).expect("raise the test's open-files limit");
     let regauth = Regauth::builder()
         .open_files(512)
         .env("REGAUTH_METRICS_LISTEN", "127.0.0.1:0")
@@ -321,7 +321,7 @@ fn idle_connections_to_the_metrics_listener_leave_the_main_listener_serving() {
 /// open-files limit, and `/health` has room of its own beyond the cap.
 #[test]
 fn twelve_hundred_idle_connections_under_the_per_address_cap_leave_health_answering() {
-    rlimit::increase_nofile_limit(4096).expect("raise the test's open-files limit");
+    regauth::server::increase_nofile_limit(4096).expect("raise the test's open-files limit");
     let regauth = Regauth::builder()
         .limit("header_timeout_seconds", 60)
         .start();
