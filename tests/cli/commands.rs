@@ -680,6 +680,9 @@ fn admin_create_list_rotate_delete() {
         serde_json::from_str(&s.cli(&["-o", "json", "admin", "list"]).ok().stdout).unwrap();
     assert_eq!(json["items"][0]["name"], "alice");
     assert_eq!(json["items"][0]["createdBy"], "bootstrap");
+    // The API's collection, as `token list -o json` prints the token list.
+    assert_eq!(json["type"], "collection", "{json}");
+    assert_eq!((json["count"].as_u64(), json["total"].as_u64()), (Some(1), Some(1)));
 
     let rotated: Value = serde_json::from_str(
         &s.cli(&["-o", "json", "admin", "rotate", "alice"])
