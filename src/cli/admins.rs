@@ -65,7 +65,10 @@ fn all_admins(ctx: &Ctx<'_>) -> Result<AdminList, CliError> {
     let page = |offset: usize| -> Result<AdminList, CliError> {
         ctx.client.get(
             &["admins"],
-            &[("offset", offset.to_string()), ("limit", MAX_LIMIT.to_string())],
+            &[
+                ("offset", offset.to_string()),
+                ("limit", MAX_LIMIT.to_string()),
+            ],
         )
     };
     let mut list = page(0)?;

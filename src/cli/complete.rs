@@ -91,9 +91,7 @@ fn name_paths(root: &clap::Command) -> Vec<(String, bool)> {
             if let Some(first) = sub.get_positionals().next() {
                 let id = first.get_id().as_str();
                 if id == "token" || id == "tokens" {
-                    let several = first
-                        .get_num_args()
-                        .is_some_and(|n| n.max_values() > 1);
+                    let several = first.get_num_args().is_some_and(|n| n.max_values() > 1);
                     out.push((words.clone(), several));
                 }
             }

@@ -8,8 +8,8 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
-use super::error::{ApiError, TaskFailed};
 use super::admin::page_param;
+use super::error::{ApiError, TaskFailed};
 use super::extract::{parse_pairs, AppJson};
 use super::state::AppState;
 use crate::api::admins::{AdminCreate, AdminList, AdminOut};

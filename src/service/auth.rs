@@ -564,7 +564,8 @@ impl AuthService {
                 (token, refresh, GrantKind::Password)
             }
             Credentials::Refresh { refresh_token } => {
-                let token = self.check_refresh(registry, &req.service, refresh_token, now, refresh_owner)?;
+                let token =
+                    self.check_refresh(registry, &req.service, refresh_token, now, refresh_owner)?;
                 check_network(&token, req.client_addr)?;
                 (token, Some(refresh_token.clone()), GrantKind::Refresh)
             }
@@ -967,7 +968,11 @@ mod tests {
             )
             .unwrap();
         let (ok, owner) = decide(SERVICE, refresh(&old_format)).await;
-        assert_eq!(ok.unwrap(), "ci-bot", "an old-format refresh token keeps working");
+        assert_eq!(
+            ok.unwrap(),
+            "ci-bot",
+            "an old-format refresh token keeps working"
+        );
         assert_eq!(owner.as_deref(), Some("ci-bot"));
         let unknown_old = crate::domain::secret::new_refresh_token().unwrap();
 

@@ -465,8 +465,14 @@ async fn admin_list_is_a_collection_shaped_like_the_token_list() {
         all["href"].as_str().unwrap().ends_with("/api/v1/admins"),
         "{all}"
     );
-    assert_eq!((all["offset"].as_u64(), all["limit"].as_u64()), (Some(0), Some(100)));
-    assert_eq!((all["count"].as_u64(), all["total"].as_u64()), (Some(3), Some(3)));
+    assert_eq!(
+        (all["offset"].as_u64(), all["limit"].as_u64()),
+        (Some(0), Some(100))
+    );
+    assert_eq!(
+        (all["count"].as_u64(), all["total"].as_u64()),
+        (Some(3), Some(3))
+    );
     let names: Vec<&str> = all["items"]
         .as_array()
         .unwrap()

@@ -682,7 +682,10 @@ fn admin_create_list_rotate_delete() {
     assert_eq!(json["items"][0]["createdBy"], "bootstrap");
     // The API's collection, as `token list -o json` prints the token list.
     assert_eq!(json["type"], "collection", "{json}");
-    assert_eq!((json["count"].as_u64(), json["total"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (json["count"].as_u64(), json["total"].as_u64()),
+        (Some(1), Some(1))
+    );
 
     let rotated: Value = serde_json::from_str(
         &s.cli(&["-o", "json", "admin", "rotate", "alice"])
@@ -763,7 +766,9 @@ fn registry_config_works_while_the_server_is_down() {
 fn readme_quick_start() -> Vec<Vec<String>> {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
         .expect("README.md");
-    let start = readme.find("\n## Quick start\n").expect("a Quick start section");
+    let start = readme
+        .find("\n## Quick start\n")
+        .expect("a Quick start section");
     let section = &readme[start + 1..];
     let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
     let mut blocks = Vec::new();
@@ -824,14 +829,18 @@ fn readme_quick_start_runs_twice_from_a_fresh_clone() {
     std::fs::create_dir_all(dir.join("config")).expect("mkdir config");
     for f in ["regauth.toml", "registry.yml"] {
         std::fs::copy(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(f),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config")
+                .join(f),
             dir.join("config").join(f),
         )
         .expect("copy config");
     }
     let (rp, gp) = (free_port(), free_port());
     let regauth_url = format!("http://127.0.0.1:{rp}");
-    let bin_dir = std::path::Path::new(crate::common::regauth::BIN).parent().expect("bin dir");
+    let bin_dir = std::path::Path::new(crate::common::regauth::BIN)
+        .parent()
+        .expect("bin dir");
     let path = format!(
         "{}:{}",
         bin_dir.display(),
@@ -862,7 +871,9 @@ fn readme_quick_start_runs_twice_from_a_fresh_clone() {
         for line in blocks.iter().flatten() {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
-                ["cargo", "install", ..] => skipped.push("cargo install (the binary under test is on PATH)"),
+                ["cargo", "install", ..] => {
+                    skipped.push("cargo install (the binary under test is on PATH)")
+                }
                 ["regauth", "serve", ..] => {
                     let mut d = Daemon::spawn(
                         "regauth",
@@ -882,7 +893,10 @@ fn readme_quick_start_runs_twice_from_a_fresh_clone() {
                         &dir.join(format!("registry-{run}.log")),
                     );
                     d.wait_until(std::time::Duration::from_secs(60), || {
-                        let r = client.get(format!("http://127.0.0.1:{gp}/v2/")).send().ok()?;
+                        let r = client
+                            .get(format!("http://127.0.0.1:{gp}/v2/"))
+                            .send()
+                            .ok()?;
                         (r.status() == 401).then_some(())
                     });
                     daemons.push(d);
@@ -897,10 +911,14 @@ fn readme_quick_start_runs_twice_from_a_fresh_clone() {
                 }
                 ["docker", ..] => skipped.push("docker import/push (dockerd)"),
                 _ => {
-                    let out = crate::common::run(shell(line), None, std::time::Duration::from_secs(60));
+                    let out =
+                        crate::common::run(shell(line), None, std::time::Duration::from_secs(60));
                     let creates = words.starts_with(&["regauth", "token", "create"]);
                     if run == 2 && creates && line.contains("--password-file") {
-                        assert_eq!(out.code, 2, "run 2: `{line}` refuses to replace the file: {out:?}");
+                        assert_eq!(
+                            out.code, 2,
+                            "run 2: `{line}` refuses to replace the file: {out:?}"
+                        );
                         assert!(out.stderr.contains("--force"), "{out:?}");
                     } else {
                         assert!(out.success(), "run {run}: `{line}` failed: {out:?}");
@@ -912,7 +930,10 @@ fn readme_quick_start_runs_twice_from_a_fresh_clone() {
         let (user, file) = login.expect("the quick start logs docker in");
         let password = std::fs::read_to_string(dir.join(&file)).expect("the password file");
         let password = password.trim().to_string();
-        assert!(password.starts_with("rga_"), "run {run}: {file}: {password:?}");
+        assert!(
+            password.starts_with("rga_"),
+            "run {run}: {file}: {password:?}"
+        );
         match &first_password {
             None => first_password = Some(password.clone()),
             Some(p) => assert_eq!(p, &password, "run 2 left the password file alone"),
@@ -922,8 +943,14 @@ fn readme_quick_start_runs_twice_from_a_fresh_clone() {
             .send()
             .expect("registry /v2/");
         assert_eq!(challenge.status(), 401);
-        let www = challenge.headers()["www-authenticate"].to_str().unwrap().to_string();
-        assert!(www.contains(&format!("realm=\"{regauth_url}/auth\"")), "{www}");
+        let www = challenge.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            www.contains(&format!("realm=\"{regauth_url}/auth\"")),
+            "{www}"
+        );
         let token: Value = client
             .get(format!("{regauth_url}/auth"))
             .query(&[
@@ -941,9 +968,15 @@ fn readme_quick_start_runs_twice_from_a_fresh_clone() {
             .bearer_auth(bearer)
             .send()
             .expect("/v2/");
-        assert_eq!(v2.status(), 200, "run {run}: the registry trusts regauth's token");
+        assert_eq!(
+            v2.status(),
+            200,
+            "run {run}: the registry trusts regauth's token"
+        );
         let upload = client
-            .post(format!("http://127.0.0.1:{gp}/v2/team/hello/blobs/uploads/"))
+            .post(format!(
+                "http://127.0.0.1:{gp}/v2/team/hello/blobs/uploads/"
+            ))
             .bearer_auth(bearer)
             .send()
             .expect("blob upload");

@@ -151,14 +151,20 @@ fn bash_completes_token_names_from_a_live_server() {
     let url = s.url();
     let token = s.admin_token();
     let flags = ["--server", url, "--admin-token", token];
-    let line = |rest: &[&'static str]| -> Vec<&str> { flags.iter().copied().chain(rest.iter().copied()).collect() };
+    let line = |rest: &[&'static str]| -> Vec<&str> {
+        flags.iter().copied().chain(rest.iter().copied()).collect()
+    };
 
     let (names, err) = tab(path, &line(&["token", "show", "c"]), &[]);
     assert_eq!(names, ["cd-bot", "ci-bot"], "stderr: {err}");
     assert_eq!(err, "");
     let (names, _) = tab(path, &line(&["token", "show", ""]), &[]);
     assert_eq!(names, ["cd-bot", "ci-bot", "web-bot"]);
-    let (names, _) = tab(path, &line(&["-o", "json", "token", "rotate", "--grace", "1h", "w"]), &[]);
+    let (names, _) = tab(
+        path,
+        &line(&["-o", "json", "token", "rotate", "--grace", "1h", "w"]),
+        &[],
+    );
     assert_eq!(names, ["web-bot"]);
     let (names, _) = tab(path, &line(&["scope", "add", "ci"]), &[]);
     assert_eq!(names, ["ci-bot"]);
@@ -189,13 +195,27 @@ fn bash_token_names_are_silent_when_the_server_cannot_be_asked() {
     let down = closed.url();
     let (names, err) = tab(
         path,
-        &["--server", &down, "--admin-token", "rgadm_x", "token", "show", "c"],
+        &[
+            "--server",
+            &down,
+            "--admin-token",
+            "rgadm_x",
+            "token",
+            "show",
+            "c",
+        ],
         &[],
     );
     assert!(names.is_empty(), "{names:?}");
     assert_eq!(err, "");
     for args in [
-        vec!["--server", down.as_str(), "--admin-token", "x", "__complete-tokens"],
+        vec![
+            "--server",
+            down.as_str(),
+            "--admin-token",
+            "x",
+            "__complete-tokens",
+        ],
         vec!["--server", down.as_str(), "__complete-tokens"],
         vec!["__complete-tokens", "--registry", "nope"],
     ] {
@@ -211,14 +231,29 @@ fn bash_token_names_are_silent_when_the_server_cannot_be_asked() {
     s.create("ci-bot", &[]);
     let out = regauth_in(
         dir.path(),
-        &["--server", s.url(), "--admin-token", "rgadm_wrong", "__complete-tokens"],
+        &[
+            "--server",
+            s.url(),
+            "--admin-token",
+            "rgadm_wrong",
+            "__complete-tokens",
+        ],
         &[],
     );
-    assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str()), (0, "", ""));
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (0, "", "")
+    );
     // And the right one lists it (the same command, so the silence above is not a typo).
     let out = regauth_in(
         dir.path(),
-        &["--server", s.url(), "--admin-token", s.admin_token(), "__complete-tokens"],
+        &[
+            "--server",
+            s.url(),
+            "--admin-token",
+            s.admin_token(),
+            "__complete-tokens",
+        ],
         &[],
     );
     assert_eq!(out.stdout, "ci-bot\n");

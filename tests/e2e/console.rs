@@ -218,7 +218,11 @@ fn console_fits_1280_and_420_px_windows_and_the_add_dialog_fits_800_px() {
         assert_eq!(w, width, "the Tokens tab at {width} px is {w} px wide");
         assert!(h >= 800, "full page at {width} px: {h} px high");
         let (w, h) = png_size(&dir.join(format!("layout-add-{width}.png")));
-        assert_eq!((w, h), (width, 800), "the open Add Token dialog at {width}×800");
+        assert_eq!(
+            (w, h),
+            (width, 800),
+            "the open Add Token dialog at {width}×800"
+        );
     }
 }
 
