@@ -33,7 +33,9 @@ fn oracle(s: &str) -> bool {
     // A refresh token naming its token: rgr_ + 32 lowercase hex digits + _ + 43 + 6.
     let named = b.len() == 86
         && s.starts_with("rgr_")
-        && b[4..36].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        && b[4..36]
+            .iter()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
         && b[36] == b'_'
         && b[37..].iter().all(u8::is_ascii_alphanumeric)
         && checksum(&s[..80]) == s[80..];
