@@ -993,6 +993,8 @@ flows.layout = () => withBrowser(async ({ page }) => {
     { type: 'repository', name: 'mirror/very-long-repository-path/*', actions: ['pull'] },
     { type: 'registry', name: 'catalog', actions: ['pull'] },
   ], { owner: 'platform-team@example.com', description: 'Mirrors images' });
+  const vera = await adminApi('POST', '/admins', { name: 'vera', role: 'viewer', registries: ['default'] });
+  equal(vera.status, 201, `create an admin: ${JSON.stringify(vera.json)}`);
   await signIn(page);
   await row(page, 'mirror-sync').waitFor();
   const seen = [];
@@ -1050,6 +1052,24 @@ flows.layout = () => withBrowser(async ({ page }) => {
     check(overPanel.scrollWidth <= overPanel.innerWidth, `at ${width} px the result panel does not scroll the page sideways: ${overPanel.out.join('; ')}`);
     await panel.getByRole('button', { name: 'Close' }).click();
     await panel.waitFor({ state: 'hidden' });
+    // The Edit dialog (the other long form) fits the same way.
+    await openMenuItem(page, 'mirror-sync', 'Edit');
+    const edit = page.getByRole('dialog', { name: 'Edit mirror-sync' });
+    await edit.waitFor();
+    for (const control of ['#edit-dialog button[type=submit]', '#edit-dialog [data-close]']) {
+      const problem = await seenInWindow(page, control);
+      check(problem === null, `at ${width}×800 with the Edit dialog open: ${problem}`);
+    }
+    await edit.getByRole('button', { name: 'Cancel' }).click();
+    await edit.waitFor({ state: 'hidden' });
+    // The Admins tab (an owner's) does not scroll the page sideways either.
+    await page.getByRole('link', { name: 'Admins' }).click();
+    await row(page, 'vera').waitFor();
+    const overAdmins = await sidewaysOverflow(page);
+    check(overAdmins.scrollWidth <= overAdmins.innerWidth, `at ${width} px the Admins tab does not scroll sideways: ${overAdmins.scrollWidth}; ${overAdmins.out.join('; ')}`);
+    check((await seenInWindow(page, '#admin-create')) === null, `at ${width} px: ${await seenInWindow(page, '#admin-create')}`);
+    await page.getByRole('link', { name: 'Tokens' }).click();
+    await row(page, 'mirror-sync').waitFor();
     seen.push({ width, scrollWidth: over.scrollWidth, tableScrollWidth: wrap.scroll, tableClientWidth: wrap.client, dialogBodyScroll: body.scroll, dialogBodyClient: body.client });
   }
   result({ seen });

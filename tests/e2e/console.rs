@@ -199,8 +199,9 @@ fn png_size(file: &Path) -> (u32, u32) {
 
 /// At 1280×800 and 420×800: the page never scrolls sideways (the token table scrolls inside
 /// its box), the Tokens tab's controls are in the window, and the Add Token dialog's submit
-/// button is in the window and on top without scrolling, and creates the token when clicked
-/// where it is drawn. Full-page screenshots (in `target/tmp/console-layout/`) are exactly as
+/// button is in the window and on top without scrolling (opened again, at its top), and
+/// creates the token when clicked where it is drawn; the Edit dialog's buttons likewise; the
+/// Admins tab does not scroll sideways either. Full-page screenshots (in `target/tmp/console-layout/`) are exactly as
 /// wide as the window: a page that overflowed sideways would make them wider.
 #[test]
 fn console_fits_1280_and_420_px_windows_and_the_add_dialog_fits_800_px() {
