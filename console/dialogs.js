@@ -6,9 +6,10 @@ const openers = new WeakMap();
 /** Opens `dialog` modally; when it closes, focus returns to `opener` if still on the page. */
 export function openDialog(dialog, opener) {
   openers.set(dialog, opener || document.activeElement);
-  // A long form opens at its top again, not where it was scrolled to last time.
-  for (const body of dialog.querySelectorAll('.dialog-body')) body.scrollTop = 0;
   dialog.showModal();
+  // A long form opens at its top again, not where it was scrolled to last time (once shown:
+  // a closed dialog has no box to scroll).
+  for (const body of dialog.querySelectorAll('.dialog-body')) body.scrollTop = 0;
   const first = dialog.querySelector('[autofocus]') ||
     dialog.querySelector('input:not([disabled]):not([type=hidden]), select, textarea, button');
   if (first) first.focus();

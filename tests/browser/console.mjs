@@ -1031,7 +1031,7 @@ flows.layout = () => withBrowser(async ({ page }) => {
     await dialog.waitFor();
     // Opened again (at 420 px, after the 1280 px round scrolled it down), it starts at its top.
     const submit = '#add-dialog button[type=submit]';
-    for (const control of [submit, '#add-dialog [data-close]', '#add-name']) {
+    for (const control of [submit, '#add-dialog [data-close]', '#add-title', '#add-name']) {
       const problem = await seenInWindow(page, control);
       check(problem === null, `at ${width}×800 with the dialog open: ${problem}`);
     }
