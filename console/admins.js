@@ -66,8 +66,15 @@ async function showAdmins() {
 async function loadAdmins() {
   $('admins-error').textContent = '';
   try {
-    const list = await api('GET', '/admins');
-    const rows = list.items.map((a) => {
+    // Every page of the list (a collection like the token list), until its total.
+    const items = [];
+    for (let total = 1; items.length < total;) {
+      const page = await api('GET', `/admins?offset=${items.length}&limit=1000`);
+      if (page.items.length === 0) break;
+      items.push(...page.items);
+      total = page.total;
+    }
+    const rows = items.map((a) => {
       const rotate = el('button', { type: 'button', text: 'Rotate secret' });
       rotate.addEventListener('click', () => change('POST', a.name, 'credentials'));
       const del = el('button', { type: 'button', class: 'danger', text: 'Delete' });

@@ -7,6 +7,9 @@ const openers = new WeakMap();
 export function openDialog(dialog, opener) {
   openers.set(dialog, opener || document.activeElement);
   dialog.showModal();
+  // A long form opens at its top again, not where it was scrolled to last time (once shown:
+  // a closed dialog has no box to scroll).
+  for (const body of dialog.querySelectorAll('.dialog-body')) body.scrollTop = 0;
   const first = dialog.querySelector('[autofocus]') ||
     dialog.querySelector('input:not([disabled]):not([type=hidden]), select, textarea, button');
   if (first) first.focus();

@@ -1,5 +1,6 @@
 //! The `rga_` password and `rgr_` refresh-token format: `rga_` + 43 base62 characters + 6
-//! base62 characters of CRC32 (IEEE) over everything before them; and the hex form of a
+//! base62 characters of CRC32 (IEEE) over everything before them (a refresh token may name its
+//! token: `rgr_` + 32 lowercase hex digits + `_` before the 43 + 6); and the hex form of a
 //! secret's SHA-256.
 //!
 //! Invariants: `has_valid_checksum` agrees with the format re-implemented here from its
@@ -25,10 +26,20 @@ fn checksum(body: &str) -> String {
 
 fn oracle(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() == 53
+    let old = b.len() == 53
         && (s.starts_with("rga_") || s.starts_with("rgr_"))
         && b[4..].iter().all(u8::is_ascii_alphanumeric)
-        && checksum(&s[..47]) == s[47..]
+        && checksum(&s[..47]) == s[47..];
+    // A refresh token naming its token: rgr_ + 32 lowercase hex digits + _ + 43 + 6.
+    let named = b.len() == 86
+        && s.starts_with("rgr_")
+        && b[4..36]
+            .iter()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        && b[36] == b'_'
+        && b[37..].iter().all(u8::is_ascii_alphanumeric)
+        && checksum(&s[..80]) == s[80..];
+    old || named
 }
 
 fuzz_target!(|data: &[u8]| {

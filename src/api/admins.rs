@@ -41,8 +41,25 @@ pub struct AdminOut {
     pub last_rotated_date: Option<DateTime<Utc>>,
 }
 
-/// The reply of `GET /api/v1/admins`.
+/// The reply of `GET /api/v1/admins`: one page of the named admins, sorted by name, in the
+/// token list's collection shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AdminList {
+    /// Always `admins`.
+    pub id: String,
+    /// Always `collection`.
+    #[serde(rename = "type")]
+    pub kind: super::token::ResourceType,
+    pub href: String,
     pub items: Vec<AdminOut>,
+    /// Index of the first item in the whole list.
+    pub offset: usize,
+    /// The page size asked for.
+    pub limit: usize,
+    /// Items on this page.
+    pub count: usize,
+    /// Named admins in the whole list.
+    pub total: usize,
+    #[serde(rename = "_links")]
+    pub links: super::token::Links,
 }

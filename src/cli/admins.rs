@@ -6,6 +6,7 @@ use super::client::CliError;
 use super::commands::Ctx;
 use super::output::Output;
 use crate::api::admins::{AdminCreate, AdminList, AdminOut};
+use crate::api::MAX_LIMIT;
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
@@ -58,6 +59,31 @@ fn print_secret(ctx: &mut Ctx<'_>, a: &AdminOut, what: &str) -> Result<(), CliEr
 }
 
 /// Runs one `regauth admin` command.
+/// Every named admin, all pages (as `token list` walks the token list): the first page's
+/// envelope with every item in it. Stops at the total or at an empty page.
+fn all_admins(ctx: &Ctx<'_>) -> Result<AdminList, CliError> {
+    let page = |offset: usize| -> Result<AdminList, CliError> {
+        ctx.client.get(
+            &["admins"],
+            &[
+                ("offset", offset.to_string()),
+                ("limit", MAX_LIMIT.to_string()),
+            ],
+        )
+    };
+    let mut list = page(0)?;
+    while list.items.len() < list.total {
+        let next = page(list.items.len())?;
+        if next.items.is_empty() {
+            break;
+        }
+        list.total = next.total;
+        list.items.extend(next.items);
+    }
+    list.count = list.items.len();
+    Ok(list)
+}
+
 pub fn run(ctx: &mut Ctx<'_>, command: AdminCommand) -> Result<(), CliError> {
     match command {
         AdminCommand::Create {
@@ -85,7 +111,7 @@ pub fn run(ctx: &mut Ctx<'_>, command: AdminCommand) -> Result<(), CliError> {
             Ok(())
         }
         AdminCommand::List => {
-            let list: AdminList = ctx.client.get(&["admins"], &[])?;
+            let list = all_admins(ctx)?;
             if ctx.output == Output::Json {
                 let text = serde_json::to_string_pretty(&list)
                     .map_err(|e| CliError::Other(e.to_string()))?;

@@ -50,6 +50,13 @@ fn collect_pages(
     Ok((first, items))
 }
 
+/// Every token name of the registry (`regauth __complete-tokens`, for shell completion).
+pub fn token_names(ctx: &mut Ctx<'_>) -> Result<Vec<String>, CliError> {
+    let reg = ctx.registry()?;
+    let (_, items) = ctx.all_tokens(&reg)?;
+    Ok(items.iter().map(|t| t.name().to_string()).collect())
+}
+
 impl Ctx<'_> {
     /// The registry id: `--registry`, else the first one the server lists.
     pub fn registry(&mut self) -> Result<String, CliError> {

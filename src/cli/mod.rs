@@ -19,6 +19,7 @@ use crate::config::Config;
 mod admins;
 mod client;
 mod commands;
+mod complete;
 mod expires;
 mod key;
 mod offline;
@@ -441,6 +442,9 @@ pub fn command() -> clap::Command {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    if complete::helper(std::env::args_os().collect()) {
+        return ExitCode::SUCCESS;
+    }
     let matches = match command().try_get_matches() {
         Ok(m) => m,
         Err(e) => return usage_failure(e, std::env::args_os()),
@@ -636,6 +640,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     if let Command::RegistryConfig { registry } = &cli.command {
         return registry_config(&conn, registry.clone(), cli.global.output, out);
     }
+
     let server = conn.server_url()?;
     let (admin_token, timeout) = match cli.command {
         Command::Health => (None, Duration::from_secs(5)),
@@ -730,6 +735,10 @@ fn registry_config(
 pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> std::io::Result<()> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command(), "regauth", &mut script);
+    if shell == clap_complete::Shell::Bash {
+        let text = String::from_utf8_lossy(&script);
+        return out.write_all(complete::bash_with_token_names(&text, &command()).as_bytes());
+    }
     out.write_all(&script)
 }
 

@@ -2,7 +2,10 @@
 //!
 //! Passwords are `rga_` + 43 base62 characters (256 random bits) + 6 base62 characters of
 //! CRC32 over the preceding text, so a secret scanner can recognise and verify a leaked one.
-//! Refresh tokens use the same format with prefix `rgr_`. Only SHA-256 of a secret is stored:
+//! Refresh tokens use the same format with prefix `rgr_`; those handed out now also name their
+//! token: `rgr_` + the token's id (32 lowercase hex digits, not secret) + `_` + the same 43 + 6
+//! characters, with the CRC32 over everything before it, so a refused one can be named in the
+//! log after its grant is gone. Only SHA-256 of a secret is stored:
 //! with 256 random bits a fast hash is right (a slow password hash would only slow the hot path).
 use std::fmt;
 
@@ -21,6 +24,9 @@ const RANDOM_LEN: usize = 43;
 const CHECKSUM_LEN: usize = 6;
 /// Length of every password and refresh token.
 pub const SECRET_LEN: usize = 4 + RANDOM_LEN + CHECKSUM_LEN;
+
+/// Length of a refresh token that names its token (`rgr_<id>_…`).
+pub const NAMED_REFRESH_LEN: usize = SECRET_LEN + 33;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -112,6 +118,23 @@ pub fn new_refresh_token() -> Result<String, ring::error::Unspecified> {
     try_new_secret(REFRESH_PREFIX)
 }
 
+/// A new random refresh token naming its token: `rgr_<token id as 32 hex digits>_...`.
+///
+/// Fails only if the operating system's random number generator does.
+pub fn new_named_refresh_token(token_id: uuid::Uuid) -> Result<String, ring::error::Unspecified> {
+    try_new_secret(&format!("{REFRESH_PREFIX}{}_", token_id.simple()))
+}
+
+/// The token id a refresh token of the `rgr_<id>_…` format names (its checksum checked);
+/// `None` for the older `rgr_…` format and anything malformed.
+pub fn refresh_token_id(secret: &str) -> Option<uuid::Uuid> {
+    if secret.len() != NAMED_REFRESH_LEN || !has_valid_checksum(secret) {
+        return None;
+    }
+    let id = secret.get(REFRESH_PREFIX.len()..REFRESH_PREFIX.len() + 32)?;
+    uuid::Uuid::try_parse(id).ok()
+}
+
 /// `prefix` + 43 uniformly random base62 characters + 6 base62 characters of CRC32 over
 /// everything before them. Fails only if the system random number generator does.
 pub fn try_new_secret(prefix: &str) -> Result<String, ring::error::Unspecified> {
@@ -143,21 +166,30 @@ fn checksum_chars(mut crc: u32) -> String {
     out.iter().map(|&b| char::from(b)).collect()
 }
 
-/// Whether `secret` has a known prefix, the right length and a matching checksum.
+/// Whether `secret` has a known prefix, the right length and a matching checksum: `rga_` or
+/// `rgr_` + 43 + 6 base62 characters, or `rgr_` + 32 lowercase hex digits + `_` + 43 + 6.
 pub fn has_valid_checksum(secret: &str) -> bool {
-    if secret.len() != SECRET_LEN
-        || !(secret.starts_with(PASSWORD_PREFIX) || secret.starts_with(REFRESH_PREFIX))
+    let bytes = secret.as_bytes();
+    let random_from = if secret.len() == SECRET_LEN
+        && (secret.starts_with(PASSWORD_PREFIX) || secret.starts_with(REFRESH_PREFIX))
     {
+        PASSWORD_PREFIX.len()
+    } else if secret.len() == NAMED_REFRESH_LEN
+        && secret.starts_with(REFRESH_PREFIX)
+        && bytes[REFRESH_PREFIX.len()..REFRESH_PREFIX.len() + 32]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        && bytes[REFRESH_PREFIX.len() + 32] == b'_'
+    {
+        REFRESH_PREFIX.len() + 33
+    } else {
         return false;
-    }
+    };
     // Checked before splitting: only then is every byte index a character boundary.
-    if !secret.as_bytes()[PASSWORD_PREFIX.len()..]
-        .iter()
-        .all(u8::is_ascii_alphanumeric)
-    {
+    if !bytes[random_from..].iter().all(u8::is_ascii_alphanumeric) {
         return false;
     }
-    let (body, checksum) = secret.split_at(SECRET_LEN - CHECKSUM_LEN);
+    let (body, checksum) = secret.split_at(secret.len() - CHECKSUM_LEN);
     checksum_chars(crc32fast::hash(body.as_bytes())) == checksum
 }
 
@@ -309,6 +341,48 @@ mod tests {
             "rga_{}",
             "é".repeat(24) + "a"
         )));
+    }
+
+    /// Refresh tokens handed out now name their token's id in clear (for the log of a refused
+    /// one); the checksum covers it, and the older format without an id stays valid.
+    #[test]
+    fn named_refresh_tokens_carry_the_token_id_under_the_checksum() {
+        let id = uuid::Uuid::new_v4();
+        let s = new_named_refresh_token(id).unwrap();
+        assert_eq!(s.len(), NAMED_REFRESH_LEN);
+        assert!(s.starts_with(&format!("rgr_{}_", id.simple())), "{s}");
+        assert!(has_valid_checksum(&s));
+        assert_eq!(refresh_token_id(&s), Some(id));
+        // The older format: valid, names nothing.
+        let old = new_refresh_token().unwrap();
+        assert!(has_valid_checksum(&old));
+        assert_eq!(refresh_token_id(&old), None);
+        // Any changed character of the id (or elsewhere) breaks the checksum.
+        let bytes = s.as_bytes();
+        for i in 4..bytes.len() {
+            for &c in b"0af_Zz" {
+                if c == bytes[i] {
+                    continue;
+                }
+                let mut changed = bytes.to_vec();
+                changed[i] = c;
+                let changed = String::from_utf8(changed).unwrap();
+                assert!(!has_valid_checksum(&changed), "{changed} passed");
+                assert_eq!(refresh_token_id(&changed), None);
+            }
+        }
+        // Right checksum, but upper-case hex or no separator: not this format.
+        for bad in [
+            format!("rgr_{}_", id.simple().to_string().to_uppercase()),
+            format!("rgr_{}0", id.simple()),
+            format!("rga_{}_", id.simple()),
+        ] {
+            let body = format!("{bad}{}", &s[37..80]);
+            let bad = format!("{body}{}", checksum_chars(crc32fast::hash(body.as_bytes())));
+            assert_eq!(bad.len(), NAMED_REFRESH_LEN);
+            assert!(!has_valid_checksum(&bad), "{bad}");
+            assert_eq!(refresh_token_id(&bad), None);
+        }
     }
 
     #[test]

@@ -352,7 +352,7 @@ fn created(state: &AppState, token: Token, password: String) -> Response {
     resp
 }
 
-fn page_param(
+pub(super) fn page_param(
     pairs: &Pairs<'_>,
     key: &str,
     default: usize,

@@ -1,16 +1,17 @@
 //! Named admins with roles: which permission each admin route needs ([`permission_of`],
 //! checked once in `admin::require_admin` for every route, so a new route is guarded by
 //! default) and the `/api/v1/admins` handlers (owner only, except `GET /admins/me`).
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
+use super::admin::page_param;
 use super::error::{ApiError, TaskFailed};
-use super::extract::AppJson;
+use super::extract::{parse_pairs, AppJson};
 use super::state::AppState;
 use crate::api::admins::{AdminCreate, AdminList, AdminOut};
-use crate::api::ErrorBody;
+use crate::api::{ErrorBody, Links, ResourceType, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::domain::{Admin, Permission, Principal, Role};
 use crate::service::admins::{AdminsError, AdminsService, NewAdmin};
 use crate::service::audit;
@@ -110,20 +111,56 @@ pub async fn me(Extension(who): Extension<Principal>) -> Json<AdminOut> {
     })
 }
 
-/// List the named admins (owner only). The bootstrap token is not listed.
+/// List the named admins (owner only), one page at a time. The bootstrap token is not listed.
 #[utoipa::path(
     get, path = "/api/v1/admins", tag = "admins", operation_id = "adminsGet",
     security(("adminToken" = [])),
+    params(
+        ("offset" = Option<u64>, Query, description = "Index of the first admin (default 0)."),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000,
+            description = "Page size, 1 to 1000 (default 100)."),
+    ),
     responses(
-        (status = 200, description = "Every named admin, sorted by name; never a secret.", body = AdminList),
+        (status = 200, description = "One page of the named admins, sorted by name; never a secret.", body = AdminList),
+        (status = 400, description = "`offset` or `limit` out of range.", body = ErrorBody),
         super::admin::AdminRefusals,
         super::admin::StoreUnavailable,
     )
 )]
-pub async fn list(State(state): State<AppState>) -> Result<Json<AdminList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<AdminList>, ApiError> {
+    let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
+    let offset = page_param(&pairs, "offset", 0, 0, usize::MAX / 2)?;
+    let limit = page_param(&pairs, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
     let admins = blocking(&state.admins, |a| a.list()).await?;
+    let total = admins.len();
+    let items: Vec<AdminOut> = admins
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|a| admin_out(a, None))
+        .collect();
+    let href = format!("{}/api/v1/admins", state.config.public_url);
+    let link = |o: usize| format!("{href}?offset={o}&limit={limit}");
+    let count = items.len();
+    let links = Links {
+        this: link(offset),
+        next: (offset + count < total).then(|| link(offset + count)),
+        // Past the end, `previous` is the last page that has items (as the token list).
+        previous: (offset > 0).then(|| link(offset.min(total).saturating_sub(limit))),
+    };
     Ok(Json(AdminList {
-        items: admins.into_iter().map(|a| admin_out(a, None)).collect(),
+        id: "admins".into(),
+        kind: ResourceType::Collection,
+        href,
+        items,
+        offset,
+        limit,
+        count,
+        total,
+        links,
     }))
 }
 

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::config::LimitsConfig;
 use crate::config::RegistryConfig;
-use crate::domain::secret::{try_new_secret, REFRESH_PREFIX};
+use crate::domain::secret::{new_named_refresh_token, REFRESH_PREFIX};
 use crate::domain::{
     decide_with_public, Grant, GrantKind, LastUse, RepoPattern, ResourceRequest, ScopeList,
     SecretHash, Status, Token, TokenName,
@@ -551,7 +551,8 @@ impl AuthService {
                 (token, refresh, GrantKind::Password)
             }
             Credentials::Refresh { refresh_token } => {
-                let token = self.check_refresh(&req.service, refresh_token, now, refresh_owner)?;
+                let token =
+                    self.check_refresh(registry, &req.service, refresh_token, now, refresh_owner)?;
                 check_network(&token, req.client_addr)?;
                 (token, Some(refresh_token.clone()), GrantKind::Refresh)
             }
@@ -624,6 +625,7 @@ impl AuthService {
     /// Checks a refresh token; once its grant is found, `owner` names its token (for the log).
     fn check_refresh(
         &self,
+        registry: &str,
         service: &str,
         refresh_token: &str,
         now: DateTime<Utc>,
@@ -634,6 +636,7 @@ impl AuthService {
             return Err(dead);
         }
         let Some(grant) = self.store.find_refresh(&SecretHash::of(refresh_token))? else {
+            *owner = self.refresh_token_named(registry, refresh_token);
             return Err(dead);
         };
         if grant.service != service {
@@ -653,13 +656,24 @@ impl AuthService {
         }
     }
 
+    /// For the log of a refused refresh token whose grant is gone (its token was disabled or
+    /// deleted): the name of the token it names (`rgr_<id>_…`), else that id; `None` for the
+    /// older format. One store read, on this refusal path only.
+    fn refresh_token_named(&self, registry: &str, refresh_token: &str) -> Option<String> {
+        let id = crate::domain::secret::refresh_token_id(refresh_token)?;
+        match self.store.get(registry, id) {
+            Ok(Some(token)) => Some(token.name.to_string()),
+            Ok(None) | Err(_) => Some(id.to_string()),
+        }
+    }
+
     async fn new_refresh(
         &self,
         token: &Token,
         service: &str,
         now: DateTime<Utc>,
     ) -> Result<String, AuthError> {
-        let secret = try_new_secret(REFRESH_PREFIX).map_err(|_| AuthError::Internal {
+        let secret = new_named_refresh_token(token.id).map_err(|_| AuthError::Internal {
             context: "no system randomness for a refresh token",
             source: None,
         })?;
@@ -914,6 +928,40 @@ mod tests {
         let soon_refresh = login(SERVICE, "soon").await;
         let doomed_refresh = login(SERVICE, "doomed").await;
         assert!(store.delete("default", doomed.id).unwrap());
+        let doomed_id = doomed.id.to_string();
+        // Disabling a token deletes its grants: its refresh token names it all the same.
+        let mut benched = add("default", "benched", |_| {});
+        let benched_refresh = login(SERVICE, "benched").await;
+        benched.status = Status::Disabled;
+        store.update(&benched).unwrap();
+        assert!(store
+            .find_refresh(&SecretHash::of(&benched_refresh))
+            .unwrap()
+            .is_none());
+        // A refresh token of the older format (no token id) handed out before the upgrade.
+        let old_format = crate::domain::secret::new_refresh_token().unwrap();
+        let ci_bot = store.find_by_name("default", "ci-bot").unwrap().unwrap();
+        store
+            .add_refresh(
+                &RefreshGrant {
+                    hash: SecretHash::of(&old_format),
+                    token_id: ci_bot.id,
+                    registry: "default".into(),
+                    token_name: "ci-bot".into(),
+                    service: SERVICE.into(),
+                    created: t0(),
+                },
+                REFRESH_TOKENS_PER_TOKEN,
+            )
+            .unwrap();
+        let (ok, owner) = decide(SERVICE, refresh(&old_format)).await;
+        assert_eq!(
+            ok.unwrap(),
+            "ci-bot",
+            "an old-format refresh token keeps working"
+        );
+        assert_eq!(owner.as_deref(), Some("ci-bot"));
+        let unknown_old = crate::domain::secret::new_refresh_token().unwrap();
 
         let cases: Vec<(&str, Credentials, Denial, Option<&str>)> = vec![
             (
@@ -966,10 +1014,22 @@ mod tests {
                 None,
             ),
             (
-                "refresh token of a deleted token",
-                refresh(&doomed_refresh),
+                "unknown refresh token of the older format",
+                refresh(&unknown_old),
                 Denial::DeadRefresh,
                 None,
+            ),
+            (
+                "refresh token of a deleted token: its id",
+                refresh(&doomed_refresh),
+                Denial::DeadRefresh,
+                Some(&doomed_id),
+            ),
+            (
+                "refresh token of a disabled token: its name",
+                refresh(&benched_refresh),
+                Denial::DeadRefresh,
+                Some("benched"),
             ),
             (
                 "refresh token of another service",

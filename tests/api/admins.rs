@@ -445,3 +445,80 @@ async fn rotate_and_delete_admins() {
         .iter()
         .all(|o| o["message"] != "admin managed" || o["admin"] == "bootstrap"));
 }
+
+/// `GET /api/v1/admins` is a collection in the token list's shape (id, type, href, items,
+/// offset, limit, count, total, `_links`), paged by `offset` and `limit` with the same rules.
+#[tokio::test]
+async fn admin_list_is_a_collection_shaped_like_the_token_list() {
+    let app = TestApp::new();
+    for name in ["carol", "alice", "bob"] {
+        let r = app
+            .api(
+                Method::POST,
+                "/admins",
+                Some(json!({"name": name, "role": "viewer"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{name}");
+    }
+    let tokens = app
+        .api(Method::GET, "/registries/default/tokens", None)
+        .await
+        .json();
+    let all = app.api(Method::GET, "/admins", None).await.json();
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&all), keys(&tokens), "{all}");
+    assert_eq!(all["id"], "admins");
+    assert_eq!(all["type"], "collection");
+    assert!(
+        all["href"].as_str().unwrap().ends_with("/api/v1/admins"),
+        "{all}"
+    );
+    assert_eq!(
+        (all["offset"].as_u64(), all["limit"].as_u64()),
+        (Some(0), Some(100))
+    );
+    assert_eq!(
+        (all["count"].as_u64(), all["total"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let names: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob", "carol"]);
+    assert!(all["_links"].get("next").is_none(), "{all}");
+
+    let first = app.api(Method::GET, "/admins?limit=2", None).await.json();
+    assert_eq!(first["count"], 2);
+    assert_eq!(first["total"], 3);
+    let next = first["_links"]["next"].as_str().unwrap();
+    assert!(next.ends_with("/api/v1/admins?offset=2&limit=2"), "{next}");
+    let second = app
+        .api(Method::GET, "/admins?offset=2&limit=2", None)
+        .await
+        .json();
+    assert_eq!(second["items"][0]["name"], "carol");
+    assert_eq!(second["count"], 1);
+    assert!(second["_links"].get("next").is_none());
+    assert!(second["_links"]["previous"]
+        .as_str()
+        .unwrap()
+        .ends_with("/api/v1/admins?offset=0&limit=2"));
+    for bad in ["limit=0", "limit=1001", "offset=-1", "limit=x"] {
+        let r = app.api(Method::GET, &format!("/admins?{bad}"), None).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        let key = bad.split('=').next().unwrap();
+        assert!(
+            String::from_utf8_lossy(&r.body).contains(&format!("{key}: must be an integer")),
+            "{bad}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+}

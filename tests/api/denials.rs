@@ -40,6 +40,7 @@ async fn each_denial_is_logged_with_its_reason_and_answered_alike() {
     let scopes = json!([{"type": "repository", "name": "team/*", "actions": ["pull"]}]);
     let (_, pw) = app.create("ci-bot", scopes.clone()).await;
     let (did, dpw) = app.create("disabled-bot", scopes.clone()).await;
+    let (gid, gpw) = app.create("gone-bot", scopes.clone()).await;
     let brief = app
         .api(
             Method::POST,
@@ -61,6 +62,15 @@ async fn each_denial_is_logged_with_its_reason_and_answered_alike() {
     let foreign_rt = login(&app, "stage-bot", &spw, "registry.staging").await;
     let expired_rt = login(&app, "brief-bot", &epw, "registry.local").await;
     let revoked_rt = login(&app, "disabled-bot", &dpw, "registry.local").await;
+    let deleted_rt = login(&app, "gone-bot", &gpw, "registry.local").await;
+    let deleted = app
+        .api(
+            Method::DELETE,
+            &format!("/registries/default/tokens/{gid}"),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     app.api(
         Method::PATCH,
         &format!("/registries/default/tokens/{did}"),
@@ -123,11 +133,20 @@ async fn each_denial_is_logged_with_its_reason_and_answered_alike() {
             "refresh token revoked or unknown",
             "",
         ),
+        // Its grant went with the disable; the refresh token names its token's id, which
+        // still finds the disabled token.
         (
             "revoked by the disable",
             revoked_rt.clone(),
             "refresh token revoked or unknown",
-            "",
+            "disabled-bot",
+        ),
+        // The token is gone: the line names its id.
+        (
+            "revoked by the delete",
+            deleted_rt.clone(),
+            "refresh token revoked or unknown",
+            gid.as_str(),
         ),
         (
             "another service's",

@@ -943,6 +943,138 @@ flows.screenshots = () => withBrowser(async ({ page }) => {
   equal(await contrastFailures(page), [], 'WCAG AA contrast of the result panel');
 });
 
+/**
+ * What a person sees of a control, measured in the page without scrolling anything: its box
+ * inside the window, and the control itself drawn at its centre (not covered, not clipped).
+ */
+async function seenInWindow(page, selector) {
+  return page.evaluate((selector) => {
+    const el = document.querySelector(selector);
+    if (!el) return `${selector}: missing`;
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) return `${selector}: no size`;
+    if (r.left < 0 || r.top < 0 || r.right > window.innerWidth || r.bottom > window.innerHeight) {
+      return `${selector}: outside the ${window.innerWidth}×${window.innerHeight} window at (${Math.round(r.left)},${Math.round(r.top)})-(${Math.round(r.right)},${Math.round(r.bottom)})`;
+    }
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    if (hit !== el && !el.contains(hit)) return `${selector}: covered by ${hit?.outerHTML.slice(0, 80)}`;
+    return null;
+  }, selector);
+}
+
+/** What sticks out of the window sideways (the page's scrollWidth and the boxes that cause it). */
+async function sidewaysOverflow(page) {
+  return page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const out = [];
+    for (const el of document.querySelectorAll('body *')) {
+      if (el.closest('[hidden]')) continue;
+      const r = el.getBoundingClientRect();
+      // For the failure message: a box inside the table's scroll box is clipped there, unless
+      // it is positioned (it may escape the box, as the visually hidden column label did).
+      const positioned = ['absolute', 'fixed'].includes(getComputedStyle(el).position);
+      const clipped = Boolean(el.parentElement.closest('.table-wrap')) && !positioned;
+      if (r.right > width + 0.5 && !clipped) out.push(`${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}${el.className ? `.${String(el.className).replace(/ /g, '.')}` : ''} ends at ${Math.round(r.right)}`);
+    }
+    return { scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, out };
+  });
+}
+
+/**
+ * Layout at 1280×800 and 420×800: the page never scrolls sideways (the table scrolls inside
+ * its box), the Tokens tab's controls are in the window, and the Add Token dialog fits: its
+ * submit button is in the window and on top without scrolling, the body scrolls inside.
+ * Full-page screenshots of both, and of the open dialog, go to SHOT_DIR for the Rust side.
+ */
+flows.layout = () => withBrowser(async ({ page }) => {
+  const dir = need('SHOT_DIR');
+  await createToken('ci-build');
+  await createToken('mirror-sync', [
+    { type: 'repository', name: 'mirror/very-long-repository-path/*', actions: ['pull'] },
+    { type: 'registry', name: 'catalog', actions: ['pull'] },
+  ], { owner: 'platform-team@example.com', description: 'Mirrors images' });
+  const vera = await adminApi('POST', '/admins', { name: 'vera', role: 'viewer', registries: ['default'] });
+  equal(vera.status, 201, `create an admin: ${JSON.stringify(vera.json)}`);
+  await signIn(page);
+  await row(page, 'mirror-sync').waitFor();
+  const seen = [];
+  for (const width of [1280, 420]) {
+    await page.setViewportSize({ width, height: 800 });
+    const over = await sidewaysOverflow(page);
+    check(over.scrollWidth <= over.innerWidth,
+      `at ${width} px the page does not scroll sideways: scrollWidth ${over.scrollWidth} > ${over.innerWidth}; ${over.out.join('; ')}`);
+    for (const control of ['#add-token', '#filter', '#registry', '#sign-out', '#tokens-title']) {
+      const problem = await seenInWindow(page, control);
+      check(problem === null, `at ${width} px: ${problem}`);
+    }
+    // The top bar's tabs and button are side by side, never drawn over each other.
+    const overlaps = await page.evaluate(() => {
+      const boxes = [...document.querySelectorAll('.topbar a, .topbar button, .topbar .brand, .topbar .signed-in-as')]
+        .filter((e) => e.getClientRects().length > 0)
+        .map((e) => ({ what: e.textContent.trim(), r: e.getBoundingClientRect() }));
+      const out = [];
+      for (const [i, a] of boxes.entries()) {
+        for (const b of boxes.slice(i + 1)) {
+          if (a.r.left < b.r.right && b.r.left < a.r.right && a.r.top < b.r.bottom && b.r.top < a.r.bottom) out.push(`${a.what} / ${b.what}`);
+        }
+      }
+      return out;
+    });
+    equal(overlaps, [], `at ${width} px the top bar's items drawn over each other`);
+    // The table may be wider than the window: it scrolls inside its own box.
+    const wrap = await page.locator('#tokens-view .table-wrap').evaluate((w) => ({ right: w.getBoundingClientRect().right, scroll: w.scrollWidth, client: w.clientWidth }));
+    check(wrap.right <= width, `at ${width} px the table's box ends inside the window (${wrap.right})`);
+    await page.screenshot({ path: join(dir, `layout-tokens-${width}.png`), fullPage: true });
+
+    await page.getByRole('button', { name: 'Add Token' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Add Token' });
+    await dialog.waitFor();
+    // Opened again (at 420 px, after the 1280 px round scrolled it down), it starts at its top.
+    const submit = '#add-dialog button[type=submit]';
+    for (const control of [submit, '#add-dialog [data-close]', '#add-title', '#add-name']) {
+      const problem = await seenInWindow(page, control);
+      check(problem === null, `at ${width}×800 with the dialog open: ${problem}`);
+    }
+    const body = await page.locator('#add-dialog .dialog-body').evaluate((b) => ({ scroll: b.scrollHeight, client: b.clientHeight }));
+    await page.screenshot({ path: join(dir, `layout-add-${width}.png`) });
+    // The last field scrolled into view inside the body: the buttons are still there.
+    await page.locator('#add-pull').scrollIntoViewIfNeeded();
+    check((await seenInWindow(page, submit)) === null, `at ${width} px the submit button stays in view while the form scrolls`);
+    check((await page.evaluate(() => window.scrollY)) === 0, 'the page itself did not scroll');
+    await dialog.getByLabel('Name').fill(`layout-${width}`);
+    // A real click at the button's place, without Playwright scrolling it into view.
+    const box = await page.locator(submit).boundingBox();
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    const panel = page.getByRole('dialog', { name: 'Token created' });
+    await panel.waitFor();
+    check(await tokenNamed(`layout-${width}`) !== null, `the dialog's submit button created layout-${width}`);
+    const overPanel = await sidewaysOverflow(page);
+    check(overPanel.scrollWidth <= overPanel.innerWidth, `at ${width} px the result panel does not scroll the page sideways: ${overPanel.out.join('; ')}`);
+    await panel.getByRole('button', { name: 'Close' }).click();
+    await panel.waitFor({ state: 'hidden' });
+    // The Edit dialog (the other long form) fits the same way.
+    await openMenuItem(page, 'mirror-sync', 'Edit');
+    const edit = page.getByRole('dialog', { name: 'Edit mirror-sync' });
+    await edit.waitFor();
+    for (const control of ['#edit-dialog button[type=submit]', '#edit-dialog [data-close]']) {
+      const problem = await seenInWindow(page, control);
+      check(problem === null, `at ${width}×800 with the Edit dialog open: ${problem}`);
+    }
+    await edit.getByRole('button', { name: 'Cancel' }).click();
+    await edit.waitFor({ state: 'hidden' });
+    // The Admins tab (an owner's) does not scroll the page sideways either.
+    await page.getByRole('link', { name: 'Admins' }).click();
+    await row(page, 'vera').waitFor();
+    const overAdmins = await sidewaysOverflow(page);
+    check(overAdmins.scrollWidth <= overAdmins.innerWidth, `at ${width} px the Admins tab does not scroll sideways: ${overAdmins.scrollWidth}; ${overAdmins.out.join('; ')}`);
+    check((await seenInWindow(page, '#admin-create')) === null, `at ${width} px: ${await seenInWindow(page, '#admin-create')}`);
+    await page.getByRole('link', { name: 'Tokens' }).click();
+    await row(page, 'mirror-sync').waitFor();
+    seen.push({ width, scrollWidth: over.scrollWidth, tableScrollWidth: wrap.scroll, tableClientWidth: wrap.client, dialogBodyScroll: body.scroll, dialogBodyClient: body.client });
+  }
+  result({ seen });
+});
+
 // The end-to-end flow with docker, in phases: the Rust side runs docker between them.
 
 /** Phase 1: create a push token; print the page's docker login command. */

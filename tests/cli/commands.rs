@@ -680,6 +680,12 @@ fn admin_create_list_rotate_delete() {
         serde_json::from_str(&s.cli(&["-o", "json", "admin", "list"]).ok().stdout).unwrap();
     assert_eq!(json["items"][0]["name"], "alice");
     assert_eq!(json["items"][0]["createdBy"], "bootstrap");
+    // The API's collection, as `token list -o json` prints the token list.
+    assert_eq!(json["type"], "collection", "{json}");
+    assert_eq!(
+        (json["count"].as_u64(), json["total"].as_u64()),
+        (Some(1), Some(1))
+    );
 
     let rotated: Value = serde_json::from_str(
         &s.cli(&["-o", "json", "admin", "rotate", "alice"])
@@ -753,4 +759,241 @@ fn registry_config_works_while_the_server_is_down() {
         )
         .fails(2);
     assert!(err.contains("no registry \"nope\""), "{err}");
+}
+
+/// The shell lines of the README's "Quick start" section, from README.md itself (a line ending
+/// in `\` joined with the next), one `Vec` per ```` ```sh ```` block.
+fn readme_quick_start() -> Vec<Vec<String>> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("\n## Quick start\n")
+        .expect("a Quick start section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    let mut blocks = Vec::new();
+    let mut lines = section.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() != "```sh" {
+            continue;
+        }
+        let mut block: Vec<String> = Vec::new();
+        let mut pending = String::new();
+        for line in lines.by_ref() {
+            if line.trim() == "```" {
+                break;
+            }
+            if let Some(head) = line.strip_suffix('\\') {
+                pending.push_str(head);
+                continue;
+            }
+            pending.push_str(line);
+            if !pending.trim().is_empty() {
+                block.push(std::mem::take(&mut pending));
+            }
+            pending.clear();
+        }
+        blocks.push(block);
+    }
+    blocks
+}
+
+/// A port nothing listens on right now (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// "README and docs are true again, as checked by running the quick start twice from a fresh
+/// clone": the shell blocks of the README's Quick start, read from README.md (so the README
+/// drifting from the code fails here), run line by line twice in a fresh directory holding the
+/// repository's `config/` (what the quick start reads from the repository root), with the
+/// binary under test first on PATH instead of `cargo install`. `regauth serve` and
+/// `docker-registry serve config/registry.yml` run as written, on free ports given through
+/// REGAUTH_LISTEN/REGAUTH_PUBLIC_URL and REGISTRY_HTTP_ADDR/REGISTRY_AUTH_TOKEN_REALM. The
+/// `docker login/import/push` lines need dockerd: in their place the test does what `docker
+/// login` and a push do over HTTP, with the user and password file of the README's `docker
+/// login` line (the registry's 401 challenge, a token from its realm, `/v2/` and a blob upload
+/// accepted). The `docker run … registry:2` block needs Docker Hub and is not run. The second
+/// run's `token create --password-file` exits 2 and changes nothing, as the README says.
+#[test]
+fn readme_quick_start_runs_twice_from_a_fresh_clone() {
+    use crate::common::{http, temp_dir, Daemon};
+    use std::process::Command;
+    let blocks = readme_quick_start();
+    assert!(blocks.len() >= 3, "the quick start's sh blocks: {blocks:?}");
+    let clone = temp_dir("rgreadme-");
+    let dir = clone.path();
+    std::fs::create_dir_all(dir.join("config")).expect("mkdir config");
+    for f in ["regauth.toml", "registry.yml"] {
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config")
+                .join(f),
+            dir.join("config").join(f),
+        )
+        .expect("copy config");
+    }
+    let (rp, gp) = (free_port(), free_port());
+    let regauth_url = format!("http://127.0.0.1:{rp}");
+    let bin_dir = std::path::Path::new(crate::common::regauth::BIN)
+        .parent()
+        .expect("bin dir");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let env: Vec<(&str, String)> = vec![
+        ("PATH", path),
+        ("REGAUTH_LISTEN", format!("127.0.0.1:{rp}")),
+        ("REGAUTH_PUBLIC_URL", regauth_url.clone()),
+        ("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{gp}")),
+        ("REGISTRY_AUTH_TOKEN_REALM", format!("{regauth_url}/auth")),
+    ];
+    let shell = |line: &str| {
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", line]).current_dir(dir);
+        for v in crate::common::regauth::REGAUTH_VARS {
+            cmd.env_remove(v);
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k, v.as_str())));
+        cmd
+    };
+    let client = http();
+    let mut first_password = None;
+    let mut skipped = Vec::new();
+    for run in 1..=2 {
+        let mut daemons: Vec<Daemon> = Vec::new();
+        let mut login: Option<(String, String)> = None;
+        for line in blocks.iter().flatten() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["cargo", "install", ..] => {
+                    skipped.push("cargo install (the binary under test is on PATH)")
+                }
+                ["regauth", "serve", ..] => {
+                    let mut d = Daemon::spawn(
+                        "regauth",
+                        shell(&format!("exec {line}")),
+                        &dir.join(format!("regauth-{run}.log")),
+                    );
+                    d.wait_until(std::time::Duration::from_secs(60), || {
+                        let r = client.get(format!("{regauth_url}/health")).send().ok()?;
+                        r.status().is_success().then_some(())
+                    });
+                    daemons.push(d);
+                }
+                ["docker-registry", "serve", ..] => {
+                    let mut d = Daemon::spawn(
+                        "docker-registry",
+                        shell(&format!("exec {line}")),
+                        &dir.join(format!("registry-{run}.log")),
+                    );
+                    d.wait_until(std::time::Duration::from_secs(60), || {
+                        let r = client
+                            .get(format!("http://127.0.0.1:{gp}/v2/"))
+                            .send()
+                            .ok()?;
+                        (r.status() == 401).then_some(())
+                    });
+                    daemons.push(d);
+                }
+                ["docker", "run", ..] => skipped.push("docker run registry:2 (Docker Hub)"),
+                ["docker", "login", ..] => {
+                    let after = |flag: &str| {
+                        let at = words.iter().position(|w| *w == flag).expect(flag);
+                        words[at + 1].to_string()
+                    };
+                    login = Some((after("-u"), after("<")));
+                }
+                ["docker", ..] => skipped.push("docker import/push (dockerd)"),
+                _ => {
+                    let out =
+                        crate::common::run(shell(line), None, std::time::Duration::from_secs(60));
+                    let creates = words.starts_with(&["regauth", "token", "create"]);
+                    if run == 2 && creates && line.contains("--password-file") {
+                        assert_eq!(
+                            out.code, 2,
+                            "run 2: `{line}` refuses to replace the file: {out:?}"
+                        );
+                        assert!(out.stderr.contains("--force"), "{out:?}");
+                    } else {
+                        assert!(out.success(), "run {run}: `{line}` failed: {out:?}");
+                    }
+                }
+            }
+        }
+        // What docker login and docker push do, over HTTP.
+        let (user, file) = login.expect("the quick start logs docker in");
+        let password = std::fs::read_to_string(dir.join(&file)).expect("the password file");
+        let password = password.trim().to_string();
+        assert!(
+            password.starts_with("rga_"),
+            "run {run}: {file}: {password:?}"
+        );
+        match &first_password {
+            None => first_password = Some(password.clone()),
+            Some(p) => assert_eq!(p, &password, "run 2 left the password file alone"),
+        }
+        let challenge = client
+            .get(format!("http://127.0.0.1:{gp}/v2/"))
+            .send()
+            .expect("registry /v2/");
+        assert_eq!(challenge.status(), 401);
+        let www = challenge.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            www.contains(&format!("realm=\"{regauth_url}/auth\"")),
+            "{www}"
+        );
+        let token: Value = client
+            .get(format!("{regauth_url}/auth"))
+            .query(&[
+                ("service", "registry.local"),
+                ("scope", "repository:team/hello:pull,push"),
+            ])
+            .basic_auth(&user, Some(&password))
+            .send()
+            .expect("token")
+            .json()
+            .expect("token JSON");
+        let bearer = token["token"].as_str().expect("a token");
+        let v2 = client
+            .get(format!("http://127.0.0.1:{gp}/v2/"))
+            .bearer_auth(bearer)
+            .send()
+            .expect("/v2/");
+        assert_eq!(
+            v2.status(),
+            200,
+            "run {run}: the registry trusts regauth's token"
+        );
+        let upload = client
+            .post(format!(
+                "http://127.0.0.1:{gp}/v2/team/hello/blobs/uploads/"
+            ))
+            .bearer_auth(bearer)
+            .send()
+            .expect("blob upload");
+        assert_eq!(upload.status(), 202, "run {run}: the push is allowed");
+        // One token, made by the first run.
+        let list = crate::common::run(
+            shell("regauth -o json token list"),
+            None,
+            std::time::Duration::from_secs(60),
+        );
+        assert!(list.success(), "{list:?}");
+        assert_eq!(names(&list.json()), [user.as_str()], "run {run}");
+        for mut d in daemons {
+            d.stop(std::time::Duration::from_secs(10));
+        }
+    }
+    skipped.sort();
+    skipped.dedup();
+    eprintln!("not run: {skipped:?}");
 }

@@ -23,7 +23,7 @@ pub const DEFAULT_SERVICE: &str = "registry.local";
 
 /// Environment variables regauth reads; cleared for every child so the caller's shell cannot
 /// leak into a test.
-const REGAUTH_VARS: [&str; 10] = [
+pub const REGAUTH_VARS: [&str; 10] = [
     "REGAUTH_URL",
     "REGAUTH_ADMIN_TOKEN",
     "REGAUTH_CONFIG",

@@ -185,6 +185,48 @@ fn console_screenshots_of_the_tokens_tab_and_the_result_panel() {
     }
 }
 
+/// Width and height of a PNG, from its IHDR chunk (the first one, at byte 16).
+fn png_size(file: &Path) -> (u32, u32) {
+    let png = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && &png[12..16] == b"IHDR",
+        "{} is a PNG",
+        file.display()
+    );
+    let be = |at: usize| u32::from_be_bytes([png[at], png[at + 1], png[at + 2], png[at + 3]]);
+    (be(16), be(20))
+}
+
+/// At 1280×800 and 420×800: the page never scrolls sideways (the token table scrolls inside
+/// its box), the Tokens tab's controls are in the window, and the Add Token dialog's submit
+/// button is in the window and on top without scrolling (opened again, at its top), and
+/// creates the token when clicked where it is drawn; the Edit dialog's buttons likewise; the
+/// Admins tab does not scroll sideways either. Full-page screenshots (in `target/tmp/console-layout/`) are exactly as
+/// wide as the window: a page that overflowed sideways would make them wider.
+#[test]
+fn console_fits_1280_and_420_px_windows_and_the_add_dialog_fits_800_px() {
+    let regauth = regauth();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-layout");
+    std::fs::create_dir_all(&dir).expect("mkdir screenshots");
+    let results = flow(
+        "layout",
+        &regauth,
+        &[("SHOT_DIR", dir.to_str().expect("utf-8 path"))],
+    );
+    eprintln!("layout: {results:?}");
+    for width in [1280, 420] {
+        let (w, h) = png_size(&dir.join(format!("layout-tokens-{width}.png")));
+        assert_eq!(w, width, "the Tokens tab at {width} px is {w} px wide");
+        assert!(h >= 800, "full page at {width} px: {h} px high");
+        let (w, h) = png_size(&dir.join(format!("layout-add-{width}.png")));
+        assert_eq!(
+            (w, h),
+            (width, 800),
+            "the open Add Token dialog at {width}×800"
+        );
+    }
+}
+
 /// The end-to-end flow: a token created in the console logs docker in with the command the
 /// page shows and pushes; disabled in the console, it no longer pulls; deleted, it no longer
 /// logs in.

@@ -49,13 +49,14 @@ fn disabling_a_token_ends_its_docker_logins_for_good() {
         "docker pull with an identity token from before a disable, after enabling again",
         REFUSED,
     );
-    // The operator sees why: the refresh token was revoked (its grant, and so its owner's
-    // name, is gone).
+    // The operator sees why and whose: the refresh token was revoked (its grant is gone, but
+    // the refresh token names its token's id, which finds the token).
     let log = regauth.log();
     assert!(
         log.lines().any(|l| l.contains("token decision")
             && l.contains("grant_type=\"refresh_token\"")
             && l.contains("outcome=\"denied\"")
+            && l.contains("token=laptop ")
             && l.contains("reason=\"refresh token revoked or unknown\"")),
         "regauth's log should say the identity token was revoked: {}",
         regauth.log_tail()
