@@ -8,13 +8,13 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
-use super::error::{ApiError, TaskFailed};
+use super::error::ApiError;
 use super::extract::AppJson;
 use super::state::AppState;
 use crate::api::admins::{AdminCreate, AdminList, AdminOut};
 use crate::api::ErrorBody;
 use crate::domain::{Admin, Permission, Principal, Role};
-use crate::service::admins::{AdminsError, AdminsService, NewAdmin};
+use crate::service::admins::{AdminsError, NewAdmin};
 use crate::service::audit;
 
 /// The permission a request needs, and the registry it concerns (if one). `path` is under
@@ -57,15 +57,9 @@ fn admin_out(a: Admin, secret: Option<String>) -> AdminOut {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    admins: &AdminsService,
-    f: impl FnOnce(&AdminsService) -> Result<T, AdminsError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let admins = admins.clone();
-    tokio::task::spawn_blocking(move || f(&admins))
-        .await
-        .map_err(|e| ApiError::Internal(Box::new(TaskFailed(e))))?
-        .map_err(ApiError::from)
+/// A service call's outcome as the API's.
+fn served<T>(result: Result<T, AdminsError>) -> Result<T, ApiError> {
+    result.map_err(ApiError::from)
 }
 
 /// Writes the audit line of an admin change and returns the response.
@@ -123,7 +117,7 @@ pub async fn me(Extension(who): Extension<Principal>) -> Json<AdminOut> {
     )
 )]
 pub async fn list(State(state): State<AppState>) -> Result<Json<AdminList>, ApiError> {
-    let admins = blocking(&state.admins, |a| a.list()).await?;
+    let admins = served(state.admins.list().await)?;
     Ok(Json(AdminList {
         items: admins.into_iter().map(|a| admin_out(a, None)).collect(),
     }))
@@ -175,7 +169,7 @@ pub async fn create(
             registries: body.registries,
         };
         let by = who.name.clone();
-        let (admin, secret) = blocking(&state.admins, move |a| a.create(new, &by)).await?;
+        let (admin, secret) = served(state.admins.create(new, &by).await)?;
         Ok((StatusCode::CREATED, Json(admin_out(admin, Some(secret)))).into_response())
     }
     .await;
@@ -203,8 +197,7 @@ pub async fn rotate(
 ) -> Response {
     let client = super::limits::request_client(&state, &req);
     let n = name.clone();
-    let result = blocking(&state.admins, move |a| a.rotate(&n))
-        .await
+    let result = served(state.admins.rotate(&n).await)
         .map(|(admin, secret)| Json(admin_out(admin, Some(secret))).into_response());
     audited(&who, client, "rotate", &name, "", "", result)
 }
@@ -229,9 +222,8 @@ pub async fn delete(
 ) -> Response {
     let client = super::limits::request_client(&state, &req);
     let n = name.clone();
-    let result = blocking(&state.admins, move |a| a.delete(&n))
-        .await
-        .map(|()| StatusCode::NO_CONTENT.into_response());
+    let result =
+        served(state.admins.delete(&n).await).map(|()| StatusCode::NO_CONTENT.into_response());
     audited(&who, client, "delete", &name, "", "", result)
 }
 

@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     fn token(name: &str) -> Arc<Token> {
-        Arc::new(crate::store::tests::token("default", name))
+        Arc::new(crate::store::conformance::token("default", name))
     }
 
     #[test]
