@@ -525,29 +525,14 @@ pub fn rotate_admin_token(config: &Config) -> anyhow::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{SecretHash, Status, Token};
+    use crate::domain::Token;
     use crate::store::MemoryStore;
     use chrono::{TimeZone, Utc};
 
     fn token(name: &str, expiry: Option<chrono::DateTime<Utc>>) -> Token {
-        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         Token {
-            id: uuid::Uuid::new_v4(),
-            registry: "default".into(),
-            name: name.parse().unwrap(),
-            status: Status::Enabled,
             expiry,
-            scopes: vec![],
-            secret_hash: SecretHash::of("x"),
-            created: t0,
-            created_by: "admin".into(),
-            modified: t0,
-            modified_by: "admin".into(),
-            previous: None,
-            last_used: None,
-            networks: vec![],
-            owner: None,
-            description: None,
+            ..crate::testing::token("default", name)
         }
     }
 

@@ -1,8 +1,8 @@
 //! The admin API under `/api/v1`, shaped like the IONOS Cloud Container Registry token API so
 //! its SDKs work unchanged. Each handler is an extractor chain (admin token by middleware,
 //! then [`KnownRegistry`], [`TokenId`], [`AppJson`]), a parse of the wire body ([`crate::api`])
-//! into domain types (errors name the JSON field), a call to [`crate::service::AdminService`]
-//! on a blocking thread (writes fsync), and a conversion of the result into the wire types.
+//! into domain types (errors name the JSON field), an awaited call to
+//! [`crate::service::AdminService`], and a conversion of the result into the wire types.
 //!
 //! The `#[utoipa::path]` on each handler is its entry in the OpenAPI document
 //! (`super::openapi`), so the document and the routes sit side by side.

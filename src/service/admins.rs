@@ -1,6 +1,6 @@
 //! Named admins over the store: authenticate an `rgadm_` secret (one hash, one lookup in a
-//! cache of the admins, a constant-time compare), list, create, rotate and delete. Writes are
-//! blocking (sled fsyncs): call them from a blocking thread.
+//! cache of the admins, a constant-time compare), list, create, rotate and delete. Async, as
+//! the store is.
 //!
 //! Dependency direction: `service::admins -> {domain, store}`.
 use std::collections::HashMap;

@@ -20,6 +20,13 @@
 //! which never awaits anything. The shared keyring (`jwt::keystore`) is synchronous code on
 //! blocking threads; it reaches the keyring methods through [`PgStore::blocking`].
 //!
+//! # Caches
+//!
+//! Decoded tokens by name and refresh grants by hash (`cache.rs`), used only while the
+//! listener is up (`listener.rs`), so the token endpoint's usual read, and docker's refresh
+//! path, never await the database. Every token notice drops the token's entry and every cached
+//! grant.
+//!
 //! Every statement is prepared once per connection (`prepare_cached`). Every call is bounded:
 //! pool wait and connect by `connect_timeout`, each statement by PostgreSQL's
 //! `statement_timeout`, the whole call by both; past that it fails with
@@ -51,7 +58,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use self::listener::Shared;
-use super::cache::TokenCache;
+use super::cache::{GrantCache, TokenCache};
 use super::{record, Page, RefreshGrant, Store, StoreError, TokenUse};
 use crate::domain::{Admin, LastUse, SecretHash, Status, Token};
 
@@ -83,7 +90,7 @@ pub struct PgOptions {
     pub pool_size: usize,
     pub connect_timeout: Duration,
     pub statement_timeout: Duration,
-    /// Size of the cache of decoded tokens (0: none).
+    /// Size of the cache of decoded tokens (0: none, and no cache of refresh grants either).
     pub token_cache_bytes: u64,
 }
 
@@ -265,7 +272,15 @@ impl PgStore {
             .recycle_timeout(Some(options.connect_timeout))
             .build()
             .map_err(|e| StoreError::backend("PostgreSQL connection pool", e))?;
-        let shared = Arc::new(Shared::new(TokenCache::new(options.token_cache_bytes)));
+        let grants = if options.token_cache_bytes == 0 {
+            0
+        } else {
+            super::cache::DEFAULT_GRANTS
+        };
+        let shared = Arc::new(Shared::new(
+            TokenCache::new(options.token_cache_bytes),
+            GrantCache::new(grants),
+        ));
         let call_timeout = options.connect_timeout + options.statement_timeout;
         timed(call_timeout, "migrating the schema", async {
             let mut client = pool.get().await.map_err(pool_error)?;
@@ -949,6 +964,8 @@ impl Store for PgStore {
                 Ok(old_name)
             })
             .await?;
+        // A disable revoked the token's grants.
+        self.shared.grants.clear();
         self.shared
             .cache
             .invalidate(&name_key(&token.registry, &old_name));
@@ -979,6 +996,7 @@ impl Store for PgStore {
             row.map(|r| r.try_get::<_, String>(0)).transpose().map_err(err)
         }).await?;
         if let Some(name) = &gone {
+            self.shared.grants.clear();
             self.shared.cache.invalidate(&name_key(registry, name));
         }
         Ok(gone.is_some())
@@ -1013,6 +1031,9 @@ impl Store for PgStore {
             tx.commit().await.map_err(err)?;
             Ok(tokens)
         }).await?;
+        if !deleted.is_empty() {
+            self.shared.grants.clear();
+        }
         for t in &deleted {
             self.shared
                 .cache
@@ -1028,7 +1049,7 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         let record = record::encode_grant(grant)
             .map_err(|e| StoreError::message(format!("grant record: {e}")))?;
-        self.call("storing a refresh token", async {
+        let trimmed = self.call("storing a refresh token", async {
             let mut client = self.client().await?;
             let err = |e| pg_error("storing a refresh token", e);
             let tx = client.transaction().await.map_err(err)?;
@@ -1070,34 +1091,66 @@ impl Store for PgStore {
                 )
                 .await
                 .map_err(err)?;
-            tx.execute(&trim, &[&grant.token_id, &limit(cap_per_token)])
+            let trimmed = tx
+                .execute(&trim, &[&grant.token_id, &limit(cap_per_token)])
                 .await
                 .map_err(err)?;
-            tx.commit().await.map_err(err)
-        }).await
+            if trimmed > 0 {
+                // Other replicas may have cached the grants just deleted.
+                tx.execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&CHANNEL, &notice(&grant.registry, &grant.token_name)],
+                )
+                .await
+                .map_err(err)?;
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(trimmed > 0)
+        })
+        .await?;
+        if trimmed {
+            self.shared.grants.clear();
+        }
+        Ok(())
     }
 
     async fn find_refresh(&self, hash: &SecretHash) -> Result<Option<RefreshGrant>, StoreError> {
-        // Never cached: each replica reads the current grant.
-        self.call("reading a refresh token", async {
-            let client = self.client().await?;
-            let err = |e| pg_error("reading a refresh token", e);
-            let stmt = client
-                .prepare_cached("SELECT record FROM regauth_refresh_grants WHERE hash = $1")
-                .await
-                .map_err(err)?;
-            let row = client
-                .query_opt(&stmt, &[&&hash.0[..]])
-                .await
-                .map_err(err)?;
-            match row {
-                Some(r) => record::decode_grant(r.try_get(0).map_err(err)?)
-                    .map(Some)
-                    .map_err(|e| StoreError::message(format!("grant record: {e}"))),
-                None => Ok(None),
+        // Cached only while notices arrive, as tokens are (`GrantCache`, `listener.rs`).
+        let trusted = self.shared.trusted();
+        if trusted {
+            if let Some(cached) = self.shared.grants.get(&hash.0) {
+                return Ok(Some((*cached).clone()));
             }
-        })
-        .await
+        }
+        let epoch = self.shared.grants.epoch();
+        let found = self
+            .call("reading a refresh token", async {
+                let client = self.client().await?;
+                let err = |e| pg_error("reading a refresh token", e);
+                let stmt = client
+                    .prepare_cached("SELECT record FROM regauth_refresh_grants WHERE hash = $1")
+                    .await
+                    .map_err(err)?;
+                let row = client
+                    .query_opt(&stmt, &[&&hash.0[..]])
+                    .await
+                    .map_err(err)?;
+                match row {
+                    Some(r) => record::decode_grant(r.try_get(0).map_err(err)?)
+                        .map(Some)
+                        .map_err(|e| StoreError::message(format!("grant record: {e}"))),
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        if let Some(grant) = &found {
+            if trusted && self.shared.trusted() {
+                self.shared
+                    .grants
+                    .insert_if_current(Arc::new(grant.clone()), epoch);
+            }
+        }
+        Ok(found)
     }
 
     async fn count(&self) -> Result<usize, StoreError> {

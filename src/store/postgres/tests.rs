@@ -180,6 +180,116 @@ async fn a_newer_schema_is_refused_with_a_clear_message() {
     );
 }
 
+/// Reads `g` on `s` until `s` has it cached: the notice of the write before may arrive just
+/// after the first read and drop what that read cached.
+async fn read_grant_until_cached(s: &PgStore, g: &crate::store::RefreshGrant) {
+    let start = Instant::now();
+    loop {
+        assert_eq!(s.find_refresh(&g.hash).await.unwrap().as_ref(), Some(g));
+        if s.shared.grants.get(&g.hash.0).is_some() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "the grant never stayed cached"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Returns once `b` has applied every notice of `a`'s writes so far: `b` caches a new name as
+/// absent, `a` creates it, and `b` sees it only once that notice (sent after the earlier
+/// ones, on one connection, in commit order) has dropped the cached absence.
+async fn settle(a: &PgStore, b: &PgStore, marker: &str) {
+    let key = super::name_key("default", marker);
+    let start = Instant::now();
+    while !(b.find_by_name("default", marker).await.unwrap().is_none()
+        && b.shared.cache.get(&key).is_some())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{marker} never cached"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    a.create(&token("default", marker)).await.unwrap();
+    while b.find_by_name("default", marker).await.unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "{marker}: no notice"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Waits until `s` no longer finds `g`, within the bound the token cache has (2 s).
+async fn until_refused(s: &PgStore, g: &crate::store::RefreshGrant, what: &str) {
+    let start = Instant::now();
+    while s.find_refresh(&g.hash).await.unwrap().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{what} on one replica did not reach the other's grant cache within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Refresh grants are cached (docker's identity-token requests make no round trip), and a
+/// grant revoked on replica A (its token disabled or deleted, or trimmed beyond the cap) is
+/// refused on replica B within the bound of the token cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_grants_are_cached_and_a_revocation_reaches_the_other_replica() {
+    use crate::store::conformance::grant;
+    let (a, url) = open().await;
+    let b = PgStore::open(options(&url)).await.unwrap();
+    wait_trusted(&b).await;
+    let t = token("default", "laptop");
+    a.create(&t).await.unwrap();
+    let g1 = grant(&t, 1, t0());
+    a.add_refresh(&g1, 10).await.unwrap();
+    settle(&a, &b, "marker").await;
+    read_grant_until_cached(&b, &g1).await;
+    // Served from B's cache: a row removed behind the stores' back (no notice) is still found.
+    cluster().sql(
+        db_name(&url),
+        "DELETE FROM regauth_refresh_grants WHERE hash = '\\x0101010101010101010101010101010101010101010101010101010101010101'",
+    );
+    assert_eq!(
+        b.find_refresh(&g1.hash).await.unwrap(),
+        Some(g1.clone()),
+        "a cache hit"
+    );
+    a.add_refresh(&g1, 10).await.unwrap();
+
+    // A disable on A revokes it on B.
+    read_grant_until_cached(&b, &g1).await;
+    let disabled = crate::domain::Token {
+        status: Status::Disabled,
+        ..t.clone()
+    };
+    a.update(&disabled).await.unwrap();
+    until_refused(&b, &g1, "a disable").await;
+
+    // A delete on A revokes it on B.
+    a.update(&t).await.unwrap();
+    let g2 = grant(&t, 2, t0() + Span::minutes(1));
+    a.add_refresh(&g2, 10).await.unwrap();
+    read_grant_until_cached(&b, &g2).await;
+    assert!(a.delete("default", t.id).await.unwrap());
+    until_refused(&b, &g2, "a delete").await;
+
+    // A grant trimmed beyond the cap on A is refused on B.
+    let u = token("default", "desktop");
+    a.create(&u).await.unwrap();
+    let old = grant(&u, 3, t0());
+    a.add_refresh(&old, 1).await.unwrap();
+    read_grant_until_cached(&b, &old).await;
+    a.add_refresh(&grant(&u, 4, t0() + Span::minutes(1)), 1)
+        .await
+        .unwrap();
+    until_refused(&b, &old, "trimming beyond the cap").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disable_on_one_replica_reaches_the_other_replicas_cache() {
     let (a, url) = open().await;
