@@ -8,7 +8,8 @@
 //!
 //! Implementations: [`SledStore`] (the embedded default, see its module for the on-disk
 //! layout), [`PgStore`] (PostgreSQL, for replicas; see its module for schema, caching and
-//! coherence) and [`MemoryStore`] (tests). All pass one conformance suite (`tests` below).
+//! coherence) and [`MemoryStore`] (tests). All pass one conformance suite (`conformance.rs`).
+//! Test doubles are built from `crate::testing` (one fault-injecting store), not by hand.
 //!
 //! Contract for every implementation:
 //! - every write is durable (flushed to disk, for disk backends) before the method returns;
