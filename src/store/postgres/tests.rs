@@ -794,3 +794,38 @@ async fn the_keyring_round_trips_with_compare_and_set_and_notifies_other_replica
         );
     }
 }
+
+/// A call waiting for PostgreSQL parks no thread: on a current-thread runtime, another task
+/// runs meanwhile, here the one that releases the row lock the call waits for. (When calls
+/// blocked their thread, this update waited out `statement_timeout` and failed.)
+#[tokio::test]
+async fn a_call_waiting_for_the_database_lets_other_tasks_run() {
+    let (s, url) = open().await;
+    let t = token("default", "locked");
+    s.create(&t).await.unwrap();
+    let (mut c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let holder = c.transaction().await.unwrap();
+    holder
+        .execute(
+            "SELECT 1 FROM regauth_tokens WHERE id = $1 FOR UPDATE",
+            &[&t.id],
+        )
+        .await
+        .unwrap();
+    let disabled = crate::domain::Token {
+        status: Status::Disabled,
+        ..t.clone()
+    };
+    let (updated, ()) = tokio::join!(s.update(&disabled), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        holder.rollback().await.unwrap();
+    });
+    updated.unwrap();
+    assert_eq!(
+        s.get("default", t.id).await.unwrap().unwrap().status,
+        Status::Disabled
+    );
+}
