@@ -28,6 +28,8 @@ pub mod outcome;
 pub mod server;
 pub mod service;
 pub mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 
 /// Parsers the fuzz targets (`fuzz/`, docs/fuzzing.md) call that the rest of the public API
 /// does not reach: the store's record codec. Not an API; nothing else may use it.

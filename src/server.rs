@@ -156,8 +156,13 @@ fn open_pg(config: &Config, url: &str) -> anyhow::Result<Arc<PgStore>> {
     Ok(store)
 }
 
+/// Called on a blocking thread of the server's runtime (see [`run`]): the store's connections
+/// and listener are tasks of that runtime.
 fn open_pg_unchecked(config: &Config, url: &str) -> anyhow::Result<Arc<PgStore>> {
-    let store = PgStore::open(pg_options(config, url))
+    let runtime = tokio::runtime::Handle::try_current()
+        .context("the PostgreSQL store needs the server's runtime")?;
+    let store = runtime
+        .block_on(PgStore::open(pg_options(config, url)))
         .with_context(|| format!("cannot open the PostgreSQL store at {}", redact(url)))?;
     Ok(Arc::new(store))
 }
@@ -167,7 +172,7 @@ fn check_certificate(config: &Config, url: &str, store: &PgStore) -> anyhow::Res
     let where_ = redact(url);
     let fingerprint = certificate_fingerprint(&config.jwt.certificate)?;
     let recorded = store
-        .record_certificate(&fingerprint)
+        .blocking(store.record_certificate(&fingerprint))
         .context("cannot record the signing certificate in PostgreSQL")?;
     anyhow::ensure!(
         recorded == fingerprint,
@@ -236,6 +241,8 @@ pub fn certificate_fingerprint(path: &std::path::Path) -> anyhow::Result<String>
 pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow::Result<()> {
     let listen = config.listen;
     raise_open_files_limit(config.limits.max_connections)?;
+    // On a blocking thread: opening reads and writes files (keys, admin token, sled), may
+    // generate a key, and with PostgreSQL waits for the database (`open_pg_unchecked`).
     let mut state = tokio::task::spawn_blocking(move || open(config)).await??;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -317,10 +324,9 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
     throttle.summarise();
     // Last uses noted since the last background write: written once more before exiting.
     flusher.abort();
-    match tokio::task::spawn_blocking(move || usage.flush()).await {
-        Ok(Ok(written)) => info!(tokens = written, "last uses written"),
-        Ok(Err(e)) => warn!(error = %Chain(&e), "writing last uses at shutdown failed"),
-        Err(e) => warn!(error = %e, "last-use write task failed at shutdown"),
+    match usage.flush().await {
+        Ok(written) => info!(tokens = written, "last uses written"),
+        Err(e) => warn!(error = %Chain(&e), "writing last uses at shutdown failed"),
     }
     info!("regauth stopped");
     Ok(())
@@ -419,18 +425,15 @@ async fn store_stats(
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        let admin = admin.clone();
-        let ids = registries.clone();
         let within = chrono::TimeDelta::days(metrics::EXPIRING_WITHIN_DAYS);
-        match tokio::task::spawn_blocking(move || admin.store_stats(&ids, within)).await {
-            Ok(Ok(stats)) => {
+        match admin.store_stats(&registries, within).await {
+            Ok(stats) => {
                 let at = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0.0, |d| d.as_secs_f64());
                 metrics.set_store_stats(&stats, at);
             }
-            Ok(Err(e)) => warn!(error = %Chain(&e), "counting the store for the metrics failed"),
-            Err(e) => warn!(error = %e, "metrics count task failed"),
+            Err(e) => warn!(error = %Chain(&e), "counting the store for the metrics failed"),
         }
     }
 }
@@ -457,12 +460,9 @@ async fn sweeper(admin: AdminService, every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        let admin = admin.clone();
         // The service logs each deletion.
-        match tokio::task::spawn_blocking(move || admin.sweep(SweepTrigger::Timer)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => warn!(error = %Chain(&e), "expiry sweep failed"),
-            Err(e) => warn!(error = %e, "expiry sweep task failed"),
+        if let Err(e) = admin.sweep(SweepTrigger::Timer).await {
+            warn!(error = %Chain(&e), "expiry sweep failed");
         }
     }
 }
@@ -546,7 +546,7 @@ pub fn rotate_admin_token(config: &Config) -> anyhow::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{SecretHash, Status, Token};
+    use crate::domain::Token;
     use crate::store::MemoryStore;
     use chrono::{TimeZone, Utc};
 
@@ -585,29 +585,14 @@ mod tests {
     }
 
     fn token(name: &str, expiry: Option<chrono::DateTime<Utc>>) -> Token {
-        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         Token {
-            id: uuid::Uuid::new_v4(),
-            registry: "default".into(),
-            name: name.parse().unwrap(),
-            status: Status::Enabled,
             expiry,
-            scopes: vec![],
-            secret_hash: SecretHash::of("x"),
-            created: t0,
-            created_by: "admin".into(),
-            modified: t0,
-            modified_by: "admin".into(),
-            previous: None,
-            last_used: None,
-            networks: vec![],
-            owner: None,
-            description: None,
+            ..crate::testing::token("default", name)
         }
     }
 
-    #[test]
-    fn passwords_are_redacted_from_store_urls() {
+    #[tokio::test]
+    async fn passwords_are_redacted_from_store_urls() {
         assert_eq!(
             redact("postgres://regauth:s3cret@db:5432/regauth"),
             "postgres://regauth:***@db:5432/regauth"
@@ -628,8 +613,8 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let brief = token("brief", Some(t0 + chrono::Duration::hours(2)));
         let lasting = token("lasting", None);
-        store.create(&brief).unwrap();
-        store.create(&lasting).unwrap();
+        store.create(&brief).await.unwrap();
+        store.create(&lasting).await.unwrap();
         let task = tokio::spawn(sweeper(
             AdminService::new(store.clone(), clock.clone()),
             Duration::from_millis(20),
@@ -637,20 +622,20 @@ mod tests {
 
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(
-            store.get("default", brief.id).unwrap().is_some(),
+            store.get("default", brief.id).await.unwrap().is_some(),
             "not expired yet"
         );
         clock.advance(chrono::Duration::hours(2));
         let mut gone = false;
         for _ in 0..100 {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            if store.get("default", brief.id).unwrap().is_none() {
+            if store.get("default", brief.id).await.unwrap().is_none() {
                 gone = true;
                 break;
             }
         }
         task.abort();
         assert!(gone, "the sweeper should have deleted the expired token");
-        assert!(store.get("default", lasting.id).unwrap().is_some());
+        assert!(store.get("default", lasting.id).await.unwrap().is_some());
     }
 }

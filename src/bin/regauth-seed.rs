@@ -83,11 +83,11 @@ impl Target {
         }
     }
 
-    fn flush(&mut self) -> anyhow::Result<()> {
+    async fn flush(&mut self) -> anyhow::Result<()> {
         match self {
             Target::Sled(s) => Ok(s.flush()?),
             Target::Postgres(s, pending) => {
-                let (copied, _) = s.import(pending, &[])?;
+                let (copied, _) = s.import(pending, &[]).await?;
                 anyhow::ensure!(copied == pending.len(), "names already taken in PostgreSQL");
                 pending.clear();
                 Ok(())
@@ -104,7 +104,18 @@ impl Target {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    // The stores are async; a seeding run is one task.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("regauth-seed: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(Args::parse())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("regauth-seed: {e:#}");
@@ -113,7 +124,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     // The data dir, the store and the --creds file (passwords) are private, as `serve` makes them.
     regauth::server::private_umask();
@@ -121,10 +132,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let mut store = match &args.store_url {
-        Some(url) => Target::Postgres(PgStore::open(PgOptions::new(url.clone()))?, Vec::new()),
+        Some(url) => Target::Postgres(
+            PgStore::open(PgOptions::new(url.clone())).await?,
+            Vec::new(),
+        ),
         None => Target::Sled(SledStore::open(&dir)?),
     };
-    let existing = store.store().count()?;
+    let existing = store.store().count().await?;
     anyhow::ensure!(
         existing == 0,
         "the store already holds {existing} tokens; seed an empty one"
@@ -172,7 +186,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             writeln!(creds, "Basic {basic}")?;
         }
         if (i + 1) % args.flush_every == 0 {
-            store.flush()?;
+            store.flush().await?;
             eprintln!(
                 "regauth-seed: {} tokens, {:.1} s",
                 i + 1,
@@ -207,11 +221,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         };
         store.add(token)?;
     }
-    store.flush()?;
+    store.flush().await?;
     creds.flush()?;
     eprintln!(
         "regauth-seed: {} tokens in {} in {:.1} s ({} credentials in {})",
-        store.store().count()?,
+        store.store().count().await?,
         match &args.store_url {
             Some(_) => "PostgreSQL".to_string(),
             None => dir.display().to_string(),

@@ -589,9 +589,19 @@ fn store_migrate(
     let sled = SledStore::open(&dir)
         .map_err(|e| failed("cannot open the sled store (is regauth still running?)", &e))?;
     let where_ = crate::server::redact(to);
-    let pg = PgStore::open(crate::server::pg_options(config, to))
-        .map_err(|e| failed(&format!("cannot open PostgreSQL at {where_}"), &e))?;
-    let r = migrate::copy(&sled, &pg).map_err(|e| failed("migration failed", &e))?;
+    // The store is async: its connections run on this runtime while the copy waits on it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| failed("cannot start the runtime", &e))?;
+    let r = runtime.block_on(async {
+        let pg = PgStore::open(crate::server::pg_options(config, to))
+            .await
+            .map_err(|e| failed(&format!("cannot open PostgreSQL at {where_}"), &e))?;
+        migrate::copy(&sled, &pg)
+            .await
+            .map_err(|e| failed("migration failed", &e))
+    })?;
     writeln!(
         out,
         "Copied {} of {} tokens and {} of {} refresh tokens from {} to {where_} (the rest were \

@@ -247,21 +247,12 @@ mod tests {
     fn token(status: Status, expiry: Option<DateTime<Utc>>) -> Token {
         Token {
             id: Uuid::nil(),
-            registry: "default".into(),
-            name: "ci-bot".parse().unwrap(),
             status,
             expiry,
-            scopes: vec![],
             secret_hash: SecretHash::of("rga_x"),
             created: now(),
-            created_by: "admin".into(),
             modified: now(),
-            modified_by: "admin".into(),
-            previous: None,
-            last_used: None,
-            networks: vec![],
-            owner: None,
-            description: None,
+            ..crate::testing::token("default", "ci-bot")
         }
     }
 

@@ -1,8 +1,8 @@
 //! The admin API under `/api/v1`, shaped like the IONOS Cloud Container Registry token API so
 //! its SDKs work unchanged. Each handler is an extractor chain (admin token by middleware,
 //! then [`KnownRegistry`], [`TokenId`], [`AppJson`]), a parse of the wire body ([`crate::api`])
-//! into domain types (errors name the JSON field), a call to [`crate::service::AdminService`]
-//! on a blocking thread (writes fsync), and a conversion of the result into the wire types.
+//! into domain types (errors name the JSON field), an awaited call to
+//! [`crate::service::AdminService`], and a conversion of the result into the wire types.
 //!
 //! The `#[utoipa::path]` on each handler is its entry in the OpenAPI document
 //! (`super::openapi`), so the document and the routes sit side by side.
@@ -16,7 +16,7 @@ use axum::{Extension, Json};
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
 use super::audit::AuditDetails;
-use super::error::{ApiError, TaskFailed};
+use super::error::ApiError;
 use super::extract::{
     bearer_token, last, parse_json, parse_pairs, read_body, AppJson, KnownRegistry, Pairs, TokenId,
 };
@@ -29,7 +29,7 @@ use crate::domain::{
 };
 use crate::service::audit::{self, AdminAction, AdminAuthFailure};
 use crate::service::throttle::Endpoint;
-use crate::service::{AdminService, ListFilter, NewToken, PutOutcome, TokenChanges};
+use crate::service::{ListFilter, NewToken, PutOutcome, TokenChanges};
 
 pub use crate::api::{DEFAULT_LIMIT, MAX_LIMIT};
 
@@ -266,7 +266,7 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
     let found = match bearer_token(req.headers()) {
         None => Err(AdminAuthFailure::Missing),
         Some(t) if state.admin_token.matches(t) => Ok(Principal::bootstrap()),
-        Some(t) => match state.admins.authenticate(t) {
+        Some(t) => match state.admins.authenticate(t).await {
             Ok(Some(who)) => Ok(who),
             Ok(None) => Err(AdminAuthFailure::Wrong),
             Err(e) => return ApiError::from(crate::service::AdminError::from(e)).into_response(),
@@ -330,16 +330,9 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such resource in the admin API".into())
 }
 
-/// Runs a service call on a blocking thread (writes fsync).
-async fn blocking<T: Send + 'static>(
-    admin: &AdminService,
-    f: impl FnOnce(&AdminService) -> Result<T, crate::service::AdminError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let admin = admin.clone();
-    tokio::task::spawn_blocking(move || f(&admin))
-        .await
-        .map_err(|e| ApiError::Internal(Box::new(TaskFailed(e))))?
-        .map_err(ApiError::from)
+/// A service call's outcome as the API's.
+fn served<T>(result: Result<T, crate::service::AdminError>) -> Result<T, ApiError> {
+    result.map_err(ApiError::from)
 }
 
 fn created(state: &AppState, token: Token, password: String) -> Response {
@@ -559,11 +552,15 @@ pub async fn list_tokens(
         owner: owner.clone(),
         violations,
     };
-    let page = blocking(&state.admin, move |a| match within {
-        Some(w) => a.list_expiring(&r, w, filter.name.as_deref(), offset, limit),
-        None => a.list_filtered(&r, &filter, offset, limit),
-    })
-    .await?;
+    let page = served(match within {
+        Some(w) => {
+            state
+                .admin
+                .list_expiring(&r, w, filter.name.as_deref(), offset, limit)
+                .await
+        }
+        None => state.admin.list_filtered(&r, &filter, offset, limit).await,
+    })?;
     let href = tokens_href(&state, &reg);
     let mut filter: String = name
         .map(|n| {
@@ -639,10 +636,13 @@ pub async fn create_token(
         changes: audit::changes_of_new(&new),
         ..AuditDetails::default()
     };
-    let result = blocking(&state.admin.acting_as(&who.name), move |a| {
-        a.create(&r.id, None, new)
-    })
-    .await;
+    let result = served(
+        state
+            .admin
+            .acting_as(&who.name)
+            .create(&r.id, None, new)
+            .await,
+    );
     let result = result.map(|(token, password)| {
         details.id = Some(token.id);
         created(&state, token, password)
@@ -672,8 +672,7 @@ pub async fn get_token(
     KnownRegistry(r): KnownRegistry,
     TokenId(id): TokenId,
 ) -> Result<Json<api::Token>, ApiError> {
-    let token = blocking(&state.admin, move |a| a.get(&r.id, id))
-        .await?
+    let token = served(state.admin.get(&r.id, id).await)?
         .ok_or_else(|| ApiError::NotFound(format!("token {id} not found")))?;
     Ok(Json(token_out(&state, token, None)))
 }
@@ -716,17 +715,16 @@ pub async fn put_token(
         changes: audit::changes_of_new(&new),
         ..AuditDetails::default()
     };
-    let result = blocking(&state.admin.acting_as(&who.name), move |a| {
-        a.put(&r.id, id, new)
-    })
-    .await
-    .map(|outcome| match outcome {
-        PutOutcome::Created(token, password) => {
-            details.action = Some(AdminAction::Create);
-            created(&state, token, password)
-        }
-        PutOutcome::Replaced(token) => Json(token_out(&state, token, None)).into_response(),
-    });
+    let result =
+        served(state.admin.acting_as(&who.name).put(&r.id, id, new).await).map(|outcome| {
+            match outcome {
+                PutOutcome::Created(token, password) => {
+                    details.action = Some(AdminAction::Create);
+                    created(&state, token, password)
+                }
+                PutOutcome::Replaced(token) => Json(token_out(&state, token, None)).into_response(),
+            }
+        });
     Ok(details.attach(result))
 }
 
@@ -763,10 +761,13 @@ pub async fn patch_token(
         changes: audit::changes_of_patch(&changes),
         ..AuditDetails::default()
     };
-    let result = blocking(&state.admin.acting_as(&who.name), move |a| {
-        a.patch(&r.id, id, changes)
-    })
-    .await
+    let result = served(
+        state
+            .admin
+            .acting_as(&who.name)
+            .patch(&r.id, id, changes)
+            .await,
+    )
     .map(|token| {
         details.token = token.name.to_string();
         Json(token_out(&state, token, None))
@@ -817,10 +818,13 @@ pub async fn rotate_credentials(
         changes: audit::changes_of_rotation(grace),
         ..AuditDetails::default()
     };
-    let result = blocking(&state.admin.acting_as(&who.name), move |a| {
-        a.rotate(&r.id, id, grace)
-    })
-    .await
+    let result = served(
+        state
+            .admin
+            .acting_as(&who.name)
+            .rotate(&r.id, id, grace)
+            .await,
+    )
     .map(|(token, password)| {
         details.token = token.name.to_string();
         Json(token_out(&state, token, Some(password)))
@@ -882,13 +886,8 @@ pub async fn disable_by_owner(
     let reg = r.id.clone();
     let o = owner.clone();
     let admin = state.admin.acting_as(&actor);
-    let outcome = tokio::task::spawn_blocking(move || admin.disable_owner(&r.id, o.as_str()))
-        .await
-        .map_err(|e| ApiError::Internal(Box::new(TaskFailed(e))));
-    let (disabled, failure) = match outcome {
-        Ok((disabled, failure)) => (disabled, failure.map(ApiError::from)),
-        Err(e) => (Vec::new(), Some(e)),
-    };
+    let (disabled, failure) = admin.disable_owner(&r.id, o.as_str()).await;
+    let failure = failure.map(ApiError::from);
     let changes = audit::changes_of_offboarding(owner.as_str());
     let line = |token: &str, id: &str, outcome: audit::AdminOutcome, status: u16| {
         audit::admin_action(&audit::AdminRecord {
@@ -961,10 +960,7 @@ pub async fn delete_token(
     KnownRegistry(r): KnownRegistry,
     TokenId(id): TokenId,
 ) -> Response {
-    let result = blocking(&state.admin.acting_as(&who.name), move |a| {
-        a.delete(&r.id, id)
-    })
-    .await;
+    let result = served(state.admin.acting_as(&who.name).delete(&r.id, id).await);
     let details = AuditDetails {
         id: Some(id),
         token: result

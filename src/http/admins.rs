@@ -7,13 +7,13 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
 use super::admin::page_param;
-use super::error::{ApiError, TaskFailed};
+use super::error::ApiError;
 use super::extract::{parse_pairs, AppJson};
 use super::state::AppState;
 use crate::api::admins::{AdminCreate, AdminList, AdminOut};
 use crate::api::{ErrorBody, Links, ResourceType, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::domain::{Admin, Permission, Principal, Role};
-use crate::service::admins::{AdminsError, AdminsService, NewAdmin};
+use crate::service::admins::{AdminsError, NewAdmin};
 use crate::service::audit;
 
 /// The permission a request needs, and the registry it concerns (if one). `path` is under
@@ -56,15 +56,9 @@ fn admin_out(a: Admin, secret: Option<String>) -> AdminOut {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    admins: &AdminsService,
-    f: impl FnOnce(&AdminsService) -> Result<T, AdminsError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let admins = admins.clone();
-    tokio::task::spawn_blocking(move || f(&admins))
-        .await
-        .map_err(|e| ApiError::Internal(Box::new(TaskFailed(e))))?
-        .map_err(ApiError::from)
+/// A service call's outcome as the API's.
+fn served<T>(result: Result<T, AdminsError>) -> Result<T, ApiError> {
+    result.map_err(ApiError::from)
 }
 
 /// Writes the audit line of an admin change and returns the response.
@@ -134,7 +128,7 @@ pub async fn list(
     let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
     let offset = page_param(&pairs, "offset", 0, 0, usize::MAX / 2)?;
     let limit = page_param(&pairs, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
-    let admins = blocking(&state.admins, |a| a.list()).await?;
+    let admins = served(state.admins.list().await)?;
     let total = admins.len();
     let items: Vec<AdminOut> = admins
         .into_iter()
@@ -210,7 +204,7 @@ pub async fn create(
             registries: body.registries,
         };
         let by = who.name.clone();
-        let (admin, secret) = blocking(&state.admins, move |a| a.create(new, &by)).await?;
+        let (admin, secret) = served(state.admins.create(new, &by).await)?;
         Ok((StatusCode::CREATED, Json(admin_out(admin, Some(secret)))).into_response())
     }
     .await;
@@ -238,8 +232,7 @@ pub async fn rotate(
 ) -> Response {
     let client = super::limits::request_client(&state, &req);
     let n = name.clone();
-    let result = blocking(&state.admins, move |a| a.rotate(&n))
-        .await
+    let result = served(state.admins.rotate(&n).await)
         .map(|(admin, secret)| Json(admin_out(admin, Some(secret))).into_response());
     audited(&who, client, "rotate", &name, "", "", result)
 }
@@ -264,9 +257,8 @@ pub async fn delete(
 ) -> Response {
     let client = super::limits::request_client(&state, &req);
     let n = name.clone();
-    let result = blocking(&state.admins, move |a| a.delete(&n))
-        .await
-        .map(|()| StatusCode::NO_CONTENT.into_response());
+    let result =
+        served(state.admins.delete(&n).await).map(|()| StatusCode::NO_CONTENT.into_response());
     audited(&who, client, "delete", &name, "", "", result)
 }
 

@@ -61,7 +61,9 @@ fn libtrust_kid(keys: &KeyStore, id: &str) -> String {
     keys.libtrust_kid(id).unwrap_or_default()
 }
 
-/// Runs a keystore call on a blocking thread (it writes and syncs files).
+/// Runs a keystore call on a blocking thread: it writes and syncs files, generates keys (an
+/// RSA key takes long on a worker) and, with PostgreSQL, waits for the shared keyring
+/// synchronously ([`crate::store::PgStore::blocking`]). Not for the store's sake.
 async fn blocking<T: Send + 'static>(
     keys: Arc<KeyStore>,
     f: impl FnOnce(&KeyStore) -> Result<T, KeyStoreError> + Send + 'static,

@@ -36,20 +36,15 @@ async fn ready(
             format!("not ready: {why}"),
         );
     }
-    let admin = state.admin.clone();
-    match tokio::task::spawn_blocking(move || admin.ready()).await {
-        Ok(Ok(())) => (axum::http::StatusCode::OK, "ready".into()),
-        Ok(Err(e)) => {
+    match state.admin.ready().await {
+        Ok(()) => (axum::http::StatusCode::OK, "ready".into()),
+        Err(e) => {
             tracing::warn!(error = %crate::error::Chain(&e), "not ready: store check failed");
             (
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 format!("not ready: {e}"),
             )
         }
-        Err(e) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {e}"),
-        ),
     }
 }
 

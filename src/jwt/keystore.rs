@@ -122,13 +122,13 @@ pub trait SharedState: Send + Sync {
 
 impl SharedState for crate::store::PgStore {
     fn load(&self) -> Result<Option<(i64, String, String)>, String> {
-        self.load_keyring()
+        self.blocking(self.load_keyring())
             .map(|k| k.map(|k| (k.version, k.state, k.certificates)))
             .map_err(|e| crate::error::Chain(&e).to_string())
     }
 
     fn save(&self, expected: i64, state: &str, certificates: &str) -> Result<bool, String> {
-        self.save_keyring(expected, state, certificates)
+        self.blocking(self.save_keyring(expected, state, certificates))
             .map_err(|e| crate::error::Chain(&e).to_string())
     }
 }

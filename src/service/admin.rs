@@ -245,7 +245,7 @@ impl AdminService {
     }
 
     /// Creates a token with a fresh password; returns it with the password (shown once).
-    pub fn create(
+    pub async fn create(
         &self,
         registry: &str,
         id: Option<Uuid>,
@@ -276,16 +276,21 @@ impl AdminService {
             previous: None,
             last_used: None,
         };
-        self.store.create(&token)?;
+        self.store.create(&token).await?;
         Ok((token, password))
     }
 
     /// Creates the token with `id` or replaces it entirely (keeping its secret). The name of
     /// an existing token cannot change.
-    pub fn put(&self, registry: &str, id: Uuid, new: NewToken) -> Result<PutOutcome, AdminError> {
+    pub async fn put(
+        &self,
+        registry: &str,
+        id: Uuid,
+        new: NewToken,
+    ) -> Result<PutOutcome, AdminError> {
         let now = self.clock.now();
-        let Some(existing) = self.get(registry, id)? else {
-            let (t, pw) = self.create(registry, Some(id), new)?;
+        let Some(existing) = self.get(registry, id).await? else {
+            let (t, pw) = self.create(registry, Some(id), new).await?;
             return Ok(PutOutcome::Created(t, pw));
         };
         if existing.name != new.name {
@@ -316,19 +321,22 @@ impl AdminService {
             ..existing
         };
         token.set_status(new.status);
-        self.update(&token)?;
+        self.update(&token).await?;
         Ok(PutOutcome::Replaced(token))
     }
 
     /// Applies a partial change.
-    pub fn patch(
+    pub async fn patch(
         &self,
         registry: &str,
         id: Uuid,
         changes: TokenChanges,
     ) -> Result<Token, AdminError> {
         let now = self.clock.now();
-        let mut token = self.get(registry, id)?.ok_or(AdminError::NotFound(id))?;
+        let mut token = self
+            .get(registry, id)
+            .await?
+            .ok_or(AdminError::NotFound(id))?;
         if let Some(status) = changes.status {
             token.set_status(status);
         }
@@ -350,7 +358,7 @@ impl AdminService {
         self.check_rule(registry, token.status, token.expiry, now, None)?;
         token.modified = now;
         token.modified_by = self.actor.to_string();
-        self.update(&token)?;
+        self.update(&token).await?;
         Ok(token)
     }
 
@@ -359,9 +367,17 @@ impl AdminService {
     /// now, sorted by name. Tokens already disabled are left alone. A token deleted meanwhile
     /// is skipped. When the store fails part-way, the tokens disabled before the failure come
     /// back with the error (so that each is still audited).
-    pub fn disable_owner(&self, registry: &str, owner: &str) -> (Vec<Token>, Option<AdminError>) {
+    pub async fn disable_owner(
+        &self,
+        registry: &str,
+        owner: &str,
+    ) -> (Vec<Token>, Option<AdminError>) {
         let now = self.clock.now();
-        let page = match self.store.list_by_owner(registry, owner, 0, usize::MAX) {
+        let page = match self
+            .store
+            .list_by_owner(registry, owner, 0, usize::MAX)
+            .await
+        {
             Ok(page) => page,
             Err(e) => return (Vec::new(), Some(e.into())),
         };
@@ -373,7 +389,7 @@ impl AdminService {
             token.set_status(Status::Disabled);
             token.modified = now;
             token.modified_by = self.actor.to_string();
-            match self.update(&token) {
+            match self.update(&token).await {
                 Ok(()) => disabled.push(self.shown(token)),
                 Err(AdminError::NotFound(_)) => {}
                 Err(e) => return (disabled, Some(e)),
@@ -384,7 +400,7 @@ impl AdminService {
 
     /// A page of the tokens `filter` selects, sorted by name (with `owner` or `violations`:
     /// reads every token of the registry, or the owner's).
-    pub fn list_filtered(
+    pub async fn list_filtered(
         &self,
         registry: &str,
         filter: &ListFilter,
@@ -393,15 +409,15 @@ impl AdminService {
     ) -> Result<Page, AdminError> {
         if filter.owner.is_none() && !filter.violations {
             return match &filter.name {
-                Some(n) => self.list_matching(registry, n, offset, limit),
-                None => self.list(registry, offset, limit),
+                Some(n) => self.list_matching(registry, n, offset, limit).await,
+                None => self.list(registry, offset, limit).await,
             };
         }
-        self.sweep(SweepTrigger::List)?;
+        self.sweep(SweepTrigger::List).await?;
         let now = self.clock.now();
         let all = match &filter.owner {
-            Some(o) => self.store.list_by_owner(registry, o, 0, usize::MAX)?,
-            None => self.store.list(registry, 0, usize::MAX)?,
+            Some(o) => self.store.list_by_owner(registry, o, 0, usize::MAX).await?,
+            None => self.store.list(registry, 0, usize::MAX).await?,
         };
         let limit_rule = self.lifetime(registry);
         let matching: Vec<Token> = all
@@ -430,9 +446,12 @@ impl AdminService {
     }
 
     /// Deletes a token (and its refresh tokens); returns it as it was.
-    pub fn delete(&self, registry: &str, id: Uuid) -> Result<Token, AdminError> {
-        let token = self.get(registry, id)?.ok_or(AdminError::NotFound(id))?;
-        if self.store.delete(registry, id)? {
+    pub async fn delete(&self, registry: &str, id: Uuid) -> Result<Token, AdminError> {
+        let token = self
+            .get(registry, id)
+            .await?
+            .ok_or(AdminError::NotFound(id))?;
+        if self.store.delete(registry, id).await? {
             Ok(token)
         } else {
             Err(AdminError::NotFound(id))
@@ -441,8 +460,8 @@ impl AdminService {
 
     /// Writes a changed token. A token deleted since it was read (a DELETE racing this PUT,
     /// PATCH or rotation) is not found, as if the DELETE had come first.
-    fn update(&self, token: &Token) -> Result<(), AdminError> {
-        self.store.update(token).map_err(|e| match e {
+    async fn update(&self, token: &Token) -> Result<(), AdminError> {
+        self.store.update(token).await.map_err(|e| match e {
             StoreError::NotFound => AdminError::NotFound(token.id),
             e => AdminError::from(e),
         })
@@ -452,7 +471,7 @@ impl AdminService {
     /// `registries`), refresh tokens, and tokens that expire within `within` from now and have
     /// not expired yet. Reads the per-registry counts, the expiry index and the refresh tokens'
     /// keys; never decodes every token.
-    pub fn store_stats(
+    pub async fn store_stats(
         &self,
         registries: &[String],
         within: TimeDelta,
@@ -460,9 +479,9 @@ impl AdminService {
         let now = self.clock.now();
         let mut tokens = Vec::with_capacity(registries.len());
         let mut expiring = Vec::with_capacity(registries.len());
-        let soon = self.store.expiring(now + within)?;
+        let soon = self.store.expiring(now + within).await?;
         for r in registries {
-            tokens.push((r.clone(), self.store.list(r, 0, 0)?.total as u64));
+            tokens.push((r.clone(), self.store.list(r, 0, 0).await?.total as u64));
             let n = soon
                 .iter()
                 .filter(|t| &t.registry == r && !t.is_expired(now))
@@ -472,26 +491,32 @@ impl AdminService {
         Ok(crate::metrics::StoreStats {
             tokens,
             expiring,
-            refresh_tokens: self.store.refresh_count()? as u64,
+            refresh_tokens: self.store.refresh_count().await? as u64,
         })
     }
 
     /// The token, unless it does not exist or has expired while expired means deleted
     /// (swept or not).
-    pub fn get(&self, registry: &str, id: Uuid) -> Result<Option<Token>, AdminError> {
+    pub async fn get(&self, registry: &str, id: Uuid) -> Result<Option<Token>, AdminError> {
         let now = self.clock.now();
         Ok(self
             .store
-            .get(registry, id)?
+            .get(registry, id)
+            .await?
             .filter(|t| !self.hidden(t, now))
             .map(|t| self.shown(t)))
     }
 
     /// A page of tokens sorted by name. Sweeps expired tokens first so they are never listed
     /// (when expired means deleted).
-    pub fn list(&self, registry: &str, offset: usize, limit: usize) -> Result<Page, AdminError> {
-        self.sweep(SweepTrigger::List)?;
-        let page = self.store.list(registry, offset, limit)?;
+    pub async fn list(
+        &self,
+        registry: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Page, AdminError> {
+        self.sweep(SweepTrigger::List).await?;
+        let page = self.store.list(registry, offset, limit).await?;
         Ok(Page {
             items: page.items.into_iter().map(|t| self.shown(t)).collect(),
             total: page.total,
@@ -499,15 +524,18 @@ impl AdminService {
     }
 
     /// Like [`AdminService::list`], only the tokens whose name contains `needle`.
-    pub fn list_matching(
+    pub async fn list_matching(
         &self,
         registry: &str,
         needle: &str,
         offset: usize,
         limit: usize,
     ) -> Result<Page, AdminError> {
-        self.sweep(SweepTrigger::List)?;
-        let page = self.store.list_matching(registry, needle, offset, limit)?;
+        self.sweep(SweepTrigger::List).await?;
+        let page = self
+            .store
+            .list_matching(registry, needle, offset, limit)
+            .await?;
         Ok(Page {
             items: page.items.into_iter().map(|t| self.shown(t)).collect(),
             total: page.total,
@@ -517,7 +545,7 @@ impl AdminService {
     /// A page of the tokens of `registry` whose expiry is within `within` from now (and whose
     /// name contains `needle`, if given), sorted by name; with `on_expiry = "disable"` the
     /// already expired ones too. Reads the expiry index, not every token.
-    pub fn list_expiring(
+    pub async fn list_expiring(
         &self,
         registry: &str,
         within: TimeDelta,
@@ -531,7 +559,8 @@ impl AdminService {
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut all: Vec<Token> = self
             .store
-            .expiring(until)?
+            .expiring(until)
+            .await?
             .into_iter()
             .filter(|t| t.registry == registry && !self.hidden(t, now))
             .filter(|t| needle.is_none_or(|n| t.name.as_str().contains(n)))
@@ -549,27 +578,28 @@ impl AdminService {
 
     /// Tokens of every registry that expire within `within` from now and have not expired yet,
     /// soonest first (for the expiry warnings).
-    pub fn expiring_soon(&self, within: TimeDelta) -> Result<Vec<Token>, AdminError> {
+    pub async fn expiring_soon(&self, within: TimeDelta) -> Result<Vec<Token>, AdminError> {
         let now = self.clock.now();
         Ok(self
             .store
-            .expiring(now + within)?
+            .expiring(now + within)
+            .await?
             .into_iter()
             .filter(|t| !t.is_expired(now))
             .collect())
     }
 
     /// Whether the store can serve requests now (`/ready`).
-    pub fn ready(&self) -> Result<(), StoreError> {
-        self.store.ready()
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.store.ready().await
     }
 
     /// Deletes expired tokens and returns them, when expired means deleted; otherwise does
     /// nothing. Logs one line per deleted token (`expired token deleted`, with `by=` the
     /// trigger), whichever sweep deleted it, so the log accounts for every expiry.
-    pub fn sweep(&self, by: SweepTrigger) -> Result<Vec<Token>, AdminError> {
+    pub async fn sweep(&self, by: SweepTrigger) -> Result<Vec<Token>, AdminError> {
         let deleted = match self.on_expiry {
-            OnExpiry::Delete => self.store.delete_expired(self.clock.now())?,
+            OnExpiry::Delete => self.store.delete_expired(self.clock.now()).await?,
             OnExpiry::Disable => Vec::new(),
         };
         for t in &deleted {
@@ -583,14 +613,17 @@ impl AdminService {
     /// positive `grace` (at most 7 days) the old password keeps working until now + `grace`;
     /// a password from an earlier rotation stops at once. Refresh tokens stay valid. Returns
     /// the token with the new password (shown once).
-    pub fn rotate(
+    pub async fn rotate(
         &self,
         registry: &str,
         id: Uuid,
         grace: TimeDelta,
     ) -> Result<(Token, String), AdminError> {
         let now = self.clock.now();
-        let mut token = self.get(registry, id)?.ok_or(AdminError::NotFound(id))?;
+        let mut token = self
+            .get(registry, id)
+            .await?
+            .ok_or(AdminError::NotFound(id))?;
         let password = try_new_secret(PASSWORD_PREFIX).map_err(|_| AdminError::Internal {
             context: "no system randomness for a password",
             source: None,
@@ -598,7 +631,7 @@ impl AdminService {
         token.rotate(SecretHash::of(&password), grace, now)?;
         token.modified = now;
         token.modified_by = self.actor.to_string();
-        self.update(&token)?;
+        self.update(&token).await?;
         Ok((token, password))
     }
 }
@@ -615,8 +648,9 @@ fn check_new(new: &NewToken, now: DateTime<Utc>) -> Result<(), ValidationError> 
 mod tests {
     use super::*;
     use crate::domain::{GrantKind, LastUse};
-    use crate::store::tests::{expiring, t0, token};
-    use crate::store::{MemoryStore, Page};
+    use crate::store::conformance::expiring;
+    use crate::store::MemoryStore;
+    use crate::testing::{t0, token, Fault, FaultStore, Method};
 
     fn service(on_expiry: OnExpiry) -> (AdminService, Arc<MemoryStore>, Clock) {
         let store = Arc::new(MemoryStore::new());
@@ -625,13 +659,16 @@ mod tests {
         (admin, store, clock)
     }
 
-    #[test]
-    fn rotate_keeps_everything_but_the_secret() {
+    #[tokio::test]
+    async fn rotate_keeps_everything_but_the_secret() {
         let (admin, store, clock) = service(OnExpiry::Delete);
         let t = expiring("default", "ci-bot", t0() + TimeDelta::days(30));
-        store.create(&t).unwrap();
+        store.create(&t).await.unwrap();
         clock.advance(TimeDelta::minutes(1));
-        let (rotated, password) = admin.rotate("default", t.id, TimeDelta::hours(1)).unwrap();
+        let (rotated, password) = admin
+            .rotate("default", t.id, TimeDelta::hours(1))
+            .await
+            .unwrap();
         assert!(password.starts_with("rga_"));
         assert_eq!(rotated.secret_hash, SecretHash::of(&password));
         assert_eq!(
@@ -649,59 +686,70 @@ mod tests {
             (t.id, &t.name, t.status, t.expiry, &t.scopes)
         );
         assert_eq!(rotated.modified, clock.now());
-        assert_eq!(store.get("default", t.id).unwrap(), Some(rotated.clone()));
+        assert_eq!(
+            store.get("default", t.id).await.unwrap(),
+            Some(rotated.clone())
+        );
         assert!(rotated.secret_matches(&t.secret_hash, clock.now()));
 
         let e = admin
             .rotate("default", t.id, TimeDelta::days(8))
+            .await
             .unwrap_err();
         assert!(
             matches!(&e, AdminError::Invalid(v) if v.field == "gracePeriodSeconds"),
             "{e:?}"
         );
         assert_eq!(
-            store.get("default", t.id).unwrap(),
+            store.get("default", t.id).await.unwrap(),
             Some(rotated),
             "unchanged"
         );
         assert!(matches!(
-            admin.rotate("default", Uuid::new_v4(), TimeDelta::zero()),
+            admin
+                .rotate("default", Uuid::new_v4(), TimeDelta::zero())
+                .await,
             Err(AdminError::NotFound(_))
         ));
         assert!(matches!(
-            admin.rotate("staging", t.id, TimeDelta::zero()),
+            admin.rotate("staging", t.id, TimeDelta::zero()).await,
             Err(AdminError::NotFound(_))
         ));
     }
 
-    #[test]
-    fn expired_means_deleted_by_default_and_visible_when_disabled() {
+    #[tokio::test]
+    async fn expired_means_deleted_by_default_and_visible_when_disabled() {
         for on_expiry in [OnExpiry::Delete, OnExpiry::Disable] {
             let (admin, store, clock) = service(on_expiry);
             let t = expiring("default", "brief", t0() + TimeDelta::hours(2));
-            store.create(&t).unwrap();
+            store.create(&t).await.unwrap();
             clock.advance(TimeDelta::hours(2));
             let kept = on_expiry == OnExpiry::Disable;
-            assert_eq!(admin.get("default", t.id).unwrap().is_some(), kept);
+            assert_eq!(admin.get("default", t.id).await.unwrap().is_some(), kept);
             assert_eq!(
-                admin.list("default", 0, 10).unwrap().total,
+                admin.list("default", 0, 10).await.unwrap().total,
                 usize::from(kept)
             );
-            assert_eq!(store.get("default", t.id).unwrap().is_some(), kept, "swept");
+            assert_eq!(
+                store.get("default", t.id).await.unwrap().is_some(),
+                kept,
+                "swept"
+            );
             if kept {
                 // Revived by a later expiry.
                 let changes = TokenChanges {
                     expiry: Patch::Value(clock.now() + TimeDelta::days(1)),
                     ..TokenChanges::default()
                 };
-                let t = admin.patch("default", t.id, changes).unwrap();
+                let t = admin.patch("default", t.id, changes).await.unwrap();
                 assert!(t.is_usable(clock.now()));
             }
         }
     }
 
-    /// Captures what `f` logs on this thread, as `serve`'s text format writes it.
-    fn logged(f: impl FnOnce()) -> String {
+    /// Captures what `f` logs, as `serve`'s text format writes it.
+    async fn logged(f: impl std::future::Future<Output = ()>) -> String {
+        use tracing::instrument::WithSubscriber as _;
         use tracing_subscriber::layer::SubscriberExt as _;
         #[derive(Clone, Default)]
         struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
@@ -721,24 +769,26 @@ mod tests {
             false,
             move || sink.clone(),
         ));
-        tracing::subscriber::with_default(subscriber, f);
+        f.with_subscriber(subscriber).await;
         let bytes = buf.0.lock().unwrap().clone();
         String::from_utf8(bytes).unwrap()
     }
 
     /// Every expired token deleted is one log line, whichever sweep deleted it: the periodic
     /// sweeper or the one a token list runs first.
-    #[test]
-    fn every_sweep_logs_each_token_it_deletes() {
+    #[tokio::test]
+    async fn every_sweep_logs_each_token_it_deletes() {
         let (admin, store, clock) = service(OnExpiry::Delete);
         let a = expiring("default", "brief-a", t0() + TimeDelta::hours(2));
         let b = expiring("default", "brief-b", t0() + TimeDelta::hours(3));
         let lasting = expiring("default", "lasting", t0() + TimeDelta::days(3));
         for t in [&a, &b, &lasting] {
-            store.create(t).unwrap();
+            store.create(t).await.unwrap();
         }
         clock.advance(TimeDelta::hours(2));
-        let by_list = logged(|| assert_eq!(admin.list("default", 0, 10).unwrap().total, 2));
+        let by_list =
+            logged(async { assert_eq!(admin.list("default", 0, 10).await.unwrap().total, 2) })
+                .await;
         let lines: Vec<&str> = by_list.lines().collect();
         assert_eq!(lines.len(), 1, "{by_list}");
         assert!(
@@ -750,10 +800,11 @@ mod tests {
             "{by_list}"
         );
         clock.advance(TimeDelta::hours(1));
-        let by_timer = logged(|| {
-            let deleted = admin.sweep(SweepTrigger::Timer).unwrap();
+        let by_timer = logged(async {
+            let deleted = admin.sweep(SweepTrigger::Timer).await.unwrap();
             assert_eq!(deleted.len(), 1);
-        });
+        })
+        .await;
         let lines: Vec<&str> = by_timer.lines().collect();
         assert_eq!(lines.len(), 1, "{by_timer}");
         assert!(
@@ -762,13 +813,13 @@ mod tests {
         );
         // Nothing expired: nothing deleted, nothing logged.
         assert_eq!(
-            logged(|| drop(admin.sweep(SweepTrigger::Timer).unwrap())),
+            logged(async { drop(admin.sweep(SweepTrigger::Timer).await.unwrap()) }).await,
             ""
         );
     }
 
-    #[test]
-    fn list_expiring_filters_by_registry_and_window() {
+    #[tokio::test]
+    async fn list_expiring_filters_by_registry_and_window() {
         for on_expiry in [OnExpiry::Delete, OnExpiry::Disable] {
             let (admin, store, _) = service(on_expiry);
             for t in [
@@ -779,10 +830,11 @@ mod tests {
                 expiring("staging", "elsewhere", t0() + TimeDelta::days(1)),
                 token("default", "never"),
             ] {
-                store.create(&t).unwrap();
+                store.create(&t).await.unwrap();
             }
             let page = admin
                 .list_expiring("default", TimeDelta::days(7), None, 0, 10)
+                .await
                 .unwrap();
             let names: Vec<&str> = page.items.iter().map(|t| t.name.as_str()).collect();
             if on_expiry == OnExpiry::Disable {
@@ -793,72 +845,11 @@ mod tests {
             assert_eq!(page.total, names.len());
             let paged = admin
                 .list_expiring("default", TimeDelta::days(7), None, 1, 1)
+                .await
                 .unwrap();
             assert_eq!(paged.items.len(), 1);
             assert_eq!(paged.items[0].name, page.items[1].name);
             assert_eq!(paged.total, page.total);
-        }
-    }
-
-    /// A memory store whose `update` fails from the `fail_from`-th call on.
-    struct FailingUpdates {
-        inner: MemoryStore,
-        updates: std::sync::atomic::AtomicUsize,
-        fail_from: usize,
-    }
-
-    impl Store for FailingUpdates {
-        fn find_by_name(&self, r: &str, n: &str) -> Result<Option<Arc<Token>>, StoreError> {
-            self.inner.find_by_name(r, n)
-        }
-        fn get(&self, r: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
-            self.inner.get(r, id)
-        }
-        fn list(&self, r: &str, offset: usize, limit: usize) -> Result<Page, StoreError> {
-            self.inner.list(r, offset, limit)
-        }
-        fn create(&self, t: &Token) -> Result<(), StoreError> {
-            self.inner.create(t)
-        }
-        fn update(&self, t: &Token) -> Result<(), StoreError> {
-            let n = self
-                .updates
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if n >= self.fail_from {
-                return Err(StoreError::message("disk on fire"));
-            }
-            self.inner.update(t)
-        }
-        fn delete(&self, r: &str, id: Uuid) -> Result<bool, StoreError> {
-            self.inner.delete(r, id)
-        }
-        fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
-            self.inner.delete_expired(now)
-        }
-        fn add_refresh(
-            &self,
-            g: &crate::store::RefreshGrant,
-            cap: usize,
-        ) -> Result<(), StoreError> {
-            self.inner.add_refresh(g, cap)
-        }
-        fn find_refresh(
-            &self,
-            h: &SecretHash,
-        ) -> Result<Option<crate::store::RefreshGrant>, StoreError> {
-            self.inner.find_refresh(h)
-        }
-        fn count(&self) -> Result<usize, StoreError> {
-            self.inner.count()
-        }
-        fn refresh_count(&self) -> Result<usize, StoreError> {
-            self.inner.refresh_count()
-        }
-        fn record_uses(&self, uses: &[crate::store::TokenUse]) -> Result<usize, StoreError> {
-            self.inner.record_uses(uses)
-        }
-        fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
-            self.inner.expiring(until)
         }
     }
 
@@ -871,8 +862,8 @@ mod tests {
 
     /// Offboarding disables the owner's enabled tokens only, ends a grace period, and when
     /// the store fails part-way returns what it disabled before the failure with the error.
-    #[test]
-    fn disable_owner_skips_disabled_tokens_and_reports_partial_work() {
+    #[tokio::test]
+    async fn disable_owner_skips_disabled_tokens_and_reports_partial_work() {
         let (admin, store, clock) = service(OnExpiry::Delete);
         let mut rotated = owned("a-rotated", "al");
         rotated.previous = Some(crate::domain::PreviousSecret {
@@ -889,54 +880,63 @@ mod tests {
             &owned("c-plain", "al"),
             &owned("other", "bo"),
         ] {
-            store.create(t).unwrap();
+            store.create(t).await.unwrap();
         }
         clock.advance(TimeDelta::minutes(1));
-        let (done, err) = admin.disable_owner("default", "al");
+        let (done, err) = admin.disable_owner("default", "al").await;
         assert!(err.is_none());
         let names: Vec<&str> = done.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["a-rotated", "c-plain"]);
-        let a = store.get("default", rotated.id).unwrap().unwrap();
+        let a = store.get("default", rotated.id).await.unwrap().unwrap();
         assert_eq!(
             (a.status, a.previous, a.modified),
             (Status::Disabled, None, clock.now())
         );
         assert_eq!(
-            store.get("default", already.id).unwrap().unwrap().modified,
+            store
+                .get("default", already.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .modified,
             t0(),
             "left alone"
         );
         assert_eq!(
             store
                 .find_by_name("default", "other")
+                .await
                 .unwrap()
                 .unwrap()
                 .status,
             Status::Enabled
         );
 
-        let failing = Arc::new(FailingUpdates {
-            inner: MemoryStore::new(),
-            updates: Default::default(),
-            fail_from: 1,
+        let failing = Arc::new(FaultStore::default());
+        failing.on(Method::Update, |n| {
+            if n >= 1 {
+                Fault::Fail(StoreError::message("disk on fire"))
+            } else {
+                Fault::Pass
+            }
         });
         for t in [owned("one", "al"), owned("two", "al"), owned("three", "al")] {
-            failing.create(&t).unwrap();
+            failing.create(&t).await.unwrap();
         }
         let admin = AdminService::new(failing.clone(), Clock::manual(t0()));
-        let (done, err) = admin.disable_owner("default", "al");
+        let (done, err) = admin.disable_owner("default", "al").await;
         assert_eq!(done.len(), 1, "the first (by name) was disabled");
         assert_eq!(done[0].name.as_str(), "one");
         assert!(matches!(err, Some(AdminError::Store(_))), "{err:?}");
     }
 
-    #[test]
-    fn reads_show_last_uses_not_yet_written() {
+    #[tokio::test]
+    async fn reads_show_last_uses_not_yet_written() {
         let (admin, store, _) = service(OnExpiry::Delete);
         let usage = Arc::new(UsageRecorder::new(store.clone()));
         let admin = admin.with_usage(usage.clone());
         let t = Arc::new(token("default", "ci-bot"));
-        store.create(&t).unwrap();
+        store.create(&t).await.unwrap();
         let used = LastUse {
             at: t0(),
             client: None,
@@ -944,13 +944,16 @@ mod tests {
         };
         usage.record(&t, used);
         assert_eq!(
-            admin.get("default", t.id).unwrap().unwrap().last_used,
+            admin.get("default", t.id).await.unwrap().unwrap().last_used,
             Some(used)
         );
         assert_eq!(
-            admin.list("default", 0, 1).unwrap().items[0].last_used,
+            admin.list("default", 0, 1).await.unwrap().items[0].last_used,
             Some(used)
         );
-        assert_eq!(store.get("default", t.id).unwrap().unwrap().last_used, None);
+        assert_eq!(
+            store.get("default", t.id).await.unwrap().unwrap().last_used,
+            None
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Named admins over the store: authenticate an `rgadm_` secret (one hash, one lookup in a
-//! cache of the admins, a constant-time compare), list, create, rotate and delete. Writes are
-//! blocking (sled fsyncs): call them from a blocking thread.
+//! cache of the admins, a constant-time compare), list, create, rotate and delete. Async, as
+//! the store is.
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -68,7 +68,7 @@ impl AdminsService {
         }
     }
 
-    fn by_hash(&self) -> Result<Arc<ByHash>, StoreError> {
+    async fn by_hash(&self) -> Result<Arc<ByHash>, StoreError> {
         // Read before loading: a change noticed during the load makes the next call reload.
         let generation = self.store.admins_generation();
         if let (Some(g), Ok(c)) = (generation, self.cache.read()) {
@@ -80,7 +80,8 @@ impl AdminsService {
         }
         let map: Arc<ByHash> = Arc::new(
             self.store
-                .admins()?
+                .admins()
+                .await?
                 .into_iter()
                 .map(|a| (a.secret_hash.0, a))
                 .collect(),
@@ -93,12 +94,12 @@ impl AdminsService {
 
     /// The admin whose secret this is, if any. Secrets without the `rgadm_` prefix are not
     /// looked up at all.
-    pub fn authenticate(&self, secret: &str) -> Result<Option<Principal>, StoreError> {
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<Principal>, StoreError> {
         if !secret.starts_with(ADMIN_SECRET_PREFIX) {
             return Ok(None);
         }
         let hash = SecretHash::of(secret);
-        let map = self.by_hash()?;
+        let map = self.by_hash().await?;
         Ok(map
             .get(&hash.0)
             .filter(|a| a.secret_hash.ct_eq(&hash))
@@ -106,12 +107,12 @@ impl AdminsService {
     }
 
     /// Every named admin, sorted by name.
-    pub fn list(&self) -> Result<Vec<Admin>, AdminsError> {
-        self.store.admins().map_err(AdminsError::Store)
+    pub async fn list(&self) -> Result<Vec<Admin>, AdminsError> {
+        self.store.admins().await.map_err(AdminsError::Store)
     }
 
     /// Creates an admin; returns it with its secret, shown this once.
-    pub fn create(&self, new: NewAdmin, by: &str) -> Result<(Admin, String), AdminsError> {
+    pub async fn create(&self, new: NewAdmin, by: &str) -> Result<(Admin, String), AdminsError> {
         let name = parse_admin_name(&new.name)?;
         let secret = new_admin_secret().map_err(|_| AdminsError::Random)?;
         let mut registries = new.registries;
@@ -126,7 +127,7 @@ impl AdminsService {
             created_by: by.to_string(),
             rotated: None,
         };
-        let result = self.store.put_admin(&admin, false);
+        let result = self.store.put_admin(&admin, false).await;
         self.invalidate();
         result.map_err(|e| match e {
             StoreError::NameTaken(n) => AdminsError::Conflict(n),
@@ -136,16 +137,17 @@ impl AdminsService {
     }
 
     /// Gives an admin a new secret; the old one stops working at once.
-    pub fn rotate(&self, name: &str) -> Result<(Admin, String), AdminsError> {
+    pub async fn rotate(&self, name: &str) -> Result<(Admin, String), AdminsError> {
         let mut admin = self
-            .list()?
+            .list()
+            .await?
             .into_iter()
             .find(|a| a.name.as_str() == name)
             .ok_or_else(|| AdminsError::NotFound(name.to_string()))?;
         let secret = new_admin_secret().map_err(|_| AdminsError::Random)?;
         admin.secret_hash = SecretHash::of(&secret);
         admin.rotated = Some(self.clock.now());
-        let result = self.store.put_admin(&admin, true);
+        let result = self.store.put_admin(&admin, true).await;
         self.invalidate();
         result.map_err(|e| match e {
             StoreError::NotFound => AdminsError::NotFound(name.to_string()),
@@ -155,8 +157,8 @@ impl AdminsService {
     }
 
     /// Deletes an admin; its secret stops working at once.
-    pub fn delete(&self, name: &str) -> Result<(), AdminsError> {
-        let result = self.store.delete_admin(name);
+    pub async fn delete(&self, name: &str) -> Result<(), AdminsError> {
+        let result = self.store.delete_admin(name).await;
         self.invalidate();
         match result {
             Ok(true) => Ok(()),
@@ -175,29 +177,46 @@ mod tests {
         AdminsService::new(Arc::new(MemoryStore::new()), Clock::system())
     }
 
-    #[test]
-    fn create_authenticate_rotate_delete() {
+    #[tokio::test]
+    async fn create_authenticate_rotate_delete() {
         let s = service();
         let new = NewAdmin {
             name: "alice".into(),
             role: Role::Editor,
             registries: vec!["dev".into(), "dev".into()],
         };
-        let (admin, secret) = s.create(new.clone(), "bootstrap").unwrap();
+        let (admin, secret) = s.create(new.clone(), "bootstrap").await.unwrap();
         assert_eq!(admin.registries, vec!["dev".to_string()]);
         assert!(secret.starts_with("rgadm_"));
-        let who = s.authenticate(&secret).unwrap().unwrap();
+        let who = s.authenticate(&secret).await.unwrap().unwrap();
         assert_eq!((who.name.as_str(), who.role), ("alice", Role::Editor));
-        assert!(matches!(s.create(new, "x"), Err(AdminsError::Conflict(_))));
-        assert_eq!(s.authenticate("rgadm_wrong").unwrap(), None);
-        assert_eq!(s.authenticate("admin-token").unwrap(), None);
+        assert!(matches!(
+            s.create(new, "x").await,
+            Err(AdminsError::Conflict(_))
+        ));
+        assert_eq!(s.authenticate("rgadm_wrong").await.unwrap(), None);
+        assert_eq!(s.authenticate("admin-token").await.unwrap(), None);
 
-        let (_, fresh) = s.rotate("alice").unwrap();
-        assert_eq!(s.authenticate(&secret).unwrap(), None, "old secret ends");
-        assert!(s.authenticate(&fresh).unwrap().is_some());
-        s.delete("alice").unwrap();
-        assert_eq!(s.authenticate(&fresh).unwrap(), None, "deleted admin ends");
-        assert!(matches!(s.delete("alice"), Err(AdminsError::NotFound(_))));
-        assert!(matches!(s.rotate("alice"), Err(AdminsError::NotFound(_))));
+        let (_, fresh) = s.rotate("alice").await.unwrap();
+        assert_eq!(
+            s.authenticate(&secret).await.unwrap(),
+            None,
+            "old secret ends"
+        );
+        assert!(s.authenticate(&fresh).await.unwrap().is_some());
+        s.delete("alice").await.unwrap();
+        assert_eq!(
+            s.authenticate(&fresh).await.unwrap(),
+            None,
+            "deleted admin ends"
+        );
+        assert!(matches!(
+            s.delete("alice").await,
+            Err(AdminsError::NotFound(_))
+        ));
+        assert!(matches!(
+            s.rotate("alice").await,
+            Err(AdminsError::NotFound(_))
+        ));
     }
 }

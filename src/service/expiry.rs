@@ -52,16 +52,10 @@ pub async fn run_warner(admin: AdminService, every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        let a = admin.clone();
-        let expiring = match tokio::task::spawn_blocking(move || a.expiring_soon(WARN_WITHIN)).await
-        {
-            Ok(Ok(tokens)) => tokens,
-            Ok(Err(e)) => {
-                warn!(error = %Chain(&e), "expiry check failed");
-                continue;
-            }
+        let expiring = match admin.expiring_soon(WARN_WITHIN).await {
+            Ok(tokens) => tokens,
             Err(e) => {
-                warn!(error = %e, "expiry check task failed");
+                warn!(error = %Chain(&e), "expiry check failed");
                 continue;
             }
         };
@@ -79,10 +73,10 @@ pub async fn run_warner(admin: AdminService, every: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{expiring, t0};
+    use crate::store::conformance::{expiring, t0};
 
-    #[test]
-    fn each_token_is_warned_about_once_a_day() {
+    #[tokio::test]
+    async fn each_token_is_warned_about_once_a_day() {
         let a = expiring("default", "soon-a", t0() + TimeDelta::days(3));
         let b = expiring("default", "soon-b", t0() + TimeDelta::days(6));
         let mut w = ExpiryWarnings::default();
@@ -110,8 +104,8 @@ mod tests {
         assert_eq!(names(w.due(vec![a, b], day)), ["soon-b"]);
     }
 
-    #[test]
-    fn admin_service_finds_tokens_expiring_within_a_week() {
+    #[tokio::test]
+    async fn admin_service_finds_tokens_expiring_within_a_week() {
         use crate::clock::Clock;
         use crate::store::{MemoryStore, Store};
         use std::sync::Arc;
@@ -121,10 +115,10 @@ mod tests {
             expiring("default", "in-a-month", t0() + TimeDelta::days(30)),
             expiring("default", "gone", t0() - TimeDelta::days(1)),
         ] {
-            store.create(&t).unwrap();
+            store.create(&t).await.unwrap();
         }
         let admin = AdminService::new(store, Clock::manual(t0()));
-        let soon = admin.expiring_soon(WARN_WITHIN).unwrap();
+        let soon = admin.expiring_soon(WARN_WITHIN).await.unwrap();
         assert_eq!(soon.len(), 1);
         assert_eq!(soon[0].name.as_str(), "in-a-day");
     }

@@ -103,15 +103,15 @@ impl UsageRecorder {
         self.lock().len()
     }
 
-    /// Writes every noted use to the store (blocking: the store fsyncs). On failure the uses
-    /// stay noted for the next attempt. Returns how many tokens were written.
-    pub fn flush(&self) -> Result<usize, StoreError> {
+    /// Writes every noted use to the store. On failure the uses stay noted for the next
+    /// attempt. Returns how many tokens were written.
+    pub async fn flush(&self) -> Result<usize, StoreError> {
         let taken = std::mem::take(&mut *self.lock());
         if taken.is_empty() {
             return Ok(0);
         }
         let uses: Vec<TokenUse> = taken.into_values().collect();
-        match self.store.record_uses(&uses) {
+        match self.store.record_uses(&uses).await {
             Ok(written) => Ok(written),
             Err(e) => {
                 // Put them back, unless a later use was noted meanwhile.
@@ -139,11 +139,9 @@ pub async fn run_flusher(recorder: Arc<UsageRecorder>, every: Duration) {
             _ = tick.tick() => {}
             _ = recorder.full.notified() => {}
         }
-        let r = recorder.clone();
-        match tokio::task::spawn_blocking(move || r.flush()).await {
-            Ok(Ok(written)) => debug!(tokens = written, "last uses written"),
-            Ok(Err(e)) => warn!(error = %Chain(&e), "writing last uses failed; will retry"),
-            Err(e) => warn!(error = %e, "last-use write task failed"),
+        match recorder.flush().await {
+            Ok(written) => debug!(tokens = written, "last uses written"),
+            Err(e) => warn!(error = %Chain(&e), "writing last uses failed; will retry"),
         }
     }
 }
@@ -154,8 +152,8 @@ mod tests {
 
     use super::*;
     use crate::domain::GrantKind;
-    use crate::store::tests::{t0, token};
     use crate::store::MemoryStore;
+    use crate::testing::{t0, token, Fault, FaultStore, Method};
 
     fn use_at(minutes: i64, grant: GrantKind) -> LastUse {
         LastUse {
@@ -165,13 +163,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn uses_are_coalesced_in_memory_and_written_on_flush() {
+    #[tokio::test]
+    async fn uses_are_coalesced_in_memory_and_written_on_flush() {
         let store = Arc::new(MemoryStore::new());
         let a = Arc::new(token("default", "bot-a"));
         let b = Arc::new(token("default", "bot-b"));
-        store.create(&a).unwrap();
-        store.create(&b).unwrap();
+        store.create(&a).await.unwrap();
+        store.create(&b).await.unwrap();
         let r = UsageRecorder::new(store.clone());
 
         for m in 1..=5 {
@@ -181,91 +179,47 @@ mod tests {
         r.record(&b, use_at(2, GrantKind::Refresh));
         assert_eq!(r.pending_count(), 2, "one entry per token");
         assert_eq!(r.pending(a.id), Some(use_at(5, GrantKind::Password)));
-        assert_eq!(store.get("default", a.id).unwrap().unwrap().last_used, None);
-        let shown = r.overlay(store.get("default", a.id).unwrap().unwrap());
+        assert_eq!(
+            store.get("default", a.id).await.unwrap().unwrap().last_used,
+            None
+        );
+        let shown = r.overlay(store.get("default", a.id).await.unwrap().unwrap());
         assert_eq!(shown.last_used, Some(use_at(5, GrantKind::Password)));
 
-        assert_eq!(r.flush().unwrap(), 2);
+        assert_eq!(r.flush().await.unwrap(), 2);
         assert_eq!(r.pending_count(), 0);
         assert_eq!(
-            store.get("default", a.id).unwrap().unwrap().last_used,
+            store.get("default", a.id).await.unwrap().unwrap().last_used,
             Some(use_at(5, GrantKind::Password))
         );
         assert_eq!(
-            store.get("default", b.id).unwrap().unwrap().last_used,
+            store.get("default", b.id).await.unwrap().unwrap().last_used,
             Some(use_at(2, GrantKind::Refresh))
         );
-        assert_eq!(r.flush().unwrap(), 0, "nothing new");
+        assert_eq!(r.flush().await.unwrap(), 0, "nothing new");
 
         // A token deleted before the write is skipped, not resurrected.
         r.record(&a, use_at(9, GrantKind::Password));
-        assert!(store.delete("default", a.id).unwrap());
-        assert_eq!(r.flush().unwrap(), 0);
-        assert_eq!(store.get("default", a.id).unwrap(), None);
+        assert!(store.delete("default", a.id).await.unwrap());
+        assert_eq!(r.flush().await.unwrap(), 0);
+        assert_eq!(store.get("default", a.id).await.unwrap(), None);
     }
 
-    /// A store whose writes of last uses fail.
-    struct Broken(MemoryStore);
-
-    impl Store for Broken {
-        fn find_by_name(&self, r: &str, n: &str) -> Result<Option<Arc<Token>>, StoreError> {
-            self.0.find_by_name(r, n)
-        }
-        fn get(&self, r: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
-            self.0.get(r, id)
-        }
-        fn list(&self, r: &str, o: usize, l: usize) -> Result<crate::store::Page, StoreError> {
-            self.0.list(r, o, l)
-        }
-        fn create(&self, t: &Token) -> Result<(), StoreError> {
-            self.0.create(t)
-        }
-        fn update(&self, t: &Token) -> Result<(), StoreError> {
-            self.0.update(t)
-        }
-        fn delete(&self, r: &str, id: Uuid) -> Result<bool, StoreError> {
-            self.0.delete(r, id)
-        }
-        fn delete_expired(
-            &self,
-            now: chrono::DateTime<chrono::Utc>,
-        ) -> Result<Vec<Token>, StoreError> {
-            self.0.delete_expired(now)
-        }
-        fn add_refresh(&self, g: &crate::store::RefreshGrant, c: usize) -> Result<(), StoreError> {
-            self.0.add_refresh(g, c)
-        }
-        fn find_refresh(
-            &self,
-            h: &crate::domain::SecretHash,
-        ) -> Result<Option<crate::store::RefreshGrant>, StoreError> {
-            self.0.find_refresh(h)
-        }
-        fn count(&self) -> Result<usize, StoreError> {
-            self.0.count()
-        }
-        fn refresh_count(&self) -> Result<usize, StoreError> {
-            self.0.refresh_count()
-        }
-        fn record_uses(&self, _: &[TokenUse]) -> Result<usize, StoreError> {
-            Err(StoreError::backend(
+    #[tokio::test]
+    async fn a_failed_write_keeps_the_uses_for_the_next_attempt() {
+        // A store whose writes of last uses fail.
+        let store = Arc::new(FaultStore::default());
+        store.on(Method::RecordUses, |_| {
+            Fault::Fail(StoreError::backend(
                 "writing last uses",
                 std::io::Error::other("disk full"),
             ))
-        }
-        fn expiring(&self, until: chrono::DateTime<chrono::Utc>) -> Result<Vec<Token>, StoreError> {
-            self.0.expiring(until)
-        }
-    }
-
-    #[test]
-    fn a_failed_write_keeps_the_uses_for_the_next_attempt() {
-        let store = Arc::new(Broken(MemoryStore::new()));
+        });
         let a = Arc::new(token("default", "bot-a"));
-        store.create(&a).unwrap();
+        store.create(&a).await.unwrap();
         let r = UsageRecorder::new(store);
         r.record(&a, use_at(1, GrantKind::Password));
-        assert!(r.flush().is_err());
+        assert!(r.flush().await.is_err());
         assert_eq!(r.pending(a.id), Some(use_at(1, GrantKind::Password)));
     }
 
@@ -276,7 +230,7 @@ mod tests {
             .map(|i| token("default", &format!("bot-{i}")))
             .collect();
         for t in &tokens {
-            store.create(t).unwrap();
+            store.create(t).await.unwrap();
         }
         let r = Arc::new(UsageRecorder::with_limit(store.clone(), 3));
         // An interval far longer than the test: only the early wake-up can write.
@@ -294,14 +248,12 @@ mod tests {
         let mut written = false;
         for _ in 0..200 {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            if tokens.iter().all(|t| {
-                store
-                    .get("default", t.id)
-                    .unwrap()
-                    .unwrap()
-                    .last_used
-                    .is_some()
-            }) {
+            let mut all = true;
+            for t in &tokens {
+                let stored = store.get("default", t.id).await.unwrap().unwrap();
+                all &= stored.last_used.is_some();
+            }
+            if all {
                 written = true;
                 break;
             }
@@ -318,7 +270,7 @@ mod tests {
     async fn the_flusher_writes_in_the_background() {
         let store = Arc::new(MemoryStore::new());
         let a = Arc::new(token("default", "bot-a"));
-        store.create(&a).unwrap();
+        store.create(&a).await.unwrap();
         let r = Arc::new(UsageRecorder::new(store.clone()));
         let task = tokio::spawn(run_flusher(r.clone(), Duration::from_millis(20)));
         r.record(&a, use_at(1, GrantKind::Password));
@@ -327,6 +279,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
             if store
                 .get("default", a.id)
+                .await
                 .unwrap()
                 .unwrap()
                 .last_used

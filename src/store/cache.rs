@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 
+use super::RefreshGrant;
 use crate::domain::Token;
 
 /// Memory the cached tokens may take, by [`TokenWeight`]'s estimate: about 20 000 tokens
@@ -117,12 +118,64 @@ impl TokenCache {
     }
 }
 
+/// Refresh grants by the hash of their secret, for PostgreSQL's `find_refresh` (docker's
+/// identity-token requests). Only grants that exist are cached (an unknown secret is never
+/// remembered: a spray of guesses fills nothing). Coherence is the token cache's epoch rule,
+/// but coarser: every change to any token (a notice from another replica, or this replica's
+/// own write) and every grant trimmed beyond the cap drops every cached grant, as grants are
+/// revoked by their token's disable or delete, which names the token, not its grants.
+pub struct GrantCache {
+    map: Cache<[u8; 32], Arc<RefreshGrant>>,
+    epoch: AtomicU64,
+    guard: Mutex<()>,
+}
+
+/// Grants kept by [`GrantCache::new`]'s default: about 2 MB.
+pub const DEFAULT_GRANTS: usize = 8192;
+
+impl GrantCache {
+    /// A cache of up to `capacity` grants (0: none).
+    pub fn new(capacity: usize) -> GrantCache {
+        GrantCache {
+            map: Cache::new(capacity.max(1)),
+            epoch: AtomicU64::new(0),
+            guard: Mutex::new(()),
+        }
+    }
+
+    /// The cached grant of `hash`, if any.
+    pub fn get(&self, hash: &[u8; 32]) -> Option<Arc<RefreshGrant>> {
+        self.map.get(hash)
+    }
+
+    /// To be read before a lookup that may be cached with [`GrantCache::insert_if_current`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Caches `grant`, read after [`GrantCache::epoch`] returned `epoch`, unless the cache
+    /// was cleared since.
+    pub fn insert_if_current(&self, grant: Arc<RefreshGrant>, epoch: u64) {
+        let _held = self.guard.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            self.map.insert(grant.hash.0, grant);
+        }
+    }
+
+    /// Drops every grant (and moves the epoch on, so no read that started before is cached).
+    pub fn clear(&self) {
+        let _held = self.guard.lock().unwrap_or_else(PoisonError::into_inner);
+        self.map.clear();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn token(name: &str) -> Arc<Token> {
-        Arc::new(crate::store::tests::token("default", name))
+        Arc::new(crate::testing::token("default", name))
     }
 
     #[test]

@@ -87,13 +87,14 @@ impl Inner {
     }
 }
 
+#[async_trait::async_trait]
 impl Store for MemoryStore {
-    fn admins(&self) -> Result<Vec<Admin>, StoreError> {
+    async fn admins(&self) -> Result<Vec<Admin>, StoreError> {
         let admins = self.admins.read().map_err(|_| poisoned())?;
         Ok(admins.values().cloned().collect())
     }
 
-    fn put_admin(&self, admin: &Admin, replace: bool) -> Result<(), StoreError> {
+    async fn put_admin(&self, admin: &Admin, replace: bool) -> Result<(), StoreError> {
         let mut admins = self.admins.write().map_err(|_| poisoned())?;
         let name = admin.name.to_string();
         match (admins.contains_key(&name), replace) {
@@ -105,12 +106,16 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn delete_admin(&self, name: &str) -> Result<bool, StoreError> {
+    async fn delete_admin(&self, name: &str) -> Result<bool, StoreError> {
         let mut admins = self.admins.write().map_err(|_| poisoned())?;
         Ok(admins.remove(name).is_some())
     }
 
-    fn find_by_name(&self, registry: &str, name: &str) -> Result<Option<Arc<Token>>, StoreError> {
+    async fn find_by_name(
+        &self,
+        registry: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Token>>, StoreError> {
         let inner = self.read()?;
         Ok(inner
             .tokens
@@ -118,7 +123,7 @@ impl Store for MemoryStore {
             .map(|t| Arc::new(t.clone())))
     }
 
-    fn get(&self, registry: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
+    async fn get(&self, registry: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
         let inner = self.read()?;
         Ok(inner
             .ids
@@ -128,7 +133,7 @@ impl Store for MemoryStore {
             .cloned())
     }
 
-    fn list(&self, registry: &str, offset: usize, limit: usize) -> Result<Page, StoreError> {
+    async fn list(&self, registry: &str, offset: usize, limit: usize) -> Result<Page, StoreError> {
         let inner = self.read()?;
         let all = inner
             .tokens
@@ -143,7 +148,7 @@ impl Store for MemoryStore {
         Ok(Page { items, total })
     }
 
-    fn list_matching(
+    async fn list_matching(
         &self,
         registry: &str,
         needle: &str,
@@ -165,7 +170,7 @@ impl Store for MemoryStore {
         Ok(Page { items, total })
     }
 
-    fn create(&self, token: &Token) -> Result<(), StoreError> {
+    async fn create(&self, token: &Token) -> Result<(), StoreError> {
         check_registry(&token.registry)?;
         let mut inner = self.write()?;
         let key = (token.registry.clone(), token.name.as_str().to_string());
@@ -183,7 +188,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn update(&self, token: &Token) -> Result<(), StoreError> {
+    async fn update(&self, token: &Token) -> Result<(), StoreError> {
         let mut inner = self.write()?;
         let old_key = match inner.ids.get(&token.id) {
             Some(key) if key.0 == token.registry => key.clone(),
@@ -213,7 +218,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn delete(&self, registry: &str, id: Uuid) -> Result<bool, StoreError> {
+    async fn delete(&self, registry: &str, id: Uuid) -> Result<bool, StoreError> {
         let mut inner = self.write()?;
         let key = match inner.ids.get(&id) {
             Some(key) if key.0 == registry => key.clone(),
@@ -222,7 +227,7 @@ impl Store for MemoryStore {
         Ok(inner.remove_token(&key).is_some())
     }
 
-    fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+    async fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
         let mut inner = self.write()?;
         let due: Vec<Uuid> = inner
             .expiry
@@ -238,7 +243,11 @@ impl Store for MemoryStore {
         Ok(deleted)
     }
 
-    fn add_refresh(&self, grant: &RefreshGrant, cap_per_token: usize) -> Result<(), StoreError> {
+    async fn add_refresh(
+        &self,
+        grant: &RefreshGrant,
+        cap_per_token: usize,
+    ) -> Result<(), StoreError> {
         let mut inner = self.write()?;
         let key = (grant.registry.clone(), grant.token_name.clone());
         if inner.ids.get(&grant.token_id) != Some(&key) {
@@ -261,19 +270,19 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn find_refresh(&self, hash: &SecretHash) -> Result<Option<RefreshGrant>, StoreError> {
+    async fn find_refresh(&self, hash: &SecretHash) -> Result<Option<RefreshGrant>, StoreError> {
         Ok(self.read()?.refresh.get(&hash.0).cloned())
     }
 
-    fn count(&self) -> Result<usize, StoreError> {
+    async fn count(&self) -> Result<usize, StoreError> {
         Ok(self.read()?.tokens.len())
     }
 
-    fn refresh_count(&self) -> Result<usize, StoreError> {
+    async fn refresh_count(&self) -> Result<usize, StoreError> {
         Ok(self.read()?.refresh.len())
     }
 
-    fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
+    async fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
         let mut inner = self.write()?;
         let mut written = 0;
         for u in uses {
@@ -290,7 +299,7 @@ impl Store for MemoryStore {
         Ok(written)
     }
 
-    fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+    async fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
         let inner = self.read()?;
         Ok(inner
             .expiry

@@ -10,6 +10,7 @@
 use uuid::Uuid;
 
 use super::{PgStore, SledStore, StoreError};
+use crate::domain::Token;
 
 /// Tokens copied per transaction.
 const BATCH: usize = 1000;
@@ -28,23 +29,35 @@ pub struct Report {
 }
 
 /// Copies `from` into `to`, then checks that `to` holds every token and grant of `from`.
-pub fn copy(from: &SledStore, to: &PgStore) -> Result<Report, StoreError> {
+/// sled is read a batch at a time on a blocking thread while PostgreSQL takes the one before.
+pub async fn copy(from: &SledStore, to: &PgStore) -> Result<Report, StoreError> {
+    let (batches, mut incoming) = tokio::sync::mpsc::channel::<Vec<Token>>(1);
+    let reader = from.clone();
+    let reading = tokio::task::spawn_blocking(move || {
+        reader.for_each_token_batch(BATCH, |batch| {
+            batches
+                .blocking_send(batch)
+                .map_err(|_| StoreError::message("the copy into PostgreSQL stopped"))
+        })
+    });
     let mut tokens_copied = 0;
     let mut present = 0;
-    let tokens = from.for_each_token_batch(BATCH, |batch| {
-        let (copied, _) = to.import(&batch, &[])?;
+    while let Some(batch) = incoming.recv().await {
+        let (copied, _) = to.import(&batch, &[]).await?;
         tokens_copied += copied;
         let ids: Vec<Uuid> = batch.iter().map(|t| t.id).collect();
-        present += to.count_present(&ids, &[])?.0;
-        Ok(())
-    })?;
+        present += to.count_present(&ids, &[]).await?.0;
+    }
+    let tokens = reading
+        .await
+        .map_err(|e| StoreError::backend("reading the sled store failed", e))??;
     let grants = from.all_grants()?;
     let mut grants_copied = 0;
     let mut grants_present = 0;
     for chunk in grants.chunks(BATCH) {
-        grants_copied += to.import(&[], chunk)?.1;
+        grants_copied += to.import(&[], chunk).await?.1;
         let hashes: Vec<Vec<u8>> = chunk.iter().map(|g| g.hash.0.to_vec()).collect();
-        grants_present += to.count_present(&[], &hashes)?.1;
+        grants_present += to.count_present(&[], &hashes).await?.1;
     }
     if present != tokens || grants_present != grants.len() {
         return Err(StoreError::message(format!(

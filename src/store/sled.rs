@@ -70,8 +70,15 @@ const ID_LEN: usize = 16;
 const MILLIS_LEN: usize = 8;
 const HASH_LEN: usize = 32;
 
-/// Tokens and refresh grants in a sled database.
+/// Tokens and refresh grants in a sled database. Cheap to clone (one `Arc`): a write moves a
+/// clone onto a blocking thread.
+#[derive(Clone)]
 pub struct SledStore {
+    engine: Arc<Engine>,
+}
+
+/// The trees, the grant lock and the token cache; its methods are the synchronous store.
+struct Engine {
     db: sled::Db,
     tokens: Tree,
     ids: Tree,
@@ -112,7 +119,7 @@ impl SledStore {
             .open()
             .map_err(|e| open_error(dir, e))?;
         let tree = |name: &str| db.open_tree(name).map_err(backend);
-        Ok(SledStore {
+        let engine = Engine {
             tokens: tree("tokens")?,
             ids: tree("ids")?,
             expiry: tree("expiry")?,
@@ -123,9 +130,54 @@ impl SledStore {
             grant_lock: Mutex::new(()),
             hot: TokenCache::new(token_cache_bytes),
             db,
+        };
+        Ok(SledStore {
+            engine: Arc::new(engine),
         })
     }
 
+    /// Makes every write so far durable. Each [`Store`] write calls it before returning; bulk
+    /// loads that use [`SledStore::create_unflushed`] call it once per batch.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.engine.flush()
+    }
+
+    /// [`Store::create`] without the flush: the same checks and the same transaction, visible at
+    /// once but durable only after the next [`SledStore::flush`]. For bulk seeding (the load
+    /// benchmark's `regauth-seed`), where a flush per token would be a million fsyncs; the
+    /// server never calls it.
+    pub fn create_unflushed(&self, token: &Token) -> Result<(), StoreError> {
+        self.engine.create_unflushed(token)
+    }
+
+    /// Hands every token to `f`, in batches of at most `batch`, in key order; returns how many
+    /// there were. For `regauth store migrate` (a stopped server's store).
+    pub fn for_each_token_batch(
+        &self,
+        batch: usize,
+        f: impl FnMut(Vec<Token>) -> Result<(), StoreError>,
+    ) -> Result<usize, StoreError> {
+        self.engine.for_each_token_batch(batch, f)
+    }
+
+    /// Every refresh grant (for `regauth store migrate`).
+    pub fn all_grants(&self) -> Result<Vec<RefreshGrant>, StoreError> {
+        self.engine.all_grants()
+    }
+
+    /// Runs the write `f` on the engine on a blocking thread: it commits and fsyncs.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || f(&engine))
+            .await
+            .map_err(|e| StoreError::backend("a sled write task failed", e))?
+    }
+}
+
+impl Engine {
     /// Makes every write so far durable. Each [`Store`] write calls it before returning; bulk
     /// loads that use [`SledStore::create_unflushed`] call it once per batch.
     pub fn flush(&self) -> Result<(), StoreError> {
@@ -220,7 +272,105 @@ impl SledStore {
     }
 }
 
+/// Reads run inline: a cache hit or a sled lookup (its page cache; a miss is one `pread`),
+/// short enough for a worker thread, and the token endpoint's read is usually a hit. Writes
+/// commit and fsync (`Db::flush`, milliseconds on a slow disk), so they run on a blocking
+/// thread ([`SledStore::write`]).
+#[async_trait::async_trait]
 impl Store for SledStore {
+    async fn admins(&self) -> Result<Vec<Admin>, StoreError> {
+        self.engine.admins()
+    }
+
+    async fn put_admin(&self, admin: &Admin, replace: bool) -> Result<(), StoreError> {
+        let admin = admin.clone();
+        self.write(move |e| e.put_admin(&admin, replace)).await
+    }
+
+    async fn delete_admin(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.write(move |e| e.delete_admin(&name)).await
+    }
+
+    async fn find_by_name(
+        &self,
+        registry: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Token>>, StoreError> {
+        self.engine.find_by_name(registry, name)
+    }
+
+    async fn get(&self, registry: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
+        self.engine.get(registry, id)
+    }
+
+    async fn list(&self, registry: &str, offset: usize, limit: usize) -> Result<Page, StoreError> {
+        self.engine.list(registry, offset, limit)
+    }
+
+    async fn list_matching(
+        &self,
+        registry: &str,
+        needle: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        self.engine.list_matching(registry, needle, offset, limit)
+    }
+
+    async fn create(&self, token: &Token) -> Result<(), StoreError> {
+        let token = token.clone();
+        self.write(move |e| e.create(&token)).await
+    }
+
+    async fn update(&self, token: &Token) -> Result<(), StoreError> {
+        let token = token.clone();
+        self.write(move |e| e.update(&token)).await
+    }
+
+    async fn delete(&self, registry: &str, id: Uuid) -> Result<bool, StoreError> {
+        let registry = registry.to_string();
+        self.write(move |e| e.delete(&registry, id)).await
+    }
+
+    async fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+        self.write(move |e| e.delete_expired(now)).await
+    }
+
+    async fn add_refresh(
+        &self,
+        grant: &RefreshGrant,
+        cap_per_token: usize,
+    ) -> Result<(), StoreError> {
+        let grant = grant.clone();
+        self.write(move |e| e.add_refresh(&grant, cap_per_token))
+            .await
+    }
+
+    async fn find_refresh(&self, hash: &SecretHash) -> Result<Option<RefreshGrant>, StoreError> {
+        self.engine.find_refresh(hash)
+    }
+
+    async fn count(&self) -> Result<usize, StoreError> {
+        self.engine.count()
+    }
+
+    async fn refresh_count(&self) -> Result<usize, StoreError> {
+        self.engine.refresh_count()
+    }
+
+    async fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
+        let uses = uses.to_vec();
+        self.write(move |e| e.record_uses(&uses)).await
+    }
+
+    async fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+        self.engine.expiring(until)
+    }
+}
+
+/// The synchronous store: every method as [`Store`] describes it.
+impl Engine {
     fn admins(&self) -> Result<Vec<Admin>, StoreError> {
         self.admins
             .iter()
@@ -628,7 +778,7 @@ struct AllTrees<'a> {
     refresh_by_token: &'a TransactionalTree,
 }
 
-impl SledStore {
+impl Engine {
     /// Runs `f` as one transaction over every tree.
     fn transact_all<A>(
         &self,
@@ -857,16 +1007,25 @@ mod tests {
 
     use super::*;
     use crate::error::Chain;
-    use crate::store::tests::{expiring, grant, t0, token};
+    use crate::store::conformance::{expiring, grant};
+    use crate::testing::{t0, token};
+
+    // These tests drive the synchronous engine directly (threads racing on it, its caches and
+    // indexes); the conformance suite drives the async `SledStore` around it.
+
+    /// The engine of a store opened on `dir`.
+    fn engine(dir: &Path) -> Arc<Engine> {
+        SledStore::open(dir).unwrap().engine
+    }
 
     /// Opens `dir` again after a store on it was dropped. sled lets go of its directory lock
     /// when its background threads release the dropped database, a moment after `drop`
     /// (longer on a busy machine), so a reopen in the same process retries until then.
-    fn reopen(dir: &Path) -> SledStore {
+    fn reopen(dir: &Path) -> Arc<Engine> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             match SledStore::open(dir) {
-                Ok(s) => return s,
+                Ok(s) => return s.engine,
                 Err(e) if e.to_string().contains(HELD) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
@@ -905,7 +1064,7 @@ mod tests {
         let holder = token("default", "holder");
         let g = grant(&holder, 7, t0());
         {
-            let s = SledStore::open(dir.path()).unwrap();
+            let s = engine(dir.path());
             s.create(&t).unwrap();
             s.create(&holder).unwrap();
             s.add_refresh(&g, 4).unwrap();
@@ -930,7 +1089,7 @@ mod tests {
         let mut t = token("default", "laptop-login");
         let other = token("default", "other");
         {
-            let s = SledStore::open(dir.path()).unwrap();
+            let s = engine(dir.path());
             s.create(&t).unwrap();
             s.create(&other).unwrap();
             for seed in 1..=3 {
@@ -954,7 +1113,7 @@ mod tests {
     fn cached_lookups_see_every_committed_write() {
         use crate::domain::Status;
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = engine(dir.path());
         let find = |name: &str| s.find_by_name("default", name).unwrap().as_deref().cloned();
         let cached = |name: &str| s.hot.get(&name_key("default", name)).is_some();
 
@@ -1016,7 +1175,7 @@ mod tests {
     fn racing_lookups_never_cache_a_stale_token() {
         use std::sync::atomic::{AtomicBool, Ordering};
         let dir = tempfile::tempdir().unwrap();
-        let s = Arc::new(SledStore::open(dir.path()).unwrap());
+        let s = engine(dir.path());
         let mut t = token("default", "contended");
         s.create(&t).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -1053,7 +1212,7 @@ mod tests {
     fn racing_lookups_never_cache_a_stale_absence() {
         use std::sync::atomic::{AtomicBool, Ordering};
         let dir = tempfile::tempdir().unwrap();
-        let s = Arc::new(SledStore::open(dir.path()).unwrap());
+        let s = engine(dir.path());
         let stop = Arc::new(AtomicBool::new(false));
         let readers: Vec<_> = (0..3)
             .map(|_| {
@@ -1090,7 +1249,7 @@ mod tests {
         let t = expiring("default", "durable", t0() + Duration::hours(2));
         let other = token("staging", "also-durable");
         {
-            let s = SledStore::open(dir.path()).unwrap();
+            let s = engine(dir.path());
             s.create(&t).unwrap();
             s.create(&other).unwrap();
             s.add_refresh(&grant(&t, 3, t0()), 5).unwrap();
@@ -1120,7 +1279,7 @@ mod tests {
     #[test]
     fn backend_errors_keep_their_source() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = engine(dir.path());
         s.tokens
             .insert(name_key("default", "broken"), &b"{not json"[..])
             .unwrap();
@@ -1140,7 +1299,7 @@ mod tests {
     #[test]
     fn undecodable_records_are_errors_naming_the_key() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = engine(dir.path());
         s.tokens
             .insert(name_key("default", "broken"), &b"{not json"[..])
             .unwrap();
@@ -1164,7 +1323,7 @@ mod tests {
     #[test]
     fn registry_with_nul_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = engine(dir.path());
         let t = token("bad\0registry", "name");
         assert!(matches!(s.create(&t), Err(StoreError::Backend { .. })));
         assert_eq!(
@@ -1186,13 +1345,13 @@ mod tests {
         use std::time::Duration as Wait;
 
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = engine(dir.path());
         let t = token("default", "locked");
         let due = expiring("default", "due", t0() + Duration::hours(2));
         s.create(&t).unwrap();
         s.create(&due).unwrap();
 
-        type Write<'a> = Box<dyn Fn(&SledStore) + Send + Sync + 'a>;
+        type Write<'a> = Box<dyn Fn(&Engine) + Send + Sync + 'a>;
         let writes: Vec<(&str, Write<'_>)> = vec![
             (
                 "add_refresh",
@@ -1246,7 +1405,7 @@ mod tests {
     #[test]
     fn expiry_scan_stops_at_now() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = engine(dir.path());
         for h in 1..=5 {
             s.create(&expiring(
                 "default",

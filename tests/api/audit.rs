@@ -2,14 +2,11 @@
 //! authentications too, never a secret), the 404 of a change racing a delete, and the
 //! caching and sniffing headers of every response.
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use chrono::{DateTime, Utc};
-use regauth::domain::{SecretHash, Token};
-use regauth::store::{MemoryStore, Page, RefreshGrant, Store, StoreError, TokenUse};
+use regauth::testing::{Fault, FaultStore, Method as StoreMethod};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -307,66 +304,13 @@ async fn failed_admin_authentication_is_audited_without_the_token() {
     );
 }
 
-/// A store whose `update` finds the token deleted first: a DELETE that committed between the
-/// change's read and its write.
-struct DeletedBeforeUpdate {
-    inner: MemoryStore,
-    armed: AtomicBool,
-}
-
-impl Store for DeletedBeforeUpdate {
-    fn find_by_name(&self, r: &str, n: &str) -> Result<Option<Arc<Token>>, StoreError> {
-        self.inner.find_by_name(r, n)
-    }
-    fn get(&self, r: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
-        self.inner.get(r, id)
-    }
-    fn list(&self, r: &str, offset: usize, limit: usize) -> Result<Page, StoreError> {
-        self.inner.list(r, offset, limit)
-    }
-    fn create(&self, t: &Token) -> Result<(), StoreError> {
-        self.inner.create(t)
-    }
-    fn update(&self, t: &Token) -> Result<(), StoreError> {
-        if self.armed.swap(false, Ordering::SeqCst) {
-            assert!(self.inner.delete(&t.registry, t.id)?);
-        }
-        self.inner.update(t)
-    }
-    fn delete(&self, r: &str, id: Uuid) -> Result<bool, StoreError> {
-        self.inner.delete(r, id)
-    }
-    fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
-        self.inner.delete_expired(now)
-    }
-    fn add_refresh(&self, g: &RefreshGrant, cap: usize) -> Result<(), StoreError> {
-        self.inner.add_refresh(g, cap)
-    }
-    fn find_refresh(&self, h: &SecretHash) -> Result<Option<RefreshGrant>, StoreError> {
-        self.inner.find_refresh(h)
-    }
-    fn count(&self) -> Result<usize, StoreError> {
-        self.inner.count()
-    }
-    fn refresh_count(&self) -> Result<usize, StoreError> {
-        self.inner.refresh_count()
-    }
-    fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
-        self.inner.record_uses(uses)
-    }
-    fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
-        self.inner.expiring(until)
-    }
-}
-
 /// Finding 8: PATCH, PUT and a rotation that lose the race against a DELETE answer 404 with
 /// the API's usual body (not 500), and the audit line says "not found".
 #[tokio::test]
 async fn a_change_racing_a_delete_is_a_404() {
-    let store = Arc::new(DeletedBeforeUpdate {
-        inner: MemoryStore::new(),
-        armed: AtomicBool::new(false),
-    });
+    // Its `update` finds the token deleted first: a DELETE that committed between the
+    // change's read and its write.
+    let store = Arc::new(FaultStore::default());
     let app = TestApp::with_store(store.clone(), |_| {});
     let (log, _guard) = Log::capture();
     let cases = [
@@ -380,7 +324,8 @@ async fn a_change_racing_a_delete_is_a_404() {
     ];
     for (method, suffix, body) in cases {
         let (id, _) = app.create("racer", json!([])).await;
-        store.armed.store(true, Ordering::SeqCst);
+        let updates = store.calls(StoreMethod::Update);
+        store.once(StoreMethod::Update, Fault::DeleteFirst);
         let r = app
             .api_from(
                 client(),
@@ -396,8 +341,9 @@ async fn a_change_racing_a_delete_is_a_404() {
             String::from_utf8_lossy(&r.body)
         );
         assert_eq!(r.api_error(), format!("token {id} not found"), "{method}");
-        assert!(
-            !store.armed.load(Ordering::SeqCst),
+        assert_eq!(
+            store.calls(StoreMethod::Update),
+            updates + 1,
             "{method}: the race happened"
         );
         let lines = audit(&log, &[]);

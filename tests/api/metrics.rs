@@ -242,13 +242,12 @@ async fn store_contents_are_served_as_last_counted() {
     );
     assert_eq!(get(&before, "regauth_store_stats_timestamp_seconds"), 0.0);
 
-    let admin = app.state.admin.clone();
-    let stats = tokio::task::spawn_blocking(move || {
-        admin.store_stats(&["default".into(), "staging".into()], TimeDelta::days(7))
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let stats = app
+        .state
+        .admin
+        .store_stats(&["default".into(), "staging".into()], TimeDelta::days(7))
+        .await
+        .unwrap();
     app.state.metrics.set_store_stats(&stats, 1_780_000_000.0);
     let after = parse(&app.scrape().await);
     assert_eq!(get(&after, "regauth_tokens{registry=\"default\"}"), 4.0);

@@ -560,8 +560,8 @@ async fn bench_sign_baseline_uses_the_servers_issuer_and_the_token_reply() {
 /// bench-baseline`) makes the data dir, the store and the credentials file private, as `serve`
 /// does, whatever the caller's umask; and its store holds the tokens it was asked for.
 #[cfg(feature = "bench-baseline")]
-#[test]
-fn bench_seed_makes_private_files_and_the_tokens_asked_for() {
+#[tokio::test]
+async fn bench_seed_makes_private_files_and_the_tokens_asked_for() {
     use regauth::store::Store;
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
@@ -593,7 +593,7 @@ fn bench_seed_makes_private_files_and_the_tokens_asked_for() {
     assert_eq!(lines.lines().count(), 3, "{lines}");
     assert!(lines.lines().all(|l| l.starts_with("Basic ")), "{lines}");
     let store = regauth::store::sled::SledStore::open(&data.join("store")).unwrap();
-    assert_eq!(store.count().unwrap(), 5);
+    assert_eq!(store.count().await.unwrap(), 5);
 }
 
 /// Requested names follow distribution's grammar: a 60 KB name, a newline, uppercase or a

@@ -5,7 +5,9 @@
 //! - Every write that creates, changes or removes a token sends `pg_notify('regauth_tokens',
 //!   'registry/name')` in its own transaction, so the notice goes out exactly when the write
 //!   commits (PostgreSQL delivers notifications at commit, never for a rolled-back write).
-//!   Each replica drops that name from its cache when the notice arrives (`*` drops all).
+//!   Each replica drops that name from its cache when the notice arrives (`*` drops all), and
+//!   every cached refresh grant (`GrantCache`): a disable or delete revokes the token's
+//!   grants, and an `add_refresh` that trims grants beyond the cap notifies too.
 //! - The cache is trusted only while this connection is up and listening ([`Shared::trusted`]).
 //!   When it breaks (or misses its heartbeat), lookups read through to the database and
 //!   nothing is cached; after `LISTEN` succeeds again, the cache is emptied and trusted again.
@@ -22,7 +24,7 @@ use tokio_postgres::{AsyncMessage, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{info, warn};
 
-use crate::store::cache::TokenCache;
+use crate::store::cache::{GrantCache, TokenCache};
 
 /// The notification channel.
 pub const CHANNEL: &str = "regauth_tokens";
@@ -42,6 +44,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// The cache and whether it may be trusted, shared by the store and its listener.
 pub struct Shared {
     pub cache: TokenCache,
+    /// Refresh grants; dropped whole on every token notice (see `GrantCache`).
+    pub grants: GrantCache,
     trusted: AtomicBool,
     /// Bumped by every admins notice and every loss of the connection, so that a replica's
     /// cache of named admins (`service::admins`) knows to reload.
@@ -54,9 +58,10 @@ pub struct Shared {
 pub type KeysHook = Arc<dyn Fn(i64) + Send + Sync>;
 
 impl Shared {
-    pub fn new(cache: TokenCache) -> Shared {
+    pub fn new(cache: TokenCache, grants: GrantCache) -> Shared {
         Shared {
             cache,
+            grants,
             trusted: AtomicBool::new(false),
             admins_generation: AtomicU64::new(0),
             on_keys: std::sync::Mutex::new(None),
@@ -90,6 +95,7 @@ impl Shared {
     fn distrust(&self) {
         self.trusted.store(false, Ordering::Release);
         self.cache.clear();
+        self.grants.clear();
         self.admins_generation.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -105,6 +111,8 @@ impl Shared {
             self.admins_generation.fetch_add(1, Ordering::AcqRel);
             return;
         }
+        // A token changed (disabled, deleted, its grants trimmed): its grants may be gone.
+        self.grants.clear();
         match payload.split_once('/') {
             Some((registry, name)) if payload != ALL => {
                 self.cache.invalidate(&super::name_key(registry, name));
@@ -114,7 +122,7 @@ impl Shared {
     }
 }
 
-/// Listens forever, reconnecting after failures; runs on the store's runtime.
+/// Listens forever, reconnecting after failures; a task on the runtime that opened the store.
 pub async fn run(
     config: Config,
     tls: MakeRustlsConnect,
@@ -199,6 +207,7 @@ async fn session(
     }
     // Notices from now on reach us: what the cache held before may be stale.
     shared.cache.clear();
+    shared.grants.clear();
     shared.trusted.store(true, Ordering::Release);
     info!("PostgreSQL notification connection up: token cache in use");
     // A keyring change may have been missed while the connection was down: re-read it.

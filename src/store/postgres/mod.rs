@@ -13,11 +13,19 @@
 //!
 //! # Calls
 //!
-//! The [`Store`] trait is synchronous. The store owns a small tokio runtime (two threads) that
-//! drives its connections; a call runs its future there with `Handle::block_on`, inside
-//! `block_in_place` when called from a multi-threaded runtime's worker (the token endpoint), so
-//! the worker's other tasks move to another thread meanwhile. The token endpoint's usual read
-//! is a cache hit, which never leaves the calling thread.
+//! Calls are async, on the runtime that opened the store (the server's): the pool's
+//! connections and the listener are tasks there, and a call awaiting PostgreSQL parks no
+//! thread, so a slow or stopped database holds no worker and a caller that goes away (a
+//! client that hangs up) cancels its call. The token endpoint's usual read is a cache hit,
+//! which never awaits anything. The shared keyring (`jwt::keystore`) is synchronous code on
+//! blocking threads; it reaches the keyring methods through [`PgStore::blocking`].
+//!
+//! # Caches
+//!
+//! Decoded tokens by name and refresh grants by hash (`cache.rs`), used only while the
+//! listener is up (`listener.rs`), so the token endpoint's usual read, and docker's refresh
+//! path, never await the database. Every token notice drops the token's entry and every cached
+//! grant.
 //!
 //! Every statement is prepared once per connection (`prepare_cached`). Every call is bounded:
 //! pool wait and connect by `connect_timeout`, each statement by PostgreSQL's
@@ -44,13 +52,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
-use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
+use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use self::listener::Shared;
-use super::cache::TokenCache;
+use super::cache::{GrantCache, TokenCache};
 use super::{record, Page, RefreshGrant, Store, StoreError, TokenUse};
 use crate::domain::{Admin, LastUse, SecretHash, Status, Token};
 
@@ -82,7 +90,7 @@ pub struct PgOptions {
     pub pool_size: usize,
     pub connect_timeout: Duration,
     pub statement_timeout: Duration,
-    /// Size of the cache of decoded tokens (0: none).
+    /// Size of the cache of decoded tokens (0: none, and no cache of refresh grants either).
     pub token_cache_bytes: u64,
 }
 
@@ -114,9 +122,10 @@ pub struct StoredKeyring {
 
 /// Tokens and refresh grants in PostgreSQL.
 pub struct PgStore {
-    /// Drives the pool's and the listener's connections; `None` only while dropping.
-    runtime: Option<Runtime>,
+    /// The runtime that opened the store and drives its connections (for [`PgStore::blocking`]).
     handle: Handle,
+    /// The listener task, stopped when the store is dropped.
+    listener: tokio::task::AbortHandle,
     pool: Pool,
     shared: Arc<Shared>,
     /// Bound on a whole call.
@@ -131,10 +140,7 @@ impl std::fmt::Debug for PgStore {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            // Allowed anywhere, also inside another runtime (unlike dropping it).
-            rt.shutdown_background();
-        }
+        self.listener.abort();
     }
 }
 
@@ -207,6 +213,21 @@ fn notice(registry: &str, name: &str) -> String {
     format!("{registry}/{name}")
 }
 
+/// `fut` within `limit`; past it, [`StoreError::Unavailable`] naming `what`.
+async fn timed<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::unavailable(
+            format!("{what}: no answer from PostgreSQL within {limit:?}"),
+            None,
+        )),
+    }
+}
+
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -214,14 +235,8 @@ fn limit(n: usize) -> i64 {
 impl PgStore {
     /// Connects, migrates the schema (see `schema.rs`) and starts the listener. Fails when the
     /// database cannot be reached within the connect timeout, or its schema is newer than
-    /// this regauth knows.
-    pub fn open(options: PgOptions) -> Result<PgStore, StoreError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("regauth-pg")
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::backend("cannot start the PostgreSQL runtime", e))?;
+    /// this regauth knows. The connections and the listener run on the calling runtime.
+    pub async fn open(options: PgOptions) -> Result<PgStore, StoreError> {
         let mut config: tokio_postgres::Config = options.url.parse().map_err(|e| {
             // The message of a parse error does not repeat the URL (which may hold a password).
             StoreError::backend("the store URL is not a PostgreSQL connection URL", e)
@@ -257,54 +272,63 @@ impl PgStore {
             .recycle_timeout(Some(options.connect_timeout))
             .build()
             .map_err(|e| StoreError::backend("PostgreSQL connection pool", e))?;
-        let shared = Arc::new(Shared::new(TokenCache::new(options.token_cache_bytes)));
-        let store = PgStore {
-            handle: runtime.handle().clone(),
-            runtime: Some(runtime),
-            pool,
-            shared: shared.clone(),
-            call_timeout: options.connect_timeout + options.statement_timeout,
+        let grants = if options.token_cache_bytes == 0 {
+            0
+        } else {
+            super::cache::DEFAULT_GRANTS
         };
-        store.call("migrating the schema", async {
-            let mut client = store.pool.get().await.map_err(pool_error)?;
+        let shared = Arc::new(Shared::new(
+            TokenCache::new(options.token_cache_bytes),
+            GrantCache::new(grants),
+        ));
+        let call_timeout = options.connect_timeout + options.statement_timeout;
+        timed(call_timeout, "migrating the schema", async {
+            let mut client = pool.get().await.map_err(pool_error)?;
             schema::migrate(&mut client).await
-        })?;
+        })
+        .await?;
         let mut listen_config = config;
         listen_config.application_name("regauth-listener");
-        store.handle.spawn(listener::run(
+        let listener = tokio::spawn(listener::run(
             listen_config,
             tls,
             options.connect_timeout,
+            shared.clone(),
+        ))
+        .abort_handle();
+        Ok(PgStore {
+            handle: Handle::current(),
+            listener,
+            pool,
             shared,
-        ));
-        Ok(store)
+            call_timeout,
+        })
     }
 
-    /// Runs `fut` on the store's runtime and waits for it, within the call timeout.
-    fn call<T: Send>(
+    /// Runs `fut` within the call timeout.
+    async fn call<T: Send>(
         &self,
         what: &str,
         fut: impl Future<Output = Result<T, StoreError>> + Send,
     ) -> Result<T, StoreError> {
-        let limit = self.call_timeout;
-        let timed = async move {
-            match tokio::time::timeout(limit, fut).await {
-                Ok(result) => result,
-                Err(_) => Err(StoreError::unavailable(
-                    format!("{what}: no answer from PostgreSQL within {limit:?}"),
-                    None,
-                )),
-            }
-        };
+        timed(self.call_timeout, what, fut).await
+    }
+
+    /// Waits for `fut` (a call of this store) from synchronous code: a blocking thread
+    /// (`spawn_blocking`) or a thread outside the runtime, as the shared keyring's code runs.
+    /// On a worker thread of a multi-threaded runtime it moves the worker's other tasks away
+    /// first (`block_in_place`); on a current-thread runtime it refuses, as the connections
+    /// it would wait for run on the thread it would block.
+    pub fn blocking<T>(
+        &self,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         match Handle::try_current().map(|h| h.runtime_flavor()) {
-            Err(_) => self.handle.block_on(timed),
-            Ok(RuntimeFlavor::CurrentThread) => std::thread::scope(|s| {
-                // block_in_place needs a multi-threaded runtime: wait on a thread of our own.
-                s.spawn(|| self.handle.block_on(timed))
-                    .join()
-                    .unwrap_or_else(|_| Err(StoreError::message("a PostgreSQL call panicked")))
-            }),
-            Ok(_) => tokio::task::block_in_place(|| self.handle.block_on(timed)),
+            Ok(RuntimeFlavor::CurrentThread) => Err(StoreError::message(
+                "a synchronous PostgreSQL call on a current-thread runtime would deadlock",
+            )),
+            Ok(_) => tokio::task::block_in_place(|| self.handle.block_on(fut)),
+            Err(_) => self.handle.block_on(fut),
         }
     }
 
@@ -320,7 +344,7 @@ impl PgStore {
     /// Records `fingerprint` as the signing certificate of every replica if none is recorded
     /// yet; returns the recorded one (equal to `fingerprint` unless another replica recorded
     /// a different one).
-    pub fn record_certificate(&self, fingerprint: &str) -> Result<String, StoreError> {
+    pub async fn record_certificate(&self, fingerprint: &str) -> Result<String, StoreError> {
         self.call("recording the signing certificate", async {
             let client = self.client().await?;
             client
@@ -338,12 +362,12 @@ impl PgStore {
                 .await
                 .and_then(|row| row.try_get(0))
                 .map_err(|e| pg_error("reading the signing certificate", e))
-        })
+        }).await
     }
 
     /// The shared keyring (migration 4): its version, state (JSON) and certificates (JSON
     /// map of id to PEM); `None` before the first replica stored one.
-    pub fn load_keyring(&self) -> Result<Option<StoredKeyring>, StoreError> {
+    pub async fn load_keyring(&self) -> Result<Option<StoredKeyring>, StoreError> {
         self.call("reading the keyring", async {
             let client = self.client().await?;
             let row = client
@@ -363,12 +387,13 @@ impl PgStore {
             .transpose()
             .map_err(|e| pg_error("reading the keyring", e))
         })
+        .await
     }
 
     /// Stores the keyring as version `expected + 1` if the stored one is still `expected`
     /// (0: none stored yet), and notifies every replica in the same transaction. Returns
     /// `false`, changing nothing, when another replica changed it first.
-    pub fn save_keyring(
+    pub async fn save_keyring(
         &self,
         expected: i64,
         state: &str,
@@ -410,7 +435,7 @@ impl PgStore {
                 .await
                 .map_err(|e| pg_error("writing the keyring: commit", e))?;
             Ok(true)
-        })
+        }).await
     }
 
     /// Runs `hook` (on a blocking thread) when the keyring changed, with its new version, and
@@ -422,7 +447,7 @@ impl PgStore {
     /// Inserts `tokens` and `grants` that are not there yet (same id, same hash), in one
     /// transaction; returns how many of each it inserted. For `regauth store migrate`: a second
     /// run inserts nothing. Grants whose token is absent are skipped.
-    pub fn import(
+    pub async fn import(
         &self,
         tokens: &[Token],
         grants: &[RefreshGrant],
@@ -501,11 +526,12 @@ impl PgStore {
                 .map_err(|e| pg_error("import: commit", e))?;
             Ok((new_tokens, new_grants))
         })
+        .await
     }
 
     /// How many of `ids` are tokens here, and how many of `hashes` refresh grants (for
     /// `regauth store migrate`'s check).
-    pub fn count_present(
+    pub async fn count_present(
         &self,
         ids: &[Uuid],
         hashes: &[Vec<u8>],
@@ -527,10 +553,11 @@ impl PgStore {
                 .await?;
             Ok((tokens, grants))
         })
+        .await
     }
 
     /// Number of refresh grants (for `regauth store migrate`'s check).
-    pub fn count_grants(&self) -> Result<usize, StoreError> {
+    pub async fn count_grants(&self) -> Result<usize, StoreError> {
         self.call("counting refresh grants", async {
             let client = self.client().await?;
             let n: i64 = client
@@ -540,6 +567,7 @@ impl PgStore {
                 .map_err(|e| pg_error("counting refresh grants", e))?;
             Ok(n as usize)
         })
+        .await
     }
 
     async fn records(
@@ -621,8 +649,9 @@ fn conflict(e: tokio_postgres::Error, token: &Token, what: &str) -> StoreError {
     pg_error(what, e)
 }
 
+#[async_trait::async_trait]
 impl Store for PgStore {
-    fn admins(&self) -> Result<Vec<Admin>, StoreError> {
+    async fn admins(&self) -> Result<Vec<Admin>, StoreError> {
         self.call("reading admins", async {
             let client = self.client().await?;
             let err = |e| pg_error("reading admins", e);
@@ -640,13 +669,14 @@ impl Store for PgStore {
                 })
                 .collect()
         })
+        .await
     }
 
     fn admins_generation(&self) -> Option<u64> {
         self.shared.admins_generation()
     }
 
-    fn put_admin(&self, admin: &Admin, replace: bool) -> Result<(), StoreError> {
+    async fn put_admin(&self, admin: &Admin, replace: bool) -> Result<(), StoreError> {
         let name = admin.name.to_string();
         let record = serde_json::to_string(admin)
             .map_err(|e| StoreError::backend(format!("encoding admin {name}"), e))?;
@@ -659,16 +689,18 @@ impl Store for PgStore {
                         ON CONFLICT (name) DO NOTHING RETURNING name)
              SELECT name, pg_notify($3, $4) FROM w"
         };
-        let written = self.call("writing an admin", async {
-            let client = self.client().await?;
-            let err = |e| pg_error("writing an admin", e);
-            let stmt = client.prepare_cached(sql).await.map_err(err)?;
-            let row = client
-                .query_opt(&stmt, &[&name, &record, &CHANNEL, &listener::ADMINS])
-                .await
-                .map_err(err)?;
-            Ok(row.is_some())
-        })?;
+        let written = self
+            .call("writing an admin", async {
+                let client = self.client().await?;
+                let err = |e| pg_error("writing an admin", e);
+                let stmt = client.prepare_cached(sql).await.map_err(err)?;
+                let row = client
+                    .query_opt(&stmt, &[&name, &record, &CHANNEL, &listener::ADMINS])
+                    .await
+                    .map_err(err)?;
+                Ok(row.is_some())
+            })
+            .await?;
         match (written, replace) {
             (true, _) => Ok(()),
             (false, true) => Err(StoreError::NotFound),
@@ -676,7 +708,7 @@ impl Store for PgStore {
         }
     }
 
-    fn delete_admin(&self, name: &str) -> Result<bool, StoreError> {
+    async fn delete_admin(&self, name: &str) -> Result<bool, StoreError> {
         self.call("deleting an admin", async {
             let client = self.client().await?;
             let err = |e| pg_error("deleting an admin", e);
@@ -693,9 +725,14 @@ impl Store for PgStore {
                 .map_err(err)?;
             Ok(row.is_some())
         })
+        .await
     }
 
-    fn find_by_name(&self, registry: &str, name: &str) -> Result<Option<Arc<Token>>, StoreError> {
+    async fn find_by_name(
+        &self,
+        registry: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Token>>, StoreError> {
         if registry.contains('\0') {
             return Ok(None);
         }
@@ -709,27 +746,29 @@ impl Store for PgStore {
             }
         }
         let epoch = self.shared.cache.epoch();
-        let found = self.call("reading a token", async {
-            let client = self.client().await?;
-            let stmt = client
-                .prepare_cached(
-                    "SELECT record FROM regauth_tokens WHERE registry = $1 AND name = $2",
-                )
-                .await
-                .map_err(|e| pg_error("reading a token", e))?;
-            let row = client
-                .query_opt(&stmt, &[&registry, &name])
-                .await
-                .map_err(|e| pg_error("reading a token", e))?;
-            match row {
-                Some(row) => {
-                    let bytes: &[u8] =
-                        row.try_get(0).map_err(|e| pg_error("reading a token", e))?;
-                    decode_token(bytes).map(|t| Some(Arc::new(t)))
+        let found = self
+            .call("reading a token", async {
+                let client = self.client().await?;
+                let stmt = client
+                    .prepare_cached(
+                        "SELECT record FROM regauth_tokens WHERE registry = $1 AND name = $2",
+                    )
+                    .await
+                    .map_err(|e| pg_error("reading a token", e))?;
+                let row = client
+                    .query_opt(&stmt, &[&registry, &name])
+                    .await
+                    .map_err(|e| pg_error("reading a token", e))?;
+                match row {
+                    Some(row) => {
+                        let bytes: &[u8] =
+                            row.try_get(0).map_err(|e| pg_error("reading a token", e))?;
+                        decode_token(bytes).map(|t| Some(Arc::new(t)))
+                    }
+                    None => Ok(None),
                 }
-                None => Ok(None),
-            }
-        })?;
+            })
+            .await?;
         // Only while notices arrive; `clear` on reconnect moves the epoch on, so a read from
         // before a disconnection is never cached after it. Absent names are cached as well:
         // every create sends a notice for its name.
@@ -741,7 +780,7 @@ impl Store for PgStore {
         Ok(found)
     }
 
-    fn get(&self, registry: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
+    async fn get(&self, registry: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
         self.call("reading a token", async {
             let mut found = self
                 .records(
@@ -752,13 +791,14 @@ impl Store for PgStore {
                 .await?;
             Ok(found.pop())
         })
+        .await
     }
 
-    fn list(&self, registry: &str, offset: usize, limit_: usize) -> Result<Page, StoreError> {
-        self.list_matching(registry, "", offset, limit_)
+    async fn list(&self, registry: &str, offset: usize, limit_: usize) -> Result<Page, StoreError> {
+        self.list_matching(registry, "", offset, limit_).await
     }
 
-    fn list_matching(
+    async fn list_matching(
         &self,
         registry: &str,
         needle: &str,
@@ -785,10 +825,10 @@ impl Store for PgStore {
                 .await?
             };
             Ok(Page { items, total })
-        })
+        }).await
     }
 
-    fn list_by_owner(
+    async fn list_by_owner(
         &self,
         registry: &str,
         owner: &str,
@@ -816,9 +856,10 @@ impl Store for PgStore {
             };
             Ok(Page { items, total })
         })
+        .await
     }
 
-    fn create(&self, token: &Token) -> Result<(), StoreError> {
+    async fn create(&self, token: &Token) -> Result<(), StoreError> {
         check_registry(&token.registry)?;
         let record = encode_token(token)?;
         self.call("creating a token", async {
@@ -851,7 +892,7 @@ impl Store for PgStore {
                 .await
                 .map_err(|e| conflict(e, token, "creating a token"))?;
             Ok(())
-        })?;
+        }).await?;
         // This replica's own entry (an unknown name cached) goes now, not when the notice
         // comes back.
         self.shared
@@ -860,21 +901,22 @@ impl Store for PgStore {
         Ok(())
     }
 
-    fn update(&self, token: &Token) -> Result<(), StoreError> {
+    async fn update(&self, token: &Token) -> Result<(), StoreError> {
         check_registry(&token.registry)?;
-        let old_name = self.call("updating a token", async {
-            let mut client = self.client().await?;
-            let err = |e| pg_error("updating a token", e);
-            let tx = client.transaction().await.map_err(err)?;
-            let Some((old_name, stored)) =
-                lock_token(&tx, token.id, &token.registry, "updating a token").await?
-            else {
-                return Err(StoreError::NotFound);
-            };
-            let mut merged = token.clone();
-            merged.last_used = LastUse::latest(stored.last_used, token.last_used);
-            let record = encode_token(&merged)?;
-            let write = tx
+        let old_name = self
+            .call("updating a token", async {
+                let mut client = self.client().await?;
+                let err = |e| pg_error("updating a token", e);
+                let tx = client.transaction().await.map_err(err)?;
+                let Some((old_name, stored)) =
+                    lock_token(&tx, token.id, &token.registry, "updating a token").await?
+                else {
+                    return Err(StoreError::NotFound);
+                };
+                let mut merged = token.clone();
+                merged.last_used = LastUse::latest(stored.last_used, token.last_used);
+                let record = encode_token(&merged)?;
+                let write = tx
                 .prepare_cached(
                     "UPDATE regauth_tokens SET name = $2, enabled = $3, expiry = $4, record = $5,
                          owner = $6
@@ -882,45 +924,48 @@ impl Store for PgStore {
                 )
                 .await
                 .map_err(err)?;
-            let enabled = token.status == Status::Enabled;
-            tx.execute(
-                &write,
-                &[
-                    &token.id,
-                    &token.name.as_str(),
-                    &enabled,
-                    &token.expiry,
-                    &record,
-                    &token.owner.as_ref().map(|o| o.as_str()),
-                ],
-            )
-            .await
-            .map_err(|e| conflict(e, token, "updating a token"))?;
-            if !enabled {
-                let revoke = tx
-                    .prepare_cached("DELETE FROM regauth_refresh_grants WHERE token_id = $1")
-                    .await
-                    .map_err(err)?;
-                tx.execute(&revoke, &[&token.id]).await.map_err(err)?;
-            }
-            let notify = tx
-                .prepare_cached("SELECT pg_notify($1, $2)")
-                .await
-                .map_err(err)?;
-            tx.execute(&notify, &[&CHANNEL, &notice(&token.registry, &old_name)])
-                .await
-                .map_err(err)?;
-            if old_name != token.name.as_str() {
+                let enabled = token.status == Status::Enabled;
                 tx.execute(
-                    &notify,
-                    &[&CHANNEL, &notice(&token.registry, token.name.as_str())],
+                    &write,
+                    &[
+                        &token.id,
+                        &token.name.as_str(),
+                        &enabled,
+                        &token.expiry,
+                        &record,
+                        &token.owner.as_ref().map(|o| o.as_str()),
+                    ],
                 )
                 .await
-                .map_err(err)?;
-            }
-            tx.commit().await.map_err(err)?;
-            Ok(old_name)
-        })?;
+                .map_err(|e| conflict(e, token, "updating a token"))?;
+                if !enabled {
+                    let revoke = tx
+                        .prepare_cached("DELETE FROM regauth_refresh_grants WHERE token_id = $1")
+                        .await
+                        .map_err(err)?;
+                    tx.execute(&revoke, &[&token.id]).await.map_err(err)?;
+                }
+                let notify = tx
+                    .prepare_cached("SELECT pg_notify($1, $2)")
+                    .await
+                    .map_err(err)?;
+                tx.execute(&notify, &[&CHANNEL, &notice(&token.registry, &old_name)])
+                    .await
+                    .map_err(err)?;
+                if old_name != token.name.as_str() {
+                    tx.execute(
+                        &notify,
+                        &[&CHANNEL, &notice(&token.registry, token.name.as_str())],
+                    )
+                    .await
+                    .map_err(err)?;
+                }
+                tx.commit().await.map_err(err)?;
+                Ok(old_name)
+            })
+            .await?;
+        // A disable revoked the token's grants.
+        self.shared.grants.clear();
         self.shared
             .cache
             .invalidate(&name_key(&token.registry, &old_name));
@@ -932,7 +977,7 @@ impl Store for PgStore {
         Ok(())
     }
 
-    fn delete(&self, registry: &str, id: Uuid) -> Result<bool, StoreError> {
+    async fn delete(&self, registry: &str, id: Uuid) -> Result<bool, StoreError> {
         let gone = self.call("deleting a token", async {
             let client = self.client().await?;
             let err = |e| pg_error("deleting a token", e);
@@ -949,14 +994,15 @@ impl Store for PgStore {
                 .await
                 .map_err(err)?;
             row.map(|r| r.try_get::<_, String>(0)).transpose().map_err(err)
-        })?;
+        }).await?;
         if let Some(name) = &gone {
+            self.shared.grants.clear();
             self.shared.cache.invalidate(&name_key(registry, name));
         }
         Ok(gone.is_some())
     }
 
-    fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+    async fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
         let deleted = self.call("deleting expired tokens", async {
             let mut client = self.client().await?;
             let err = |e| pg_error("deleting expired tokens", e);
@@ -984,7 +1030,10 @@ impl Store for PgStore {
                 .collect::<Result<Vec<Token>, StoreError>>()?;
             tx.commit().await.map_err(err)?;
             Ok(tokens)
-        })?;
+        }).await?;
+        if !deleted.is_empty() {
+            self.shared.grants.clear();
+        }
         for t in &deleted {
             self.shared
                 .cache
@@ -993,10 +1042,14 @@ impl Store for PgStore {
         Ok(deleted)
     }
 
-    fn add_refresh(&self, grant: &RefreshGrant, cap_per_token: usize) -> Result<(), StoreError> {
+    async fn add_refresh(
+        &self,
+        grant: &RefreshGrant,
+        cap_per_token: usize,
+    ) -> Result<(), StoreError> {
         let record = record::encode_grant(grant)
             .map_err(|e| StoreError::message(format!("grant record: {e}")))?;
-        self.call("storing a refresh token", async {
+        let trimmed = self.call("storing a refresh token", async {
             let mut client = self.client().await?;
             let err = |e| pg_error("storing a refresh token", e);
             let tx = client.transaction().await.map_err(err)?;
@@ -1038,36 +1091,69 @@ impl Store for PgStore {
                 )
                 .await
                 .map_err(err)?;
-            tx.execute(&trim, &[&grant.token_id, &limit(cap_per_token)])
+            let trimmed = tx
+                .execute(&trim, &[&grant.token_id, &limit(cap_per_token)])
                 .await
                 .map_err(err)?;
-            tx.commit().await.map_err(err)
-        })
-    }
-
-    fn find_refresh(&self, hash: &SecretHash) -> Result<Option<RefreshGrant>, StoreError> {
-        // Never cached: each replica reads the current grant.
-        self.call("reading a refresh token", async {
-            let client = self.client().await?;
-            let err = |e| pg_error("reading a refresh token", e);
-            let stmt = client
-                .prepare_cached("SELECT record FROM regauth_refresh_grants WHERE hash = $1")
+            if trimmed > 0 {
+                // Other replicas may have cached the grants just deleted.
+                tx.execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&CHANNEL, &notice(&grant.registry, &grant.token_name)],
+                )
                 .await
                 .map_err(err)?;
-            let row = client
-                .query_opt(&stmt, &[&&hash.0[..]])
-                .await
-                .map_err(err)?;
-            match row {
-                Some(r) => record::decode_grant(r.try_get(0).map_err(err)?)
-                    .map(Some)
-                    .map_err(|e| StoreError::message(format!("grant record: {e}"))),
-                None => Ok(None),
             }
+            tx.commit().await.map_err(err)?;
+            Ok(trimmed > 0)
         })
+        .await?;
+        if trimmed {
+            self.shared.grants.clear();
+        }
+        Ok(())
     }
 
-    fn count(&self) -> Result<usize, StoreError> {
+    async fn find_refresh(&self, hash: &SecretHash) -> Result<Option<RefreshGrant>, StoreError> {
+        // Cached only while notices arrive, as tokens are (`GrantCache`, `listener.rs`).
+        let trusted = self.shared.trusted();
+        if trusted {
+            if let Some(cached) = self.shared.grants.get(&hash.0) {
+                return Ok(Some((*cached).clone()));
+            }
+        }
+        let epoch = self.shared.grants.epoch();
+        let found = self
+            .call("reading a refresh token", async {
+                let client = self.client().await?;
+                let err = |e| pg_error("reading a refresh token", e);
+                let stmt = client
+                    .prepare_cached("SELECT record FROM regauth_refresh_grants WHERE hash = $1")
+                    .await
+                    .map_err(err)?;
+                let row = client
+                    .query_opt(&stmt, &[&&hash.0[..]])
+                    .await
+                    .map_err(err)?;
+                match row {
+                    Some(r) => record::decode_grant(r.try_get(0).map_err(err)?)
+                        .map(Some)
+                        .map_err(|e| StoreError::message(format!("grant record: {e}"))),
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        if let Some(grant) = &found {
+            if trusted && self.shared.trusted() {
+                self.shared
+                    .grants
+                    .insert_if_current(Arc::new(grant.clone()), epoch);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn count(&self) -> Result<usize, StoreError> {
         self.call("counting tokens", async {
             self.count_where(
                 "counting tokens",
@@ -1076,53 +1162,56 @@ impl Store for PgStore {
             )
             .await
         })
+        .await
     }
 
-    fn refresh_count(&self) -> Result<usize, StoreError> {
-        self.count_grants()
+    async fn refresh_count(&self) -> Result<usize, StoreError> {
+        self.count_grants().await
     }
 
-    fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
+    async fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
         if uses.is_empty() {
             return Ok(0);
         }
         // One lock order for every replica: no deadlock between two batches.
         let mut sorted: Vec<&TokenUse> = uses.iter().collect();
         sorted.sort_by_key(|u| u.id);
-        let written = self.call("writing last uses", async {
-            let mut client = self.client().await?;
-            let err = |e| pg_error("writing last uses", e);
-            let tx = client.transaction().await.map_err(err)?;
-            let write = tx
-                .prepare_cached("UPDATE regauth_tokens SET record = $2 WHERE id = $1")
-                .await
-                .map_err(err)?;
-            let mut written = Vec::new();
-            for u in sorted {
-                let Some((name, mut token)) =
-                    lock_token(&tx, u.id, &u.registry, "writing last uses").await?
-                else {
-                    continue;
-                };
-                if token.last_used.is_some_and(|old| old.at >= u.last_use.at) {
-                    continue;
-                }
-                token.last_used = LastUse::latest(token.last_used, Some(u.last_use));
-                tx.execute(&write, &[&u.id, &encode_token(&token)?])
+        let written = self
+            .call("writing last uses", async {
+                let mut client = self.client().await?;
+                let err = |e| pg_error("writing last uses", e);
+                let tx = client.transaction().await.map_err(err)?;
+                let write = tx
+                    .prepare_cached("UPDATE regauth_tokens SET record = $2 WHERE id = $1")
                     .await
                     .map_err(err)?;
-                written.push(name_key(&u.registry, &name));
-            }
-            tx.commit().await.map_err(err)?;
-            Ok(written)
-        })?;
+                let mut written = Vec::new();
+                for u in sorted {
+                    let Some((name, mut token)) =
+                        lock_token(&tx, u.id, &u.registry, "writing last uses").await?
+                    else {
+                        continue;
+                    };
+                    if token.last_used.is_some_and(|old| old.at >= u.last_use.at) {
+                        continue;
+                    }
+                    token.last_used = LastUse::latest(token.last_used, Some(u.last_use));
+                    tx.execute(&write, &[&u.id, &encode_token(&token)?])
+                        .await
+                        .map_err(err)?;
+                    written.push(name_key(&u.registry, &name));
+                }
+                tx.commit().await.map_err(err)?;
+                Ok(written)
+            })
+            .await?;
         for key in &written {
             self.shared.cache.invalidate(key);
         }
         Ok(written.len())
     }
 
-    fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+    async fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
         self.call("reading expiring tokens", async {
             self.records(
                 "reading expiring tokens",
@@ -1131,9 +1220,10 @@ impl Store for PgStore {
             )
             .await
         })
+        .await
     }
 
-    fn ready(&self) -> Result<(), StoreError> {
+    async fn ready(&self) -> Result<(), StoreError> {
         self.call("readiness check", async {
             let client = self.client().await?;
             client
@@ -1142,6 +1232,7 @@ impl Store for PgStore {
                 .map(drop)
                 .map_err(|e| pg_error("readiness check", e))
         })
+        .await
     }
 }
 

@@ -8,8 +8,8 @@ use chrono::Duration as Span;
 
 use super::{schema, PgOptions, PgStore, Tls};
 use crate::domain::Status;
-use crate::store::tests::{t0, token};
 use crate::store::{Store, StoreError};
+use crate::testing::{t0, token};
 
 #[path = "../../../tests/common/postgres.rs"]
 mod fixture;
@@ -30,17 +30,17 @@ pub(crate) fn options(url: &str) -> PgOptions {
 }
 
 /// A store on a new database.
-pub(crate) fn open() -> (PgStore, String) {
+pub(crate) async fn open() -> (PgStore, String) {
     let url = cluster().new_database();
-    (PgStore::open(options(&url)).unwrap(), url)
+    (PgStore::open(options(&url)).await.unwrap(), url)
 }
 
 /// Reads `name` on `s` until it is in `s`'s cache: the notice of its create may arrive just
 /// after the first read and drop what that read cached.
-fn read_until_cached(s: &PgStore, name: &str) {
+async fn read_until_cached(s: &PgStore, name: &str) {
     let start = Instant::now();
     loop {
-        assert!(s.find_by_name("default", name).unwrap().is_some());
+        assert!(s.find_by_name("default", name).await.unwrap().is_some());
         if s.shared.cache.len() == 1 {
             return;
         }
@@ -48,18 +48,18 @@ fn read_until_cached(s: &PgStore, name: &str) {
             start.elapsed() < Duration::from_secs(2),
             "{name} never stayed cached"
         );
-        std::thread::sleep(Duration::from_millis(1));
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
-fn wait_trusted(s: &PgStore) {
+async fn wait_trusted(s: &PgStore) {
     let start = Instant::now();
     while !s.cache_trusted() {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "listener never came up"
         );
-        std::thread::sleep(Duration::from_millis(10));
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -68,18 +68,15 @@ fn db_name(url: &str) -> &str {
     path.split('?').next().unwrap()
 }
 
-#[test]
-fn migrations_run_once_under_the_lock_when_replicas_start_together() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_once_under_the_lock_when_replicas_start_together() {
     let url = cluster().new_database();
-    let stores: Vec<PgStore> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4)
-            .map(|_| s.spawn(|| PgStore::open(options(&url))))
-            .collect();
-        handles
+    let stores: Vec<PgStore> =
+        futures_util::future::join_all((0..4).map(|_| PgStore::open(options(&url))))
+            .await
             .into_iter()
-            .map(|h| h.join().unwrap().unwrap())
-            .collect()
-    });
+            .map(Result::unwrap)
+            .collect();
     assert_eq!(stores.len(), 4);
     let versions = cluster().sql(
         db_name(&url),
@@ -88,20 +85,24 @@ fn migrations_run_once_under_the_lock_when_replicas_start_together() {
     let expected: Vec<String> = (1..=schema::LATEST).map(|v| v.to_string()).collect();
     assert_eq!(versions, expected.join(","));
     // Every replica works on the one schema.
-    stores[0].create(&token("default", "made-on-a")).unwrap();
+    stores[0]
+        .create(&token("default", "made-on-a"))
+        .await
+        .unwrap();
     assert!(stores[3]
         .find_by_name("default", "made-on-a")
+        .await
         .unwrap()
         .is_some());
 }
 
 /// Migrations 2 (token owners) and 3 (keyring) upgrade a version-1 database in place: its tokens keep
 /// working with no owner, and owners written afterwards are found by the owner index.
-#[test]
-fn migration_2_adds_owners_to_a_version_1_database() {
-    let (store, url) = open();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_2_adds_owners_to_a_version_1_database() {
+    let (store, url) = open().await;
     let old = token("default", "from-v1");
-    store.create(&old).unwrap();
+    store.create(&old).await.unwrap();
     drop(store);
     // Back to what migration 1 left.
     cluster().sql(
@@ -122,7 +123,7 @@ fn migration_2_adds_owners_to_a_version_1_database() {
         "1"
     );
 
-    let store = PgStore::open(options(&url)).unwrap();
+    let store = PgStore::open(options(&url)).await.unwrap();
     assert_eq!(
         cluster().sql(
             db_name(&url),
@@ -131,18 +132,25 @@ fn migration_2_adds_owners_to_a_version_1_database() {
         "1,2,3,4"
     );
     // Migration 4: the keyring's table, empty.
-    assert_eq!(store.load_keyring().unwrap(), None);
-    assert_eq!(store.get("default", old.id).unwrap(), Some(old.clone()));
+    assert_eq!(store.load_keyring().await.unwrap(), None);
     assert_eq!(
-        store.list_by_owner("default", "bob", 0, 10).unwrap().total,
+        store.get("default", old.id).await.unwrap(),
+        Some(old.clone())
+    );
+    assert_eq!(
+        store
+            .list_by_owner("default", "bob", 0, 10)
+            .await
+            .unwrap()
+            .total,
         0
     );
     let owned = crate::domain::Token {
         owner: Some("bob".parse().unwrap()),
         ..old.clone()
     };
-    store.update(&owned).unwrap();
-    let page = store.list_by_owner("default", "bob", 0, 10).unwrap();
+    store.update(&owned).await.unwrap();
+    let page = store.list_by_owner("default", "bob", 0, 10).await.unwrap();
     assert_eq!(page.items, vec![owned]);
     assert_eq!(
         cluster().sql(
@@ -153,9 +161,9 @@ fn migration_2_adds_owners_to_a_version_1_database() {
     );
 }
 
-#[test]
-fn a_newer_schema_is_refused_with_a_clear_message() {
-    let (store, url) = open();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schema_is_refused_with_a_clear_message() {
+    let (store, url) = open().await;
     drop(store);
     let next = schema::LATEST + 1;
     cluster().sql(
@@ -164,7 +172,7 @@ fn a_newer_schema_is_refused_with_a_clear_message() {
             "INSERT INTO regauth_schema (version, description) VALUES ({next}, 'from the future')"
         ),
     );
-    let err = PgStore::open(options(&url)).unwrap_err().to_string();
+    let err = PgStore::open(options(&url)).await.unwrap_err().to_string();
     assert!(
         err.contains(&format!("schema is at version {next}"))
             && err.contains(&format!("newest this regauth knows ({})", schema::LATEST)),
@@ -172,27 +180,142 @@ fn a_newer_schema_is_refused_with_a_clear_message() {
     );
 }
 
-#[test]
-fn a_disable_on_one_replica_reaches_the_other_replicas_cache() {
-    let (a, url) = open();
-    let b = PgStore::open(options(&url)).unwrap();
-    wait_trusted(&b);
-    let t = token("default", "shared");
-    a.create(&t).unwrap();
-    // B caches it.
-    read_until_cached(&b, "shared");
+/// Reads `g` on `s` until `s` has it cached: the notice of the write before may arrive just
+/// after the first read and drop what that read cached.
+async fn read_grant_until_cached(s: &PgStore, g: &crate::store::RefreshGrant) {
+    let start = Instant::now();
+    loop {
+        assert_eq!(s.find_refresh(&g.hash).await.unwrap().as_ref(), Some(g));
+        if s.shared.grants.get(&g.hash.0).is_some() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "the grant never stayed cached"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Returns once `b` has applied every notice of `a`'s writes so far: `b` caches a new name as
+/// absent, `a` creates it, and `b` sees it only once that notice (sent after the earlier
+/// ones, on one connection, in commit order) has dropped the cached absence.
+async fn settle(a: &PgStore, b: &PgStore, marker: &str) {
+    let key = super::name_key("default", marker);
+    let start = Instant::now();
+    while !(b.find_by_name("default", marker).await.unwrap().is_none()
+        && b.shared.cache.get(&key).is_some())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{marker} never cached"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    a.create(&token("default", marker)).await.unwrap();
+    while b.find_by_name("default", marker).await.unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "{marker}: no notice"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Waits until `s` no longer finds `g`, within the bound the token cache has (2 s).
+async fn until_refused(s: &PgStore, g: &crate::store::RefreshGrant, what: &str) {
+    let start = Instant::now();
+    while s.find_refresh(&g.hash).await.unwrap().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{what} on one replica did not reach the other's grant cache within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Refresh grants are cached (docker's identity-token requests make no round trip), and a
+/// grant revoked on replica A (its token disabled or deleted, or trimmed beyond the cap) is
+/// refused on replica B within the bound of the token cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_grants_are_cached_and_a_revocation_reaches_the_other_replica() {
+    use crate::store::conformance::grant;
+    let (a, url) = open().await;
+    let b = PgStore::open(options(&url)).await.unwrap();
+    wait_trusted(&b).await;
+    let t = token("default", "laptop");
+    a.create(&t).await.unwrap();
+    let g1 = grant(&t, 1, t0());
+    a.add_refresh(&g1, 10).await.unwrap();
+    settle(&a, &b, "marker").await;
+    read_grant_until_cached(&b, &g1).await;
+    // Served from B's cache: a row removed behind the stores' back (no notice) is still found.
+    cluster().sql(
+        db_name(&url),
+        "DELETE FROM regauth_refresh_grants WHERE hash = '\\x0101010101010101010101010101010101010101010101010101010101010101'",
+    );
     assert_eq!(
-        b.find_by_name("default", "shared").unwrap().unwrap().status,
+        b.find_refresh(&g1.hash).await.unwrap(),
+        Some(g1.clone()),
+        "a cache hit"
+    );
+    a.add_refresh(&g1, 10).await.unwrap();
+
+    // A disable on A revokes it on B.
+    read_grant_until_cached(&b, &g1).await;
+    let disabled = crate::domain::Token {
+        status: Status::Disabled,
+        ..t.clone()
+    };
+    a.update(&disabled).await.unwrap();
+    until_refused(&b, &g1, "a disable").await;
+
+    // A delete on A revokes it on B.
+    a.update(&t).await.unwrap();
+    let g2 = grant(&t, 2, t0() + Span::minutes(1));
+    a.add_refresh(&g2, 10).await.unwrap();
+    read_grant_until_cached(&b, &g2).await;
+    assert!(a.delete("default", t.id).await.unwrap());
+    until_refused(&b, &g2, "a delete").await;
+
+    // A grant trimmed beyond the cap on A is refused on B.
+    let u = token("default", "desktop");
+    a.create(&u).await.unwrap();
+    let old = grant(&u, 3, t0());
+    a.add_refresh(&old, 1).await.unwrap();
+    read_grant_until_cached(&b, &old).await;
+    a.add_refresh(&grant(&u, 4, t0() + Span::minutes(1)), 1)
+        .await
+        .unwrap();
+    until_refused(&b, &old, "trimming beyond the cap").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disable_on_one_replica_reaches_the_other_replicas_cache() {
+    let (a, url) = open().await;
+    let b = PgStore::open(options(&url)).await.unwrap();
+    wait_trusted(&b).await;
+    let t = token("default", "shared");
+    a.create(&t).await.unwrap();
+    // B caches it.
+    read_until_cached(&b, "shared").await;
+    assert_eq!(
+        b.find_by_name("default", "shared")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         Status::Enabled
     );
     a.update(&crate::domain::Token {
         status: Status::Disabled,
         ..t.clone()
     })
+    .await
     .unwrap();
     let start = Instant::now();
     loop {
-        let seen = b.find_by_name("default", "shared").unwrap().unwrap();
+        let seen = b.find_by_name("default", "shared").await.unwrap().unwrap();
         if seen.status == Status::Disabled {
             break;
         }
@@ -200,54 +323,54 @@ fn a_disable_on_one_replica_reaches_the_other_replicas_cache() {
             start.elapsed() < Duration::from_secs(2),
             "B kept serving the enabled token"
         );
-        std::thread::sleep(Duration::from_millis(1));
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     // A delete too.
-    assert!(b.find_by_name("default", "shared").unwrap().is_some());
-    assert!(a.delete("default", t.id).unwrap());
+    assert!(b.find_by_name("default", "shared").await.unwrap().is_some());
+    assert!(a.delete("default", t.id).await.unwrap());
     let start = Instant::now();
-    while b.find_by_name("default", "shared").unwrap().is_some() {
+    while b.find_by_name("default", "shared").await.unwrap().is_some() {
         assert!(
             start.elapsed() < Duration::from_secs(2),
             "B kept serving the deleted token"
         );
-        std::thread::sleep(Duration::from_millis(1));
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
-#[test]
-fn a_name_one_replica_knows_as_unknown_is_found_once_another_creates_it() {
-    let (a, url) = open();
-    let b = PgStore::open(options(&url)).unwrap();
-    wait_trusted(&b);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_one_replica_knows_as_unknown_is_found_once_another_creates_it() {
+    let (a, url) = open().await;
+    let b = PgStore::open(options(&url)).await.unwrap();
+    wait_trusted(&b).await;
     // B caches the name as absent (so an unknown name costs what a known one does)...
-    assert!(b.find_by_name("default", "late").unwrap().is_none());
+    assert!(b.find_by_name("default", "late").await.unwrap().is_none());
     assert_eq!(b.shared.cache.len(), 1, "the absence is cached");
     // ...and A's create reaches it through the notice.
     let t = token("default", "late");
-    a.create(&t).unwrap();
+    a.create(&t).await.unwrap();
     let start = Instant::now();
-    while b.find_by_name("default", "late").unwrap().is_none() {
+    while b.find_by_name("default", "late").await.unwrap().is_none() {
         assert!(
             start.elapsed() < Duration::from_secs(2),
             "B kept answering that the new token does not exist"
         );
-        std::thread::sleep(Duration::from_millis(1));
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     // The creating replica's own cached absence goes at once.
-    assert!(a.find_by_name("default", "other").unwrap().is_none());
-    a.create(&token("default", "other")).unwrap();
-    assert!(a.find_by_name("default", "other").unwrap().is_some());
+    assert!(a.find_by_name("default", "other").await.unwrap().is_none());
+    a.create(&token("default", "other")).await.unwrap();
+    assert!(a.find_by_name("default", "other").await.unwrap().is_some());
 }
 
-#[test]
-fn without_its_listener_a_replica_reads_through_and_drops_the_cache_on_reconnect() {
-    let (a, url) = open();
-    let b = PgStore::open(options(&url)).unwrap();
-    wait_trusted(&b);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_listener_a_replica_reads_through_and_drops_the_cache_on_reconnect() {
+    let (a, url) = open().await;
+    let b = PgStore::open(options(&url)).await.unwrap();
+    wait_trusted(&b).await;
     let t = token("default", "watched");
-    a.create(&t).unwrap();
-    read_until_cached(&b, "watched");
+    a.create(&t).await.unwrap();
+    read_until_cached(&b, "watched").await;
     // Cut B's notification connection; the notice of the disable below is lost for B.
     let killed = cluster().sql(
         db_name(&url),
@@ -258,24 +381,27 @@ fn without_its_listener_a_replica_reads_through_and_drops_the_cache_on_reconnect
     let start = Instant::now();
     while b.cache_trusted() {
         assert!(start.elapsed() < Duration::from_secs(5), "B did not notice");
-        std::thread::sleep(Duration::from_millis(1));
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     a.update(&crate::domain::Token {
         status: Status::Disabled,
         ..t.clone()
     })
+    .await
     .unwrap();
     // Whether B has reconnected yet or not, it must see the disable now.
     assert_eq!(
         b.find_by_name("default", "watched")
+            .await
             .unwrap()
             .unwrap()
             .status,
         Status::Disabled
     );
-    wait_trusted(&b);
+    wait_trusted(&b).await;
     assert_eq!(
         b.find_by_name("default", "watched")
+            .await
             .unwrap()
             .unwrap()
             .status,
@@ -283,65 +409,47 @@ fn without_its_listener_a_replica_reads_through_and_drops_the_cache_on_reconnect
     );
 }
 
-#[test]
-fn only_one_replica_sweeps_at_a_time() {
-    let (a, url) = open();
-    let b = PgStore::open(options(&url)).unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_one_replica_sweeps_at_a_time() {
+    let (a, url) = open().await;
+    let b = PgStore::open(options(&url)).await.unwrap();
     for i in 0..50 {
-        a.create(&crate::store::tests::expiring(
+        a.create(&crate::store::conformance::expiring(
             "default",
             &format!("old-{i}"),
             t0(),
         ))
+        .await
         .unwrap();
     }
     // Hold the sweep lock as another replica in its sweep would.
-    let held = std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let url = url.clone();
-        let holder = s.spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let (mut c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
-                let tx_ = c.transaction().await.unwrap();
-                tx_.execute("SELECT pg_advisory_xact_lock($1)", &[&super::SWEEP_LOCK])
-                    .await
-                    .unwrap();
-                tx.send(()).unwrap();
-                let _ = done_rx.recv();
-                tx_.rollback().await.unwrap();
-            });
-        });
-        rx.recv().unwrap();
-        let during = b.delete_expired(t0() + Span::hours(1)).unwrap();
-        done_tx.send(()).unwrap();
-        holder.join().unwrap();
-        during
-    });
+    let (mut c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let holder = c.transaction().await.unwrap();
+    holder
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&super::SWEEP_LOCK])
+        .await
+        .unwrap();
+    let held = b.delete_expired(t0() + Span::hours(1)).await.unwrap();
+    holder.rollback().await.unwrap();
     assert!(
         held.is_empty(),
         "B swept while another replica held the lock"
     );
-    assert_eq!(a.count().unwrap(), 50);
+    assert_eq!(a.count().await.unwrap(), 50);
     // Both sweeping at once: every token deleted exactly once.
-    let (x, y) = std::thread::scope(|s| {
-        let hx = s.spawn(|| a.delete_expired(t0() + Span::hours(1)).unwrap().len());
-        let hy = s.spawn(|| b.delete_expired(t0() + Span::hours(1)).unwrap().len());
-        (hx.join().unwrap(), hy.join().unwrap())
-    });
-    assert_eq!(x + y, 50);
-    assert_eq!(a.count().unwrap(), 0);
+    let (x, y) = tokio::join!(
+        a.delete_expired(t0() + Span::hours(1)),
+        b.delete_expired(t0() + Span::hours(1))
+    );
+    assert_eq!(x.unwrap().len() + y.unwrap().len(), 50);
+    assert_eq!(a.count().await.unwrap(), 0);
 }
 
-#[test]
-fn an_unreachable_database_is_unavailable_quickly_and_recovers() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_unavailable_quickly_and_recovers() {
     let mut cluster = PgCluster::start();
     let url = cluster.new_database();
     let store = PgStore::open(PgOptions {
@@ -349,18 +457,22 @@ fn an_unreachable_database_is_unavailable_quickly_and_recovers() {
         statement_timeout: Duration::from_millis(1000),
         ..options(&url)
     })
+    .await
     .unwrap();
     let t = token("default", "survivor");
-    store.create(&t).unwrap();
-    store.ready().unwrap();
+    store.create(&t).await.unwrap();
+    store.ready().await.unwrap();
     cluster.stop();
     let start = Instant::now();
     for _ in 0..3 {
-        let err = store.get("default", t.id).unwrap_err();
+        let err = store.get("default", t.id).await.unwrap_err();
         assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
-        assert!(matches!(store.ready(), Err(StoreError::Unavailable { .. })));
         assert!(matches!(
-            store.create(&token("default", "while-down")),
+            store.ready().await,
+            Err(StoreError::Unavailable { .. })
+        ));
+        assert!(matches!(
+            store.create(&token("default", "while-down")).await,
             Err(StoreError::Unavailable { .. })
         ));
     }
@@ -370,11 +482,11 @@ fn an_unreachable_database_is_unavailable_quickly_and_recovers() {
         start.elapsed()
     );
     // Read through while down: never a cached answer without notices.
-    assert!(store.find_by_name("default", "survivor").is_err());
+    assert!(store.find_by_name("default", "survivor").await.is_err());
     cluster.restart();
     let start = Instant::now();
     loop {
-        match store.get("default", t.id) {
+        match store.get("default", t.id).await {
             Ok(found) => {
                 assert_eq!(found, Some(t.clone()));
                 break;
@@ -384,84 +496,97 @@ fn an_unreachable_database_is_unavailable_quickly_and_recovers() {
                     start.elapsed() < Duration::from_secs(10),
                     "no recovery: {e}"
                 );
-                std::thread::sleep(Duration::from_millis(50));
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
-    store.ready().unwrap();
-    wait_trusted(&store);
+    store.ready().await.unwrap();
+    wait_trusted(&store).await;
 }
 
-#[test]
-fn the_signing_certificate_is_recorded_once() {
-    let (a, url) = open();
-    assert_eq!(a.record_certificate("aa").unwrap(), "aa");
-    let b = PgStore::open(options(&url)).unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signing_certificate_is_recorded_once() {
+    let (a, url) = open().await;
+    assert_eq!(a.record_certificate("aa").await.unwrap(), "aa");
+    let b = PgStore::open(options(&url)).await.unwrap();
     assert_eq!(
-        b.record_certificate("bb").unwrap(),
+        b.record_certificate("bb").await.unwrap(),
         "aa",
         "the first one stays"
     );
-    assert_eq!(b.record_certificate("aa").unwrap(), "aa");
+    assert_eq!(b.record_certificate("aa").await.unwrap(), "aa");
 }
 
-#[test]
-fn import_copies_only_what_is_missing() {
-    let (s, _) = open();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_copies_only_what_is_missing() {
+    let (s, _) = open().await;
     let a = crate::domain::Token {
         owner: Some("alice".parse().unwrap()),
         ..token("default", "one")
     };
     let b = token("staging", "two");
-    let g = crate::store::tests::grant(&a, 3, t0());
-    let orphan = crate::store::tests::grant(&token("default", "gone"), 4, t0());
+    let g = crate::store::conformance::grant(&a, 3, t0());
+    let orphan = crate::store::conformance::grant(&token("default", "gone"), 4, t0());
     assert_eq!(
         s.import(&[a.clone(), b.clone()], &[g.clone(), orphan.clone()])
+            .await
             .unwrap(),
         (2, 1)
     );
     assert_eq!(
         s.import(&[a.clone(), b.clone()], &[g.clone(), orphan])
+            .await
             .unwrap(),
         (0, 0)
     );
     // The owner column is written by an import too.
     assert_eq!(
-        s.list_by_owner("default", "alice", 0, 10).unwrap().items,
+        s.list_by_owner("default", "alice", 0, 10)
+            .await
+            .unwrap()
+            .items,
         vec![a.clone()]
     );
-    assert_eq!(s.get("default", a.id).unwrap(), Some(a));
-    assert_eq!(s.find_refresh(&g.hash).unwrap(), Some(g));
-    assert_eq!((s.count().unwrap(), s.count_grants().unwrap()), (2, 1));
+    assert_eq!(s.get("default", a.id).await.unwrap(), Some(a));
+    assert_eq!(s.find_refresh(&g.hash).await.unwrap(), Some(g));
+    assert_eq!(
+        (s.count().await.unwrap(), s.count_grants().await.unwrap()),
+        (2, 1)
+    );
 }
 
+/// The shared keyring's synchronous calls ([`PgStore::blocking`]) work from a blocking
+/// thread and from a thread outside the runtime, and refuse, rather than deadlock, on a
+/// current-thread runtime, whose one thread drives the connections they would wait for.
 #[test]
-fn calls_from_async_code_work_on_either_runtime_flavour() {
-    let (s, _) = open();
-    let s = Arc::new(s);
-    s.create(&token("default", "from-sync")).unwrap();
+fn synchronous_calls_work_off_the_runtime_and_refuse_to_deadlock() {
     let multi = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let (s2, s3) = (s.clone(), s.clone());
-    multi.block_on(async move {
-        tokio::spawn(
-            async move { assert!(s2.find_by_name("default", "from-sync").unwrap().is_some()) },
-        )
-        .await
-        .unwrap();
-        // The admin API's writes run on blocking threads.
-        tokio::task::spawn_blocking(move || s3.create(&token("default", "from-blocking")).unwrap())
+    let s = Arc::new(multi.block_on(open()).0);
+    let s2 = s.clone();
+    let from_blocking = multi.block_on(async move {
+        tokio::task::spawn_blocking(move || s2.blocking(s2.load_keyring()))
             .await
-            .unwrap();
+            .unwrap()
     });
+    assert_eq!(from_blocking.unwrap(), None);
+    assert_eq!(
+        s.blocking(s.load_keyring()).unwrap(),
+        None,
+        "outside the runtime"
+    );
     let single = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    single.block_on(async { assert_eq!(s.count().unwrap(), 2) });
+    let refused = single.block_on(async { s.blocking(s.load_keyring()) });
+    assert!(
+        matches!(&refused, Err(StoreError::Backend { context, .. }) if context.contains("deadlock")),
+        "{refused:?}"
+    );
 }
 
 /// A CA and a server certificate it signed for `localhost` (PEM: CA cert, server chain, key).
@@ -491,8 +616,8 @@ fn encrypted(cluster: &PgCluster, db: &str) -> bool {
     n != "0"
 }
 
-#[test]
-fn tls_modes_against_a_cluster_with_a_private_ca() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_modes_against_a_cluster_with_a_private_ca() {
     let (ca_pem, server_pem, key_pem) = tls_material();
     let cluster = PgCluster::start_tls(&server_pem, &key_pem);
     let dir = tempfile::tempdir().unwrap();
@@ -503,89 +628,110 @@ fn tls_modes_against_a_cluster_with_a_private_ca() {
     std::fs::write(&other_ca_file, other_ca).unwrap();
     let url = cluster.new_database();
     let db = db_name(&url).to_string();
-    let open = |host: &str, tls: Tls, ca: Option<&std::path::Path>| {
+    let open = async |host: &str, tls: Tls, ca: Option<&std::path::Path>| {
         PgStore::open(PgOptions {
             tls,
             ca_file: ca.map(|p| p.to_path_buf()),
             connect_timeout: Duration::from_secs(2),
             ..PgOptions::new(cluster.url_via(host, &db))
         })
+        .await
     };
 
     // verify-full: the chain against the CA file, the name against the certificate.
-    let verified = open("localhost", Tls::VerifyFull, Some(&ca_file)).unwrap();
-    verified.create(&token("default", "over-tls")).unwrap();
+    let verified = open("localhost", Tls::VerifyFull, Some(&ca_file))
+        .await
+        .unwrap();
+    verified
+        .create(&token("default", "over-tls"))
+        .await
+        .unwrap();
     assert!(encrypted(&cluster, &db));
     drop(verified);
-    let err = open("localhost", Tls::VerifyFull, Some(&other_ca_file)).unwrap_err();
+    let err = open("localhost", Tls::VerifyFull, Some(&other_ca_file))
+        .await
+        .unwrap_err();
     let text = crate::error::Chain(&err).to_string();
     assert!(
         text.to_lowercase().contains("certificate"),
         "another CA: {text}"
     );
-    let err = open("127.0.0.1", Tls::VerifyFull, Some(&ca_file)).unwrap_err();
+    let err = open("127.0.0.1", Tls::VerifyFull, Some(&ca_file))
+        .await
+        .unwrap_err();
     let text = crate::error::Chain(&err).to_string();
     assert!(
         text.to_lowercase().contains("certificate"),
         "a name the certificate lacks: {text}"
     );
     // Without a CA file the built-in web roots do not know this private CA.
-    assert!(open("localhost", Tls::VerifyFull, None).is_err());
+    assert!(open("localhost", Tls::VerifyFull, None).await.is_err());
 
     // require and prefer: encrypted, certificate not checked.
     for mode in [Tls::Require, Tls::Prefer] {
-        let s = open("127.0.0.1", mode, None).unwrap();
-        assert!(s.find_by_name("default", "over-tls").unwrap().is_some());
+        let s = open("127.0.0.1", mode, None).await.unwrap();
+        assert!(s
+            .find_by_name("default", "over-tls")
+            .await
+            .unwrap()
+            .is_some());
         assert!(encrypted(&cluster, &db), "{mode:?}");
     }
     // disable: plain.
-    let plain = open("127.0.0.1", Tls::Disable, None).unwrap();
-    assert!(plain.find_by_name("default", "over-tls").unwrap().is_some());
+    let plain = open("127.0.0.1", Tls::Disable, None).await.unwrap();
+    assert!(plain
+        .find_by_name("default", "over-tls")
+        .await
+        .unwrap()
+        .is_some());
 
     // A CA file that is not PEM is named.
     let bad = dir.path().join("bad.pem");
     std::fs::write(&bad, "not a certificate").unwrap();
     let err = open("localhost", Tls::VerifyFull, Some(&bad))
+        .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("bad.pem"), "{err}");
 }
 
-#[test]
-fn require_fails_against_a_server_without_tls() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_fails_against_a_server_without_tls() {
     let url = cluster().new_database();
     let err = PgStore::open(PgOptions {
         tls: Tls::Require,
         ..PgOptions::new(url)
     })
+    .await
     .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
 }
 
 /// An admin created, rotated or deleted through one replica reaches the other replica's
 /// admins cache within a second (the `@admins` notice), though that replica had cached them.
-#[test]
-fn admin_changes_on_one_replica_reach_the_others_within_a_second() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_changes_on_one_replica_reach_the_others_within_a_second() {
     use crate::clock::Clock;
     use crate::domain::Role;
     use crate::service::admins::{AdminsService, NewAdmin};
 
-    let (a, url) = open();
-    let b = PgStore::open(options(&url)).unwrap();
-    wait_trusted(&a);
-    wait_trusted(&b);
+    let (a, url) = open().await;
+    let b = PgStore::open(options(&url)).await.unwrap();
+    wait_trusted(&a).await;
+    wait_trusted(&b).await;
     let on_a = AdminsService::new(Arc::new(a), Clock::system());
     let on_b = AdminsService::new(Arc::new(b), Clock::system());
     // B caches the admins (none yet).
-    assert_eq!(on_b.authenticate("rgadm_nobody").unwrap(), None);
-    let until = |what: &str, done: &dyn Fn() -> bool| {
+    assert_eq!(on_b.authenticate("rgadm_nobody").await.unwrap(), None);
+    // Whether `secret` authenticates on B as `known`, within a second.
+    let until = async |what: &str, secret: &str, known: bool| {
         let start = Instant::now();
-        while !done() {
+        while on_b.authenticate(secret).await.unwrap().is_some() != known {
             assert!(
                 start.elapsed() < Duration::from_secs(1),
                 "{what} did not reach the other replica within 1 s"
             );
-            std::thread::sleep(Duration::from_millis(5));
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
     let new = NewAdmin {
@@ -593,45 +739,41 @@ fn admin_changes_on_one_replica_reach_the_others_within_a_second() {
         role: Role::Editor,
         registries: vec![],
     };
-    let (_, first) = on_a.create(new, "bootstrap").unwrap();
-    until("a create", &|| on_b.authenticate(&first).unwrap().is_some());
-    let (_, second) = on_a.rotate("alice").unwrap();
-    until("a rotation", &|| {
-        on_b.authenticate(&first).unwrap().is_none()
-    });
-    assert!(on_b.authenticate(&second).unwrap().is_some());
-    on_a.delete("alice").unwrap();
-    until("a delete", &|| {
-        on_b.authenticate(&second).unwrap().is_none()
-    });
+    let (_, first) = on_a.create(new, "bootstrap").await.unwrap();
+    until("a create", &first, true).await;
+    let (_, second) = on_a.rotate("alice").await.unwrap();
+    until("a rotation", &first, false).await;
+    assert!(on_b.authenticate(&second).await.unwrap().is_some());
+    on_a.delete("alice").await.unwrap();
+    until("a delete", &second, false).await;
 }
 
 /// Migration 4 stores the signing keyring: compare-and-set on its version, and every change
 /// reaches the other replicas' hook (within a second) with the new version.
-#[test]
-fn the_keyring_round_trips_with_compare_and_set_and_notifies_other_replicas() {
-    let (a, url) = open();
-    let b = PgStore::open(options(&url)).unwrap();
-    wait_trusted(&b);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keyring_round_trips_with_compare_and_set_and_notifies_other_replicas() {
+    let (a, url) = open().await;
+    let b = PgStore::open(options(&url)).await.unwrap();
+    wait_trusted(&b).await;
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
     b.on_keyring_change(Arc::new(move |v| {
         let _ = tx.lock().unwrap().send(v);
     }));
-    assert_eq!(a.load_keyring().unwrap(), None);
-    assert!(a.save_keyring(0, r#"{"keys":[]}"#, "{}").unwrap());
+    assert_eq!(a.load_keyring().await.unwrap(), None);
+    assert!(a.save_keyring(0, r#"{"keys":[]}"#, "{}").await.unwrap());
     // A second first store (another replica starting) changes nothing.
-    assert!(!b.save_keyring(0, "other", "{}").unwrap());
-    let stored = b.load_keyring().unwrap().unwrap();
+    assert!(!b.save_keyring(0, "other", "{}").await.unwrap());
+    let stored = b.load_keyring().await.unwrap().unwrap();
     assert_eq!(stored.version, 1);
     assert_eq!(stored.state, r#"{"keys":[]}"#);
-    assert!(a.save_keyring(1, "two", r#"{"k":"pem"}"#).unwrap());
+    assert!(a.save_keyring(1, "two", r#"{"k":"pem"}"#).await.unwrap());
     assert!(
-        !b.save_keyring(1, "stale", "{}").unwrap(),
+        !b.save_keyring(1, "stale", "{}").await.unwrap(),
         "a stale version is refused"
     );
     assert_eq!(
-        b.load_keyring().unwrap().unwrap(),
+        b.load_keyring().await.unwrap().unwrap(),
         super::StoredKeyring {
             version: 2,
             state: "two".into(),
@@ -651,4 +793,39 @@ fn the_keyring_round_trips_with_compare_and_set_and_notifies_other_replicas() {
             "notice of version 2 late"
         );
     }
+}
+
+/// A call waiting for PostgreSQL parks no thread: on a current-thread runtime, another task
+/// runs meanwhile, here the one that releases the row lock the call waits for. (When calls
+/// blocked their thread, this update waited out `statement_timeout` and failed.)
+#[tokio::test]
+async fn a_call_waiting_for_the_database_lets_other_tasks_run() {
+    let (s, url) = open().await;
+    let t = token("default", "locked");
+    s.create(&t).await.unwrap();
+    let (mut c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let holder = c.transaction().await.unwrap();
+    holder
+        .execute(
+            "SELECT 1 FROM regauth_tokens WHERE id = $1 FOR UPDATE",
+            &[&t.id],
+        )
+        .await
+        .unwrap();
+    let disabled = crate::domain::Token {
+        status: Status::Disabled,
+        ..t.clone()
+    };
+    let (updated, ()) = tokio::join!(s.update(&disabled), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        holder.rollback().await.unwrap();
+    });
+    updated.unwrap();
+    assert_eq!(
+        s.get("default", t.id).await.unwrap().unwrap().status,
+        Status::Disabled
+    );
 }
