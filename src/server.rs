@@ -72,6 +72,7 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
             "signing key ready");
     }
     let admin_token = admin_token(&config)?;
+    let activity = open_activity(&config, pg.as_ref().map(|(pg, _)| pg))?;
     let store = match pg {
         Some((pg, _)) => pg as Arc<dyn Store>,
         None => open_store(&config)?,
@@ -80,12 +81,39 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
         .admin_token
         .is_none()
         .then(|| config.admin_token_file());
-    let state = AppState::with_keys(config, store, keys, &admin_token, Clock::system());
+    let state = AppState::with_keys(config, store, keys, &admin_token, Clock::system())
+        .with_activity(activity);
     Ok(match from_file {
         // Re-read when `regauth admin-token rotate` replaces the file.
         Some(path) => state.with_admin_token(AdminToken::file(path, &admin_token)),
         None => state,
     })
+}
+
+/// The registries' events: in PostgreSQL beside the tokens, else in their own sled database
+/// (`<data_dir>/activity`); each registry's events secret from its file (made when missing).
+fn open_activity(
+    config: &Config,
+    pg: Option<&Arc<PgStore>>,
+) -> anyhow::Result<crate::service::activity::ActivityService> {
+    use crate::store::activity::{ActivityStore, SledActivity};
+    let store: Arc<dyn ActivityStore> = match pg {
+        Some(pg) => pg.clone(),
+        None => {
+            let path = config.data_dir.join("activity");
+            Arc::new(SledActivity::open(&path).with_context(|| {
+                format!("cannot open the activity store in {}", path.display())
+            })?)
+        }
+    };
+    let secrets =
+        crate::service::activity::load_or_create_secrets(&config.data_dir, &config.registries)
+            .map_err(anyhow::Error::msg)?;
+    Ok(crate::service::activity::ActivityService::new(
+        store,
+        secrets,
+        config.activity,
+    ))
 }
 
 /// Where the keyring's files are for `config` (`[jwt]` and the data dir): what `serve`
@@ -293,6 +321,12 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
         ));
     }
     tokio::spawn(sweeper(state.admin.clone(), SWEEP_INTERVAL));
+    tokio::spawn(crate::service::activity::run_pruner(
+        state.activity.clone(),
+        cfg.registries.iter().map(|r| r.id.clone()).collect(),
+        state.clock.clone(),
+        crate::service::activity::PRUNE_INTERVAL,
+    ));
     if let Some(keys) = state.keys.clone() {
         tokio::spawn(certificate_warner(keys, CERTIFICATE_CHECK_INTERVAL));
     }

@@ -5,6 +5,7 @@
 //! Depends on nothing else in the crate. Knows nothing of axum, sled or JWT: values are
 //! parsed at the edge into these types and trusted afterwards.
 pub mod access;
+pub mod activity;
 pub mod admin;
 pub mod name;
 pub mod patch;

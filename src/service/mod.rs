@@ -6,6 +6,7 @@
 //!
 //! Dependency direction: `http -> service -> {domain, store, jwt}`. Services take and return
 //! domain types; they know nothing of axum or wire formats.
+pub mod activity;
 pub mod admin;
 pub mod admins;
 pub mod anonymous;

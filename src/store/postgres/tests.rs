@@ -110,9 +110,10 @@ fn migration_2_adds_owners_to_a_version_1_database() {
     );
     cluster().sql(db_name(&url), "DROP TABLE regauth_admins");
     cluster().sql(db_name(&url), "DROP TABLE regauth_keyring");
+    cluster().sql(db_name(&url), "DROP TABLE regauth_events");
     cluster().sql(
         db_name(&url),
-        "DELETE FROM regauth_schema WHERE version IN (2, 3, 4)",
+        "DELETE FROM regauth_schema WHERE version IN (2, 3, 4, 5)",
     );
     assert_eq!(
         cluster().sql(
@@ -128,7 +129,7 @@ fn migration_2_adds_owners_to_a_version_1_database() {
             db_name(&url),
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM regauth_schema",
         ),
-        "1,2,3,4"
+        "1,2,3,4,5"
     );
     // Migration 4: the keyring's table, empty.
     assert_eq!(store.load_keyring().unwrap(), None);
