@@ -1051,6 +1051,25 @@ mod tests {
     }
 
     #[test]
+    fn activity_retention_is_read_and_checked() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.activity, ActivityConfig::default());
+        assert_eq!(c.activity.retention, chrono::TimeDelta::days(30));
+        let c = Config::from_toml("[activity]\nretention = \"7d\"\nmax_events_per_registry = 10")
+            .unwrap();
+        assert_eq!(c.activity.retention, chrono::TimeDelta::days(7));
+        assert_eq!(c.activity.max_events_per_registry, 10);
+        for (toml, want) in [
+            ("[activity]\nretention = \"30m\"", "activity.retention: \"30m\" is shorter than an hour"),
+            ("[activity]\nretention = \"soon\"", "activity.retention: \"soon\" is not a duration"),
+            ("[activity]\nmax_events_per_registry = 0", "activity.max_events_per_registry: must be at least 1"),
+        ] {
+            let e = Config::from_toml(toml).unwrap_err().to_string();
+            assert!(e.contains(want), "{toml}: {e}");
+        }
+    }
+
+    #[test]
     fn certificate_days_and_registry_urls_are_read_and_checked() {
         let c = Config::from_toml("").unwrap();
         assert_eq!(c.jwt.certificate_days, 365);
