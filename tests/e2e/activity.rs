@@ -1,0 +1,111 @@
+//! Registry activity end to end: each registry started with the `notifications:` block as
+//! `regauth registry-config` prints it; a token's docker push, docker pull and skopeo delete
+//! show in `regauth token activity` and `regauth activity --digest` within seconds.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{repo, wait_for, DockerClient, Regauth, Registry, Skopeo, Verifier};
+
+on_every_verifier!(push_pull_and_delete_show_as_the_tokens_activity);
+
+fn actions(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|e| e["action"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn push_pull_and_delete_show_as_the_tokens_activity(verifier: Verifier) {
+    let regauth = Regauth::start();
+    let block = regauth.registry_config("default");
+    assert!(block.contains("notifications:"), "{block}");
+    let registry = Registry::start_on(verifier, &regauth, "default");
+    let bot = regauth.create_token("default", "ci-bot", &[repo("team/*", &["pull", "push", "delete"])]);
+    let docker = DockerClient::new();
+    let host = registry.host();
+    docker.login_ok(&host, &bot.name, &bot.password);
+    let image = docker.import_image();
+    let remote = format!("{host}/team/app:1");
+    docker.tag(&image, &remote);
+    let pushed = docker.docker(&["push", &remote]);
+    pushed.expect_success("docker push");
+    let digest = pushed
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap_or_else(|| panic!("no digest in docker push's output:\n{pushed}"))
+        .to_string();
+    docker.rmi(&[&remote]);
+    docker
+        .docker(&["pull", &remote])
+        .expect_success("docker pull");
+    Skopeo::new()
+        .delete(&format!("{host}/team/app@{digest}"), &format!("{}:{}", bot.name, bot.password))
+        .expect_success("skopeo delete");
+
+    let page = wait_for(
+        Duration::from_secs(15),
+        || {
+            let v = regauth
+                .cli(&["token", "activity", "ci-bot", "-o", "json"])
+                .ok()
+                .json();
+            let a = actions(&v);
+            ["push", "pull", "delete"]
+                .iter()
+                .all(|want| a.iter().any(|x| x == want))
+                .then_some(v)
+        },
+        || {
+            format!(
+                "ci-bot's push, pull and delete never showed: {}\n{}",
+                regauth.cli(&["token", "activity", "ci-bot", "-o", "json"]).stdout,
+                registry.log_tail()
+            )
+        },
+    );
+    assert_eq!(page["items"][0]["action"], "delete", "newest first: {page}");
+    for e in page["items"].as_array().unwrap() {
+        assert_eq!(e["actor"], "ci-bot", "{e}");
+        assert_eq!(e["repository"], "team/app", "{e}");
+        // Only image events, no layers: the manifest's digest, or (a tag deleted with the
+        // manifest, which distribution reports by tag alone) the tag.
+        assert!(
+            e["digest"] == digest.as_str() || (e["action"] == "delete" && e["tag"] == "1"),
+            "{e}\n{page}"
+        );
+    }
+    for action in ["push", "pull"] {
+        assert!(
+            page["items"].as_array().unwrap().iter().any(|e| e["action"] == action && e["digest"] == digest.as_str()),
+            "a {action} of {digest}: {page}"
+        );
+    }
+    // Each event once: the registry sent every envelope once here, and retries add nothing.
+    let ids: std::collections::HashSet<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), page["items"].as_array().unwrap().len());
+
+    // Who pushed this image?
+    let out = regauth.cli(&["activity", "--digest", &digest, "--action", "push"]).ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("WHEN"), "{}", out.stdout);
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    assert!(lines[1].contains("push") && lines[1].contains("ci-bot") && lines[1].contains("team/app"), "{}", out.stdout);
+    let v = regauth
+        .cli(&["activity", "--repository", "team/*", "--actor", "ci-bot", "-o", "json"])
+        .ok()
+        .json();
+    assert!(v["total"].as_u64().unwrap() >= 3, "{v}");
+}
