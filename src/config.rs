@@ -1060,9 +1060,18 @@ mod tests {
         assert_eq!(c.activity.retention, chrono::TimeDelta::days(7));
         assert_eq!(c.activity.max_events_per_registry, 10);
         for (toml, want) in [
-            ("[activity]\nretention = \"30m\"", "activity.retention: \"30m\" is shorter than an hour"),
-            ("[activity]\nretention = \"soon\"", "activity.retention: \"soon\" is not a duration"),
-            ("[activity]\nmax_events_per_registry = 0", "activity.max_events_per_registry: must be at least 1"),
+            (
+                "[activity]\nretention = \"30m\"",
+                "activity.retention: \"30m\" is shorter than an hour",
+            ),
+            (
+                "[activity]\nretention = \"soon\"",
+                "activity.retention: \"soon\" is not a duration",
+            ),
+            (
+                "[activity]\nmax_events_per_registry = 0",
+                "activity.max_events_per_registry: must be at least 1",
+            ),
         ] {
             let e = Config::from_toml(toml).unwrap_err().to_string();
             assert!(e.contains(want), "{toml}: {e}");

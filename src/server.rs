@@ -97,15 +97,16 @@ fn open_activity(
     pg: Option<&Arc<PgStore>>,
 ) -> anyhow::Result<crate::service::activity::ActivityService> {
     use crate::store::activity::{ActivityStore, SledActivity};
-    let store: Arc<dyn ActivityStore> = match pg {
-        Some(pg) => pg.clone(),
-        None => {
-            let path = config.data_dir.join("activity");
-            Arc::new(SledActivity::open(&path).with_context(|| {
-                format!("cannot open the activity store in {}", path.display())
-            })?)
-        }
-    };
+    let store: Arc<dyn ActivityStore> =
+        match pg {
+            Some(pg) => pg.clone(),
+            None => {
+                let path = config.data_dir.join("activity");
+                Arc::new(SledActivity::open(&path).with_context(|| {
+                    format!("cannot open the activity store in {}", path.display())
+                })?)
+            }
+        };
     let secrets =
         crate::service::activity::load_or_create_secrets(&config.data_dir, &config.registries)
             .map_err(anyhow::Error::msg)?;

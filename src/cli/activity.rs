@@ -214,7 +214,12 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("WHEN"), "{text}");
-        assert!(lines[1].contains("push") && lines[1].contains("ci-bot") && lines[1].contains("10.0.0.1:5000"), "{text}");
+        assert!(
+            lines[1].contains("push")
+                && lines[1].contains("ci-bot")
+                && lines[1].contains("10.0.0.1:5000"),
+            "{text}"
+        );
         assert!(lines[2].contains("(anonymous)"), "{text}");
         assert_eq!(lines[3], "(2 of 5 matching events; --limit shows more)");
     }

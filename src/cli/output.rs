@@ -399,7 +399,10 @@ pub fn registry_notifications_yaml(
     writeln!(out, "      threshold: 5")?;
     writeln!(out, "      backoff: 10s")?;
     writeln!(out, "      ignore:")?;
-    writeln!(out, "        # layers and image configs: one event per blob, not wanted")?;
+    writeln!(
+        out,
+        "        # layers and image configs: one event per blob, not wanted"
+    )?;
     writeln!(out, "        mediatypes:")?;
     writeln!(out, "          - application/octet-stream")?;
     Ok(())
@@ -571,10 +574,21 @@ mod tests {
         };
         registry_notifications_yaml(&mut out, "default", &n).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("      url: http://127.0.0.1:5001/events/default\n"), "{text}");
-        assert!(text.contains("        Authorization: [\"Bearer rge_00ff\"]\n"), "{text}");
+        assert!(
+            text.contains("      url: http://127.0.0.1:5001/events/default\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("        Authorization: [\"Bearer rge_00ff\"]\n"),
+            "{text}"
+        );
         let mut out = Vec::new();
-        registry_notifications_yaml(&mut out, "default", &crate::api::Notifications { secret: None, ..n }).unwrap();
+        registry_notifications_yaml(
+            &mut out,
+            "default",
+            &crate::api::Notifications { secret: None, ..n },
+        )
+        .unwrap();
         assert!(!String::from_utf8(out).unwrap().contains("rge_"));
     }
 

@@ -437,7 +437,9 @@ mod tests {
             ),
         ];
         for (body, want) in cases {
-            let e = parse_envelope("r", body.as_bytes()).unwrap_err().to_string();
+            let e = parse_envelope("r", body.as_bytes())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{body}: {e}");
         }
     }
@@ -469,7 +471,9 @@ mod tests {
 
     #[test]
     fn queries_narrow_by_every_field() {
-        let e = parse_envelope("default", PUSH_28.as_bytes()).unwrap().remove(0);
+        let e = parse_envelope("default", PUSH_28.as_bytes())
+            .unwrap()
+            .remove(0);
         assert!(ActivityQuery::default().matches(&e));
         let q = |f: fn(&mut ActivityQuery)| {
             let mut q = ActivityQuery::default();

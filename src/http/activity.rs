@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::extract::{bearer_token, last, parse_pairs, KnownRegistry, Pairs, TokenId};
 use super::state::AppState;
 use crate::api::{self, ErrorBody, ResourceType};
-use crate::domain::activity::{validate_digest, ActivityQuery, EventAction, Event};
+use crate::domain::activity::{validate_digest, ActivityQuery, Event, EventAction};
 use crate::domain::RepoPattern;
 use crate::service::activity::{ReceiveError, MAX_BODY_BYTES};
 use crate::store::StoreError;
@@ -65,7 +65,8 @@ pub async fn receive(
     if state.config.registry(&registry).is_none() {
         return ApiError::NotFound(format!("registry {registry:?} not found")).into_response();
     }
-    let authorized = bearer_token(&headers).is_some_and(|t| state.activity.check_secret(&registry, t));
+    let authorized =
+        bearer_token(&headers).is_some_and(|t| state.activity.check_secret(&registry, t));
     if !authorized {
         tracing::warn!(registry = %registry, forwarded_for = %client,
             "registry events refused: missing or wrong events secret (is the registry's notifications block current? `regauth registry-config`)");
@@ -75,11 +76,12 @@ pub async fn receive(
         return too_large(&registry);
     }
     let timeout = state.body_timeout();
-    let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => return too_large(&registry),
-        Err(_) => return ApiError::BodyTimeout(timeout.as_secs()).into_response(),
-    };
+    let bytes =
+        match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => return too_large(&registry),
+            Err(_) => return ApiError::BodyTimeout(timeout.as_secs()).into_response(),
+        };
     match state.activity.receive(&registry, &bytes).await {
         Ok(r) => {
             tracing::debug!(registry = %registry, received = r.received, kept = r.kept,
@@ -128,7 +130,13 @@ fn event_out(e: Event) -> api::ActivityEvent {
     }
 }
 
-fn number(pairs: &Pairs<'_>, key: &str, default: usize, min: usize, max: usize) -> Result<usize, ApiError> {
+fn number(
+    pairs: &Pairs<'_>,
+    key: &str,
+    default: usize,
+    min: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
     match last(pairs, key) {
         None | Some("") => Ok(default),
         Some(v) => v
@@ -136,7 +144,9 @@ fn number(pairs: &Pairs<'_>, key: &str, default: usize, min: usize, max: usize) 
             .ok()
             .filter(|n| (min..=max).contains(n))
             .ok_or_else(|| {
-                ApiError::BadRequest(format!("{key}: must be an integer from {min} to {max}, got {v:?}"))
+                ApiError::BadRequest(format!(
+                    "{key}: must be an integer from {min} to {max}, got {v:?}"
+                ))
             }),
     }
 }
@@ -146,10 +156,16 @@ fn nonempty<'a>(pairs: &'a Pairs<'_>, key: &str) -> Option<&'a str> {
 }
 
 /// The filters of the query string; `since` is relative to `now`.
-fn query_of(pairs: &Pairs<'_>, now: chrono::DateTime<chrono::Utc>) -> Result<ActivityQuery, ApiError> {
+fn query_of(
+    pairs: &Pairs<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<ActivityQuery, ApiError> {
     let mut q = ActivityQuery::default();
     if let Some(a) = nonempty(pairs, "action") {
-        q.action = Some(a.parse::<EventAction>().map_err(|e| ApiError::BadRequest(e.to_string()))?);
+        q.action = Some(
+            a.parse::<EventAction>()
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+        );
     }
     if let Some(r) = nonempty(pairs, "repository") {
         q.repository = Some(
@@ -174,14 +190,18 @@ fn query_of(pairs: &Pairs<'_>, now: chrono::DateTime<chrono::Utc>) -> Result<Act
 }
 
 /// `since`: an RFC 3339 time, or a duration back from now (`7d`).
-fn since(text: &str, now: chrono::DateTime<chrono::Utc>) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+fn since(
+    text: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&chrono::Utc));
     }
-    let d = api::parse_duration(text).map_err(|e| {
-        ApiError::BadRequest(format!("since: not an RFC 3339 time, and {e}"))
-    })?;
-    Ok(now.checked_sub_signed(d).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC))
+    let d = api::parse_duration(text)
+        .map_err(|e| ApiError::BadRequest(format!("since: not an RFC 3339 time, and {e}")))?;
+    Ok(now
+        .checked_sub_signed(d)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC))
 }
 
 async fn page(
@@ -258,7 +278,10 @@ pub async fn registry_activity(
 ) -> Result<Json<api::ActivityPage>, ApiError> {
     let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
     let q = query_of(&pairs, state.clock.now())?;
-    let href = format!("{}/api/v1/registries/{}/activity", state.config.public_url, r.id);
+    let href = format!(
+        "{}/api/v1/registries/{}/activity",
+        state.config.public_url, r.id
+    );
     page(&state, &r.id, format!("{}-activity", r.id), href, &pairs, q).await
 }
 
@@ -292,7 +315,10 @@ pub async fn token_activity(
     let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
     let mut q = ActivityQuery::default();
     if let Some(a) = nonempty(&pairs, "action") {
-        q.action = Some(a.parse::<EventAction>().map_err(|e| ApiError::BadRequest(e.to_string()))?);
+        q.action = Some(
+            a.parse::<EventAction>()
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+        );
     }
     if let Some(s) = nonempty(&pairs, "since") {
         q.since = Some(since(s, state.clock.now())?);
@@ -321,7 +347,10 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2026-06-08T00:00:00Z")
             .unwrap()
             .with_timezone(&chrono::Utc);
-        assert_eq!(since("7d", now).unwrap().to_rfc3339(), "2026-06-01T00:00:00+00:00");
+        assert_eq!(
+            since("7d", now).unwrap().to_rfc3339(),
+            "2026-06-01T00:00:00+00:00"
+        );
         assert_eq!(
             since("2026-06-02T00:00:00Z", now).unwrap().to_rfc3339(),
             "2026-06-02T00:00:00+00:00"

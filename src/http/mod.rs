@@ -126,7 +126,10 @@ pub fn app(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/.well-known/jwks.json", get(keys::jwks))
         // A registry's notifications: its events secret, not the admin token.
-        .route("/events/{registry_id}", axum::routing::post(activity::receive))
+        .route(
+            "/events/{registry_id}",
+            axum::routing::post(activity::receive),
+        )
         .nest("/api/v1", api)
         .merge(console::routes());
     #[cfg(feature = "bench-baseline")]

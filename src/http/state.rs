@@ -145,7 +145,10 @@ impl AppState {
     }
 
     /// The same state with registry events kept by `activity` (the server's store and secrets).
-    pub fn with_activity(mut self, activity: crate::service::activity::ActivityService) -> AppState {
+    pub fn with_activity(
+        mut self,
+        activity: crate::service::activity::ActivityService,
+    ) -> AppState {
         self.activity = activity;
         self
     }

@@ -293,7 +293,10 @@ mod tests {
             }
         );
         assert_eq!(s.receive("r", body).await.unwrap().stored, 0);
-        let page = s.events("r", &ActivityQuery::default(), 0, 10).await.unwrap();
+        let page = s
+            .events("r", &ActivityQuery::default(), 0, 10)
+            .await
+            .unwrap();
         assert_eq!(page.total, 1);
     }
 
@@ -314,7 +317,10 @@ mod tests {
             .unwrap()
             .with_timezone(&chrono::Utc);
         assert_eq!(s.prune(&["r".into()], now).await.unwrap(), 1);
-        let page = s.events("r", &ActivityQuery::default(), 0, 10).await.unwrap();
+        let page = s
+            .events("r", &ActivityQuery::default(), 0, 10)
+            .await
+            .unwrap();
         assert_eq!(page.items[0].id, "new");
     }
 }

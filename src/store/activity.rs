@@ -149,9 +149,7 @@ impl ActivityStore for MemoryActivity {
             .iter()
             .map(|e| (e.registry.clone(), e.id.clone()))
             .collect();
-        inner
-            .ids
-            .retain(|k| k.0 != registry || kept.contains(k));
+        inner.ids.retain(|k| k.0 != registry || kept.contains(k));
         others.extend(mine);
         inner.events = others;
         Ok(removed)
@@ -395,7 +393,10 @@ pub(crate) mod conformance {
     /// same id in another registry is another event.
     pub(crate) async fn stores_each_id_once(s: &dyn ActivityStore) {
         let e = event("default", "a", 0, "ci-bot");
-        assert_eq!(s.record_events(vec![e.clone(), e.clone()]).await.unwrap(), 1);
+        assert_eq!(
+            s.record_events(vec![e.clone(), e.clone()]).await.unwrap(),
+            1
+        );
         assert_eq!(s.record_events(vec![e.clone()]).await.unwrap(), 0);
         assert_eq!(
             s.record_events(vec![event("other", "a", 0, "x")])
@@ -415,7 +416,12 @@ pub(crate) mod conformance {
     pub(crate) async fn answers_newest_first_with_filters(s: &dyn ActivityStore) {
         let mut batch = Vec::new();
         for i in 0..5 {
-            let mut e = event("default", &format!("e{i}"), i, if i % 2 == 0 { "ci-bot" } else { "dev" });
+            let mut e = event(
+                "default",
+                &format!("e{i}"),
+                i,
+                if i % 2 == 0 { "ci-bot" } else { "dev" },
+            );
             if i == 3 {
                 e.action = EventAction::Pull;
                 e.repository = "other/app".into();
@@ -444,15 +450,27 @@ pub(crate) mod conformance {
         };
         check(q(|q| q.actor = Some("ci-bot".into())), &["e4", "e2", "e0"]).await;
         check(q(|q| q.action = Some(EventAction::Pull)), &["e3"]).await;
-        check(q(|q| q.repository = Some("other/*".parse().unwrap())), &["e3"]).await;
-        check(q(|q| q.repository = Some("team/ap?".parse().unwrap())), &["e4", "e2", "e1", "e0"]).await;
+        check(
+            q(|q| q.repository = Some("other/*".parse().unwrap())),
+            &["e3"],
+        )
+        .await;
+        check(
+            q(|q| q.repository = Some("team/ap?".parse().unwrap())),
+            &["e4", "e2", "e1", "e0"],
+        )
+        .await;
         check(q(|q| q.tag = Some("v2".into())), &["e3"]).await;
         check(
             q(|q| q.digest = Some(format!("sha256:{}", "cd".repeat(32)))),
             &["e3"],
         )
         .await;
-        check(q(|q| q.since = Some(t0() + TimeDelta::seconds(3))), &["e4", "e3"]).await;
+        check(
+            q(|q| q.since = Some(t0() + TimeDelta::seconds(3))),
+            &["e4", "e3"],
+        )
+        .await;
         let p = s.events("nowhere", &all, 0, 10).await.unwrap();
         assert_eq!(p.total, 0);
     }
@@ -460,7 +478,9 @@ pub(crate) mod conformance {
     /// Pruning removes the old and the excess, oldest first, and only in one registry; a
     /// pruned id may be stored again.
     pub(crate) async fn prunes_oldest_first(s: &dyn ActivityStore) {
-        let batch = (0..6).map(|i| event("default", &format!("p{i}"), i, "a")).collect();
+        let batch = (0..6)
+            .map(|i| event("default", &format!("p{i}"), i, "a"))
+            .collect();
         s.record_events(batch).await.unwrap();
         s.record_events(vec![event("other", "o", -100, "a")])
             .await

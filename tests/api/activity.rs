@@ -32,7 +32,10 @@ async fn post(app: &TestApp, registry: &str, auth: Option<&str>, body: impl Into
     let mut b = Request::builder()
         .method(Method::POST)
         .uri(format!("/events/{registry}"))
-        .header(header::CONTENT_TYPE, "application/vnd.docker.distribution.events.v1+json");
+        .header(
+            header::CONTENT_TYPE,
+            "application/vnd.docker.distribution.events.v1+json",
+        );
     if let Some(a) = auth {
         b = b.header(header::AUTHORIZATION, a);
     }
@@ -44,8 +47,15 @@ fn bearer(app: &TestApp) -> String {
 }
 
 async fn total(app: &TestApp) -> u64 {
-    let r = app.api(Method::GET, "/registries/default/activity", None).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    let r = app
+        .api(Method::GET, "/registries/default/activity", None)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     r.json()["total"].as_u64().unwrap()
 }
 
@@ -63,7 +73,12 @@ async fn events_are_stored_once_and_read_by_registry_and_by_token() {
             "actor": {"name": "ci-bot"}}),
     ]);
     let r = post(&app, "default", Some(&bearer(&app)), body.clone()).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     assert_eq!(r.json(), json!({"received": 4, "kept": 3, "stored": 3}));
     // The registry retries: nothing new.
     let r = post(&app, "default", Some(&bearer(&app)), body).await;
@@ -71,13 +86,20 @@ async fn events_are_stored_once_and_read_by_registry_and_by_token() {
     assert_eq!(total(&app).await, 3);
 
     let r = app
-        .api(Method::GET, &format!("/registries/default/tokens/{id}/activity"), None)
+        .api(
+            Method::GET,
+            &format!("/registries/default/tokens/{id}/activity"),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let v = r.json();
     assert_eq!(v["id"], format!("{id}-activity"));
     assert_eq!(v["type"], "collection");
-    assert_eq!((v["total"].as_u64(), v["count"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (v["total"].as_u64(), v["count"].as_u64()),
+        (Some(2), Some(2))
+    );
     let first = &v["items"][0];
     assert_eq!(first["id"], "e2", "newest first (same time: id descending)");
     let push = &v["items"][1];
@@ -85,7 +107,10 @@ async fn events_are_stored_once_and_read_by_registry_and_by_token() {
     assert_eq!(push["repository"], "team/app");
     assert_eq!(push["tag"], "v1");
     assert_eq!(push["digest"], DIGEST);
-    assert_eq!(push["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+    assert_eq!(
+        push["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
     assert_eq!(push["size"], 708);
     assert_eq!(push["actor"], "ci-bot");
     assert_eq!(push["clientAddr"], "10.1.2.3:4567");
@@ -94,32 +119,62 @@ async fn events_are_stored_once_and_read_by_registry_and_by_token() {
     assert_eq!(push["time"], "2026-06-01T12:00:00.500Z");
 
     let r = app
-        .api(Method::GET, &format!("/registries/default/tokens/{id}/activity?action=push"), None)
+        .api(
+            Method::GET,
+            &format!("/registries/default/tokens/{id}/activity?action=push"),
+            None,
+        )
         .await;
     assert_eq!(r.json()["total"], 1);
     // Who pushed this image?
     let r = app
-        .api(Method::GET, &format!("/registries/default/activity?digest={DIGEST}&action=push"), None)
+        .api(
+            Method::GET,
+            &format!("/registries/default/activity?digest={DIGEST}&action=push"),
+            None,
+        )
         .await;
     assert_eq!(r.json()["items"][0]["actor"], "ci-bot");
     let r = app
-        .api(Method::GET, "/registries/default/activity?repository=other/*", None)
+        .api(
+            Method::GET,
+            "/registries/default/activity?repository=other/*",
+            None,
+        )
         .await;
     assert_eq!(r.json()["items"][0]["actor"], "someone-else");
     let r = app
-        .api(Method::GET, "/registries/default/activity?actor=ci-bot&tag=v1", None)
+        .api(
+            Method::GET,
+            "/registries/default/activity?actor=ci-bot&tag=v1",
+            None,
+        )
         .await;
     assert_eq!(r.json()["total"], 1);
     let r = app
-        .api(Method::GET, "/registries/default/activity?since=2026-06-02T00:00:00Z", None)
+        .api(
+            Method::GET,
+            "/registries/default/activity?since=2026-06-02T00:00:00Z",
+            None,
+        )
         .await;
     assert_eq!(r.json()["total"], 0);
     let r = app
-        .api(Method::GET, "/registries/default/activity?limit=1&offset=1", None)
+        .api(
+            Method::GET,
+            "/registries/default/activity?limit=1&offset=1",
+            None,
+        )
         .await;
     let v = r.json();
-    assert_eq!((v["count"].as_u64(), v["total"].as_u64()), (Some(1), Some(3)));
-    assert!(v["_links"]["next"].as_str().unwrap().contains("offset=2&limit=1"));
+    assert_eq!(
+        (v["count"].as_u64(), v["total"].as_u64()),
+        (Some(1), Some(3))
+    );
+    assert!(v["_links"]["next"]
+        .as_str()
+        .unwrap()
+        .contains("offset=2&limit=1"));
 }
 
 #[tokio::test]
@@ -128,11 +183,31 @@ async fn bad_envelopes_get_a_clear_status_and_store_nothing() {
     let good = envelope(vec![event("g", "push", "a", "r", Some("t"))]);
     let cases: Vec<(Option<String>, Body, StatusCode, &str)> = vec![
         (None, good.clone().into(), StatusCode::UNAUTHORIZED, ""),
-        (Some("Bearer wrong".into()), good.clone().into(), StatusCode::UNAUTHORIZED, ""),
+        (
+            Some("Bearer wrong".into()),
+            good.clone().into(),
+            StatusCode::UNAUTHORIZED,
+            "",
+        ),
         // The admin token is not the events secret.
-        (Some(format!("Bearer {}", crate::support::ADMIN)), good.clone().into(), StatusCode::UNAUTHORIZED, ""),
-        (Some(bearer(&app)), "{not json".into(), StatusCode::BAD_REQUEST, "not a notification envelope"),
-        (Some(bearer(&app)), vec![b' '; 10 * 1024 * 1024].into(), StatusCode::PAYLOAD_TOO_LARGE, "1048576"),
+        (
+            Some(format!("Bearer {}", crate::support::ADMIN)),
+            good.clone().into(),
+            StatusCode::UNAUTHORIZED,
+            "",
+        ),
+        (
+            Some(bearer(&app)),
+            "{not json".into(),
+            StatusCode::BAD_REQUEST,
+            "not a notification envelope",
+        ),
+        (
+            Some(bearer(&app)),
+            vec![b' '; 10 * 1024 * 1024].into(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "1048576",
+        ),
         (
             Some(bearer(&app)),
             envelope(vec![event("u", "copy", "a", "r", Some("t"))]).into(),
@@ -142,7 +217,12 @@ async fn bad_envelopes_get_a_clear_status_and_store_nothing() {
         (
             Some(bearer(&app)),
             // Small events, so that the envelope is within the body bound.
-            envelope((0..10_000).map(|i| json!({"id": format!("m{i}"), "action": "pull"})).collect()).into(),
+            envelope(
+                (0..10_000)
+                    .map(|i| json!({"id": format!("m{i}"), "action": "pull"}))
+                    .collect(),
+            )
+            .into(),
             StatusCode::BAD_REQUEST,
             "10000 events in one envelope; at most 1000",
         ),
@@ -155,7 +235,11 @@ async fn bad_envelopes_get_a_clear_status_and_store_nothing() {
     // Another registry's secret, an unknown registry.
     let r = post(&app, "nowhere", Some(&bearer(&app)), good.clone()).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(total(&app).await, 0, "nothing of a refused envelope is stored");
+    assert_eq!(
+        total(&app).await,
+        0,
+        "nothing of a refused envelope is stored"
+    );
     let r = post(&app, "default", Some(&bearer(&app)), good).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(total(&app).await, 1);
@@ -165,17 +249,28 @@ async fn bad_envelopes_get_a_clear_status_and_store_nothing() {
 async fn activity_queries_are_checked() {
     let app = TestApp::new();
     for (query, message) in [
-        ("action=copy", "action: \"copy\" is not one of push, pull, delete, mount"),
+        (
+            "action=copy",
+            "action: \"copy\" is not one of push, pull, delete, mount",
+        ),
         ("digest=md5:zz", "digest: \"md5:zz\" is not a digest"),
         ("repository=Team/*", "repository: "),
         ("since=yesterday", "since: not an RFC 3339 time"),
         ("limit=0", "limit: must be an integer from 1 to 1000"),
     ] {
         let r = app
-            .api(Method::GET, &format!("/registries/default/activity?{query}"), None)
+            .api(
+                Method::GET,
+                &format!("/registries/default/activity?{query}"),
+                None,
+            )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}");
-        assert!(r.api_error().contains(message), "{query}: {}", r.api_error());
+        assert!(
+            r.api_error().contains(message),
+            "{query}: {}",
+            r.api_error()
+        );
     }
     let r = app
         .api(Method::GET, "/registries/nowhere/activity", None)
@@ -193,7 +288,11 @@ async fn activity_queries_are_checked() {
 
 async fn named_admin(app: &TestApp, name: &str, role: &str) -> String {
     let r = app
-        .api(Method::POST, "/admins", Some(json!({"name": name, "role": role})))
+        .api(
+            Method::POST,
+            "/admins",
+            Some(json!({"name": name, "role": role})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     r.json()["secret"].as_str().unwrap().to_string()
@@ -206,17 +305,29 @@ async fn viewers_read_activity_and_only_editors_see_the_events_secret() {
     let editor = named_admin(&app, "eddie", "editor").await;
     let secret = app.state.activity.secret("default").unwrap().to_string();
     let r = app
-        .get("/api/v1/registries/default/activity", Some(&format!("Bearer {viewer}")))
+        .get(
+            "/api/v1/registries/default/activity",
+            Some(&format!("Bearer {viewer}")),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let r = app
-        .get("/api/v1/registries/default", Some(&format!("Bearer {viewer}")))
+        .get(
+            "/api/v1/registries/default",
+            Some(&format!("Bearer {viewer}")),
+        )
         .await;
     let n = &r.json()["properties"]["notifications"];
-    assert_eq!(n["url"], format!("{}/events/default", app.config.public_url));
+    assert_eq!(
+        n["url"],
+        format!("{}/events/default", app.config.public_url)
+    );
     assert!(n.get("secret").is_none(), "{n}");
     let r = app
-        .get("/api/v1/registries/default", Some(&format!("Bearer {editor}")))
+        .get(
+            "/api/v1/registries/default",
+            Some(&format!("Bearer {editor}")),
+        )
         .await;
     assert_eq!(r.json()["properties"]["notifications"]["secret"], secret);
 }

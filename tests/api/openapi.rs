@@ -111,7 +111,11 @@ fn every_route_is_described_with_its_security_and_errors() {
             }
             // Every operation says what the credential checks before it may answer: a
             // missing or wrong credential, a browser's cross-site request, a lockout.
-            let checked: &[&str] = if events { &["401"] } else { &["401", "403", "429"] };
+            let checked: &[&str] = if events {
+                &["401"]
+            } else {
+                &["401", "403", "429"]
+            };
             for status in checked {
                 assert!(
                     responses.contains_key(*status),

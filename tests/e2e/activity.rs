@@ -27,7 +27,11 @@ fn push_pull_and_delete_show_as_the_tokens_activity(verifier: Verifier) {
     let block = regauth.registry_config("default");
     assert!(block.contains("notifications:"), "{block}");
     let registry = Registry::start_on(verifier, &regauth, "default");
-    let bot = regauth.create_token("default", "ci-bot", &[repo("team/*", &["pull", "push", "delete"])]);
+    let bot = regauth.create_token(
+        "default",
+        "ci-bot",
+        &[repo("team/*", &["pull", "push", "delete"])],
+    );
     let docker = DockerClient::new();
     let host = registry.host();
     docker.login_ok(&host, &bot.name, &bot.password);
@@ -47,7 +51,10 @@ fn push_pull_and_delete_show_as_the_tokens_activity(verifier: Verifier) {
         .docker(&["pull", &remote])
         .expect_success("docker pull");
     Skopeo::new()
-        .delete(&format!("{host}/team/app@{digest}"), &format!("{}:{}", bot.name, bot.password))
+        .delete(
+            &format!("{host}/team/app@{digest}"),
+            &format!("{}:{}", bot.name, bot.password),
+        )
         .expect_success("skopeo delete");
 
     let page = wait_for(
@@ -66,7 +73,9 @@ fn push_pull_and_delete_show_as_the_tokens_activity(verifier: Verifier) {
         || {
             format!(
                 "ci-bot's push, pull and delete never showed: {}\n{}",
-                regauth.cli(&["token", "activity", "ci-bot", "-o", "json"]).stdout,
+                regauth
+                    .cli(&["token", "activity", "ci-bot", "-o", "json"])
+                    .stdout,
                 registry.log_tail()
             )
         },
@@ -84,7 +93,11 @@ fn push_pull_and_delete_show_as_the_tokens_activity(verifier: Verifier) {
     }
     for action in ["push", "pull"] {
         assert!(
-            page["items"].as_array().unwrap().iter().any(|e| e["action"] == action && e["digest"] == digest.as_str()),
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == action && e["digest"] == digest.as_str()),
             "a {action} of {digest}: {page}"
         );
     }
@@ -98,13 +111,27 @@ fn push_pull_and_delete_show_as_the_tokens_activity(verifier: Verifier) {
     assert_eq!(ids.len(), page["items"].as_array().unwrap().len());
 
     // Who pushed this image?
-    let out = regauth.cli(&["activity", "--digest", &digest, "--action", "push"]).ok();
+    let out = regauth
+        .cli(&["activity", "--digest", &digest, "--action", "push"])
+        .ok();
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(lines[0].starts_with("WHEN"), "{}", out.stdout);
     assert_eq!(lines.len(), 2, "{}", out.stdout);
-    assert!(lines[1].contains("push") && lines[1].contains("ci-bot") && lines[1].contains("team/app"), "{}", out.stdout);
+    assert!(
+        lines[1].contains("push") && lines[1].contains("ci-bot") && lines[1].contains("team/app"),
+        "{}",
+        out.stdout
+    );
     let v = regauth
-        .cli(&["activity", "--repository", "team/*", "--actor", "ci-bot", "-o", "json"])
+        .cli(&[
+            "activity",
+            "--repository",
+            "team/*",
+            "--actor",
+            "ci-bot",
+            "-o",
+            "json",
+        ])
         .ok()
         .json();
     assert!(v["total"].as_u64().unwrap() >= 3, "{v}");

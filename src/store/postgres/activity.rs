@@ -84,10 +84,7 @@ fn row_event(row: &tokio_postgres::Row) -> Result<Event, StoreError> {
 }
 
 /// The WHERE clause of `query` in `registry` and its parameters (from `$1`).
-fn filter(
-    registry: &str,
-    query: &ActivityQuery,
-) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+fn filter(registry: &str, query: &ActivityQuery) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
     let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(registry.to_string())];
     let mut clause = String::from("registry = $1");
     let mut add = |sql: &str, p: Box<dyn ToSql + Sync + Send>| {
@@ -186,8 +183,10 @@ impl ActivityStore for PgStore {
         self.on_runtime("reading events", async move {
             let client = pool.get().await.map_err(pool_error)?;
             let count_sql = format!("SELECT count(*) FROM regauth_events WHERE {clause}");
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
             let total: i64 = client
                 .query_one(&count_sql, &refs)
                 .await
@@ -202,8 +201,10 @@ impl ActivityStore for PgStore {
                 n + 1,
                 n + 2
             );
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
             let rows = client
                 .query(&sql, &refs)
                 .await
