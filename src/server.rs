@@ -107,9 +107,23 @@ fn open_activity(
                 })?)
             }
         };
-    let secrets =
+    let mut secrets =
         crate::service::activity::load_or_create_secrets(&config.data_dir, &config.registries)
             .map_err(anyhow::Error::msg)?;
+    // With replicas, the first one's secret is everyone's (and is kept in each data dir, for an
+    // offline `registry-config`).
+    if let Some(pg) = pg {
+        for (registry, secret) in secrets.iter_mut() {
+            let shared = pg
+                .events_secret(registry, secret)
+                .context("cannot read the events secret from PostgreSQL")?;
+            if shared != *secret {
+                crate::service::activity::keep_secret(&config.data_dir, registry, &shared)
+                    .map_err(anyhow::Error::msg)?;
+                *secret = shared;
+            }
+        }
+    }
     Ok(crate::service::activity::ActivityService::new(
         store,
         secrets,

@@ -7,8 +7,9 @@
 //!
 //! Each registry's events secret is a file `<data_dir>/events/<registry>.secret` (0600),
 //! made at the first start (or by an offline `registry-config`) and kept: a registry's
-//! `notifications:` block sends it as `Authorization: Bearer <secret>`. Replicas share it as
-//! they share the signing key: copy the file.
+//! `notifications:` block sends it as `Authorization: Bearer <secret>`. On PostgreSQL the
+//! first replica's secret is recorded in the database and every replica uses (and keeps) that
+//! one, so a registry may send to any of them.
 //!
 //! Dependency direction: `service::activity -> {domain::activity, store::activity, config}`.
 use std::collections::HashMap;
@@ -227,6 +228,24 @@ pub fn load_or_create_secret(data_dir: &Path, registry: &str) -> Result<String, 
         Err(e) if e.source.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
         Err(e) => Err(format!("cannot create the events secret: {e}")),
     }
+}
+
+/// Makes `secret` `registry`'s events secret file (replacing another one: the secret shared
+/// through PostgreSQL wins over a replica's own).
+pub fn keep_secret(data_dir: &Path, registry: &str, secret: &str) -> Result<(), String> {
+    let path = secret_path(data_dir, registry);
+    if std::fs::read_to_string(&path).is_ok_and(|s| s.trim() == secret) {
+        return Ok(());
+    }
+    crate::files::write_replacing(&path, format!("{secret}\n").as_bytes())
+        .map_err(|e| format!("cannot write the events secret: {e}"))?;
+    // write_replacing keeps the process umask (077 under `serve`); say so explicitly.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+    tracing::info!(registry, path = %path.display(),
+        "the registry's events secret is the one recorded in PostgreSQL (shared by every replica)");
+    Ok(())
 }
 
 /// Every registry's events secret (see [`load_or_create_secret`]).

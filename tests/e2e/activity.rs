@@ -136,3 +136,47 @@ fn push_pull_and_delete_show_as_the_tokens_activity(verifier: Verifier) {
         .json();
     assert!(v["total"].as_u64().unwrap() >= 3, "{v}");
 }
+
+/// Two replicas on one PostgreSQL database: they share the registry's events secret (so the
+/// registry may send to either), and events received by A are read on B.
+#[test]
+fn events_received_by_one_replica_are_read_on_the_other() {
+    let cluster = crate::common::PgCluster::start();
+    let url = cluster.new_database();
+    let a = Regauth::builder().postgres(&url).start();
+    let b = Regauth::builder()
+        .postgres(&url)
+        .signing_files(a.key_path(), a.cert_path())
+        .start();
+    let header = |r: &Regauth| {
+        r.registry_config("default")
+            .lines()
+            .find(|l| l.contains("Authorization:"))
+            .unwrap_or_else(|| panic!("no Authorization header in the notifications block"))
+            .to_string()
+    };
+    assert_eq!(header(&a), header(&b), "one events secret for every replica");
+
+    let registry = Registry::start(&a, "default");
+    let bot = a.create_token("default", "ci-bot", &[repo("team/*", &["pull", "push"])]);
+    let docker = DockerClient::new();
+    let host = registry.host();
+    docker.login_ok(&host, &bot.name, &bot.password);
+    let image = docker.import_image();
+    let remote = format!("{host}/team/app:1");
+    docker.tag(&image, &remote);
+    docker.docker(&["push", &remote]).expect_success("docker push");
+
+    let v = wait_for(
+        Duration::from_secs(15),
+        || {
+            let v = b
+                .cli(&["activity", "--actor", "ci-bot", "--action", "push", "-o", "json"])
+                .ok()
+                .json();
+            (v["total"] == 1).then_some(v)
+        },
+        || format!("B never showed A's push:\n{}", registry.log_tail()),
+    );
+    assert_eq!(v["items"][0]["repository"], "team/app", "{v}");
+}

@@ -41,6 +41,30 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// `registry`'s events secret shared by every replica (`regauth_settings`, key
+    /// `events_secret:<registry>`): `candidate` when none is recorded yet, else the recorded
+    /// one. Synchronous, for start-up.
+    pub fn events_secret(&self, registry: &str, candidate: &str) -> Result<String, StoreError> {
+        let key = format!("events_secret:{registry}");
+        self.call("recording the events secret", async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO regauth_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                    &[&key, &candidate],
+                )
+                .await
+                .map_err(|e| pg_error("recording the events secret", e))?;
+            client
+                .query_one("SELECT value FROM regauth_settings WHERE key = $1", &[&key])
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(|e| pg_error("reading the events secret", e))
+        })
+    }
+}
+
 /// `*` and `?` of a repository pattern as LIKE's `%` and `_`; `_`, `%` and `\` literal.
 fn like(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + 4);
@@ -272,6 +296,15 @@ mod tests {
         for s in [a, b, c] {
             tokio::task::spawn_blocking(move || drop(s)).await.unwrap();
         }
+    }
+
+    #[test]
+    fn replicas_share_the_first_events_secret() {
+        let (a, url) = super::super::tests::open();
+        let b = super::PgStore::open(super::super::tests::options(&url)).unwrap();
+        assert_eq!(a.events_secret("default", "rge_a").unwrap(), "rge_a");
+        assert_eq!(b.events_secret("default", "rge_b").unwrap(), "rge_a");
+        assert_eq!(b.events_secret("other", "rge_b").unwrap(), "rge_b");
     }
 
     #[test]
