@@ -180,3 +180,60 @@ fn events_received_by_one_replica_are_read_on_the_other() {
     );
     assert_eq!(v["items"][0]["repository"], "team/app", "{v}");
 }
+
+/// regauth down while the registry reports: the registry retries, and once regauth is back
+/// (on the same address) the event arrives, once.
+#[test]
+fn events_sent_while_regauth_is_down_arrive_after_it_restarts() {
+    let mut regauth = Regauth::start();
+    let registry = Registry::start(&regauth, "default");
+    let bot = regauth.create_token("default", "ci-bot", &[repo("team/*", &["pull", "push"])]);
+    let docker = DockerClient::new();
+    let host = registry.host();
+    docker.login_ok(&host, &bot.name, &bot.password);
+    let image = docker.import_image();
+    let remote = format!("{host}/team/app:1");
+    docker.tag(&image, &remote);
+    let pushed = docker.docker(&["push", &remote]);
+    pushed.expect_success("docker push");
+    let digest = pushed
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap_or_else(|| panic!("no digest in docker push's output:\n{pushed}"))
+        .to_string();
+    let reply = regauth.token_for(
+        &bot.name,
+        &bot.password,
+        registry.service(),
+        &["repository:team/app:pull"],
+    );
+    let jwt = reply["token"].as_str().unwrap().to_string();
+
+    regauth.terminate_within(Duration::from_secs(10));
+    // A pull with the JWT issued before: the registry reports it to a regauth that is down.
+    let resp = crate::common::http()
+        .get(format!("{}/v2/team/app/manifests/{digest}", registry.url()))
+        .bearer_auth(&jwt)
+        .header("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200, "pull while regauth is down");
+    regauth.restart_with(|_| {});
+
+    let pulls = |r: &Regauth| {
+        r.cli(&["token", "activity", "ci-bot", "--action", "pull", "-o", "json"])
+            .ok()
+            .json()
+    };
+    let v = wait_for(
+        Duration::from_secs(40),
+        || {
+            let v = pulls(&regauth);
+            (v["total"].as_u64() >= Some(1)).then_some(v)
+        },
+        || format!("the pull never arrived:\n{}", registry.log_tail()),
+    );
+    assert_eq!(v["total"], 1, "the pull, once: {v}");
+    assert_eq!(v["items"][0]["digest"], digest.as_str(), "{v}");
+}
