@@ -251,6 +251,7 @@ function openRowMenu(button, token) {
     ['Manage Scope', () => openScopes(token, button)],
   ];
   items.push(['Rotate password', () => openRotate(token, button)]);
+  items.push(['Activity', () => openActivity(token, button)]);
   items.push(['Delete', () => openDelete(token, button)]);
   showMenu(button, items);
 }
@@ -659,6 +660,35 @@ $('rotate-form').addEventListener('submit', async (e) => {
     showApiError(err, $('rotate-error'), {});
   }
 });
+
+// ---------- Activity ----------
+
+/** The token's newest events (pushes, pulls, deletes its registry reported), as text. */
+async function openActivity(token, opener) {
+  const name = token.properties.name;
+  $('activity-title').textContent = `Activity: ${name}`;
+  $('activity-text').textContent = `Loading what ${name} did…`;
+  $('activity-error').textContent = '';
+  $('activity-rows').replaceChildren();
+  openDialog($('activity-dialog'), opener);
+  try {
+    const page = await api('GET', `${tokenPath(view.registry, token.id)}/activity?limit=100`);
+    const rows = page.items.map((e) => el('tr', {},
+      el('td', {}, el('time', { datetime: e.time, text: formatStamp(new Date(e.time)) })),
+      el('td', { text: e.action }),
+      el('td', { text: e.repository }),
+      el('td', { text: e.tag || '—' }),
+      el('td', { class: 'digest', text: e.digest || '—' }),
+      el('td', { text: e.clientAddr || '—' })));
+    $('activity-rows').replaceChildren(...rows);
+    $('activity-text').textContent = page.total === 0
+      ? `No events of ${name} yet: its registry reports pushes, pulls and deletes once its notifications block is set (regauth registry-config).`
+      : `The newest ${page.items.length} of ${page.total} events of ${name}.`;
+  } catch (err) {
+    $('activity-text').textContent = '';
+    $('activity-error').textContent = err.message;
+  }
+}
 
 // ---------- Delete ----------
 
