@@ -1056,6 +1056,11 @@ flows.activity = () => withBrowser(async ({ page }) => {
   });
   equal(r.status, 200, 'the events are stored');
   await signIn(page);
+  const headersOfTable = await page.getByRole('columnheader').allInnerTexts();
+  check(headersOfTable.includes('Last push'), `a Last push column: ${headersOfTable}`);
+  const pushed = row(page, 'ci-bot').locator('td.col-last-push time');
+  equal(await pushed.getAttribute('datetime'), '2026-06-01T12:00:00Z', 'the last push of ci-bot (not its newer pull)');
+  equal(await row(page, 'idle-bot').locator('td.col-last-push').innerText(), 'None', 'a token that never pushed');
   await openMenuItem(page, 'ci-bot', 'Activity');
   const dialog = page.getByRole('dialog', { name: 'Activity: ci-bot' });
   await dialog.getByText('The newest 2 of 2 events of ci-bot.').waitFor();
