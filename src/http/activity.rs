@@ -4,9 +4,9 @@
 //! `GET /api/v1/registries/{registryId}/tokens/{tokenId}/activity`.
 //!
 //! Dependency direction: `http::activity -> service::activity -> {domain, store}`.
-use axum::body::{Body, HttpBody};
+use axum::body::HttpBody;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -54,37 +54,37 @@ fn store_error(e: StoreError) -> ApiError {
 pub async fn receive(
     State(state): State<AppState>,
     Path(registry): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    req: axum::extract::Request,
 ) -> Response {
-    let client = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let client = super::limits::request_client(&state, &req);
+    let shown = client.map(|a| a.to_string()).unwrap_or_default();
+    let (parts, body) = req.into_parts();
     if state.config.registry(&registry).is_none() {
         return ApiError::NotFound(format!("registry {registry:?} not found")).into_response();
     }
     let authorized =
-        bearer_token(&headers).is_some_and(|t| state.activity.check_secret(&registry, t));
+        bearer_token(&parts.headers).is_some_and(|t| state.activity.check_secret(&registry, t));
     if !authorized {
-        tracing::warn!(registry = %registry, forwarded_for = %client,
-            "registry events refused: missing or wrong events secret (is the registry's notifications block current? `regauth registry-config`)");
+        // Rationed per address (as refused admin logins are), so a client cannot flood the log.
+        if state.throttle.admin_log().admit(client) {
+            tracing::warn!(registry = %registry, client = %shown,
+                "registry events refused: missing or wrong events secret (is the registry's notifications block current? `regauth registry-config`)");
+        }
         return ApiError::Unauthorized.into_response();
     }
     if HttpBody::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
-        return too_large(&registry);
+        return too_large(&registry, &shown);
     }
     let timeout = state.body_timeout();
     let bytes =
         match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
             Ok(Ok(b)) => b,
-            Ok(Err(_)) => return too_large(&registry),
+            Ok(Err(_)) => return too_large(&registry, &shown),
             Err(_) => return ApiError::BodyTimeout(timeout.as_secs()).into_response(),
         };
     match state.activity.receive(&registry, &bytes).await {
         Ok(r) => {
-            tracing::debug!(registry = %registry, received = r.received, kept = r.kept,
+            tracing::debug!(registry = %registry, client = %shown, received = r.received, kept = r.kept,
                 stored = r.stored, "registry events received");
             (
                 StatusCode::OK,
@@ -97,7 +97,8 @@ pub async fn receive(
                 .into_response()
         }
         Err(ReceiveError::Envelope(e)) => {
-            tracing::warn!(registry = %registry, error = %e, "registry events refused: bad envelope");
+            tracing::warn!(registry = %registry, client = %shown, error = %e,
+                "registry events refused: bad envelope");
             ApiError::BadRequest(e.to_string()).into_response()
         }
         Err(ReceiveError::Store(e)) => {
@@ -108,8 +109,9 @@ pub async fn receive(
     }
 }
 
-fn too_large(registry: &str) -> Response {
-    tracing::warn!(registry = %registry, limit = MAX_BODY_BYTES, "registry events refused: body too large");
+fn too_large(registry: &str, client: &str) -> Response {
+    tracing::warn!(registry = %registry, client = %client, limit = MAX_BODY_BYTES,
+        "registry events refused: body too large");
     ApiError::TooLarge(MAX_BODY_BYTES).into_response()
 }
 

@@ -155,7 +155,11 @@ fn events_received_by_one_replica_are_read_on_the_other() {
             .unwrap_or_else(|| panic!("no Authorization header in the notifications block"))
             .to_string()
     };
-    assert_eq!(header(&a), header(&b), "one events secret for every replica");
+    assert_eq!(
+        header(&a),
+        header(&b),
+        "one events secret for every replica"
+    );
 
     let registry = Registry::start(&a, "default");
     let bot = a.create_token("default", "ci-bot", &[repo("team/*", &["pull", "push"])]);
@@ -165,13 +169,17 @@ fn events_received_by_one_replica_are_read_on_the_other() {
     let image = docker.import_image();
     let remote = format!("{host}/team/app:1");
     docker.tag(&image, &remote);
-    docker.docker(&["push", &remote]).expect_success("docker push");
+    docker
+        .docker(&["push", &remote])
+        .expect_success("docker push");
 
     let v = wait_for(
         Duration::from_secs(15),
         || {
             let v = b
-                .cli(&["activity", "--actor", "ci-bot", "--action", "push", "-o", "json"])
+                .cli(&[
+                    "activity", "--actor", "ci-bot", "--action", "push", "-o", "json",
+                ])
                 .ok()
                 .json();
             (v["total"] == 1).then_some(v)
@@ -215,16 +223,21 @@ fn events_sent_while_regauth_is_down_arrive_after_it_restarts() {
     let resp = crate::common::http()
         .get(format!("{}/v2/team/app/manifests/{digest}", registry.url()))
         .bearer_auth(&jwt)
-        .header("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+        .header(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
         .send()
         .unwrap();
     assert_eq!(resp.status(), 200, "pull while regauth is down");
     regauth.restart_with(|_| {});
 
     let pulls = |r: &Regauth| {
-        r.cli(&["token", "activity", "ci-bot", "--action", "pull", "-o", "json"])
-            .ok()
-            .json()
+        r.cli(&[
+            "token", "activity", "ci-bot", "--action", "pull", "-o", "json",
+        ])
+        .ok()
+        .json()
     };
     let v = wait_for(
         Duration::from_secs(40),
