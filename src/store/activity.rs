@@ -20,6 +20,10 @@
 //! |---|---|---|
 //! | `events` | registry `\0` time (µs, 8 bytes, sign flipped) event id | the event (postcard) |
 //! | `event_ids` | registry `\0` event id | the `events` key |
+//! | `events_by_actor` | registry `\0` actor `\0` time event id | the `events` key |
+//!
+//! A query by actor (a token's activity) reads that actor's index range only; a query with no
+//! filter but `since` counts keys without decoding events outside the page.
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Mutex;
@@ -162,6 +166,7 @@ pub struct SledActivity {
     db: sled::Db,
     events: sled::Tree,
     ids: sled::Tree,
+    by_actor: sled::Tree,
 }
 
 impl std::fmt::Debug for SledActivity {
@@ -186,6 +191,32 @@ fn prefix(registry: &str) -> Vec<u8> {
     k
 }
 
+/// `registry \0 actor \0`: the prefix of an actor's keys in `events_by_actor` (an actor has
+/// no NUL: the parser refuses control characters).
+fn actor_prefix(registry: &str, actor: &str) -> Vec<u8> {
+    let mut k = prefix(registry);
+    k.extend_from_slice(actor.as_bytes());
+    k.push(0);
+    k
+}
+
+/// The `events_by_actor` key of `e`: its actor's prefix, time and id.
+fn actor_key(e: &Event) -> Vec<u8> {
+    let mut k = actor_prefix(&e.registry, &e.actor);
+    k.extend_from_slice(&time_key(e.time));
+    k.extend_from_slice(e.id.as_bytes());
+    k
+}
+
+/// Just past every key that starts with `prefix` (which ends in NUL).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    if let Some(last) = end.last_mut() {
+        *last = 1;
+    }
+    end
+}
+
 fn decode(bytes: &[u8]) -> Result<Event, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::backend("a stored event is corrupt", e))
 }
@@ -206,6 +237,7 @@ impl SledActivity {
         Ok(SledActivity {
             events: db.open_tree("events").map_err(backend)?,
             ids: db.open_tree("event_ids").map_err(backend)?,
+            by_actor: db.open_tree("events_by_actor").map_err(backend)?,
             db,
         })
     }
@@ -221,15 +253,20 @@ impl SledActivity {
             let mut key = prefix(&e.registry);
             key.extend_from_slice(&time_key(e.time));
             key.extend_from_slice(e.id.as_bytes());
+            if e.actor.contains('\0') {
+                return Err(StoreError::message("an actor name contains NUL"));
+            }
+            let by_actor = actor_key(e);
             let value = postcard::to_stdvec(e)
                 .map_err(|err| StoreError::backend("cannot encode an event", err))?;
-            let new = (&self.events, &self.ids)
-                .transaction(|(events, ids)| {
+            let new = (&self.events, &self.ids, &self.by_actor)
+                .transaction(|(events, ids, actors)| {
                     if ids.get(&id_key)?.is_some() {
                         return Ok(false);
                     }
                     ids.insert(id_key.as_slice(), key.as_slice())?;
                     events.insert(key.as_slice(), value.as_slice())?;
+                    actors.insert(by_actor.as_slice(), key.as_slice())?;
                     Ok::<bool, ConflictableTransactionError<StoreError>>(true)
                 })
                 .map_err(|e| match e {
@@ -251,20 +288,40 @@ impl SledActivity {
         offset: usize,
         limit: usize,
     ) -> Result<EventPage, StoreError> {
-        let start = prefix(registry);
-        let mut end = start.clone();
-        if let Some(last) = end.last_mut() {
-            *last = 1; // registry \1: just past every `registry \0 …` key
-        }
+        // An actor's events come from its index; the others from the registry's time order.
+        let (tree, start) = match &query.actor {
+            Some(actor) => (&self.by_actor, actor_prefix(registry, actor)),
+            None => (&self.events, prefix(registry)),
+        };
+        let end = prefix_end(&start);
         let mut from = start;
         if let Some(since) = query.since {
             from.extend_from_slice(&time_key(since));
         }
+        let range = tree.range(from..end).rev();
         let mut items = Vec::new();
         let mut total = 0;
-        for entry in self.events.range(from..end).rev() {
+        let only_time = query.repository.is_none()
+            && query.tag.is_none()
+            && query.digest.is_none()
+            && query.action.is_none();
+        for entry in range {
             let (_, value) = entry.map_err(backend)?;
-            let e = decode(&value)?;
+            let in_page = total >= offset && items.len() < limit;
+            if only_time && !in_page {
+                // Counted without reading the event.
+                total += 1;
+                continue;
+            }
+            let bytes = if query.actor.is_some() {
+                match self.events.get(&value).map_err(backend)? {
+                    Some(v) => v,
+                    None => continue, // pruned meanwhile
+                }
+            } else {
+                value
+            };
+            let e = decode(&bytes)?;
             if !query.matches(&e) {
                 continue;
             }
@@ -285,8 +342,9 @@ impl SledActivity {
         let p = prefix(registry);
         let mut old: Vec<sled::IVec> = Vec::new();
         let mut kept = 0usize;
+        let mut old_values: Vec<sled::IVec> = Vec::new();
         for entry in self.events.scan_prefix(&p).rev() {
-            let (key, _) = entry.map_err(backend)?;
+            let (key, value) = entry.map_err(backend)?;
             let recent = key.len() >= p.len() + 8 && {
                 let mut t = [0u8; 8];
                 t.copy_from_slice(&key[p.len()..p.len() + 8]);
@@ -296,14 +354,18 @@ impl SledActivity {
                 kept += 1;
             } else {
                 old.push(key);
+                old_values.push(value);
             }
         }
-        for key in &old {
+        for (key, value) in old.iter().zip(&old_values) {
             let mut id_key = p.clone();
             id_key.extend_from_slice(key.get(p.len() + 8..).unwrap_or_default());
-            let mut batch_ids = sled::Batch::default();
-            batch_ids.remove(id_key);
-            self.ids.apply_batch(batch_ids).map_err(backend)?;
+            // Index entries first: a reader never finds an index entry of a missing event
+            // that it would count (it skips those), nor an event without its id.
+            if let Ok(e) = decode(value) {
+                self.by_actor.remove(actor_key(&e)).map_err(backend)?;
+            }
+            self.ids.remove(id_key).map_err(backend)?;
             self.events.remove(key).map_err(backend)?;
         }
         if !old.is_empty() {
@@ -495,6 +557,16 @@ pub(crate) mod conformance {
         assert_eq!(removed, 2);
         let p = s.events("default", &all, 0, 10).await.unwrap();
         assert_eq!(ids(&p), ["p5", "p4", "p3"]);
+        let by_actor = ActivityQuery {
+            actor: Some("a".into()),
+            ..ActivityQuery::default()
+        };
+        let p = s.events("default", &by_actor, 0, 10).await.unwrap();
+        assert_eq!(
+            (ids(&p), p.total),
+            (vec!["p5", "p4", "p3"], 3),
+            "the actor's events, pruned alike"
+        );
         assert_eq!(s.events("other", &all, 0, 10).await.unwrap().total, 1);
         assert_eq!(
             s.record_events(vec![event("default", "p0", 0, "a")])
