@@ -72,10 +72,16 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
             "signing key ready");
     }
     let admin_token = admin_token(&config)?;
-    let activity = open_activity(&config, pg.as_ref().map(|(pg, _)| pg))?;
-    let store = match pg {
-        Some((pg, _)) => pg as Arc<dyn Store>,
-        None => open_store(&config)?,
+    // After the token store: a second `serve` on this data dir fails there, saying who holds it.
+    let (store, activity) = match pg {
+        Some((pg, _)) => {
+            let activity = open_activity(&config, Some(&pg))?;
+            (pg as Arc<dyn Store>, activity)
+        }
+        None => {
+            let store = open_store(&config)?;
+            (store, open_activity(&config, None)?)
+        }
     };
     let from_file = config
         .admin_token
