@@ -21,7 +21,12 @@ const view = {
   expiring: false,
   total: 0,
   items: [],
+  /** Token name -> time of its newest push among the registry's newest PUSHES_SEEN pushes. */
+  lastPush: new Map(),
 };
+
+/** How many of the registry's newest pushes the "Last push" column looks at (one request). */
+const PUSHES_SEEN = 1000;
 
 // ---------- helpers ----------
 
@@ -125,8 +130,15 @@ async function loadTokens() {
   const q = new URLSearchParams({ offset: view.offset, limit: view.limit });
   if (view.filter) q.set('filter.name', view.filter);
   if (view.expiring) q.set('expiringWithin', `${WARN_DAYS}d`);
+  const pushes = api('GET', `/registries/${encodeURIComponent(view.registry)}/activity?action=push&limit=${PUSHES_SEEN}`)
+    .catch(() => null); // the column then says nothing; the table still loads
   const list = await api('GET', `${tokensPath(view.registry)}?${q}`);
+  const recent = await pushes;
   if (seq !== loadSeq) return; // a newer request has been sent
+  view.lastPush = new Map();
+  for (const e of (recent && recent.items) || []) {
+    if (e.actor && !view.lastPush.has(e.actor)) view.lastPush.set(e.actor, e.time);
+  }
   // Past the end (after deletes): go to the last page that has items.
   if (list.items.length === 0 && list.total > 0 && view.offset > 0) {
     view.offset = Math.max(0, Math.floor((list.total - 1) / view.limit) * view.limit);
@@ -184,6 +196,16 @@ function lastUsedCell(token, now) {
   return td;
 }
 
+function lastPushCell(token, now) {
+  const at = view.lastPush.get(token.properties.name);
+  if (!at) {
+    return el('td', { class: 'col-last-push', title: `No push among the registry's newest ${PUSHES_SEEN}`, text: 'None' });
+  }
+  const date = new Date(at);
+  return el('td', { class: 'col-last-push' },
+    el('time', { datetime: at, title: formatStamp(date), text: relative(date, now) }));
+}
+
 function statusCell(token, status) {
   const td = el('td', {}, el('span', { class: `status status-${status.toLowerCase()}`, text: status }));
   const until = token.properties.previousPasswordExpiryDate;
@@ -219,6 +241,7 @@ function render() {
       el('td', {}, el('time', { datetime: t.metadata.createdDate, text: formatStamp(created) })),
     ];
     cells.push(lastUsedCell(t, now));
+    cells.push(lastPushCell(t, now));
     cells.push(el('td', { class: 'owner', text: p.owner || '—' }));
     cells.push(el('td', { class: 'row-actions' }, menuButton));
     return el('tr', { 'data-id': t.id }, ...cells);
@@ -251,6 +274,7 @@ function openRowMenu(button, token) {
     ['Manage Scope', () => openScopes(token, button)],
   ];
   items.push(['Rotate password', () => openRotate(token, button)]);
+  items.push(['Activity', () => openActivity(token, button)]);
   items.push(['Delete', () => openDelete(token, button)]);
   showMenu(button, items);
 }
@@ -659,6 +683,35 @@ $('rotate-form').addEventListener('submit', async (e) => {
     showApiError(err, $('rotate-error'), {});
   }
 });
+
+// ---------- Activity ----------
+
+/** The token's newest events (pushes, pulls, deletes its registry reported), as text. */
+async function openActivity(token, opener) {
+  const name = token.properties.name;
+  $('activity-title').textContent = `Activity: ${name}`;
+  $('activity-text').textContent = `Loading what ${name} did…`;
+  $('activity-error').textContent = '';
+  $('activity-rows').replaceChildren();
+  openDialog($('activity-dialog'), opener);
+  try {
+    const page = await api('GET', `${tokenPath(view.registry, token.id)}/activity?limit=100`);
+    const rows = page.items.map((e) => el('tr', {},
+      el('td', {}, el('time', { datetime: e.time, text: formatStamp(new Date(e.time)) })),
+      el('td', { text: e.action }),
+      el('td', { text: e.repository }),
+      el('td', { text: e.tag || '—' }),
+      el('td', { class: 'digest', text: e.digest || '—' }),
+      el('td', { text: e.clientAddr || '—' })));
+    $('activity-rows').replaceChildren(...rows);
+    $('activity-text').textContent = page.total === 0
+      ? `No events of ${name} yet: its registry reports pushes, pulls and deletes once its notifications block is set (regauth registry-config).`
+      : `The newest ${page.items.length} of ${page.total} events of ${name}.`;
+  } catch (err) {
+    $('activity-text').textContent = '';
+    $('activity-error').textContent = err.message;
+  }
+}
 
 // ---------- Delete ----------
 

@@ -47,8 +47,28 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[store]`: the embedded sled store (default) or PostgreSQL.
     pub store: StoreConfig,
+    /// `[activity]`: the registries' events regauth keeps.
+    pub activity: ActivityConfig,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
+}
+
+/// `[activity]`: how long registry events are kept (docs/activity.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityConfig {
+    /// `retention`: events older than this are pruned (default 30 days).
+    pub retention: chrono::TimeDelta,
+    /// `max_events_per_registry`: beyond this many, a registry's oldest events are pruned.
+    pub max_events_per_registry: usize,
+}
+
+impl Default for ActivityConfig {
+    fn default() -> Self {
+        ActivityConfig {
+            retention: chrono::TimeDelta::days(30),
+            max_events_per_registry: 1_000_000,
+        }
+    }
 }
 
 /// `[tokens]`: token lifecycle settings.
@@ -297,6 +317,39 @@ fn lifetime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<chrono::Tim
     Ok(Some(limit))
 }
 
+fn resolve_activity(file: FileActivity) -> Result<ActivityConfig, ConfigError> {
+    let defaults = ActivityConfig::default();
+    let retention = match file.retention {
+        None => defaults.retention,
+        Some(text) => {
+            let d = crate::api::parse_duration(&text).map_err(|e| ConfigError::Invalid {
+                key: "activity.retention".into(),
+                message: e,
+            })?;
+            if d < chrono::TimeDelta::hours(1) {
+                return Err(ConfigError::Invalid {
+                    key: "activity.retention".into(),
+                    message: format!("{text:?} is shorter than an hour"),
+                });
+            }
+            d
+        }
+    };
+    let max_events_per_registry = file
+        .max_events_per_registry
+        .unwrap_or(defaults.max_events_per_registry);
+    if max_events_per_registry == 0 {
+        return Err(ConfigError::Invalid {
+            key: "activity.max_events_per_registry".into(),
+            message: "must be at least 1".into(),
+        });
+    }
+    Ok(ActivityConfig {
+        retention,
+        max_events_per_registry,
+    })
+}
+
 /// A configuration problem; the message names the file, key or variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -325,6 +378,14 @@ struct FileConfig {
     log: Option<FileLog>,
     metrics: Option<FileMetrics>,
     store: Option<FileStore>,
+    activity: Option<FileActivity>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileActivity {
+    retention: Option<String>,
+    max_events_per_registry: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -561,6 +622,7 @@ impl Config {
             })?),
         };
         let store = resolve_store(file.store.unwrap_or_default(), &env)?;
+        let activity = resolve_activity(file.activity.unwrap_or_default())?;
         Ok(Config {
             listen,
             public_url,
@@ -575,6 +637,7 @@ impl Config {
                 listen: metrics_listen,
             },
             store,
+            activity,
             source,
         })
     }
@@ -984,6 +1047,34 @@ mod tests {
                 .iter()
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn activity_retention_is_read_and_checked() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.activity, ActivityConfig::default());
+        assert_eq!(c.activity.retention, chrono::TimeDelta::days(30));
+        let c = Config::from_toml("[activity]\nretention = \"7d\"\nmax_events_per_registry = 10")
+            .unwrap();
+        assert_eq!(c.activity.retention, chrono::TimeDelta::days(7));
+        assert_eq!(c.activity.max_events_per_registry, 10);
+        for (toml, want) in [
+            (
+                "[activity]\nretention = \"30m\"",
+                "activity.retention: \"30m\" is shorter than an hour",
+            ),
+            (
+                "[activity]\nretention = \"soon\"",
+                "activity.retention: \"soon\" is not a duration",
+            ),
+            (
+                "[activity]\nmax_events_per_registry = 0",
+                "activity.max_events_per_registry: must be at least 1",
+            ),
+        ] {
+            let e = Config::from_toml(toml).unwrap_err().to_string();
+            assert!(e.contains(want), "{toml}: {e}");
         }
     }
 

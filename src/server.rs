@@ -70,20 +70,69 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
             "signing key ready");
     }
     let admin_token = admin_token(&config)?;
-    let store = match pg {
-        Some((pg, _)) => pg as Arc<dyn Store>,
-        None => open_store(&config)?,
+    // After the token store: a second `serve` on this data dir fails there, saying who holds it.
+    let (store, activity) = match pg {
+        Some((pg, _)) => {
+            let activity = open_activity(&config, Some(&pg))?;
+            (pg as Arc<dyn Store>, activity)
+        }
+        None => {
+            let store = open_store(&config)?;
+            (store, open_activity(&config, None)?)
+        }
     };
     let from_file = config
         .admin_token
         .is_none()
         .then(|| config.admin_token_file());
-    let state = AppState::with_keys(config, store, keys, &admin_token, Clock::system());
+    let state = AppState::with_keys(config, store, keys, &admin_token, Clock::system())
+        .with_activity(activity);
     Ok(match from_file {
         // Re-read when `regauth admin-token rotate` replaces the file.
         Some(path) => state.with_admin_token(AdminToken::file(path, &admin_token)),
         None => state,
     })
+}
+
+/// The registries' events: in PostgreSQL beside the tokens, else in their own sled database
+/// (`<data_dir>/activity`); each registry's events secret from its file (made when missing).
+fn open_activity(
+    config: &Config,
+    pg: Option<&Arc<PgStore>>,
+) -> anyhow::Result<crate::service::activity::ActivityService> {
+    use crate::store::activity::{ActivityStore, SledActivity};
+    let store: Arc<dyn ActivityStore> =
+        match pg {
+            Some(pg) => pg.clone(),
+            None => {
+                let path = config.data_dir.join("activity");
+                Arc::new(SledActivity::open(&path).with_context(|| {
+                    format!("cannot open the activity store in {}", path.display())
+                })?)
+            }
+        };
+    let mut secrets =
+        crate::service::activity::load_or_create_secrets(&config.data_dir, &config.registries)
+            .map_err(anyhow::Error::msg)?;
+    // With replicas, the first one's secret is everyone's (and is kept in each data dir, for an
+    // offline `registry-config`).
+    if let Some(pg) = pg {
+        for (registry, secret) in secrets.iter_mut() {
+            let shared = pg
+                .events_secret(registry, secret)
+                .context("cannot read the events secret from PostgreSQL")?;
+            if shared != *secret {
+                crate::service::activity::keep_secret(&config.data_dir, registry, &shared)
+                    .map_err(anyhow::Error::msg)?;
+                *secret = shared;
+            }
+        }
+    }
+    Ok(crate::service::activity::ActivityService::new(
+        store,
+        secrets,
+        config.activity,
+    ))
 }
 
 /// Where the keyring's files are for `config` (`[jwt]` and the data dir): what `serve`
@@ -296,6 +345,12 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
         ));
     }
     tokio::spawn(sweeper(state.admin.clone(), SWEEP_INTERVAL));
+    tokio::spawn(crate::service::activity::run_pruner(
+        state.activity.clone(),
+        cfg.registries.iter().map(|r| r.id.clone()).collect(),
+        state.clock.clone(),
+        crate::service::activity::PRUNE_INTERVAL,
+    ));
     if let Some(keys) = state.keys.clone() {
         tokio::spawn(certificate_warner(keys, CERTIFICATE_CHECK_INTERVAL));
     }

@@ -16,6 +16,7 @@
 //! Adding a field to a reply: make it `Option<T>` with
 //! `#[serde(default, skip_serializing_if = "Option::is_none")]`, so older clients and stored
 //! test bodies keep working; then regenerate `docs/openapi.json` (`regauth openapi`).
+mod activity;
 pub mod admins;
 mod auth;
 mod duration;
@@ -26,6 +27,7 @@ pub mod time;
 mod token;
 
 pub use crate::domain::Patch;
+pub use activity::{ActivityEvent, ActivityPage, EventsReceived, Notifications};
 pub use auth::{AccessToken, RegistryError, RegistryErrors, TokenForm};
 pub use duration::parse_duration;
 pub use error::{ErrorBody, ErrorMessage};

@@ -38,6 +38,10 @@ pub struct RegistryProperties {
     /// Empty: regauth has no locations.
     pub location: String,
     pub token_auth: TokenAuth,
+    /// Where the registry sends its notifications (registry activity, docs/activity.md).
+    /// Absent from a server without activity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<super::Notifications>,
 }
 
 /// A registry that regauth issues tokens for.

@@ -122,6 +122,11 @@ impl Ctx<'_> {
             })
     }
 
+    /// A token by id (when `name_or_id` is a UUID) or by name.
+    pub(crate) fn find_token(&self, reg: &str, name_or_id: &str) -> Result<Token, CliError> {
+        self.find(reg, name_or_id)
+    }
+
     fn patch(&self, reg: &str, id: Uuid, body: &TokenPatch) -> Result<Token, CliError> {
         let id = id.to_string();
         self.client
@@ -640,6 +645,10 @@ pub fn registry_config(ctx: &mut Ctx) -> Result<(), CliError> {
     }
     let p = &r.properties;
     output::registry_auth_yaml(ctx.out, &reg, &p.hostname, &p.token_auth)?;
+    if let Some(n) = &p.notifications {
+        writeln!(ctx.out)?;
+        output::registry_notifications_yaml(ctx.out, &reg, n)?;
+    }
     Ok(())
 }
 

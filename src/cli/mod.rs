@@ -16,6 +16,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 
 use crate::config::Config;
 
+mod activity;
 mod admins;
 mod client;
 mod commands;
@@ -98,6 +99,9 @@ pub enum Command {
     },
     /// Check that a regauth server answers /health (exit 0) or not (exit 1).
     Health,
+    /// What the registry reported: pushes, pulls and deletes of images, newest first ("who
+    /// pushed this image?": --digest sha256:…).
+    Activity(activity::ActivityArgs),
     /// Manage the admin API's token file (<data_dir>/admin-token), on the server's host.
     #[command(subcommand)]
     AdminToken(AdminTokenCommand),
@@ -280,6 +284,13 @@ pub enum TokenCommand {
     Show {
         /// Token name, or id (UUID).
         token: String,
+    },
+    /// What the token did: the pushes, pulls and deletes its registry reported, newest first.
+    Activity {
+        /// Token name, or id (UUID).
+        token: String,
+        #[command(flatten)]
+        filter: activity::Common,
     },
     /// Enable or disable a token, or change its expiry.
     #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)))]
@@ -671,6 +682,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             "serve, completions, admin-token, store and openapi are not client commands".into(),
         )),
         Command::Health => commands::health(&mut ctx),
+        Command::Activity(args) => activity::registry(&mut ctx, args),
         Command::Admin(command) => admins::run(&mut ctx, command),
         Command::RegistryConfig { registry } => {
             ctx.registry = registry;
@@ -735,6 +747,10 @@ fn registry_config(
     }
     let p = &r.properties;
     output::registry_auth_yaml(out, &r.id, &p.hostname, &p.token_auth)?;
+    if let Some(n) = &p.notifications {
+        writeln!(out)?;
+        output::registry_notifications_yaml(out, &r.id, n)?;
+    }
     Ok(())
 }
 
@@ -798,6 +814,7 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
             password_file,
         } => commands::rotate(ctx, &token, grace, password_file.into_file()),
         TokenCommand::Show { token } => commands::show(ctx, &token),
+        TokenCommand::Activity { token, filter } => activity::token(ctx, &token, filter),
         TokenCommand::Update {
             token,
             enable,

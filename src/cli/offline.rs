@@ -59,6 +59,13 @@ pub fn registry(config: &Config, id: Option<&str>) -> Result<Registry, String> {
                 signingalgorithms: algorithms(&options),
                 jwks: Some(options.jwks.display().to_string()),
             },
+            notifications: Some(crate::api::Notifications {
+                url: format!("{}/events/{}", config.public_url, r.id),
+                secret: Some(crate::service::activity::load_or_create_secret(
+                    &config.data_dir,
+                    &r.id,
+                )?),
+            }),
         },
     })
 }

@@ -364,6 +364,50 @@ pub fn registry_auth_yaml(
     Ok(())
 }
 
+/// The `notifications:` block of a distribution registry's `config.yml`: the registry sends its
+/// events to regauth (registry activity, docs/activity.md). Blob events are left out by the
+/// registry (`ignore: mediatypes`), so only manifests, tags and deletes are sent.
+pub fn registry_notifications_yaml(
+    out: &mut dyn Write,
+    registry: &str,
+    n: &crate::api::Notifications,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "# regauth registry activity for registry {registry}: the registry reports pushes, pulls and\n\
+         # deletes of manifests to regauth (`regauth activity`). Beside `auth:` in the same config.yml."
+    )?;
+    writeln!(out, "notifications:")?;
+    writeln!(out, "  endpoints:")?;
+    writeln!(out, "    - name: regauth")?;
+    writeln!(out, "      url: {}", yaml_scalar(&n.url))?;
+    match &n.secret {
+        Some(secret) => {
+            writeln!(out, "      headers:")?;
+            writeln!(
+                out,
+                "        Authorization: [{}]",
+                yaml_scalar(&format!("Bearer {secret}"))
+            )?;
+        }
+        None => writeln!(
+            out,
+            "      # headers: Authorization: [Bearer <events secret>]: only editors and owners see the secret"
+        )?,
+    }
+    writeln!(out, "      timeout: 5s")?;
+    writeln!(out, "      threshold: 5")?;
+    writeln!(out, "      backoff: 10s")?;
+    writeln!(out, "      ignore:")?;
+    writeln!(
+        out,
+        "        # layers and image configs: one event per blob, not wanted"
+    )?;
+    writeln!(out, "        mediatypes:")?;
+    writeln!(out, "          - application/octet-stream")?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,6 +563,33 @@ mod tests {
     fn shell_quoting() {
         assert_eq!(shell_quote("rga_x"), "'rga_x'");
         assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+    }
+
+    #[test]
+    fn notifications_block() {
+        let mut out = Vec::new();
+        let n = crate::api::Notifications {
+            url: "http://127.0.0.1:5001/events/default".into(),
+            secret: Some("rge_00ff".into()),
+        };
+        registry_notifications_yaml(&mut out, "default", &n).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("      url: http://127.0.0.1:5001/events/default\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("        Authorization: [\"Bearer rge_00ff\"]\n"),
+            "{text}"
+        );
+        let mut out = Vec::new();
+        registry_notifications_yaml(
+            &mut out,
+            "default",
+            &crate::api::Notifications { secret: None, ..n },
+        )
+        .unwrap();
+        assert!(!String::from_utf8(out).unwrap().contains("rge_"));
     }
 
     #[test]

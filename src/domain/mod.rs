@@ -5,6 +5,7 @@
 //! Knows nothing of axum, sled or JWT: values are
 //! parsed at the edge into these types and trusted afterwards.
 pub mod access;
+pub mod activity;
 pub mod admin;
 pub mod name;
 pub mod patch;

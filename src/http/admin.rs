@@ -183,7 +183,9 @@ fn token_out(state: &AppState, t: Token, password: Option<String>) -> api::Token
     }
 }
 
-fn registry_out(state: &AppState, r: &RegistryConfig) -> api::Registry {
+/// `who` sees the registry's events secret when it may change tokens (editor or owner).
+fn registry_out(state: &AppState, r: &RegistryConfig, who: &Principal) -> api::Registry {
+    let show_secret = crate::domain::allows(who.role, crate::domain::Permission::WriteTokens);
     let started = state.clock.now();
     api::Registry {
         id: r.id.clone(),
@@ -212,6 +214,12 @@ fn registry_out(state: &AppState, r: &RegistryConfig) -> api::Registry {
                 signingalgorithms: super::keys::signing_algorithms(state),
                 jwks: super::keys::jwks_path(state),
             },
+            notifications: Some(api::Notifications {
+                url: format!("{}/events/{}", state.config.public_url, r.id),
+                secret: show_secret
+                    .then(|| state.activity.secret(&r.id).map(str::to_string))
+                    .flatten(),
+            }),
         },
     }
 }
@@ -428,7 +436,7 @@ pub async fn list_registries(
             .registries
             .iter()
             .filter(|r| who.sees(&r.id))
-            .map(|r| registry_out(&state, r))
+            .map(|r| registry_out(&state, r, &who))
             .collect(),
     })
 }
@@ -449,8 +457,9 @@ pub async fn list_registries(
 pub async fn get_registry(
     State(state): State<AppState>,
     KnownRegistry(r): KnownRegistry,
+    Extension(who): Extension<Principal>,
 ) -> Json<api::Registry> {
-    Json(registry_out(&state, &r))
+    Json(registry_out(&state, &r, &who))
 }
 
 /// The `filter.name` query parameter: a substring of the names to list, compared in

@@ -6,6 +6,7 @@
 use axum::routing::get;
 use axum::Router;
 
+pub mod activity;
 pub mod admin;
 pub mod admin_token;
 pub mod admins;
@@ -72,6 +73,14 @@ pub fn app(state: AppState) -> Router {
             "/registries/{registry_id}/tokens/{token_id}/credentials",
             axum::routing::post(admin::rotate_credentials),
         )
+        .route(
+            "/registries/{registry_id}/activity",
+            get(activity::registry_activity),
+        )
+        .route(
+            "/registries/{registry_id}/tokens/{token_id}/activity",
+            get(activity::token_activity),
+        )
         .route("/keys", get(keys::list_keys).post(keys::create_key))
         .route(
             "/keys/{key_id}",
@@ -109,6 +118,11 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
         .route("/.well-known/jwks.json", get(keys::jwks))
+        // A registry's notifications: its events secret, not the admin token.
+        .route(
+            "/events/{registry_id}",
+            axum::routing::post(activity::receive),
+        )
         .nest("/api/v1", api)
         .merge(console::routes());
     #[cfg(feature = "bench-baseline")]

@@ -11,7 +11,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, admins, auth, keys};
+use super::{activity, admin, admins, auth, keys};
 use crate::api;
 
 /// Adds the two security schemes the operations refer to.
@@ -31,6 +31,13 @@ impl Modify for SecuritySchemes {
         basic.description =
             Some("A token's name and password, as `docker login` sends them.".into());
         components.add_security_scheme("tokenCredentials", SecurityScheme::Http(basic));
+        let mut events = Http::new(HttpAuthScheme::Bearer);
+        events.description = Some(
+            "A registry's events secret (`<data_dir>/events/<registryId>.secret`), as its \
+             `notifications:` block from `regauth registry-config` sends it. Not the admin token."
+                .into(),
+        );
+        components.add_security_scheme("eventsSecret", SecurityScheme::Http(events));
     }
 }
 
@@ -61,6 +68,9 @@ impl Modify for SecuritySchemes {
         admin::delete_token,
         admin::rotate_credentials,
         admin::disable_by_owner,
+        activity::registry_activity,
+        activity::token_activity,
+        activity::receive,
         admins::me,
         admins::list,
         admins::create,
@@ -82,6 +92,7 @@ impl Modify for SecuritySchemes {
         (name = "tokens", description = "A registry's access tokens."),
         (name = "admins", description = "Named admins with roles (viewer, editor, owner); managing them needs the owner role."),
         (name = "token endpoint", description = "Where docker and other clients get a registry token."),
+        (name = "activity", description = "What the registries report: manifests pushed, pulled and deleted, by token (docs/activity.md)."),
         (name = "keys", description = "The signing keys and their rotation (docs/key-rotation.md)."),
     )
 )]

@@ -35,6 +35,8 @@ pub struct AppState {
     /// The signing keys and their rotation (`/api/v1/keys`, `/keys`); `None` when the state
     /// was built around a single key (tests).
     pub keys: Option<Arc<KeyStore>>,
+    /// The registries' events (`POST /events/{registryId}`, the activity API).
+    pub activity: crate::service::activity::ActivityService,
 }
 
 impl AppState {
@@ -100,6 +102,10 @@ impl AppState {
             std::time::Duration::from_secs(config.limits.denial_log_interval_seconds),
         ));
         let admins = crate::service::admins::AdminsService::new(store.clone(), clock.clone());
+        let activity = crate::service::activity::ActivityService::in_memory(
+            &config.registries,
+            config.activity,
+        );
         let admin = AdminService::new(store, clock.clone())
             .with_on_expiry(config.tokens.on_expiry)
             .with_usage(auth.usage().clone())
@@ -120,6 +126,7 @@ impl AppState {
             throttle,
             metrics,
             keys,
+            activity,
         }
     }
 }
@@ -128,6 +135,15 @@ impl AppState {
     /// The same state with `admin_token` checked instead (e.g. one kept in a file).
     pub fn with_admin_token(mut self, admin_token: AdminToken) -> AppState {
         self.admin_token = Arc::new(admin_token);
+        self
+    }
+
+    /// The same state with registry events kept by `activity` (the server's store and secrets).
+    pub fn with_activity(
+        mut self,
+        activity: crate::service::activity::ActivityService,
+    ) -> AppState {
+        self.activity = activity;
         self
     }
 

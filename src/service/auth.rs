@@ -859,7 +859,7 @@ mod tests {
         assert!(store.delete("default", doomed.id).await.unwrap());
         let doomed_id = doomed.id.to_string();
         // Disabling a token deletes its grants: its refresh token names it all the same.
-        let mut benched = add("default", "benched", |_| {});
+        let mut benched = add("default", "benched", |_| {}).await;
         let benched_refresh = login(SERVICE, "benched").await;
         benched.status = Status::Disabled;
         store.update(&benched).await.unwrap();

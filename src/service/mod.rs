@@ -4,6 +4,7 @@
 //! (`anonymous`). The metrics they count are in [`crate::metrics`].
 //!
 //! Services take and return domain types; they know nothing of axum or wire formats.
+pub mod activity;
 pub mod admin;
 pub mod admins;
 pub mod anonymous;

@@ -36,6 +36,7 @@ use uuid::Uuid;
 use crate::domain::{Admin, LastUse, SecretHash, Token};
 use crate::error::BoxError;
 
+pub mod activity;
 mod cache;
 pub mod memory;
 pub mod migrate;

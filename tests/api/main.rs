@@ -1,6 +1,7 @@
 //! In-process HTTP tests: the whole router driven with `tower::ServiceExt::oneshot`.
 // Test code: a failed unwrap or expect is a failed test (the crate denies them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod activity;
 mod admin;
 mod admins;
 mod audit;

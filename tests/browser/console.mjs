@@ -726,7 +726,7 @@ async function expectMenuVisible(page, name) {
   await page.getByRole('button', { name: `Actions for ${name}` }).click();
   await page.getByRole('menu').waitFor();
   const seen = await menuVisibility(page, name);
-  equal(seen.items, ['Edit', 'Manage Scope', 'Rotate password', 'Delete'], `the menu of ${name}`);
+  equal(seen.items, ['Edit', 'Manage Scope', 'Rotate password', 'Activity', 'Delete'], `the menu of ${name}`);
   check(seen.problems.length === 0, `the menu of ${name} is visible:\n${seen.problems.join('\n')}`);
   await page.keyboard.press('Escape');
   await page.getByRole('menu').waitFor({ state: 'hidden' });
@@ -1164,6 +1164,49 @@ flows.roles = () => withBrowser(async ({ page }) => {
   await eventually(async () => !(await adminApi('GET', '/admins')).json.items.some((a) => a.name === 'eddie'), 'eddie deleted');
   await page.getByRole('link', { name: 'Tokens' }).click();
   await row(page, 'ci-bot').waitFor();
+});
+
+/** Activity: the events the registry reported for a token, in a dialog table. */
+flows.activity = () => withBrowser(async ({ page }) => {
+  await createToken('ci-bot');
+  await createToken('idle-bot');
+  const registry = await adminApi('GET', '/registries/default');
+  const secret = registry.json.properties.notifications.secret;
+  const digest = `sha256:${'ab'.repeat(32)}`;
+  const events = [
+    { id: 'e1', timestamp: '2026-06-01T12:00:00Z', action: 'push', actor: { name: 'ci-bot' },
+      target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', repository: 'team/app', tag: 'v1', digest },
+      request: { addr: '10.0.0.7:51234', useragent: 'docker/27' } },
+    { id: 'e2', timestamp: '2026-06-01T13:00:00Z', action: 'pull', actor: { name: 'ci-bot' },
+      target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', repository: 'team/app', digest },
+      request: { addr: '10.0.0.8:40000' } },
+  ];
+  const r = await fetch(`${URL_BASE}/events/default`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${secret}`, 'Content-Type': 'application/vnd.docker.distribution.events.v1+json' },
+    body: JSON.stringify({ events }),
+  });
+  equal(r.status, 200, 'the events are stored');
+  await signIn(page);
+  const headersOfTable = await page.getByRole('columnheader').allInnerTexts();
+  check(headersOfTable.includes('Last push'), `a Last push column: ${headersOfTable}`);
+  const pushed = row(page, 'ci-bot').locator('td.col-last-push time');
+  equal(await pushed.getAttribute('datetime'), '2026-06-01T12:00:00Z', 'the last push of ci-bot (not its newer pull)');
+  equal(await row(page, 'idle-bot').locator('td.col-last-push').innerText(), 'None', 'a token that never pushed');
+  await openMenuItem(page, 'ci-bot', 'Activity');
+  const dialog = page.getByRole('dialog', { name: 'Activity: ci-bot' });
+  await dialog.getByText('The newest 2 of 2 events of ci-bot.').waitFor();
+  const headers = await dialog.getByRole('columnheader').allTextContents();
+  equal(headers, ['When', 'Action', 'Repository', 'Tag', 'Digest', 'From'], 'the columns');
+  const rows = await dialog.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  equal(rows.map((c) => c.slice(1)), [
+    ['pull', 'team/app', '—', digest, '10.0.0.8:40000'],
+    ['push', 'team/app', 'v1', digest, '10.0.0.7:51234'],
+  ], 'newest first, as text');
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await dialog.waitFor({ state: 'hidden' });
+  await openMenuItem(page, 'idle-bot', 'Activity');
+  await page.getByRole('dialog', { name: 'Activity: idle-bot' }).getByText(/No events of idle-bot yet/).waitFor();
 });
 
 const flow = flows[process.argv[2]];

@@ -490,8 +490,16 @@ fn registry_config_prints_the_auth_block() {
         s.url(),
         s.cert_path().with_file_name("bundle.crt").display()
     );
-    assert!(out.stdout.ends_with(&expected), "{}", out.stdout);
+    assert!(out.stdout.contains(&expected), "{}", out.stdout);
     assert!(out.stdout.starts_with('#'), "{}", out.stdout);
+    // Beside `auth:`, the notifications block with the registry's events secret.
+    let secret = std::fs::read_to_string(s.data_dir().join("events/default.secret")).unwrap();
+    let notifications = format!(
+        "notifications:\n  endpoints:\n    - name: regauth\n      url: {}/events/default\n      headers:\n        Authorization: [\"Bearer {}\"]\n",
+        s.url(),
+        secret.trim()
+    );
+    assert!(out.stdout.contains(&notifications), "{}", out.stdout);
     // The comment names the JWK Set beside the bundle and says to restart the registry.
     assert!(out.stdout.contains("jwks.json"), "{}", out.stdout);
     assert!(out.stdout.contains("restart it"), "{}", out.stdout);
@@ -508,6 +516,10 @@ fn registry_config_prints_the_auth_block() {
             "signingalgorithms": ["ES256"],
             "jwks": s.cert_path().with_file_name("jwks.json").display().to_string(),
         })
+    );
+    assert_eq!(
+        v["properties"]["notifications"],
+        json!({"url": format!("{}/events/default", s.url()), "secret": secret.trim()})
     );
 }
 

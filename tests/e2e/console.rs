@@ -119,6 +119,11 @@ fn console_manages_scopes() {
 }
 
 #[test]
+fn console_shows_a_tokens_activity_in_a_dialog() {
+    flow("activity", &regauth(), &[]);
+}
+
+#[test]
 fn console_deletes_after_an_irreversible_confirmation() {
     flow("delete", &regauth(), &[]);
 }

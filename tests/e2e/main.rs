@@ -58,6 +58,7 @@ macro_rules! on_every_verifier {
     };
 }
 
+mod activity;
 mod catalog;
 mod console;
 mod docker;

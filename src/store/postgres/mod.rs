@@ -41,6 +41,7 @@
 //! is being disabled or deleted. A write that changes or removes a token notifies the other
 //! replicas in the same transaction (`listener.rs`). The expiry sweep takes a transaction
 //! advisory lock: with several replicas, one sweeps and the others skip that round.
+mod activity;
 mod listener;
 pub mod schema;
 mod tls;

@@ -87,6 +87,35 @@ CREATE TABLE regauth_keyring (
 );
 "#,
     ),
+    (
+        5,
+        "registry activity events",
+        r#"
+-- Events reported by the registries' notifications (docs/activity.md): manifest pushes,
+-- pulls and deletes. (registry, id) is the registry's event id: a retried envelope adds
+-- nothing (ON CONFLICT DO NOTHING). Times are the registry's, in microseconds.
+CREATE TABLE regauth_events (
+    registry text NOT NULL,
+    id text COLLATE "C" NOT NULL,
+    time timestamptz NOT NULL,
+    action text NOT NULL,
+    repository text COLLATE "C" NOT NULL,
+    tag text,
+    digest text,
+    media_type text,
+    size bigint,
+    actor text NOT NULL,
+    client_addr text,
+    user_agent text,
+    instance text,
+    PRIMARY KEY (registry, id)
+);
+CREATE INDEX regauth_events_time ON regauth_events (registry, time DESC, id DESC);
+CREATE INDEX regauth_events_actor ON regauth_events (registry, actor, time DESC);
+CREATE INDEX regauth_events_digest ON regauth_events (registry, digest) WHERE digest IS NOT NULL;
+CREATE INDEX regauth_events_repository ON regauth_events (registry, repository, time DESC);
+"#,
+    ),
 ];
 
 /// The newest schema version this binary knows.

@@ -1,0 +1,624 @@
+//! Storage of registry activity ([`Event`]s), beside the token store and independent of it:
+//! the [`ActivityStore`] trait and its in-memory and sled implementations (PostgreSQL's is in
+//! `postgres/activity.rs`). Part of `store`: depends on `domain` and sled only.
+//!
+//! Contract (checked by [`conformance`] against every implementation):
+//! - [`ActivityStore::record_events`] stores each `(registry, id)` once: a registry retrying
+//!   an envelope adds nothing. It returns only once the batch is durable (sled flushed,
+//!   PostgreSQL committed), so the 2xx that follows is a promise.
+//! - [`ActivityStore::events`] answers newest first (time, then id, descending), with the
+//!   number of matching events.
+//! - [`ActivityStore::prune_events`] deletes a registry's events older than a time and beyond
+//!   a count, oldest first.
+//!
+//! # sled layout
+//!
+//! Its own database (`<data_dir>/activity`), so that appending events never waits on the token
+//! store's fsync and the token endpoint never waits on this one's.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `events` | registry `\0` time (µs, 8 bytes, sign flipped) event id | the event (postcard) |
+//! | `event_ids` | registry `\0` event id | the `events` key |
+//! | `events_by_actor` | registry `\0` actor `\0` time event id | the `events` key |
+//!
+//! A query by actor (a token's activity) reads that actor's index range only; a query with no
+//! filter but `since` counts keys without decoding events outside the page.
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use super::StoreError;
+use crate::domain::activity::{ActivityQuery, Event};
+
+/// One page of events, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPage {
+    pub items: Vec<Event>,
+    /// Events matching the query in the registry.
+    pub total: usize,
+}
+
+/// Where registry events are kept.
+#[async_trait]
+pub trait ActivityStore: Send + Sync + 'static {
+    /// Stores `events`, each `(registry, id)` once; returns how many were new. Durable when
+    /// it returns.
+    async fn record_events(&self, events: Vec<Event>) -> Result<usize, StoreError>;
+
+    /// The events of `registry` matching `query`, newest first, `limit` from `offset`.
+    async fn events(
+        &self,
+        registry: &str,
+        query: &ActivityQuery,
+        offset: usize,
+        limit: usize,
+    ) -> Result<EventPage, StoreError>;
+
+    /// Deletes `registry`'s events older than `before`, then the oldest beyond the newest
+    /// `keep`; returns how many it deleted.
+    async fn prune_events(
+        &self,
+        registry: &str,
+        before: DateTime<Utc>,
+        keep: usize,
+    ) -> Result<usize, StoreError>;
+}
+
+/// Newest first: time, then id, descending.
+fn newest_first(a: &Event, b: &Event) -> std::cmp::Ordering {
+    b.time.cmp(&a.time).then_with(|| b.id.cmp(&a.id))
+}
+
+/// Events in memory, for tests and the in-memory token store.
+#[derive(Debug, Default)]
+pub struct MemoryActivity {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    events: Vec<Event>,
+    ids: HashSet<(String, String)>,
+}
+
+impl MemoryActivity {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, MemoryInner>, StoreError> {
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::message("the activity lock is poisoned"))
+    }
+}
+
+#[async_trait]
+impl ActivityStore for MemoryActivity {
+    async fn record_events(&self, events: Vec<Event>) -> Result<usize, StoreError> {
+        let mut inner = self.lock()?;
+        let mut added = 0;
+        for e in events {
+            if inner.ids.insert((e.registry.clone(), e.id.clone())) {
+                inner.events.push(e);
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
+    async fn events(
+        &self,
+        registry: &str,
+        query: &ActivityQuery,
+        offset: usize,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        let inner = self.lock()?;
+        let mut all: Vec<&Event> = inner
+            .events
+            .iter()
+            .filter(|e| e.registry == registry && query.matches(e))
+            .collect();
+        all.sort_by(|a, b| newest_first(a, b));
+        Ok(EventPage {
+            total: all.len(),
+            items: all.into_iter().skip(offset).take(limit).cloned().collect(),
+        })
+    }
+
+    async fn prune_events(
+        &self,
+        registry: &str,
+        before: DateTime<Utc>,
+        keep: usize,
+    ) -> Result<usize, StoreError> {
+        let mut inner = self.lock()?;
+        let mut mine: Vec<Event> = Vec::new();
+        let mut others: Vec<Event> = Vec::new();
+        for e in std::mem::take(&mut inner.events) {
+            if e.registry == registry {
+                mine.push(e);
+            } else {
+                others.push(e);
+            }
+        }
+        mine.sort_by(newest_first);
+        let before_count = mine.len();
+        mine.retain(|e| e.time >= before);
+        mine.truncate(keep);
+        let removed = before_count - mine.len();
+        let kept: HashSet<(String, String)> = mine
+            .iter()
+            .map(|e| (e.registry.clone(), e.id.clone()))
+            .collect();
+        inner.ids.retain(|k| k.0 != registry || kept.contains(k));
+        others.extend(mine);
+        inner.events = others;
+        Ok(removed)
+    }
+}
+
+/// Events in their own sled database (see the module doc for the layout).
+#[derive(Clone)]
+pub struct SledActivity {
+    db: sled::Db,
+    events: sled::Tree,
+    ids: sled::Tree,
+    by_actor: sled::Tree,
+}
+
+impl std::fmt::Debug for SledActivity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledActivity").finish_non_exhaustive()
+    }
+}
+
+fn backend(e: sled::Error) -> StoreError {
+    StoreError::backend("activity store (sled)", e)
+}
+
+/// The sign-flipped big-endian microseconds of `t`: byte order is time order.
+fn time_key(t: DateTime<Utc>) -> [u8; 8] {
+    ((t.timestamp_micros() as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn prefix(registry: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(registry.len() + 1);
+    k.extend_from_slice(registry.as_bytes());
+    k.push(0);
+    k
+}
+
+/// `registry \0 actor \0`: the prefix of an actor's keys in `events_by_actor` (an actor has
+/// no NUL: the parser refuses control characters).
+fn actor_prefix(registry: &str, actor: &str) -> Vec<u8> {
+    let mut k = prefix(registry);
+    k.extend_from_slice(actor.as_bytes());
+    k.push(0);
+    k
+}
+
+/// The `events_by_actor` key of `e`: its actor's prefix, time and id.
+fn actor_key(e: &Event) -> Vec<u8> {
+    let mut k = actor_prefix(&e.registry, &e.actor);
+    k.extend_from_slice(&time_key(e.time));
+    k.extend_from_slice(e.id.as_bytes());
+    k
+}
+
+/// Just past every key that starts with `prefix` (which ends in NUL).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    if let Some(last) = end.last_mut() {
+        *last = 1;
+    }
+    end
+}
+
+fn decode(bytes: &[u8]) -> Result<Event, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::backend("a stored event is corrupt", e))
+}
+
+impl SledActivity {
+    /// Opens (or creates) the activity database in `dir`.
+    pub fn open(dir: &Path) -> Result<SledActivity, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(16 * 1024 * 1024)
+            .open()
+            .map_err(|e| {
+                StoreError::backend(
+                    format!("cannot open the activity store in {}", dir.display()),
+                    e,
+                )
+            })?;
+        Ok(SledActivity {
+            events: db.open_tree("events").map_err(backend)?,
+            ids: db.open_tree("event_ids").map_err(backend)?,
+            by_actor: db.open_tree("events_by_actor").map_err(backend)?,
+            db,
+        })
+    }
+
+    fn record(&self, events: &[Event]) -> Result<usize, StoreError> {
+        let mut added = 0;
+        for e in events {
+            if e.registry.contains('\0') {
+                return Err(StoreError::message("a registry id contains NUL"));
+            }
+            let mut id_key = prefix(&e.registry);
+            id_key.extend_from_slice(e.id.as_bytes());
+            let mut key = prefix(&e.registry);
+            key.extend_from_slice(&time_key(e.time));
+            key.extend_from_slice(e.id.as_bytes());
+            if e.actor.contains('\0') {
+                return Err(StoreError::message("an actor name contains NUL"));
+            }
+            let by_actor = actor_key(e);
+            let value = postcard::to_stdvec(e)
+                .map_err(|err| StoreError::backend("cannot encode an event", err))?;
+            let new = (&self.events, &self.ids, &self.by_actor)
+                .transaction(|(events, ids, actors)| {
+                    if ids.get(&id_key)?.is_some() {
+                        return Ok(false);
+                    }
+                    ids.insert(id_key.as_slice(), key.as_slice())?;
+                    events.insert(key.as_slice(), value.as_slice())?;
+                    actors.insert(by_actor.as_slice(), key.as_slice())?;
+                    Ok::<bool, ConflictableTransactionError<StoreError>>(true)
+                })
+                .map_err(|e| match e {
+                    TransactionError::Abort(e) => e,
+                    TransactionError::Storage(e) => backend(e),
+                })?;
+            if new {
+                added += 1;
+            }
+        }
+        self.db.flush().map_err(backend)?;
+        Ok(added)
+    }
+
+    fn query(
+        &self,
+        registry: &str,
+        query: &ActivityQuery,
+        offset: usize,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        // An actor's events come from its index; the others from the registry's time order.
+        let (tree, start) = match &query.actor {
+            Some(actor) => (&self.by_actor, actor_prefix(registry, actor)),
+            None => (&self.events, prefix(registry)),
+        };
+        let end = prefix_end(&start);
+        let mut from = start;
+        if let Some(since) = query.since {
+            from.extend_from_slice(&time_key(since));
+        }
+        let range = tree.range(from..end).rev();
+        let mut items = Vec::new();
+        let mut total = 0;
+        let only_time = query.repository.is_none()
+            && query.tag.is_none()
+            && query.digest.is_none()
+            && query.action.is_none();
+        for entry in range {
+            let (_, value) = entry.map_err(backend)?;
+            let in_page = total >= offset && items.len() < limit;
+            if only_time && !in_page {
+                // Counted without reading the event.
+                total += 1;
+                continue;
+            }
+            let bytes = if query.actor.is_some() {
+                match self.events.get(&value).map_err(backend)? {
+                    Some(v) => v,
+                    None => continue, // pruned meanwhile
+                }
+            } else {
+                value
+            };
+            let e = decode(&bytes)?;
+            if !query.matches(&e) {
+                continue;
+            }
+            if total >= offset && items.len() < limit {
+                items.push(e);
+            }
+            total += 1;
+        }
+        Ok(EventPage { items, total })
+    }
+
+    fn prune(
+        &self,
+        registry: &str,
+        before: DateTime<Utc>,
+        keep: usize,
+    ) -> Result<usize, StoreError> {
+        let p = prefix(registry);
+        let mut old: Vec<sled::IVec> = Vec::new();
+        let mut kept = 0usize;
+        let mut old_values: Vec<sled::IVec> = Vec::new();
+        for entry in self.events.scan_prefix(&p).rev() {
+            let (key, value) = entry.map_err(backend)?;
+            let recent = key.len() >= p.len() + 8 && {
+                let mut t = [0u8; 8];
+                t.copy_from_slice(&key[p.len()..p.len() + 8]);
+                t >= time_key(before)
+            };
+            if recent && kept < keep {
+                kept += 1;
+            } else {
+                old.push(key);
+                old_values.push(value);
+            }
+        }
+        for (key, value) in old.iter().zip(&old_values) {
+            let mut id_key = p.clone();
+            id_key.extend_from_slice(key.get(p.len() + 8..).unwrap_or_default());
+            // Index entries first: a reader never finds an index entry of a missing event
+            // that it would count (it skips those), nor an event without its id.
+            if let Ok(e) = decode(value) {
+                self.by_actor.remove(actor_key(&e)).map_err(backend)?;
+            }
+            self.ids.remove(id_key).map_err(backend)?;
+            self.events.remove(key).map_err(backend)?;
+        }
+        if !old.is_empty() {
+            self.db.flush().map_err(backend)?;
+        }
+        Ok(old.len())
+    }
+}
+
+/// Runs `f` on a blocking thread (sled writes fsync).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::backend("an activity store task failed", e))?
+}
+
+#[async_trait]
+impl ActivityStore for SledActivity {
+    async fn record_events(&self, events: Vec<Event>) -> Result<usize, StoreError> {
+        let me = self.clone();
+        blocking(move || me.record(&events)).await
+    }
+
+    async fn events(
+        &self,
+        registry: &str,
+        query: &ActivityQuery,
+        offset: usize,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        let me = self.clone();
+        let (registry, query) = (registry.to_string(), query.clone());
+        blocking(move || me.query(&registry, &query, offset, limit)).await
+    }
+
+    async fn prune_events(
+        &self,
+        registry: &str,
+        before: DateTime<Utc>,
+        keep: usize,
+    ) -> Result<usize, StoreError> {
+        let me = self.clone();
+        let registry = registry.to_string();
+        blocking(move || me.prune(&registry, before, keep)).await
+    }
+}
+
+/// The contract every [`ActivityStore`] keeps; each implementation's tests run these.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use chrono::TimeDelta;
+
+    use super::*;
+    use crate::domain::activity::EventAction;
+
+    pub(crate) fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-06-01T12:00:00.123456Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    pub(crate) fn event(registry: &str, id: &str, seconds: i64, actor: &str) -> Event {
+        Event {
+            id: id.into(),
+            registry: registry.into(),
+            time: t0() + TimeDelta::seconds(seconds),
+            action: EventAction::Push,
+            repository: "team/app".into(),
+            tag: Some("v1".into()),
+            digest: Some(format!("sha256:{}", "ab".repeat(32))),
+            media_type: Some("application/vnd.oci.image.manifest.v1+json".into()),
+            size: Some(1234),
+            actor: actor.into(),
+            client_addr: Some("127.0.0.1:4000".into()),
+            user_agent: Some("docker/27".into()),
+            instance: Some("i-1".into()),
+        }
+    }
+
+    fn ids(p: &EventPage) -> Vec<&str> {
+        p.items.iter().map(|e| e.id.as_str()).collect()
+    }
+
+    /// Every field round-trips; a repeated id is stored once (also within one batch); the
+    /// same id in another registry is another event.
+    pub(crate) async fn stores_each_id_once(s: &dyn ActivityStore) {
+        let e = event("default", "a", 0, "ci-bot");
+        assert_eq!(
+            s.record_events(vec![e.clone(), e.clone()]).await.unwrap(),
+            1
+        );
+        assert_eq!(s.record_events(vec![e.clone()]).await.unwrap(), 0);
+        assert_eq!(
+            s.record_events(vec![event("other", "a", 0, "x")])
+                .await
+                .unwrap(),
+            1
+        );
+        let page = s
+            .events("default", &ActivityQuery::default(), 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(page.total, 1);
+        assert_eq!(page.items, vec![e]);
+    }
+
+    /// Newest first, paged, every filter narrows and `total` counts the matches.
+    pub(crate) async fn answers_newest_first_with_filters(s: &dyn ActivityStore) {
+        let mut batch = Vec::new();
+        for i in 0..5 {
+            let mut e = event(
+                "default",
+                &format!("e{i}"),
+                i,
+                if i % 2 == 0 { "ci-bot" } else { "dev" },
+            );
+            if i == 3 {
+                e.action = EventAction::Pull;
+                e.repository = "other/app".into();
+                e.tag = Some("v2".into());
+                e.digest = Some(format!("sha256:{}", "cd".repeat(32)));
+            }
+            batch.push(e);
+        }
+        s.record_events(batch).await.unwrap();
+        let all = ActivityQuery::default();
+        let p = s.events("default", &all, 0, 10).await.unwrap();
+        assert_eq!(ids(&p), ["e4", "e3", "e2", "e1", "e0"]);
+        let p = s.events("default", &all, 1, 2).await.unwrap();
+        assert_eq!((ids(&p), p.total), (vec!["e3", "e2"], 5));
+        let p = s.events("default", &all, 9, 2).await.unwrap();
+        assert_eq!((p.items.len(), p.total), (0, 5));
+        let q = |f: fn(&mut ActivityQuery)| {
+            let mut q = ActivityQuery::default();
+            f(&mut q);
+            q
+        };
+        let check = |q: ActivityQuery, want: &'static [&'static str]| async move {
+            let p = s.events("default", &q, 0, 10).await.unwrap();
+            assert_eq!(ids(&p), want, "{q:?}");
+            assert_eq!(p.total, want.len());
+        };
+        check(q(|q| q.actor = Some("ci-bot".into())), &["e4", "e2", "e0"]).await;
+        check(q(|q| q.action = Some(EventAction::Pull)), &["e3"]).await;
+        check(
+            q(|q| q.repository = Some("other/*".parse().unwrap())),
+            &["e3"],
+        )
+        .await;
+        check(
+            q(|q| q.repository = Some("team/ap?".parse().unwrap())),
+            &["e4", "e2", "e1", "e0"],
+        )
+        .await;
+        check(q(|q| q.tag = Some("v2".into())), &["e3"]).await;
+        check(
+            q(|q| q.digest = Some(format!("sha256:{}", "cd".repeat(32)))),
+            &["e3"],
+        )
+        .await;
+        check(
+            q(|q| q.since = Some(t0() + TimeDelta::seconds(3))),
+            &["e4", "e3"],
+        )
+        .await;
+        let p = s.events("nowhere", &all, 0, 10).await.unwrap();
+        assert_eq!(p.total, 0);
+    }
+
+    /// Pruning removes the old and the excess, oldest first, and only in one registry; a
+    /// pruned id may be stored again.
+    pub(crate) async fn prunes_oldest_first(s: &dyn ActivityStore) {
+        let batch = (0..6)
+            .map(|i| event("default", &format!("p{i}"), i, "a"))
+            .collect();
+        s.record_events(batch).await.unwrap();
+        s.record_events(vec![event("other", "o", -100, "a")])
+            .await
+            .unwrap();
+        let all = ActivityQuery::default();
+        let removed = s
+            .prune_events("default", t0() + TimeDelta::seconds(1), 1000)
+            .await
+            .unwrap();
+        assert_eq!(removed, 1);
+        let removed = s.prune_events("default", t0(), 3).await.unwrap();
+        assert_eq!(removed, 2);
+        let p = s.events("default", &all, 0, 10).await.unwrap();
+        assert_eq!(ids(&p), ["p5", "p4", "p3"]);
+        let by_actor = ActivityQuery {
+            actor: Some("a".into()),
+            ..ActivityQuery::default()
+        };
+        let p = s.events("default", &by_actor, 0, 10).await.unwrap();
+        assert_eq!(
+            (ids(&p), p.total),
+            (vec!["p5", "p4", "p3"], 3),
+            "the actor's events, pruned alike"
+        );
+        assert_eq!(s.events("other", &all, 0, 10).await.unwrap().total, 1);
+        assert_eq!(
+            s.record_events(vec![event("default", "p0", 0, "a")])
+                .await
+                .unwrap(),
+            1
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::conformance::*;
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_keeps_the_contract() {
+        stores_each_id_once(&MemoryActivity::default()).await;
+        answers_newest_first_with_filters(&MemoryActivity::default()).await;
+        prunes_oldest_first(&MemoryActivity::default()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sled_keeps_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        stores_each_id_once(&SledActivity::open(&dir.path().join("a")).unwrap()).await;
+        answers_newest_first_with_filters(&SledActivity::open(&dir.path().join("b")).unwrap())
+            .await;
+        prunes_oldest_first(&SledActivity::open(&dir.path().join("c")).unwrap()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sled_events_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledActivity::open(dir.path()).unwrap();
+            s.record_events(vec![event("default", "a", 0, "x")])
+                .await
+                .unwrap();
+        }
+        let s = SledActivity::open(dir.path()).unwrap();
+        assert_eq!(
+            s.record_events(vec![event("default", "a", 0, "x")])
+                .await
+                .unwrap(),
+            0,
+            "the id is still known after a reopen"
+        );
+        let p = s
+            .events("default", &ActivityQuery::default(), 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(p.total, 1);
+    }
+}
