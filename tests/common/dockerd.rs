@@ -94,10 +94,16 @@ impl Dockerd {
             );
             drop(daemon);
             stop_containerd(root);
+            // dockerd bind-mounts its data root onto itself before it picks the driver, and
+            // leaves that mount behind when it gives up.
+            unmount_all(&data_root);
             driver = "vfs".to_owned();
             daemon = spawn_dockerd(root, &data_root, &driver, &log);
             if let Err(why) = answers(&mut daemon, &root.join("docker.sock"), &log) {
-                panic!("dockerd with --storage-driver vfs did not start: {why}\n{}", tail(&log, 60));
+                panic!(
+                    "dockerd with --storage-driver vfs did not start: {why}\n{}",
+                    tail(&log, 60)
+                );
             }
         }
         let d = Dockerd {
@@ -226,6 +232,24 @@ impl Drop for Dockerd {
         }
         // ... and if it did not (or dockerd was killed), stop containerd here.
         stop_containerd(self.dir.path());
+    }
+}
+
+/// Unmounts every mount stacked on `path` (none when nothing is mounted there).
+pub fn unmount_all(path: &Path) {
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mounts").is_ok_and(|m| {
+            m.lines()
+                .any(|l| l.split(' ').nth(1) == Some(&*path.to_string_lossy()))
+        })
+    };
+    for _ in 0..8 {
+        if !mounted() {
+            return;
+        }
+        let mut c = Command::new("umount");
+        c.arg(path);
+        let _ = run(c, None, Duration::from_secs(10));
     }
 }
 

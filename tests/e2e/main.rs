@@ -61,6 +61,7 @@ macro_rules! on_every_verifier {
 mod catalog;
 mod console;
 mod docker;
+mod dockerd;
 mod durability;
 mod hardening;
 mod ionos_sdk;
