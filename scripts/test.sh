@@ -4,8 +4,8 @@
 # (unit tests, tests/api, tests/cli, tests/e2e) with `cargo test --all-targets`, and the two
 # tests of the load benchmark's tools (the baseline route and regauth-seed), which exist only
 # with `--features bench-baseline`,
-# then scripts/schemathesis.sh (the live server against its OpenAPI document), then
-# scripts/fuzz-smoke.sh (every fuzz target over its seeds and a few seconds more).
+# then scripts/test/schemathesis.sh (the live server against its OpenAPI document), then
+# scripts/fuzz/smoke.sh (every fuzz target over its seeds and a few seconds more).
 # Extra arguments go to the first cargo test (and skip the second), e.g. `scripts/test.sh --test e2e`.
 # Runs as root: the e2e tests start their own dockerd.
 set -euo pipefail
@@ -17,7 +17,7 @@ usage() {
 Usage: scripts/test.sh [--quick] [--help] [CARGO TEST ARGUMENTS...]
 
 The whole test suite, as CI runs it (.ci/run). As root: it installs what is missing
-(scripts/install-test-deps.sh: Debian packages, npm and PyPI packages into the repository,
+(scripts/test/install-deps.sh: Debian packages, npm and PyPI packages into the repository,
 the nightly toolchain's cargo-fuzz), runs clippy, every cargo test (unit, tests/api,
 tests/cli, tests/e2e), the bench-baseline tests, schemathesis and the fuzz smoke run.
 
@@ -54,8 +54,8 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-echo "==> installing test dependencies (scripts/install-test-deps.sh)"
-bash scripts/install-test-deps.sh
+echo "==> installing test dependencies (scripts/test/install-deps.sh)"
+bash scripts/test/install-deps.sh
 
 echo "==> cargo clippy --all-targets --all-features (Cargo.toml [lints]: no unwrap, expect or panic outside tests)"
 cargo clippy --all-targets --all-features --quiet
@@ -71,10 +71,10 @@ cargo test --all-targets "$@" 2>&1 | tee -a "$results"
 if [ $# -eq 0 ]; then
     echo "==> cargo test --features bench-baseline --test api bench_"
     cargo test --features bench-baseline --test api bench_ 2>&1 | tee -a "$results"
-    echo "==> scripts/schemathesis.sh"
-    bash scripts/schemathesis.sh
-    echo "==> scripts/fuzz-smoke.sh"
-    bash scripts/fuzz-smoke.sh
+    echo "==> scripts/test/schemathesis.sh"
+    bash scripts/test/schemathesis.sh
+    echo "==> scripts/fuzz/smoke.sh"
+    bash scripts/fuzz/smoke.sh
 fi
 
 # One closing line over every cargo test binary (schemathesis reports its own cases above).

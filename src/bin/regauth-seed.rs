@@ -1,5 +1,5 @@
 //! `regauth-seed`: fills a regauth data directory with many tokens for the load benchmark
-//! (`scripts/bench-load.sh`, issue 5). Bench-only: built only with `--features bench-baseline`.
+//! (`scripts/bench/load.sh`, issue 5). Bench-only: built only with `--features bench-baseline`.
 //!
 //! Writes through [`SledStore::create_unflushed`] (the same transaction as `Store::create`,
 //! without the per-write flush) and flushes every `--flush-every` tokens, so a million tokens
@@ -14,7 +14,7 @@
 //!
 //! With `--expiring N --expire-within SECONDS` it also writes N tokens `expiring-0000000`, ...
 //! whose expiries are spread evenly over the next SECONDS, so that the server's expiry sweep
-//! deletes some every time it runs (the soak test, `scripts/soak.sh`): the admin API cannot
+//! deletes some every time it runs (the soak test, `scripts/bench/soak.sh`): the admin API cannot
 //! create a token that expires in less than an hour.
 #![forbid(unsafe_code)]
 

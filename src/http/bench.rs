@@ -1,4 +1,4 @@
-//! `GET /bench/sign`: the baseline of the load benchmark (issue 5, `scripts/bench-load.sh`).
+//! `GET /bench/sign`: the baseline of the load benchmark (issue 5, `scripts/bench/load.sh`).
 //!
 //! It does only the part of a token request that cannot be avoided: sign one JWT with the
 //! server's issuer (its key, issuer name and TTL) and return it through the token endpoint's

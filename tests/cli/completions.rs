@@ -1,6 +1,6 @@
 //! `regauth completions SHELL`: needs no server and no config, and each script is accepted by
 //! its shell and completes the real subcommands. Needs bash, zsh and fish (Debian packages,
-//! installed by scripts/install-test-deps.sh).
+//! installed by scripts/test/install-deps.sh).
 use std::process::{Command, Stdio};
 
 use crate::common::{regauth_in, require_bin, temp_dir};

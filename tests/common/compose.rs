@@ -176,8 +176,8 @@ impl Drop for ComposeStack {
 }
 
 /// Removes stopped containers, unused networks and volumes and, with `images`, dangling images
-/// (build stages, a failed build's layers, superseded stand-ins): the data root's vfs storage
-/// keeps a full copy of every layer.
+/// (build stages, a failed build's layers, superseded stand-ins): the data root keeps them
+/// (under vfs, a full copy of every layer).
 fn prune(client: &DockerClient, images: bool) {
     for what in ["container", "network", "volume"] {
         let _ = client.docker(&[what, "prune", "--force"]);

@@ -3,6 +3,9 @@
 //! docker CLI with a private DOCKER_CONFIG. dockerd and its containerd listen on unix sockets
 //! in their temp dir only (no TCP port, no bridge network), so nothing races for a port; one
 //! dockerd pushes to and pulls from any number of registries.
+//!
+//! Storage: overlay2 where dockerd can use it (layers shared, not copied), else vfs (every
+//! layer and every container's root copied in full); `REGAUTH_TEST_DOCKER_STORAGE` forces one.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,12 +15,17 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::process::{pid_alive, signal, Daemon};
-use super::{require_bin, run, temp_dir, unique, wait_for, CmdOutput};
+use super::{require_bin, run, tail, temp_dir, unique, wait_for, CmdOutput};
 
 pub const DOCKERD_BIN: &str = "/usr/sbin/dockerd";
 /// Debian's client; /usr/local/bin/docker on this machine is another one.
 pub const DOCKER_BIN: &str = "/usr/bin/docker";
 pub const CTR_BIN: &str = "/usr/bin/ctr";
+
+/// Names the private dockerds' storage driver (`vfs`, `overlay2`) instead of the default:
+/// overlay2, falling back to vfs when dockerd cannot use it (its log says why).
+pub const STORAGE_ENV: &str = "REGAUTH_TEST_DOCKER_STORAGE";
+const OVERLAY2: &str = "overlay2";
 
 /// How long one docker/ctr command may take before it counts as hung.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -27,6 +35,8 @@ pub struct Dockerd {
     /// `--data-root` (images, containers, volumes): in `dir` unless [`Dockerd::start_with_data`]
     /// was given one that outlives the daemon.
     data_root: PathBuf,
+    /// `--storage-driver`: see [`Dockerd::storage_driver`].
+    driver: String,
     // Last: removed after the daemon is gone.
     dir: tempfile::TempDir,
 }
@@ -64,48 +74,44 @@ impl Dockerd {
         require_bin(DOCKER_BIN);
         require_bin("/usr/bin/containerd");
         let root = dir.path();
-        let mut cmd = Command::new(DOCKERD_BIN);
-        cmd.args([
-            "--storage-driver",
-            "vfs",
-            "--iptables=false",
-            "--ip6tables=false",
-            "--bridge=none",
-        ])
-        .arg("-H")
-        .arg(format!("unix://{}", root.join("docker.sock").display()))
-        .arg("--data-root")
-        .arg(&data_root)
-        .arg("--exec-root")
-        .arg(root.join("exec"))
-        .arg("--pidfile")
-        .arg(root.join("docker.pid"))
-        // containerd and runc are found through PATH
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        );
-        let daemon = Daemon::spawn("dockerd", cmd, &root.join("dockerd.log"));
+        let log = root.join("dockerd.log");
+        let forced = std::env::var(STORAGE_ENV).ok().filter(|s| !s.is_empty());
+        let mut driver = forced.clone().unwrap_or_else(|| OVERLAY2.to_owned());
+        let mut daemon = spawn_dockerd(root, &data_root, &driver, &log);
+        if let Err(why) = answers(&mut daemon, &root.join("docker.sock"), &log) {
+            // overlay2 needs a kernel and a backing file system that allow overlay mounts
+            // (not an overlayfs itself, d_type support); where dockerd refuses it, vfs works
+            // anywhere, only slower.
+            assert!(
+                forced.is_none() && driver == OVERLAY2,
+                "dockerd with --storage-driver {driver} did not start: {why}\n{}",
+                tail(&log, 60)
+            );
+            eprintln!(
+                "dockerd: --storage-driver overlay2 did not start ({why}); using vfs, which \
+                 copies every layer\n{}",
+                tail(&log, 20)
+            );
+            drop(daemon);
+            stop_containerd(root);
+            // dockerd bind-mounts its data root onto itself before it picks the driver, and
+            // leaves that mount behind when it gives up.
+            unmount_all(&data_root);
+            driver = "vfs".to_owned();
+            daemon = spawn_dockerd(root, &data_root, &driver, &log);
+            if let Err(why) = answers(&mut daemon, &root.join("docker.sock"), &log) {
+                panic!(
+                    "dockerd with --storage-driver vfs did not start: {why}\n{}",
+                    tail(&log, 60)
+                );
+            }
+        }
         let d = Dockerd {
             daemon: Mutex::new(Some(daemon)),
             data_root,
+            driver,
             dir,
         };
-        let sock = d.socket();
-        wait_for(
-            Duration::from_secs(60),
-            || {
-                d.assert_running();
-                let mut c = Command::new(DOCKER_BIN);
-                c.arg("-H")
-                    .arg(format!("unix://{}", sock.display()))
-                    .arg("info");
-                run(c, None, Duration::from_secs(10))
-                    .success()
-                    .then_some(())
-            },
-            || format!("dockerd did not answer `docker info`\n{}", d.log_tail()),
-        );
         wait_for(
             Duration::from_secs(30),
             || d.containerd_socket().exists().then_some(()),
@@ -118,6 +124,12 @@ impl Dockerd {
             },
         );
         d
+    }
+
+    /// The storage driver dockerd runs with: `overlay2`, or `vfs` where overlay2 did not start
+    /// (or [`STORAGE_ENV`] names it).
+    pub fn storage_driver(&self) -> &str {
+        &self.driver
     }
 
     /// Panics with dockerd's log when it has exited.
@@ -160,6 +172,53 @@ impl Dockerd {
     }
 }
 
+/// dockerd with its sockets, exec root and pid file in `root`, logging to `log`.
+fn spawn_dockerd(root: &Path, data_root: &Path, driver: &str, log: &Path) -> Daemon {
+    let mut cmd = Command::new(DOCKERD_BIN);
+    cmd.args([
+        "--storage-driver",
+        driver,
+        "--iptables=false",
+        "--ip6tables=false",
+        "--bridge=none",
+    ])
+    .arg("-H")
+    .arg(format!("unix://{}", root.join("docker.sock").display()))
+    .arg("--data-root")
+    .arg(data_root)
+    .arg("--exec-root")
+    .arg(root.join("exec"))
+    .arg("--pidfile")
+    .arg(root.join("docker.pid"))
+    // containerd and runc are found through PATH
+    .env(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
+    Daemon::spawn("dockerd", cmd, log)
+}
+
+/// Waits until dockerd answers `docker info` on `sock`: `Err` saying why when it exits first
+/// (a storage driver it cannot use makes it exit at once); panics when it hangs.
+fn answers(daemon: &mut Daemon, sock: &Path, log: &Path) -> Result<(), String> {
+    wait_for(
+        Duration::from_secs(60),
+        || {
+            if let Some(why) = daemon.exited() {
+                return Some(Err(why));
+            }
+            let mut c = Command::new(DOCKER_BIN);
+            c.arg("-H")
+                .arg(format!("unix://{}", sock.display()))
+                .arg("info");
+            run(c, None, Duration::from_secs(10))
+                .success()
+                .then_some(Ok(()))
+        },
+        || format!("dockerd did not answer `docker info`\n{}", tail(log, 60)),
+    )
+}
+
 impl Drop for Dockerd {
     fn drop(&mut self) {
         let daemon = self
@@ -172,22 +231,46 @@ impl Drop for Dockerd {
             d.stop(Duration::from_secs(20));
         }
         // ... and if it did not (or dockerd was killed), stop containerd here.
-        let pidfile = self.dir.path().join("exec/containerd/containerd.pid");
-        if let Some(pid) = std::fs::read_to_string(pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-        {
+        stop_containerd(self.dir.path());
+    }
+}
+
+/// Unmounts every mount stacked on `path` (none when nothing is mounted there).
+pub fn unmount_all(path: &Path) {
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mounts").is_ok_and(|m| {
+            m.lines()
+                .any(|l| l.split(' ').nth(1) == Some(&*path.to_string_lossy()))
+        })
+    };
+    for _ in 0..8 {
+        if !mounted() {
+            return;
+        }
+        let mut c = Command::new("umount");
+        c.arg(path);
+        let _ = run(c, None, Duration::from_secs(10));
+    }
+}
+
+/// Stops the containerd that a dockerd with its exec root under `root` started, if it is
+/// still there.
+fn stop_containerd(root: &Path) {
+    let pidfile = root.join("exec/containerd/containerd.pid");
+    if let Some(pid) = std::fs::read_to_string(pidfile)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    {
+        if pid_alive(pid) {
+            signal(pid, "TERM");
+            for _ in 0..50 {
+                if !pid_alive(pid) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
             if pid_alive(pid) {
-                signal(pid, "TERM");
-                for _ in 0..50 {
-                    if !pid_alive(pid) {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                if pid_alive(pid) {
-                    signal(pid, "KILL");
-                }
+                signal(pid, "KILL");
             }
         }
     }

@@ -67,7 +67,7 @@ pub const REFUSED: &[&str] = &[
 ];
 
 /// Printed when a peer program is missing: the tests never skip.
-pub const INSTALL_HINT: &str = "run `bash scripts/install-test-deps.sh` (as root) first: \
+pub const INSTALL_HINT: &str = "run `bash scripts/test/install-deps.sh` (as root) first: \
      it installs the peers (Debian's docker-registry, docker.io, containerd, skopeo, \
      docker-compose, debootstrap) and the Python SDK";
 

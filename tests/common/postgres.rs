@@ -1,5 +1,5 @@
 //! A private PostgreSQL cluster (Debian's `postgresql` package, installed by
-//! scripts/install-test-deps.sh): `initdb` as the `postgres` user (PostgreSQL refuses to run as
+//! scripts/test/install-deps.sh): `initdb` as the `postgres` user (PostgreSQL refuses to run as
 //! root) in a temp dir owned by it, started with `pg_ctl` on a free port of 127.0.0.1 and a
 //! unix socket directory of its own, stopped (`-m immediate`) and removed on drop.
 //!
@@ -12,7 +12,7 @@
 //! (a shell loop) that stops and removes the cluster once the test process is gone.
 //!
 //! `fsync` is off: the tests kill processes, never the machine, so nothing committed is lost
-//! when PostgreSQL or regauth dies; the load benchmark (scripts/bench-load.sh) runs its own
+//! when PostgreSQL or regauth dies; the load benchmark (scripts/bench/load.sh) runs its own
 //! cluster with `fsync` on.
 #![allow(dead_code)]
 
@@ -37,7 +37,7 @@ pub fn bin_dir() -> PathBuf {
         .unwrap_or_else(|e| {
             panic!(
                 "PostgreSQL is not installed (/usr/lib/postgresql: {e}): run \
-                 `bash scripts/install-test-deps.sh` (as root) first"
+                 `bash scripts/test/install-deps.sh` (as root) first"
             )
         })
         .filter_map(|e| e.ok())

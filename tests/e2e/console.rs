@@ -32,7 +32,7 @@ fn flow(name: &str, regauth: &Regauth, env: &[(&str, &str)]) -> Vec<Value> {
     let dir = browser_dir();
     assert!(
         Path::new(CHROMIUM).is_file() && dir.join("node_modules/playwright-core").is_dir(),
-        "{CHROMIUM} or tests/browser/node_modules missing: run `bash scripts/install-test-deps.sh` (as root)"
+        "{CHROMIUM} or tests/browser/node_modules missing: run `bash scripts/test/install-deps.sh` (as root)"
     );
     let mut cmd = Command::new("node");
     cmd.arg(dir.join("console.mjs"))

@@ -21,7 +21,7 @@
 //! Every fixture (`tests/common/`) runs in its own temp dir on a port the OS chose, which the
 //! program reports, and is stopped on drop, so tests run in parallel; tests that use docker
 //! share one dockerd while they overlap. A missing peer fails the test with a hint to run
-//! `scripts/install-test-deps.sh` — nothing is skipped.
+//! `scripts/test/install-deps.sh` — nothing is skipped.
 //!
 //! Run: `scripts/test.sh --test e2e` (as root; dockerd needs it). Knobs:
 //! `E2E_REGAUTH_LOG` sets regauth's log filter (default `info`; a failing
@@ -62,6 +62,7 @@ mod activity;
 mod catalog;
 mod console;
 mod docker;
+mod dockerd;
 mod durability;
 mod hardening;
 mod ionos_sdk;

@@ -19,7 +19,7 @@
 # after the runs (and VmHWM); and how busy the machine was with other work during the cell
 # (CPU used neither by this server nor by this wrk, worst round).
 #
-# Usage: scripts/bench-load.sh [--sizes "10 10000 100000 1000000"] [--conns "1 16 64"]
+# Usage: scripts/bench/load.sh [--sizes "10 10000 100000 1000000"] [--conns "1 16 64"]
 #                              [--duration 5] [--rounds 3] [--warmup 3] [--port 5101]
 #                              [--no-build] [--work target/bench-load] [--out FILE]
 #                              [--bin PATH --seed PATH]   (other builds, e.g. to compare two
@@ -33,7 +33,7 @@
 # ~7 min once the stores are seeded; seeding 1 000 000 tokens (0.9 GB) adds ~2 min the first time.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SIZES="10 10000 100000 1000000"
 CONNS="1 16 64"
 DURATION=5
@@ -199,7 +199,7 @@ summarize() {
 
 {
     echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
-    echo "Command: \`scripts/bench-load.sh --sizes \"$SIZES\" --conns \"$CONNS\" --duration $DURATION --rounds $ROUNDS --warmup $WARMUP --store $STORE${TOKEN_CACHE:+ --token-cache-bytes $TOKEN_CACHE}\`"
+    echo "Command: \`scripts/bench/load.sh --sizes \"$SIZES\" --conns \"$CONNS\" --duration $DURATION --rounds $ROUNDS --warmup $WARMUP --store $STORE${TOKEN_CACHE:+ --token-cache-bytes $TOKEN_CACHE}\`"
     echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
     echo "| tokens | conns | /auth req/s | p50 ms | p99 ms | /bench/sign req/s | p50 ms | p99 ms | auth/baseline req/s (rounds: lowest–highest) | server CPU µs/req (auth, sign) | others' CPU % (auth, sign) |"

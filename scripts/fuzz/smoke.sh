@@ -4,10 +4,10 @@
 # more (FUZZ_SMOKE_SECONDS, default 8). New inputs go to a scratch directory, not to the
 # committed seeds. Prints one line per target; exits non-zero when any target finds a crash,
 # a failed invariant, a timeout or a leak (libFuzzer's artifact is kept and named).
-# Needs the nightly toolchain and cargo-fuzz (scripts/install-test-deps.sh installs both).
+# Needs the nightly toolchain and cargo-fuzz (scripts/test/install-deps.sh installs both).
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 seconds="${FUZZ_SMOKE_SECONDS:-8}"
 start=$(date +%s)

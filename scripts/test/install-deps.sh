@@ -6,13 +6,13 @@
 # debian:bookworm-slim stand-in the images start from, zsh and fish to check the shell
 # completion scripts, PostgreSQL for the PostgreSQL store)
 # from Debian's packages, the IONOS Container Registry Python SDK in .venv/, schemathesis
-# (scripts/schemathesis.sh) in .venv-schemathesis/, and for the fuzz smoke run
-# (scripts/fuzz-smoke.sh) the nightly Rust toolchain and cargo-fuzz.
+# (scripts/test/schemathesis.sh) in .venv-schemathesis/, and for the fuzz smoke run
+# (scripts/fuzz/smoke.sh) the nightly Rust toolchain and cargo-fuzz.
 # Idempotent: when everything is present it only checks and returns.
 # Must run as root (apt-get). Safe to run without a terminal (CI).
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 
 log() { printf 'install-test-deps: %s\n' "$*"; }
@@ -126,7 +126,7 @@ fi
     exit 1
 }
 
-# schemathesis for scripts/schemathesis.sh, in its own venv so its dependencies cannot clash
+# schemathesis for scripts/test/schemathesis.sh, in its own venv so its dependencies cannot clash
 # with the IONOS SDK's pins above. Reinstalled only when its pinned requirements changed.
 st_venv=.venv-schemathesis
 if [ ! -x "$st_venv/bin/python" ]; then
@@ -145,7 +145,7 @@ fi
     exit 1
 }
 
-# The fuzz smoke run (scripts/fuzz-smoke.sh): libFuzzer needs the nightly toolchain, and
+# The fuzz smoke run (scripts/fuzz/smoke.sh): libFuzzer needs the nightly toolchain, and
 # cargo-fuzz (from crates.io, pinned) drives it.
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     log "rustup toolchain install nightly"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The soak test's driver (scripts/soak.sh sets up the build, the seeded store and the config).
+"""The soak test's driver (scripts/bench/soak.sh sets up the build, the seeded store and the config).
 
 Starts `regauth serve`, runs a mixed load against it for --duration seconds and records,
 every --interval seconds, the server's RSS, open file descriptors, threads and CPU, and per

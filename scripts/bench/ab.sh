@@ -2,9 +2,9 @@
 # A/B of the token endpoint between two builds (e.g. before and after a change), for a
 # throughput budget such as "within 5 %". Not part of `cargo test` or CI.
 #
-# Runs scripts/bench-load.sh on build A and build B alternately, --pairs times, with the order
+# Runs scripts/bench/load.sh on build A and build B alternately, --pairs times, with the order
 # flipped every pair (A B, B A, A B, ...) so that a machine that slows down or speeds up during
-# the run hits both builds alike. Each run is `bench-load.sh --sizes 10 --conns CONNS
+# the run hits both builds alike. Each run is `bench/load.sh --sizes 10 --conns CONNS
 # --duration D --rounds R` with that build's own store. It prints, per connection count, the
 # /auth req/s and server CPU µs per request of every run, their means, and B relative to A:
 #   - req/s of B / req/s of A (the budget's measure; noisy when the machine is shared),
@@ -13,13 +13,13 @@
 #   - server CPU per /auth request (the steadiest measure on a shared machine).
 # Each build needs `--features bench-baseline` (for /bench/sign and regauth-seed).
 #
-# Usage: scripts/bench-ab.sh --a DIR --b DIR [--pairs 3] [--conns "16 64"] [--duration 5]
+# Usage: scripts/bench/ab.sh --a DIR --b DIR [--pairs 3] [--conns "16 64"] [--duration 5]
 #                            [--rounds 3] [--work target/bench-ab] [--out FILE]
 # DIR holds that build's `regauth` and `regauth-seed` (e.g. an old checkout's
 # target/release).
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 A=""
 B=""
 PAIRS=3
@@ -57,7 +57,7 @@ ROWS=$WORK/rows.txt
 run() { # build-label dir run-number
     local label=$1 dir=$2 n=$3 out="$WORK/$1-$3.md"
     echo "==> run $n of build $label ($dir)" >&2
-    bash scripts/bench-load.sh --sizes 10 --conns "$CONNS" --duration "$DURATION" \
+    bash scripts/bench/load.sh --sizes 10 --conns "$CONNS" --duration "$DURATION" \
         --rounds "$ROUNDS" --bin "$dir/regauth" --seed "$dir/regauth-seed" \
         --work "$WORK/store-$label" --out "$out" >/dev/null
     # The main table's rows (11 columns; the report's later tables have fewer):
@@ -78,7 +78,7 @@ done
 
 {
     echo "A/B run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs; load average now $(cut -d' ' -f1-3 /proc/loadavg)."
-    echo "A = $A, B = $B; $PAIRS pairs; each run: bench-load.sh --sizes 10 --conns \"$CONNS\" --duration $DURATION --rounds $ROUNDS."
+    echo "A = $A, B = $B; $PAIRS pairs; each run: bench/load.sh --sizes 10 --conns \"$CONNS\" --duration $DURATION --rounds $ROUNDS."
     echo
     echo "| conns | build | /auth req/s per run | mean | auth/sign per run | mean | CPU µs/req per run | mean | others' CPU % per run |"
     echo "|---:|---|---|---:|---|---:|---|---:|---|"

@@ -3,14 +3,14 @@
 # the sled store and on PostgreSQL. Each 201 is sent only after the token is durable: sled
 # flushes before it answers; PostgreSQL commits with synchronous_commit on, in a private
 # cluster with fsync on (initdb as the postgres user under WORK/pg, port --port + 100). Not part
-# of `cargo test` or CI; sibling of scripts/bench-load.sh (same release build).
+# of `cargo test` or CI; sibling of scripts/bench/load.sh (same release build).
 #
-# Usage: scripts/bench-creates.sh [--conns "1 16"] [--duration 5] [--port 5201]
+# Usage: scripts/bench/creates.sh [--conns "1 16"] [--duration 5] [--port 5201]
 #                                 [--no-build] [--work target/bench-creates] [--out FILE]
 # Needs: wrk, curl, PostgreSQL (Debian's postgresql package).
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 CONNS="1 16"
 DURATION=5
 PORT=5201
@@ -93,7 +93,7 @@ runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/pg/postgres.log"
 
 {
     echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)."
-    echo "Command: \`scripts/bench-creates.sh --conns \"$CONNS\" --duration $DURATION\`"
+    echo "Command: \`scripts/bench/creates.sh --conns \"$CONNS\" --duration $DURATION\`"
     echo
     echo "| store | conns | creates/s | p50 ms | p99 ms |"
     echo "|---|---:|---:|---:|---:|"

@@ -4,11 +4,11 @@
 # p50/p99 of the token requests and the statuses of every kind of request every --interval
 # seconds (default 30). Not part of the test command. See benches/RESULTS.md ("Soak").
 #
-#   scripts/soak.sh [--duration 3600] [--interval 30] [--rate 400] [--conns 4]
+#   scripts/bench/soak.sh [--duration 3600] [--interval 30] [--rate 400] [--conns 4]
 #                   [--port 5201] [--work target/soak] [--out DIR] [--no-build]
 #                   [--bin PATH --seed PATH] [--loads token,logins,admin,bad]
 #
-# The load (scripts/soak.py does it): token requests from wrk (GET /auth, Basic, rate-limited
+# The load (scripts/bench/soak.py does it): token requests from wrk (GET /auth, Basic, rate-limited
 # to about --rate per second), password logins with refresh tokens then refresh grants, admin
 # churn (create, patch, replace, rotate, delete, list), failing logins with wrong passwords
 # (from 127.0.0.2), and expiry sweeps: the store is seeded by regauth-seed with 1000 tokens
@@ -19,7 +19,7 @@
 # comes from). Needs wrk (Debian's /usr/bin/wrk) and python3.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 DURATION=3600
 INTERVAL=30
 RATE=400
@@ -31,7 +31,7 @@ BUILD=1
 BIN=""
 SEED=""
 LOADS=token,logins,admin,bad
-cmdline="scripts/soak.sh $*"
+cmdline="scripts/bench/soak.sh $*"
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) DURATION="$2"; shift 2 ;;
@@ -87,7 +87,7 @@ key = "$run/certs/signing.key"
 certificate = "$run/certs/signing.crt"
 TOML
 
-exec python3 scripts/soak.py --bin "$BIN" --config "$run/regauth.toml" --data-dir "$run/data" \
+exec python3 scripts/bench/soak.py --bin "$BIN" --config "$run/regauth.toml" --data-dir "$run/data" \
     --creds "$run/creds.txt" --admin-token "$admin_token" --port "$PORT" \
     --duration "$DURATION" --interval "$INTERVAL" --rate "$RATE" --conns "$CONNS" \
     --out "$OUT" --work "$run" --command "$cmdline" --loads "$LOADS"

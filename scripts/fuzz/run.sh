@@ -4,14 +4,14 @@
 # table row per target: executions, executions per second, coverage (libFuzzer's `cov:` and
 # `ft:`), corpus size, crashes.
 #
-#   scripts/fuzz-run.sh [--seconds N] [--jobs N] [TARGET...]
+#   scripts/fuzz/run.sh [--seconds N] [--jobs N] [TARGET...]
 #
 # Each target's corpus grows in fuzz/corpus-run/TARGET (seeded from fuzz/corpus/TARGET, not
 # committed); its log is fuzz/corpus-run/TARGET.log; a crashing input is written to
 # fuzz/artifacts/TARGET/. Needs the nightly toolchain and cargo-fuzz.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 seconds=600
 jobs=2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Property-based check of the live server against its own OpenAPI document with
-# schemathesis (installed into .venv-schemathesis/ by scripts/install-test-deps.sh).
+# schemathesis (installed into .venv-schemathesis/ by scripts/test/install-deps.sh).
 # Starts target/debug/regauth on a random port with a temporary data dir, config and
 # signing key, creates one token through the admin API, then runs `schemathesis run` against
 # /api/v1/openapi.json: the admin bearer token for /api/v1, that token's Basic credentials and
@@ -11,11 +11,11 @@
 # target/debug/regauth up to date.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 st=.venv-schemathesis/bin/schemathesis
 if [ ! -x "$st" ]; then
-    echo "scripts/schemathesis.sh: $st missing; run scripts/install-test-deps.sh" >&2
+    echo "scripts/test/schemathesis.sh: $st missing; run scripts/test/install-deps.sh" >&2
     exit 1
 fi
 
@@ -51,14 +51,14 @@ for _ in $(seq 1 100); do
     [ -s "$tmp/addr" ] && break
     if ! kill -0 "$pid" 2>/dev/null; then
         cat "$tmp/server.log" >&2
-        echo "scripts/schemathesis.sh: regauth exited before binding" >&2
+        echo "scripts/test/schemathesis.sh: regauth exited before binding" >&2
         exit 1
     fi
     sleep 0.1
 done
 if [ ! -s "$tmp/addr" ]; then
     cat "$tmp/server.log" >&2
-    echo "scripts/schemathesis.sh: regauth did not write its bound address" >&2
+    echo "scripts/test/schemathesis.sh: regauth did not write its bound address" >&2
     exit 1
 fi
 addr=$(cat "$tmp/addr")
@@ -113,7 +113,7 @@ status=0
     "$@" || status=$?
 
 if [ "$status" != 0 ]; then
-    echo "scripts/schemathesis.sh: schemathesis failed (exit $status); server log:" >&2
+    echo "scripts/test/schemathesis.sh: schemathesis failed (exit $status); server log:" >&2
     tail -50 "$tmp/server.log" >&2
 fi
 exit "$status"
