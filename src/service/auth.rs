@@ -870,7 +870,11 @@ mod tests {
             .is_none());
         // A refresh token of the older format (no token id) handed out before the upgrade.
         let old_format = crate::domain::secret::new_refresh_token().unwrap();
-        let ci_bot = store.find_by_name("default", "ci-bot").await.unwrap().unwrap();
+        let ci_bot = store
+            .find_by_name("default", "ci-bot")
+            .await
+            .unwrap()
+            .unwrap();
         store
             .add_refresh(
                 &RefreshGrant {

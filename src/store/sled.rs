@@ -910,7 +910,13 @@ fn show_name_key(key: &[u8]) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    data_encoding::HEXLOWER.encode(bytes)
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 /// Unix millis as bytes whose order is numeric order (sign bit flipped, big-endian).
@@ -1009,6 +1015,12 @@ mod tests {
     use crate::error::Chain;
     use crate::store::conformance::{expiring, grant};
     use crate::testing::{t0, token};
+
+    #[test]
+    fn hex_is_lower_case_two_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+    }
 
     // These tests drive the synchronous engine directly (threads racing on it, its caches and
     // indexes); the conformance suite drives the async `SledStore` around it.

@@ -8,11 +8,11 @@
 #   pg-down     PostgreSQL stopped, 64 connections of /auth for a token not cached: the
 #               server's thread count, and the latency of /metrics and /health meanwhile
 #
-# Usage: scripts/bench-store-ab.sh A_BIN B_BIN [--rounds 3] [--duration 4] [--conns 16]
+# Usage: scripts/bench/store-ab.sh A_BIN B_BIN [--rounds 3] [--duration 4] [--conns 16]
 #                                  [--work target/bench-store-ab] [--port 5301]
 # Needs wrk, curl, jq and PostgreSQL (initdb runs as the postgres user under WORK/pg).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 A=$1 B=$2
 shift 2
 ROUNDS=3 DURATION=4 CONNS=16 WORK=target/bench-store-ab PORT=5301
