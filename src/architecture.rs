@@ -29,7 +29,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "service",
         &[
-            "domain", "outcome", "clock", "error", "api", "metrics", "store", "jwt", "config",
+            "domain", "outcome", "clock", "error", "files", "api", "metrics", "store", "jwt",
+            "config",
         ],
     ),
     // The only module that speaks axum and hyper.
@@ -48,6 +49,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "config", "logging", "service", "http",
         ],
     ),
+    // Test support (`cfg(test)` or the `test-support` feature): builders and a fault store.
+    ("testing", &["domain", "store"]),
     // The binary's commands: anything.
     (
         "cli",
