@@ -219,6 +219,16 @@ pub fn load_or_create_secret(data_dir: &Path, registry: &str) -> Result<String, 
         return read(&path);
     }
     let secret = new_secret().map_err(|_| "no randomness for the events secret".to_string())?;
+    // The secrets' directory is private (0700): only regauth reads it (write_new_file would
+    // make a missing parent 0755, for the certificate's sake).
+    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     match crate::files::write_new_file(&path, format!("{secret}\n").as_bytes(), 0o600) {
         Ok(()) => {
             tracing::info!(registry, path = %path.display(), "created the registry's events secret");
@@ -276,6 +286,11 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = std::fs::metadata(dir.path().join("events"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700, "the secrets' directory is private");
     }
 
     #[test]
