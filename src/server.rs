@@ -252,6 +252,7 @@ pub fn pg_options(config: &Config, url: &str) -> PgOptions {
         pool_size: s.pool_size,
         connect_timeout: Duration::from_millis(s.connect_timeout_ms),
         statement_timeout: Duration::from_millis(s.statement_timeout_ms),
+        token_cache_bytes: s.token_cache_bytes,
         ..PgOptions::new(url)
     }
 }
@@ -604,6 +605,22 @@ mod tests {
     use crate::domain::Token;
     use crate::store::MemoryStore;
     use chrono::{TimeZone, Utc};
+
+    /// Every `[store]` setting reaches the PostgreSQL store, the token cache's size among them
+    /// (it was once left at its default whatever the config said).
+    #[test]
+    fn pg_options_carry_every_store_setting() {
+        let c = crate::config::Config::from_toml(
+            "[store]\nurl = \"postgres://db/regauth\"\npool_size = 3\nconnect_timeout_ms = 700\n\
+             statement_timeout_ms = 900\ntoken_cache_bytes = 0",
+        )
+        .unwrap();
+        let o = pg_options(&c, "postgres://db/regauth");
+        assert_eq!(o.token_cache_bytes, 0);
+        assert_eq!(o.pool_size, 3);
+        assert_eq!(o.connect_timeout, Duration::from_millis(700));
+        assert_eq!(o.statement_timeout, Duration::from_millis(900));
+    }
 
     /// The fingerprint is the lower-case hex SHA-256 of the certificate's DER (what the
     /// replicas compare and the log shows).
