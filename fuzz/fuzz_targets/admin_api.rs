@@ -18,7 +18,7 @@ use regauth::api;
 use regauth::domain::secret::has_valid_checksum;
 use regauth::domain::{Scope, SecretHash, Token};
 use regauth::store::Store;
-use regauth_fuzz::{fresh_state, send, Reply, ADMIN, TOKEN_ID};
+use regauth_fuzz::{fresh_state, runtime, send, Reply, ADMIN, TOKEN_ID};
 
 const TOKENS: &str = "/api/v1/registries/default/tokens";
 const NEW_ID: &str = "0b7d2f7e-3f0a-4c39-9d2e-5b1c7f9e6a11";
@@ -34,8 +34,8 @@ fn request(method: Method, uri: &str, body: &[u8]) -> Option<Request<Body>> {
 }
 
 fn snapshot(store: &dyn Store) -> Vec<Token> {
-    store
-        .list("default", 0, usize::MAX)
+    runtime()
+        .block_on(store.list("default", 0, usize::MAX))
         .expect("memory store")
         .items
 }
@@ -57,8 +57,8 @@ fn same_scopes(asked: &[api::Scope], got: &[api::Scope]) {
 /// The reply's token is the stored one; returns it.
 fn stored_as_shown(store: &dyn Store, reply: &Reply) -> (api::Token, Token) {
     let shown: api::Token = serde_json::from_slice(&reply.body).expect("a token reply");
-    let stored = store
-        .get("default", shown.id)
+    let stored = runtime()
+        .block_on(store.get("default", shown.id))
         .expect("memory store")
         .expect("the reply's token is stored");
     assert_eq!(shown.properties.name, stored.name.as_str());

@@ -96,13 +96,15 @@ fn key_pem() -> &'static str {
 pub fn fresh_state() -> (AppState, Arc<dyn Store>) {
     let clock = clock();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    store.create(&token(&clock)).expect("store the known token");
+    runtime()
+        .block_on(store.create(&token(&clock)))
+        .expect("store the known token");
     let key = SigningKey::from_pkcs8_pem(key_pem()).expect("key");
     let state = AppState::new(config(), store.clone(), key, ADMIN, clock);
     (state, store)
 }
 
-/// A single-threaded runtime, as the handlers' `spawn_blocking` needs one.
+/// A single-threaded runtime that drives the router and the (async) store.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
