@@ -65,7 +65,22 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 # Every cargo test's output is also kept, to add up the results in the closing line.
 results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+fuzz_log=$(mktemp)
+fuzz_pid=
+cleanup() {
+    [ -n "$fuzz_pid" ] && kill "$fuzz_pid" 2>/dev/null
+    rm -f "$results" "$fuzz_log"
+}
+trap cleanup EXIT
+if [ $# -eq 0 ]; then
+    # The fuzz targets' build (nightly, a target dir of its own, minutes of CPU) runs at the
+    # lowest priority while the tests run: the docker and browser tests leave a core idle
+    # much of the time. The smoke step below waits for it (its own build is then a no-op).
+    cargo test --all-targets --no-run --quiet
+    echo "==> building the fuzz targets in the background (nice 19; log in the smoke step)"
+    (cd fuzz && nice -n 19 cargo +nightly fuzz build -O -s none >"$fuzz_log" 2>&1) &
+    fuzz_pid=$!
+fi
 cargo test --all-targets "$@" 2>&1 | tee -a "$results"
 
 if [ $# -eq 0 ]; then
@@ -74,6 +89,11 @@ if [ $# -eq 0 ]; then
     echo "==> scripts/test/schemathesis.sh"
     bash scripts/test/schemathesis.sh
     echo "==> scripts/fuzz/smoke.sh"
+    if ! wait "$fuzz_pid"; then
+        echo "background fuzz build failed; its log:" >&2
+        cat "$fuzz_log" >&2
+    fi
+    fuzz_pid=
     bash scripts/fuzz/smoke.sh
 fi
 
