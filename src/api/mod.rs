@@ -35,9 +35,9 @@ pub use key::{Key, KeyCheck, KeyCreate, KeyList, KeyProbe};
 pub use registry::{Registry, RegistryList, RegistryProperties, TokenAuth};
 pub use time::rfc3339;
 pub use token::{
-    Credentials, DisabledTokens, GrantType, Links, Metadata, ResourceType, Scope, ScopeAction,
-    ScopeType, Token, TokenCreate, TokenPage, TokenPatch, TokenProperties, TokenPropertiesInput,
-    TokenRotate, TokenStatus,
+    Credentials, DisabledTokens, Federation, FederationCheck, FederationCheckResult, GrantType,
+    Links, Metadata, ResourceType, Scope, ScopeAction, ScopeType, Token, TokenCreate, TokenPage,
+    TokenPatch, TokenProperties, TokenPropertiesInput, TokenRotate, TokenStatus,
 };
 
 /// The admin API's path prefix.

@@ -186,6 +186,40 @@ pub struct TokenProperties {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "CI pushes to team/*")]
     pub description: Option<String>,
+    /// A federated token: no password; a CI job's OIDC ID token is the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<Federation>,
+}
+
+/// Which OIDC ID tokens a federated token accepts as its password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Federation {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    #[serde(default)]
+    pub claims: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_id_token_lifetime_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+}
+
+/// The body of `POST .../tokens/{tokenId}/federation/check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FederationCheck {
+    pub id_token: String,
+}
+
+/// The reply of `POST .../tokens/{tokenId}/federation/check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FederationCheckResult {
+    pub valid: bool,
+    pub failures: Vec<String>,
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The body of `POST .../tokens/{tokenId}/credentials` (rotation); it may be empty.
@@ -292,6 +326,8 @@ pub struct TokenPropertiesInput {
     /// Up to 500 characters, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<Federation>,
 }
 
 /// The body of `PATCH .../tokens/{tokenId}`: only what is sent changes; `"expiryDate": null`
@@ -401,6 +437,7 @@ mod tests {
                 allowed_networks: None,
                 owner: None,
                 description: None,
+                federation: None,
             },
         };
         assert_eq!(

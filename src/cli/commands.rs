@@ -262,6 +262,7 @@ pub fn create(
     disabled: bool,
     policy: Policy,
     password_file: Option<PasswordFile>,
+    federation: Option<crate::api::Federation>,
 ) -> Result<(), CliError> {
     if let Some(f) = &password_file {
         f.check()?;
@@ -285,6 +286,7 @@ pub fn create(
             allowed_networks: (!policy.allow_from.is_empty()).then_some(policy.allow_from),
             owner: policy.owner,
             description: policy.description,
+            federation,
         },
     };
     // Ask for the hostname first: once the token exists, nothing may stop its password
@@ -301,6 +303,9 @@ pub fn create(
     let failed = keep_password(password_file.as_ref(), &mut created);
     match (&hostname, &password_file) {
         (None, _) => ctx.json(&created)?,
+        (Some(host), _) if created.properties.federation.is_some() => {
+            output::created_federated(ctx.out, &created, &reg, host, Utc::now())?
+        }
         (Some(host), Some(f)) if failed.is_none() => {
             password_written(ctx, "Created", &created, &reg, host, f)?
         }

@@ -179,6 +179,7 @@ fn token_out(state: &AppState, t: Token, password: Option<String>) -> api::Token
             allowed_networks: t.networks.iter().map(|n| n.to_string()).collect(),
             owner: t.owner.map(String::from),
             description: t.description.map(String::from),
+            federation: None,
         },
     }
 }
