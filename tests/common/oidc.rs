@@ -466,35 +466,22 @@ pub fn create_federated(
     scopes: &[Value],
     federation: Value,
 ) -> CreatedToken {
-    let body = json!({"properties": {
-        "name": name,
-        "scopes": scopes,
-        "status": "enabled",
-        "expiryDate": null,
-        "federation": federation,
-    }});
-    let (status, v) = regauth.admin(
-        Method::POST,
-        &format!("/registries/{registry}/tokens"),
-        Some(&body),
-    );
-    assert_eq!(
-        status,
-        StatusCode::CREATED,
-        "create federated token {body}: {v}\n{}",
-        regauth.log_tail()
+    let token = regauth.create_token_replied(
+        registry,
+        json!({"properties": {
+            "name": name,
+            "scopes": scopes,
+            "status": "enabled",
+            "expiryDate": null,
+            "federation": federation,
+        }}),
     );
     assert!(
-        v["properties"]["credentials"]["password"].is_null(),
-        "a federated token has no password: {v}"
+        token.body["properties"]["credentials"]["password"].is_null(),
+        "a federated token has no password: {}",
+        token.body
     );
-    CreatedToken {
-        id: v["id"].as_str().expect("id").to_owned(),
-        name: name.to_owned(),
-        password: String::new(),
-        registry: registry.to_owned(),
-        body: v,
-    }
+    token
 }
 
 /// RFC 8693 token exchange on `POST /auth`: the ID token for a temporary password of `name`.

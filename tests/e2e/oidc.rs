@@ -25,8 +25,8 @@ use crate::common::oidc::{
 };
 use crate::common::regauth::RegauthBuilder;
 use crate::common::{
-    granted, jwt_header, oci, repo, unique, CreatedToken, DockerClient, PgCluster, Regauth,
-    Registry, Skopeo, REFUSED,
+    granted, jwt_header, oci, repo, CreatedToken, DockerClient, PgCluster, Regauth, Registry,
+    Skopeo, REFUSED,
 };
 
 /// The audience the CI jobs ask their issuer for.
@@ -347,13 +347,7 @@ fn skopeo_and_containerd_push_with_an_exchanged_password_and_a_disable_ends_it_a
 
     let docker = DockerClient::new();
     let dockerd = docker.dockerd();
-    let image = docker.import_image();
-    let saved = docker.save(&image);
-    let ns = unique("oidc");
-    dockerd
-        .ctr(&ns, &["images", "import", &saved.to_string_lossy()])
-        .expect_success("ctr images import");
-    let local = format!("docker.io/{image}");
+    let (image, ns, local) = docker.image_in_containerd();
     let ctr_remote = format!("{host}/acme/ctr:1");
     dockerd
         .ctr(
