@@ -488,7 +488,7 @@ fn every_verification_rule_refuses_its_case_the_log_says_why_and_the_check_endpo
         },
         Case {
             what: "nbf in the future",
-            token: issuer.mint(&acme_job("acme/app").not_before(600)),
+            token: issuer.mint(&acme_job("acme/app").not_before(600).lifetime(900)),
             log: &["not_yet_valid"],
             failure: &["not yet valid"],
         },
