@@ -233,7 +233,11 @@ fn federation_lines(out: &mut dyn Write, f: &Federation) -> io::Result<()> {
         .and_then(|j| j.get("keys"))
         .and_then(|k| k.as_array())
     {
-        Some(keys) => format!("the token's own JWK Set ({} keys; no network)", keys.len()),
+        Some(keys) => format!(
+            "the token's own JWK Set ({} key{}; no network)",
+            keys.len(),
+            if keys.len() == 1 { "" } else { "s" }
+        ),
         None => "the issuer's published keys".to_string(),
     };
     writeln!(out, "Keys:      {keys}")?;
