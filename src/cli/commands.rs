@@ -253,6 +253,15 @@ fn password_written(
     Ok(())
 }
 
+/// How a new token authenticates.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A password regauth makes: printed, or written to the file.
+    Password(Option<PasswordFile>),
+    /// A CI job's OIDC ID token (a federated token): there is no password.
+    Federation(crate::api::Federation),
+}
+
 /// `token create`.
 pub fn create(
     ctx: &mut Ctx,
@@ -261,9 +270,12 @@ pub fn create(
     expires: Option<Expires>,
     disabled: bool,
     policy: Policy,
-    password_file: Option<PasswordFile>,
-    federation: Option<crate::api::Federation>,
+    credential: Credential,
 ) -> Result<(), CliError> {
+    let (password_file, federation) = match credential {
+        Credential::Password(file) => (file, None),
+        Credential::Federation(f) => (None, Some(f)),
+    };
     if let Some(f) = &password_file {
         f.check()?;
     }

@@ -804,8 +804,10 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
                 owner,
                 description,
             },
-            password_file.into_file(),
-            oidc.federation()?,
+            match oidc.federation()? {
+                Some(f) => commands::Credential::Federation(f),
+                None => commands::Credential::Password(password_file.into_file()),
+            },
         ),
         TokenCommand::List {
             offset,
