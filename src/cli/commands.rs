@@ -315,9 +315,6 @@ pub fn create(
     let failed = keep_password(password_file.as_ref(), &mut created);
     match (&hostname, &password_file) {
         (None, _) => ctx.json(&created)?,
-        (Some(host), _) if created.properties.federation.is_some() => {
-            output::created_federated(ctx.out, &created, &reg, host, Utc::now())?
-        }
         (Some(host), Some(f)) if failed.is_none() => {
             password_written(ctx, "Created", &created, &reg, host, f)?
         }

@@ -244,36 +244,6 @@ fn federation_lines(out: &mut dyn Write, f: &Federation) -> io::Result<()> {
     Ok(())
 }
 
-/// The output of `token create` for a federated token: there is no password; the job logs in
-/// with its ID token.
-pub fn created_federated(
-    out: &mut dyn Write,
-    t: &Token,
-    registry: &str,
-    hostname: &str,
-    now: DateTime<Utc>,
-) -> io::Result<()> {
-    writeln!(
-        out,
-        "Created token {} (id {}) in registry {registry}.",
-        t.name(),
-        t.id
-    )?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "It has no password: a CI job logs in with its own OIDC ID token as the password          (here in ID_TOKEN):"
-    )?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "    echo \"$ID_TOKEN\" | docker login {hostname} -u {} --password-stdin",
-        t.name()
-    )?;
-    writeln!(out)?;
-    token_summary(out, t, registry, now)
-}
-
 /// The output of `token check-oidc`: accepted or not, every failure, and the ID token's claims.
 pub fn diagnosis(out: &mut dyn Write, name: &str, d: &FederationCheckResult) -> io::Result<()> {
     if d.valid {
@@ -310,7 +280,8 @@ fn reply_password<'t>(t: &'t Token, what: &str, then: &str) -> Result<&'t str, C
     })
 }
 
-/// The output of `token create`: the one and only sight of the password, and how to use it.
+/// The output of `token create`: the one and only sight of the password, and how to use it;
+/// for a federated token, how a CI job logs in with its ID token.
 pub fn created(
     out: &mut dyn Write,
     t: &Token,
@@ -318,7 +289,15 @@ pub fn created(
     hostname: &str,
     now: DateTime<Utc>,
 ) -> Result<(), CliError> {
-    let password = reply_password(t, "was created", "delete it and create it again")?;
+    // A federated token has no password; any other reply must carry one.
+    let password = match &t.properties.federation {
+        Some(_) => None,
+        None => Some(reply_password(
+            t,
+            "was created",
+            "delete it and create it again",
+        )?),
+    };
     writeln!(
         out,
         "Created token {} (id {}) in registry {registry}.",
@@ -326,7 +305,22 @@ pub fn created(
         t.id
     )?;
     writeln!(out)?;
-    password_once(out, "Password", password, hostname, t.name())?;
+    match password {
+        Some(password) => password_once(out, "Password", password, hostname, t.name())?,
+        None => {
+            writeln!(
+                out,
+                "It has no password: a CI job logs in with its own OIDC ID token as the \
+                 password (here in ID_TOKEN):"
+            )?;
+            writeln!(out)?;
+            writeln!(
+                out,
+                "    echo \"$ID_TOKEN\" | docker login {hostname} -u {} --password-stdin",
+                t.name()
+            )?;
+        }
+    }
     writeln!(out)?;
     token_summary(out, t, registry, now)?;
     Ok(())
