@@ -552,16 +552,15 @@ impl TestIssuer {
         *self.served.jwks.lock().unwrap() =
             json!({"keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()});
     }
+}
 
-    /// Waits (bounded) until the issuer has served `n` JWKS fetches: a background refresh.
-    async fn wait_for_fetches(&self, n: usize) {
-        for _ in 0..500 {
-            if self.fetches() >= n {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+/// Waits, at most 5 s, until `done` (a background refresh has ended).
+async fn wait_until(done: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
         }
-        panic!("{} fetches, expected {n}", self.fetches());
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -725,40 +724,32 @@ async fn cache_control_sets_freshness_within_five_minutes_and_a_day() {
     let mut fed_long = fed.clone();
     fed_long.max_id_token_lifetime = TimeDelta::days(4);
 
-    // max-age=600: fresh for 10 minutes.
-    *issuer.served.cache_control.lock().unwrap() = Some("public, max-age=600".into());
-    v.verify(&fed_long, &token_long, clock.now()).await.unwrap();
-    assert_eq!(issuer.fetches(), 1);
-    clock.advance(TimeDelta::minutes(9));
-    v.verify(&fed_long, &token_long, clock.now()).await.unwrap();
-    assert_eq!(issuer.fetches(), 1);
-    // Stale: the request is answered from the cache and one refresh runs in the background.
-    clock.advance(TimeDelta::minutes(2));
-    v.verify(&fed_long, &token_long, clock.now()).await.unwrap();
-    issuer.wait_for_fetches(2).await;
-
-    // max-age above a day counts as a day.
-    *issuer.served.cache_control.lock().unwrap() = Some("max-age=999999".into());
-    clock.advance(TimeDelta::minutes(11));
-    v.verify(&fed_long, &token_long, clock.now()).await.unwrap();
-    issuer.wait_for_fetches(3).await;
-    clock.advance(TimeDelta::hours(23));
-    v.verify(&fed_long, &token_long, clock.now()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(issuer.fetches(), 3);
-    clock.advance(TimeDelta::hours(1) + TimeDelta::seconds(1));
-    v.verify(&fed_long, &token_long, clock.now()).await.unwrap();
-    issuer.wait_for_fetches(4).await;
-
-    // max-age below five minutes (and no-cache) count as five minutes.
-    *issuer.served.cache_control.lock().unwrap() = Some("max-age=10".into());
-    clock.advance(TimeDelta::days(1));
-    v.verify(&fed_long, &token_long, clock.now()).await.unwrap();
-    issuer.wait_for_fetches(5).await;
-    clock.advance(TimeDelta::minutes(4));
-    v.verify(&fed_long, &token_long, clock.now()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(issuer.fetches(), 5);
+    // Each step: move the clock, verify (always from the cache), then the fetches the issuer
+    // has served by then (a stale cache refreshes in the background: waited for).
+    let steps: [(Option<&str>, TimeDelta, usize); 8] = [
+        // max-age=600: fresh for 10 minutes.
+        (Some("public, max-age=600"), TimeDelta::zero(), 1),
+        (None, TimeDelta::minutes(9), 1),
+        (None, TimeDelta::minutes(2), 2),
+        // max-age above a day counts as a day.
+        (Some("max-age=999999"), TimeDelta::minutes(11), 3),
+        (None, TimeDelta::hours(23), 3),
+        (None, TimeDelta::hours(1) + TimeDelta::seconds(1), 4),
+        // max-age below five minutes counts as five minutes.
+        (Some("max-age=10"), TimeDelta::days(1), 5),
+        (None, TimeDelta::minutes(4), 5),
+    ];
+    for (i, (cache_control, by, fetches)) in steps.into_iter().enumerate() {
+        if let Some(cc) = cache_control {
+            *issuer.served.cache_control.lock().unwrap() = Some(cc.into());
+        }
+        clock.advance(by);
+        v.verify(&fed_long, &token_long, clock.now()).await.unwrap();
+        wait_until(|| issuer.fetches() >= fetches).await;
+        // Long enough for a refresh that should not happen to show.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(issuer.fetches(), fetches, "step {i}");
+    }
 }
 
 #[tokio::test]
@@ -777,12 +768,7 @@ async fn a_failed_fetch_keeps_the_last_good_keys() {
     issuer.served.down.store(true, Ordering::SeqCst);
     clock.advance(TimeDelta::minutes(6));
     v.verify(&fed, &token, clock.now()).await.unwrap();
-    for _ in 0..500 {
-        if fetch_count(&metrics, &issuer.url, JwksFetch::HttpError) == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(|| fetch_count(&metrics, &issuer.url, JwksFetch::HttpError) == 1).await;
     assert_eq!(fetch_count(&metrics, &issuer.url, JwksFetch::HttpError), 1);
     v.verify(&fed, &token, clock.now()).await.unwrap();
     // An unknown kid with the issuer down: refused as unknown, the good keys kept.
@@ -803,12 +789,7 @@ async fn a_failed_fetch_keeps_the_last_good_keys() {
     issuer.served.down.store(false, Ordering::SeqCst);
     clock.advance(TimeDelta::seconds(11));
     v.verify(&fed, &token, clock.now()).await.unwrap();
-    for _ in 0..500 {
-        if fetch_count(&metrics, &issuer.url, JwksFetch::Ok) == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(|| fetch_count(&metrics, &issuer.url, JwksFetch::Ok) == 2).await;
     assert_eq!(fetch_count(&metrics, &issuer.url, JwksFetch::Ok), 2);
 }
 
