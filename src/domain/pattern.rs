@@ -32,6 +32,42 @@ impl RepoPattern {
     pub fn is_literal(&self) -> bool {
         !self.0.bytes().any(|b| b == b'*' || b == b'?')
     }
+
+    /// Whether the pattern names a claim (`${claim}`): a federated token's scope, expanded
+    /// with the claims of each login ([`super::federation::expand_template`]). Unexpanded it
+    /// matches nothing, since no repository name contains `$`.
+    pub fn is_template(&self) -> bool {
+        self.0.contains("${")
+    }
+}
+
+/// Checks the `${claim}` placeholders of a pattern: each closed, naming a claim of
+/// `a-z`, `0-9`, `_`; no `$`, `{` or `}` elsewhere.
+fn check_placeholders(s: &str) -> Result<(), String> {
+    let mut rest = s;
+    while let Some(at) = rest.find(['$', '{', '}']) {
+        let tail = &rest[at..];
+        let Some(inner) = tail.strip_prefix("${") else {
+            return Err(format!(
+                "'$', '{{' and '}}' may appear only as a claim placeholder '${{claim}}', in {s:?}"
+            ));
+        };
+        let Some(end) = inner.find('}') else {
+            return Err(format!("unclosed claim placeholder in {s:?}"));
+        };
+        let claim = &inner[..end];
+        if claim.is_empty()
+            || !claim
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(format!(
+                "a claim placeholder names a claim of a-z, 0-9 and '_', got ${{{claim}}}"
+            ));
+        }
+        rest = &inner[end + 1..];
+    }
+    Ok(())
 }
 
 fn is_pattern_byte(b: u8) -> bool {
@@ -103,18 +139,18 @@ impl FromStr for RepoPattern {
                 format!("a repository pattern must be 1 to {MAX_LEN} characters, got {len}"),
             ));
         }
-        if let Some(bad) = s
-            .chars()
-            .find(|c| !c.is_ascii() || !is_pattern_byte(*c as u8))
-        {
+        if let Some(bad) = s.chars().find(|c| {
+            !c.is_ascii() || !(is_pattern_byte(*c as u8) || matches!(c, '$' | '{' | '}'))
+        }) {
             return Err(ValidationError::new(
                 "name",
                 format!(
                     "a repository pattern may contain only a-z, 0-9, '.', '_', '-', '/', '*' \
-                     and '?', found {bad:?}"
+                     and '?' (and '${{claim}}' placeholders), found {bad:?}"
                 ),
             ));
         }
+        check_placeholders(s).map_err(|rule| ValidationError::new("name", rule))?;
         Ok(RepoPattern(s.to_string()))
     }
 }
@@ -228,12 +264,29 @@ mod tests {
             ("a b", "found ' '"),
             ("a[b]", "found '['"),
             ("é", "found 'é'"),
+            ("ci/$repository", "only as a claim placeholder"),
+            ("ci/{x}", "only as a claim placeholder"),
+            ("ci/${repository", "unclosed claim placeholder"),
+            ("ci/${}/*", "got ${}"),
+            ("ci/${Repo}/*", "found 'R'"),
+            ("ci/${a-b}/*", "got ${a-b}"),
         ];
         for (input, rule_part) in cases {
             let e = input.parse::<RepoPattern>().unwrap_err();
             assert_eq!(e.field, "name");
             assert!(e.rule.contains(rule_part), "{input:?}: {}", e.rule);
         }
+    }
+
+    /// Templates parse, say so, and match nothing until expanded.
+    #[test]
+    fn claim_placeholders() {
+        for ok in ["ci/${repository}/*", "${namespace_id}-${project_id}", "a/${x_1}"] {
+            let p = pat(ok);
+            assert!(p.is_template(), "{ok}");
+            assert!(!p.matches("ci/acme/app/x"));
+        }
+        assert!(!pat("ci/*").is_template());
     }
 
     #[test]

@@ -685,6 +685,7 @@ impl AuthService {
             token_name: token.name.to_string(),
             service: service.to_string(),
             created: now,
+            federated: None,
         };
         match self
             .store
@@ -884,6 +885,7 @@ mod tests {
                     token_name: "ci-bot".into(),
                     service: SERVICE.into(),
                     created: t0(),
+                    federated: None,
                 },
                 REFRESH_TOKENS_PER_TOKEN,
             )

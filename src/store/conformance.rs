@@ -67,6 +67,7 @@ pub(crate) fn grant(t: &Token, seed: u8, created: DateTime<Utc>) -> RefreshGrant
         token_name: t.name.to_string(),
         service: "registry.local".to_string(),
         created,
+        federated: None,
     }
 }
 
