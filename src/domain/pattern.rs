@@ -41,35 +41,6 @@ impl RepoPattern {
     }
 }
 
-/// Checks the `${claim}` placeholders of a pattern: each closed, naming a claim of
-/// `a-z`, `0-9`, `_`; no `$`, `{` or `}` elsewhere.
-fn check_placeholders(s: &str) -> Result<(), String> {
-    let mut rest = s;
-    while let Some(at) = rest.find(['$', '{', '}']) {
-        let tail = &rest[at..];
-        let Some(inner) = tail.strip_prefix("${") else {
-            return Err(format!(
-                "'$', '{{' and '}}' may appear only as a claim placeholder '${{claim}}', in {s:?}"
-            ));
-        };
-        let Some(end) = inner.find('}') else {
-            return Err(format!("unclosed claim placeholder in {s:?}"));
-        };
-        let claim = &inner[..end];
-        if claim.is_empty()
-            || !claim
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(format!(
-                "a claim placeholder names a claim of a-z, 0-9 and '_', got ${{{claim}}}"
-            ));
-        }
-        rest = &inner[end + 1..];
-    }
-    Ok(())
-}
-
 fn is_pattern_byte(b: u8) -> bool {
     matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' | b'/' | b'*' | b'?')
 }
@@ -146,9 +117,16 @@ impl FromStr for RepoPattern {
                 format!("a repository pattern must be 1 to {MAX_LEN} characters, got {len}"),
             ));
         }
-        if let Some(bad) = s.chars().find(|c| {
-            !c.is_ascii() || !(is_pattern_byte(*c as u8) || matches!(c, '$' | '{' | '}'))
-        }) {
+        // A federated token's `${claim}` scope: its own rules (the placeholders name claims,
+        // and the path with them filled in is a pattern).
+        if s.contains("${") {
+            super::federation::validate_template(s)?;
+            return Ok(RepoPattern(s.to_string()));
+        }
+        if let Some(bad) = s
+            .chars()
+            .find(|c| !c.is_ascii() || !is_pattern_byte(*c as u8))
+        {
             return Err(ValidationError::new(
                 "name",
                 format!(
@@ -157,7 +135,6 @@ impl FromStr for RepoPattern {
                 ),
             ));
         }
-        check_placeholders(s).map_err(|rule| ValidationError::new("name", rule))?;
         Ok(RepoPattern(s.to_string()))
     }
 }
@@ -271,12 +248,13 @@ mod tests {
             ("a b", "found ' '"),
             ("a[b]", "found '['"),
             ("é", "found 'é'"),
-            ("ci/$repository", "only as a claim placeholder"),
-            ("ci/{x}", "only as a claim placeholder"),
-            ("ci/${repository", "unclosed claim placeholder"),
-            ("ci/${}/*", "got ${}"),
-            ("ci/${Repo}/*", "found 'R'"),
-            ("ci/${a-b}/*", "got ${a-b}"),
+            ("ci/$repository", "found '$'"),
+            ("ci/{x}", "found '{'"),
+            ("ci/${repository", "is not closed"),
+            ("ci/${}/*", "a template is `${claim}`"),
+            ("ci/${a b}/*", "a template is `${claim}`"),
+            ("ci/${x}/A", "found 'A'"),
+            ("ci/${x}}", "found '}'"),
         ];
         for (input, rule_part) in cases {
             let e = input.parse::<RepoPattern>().unwrap_err();
@@ -288,7 +266,11 @@ mod tests {
     /// Templates parse, say so, and match nothing until expanded.
     #[test]
     fn claim_placeholders() {
-        for ok in ["ci/${repository}/*", "${namespace_id}-${project_id}", "a/${x_1}"] {
+        for ok in [
+            "ci/${repository}/*",
+            "${namespace_id}-${project_id}",
+            "a/${Job.ID}",
+        ] {
             let p = pat(ok);
             assert!(p.is_template(), "{ok}");
             assert!(!p.matches("ci/acme/app/x"));

@@ -3,6 +3,12 @@
 //!
 //! Every record starts with a format byte:
 //!
+//! - `5` (tokens, written for federated tokens only): postcard of [`TokenV5`]: exactly the
+//!   format-4 fields, then the federation as JSON text. A token without a federation is
+//!   still written as format 4, which older binaries read.
+//! - `3` (grants, written for federated logins only): postcard of [`GrantV3`]: the format-2
+//!   fields, then the session's end, whether it is a temporary password, and the ID token's
+//!   claims as JSON text. Other grants are still written as format 2.
 //! - `4` (tokens, written now): postcard of [`TokenV4`]: exactly the format-3 fields, then the
 //!   allowed networks (address as 4 or 16 bytes, prefix length), the owner and the
 //!   description (each optional text). A format-3 token decodes as one with no networks
@@ -43,6 +49,8 @@ const FORMAT_COMPACT: u8 = 2;
 const FORMAT_LIFECYCLE: u8 = 3;
 /// [`TokenV4`].
 const FORMAT_POLICY: u8 = 4;
+/// [`TokenV5`] (federated tokens only; others stay format 4).
+const FORMAT_FEDERATED: u8 = 5;
 /// [`GrantV3`] (grants of federated logins only; others stay format 2).
 const FORMAT_FEDERATED_GRANT: u8 = 3;
 
@@ -108,6 +116,16 @@ struct TokenV4<'a> {
     description: Option<&'a str>,
 }
 
+/// Format 5: format 4, then the federation of a federated token, as the JSON of its serde
+/// form (issuer, audiences, claim conditions, limits, inline JWKS): read on every login
+/// with an ID token, which costs a signature check anyway.
+#[derive(Serialize, Deserialize)]
+struct TokenV5<'a> {
+    #[serde(borrow)]
+    v4: TokenV4<'a>,
+    federation: &'a str,
+}
+
 #[derive(Serialize, Deserialize)]
 struct UseV3 {
     at: Instant,
@@ -162,6 +180,7 @@ impl From<TokenV1> for Token {
             networks: vec![],
             owner: None,
             description: None,
+            federation: None,
         }
     }
 }
@@ -202,7 +221,7 @@ fn format_of(bytes: &[u8]) -> Result<(u8, &[u8]), String> {
 }
 
 fn unknown_format(format: u8) -> String {
-    format!("unknown record format {format} (this regauth reads formats 1 to 4)")
+    format!("unknown record format {format} (this regauth reads formats 1 to 5)")
 }
 
 /// A token's record, in the current format.
@@ -247,19 +266,29 @@ pub fn encode_token(token: &Token) -> Result<Vec<u8>, String> {
             },
         }),
     };
-    with_format(
-        FORMAT_POLICY,
-        &TokenV4 {
-            v3,
-            networks: token
-                .networks
-                .iter()
-                .map(|n| (address(n.addr()), n.prefix()))
-                .collect(),
-            owner: token.owner.as_ref().map(|o| o.as_str()),
-            description: token.description.as_ref().map(|d| d.as_str()),
-        },
-    )
+    let v4 = TokenV4 {
+        v3,
+        networks: token
+            .networks
+            .iter()
+            .map(|n| (address(n.addr()), n.prefix()))
+            .collect(),
+        owner: token.owner.as_ref().map(|o| o.as_str()),
+        description: token.description.as_ref().map(|d| d.as_str()),
+    };
+    match &token.federation {
+        None => with_format(FORMAT_POLICY, &v4),
+        Some(f) => {
+            let federation = serde_json::to_string(f).map_err(|e| e.to_string())?;
+            with_format(
+                FORMAT_FEDERATED,
+                &TokenV5 {
+                    v4,
+                    federation: &federation,
+                },
+            )
+        }
+    }
 }
 
 fn address(a: IpAddr) -> Address {
@@ -279,6 +308,14 @@ fn ip(a: Address) -> IpAddr {
 /// A token from its record, in any format.
 pub fn decode_token(bytes: &[u8]) -> Result<Token, String> {
     match format_of(bytes)? {
+        (FORMAT_FEDERATED, rest) => {
+            let r: TokenV5 = postcard::from_bytes(rest).map_err(|e| e.to_string())?;
+            let federation =
+                serde_json::from_str(r.federation).map_err(|e| format!("federation: {e}"))?;
+            let mut token = token_from_v4(r.v4)?;
+            token.federation = Some(federation);
+            Ok(token)
+        }
         (FORMAT_POLICY, rest) => {
             let r: TokenV4 = postcard::from_bytes(rest).map_err(|e| e.to_string())?;
             token_from_v4(r)
@@ -395,6 +432,7 @@ fn token_from_v2(r: TokenV2<'_>) -> Result<Token, String> {
         networks: vec![],
         owner: None,
         description: None,
+        federation: None,
     })
 }
 
@@ -540,6 +578,7 @@ mod tests {
             networks: vec![],
             owner: None,
             description: None,
+            federation: None,
         }
     }
 
@@ -644,7 +683,7 @@ mod tests {
         let f = federated_grant();
         let bytes = encode_grant(&f).unwrap();
         assert_eq!(bytes[0], FORMAT_FEDERATED_GRANT);
-        assert_eq!(bytes[1..].starts_with(&encode_grant(&g).unwrap()[1..]), true);
+        assert!(bytes[1..].starts_with(&encode_grant(&g).unwrap()[1..]));
         assert_eq!(decode_grant(&bytes).unwrap(), f);
         // Damaged claims are an error naming them, not a grant with no claims.
         let mut damaged = bytes.clone();
@@ -703,6 +742,7 @@ mod tests {
             networks: vec![],
             owner: None,
             description: None,
+            federation: None,
         };
         let mut expected = vec![2u8];
         expected.extend([0; 15]);
@@ -794,6 +834,7 @@ mod tests {
             networks: vec![],
             owner: None,
             description: None,
+            federation: None,
         };
         let mut head = vec![3u8];
         head.extend([0; 15]);
