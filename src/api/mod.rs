@@ -28,7 +28,7 @@ mod token;
 
 pub use crate::domain::Patch;
 pub use activity::{ActivityEvent, ActivityPage, EventsReceived, Notifications};
-pub use auth::{AccessToken, RegistryError, RegistryErrors, TokenForm};
+pub use auth::{AccessToken, ExchangedToken, RegistryError, RegistryErrors, TokenForm};
 pub use duration::parse_duration;
 pub use error::{ErrorBody, ErrorMessage};
 pub use key::{Key, KeyCheck, KeyCreate, KeyList, KeyProbe};

@@ -448,6 +448,7 @@ pub fn update(ctx: &mut Ctx, token: &str, change: Update) -> Result<(), CliError
         allowed_networks: change.allow_from.map_or(Patch::Absent, Patch::Value),
         owner: change.owner,
         description: change.description,
+        federation: None,
     };
     let value = |p: &Patch<String>| match p {
         Patch::Value(v) => Some(v.clone()),
