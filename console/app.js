@@ -428,6 +428,13 @@ function checkName() {
 
 $('add-name').addEventListener('input', checkName);
 
+/** The issuers the server trusts when its configuration names none, offered in the Issuer field. */
+const KNOWN_ISSUERS = [
+  ['https://token.actions.githubusercontent.com', 'GitHub Actions'],
+  ['https://gitlab.com', 'GitLab.com'],
+];
+$('add-issuers').replaceChildren(...KNOWN_ISSUERS.map(([value, text]) => el('option', { value, text })));
+
 /** Whether the Add Token dialog makes a federated token ("CI identity (OIDC)"). */
 const addFederated = () => $('add-credential-oidc').checked;
 
