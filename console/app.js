@@ -5,8 +5,9 @@ import { api, session, tokenPath, tokensPath, ApiError, Unauthorized } from './a
 import { closeMenu, initDialogs, openDialog, returnFocusTo, showMenu } from './dialogs.js';
 import { applyRole, resetRole } from './admins.js';
 import {
-  EXPIRY_RULE, MIN_LIFETIME_MS, WARN_DAYS, dockerLogin, fieldOf, formatStamp, fromLocalInput,
-  nameRule, networksOf, relative, scopeText, statusText, toLocalInput,
+  EXPIRY_RULE, MIN_LIFETIME_MS, WARN_DAYS, audiencesOf, claimsOf, dockerLogin, federatedLogin,
+  fieldOf, formatStamp, fromLocalInput, nameRule, networksOf, relative, scopeText, statusText,
+  toLocalInput,
 } from './format.js';
 
 const $ = (id) => document.getElementById(id);
@@ -208,11 +209,26 @@ function lastPushCell(token, now) {
 
 function statusCell(token, status) {
   const td = el('td', {}, el('span', { class: `status status-${status.toLowerCase()}`, text: status }));
+  const federation = token.properties.federation;
+  if (federation) {
+    // A federated token has no password: say so in words, with the issuer it trusts.
+    td.append(el('span', { class: 'sub credential-oidc', title: federation.issuer, text: `CI identity (OIDC): ${issuerText(federation.issuer)}` }));
+  }
   const until = token.properties.previousPasswordExpiryDate;
   if (until) {
     td.append(el('span', { class: 'sub', text: `Previous password works until ${formatStamp(new Date(until))}` }));
   }
   return td;
+}
+
+/** An issuer URL as the table shows it: its host (and path, if any). */
+function issuerText(issuer) {
+  try {
+    const u = new URL(issuer);
+    return `${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+  } catch {
+    return String(issuer);
+  }
 }
 
 function render() {
@@ -273,7 +289,8 @@ function openRowMenu(button, token) {
     ['Edit', () => openEdit(token, button)],
     ['Manage Scope', () => openScopes(token, button)],
   ];
-  items.push(['Rotate password', () => openRotate(token, button)]);
+  // A federated token has no password to rotate.
+  if (!token.properties.federation) items.push(['Rotate password', () => openRotate(token, button)]);
   items.push(['Activity', () => openActivity(token, button)]);
   items.push(['Delete', () => openDelete(token, button)]);
   showMenu(button, items);
@@ -411,6 +428,60 @@ function checkName() {
 
 $('add-name').addEventListener('input', checkName);
 
+/** The issuers the server trusts when its configuration names none, offered in the Issuer field. */
+const KNOWN_ISSUERS = [
+  ['https://token.actions.githubusercontent.com', 'GitHub Actions'],
+  ['https://gitlab.com', 'GitLab.com'],
+];
+$('add-issuers').replaceChildren(...KNOWN_ISSUERS.map(([value, text]) => el('option', { value, text })));
+
+/** Whether the Add Token dialog makes a federated token ("CI identity (OIDC)"). */
+const addFederated = () => $('add-credential-oidc').checked;
+
+function credentialMode() {
+  $('add-oidc').hidden = !addFederated();
+}
+$('add-credential-password').addEventListener('change', credentialMode);
+$('add-credential-oidc').addEventListener('change', credentialMode);
+
+/** Checks the "Claim conditions" box as it is typed; returns the claims or null (error shown). */
+function checkClaims() {
+  const box = $('add-claims');
+  const { claims, error } = claimsOf(box.value);
+  $('add-claims-error').textContent = error ? `Claim conditions: ${error}.` : '';
+  box.setAttribute('aria-invalid', error ? 'true' : 'false');
+  return error ? null : claims;
+}
+$('add-claims').addEventListener('input', checkClaims);
+
+/** The federation the dialog describes, or null with the first problem shown and focused. */
+function readFederation() {
+  const problems = [
+    ['issuer', (v) => (v === '' ? 'Issuer: enter the issuer URL of the CI system.' : '')],
+    ['audience', (v) => (audiencesOf(v).length === 0 ? 'Audience: enter at least one audience.' : '')],
+  ];
+  for (const [f, rule] of problems) {
+    const input = $(`add-${f}`);
+    const message = rule(input.value.trim());
+    $(`add-${f}-error`).textContent = message;
+    input.setAttribute('aria-invalid', message ? 'true' : 'false');
+    if (message) {
+      input.focus();
+      return null;
+    }
+  }
+  const claims = checkClaims();
+  if (!claims) {
+    $('add-claims').focus();
+    return null;
+  }
+  return {
+    issuer: $('add-issuer').value.trim(),
+    audiences: audiencesOf($('add-audience').value),
+    claims,
+  };
+}
+
 $('add-token').addEventListener('click', (e) => {
   $('add-form').reset();
   resetScope('add');
@@ -419,10 +490,11 @@ $('add-token').addEventListener('click', (e) => {
   $('add-expiry-error').textContent = '';
   $('add-name').removeAttribute('aria-invalid');
   $('add-expiry').value = '';
-  for (const f of ['networks', 'owner', 'description']) {
+  for (const f of ['networks', 'owner', 'description', 'issuer', 'audience', 'claims']) {
     $(`add-${f}-error`).textContent = '';
     $(`add-${f}`).removeAttribute('aria-invalid');
   }
+  credentialMode();
   addStatus();
   addExpiry();
   openDialog($('add-dialog'), e.currentTarget);
@@ -440,6 +512,8 @@ $('add-form').addEventListener('submit', async (e) => {
     $('add-expiry').focus();
     return;
   }
+  const federation = addFederated() ? readFederation() : null;
+  if (addFederated() && !federation) return;
   const name = $('add-name').value;
   const body = {
     properties: {
@@ -455,19 +529,22 @@ $('add-form').addEventListener('submit', async (e) => {
   if (owner !== '') body.properties.owner = owner;
   const description = $('add-description').value.trim();
   if (description !== '') body.properties.description = description;
+  if (federation) body.properties.federation = federation;
   const registry = view.registry;
   try {
     const created = await api('POST', tokensPath(registry), body);
     $('add-dialog').close();
     say(`Token ${name} created.`);
-    showResult('Token created', name, created.properties.credentials.password, $('add-token'));
+    if (created.properties.federation) showFederated(name, $('add-token'));
+    else showResult('Token created', name, created.properties.credentials.password, $('add-token'));
     reload();
   } catch (err) {
     showApiError(err, $('add-error'), {
       Name: $('add-name'), 'Expiry Date': $('add-expiry'), Type: $('add-type'),
       Path: $('add-path'), Actions: $('add-pull'), Status: $('add-status'),
       'Allowed networks': $('add-networks'), Owner: $('add-owner'),
-      Description: $('add-description'),
+      Description: $('add-description'), Issuer: $('add-issuer'), Audience: $('add-audience'),
+      'Claim conditions': $('add-claims'),
     });
   }
 });
@@ -480,21 +557,48 @@ $('add-form').addEventListener('submit', async (e) => {
  */
 /** `disabled` is the token's name when the token is disabled: the command cannot log in yet. */
 function showResult(title, username, password, opener, disabled = null) {
+  passwordMode(true);
   $('result-title').textContent = title;
   $('result-disabled').hidden = !disabled;
   $('result-disabled').textContent = disabled
     ? `${disabled} is disabled: this docker login command fails until you enable the token (Edit, Status).`
     : '';
   $('result-password').textContent = password;
-  // One nowrap span per word: the command wraps at its spaces only, never at a hyphen in a
-  // name or host (its text, and so what is copied, is unchanged).
-  const words = dockerLogin(registryHost(), username, password).split(' ');
-  $('result-command').replaceChildren(...words.flatMap((w, i) => [
-    ...(i ? [document.createTextNode(' ')] : []), el('span', { class: 'word', text: w }),
-  ]));
+  showCommand(dockerLogin(registryHost(), username, password));
   $('copy-status').textContent = '';
   openDialog($('result-dialog'), opener);
   $('copy-password').focus();
+}
+
+/**
+ * The login command in the result panel: one nowrap span per word, so it wraps at its spaces
+ * only, never at a hyphen in a name or host (its text, and so what is copied, is unchanged).
+ */
+function showCommand(command) {
+  $('result-command').replaceChildren(...command.split(' ').flatMap((w, i) => [
+    ...(i ? [document.createTextNode(' ')] : []), el('span', { class: 'word', text: w }),
+  ]));
+}
+
+/** The result panel with a password (a created or rotated token) or without (federated). */
+function passwordMode(withPassword) {
+  $('result-warning').hidden = !withPassword;
+  $('result-password-field').hidden = !withPassword;
+  $('result-federated').hidden = withPassword;
+  $('result-dialog').setAttribute('aria-describedby', withPassword ? 'result-warning' : 'result-federated');
+}
+
+/** The result panel of a federated token: no password, the login command with an ID token. */
+function showFederated(username, opener) {
+  passwordMode(false);
+  $('result-title').textContent = 'Token created';
+  $('result-disabled').hidden = true;
+  $('result-disabled').textContent = '';
+  $('result-password').textContent = '';
+  showCommand(federatedLogin(registryHost(), username));
+  $('copy-status').textContent = '';
+  openDialog($('result-dialog'), opener);
+  $('copy-command').focus();
 }
 
 $('result-dialog').addEventListener('close', () => {

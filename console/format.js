@@ -82,6 +82,9 @@ export function statusText(status) {
 }
 
 const FIELD_LABELS = [
+  [/(^|\.)federation\.issuer$/, 'Issuer'],
+  [/(^|\.)federation\.audiences(\[\d+\])?$/, 'Audience'],
+  [/(^|\.)federation(\.claims.*)?$/, 'Claim conditions'],
   [/scopes\[\d+\]\.type$/, 'Type'],
   [/scopes\[\d+\]\.name$/, 'Path'],
   [/scopes\[\d+\]\.actions$/, 'Actions'],
@@ -98,6 +101,42 @@ const FIELD_LABELS = [
  * or spaces), empty entries dropped. */
 export function networksOf(text) {
   return String(text || '').split(/[\s,]+/).filter((n) => n !== '');
+}
+
+/** The audiences typed into the "Audience" box: separated by spaces, commas or lines. */
+export function audiencesOf(text) {
+  return networksOf(text);
+}
+
+/**
+ * The "Claim conditions" box: one `claim=pattern` per line (blank lines skipped; spaces
+ * around the name and the pattern ignored). Returns `{ claims }` (an object, claim name to
+ * pattern) or `{ error }` naming the line and what is wrong with it.
+ */
+export function claimsOf(text) {
+  const claims = {};
+  const lines = String(text || '').split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (line === '') continue;
+    const at = `line ${i + 1}`;
+    const eq = line.indexOf('=');
+    if (eq < 0) return { error: `${at}: "${line}" is not claim=pattern` };
+    const claim = line.slice(0, eq).trim();
+    const pattern = line.slice(eq + 1).trim();
+    if (claim === '') return { error: `${at}: the claim name before '=' is missing` };
+    if (/\s/.test(claim)) return { error: `${at}: the claim name "${claim}" contains a space` };
+    if (pattern === '') return { error: `${at}: the pattern after "${claim}=" is missing` };
+    if (Object.hasOwn(claims, claim)) return { error: `${at}: the claim "${claim}" is given twice` };
+    claims[claim] = pattern;
+  }
+  return { claims };
+}
+
+/** The `docker login` command of a federated token: the job's ID token is the password. */
+export function federatedLogin(hostname, username) {
+  return `echo "$ID_TOKEN" | docker login ${shellQuote(hostname)} ` +
+    `--username ${shellQuote(username)} --password-stdin`;
 }
 
 /**

@@ -49,6 +49,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[activity]`: the registries' events regauth keeps.
     pub activity: ActivityConfig,
+    /// `[federation]`: the OIDC issuers of federated tokens (keyless CI).
+    pub federation: crate::domain::federation::FederationConfig,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
 }
@@ -379,6 +381,7 @@ struct FileConfig {
     metrics: Option<FileMetrics>,
     store: Option<FileStore>,
     activity: Option<FileActivity>,
+    federation: Option<crate::domain::federation::FederationConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -623,6 +626,11 @@ impl Config {
         };
         let store = resolve_store(file.store.unwrap_or_default(), &env)?;
         let activity = resolve_activity(file.activity.unwrap_or_default())?;
+        let federation = file.federation.unwrap_or_default();
+        federation.validate().map_err(|e| ConfigError::Invalid {
+            key: e.field,
+            message: e.rule,
+        })?;
         Ok(Config {
             listen,
             public_url,
@@ -638,6 +646,7 @@ impl Config {
             },
             store,
             activity,
+            federation,
             source,
         })
     }
@@ -1490,6 +1499,43 @@ mod tests {
         assert!(err.to_string().starts_with("store.pool_size: "), "{err}");
         let err = Config::from_toml("[store]\nhost = \"db\"").unwrap_err();
         assert!(err.to_string().contains("host"), "{err}");
+    }
+
+    #[test]
+    fn federation_issuers_default_to_github_and_gitlab_and_errors_name_the_key() {
+        use crate::domain::federation::IssuerKind;
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(
+            c.federation
+                .kind_of("https://token.actions.githubusercontent.com"),
+            Some(IssuerKind::Github)
+        );
+        assert_eq!(
+            c.federation.kind_of("https://gitlab.com"),
+            Some(IssuerKind::Gitlab)
+        );
+        let c = Config::from_toml(
+            "[federation]\nca_file = \"/etc/ca.pem\"\n\
+             [[federation.issuers]]\nurl = \"https://gitlab.example\"\nkind = \"gitlab\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.federation.issuers.len(), 1);
+        assert_eq!(c.federation.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(c.federation.kind_of("https://gitlab.com"), None);
+        let err = Config::from_toml(
+            "[[federation.issuers]]\nurl = \"http://gitlab.example\"\nkind = \"gitlab\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("federation.issuers[0].url: ")
+                && err.to_string().contains("https:// only"),
+            "{err}"
+        );
+        let err = Config::from_toml(
+            "[[federation.issuers]]\nurl = \"https://a\"\nkind = \"bitbucket\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bitbucket"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests (tests/e2e) need on a fresh Debian machine:
 # chromium, chromium-driver, Node and playwright-core (npm ci) for the console tests;
+# oidc-provider (npm ci) for the keyless-CI tests' OpenID Connect issuer;
 # the real peers (CNCF distribution registry, skopeo, dockerd + containerd + ctr, wrk,
 # docker-compose to run docker-compose.yml and docker-compose.ha.yml, debootstrap to build the
 # debian:bookworm-slim stand-in the images start from, zsh and fish to check the shell
@@ -105,6 +106,16 @@ if ! cmp -s "$browser/package-lock.json" "$lock_stamp"; then
     log "npm ci in $browser"
     (cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
     cp "$browser/package-lock.json" "$lock_stamp"
+fi
+
+# oidc-provider (panva) for the keyless-CI tests' OpenID Connect issuer (tests/oidc-issuer,
+# started by tests/common/oidc.rs), exactly as pinned in package-lock.json; offline afterwards.
+issuer=tests/oidc-issuer
+issuer_stamp="$issuer/node_modules/.package-lock.installed"
+if ! cmp -s "$issuer/package-lock.json" "$issuer_stamp"; then
+    log "npm ci in $issuer"
+    (cd "$issuer" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$issuer/package-lock.json" "$issuer_stamp"
 fi
 
 # Python SDK for the IONOS-compatibility test.

@@ -253,6 +253,15 @@ fn password_written(
     Ok(())
 }
 
+/// How a new token authenticates.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A password regauth makes: printed, or written to the file.
+    Password(Option<PasswordFile>),
+    /// A CI job's OIDC ID token (a federated token): there is no password.
+    Federation(crate::api::Federation),
+}
+
 /// `token create`.
 pub fn create(
     ctx: &mut Ctx,
@@ -261,8 +270,12 @@ pub fn create(
     expires: Option<Expires>,
     disabled: bool,
     policy: Policy,
-    password_file: Option<PasswordFile>,
+    credential: Credential,
 ) -> Result<(), CliError> {
+    let (password_file, federation) = match credential {
+        Credential::Password(file) => (file, None),
+        Credential::Federation(f) => (None, Some(f)),
+    };
     if let Some(f) = &password_file {
         f.check()?;
     }
@@ -285,6 +298,7 @@ pub fn create(
             allowed_networks: (!policy.allow_from.is_empty()).then_some(policy.allow_from),
             owner: policy.owner,
             description: policy.description,
+            federation,
         },
     };
     // Ask for the hostname first: once the token exists, nothing may stop its password
@@ -434,6 +448,7 @@ pub fn update(ctx: &mut Ctx, token: &str, change: Update) -> Result<(), CliError
         allowed_networks: change.allow_from.map_or(Patch::Absent, Patch::Value),
         owner: change.owner,
         description: change.description,
+        federation: None,
     };
     let value = |p: &Patch<String>| match p {
         Patch::Value(v) => Some(v.clone()),

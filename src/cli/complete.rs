@@ -211,6 +211,7 @@ mod tests {
             ("token rotate", false),
             ("token disable", false),
             ("token delete", true),
+            ("token check-oidc", false),
             ("token scope add", false),
             ("scope add", false),
             ("scope list", false),
@@ -222,7 +223,16 @@ mod tests {
         }
         assert!(!paths.iter().any(|(p, _)| p == "token create"), "{paths:?}");
         let values = value_options(&root);
-        for want in ["--expires", "--output", "-o", "--grace", "--scope", "-s"] {
+        for want in [
+            "--expires",
+            "--output",
+            "-o",
+            "--grace",
+            "--scope",
+            "-s",
+            "--oidc-claim",
+            "--id-token",
+        ] {
             assert!(values.iter().any(|v| v == want), "{want} in {values:?}");
         }
         assert!(!values.iter().any(|v| v == "--server" || v == "--enable"));

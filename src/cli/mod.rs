@@ -24,6 +24,7 @@ mod complete;
 mod expires;
 mod key;
 mod offline;
+mod oidc;
 mod output;
 mod scope;
 
@@ -258,6 +259,8 @@ pub enum TokenCommand {
         description: Option<String>,
         #[command(flatten)]
         password_file: PasswordFileArgs,
+        #[command(flatten)]
+        oidc: oidc::OidcArgs,
     },
     /// List the registry's tokens (all of them, unless --offset or --limit asks for one page).
     /// Expired tokens are deleted (expired = deleted) unless the server keeps them
@@ -284,6 +287,16 @@ pub enum TokenCommand {
     Show {
         /// Token name, or id (UUID).
         token: String,
+    },
+    /// Whether a federated token accepts an OIDC ID token, and if not, why: every failing
+    /// check (claim conditions, audience, lifetime, expiry, signature) and the token's claims.
+    /// Exit status 0 when it is accepted, 1 when not. Logs nobody in.
+    CheckOidc {
+        /// Token name, or id (UUID).
+        token: String,
+        /// The file holding the ID token (a JWT), or - for stdin.
+        #[arg(long, value_name = "FILE")]
+        id_token: PathBuf,
     },
     /// What the token did: the pushes, pulls and deletes its registry reported, newest first.
     Activity {
@@ -779,6 +792,7 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
             owner,
             description,
             password_file,
+            oidc,
         } => commands::create(
             ctx,
             &name,
@@ -790,7 +804,10 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
                 owner,
                 description,
             },
-            password_file.into_file(),
+            match oidc.federation()? {
+                Some(f) => commands::Credential::Federation(f),
+                None => commands::Credential::Password(password_file.into_file()),
+            },
         ),
         TokenCommand::List {
             offset,
@@ -814,6 +831,7 @@ fn run_token(ctx: &mut commands::Ctx, command: TokenCommand) -> Result<(), CliEr
             password_file,
         } => commands::rotate(ctx, &token, grace, password_file.into_file()),
         TokenCommand::Show { token } => commands::show(ctx, &token),
+        TokenCommand::CheckOidc { token, id_token } => oidc::check(ctx, &token, &id_token),
         TokenCommand::Activity { token, filter } => activity::token(ctx, &token, filter),
         TokenCommand::Update {
             token,

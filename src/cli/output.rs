@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::expires::relative;
 use super::CliError;
-use crate::api::{rfc3339, Scope, Token, TokenAuth};
+use crate::api::{rfc3339, Federation, FederationCheckResult, Scope, Token, TokenAuth};
 
 /// `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -161,6 +161,9 @@ pub fn token_summary(
             relative(until, now)
         )?;
     }
+    if let Some(f) = &p.federation {
+        federation_lines(out, f)?;
+    }
     writeln!(out, "Last used: {}", last_used_text(t, Some(now)))?;
     writeln!(
         out,
@@ -188,6 +191,79 @@ pub fn token_summary(
     Ok(())
 }
 
+/// A duration in seconds as people say it: `1h`, `90m`, `45s`, `1d`.
+fn seconds_text(s: i64) -> String {
+    match s {
+        s if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// A federated token's credential: the issuer, audiences, claim conditions and limits.
+fn federation_lines(out: &mut dyn Write, f: &Federation) -> io::Result<()> {
+    writeln!(
+        out,
+        "Password:  none; logs in with an OIDC ID token (CI identity)"
+    )?;
+    writeln!(out, "Issuer:    {}", f.issuer)?;
+    writeln!(out, "Audiences: {}", f.audiences.join(", "))?;
+    if f.claims.is_empty() {
+        writeln!(out, "Claims:    (no conditions)")?;
+    } else {
+        writeln!(out, "Claims:")?;
+        for (claim, pattern) in &f.claims {
+            writeln!(out, "  {claim}={pattern}")?;
+        }
+    }
+    if let Some(s) = f.max_id_token_lifetime_seconds {
+        writeln!(
+            out,
+            "ID tokens: living at most {} (exp - iat)",
+            seconds_text(s)
+        )?;
+    }
+    if let Some(s) = f.session_seconds {
+        writeln!(out, "Session:   {} after a docker login", seconds_text(s))?;
+    }
+    let keys = match f
+        .jwks
+        .as_ref()
+        .and_then(|j| j.get("keys"))
+        .and_then(|k| k.as_array())
+    {
+        Some(keys) => format!(
+            "the token's own JWK Set ({} key{}; no network)",
+            keys.len(),
+            if keys.len() == 1 { "" } else { "s" }
+        ),
+        None => "the issuer's published keys".to_string(),
+    };
+    writeln!(out, "Keys:      {keys}")?;
+    Ok(())
+}
+
+/// The output of `token check-oidc`: accepted or not, every failure, and the ID token's claims.
+pub fn diagnosis(out: &mut dyn Write, name: &str, d: &FederationCheckResult) -> io::Result<()> {
+    if d.valid {
+        writeln!(out, "{name}: the ID token is accepted.")?;
+    } else {
+        writeln!(out, "{name}: the ID token is not accepted:")?;
+        for f in &d.failures {
+            writeln!(out, "  {f}")?;
+        }
+    }
+    if d.claims.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "Claims of the ID token:")?;
+    for (claim, value) in &d.claims {
+        writeln!(out, "  {claim}: {value}")?;
+    }
+    Ok(())
+}
+
 /// Quotes `s` for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -204,7 +280,8 @@ fn reply_password<'t>(t: &'t Token, what: &str, then: &str) -> Result<&'t str, C
     })
 }
 
-/// The output of `token create`: the one and only sight of the password, and how to use it.
+/// The output of `token create`: the one and only sight of the password, and how to use it;
+/// for a federated token, how a CI job logs in with its ID token.
 pub fn created(
     out: &mut dyn Write,
     t: &Token,
@@ -212,7 +289,15 @@ pub fn created(
     hostname: &str,
     now: DateTime<Utc>,
 ) -> Result<(), CliError> {
-    let password = reply_password(t, "was created", "delete it and create it again")?;
+    // A federated token has no password; any other reply must carry one.
+    let password = match &t.properties.federation {
+        Some(_) => None,
+        None => Some(reply_password(
+            t,
+            "was created",
+            "delete it and create it again",
+        )?),
+    };
     writeln!(
         out,
         "Created token {} (id {}) in registry {registry}.",
@@ -220,7 +305,22 @@ pub fn created(
         t.id
     )?;
     writeln!(out)?;
-    password_once(out, "Password", password, hostname, t.name())?;
+    match password {
+        Some(password) => password_once(out, "Password", password, hostname, t.name())?,
+        None => {
+            writeln!(
+                out,
+                "It has no password: a CI job logs in with its own OIDC ID token as the \
+                 password (here in ID_TOKEN):"
+            )?;
+            writeln!(out)?;
+            writeln!(
+                out,
+                "    echo \"$ID_TOKEN\" | docker login {hostname} -u {} --password-stdin",
+                t.name()
+            )?;
+        }
+    }
     writeln!(out)?;
     token_summary(out, t, registry, now)?;
     Ok(())

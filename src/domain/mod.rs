@@ -1,12 +1,13 @@
 //! Pure domain types and rules: token names, scopes, repository patterns and names,
-//! requested-scope parsing, the access decision, token secrets, and [`Patch`] (a field of a
-//! partial update).
+//! requested-scope parsing, the access decision, token secrets, [`Patch`] (a field of a
+//! partial update), and the federations of keyless CI ([`federation`]).
 //!
 //! Knows nothing of axum, sled or JWT: values are
 //! parsed at the edge into these types and trusted afterwards.
 pub mod access;
 pub mod activity;
 pub mod admin;
+pub mod federation;
 pub mod name;
 pub mod patch;
 pub mod pattern;
@@ -30,8 +31,8 @@ pub use request::{parse_scope, ResourceRequest, ScopeParseError};
 pub use scope::{validate_scope_list, Action, ActionSet, RegistryTarget, Scope, ScopeTarget};
 pub use secret::SecretHash;
 pub use token::{
-    validate_expiry, validate_grace, GrantKind, LastUse, PreviousSecret, Status, Token, MAX_GRACE,
-    MAX_SCOPES,
+    expand_scopes, validate_expiry, validate_grace, GrantKind, LastUse, PreviousSecret, Status,
+    Token, MAX_GRACE, MAX_SCOPES,
 };
 
 /// A rule broken by a client's input. `field` names where (e.g. `properties.scopes[2].actions`),

@@ -29,7 +29,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::outcome::{AdminAction, AdminAuthFailure, AdminOutcome, Decision, Denial};
+use crate::outcome::{AdminAction, AdminAuthFailure, AdminOutcome, Decision, Denial, GrantType};
 pub use process::ProcessStats;
 
 /// How often the store's contents are counted for the metrics.
@@ -56,7 +56,17 @@ fn denial_label(d: Denial) -> &'static str {
         Denial::ForeignRefresh => "refresh_for_another_service",
         Denial::GoneDuringLogin => "gone_during_login",
         Denial::AddressNotAllowed => "address_not_allowed",
+        Denial::IdTokenRefused => "id_token_refused",
+        Denial::SessionEnded => "session_ended",
+        Denial::NotFederated => "not_federated",
     }
+}
+
+/// The series of `regauth_token_grant_decisions_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GrantLabels {
+    grant_type: &'static str,
+    outcome: &'static str,
 }
 
 /// The series of `regauth_token_decisions_total`.
@@ -79,6 +89,7 @@ impl From<Decision> for DecisionLabels {
             Decision::AnonymousLimited => ("anonymous_throttled", ""),
             Decision::NoCredentials => ("denied", "no_credentials"),
             Decision::Denied(d) => ("denied", denial_label(d)),
+            Decision::IssuerUnreachable => ("issuer_unreachable", ""),
         };
         DecisionLabels { outcome, reason }
     }
@@ -144,6 +155,57 @@ struct CertificateLabels {
     state: String,
 }
 
+/// How a fetch of an issuer's signing keys (discovery, then the JWKS) ended: the `outcome` of
+/// `regauth_jwks_fetches_total`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum JwksFetch {
+    /// Keys fetched and cached.
+    Ok,
+    /// No answer: connection refused, TLS failure, the 5-second timeout.
+    Unreachable,
+    /// An answer other than 2xx.
+    HttpError,
+    /// Not JSON, too large, no `jwks_uri`, or no usable key.
+    InvalidDocument,
+    /// The discovery document names another issuer.
+    WrongIssuer,
+}
+
+impl JwksFetch {
+    /// Every outcome.
+    pub const ALL: [JwksFetch; 5] = [
+        JwksFetch::Ok,
+        JwksFetch::Unreachable,
+        JwksFetch::HttpError,
+        JwksFetch::InvalidDocument,
+        JwksFetch::WrongIssuer,
+    ];
+
+    /// The label (and the log's outcome).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwksFetch::Ok => "ok",
+            JwksFetch::Unreachable => "unreachable",
+            JwksFetch::HttpError => "http_error",
+            JwksFetch::InvalidDocument => "invalid_document",
+            JwksFetch::WrongIssuer => "wrong_issuer",
+        }
+    }
+}
+
+impl EncodeLabelValue for JwksFetch {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+/// The series of `regauth_jwks_fetches_total`: bounded by the configured issuers.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JwksLabels {
+    issuer: String,
+    outcome: JwksFetch,
+}
+
 /// What the background pass counted in the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -162,6 +224,8 @@ pub struct Metrics {
     decisions: Family<DecisionLabels, Counter>,
     /// A handle on every series of [`Decision::ALL`], so the token path takes no lock.
     decision_handles: [(Decision, Counter); Decision::ALL.len()],
+    /// Token requests by grant type and outcome (issue 18).
+    grant_decisions: Family<GrantLabels, Counter>,
     latency: Histogram,
     throttled: Family<EndpointLabels, Counter>,
     admin: Family<AdminActionLabels, Counter>,
@@ -172,6 +236,7 @@ pub struct Metrics {
     stats_age: Gauge<f64, AtomicU64>,
     certificates: Family<CertificateLabels, Gauge>,
     active_certificate: Gauge<i64, AtomicI64>,
+    jwks_fetches: Family<JwksLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -192,6 +257,20 @@ impl Metrics {
         );
         let decision_handles =
             Decision::ALL.map(|d| (d, decisions.get_or_create(&d.into()).clone()));
+        let grant_decisions = Family::<GrantLabels, Counter>::default();
+        registry.register(
+            "regauth_token_grant_decisions",
+            "Token requests by grant type (password, refresh, id_token, exchange, temporary) and outcome (as regauth_token_decisions)",
+            grant_decisions.clone(),
+        );
+        for grant_type in GrantType::ALL {
+            for outcome in ["issued", "denied"] {
+                drop(grant_decisions.get_or_create(&GrantLabels {
+                    grant_type: grant_type.as_str(),
+                    outcome,
+                }));
+            }
+        }
 
         let latency = Histogram::new(LATENCY_BUCKETS);
         registry.register(
@@ -260,11 +339,18 @@ impl Metrics {
             "Not-after (Unix time) of the active signing key's certificate; registries refuse its tokens after it",
             active_certificate.clone(),
         );
+        let jwks_fetches = Family::<JwksLabels, Counter>::default();
+        registry.register(
+            "regauth_jwks_fetches",
+            "Fetches of OIDC issuers' signing keys (discovery and JWKS), by issuer and outcome (ok, unreachable, http_error, invalid_document, wrong_issuer)",
+            jwks_fetches.clone(),
+        );
         registry.register_collector(Box::new(process::ProcessCollector));
         Metrics {
             registry,
             decisions,
             decision_handles,
+            grant_decisions,
             latency,
             throttled,
             admin,
@@ -275,7 +361,28 @@ impl Metrics {
             stats_age,
             certificates,
             active_certificate,
+            jwks_fetches,
         }
+    }
+
+    /// Creates the series of a configured issuer at 0, so a failure shows as an increase.
+    pub fn jwks_issuer(&self, issuer: &str) {
+        for outcome in JwksFetch::ALL {
+            drop(self.jwks_fetches.get_or_create(&JwksLabels {
+                issuer: issuer.to_string(),
+                outcome,
+            }));
+        }
+    }
+
+    /// Counts one fetch of `issuer`'s keys (not on the hot path: a warm cache fetches nothing).
+    pub fn jwks_fetch(&self, issuer: &str, outcome: JwksFetch) {
+        self.jwks_fetches
+            .get_or_create(&JwksLabels {
+                issuer: issuer.to_string(),
+                outcome,
+            })
+            .inc();
     }
 
     /// Serves the not-after of every published signing certificate: (key id, state,
@@ -306,6 +413,18 @@ impl Metrics {
                 self.decisions.get_or_create(&d.into()).inc();
             }
         }
+    }
+
+    /// Counts one token request with credentials by its grant type: its decision, or
+    /// `None` when the throttle refused it before any.
+    pub fn grant_decision(&self, grant: GrantType, d: Option<Decision>) {
+        let outcome = d.map_or("throttled", |d| DecisionLabels::from(d).outcome);
+        self.grant_decisions
+            .get_or_create(&GrantLabels {
+                grant_type: grant.as_str(),
+                outcome,
+            })
+            .inc();
     }
 
     /// Records how long one token request took.

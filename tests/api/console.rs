@@ -306,3 +306,78 @@ async fn the_console_name_rules_use_the_api_words() {
         "format.js lacks the API's expiry rule {rule:?}"
     );
 }
+
+#[tokio::test]
+async fn the_console_shows_the_federation_rules_in_the_api_words() {
+    // The Add Token dialog's "CI identity (OIDC)" fields: the API's refusal of a federation
+    // that pins no identity names a field the console maps to "Claim conditions"
+    // (format.js), and the claims the rule asks for are the ones the dialog's hint names.
+    let app = TestApp::new();
+    let html = String::from_utf8(get(&app, "/console/").await.body).unwrap();
+    let js = String::from_utf8(get(&app, "/console/format.js").await.body).unwrap();
+    assert!(
+        js.contains(r"[/(^|\.)federation(\.claims.*)?$/, 'Claim conditions']"),
+        "format.js maps properties.federation… to the Claim conditions field"
+    );
+    for (issuer, pins) in [
+        (
+            "https://token.actions.githubusercontent.com",
+            &["repository_id", "repository_owner_id"][..],
+        ),
+        ("https://gitlab.com", &["project_id", "namespace_id"]),
+    ] {
+        let r = app
+            .api(
+                Method::POST,
+                "/registries/default/tokens",
+                Some(json!({"properties": {"name": "ci-loose", "federation": {
+                    "issuer": issuer,
+                    "audiences": ["https://registry.example.com"],
+                    "claims": {"ref": "refs/heads/main"},
+                }}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{issuer}");
+        let message = r.api_error();
+        assert!(
+            message.starts_with("properties.federation"),
+            "{issuer}: the console cannot place {message:?}"
+        );
+        for pin in pins {
+            assert!(message.contains(pin), "{issuer}: {message}");
+            assert!(
+                html.contains(&format!("<code>{pin}</code>")),
+                "the dialog's hint does not name {pin}"
+            );
+        }
+    }
+    assert!(html.contains("<code>sub</code> (other issuers)"));
+
+    // The console tells federated tokens by `properties.federation` in the list it reads
+    // (the table's mark, no "Rotate password"): the list carries it, and no password.
+    let r = app
+        .api(
+            Method::POST,
+            "/registries/default/tokens",
+            Some(json!({"properties": {"name": "ci-pinned", "federation": {
+                "issuer": "https://token.actions.githubusercontent.com",
+                "audiences": ["https://registry.example.com"],
+                "claims": {"repository_owner_id": "1234567"},
+            }}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
+    assert!(r.json()["properties"]["credentials"]["password"].is_null());
+    let list = app
+        .api(Method::GET, "/registries/default/tokens", None)
+        .await
+        .json();
+    let t = &list["items"][0];
+    assert_eq!(t["properties"]["name"], "ci-pinned");
+    assert_eq!(
+        t["properties"]["federation"]["issuer"],
+        "https://token.actions.githubusercontent.com"
+    );
+    let app_js = String::from_utf8(get(&app, "/console/app.js").await.body).unwrap();
+    assert!(app_js.contains("if (!token.properties.federation) items.push(['Rotate password'"));
+}

@@ -1075,6 +1075,110 @@ flows.layout = () => withBrowser(async ({ page }) => {
   result({ seen });
 });
 
+/**
+ * A federated token ("CI identity (OIDC)"): the Credential choice and its fields, claim
+ * conditions checked as typed, the API's pinning rule shown at the field, a result panel with
+ * no password, the table's mark, no "Rotate password"; a password token afterwards still gets
+ * its password.
+ */
+flows.oidc = () => withBrowser(async ({ page }) => {
+  const GITHUB = 'https://token.actions.githubusercontent.com';
+  const AUDIENCE = 'https://registry.example.com';
+  await createToken('pw-bot');
+  await signIn(page);
+  await page.getByRole('button', { name: 'Add Token' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Add Token' });
+  await dialog.waitFor();
+  const credential = dialog.getByRole('group', { name: 'Credential' });
+  check(await credential.getByRole('radio', { name: 'Password' }).isChecked(), 'Password is the default credential');
+  check(!(await dialog.getByLabel('Issuer').isVisible()), 'no Issuer field for a password token');
+  await credential.getByRole('radio', { name: 'CI identity (OIDC)' }).check();
+  for (const field of ['Issuer', 'Audience', 'Claim conditions']) {
+    check(await dialog.getByLabel(field).isVisible(), `${field} is shown for a CI identity`);
+  }
+
+  await dialog.getByLabel('Name').fill('gha-acme');
+  await dialog.getByLabel('Path').fill('acme/*');
+  await dialog.getByRole('checkbox', { name: 'Push' }).check();
+  // Nothing is sent without an issuer and an audience.
+  await dialog.getByRole('button', { name: 'Add Token' }).click();
+  await dialog.getByText('Issuer: enter the issuer URL of the CI system.').waitFor();
+  equal(await page.evaluate(() => document.activeElement.id), 'add-issuer', 'focus on Issuer');
+  await dialog.getByLabel('Issuer').fill(GITHUB);
+  await dialog.getByRole('button', { name: 'Add Token' }).click();
+  await dialog.getByText('Audience: enter at least one audience.').waitFor();
+  await dialog.getByLabel('Audience').fill(AUDIENCE);
+
+  // A line that is not claim=pattern is named as it is typed, and blocks the submit.
+  const claims = dialog.getByLabel('Claim conditions');
+  await claims.fill('repository_owner_id=1234567\nref refs/heads/main');
+  await dialog.getByText('Claim conditions: line 2: "ref refs/heads/main" is not claim=pattern.').waitFor();
+  equal(await claims.getAttribute('aria-invalid'), 'true', 'the claims box is marked invalid');
+  await dialog.getByRole('button', { name: 'Add Token' }).click();
+  equal(await page.evaluate(() => document.activeElement.id), 'add-claims', 'focus on Claim conditions');
+  await claims.fill('ref=refs/heads/main\nref=refs/heads/dev');
+  await dialog.getByText('Claim conditions: line 2: the claim "ref" is given twice.').waitFor();
+  equal(await tokenCount(), 1, 'nothing created from bad claim lines');
+
+  // Without a pinned identity the API refuses, and the dialog names the field and the rule.
+  await claims.fill('repository=acme/*\nref=refs/heads/main');
+  equal(await dialog.locator('#add-claims-error').textContent(), '', 'well-formed lines clear the error');
+  await dialog.getByRole('button', { name: 'Add Token' }).click();
+  const refused = dialog.locator('#add-error').filter({ hasText: 'repository_owner_id' });
+  await refused.waitFor();
+  check((await refused.textContent()).startsWith('Claim conditions: '), `the pinning rule names the field: ${await refused.textContent()}`);
+  equal(await page.evaluate(() => document.activeElement.id), 'add-claims', 'focus on Claim conditions after the API refused');
+  equal(await tokenCount(), 1, 'an unpinned federation creates nothing');
+
+  await claims.fill('repository_owner_id=1234567\n repository = acme/*\n\nref=refs/heads/main');
+  await dialog.getByRole('button', { name: 'Add Token' }).click();
+  const panel = page.getByRole('dialog', { name: 'Token created' });
+  await panel.waitFor();
+  await panel.getByText('This token has no password').waitFor();
+  check(!(await panel.getByText('Copy the password now').isVisible()), 'no password warning');
+  check(!(await panel.getByRole('button', { name: 'Copy password' }).isVisible()), 'no password to copy');
+  equal(await panel.locator('#result-password').textContent(), '', 'no password in the panel');
+  equal((await panel.locator('#result-command').textContent()).trim(),
+    `echo "$ID_TOKEN" | docker login '${process.env.REGISTRY_HOST}' --username 'gha-acme' --password-stdin`,
+    'the login command takes the ID token');
+
+  const t = await tokenNamed('gha-acme');
+  check(t !== null, 'gha-acme was created');
+  equal(t.properties.credentials.password, undefined, 'the API holds no password for it');
+  equal(t.properties.federation.issuer, GITHUB, 'issuer');
+  equal(t.properties.federation.audiences, [AUDIENCE], 'audiences');
+  equal(t.properties.federation.claims, { ref: 'refs/heads/main', repository: 'acme/*', repository_owner_id: '1234567' }, 'claims');
+  equal(t.properties.scopes, [{ type: 'repository', name: 'acme/*', actions: ['pull', 'push'] }], 'scopes');
+  await panel.getByRole('button', { name: 'Close' }).click();
+  await panel.waitFor({ state: 'hidden' });
+
+  // The table marks it, in words; the password token is not marked.
+  const mark = row(page, 'gha-acme').getByText('CI identity (OIDC): token.actions.githubusercontent.com');
+  await mark.waitFor();
+  equal(await row(page, 'pw-bot').getByText('CI identity').count(), 0, 'a password token is not marked');
+  // No "Rotate password" for it; a password token keeps the item.
+  await page.getByRole('button', { name: 'Actions for gha-acme' }).click();
+  await page.getByRole('menuitem', { name: 'Edit' }).waitFor();
+  equal(await page.getByRole('menuitem', { name: 'Rotate password' }).count(), 0, 'no Rotate password for a federated token');
+  await page.keyboard.press('Escape');
+  await page.getByRole('button', { name: 'Actions for pw-bot' }).click();
+  await page.getByRole('menuitem', { name: 'Rotate password' }).waitFor();
+  await page.keyboard.press('Escape');
+
+  // The next Add Token starts as a password token again, and its panel shows the password.
+  await page.getByRole('button', { name: 'Add Token' }).click();
+  await dialog.waitFor();
+  check(await credential.getByRole('radio', { name: 'Password' }).isChecked(), 'Password again by default');
+  check(!(await dialog.getByLabel('Issuer').isVisible()), 'the CI identity fields are hidden again');
+  await dialog.getByLabel('Name').fill('after-bot');
+  await dialog.getByRole('button', { name: 'Add Token' }).click();
+  await panel.waitFor();
+  check(await panel.getByText('Copy the password now').isVisible(), 'the password warning is back');
+  check(/^rga_/.test((await panel.locator('#result-password').textContent()).trim()), 'a password is shown');
+  check(!(await panel.getByText('This token has no password').isVisible()), 'no federated note for a password token');
+  equal((await tokenNamed('after-bot')).properties.federation, undefined, 'a password token has no federation');
+});
+
 // The end-to-end flow with docker, in phases: the Rust side runs docker between them.
 
 /** Phase 1: create a push token; print the page's docker login command. */

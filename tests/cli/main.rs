@@ -20,5 +20,6 @@ mod docker;
 mod docs;
 mod errors;
 mod lifecycle;
+mod oidc;
 mod policy;
 mod settings;

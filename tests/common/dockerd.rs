@@ -434,4 +434,19 @@ impl DockerClient {
             .expect_success("docker save");
         file
     }
+
+    /// A new image (as [`Self::import_image`]) handed to the daemon's containerd in a new
+    /// namespace (docker 20.10 keeps images in a store of its own), for `ctr`: returns the
+    /// docker reference, the namespace and containerd's reference.
+    #[track_caller]
+    pub fn image_in_containerd(&self) -> (String, String, String) {
+        let image = self.import_image();
+        let saved = self.save(&image);
+        let ns = unique("e2e");
+        self.dockerd()
+            .ctr(&ns, &["images", "import", &saved.to_string_lossy()])
+            .expect_success("ctr images import");
+        let local = format!("docker.io/{image}");
+        (image, ns, local)
+    }
 }

@@ -8,7 +8,9 @@
 //! - Launchers, one per program: `regauth` (the server under test, and its CLI),
 //!   `registry` (CNCF distribution 2.8, 3.0 or the 3.1 verifier), `dockerd` (shared by the
 //!   tests running at the same time, with a docker client and `ctr`), `skopeo`, and `oci`
-//!   (an image layout written from scratch), and `postgres` (a private PostgreSQL cluster).
+//!   (an image layout written from scratch), `postgres` (a private PostgreSQL cluster), and
+//!   `oidc` (a real OpenID Connect issuer, oidc-provider under node, with its CA, minting ID
+//!   tokens; and forged ones for the keyless-CI tests).
 //! - `images`: local stand-ins, built on a dockerd, for the base images the Dockerfile and
 //!   compose files name (debootstrap's Debian, a Rust builder, registry, PostgreSQL, haproxy);
 //!   `compose`: a project of the repository's compose files on a dockerd of its own, one at
@@ -35,6 +37,7 @@ pub mod dockerd;
 pub mod http;
 pub mod images;
 pub mod oci;
+pub mod oidc;
 pub mod postgres;
 pub mod process;
 pub mod regauth;

@@ -81,6 +81,13 @@ fn free_port() -> u16 {
 }
 
 impl PgCluster {
+    /// The cluster of this test process, started on first use and shared by the tests that
+    /// only make databases in it (never stop it); the watchdog removes it after the process.
+    pub fn shared() -> &'static PgCluster {
+        static SHARED: std::sync::OnceLock<PgCluster> = std::sync::OnceLock::new();
+        SHARED.get_or_init(PgCluster::start)
+    }
+
     /// A new cluster, running. Panics (naming the log) when it cannot start.
     pub fn start() -> PgCluster {
         Self::start_with(None)

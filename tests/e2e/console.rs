@@ -113,6 +113,14 @@ fn console_sets_networks_owner_and_description() {
     flow("policy", &regauth(), &[]);
 }
 
+/// Add Token with "CI identity (OIDC)": issuer, audience and claim conditions (checked as
+/// typed), the API's pinning rule at the field, no password anywhere, the table's mark, no
+/// "Rotate password".
+#[test]
+fn console_adds_a_federated_token_without_a_password() {
+    flow("oidc", &regauth(), &[]);
+}
+
 #[test]
 fn console_manages_scopes() {
     flow("scopes", &regauth(), &[]);

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `regauth` binary with real peers — CNCF distribution registries
 //! trusting it, dockerd and the docker CLI, containerd's `ctr`, skopeo, and the IONOS
-//! Container Registry Python SDK against the admin API.
+//! Container Registry Python SDK against the admin API, and a real OpenID Connect issuer
+//! (oidc-provider under node) for the keyless-CI tokens (`oidc`).
 //!
 //! The registry scenarios (docker login/push/pull, a push outside the scopes, skopeo
 //! inspect/copy/delete, the catalog, ctr, docker's identity token) run against each of three
@@ -70,6 +71,7 @@ mod keys;
 mod lifecycle;
 mod limits;
 mod networks;
+mod oidc;
 mod public;
 mod refresh;
 mod registries;

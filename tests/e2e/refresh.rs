@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::common::{
-    access, granted, jwt_claims, repo, unique, DockerClient, Regauth, Registry, Verifier, REFUSED,
+    access, granted, jwt_claims, repo, DockerClient, Regauth, Registry, Verifier, REFUSED,
 };
 
 on_every_verifier!(
@@ -188,16 +188,9 @@ fn ctr_pushes_and_pulls_with_user_and_password(verifier: Verifier) {
     let reader = regauth.create_token("default", "reader", &[repo("team/*", &["pull"])]);
     let creds = |t: &crate::common::CreatedToken| format!("{}:{}", t.name, t.password);
 
-    // docker 20.10 keeps images in its own store: hand one to containerd
     let docker = DockerClient::new();
     let dockerd = docker.dockerd();
-    let image = docker.import_image();
-    let saved = docker.save(&image);
-    let ns = unique("e2e");
-    dockerd
-        .ctr(&ns, &["images", "import", &saved.to_string_lossy()])
-        .expect_success("ctr images import");
-    let local = format!("docker.io/{image}");
+    let (image, ns, local) = docker.image_in_containerd();
     let remote = format!("{host}/team/ctr:1");
 
     dockerd

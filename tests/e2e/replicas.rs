@@ -5,7 +5,7 @@
 //! `regauth store migrate`, checked with docker logins and a push.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -17,8 +17,7 @@ use crate::common::{
 
 /// The cluster of this test binary, shared by the tests that do not stop it.
 fn cluster() -> &'static PgCluster {
-    static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
-    CLUSTER.get_or_init(PgCluster::start)
+    PgCluster::shared()
 }
 
 /// Replica A on `url`, and B with A's signing key and certificate.
