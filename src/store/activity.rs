@@ -242,6 +242,11 @@ impl SledActivity {
         })
     }
 
+    /// The webhooks' outbox, kept in this database (tree `outbox`).
+    pub fn outbox(&self) -> Result<super::outbox::SledOutbox, StoreError> {
+        super::outbox::SledOutbox::open(&self.db)
+    }
+
     fn record(&self, events: &[Event]) -> Result<usize, StoreError> {
         let mut added = 0;
         for e in events {

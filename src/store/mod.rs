@@ -40,6 +40,7 @@ pub mod activity;
 mod cache;
 pub mod memory;
 pub mod migrate;
+pub mod outbox;
 pub mod postgres;
 pub(crate) mod record;
 pub mod sled;
