@@ -49,6 +49,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[activity]`: the registries' events regauth keeps.
     pub activity: ActivityConfig,
+    /// `[[webhooks]]` and `[webhook_delivery]` (docs/webhooks.md).
+    pub webhooks: crate::domain::webhook::WebhookConfig,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
 }
@@ -379,6 +381,8 @@ struct FileConfig {
     metrics: Option<FileMetrics>,
     store: Option<FileStore>,
     activity: Option<FileActivity>,
+    webhooks: Option<Vec<crate::domain::webhook::WebhookEntry>>,
+    webhook_delivery: Option<crate::domain::webhook::DeliverySettings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -623,6 +627,11 @@ impl Config {
         };
         let store = resolve_store(file.store.unwrap_or_default(), &env)?;
         let activity = resolve_activity(file.activity.unwrap_or_default())?;
+        let webhooks = crate::domain::webhook::WebhookConfig::validate(
+            file.webhooks.unwrap_or_default(),
+            file.webhook_delivery.unwrap_or_default(),
+        )
+        .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         Ok(Config {
             listen,
             public_url,
@@ -638,6 +647,7 @@ impl Config {
             },
             store,
             activity,
+            webhooks,
             source,
         })
     }

@@ -37,6 +37,7 @@ pub struct AppState {
     pub keys: Option<Arc<KeyStore>>,
     /// The registries' events (`POST /events/{registryId}`, the activity API).
     pub activity: crate::service::activity::ActivityService,
+    pub webhooks: crate::service::webhook::WebhookService,
 }
 
 impl AppState {
@@ -102,14 +103,21 @@ impl AppState {
             std::time::Duration::from_secs(config.limits.denial_log_interval_seconds),
         ));
         let admins = crate::service::admins::AdminsService::new(store.clone(), clock.clone());
+        let webhooks = crate::service::webhook::WebhookService::in_memory(
+            config.webhooks.clone(),
+            clock.clone(),
+            metrics.clone(),
+        );
         let activity = crate::service::activity::ActivityService::in_memory(
             &config.registries,
             config.activity,
-        );
+        )
+        .with_webhooks(webhooks.clone());
         let admin = AdminService::new(store, clock.clone())
             .with_on_expiry(config.tokens.on_expiry)
             .with_usage(auth.usage().clone())
-            .with_lifetimes(&config.registries);
+            .with_lifetimes(&config.registries)
+            .with_webhooks(webhooks.clone());
         // With a keyring, the registries trust its bundle of every published key.
         let certificate = match &keys {
             Some(k) => Arc::from(k.options().bundle.clone()),
@@ -127,6 +135,7 @@ impl AppState {
             metrics,
             keys,
             activity,
+            webhooks,
         }
     }
 }
@@ -143,7 +152,21 @@ impl AppState {
         mut self,
         activity: crate::service::activity::ActivityService,
     ) -> AppState {
-        self.activity = activity;
+        self.activity = activity.with_webhooks(self.webhooks.clone());
+        self
+    }
+
+    /// The webhooks' outbox in `outbox` (the store's), for the admin and activity services
+    /// alike.
+    pub fn with_outbox(mut self, outbox: Arc<dyn crate::store::outbox::Outbox>) -> AppState {
+        self.webhooks = crate::service::webhook::WebhookService::new(
+            outbox,
+            self.config.webhooks.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+        );
+        self.admin = self.admin.with_webhooks(self.webhooks.clone());
+        self.activity = self.activity.with_webhooks(self.webhooks.clone());
         self
     }
 

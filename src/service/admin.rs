@@ -17,12 +17,14 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::config::{OnExpiry, RegistryConfig};
 use crate::domain::secret::{try_new_secret, PASSWORD_PREFIX};
+use crate::domain::webhook::WebhookEvent;
 use crate::domain::{
     check_lifetime, validate_expiry, validate_scope_list, Description, Network, Owner, Patch,
     Scope, SecretHash, Status, Token, TokenName, ValidationError,
 };
 use crate::error::BoxError;
 use crate::service::usage::UsageRecorder;
+use crate::service::webhook::WebhookService;
 use crate::store::{Page, Store, StoreError};
 
 /// What ran an expiry sweep, as its log lines say (`by=`).
@@ -150,6 +152,8 @@ pub struct AdminService {
     lifetimes: Arc<HashMap<String, TimeDelta>>,
     /// Who acts: written to `created_by` and `modified_by` ([`ADMIN_ACTOR`] by default).
     actor: Arc<str>,
+    /// Where token events go (`[[webhooks]]`); none in tests that do not ask for them.
+    webhooks: Option<WebhookService>,
 }
 
 impl AdminService {
@@ -171,7 +175,37 @@ impl AdminService {
             usage: None,
             lifetimes: Arc::default(),
             actor: Arc::from(ADMIN_ACTOR),
+            webhooks: None,
         }
+    }
+
+    /// Writes token events to `webhooks`' outbox after each change.
+    pub fn with_webhooks(mut self, webhooks: WebhookService) -> Self {
+        self.webhooks = Some(webhooks);
+        self
+    }
+
+    /// The webhooks this service writes token events to.
+    pub fn webhooks(&self) -> Option<&WebhookService> {
+        self.webhooks.as_ref()
+    }
+
+    /// Writes the token event `kind` about `token` (after its change is committed).
+    async fn notify(&self, kind: WebhookEvent, token: &Token) {
+        if let Some(w) = &self.webhooks {
+            w.token_event(kind, token, &self.actor).await;
+        }
+    }
+
+    /// `token.disabled` when a write disabled `token` (it was enabled before), else
+    /// `token.updated`.
+    async fn notify_changed(&self, was: Status, token: &Token) {
+        let kind = if was == Status::Enabled && token.status == Status::Disabled {
+            WebhookEvent::TokenDisabled
+        } else {
+            WebhookEvent::TokenUpdated
+        };
+        self.notify(kind, token).await;
     }
 
     /// Enforces each registry's `max_token_lifetime`.
@@ -277,6 +311,7 @@ impl AdminService {
             last_used: None,
         };
         self.store.create(&token).await?;
+        self.notify(WebhookEvent::TokenCreated, &token).await;
         Ok((token, password))
     }
 
@@ -310,6 +345,7 @@ impl AdminService {
             }
         }
         self.check_rule(registry, new.status, new.expiry, now, Some("properties"))?;
+        let was = existing.status;
         let mut token = Token {
             expiry: new.expiry,
             scopes: new.scopes,
@@ -322,6 +358,7 @@ impl AdminService {
         };
         token.set_status(new.status);
         self.update(&token).await?;
+        self.notify_changed(was, &token).await;
         Ok(PutOutcome::Replaced(token))
     }
 
@@ -337,6 +374,7 @@ impl AdminService {
             .get(registry, id)
             .await?
             .ok_or(AdminError::NotFound(id))?;
+        let was = token.status;
         if let Some(status) = changes.status {
             token.set_status(status);
         }
@@ -359,6 +397,7 @@ impl AdminService {
         token.modified = now;
         token.modified_by = self.actor.to_string();
         self.update(&token).await?;
+        self.notify_changed(was, &token).await;
         Ok(token)
     }
 
@@ -390,7 +429,10 @@ impl AdminService {
             token.modified = now;
             token.modified_by = self.actor.to_string();
             match self.update(&token).await {
-                Ok(()) => disabled.push(self.shown(token)),
+                Ok(()) => {
+                    self.notify(WebhookEvent::TokenDisabled, &token).await;
+                    disabled.push(self.shown(token));
+                }
                 Err(AdminError::NotFound(_)) => {}
                 Err(e) => return (disabled, Some(e)),
             }
@@ -452,6 +494,7 @@ impl AdminService {
             .await?
             .ok_or(AdminError::NotFound(id))?;
         if self.store.delete(registry, id).await? {
+            self.notify(WebhookEvent::TokenDeleted, &token).await;
             Ok(token)
         } else {
             Err(AdminError::NotFound(id))
@@ -589,6 +632,12 @@ impl AdminService {
             .collect())
     }
 
+    /// Every token whose expiry is at or before `within` from now, expired ones included
+    /// (for the expiry webhooks).
+    pub async fn expiring_until(&self, within: TimeDelta) -> Result<Vec<Token>, AdminError> {
+        Ok(self.store.expiring(self.clock.now() + within).await?)
+    }
+
     /// Whether the store can serve requests now (`/ready`).
     pub async fn ready(&self) -> Result<(), StoreError> {
         self.store.ready().await
@@ -605,6 +654,9 @@ impl AdminService {
         for t in &deleted {
             let expiry = t.expiry.map(|e| e.to_rfc3339()).unwrap_or_default();
             info!(token = %t.name, registry = %t.registry, id = %t.id, expiry, by = by.as_str(), "expired token deleted");
+            if let Some(w) = &self.webhooks {
+                w.token_expired(t).await;
+            }
         }
         Ok(deleted)
     }
@@ -632,6 +684,7 @@ impl AdminService {
         token.modified = now;
         token.modified_by = self.actor.to_string();
         self.update(&token).await?;
+        self.notify(WebhookEvent::TokenRotated, &token).await;
         Ok((token, password))
     }
 }

@@ -14,6 +14,7 @@ pub mod expiry;
 pub mod keys;
 pub mod throttle;
 pub mod usage;
+pub mod webhook;
 
 pub use admin::{
     AdminError, AdminService, ListFilter, NewToken, PutOutcome, SweepTrigger, TokenChanges,
