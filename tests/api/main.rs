@@ -17,3 +17,4 @@ mod openapi;
 mod support;
 mod throttle;
 mod token;
+mod webhooks;
