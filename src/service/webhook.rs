@@ -48,8 +48,6 @@ pub const KEEP_FINISHED: TimeDelta = TimeDelta::days(7);
 /// `token.expired` is sent for tokens that expired at most this long ago (a replica that
 /// was down when a token expired still reports it, once).
 pub const EXPIRED_LOOKBACK: TimeDelta = TimeDelta::days(2);
-/// A delivery in flight is leased for its timeout and this much more.
-const LEASE_MARGIN: TimeDelta = TimeDelta::seconds(30);
 /// How often the outbox's depth is counted for the metrics.
 const DEPTH_EVERY: Duration = Duration::from_secs(15);
 /// How often finished deliveries are pruned.
@@ -242,10 +240,9 @@ impl WebhookService {
         let now = self.clock.now();
         let timeout =
             TimeDelta::seconds(i64::try_from(self.config.delivery.timeout_seconds).unwrap_or(60));
-        let claimed = self
-            .outbox
-            .claim(now, now + timeout + LEASE_MARGIN, room)
-            .await?;
+        // Twice the timeout: the attempt ends within one, its outcome is saved well within
+        // the other. A replica killed mid-delivery leaves the lease to run out.
+        let claimed = self.outbox.claim(now, now + timeout * 2, room).await?;
         let n = claimed.len();
         for d in claimed {
             let Ok(permit) = self.slots.clone().acquire_owned().await else {

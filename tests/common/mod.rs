@@ -9,6 +9,7 @@
 //!   `registry` (CNCF distribution 2.8, 3.0 or the 3.1 verifier), `dockerd` (shared by the
 //!   tests running at the same time, with a docker client and `ctr`), `skopeo`, and `oci`
 //!   (an image layout written from scratch), and `postgres` (a private PostgreSQL cluster).
+//! - `webhook`: a webhook receiver that records requests, holds them, or is down a while.
 //! - `images`: local stand-ins, built on a dockerd, for the base images the Dockerfile and
 //!   compose files name (debootstrap's Debian, a Rust builder, registry, PostgreSQL, haproxy);
 //!   `compose`: a project of the repository's compose files on a dockerd of its own, one at
@@ -40,6 +41,7 @@ pub mod process;
 pub mod regauth;
 pub mod registry;
 pub mod skopeo;
+pub mod webhook;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

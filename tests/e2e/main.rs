@@ -79,3 +79,4 @@ mod skopeo;
 mod startup;
 mod throttle;
 mod verifiers;
+mod webhooks;
