@@ -1,7 +1,8 @@
 //! Prometheus metrics (`prometheus-client`, OpenMetrics text): token decisions by outcome and
 //! reason, the token endpoint's latency, throttled requests, admin writes (by admin) and
-//! failed admin authentications, the store's contents, and the process ([`process`], from
-//! `/proc/self`).
+//! failed admin authentications, the store's contents, the registries' events (received,
+//! stored, dropped by reason), webhook deliveries by outcome and the outbox's depth, and the
+//! process ([`process`], from `/proc/self`).
 //!
 //! The metrics observe the outcome vocabulary ([`crate::outcome`]); they know nothing of the
 //! services that decide it. Each series is a typed label set (`#[derive(EncodeLabelSet)]`)
