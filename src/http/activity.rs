@@ -21,7 +21,7 @@ use crate::outcome::EventDrop;
 use crate::service::activity::{ReceiveError, MAX_BODY_BYTES};
 use crate::store::StoreError;
 
-fn store_error(e: StoreError) -> ApiError {
+pub(super) fn store_error(e: StoreError) -> ApiError {
     match e {
         e @ StoreError::Unavailable { .. } => ApiError::Unavailable(Box::new(e)),
         e => ApiError::Internal(Box::new(e)),
@@ -207,7 +207,7 @@ fn event_out(e: Event) -> api::ActivityEvent {
     }
 }
 
-fn number(
+pub(super) fn number(
     pairs: &Pairs<'_>,
     key: &str,
     default: usize,

@@ -7,20 +7,13 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 
+use super::activity::{number, store_error};
 use super::admin::{AdminRefusals, StoreUnavailable};
 use super::error::ApiError;
-use super::extract::{last, parse_pairs};
+use super::extract::parse_pairs;
 use super::state::AppState;
 use crate::api::{self, ErrorBody};
 use crate::domain::webhook::{Delivery, DeliveryState};
-use crate::store::StoreError;
-
-fn store_error(e: StoreError) -> ApiError {
-    match e {
-        e @ StoreError::Unavailable { .. } => ApiError::Unavailable(Box::new(e)),
-        e => ApiError::Internal(Box::new(e)),
-    }
-}
 
 fn delivery_out(d: Delivery) -> api::WebhookDelivery {
     api::WebhookDelivery {
@@ -57,19 +50,7 @@ pub async fn deliveries(
     RawQuery(query): RawQuery,
 ) -> Result<Json<api::WebhookDeliveries>, ApiError> {
     let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
-    let limit = match last(&pairs, "limit") {
-        None | Some("") => api::DEFAULT_LIMIT,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=api::MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "limit: must be an integer from 1 to {}, got {v:?}",
-                    api::MAX_LIMIT
-                ))
-            })?,
-    };
+    let limit = number(&pairs, "limit", api::DEFAULT_LIMIT, 1, api::MAX_LIMIT)?;
     let items: Vec<api::WebhookDelivery> = state
         .webhooks
         .deliveries(limit)

@@ -1083,24 +1083,9 @@ pub(crate) mod outbox {
         );
     }
 
-    macro_rules! outbox_conformance {
-        ($make:expr) => {
-            outbox_conformance!(@tests $make; stores_each_delivery_once, claims_lease_due_deliveries,
-                saves_outcomes_and_lists_newest_first);
-        };
-        (@tests $make:expr; $($name:ident),+) => {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (store, _guard) = $make;
-                    super::$name(&store).await;
-                }
-            )+
-        };
-    }
-
     mod memory {
-        outbox_conformance!((crate::store::outbox::MemoryOutbox::default(), ()));
+        conformance!(@tests (crate::store::outbox::MemoryOutbox::default(), ()); stores_each_delivery_once, claims_lease_due_deliveries,
+            saves_outcomes_and_lists_newest_first);
     }
 
     mod sled {
@@ -1109,10 +1094,12 @@ pub(crate) mod outbox {
             let a = crate::store::activity::SledActivity::open(dir.path()).unwrap();
             (a.outbox().unwrap(), dir)
         }
-        outbox_conformance!(open());
+        conformance!(@tests open(); stores_each_delivery_once, claims_lease_due_deliveries,
+            saves_outcomes_and_lists_newest_first);
     }
 
     mod postgres {
-        outbox_conformance!(crate::store::postgres::tests::open().await);
+        conformance!(@tests crate::store::postgres::tests::open().await; stores_each_delivery_once, claims_lease_due_deliveries,
+            saves_outcomes_and_lists_newest_first);
     }
 }

@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::activity::blocking;
 use super::StoreError;
 use crate::domain::webhook::{Delivery, DeliveryState};
 
@@ -280,15 +281,6 @@ impl SledOutbox {
         }
         Ok(n)
     }
-}
-
-/// Runs `f` on a blocking thread (sled writes fsync).
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::backend("an outbox task failed", e))?
 }
 
 #[async_trait]

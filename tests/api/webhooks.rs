@@ -25,6 +25,29 @@ fn with_webhook(events: &[&str]) -> TestApp {
     })
 }
 
+/// A push of `team/app:v1` by `ci-bot`, as a registry's envelope.
+fn push_envelope() -> String {
+    json!({"events": [{
+        "id": "e1", "timestamp": "2026-06-01T12:00:00Z", "action": "push",
+        "target": {"repository": "team/app", "tag": "v1",
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": DIGEST},
+        "actor": {"name": "ci-bot"}}]})
+    .to_string()
+}
+
+/// `POST /events/default` of `body` with the registry's secret and `content_type`.
+fn events_post(app: &TestApp, content_type: Option<&str>, body: String) -> Request<Body> {
+    let secret = app.state.activity.secret("default").unwrap();
+    let mut b = Request::builder()
+        .method(Method::POST)
+        .uri("/events/default")
+        .header(header::AUTHORIZATION, format!("Bearer {secret}"));
+    if let Some(t) = content_type {
+        b = b.header(header::CONTENT_TYPE, t);
+    }
+    b.body(Body::from(body)).unwrap()
+}
+
 async fn deliveries(app: &TestApp) -> Vec<Value> {
     let r = app.api(Method::GET, "/webhooks/deliveries", None).await;
     assert_eq!(
@@ -170,23 +193,7 @@ async fn a_delivery_is_redelivered_by_id() {
 #[tokio::test]
 async fn an_envelope_of_another_content_type_is_415_and_stores_nothing() {
     let app = TestApp::new();
-    let secret = app.state.activity.secret("default").unwrap().to_string();
-    let body = json!({"events": [{
-        "id": "e1", "timestamp": "2026-06-01T12:00:00Z", "action": "push",
-        "target": {"repository": "team/app", "tag": "v1",
-            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": DIGEST},
-        "actor": {"name": "ci-bot"}}]})
-    .to_string();
-    let post = |content_type: Option<&str>| {
-        let mut b = Request::builder()
-            .method(Method::POST)
-            .uri("/events/default")
-            .header(header::AUTHORIZATION, format!("Bearer {secret}"));
-        if let Some(t) = content_type {
-            b = b.header(header::CONTENT_TYPE, t);
-        }
-        b.body(Body::from(body.clone())).unwrap()
-    };
+    let post = |content_type: Option<&str>| events_post(&app, content_type, push_envelope());
     for t in [
         Some("text/plain"),
         Some("application/x-www-form-urlencoded"),
@@ -230,24 +237,9 @@ async fn an_envelope_of_another_content_type_is_415_and_stores_nothing() {
 #[tokio::test]
 async fn a_push_reported_by_the_registry_queues_image_pushed_once() {
     let app = with_webhook(&["image.pushed"]);
-    let secret = app.state.activity.secret("default").unwrap().to_string();
-    let body = json!({"events": [{
-        "id": "e1", "timestamp": "2026-06-01T12:00:00Z", "action": "push",
-        "target": {"repository": "team/app", "tag": "v1",
-            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": DIGEST},
-        "actor": {"name": "ci-bot"}}]})
-    .to_string();
     for _ in 0..2 {
         let r = app
-            .send(
-                Request::builder()
-                    .method(Method::POST)
-                    .uri("/events/default")
-                    .header(header::AUTHORIZATION, format!("Bearer {secret}"))
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(body.clone()))
-                    .unwrap(),
-            )
+            .send(events_post(&app, Some("application/json"), push_envelope()))
             .await;
         assert_eq!(r.status, StatusCode::OK);
     }

@@ -55,15 +55,7 @@ impl Receiver {
 
     /// Bound to a port the OS chose, refusing connections until [`Self::up`].
     pub fn down() -> Receiver {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .expect("a TCP socket");
-        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        socket.bind(&any.into()).expect("bind 127.0.0.1:0");
-        let addr = socket
-            .local_addr()
-            .expect("local address")
-            .as_socket()
-            .expect("an IP address");
+        let (socket, addr) = super::http::bound_socket();
         Receiver {
             addr,
             shared: Arc::default(),
