@@ -147,7 +147,7 @@ fn signed_events_verify_survive_kill9_mid_delivery_and_reach_a_receiver_that_was
         .find(|d| d["url"] == late.url("/late"))
         .unwrap();
     assert_eq!(waiting["state"], "pending", "{waiting}");
-    assert!(waiting["attempts"].as_u64().unwrap() >= 2, "{waiting}");
+    assert!(waiting["attempts"].as_u64().unwrap() >= 1, "{waiting}");
     assert!(
         waiting["error"].as_str().unwrap_or("").contains("connect"),
         "{waiting}"
