@@ -252,3 +252,50 @@ async fn a_push_reported_by_the_registry_queues_image_pushed_once() {
     assert_eq!(v["data"]["digest"], DIGEST);
     assert_eq!(v["data"]["actor"], "ci-bot");
 }
+
+#[tokio::test]
+async fn expiry_sends_token_expiring_once_then_token_expired_once() {
+    let app = with_webhook(&["token.expiring", "token.expired"]);
+    let r = app
+        .api(
+            Method::POST,
+            "/registries/default/tokens",
+            Some(json!({"properties": {"name": "brief", "expiryDate": "2026-06-01T20:00:00Z"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let webhooks = app.state.webhooks.clone();
+    let admin = app.state.admin.clone();
+    // Within the lead time (24 h by default): the watch finds it, twice, and writes it once.
+    for _ in 0..2 {
+        let soon = admin
+            .expiring_until(webhooks.expiring_lead())
+            .await
+            .unwrap();
+        webhooks.check_expiries(&soon).await;
+    }
+    let kinds = |d: &[regauth::domain::webhook::Delivery]| {
+        let mut k: Vec<&str> = d.iter().map(|d| d.kind.as_str()).collect();
+        k.sort();
+        k.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        kinds(&webhooks.deliveries(10).await.unwrap()),
+        ["token.expiring"]
+    );
+    // Expired: the sweep deletes it (expired means deleted) and reports it; the watch,
+    // seeing it too on another replica, adds nothing.
+    app.clock.advance(chrono::TimeDelta::hours(9));
+    let swept = admin
+        .sweep(regauth::service::SweepTrigger::List)
+        .await
+        .unwrap();
+    assert_eq!(swept.len(), 1);
+    let after_sweep = webhooks.deliveries(10).await.unwrap();
+    assert_eq!(kinds(&after_sweep), ["token.expired", "token.expiring"]);
+    webhooks.check_expiries(&swept).await;
+    assert_eq!(
+        webhooks.deliveries(10).await.unwrap().len(),
+        after_sweep.len()
+    );
+}
