@@ -112,9 +112,10 @@ async fn migration_2_adds_owners_to_a_version_1_database() {
     cluster().sql(db_name(&url), "DROP TABLE regauth_admins");
     cluster().sql(db_name(&url), "DROP TABLE regauth_keyring");
     cluster().sql(db_name(&url), "DROP TABLE regauth_events");
+    cluster().sql(db_name(&url), "DROP TABLE regauth_webhook_deliveries");
     cluster().sql(
         db_name(&url),
-        "DELETE FROM regauth_schema WHERE version IN (2, 3, 4, 5)",
+        "DELETE FROM regauth_schema WHERE version IN (2, 3, 4, 5, 6)",
     );
     assert_eq!(
         cluster().sql(
@@ -130,7 +131,7 @@ async fn migration_2_adds_owners_to_a_version_1_database() {
             db_name(&url),
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM regauth_schema",
         ),
-        "1,2,3,4,5"
+        "1,2,3,4,5,6"
     );
     // Migration 4: the keyring's table, empty.
     assert_eq!(store.load_keyring().await.unwrap(), None);
