@@ -31,8 +31,8 @@ pub(super) fn store_error(e: StoreError) -> ApiError {
 /// Receive a registry's notification envelope.
 ///
 /// The body is distribution's envelope (`{"events": [...]}`, sent as
-/// `application/vnd.docker.distribution.events.v1+json`; `application/json` is taken too,
-/// any other content type is refused with 415).
+/// `application/vnd.docker.distribution.events.v1+json` by distribution 2.x, `…v2+json` by
+/// 3.x; `application/json` is taken too, any other content type is refused with 415).
 /// Events about manifests, tags and deletes are stored, each event id once; blob events are
 /// dropped. The batch is durable before the 200.
 #[utoipa::path(
@@ -50,8 +50,8 @@ pub(super) fn store_error(e: StoreError) -> ApiError {
         (status = 404, description = "No such registry.", body = ErrorBody),
         (status = 408, description = "The body did not arrive in time.", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB. Nothing is stored.", body = ErrorBody),
-        (status = 415, description = "The content type is neither `application/vnd.docker.distribution.events.v1+json` \
-            nor `application/json`. Nothing is stored.", body = ErrorBody),
+        (status = 415, description = "The content type is none of `application/vnd.docker.distribution.events.v1+json`, \
+            `application/vnd.docker.distribution.events.v2+json` and `application/json`. Nothing is stored.", body = ErrorBody),
         (status = 503, description = "The store is unreachable or too slow; the registry retries.", body = ErrorBody),
     )
 )]
@@ -146,9 +146,11 @@ pub async fn receive(
     }
 }
 
-/// The content types an envelope may come as.
-const ENVELOPE_TYPES: [&str; 2] = [
+/// The content types an envelope may come as: distribution 2.x sends v1, 3.x sends v2 (the
+/// same envelope).
+const ENVELOPE_TYPES: [&str; 3] = [
     "application/vnd.docker.distribution.events.v1+json",
+    "application/vnd.docker.distribution.events.v2+json",
     "application/json",
 ];
 
@@ -168,10 +170,9 @@ fn check_media_type(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
         return Ok(());
     }
     Err(ApiError::UnsupportedMediaType(format!(
-        "Content-Type: {} is not {} or {}",
+        "Content-Type: {} is not one of {}",
         given.map_or_else(|| "none given".to_string(), |g| format!("{g:?}")),
-        ENVELOPE_TYPES[0],
-        ENVELOPE_TYPES[1]
+        ENVELOPE_TYPES.join(", ")
     )))
 }
 

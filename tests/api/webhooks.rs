@@ -211,24 +211,25 @@ async fn an_envelope_of_another_content_type_is_415_and_stores_nothing() {
         .api(Method::GET, "/registries/default/activity", None)
         .await;
     assert_eq!(r.json()["total"], 0, "nothing stored");
-    // Both accepted types (parameters aside).
+    // The accepted types (parameters aside): distribution 2.x's, 3.x's, plain JSON.
     let r = app
         .send(post(Some("application/json; charset=utf-8")))
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = app
-        .send(post(Some(
-            "application/vnd.docker.distribution.events.v1+json",
-        )))
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json()["stored"], 0, "the retry stores nothing");
+    for t in [
+        "application/vnd.docker.distribution.events.v1+json",
+        "application/vnd.docker.distribution.events.v2+json",
+    ] {
+        let r = app.send(post(Some(t))).await;
+        assert_eq!(r.status, StatusCode::OK, "{t}");
+        assert_eq!(r.json()["stored"], 0, "the retry stores nothing");
+    }
     let text = app.scrape().await;
     for want in [
         "regauth_registry_events_dropped_total{reason=\"unsupported_media_type\"} 3\n",
-        "regauth_registry_events_dropped_total{reason=\"duplicate\"} 1\n",
+        "regauth_registry_events_dropped_total{reason=\"duplicate\"} 2\n",
         "regauth_registry_events_stored_total 1\n",
-        "regauth_registry_events_received_total 5\n",
+        "regauth_registry_events_received_total 6\n",
     ] {
         assert!(text.contains(want), "{want} in\n{text}");
     }
