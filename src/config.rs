@@ -51,6 +51,8 @@ pub struct Config {
     pub activity: ActivityConfig,
     /// `[federation]`: the OIDC issuers of federated tokens (keyless CI).
     pub federation: crate::domain::federation::FederationConfig,
+    /// `[[webhooks]]` and `[webhook_delivery]` (docs/webhooks.md).
+    pub webhooks: crate::domain::webhook::WebhookConfig,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
 }
@@ -382,6 +384,8 @@ struct FileConfig {
     store: Option<FileStore>,
     activity: Option<FileActivity>,
     federation: Option<crate::domain::federation::FederationConfig>,
+    webhooks: Option<Vec<crate::domain::webhook::WebhookEntry>>,
+    webhook_delivery: Option<crate::domain::webhook::DeliverySettings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -631,6 +635,11 @@ impl Config {
             key: e.field,
             message: e.rule,
         })?;
+        let webhooks = crate::domain::webhook::WebhookConfig::validate(
+            file.webhooks.unwrap_or_default(),
+            file.webhook_delivery.unwrap_or_default(),
+        )
+        .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         Ok(Config {
             listen,
             public_url,
@@ -647,6 +656,7 @@ impl Config {
             store,
             activity,
             federation,
+            webhooks,
             source,
         })
     }

@@ -281,6 +281,74 @@ impl AdminAuthFailure {
     }
 }
 
+/// Why registry events (of an envelope sent to `POST /events/{registryId}`) were not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventDrop {
+    /// A blob (layer) event: left out on purpose, only image events are kept.
+    Blob,
+    /// An event id already stored: the registry retried.
+    Duplicate,
+    /// The envelope was refused as malformed (400).
+    BadEnvelope,
+    /// The body was not JSON or not the envelope's media type (415).
+    UnsupportedMediaType,
+    /// The body was over the limit (413).
+    TooLarge,
+    /// The store failed (503/500): the registry retries.
+    StoreFailed,
+}
+
+impl EventDrop {
+    pub const ALL: [EventDrop; 6] = [
+        EventDrop::Blob,
+        EventDrop::Duplicate,
+        EventDrop::BadEnvelope,
+        EventDrop::UnsupportedMediaType,
+        EventDrop::TooLarge,
+        EventDrop::StoreFailed,
+    ];
+
+    /// The metric's `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventDrop::Blob => "blob",
+            EventDrop::Duplicate => "duplicate",
+            EventDrop::BadEnvelope => "bad_envelope",
+            EventDrop::UnsupportedMediaType => "unsupported_media_type",
+            EventDrop::TooLarge => "too_large",
+            EventDrop::StoreFailed => "store_failed",
+        }
+    }
+}
+
+/// How one webhook delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryOutcome {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// No 2xx (an error status, a timeout, no connection): retried later.
+    Retry,
+    /// No 2xx, and the give-up time is reached (or the webhook is no longer configured).
+    GivenUp,
+}
+
+impl DeliveryOutcome {
+    pub const ALL: [DeliveryOutcome; 3] = [
+        DeliveryOutcome::Delivered,
+        DeliveryOutcome::Retry,
+        DeliveryOutcome::GivenUp,
+    ];
+
+    /// The metric's `outcome` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryOutcome::Delivered => "delivered",
+            DeliveryOutcome::Retry => "retry",
+            DeliveryOutcome::GivenUp => "given_up",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +412,21 @@ mod tests {
                 AdminAuthFailure::Missing | AdminAuthFailure::Wrong => 2,
             }
         }
+        fn drop_reason(d: EventDrop) -> usize {
+            match d {
+                EventDrop::Blob
+                | EventDrop::Duplicate
+                | EventDrop::BadEnvelope
+                | EventDrop::UnsupportedMediaType
+                | EventDrop::TooLarge
+                | EventDrop::StoreFailed => 6,
+            }
+        }
+        fn delivery(d: DeliveryOutcome) -> usize {
+            match d {
+                DeliveryOutcome::Delivered | DeliveryOutcome::Retry | DeliveryOutcome::GivenUp => 3,
+            }
+        }
         fn distinct<T: std::hash::Hash + Eq + Copy>(all: &[T]) -> usize {
             all.iter().copied().collect::<HashSet<T>>().len()
         }
@@ -357,6 +440,11 @@ mod tests {
         assert_eq!(
             distinct(&AdminAuthFailure::ALL),
             failure(AdminAuthFailure::ALL[0])
+        );
+        assert_eq!(distinct(&EventDrop::ALL), drop_reason(EventDrop::ALL[0]));
+        assert_eq!(
+            distinct(&DeliveryOutcome::ALL),
+            delivery(DeliveryOutcome::ALL[0])
         );
     }
 

@@ -74,7 +74,7 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
     }
     let admin_token = admin_token(&config)?;
     // After the token store: a second `serve` on this data dir fails there, saying who holds it.
-    let (store, activity) = match pg {
+    let (store, (activity, outbox)) = match pg {
         Some((pg, _)) => {
             let activity = open_activity(&config, Some(&pg))?;
             (pg as Arc<dyn Store>, activity)
@@ -89,7 +89,8 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
         .is_none()
         .then(|| config.admin_token_file());
     let state = AppState::with_keys(config, store, keys, &admin_token, Clock::system())
-        .with_activity(activity);
+        .with_activity(activity)
+        .with_outbox(outbox);
     Ok(match from_file {
         // Re-read when `regauth admin-token rotate` replaces the file.
         Some(path) => state.with_admin_token(AdminToken::file(path, &admin_token)),
@@ -97,23 +98,28 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
     })
 }
 
-/// The registries' events: in PostgreSQL beside the tokens, else in their own sled database
-/// (`<data_dir>/activity`); each registry's events secret from its file (made when missing).
+/// The registries' events and the webhooks' outbox: in PostgreSQL beside the tokens, else in
+/// their own sled database (`<data_dir>/activity`); each registry's events secret from its
+/// file (made when missing).
 fn open_activity(
     config: &Config,
     pg: Option<&Arc<PgStore>>,
-) -> anyhow::Result<crate::service::activity::ActivityService> {
+) -> anyhow::Result<(
+    crate::service::activity::ActivityService,
+    Arc<dyn crate::store::outbox::Outbox>,
+)> {
     use crate::store::activity::{ActivityStore, SledActivity};
-    let store: Arc<dyn ActivityStore> =
-        match pg {
-            Some(pg) => pg.clone(),
-            None => {
-                let path = config.data_dir.join("activity");
-                Arc::new(SledActivity::open(&path).with_context(|| {
-                    format!("cannot open the activity store in {}", path.display())
-                })?)
-            }
-        };
+    use crate::store::outbox::Outbox;
+    let (store, outbox): (Arc<dyn ActivityStore>, Arc<dyn Outbox>) = match pg {
+        Some(pg) => (pg.clone(), pg.clone()),
+        None => {
+            let path = config.data_dir.join("activity");
+            let sled = SledActivity::open(&path)
+                .with_context(|| format!("cannot open the activity store in {}", path.display()))?;
+            let outbox = sled.outbox().context("cannot open the webhook outbox")?;
+            (Arc::new(sled), Arc::new(outbox))
+        }
+    };
     let mut secrets =
         crate::service::activity::load_or_create_secrets(&config.data_dir, &config.registries)
             .map_err(anyhow::Error::msg)?;
@@ -131,10 +137,9 @@ fn open_activity(
             }
         }
     }
-    Ok(crate::service::activity::ActivityService::new(
-        store,
-        secrets,
-        config.activity,
+    Ok((
+        crate::service::activity::ActivityService::new(store, secrets, config.activity),
+        outbox,
     ))
 }
 
@@ -362,6 +367,19 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
         state.admin.clone(),
         expiry::CHECK_INTERVAL,
     ));
+    if state.webhooks.active() {
+        info!(
+            webhooks = cfg.webhooks.hooks.len(),
+            "sending token events to the configured webhooks"
+        );
+        tokio::spawn(crate::service::webhook::run_deliverer(
+            state.webhooks.clone(),
+        ));
+        tokio::spawn(expiry::run_webhook_watch(
+            state.admin.clone(),
+            expiry::WEBHOOK_CHECK_INTERVAL,
+        ));
+    }
     tokio::spawn(crate::service::throttle::run_summariser(
         state.throttle.clone(),
     ));

@@ -25,6 +25,7 @@ mod key;
 mod registry;
 pub mod time;
 mod token;
+mod webhook;
 
 pub use crate::domain::Patch;
 pub use activity::{ActivityEvent, ActivityPage, EventsReceived, Notifications};
@@ -39,6 +40,7 @@ pub use token::{
     Links, Metadata, ResourceType, Scope, ScopeAction, ScopeType, Token, TokenCreate, TokenPage,
     TokenPatch, TokenProperties, TokenPropertiesInput, TokenRotate, TokenStatus,
 };
+pub use webhook::{WebhookDeliveries, WebhookDelivery};
 
 /// The admin API's path prefix.
 pub const PREFIX: &str = "/api/v1";

@@ -160,28 +160,7 @@ pub fn table(out: &mut dyn Write, page: &ActivityPage, with_actor: bool) -> std:
             row
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        let n = cells.len();
-        for (i, (cell, w)) in cells.into_iter().zip(&widths).enumerate() {
-            if i + 1 == n {
-                s.push_str(cell);
-            } else {
-                s.push_str(&format!("{cell:<w$}  ", w = *w));
-            }
-        }
-        s
-    };
-    writeln!(out, "{}", line(header.clone()))?;
-    for r in &rows {
-        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
-    }
+    super::output::columns(out, &header, &rows)?;
     if page.total > page.items.len() + page.offset {
         writeln!(
             out,

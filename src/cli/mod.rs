@@ -27,6 +27,7 @@ mod offline;
 mod oidc;
 mod output;
 mod scope;
+mod webhook;
 
 pub use client::{CliError, ConnArgs};
 pub use expires::Expires;
@@ -103,6 +104,9 @@ pub enum Command {
     /// What the registry reported: pushes, pulls and deletes of images, newest first ("who
     /// pushed this image?": --digest sha256:…).
     Activity(activity::ActivityArgs),
+    /// The webhooks' delivery log (deliveries) and redelivery; needs the owner role.
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
     /// Manage the admin API's token file (<data_dir>/admin-token), on the server's host.
     #[command(subcommand)]
     AdminToken(AdminTokenCommand),
@@ -696,6 +700,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         )),
         Command::Health => commands::health(&mut ctx),
         Command::Activity(args) => activity::registry(&mut ctx, args),
+        Command::Webhook(command) => webhook::run(&mut ctx, command),
         Command::Admin(command) => admins::run(&mut ctx, command),
         Command::RegistryConfig { registry } => {
             ctx.registry = registry;

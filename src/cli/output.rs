@@ -64,6 +64,34 @@ fn last_used_text(t: &Token, now: Option<DateTime<Utc>>) -> String {
     s
 }
 
+/// `rows` under `header`, each column as wide as its widest cell, two spaces apart; the
+/// last column unpadded.
+pub fn columns(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut s = String::new();
+        let n = widths.len();
+        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+            if i + 1 == n {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  ", w = *w));
+            }
+        }
+        s
+    };
+    writeln!(out, "{}", line(&mut header.iter().copied()))?;
+    for r in rows {
+        writeln!(out, "{}", line(&mut r.iter().map(String::as_str)))?;
+    }
+    Ok(())
+}
+
 /// A table of tokens: NAME STATUS EXPIRES SCOPES LAST USED ID.
 pub fn token_table(out: &mut dyn Write, tokens: &[Token]) -> io::Result<()> {
     if tokens.is_empty() {

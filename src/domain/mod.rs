@@ -17,6 +17,7 @@ pub mod request;
 pub mod scope;
 pub mod secret;
 pub mod token;
+pub mod webhook;
 
 pub use access::{decide, decide_with_public, Grant, ScopeList};
 pub use admin::{allows, Admin, Permission, Principal, Role};

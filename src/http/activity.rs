@@ -17,10 +17,11 @@ use super::state::AppState;
 use crate::api::{self, ErrorBody, ResourceType};
 use crate::domain::activity::{validate_digest, ActivityQuery, Event, EventAction};
 use crate::domain::RepoPattern;
+use crate::outcome::EventDrop;
 use crate::service::activity::{ReceiveError, MAX_BODY_BYTES};
 use crate::store::StoreError;
 
-fn store_error(e: StoreError) -> ApiError {
+pub(super) fn store_error(e: StoreError) -> ApiError {
     match e {
         e @ StoreError::Unavailable { .. } => ApiError::Unavailable(Box::new(e)),
         e => ApiError::Internal(Box::new(e)),
@@ -30,7 +31,8 @@ fn store_error(e: StoreError) -> ApiError {
 /// Receive a registry's notification envelope.
 ///
 /// The body is distribution's envelope (`{"events": [...]}`, sent as
-/// `application/vnd.docker.distribution.events.v1+json`; the content type is not checked).
+/// `application/vnd.docker.distribution.events.v1+json` by distribution 2.x, `…v2+json` by
+/// 3.x; `application/json` is taken too, any other content type is refused with 415).
 /// Events about manifests, tags and deletes are stored, each event id once; blob events are
 /// dropped. The batch is durable before the 200.
 #[utoipa::path(
@@ -48,6 +50,8 @@ fn store_error(e: StoreError) -> ApiError {
         (status = 404, description = "No such registry.", body = ErrorBody),
         (status = 408, description = "The body did not arrive in time.", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB. Nothing is stored.", body = ErrorBody),
+        (status = 415, description = "The content type is none of `application/vnd.docker.distribution.events.v1+json`, \
+            `application/vnd.docker.distribution.events.v2+json` and `application/json`. Nothing is stored.", body = ErrorBody),
         (status = 503, description = "The store is unreachable or too slow; the registry retries.", body = ErrorBody),
     )
 )]
@@ -72,20 +76,45 @@ pub async fn receive(
         }
         return ApiError::Unauthorized.into_response();
     }
+    if let Err(e) = check_media_type(&parts.headers) {
+        tracing::warn!(registry = %registry, client = %shown, error = %e,
+            "registry events refused: not a notification envelope's content type");
+        state
+            .metrics
+            .registry_events(1, 0, &[(EventDrop::UnsupportedMediaType, 1)]);
+        return e.into_response();
+    }
     if HttpBody::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
+        state
+            .metrics
+            .registry_events(1, 0, &[(EventDrop::TooLarge, 1)]);
         return too_large(&registry, &shown);
     }
     let timeout = state.body_timeout();
     let bytes =
         match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
             Ok(Ok(b)) => b,
-            Ok(Err(_)) => return too_large(&registry, &shown),
+            Ok(Err(_)) => {
+                state
+                    .metrics
+                    .registry_events(1, 0, &[(EventDrop::TooLarge, 1)]);
+                return too_large(&registry, &shown);
+            }
             Err(_) => return ApiError::BodyTimeout(timeout.as_secs()).into_response(),
         };
     match state.activity.receive(&registry, &bytes).await {
         Ok(r) => {
             tracing::debug!(registry = %registry, client = %shown, received = r.received, kept = r.kept,
                 stored = r.stored, "registry events received");
+            let n = |v: usize| v as u64;
+            state.metrics.registry_events(
+                n(r.received),
+                n(r.stored),
+                &[
+                    (EventDrop::Blob, n(r.received.saturating_sub(r.kept))),
+                    (EventDrop::Duplicate, n(r.kept.saturating_sub(r.stored))),
+                ],
+            );
             (
                 StatusCode::OK,
                 Json(api::EventsReceived {
@@ -99,14 +128,61 @@ pub async fn receive(
         Err(ReceiveError::Envelope(e)) => {
             tracing::warn!(registry = %registry, client = %shown, error = %e,
                 "registry events refused: bad envelope");
+            let n = count_or_one(&bytes);
+            state
+                .metrics
+                .registry_events(n, 0, &[(EventDrop::BadEnvelope, n)]);
             ApiError::BadRequest(e.to_string()).into_response()
         }
         Err(ReceiveError::Store(e)) => {
             tracing::error!(registry = %registry, error = %crate::error::Chain(&e),
                 "cannot store registry events; the registry will retry");
+            let n = count_or_one(&bytes);
+            state
+                .metrics
+                .registry_events(n, 0, &[(EventDrop::StoreFailed, n)]);
             store_error(e).into_response()
         }
     }
+}
+
+/// The content types an envelope may come as: distribution 2.x sends v1, 3.x sends v2 (the
+/// same envelope).
+const ENVELOPE_TYPES: [&str; 3] = [
+    "application/vnd.docker.distribution.events.v1+json",
+    "application/vnd.docker.distribution.events.v2+json",
+    "application/json",
+];
+
+/// 415 unless the request's content type (parameters aside) is one of [`ENVELOPE_TYPES`].
+fn check_media_type(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = given
+        .as_deref()
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase());
+    if essence
+        .as_deref()
+        .is_some_and(|e| ENVELOPE_TYPES.contains(&e))
+    {
+        return Ok(());
+    }
+    Err(ApiError::UnsupportedMediaType(format!(
+        "Content-Type: {} is not one of {}",
+        given.map_or_else(|| "none given".to_string(), |g| format!("{g:?}")),
+        ENVELOPE_TYPES.join(", ")
+    )))
+}
+
+/// The events in a refused envelope, for the metrics: as many as can be counted, else one.
+fn count_or_one(body: &[u8]) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct Count {
+        events: Vec<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Count>(body).map_or(1, |c| c.events.len().max(1) as u64)
 }
 
 fn too_large(registry: &str, client: &str) -> Response {
@@ -132,7 +208,7 @@ fn event_out(e: Event) -> api::ActivityEvent {
     }
 }
 
-fn number(
+pub(super) fn number(
     pairs: &Pairs<'_>,
     key: &str,
     default: usize,

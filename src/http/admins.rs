@@ -25,6 +25,8 @@ pub fn permission_of<'p>(method: &Method, path: &'p str) -> (Permission, Option<
         ["admins", "me"] => (Permission::WhoAmI, None),
         ["admins", ..] => (Permission::ManageAdmins, None),
         ["keys", ..] => (Permission::ManageKeys, None),
+        // The delivery log spans every registry's tokens: owners of all of them, as for keys.
+        ["webhooks", ..] => (Permission::ManageKeys, None),
         ["registries", r, ..] if read => (Permission::ReadTokens, Some(r)),
         ["registries", r, ..] => (Permission::WriteTokens, Some(r)),
         _ if read => (Permission::ReadTokens, None),

@@ -167,6 +167,9 @@ pub enum ApiError {
     /// 413 `PAYLOAD_TOO_LARGE`.
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// 415 `UNSUPPORTED_MEDIA_TYPE`: the body's content type is not one the endpoint takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 408 `REQUEST_TIMEOUT`: the body did not arrive in time.
     #[error("request body not received within {0} s")]
     BodyTimeout(u64),
@@ -213,6 +216,9 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE")
+            }
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
             ApiError::Unavailable(detail) => {
                 warn!(error = %Chain(&**detail), "admin API: store unavailable, answered 503");

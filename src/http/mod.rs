@@ -23,6 +23,7 @@ pub mod limits;
 pub mod listener;
 pub mod openapi;
 pub mod state;
+pub mod webhooks;
 
 pub use state::AppState;
 
@@ -101,6 +102,11 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/admins/{name}/credentials",
             axum::routing::post(admins::rotate),
+        )
+        .route("/webhooks/deliveries", get(webhooks::deliveries))
+        .route(
+            "/webhooks/deliveries/{delivery_id}/redeliver",
+            axum::routing::post(webhooks::redeliver),
         )
         .fallback(admin::not_found)
         .method_not_allowed_fallback(admin::method_not_allowed)

@@ -11,7 +11,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 
-use super::{activity, admin, admins, auth, keys};
+use super::{activity, admin, admins, auth, keys, webhooks};
 use crate::api;
 
 /// Adds the two security schemes the operations refer to.
@@ -72,6 +72,8 @@ impl Modify for SecuritySchemes {
         activity::registry_activity,
         activity::token_activity,
         activity::receive,
+        webhooks::deliveries,
+        webhooks::redeliver,
         admins::me,
         admins::list,
         admins::create,
@@ -94,6 +96,7 @@ impl Modify for SecuritySchemes {
         (name = "admins", description = "Named admins with roles (viewer, editor, owner); managing them needs the owner role."),
         (name = "token endpoint", description = "Where docker and other clients get a registry token."),
         (name = "activity", description = "What the registries report: manifests pushed, pulled and deleted, by token (docs/activity.md)."),
+        (name = "webhooks", description = "Signed webhooks for token events: the delivery log and redelivery (docs/webhooks.md)."),
         (name = "keys", description = "The signing keys and their rotation (docs/key-rotation.md)."),
     )
 )]

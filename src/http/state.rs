@@ -37,6 +37,7 @@ pub struct AppState {
     pub keys: Option<Arc<KeyStore>>,
     /// The registries' events (`POST /events/{registryId}`, the activity API).
     pub activity: crate::service::activity::ActivityService,
+    pub webhooks: crate::service::webhook::WebhookService,
 }
 
 impl AppState {
@@ -112,15 +113,22 @@ impl AppState {
             }
         };
         let admins = crate::service::admins::AdminsService::new(store.clone(), clock.clone());
+        let webhooks = crate::service::webhook::WebhookService::in_memory(
+            config.webhooks.clone(),
+            clock.clone(),
+            metrics.clone(),
+        );
         let activity = crate::service::activity::ActivityService::in_memory(
             &config.registries,
             config.activity,
-        );
+        )
+        .with_webhooks(webhooks.clone());
         let admin = AdminService::new(store, clock.clone())
             .with_on_expiry(config.tokens.on_expiry)
             .with_usage(auth.usage().clone())
             .with_lifetimes(&config.registries)
-            .with_federation(&config.federation);
+            .with_federation(&config.federation)
+            .with_webhooks(webhooks.clone());
         // With a keyring, the registries trust its bundle of every published key.
         let certificate = match &keys {
             Some(k) => Arc::from(k.options().bundle.clone()),
@@ -138,6 +146,7 @@ impl AppState {
             metrics,
             keys,
             activity,
+            webhooks,
         }
     }
 }
@@ -154,7 +163,21 @@ impl AppState {
         mut self,
         activity: crate::service::activity::ActivityService,
     ) -> AppState {
-        self.activity = activity;
+        self.activity = activity.with_webhooks(self.webhooks.clone());
+        self
+    }
+
+    /// The webhooks' outbox in `outbox` (the store's), for the admin and activity services
+    /// alike.
+    pub fn with_outbox(mut self, outbox: Arc<dyn crate::store::outbox::Outbox>) -> AppState {
+        self.webhooks = crate::service::webhook::WebhookService::new(
+            outbox,
+            self.config.webhooks.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+        );
+        self.admin = self.admin.with_webhooks(self.webhooks.clone());
+        self.activity = self.activity.with_webhooks(self.webhooks.clone());
         self
     }
 

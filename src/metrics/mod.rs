@@ -1,7 +1,8 @@
 //! Prometheus metrics (`prometheus-client`, OpenMetrics text): token decisions by outcome and
 //! reason, the token endpoint's latency, throttled requests, admin writes (by admin) and
-//! failed admin authentications, the store's contents, and the process ([`process`], from
-//! `/proc/self`).
+//! failed admin authentications, the store's contents, the registries' events (received,
+//! stored, dropped by reason), webhook deliveries by outcome and the outbox's depth, and the
+//! process ([`process`], from `/proc/self`).
 //!
 //! The metrics observe the outcome vocabulary ([`crate::outcome`]); they know nothing of the
 //! services that decide it. Each series is a typed label set (`#[derive(EncodeLabelSet)]`)
@@ -29,7 +30,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::outcome::{AdminAction, AdminAuthFailure, AdminOutcome, Decision, Denial, GrantType};
+use crate::outcome::{
+    AdminAction, AdminAuthFailure, AdminOutcome, Decision, DeliveryOutcome, Denial, EventDrop,
+    GrantType,
+};
 pub use process::ProcessStats;
 
 /// How often the store's contents are counted for the metrics.
@@ -206,6 +210,18 @@ struct JwksLabels {
     outcome: JwksFetch,
 }
 
+/// The series of `regauth_registry_events_dropped_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    reason: &'static str,
+}
+
+/// The series of `regauth_webhook_deliveries_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    outcome: &'static str,
+}
+
 /// What the background pass counted in the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -237,6 +253,11 @@ pub struct Metrics {
     certificates: Family<CertificateLabels, Gauge>,
     active_certificate: Gauge<i64, AtomicI64>,
     jwks_fetches: Family<JwksLabels, Counter>,
+    events_received: Counter,
+    events_stored: Counter,
+    events_dropped: Family<DropLabels, Counter>,
+    deliveries: Family<DeliveryLabels, Counter>,
+    outbox_depth: Gauge<i64, AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -345,6 +366,44 @@ impl Metrics {
             "Fetches of OIDC issuers' signing keys (discovery and JWKS), by issuer and outcome (ok, unreachable, http_error, invalid_document, wrong_issuer)",
             jwks_fetches.clone(),
         );
+        let events_received = Counter::default();
+        registry.register(
+            "regauth_registry_events_received",
+            "Events in the registries' notification envelopes received at /events (blob events and refused envelopes included)",
+            events_received.clone(),
+        );
+        let events_stored = Counter::default();
+        registry.register(
+            "regauth_registry_events_stored",
+            "Registry events stored (new image events)",
+            events_stored.clone(),
+        );
+        let events_dropped = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "regauth_registry_events_dropped",
+            "Registry events received and not stored, by reason (blob, duplicate, bad_envelope, unsupported_media_type, too_large, store_failed)",
+            events_dropped.clone(),
+        );
+        for d in EventDrop::ALL {
+            drop(events_dropped.get_or_create(&DropLabels { reason: d.as_str() }));
+        }
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "regauth_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retry, given_up)",
+            deliveries.clone(),
+        );
+        for o in DeliveryOutcome::ALL {
+            drop(deliveries.get_or_create(&DeliveryLabels {
+                outcome: o.as_str(),
+            }));
+        }
+        let outbox_depth = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "regauth_webhook_outbox_depth",
+            "Webhook deliveries waiting in the outbox (pending), all replicas (counted every 15 seconds)",
+            outbox_depth.clone(),
+        );
         registry.register_collector(Box::new(process::ProcessCollector));
         Metrics {
             registry,
@@ -362,6 +421,11 @@ impl Metrics {
             certificates,
             active_certificate,
             jwks_fetches,
+            events_received,
+            events_stored,
+            events_dropped,
+            deliveries,
+            outbox_depth,
         }
     }
 
@@ -383,6 +447,37 @@ impl Metrics {
                 outcome,
             })
             .inc();
+    }
+
+    /// Counts an envelope's events: `received` in it, `stored` of them, the rest dropped
+    /// for `reasons` (each with its count).
+    pub fn registry_events(&self, received: u64, stored: u64, dropped: &[(EventDrop, u64)]) {
+        self.events_received.inc_by(received);
+        self.events_stored.inc_by(stored);
+        for (reason, n) in dropped {
+            if *n > 0 {
+                self.events_dropped
+                    .get_or_create(&DropLabels {
+                        reason: reason.as_str(),
+                    })
+                    .inc_by(*n);
+            }
+        }
+    }
+
+    /// Counts one webhook delivery attempt.
+    pub fn webhook_delivery(&self, outcome: DeliveryOutcome) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                outcome: outcome.as_str(),
+            })
+            .inc();
+    }
+
+    /// Serves the outbox's depth (pending deliveries).
+    pub fn set_outbox_depth(&self, pending: usize) {
+        self.outbox_depth
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
     }
 
     /// Serves the not-after of every published signing certificate: (key id, state,
@@ -522,6 +617,37 @@ mod tests {
             assert!(text.contains(&want), "{want} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn registry_events_and_webhook_deliveries_are_counted() {
+        let m = Metrics::new();
+        let text = m.encode().unwrap();
+        for d in EventDrop::ALL {
+            let want = format!(
+                "regauth_registry_events_dropped_total{{reason=\"{}\"}} 0\n",
+                d.as_str()
+            );
+            assert!(text.contains(&want), "{want} in\n{text}");
+        }
+        m.registry_events(5, 2, &[(EventDrop::Blob, 2), (EventDrop::Duplicate, 1)]);
+        m.webhook_delivery(DeliveryOutcome::Retry);
+        m.webhook_delivery(DeliveryOutcome::Delivered);
+        m.webhook_delivery(DeliveryOutcome::Delivered);
+        m.set_outbox_depth(7);
+        let text = m.encode().unwrap();
+        for want in [
+            "regauth_registry_events_received_total 5\n",
+            "regauth_registry_events_stored_total 2\n",
+            "regauth_registry_events_dropped_total{reason=\"blob\"} 2\n",
+            "regauth_registry_events_dropped_total{reason=\"duplicate\"} 1\n",
+            "regauth_webhook_deliveries_total{outcome=\"delivered\"} 2\n",
+            "regauth_webhook_deliveries_total{outcome=\"retry\"} 1\n",
+            "regauth_webhook_deliveries_total{outcome=\"given_up\"} 0\n",
+            "regauth_webhook_outbox_depth 7\n",
+        ] {
+            assert!(text.contains(want), "{want} in\n{text}");
+        }
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub struct ActivityService {
     /// Registry id -> its events secret.
     secrets: Arc<HashMap<String, String>>,
     config: ActivityConfig,
+    /// Where `image.pushed` goes.
+    webhooks: Option<crate::service::webhook::WebhookService>,
 }
 
 impl std::fmt::Debug for ActivityService {
@@ -81,7 +83,14 @@ impl ActivityService {
             store,
             secrets: Arc::new(secrets),
             config,
+            webhooks: None,
         }
+    }
+
+    /// Sends `image.pushed` for the pushes received, through `webhooks`.
+    pub fn with_webhooks(mut self, webhooks: crate::service::webhook::WebhookService) -> Self {
+        self.webhooks = Some(webhooks);
+        self
     }
 
     /// Events in memory and a fresh secret per registry, not kept anywhere (tests, and the
@@ -122,7 +131,20 @@ impl ActivityService {
         let stored = if kept == 0 {
             0
         } else {
-            self.store.record_events(events).await?
+            let pushes: Vec<_> = match &self.webhooks {
+                Some(_) => events
+                    .iter()
+                    .filter(|e| e.action == crate::domain::activity::EventAction::Push)
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            };
+            let stored = self.store.record_events(events).await?;
+            // After the events are durable; a retried envelope's pushes have the same ids.
+            if let Some(w) = &self.webhooks {
+                w.images_pushed(&pushes).await;
+            }
+            stored
         };
         Ok(Received {
             received,

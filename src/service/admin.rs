@@ -18,12 +18,14 @@ use crate::clock::Clock;
 use crate::config::{OnExpiry, RegistryConfig};
 use crate::domain::federation::{Federation, FederationConfig};
 use crate::domain::secret::{try_new_secret, PASSWORD_PREFIX};
+use crate::domain::webhook::WebhookEvent;
 use crate::domain::{
     check_lifetime, validate_expiry, validate_scope_list, Description, Network, Owner, Patch,
     Scope, SecretHash, Status, Token, TokenName, ValidationError,
 };
 use crate::error::BoxError;
 use crate::service::usage::UsageRecorder;
+use crate::service::webhook::WebhookService;
 use crate::store::{Page, Store, StoreError};
 
 /// What ran an expiry sweep, as its log lines say (`by=`).
@@ -157,6 +159,8 @@ pub struct AdminService {
     actor: Arc<str>,
     /// The issuers federated tokens may name, and their kinds.
     federation: Arc<FederationConfig>,
+    /// Where token events go (`[[webhooks]]`); none in tests that do not ask for them.
+    webhooks: Option<WebhookService>,
 }
 
 impl AdminService {
@@ -179,6 +183,7 @@ impl AdminService {
             lifetimes: Arc::default(),
             actor: Arc::from(ADMIN_ACTOR),
             federation: Arc::default(),
+            webhooks: None,
         }
     }
 
@@ -230,6 +235,35 @@ impl AdminService {
             ));
         };
         fed.validate(kind).map_err(|e| e.within(&field))
+    }
+
+    /// Writes token events to `webhooks`' outbox after each change.
+    pub fn with_webhooks(mut self, webhooks: WebhookService) -> Self {
+        self.webhooks = Some(webhooks);
+        self
+    }
+
+    /// The webhooks this service writes token events to.
+    pub fn webhooks(&self) -> Option<&WebhookService> {
+        self.webhooks.as_ref()
+    }
+
+    /// Writes the token event `kind` about `token` (after its change is committed).
+    async fn notify(&self, kind: WebhookEvent, token: &Token) {
+        if let Some(w) = &self.webhooks {
+            w.token_event(kind, token, &self.actor).await;
+        }
+    }
+
+    /// `token.disabled` when a write disabled `token` (it was enabled before), else
+    /// `token.updated`.
+    async fn notify_changed(&self, was: Status, token: &Token) {
+        let kind = if was == Status::Enabled && token.status == Status::Disabled {
+            WebhookEvent::TokenDisabled
+        } else {
+            WebhookEvent::TokenUpdated
+        };
+        self.notify(kind, token).await;
     }
 
     /// Enforces each registry's `max_token_lifetime`.
@@ -339,6 +373,7 @@ impl AdminService {
         };
         self.store.create(&token).await?;
         let password = token.federation.is_none().then_some(password);
+        self.notify(WebhookEvent::TokenCreated, &token).await;
         Ok((token, password))
     }
 
@@ -374,6 +409,7 @@ impl AdminService {
             }
         }
         self.check_rule(registry, new.status, new.expiry, now, Some("properties"))?;
+        let was = existing.status;
         let mut token = Token {
             expiry: new.expiry,
             scopes: new.scopes,
@@ -387,6 +423,7 @@ impl AdminService {
         };
         token.set_status(new.status);
         self.update(&token).await?;
+        self.notify_changed(was, &token).await;
         Ok(PutOutcome::Replaced(token))
     }
 
@@ -402,6 +439,7 @@ impl AdminService {
             .get(registry, id)
             .await?
             .ok_or(AdminError::NotFound(id))?;
+        let was = token.status;
         if let Some(status) = changes.status {
             token.set_status(status);
         }
@@ -429,6 +467,7 @@ impl AdminService {
         token.modified = now;
         token.modified_by = self.actor.to_string();
         self.update(&token).await?;
+        self.notify_changed(was, &token).await;
         Ok(token)
     }
 
@@ -460,7 +499,10 @@ impl AdminService {
             token.modified = now;
             token.modified_by = self.actor.to_string();
             match self.update(&token).await {
-                Ok(()) => disabled.push(self.shown(token)),
+                Ok(()) => {
+                    self.notify(WebhookEvent::TokenDisabled, &token).await;
+                    disabled.push(self.shown(token));
+                }
                 Err(AdminError::NotFound(_)) => {}
                 Err(e) => return (disabled, Some(e)),
             }
@@ -522,6 +564,7 @@ impl AdminService {
             .await?
             .ok_or(AdminError::NotFound(id))?;
         if self.store.delete(registry, id).await? {
+            self.notify(WebhookEvent::TokenDeleted, &token).await;
             Ok(token)
         } else {
             Err(AdminError::NotFound(id))
@@ -659,6 +702,12 @@ impl AdminService {
             .collect())
     }
 
+    /// Every token whose expiry is at or before `within` from now, expired ones included
+    /// (for the expiry webhooks).
+    pub async fn expiring_until(&self, within: TimeDelta) -> Result<Vec<Token>, AdminError> {
+        Ok(self.store.expiring(self.clock.now() + within).await?)
+    }
+
     /// Whether the store can serve requests now (`/ready`).
     pub async fn ready(&self) -> Result<(), StoreError> {
         self.store.ready().await
@@ -675,6 +724,9 @@ impl AdminService {
         for t in &deleted {
             let expiry = t.expiry.map(|e| e.to_rfc3339()).unwrap_or_default();
             info!(token = %t.name, registry = %t.registry, id = %t.id, expiry, by = by.as_str(), "expired token deleted");
+            if let Some(w) = &self.webhooks {
+                w.token_expired(t).await;
+            }
         }
         Ok(deleted)
     }
@@ -710,6 +762,7 @@ impl AdminService {
         token.modified = now;
         token.modified_by = self.actor.to_string();
         self.update(&token).await?;
+        self.notify(WebhookEvent::TokenRotated, &token).await;
         Ok((token, password))
     }
 }

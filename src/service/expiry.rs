@@ -70,6 +70,26 @@ pub async fn run_warner(admin: AdminService, every: Duration) {
     }
 }
 
+/// How often the expiry webhooks (`token.expiring`, `token.expired`) look.
+pub const WEBHOOK_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Writes `token.expiring` and `token.expired` to the webhooks' outbox every `every`, once
+/// per token and expiry (their ids are derived, so replicas and restarts repeat nothing).
+/// Reads the expiry index only.
+pub async fn run_webhook_watch(admin: AdminService, every: Duration) {
+    let Some(webhooks) = admin.webhooks().filter(|w| w.active()).cloned() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match admin.expiring_until(webhooks.expiring_lead()).await {
+            Ok(tokens) => webhooks.check_expiries(&tokens).await,
+            Err(e) => warn!(error = %Chain(&e), "expiry check for the webhooks failed; retrying"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! Application services: the token decision (`auth`), token administration (`admin`) and
 //! its audit trail (`audit`), last-use tracking (`usage`), expiry warnings (`expiry`), the
-//! throttling of failed authentication (`throttle`) and the rate limit of anonymous requests
-//! (`anonymous`). The metrics they count are in [`crate::metrics`].
+//! throttling of failed authentication (`throttle`), the rate limit of anonymous requests
+//! (`anonymous`), registry activity (`activity`) and the webhooks for token events
+//! (`webhook`). The metrics they count are in [`crate::metrics`].
 //!
 //! Services take and return domain types; they know nothing of axum or wire formats.
 pub mod activity;
@@ -14,6 +15,7 @@ pub mod expiry;
 pub mod keys;
 pub mod throttle;
 pub mod usage;
+pub mod webhook;
 
 pub use admin::{
     AdminError, AdminService, ListFilter, NewToken, PutOutcome, SweepTrigger, TokenChanges,

@@ -242,6 +242,11 @@ impl SledActivity {
         })
     }
 
+    /// The webhooks' outbox, kept in this database (tree `outbox`).
+    pub fn outbox(&self) -> Result<super::outbox::SledOutbox, StoreError> {
+        super::outbox::SledOutbox::open(&self.db)
+    }
+
     fn record(&self, events: &[Event]) -> Result<usize, StoreError> {
         let mut added = 0;
         for e in events {
@@ -375,13 +380,13 @@ impl SledActivity {
     }
 }
 
-/// Runs `f` on a blocking thread (sled writes fsync).
-async fn blocking<T: Send + 'static>(
+/// Runs `f` on a blocking thread (sled writes fsync); the outbox's sled calls too.
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::backend("an activity store task failed", e))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        StoreError::backend("a task of the activity database (events, outbox) failed", e)
+    })?
 }
 
 #[async_trait]

@@ -1070,3 +1070,115 @@ mod sled {
 mod postgres {
     conformance!(crate::store::postgres::tests::open().await);
 }
+
+/// The webhooks' outbox ([`super::outbox::Outbox`]): each delivery id once, claims lease,
+/// outcomes saved, newest first, pruning keeps pending deliveries.
+pub(crate) mod outbox {
+    use chrono::Duration;
+    use uuid::Uuid;
+
+    use super::t0;
+    use crate::domain::webhook::{Delivery, DeliverySettings, DeliveryState, WebhookEvent};
+    use crate::store::outbox::Outbox;
+    use crate::store::StoreError;
+
+    fn delivery(n: u8, url: &str, at: chrono::DateTime<chrono::Utc>) -> Delivery {
+        Delivery::new(
+            Uuid::from_bytes([n; 16]),
+            WebhookEvent::TokenCreated,
+            url,
+            format!("{{\"n\":{n}}}"),
+            at,
+        )
+    }
+
+    pub(crate) async fn stores_each_delivery_once(s: &dyn Outbox) {
+        let a = delivery(1, "http://a", t0());
+        let b = delivery(1, "http://b", t0());
+        assert_ne!(a.id, b.id, "one event, two webhooks: two deliveries");
+        assert_eq!(s.enqueue(vec![a.clone(), b.clone()]).await.unwrap(), 2);
+        assert_eq!(
+            s.enqueue(vec![a.clone()]).await.unwrap(),
+            0,
+            "noticed twice"
+        );
+        assert_eq!(s.pending().await.unwrap(), 2);
+        assert_eq!(s.delivery(a.id).await.unwrap(), Some(a));
+        assert_eq!(s.delivery(Uuid::nil()).await.unwrap(), None);
+    }
+
+    pub(crate) async fn claims_lease_due_deliveries(s: &dyn Outbox) {
+        let now = t0();
+        let due = delivery(1, "http://a", now - Duration::seconds(5));
+        let later = delivery(2, "http://a", now);
+        let mut later = later;
+        later.next_at = now + Duration::seconds(20);
+        s.enqueue(vec![due.clone(), later.clone()]).await.unwrap();
+        let lease = now + Duration::seconds(30);
+        let claimed = s.claim(now, lease, 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].id, due.id);
+        assert_eq!(claimed[0].lease_until, Some(lease));
+        // Leased: not claimed again while the lease runs, by anyone.
+        assert!(s.claim(now, lease, 10).await.unwrap().is_empty());
+        // The claimer died: once the lease ran out, it is due again.
+        let after = lease + Duration::seconds(1);
+        let again = s
+            .claim(after, after + Duration::seconds(30), 10)
+            .await
+            .unwrap();
+        let ids: Vec<Uuid> = again.iter().map(|d| d.id).collect();
+        assert_eq!(ids, [due.id, later.id], "oldest due first");
+        // Racing claims never hand one delivery out twice.
+        let many: Vec<Delivery> = (10..40).map(|n| delivery(n, "http://r", now)).collect();
+        s.enqueue(many).await.unwrap();
+        let (x, y) = tokio::join!(s.claim(now, lease, 100), s.claim(now, lease, 100));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x.len() + y.len(), 30);
+        assert!(x.iter().all(|d| !y.iter().any(|e| e.id == d.id)));
+    }
+
+    pub(crate) async fn saves_outcomes_and_lists_newest_first(s: &dyn Outbox) {
+        let settings = DeliverySettings::default();
+        let mut a = delivery(1, "http://a", t0());
+        let b = delivery(2, "http://a", t0() + Duration::seconds(1));
+        s.enqueue(vec![a.clone(), b.clone()]).await.unwrap();
+        a.attempted(t0() + Duration::seconds(10), Some(204), None, &settings);
+        s.save(&a).await.unwrap();
+        assert_eq!(s.delivery(a.id).await.unwrap().unwrap(), a);
+        assert_eq!(s.pending().await.unwrap(), 1);
+        let recent = s.recent(10).await.unwrap();
+        assert_eq!(recent[0], a, "attempted last: listed first");
+        assert_eq!(recent[1].id, b.id);
+        assert_eq!(s.recent(1).await.unwrap().len(), 1);
+        let gone = delivery(9, "http://a", t0());
+        assert!(matches!(s.save(&gone).await, Err(StoreError::NotFound)));
+        // Pruning deletes finished deliveries created before the time, never pending ones.
+        assert_eq!(s.prune(t0() + Duration::days(1)).await.unwrap(), 1);
+        assert_eq!(s.delivery(a.id).await.unwrap(), None);
+        assert_eq!(
+            s.delivery(b.id).await.unwrap().unwrap().state,
+            DeliveryState::Pending
+        );
+    }
+
+    mod memory {
+        conformance!(@tests (crate::store::outbox::MemoryOutbox::default(), ()); stores_each_delivery_once, claims_lease_due_deliveries,
+            saves_outcomes_and_lists_newest_first);
+    }
+
+    mod sled {
+        fn open() -> (crate::store::outbox::SledOutbox, tempfile::TempDir) {
+            let dir = tempfile::tempdir().unwrap();
+            let a = crate::store::activity::SledActivity::open(dir.path()).unwrap();
+            (a.outbox().unwrap(), dir)
+        }
+        conformance!(@tests open(); stores_each_delivery_once, claims_lease_due_deliveries,
+            saves_outcomes_and_lists_newest_first);
+    }
+
+    mod postgres {
+        conformance!(@tests crate::store::postgres::tests::open().await; stores_each_delivery_once, claims_lease_due_deliveries,
+            saves_outcomes_and_lists_newest_first);
+    }
+}

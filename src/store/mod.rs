@@ -10,6 +10,8 @@
 //! layout), [`PgStore`] (PostgreSQL, for replicas; see its module for schema, caching and
 //! coherence) and [`MemoryStore`] (tests). All pass one conformance suite (`conformance.rs`).
 //! Test doubles are built from `crate::testing` (one fault-injecting store), not by hand.
+//! Beside the token store: registry events (`activity.rs`) and the webhooks' outbox
+//! (`outbox.rs`), each behind its own trait with its own conformance functions.
 //!
 //! Contract for every implementation:
 //! - every write is durable (flushed to disk, for disk backends) before the method returns;
@@ -40,6 +42,7 @@ pub mod activity;
 mod cache;
 pub mod memory;
 pub mod migrate;
+pub mod outbox;
 pub mod postgres;
 pub(crate) mod record;
 pub mod sled;

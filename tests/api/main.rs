@@ -18,3 +18,4 @@ mod openapi;
 mod support;
 mod throttle;
 mod token;
+mod webhooks;

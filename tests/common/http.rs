@@ -111,17 +111,24 @@ pub struct ClosedPort {
     addr: SocketAddr,
 }
 
+/// A TCP socket bound to a port of 127.0.0.1 the OS chose, not listening (connections to it
+/// are refused until it listens), and its address.
+pub fn bound_socket() -> (socket2::Socket, SocketAddr) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .expect("create a TCP socket");
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    socket.bind(&any.into()).expect("bind 127.0.0.1:0");
+    let addr = socket
+        .local_addr()
+        .expect("local address")
+        .as_socket()
+        .expect("an IP address");
+    (socket, addr)
+}
+
 impl ClosedPort {
     pub fn new() -> ClosedPort {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .expect("create a TCP socket");
-        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        socket.bind(&any.into()).expect("bind 127.0.0.1:0");
-        let addr = socket
-            .local_addr()
-            .expect("local address")
-            .as_socket()
-            .expect("an IP address");
+        let (socket, addr) = bound_socket();
         ClosedPort {
             _socket: socket,
             addr,

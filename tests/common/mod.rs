@@ -11,6 +11,7 @@
 //!   (an image layout written from scratch), `postgres` (a private PostgreSQL cluster), and
 //!   `oidc` (a real OpenID Connect issuer, oidc-provider under node, with its CA, minting ID
 //!   tokens; and forged ones for the keyless-CI tests).
+//! - `webhook`: a webhook receiver that records requests, holds them, or is down a while.
 //! - `images`: local stand-ins, built on a dockerd, for the base images the Dockerfile and
 //!   compose files name (debootstrap's Debian, a Rust builder, registry, PostgreSQL, haproxy);
 //!   `compose`: a project of the repository's compose files on a dockerd of its own, one at
@@ -43,6 +44,7 @@ pub mod process;
 pub mod regauth;
 pub mod registry;
 pub mod skopeo;
+pub mod webhook;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

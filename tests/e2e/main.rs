@@ -81,3 +81,4 @@ mod skopeo;
 mod startup;
 mod throttle;
 mod verifiers;
+mod webhooks;

@@ -22,7 +22,7 @@ const COLUMNS: &str = "registry, id, time, action, repository, tag, digest, medi
 impl PgStore {
     /// Runs `fut` within the call timeout (a task of its own, so that a caller that gives up
     /// does not cancel a batch half-way through its statement).
-    async fn on_runtime<T: Send + 'static>(
+    pub(super) async fn on_runtime<T: Send + 'static>(
         &self,
         what: &'static str,
         fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,

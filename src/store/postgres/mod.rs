@@ -43,6 +43,7 @@
 //! advisory lock: with several replicas, one sweeps and the others skip that round.
 mod activity;
 mod listener;
+mod outbox;
 pub mod schema;
 mod tls;
 

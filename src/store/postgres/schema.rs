@@ -117,6 +117,34 @@ CREATE INDEX regauth_events_repository ON regauth_events (registry, repository, 
 "#,
     ),
     (
+        6,
+        "webhook outbox",
+        r#"
+-- The webhooks' outbox (docs/webhooks.md): one row per event and webhook, written when the
+-- event happens and kept a week after it is delivered or given up. A replica claims due rows
+-- with FOR UPDATE SKIP LOCKED and leases them (lease_until) while it sends: a replica killed
+-- mid-delivery leaves a lease that runs out, and the row is due again. The webhook's secret
+-- is not kept: it is in each replica's configuration, found by url.
+CREATE TABLE regauth_webhook_deliveries (
+    id uuid PRIMARY KEY,
+    event_id uuid NOT NULL,
+    kind text NOT NULL,
+    url text NOT NULL,
+    body text NOT NULL,
+    created timestamptz NOT NULL,
+    state text NOT NULL,
+    attempts integer NOT NULL,
+    next_at timestamptz NOT NULL,
+    lease_until timestamptz,
+    last_attempt timestamptz,
+    last_status integer,
+    last_error text
+);
+CREATE INDEX regauth_webhook_deliveries_due ON regauth_webhook_deliveries (next_at, id) WHERE state = 'pending';
+CREATE INDEX regauth_webhook_deliveries_recent ON regauth_webhook_deliveries ((coalesce(last_attempt, created)) DESC, id DESC);
+"#,
+    ),
+    (
         7,
         "federated tokens",
         r#"

@@ -112,6 +112,7 @@ async fn migration_2_adds_owners_to_a_version_1_database() {
     cluster().sql(db_name(&url), "DROP TABLE regauth_admins");
     cluster().sql(db_name(&url), "DROP TABLE regauth_keyring");
     cluster().sql(db_name(&url), "DROP TABLE regauth_events");
+    cluster().sql(db_name(&url), "DROP TABLE regauth_webhook_deliveries");
     cluster().sql(
         db_name(&url),
         "ALTER TABLE regauth_refresh_grants DROP COLUMN expires",
