@@ -120,16 +120,16 @@ FUNCS=(
     'tracing_subscriber::fmt::fmt_layer::Layer<S,N,E,W> as tracing_subscriber::layer::Layer<S>>::on_event'
     'regauth::http::auth::reply'
     'regauth::http::extract::basic_credentials'
-    'regauth::domain::scope::parse_scope'
+    'regauth::domain::request::parse_scope'
+    'regauth::http::auth::scopes'
+    'regauth::logging::SafeVisitor as tracing_core::field::Visit>::record_debug'
     'regauth::http::extract::parse_pairs'
 )
-report() { # LABEL N
-    local label=$1 n=$2 file
-    file=$(ls "$WORK"/callgrind.out.*."$label"* 2>/dev/null | head -1)
-    [ -n "$file" ] || file=$(ls -t "$WORK"/callgrind.out.* | grep -v '\.[0-9]*$' | head -1)
+report() { # LABEL N DUMP-NUMBER
+    local label=$1 n=$2 file=$WORK/callgrind.out.$PID.$3 total
     callgrind_annotate --inclusive=yes --threshold=100 "$file" >"$WORK/$label.annotate.txt"
-    local total
-    total=$(awk '/PROGRAM TOTALS/ { gsub(/,/, "", $1); print $1; exit }' "$WORK/$label.annotate.txt")
+    # The dump's own total (callgrind_annotate's "PROGRAM TOTALS" can wrap after a zeroing).
+    total=$(awk '/^totals:/ { print $2; exit }' "$file")
     echo "### $label: $n requests, $((total / n)) instructions per request (whole process)"
     echo
     echo "| function (inclusive) | instructions per request |"
@@ -144,6 +144,6 @@ report() { # LABEL N
 {
     echo "Profile $(date -u +%Y-%m-%dT%H:%M:%SZ), $BIN_DIR/regauth, $CONNS connections, ${DURATION}s per route, load average $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
-    report auth "$AUTH_N"
-    report sign "$SIGN_N"
+    report auth "$AUTH_N" 1
+    report sign "$SIGN_N" 2
 } | tee "$WORK/profile.md"
