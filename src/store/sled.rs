@@ -734,48 +734,54 @@ impl Engine {
     }
 
     fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
-        let mut written = 0;
+        // One batch for all (sled applies it atomically), not a transaction per token: the
+        // per-token transactions of the background writer were the last-use cost in RSS
+        // (benches/RESULTS.md). Only `last_uses` changes; a token deleted meanwhile is
+        // handled after the batch.
+        let mut batch = sled::Batch::default();
+        let mut written = Vec::new();
         for u in uses {
-            let prefix = registry_prefix(&u.registry);
+            let Some(key) = self.ids.get(u.id.as_bytes()).map_err(backend)? else {
+                continue;
+            };
+            if !key.starts_with(&registry_prefix(&u.registry)) {
+                continue;
+            }
+            let stored = match self.last_uses.get(u.id.as_bytes()).map_err(backend)? {
+                Some(bytes) => Some(decode_last_use(u.id, &bytes)?),
+                // No entry yet: the record may hold one (a store written before `last_uses`,
+                // or an update carrying a use).
+                None => match self.tokens.get(&key).map_err(backend)? {
+                    Some(bytes) => decode_token(&key, &bytes)?.last_used,
+                    None => continue,
+                },
+            };
+            if stored.is_some_and(|old| old.at >= u.last_use.at) {
+                continue;
+            }
             let value = record::encode_last_use(u.last_use)
                 .map_err(|e| StoreError::backend(format!("encoding last use of {}", u.id), e))?;
-            // Only `last_uses` changes (a small entry, not the token's record), but `ids` is
-            // read inside the transaction so that a concurrent delete (which removes the
-            // entry) is either before or after this write.
-            let key = (&self.tokens, &self.ids, &self.last_uses)
-                .transaction(|(tokens, ids, last_uses)| {
-                    let Some(key) = ids.get(u.id.as_bytes())? else {
-                        return Ok(None);
-                    };
-                    if !key.starts_with(&prefix) {
-                        return Ok(None);
-                    }
-                    let stored = match last_uses.get(u.id.as_bytes())? {
-                        Some(bytes) => Some(decode_last_use(u.id, &bytes).or_else(abort)?),
-                        // No entry yet: the record may hold one (a store written before
-                        // `last_uses`, or an update carrying a use).
-                        None => match tokens.get(&key)? {
-                            Some(bytes) => decode_token(&key, &bytes).or_else(abort)?.last_used,
-                            None => return Ok(None),
-                        },
-                    };
-                    if stored.is_some_and(|old| old.at >= u.last_use.at) {
-                        return Ok(None);
-                    }
-                    last_uses.insert(&u.id.as_bytes()[..], value.as_slice())?;
-                    Ok(Some(key))
-                })
-                .map_err(tx_error)?;
-            if let Some(key) = key {
-                // The cached token shows its last use too.
-                self.hot.invalidate(&key);
-                written += 1;
+            batch.insert(&u.id.as_bytes()[..], value);
+            written.push((u.id, key));
+        }
+        if written.is_empty() {
+            return Ok(0);
+        }
+        self.last_uses.apply_batch(batch).map_err(backend)?;
+        let mut count = 0;
+        for (id, key) in &written {
+            // A delete that committed before the batch left an entry without its token: take
+            // it out (a delete after the batch removes the entry itself).
+            if self.ids.get(id.as_bytes()).map_err(backend)?.is_none() {
+                self.last_uses.remove(id.as_bytes()).map_err(backend)?;
+                continue;
             }
+            // The cached token shows its last use too.
+            self.hot.invalidate(key);
+            count += 1;
         }
-        if written > 0 {
-            self.flush()?;
-        }
-        Ok(written)
+        self.flush()?;
+        Ok(count)
     }
 
     fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
