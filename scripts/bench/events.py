@@ -102,7 +102,9 @@ def ingest(port, secret, senders, batch, seconds, tag, target=None):
     started = time.monotonic()
     for t in threads:
         t.start()
-    stop.wait(seconds)
+    deadline = started + seconds
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        time.sleep(0.1)
     stop.set()
     for t in threads:
         t.join()

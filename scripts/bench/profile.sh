@@ -103,9 +103,7 @@ SIGN_N=$(measure sign "$base/bench/sign")
 
 # The functions reported, as `callgrind_annotate` names them (a regular expression each).
 FUNCS=(
-    'regauth::http::auth::get_token'
     'regauth::service::auth::AuthService::issue'
-    'regauth::service::auth::AuthService::decide_throttled'
     'regauth::service::auth::AuthService::check_password'
     'regauth::store::sled::Engine::find_by_name'
     'regauth::domain::secret::SecretHash::of'

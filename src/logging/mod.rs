@@ -271,7 +271,10 @@ pub fn write_value(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
 pub fn write_quoted(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
     w.write_char('"')?;
     // Most values are printable ASCII with nothing to escape: one byte scan, one copy.
-    if value.bytes().all(|b| is_plain(b) && b != b'"' && b != b'\\') {
+    if value
+        .bytes()
+        .all(|b| is_plain(b) && b != b'"' && b != b'\\')
+    {
         w.write_str(value)?;
         return w.write_char('"');
     }

@@ -287,7 +287,9 @@ impl SledActivity {
             let (_, value) = entry.map_err(backend)?;
             let e = decode(&value)?;
             *counts.entry(prefix(&e.registry)).or_default() += 1;
-            *counts.entry(actor_prefix(&e.registry, &e.actor)).or_default() += 1;
+            *counts
+                .entry(actor_prefix(&e.registry, &e.actor))
+                .or_default() += 1;
         }
         let mut batch = sled::Batch::default();
         for (key, n) in counts {
@@ -297,6 +299,24 @@ impl SledActivity {
         self.counts.apply_batch(batch).map_err(backend)?;
         self.db.flush().map_err(backend)?;
         Ok(())
+    }
+
+    /// The event behind `value`, an entry of the tree `query` reads: the event itself, or
+    /// (by actor) its key in `events`; `None` when pruned meanwhile.
+    fn event_of(
+        &self,
+        query: &ActivityQuery,
+        value: sled::IVec,
+    ) -> Result<Option<Event>, StoreError> {
+        let bytes = if query.actor.is_some() {
+            match self.events.get(&value).map_err(backend)? {
+                Some(v) => v,
+                None => return Ok(None),
+            }
+        } else {
+            value
+        };
+        decode(&bytes).map(Some)
     }
 
     /// The number of events under `key` (a registry's or an actor's prefix).
@@ -389,15 +409,9 @@ impl SledActivity {
                     break;
                 }
                 let (_, value) = entry.map_err(backend)?;
-                let bytes = if query.actor.is_some() {
-                    match self.events.get(&value).map_err(backend)? {
-                        Some(v) => v,
-                        None => continue, // pruned meanwhile
-                    }
-                } else {
-                    value
-                };
-                items.push(decode(&bytes)?);
+                if let Some(e) = self.event_of(query, value)? {
+                    items.push(e);
+                }
             }
             return Ok(EventPage { items, total });
         }
@@ -412,15 +426,9 @@ impl SledActivity {
                 total += 1;
                 continue;
             }
-            let bytes = if query.actor.is_some() {
-                match self.events.get(&value).map_err(backend)? {
-                    Some(v) => v,
-                    None => continue, // pruned meanwhile
-                }
-            } else {
-                value
+            let Some(e) = self.event_of(query, value)? else {
+                continue;
             };
-            let e = decode(&bytes)?;
             if !query.matches(&e) {
                 continue;
             }
@@ -460,7 +468,9 @@ impl SledActivity {
             let mut id_key = p.clone();
             id_key.extend_from_slice(key.get(p.len() + 8..).unwrap_or_default());
             let e = decode(value).ok();
-            let counted = e.as_ref().map(|e| [p.clone(), actor_prefix(registry, &e.actor)]);
+            let counted = e
+                .as_ref()
+                .map(|e| [p.clone(), actor_prefix(registry, &e.actor)]);
             // One transaction per event: the event, its index entries and its counts go
             // together.
             (&self.events, &self.ids, &self.by_actor, &self.counts)
@@ -718,7 +728,14 @@ mod tests {
         {
             let s = SledActivity::open(dir.path()).unwrap();
             let batch = (0..5)
-                .map(|i| event("default", &format!("e{i}"), i, if i < 2 { "x" } else { "y" }))
+                .map(|i| {
+                    event(
+                        "default",
+                        &format!("e{i}"),
+                        i,
+                        if i < 2 { "x" } else { "y" },
+                    )
+                })
                 .collect();
             s.record_events(batch).await.unwrap();
             s.record_events(vec![event("other", "o", 0, "x")])
@@ -744,7 +761,10 @@ mod tests {
         s.record_events(vec![event("default", "e5", 5, "x")])
             .await
             .unwrap();
-        assert_eq!((total(None).await.total, total(Some("x")).await.total), (6, 3));
+        assert_eq!(
+            (total(None).await.total, total(Some("x")).await.total),
+            (6, 3)
+        );
         // The count is what is read: a changed count shows (the events are not counted).
         s.counts
             .insert(prefix("default"), &41u64.to_be_bytes()[..])

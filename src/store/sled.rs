@@ -1345,19 +1345,26 @@ mod tests {
             db.flush().unwrap();
         }
         let s = reopen(dir.path());
-        assert_eq!(s.get("default", a.id).unwrap().unwrap().last_used, Some(first));
+        assert_eq!(
+            s.get("default", a.id).unwrap().unwrap().last_used,
+            Some(first)
+        );
         let found = s.find_by_name("default", "used-before").unwrap().unwrap();
         assert_eq!(found.last_used, Some(first));
         let listed = s.list("default", 0, 10).unwrap().items;
         // By name: never-used, used-before.
-        assert_eq!(listed.iter().map(|t| t.last_used).collect::<Vec<_>>(), [None, Some(first)]);
+        assert_eq!(
+            listed.iter().map(|t| t.last_used).collect::<Vec<_>>(),
+            [None, Some(first)]
+        );
 
         // Never backwards, also against a use held by the record only.
         let earlier = used(t0(), "192.0.2.2");
         assert_eq!(s.record_uses(&[use_of(&a, earlier)]).unwrap(), 0);
         let later = used(t0() + Duration::minutes(2), "2001:db8::1");
         assert_eq!(
-            s.record_uses(&[use_of(&a, later), use_of(&b, first)]).unwrap(),
+            s.record_uses(&[use_of(&a, later), use_of(&b, first)])
+                .unwrap(),
             2
         );
         assert_eq!(
@@ -1376,10 +1383,20 @@ mod tests {
 
         let s = reopen(dir.path());
         let a_now = s.find_by_name("default", "used-before").unwrap().unwrap();
-        assert_eq!((a_now.status, a_now.last_used), (Status::Disabled, Some(later)));
-        assert_eq!(s.get("default", b.id).unwrap().unwrap().last_used, Some(first));
+        assert_eq!(
+            (a_now.status, a_now.last_used),
+            (Status::Disabled, Some(later))
+        );
+        assert_eq!(
+            s.get("default", b.id).unwrap().unwrap().last_used,
+            Some(first)
+        );
         assert!(s.delete("default", a.id).unwrap());
-        assert_eq!(s.last_uses.get(a.id.as_bytes()).unwrap(), None, "gone with its token");
+        assert_eq!(
+            s.last_uses.get(a.id.as_bytes()).unwrap(),
+            None,
+            "gone with its token"
+        );
         assert_eq!(s.last_uses.len(), 1);
     }
 
