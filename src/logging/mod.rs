@@ -164,7 +164,9 @@ impl SafeVisitor<'_> {
         self.separator()?;
         let message = field.name() == "message";
         if !message {
-            write!(self.writer, "{}=", field.name())?;
+            // `write_str` rather than `write!`: no format machinery for a fixed name.
+            self.writer.write_str(field.name())?;
+            self.writer.write_char('=')?;
         }
         let writer = &mut self.writer;
         let mut write = |text: &str| {
@@ -199,7 +201,8 @@ impl Visit for SafeVisitor<'_> {
             if field.name() == "message" {
                 write_bare(&mut self.writer, value)
             } else {
-                write!(self.writer, "{}=", field.name())?;
+                self.writer.write_str(field.name())?;
+                self.writer.write_char('=')?;
                 write_quoted(&mut self.writer, value)
             }
         });
@@ -236,6 +239,11 @@ fn must_escape(c: char) -> bool {
         )
 }
 
+/// A byte that is printable ASCII (space included): never [`must_escape`].
+fn is_plain(b: u8) -> bool {
+    (0x20..0x7f).contains(&b)
+}
+
 fn write_escaped(w: &mut impl fmt::Write, c: char) -> fmt::Result {
     match c {
         '\n' => w.write_str("\\n"),
@@ -262,6 +270,14 @@ pub fn write_value(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
 /// written as `\n`, `\r`, `\t` or `\u{..}`.
 pub fn write_quoted(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
     w.write_char('"')?;
+    // Most values are printable ASCII with nothing to escape: one byte scan, one copy.
+    if value
+        .bytes()
+        .all(|b| is_plain(b) && b != b'"' && b != b'\\')
+    {
+        w.write_str(value)?;
+        return w.write_char('"');
+    }
     let mut rest = value;
     while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || must_escape(c)) {
         w.write_str(&rest[..i])?;
@@ -279,6 +295,9 @@ pub fn write_quoted(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
 
 /// The message: as it is, but [`must_escape`] characters escaped.
 fn write_bare(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    if value.bytes().all(is_plain) {
+        return w.write_str(value);
+    }
     let mut rest = value;
     while let Some(i) = rest.find(must_escape) {
         w.write_str(&rest[..i])?;

@@ -21,9 +21,14 @@
 //! | `events` | registry `\0` time (µs, 8 bytes, sign flipped) event id | the event (postcard) |
 //! | `event_ids` | registry `\0` event id | the `events` key |
 //! | `events_by_actor` | registry `\0` actor `\0` time event id | the `events` key |
+//! | `event_counts` | registry `\0` (all its events), registry `\0` actor `\0` (an actor's) | the number of events (u64 big-endian) |
 //!
-//! A query by actor (a token's activity) reads that actor's index range only; a query with no
-//! filter but `since` counts keys without decoding events outside the page.
+//! A query by actor (a token's activity) reads that actor's index range only. A query with no
+//! filter besides the actor reads its `total` from `event_counts` and only the page's keys,
+//! so its cost does not grow with the number of events (a key count over 1 000 000 events took
+//! ~0.5 s, `benches/RESULTS.md`); one with `since` counts keys without decoding events outside
+//! the page. The counts change in the transaction that adds or removes an event; a database
+//! written before them is counted once when opened.
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Mutex;
@@ -167,7 +172,12 @@ pub struct SledActivity {
     events: sled::Tree,
     ids: sled::Tree,
     by_actor: sled::Tree,
+    counts: sled::Tree,
 }
+
+/// The key in `event_counts` saying that the counts cover every event (absent in a database
+/// written before the counts). Registry ids are slugs, so no count key starts with 0xff.
+const COUNTED: &[u8] = b"\xffcounted";
 
 impl std::fmt::Debug for SledActivity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -217,6 +227,28 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     end
 }
 
+fn read_count(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+/// Adds `delta` to each count in `keys`, inside a transaction.
+fn add_counts(
+    counts: &sled::transaction::TransactionalTree,
+    keys: &[Vec<u8>],
+    delta: i64,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    for key in keys {
+        let n = counts.get(key)?.map_or(0, |b| read_count(&b));
+        let next = n.saturating_add_signed(delta);
+        if next == 0 {
+            counts.remove(key.as_slice())?;
+        } else {
+            counts.insert(key.as_slice(), &next.to_be_bytes()[..])?;
+        }
+    }
+    Ok(())
+}
+
 fn decode(bytes: &[u8]) -> Result<Event, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::backend("a stored event is corrupt", e))
 }
@@ -234,12 +266,65 @@ impl SledActivity {
                     e,
                 )
             })?;
-        Ok(SledActivity {
+        let store = SledActivity {
             events: db.open_tree("events").map_err(backend)?,
             ids: db.open_tree("event_ids").map_err(backend)?,
             by_actor: db.open_tree("events_by_actor").map_err(backend)?,
+            counts: db.open_tree("event_counts").map_err(backend)?,
             db,
-        })
+        };
+        if store.counts.get(COUNTED).map_err(backend)?.is_none() {
+            store.count_all()?;
+        }
+        Ok(store)
+    }
+
+    /// Counts every event once (a database written before `event_counts`; nothing else
+    /// writes while it opens) and marks the counts complete.
+    fn count_all(&self) -> Result<(), StoreError> {
+        let mut counts: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
+        for entry in self.events.iter() {
+            let (_, value) = entry.map_err(backend)?;
+            let e = decode(&value)?;
+            *counts.entry(prefix(&e.registry)).or_default() += 1;
+            *counts
+                .entry(actor_prefix(&e.registry, &e.actor))
+                .or_default() += 1;
+        }
+        let mut batch = sled::Batch::default();
+        for (key, n) in counts {
+            batch.insert(key, &n.to_be_bytes()[..]);
+        }
+        batch.insert(COUNTED, &[][..]);
+        self.counts.apply_batch(batch).map_err(backend)?;
+        self.db.flush().map_err(backend)?;
+        Ok(())
+    }
+
+    /// The event behind `value`, an entry of the tree `query` reads: the event itself, or
+    /// (by actor) its key in `events`; `None` when pruned meanwhile.
+    fn event_of(
+        &self,
+        query: &ActivityQuery,
+        value: sled::IVec,
+    ) -> Result<Option<Event>, StoreError> {
+        let bytes = if query.actor.is_some() {
+            match self.events.get(&value).map_err(backend)? {
+                Some(v) => v,
+                None => return Ok(None),
+            }
+        } else {
+            value
+        };
+        decode(&bytes).map(Some)
+    }
+
+    /// The number of events under `key` (a registry's or an actor's prefix).
+    fn count(&self, key: &[u8]) -> Result<usize, StoreError> {
+        match self.counts.get(key).map_err(backend)? {
+            Some(bytes) => Ok(read_count(&bytes) as usize),
+            None => Ok(0),
+        }
     }
 
     /// The webhooks' outbox, kept in this database (tree `outbox`).
@@ -248,40 +333,53 @@ impl SledActivity {
     }
 
     fn record(&self, events: &[Event]) -> Result<usize, StoreError> {
-        let mut added = 0;
+        // Keys and values first, outside the transaction (it may run more than once).
+        let mut rows = Vec::with_capacity(events.len());
         for e in events {
             if e.registry.contains('\0') {
                 return Err(StoreError::message("a registry id contains NUL"));
+            }
+            if e.actor.contains('\0') {
+                return Err(StoreError::message("an actor name contains NUL"));
             }
             let mut id_key = prefix(&e.registry);
             id_key.extend_from_slice(e.id.as_bytes());
             let mut key = prefix(&e.registry);
             key.extend_from_slice(&time_key(e.time));
             key.extend_from_slice(e.id.as_bytes());
-            if e.actor.contains('\0') {
-                return Err(StoreError::message("an actor name contains NUL"));
-            }
-            let by_actor = actor_key(e);
             let value = postcard::to_stdvec(e)
                 .map_err(|err| StoreError::backend("cannot encode an event", err))?;
-            let new = (&self.events, &self.ids, &self.by_actor)
-                .transaction(|(events, ids, actors)| {
-                    if ids.get(&id_key)?.is_some() {
-                        return Ok(false);
+            let counted = [prefix(&e.registry), actor_prefix(&e.registry, &e.actor)];
+            rows.push((id_key, key, actor_key(e), value, counted));
+        }
+        // One transaction for the envelope (a transaction per event cost most of the
+        // ingestion time, benches/RESULTS.md); an id repeated within it is stored once, as
+        // the transaction reads its own writes.
+        let added = (&self.events, &self.ids, &self.by_actor, &self.counts)
+            .transaction(|(events, ids, actors, counts)| {
+                let mut added = 0;
+                let mut deltas: std::collections::BTreeMap<&[u8], i64> = Default::default();
+                for (id_key, key, by_actor, value, counted) in &rows {
+                    if ids.get(id_key)?.is_some() {
+                        continue;
                     }
                     ids.insert(id_key.as_slice(), key.as_slice())?;
                     events.insert(key.as_slice(), value.as_slice())?;
                     actors.insert(by_actor.as_slice(), key.as_slice())?;
-                    Ok::<bool, ConflictableTransactionError<StoreError>>(true)
-                })
-                .map_err(|e| match e {
-                    TransactionError::Abort(e) => e,
-                    TransactionError::Storage(e) => backend(e),
-                })?;
-            if new {
-                added += 1;
-            }
-        }
+                    for c in counted {
+                        *deltas.entry(c.as_slice()).or_default() += 1;
+                    }
+                    added += 1;
+                }
+                for (key, delta) in deltas {
+                    add_counts(counts, &[key.to_vec()], delta)?;
+                }
+                Ok::<usize, ConflictableTransactionError<StoreError>>(added)
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => backend(e),
+            })?;
         self.db.flush().map_err(backend)?;
         Ok(added)
     }
@@ -303,13 +401,28 @@ impl SledActivity {
         if let Some(since) = query.since {
             from.extend_from_slice(&time_key(since));
         }
-        let range = tree.range(from..end).rev();
-        let mut items = Vec::new();
-        let mut total = 0;
         let only_time = query.repository.is_none()
             && query.tag.is_none()
             && query.digest.is_none()
             && query.action.is_none();
+        if only_time && query.since.is_none() {
+            // Every event of the registry (or of the actor): counted in `event_counts`.
+            let total = self.count(&from)?;
+            let mut items = Vec::with_capacity(limit.min(total));
+            for entry in tree.range(from..end).rev().skip(offset) {
+                if items.len() >= limit {
+                    break;
+                }
+                let (_, value) = entry.map_err(backend)?;
+                if let Some(e) = self.event_of(query, value)? {
+                    items.push(e);
+                }
+            }
+            return Ok(EventPage { items, total });
+        }
+        let range = tree.range(from..end).rev();
+        let mut items = Vec::new();
+        let mut total = 0;
         for entry in range {
             let (_, value) = entry.map_err(backend)?;
             let in_page = total >= offset && items.len() < limit;
@@ -318,15 +431,9 @@ impl SledActivity {
                 total += 1;
                 continue;
             }
-            let bytes = if query.actor.is_some() {
-                match self.events.get(&value).map_err(backend)? {
-                    Some(v) => v,
-                    None => continue, // pruned meanwhile
-                }
-            } else {
-                value
+            let Some(e) = self.event_of(query, value)? else {
+                continue;
             };
-            let e = decode(&bytes)?;
             if !query.matches(&e) {
                 continue;
             }
@@ -365,13 +472,28 @@ impl SledActivity {
         for (key, value) in old.iter().zip(&old_values) {
             let mut id_key = p.clone();
             id_key.extend_from_slice(key.get(p.len() + 8..).unwrap_or_default());
-            // Index entries first: a reader never finds an index entry of a missing event
-            // that it would count (it skips those), nor an event without its id.
-            if let Ok(e) = decode(value) {
-                self.by_actor.remove(actor_key(&e)).map_err(backend)?;
-            }
-            self.ids.remove(id_key).map_err(backend)?;
-            self.events.remove(key).map_err(backend)?;
+            let e = decode(value).ok();
+            let counted = e
+                .as_ref()
+                .map(|e| [p.clone(), actor_prefix(registry, &e.actor)]);
+            // One transaction per event: the event, its index entries and its counts go
+            // together.
+            (&self.events, &self.ids, &self.by_actor, &self.counts)
+                .transaction(|(events, ids, actors, counts)| {
+                    if events.remove(key)?.is_none() {
+                        return Ok(());
+                    }
+                    ids.remove(id_key.as_slice())?;
+                    if let (Some(e), Some(counted)) = (&e, &counted) {
+                        actors.remove(actor_key(e))?;
+                        add_counts(counts, counted, -1)?;
+                    }
+                    Ok::<(), ConflictableTransactionError<StoreError>>(())
+                })
+                .map_err(|e| match e {
+                    TransactionError::Abort(e) => e,
+                    TransactionError::Storage(e) => backend(e),
+                })?;
         }
         if !old.is_empty() {
             self.db.flush().map_err(backend)?;
@@ -452,7 +574,7 @@ pub(crate) mod conformance {
         }
     }
 
-    fn ids(p: &EventPage) -> Vec<&str> {
+    pub(crate) fn ids(p: &EventPage) -> Vec<&str> {
         p.items.iter().map(|e| e.id.as_str()).collect()
     }
 
@@ -601,6 +723,58 @@ mod tests {
         answers_newest_first_with_filters(&SledActivity::open(&dir.path().join("b")).unwrap())
             .await;
         prunes_oldest_first(&SledActivity::open(&dir.path().join("c")).unwrap()).await;
+    }
+
+    /// Issue 19: a database written before `event_counts` is counted when opened, and the
+    /// counts then follow every write; a page's total is read, not counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sled_counts_a_database_written_before_the_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledActivity::open(dir.path()).unwrap();
+            let batch = (0..5)
+                .map(|i| {
+                    event(
+                        "default",
+                        &format!("e{i}"),
+                        i,
+                        if i < 2 { "x" } else { "y" },
+                    )
+                })
+                .collect();
+            s.record_events(batch).await.unwrap();
+            s.record_events(vec![event("other", "o", 0, "x")])
+                .await
+                .unwrap();
+            // What the previous version left: no counts at all.
+            s.counts.clear().unwrap();
+            s.db.flush().unwrap();
+        }
+        let s = SledActivity::open(dir.path()).unwrap();
+        let total = |actor: Option<&str>| {
+            let q = ActivityQuery {
+                actor: actor.map(str::to_string),
+                ..ActivityQuery::default()
+            };
+            let s = s.clone();
+            async move { s.events("default", &q, 0, 2).await.unwrap() }
+        };
+        let page = total(None).await;
+        assert_eq!((ids(&page), page.total), (vec!["e4", "e3"], 5));
+        assert_eq!(total(Some("x")).await.total, 2);
+        assert_eq!(total(Some("y")).await.total, 3);
+        s.record_events(vec![event("default", "e5", 5, "x")])
+            .await
+            .unwrap();
+        assert_eq!(
+            (total(None).await.total, total(Some("x")).await.total),
+            (6, 3)
+        );
+        // The count is what is read: a changed count shows (the events are not counted).
+        s.counts
+            .insert(prefix("default"), &41u64.to_be_bytes()[..])
+            .unwrap();
+        assert_eq!(total(None).await.total, 41);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -627,7 +627,7 @@ pub(crate) async fn refresh_add_find_cap(s: &dyn Store) {
         .is_some());
 }
 
-fn used(at: DateTime<Utc>, client: &str) -> crate::domain::LastUse {
+pub(crate) fn used(at: DateTime<Utc>, client: &str) -> crate::domain::LastUse {
     crate::domain::LastUse {
         at,
         client: Some(client.parse().unwrap()),
@@ -635,7 +635,7 @@ fn used(at: DateTime<Utc>, client: &str) -> crate::domain::LastUse {
     }
 }
 
-fn use_of(t: &Token, last_use: crate::domain::LastUse) -> super::TokenUse {
+pub(crate) fn use_of(t: &Token, last_use: crate::domain::LastUse) -> super::TokenUse {
     super::TokenUse {
         registry: t.registry.clone(),
         id: t.id,

@@ -1,5 +1,6 @@
-//! The bytes of the records in sled's `tokens` and `refresh` trees. Part of `store`: depends
-//! on `domain` (and postcard, serde) only; `sled.rs` calls the four functions below.
+//! The bytes of the records in sled's `tokens`, `refresh` and `last_uses` trees. Part of
+//! `store`: depends on `domain` (and postcard, serde) only; `sled.rs` calls the six functions
+//! below.
 //!
 //! Every record starts with a format byte:
 //!
@@ -25,6 +26,9 @@
 //! - `1` (read only): postcard of the domain types' serde form, with timestamps as RFC 3339
 //!   text and the hash as hex. Written by regauth before format 2; such records keep
 //!   working and are rewritten as format 2 when their token next changes.
+//!
+//! A `last_uses` record (one token's last use, [`encode_last_use`]) has its own format byte
+//! `1`: postcard of [`UseV3`], the last use of format 3 on its own.
 //!
 //! Decoding validates as much as the admin API does on input, so a damaged record is an
 //! error naming its key (in `sled.rs`), never a token that breaks a domain rule.
@@ -53,6 +57,8 @@ const FORMAT_POLICY: u8 = 4;
 const FORMAT_FEDERATED: u8 = 5;
 /// [`GrantV3`] (grants of federated logins only; others stay format 2).
 const FORMAT_FEDERATED_GRANT: u8 = 3;
+/// A last use on its own (`last_uses` tree): [`UseV3`].
+const FORMAT_LAST_USE: u8 = 1;
 
 /// An instant as whole seconds since 1970 and the nanoseconds within that second.
 type Instant = (i64, u32);
@@ -132,6 +138,37 @@ struct UseV3 {
     client: Option<Address>,
     /// [`PASSWORD_GRANT`] or [`REFRESH_GRANT`].
     grant: u8,
+}
+
+impl UseV3 {
+    fn of(u: LastUse) -> UseV3 {
+        UseV3 {
+            at: instant(u.at),
+            client: u.client.map(|a| match a {
+                IpAddr::V4(a) => Address::V4(a.octets()),
+                IpAddr::V6(a) => Address::V6(a.octets()),
+            }),
+            grant: match u.grant {
+                GrantKind::Password => PASSWORD_GRANT,
+                GrantKind::Refresh => REFRESH_GRANT,
+            },
+        }
+    }
+
+    fn last_use(self) -> Result<LastUse, String> {
+        Ok(LastUse {
+            at: datetime(self.at)?,
+            client: self.client.map(|a| match a {
+                Address::V4(a) => IpAddr::V4(Ipv4Addr::from(a)),
+                Address::V6(a) => IpAddr::V6(Ipv6Addr::from(a)),
+            }),
+            grant: match self.grant {
+                PASSWORD_GRANT => GrantKind::Password,
+                REFRESH_GRANT => GrantKind::Refresh,
+                other => return Err(format!("last use: unknown grant type byte {other}")),
+            },
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -254,17 +291,7 @@ pub fn encode_token(token: &Token) -> Result<Vec<u8>, String> {
     let v3 = TokenV3 {
         v2,
         previous: token.previous.map(|p| (p.hash.0, instant(p.until))),
-        last_used: token.last_used.map(|u| UseV3 {
-            at: instant(u.at),
-            client: u.client.map(|a| match a {
-                IpAddr::V4(a) => Address::V4(a.octets()),
-                IpAddr::V6(a) => Address::V6(a.octets()),
-            }),
-            grant: match u.grant {
-                GrantKind::Password => PASSWORD_GRANT,
-                GrantKind::Refresh => REFRESH_GRANT,
-            },
-        }),
+        last_used: token.last_used.map(UseV3::of),
     };
     let v4 = TokenV4 {
         v3,
@@ -383,23 +410,7 @@ fn token_from_v3(r: TokenV3<'_>) -> Result<Token, String> {
             })
         })
         .transpose()?;
-    token.last_used = r
-        .last_used
-        .map(|u| -> Result<LastUse, String> {
-            Ok(LastUse {
-                at: datetime(u.at)?,
-                client: u.client.map(|a| match a {
-                    Address::V4(a) => IpAddr::V4(Ipv4Addr::from(a)),
-                    Address::V6(a) => IpAddr::V6(Ipv6Addr::from(a)),
-                }),
-                grant: match u.grant {
-                    PASSWORD_GRANT => GrantKind::Password,
-                    REFRESH_GRANT => GrantKind::Refresh,
-                    other => return Err(format!("last use: unknown grant type byte {other}")),
-                },
-            })
-        })
-        .transpose()?;
+    token.last_used = r.last_used.map(UseV3::last_use).transpose()?;
     Ok(token)
 }
 
@@ -453,6 +464,25 @@ fn scope_from_v2(s: &ScopeV2<'_>) -> Result<Scope, String> {
 
 /// A refresh grant's record: format 3 for a federated login's grant, else format 2 (which
 /// every regauth since format 2 reads).
+/// The record of a token's last use in sled's `last_uses` tree: format byte 1, then postcard
+/// of the format-3 last use (instant, client address as 4 or 16 bytes, grant type byte): 12 to
+/// 27 bytes.
+pub fn encode_last_use(last_use: LastUse) -> Result<Vec<u8>, String> {
+    with_format(FORMAT_LAST_USE, &UseV3::of(last_use))
+}
+
+/// Decodes [`encode_last_use`]'s bytes.
+pub fn decode_last_use(bytes: &[u8]) -> Result<LastUse, String> {
+    match format_of(bytes)? {
+        (FORMAT_LAST_USE, rest) => {
+            let r: UseV3 = postcard::from_bytes(rest).map_err(|e| e.to_string())?;
+            r.last_use()
+        }
+        (other, _) => Err(format!("unknown last-use record format {other}")),
+    }
+}
+
+/// A refresh grant's record, in the current format.
 pub fn encode_grant(grant: &RefreshGrant) -> Result<Vec<u8>, String> {
     let v2 = GrantV2 {
         hash: grant.hash.0,

@@ -15,6 +15,7 @@
 //! | `counts` | registry id | number of tokens in it (u64 big-endian) |
 //! | `refresh` | SHA-256 of the refresh secret (32) | the grant's record (`record.rs`) |
 //! | `refresh_by_token` | token id (16) ++ created unix millis (8) ++ hash (32) | empty |
+//! | `last_uses` | token id (16) | the token's last use (`record.rs`: 13 to 28 bytes) |
 //!
 //! Millisecond keys are the `i64` with its sign bit flipped, big-endian, so byte order is
 //! numeric order also before 1970.
@@ -27,6 +28,12 @@
 //!   comes from `counts`, so it does not scan the registry.
 //! - `delete_expired(now)` scans `expiry` up to `now` only, never the token tree.
 //! - `refresh_by_token` keeps each token's grants oldest first, for the cap and for deletion.
+//! - Last uses, written in the background for up to 65 536 tokens a minute, live in
+//!   `last_uses`, a tree of small entries: rewriting whole token records for them grew sled's
+//!   in-memory page state by ~60 MB at 1 000 000 tokens (`benches/RESULTS.md`). A token read
+//!   shows the later of its record's last use (stores written before this tree, and updates
+//!   carrying a use) and its `last_uses` entry, so older stores keep their last uses without
+//!   a migration.
 //! - No in-memory index: memory is sled's page cache (bounded by `cache_bytes`) and the token
 //!   cache (bounded by bytes), so RSS stays flat with millions of tokens.
 //!
@@ -86,6 +93,8 @@ struct Engine {
     counts: Tree,
     refresh: Tree,
     refresh_by_token: Tree,
+    /// Last uses by token id (see the module doc).
+    last_uses: Tree,
     /// Named admins by name, JSON (`domain::Admin`).
     admins: Tree,
     /// Held across "scan `refresh_by_token`, then commit" (see the module doc).
@@ -126,6 +135,7 @@ impl SledStore {
             counts: tree("counts")?,
             refresh: tree("refresh")?,
             refresh_by_token: tree("refresh_by_token")?,
+            last_uses: tree("last_uses")?,
             admins: tree("admins")?,
             grant_lock: Mutex::new(()),
             hot: TokenCache::new(token_cache_bytes),
@@ -225,7 +235,7 @@ impl Engine {
         let mut pending = Vec::with_capacity(batch);
         for entry in self.tokens.iter() {
             let (key, bytes) = entry.map_err(backend)?;
-            pending.push(decode_token(&key, &bytes)?);
+            pending.push(self.with_last_use(decode_token(&key, &bytes)?)?);
             if pending.len() >= batch.max(1) {
                 total += pending.len();
                 f(std::mem::take(&mut pending))?;
@@ -263,12 +273,19 @@ impl Engine {
             .map_err(backend)
     }
 
-    /// Reads the token at `key` in `tokens`.
+    /// Reads the token at `key` in `tokens`, with its last use.
     fn token_at(&self, key: &[u8]) -> Result<Option<Token>, StoreError> {
         match self.tokens.get(key).map_err(backend)? {
-            Some(bytes) => decode_token(key, &bytes).map(Some),
+            Some(bytes) => self.with_last_use(decode_token(key, &bytes)?).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// `token` as decoded from its record, with the later of the record's last use and its
+    /// entry in `last_uses`.
+    fn with_last_use(&self, token: Token) -> Result<Token, StoreError> {
+        let entry = self.last_uses.get(token.id.as_bytes()).map_err(backend)?;
+        merge_last_use(token, entry.as_deref())
     }
 }
 
@@ -458,7 +475,7 @@ impl Engine {
         let entries = self.tokens.scan_prefix(registry_prefix(registry));
         for entry in entries.skip(offset).take(limit) {
             let (key, value) = entry.map_err(backend)?;
-            items.push(decode_token(&key, &value)?);
+            items.push(self.with_last_use(decode_token(&key, &value)?)?);
         }
         Ok(Page { items, total })
     }
@@ -481,7 +498,7 @@ impl Engine {
                 continue;
             }
             if total >= offset && items.len() < limit {
-                items.push(decode_token(&key, &value)?);
+                items.push(self.with_last_use(decode_token(&key, &value)?)?);
             }
             total += 1;
         }
@@ -619,6 +636,8 @@ impl Engine {
                     return Ok(None);
                 };
                 let token = decode_token(&name_key, &bytes).or_else(abort)?;
+                let entry = trees.last_uses.get(id.as_bytes())?;
+                let token = merge_last_use(token, entry.as_deref()).or_else(abort)?;
                 if token.expiry.is_none_or(|at| at > now) {
                     // Due in `now`'s millisecond but after `now` itself.
                     return Ok(None);
@@ -715,40 +734,54 @@ impl Engine {
     }
 
     fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
-        let mut written = 0;
+        // One batch for all (sled applies it atomically), not a transaction per token: the
+        // per-token transactions of the background writer were the last-use cost in RSS
+        // (benches/RESULTS.md). Only `last_uses` changes; a token deleted meanwhile is
+        // handled after the batch.
+        let mut batch = sled::Batch::default();
+        let mut written = Vec::new();
         for u in uses {
-            let prefix = registry_prefix(&u.registry);
-            // Only `tokens` changes, but `ids` is read inside the transaction so that a
-            // concurrent delete (which removes both) is either before or after this write.
-            let key = (&self.tokens, &self.ids)
-                .transaction(|(tokens, ids)| {
-                    let Some(key) = ids.get(u.id.as_bytes())? else {
-                        return Ok(None);
-                    };
-                    if !key.starts_with(&prefix) {
-                        return Ok(None);
-                    }
-                    let Some(bytes) = tokens.get(&key)? else {
-                        return Ok(None);
-                    };
-                    let mut token = decode_token(&key, &bytes).or_else(abort)?;
-                    if token.last_used.is_some_and(|old| old.at >= u.last_use.at) {
-                        return Ok(None);
-                    }
-                    token.last_used = LastUse::latest(token.last_used, Some(u.last_use));
-                    tokens.insert(&key, encode(&token).or_else(abort)?)?;
-                    Ok(Some(key))
-                })
-                .map_err(tx_error)?;
-            if let Some(key) = key {
-                self.hot.invalidate(&key);
-                written += 1;
+            let Some(key) = self.ids.get(u.id.as_bytes()).map_err(backend)? else {
+                continue;
+            };
+            if !key.starts_with(&registry_prefix(&u.registry)) {
+                continue;
             }
+            let stored = match self.last_uses.get(u.id.as_bytes()).map_err(backend)? {
+                Some(bytes) => Some(decode_last_use(u.id, &bytes)?),
+                // No entry yet: the record may hold one (a store written before `last_uses`,
+                // or an update carrying a use).
+                None => match self.tokens.get(&key).map_err(backend)? {
+                    Some(bytes) => decode_token(&key, &bytes)?.last_used,
+                    None => continue,
+                },
+            };
+            if stored.is_some_and(|old| old.at >= u.last_use.at) {
+                continue;
+            }
+            let value = record::encode_last_use(u.last_use)
+                .map_err(|e| StoreError::backend(format!("encoding last use of {}", u.id), e))?;
+            batch.insert(&u.id.as_bytes()[..], value);
+            written.push((u.id, key));
         }
-        if written > 0 {
-            self.flush()?;
+        if written.is_empty() {
+            return Ok(0);
         }
-        Ok(written)
+        self.last_uses.apply_batch(batch).map_err(backend)?;
+        let mut count = 0;
+        for (id, key) in &written {
+            // A delete that committed before the batch left an entry without its token: take
+            // it out (a delete after the batch removes the entry itself).
+            if self.ids.get(id.as_bytes()).map_err(backend)?.is_none() {
+                self.last_uses.remove(id.as_bytes()).map_err(backend)?;
+                continue;
+            }
+            // The cached token shows its last use too.
+            self.hot.invalidate(key);
+            count += 1;
+        }
+        self.flush()?;
+        Ok(count)
     }
 
     fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
@@ -776,6 +809,7 @@ struct AllTrees<'a> {
     counts: &'a TransactionalTree,
     refresh: &'a TransactionalTree,
     refresh_by_token: &'a TransactionalTree,
+    last_uses: &'a TransactionalTree,
 }
 
 impl Engine {
@@ -791,17 +825,21 @@ impl Engine {
             &self.counts,
             &self.refresh,
             &self.refresh_by_token,
+            &self.last_uses,
         )
-            .transaction(|(tokens, ids, expiry, counts, refresh, refresh_by_token)| {
-                f(&AllTrees {
-                    tokens,
-                    ids,
-                    expiry,
-                    counts,
-                    refresh,
-                    refresh_by_token,
-                })
-            })
+            .transaction(
+                |(tokens, ids, expiry, counts, refresh, refresh_by_token, last_uses)| {
+                    f(&AllTrees {
+                        tokens,
+                        ids,
+                        expiry,
+                        counts,
+                        refresh,
+                        refresh_by_token,
+                        last_uses,
+                    })
+                },
+            )
             .map_err(tx_error)
     }
 }
@@ -820,6 +858,7 @@ impl AllTrees<'_> {
         };
         let token = decode_token(key, &bytes).or_else(abort)?;
         self.ids.remove(id.as_bytes())?;
+        self.last_uses.remove(id.as_bytes())?;
         if let Some(at) = token.expiry {
             self.expiry.remove(&expiry_key(at, id)[..])?;
         }
@@ -954,6 +993,24 @@ fn decode_token(key: &[u8], bytes: &[u8]) -> Result<Token, StoreError> {
             e,
         )
     })
+}
+
+fn decode_last_use(id: Uuid, bytes: &[u8]) -> Result<LastUse, StoreError> {
+    record::decode_last_use(bytes).map_err(|e| {
+        StoreError::backend(
+            format!("undecodable record at key {id} in tree last_uses"),
+            e,
+        )
+    })
+}
+
+/// `token` with the later of its record's last use and `entry`, its `last_uses` record.
+fn merge_last_use(mut token: Token, entry: Option<&[u8]>) -> Result<Token, StoreError> {
+    if let Some(bytes) = entry {
+        let noted = decode_last_use(token.id, bytes)?;
+        token.last_used = LastUse::latest(token.last_used, Some(noted));
+    }
+    Ok(token)
 }
 
 fn decode_grant(hash: &[u8], bytes: &[u8]) -> Result<RefreshGrant, StoreError> {
@@ -1253,6 +1310,94 @@ mod tests {
         for r in readers {
             r.join().unwrap();
         }
+    }
+
+    /// Issue 22: a store written before the `last_uses` tree (the last use inside the token's
+    /// record, no such tree) opens with its last uses; later uses go to the tree as small
+    /// entries without rewriting the record, survive a reopen, and go with their token.
+    #[test]
+    fn last_uses_of_a_store_without_the_tree_are_kept() {
+        use crate::store::conformance::{use_of, used};
+        let dir = tempfile::tempdir().unwrap();
+        let first = used(t0() + Duration::minutes(1), "192.0.2.1");
+        let a = Token {
+            last_used: Some(first),
+            ..token("default", "used-before")
+        };
+        let b = token("default", "never-used");
+        let a_key = name_key("default", "used-before");
+        let a_record = encode(&a).unwrap();
+        {
+            // The previous version's layout: the record holds the last use; no `last_uses`.
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let (tokens, ids, counts) = (
+                db.open_tree("tokens").unwrap(),
+                db.open_tree("ids").unwrap(),
+                db.open_tree("counts").unwrap(),
+            );
+            for t in [&a, &b] {
+                let key = name_key("default", t.name.as_str());
+                tokens.insert(&key, encode(t).unwrap()).unwrap();
+                ids.insert(t.id.as_bytes(), key).unwrap();
+            }
+            counts.insert("default", &2u64.to_be_bytes()[..]).unwrap();
+            assert!(!db.tree_names().iter().any(|n| &n[..] == b"last_uses"));
+            db.flush().unwrap();
+        }
+        let s = reopen(dir.path());
+        assert_eq!(
+            s.get("default", a.id).unwrap().unwrap().last_used,
+            Some(first)
+        );
+        let found = s.find_by_name("default", "used-before").unwrap().unwrap();
+        assert_eq!(found.last_used, Some(first));
+        let listed = s.list("default", 0, 10).unwrap().items;
+        // By name: never-used, used-before.
+        assert_eq!(
+            listed.iter().map(|t| t.last_used).collect::<Vec<_>>(),
+            [None, Some(first)]
+        );
+
+        // Never backwards, also against a use held by the record only.
+        let earlier = used(t0(), "192.0.2.2");
+        assert_eq!(s.record_uses(&[use_of(&a, earlier)]).unwrap(), 0);
+        let later = used(t0() + Duration::minutes(2), "2001:db8::1");
+        assert_eq!(
+            s.record_uses(&[use_of(&a, later), use_of(&b, first)])
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            s.tokens.get(&a_key).unwrap().as_deref(),
+            Some(&a_record[..]),
+            "the token's record is not rewritten for a use"
+        );
+        assert!(s.last_uses.get(a.id.as_bytes()).unwrap().unwrap().len() < 32);
+        // An admin update from a read before the use keeps the later use.
+        s.update(&Token {
+            status: Status::Disabled,
+            ..a.clone()
+        })
+        .unwrap();
+        drop(s);
+
+        let s = reopen(dir.path());
+        let a_now = s.find_by_name("default", "used-before").unwrap().unwrap();
+        assert_eq!(
+            (a_now.status, a_now.last_used),
+            (Status::Disabled, Some(later))
+        );
+        assert_eq!(
+            s.get("default", b.id).unwrap().unwrap().last_used,
+            Some(first)
+        );
+        assert!(s.delete("default", a.id).unwrap());
+        assert_eq!(
+            s.last_uses.get(a.id.as_bytes()).unwrap(),
+            None,
+            "gone with its token"
+        );
+        assert_eq!(s.last_uses.len(), 1);
     }
 
     #[test]
