@@ -103,13 +103,17 @@ impl Environment {
         Environment { vars }
     }
 
-    /// The variable that set the key at `path` (the last one applied), if one did.
+    /// The variable that set the key at `path` (the last one applied), or one under it, if
+    /// one did.
     pub fn variable(&self, path: &[String]) -> Option<&str> {
-        self.vars
-            .iter()
-            .rev()
-            .find(|(_, key, _)| key.as_slice() == path)
-            .map(|(name, _, _)| name.as_str())
+        let found = |under: bool| {
+            self.vars
+                .iter()
+                .rev()
+                .find(|(_, key, _)| key.as_slice() == path || (under && key.starts_with(path)))
+                .map(|(name, _, _)| name.as_str())
+        };
+        found(false).or_else(|| found(true))
     }
 }
 

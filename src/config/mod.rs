@@ -1137,4 +1137,180 @@ mod tests {
             "{err}"
         );
     }
+    /// Every key of the example file is also a variable, `REGAUTH_SECTION__KEY`: set to the
+    /// example's value it changes nothing, set to nonsense it is refused under its name or
+    /// changes the key (a text key takes any text).
+    #[test]
+    fn every_key_is_a_variable() {
+        let example = include_str!("../../config/regauth.toml");
+        let table: toml::Table = toml::from_str(example).unwrap();
+        let defaults = Config::from_toml("").unwrap();
+        // The keys without a default, commented out in the example.
+        let mut keys: Vec<(Vec<String>, toml::Value)> = [
+            ("admin", "token", "a-long-enough-admin-token"),
+            ("metrics", "listen", ""),
+            ("store", "url", ""),
+            ("store", "ca_file", ""),
+        ]
+        .iter()
+        .map(|(s, k, v)| (vec![s.to_string(), k.to_string()], toml::Value::from(*v)))
+        .collect();
+        for (k, v) in &table {
+            match v {
+                toml::Value::Table(t) => keys.extend(
+                    t.iter()
+                        .map(|(s, v)| (vec![k.clone(), s.clone()], v.clone())),
+                ),
+                toml::Value::Array(_) => {} // [[registries]]: lists of tables have no variable
+                v => keys.push((vec![k.clone()], v.clone())),
+            }
+        }
+        assert!(keys.len() > 35, "{keys:?}");
+        for (path, value) in keys {
+            let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+            let var = env::variable_of(&parts);
+            let text = match &value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Array(a) => a
+                    .iter()
+                    .filter_map(toml::Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                v => v.to_string(),
+            };
+            let c = layered("", &[(&var, &text)]).unwrap_or_else(|e| panic!("{var}={text}: {e}"));
+            if path != ["admin", "token"] {
+                assert_eq!(c, defaults, "{var}={text}");
+            }
+            match layered("", &[(&var, "\u{1}nonsense")]) {
+                Err(e) => assert!(e.to_string().starts_with(&format!("{var}: ")), "{e}"),
+                Ok(c) => assert_ne!(c, defaults, "{var} was not read"),
+            }
+        }
+    }
+
+    /// The file, then the variables, for any key; a variable overrides only its own key.
+    #[test]
+    fn layers_file_then_variables_for_any_key() {
+        let file = "[jwt]\nissuer = \"corp\"\nttl_seconds = 900\n[store]\npool_size = 4\n[activity]\nretention = \"7d\"";
+        let c = layered(
+            file,
+            &[
+                ("REGAUTH_JWT__TTL_SECONDS", "600"),
+                ("REGAUTH_STORE__STATEMENT_TIMEOUT_MS", "1500"),
+                ("REGAUTH_ACTIVITY__RETENTION", "2w"),
+                ("REGAUTH_LOG__FORMAT", "json"),
+                ("REGAUTH_LIMITS__TRUSTED_PROXIES", "10.0.0.1, 10.0.0.2"),
+                ("HOME", "/root"),
+                ("REGAUTH_LOG", "debug"),
+                ("REGAUTH_URL", "http://elsewhere"),
+            ],
+        )
+        .unwrap();
+        assert_eq!((c.jwt.issuer.as_str(), c.jwt.ttl_seconds), ("corp", 600));
+        assert_eq!((c.store.pool_size, c.store.statement_timeout_ms), (4, 1500));
+        assert_eq!(c.activity.retention, chrono::TimeDelta::weeks(2));
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.limits.trusted_proxies.len(), 2);
+        // Empty: nobody is trusted (as the alias documents).
+        let c = layered("", &[("REGAUTH_LIMITS__TRUSTED_PROXIES", "")]).unwrap();
+        assert!(c.limits.trusted_proxies.is_empty());
+    }
+
+    /// The variables documented before the `__` rule set the same keys; when both spellings
+    /// are set, the `__` one wins.
+    #[test]
+    fn the_older_variables_are_aliases() {
+        for (alias, key) in env::ALIASES {
+            let parts: Vec<&str> = key.split('.').collect();
+            let uniform = env::variable_of(&parts);
+            assert_ne!(*alias, uniform.as_str());
+            for var in [*alias, uniform.as_str()] {
+                match layered("", &[(var, "\u{1}nonsense")]) {
+                    Err(e) => assert!(e.to_string().starts_with(&format!("{var}: ")), "{e}"),
+                    Ok(c) => assert_ne!(c, Config::from_toml("").unwrap(), "{var} was not read"),
+                }
+            }
+        }
+        let c = layered(
+            "",
+            &[
+                ("REGAUTH_LIMITS_AUTH_FAILURES", "7"),
+                ("REGAUTH_STORE_URL", "postgres://db/a"),
+                ("REGAUTH_STORE__URL", "postgres://db/b"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.limits.auth_failures, 7);
+        assert_eq!(c.store.url.as_deref(), Some("postgres://db/b"));
+    }
+
+    /// A value from the file is refused with its key, line and a caret under it, whether its
+    /// type is wrong or a check refuses it; from a variable, with the variable's name.
+    #[test]
+    fn errors_show_the_line_or_name_the_variable() {
+        let err =
+            Config::from_toml("listen = \"127.0.0.1:1\"\n[limits]\nanonymous_per_minute = \"x\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.starts_with("limits.anonymous_per_minute: \"x\" is not a whole number"),
+            "{err}"
+        );
+        assert!(err.contains("line 3, column 24"), "{err}");
+        assert!(
+            err.ends_with("3 | anonymous_per_minute = \"x\"\n  |                        ^^^"),
+            "{err}"
+        );
+        let err = Config::from_toml("[jwt]\nttl_seconds = 30")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("jwt.ttl_seconds: must be at least 60, got 30"),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("2 | ttl_seconds = 30\n  |               ^^"),
+            "{err}"
+        );
+        let err = Config::from_toml("[[registries]]\nid = \"a\"\nservice = \"s\"\nhostname = \"h\"\npublic = [\"ok/*\", \"Bad\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("registries[0].public[1]: "), "{err}");
+        assert!(err.ends_with("  |                   ^^^^^"), "{err}");
+        // The file's line is not shown for a value that may hold a secret.
+        let err = Config::from_toml("[admin]\ntoken = \"short-secret\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2, column 9") && !err.contains("short-secret"),
+            "{err}"
+        );
+
+        for (var, value, says) in [
+            (
+                "REGAUTH_LIMITS__ANONYMOUS_PER_MINUTE",
+                "x",
+                "\"x\" is not a whole number",
+            ),
+            (
+                "REGAUTH_JWT__TTL_SECONDS",
+                "30",
+                "must be at least 60, got 30",
+            ),
+            (
+                "REGAUTH_LIMITS__PER_MINUTE",
+                "5",
+                "unknown key `limits.per_minute`",
+            ),
+            ("REGAUTH_JWT__ISSUER__NAME", "x", ""),
+            ("REGAUTH_STORE__TLS", "on", "\"on\" must be one of"),
+        ] {
+            let err = layered("[jwt]\nttl_seconds = 300", &[(var, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(&format!("{var}: {says}")), "{err}");
+            assert!(!err.contains(" | "), "no file line for a variable: {err}");
+        }
+    }
 }
