@@ -421,23 +421,13 @@ fn variables_override_any_key_of_the_file() {
         ADMIN,
         "registry-config",
     ];
-    let out = regauth_in(dir.path(), &args, &[]).ok();
-    assert!(
-        out.stdout.contains("issuer: file-issuer\n"),
-        "{}",
-        out.stdout
-    );
-    let out = regauth_in(dir.path(), &args, &[("REGAUTH_JWT__ISSUER", "env-issuer")]).ok();
-    assert!(
-        out.stdout.contains("issuer: env-issuer\n"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("service: from-the-file\n"),
-        "{}",
-        out.stdout
-    );
+    let issuer = |env: &[(&str, &str)]| regauth_in(dir.path(), &args, env).ok().stdout;
+    let out = issuer(&[]);
+    assert!(out.contains("issuer: file-issuer\n"), "{out}");
+    let out = issuer(&[("REGAUTH_JWT__ISSUER", "env-issuer")]);
+    for want in ["issuer: env-issuer\n", "service: from-the-file\n"] {
+        assert!(out.contains(want), "{out}");
+    }
 
     for (var, value, says) in [
         (
