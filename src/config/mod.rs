@@ -6,6 +6,8 @@
 //!
 //! A new section: a `#[serde(default, deny_unknown_fields)]` struct with a `Default`, a field
 //! of [`Config`] with its `[section]` name, and its checks called from [`Config::validate`].
+//! A list of tables (`[[webhooks]]`) is a `Vec` field; name its keys `webhooks[0].url` in
+//! errors and they get their line and caret too. Document each key in docs/configuration.md.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
