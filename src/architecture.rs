@@ -22,8 +22,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("store", &["domain", "clock", "error"]),
     // Keys and claims; the keyring is shared between replicas through the PostgreSQL store.
     ("jwt", &["domain", "error", "files", "store"]),
-    // The configuration names the duration syntax (`api`) and the keys' defaults (`jwt`).
-    ("config", &["domain", "api", "jwt"]),
+    // The configuration names the duration syntax (`api`), the keys' defaults (`jwt`) and
+    // holds the store's settings (`store`, whose `[store]` section it reads).
+    ("config", &["domain", "api", "store", "jwt"]),
     ("logging", &["config"]),
     // Verifies OIDC ID tokens (keyless CI): fetches and caches only the configured issuers' keys.
     ("oidc", &["domain", "error", "metrics"]),

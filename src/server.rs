@@ -12,7 +12,6 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::config::TlsMode;
 use crate::error::Chain;
 use crate::http::admin_token::AdminToken;
 use crate::http::listener::{self, ConnectionLimits};
@@ -20,7 +19,6 @@ use crate::http::AppState;
 use crate::jwt;
 use crate::metrics::{self, Metrics};
 use crate::service::{expiry, usage, AdminService, SweepTrigger};
-use crate::store::postgres::{PgOptions, Tls};
 use crate::store::{PgStore, SledStore, Store};
 
 /// How often expired tokens are deleted. Expired tokens are refused at once anyway; the
@@ -85,7 +83,8 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
         }
     };
     let from_file = config
-        .admin_token
+        .admin
+        .token
         .is_none()
         .then(|| config.admin_token_file());
     let state = AppState::with_keys(config, store, keys, &admin_token, Clock::system())
@@ -219,7 +218,7 @@ fn open_pg_unchecked(config: &Config, url: &str) -> anyhow::Result<Arc<PgStore>>
     let runtime = tokio::runtime::Handle::try_current()
         .context("the PostgreSQL store needs the server's runtime")?;
     let store = runtime
-        .block_on(PgStore::open(pg_options(config, url)))
+        .block_on(PgStore::open(url, &config.store))
         .with_context(|| format!("cannot open the PostgreSQL store at {}", redact(url)))?;
     Ok(Arc::new(store))
 }
@@ -244,25 +243,6 @@ fn check_certificate(config: &Config, url: &str, store: &PgStore) -> anyhow::Res
     info!(store = "postgresql", database = %where_, tls = ?config.store.tls,
         pool_size = config.store.pool_size, certificate_sha256 = %fingerprint, "store open");
     Ok(())
-}
-
-/// The PostgreSQL options of `[store]`.
-pub fn pg_options(config: &Config, url: &str) -> PgOptions {
-    let s = &config.store;
-    PgOptions {
-        tls: match s.tls {
-            TlsMode::Disable => Tls::Disable,
-            TlsMode::Prefer => Tls::Prefer,
-            TlsMode::Require => Tls::Require,
-            TlsMode::VerifyFull => Tls::VerifyFull,
-        },
-        ca_file: s.ca_file.clone(),
-        pool_size: s.pool_size,
-        connect_timeout: Duration::from_millis(s.connect_timeout_ms),
-        statement_timeout: Duration::from_millis(s.statement_timeout_ms),
-        token_cache_bytes: s.token_cache_bytes,
-        ..PgOptions::new(url)
-    }
 }
 
 /// `url` without its password, for logs and messages.
@@ -562,7 +542,7 @@ async fn shutdown_signal() {
 /// The configured admin token, or the one in `<data_dir>/admin-token`, created (0600) when
 /// missing. The token itself is never logged; its file is.
 fn admin_token(config: &Config) -> anyhow::Result<String> {
-    if let Some(t) = &config.admin_token {
+    if let Some(t) = &config.admin.token {
         return Ok(t.clone());
     }
     let path = config.admin_token_file();
@@ -600,7 +580,7 @@ fn new_admin_token() -> anyhow::Result<String> {
 /// Returns the file's path.
 pub fn rotate_admin_token(config: &Config) -> anyhow::Result<PathBuf> {
     anyhow::ensure!(
-        config.admin_token.is_none(),
+        config.admin.token.is_none(),
         "the admin token is set in the configuration ([admin] token or REGAUTH_ADMIN_TOKEN); change it there and restart"
     );
     std::fs::create_dir_all(&config.data_dir)
@@ -626,22 +606,6 @@ mod tests {
     use crate::domain::Token;
     use crate::store::MemoryStore;
     use chrono::{TimeZone, Utc};
-
-    /// Every `[store]` setting reaches the PostgreSQL store, the token cache's size among them
-    /// (it was once left at its default whatever the config said).
-    #[test]
-    fn pg_options_carry_every_store_setting() {
-        let c = crate::config::Config::from_toml(
-            "[store]\nurl = \"postgres://db/regauth\"\npool_size = 3\nconnect_timeout_ms = 700\n\
-             statement_timeout_ms = 900\ntoken_cache_bytes = 0",
-        )
-        .unwrap();
-        let o = pg_options(&c, "postgres://db/regauth");
-        assert_eq!(o.token_cache_bytes, 0);
-        assert_eq!(o.pool_size, 3);
-        assert_eq!(o.connect_timeout, Duration::from_millis(700));
-        assert_eq!(o.statement_timeout, Duration::from_millis(900));
-    }
 
     /// The fingerprint is the lower-case hex SHA-256 of the certificate's DER (what the
     /// replicas compare and the log shows).

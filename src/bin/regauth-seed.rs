@@ -29,7 +29,7 @@ use chrono::Utc;
 use clap::Parser;
 use regauth::domain::secret::new_password;
 use regauth::domain::{Scope, SecretHash, Status, Token};
-use regauth::store::postgres::PgOptions;
+use regauth::store::StoreConfig;
 use regauth::store::{PgStore, SledStore, Store};
 use uuid::Uuid;
 
@@ -133,7 +133,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let mut store = match &args.store_url {
         Some(url) => Target::Postgres(
-            PgStore::open(PgOptions::new(url.clone())).await?,
+            PgStore::open(url, &StoreConfig::default()).await?,
             Vec::new(),
         ),
         None => Target::Sled(SledStore::open(&dir)?),

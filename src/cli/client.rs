@@ -87,7 +87,7 @@ impl ConnArgs {
             return Ok(t.clone());
         }
         let config = self.config()?;
-        if let Some(t) = config.admin_token.clone() {
+        if let Some(t) = config.admin.token.clone() {
             return Ok(t);
         }
         read_token_file(&config.admin_token_file())

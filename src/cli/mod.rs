@@ -623,7 +623,7 @@ fn store_migrate(
         .build()
         .map_err(|e| failed("cannot start the runtime", &e))?;
     let r = runtime.block_on(async {
-        let pg = PgStore::open(crate::server::pg_options(config, to))
+        let pg = PgStore::open(to, &config.store)
             .await
             .map_err(|e| failed(&format!("cannot open PostgreSQL at {where_}"), &e))?;
         migrate::copy(&sled, &pg)

@@ -77,7 +77,7 @@ impl std::str::FromStr for WebhookEvent {
 }
 
 /// One `[[webhooks]]` entry as written in the file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookEntry {
     pub url: Option<String>,

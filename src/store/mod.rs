@@ -45,10 +45,12 @@ pub mod migrate;
 pub mod outbox;
 pub mod postgres;
 pub(crate) mod record;
+pub mod settings;
 pub mod sled;
 
 pub use self::memory::MemoryStore;
 pub use self::postgres::PgStore;
+pub use self::settings::{StoreConfig, Tls};
 pub use self::sled::SledStore;
 
 /// Failures of the store. The handler maps `NameTaken`/`IdTaken` to 409, `NotFound` to 404,

@@ -868,9 +868,7 @@ fn readme_quick_start_runs_twice_from_a_fresh_clone() {
     let shell = |line: &str| {
         let mut cmd = Command::new("bash");
         cmd.args(["-c", line]).current_dir(dir);
-        for v in crate::common::regauth::REGAUTH_VARS {
-            cmd.env_remove(v);
-        }
+        crate::common::regauth::clear_regauth_vars(&mut cmd);
         cmd.envs(env.iter().map(|(k, v)| (k, v.as_str())));
         cmd
     };

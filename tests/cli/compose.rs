@@ -63,7 +63,7 @@ fn dockerfile_env() -> BTreeMap<String, String> {
 
 /// deploy/regauth-compose.toml as regauth reads it (no environment applied).
 fn compose_config() -> Config {
-    Config::load_with_env(Some(&repo("deploy/regauth-compose.toml")), |_| None)
+    Config::load_with_env(Some(&repo("deploy/regauth-compose.toml")), Vec::new())
         .expect("deploy/regauth-compose.toml")
 }
 

@@ -168,8 +168,19 @@ fn configuration_reference_names_every_key_and_variable() {
             reference.contains(&format!("`{key}`")),
             "docs/configuration.md does not document `{key}`"
         );
+        // And the variable every key outside `[[registries]]` is: REGAUTH_SECTION__KEY.
+        if key.starts_with("[[") {
+            continue;
+        }
+        let path = key.trim_start_matches('[').replace("] ", "__");
+        let var = format!("REGAUTH_{}", path.to_uppercase());
+        assert!(
+            reference.contains(&format!("`{key}` (`{var}`)")),
+            "docs/configuration.md does not name `{key}`'s variable `{var}` beside it"
+        );
     }
-    // Every REGAUTH_* name that appears in the source.
+    // Every REGAUTH_* name that appears in the source, but those with `__`: a key's variable
+    // is checked beside its key above, and the tests name made-up ones to see them refused.
     let mut vars = std::collections::BTreeSet::new();
     let mut dirs = vec![root().join("src")];
     while let Some(dir) = dirs.pop() {
@@ -185,7 +196,9 @@ fn configuration_reference_names_every_key_and_variable() {
                     .chars()
                     .take_while(|c| c.is_ascii_uppercase() || *c == '_')
                     .collect();
-                vars.insert(name);
+                if !name.contains("__") {
+                    vars.insert(name);
+                }
             }
         }
     }

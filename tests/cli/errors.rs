@@ -371,9 +371,18 @@ fn missing_admin_token_and_bad_config() {
         &["--config", bad.to_str().unwrap(), "token", "list"],
         &[],
     );
-    // Issue 10: toml's message keeps its lines: the quoted line and the caret under the key.
+    // Issue 10: the error names the key and shows the file's line with a caret under it.
     assert_eq!((out.code, out.stdout.as_str()), (2, ""), "{out:?}");
-    assert!(out.stderr.starts_with("regauth: config file "), "{out:?}");
+    assert!(
+        out.stderr.starts_with("regauth: listen_port: unknown key"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("--> {} line 1, column 1", bad.display())),
+        "{}",
+        out.stderr
+    );
     assert!(
         out.stderr.contains("\n1 | listen_port = 1\n  | ^"),
         "{}",
@@ -387,6 +396,59 @@ fn missing_admin_token_and_bad_config() {
     )
     .fails(2);
     assert!(err.contains("/nonexistent/regauth.toml"), "{err}");
+}
+
+/// Issue 22: every key is a variable (`REGAUTH_SECTION__KEY`) over the file, the older names
+/// still work, and a variable's bad value or unknown key is refused under its name.
+#[test]
+fn variables_override_any_key_of_the_file() {
+    let dir = temp_dir("rgcli-");
+    let config = dir.path().join("regauth.toml");
+    std::fs::write(
+        &config,
+        "[[registries]]\nid = \"a\"\nservice = \"from-the-file\"\nhostname = \"h:5000\"\n\
+         [jwt]\nissuer = \"file-issuer\"\n",
+    )
+    .unwrap();
+    let closed = ClosedPort::new();
+    let url = closed.url();
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--server",
+        url.as_str(),
+        "--admin-token",
+        ADMIN,
+        "registry-config",
+    ];
+    let issuer = |env: &[(&str, &str)]| regauth_in(dir.path(), &args, env).ok().stdout;
+    let out = issuer(&[]);
+    assert!(out.contains("issuer: file-issuer\n"), "{out}");
+    let out = issuer(&[("REGAUTH_JWT__ISSUER", "env-issuer")]);
+    for want in ["issuer: env-issuer\n", "service: from-the-file\n"] {
+        assert!(out.contains(want), "{out}");
+    }
+
+    for (var, value, says) in [
+        (
+            "REGAUTH_LIMITS__PER_MINUTE",
+            "5",
+            "unknown key `limits.per_minute`",
+        ),
+        (
+            "REGAUTH_LIMITS__LOCKOUT_SECONDS",
+            "soon",
+            "\"soon\" is not a whole number",
+        ),
+        (
+            "REGAUTH_LIMITS_LOCKOUT_SECONDS",
+            "soon",
+            "\"soon\" is not a whole number",
+        ),
+    ] {
+        let err = regauth_in(dir.path(), &args, &[(var, value)]).fails(2);
+        assert!(err.starts_with(&format!("{var}: {says}")), "{err}");
+    }
 }
 
 /// Issue 10: with `-o json`, every error is one JSON object on stderr (stdout stays empty for

@@ -21,20 +21,15 @@ pub const ADMIN: &str = "fixture-admin-token-0123456789";
 /// Service of the registry regauth declares when the config declares none.
 pub const DEFAULT_SERVICE: &str = "registry.local";
 
-/// Environment variables regauth reads; cleared for every child so the caller's shell cannot
-/// leak into a test.
-pub const REGAUTH_VARS: [&str; 10] = [
-    "REGAUTH_URL",
-    "REGAUTH_ADMIN_TOKEN",
-    "REGAUTH_CONFIG",
-    "REGAUTH_REGISTRY",
-    "REGAUTH_LISTEN",
-    "REGAUTH_DATA_DIR",
-    "REGAUTH_PUBLIC_URL",
-    "REGAUTH_LOG",
-    "REGAUTH_LOG_FORMAT",
-    "REGAUTH_METRICS_LISTEN",
-];
+/// Clears every `REGAUTH_*` variable of the caller for `cmd` (every configuration key is
+/// one, `REGAUTH_SECTION__KEY`), so the caller's shell cannot leak into a test.
+pub fn clear_regauth_vars(cmd: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("REGAUTH_") {
+            cmd.env_remove(name);
+        }
+    }
+}
 
 /// How long a start may take before it counts as hung (the machine is shared and slow).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -44,9 +39,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn regauth_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> CmdOutput {
     let mut cmd = Command::new(BIN);
     cmd.args(args).current_dir(cwd);
-    for v in REGAUTH_VARS {
-        cmd.env_remove(v);
-    }
+    clear_regauth_vars(&mut cmd);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -390,9 +383,7 @@ impl Regauth {
             .arg("--bound-address-file")
             .arg(self.bound_address_file())
             .current_dir(self.dir.path());
-        for v in REGAUTH_VARS {
-            cmd.env_remove(v);
-        }
+        clear_regauth_vars(&mut cmd);
         // plain text in the log file, which failing tests print
         cmd.env("NO_COLOR", "1").env(
             "REGAUTH_LOG",

@@ -290,7 +290,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn replicas_share_the_first_events_secret() {
         let (a, url) = super::super::tests::open().await;
-        let b = super::PgStore::open(super::super::tests::options(&url))
+        let b = super::PgStore::open(&url, &super::super::tests::options())
             .await
             .unwrap();
         // `events_secret` is synchronous (start-up runs it on a blocking thread).

@@ -48,7 +48,6 @@ pub mod schema;
 mod tls;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +61,7 @@ use uuid::Uuid;
 use self::listener::Shared;
 use super::cache::{GrantCache, TokenCache};
 use super::{record, Page, RefreshGrant, Store, StoreError, TokenUse};
+use super::{StoreConfig, Tls};
 use crate::domain::{Admin, LastUse, SecretHash, Status, Token};
 
 pub use self::listener::CHANNEL;
@@ -71,45 +71,6 @@ pub const SWEEP_LOCK: i64 = 0x7267_6175_7468_0002;
 
 /// The settings row holding the signing certificate's SHA-256 fingerprint.
 pub const CERTIFICATE_SETTING: &str = "signing_certificate_sha256";
-
-/// TLS to the database (`[store] tls`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tls {
-    Disable,
-    Prefer,
-    Require,
-    VerifyFull,
-}
-
-/// How to reach the database.
-#[derive(Debug, Clone)]
-pub struct PgOptions {
-    /// `postgres://user:password@host:port/database` (libpq-style `key=value` also works).
-    pub url: String,
-    pub tls: Tls,
-    /// CA certificates for [`Tls::VerifyFull`].
-    pub ca_file: Option<PathBuf>,
-    pub pool_size: usize,
-    pub connect_timeout: Duration,
-    pub statement_timeout: Duration,
-    /// Size of the cache of decoded tokens (0: none, and no cache of refresh grants either).
-    pub token_cache_bytes: u64,
-}
-
-impl PgOptions {
-    /// Defaults (as `[store]`'s) for `url`.
-    pub fn new(url: impl Into<String>) -> PgOptions {
-        PgOptions {
-            url: url.into(),
-            tls: Tls::Prefer,
-            ca_file: None,
-            pool_size: 16,
-            connect_timeout: Duration::from_secs(2),
-            statement_timeout: Duration::from_secs(5),
-            token_cache_bytes: super::cache::DEFAULT_CACHE_BYTES,
-        }
-    }
-}
 
 /// The keyring as stored in PostgreSQL (`regauth_keyring`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,20 +199,22 @@ impl PgStore {
     /// Connects, migrates the schema (see `schema.rs`) and starts the listener. Fails when the
     /// database cannot be reached within the connect timeout, or its schema is newer than
     /// this regauth knows. The connections and the listener run on the calling runtime.
-    pub async fn open(options: PgOptions) -> Result<PgStore, StoreError> {
-        let mut config: tokio_postgres::Config = options.url.parse().map_err(|e| {
+    /// `url` is the database's (`settings.url` is not read: the caller chose PostgreSQL by it).
+    pub async fn open(url: &str, settings: &StoreConfig) -> Result<PgStore, StoreError> {
+        let options = settings;
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             // The message of a parse error does not repeat the URL (which may hold a password).
             StoreError::backend("the store URL is not a PostgreSQL connection URL", e)
         })?;
         config
-            .connect_timeout(options.connect_timeout)
+            .connect_timeout(options.connect_timeout())
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10))
             .application_name("regauth")
             // Notices (e.g. "already exists, skipping") are not worth a log line each.
             .options(format!(
                 "-c statement_timeout={} -c client_min_messages=warning",
-                options.statement_timeout.as_millis()
+                options.statement_timeout_ms
             ))
             .ssl_mode(match options.tls {
                 Tls::Disable => SslMode::Disable,
@@ -269,9 +232,9 @@ impl PgStore {
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(options.connect_timeout))
-            .create_timeout(Some(options.connect_timeout))
-            .recycle_timeout(Some(options.connect_timeout))
+            .wait_timeout(Some(options.connect_timeout()))
+            .create_timeout(Some(options.connect_timeout()))
+            .recycle_timeout(Some(options.connect_timeout()))
             .build()
             .map_err(|e| StoreError::backend("PostgreSQL connection pool", e))?;
         let grants = if options.token_cache_bytes == 0 {
@@ -283,7 +246,7 @@ impl PgStore {
             TokenCache::new(options.token_cache_bytes),
             GrantCache::new(grants),
         ));
-        let call_timeout = options.connect_timeout + options.statement_timeout;
+        let call_timeout = options.connect_timeout() + options.statement_timeout();
         timed(call_timeout, "migrating the schema", async {
             let mut client = pool.get().await.map_err(pool_error)?;
             schema::migrate(&mut client).await
@@ -294,7 +257,7 @@ impl PgStore {
         let listener = tokio::spawn(listener::run(
             listen_config,
             tls,
-            options.connect_timeout,
+            options.connect_timeout(),
             shared.clone(),
         ))
         .abort_handle();

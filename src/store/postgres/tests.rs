@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Duration as Span;
 
-use super::{schema, PgOptions, PgStore, Tls};
+use super::{schema, PgStore, StoreConfig, Tls};
 use crate::domain::Status;
 use crate::store::{Store, StoreError};
 use crate::testing::{t0, token};
@@ -22,17 +22,17 @@ pub(crate) fn cluster() -> &'static PgCluster {
     CLUSTER.get_or_init(PgCluster::start)
 }
 
-pub(crate) fn options(url: &str) -> PgOptions {
-    PgOptions {
+pub(crate) fn options() -> StoreConfig {
+    StoreConfig {
         tls: Tls::Disable,
-        ..PgOptions::new(url)
+        ..StoreConfig::default()
     }
 }
 
 /// A store on a new database.
 pub(crate) async fn open() -> (PgStore, String) {
     let url = cluster().new_database();
-    (PgStore::open(options(&url)).await.unwrap(), url)
+    (PgStore::open(&url, &options()).await.unwrap(), url)
 }
 
 /// Reads `name` on `s` until it is in `s`'s cache: the notice of its create may arrive just
@@ -71,8 +71,9 @@ fn db_name(url: &str) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_run_once_under_the_lock_when_replicas_start_together() {
     let url = cluster().new_database();
+    let settings = options();
     let stores: Vec<PgStore> =
-        futures_util::future::join_all((0..4).map(|_| PgStore::open(options(&url))))
+        futures_util::future::join_all((0..4).map(|_| PgStore::open(&url, &settings)))
             .await
             .into_iter()
             .map(Result::unwrap)
@@ -129,7 +130,7 @@ async fn migration_2_adds_owners_to_a_version_1_database() {
         "1"
     );
 
-    let store = PgStore::open(options(&url)).await.unwrap();
+    let store = PgStore::open(&url, &options()).await.unwrap();
     assert_eq!(
         cluster().sql(
             db_name(&url),
@@ -181,7 +182,10 @@ async fn a_newer_schema_is_refused_with_a_clear_message() {
             "INSERT INTO regauth_schema (version, description) VALUES ({next}, 'from the future')"
         ),
     );
-    let err = PgStore::open(options(&url)).await.unwrap_err().to_string();
+    let err = PgStore::open(&url, &options())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains(&format!("schema is at version {next}"))
             && err.contains(&format!("newest this regauth knows ({})", schema::LATEST)),
@@ -250,7 +254,7 @@ async fn until_refused(s: &PgStore, g: &crate::store::RefreshGrant, what: &str) 
 async fn refresh_grants_are_cached_and_a_revocation_reaches_the_other_replica() {
     use crate::store::conformance::grant;
     let (a, url) = open().await;
-    let b = PgStore::open(options(&url)).await.unwrap();
+    let b = PgStore::open(&url, &options()).await.unwrap();
     wait_trusted(&b).await;
     let t = token("default", "laptop");
     a.create(&t).await.unwrap();
@@ -302,7 +306,7 @@ async fn refresh_grants_are_cached_and_a_revocation_reaches_the_other_replica() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disable_on_one_replica_reaches_the_other_replicas_cache() {
     let (a, url) = open().await;
-    let b = PgStore::open(options(&url)).await.unwrap();
+    let b = PgStore::open(&url, &options()).await.unwrap();
     wait_trusted(&b).await;
     let t = token("default", "shared");
     a.create(&t).await.unwrap();
@@ -350,7 +354,7 @@ async fn a_disable_on_one_replica_reaches_the_other_replicas_cache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_one_replica_knows_as_unknown_is_found_once_another_creates_it() {
     let (a, url) = open().await;
-    let b = PgStore::open(options(&url)).await.unwrap();
+    let b = PgStore::open(&url, &options()).await.unwrap();
     wait_trusted(&b).await;
     // B caches the name as absent (so an unknown name costs what a known one does)...
     assert!(b.find_by_name("default", "late").await.unwrap().is_none());
@@ -375,7 +379,7 @@ async fn a_name_one_replica_knows_as_unknown_is_found_once_another_creates_it() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_its_listener_a_replica_reads_through_and_drops_the_cache_on_reconnect() {
     let (a, url) = open().await;
-    let b = PgStore::open(options(&url)).await.unwrap();
+    let b = PgStore::open(&url, &options()).await.unwrap();
     wait_trusted(&b).await;
     let t = token("default", "watched");
     a.create(&t).await.unwrap();
@@ -421,7 +425,7 @@ async fn without_its_listener_a_replica_reads_through_and_drops_the_cache_on_rec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_one_replica_sweeps_at_a_time() {
     let (a, url) = open().await;
-    let b = PgStore::open(options(&url)).await.unwrap();
+    let b = PgStore::open(&url, &options()).await.unwrap();
     for i in 0..50 {
         a.create(&crate::store::conformance::expiring(
             "default",
@@ -461,13 +465,12 @@ async fn only_one_replica_sweeps_at_a_time() {
 async fn an_unreachable_database_is_unavailable_quickly_and_recovers() {
     let mut cluster = PgCluster::start();
     let url = cluster.new_database();
-    let store = PgStore::open(PgOptions {
-        connect_timeout: Duration::from_millis(500),
-        statement_timeout: Duration::from_millis(1000),
-        ..options(&url)
-    })
-    .await
-    .unwrap();
+    let settings = StoreConfig {
+        connect_timeout_ms: 500,
+        statement_timeout_ms: 1000,
+        ..options()
+    };
+    let store = PgStore::open(&url, &settings).await.unwrap();
     let t = token("default", "survivor");
     store.create(&t).await.unwrap();
     store.ready().await.unwrap();
@@ -517,7 +520,7 @@ async fn an_unreachable_database_is_unavailable_quickly_and_recovers() {
 async fn the_signing_certificate_is_recorded_once() {
     let (a, url) = open().await;
     assert_eq!(a.record_certificate("aa").await.unwrap(), "aa");
-    let b = PgStore::open(options(&url)).await.unwrap();
+    let b = PgStore::open(&url, &options()).await.unwrap();
     assert_eq!(
         b.record_certificate("bb").await.unwrap(),
         "aa",
@@ -638,13 +641,13 @@ async fn tls_modes_against_a_cluster_with_a_private_ca() {
     let url = cluster.new_database();
     let db = db_name(&url).to_string();
     let open = async |host: &str, tls: Tls, ca: Option<&std::path::Path>| {
-        PgStore::open(PgOptions {
+        let settings = StoreConfig {
             tls,
             ca_file: ca.map(|p| p.to_path_buf()),
-            connect_timeout: Duration::from_secs(2),
-            ..PgOptions::new(cluster.url_via(host, &db))
-        })
-        .await
+            connect_timeout_ms: 2_000,
+            ..StoreConfig::default()
+        };
+        PgStore::open(&cluster.url_via(host, &db), &settings).await
     };
 
     // verify-full: the chain against the CA file, the name against the certificate.
@@ -707,12 +710,11 @@ async fn tls_modes_against_a_cluster_with_a_private_ca() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_fails_against_a_server_without_tls() {
     let url = cluster().new_database();
-    let err = PgStore::open(PgOptions {
+    let settings = StoreConfig {
         tls: Tls::Require,
-        ..PgOptions::new(url)
-    })
-    .await
-    .unwrap_err();
+        ..StoreConfig::default()
+    };
+    let err = PgStore::open(&url, &settings).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
 }
 
@@ -725,7 +727,7 @@ async fn admin_changes_on_one_replica_reach_the_others_within_a_second() {
     use crate::service::admins::{AdminsService, NewAdmin};
 
     let (a, url) = open().await;
-    let b = PgStore::open(options(&url)).await.unwrap();
+    let b = PgStore::open(&url, &options()).await.unwrap();
     wait_trusted(&a).await;
     wait_trusted(&b).await;
     let on_a = AdminsService::new(Arc::new(a), Clock::system());
@@ -762,7 +764,7 @@ async fn admin_changes_on_one_replica_reach_the_others_within_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_keyring_round_trips_with_compare_and_set_and_notifies_other_replicas() {
     let (a, url) = open().await;
-    let b = PgStore::open(options(&url)).await.unwrap();
+    let b = PgStore::open(&url, &options()).await.unwrap();
     wait_trusted(&b).await;
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
