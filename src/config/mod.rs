@@ -1183,6 +1183,10 @@ mod tests {
             match v {
                 toml::Value::Table(t) => keys.extend(
                     t.iter()
+                        // [[federation.issuers]]: lists of tables have no variable
+                        .filter(|(_, v)| {
+                            !matches!(v, toml::Value::Array(a) if a.iter().any(toml::Value::is_table))
+                        })
                         .map(|(s, v)| (vec![k.clone(), s.clone()], v.clone())),
                 ),
                 toml::Value::Array(_) => {} // [[registries]]: lists of tables have no variable
