@@ -25,12 +25,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The configuration names the duration syntax (`api`) and the keys' defaults (`jwt`).
     ("config", &["domain", "api", "jwt"]),
     ("logging", &["config"]),
+    // Verifies OIDC ID tokens (keyless CI): fetches and caches only the configured issuers' keys.
+    ("oidc", &["domain", "error", "metrics"]),
     // Application services: domain types in, domain types out; no axum.
     (
         "service",
         &[
             "domain", "outcome", "clock", "error", "files", "api", "metrics", "store", "jwt",
-            "config",
+            "config", "oidc",
         ],
     ),
     // The only module that speaks axum and hyper.
@@ -38,7 +40,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "http",
         &[
             "domain", "outcome", "clock", "error", "api", "metrics", "store", "jwt", "config",
-            "service",
+            "oidc", "service",
         ],
     ),
     // Start-up: builds the state `http` owns, runs the background tasks.
@@ -46,7 +48,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "server",
         &[
             "domain", "outcome", "clock", "error", "files", "api", "metrics", "store", "jwt",
-            "config", "logging", "service", "http",
+            "config", "logging", "oidc", "service", "http",
         ],
     ),
     // Test support (`cfg(test)` or the `test-support` feature): builders and a fault store.
@@ -56,7 +58,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "cli",
         &[
             "domain", "outcome", "clock", "error", "files", "api", "metrics", "store", "jwt",
-            "config", "logging", "service", "http", "server",
+            "config", "logging", "oidc", "service", "http", "server",
         ],
     ),
 ];

@@ -49,6 +49,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[activity]`: the registries' events regauth keeps.
     pub activity: ActivityConfig,
+    /// `[federation]`: the OIDC issuers of federated tokens (keyless CI).
+    pub federation: crate::domain::federation::FederationConfig,
     /// The file this was read from, if any.
     pub source: Option<PathBuf>,
 }
@@ -379,6 +381,7 @@ struct FileConfig {
     metrics: Option<FileMetrics>,
     store: Option<FileStore>,
     activity: Option<FileActivity>,
+    federation: Option<crate::domain::federation::FederationConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -623,6 +626,11 @@ impl Config {
         };
         let store = resolve_store(file.store.unwrap_or_default(), &env)?;
         let activity = resolve_activity(file.activity.unwrap_or_default())?;
+        let federation = file.federation.unwrap_or_default();
+        federation.validate().map_err(|e| ConfigError::Invalid {
+            key: e.field,
+            message: e.rule,
+        })?;
         Ok(Config {
             listen,
             public_url,
@@ -638,6 +646,7 @@ impl Config {
             },
             store,
             activity,
+            federation,
             source,
         })
     }

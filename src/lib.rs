@@ -24,6 +24,7 @@ pub mod http;
 pub mod jwt;
 pub mod logging;
 pub mod metrics;
+pub mod oidc;
 pub mod outcome;
 pub mod server;
 pub mod service;

@@ -1,12 +1,13 @@
 //! Pure domain types and rules: token names, scopes, repository patterns and names,
-//! requested-scope parsing, the access decision, token secrets, and [`Patch`] (a field of a
-//! partial update).
+//! requested-scope parsing, the access decision, token secrets, [`Patch`] (a field of a
+//! partial update), and the federations of keyless CI ([`federation`]).
 //!
 //! Knows nothing of axum, sled or JWT: values are
 //! parsed at the edge into these types and trusted afterwards.
 pub mod access;
 pub mod activity;
 pub mod admin;
+pub mod federation;
 pub mod name;
 pub mod patch;
 pub mod pattern;

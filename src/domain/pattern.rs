@@ -49,6 +49,13 @@ fn next_char(s: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Whether `text` matches `pattern` (`*` any run, `?` one character, the rest literal and
+/// case-sensitive) over any characters: the claim conditions of a federation
+/// ([`super::federation`]), whose values are not repository names.
+pub fn matches_text(pattern: &str, text: &str) -> bool {
+    wildcard_match(pattern.as_bytes(), text.as_bytes())
+}
+
 /// Whole-string wildcard match: `*` any run (also empty, also across `/`), `?` one
 /// character, all other bytes literal.
 ///

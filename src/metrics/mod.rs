@@ -144,6 +144,57 @@ struct CertificateLabels {
     state: String,
 }
 
+/// How a fetch of an issuer's signing keys (discovery, then the JWKS) ended: the `outcome` of
+/// `regauth_jwks_fetches_total`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum JwksFetch {
+    /// Keys fetched and cached.
+    Ok,
+    /// No answer: connection refused, TLS failure, the 5-second timeout.
+    Unreachable,
+    /// An answer other than 2xx.
+    HttpError,
+    /// Not JSON, too large, no `jwks_uri`, or no usable key.
+    InvalidDocument,
+    /// The discovery document names another issuer.
+    WrongIssuer,
+}
+
+impl JwksFetch {
+    /// Every outcome.
+    pub const ALL: [JwksFetch; 5] = [
+        JwksFetch::Ok,
+        JwksFetch::Unreachable,
+        JwksFetch::HttpError,
+        JwksFetch::InvalidDocument,
+        JwksFetch::WrongIssuer,
+    ];
+
+    /// The label (and the log's outcome).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwksFetch::Ok => "ok",
+            JwksFetch::Unreachable => "unreachable",
+            JwksFetch::HttpError => "http_error",
+            JwksFetch::InvalidDocument => "invalid_document",
+            JwksFetch::WrongIssuer => "wrong_issuer",
+        }
+    }
+}
+
+impl EncodeLabelValue for JwksFetch {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+/// The series of `regauth_jwks_fetches_total`: bounded by the configured issuers.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JwksLabels {
+    issuer: String,
+    outcome: JwksFetch,
+}
+
 /// What the background pass counted in the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -172,6 +223,7 @@ pub struct Metrics {
     stats_age: Gauge<f64, AtomicU64>,
     certificates: Family<CertificateLabels, Gauge>,
     active_certificate: Gauge<i64, AtomicI64>,
+    jwks_fetches: Family<JwksLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -260,6 +312,12 @@ impl Metrics {
             "Not-after (Unix time) of the active signing key's certificate; registries refuse its tokens after it",
             active_certificate.clone(),
         );
+        let jwks_fetches = Family::<JwksLabels, Counter>::default();
+        registry.register(
+            "regauth_jwks_fetches",
+            "Fetches of OIDC issuers' signing keys (discovery and JWKS), by issuer and outcome (ok, unreachable, http_error, invalid_document, wrong_issuer)",
+            jwks_fetches.clone(),
+        );
         registry.register_collector(Box::new(process::ProcessCollector));
         Metrics {
             registry,
@@ -275,7 +333,28 @@ impl Metrics {
             stats_age,
             certificates,
             active_certificate,
+            jwks_fetches,
         }
+    }
+
+    /// Creates the series of a configured issuer at 0, so a failure shows as an increase.
+    pub fn jwks_issuer(&self, issuer: &str) {
+        for outcome in JwksFetch::ALL {
+            drop(self.jwks_fetches.get_or_create(&JwksLabels {
+                issuer: issuer.to_string(),
+                outcome,
+            }));
+        }
+    }
+
+    /// Counts one fetch of `issuer`'s keys (not on the hot path: a warm cache fetches nothing).
+    pub fn jwks_fetch(&self, issuer: &str, outcome: JwksFetch) {
+        self.jwks_fetches
+            .get_or_create(&JwksLabels {
+                issuer: issuer.to_string(),
+                outcome,
+            })
+            .inc();
     }
 
     /// Serves the not-after of every published signing certificate: (key id, state,
