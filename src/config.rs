@@ -1502,6 +1502,43 @@ mod tests {
     }
 
     #[test]
+    fn federation_issuers_default_to_github_and_gitlab_and_errors_name_the_key() {
+        use crate::domain::federation::IssuerKind;
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(
+            c.federation
+                .kind_of("https://token.actions.githubusercontent.com"),
+            Some(IssuerKind::Github)
+        );
+        assert_eq!(
+            c.federation.kind_of("https://gitlab.com"),
+            Some(IssuerKind::Gitlab)
+        );
+        let c = Config::from_toml(
+            "[federation]\nca_file = \"/etc/ca.pem\"\n\
+             [[federation.issuers]]\nurl = \"https://gitlab.example\"\nkind = \"gitlab\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.federation.issuers.len(), 1);
+        assert_eq!(c.federation.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(c.federation.kind_of("https://gitlab.com"), None);
+        let err = Config::from_toml(
+            "[[federation.issuers]]\nurl = \"http://gitlab.example\"\nkind = \"gitlab\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("federation.issuers[0].url: ")
+                && err.to_string().contains("https:// only"),
+            "{err}"
+        );
+        let err = Config::from_toml(
+            "[[federation.issuers]]\nurl = \"https://a\"\nkind = \"bitbucket\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bitbucket"), "{err}");
+    }
+
+    #[test]
     fn example_config_file_is_valid_and_equals_the_defaults() {
         let example = Config::from_toml(include_str!("../config/regauth.toml")).unwrap();
         assert_eq!(example, Config::from_toml("").unwrap());

@@ -12,6 +12,8 @@
 //! caller made up. Dependency direction: `oidc -> {domain, error, metrics}`.
 pub mod cache;
 pub mod jwk;
+#[cfg(test)]
+mod tests;
 pub mod token;
 
 use std::collections::HashMap;

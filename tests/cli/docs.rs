@@ -140,7 +140,20 @@ fn configuration_reference_names_every_key_and_variable() {
     let mut keys = Vec::new();
     for (k, v) in &table {
         match v {
-            toml::Value::Table(t) => keys.extend(t.keys().map(|s| format!("[{k}] {s}"))),
+            toml::Value::Table(t) => {
+                for (s, v) in t {
+                    // An array of tables within a table: `[[federation.issuers]] url`.
+                    match v.as_array().filter(|a| a.iter().all(toml::Value::is_table)) {
+                        Some(items) if !items.is_empty() => {
+                            keys.push(format!("[[{k}.{s}]]"));
+                            for item in items.iter().filter_map(toml::Value::as_table) {
+                                keys.extend(item.keys().map(|i| format!("[[{k}.{s}]] {i}")));
+                            }
+                        }
+                        _ => keys.push(format!("[{k}] {s}")),
+                    }
+                }
+            }
             toml::Value::Array(a) => {
                 for item in a.iter().filter_map(toml::Value::as_table) {
                     keys.extend(item.keys().map(|s| format!("[[{k}]] {s}")));
