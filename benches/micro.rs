@@ -96,6 +96,7 @@ fn token(name: &str, password: &str, scopes: Vec<Scope>) -> Token {
         networks: vec![],
         owner: None,
         description: None,
+        federation: None,
     }
 }
 

@@ -27,11 +27,19 @@ pub enum Denial {
     /// The right secret (or a live refresh token) of a token limited to networks that do not
     /// include the client's address, or from a client whose address is unknown.
     AddressNotAllowed,
+    /// A federated token's ID token was refused (the log line's `detail` says why: unknown
+    /// key, bad signature, wrong audience, expired, a claim condition...).
+    IdTokenRefused,
+    /// A federated login's session has ended: its refresh token or temporary password is
+    /// past `sessionSeconds`.
+    SessionEnded,
+    /// A token exchange names a token that has a password, not a federation.
+    NotFederated,
 }
 
 impl Denial {
     /// Every denial.
-    pub const ALL: [Denial; 8] = [
+    pub const ALL: [Denial; 11] = [
         Denial::UnknownName,
         Denial::WrongSecret,
         Denial::Disabled,
@@ -40,6 +48,9 @@ impl Denial {
         Denial::ForeignRefresh,
         Denial::GoneDuringLogin,
         Denial::AddressNotAllowed,
+        Denial::IdTokenRefused,
+        Denial::SessionEnded,
+        Denial::NotFederated,
     ];
 
     /// The `reason` field of the log line: a fixed string, so logging it allocates nothing.
@@ -53,6 +64,9 @@ impl Denial {
             Denial::ForeignRefresh => "refresh token issued for another service",
             Denial::GoneDuringLogin => "token disabled or deleted during login",
             Denial::AddressNotAllowed => "client address not allowed",
+            Denial::IdTokenRefused => "ID token refused",
+            Denial::SessionEnded => "federated session ended",
+            Denial::NotFederated => "token exchange for a token without a federation",
         }
     }
 }
@@ -84,10 +98,13 @@ pub enum Decision {
     NoCredentials,
     /// 500.
     Error,
+    /// 503: an ID token could not be checked: its issuer is unreachable and none of its
+    /// keys are cached.
+    IssuerUnreachable,
 }
 
 /// The decisions that carry no denial.
-const PLAIN_DECISIONS: [Decision; 8] = [
+const PLAIN_DECISIONS: [Decision; 9] = [
     Decision::Issued,
     Decision::NothingGranted,
     Decision::UnknownService,
@@ -96,7 +113,46 @@ const PLAIN_DECISIONS: [Decision; 8] = [
     Decision::AnonymousLimited,
     Decision::NoCredentials,
     Decision::Error,
+    Decision::IssuerUnreachable,
 ];
+
+/// How a token request authenticated (or tried to), as the metrics count decisions by grant
+/// type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GrantType {
+    /// A token's password (Basic auth or `grant_type=password`).
+    Password,
+    /// A refresh token.
+    Refresh,
+    /// A federated token's OIDC ID token as the password.
+    IdToken,
+    /// An RFC 8693 token exchange (an ID token for a temporary password).
+    Exchange,
+    /// A temporary password from a token exchange.
+    Temporary,
+}
+
+impl GrantType {
+    /// Every grant type.
+    pub const ALL: [GrantType; 5] = [
+        GrantType::Password,
+        GrantType::Refresh,
+        GrantType::IdToken,
+        GrantType::Exchange,
+        GrantType::Temporary,
+    ];
+
+    /// The metrics label: `password`, `refresh`, `id_token`, `exchange`, `temporary`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::Password => "password",
+            GrantType::Refresh => "refresh",
+            GrantType::IdToken => "id_token",
+            GrantType::Exchange => "exchange",
+            GrantType::Temporary => "temporary",
+        }
+    }
+}
 
 impl Decision {
     /// Every decision: the plain ones, then one per [`Denial::ALL`] (built at compile time,
@@ -244,7 +300,10 @@ mod tests {
                 | Denial::DeadRefresh
                 | Denial::ForeignRefresh
                 | Denial::GoneDuringLogin
-                | Denial::AddressNotAllowed => 8,
+                | Denial::AddressNotAllowed
+                | Denial::IdTokenRefused
+                | Denial::SessionEnded
+                | Denial::NotFederated => 11,
             }
         }
         fn decision(d: Decision) -> usize {
@@ -257,7 +316,8 @@ mod tests {
                 | Decision::AnonymousNothingGranted
                 | Decision::AnonymousLimited
                 | Decision::NoCredentials
-                | Decision::Error => 8,
+                | Decision::Error
+                | Decision::IssuerUnreachable => 9,
             }
         }
         fn action(a: AdminAction) -> usize {

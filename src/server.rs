@@ -42,6 +42,9 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
         ),
     }
     create_data_dir(&config.data_dir)?;
+    // An unreadable `[federation] ca_file` stops the start here, not each federated login.
+    crate::oidc::Verifier::new(&config.federation, Arc::new(crate::metrics::Metrics::new()))
+        .context("[federation] is not usable")?;
     // With PostgreSQL the keyring's state is in the database: the store opens first.
     let pg = match &config.store.url {
         Some(url) => Some((open_pg_unchecked(&config, url)?, url.clone())),

@@ -42,6 +42,7 @@ pub fn token(registry: &str, name: &str) -> Token {
         networks: vec![],
         owner: None,
         description: None,
+        federation: None,
     }
 }
 

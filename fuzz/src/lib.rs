@@ -77,6 +77,7 @@ pub fn token(clock: &Clock) -> Token {
         networks: vec![],
         owner: None,
         description: None,
+        federation: None,
     }
 }
 

@@ -32,11 +32,27 @@ pub struct AccessToken<'a> {
     pub refresh_token: Option<Cow<'a, str>>,
 }
 
+/// The reply of a token exchange (RFC 8693) on `POST /auth`: a temporary password of the
+/// federated token named by `audience`, for `docker login -u NAME` (or any client that sends
+/// Basic credentials), until it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExchangedToken {
+    /// The temporary password (`rgt_…`).
+    pub access_token: String,
+    /// `urn:ietf:params:oauth:token-type:access_token`.
+    pub issued_token_type: String,
+    /// `N_A`: not an OAuth access token to send as a bearer; a password.
+    pub token_type: String,
+    /// Seconds the password works: at most the federation's `sessionSeconds`.
+    pub expires_in: u64,
+}
+
 /// The form body of `POST /auth` (`application/x-www-form-urlencoded`). `scope` may be
 /// repeated as well as space-separated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenForm {
-    /// `password` or `refresh_token`.
+    /// `password`, `refresh_token`, or `urn:ietf:params:oauth:grant-type:token-exchange`
+    /// (RFC 8693: an ID token for a federated token's temporary password).
     #[schema(example = "password")]
     pub grant_type: String,
     /// The registry's service name.
@@ -47,9 +63,21 @@ pub struct TokenForm {
     /// With `grant_type=password`: the token's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    /// With `grant_type=password`: the token's password.
+    /// With `grant_type=password`: the token's password (a federated token's: the ID
+    /// token, or a temporary password).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// Token exchange: the CI job's OIDC ID token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_token: Option<String>,
+    /// Token exchange: `urn:ietf:params:oauth:token-type:id_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "urn:ietf:params:oauth:token-type:id_token")]
+    pub subject_token_type: Option<String>,
+    /// Token exchange: the federated token's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "ci-acme")]
+    pub audience: Option<String>,
     /// With `grant_type=refresh_token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,

@@ -28,16 +28,16 @@ mod token;
 
 pub use crate::domain::Patch;
 pub use activity::{ActivityEvent, ActivityPage, EventsReceived, Notifications};
-pub use auth::{AccessToken, RegistryError, RegistryErrors, TokenForm};
+pub use auth::{AccessToken, ExchangedToken, RegistryError, RegistryErrors, TokenForm};
 pub use duration::parse_duration;
 pub use error::{ErrorBody, ErrorMessage};
 pub use key::{Key, KeyCheck, KeyCreate, KeyList, KeyProbe};
 pub use registry::{Registry, RegistryList, RegistryProperties, TokenAuth};
 pub use time::rfc3339;
 pub use token::{
-    Credentials, DisabledTokens, GrantType, Links, Metadata, ResourceType, Scope, ScopeAction,
-    ScopeType, Token, TokenCreate, TokenPage, TokenPatch, TokenProperties, TokenPropertiesInput,
-    TokenRotate, TokenStatus,
+    Credentials, DisabledTokens, Federation, FederationCheck, FederationCheckResult, GrantType,
+    Links, Metadata, ResourceType, Scope, ScopeAction, ScopeType, Token, TokenCreate, TokenPage,
+    TokenPatch, TokenProperties, TokenPropertiesInput, TokenRotate, TokenStatus,
 };
 
 /// The admin API's path prefix.

@@ -1,4 +1,5 @@
 //! Tokens: the resource, its list page, and the POST/PUT/PATCH bodies.
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -148,6 +149,64 @@ pub struct Credentials {
     pub password: Option<String>,
 }
 
+/// A federated token's federation (keyless CI): the token has no password; it authenticates
+/// with a CI job's OIDC ID token that this describes. The ID token is the password of
+/// `docker login -u NAME`, or is exchanged for a temporary password (RFC 8693, `POST /auth`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Federation {
+    /// The ID tokens' issuer (`iss`), exactly; one of the server's `[[federation.issuers]]`
+    /// (regauth never fetches keys from a URL an API caller made up).
+    #[schema(example = "https://token.actions.githubusercontent.com")]
+    pub issuer: String,
+    /// The ID token's `aud` must contain one of these (1 to 16).
+    #[schema(example = json!(["https://registry.example.com"]))]
+    pub audiences: Vec<String>,
+    /// Claim name → exact value or pattern (`*` any run, `?` one character); every condition
+    /// must hold. Strings, numbers and booleans compare as text; a missing claim fails. The
+    /// conditions must pin an identity that cannot be re-registered: an exact
+    /// `repository_id` or `repository_owner_id` for a `github` issuer, `project_id` or
+    /// `namespace_id` for `gitlab`, `sub` for `generic`.
+    #[serde(default)]
+    #[schema(example = json!({"repository_owner_id": "1234567", "repository": "acme/*", "ref": "refs/heads/main"}))]
+    pub claims: BTreeMap<String, String>,
+    /// ID tokens whose `exp - iat` is longer are refused; default 3600, at most 86400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 86400, example = 3600)]
+    pub max_id_token_lifetime_seconds: Option<i64>,
+    /// How long a login made with an ID token stays usable (its refresh token, a temporary
+    /// password); default 3600, at most 86400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 86400, example = 3600)]
+    pub session_seconds: Option<i64>,
+    /// An inline JWK Set (public RSA or P-256 keys) used instead of the issuer's discovery:
+    /// for issuers regauth cannot reach (a Kubernetes API server, air-gapped sites).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+}
+
+/// The body of `POST .../tokens/{tokenId}/federation/check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FederationCheck {
+    /// The ID token to check against the token's federation (it is not stored or logged).
+    pub id_token: String,
+}
+
+/// The reply of `POST .../tokens/{tokenId}/federation/check`: whether the ID token would log
+/// in, and if not, every reason found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FederationCheckResult {
+    pub valid: bool,
+    /// One message per failure, e.g. `claim ref: "refs/heads/dev" does not match
+    /// "refs/heads/main"`.
+    pub failures: Vec<String>,
+    /// The ID token's claims as it states them (empty when it cannot be read).
+    #[schema(value_type = Object)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
 /// A token's properties.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -186,6 +245,9 @@ pub struct TokenProperties {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "CI pushes to team/*")]
     pub description: Option<String>,
+    /// A federated token's federation; absent for a password token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<Federation>,
 }
 
 /// The body of `POST .../tokens/{tokenId}/credentials` (rotation); it may be empty.
@@ -292,6 +354,13 @@ pub struct TokenPropertiesInput {
     /// Up to 500 characters, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Makes a federated token: no password (the reply has no `credentials.password`); it
+    /// authenticates with ID tokens. A scope's repository path may then use `${claim}`
+    /// (`ci/${repository}/*`), filled with the login's claim, lowercased. A token stays
+    /// what it was created as: a PUT keeps a password token without and a federated token
+    /// with a federation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<Federation>,
 }
 
 /// The body of `PATCH .../tokens/{tokenId}`: only what is sent changes; `"expiryDate": null`
@@ -320,6 +389,9 @@ pub struct TokenPatch {
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[schema(value_type = Option<String>)]
     pub description: Patch<String>,
+    /// Replaces a federated token's whole federation (a password token cannot get one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<Federation>,
 }
 
 /// The reply of `POST .../offboarding?owner=`: the tokens it disabled, sorted by name
@@ -401,6 +473,7 @@ mod tests {
                 allowed_networks: None,
                 owner: None,
                 description: None,
+                federation: None,
             },
         };
         assert_eq!(

@@ -178,6 +178,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             networks: vec![],
             owner: None,
             description: None,
+            federation: None,
         };
         store.add(token)?;
         if i % stride == 0 && i / stride < sample {
@@ -218,6 +219,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             networks: vec![],
             owner: None,
             description: None,
+            federation: None,
         };
         store.add(token)?;
     }

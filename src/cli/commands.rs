@@ -285,6 +285,7 @@ pub fn create(
             allowed_networks: (!policy.allow_from.is_empty()).then_some(policy.allow_from),
             owner: policy.owner,
             description: policy.description,
+            federation: None,
         },
     };
     // Ask for the hostname first: once the token exists, nothing may stop its password
@@ -434,6 +435,7 @@ pub fn update(ctx: &mut Ctx, token: &str, change: Update) -> Result<(), CliError
         allowed_networks: change.allow_from.map_or(Patch::Absent, Patch::Value),
         owner: change.owner,
         description: change.description,
+        federation: None,
     };
     let value = |p: &Patch<String>| match p {
         Patch::Value(v) => Some(v.clone()),

@@ -31,8 +31,8 @@ pub use request::{parse_scope, ResourceRequest, ScopeParseError};
 pub use scope::{validate_scope_list, Action, ActionSet, RegistryTarget, Scope, ScopeTarget};
 pub use secret::SecretHash;
 pub use token::{
-    validate_expiry, validate_grace, GrantKind, LastUse, PreviousSecret, Status, Token, MAX_GRACE,
-    MAX_SCOPES,
+    expand_scopes, validate_expiry, validate_grace, GrantKind, LastUse, PreviousSecret, Status,
+    Token, MAX_GRACE, MAX_SCOPES,
 };
 
 /// A rule broken by a client's input. `field` names where (e.g. `properties.scopes[2].actions`),

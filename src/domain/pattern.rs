@@ -32,6 +32,13 @@ impl RepoPattern {
     pub fn is_literal(&self) -> bool {
         !self.0.bytes().any(|b| b == b'*' || b == b'?')
     }
+
+    /// Whether the pattern names a claim (`${claim}`): a federated token's scope, expanded
+    /// with the claims of each login ([`super::federation::expand_template`]). Unexpanded it
+    /// matches nothing, since no repository name contains `$`.
+    pub fn is_template(&self) -> bool {
+        self.0.contains("${")
+    }
 }
 
 fn is_pattern_byte(b: u8) -> bool {
@@ -110,6 +117,12 @@ impl FromStr for RepoPattern {
                 format!("a repository pattern must be 1 to {MAX_LEN} characters, got {len}"),
             ));
         }
+        // A federated token's `${claim}` scope: its own rules (the placeholders name claims,
+        // and the path with them filled in is a pattern).
+        if s.contains("${") {
+            super::federation::validate_template(s)?;
+            return Ok(RepoPattern(s.to_string()));
+        }
         if let Some(bad) = s
             .chars()
             .find(|c| !c.is_ascii() || !is_pattern_byte(*c as u8))
@@ -118,7 +131,7 @@ impl FromStr for RepoPattern {
                 "name",
                 format!(
                     "a repository pattern may contain only a-z, 0-9, '.', '_', '-', '/', '*' \
-                     and '?', found {bad:?}"
+                     and '?' (and '${{claim}}' placeholders), found {bad:?}"
                 ),
             ));
         }
@@ -235,12 +248,34 @@ mod tests {
             ("a b", "found ' '"),
             ("a[b]", "found '['"),
             ("é", "found 'é'"),
+            ("ci/$repository", "found '$'"),
+            ("ci/{x}", "found '{'"),
+            ("ci/${repository", "is not closed"),
+            ("ci/${}/*", "a template is `${claim}`"),
+            ("ci/${a b}/*", "a template is `${claim}`"),
+            ("ci/${x}/A", "found 'A'"),
+            ("ci/${x}}", "found '}'"),
         ];
         for (input, rule_part) in cases {
             let e = input.parse::<RepoPattern>().unwrap_err();
             assert_eq!(e.field, "name");
             assert!(e.rule.contains(rule_part), "{input:?}: {}", e.rule);
         }
+    }
+
+    /// Templates parse, say so, and match nothing until expanded.
+    #[test]
+    fn claim_placeholders() {
+        for ok in [
+            "ci/${repository}/*",
+            "${namespace_id}-${project_id}",
+            "a/${Job.ID}",
+        ] {
+            let p = pat(ok);
+            assert!(p.is_template(), "{ok}");
+            assert!(!p.matches("ci/acme/app/x"));
+        }
+        assert!(!pat("ci/*").is_template());
     }
 
     #[test]

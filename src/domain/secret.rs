@@ -17,6 +17,8 @@ use subtle::ConstantTimeEq;
 pub const PASSWORD_PREFIX: &str = "rga_";
 /// Prefix of refresh tokens.
 pub const REFRESH_PREFIX: &str = "rgr_";
+/// Prefix of the temporary passwords a token exchange hands out (federated tokens).
+pub const TEMPORARY_PREFIX: &str = "rgt_";
 
 /// Base62 characters of randomness: 43 × log2(62) ≈ 256.03 bits.
 const RANDOM_LEN: usize = 43;
@@ -166,12 +168,15 @@ fn checksum_chars(mut crc: u32) -> String {
     out.iter().map(|&b| char::from(b)).collect()
 }
 
-/// Whether `secret` has a known prefix, the right length and a matching checksum: `rga_` or
-/// `rgr_` + 43 + 6 base62 characters, or `rgr_` + 32 lowercase hex digits + `_` + 43 + 6.
+/// Whether `secret` has a known prefix, the right length and a matching checksum: `rga_`,
+/// `rgr_` or `rgt_` + 43 + 6 base62 characters, or `rgr_` + 32 lowercase hex digits + `_` +
+/// 43 + 6.
 pub fn has_valid_checksum(secret: &str) -> bool {
     let bytes = secret.as_bytes();
     let random_from = if secret.len() == SECRET_LEN
-        && (secret.starts_with(PASSWORD_PREFIX) || secret.starts_with(REFRESH_PREFIX))
+        && (secret.starts_with(PASSWORD_PREFIX)
+            || secret.starts_with(REFRESH_PREFIX)
+            || secret.starts_with(TEMPORARY_PREFIX))
     {
         PASSWORD_PREFIX.len()
     } else if secret.len() == NAMED_REFRESH_LEN
@@ -258,6 +263,7 @@ mod tests {
         for (s, prefix) in [
             (new_password().unwrap(), "rga_"),
             (new_refresh_token().unwrap(), "rgr_"),
+            (try_new_secret(TEMPORARY_PREFIX).unwrap(), "rgt_"),
         ] {
             assert_eq!(s.len(), 53, "{s}");
             assert_eq!(SECRET_LEN, 53);

@@ -6,6 +6,8 @@
 //! authenticates until its grace period ends ([`Token::rotate`], [`Token::secret_matches`]).
 //! Last use: when, from where and how a token last authenticated ([`LastUse`]); recorded by
 //! the auth service off the request path.
+//! Federation: a token authenticates with its password, or, when it has a [`Federation`], with
+//! a CI job's OIDC ID token instead (keyless CI); such a token has no password anyone knows.
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -14,7 +16,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Description, Network, Owner, Scope, SecretHash, TokenName, ValidationError};
+use super::federation::{expand_template, Federation};
+use super::{
+    Description, Network, Owner, RepoPattern, Scope, ScopeTarget, SecretHash, TokenName,
+    ValidationError,
+};
 
 /// At most this many scopes per token.
 pub const MAX_SCOPES: usize = 100;
@@ -143,6 +149,11 @@ pub struct Token {
     /// What the token is for.
     #[serde(default)]
     pub description: Option<Description>,
+    /// A federated token's federation: it authenticates with ID tokens that meet it, and
+    /// `secret_hash` is then the hash of a random secret nobody was given (never rotated).
+    /// Boxed: a password token, read on every request, stays as small as it was.
+    #[serde(default)]
+    pub federation: Option<Box<Federation>>,
 }
 
 impl Token {
@@ -200,6 +211,29 @@ impl Token {
     pub fn is_usable(&self, now: DateTime<Utc>) -> bool {
         self.status == Status::Enabled && !self.is_expired(now)
     }
+}
+
+/// `scopes` for a login whose ID token had `claims`: each `${claim}` scope with the claims
+/// filled in (lowercased); a scope whose claim is missing, or whose result is no valid
+/// pattern, grants nothing and is left out. Scopes without a placeholder stay as they are.
+pub fn expand_scopes(
+    scopes: &[Scope],
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<Scope> {
+    scopes
+        .iter()
+        .filter_map(|s| match &s.target {
+            ScopeTarget::Repository(p) if p.is_template() => {
+                let pattern: RepoPattern = expand_template(p.as_str(), claims)?.parse().ok()?;
+                // A claim whose value looks like a placeholder must not make another one.
+                (!pattern.is_template()).then_some(Scope {
+                    target: ScopeTarget::Repository(pattern),
+                    actions: s.actions,
+                })
+            }
+            _ => Some(s.clone()),
+        })
+        .collect()
 }
 
 /// An expiry set by a create or update must be at least one hour after `now`.
@@ -406,6 +440,43 @@ mod tests {
         assert_eq!(LastUse::latest(Some(at(1)), Some(at(2))), Some(at(2)));
         assert_eq!(LastUse::latest(Some(at(2)), Some(at(1))), Some(at(2)));
         assert_eq!(GrantKind::Refresh.to_string(), "refresh_token");
+    }
+
+    /// Issue 18: `${claim}` scopes confine each repository of an organisation to its own
+    /// path; a missing claim or a value that makes no valid path grants nothing.
+    #[test]
+    fn templated_scopes_expand_per_login() {
+        let scopes = vec![
+            Scope::parse(
+                "repository",
+                "ci/${repository}/*",
+                &["pull".into(), "push".into()],
+            )
+            .unwrap(),
+            Scope::parse("repository", "base/*", &["pull".into()]).unwrap(),
+        ];
+        let claims = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let names =
+            |s: Vec<Scope>| -> Vec<String> { s.iter().map(|s| s.name_str().to_string()).collect() };
+        assert_eq!(
+            names(expand_scopes(
+                &scopes,
+                &claims(serde_json::json!({"repository": "Acme/App"}))
+            )),
+            ["ci/acme/app/*", "base/*"]
+        );
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"repository": "acme app"}),
+            serde_json::json!({"repository": "*"}),
+            serde_json::json!({"repository": "${repository}"}),
+        ] {
+            assert_eq!(
+                names(expand_scopes(&scopes, &claims(bad.clone()))),
+                ["base/*"],
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ use super::extract::{
 use super::state::AppState;
 use crate::api::{self, ErrorBody, ResourceType};
 use crate::config::RegistryConfig;
+use crate::domain::federation::Federation;
 use crate::domain::{
     parse_networks, validate_grace, Description, Network, Owner, Patch, Principal, Scope, Status,
     Token, TokenName, ValidationError,
@@ -89,10 +90,50 @@ fn text<T: std::str::FromStr<Err = ValidationError>>(
         .transpose()
 }
 
+/// A federation from the wire: the defaults filled in, the seconds made durations. Its rules
+/// (issuer configured, pinning, limits) are the admin service's to check.
+fn federation(f: api::Federation, field: &str) -> Result<Federation, ValidationError> {
+    let seconds = |v: Option<i64>, default: TimeDelta, key: &str| match v {
+        None => Ok(default),
+        Some(s) => TimeDelta::try_seconds(s)
+            .filter(|d| *d > TimeDelta::zero())
+            .ok_or_else(|| {
+                ValidationError::new(
+                    format!("{field}.{key}"),
+                    format!("must be a positive number of seconds, got {s}"),
+                )
+            }),
+    };
+    let mut fed = Federation::new(f.issuer, f.audiences, f.claims);
+    fed.max_id_token_lifetime = seconds(
+        f.max_id_token_lifetime_seconds,
+        fed.max_id_token_lifetime,
+        "maxIdTokenLifetimeSeconds",
+    )?;
+    fed.session = seconds(f.session_seconds, fed.session, "sessionSeconds")?;
+    fed.jwks = f.jwks;
+    Ok(fed)
+}
+
+fn federation_out(f: &Federation) -> api::Federation {
+    api::Federation {
+        issuer: f.issuer.clone(),
+        audiences: f.audiences.clone(),
+        claims: f.claims.clone(),
+        max_id_token_lifetime_seconds: Some(f.max_id_token_lifetime.num_seconds()),
+        session_seconds: Some(f.session.num_seconds()),
+        jwks: f.jwks.clone(),
+    }
+}
+
 fn new_token(p: api::TokenPropertiesInput) -> Result<NewToken, ValidationError> {
     let name: TokenName = p.name.parse().map_err(|e| under(e, Some("properties")))?;
     let props = Some("properties");
     Ok(NewToken {
+        federation: p
+            .federation
+            .map(|f| federation(f, "properties.federation"))
+            .transpose()?,
         networks: networks(p.allowed_networks.as_deref().unwrap_or_default(), props)?,
         owner: text::<Owner>(p.owner.as_deref(), props)?,
         description: text::<Description>(p.description.as_deref(), props)?,
@@ -119,6 +160,10 @@ fn changes(p: api::TokenPatch) -> Result<TokenChanges, ValidationError> {
         },
         owner: p.owner.try_map(|o| o.parse::<Owner>())?,
         description: p.description.try_map(|d| d.parse::<Description>())?,
+        federation: p
+            .federation
+            .map(|f| federation(f, "federation"))
+            .transpose()?,
     })
 }
 
@@ -179,6 +224,7 @@ fn token_out(state: &AppState, t: Token, password: Option<String>) -> api::Token
             allowed_networks: t.networks.iter().map(|n| n.to_string()).collect(),
             owner: t.owner.map(String::from),
             description: t.description.map(String::from),
+            federation: t.federation.as_deref().map(federation_out),
         },
     }
 }
@@ -343,8 +389,8 @@ fn served<T>(result: Result<T, crate::service::AdminError>) -> Result<T, ApiErro
     result.map_err(ApiError::from)
 }
 
-fn created(state: &AppState, token: Token, password: String) -> Response {
-    let out = token_out(state, token, Some(password));
+fn created(state: &AppState, token: Token, password: Option<String>) -> Response {
+    let out = token_out(state, token, password);
     let location = HeaderValue::from_str(&out.href).ok();
     let mut resp = (StatusCode::CREATED, Json(out)).into_response();
     if let Some(v) = location {
@@ -613,7 +659,8 @@ pub async fn list_tokens(
     }))
 }
 
-/// Create a token. The reply is the only one that carries its password.
+/// Create a token. The reply is the only one that carries its password (a federated token
+/// has none: it authenticates with ID tokens).
 #[utoipa::path(
     post, path = "/api/v1/registries/{registryId}/tokens", tag = "tokens",
     operation_id = "registriesTokensPost",
@@ -621,10 +668,12 @@ pub async fn list_tokens(
     params(("registryId" = String, Path, description = "The registry's id.")),
     request_body = api::TokenCreate,
     responses(
-        (status = 201, description = "Created; `properties.credentials.password` is shown this once.",
+        (status = 201, description = "Created; `properties.credentials.password` is shown this once \
+            (absent for a federated token).",
             body = api::Token,
             headers(("Location" = String, description = "The token's URL."))),
-        (status = 400, description = "Malformed JSON, an unknown field, or a broken rule; the message names the field.",
+        (status = 400, description = "Malformed JSON, an unknown field, or a broken rule; the message names the field \
+            (a federation's issuer not in `[[federation.issuers]]`, or a federation that pins no identity, names the rule).",
             body = ErrorBody),
         AdminRefusals,
         StoreUnavailable,
@@ -800,7 +849,8 @@ pub async fn patch_token(
     responses(
         (status = 200, description = "The token with its new password in `properties.credentials.password`.",
             body = api::Token),
-        (status = 400, description = "`tokenId` is not a UUID, or the body is malformed or `gracePeriodSeconds` is out of range.",
+        (status = 400, description = "`tokenId` is not a UUID, or the body is malformed or `gracePeriodSeconds` is out of range, \
+            or the token is federated (it has no password).",
             body = ErrorBody),
         AdminRefusals,
         StoreUnavailable,
@@ -839,6 +889,62 @@ pub async fn rotate_credentials(
         Json(token_out(&state, token, Some(password)))
     });
     Ok(details.attach(result))
+}
+
+/// Check an ID token against a federated token's federation without logging in: whether it
+/// would be accepted, every reason it would not (each claim condition on its own), and its
+/// claims. Nothing is stored; the ID token is not logged.
+#[utoipa::path(
+    post, path = "/api/v1/registries/{registryId}/tokens/{tokenId}/federation/check", tag = "tokens",
+    operation_id = "registriesTokensFederationCheck",
+    security(("adminToken" = [])),
+    params(
+        ("registryId" = String, Path, description = "The registry's id."),
+        ("tokenId" = uuid::Uuid, Path, description = "The token's id."),
+    ),
+    request_body = api::FederationCheck,
+    responses(
+        (status = 200, description = "The verdict, the failures and the ID token's claims.",
+            body = api::FederationCheckResult),
+        (status = 400, description = "`tokenId` is not a UUID, the body is malformed, or the token is not federated.",
+            body = ErrorBody),
+        AdminRefusals,
+        StoreUnavailable,
+        (status = 404, description = "No such registry or token.", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB.", body = ErrorBody),
+    )
+)]
+pub async fn check_federation(
+    State(state): State<AppState>,
+    KnownRegistry(r): KnownRegistry,
+    TokenId(id): TokenId,
+    AppJson(input): AppJson<api::FederationCheck>,
+) -> Result<Json<api::FederationCheckResult>, ApiError> {
+    let token = served(state.admin.get(&r.id, id).await)?
+        .ok_or_else(|| ApiError::NotFound(format!("token {id} not found")))?;
+    let Some(fed) = &token.federation else {
+        return Err(ApiError::Validation(ValidationError::new(
+            "tokenId",
+            format!(
+                "token {:?} has a password, not a federation: there is nothing to check an ID token against",
+                token.name.as_str()
+            ),
+        )));
+    };
+    let now = state.clock.now();
+    let diagnosis = match state.auth.verifier() {
+        Some(v) => v.diagnose(fed, &input.id_token, now).await,
+        None => crate::oidc::Diagnosis {
+            valid: false,
+            failures: vec!["federated logins are not set up on this server".into()],
+            claims: serde_json::Map::new(),
+        },
+    };
+    Ok(Json(api::FederationCheckResult {
+        valid: diagnosis.valid,
+        failures: diagnosis.failures,
+        claims: diagnosis.claims,
+    }))
 }
 
 fn grace_period(seconds: Option<i64>) -> Result<TimeDelta, ValidationError> {

@@ -47,6 +47,14 @@ fn refuse_cross_site(state: &AppState, req: &Request) -> Result<(), AuthHttpErro
     Err(AuthHttpError::Forbidden(why))
 }
 
+/// The 200 reply of `POST /auth` (schema only): a token, or a token exchange's password.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+enum TokenPostReply<'a> {
+    Token(api::AccessToken<'a>),
+    Exchanged(api::ExchangedToken),
+}
+
 fn scopes<'a>(
     values: impl Iterator<Item = &'a str>,
 ) -> Result<Vec<ResourceRequest>, AuthHttpError> {
@@ -105,9 +113,10 @@ fn flag(pairs: &Pairs<'_>, key: &str, yes: &str) -> bool {
             not tried; or, without credentials, more than `[limits] anonymous_per_minute` requests from \
             this address. `Retry-After` says when to try again.", body = api::RegistryErrors,
             headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
-        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow.",
+        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow, or a federated \
+            token's ID token cannot be checked because its issuer is unreachable and none of its keys are cached.",
             body = api::RegistryErrors,
-            headers(("Retry-After" = u64, description = "`1`."))),
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
     )
 )]
 pub async fn get_token(
@@ -151,13 +160,20 @@ pub async fn get_token(
     Ok(reply(&issued, false))
 }
 
-/// `POST /auth`, form-encoded: `grant_type=password` or `grant_type=refresh_token`.
+/// `POST /auth`, form-encoded: `grant_type=password`, `grant_type=refresh_token`, or an RFC
+/// 8693 token exchange (an ID token for a federated token's temporary password).
 #[utoipa::path(
     post, path = "/auth", tag = "token endpoint", operation_id = "tokenPost",
-    summary = "Get a registry token with an OAuth2 password or refresh-token grant.",
+    summary = "Get a registry token with an OAuth2 password or refresh-token grant, or a temporary password by token exchange.",
+    description = "With `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`, \
+        `subject_token=<ID token>`, `subject_token_type=urn:ietf:params:oauth:token-type:id_token`, \
+        `audience=<federated token name>` and `service`, the reply is an `ExchangedToken`: a temporary \
+        password for that token's name, valid for at most the federation's `sessionSeconds`.",
     request_body(content = api::TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "A signed JWT for the granted scopes, with `scope`.", body = api::AccessToken,
+        (status = 200, description = "A signed JWT for the granted scopes, with `scope`; for a token exchange, \
+            the temporary password.",
+            body = inline(TokenPostReply),
             headers(("Cache-Control" = String, description = "`no-store`."))),
         (status = 400, description = "A field is missing or malformed, the grant type is unsupported, or the service is unknown.",
             body = api::RegistryErrors),
@@ -172,9 +188,10 @@ pub async fn get_token(
         (status = 429, description = "Too many failed authentications from this address, or for this name from it: \
             not tried. `Retry-After` says when to try again.", body = api::RegistryErrors,
             headers(("Retry-After" = u64, description = "Seconds until the lockout ends."))),
-        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow.",
+        (status = 503, description = "The token store (PostgreSQL) is unreachable or too slow, or a federated \
+            token's ID token cannot be checked because its issuer is unreachable and none of its keys are cached.",
             body = api::RegistryErrors,
-            headers(("Retry-After" = u64, description = "`1`."))),
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again."))),
     )
 )]
 pub async fn post_token(
@@ -212,9 +229,29 @@ pub async fn post_token(
                 false,
             )
         }
+        TOKEN_EXCHANGE => {
+            let subject_token_type = required(&pairs, "subject_token_type")?;
+            if subject_token_type != ID_TOKEN_TYPE {
+                return Err(AuthHttpError::InvalidRequest(format!(
+                    "unsupported subject_token_type {subject_token_type:?}: use {ID_TOKEN_TYPE:?} \
+                     (an OIDC ID token)"
+                )));
+            }
+            let subject_token = required(&pairs, "subject_token")?.to_string();
+            let audience = required(&pairs, "audience")?.to_string();
+            (
+                Credentials::Exchange {
+                    audience,
+                    subject_token,
+                },
+                "token_exchange",
+                false,
+            )
+        }
         other => {
             return Err(AuthHttpError::InvalidRequest(format!(
-                "unsupported grant_type {other:?}: use \"password\" or \"refresh_token\""
+                "unsupported grant_type {other:?}: use \"password\", \"refresh_token\" or \
+                 {TOKEN_EXCHANGE:?}"
             )))
         }
     };
@@ -228,5 +265,27 @@ pub async fn post_token(
         grant_type,
     };
     let issued = state.auth.issue(request).await?;
-    Ok(reply(&issued, true))
+    match &issued.temporary_password {
+        Some(password) => Ok(exchanged(password, issued.expires_in)),
+        None => Ok(reply(&issued, true)),
+    }
+}
+
+/// RFC 8693's grant type.
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 8693's token type of an OIDC ID token.
+const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+
+/// A token exchange's reply: the temporary password, never cached.
+fn exchanged(password: &str, expires_in: u64) -> Response {
+    let body = api::ExchangedToken {
+        access_token: password.to_string(),
+        issued_token_type: "urn:ietf:params:oauth:token-type:access_token".into(),
+        token_type: "N_A".into(),
+        expires_in,
+    };
+    let mut resp = Json(body).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }

@@ -71,6 +71,7 @@ async fn sign(b: Arc<Baseline>) -> Response {
         issued_at: now,
         granted: Vec::new(),
         refresh_token: None,
+        temporary_password: None,
     };
     reply(&issued, false)
 }

@@ -48,6 +48,11 @@ pub enum AuthHttpError {
     /// 503 `UNAVAILABLE` with `Retry-After`: the token store is unreachable or too slow.
     #[error("the token store is unavailable; try again shortly")]
     Unavailable(#[source] BoxError),
+    /// 503 `UNAVAILABLE` with `Retry-After` (the seconds): a federated token's ID token
+    /// cannot be checked, its issuer is unreachable and none of its keys are cached. Not 401,
+    /// so that CI retries instead of reporting bad credentials.
+    #[error("the ID token's issuer cannot be reached to fetch its keys; try again in {0} s")]
+    IssuerUnavailable(u64),
     /// 500 `UNKNOWN`: the error and its sources are logged, not shown.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -62,6 +67,9 @@ impl From<AuthError> for AuthHttpError {
             AuthError::Unauthorized(_) | AuthError::NoCredentials => AuthHttpError::Unauthorized,
             AuthError::AnonymousLimited(l) => AuthHttpError::AnonymousLimited(l),
             AuthError::Throttled(r) => AuthHttpError::Throttled(r),
+            AuthError::IssuerUnreachable {
+                retry_after_seconds,
+            } => AuthHttpError::IssuerUnavailable(retry_after_seconds),
             e @ AuthError::Store(StoreError::Unavailable { .. }) => {
                 AuthHttpError::Unavailable(Box::new(e))
             }
@@ -88,6 +96,8 @@ impl IntoResponse for AuthHttpError {
                 warn!(error = %Chain(&**detail), "token endpoint: store unavailable, answered 503");
                 (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
             }
+            // Logged by the token decision's line (`reason="issuer unreachable"`).
+            AuthHttpError::IssuerUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             AuthHttpError::Internal(detail) => {
                 error!(error = %Chain(&**detail), "token endpoint failure");
                 (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN")
@@ -118,7 +128,10 @@ impl IntoResponse for AuthHttpError {
                 HeaderValue::from(l.retry_after_seconds()),
             );
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let AuthHttpError::IssuerUnavailable(seconds) = &self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

@@ -74,6 +74,10 @@ pub fn app(state: AppState) -> Router {
             axum::routing::post(admin::rotate_credentials),
         )
         .route(
+            "/registries/{registry_id}/tokens/{token_id}/federation/check",
+            axum::routing::post(admin::check_federation),
+        )
+        .route(
             "/registries/{registry_id}/activity",
             get(activity::registry_activity),
         )

@@ -67,6 +67,7 @@ impl Modify for SecuritySchemes {
         admin::patch_token,
         admin::delete_token,
         admin::rotate_credentials,
+        admin::check_federation,
         admin::disable_by_owner,
         activity::registry_activity,
         activity::token_activity,

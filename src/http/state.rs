@@ -101,6 +101,16 @@ impl AppState {
             config.limits.denial_log_lines,
             std::time::Duration::from_secs(config.limits.denial_log_interval_seconds),
         ));
+        // Checked at start (`server`): a `[federation]` whose CA file cannot be read stops
+        // the server there. Here (tests building state directly) federated logins are then
+        // refused with that reason in the log.
+        let auth = match crate::oidc::Verifier::new(&config.federation, metrics.clone()) {
+            Ok(verifier) => auth.with_verifier(verifier),
+            Err(e) => {
+                tracing::error!(error = %e, "federated logins are off: [federation] is not usable");
+                auth
+            }
+        };
         let admins = crate::service::admins::AdminsService::new(store.clone(), clock.clone());
         let activity = crate::service::activity::ActivityService::in_memory(
             &config.registries,
@@ -109,7 +119,8 @@ impl AppState {
         let admin = AdminService::new(store, clock.clone())
             .with_on_expiry(config.tokens.on_expiry)
             .with_usage(auth.usage().clone())
-            .with_lifetimes(&config.registries);
+            .with_lifetimes(&config.registries)
+            .with_federation(&config.federation);
         // With a keyring, the registries trust its bundle of every published key.
         let certificate = match &keys {
             Some(k) => Arc::from(k.options().bundle.clone()),

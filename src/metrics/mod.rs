@@ -29,7 +29,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::outcome::{AdminAction, AdminAuthFailure, AdminOutcome, Decision, Denial};
+use crate::outcome::{AdminAction, AdminAuthFailure, AdminOutcome, Decision, Denial, GrantType};
 pub use process::ProcessStats;
 
 /// How often the store's contents are counted for the metrics.
@@ -56,7 +56,17 @@ fn denial_label(d: Denial) -> &'static str {
         Denial::ForeignRefresh => "refresh_for_another_service",
         Denial::GoneDuringLogin => "gone_during_login",
         Denial::AddressNotAllowed => "address_not_allowed",
+        Denial::IdTokenRefused => "id_token_refused",
+        Denial::SessionEnded => "session_ended",
+        Denial::NotFederated => "not_federated",
     }
+}
+
+/// The series of `regauth_token_grant_decisions_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GrantLabels {
+    grant_type: &'static str,
+    outcome: &'static str,
 }
 
 /// The series of `regauth_token_decisions_total`.
@@ -79,6 +89,7 @@ impl From<Decision> for DecisionLabels {
             Decision::AnonymousLimited => ("anonymous_throttled", ""),
             Decision::NoCredentials => ("denied", "no_credentials"),
             Decision::Denied(d) => ("denied", denial_label(d)),
+            Decision::IssuerUnreachable => ("issuer_unreachable", ""),
         };
         DecisionLabels { outcome, reason }
     }
@@ -213,6 +224,8 @@ pub struct Metrics {
     decisions: Family<DecisionLabels, Counter>,
     /// A handle on every series of [`Decision::ALL`], so the token path takes no lock.
     decision_handles: [(Decision, Counter); Decision::ALL.len()],
+    /// Token requests by grant type and outcome (issue 18).
+    grant_decisions: Family<GrantLabels, Counter>,
     latency: Histogram,
     throttled: Family<EndpointLabels, Counter>,
     admin: Family<AdminActionLabels, Counter>,
@@ -244,6 +257,20 @@ impl Metrics {
         );
         let decision_handles =
             Decision::ALL.map(|d| (d, decisions.get_or_create(&d.into()).clone()));
+        let grant_decisions = Family::<GrantLabels, Counter>::default();
+        registry.register(
+            "regauth_token_grant_decisions",
+            "Token requests by grant type (password, refresh, id_token, exchange, temporary) and outcome (as regauth_token_decisions)",
+            grant_decisions.clone(),
+        );
+        for grant_type in GrantType::ALL {
+            for outcome in ["issued", "denied"] {
+                drop(grant_decisions.get_or_create(&GrantLabels {
+                    grant_type: grant_type.as_str(),
+                    outcome,
+                }));
+            }
+        }
 
         let latency = Histogram::new(LATENCY_BUCKETS);
         registry.register(
@@ -323,6 +350,7 @@ impl Metrics {
             registry,
             decisions,
             decision_handles,
+            grant_decisions,
             latency,
             throttled,
             admin,
@@ -385,6 +413,18 @@ impl Metrics {
                 self.decisions.get_or_create(&d.into()).inc();
             }
         }
+    }
+
+    /// Counts one token request with credentials by its grant type: its decision, or
+    /// `None` when the throttle refused it before any.
+    pub fn grant_decision(&self, grant: GrantType, d: Option<Decision>) {
+        let outcome = d.map_or("throttled", |d| DecisionLabels::from(d).outcome);
+        self.grant_decisions
+            .get_or_create(&GrantLabels {
+                grant_type: grant.as_str(),
+                outcome,
+            })
+            .inc();
     }
 
     /// Records how long one token request took.

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::config::{OnExpiry, RegistryConfig};
+use crate::domain::federation::{Federation, FederationConfig};
 use crate::domain::secret::{try_new_secret, PASSWORD_PREFIX};
 use crate::domain::{
     check_lifetime, validate_expiry, validate_scope_list, Description, Network, Owner, Patch,
@@ -58,6 +59,8 @@ pub struct NewToken {
     pub networks: Vec<Network>,
     pub owner: Option<Owner>,
     pub description: Option<Description>,
+    /// A federated token's federation (no password then).
+    pub federation: Option<Federation>,
 }
 
 /// A partial change (PATCH). `expiry: Patch::Null` removes the expiry; `owner` and
@@ -71,6 +74,8 @@ pub struct TokenChanges {
     pub networks: Option<Vec<Network>>,
     pub owner: Patch<Owner>,
     pub description: Patch<Description>,
+    /// A federated token's new federation.
+    pub federation: Option<Federation>,
 }
 
 /// What a token list selects beyond paging (combined with AND).
@@ -87,8 +92,8 @@ pub struct ListFilter {
 /// What a PUT did.
 #[derive(Debug)]
 pub enum PutOutcome {
-    /// A new token, with its one-time password.
-    Created(Token, String),
+    /// A new token, with its one-time password (none for a federated token).
+    Created(Token, Option<String>),
     Replaced(Token),
 }
 
@@ -150,6 +155,8 @@ pub struct AdminService {
     lifetimes: Arc<HashMap<String, TimeDelta>>,
     /// Who acts: written to `created_by` and `modified_by` ([`ADMIN_ACTOR`] by default).
     actor: Arc<str>,
+    /// The issuers federated tokens may name, and their kinds.
+    federation: Arc<FederationConfig>,
 }
 
 impl AdminService {
@@ -171,7 +178,58 @@ impl AdminService {
             usage: None,
             lifetimes: Arc::default(),
             actor: Arc::from(ADMIN_ACTOR),
+            federation: Arc::default(),
         }
+    }
+
+    /// Federated tokens may name the issuers of `config` (by default the two of
+    /// [`FederationConfig::default`]).
+    pub fn with_federation(mut self, config: &FederationConfig) -> Self {
+        self.federation = Arc::new(config.clone());
+        self
+    }
+
+    /// The rules of a federation and of the scopes beside it, for a token that will have
+    /// `federation` and `scopes`: the issuer is configured, the federation pins an identity
+    /// for its issuer's kind, and `${claim}` scopes only on a federated token. `prefix` is
+    /// where the fields are in the request (`properties.` or nothing).
+    fn check_federation(
+        &self,
+        federation: Option<&Federation>,
+        scopes: &[Scope],
+        prefix: &str,
+    ) -> Result<(), ValidationError> {
+        let Some(fed) = federation else {
+            if let Some(i) = scopes.iter().position(|s| match &s.target {
+                crate::domain::ScopeTarget::Repository(p) => p.is_template(),
+                crate::domain::ScopeTarget::Registry(_) => false,
+            }) {
+                return Err(ValidationError::new(
+                    format!("{prefix}scopes[{i}].name"),
+                    "a ${claim} placeholder needs a federated token (properties.federation): \
+                     a password token has no claims to fill it with",
+                ));
+            }
+            return Ok(());
+        };
+        let field = format!("{prefix}federation");
+        let Some(kind) = self.federation.kind_of(&fed.issuer) else {
+            return Err(ValidationError::new(
+                format!("{field}.issuer"),
+                format!(
+                    "{:?} is not one of this server's issuers ([[federation.issuers]]: {}); \
+                     regauth fetches keys only from those",
+                    fed.issuer,
+                    self.federation
+                        .issuers
+                        .iter()
+                        .map(|i| i.url.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        };
+        fed.validate(kind).map_err(|e| e.within(&field))
     }
 
     /// Enforces each registry's `max_token_lifetime`.
@@ -244,15 +302,17 @@ impl AdminService {
         self.on_expiry == OnExpiry::Delete && token.is_expired(now)
     }
 
-    /// Creates a token with a fresh password; returns it with the password (shown once).
+    /// Creates a token with a fresh password; returns it with the password (shown once). A
+    /// federated token gets a random secret that nobody is given: no password is returned.
     pub async fn create(
         &self,
         registry: &str,
         id: Option<Uuid>,
         new: NewToken,
-    ) -> Result<(Token, String), AdminError> {
+    ) -> Result<(Token, Option<String>), AdminError> {
         let now = self.clock.now();
         check_new(&new, now)?;
+        self.check_federation(new.federation.as_ref(), &new.scopes, "properties.")?;
         self.check_rule(registry, new.status, new.expiry, now, Some("properties"))?;
         let password = try_new_secret(PASSWORD_PREFIX).map_err(|_| AdminError::Internal {
             context: "no system randomness for a password",
@@ -275,8 +335,10 @@ impl AdminService {
             modified_by: self.actor.to_string(),
             previous: None,
             last_used: None,
+            federation: new.federation.map(Box::new),
         };
         self.store.create(&token).await?;
+        let password = token.federation.is_none().then_some(password);
         Ok((token, password))
     }
 
@@ -304,6 +366,8 @@ impl AdminService {
             .into());
         }
         validate_scope_list(&new.scopes).map_err(|e| e.within("properties"))?;
+        keeps_its_kind(&existing, new.federation.is_some(), "properties.federation")?;
+        self.check_federation(new.federation.as_ref(), &new.scopes, "properties.")?;
         if new.expiry != existing.expiry {
             if let Some(exp) = new.expiry {
                 validate_expiry(exp, now).map_err(|e| e.within("properties"))?;
@@ -316,6 +380,7 @@ impl AdminService {
             networks: new.networks,
             owner: new.owner,
             description: new.description,
+            federation: new.federation.map(Box::new),
             modified: now,
             modified_by: self.actor.to_string(),
             ..existing
@@ -355,6 +420,11 @@ impl AdminService {
         }
         changes.owner.apply_to(&mut token.owner);
         changes.description.apply_to(&mut token.description);
+        if let Some(federation) = changes.federation {
+            keeps_its_kind(&token, true, "federation")?;
+            token.federation = Some(Box::new(federation));
+        }
+        self.check_federation(token.federation.as_deref(), &token.scopes, "")?;
         self.check_rule(registry, token.status, token.expiry, now, None)?;
         token.modified = now;
         token.modified_by = self.actor.to_string();
@@ -624,6 +694,14 @@ impl AdminService {
             .get(registry, id)
             .await?
             .ok_or(AdminError::NotFound(id))?;
+        if token.federation.is_some() {
+            return Err(ValidationError::new(
+                "credentials",
+                "a federated token has no password to rotate: it authenticates with the ID \
+                 tokens its federation describes (properties.federation)",
+            )
+            .into());
+        }
         let password = try_new_secret(PASSWORD_PREFIX).map_err(|_| AdminError::Internal {
             context: "no system randomness for a password",
             source: None,
@@ -633,6 +711,23 @@ impl AdminService {
         token.modified_by = self.actor.to_string();
         self.update(&token).await?;
         Ok((token, password))
+    }
+}
+
+/// A token stays what it was created as: a password token gets no federation, a federated
+/// token keeps one (a change of kind would hand out or silently drop a password).
+fn keeps_its_kind(existing: &Token, federated: bool, field: &str) -> Result<(), ValidationError> {
+    match (existing.federation.is_some(), federated) {
+        (false, true) => Err(ValidationError::new(
+            field,
+            "a password token cannot become federated: create a new token with a federation",
+        )),
+        (true, false) => Err(ValidationError::new(
+            field,
+            "a federated token keeps its federation: send it (changed if you like), or create \
+             a new password token",
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -203,7 +203,26 @@ pub fn changes_of_new(new: &NewToken) -> String {
     if let Some(d) = &new.description {
         push_text(&mut out, "description", Some(d.as_str()));
     }
+    if let Some(f) = &new.federation {
+        push_federation(&mut out, f);
+    }
     out
+}
+
+/// A federation as the audit line shows it: issuer, audiences, claim conditions, limits,
+/// and whether it has inline keys (not the keys).
+fn push_federation(out: &mut String, f: &crate::domain::federation::Federation) {
+    let claims: Vec<String> = f.claims.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let text = format!(
+        "issuer={} audiences=[{}] claims=[{}] maxIdTokenLifetimeSeconds={} sessionSeconds={}{}",
+        f.issuer,
+        f.audiences.join(" "),
+        claims.join(" "),
+        f.max_id_token_lifetime.num_seconds(),
+        f.session.num_seconds(),
+        if f.jwks.is_some() { " jwks=inline" } else { "" }
+    );
+    push_text(out, "federation", Some(&text));
 }
 
 /// A token disabled by an offboarding (`POST .../offboarding?owner=`).
@@ -243,6 +262,9 @@ pub fn changes_of_patch(c: &TokenChanges) -> String {
             "description",
             d.as_ref().into_option().map(Description::as_str),
         ),
+    }
+    if let Some(f) = &c.federation {
+        push_federation(&mut out, f);
     }
     out.trim_start().to_string()
 }
@@ -303,6 +325,7 @@ mod tests {
             networks: vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()],
             owner: Some("al \"x\"".parse().unwrap()),
             description: Some("pushes".parse().unwrap()),
+            federation: None,
         };
         assert_eq!(
             changes_of_new(&new),

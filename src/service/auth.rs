@@ -7,6 +7,15 @@
 //! password costs a second constant-time compare of the same hash, not a second hash. Each
 //! success is noted in memory for last-use tracking ([`UsageRecorder`], written later in the
 //! background), never written on the request path.
+//!
+//! Federated tokens (issue 18) have no password: the password is the CI job's OIDC ID token,
+//! checked by [`Verifier`] (one signature, no network call with a warm key cache or an inline
+//! JWK Set). A login with one starts a session of `sessionSeconds`: its refresh token (a
+//! grant that expires then, carrying the ID token's claims for the `${claim}` scopes) goes on
+//! working after the ID token has expired. An RFC 8693 token exchange turns an ID token into a
+//! temporary password (`rgt_…`, stored hashed as such a grant) for clients that send Basic
+//! credentials with every request; it costs one more store read (the grant) per use, as a
+//! refresh token does. The password path pays one `is_some` for all this.
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,24 +26,34 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::config::LimitsConfig;
 use crate::config::RegistryConfig;
-use crate::domain::secret::{new_named_refresh_token, REFRESH_PREFIX};
+use crate::domain::federation::Federation;
+use crate::domain::secret::{
+    new_named_refresh_token, try_new_secret, REFRESH_PREFIX, TEMPORARY_PREFIX,
+};
 use crate::domain::{
-    decide_with_public, Grant, GrantKind, LastUse, RepoPattern, ResourceRequest, ScopeList,
-    SecretHash, Status, Token, TokenName,
+    decide_with_public, expand_scopes, Grant, GrantKind, LastUse, RepoPattern, ResourceRequest,
+    ScopeList, SecretHash, Status, Token, TokenName,
 };
 use crate::error::{BoxError, Chain};
 use crate::jwt::{CurrentIssuer, Issuer, KeyError};
 use crate::metrics::Metrics;
-use crate::outcome::Decision;
+use crate::oidc::{Refusal, Verifier};
+use crate::outcome::{Decision, GrantType};
 use crate::service::anonymous::{AnonymousLimiter, Limited};
 use crate::service::throttle::{Endpoint, Refused, Throttle};
 use crate::service::usage::UsageRecorder;
-use crate::store::{RefreshGrant, Store, StoreError};
+use crate::store::{FederatedGrant, RefreshGrant, Store, StoreError};
 
 /// Refresh tokens kept per access token; the oldest beyond this are revoked. Each
 /// `docker login` on a new machine adds one, so this bounds growth without surprising anyone
 /// who logs in from a handful of machines.
 pub const REFRESH_TOKENS_PER_TOKEN: usize = 32;
+
+/// Grants kept per federated token: its logins' refresh tokens and its temporary passwords
+/// together; a new one beyond this ends the oldest (the one whose session ends first). One
+/// federated token may serve every CI job of an organisation, each with a login of its own,
+/// and every such grant ends with its session (at most a day), so the cap is high.
+pub const FEDERATED_GRANTS_PER_TOKEN: usize = 1000;
 
 /// How the client proves who it is.
 pub enum Credentials {
@@ -42,6 +61,12 @@ pub enum Credentials {
     Password { username: String, password: String },
     /// `grant_type=refresh_token`.
     Refresh { refresh_token: String },
+    /// RFC 8693 token exchange: the ID token `subject_token` for a temporary password of
+    /// the federated token named `audience`.
+    Exchange {
+        audience: String,
+        subject_token: String,
+    },
 }
 
 /// One request to the token endpoint, already parsed.
@@ -74,6 +99,9 @@ pub struct Issued {
     pub granted: Vec<Grant>,
     /// Present when asked for: new on a password grant, the same one on a refresh grant.
     pub refresh_token: Option<String>,
+    /// A token exchange's temporary password; `jwt` is empty then, `granted` too, and
+    /// `expires_in` is the password's.
+    pub temporary_password: Option<String>,
 }
 
 /// Why no token was issued. The HTTP layer maps each to its status.
@@ -96,6 +124,10 @@ pub enum AuthError {
     /// 429: too many anonymous requests from this address (`[limits] anonymous_per_minute`).
     #[error("too many anonymous token requests")]
     AnonymousLimited(Limited),
+    /// 503 with `Retry-After`: a federated token's ID token cannot be checked: its issuer
+    /// could not be reached and none of its keys are cached. Not the client's fault.
+    #[error("the ID token's issuer is unreachable")]
+    IssuerUnreachable { retry_after_seconds: u64 },
     /// 500: the store failed; the whole chain is logged, none of it returned.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -179,6 +211,113 @@ struct Decided {
     outcome: Result<(Arc<Token>, Issued), AuthError>,
     /// The token a refresh token belongs to, once its grant is found (for the log).
     refresh_owner: Option<String>,
+    /// How the request authenticated, once known (a federated token's password is an ID
+    /// token or a temporary password), for the metrics.
+    grant: GrantType,
+    /// Why an ID token was refused (the verifier's reason and message: claim name, value and
+    /// pattern; never the token), for the log.
+    detail: Option<String>,
+}
+
+/// What a request learns on its way to a decision, besides the decision.
+struct Learned {
+    refresh_owner: Option<String>,
+    /// A fingerprint of the presented password (from the hash computed anyway): the same
+    /// stale password retried counts as one failure.
+    fingerprint: Option<u64>,
+    grant: GrantType,
+    detail: Option<String>,
+}
+
+/// A login of a federated token: the claims its `${claim}` scopes expand with, and when it
+/// ends (refresh tokens and temporary passwords made from it end then too).
+struct Session {
+    claims: serde_json::Map<String, serde_json::Value>,
+    ends: DateTime<Utc>,
+}
+
+impl Session {
+    /// A session of `fed` starting at `now` with `claims`: `sessionSeconds` long, and never
+    /// past the token's own expiry.
+    fn start(
+        token: &Token,
+        fed: &Federation,
+        claims: serde_json::Map<String, serde_json::Value>,
+        now: DateTime<Utc>,
+    ) -> Session {
+        let ends = now + fed.session;
+        Session {
+            claims,
+            ends: token.expiry.map_or(ends, |e| e.min(ends)),
+        }
+    }
+
+    /// The grant that carries this session on.
+    fn grant(&self, temporary: bool) -> FederatedGrant {
+        FederatedGrant {
+            expires: self.ends,
+            temporary,
+            claims: self.claims.clone(),
+        }
+    }
+
+    /// Whole seconds left at `now` (0 once ended).
+    fn seconds_left(&self, now: DateTime<Utc>) -> u64 {
+        u64::try_from((self.ends - now).num_seconds()).unwrap_or(0)
+    }
+}
+
+/// A session's login against the token's federation as it is now: a federation changed
+/// since (another issuer or audience, a narrower claim condition) ends the sessions it would
+/// no longer admit, at their next use. No signature: the claims were verified at the login.
+fn still_meets(
+    fed: &Federation,
+    claims: &serde_json::Map<String, serde_json::Value>,
+    learned: &mut Learned,
+) -> Result<(), AuthError> {
+    use serde_json::Value;
+    let mut failures: Vec<String> = Vec::new();
+    if claims.get("iss").and_then(Value::as_str) != Some(fed.issuer.as_str()) {
+        failures.push("the issuer changed".into());
+    }
+    let audience_ok = |a: &Value| {
+        a.as_str()
+            .is_some_and(|a| fed.audiences.iter().any(|x| x == a))
+    };
+    let audience = match claims.get("aud") {
+        Some(Value::Array(list)) => list.iter().any(audience_ok),
+        Some(a) => audience_ok(a),
+        None => false,
+    };
+    if !audience {
+        failures.push("no audience of the login is still allowed".into());
+    }
+    failures.extend(fed.check_claims(claims).iter().map(ToString::to_string));
+    if failures.is_empty() {
+        return Ok(());
+    }
+    learned.detail = Some(format!(
+        "the federation changed since this login: {}",
+        failures.join("; ")
+    ));
+    Err(AuthError::Unauthorized(Denial::IdTokenRefused))
+}
+
+/// The token a password names, once the password is checked (a password token's) or still
+/// to check (a federated token's: an ID token or a temporary password, with the password's
+/// hash).
+enum Found {
+    Password(Arc<Token>),
+    Federated(Arc<Token>, SecretHash),
+}
+
+/// The grant type a request's credentials name before its token is known.
+fn presented_grant(c: &Credentials) -> GrantType {
+    match c {
+        Credentials::Password { .. } => GrantType::Password,
+        Credentials::Refresh { .. } => GrantType::Refresh,
+        Credentials::Exchange { .. } => GrantType::Exchange,
+    }
 }
 
 /// Issues registry tokens.
@@ -201,6 +340,8 @@ pub struct AuthService {
     public: HashMap<String, Vec<RepoPattern>>,
     /// The rate limit and log ration of anonymous requests.
     anonymous: Arc<AnonymousLimiter>,
+    /// Checks federated tokens' ID tokens; `None`: federated logins are refused.
+    verifier: Option<Verifier>,
 }
 
 impl AuthService {
@@ -254,7 +395,19 @@ impl AuthService {
             dummy_hash: SecretHash::of("regauth-dummy-secret-for-unknown-names"),
             throttle: Arc::new(Throttle::new(&LimitsConfig::default())),
             metrics: Arc::new(Metrics::new()),
+            verifier: None,
         }
+    }
+
+    /// The same service checking federated tokens' ID tokens with `verifier`.
+    pub fn with_verifier(mut self, verifier: Verifier) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// The verifier of ID tokens, if federated logins are possible.
+    pub fn verifier(&self) -> Option<&Verifier> {
+        self.verifier.as_ref()
     }
 
     /// The same service counting failures in `throttle` (shared with the admin API).
@@ -333,6 +486,11 @@ impl AuthService {
             }
             // A refresh token names no token until it is found: counted per address only.
             Credentials::Refresh { .. } => (false, None),
+            // An exchange names its token as the audience.
+            Credentials::Exchange { audience, .. } => {
+                let valid = TokenName::check(audience).is_ok();
+                (valid, valid.then_some(audience.as_str()))
+            }
         };
         let ticket = match self
             .throttle
@@ -343,26 +501,32 @@ impl AuthService {
                 return Decided {
                     outcome: Err(AuthError::Throttled(refused)),
                     refresh_owner: None,
+                    grant: presented_grant(&req.credentials),
+                    detail: None,
                 }
             }
         };
-        let mut refresh_owner = None;
-        // A fingerprint of the presented password (from the hash `decide` computes anyway):
-        // the same stale password retried counts as one failure.
-        let mut fingerprint = None;
-        let outcome = self
-            .decide(req, now, valid_name, &mut refresh_owner, &mut fingerprint)
-            .await;
+        let mut learned = Learned {
+            refresh_owner: None,
+            fingerprint: None,
+            grant: presented_grant(&req.credentials),
+            detail: None,
+        };
+        let outcome = self.decide(req, now, valid_name, &mut learned).await;
         match &outcome {
             Ok((token, _)) => self.throttle.succeeded(ticket, token.name.as_str()),
+            // A refused ID token counts as a wrong password does.
             Err(AuthError::Unauthorized(_)) => {
-                self.throttle.failed(ticket, presented_name, fingerprint)
+                self.throttle
+                    .failed(ticket, presented_name, learned.fingerprint)
             }
             Err(_) => {}
         }
         Decided {
             outcome,
-            refresh_owner,
+            refresh_owner: learned.refresh_owner,
+            grant: learned.grant,
+            detail: learned.detail,
         }
     }
 
@@ -377,6 +541,7 @@ impl AuthService {
         let user = match &req.credentials {
             Credentials::Password { username, .. } => username.as_str(),
             Credentials::Refresh { .. } => decided.refresh_owner.as_deref().unwrap_or(""),
+            Credentials::Exchange { audience, .. } => audience.as_str(),
         };
         let decision = match &decided.outcome {
             Err(AuthError::Throttled(refused)) => {
@@ -391,6 +556,7 @@ impl AuthService {
                     );
                 }
                 // Refused before any decision: counted as throttled only, with no latency.
+                self.metrics.grant_decision(decided.grant, None);
                 return;
             }
             Ok((token, issued)) => {
@@ -412,22 +578,42 @@ impl AuthService {
                     error = %Chain(e), outcome = "error", "token decision failed");
                 Decision::Error
             }
+            Err(AuthError::IssuerUnreachable {
+                retry_after_seconds,
+            }) => {
+                warn!(
+                    token = %LoggedName(user), service = %req.service, grant_type = req.grant_type,
+                    client = %client, client_id = %client_id, outcome = "unavailable",
+                    reason = "issuer unreachable",
+                    detail = "no key of the issuer is cached and the issuer could not be fetched",
+                    retry_after = retry_after_seconds, "token decision"
+                );
+                Decision::IssuerUnreachable
+            }
             Err(e) => {
                 let (reason, decision) = match e {
                     AuthError::Unauthorized(denial) => (denial.as_str(), Decision::Denied(*denial)),
                     _ => ("unknown service", Decision::UnknownService),
                 };
                 if self.throttle.log().admit(req.client_addr) {
-                    info!(
-                        token = %LoggedName(user), service = %req.service, grant_type = req.grant_type,
-                        requested = %requested, client = %client, client_id = %client_id,
-                        outcome = "denied", reason, "token decision"
-                    );
+                    match &decided.detail {
+                        Some(detail) => info!(
+                            token = %LoggedName(user), service = %req.service, grant_type = req.grant_type,
+                            requested = %requested, client = %client, client_id = %client_id,
+                            outcome = "denied", reason, detail = %detail, "token decision"
+                        ),
+                        None => info!(
+                            token = %LoggedName(user), service = %req.service, grant_type = req.grant_type,
+                            requested = %requested, client = %client, client_id = %client_id,
+                            outcome = "denied", reason, "token decision"
+                        ),
+                    }
                 }
                 decision
             }
         };
         self.metrics.decision(decision);
+        self.metrics.grant_decision(decided.grant, Some(decision));
         self.metrics.token_latency(started.elapsed());
     }
 
@@ -516,6 +702,7 @@ impl AuthService {
             issued_at: now,
             granted,
             refresh_token: None,
+            temporary_password: None,
         })
     }
 
@@ -523,41 +710,92 @@ impl AuthService {
         &self,
         req: &TokenRequest,
         now: DateTime<Utc>,
-        // Whether a password grant's username is a possible token name (checked once, in
-        // `issue`, for the throttle).
+        // Whether a password grant's username (an exchange's audience) is a possible token
+        // name (checked once, in `issue`, for the throttle).
         valid_name: bool,
-        refresh_owner: &mut Option<String>,
-        fingerprint: &mut Option<u64>,
+        learned: &mut Learned,
     ) -> Result<(Arc<Token>, Issued), AuthError> {
         let registry = self
             .registry_for_service(&req.service)
             .ok_or_else(|| AuthError::UnknownService(req.service.clone()))?;
-        let (token, refresh_token, grant) = match &req.credentials {
+        let (token, refresh_token, grant, session) = match &req.credentials {
             Credentials::Password { username, password } => {
-                let token = self
-                    .check_password(registry, username, valid_name, password, now, fingerprint)
+                let found = self
+                    .check_password(registry, username, valid_name, password, now, learned)
                     .await?;
+                let (token, session) = match found {
+                    Found::Password(t) => (t, None),
+                    Found::Federated(t, presented) => {
+                        let session = self
+                            .check_federated(&t, password, &presented, &req.service, now, learned)
+                            .await?;
+                        (t, Some(session))
+                    }
+                };
                 check_network(&token, req.client_addr)?;
                 let refresh = if req.want_refresh {
-                    Some(self.new_refresh(&token, &req.service, now).await?)
+                    Some(
+                        self.new_grant(&token, &req.service, now, session.as_ref(), false)
+                            .await?,
+                    )
                 } else {
                     None
                 };
-                (token, refresh, GrantKind::Password)
+                (token, refresh, GrantKind::Password, session)
             }
             Credentials::Refresh { refresh_token } => {
-                let token = self
-                    .check_refresh(registry, &req.service, refresh_token, now, refresh_owner)
+                let (token, session) = self
+                    .check_refresh(registry, &req.service, refresh_token, now, learned)
                     .await?;
                 check_network(&token, req.client_addr)?;
-                (token, Some(refresh_token.clone()), GrantKind::Refresh)
+                (
+                    token,
+                    Some(refresh_token.clone()),
+                    GrantKind::Refresh,
+                    session,
+                )
+            }
+            Credentials::Exchange {
+                audience,
+                subject_token,
+            } => {
+                let (token, session) = self
+                    .check_exchange(registry, audience, valid_name, subject_token, now, learned)
+                    .await?;
+                check_network(&token, req.client_addr)?;
+                let password = self
+                    .new_grant(&token, &req.service, now, Some(&session), true)
+                    .await?;
+                self.usage.record(
+                    &token,
+                    LastUse {
+                        at: now,
+                        client: req.client_addr,
+                        grant: GrantKind::Password,
+                    },
+                );
+                let issued = Issued {
+                    jwt: String::new(),
+                    expires_in: session.seconds_left(now),
+                    issued_at: now,
+                    granted: Vec::new(),
+                    refresh_token: None,
+                    temporary_password: Some(password),
+                };
+                return Ok((token, issued));
             }
         };
-        let granted = decide_with_public(
-            &token.scopes,
-            self.public_patterns(&req.service),
-            &req.scopes,
-        );
+        // A federated login's `${claim}` scopes are expanded with its claims; a password
+        // token's scopes are used as they are.
+        let expanded;
+        let scopes = match &session {
+            Some(s) => {
+                expanded = expand_scopes(&token.scopes, &s.claims);
+                &expanded
+            }
+            None => &token.scopes,
+        };
+        let granted = decide_with_public(scopes, self.public_patterns(&req.service), &req.scopes);
         let issuer = self.issuer.get();
         let jwt = issuer
             .issue(token.name.as_str(), &req.service, &granted, now)
@@ -568,6 +806,7 @@ impl AuthService {
             issued_at: now,
             granted,
             refresh_token,
+            temporary_password: None,
         };
         self.usage.record(
             &token,
@@ -582,7 +821,8 @@ impl AuthService {
 
     /// One hash, at most one store read, the same constant-time compares whatever the outcome
     /// (the current password and, for a rotated token, the previous one), so
-    /// an unknown name costs what a wrong secret costs.
+    /// an unknown name costs what a wrong secret costs. A federated token's password is an ID
+    /// token or a temporary password instead ([`AuthService::check_federated`]).
     async fn check_password(
         &self,
         registry: &str,
@@ -590,10 +830,10 @@ impl AuthService {
         valid_name: bool,
         password: &str,
         now: DateTime<Utc>,
-        fingerprint: &mut Option<u64>,
-    ) -> Result<Arc<Token>, AuthError> {
+        learned: &mut Learned,
+    ) -> Result<Found, AuthError> {
         let presented = SecretHash::of(password);
-        *fingerprint = Some(presented.fingerprint());
+        learned.fingerprint = Some(presented.fingerprint());
         let token = if valid_name {
             self.store.find_by_name(registry, username).await?
         } else {
@@ -601,6 +841,10 @@ impl AuthService {
         };
         match token {
             Some(t) => {
+                // Checked by the caller: this future stays as small as it was.
+                if t.federation.is_some() {
+                    return Ok(Found::Federated(t, presented));
+                }
                 // The secret first: whoever does not know it learns nothing more, not even
                 // in the log.
                 if !t.secret_matches(&presented, now) {
@@ -608,7 +852,7 @@ impl AuthService {
                 }
                 match unusable(&t, now) {
                     Some(denial) => Err(AuthError::Unauthorized(denial)),
-                    None => Ok(t),
+                    None => Ok(Found::Password(t)),
                 }
             }
             None => {
@@ -618,15 +862,126 @@ impl AuthService {
         }
     }
 
-    /// Checks a refresh token; once its grant is found, `owner` names its token (for the log).
+    /// The password of the federated token `t`: a temporary password from a token exchange
+    /// (`rgt_…`: one more store read, its grant), or else an ID token (one signature check).
+    async fn check_federated(
+        &self,
+        t: &Token,
+        password: &str,
+        presented: &SecretHash,
+        service: &str,
+        now: DateTime<Utc>,
+        learned: &mut Learned,
+    ) -> Result<Session, AuthError> {
+        let Some(fed) = &t.federation else {
+            return Err(AuthError::Unauthorized(Denial::WrongSecret));
+        };
+        if password.starts_with(TEMPORARY_PREFIX) {
+            learned.grant = GrantType::Temporary;
+            let grant = self
+                .store
+                .find_refresh(presented)
+                .await?
+                .filter(|g| g.token_id == t.id);
+            let Some((grant, f)) = grant.and_then(|g| {
+                let f = g.federated.clone().filter(|f| f.temporary)?;
+                Some((g, f))
+            }) else {
+                return Err(AuthError::Unauthorized(Denial::WrongSecret));
+            };
+            if grant.service != service {
+                return Err(AuthError::Unauthorized(Denial::ForeignRefresh));
+            }
+            if now >= f.expires {
+                return Err(AuthError::Unauthorized(Denial::SessionEnded));
+            }
+            if let Some(denial) = unusable(t, now) {
+                return Err(AuthError::Unauthorized(denial));
+            }
+            still_meets(fed, &f.claims, learned)?;
+            return Ok(Session {
+                claims: f.claims,
+                ends: f.expires,
+            });
+        }
+        learned.grant = GrantType::IdToken;
+        let verified = self.verify(fed, password, now, learned).await?;
+        if let Some(denial) = unusable(t, now) {
+            return Err(AuthError::Unauthorized(denial));
+        }
+        Ok(Session::start(t, fed, verified, now))
+    }
+
+    /// Checks an ID token against `fed`: its claims, or the refusal (its reason and message
+    /// noted for the log; an unreachable issuer is a 503, not a refusal).
+    async fn verify(
+        &self,
+        fed: &Federation,
+        id_token: &str,
+        now: DateTime<Utc>,
+        learned: &mut Learned,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, AuthError> {
+        let Some(verifier) = &self.verifier else {
+            learned.detail = Some("federated logins are not set up on this server".into());
+            return Err(AuthError::Unauthorized(Denial::IdTokenRefused));
+        };
+        match verifier.verify(fed, id_token, now).await {
+            Ok(verified) => Ok(verified.claims),
+            Err(Refusal::IssuerUnreachable {
+                retry_after_seconds,
+            }) => Err(AuthError::IssuerUnreachable {
+                retry_after_seconds,
+            }),
+            Err(refusal) => {
+                learned.detail = Some(format!("{}: {refusal}", refusal.reason()));
+                Err(AuthError::Unauthorized(Denial::IdTokenRefused))
+            }
+        }
+    }
+
+    /// An RFC 8693 exchange: the federated token named `audience` and the session its ID
+    /// token starts. One store read, one signature check (the hash only fingerprints the
+    /// presented token for the throttle).
+    async fn check_exchange(
+        &self,
+        registry: &str,
+        audience: &str,
+        valid_name: bool,
+        id_token: &str,
+        now: DateTime<Utc>,
+        learned: &mut Learned,
+    ) -> Result<(Arc<Token>, Session), AuthError> {
+        learned.fingerprint = Some(SecretHash::of(id_token).fingerprint());
+        let token = if valid_name {
+            self.store.find_by_name(registry, audience).await?
+        } else {
+            None
+        };
+        let Some(t) = token else {
+            return Err(AuthError::Unauthorized(Denial::UnknownName));
+        };
+        let Some(fed) = &t.federation else {
+            return Err(AuthError::Unauthorized(Denial::NotFederated));
+        };
+        let claims = self.verify(fed, id_token, now, learned).await?;
+        if let Some(denial) = unusable(&t, now) {
+            return Err(AuthError::Unauthorized(denial));
+        }
+        let session = Session::start(&t, fed, claims, now);
+        Ok((t, session))
+    }
+
+    /// Checks a refresh token; once its grant is found, `learned` names its token (for the
+    /// log). A federated login's refresh token works until its session ends, and carries the
+    /// claims of the login.
     async fn check_refresh(
         &self,
         registry: &str,
         service: &str,
         refresh_token: &str,
         now: DateTime<Utc>,
-        owner: &mut Option<String>,
-    ) -> Result<Arc<Token>, AuthError> {
+        learned: &mut Learned,
+    ) -> Result<(Arc<Token>, Option<Session>), AuthError> {
         let dead = AuthError::Unauthorized(Denial::DeadRefresh);
         if !refresh_token.starts_with(REFRESH_PREFIX) {
             return Err(dead);
@@ -636,11 +991,11 @@ impl AuthService {
             .find_refresh(&SecretHash::of(refresh_token))
             .await?
         else {
-            *owner = self.refresh_token_named(registry, refresh_token).await;
+            learned.refresh_owner = self.refresh_token_named(registry, refresh_token).await;
             return Err(dead);
         };
         if grant.service != service {
-            *owner = Some(grant.token_name);
+            learned.refresh_owner = Some(grant.token_name);
             return Err(AuthError::Unauthorized(Denial::ForeignRefresh));
         }
         let token = self
@@ -648,13 +1003,27 @@ impl AuthService {
             .find_by_name(&grant.registry, &grant.token_name)
             .await?;
         let token_id = grant.token_id;
-        *owner = Some(grant.token_name);
+        learned.refresh_owner = Some(grant.token_name);
         // A token deleted and re-created under the same name is a different token.
         let token = token.filter(|t| t.id == token_id).ok_or(dead)?;
-        match unusable(&token, now) {
-            Some(denial) => Err(AuthError::Unauthorized(denial)),
-            None => Ok(token),
+        let session = match grant.federated {
+            Some(f) if f.temporary => return Err(AuthError::Unauthorized(Denial::DeadRefresh)),
+            Some(f) if now >= f.expires => {
+                return Err(AuthError::Unauthorized(Denial::SessionEnded))
+            }
+            Some(f) => Some(Session {
+                claims: f.claims,
+                ends: f.expires,
+            }),
+            None => None,
+        };
+        if let Some(denial) = unusable(&token, now) {
+            return Err(AuthError::Unauthorized(denial));
         }
+        if let (Some(s), Some(fed)) = (&session, &token.federation) {
+            still_meets(fed, &s.claims, learned)?;
+        }
+        Ok((token, session))
     }
 
     /// For the log of a refused refresh token whose grant is gone (its token was disabled or
@@ -668,14 +1037,24 @@ impl AuthService {
         }
     }
 
-    async fn new_refresh(
+    /// Stores a new grant of `token` and returns its secret: a refresh token (`rgr_<id>_…`),
+    /// or, with `temporary`, a temporary password (`rgt_…`). A federated login's grant ends
+    /// with its session and carries its claims.
+    async fn new_grant(
         &self,
         token: &Token,
         service: &str,
         now: DateTime<Utc>,
+        session: Option<&Session>,
+        temporary: bool,
     ) -> Result<String, AuthError> {
-        let secret = new_named_refresh_token(token.id).map_err(|_| AuthError::Internal {
-            context: "no system randomness for a refresh token",
+        let secret = if temporary {
+            try_new_secret(TEMPORARY_PREFIX)
+        } else {
+            new_named_refresh_token(token.id)
+        }
+        .map_err(|_| AuthError::Internal {
+            context: "no system randomness for a refresh token or temporary password",
             source: None,
         })?;
         let grant = RefreshGrant {
@@ -685,12 +1064,14 @@ impl AuthService {
             token_name: token.name.to_string(),
             service: service.to_string(),
             created: now,
+            federated: session.map(|s| s.grant(temporary)),
         };
-        match self
-            .store
-            .add_refresh(&grant, REFRESH_TOKENS_PER_TOKEN)
-            .await
-        {
+        let cap = if token.federation.is_some() {
+            FEDERATED_GRANTS_PER_TOKEN
+        } else {
+            REFRESH_TOKENS_PER_TOKEN
+        };
+        match self.store.add_refresh(&grant, cap).await {
             Ok(()) => Ok(secret),
             // The store refuses a grant for a token that is gone or disabled by now.
             Err(StoreError::NotFound) => Err(AuthError::Unauthorized(Denial::GoneDuringLogin)),
@@ -820,19 +1201,27 @@ mod tests {
             let auth = &auth;
             let clock = clock.clone();
             async move {
-                let mut owner = None;
                 let req = TokenRequest {
                     service: service.into(),
                     ..request(credentials, false)
                 };
                 let valid_name = match &req.credentials {
                     Credentials::Password { username, .. } => TokenName::check(username).is_ok(),
-                    Credentials::Refresh { .. } => false,
+                    Credentials::Refresh { .. } | Credentials::Exchange { .. } => false,
+                };
+                let mut learned = Learned {
+                    refresh_owner: None,
+                    fingerprint: None,
+                    grant: presented_grant(&req.credentials),
+                    detail: None,
                 };
                 let result = auth
-                    .decide(&req, clock.now(), valid_name, &mut owner, &mut None)
+                    .decide(&req, clock.now(), valid_name, &mut learned)
                     .await;
-                (result.map(|(t, _)| t.name.to_string()), owner)
+                (
+                    result.map(|(t, _)| t.name.to_string()),
+                    learned.refresh_owner,
+                )
             }
         };
         let login = |service: &'static str, name: &'static str| {
@@ -884,6 +1273,7 @@ mod tests {
                     token_name: "ci-bot".into(),
                     service: SERVICE.into(),
                     created: t0(),
+                    federated: None,
                 },
                 REFRESH_TOKENS_PER_TOKEN,
             )
@@ -1196,14 +1586,19 @@ mod tests {
         let unknown: Vec<String> = (0..16).map(|i| format!("bou-{:04}", i * 97)).collect();
         let time = |name: &str, want: Denial| {
             let started = Instant::now();
-            let mut fingerprint = None;
+            let mut learned = Learned {
+                refresh_owner: None,
+                fingerprint: None,
+                grant: GrantType::Password,
+                detail: None,
+            };
             let r = auth.check_password(
                 "default",
                 name,
                 TokenName::check(name).is_ok(),
                 "rga_wrong-guess",
                 now,
-                &mut fingerprint,
+                &mut learned,
             );
             // A sled read never awaits: one poll completes the check, so the timing is the
             // check's alone, with no scheduler in it.

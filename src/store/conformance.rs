@@ -67,6 +67,7 @@ pub(crate) fn grant(t: &Token, seed: u8, created: DateTime<Utc>) -> RefreshGrant
         token_name: t.name.to_string(),
         service: "registry.local".to_string(),
         created,
+        federated: None,
     }
 }
 
@@ -927,6 +928,83 @@ pub(crate) async fn disable_revokes_refresh_grants(s: &dyn Store) {
     assert_eq!(alive(s, [5, 6, 7]).await, [0u8; 0]);
 }
 
+/// Issue 18: a federated token is stored with its federation (inline keys included), changed
+/// by an update; a federated login's grants keep their session end, kind and claims; and
+/// disabling the token ends its sessions and temporary passwords like any grant.
+pub(crate) async fn federated_tokens_and_grants(s: &dyn Store) {
+    use crate::domain::federation::Federation;
+    let mut t = token("default", "ci-acme");
+    let mut fed = Federation::new(
+        "https://token.actions.githubusercontent.com",
+        vec!["https://registry.example.com".into()],
+        [
+            ("repository_owner_id".to_string(), "1234567".to_string()),
+            ("ref".to_string(), "refs/heads/*".to_string()),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    fed.session = Duration::hours(8);
+    fed.jwks = Some(
+        serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}),
+    );
+    t.federation = Some(Box::new(fed.clone()));
+    t.scopes = vec![crate::domain::Scope::parse(
+        "repository",
+        "ci/${repository}/*",
+        &["pull".into(), "push".into()],
+    )
+    .unwrap()];
+    s.create(&t).await.unwrap();
+    assert_eq!(s.get("default", t.id).await.unwrap(), Some(t.clone()));
+    assert_eq!(
+        s.find_by_name("default", "ci-acme")
+            .await
+            .unwrap()
+            .as_deref()
+            .cloned(),
+        Some(t.clone())
+    );
+    let mut changed = t.clone();
+    fed.claims.insert("ref".into(), "refs/heads/main".into());
+    fed.jwks = None;
+    changed.federation = Some(Box::new(fed));
+    s.update(&changed).await.unwrap();
+    assert_eq!(s.get("default", t.id).await.unwrap(), Some(changed.clone()));
+
+    let claims = serde_json::json!({"repository": "acme/app", "run_id": 42});
+    let session = |seed: u8, temporary: bool| RefreshGrant {
+        federated: Some(super::FederatedGrant {
+            expires: t0() + Duration::hours(1),
+            temporary,
+            claims: claims.as_object().unwrap().clone(),
+        }),
+        ..grant(&t, seed, t0() + Duration::seconds(seed.into()))
+    };
+    s.add_refresh(&session(1, false), 10).await.unwrap();
+    s.add_refresh(&session(2, true), 10).await.unwrap();
+    for (seed, temporary) in [(1, false), (2, true)] {
+        assert_eq!(
+            s.find_refresh(&SecretHash([seed; 32])).await.unwrap(),
+            Some(session(seed, temporary))
+        );
+    }
+    assert!(session(1, false).is_live(t0() + Duration::minutes(59)));
+    assert!(!session(1, false).is_live(t0() + Duration::hours(1)));
+    // The cap counts them together, oldest out.
+    s.add_refresh(&session(3, true), 2).await.unwrap();
+    assert_eq!(alive(s, 1..=3).await, [2, 3]);
+    s.update(&Token {
+        status: Status::Disabled,
+        ..changed
+    })
+    .await
+    .unwrap();
+    assert_eq!(alive(s, 1..=3).await, [0u8; 0], "disable ends them");
+}
+
 /// Grants added while their token is disabled either fail or are revoked with it: none
 /// survives the disable.
 pub(crate) async fn grants_racing_disable_never_survive(s: &dyn Store) {
@@ -959,7 +1037,8 @@ macro_rules! conformance {
             racing_creates_one_winner, racing_grants_respect_cap,
             grants_racing_delete_die_with_token, disable_revokes_refresh_grants,
             grants_racing_disable_never_survive, record_uses_sets_last_use_only,
-            expiring_reads_the_expiry_index, admins_create_replace_delete);
+            expiring_reads_the_expiry_index, admins_create_replace_delete,
+            federated_tokens_and_grants);
     };
     (@tests $make:expr; $($name:ident),+) => {
         $(

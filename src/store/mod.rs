@@ -123,6 +123,33 @@ pub struct RefreshGrant {
     /// The only service it is valid for.
     pub service: String,
     pub created: DateTime<Utc>,
+    /// For a login made with an OIDC ID token (a federated token): when the grant ends and
+    /// what it carries. `None` for a password login's refresh token, which lives as long as
+    /// its token.
+    #[serde(default)]
+    pub federated: Option<FederatedGrant>,
+}
+
+/// What a grant made from an ID token adds: a refresh token of a federated login, or a
+/// temporary password from a token exchange. Both end at `expires` (the end of the
+/// federation's session) and die with their token like any grant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FederatedGrant {
+    /// The instant it stops working.
+    pub expires: DateTime<Utc>,
+    /// A temporary password (usable with Basic auth), not a refresh token.
+    pub temporary: bool,
+    /// The ID token's claims, for the `${claim}` templates of the token's scopes once the
+    /// ID token itself has expired. Claims are not secrets.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+impl RefreshGrant {
+    /// Whether it still works at `now`: a federated grant until it expires, any other for as
+    /// long as it is stored.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.federated.as_ref().is_none_or(|f| now < f.expires)
+    }
 }
 
 /// A token's last use, to be written by [`Store::record_uses`].

@@ -3,6 +3,12 @@
 //!
 //! Every record starts with a format byte:
 //!
+//! - `5` (tokens, written for federated tokens only): postcard of [`TokenV5`]: exactly the
+//!   format-4 fields, then the federation as JSON text. A token without a federation is
+//!   still written as format 4, which older binaries read.
+//! - `3` (grants, written for federated logins only): postcard of [`GrantV3`]: the format-2
+//!   fields, then the session's end, whether it is a temporary password, and the ID token's
+//!   claims as JSON text. Other grants are still written as format 2.
 //! - `4` (tokens, written now): postcard of [`TokenV4`]: exactly the format-3 fields, then the
 //!   allowed networks (address as 4 or 16 bytes, prefix length), the owner and the
 //!   description (each optional text). A format-3 token decodes as one with no networks
@@ -28,7 +34,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::RefreshGrant;
+use super::{FederatedGrant, RefreshGrant};
 use crate::domain::{
     validate_scope_list, ActionSet, Description, GrantKind, LastUse, Network, Owner,
     PreviousSecret, RegistryTarget, Scope, ScopeTarget, SecretHash, Status, Token, TokenName,
@@ -43,6 +49,10 @@ const FORMAT_COMPACT: u8 = 2;
 const FORMAT_LIFECYCLE: u8 = 3;
 /// [`TokenV4`].
 const FORMAT_POLICY: u8 = 4;
+/// [`TokenV5`] (federated tokens only; others stay format 4).
+const FORMAT_FEDERATED: u8 = 5;
+/// [`GrantV3`] (grants of federated logins only; others stay format 2).
+const FORMAT_FEDERATED_GRANT: u8 = 3;
 
 /// An instant as whole seconds since 1970 and the nanoseconds within that second.
 type Instant = (i64, u32);
@@ -106,6 +116,16 @@ struct TokenV4<'a> {
     description: Option<&'a str>,
 }
 
+/// Format 5: format 4, then the federation of a federated token, as the JSON of its serde
+/// form (issuer, audiences, claim conditions, limits, inline JWKS): read on every login
+/// with an ID token, which costs a signature check anyway.
+#[derive(Serialize, Deserialize)]
+struct TokenV5<'a> {
+    #[serde(borrow)]
+    v4: TokenV4<'a>,
+    federation: &'a str,
+}
+
 #[derive(Serialize, Deserialize)]
 struct UseV3 {
     at: Instant,
@@ -160,6 +180,7 @@ impl From<TokenV1> for Token {
             networks: vec![],
             owner: None,
             description: None,
+            federation: None,
         }
     }
 }
@@ -172,6 +193,17 @@ struct GrantV2<'a> {
     token_name: &'a str,
     service: &'a str,
     created: Instant,
+}
+
+/// Format 3 (grants): format 2, then what a login with an ID token adds: the end of the
+/// session, whether it is a temporary password, and the ID token's claims as JSON text.
+#[derive(Serialize, Deserialize)]
+struct GrantV3<'a> {
+    #[serde(borrow)]
+    v2: GrantV2<'a>,
+    expires: Instant,
+    temporary: bool,
+    claims: &'a str,
 }
 
 fn with_format(format: u8, value: &impl Serialize) -> Result<Vec<u8>, String> {
@@ -189,7 +221,7 @@ fn format_of(bytes: &[u8]) -> Result<(u8, &[u8]), String> {
 }
 
 fn unknown_format(format: u8) -> String {
-    format!("unknown record format {format} (this regauth reads formats 1 to 4)")
+    format!("unknown record format {format} (this regauth reads formats 1 to 5)")
 }
 
 /// A token's record, in the current format.
@@ -234,19 +266,29 @@ pub fn encode_token(token: &Token) -> Result<Vec<u8>, String> {
             },
         }),
     };
-    with_format(
-        FORMAT_POLICY,
-        &TokenV4 {
-            v3,
-            networks: token
-                .networks
-                .iter()
-                .map(|n| (address(n.addr()), n.prefix()))
-                .collect(),
-            owner: token.owner.as_ref().map(|o| o.as_str()),
-            description: token.description.as_ref().map(|d| d.as_str()),
-        },
-    )
+    let v4 = TokenV4 {
+        v3,
+        networks: token
+            .networks
+            .iter()
+            .map(|n| (address(n.addr()), n.prefix()))
+            .collect(),
+        owner: token.owner.as_ref().map(|o| o.as_str()),
+        description: token.description.as_ref().map(|d| d.as_str()),
+    };
+    match &token.federation {
+        None => with_format(FORMAT_POLICY, &v4),
+        Some(f) => {
+            let federation = serde_json::to_string(f).map_err(|e| e.to_string())?;
+            with_format(
+                FORMAT_FEDERATED,
+                &TokenV5 {
+                    v4,
+                    federation: &federation,
+                },
+            )
+        }
+    }
 }
 
 fn address(a: IpAddr) -> Address {
@@ -266,6 +308,14 @@ fn ip(a: Address) -> IpAddr {
 /// A token from its record, in any format.
 pub fn decode_token(bytes: &[u8]) -> Result<Token, String> {
     match format_of(bytes)? {
+        (FORMAT_FEDERATED, rest) => {
+            let r: TokenV5 = postcard::from_bytes(rest).map_err(|e| e.to_string())?;
+            let federation =
+                serde_json::from_str(r.federation).map_err(|e| format!("federation: {e}"))?;
+            let mut token = token_from_v4(r.v4)?;
+            token.federation = Some(federation);
+            Ok(token)
+        }
         (FORMAT_POLICY, rest) => {
             let r: TokenV4 = postcard::from_bytes(rest).map_err(|e| e.to_string())?;
             token_from_v4(r)
@@ -382,6 +432,7 @@ fn token_from_v2(r: TokenV2<'_>) -> Result<Token, String> {
         networks: vec![],
         owner: None,
         description: None,
+        federation: None,
     })
 }
 
@@ -400,37 +451,93 @@ fn scope_from_v2(s: &ScopeV2<'_>) -> Result<Scope, String> {
     Scope::new(target, actions).map_err(|e| e.to_string())
 }
 
-/// A refresh grant's record, in the current format.
+/// A refresh grant's record: format 3 for a federated login's grant, else format 2 (which
+/// every regauth since format 2 reads).
 pub fn encode_grant(grant: &RefreshGrant) -> Result<Vec<u8>, String> {
-    with_format(
-        FORMAT_COMPACT,
-        &GrantV2 {
-            hash: grant.hash.0,
-            token_id: *grant.token_id.as_bytes(),
-            registry: &grant.registry,
-            token_name: &grant.token_name,
-            service: &grant.service,
-            created: instant(grant.created),
-        },
-    )
+    let v2 = GrantV2 {
+        hash: grant.hash.0,
+        token_id: *grant.token_id.as_bytes(),
+        registry: &grant.registry,
+        token_name: &grant.token_name,
+        service: &grant.service,
+        created: instant(grant.created),
+    };
+    match &grant.federated {
+        None => with_format(FORMAT_COMPACT, &v2),
+        Some(f) => {
+            let claims = serde_json::to_string(&f.claims).map_err(|e| e.to_string())?;
+            with_format(
+                FORMAT_FEDERATED_GRANT,
+                &GrantV3 {
+                    v2,
+                    expires: instant(f.expires),
+                    temporary: f.temporary,
+                    claims: &claims,
+                },
+            )
+        }
+    }
 }
 
-/// A refresh grant from its record, in either format.
+fn grant_from_v2(r: GrantV2<'_>) -> Result<RefreshGrant, String> {
+    Ok(RefreshGrant {
+        hash: SecretHash(r.hash),
+        token_id: Uuid::from_bytes(r.token_id),
+        registry: r.registry.to_string(),
+        token_name: r.token_name.to_string(),
+        service: r.service.to_string(),
+        created: datetime(r.created)?,
+        federated: None,
+    })
+}
+
+/// A refresh grant from its record, in any format.
 pub fn decode_grant(bytes: &[u8]) -> Result<RefreshGrant, String> {
     match format_of(bytes)? {
         (FORMAT_COMPACT, rest) => {
             let r: GrantV2 = postcard::from_bytes(rest).map_err(|e| e.to_string())?;
-            Ok(RefreshGrant {
-                hash: SecretHash(r.hash),
-                token_id: Uuid::from_bytes(r.token_id),
-                registry: r.registry.to_string(),
-                token_name: r.token_name.to_string(),
-                service: r.service.to_string(),
-                created: datetime(r.created)?,
-            })
+            grant_from_v2(r)
         }
-        (FORMAT_SERDE, rest) => postcard::from_bytes(rest).map_err(|e| e.to_string()),
+        (FORMAT_FEDERATED_GRANT, rest) => {
+            let r: GrantV3 = postcard::from_bytes(rest).map_err(|e| e.to_string())?;
+            let mut grant = grant_from_v2(r.v2)?;
+            grant.federated = Some(FederatedGrant {
+                expires: datetime(r.expires)?,
+                temporary: r.temporary,
+                claims: serde_json::from_str(r.claims).map_err(|e| format!("claims: {e}"))?,
+            });
+            Ok(grant)
+        }
+        (FORMAT_SERDE, rest) => postcard::from_bytes::<GrantV1>(rest)
+            .map(RefreshGrant::from)
+            .map_err(|e| e.to_string()),
         (other, _) => Err(unknown_format(other)),
+    }
+}
+
+/// The grant as format 1 stored it: the serde form of the grant before federated logins.
+/// Frozen: it must not follow later changes of [`RefreshGrant`].
+#[derive(Serialize, Deserialize)]
+struct GrantV1 {
+    hash: SecretHash,
+    token_id: Uuid,
+    registry: String,
+    token_name: String,
+    service: String,
+    created: DateTime<Utc>,
+}
+
+impl From<GrantV1> for RefreshGrant {
+    fn from(r: GrantV1) -> RefreshGrant {
+        RefreshGrant {
+            hash: r.hash,
+            token_id: r.token_id,
+            registry: r.registry,
+            token_name: r.token_name,
+            service: r.service,
+            created: r.created,
+            federated: None,
+        }
     }
 }
 
@@ -471,6 +578,7 @@ mod tests {
             networks: vec![],
             owner: None,
             description: None,
+            federation: None,
         }
     }
 
@@ -523,6 +631,20 @@ mod tests {
             token_name: "ci-deploy".into(),
             service: "registry.local".into(),
             created: at(1_800_000_123, 456),
+            federated: None,
+        }
+    }
+
+    /// [`grant`] as a federated login's temporary password.
+    fn federated_grant() -> RefreshGrant {
+        let claims = serde_json::json!({"repository": "acme/app", "run_id": 7, "ok": true});
+        RefreshGrant {
+            federated: Some(FederatedGrant {
+                expires: at(1_800_003_723, 456),
+                temporary: true,
+                claims: claims.as_object().unwrap().clone(),
+            }),
+            ..grant()
         }
     }
 
@@ -557,6 +679,18 @@ mod tests {
         let bytes = encode_grant(&g).unwrap();
         assert_eq!(bytes[0], FORMAT_COMPACT);
         assert_eq!(decode_grant(&bytes).unwrap(), g);
+        // A federated login's grant: format 3, the format-2 bytes, then its additions.
+        let f = federated_grant();
+        let bytes = encode_grant(&f).unwrap();
+        assert_eq!(bytes[0], FORMAT_FEDERATED_GRANT);
+        assert!(bytes[1..].starts_with(&encode_grant(&g).unwrap()[1..]));
+        assert_eq!(decode_grant(&bytes).unwrap(), f);
+        // Damaged claims are an error naming them, not a grant with no claims.
+        let mut damaged = bytes.clone();
+        let at = damaged.iter().rposition(|&b| b == b'{').unwrap();
+        damaged[at] = b'[';
+        let e = decode_grant(&damaged).unwrap_err();
+        assert!(e.starts_with("claims:"), "{e}");
     }
 
     #[test]
@@ -564,7 +698,15 @@ mod tests {
         let t = token();
         assert_eq!(decode_token(&legacy(&v1(&t))).unwrap(), t);
         let g = grant();
-        assert_eq!(decode_grant(&legacy(&g)).unwrap(), g);
+        let frozen = GrantV1 {
+            hash: g.hash,
+            token_id: g.token_id,
+            registry: g.registry.clone(),
+            token_name: g.token_name.clone(),
+            service: g.service.clone(),
+            created: g.created,
+        };
+        assert_eq!(decode_grant(&legacy(&frozen)).unwrap(), g);
     }
 
     #[test]
@@ -600,6 +742,7 @@ mod tests {
             networks: vec![],
             owner: None,
             description: None,
+            federation: None,
         };
         let mut expected = vec![2u8];
         expected.extend([0; 15]);
@@ -691,6 +834,7 @@ mod tests {
             networks: vec![],
             owner: None,
             description: None,
+            federation: None,
         };
         let mut head = vec![3u8];
         head.extend([0; 15]);

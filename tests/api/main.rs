@@ -9,6 +9,7 @@ mod audit;
 mod common;
 mod console;
 mod denials;
+mod federation;
 mod keys;
 mod lifecycle;
 mod logs;

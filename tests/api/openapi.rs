@@ -82,6 +82,7 @@ fn every_route_is_described_with_its_security_and_errors() {
             "POST /api/v1/registries/{registryId}/offboarding",
             "POST /api/v1/registries/{registryId}/tokens",
             "POST /api/v1/registries/{registryId}/tokens/{tokenId}/credentials",
+            "POST /api/v1/registries/{registryId}/tokens/{tokenId}/federation/check",
             "POST /auth",
             "POST /events/{registryId}",
             "PUT /api/v1/registries/{registryId}/tokens/{tokenId}",

@@ -500,8 +500,8 @@ impl PgStore {
                 .map_err(|e| pg_error("import: tokens", e))? as usize;
             let insert_grant = tx
                 .prepare_cached(
-                    "INSERT INTO regauth_refresh_grants (hash, token_id, created, record)
-                     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM regauth_tokens WHERE id = $2)
+                    "INSERT INTO regauth_refresh_grants (hash, token_id, created, record, expires)
+                     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM regauth_tokens WHERE id = $2)
                      ON CONFLICT DO NOTHING",
                 )
                 .await
@@ -513,7 +513,13 @@ impl PgStore {
                 new_grants += tx
                     .execute(
                         &insert_grant,
-                        &[&&g.hash.0[..], &g.token_id, &g.created, &record],
+                        &[
+                            &&g.hash.0[..],
+                            &g.token_id,
+                            &g.created,
+                            &record,
+                            &g.federated.as_ref().map(|f| f.expires),
+                        ],
                     )
                     .await
                     .map_err(|e| pg_error("import: refresh grant", e))?
@@ -1073,14 +1079,16 @@ impl Store for PgStore {
             }
             let insert = tx
                 .prepare_cached(
-                    "INSERT INTO regauth_refresh_grants (hash, token_id, created, record) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (hash) DO UPDATE SET token_id = $2, created = $3, record = $4",
+                    "INSERT INTO regauth_refresh_grants (hash, token_id, created, record, expires)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (hash) DO UPDATE SET token_id = $2, created = $3, record = $4, expires = $5",
                 )
                 .await
                 .map_err(err)?;
+            let expires = grant.federated.as_ref().map(|f| f.expires);
             tx.execute(
                 &insert,
-                &[&&grant.hash.0[..], &grant.token_id, &grant.created, &record],
+                &[&&grant.hash.0[..], &grant.token_id, &grant.created, &record, &expires],
             )
             .await
             .map_err(err)?;

@@ -116,10 +116,27 @@ CREATE INDEX regauth_events_digest ON regauth_events (registry, digest) WHERE di
 CREATE INDEX regauth_events_repository ON regauth_events (registry, repository, time DESC);
 "#,
     ),
+    (
+        7,
+        "federated tokens",
+        r#"
+-- Federated tokens (docs/keyless-ci.md): a token record of format 5 carries its federation,
+-- and a grant record of format 3 is a federated login's refresh token or temporary password
+-- (session end, kind, claims). Older regauth binaries cannot read them; this version stops
+-- them from starting on this database. The session end is copied here so that an operator
+-- can see (and a later sweep delete) the grants that have ended.
+ALTER TABLE regauth_refresh_grants ADD COLUMN expires timestamptz;
+"#,
+    ),
 ];
 
 /// The newest schema version this binary knows.
 pub const LATEST: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// Every migration's version, oldest first (what `regauth_schema` lists once all applied).
+pub fn versions() -> impl Iterator<Item = i32> {
+    MIGRATIONS.iter().map(|(v, _, _)| *v)
+}
 
 /// Brings the schema up to [`LATEST`] under [`MIGRATION_LOCK`]; returns the versions it
 /// applied (none when another replica got there first). Refuses a newer schema.
