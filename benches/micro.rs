@@ -12,7 +12,9 @@
 //!   token cache, and sled alone (token cache off) over the whole store, alone and with the
 //!   hash and compare `check_password` does, for tokens with 2 and 100 scopes;
 //! - `jwt`: `Issuer::issue` with the ES256 and RS256 fixture keys;
-//! - `auth_service`: `AuthService::issue`, the whole decision without HTTP (ES256, sled).
+//! - `auth_service`: `AuthService::issue`, the whole decision without HTTP (ES256, sled);
+//! - `oidc_verify`: `Verifier::verify` of a GitHub-shaped ID token with its key known (ES256
+//!   and RS256): what an ID-token login adds to the decision, with no network call.
 // Test code: a failed unwrap or expect is a failed test (the crate denies them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use std::hint::black_box;
@@ -307,6 +309,62 @@ fn bench_auth_service(c: &mut Criterion) {
     });
 }
 
+fn bench_oidc_verify(c: &mut Criterion) {
+    use regauth::domain::federation::{Federation, FederationConfig, GITHUB_ISSUER};
+    use regauth::metrics::Metrics;
+    use regauth::oidc::Verifier;
+    use serde_json::json;
+    let verifier = Verifier::new(&FederationConfig::default(), Arc::new(Metrics::new()))
+        .expect("default issuers");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut g = c.benchmark_group("oidc_verify");
+    for (alg, pem) in [("ES256", ES256_KEY), ("RS256", RS256_KEY)] {
+        let key = SigningKey::from_pkcs8_pem(pem).expect("fixture key");
+        let iat = now().timestamp();
+        let claims = json!({
+            "iss": GITHUB_ISSUER, "aud": "https://registry.example.com",
+            "iat": iat, "nbf": iat, "exp": iat + 300,
+            "sub": "repo:acme/app:ref:refs/heads/main", "repository": "acme/app",
+            "repository_id": "42", "repository_owner_id": "1234567", "ref": "refs/heads/main",
+        });
+        let header = json!({"alg": alg, "typ": "JWT", "kid": key.thumbprint()});
+        let b64 = |bytes: &[u8]| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        };
+        let signed = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let sig = key.sign(signed.as_bytes()).expect("signature");
+        let token = format!("{signed}.{}", b64(&sig));
+        let conditions = [
+            ("repository_owner_id", "1234567"),
+            ("repository", "acme/*"),
+            ("ref", "refs/heads/main"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut fed = Federation::new(
+            GITHUB_ISSUER,
+            vec!["https://registry.example.com".into()],
+            conditions,
+        );
+        fed.jwks = Some(json!({"keys": [key.jwk()]}));
+        g.bench_function(alg, |b| {
+            b.iter(|| {
+                rt.block_on(verifier.verify(&fed, black_box(&token), now()))
+                    .expect("verified")
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_parse_scope,
@@ -314,6 +372,7 @@ criterion_group!(
     bench_secret,
     bench_store,
     bench_jwt,
-    bench_auth_service
+    bench_auth_service,
+    bench_oidc_verify
 );
 criterion_main!(benches);

@@ -332,6 +332,9 @@ fn check_jwks_shape(jwks: &Value) -> Result<(), ValidationError> {
                 )
             }
         }
+        if text("kid").is_none_or(str::is_empty) {
+            return err(field, "needs a \"kid\": an ID token names its key by kid");
+        }
         if key.get("d").is_some() {
             return err(field, "is a private key: give the public key only");
         }
@@ -678,14 +681,20 @@ mod tests {
         };
         assert!(check(
             &mut f,
-            json!({"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]})
+            json!({"keys": [{"kty": "RSA", "kid": "r", "n": "AQAB", "e": "AQAB"}]})
         )
         .is_ok());
         assert!(check(
             &mut f,
-            json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]})
+            json!({"keys": [{"kty": "EC", "kid": "e", "crv": "P-256", "x": "AA", "y": "AA"}]})
         )
         .is_ok());
+        let e = check(
+            &mut f,
+            json!({"keys": [{"kty": "RSA", "n": "A", "e": "A"}]}),
+        )
+        .unwrap_err();
+        assert!(e.rule.contains("kid"), "{e}");
         assert_eq!(check(&mut f, json!([])).unwrap_err().field, "jwks");
         assert_eq!(
             check(&mut f, json!({"keys": []})).unwrap_err().field,
@@ -703,7 +712,7 @@ mod tests {
         assert!(e.rule.contains("\"e\""), "{e}");
         let e = check(
             &mut f,
-            json!({"keys": [{"kty": "RSA", "n": "A", "e": "A", "d": "A"}]}),
+            json!({"keys": [{"kty": "RSA", "kid": "k", "n": "A", "e": "A", "d": "A"}]}),
         )
         .unwrap_err();
         assert!(e.rule.contains("private"), "{e}");

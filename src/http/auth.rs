@@ -48,7 +48,8 @@ fn refuse_cross_site(state: &AppState, req: &Request) -> Result<(), AuthHttpErro
 }
 
 /// The 200 reply of `POST /auth` (schema only): a token, or a token exchange's password.
-#[derive(utoipa::ToSchema)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
 #[allow(dead_code)]
 enum TokenPostReply<'a> {
     Token(api::AccessToken<'a>),

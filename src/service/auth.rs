@@ -1163,6 +1163,86 @@ mod tests {
         assert_eq!(writes(), 1, "refresh grants write nothing");
     }
 
+    /// Issue 18: an ID-token login costs the password path's one store read (no grant read,
+    /// no write); an exchange writes its one grant; a temporary password adds one grant read,
+    /// as a refresh token does.
+    #[tokio::test]
+    async fn federated_logins_cost_one_read_and_exchanges_one_write() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        let store = Arc::new(FaultStore::default());
+        let ci = SigningKey::generate_es256().unwrap().0;
+        let mut fed = crate::domain::federation::Federation::new(
+            "https://token.actions.githubusercontent.com",
+            vec!["reg".into()],
+            [("repository_id".to_string(), "42".to_string())].into(),
+        );
+        fed.jwks = Some(serde_json::json!({"keys": [ci.jwk()]}));
+        let mut t = token("default", "ci-acme");
+        t.federation = Some(Box::new(fed));
+        t.scopes = vec![Scope::parse("repository", "ci/${repository}", &["pull".into()]).unwrap()];
+        store.inner().create(&t).await.unwrap();
+        let key =
+            SigningKey::from_pkcs8_pem(include_str!("../../tests/fixtures/es256.key")).unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let verifier = Verifier::new(&Default::default(), metrics.clone()).unwrap();
+        let auth = AuthService::new(
+            store.clone(),
+            Issuer::new(key, "regauth".into(), 300),
+            Clock::manual(t0()),
+            &[RegistryConfig::new("default", SERVICE, "localhost:5000")],
+        )
+        .with_metrics(metrics)
+        .with_verifier(verifier);
+        let iat = t0().timestamp();
+        let claims = serde_json::json!({"iss": "https://token.actions.githubusercontent.com",
+            "aud": "reg", "iat": iat, "exp": iat + 300, "repository_id": 42,
+            "repository": "Acme/App"});
+        let header = serde_json::json!({"alg": "ES256", "kid": ci.thumbprint()});
+        let signed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let id_token = format!(
+            "{signed}.{}",
+            URL_SAFE_NO_PAD.encode(ci.sign(signed.as_bytes()).unwrap())
+        );
+        let scoped = |credentials| TokenRequest {
+            scopes: parse_scope("repository:ci/acme/app:pull").unwrap(),
+            ..request(credentials, false)
+        };
+        let issued = auth
+            .issue(scoped(password("ci-acme", &id_token)))
+            .await
+            .unwrap();
+        assert_eq!(issued.granted.len(), 1, "the template filled, lowercased");
+        assert_eq!(store.calls(Method::FindByName), 1);
+        assert_eq!(store.calls(Method::FindRefresh), 0);
+        assert_eq!(store.writes(), 0);
+        let exchanged = auth
+            .issue(request(
+                Credentials::Exchange {
+                    audience: "ci-acme".into(),
+                    subject_token: id_token.clone(),
+                },
+                false,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(store.writes(), 1, "the temporary password's grant");
+        assert_eq!(exchanged.expires_in, 3600);
+        let temporary = exchanged.temporary_password.unwrap();
+        let issued = auth
+            .issue(scoped(password("ci-acme", &temporary)))
+            .await
+            .unwrap();
+        assert_eq!(issued.granted.len(), 1, "the claims kept with the grant");
+        assert_eq!(store.calls(Method::FindByName), 3);
+        assert_eq!(store.calls(Method::FindRefresh), 1);
+        assert_eq!(store.writes(), 1);
+    }
+
     /// Issue 10: every way of failing authentication has its own reason, and the refresh
     /// token's owner is known once its grant is found (the log names it).
     #[tokio::test]

@@ -102,6 +102,49 @@ async fn app_with_ci() -> (TestApp, Issuer, String) {
     (app, issuer, id)
 }
 
+/// `PATCH` of the token `id` with `body`.
+async fn patch(app: &TestApp, id: &str, body: Value) -> Resp {
+    app.api(
+        Method::PATCH,
+        &format!("/registries/default/tokens/{id}"),
+        Some(body),
+    )
+    .await
+}
+
+/// Asserts a 400 whose message contains `words`.
+fn refused(r: &Resp, words: &str) {
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{words}");
+    let msg = r.api_error();
+    assert!(msg.contains(words), "{words}: {msg}");
+}
+
+/// A `docker login` of `name` with `id_token`: its refresh token.
+async fn login(app: &TestApp, name: &str, id_token: &str) -> String {
+    let r = app
+        .auth_get(name, id_token, &format!("{SVC}&offline_token=true"))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    r.json()["refresh_token"].as_str().unwrap().to_string()
+}
+
+/// A token exchange of `id_token` for `name`: the temporary password.
+async fn temporary(app: &TestApp, id_token: &str, name: &str) -> String {
+    let r = app.auth_post(&exchange_form(id_token, name)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    r.json()["access_token"].as_str().unwrap().to_string()
+}
+
 fn exchange_form(id_token: &str, audience: &str) -> String {
     format!(
         "grant_type={}&subject_token={id_token}&subject_token_type={}&audience={audience}&{SVC}",
@@ -138,13 +181,7 @@ async fn a_federated_token_is_created_shown_listed_and_changed() {
     let mut changed = federation(&issuer);
     changed["claims"]["ref"] = json!("refs/tags/*");
     changed["sessionSeconds"] = json!(600);
-    let r = app
-        .api(
-            Method::PATCH,
-            &format!("/registries/default/tokens/{id}"),
-            Some(json!({"federation": changed})),
-        )
-        .await;
+    let r = patch(&app, &id, json!({"federation": changed})).await;
     assert_eq!(
         r.status,
         StatusCode::OK,
@@ -164,12 +201,7 @@ async fn a_federated_token_is_created_shown_listed_and_changed() {
             Some(json!({"properties": {"name": "ci-acme"}})),
         )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(
-        r.api_error().contains("keeps its federation"),
-        "{}",
-        r.api_error()
-    );
+    refused(&r, "keeps its federation");
     let r = app
         .api(
             Method::PUT,
@@ -238,12 +270,7 @@ async fn federations_that_break_a_rule_are_refused_naming_it() {
     let r = post(json!({"name": "ci-bot", "scopes": [
         {"type": "repository", "name": "ci/${repository}/*", "actions": ["pull"]}]}))
     .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(
-        r.api_error().starts_with("properties.scopes[0].name"),
-        "{}",
-        r.api_error()
-    );
+    refused(&r, "properties.scopes[0].name");
     // Nothing was created.
     let list = app
         .api(Method::GET, "/registries/default/tokens", None)
@@ -262,26 +289,10 @@ async fn rotation_is_refused_and_a_password_token_cannot_become_federated() {
             None,
         )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(
-        r.api_error().contains("federated token has no password"),
-        "{}",
-        r.api_error()
-    );
+    refused(&r, "federated token has no password");
     let (pw_id, _) = app.create("pw-bot", json!([])).await;
-    let r = app
-        .api(
-            Method::PATCH,
-            &format!("/registries/default/tokens/{pw_id}"),
-            Some(json!({"federation": federation(&issuer)})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(
-        r.api_error().starts_with("federation: a password token"),
-        "{}",
-        r.api_error()
-    );
+    let r = patch(&app, &pw_id, json!({"federation": federation(&issuer)})).await;
+    refused(&r, "federation: a password token");
 }
 
 #[tokio::test]
@@ -336,12 +347,7 @@ async fn the_check_endpoint_explains_each_failure() {
             Some(json!({"idToken": "x.y.z"})),
         )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(
-        r.api_error().contains("has a password, not a federation"),
-        "{}",
-        r.api_error()
-    );
+    refused(&r, "has a password, not a federation");
 }
 
 #[tokio::test]
@@ -428,11 +434,7 @@ async fn refusals_are_logged_with_their_reason_and_counted_by_grant_type() {
 async fn a_session_outlives_its_id_token_and_ends_after_session_seconds() {
     let (app, issuer, _) = app_with_ci().await;
     let id_token = issuer.id_token(&app, json!({}));
-    let r = app
-        .auth_get("ci-acme", &id_token, &format!("{SVC}&offline_token=true"))
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    let refresh = r.json()["refresh_token"].as_str().unwrap().to_string();
+    let refresh = login(&app, "ci-acme", &id_token).await;
     let refresh_form = format!(
         "grant_type=refresh_token&refresh_token={refresh}&{SVC}&scope=repository:acme/app:push,pull"
     );
@@ -459,28 +461,12 @@ async fn a_session_outlives_its_id_token_and_ends_after_session_seconds() {
 #[tokio::test]
 async fn a_narrowed_federation_ends_the_sessions_it_no_longer_admits() {
     let (app, issuer, id) = app_with_ci().await;
-    let refresh = app
-        .auth_get(
-            "ci-acme",
-            &issuer.id_token(&app, json!({})),
-            &format!("{SVC}&offline_token=true"),
-        )
-        .await
-        .json()["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let refresh = login(&app, "ci-acme", &issuer.id_token(&app, json!({}))).await;
     let refresh_form = format!("grant_type=refresh_token&refresh_token={refresh}&{SVC}");
     assert_eq!(app.auth_post(&refresh_form).await.status, StatusCode::OK);
     let mut narrowed = federation(&issuer);
     narrowed["claims"]["repository"] = json!("acme/other");
-    let r = app
-        .api(
-            Method::PATCH,
-            &format!("/registries/default/tokens/{id}"),
-            Some(json!({"federation": narrowed})),
-        )
-        .await;
+    let r = patch(&app, &id, json!({"federation": narrowed})).await;
     assert_eq!(r.status, StatusCode::OK);
     let (log, _guard) = Log::capture();
     assert_eq!(
@@ -579,41 +565,17 @@ async fn temporary_passwords_are_capped_per_token_oldest_first() {
 async fn disabling_ends_sessions_and_temporary_passwords_at_once() {
     let (app, issuer, id) = app_with_ci().await;
     let id_token = issuer.id_token(&app, json!({}));
-    let refresh = app
-        .auth_get("ci-acme", &id_token, &format!("{SVC}&offline_token=true"))
-        .await
-        .json()["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let temporary = app
-        .auth_post(&exchange_form(&id_token, "ci-acme"))
-        .await
-        .json()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let refresh = login(&app, "ci-acme", &id_token).await;
+    let temporary = temporary(&app, &id_token, "ci-acme").await;
     let refresh_form = format!("grant_type=refresh_token&refresh_token={refresh}&{SVC}");
     assert_eq!(app.auth_post(&refresh_form).await.status, StatusCode::OK);
     assert_eq!(
         app.auth_get("ci-acme", &temporary, SVC).await.status,
         StatusCode::OK
     );
-    let r = app
-        .api(
-            Method::PATCH,
-            &format!("/registries/default/tokens/{id}"),
-            Some(json!({"status": "disabled"})),
-        )
-        .await;
+    let r = patch(&app, &id, json!({"status": "disabled"})).await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = app
-        .api(
-            Method::PATCH,
-            &format!("/registries/default/tokens/{id}"),
-            Some(json!({"status": "enabled"})),
-        )
-        .await;
+    let r = patch(&app, &id, json!({"status": "enabled"})).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
         app.auth_post(&refresh_form).await.status,
@@ -670,13 +632,7 @@ async fn claim_templates_confine_each_repository_to_its_own_path() {
         "lowercased"
     );
     // Through a session too, after the ID token expired.
-    let refresh = app
-        .auth_get("ci-org", &lib_token, &format!("{SVC}&offline_token=true"))
-        .await
-        .json()["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let refresh = login(&app, "ci-org", &lib_token).await;
     app.clock.advance(Duration::minutes(20));
     let r = app
         .auth_post(&format!(
