@@ -88,30 +88,6 @@ QUERY="service=registry.local&scope=repository:bench/app:pull,push&scope=reposit
 # The load generator: each request carries the credentials of a token drawn uniformly at random
 # from the credentials file (not round-robin: cycling through a working set larger than sled's
 # LRU cache would defeat the cache on purpose); `done` prints one machine-readable line.
-cat >"$WORK/auth.lua" <<'LUA'
-local creds = {}
-local path
-local threads = 0
-function setup(thread)
-    threads = threads + 1
-    thread:set("thread_id", threads)
-end
-function init(args)
-    path = args[1]
-    for line in io.lines(args[2]) do creds[#creds + 1] = line end
-    math.randomseed(os.time() * 1000 + (thread_id or 0))
-end
-function request()
-    return wrk.format("GET", path, { ["Authorization"] = creds[math.random(#creds)] })
-end
-function done(summary, latency, requests)
-    local s = summary.duration / 1e6
-    local e = summary.errors
-    io.write(string.format("RESULT rps=%.1f p50_ms=%.3f p99_ms=%.3f requests=%d errors=%d non2xx=%d\n",
-        summary.requests / s, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-        summary.requests, e.connect + e.read + e.write + e.timeout, e.status))
-end
-LUA
 
 # Jiffies the whole machine spent busy (all CPUs), and those of one process.
 machine_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
@@ -163,7 +139,7 @@ run_wrk() {
     [ "$conns" -lt 2 ] && threads=1
     b0=$(machine_busy); s0=$(proc_cpu "$pid")
     out=$( /usr/bin/time -f "WRKCPU %U %S" wrk -t"$threads" -c"$conns" -d"${dur}s" \
-        -s "$WORK/auth.lua" "$base" -- "$path" "$creds" 2>&1 )
+        -s scripts/bench/auth.lua "$base" -- "$path" "$creds" 2>&1 )
     b1=$(machine_busy); s1=$(proc_cpu "$pid")
     local line wrkcpu
     line=$(grep '^RESULT' <<<"$out") || { echo "wrk failed: $out" >&2; return 1; }
