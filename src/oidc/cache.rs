@@ -8,7 +8,9 @@
 //!   is answered from them and starts one refresh in the background, so a warm cache never
 //!   makes a request wait on the network.
 //! - An unknown `kid` triggers one refetch, at most once a minute per issuer: a flood of
-//!   made-up `kid`s costs the issuer one request a minute.
+//!   made-up `kid`s costs the issuer one request a minute. Only these refetches count
+//!   toward the minute: a cold fetch or a scheduled refresh does not, so a key the issuer
+//!   rotates in right after any other fetch is fetched and accepted at its first use.
 //! - A failed fetch keeps the last good keys. With none (a cold cache), requests are refused
 //!   with [`Refusal::IssuerUnreachable`] and no new fetch is tried for [`FAILURE_BACKOFF`].
 //! - Concurrent requests that need a fetch share one: the first takes the issuer's fetch lock,
@@ -159,8 +161,9 @@ struct State {
     /// The last good keys.
     keys: Option<Arc<KeySet>>,
     fresh_until: Option<DateTime<Utc>>,
-    /// When the last fetch started, and when the last one failed.
-    last_attempt: Option<DateTime<Utc>>,
+    /// When the last refetch for an unknown `kid` started (the once-a-minute limit), and
+    /// when the last fetch of any kind failed.
+    last_unknown_kid_fetch: Option<DateTime<Utc>>,
     last_failure: Option<DateTime<Utc>>,
     /// Bumped by every finished fetch, so a request that waited for the lock sees that
     /// another fetched meanwhile.
@@ -180,8 +183,9 @@ pub struct IssuerCache {
 enum Next {
     Found(Key),
     Refused(Refusal),
-    /// Fetch, unless the generation moved on since this one.
-    Fetch(u64),
+    /// Fetch, unless the generation moved on since this one; `unknown_kid` when the fetch
+    /// is a refetch for a `kid` the keys lack (rate-limited), not a cold fetch.
+    Fetch { generation: u64, unknown_kid: bool },
 }
 
 impl IssuerCache {
@@ -208,20 +212,38 @@ impl IssuerCache {
     ) -> Result<Key, Refusal> {
         // At most: a fetch of our own, or a wait for another's, then a final look.
         for _ in 0..3 {
-            let generation = match self.look(fetcher, kid, now) {
+            let (generation, unknown_kid) = match self.look(fetcher, kid, now) {
                 Next::Found(k) => return Ok(k),
                 Next::Refused(r) => return Err(r),
-                Next::Fetch(g) => g,
+                Next::Fetch {
+                    generation,
+                    unknown_kid,
+                } => (generation, unknown_kid),
             };
             let _one_fetch = self.fetching.lock().await;
-            if self.state().generation == generation {
-                self.refresh(fetcher, now).await;
+            // Another request's fetch finished while this one waited: look again first
+            // (concurrent requests for one new kid share one fetch).
+            if self.state().generation != generation {
+                continue;
             }
+            if unknown_kid {
+                let mut s = self.state();
+                // Another unknown kid's refetch may have started this minute meanwhile.
+                if s.last_unknown_kid_fetch
+                    .is_some_and(|t| now - t < REFETCH_INTERVAL)
+                {
+                    return Err(Refusal::UnknownKey {
+                        kid: kid.to_string(),
+                    });
+                }
+                s.last_unknown_kid_fetch = Some(now);
+            }
+            self.refresh(fetcher, now).await;
         }
         match self.look(fetcher, kid, now) {
             Next::Found(k) => Ok(k),
             Next::Refused(r) => Err(r),
-            Next::Fetch(_) => Err(self.unreachable(now)),
+            Next::Fetch { .. } => Err(self.unreachable(now)),
         }
     }
 
@@ -247,7 +269,10 @@ impl IssuerCache {
             return if backing_off {
                 Next::Refused(self.unreachable(now))
             } else {
-                Next::Fetch(generation)
+                Next::Fetch {
+                    generation,
+                    unknown_kid: false,
+                }
             };
         };
         if let Some(key) = keys.get(kid) {
@@ -259,13 +284,21 @@ impl IssuerCache {
             }
             return Next::Found(key.clone());
         }
-        let recently = s.last_attempt.is_some_and(|t| now - t < REFETCH_INTERVAL);
-        if recently {
+        let recently = s
+            .last_unknown_kid_fetch
+            .is_some_and(|t| now - t < REFETCH_INTERVAL);
+        // A fetch in flight may bring the kid: wait for it rather than refuse (the waiter
+        // fetches again only if the minute allows).
+        let in_flight = self.fetching.try_lock().is_err();
+        if recently && !in_flight {
             Next::Refused(Refusal::UnknownKey {
                 kid: kid.to_string(),
             })
         } else {
-            Next::Fetch(generation)
+            Next::Fetch {
+                generation,
+                unknown_kid: true,
+            }
         }
     }
 
@@ -284,7 +317,6 @@ impl IssuerCache {
 
     /// One fetch; the caller holds the fetch lock. Keeps the last good keys on failure.
     async fn refresh(&self, fetcher: &Fetcher, now: DateTime<Utc>) {
-        self.state().last_attempt = Some(now);
         let result = fetcher.fetch(&self.issuer).await;
         let outcome = match &result {
             Ok(_) => JwksFetch::Ok,
