@@ -185,7 +185,10 @@ enum Next {
     Refused(Refusal),
     /// Fetch, unless the generation moved on since this one; `unknown_kid` when the fetch
     /// is a refetch for a `kid` the keys lack (rate-limited), not a cold fetch.
-    Fetch { generation: u64, unknown_kid: bool },
+    Fetch {
+        generation: u64,
+        unknown_kid: bool,
+    },
 }
 
 impl IssuerCache {
