@@ -21,7 +21,7 @@ The whole test suite, as CI runs it (.ci/run). As root: it installs what is miss
 the nightly toolchain's cargo-fuzz), runs clippy, every cargo test (unit, tests/api,
 tests/cli, tests/e2e), the bench-baseline tests, schemathesis and the fuzz smoke run.
 
-  --quick   No installs, no root, no docker, no browser, no PostgreSQL: the unit tests,
+  --quick   No installs, no root, no docker, no browser, no PostgreSQL, no registry: the unit tests,
             tests/api and tests/cli without the docker, compose, PostgreSQL and shell
             completion tests. For contributors; a few minutes. CI never runs this.
   --help    This text, and nothing else.
@@ -42,10 +42,14 @@ case "${1:-}" in
         export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
         echo "==> quick: cargo test --lib --test api --test cli (no docker, compose, PostgreSQL or shell completions)"
         # The names skipped here are the tests that start dockerd, docker-compose, a
-        # PostgreSQL cluster or another shell; everything else of these three binaries runs.
+        # PostgreSQL cluster, a registry, the npm OIDC issuer or another shell; everything
+        # else of these three binaries runs.
         exec cargo test --lib --test api --test cli "$@" -- \
             --skip store::postgres:: --skip store::tests::postgres:: \
-            --skip compose:: --skip docker:: --skip completions::
+            --skip store::conformance::postgres:: --skip store::conformance::outbox::postgres:: \
+            --skip compose:: --skip docker:: --skip completions:: \
+            --skip readme_quick_start_runs_twice_from_a_fresh_clone \
+            --skip create_show_and_check_oidc_with_a_real_issuer
         ;;
 esac
 

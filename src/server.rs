@@ -72,14 +72,15 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
     }
     let admin_token = admin_token(&config)?;
     // After the token store: a second `serve` on this data dir fails there, saying who holds it.
-    let (store, (activity, outbox)) = match pg {
+    let (store, activity) = match pg {
         Some((pg, _)) => {
-            let activity = open_activity(&config, Some(&pg))?;
+            let activity = open_activity(&config, Some(&pg), None)?;
             (pg as Arc<dyn Store>, activity)
         }
         None => {
             let store = open_store(&config)?;
-            (store, open_activity(&config, None)?)
+            let activity = open_activity(&config, None, Some(&store))?;
+            (store, activity)
         }
     };
     let from_file = config
@@ -88,8 +89,7 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
         .is_none()
         .then(|| config.admin_token_file());
     let state = AppState::with_keys(config, store, keys, &admin_token, Clock::system())
-        .with_activity(activity)
-        .with_outbox(outbox);
+        .with_activity(activity);
     Ok(match from_file {
         // Re-read when `regauth admin-token rotate` replaces the file.
         Some(path) => state.with_admin_token(AdminToken::file(path, &admin_token)),
@@ -97,26 +97,28 @@ pub fn open(config: Config) -> anyhow::Result<AppState> {
     })
 }
 
-/// The registries' events and the webhooks' outbox: in PostgreSQL beside the tokens, else in
-/// their own sled database (`<data_dir>/activity`); each registry's events secret from its
-/// file (made when missing).
+/// The registries' events: in PostgreSQL beside the tokens, else in their own sled database
+/// (`<data_dir>/activity`); each registry's events secret from its file (made when missing).
+/// (The webhooks' outbox is the token store's: [`Store::outbox`].)
+/// With the sled `store`, webhook deliveries left in the activity database move into it.
 fn open_activity(
     config: &Config,
     pg: Option<&Arc<PgStore>>,
-) -> anyhow::Result<(
-    crate::service::activity::ActivityService,
-    Arc<dyn crate::store::outbox::Outbox>,
-)> {
+    store: Option<&Arc<dyn Store>>,
+) -> anyhow::Result<crate::service::activity::ActivityService> {
     use crate::store::activity::{ActivityStore, SledActivity};
-    use crate::store::outbox::Outbox;
-    let (store, outbox): (Arc<dyn ActivityStore>, Arc<dyn Outbox>) = match pg {
-        Some(pg) => (pg.clone(), pg.clone()),
+    let activity: Arc<dyn ActivityStore> = match pg {
+        Some(pg) => pg.clone(),
         None => {
             let path = config.data_dir.join("activity");
             let sled = SledActivity::open(&path)
                 .with_context(|| format!("cannot open the activity store in {}", path.display()))?;
-            let outbox = sled.outbox().context("cannot open the webhook outbox")?;
-            (Arc::new(sled), Arc::new(outbox))
+            if let Some(store) = store {
+                move_old_outbox(&sled, store).with_context(|| {
+                    format!("cannot move the webhook outbox out of {}", path.display())
+                })?;
+            }
+            Arc::new(sled)
         }
     };
     let mut secrets =
@@ -136,10 +138,32 @@ fn open_activity(
             }
         }
     }
-    Ok((
-        crate::service::activity::ActivityService::new(store, secrets, config.activity),
-        outbox,
+    Ok(crate::service::activity::ActivityService::new(
+        activity,
+        secrets,
+        config.activity,
     ))
+}
+
+/// Moves webhook deliveries left in the activity database's outbox (where versions before
+/// the transactional outbox kept it) into the token store's, once: pending ones are then
+/// sent, finished ones stay in the delivery log. Runs on the blocking thread of [`open`].
+fn move_old_outbox(
+    activity: &crate::store::activity::SledActivity,
+    store: &Arc<dyn Store>,
+) -> Result<(), crate::store::StoreError> {
+    let old = activity.outbox()?;
+    let to = store.clone().outbox();
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|e| crate::store::StoreError::backend("no runtime to move the outbox on", e))?;
+    let moved = runtime.block_on(old.move_into(&*to))?;
+    if moved > 0 {
+        info!(
+            deliveries = moved,
+            "moved the webhook outbox into the token store"
+        );
+    }
+    Ok(())
 }
 
 /// Where the keyring's files are for `config` (`[jwt]` and the data dir): what `serve`
@@ -694,5 +718,54 @@ mod tests {
         task.abort();
         assert!(gone, "the sweeper should have deleted the expired token");
         assert!(store.get("default", lasting.id).await.unwrap().is_some());
+    }
+
+    /// A sled installation from before the transactional outbox: its deliveries are moved
+    /// from the activity database into the token store's outbox at the start, once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn open_moves_the_old_outbox_into_the_token_store() {
+        use crate::domain::webhook::{Delivery, WebhookEvent};
+        use crate::store::outbox::Outbox;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::from_toml("").unwrap();
+        config.data_dir = dir.path().join("data");
+        config.jwt.key = dir.path().join("signing.key");
+        config.jwt.certificate = dir.path().join("signing.crt");
+        let old = Delivery::new(
+            uuid::Uuid::from_bytes([7; 16]),
+            WebhookEvent::TokenDeleted,
+            "http://hook.test/",
+            "{}".into(),
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        );
+        {
+            std::fs::create_dir_all(&config.data_dir).unwrap();
+            let activity =
+                crate::store::activity::SledActivity::open(&config.data_dir.join("activity"))
+                    .unwrap();
+            activity
+                .outbox()
+                .unwrap()
+                .enqueue(vec![old.clone()])
+                .await
+                .unwrap();
+        }
+        let c = config.clone();
+        let state = tokio::task::spawn_blocking(move || open(c))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            state.webhooks.deliveries(10).await.unwrap(),
+            std::slice::from_ref(&old)
+        );
+        drop(state);
+        let activity =
+            crate::store::activity::SledActivity::open(&config.data_dir.join("activity")).unwrap();
+        assert_eq!(
+            activity.outbox().unwrap().pending().await.unwrap(),
+            0,
+            "moved, not copied"
+        );
     }
 }

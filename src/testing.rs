@@ -12,8 +12,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::domain::webhook::Delivery;
 use crate::domain::{Admin, SecretHash, Status, Token};
-use crate::store::{MemoryStore, Page, RefreshGrant, Store, StoreError, TokenUse};
+use crate::store::outbox::Outbox;
+use crate::store::{
+    MemoryStore, Page, RefreshGrant, Report, Store, StoreError, TokenUse, TokenWrite,
+};
 
 /// A fixed "now" (2023-11-14T22:13:20Z) so expiry is tested without a clock.
 pub fn t0() -> DateTime<Utc> {
@@ -247,35 +251,37 @@ impl Store for FaultStore {
             .await
     }
 
-    async fn create(&self, token: &Token) -> Result<(), StoreError> {
-        self.check(Method::Create)?;
-        self.inner.create(token).await
-    }
-
-    async fn update(&self, token: &Token) -> Result<(), StoreError> {
-        match self.fault(Method::Update) {
-            Fault::Pass => {}
-            Fault::Fail(e) => return Err(e),
-            Fault::DeleteFirst => {
-                if !self.inner.delete(&token.registry, token.id).await? {
-                    return Err(StoreError::message(
-                        "test fault DeleteFirst: the token to delete does not exist",
-                    ));
+    async fn write(&self, write: TokenWrite<'_>, outbox: &[Delivery]) -> Result<bool, StoreError> {
+        match write {
+            TokenWrite::Create(_) => self.check(Method::Create)?,
+            TokenWrite::Update(token) => match self.fault(Method::Update) {
+                Fault::Pass => {}
+                Fault::Fail(e) => return Err(e),
+                Fault::DeleteFirst => {
+                    if !self.inner.delete(&token.registry, token.id).await? {
+                        return Err(StoreError::message(
+                            "test fault DeleteFirst: the token to delete does not exist",
+                        ));
+                    }
                 }
-            }
-            other => return Err(misfit(Method::Update, &other)),
+                other => return Err(misfit(Method::Update, &other)),
+            },
+            TokenWrite::Delete { .. } => self.check(Method::Delete)?,
         }
-        self.inner.update(token).await
+        self.inner.write(write, outbox).await
     }
 
-    async fn delete(&self, registry: &str, id: Uuid) -> Result<bool, StoreError> {
-        self.check(Method::Delete)?;
-        self.inner.delete(registry, id).await
-    }
-
-    async fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+    async fn delete_expired_reporting(
+        &self,
+        now: DateTime<Utc>,
+        report: &Report<'_>,
+    ) -> Result<Vec<Token>, StoreError> {
         self.check(Method::DeleteExpired)?;
-        self.inner.delete_expired(now).await
+        self.inner.delete_expired_reporting(now, report).await
+    }
+
+    fn outbox(self: Arc<Self>) -> Arc<dyn Outbox> {
+        self.inner.clone().outbox()
     }
 
     async fn add_refresh(

@@ -113,7 +113,9 @@ impl AppState {
             }
         };
         let admins = crate::service::admins::AdminsService::new(store.clone(), clock.clone());
-        let webhooks = crate::service::webhook::WebhookService::in_memory(
+        // The store's own outbox: token changes and their deliveries commit together.
+        let webhooks = crate::service::webhook::WebhookService::new(
+            store.clone().outbox(),
             config.webhooks.clone(),
             clock.clone(),
             metrics.clone(),
@@ -164,20 +166,6 @@ impl AppState {
         activity: crate::service::activity::ActivityService,
     ) -> AppState {
         self.activity = activity.with_webhooks(self.webhooks.clone());
-        self
-    }
-
-    /// The webhooks' outbox in `outbox` (the store's), for the admin and activity services
-    /// alike.
-    pub fn with_outbox(mut self, outbox: Arc<dyn crate::store::outbox::Outbox>) -> AppState {
-        self.webhooks = crate::service::webhook::WebhookService::new(
-            outbox,
-            self.config.webhooks.clone(),
-            self.clock.clone(),
-            self.metrics.clone(),
-        );
-        self.admin = self.admin.with_webhooks(self.webhooks.clone());
-        self.activity = self.activity.with_webhooks(self.webhooks.clone());
         self
     }
 

@@ -26,7 +26,7 @@ use crate::domain::{
 use crate::error::BoxError;
 use crate::service::usage::UsageRecorder;
 use crate::service::webhook::WebhookService;
-use crate::store::{Page, Store, StoreError};
+use crate::store::{Page, Store, StoreError, TokenWrite};
 
 /// What ran an expiry sweep, as its log lines say (`by=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,22 +248,24 @@ impl AdminService {
         self.webhooks.as_ref()
     }
 
-    /// Writes the token event `kind` about `token` (after its change is committed).
-    async fn notify(&self, kind: WebhookEvent, token: &Token) {
-        if let Some(w) = &self.webhooks {
-            w.token_event(kind, token, &self.actor).await;
-        }
-    }
-
-    /// `token.disabled` when a write disabled `token` (it was enabled before), else
-    /// `token.updated`.
-    async fn notify_changed(&self, was: Status, token: &Token) {
-        let kind = if was == Status::Enabled && token.status == Status::Disabled {
-            WebhookEvent::TokenDisabled
-        } else {
-            WebhookEvent::TokenUpdated
+    /// Makes the store write `write` together with the deliveries of the token event `kind`
+    /// about `token` (as it is after the write), in one transaction; returns whether the write
+    /// happened (see [`Store::write`]).
+    async fn write_reporting(
+        &self,
+        write: TokenWrite<'_>,
+        kind: WebhookEvent,
+        token: &Token,
+    ) -> Result<bool, StoreError> {
+        let deliveries = match &self.webhooks {
+            Some(w) => w.token_deliveries(kind, token, &self.actor),
+            None => Vec::new(),
         };
-        self.notify(kind, token).await;
+        let done = self.store.write(write, &deliveries).await?;
+        if let (true, Some(w)) = (done, &self.webhooks) {
+            w.queued(&deliveries);
+        }
+        Ok(done)
     }
 
     /// Enforces each registry's `max_token_lifetime`.
@@ -371,9 +373,13 @@ impl AdminService {
             last_used: None,
             federation: new.federation.map(Box::new),
         };
-        self.store.create(&token).await?;
+        self.write_reporting(
+            TokenWrite::Create(&token),
+            WebhookEvent::TokenCreated,
+            &token,
+        )
+        .await?;
         let password = token.federation.is_none().then_some(password);
-        self.notify(WebhookEvent::TokenCreated, &token).await;
         Ok((token, password))
     }
 
@@ -422,8 +428,7 @@ impl AdminService {
             ..existing
         };
         token.set_status(new.status);
-        self.update(&token).await?;
-        self.notify_changed(was, &token).await;
+        self.update(&token, changed(was, &token)).await?;
         Ok(PutOutcome::Replaced(token))
     }
 
@@ -466,8 +471,7 @@ impl AdminService {
         self.check_rule(registry, token.status, token.expiry, now, None)?;
         token.modified = now;
         token.modified_by = self.actor.to_string();
-        self.update(&token).await?;
-        self.notify_changed(was, &token).await;
+        self.update(&token, changed(was, &token)).await?;
         Ok(token)
     }
 
@@ -498,11 +502,8 @@ impl AdminService {
             token.set_status(Status::Disabled);
             token.modified = now;
             token.modified_by = self.actor.to_string();
-            match self.update(&token).await {
-                Ok(()) => {
-                    self.notify(WebhookEvent::TokenDisabled, &token).await;
-                    disabled.push(self.shown(token));
-                }
+            match self.update(&token, WebhookEvent::TokenDisabled).await {
+                Ok(()) => disabled.push(self.shown(token)),
                 Err(AdminError::NotFound(_)) => {}
                 Err(e) => return (disabled, Some(e)),
             }
@@ -563,21 +564,28 @@ impl AdminService {
             .get(registry, id)
             .await?
             .ok_or(AdminError::NotFound(id))?;
-        if self.store.delete(registry, id).await? {
-            self.notify(WebhookEvent::TokenDeleted, &token).await;
+        let delete = TokenWrite::Delete { registry, id };
+        if self
+            .write_reporting(delete, WebhookEvent::TokenDeleted, &token)
+            .await?
+        {
             Ok(token)
         } else {
             Err(AdminError::NotFound(id))
         }
     }
 
-    /// Writes a changed token. A token deleted since it was read (a DELETE racing this PUT,
-    /// PATCH or rotation) is not found, as if the DELETE had come first.
-    async fn update(&self, token: &Token) -> Result<(), AdminError> {
-        self.store.update(token).await.map_err(|e| match e {
-            StoreError::NotFound => AdminError::NotFound(token.id),
-            e => AdminError::from(e),
-        })
+    /// Writes a changed token, with its event `kind`. A token deleted since it was read (a
+    /// DELETE racing this PUT, PATCH or rotation) is not found, as if the DELETE had come
+    /// first.
+    async fn update(&self, token: &Token, kind: WebhookEvent) -> Result<(), AdminError> {
+        self.write_reporting(TokenWrite::Update(token), kind, token)
+            .await
+            .map(drop)
+            .map_err(|e| match e {
+                StoreError::NotFound => AdminError::NotFound(token.id),
+                e => AdminError::from(e),
+            })
     }
 
     /// Counts what the store holds, for the metrics: tokens per registry (for each of
@@ -717,16 +725,25 @@ impl AdminService {
     /// nothing. Logs one line per deleted token (`expired token deleted`, with `by=` the
     /// trigger), whichever sweep deleted it, so the log accounts for every expiry.
     pub async fn sweep(&self, by: SweepTrigger) -> Result<Vec<Token>, AdminError> {
-        let deleted = match self.on_expiry {
-            OnExpiry::Delete => self.store.delete_expired(self.clock.now()).await?,
-            OnExpiry::Disable => Vec::new(),
+        let deleted = match (self.on_expiry, &self.webhooks) {
+            (OnExpiry::Disable, _) => Vec::new(),
+            // Each deletion commits with its `token.expired` deliveries.
+            (OnExpiry::Delete, Some(w)) => {
+                let report = |t: &Token| w.expired_deliveries(t);
+                let deleted = self
+                    .store
+                    .delete_expired_reporting(self.clock.now(), &report)
+                    .await?;
+                if !deleted.is_empty() {
+                    w.wake();
+                }
+                deleted
+            }
+            (OnExpiry::Delete, None) => self.store.delete_expired(self.clock.now()).await?,
         };
         for t in &deleted {
             let expiry = t.expiry.map(|e| e.to_rfc3339()).unwrap_or_default();
             info!(token = %t.name, registry = %t.registry, id = %t.id, expiry, by = by.as_str(), "expired token deleted");
-            if let Some(w) = &self.webhooks {
-                w.token_expired(t).await;
-            }
         }
         Ok(deleted)
     }
@@ -761,9 +778,18 @@ impl AdminService {
         token.rotate(SecretHash::of(&password), grace, now)?;
         token.modified = now;
         token.modified_by = self.actor.to_string();
-        self.update(&token).await?;
-        self.notify(WebhookEvent::TokenRotated, &token).await;
+        self.update(&token, WebhookEvent::TokenRotated).await?;
         Ok((token, password))
+    }
+}
+
+/// The event of a write that leaves `token` as it is: `token.disabled` when it disabled the
+/// token (it was enabled before), else `token.updated`.
+fn changed(was: Status, token: &Token) -> WebhookEvent {
+    if was == Status::Enabled && token.status == Status::Disabled {
+        WebhookEvent::TokenDisabled
+    } else {
+        WebhookEvent::TokenUpdated
     }
 }
 

@@ -2,10 +2,12 @@
 //! ([`Outbox`]) where they happen, and a background deliverer POSTs them, signed, to each
 //! subscribed webhook, retrying with exponential backoff until the give-up time.
 //!
-//! - **Writing.** [`WebhookService::emit`] writes one delivery per subscribed webhook in one
-//!   outbox write, after the change itself is committed (the token store and the outbox are
-//!   separate writes; see docs/webhooks.md for the window this leaves). With no webhook
-//!   subscribed to an event, nothing is written. The admin API waits for that write only,
+//! - **Writing.** A token change's deliveries (one per subscribed webhook,
+//!   [`WebhookService::token_deliveries`]) are committed by the store in the change's own
+//!   transaction ([`crate::store::Store::write`]): a change is never made without its event,
+//!   whatever stops the process. Events that report no store change (`token.expiring`,
+//!   `image.pushed`) are written on their own ([`WebhookService::emit`]). With no webhook
+//!   subscribed to an event, nothing is written. The admin API waits for the commit only,
 //!   never for a receiver.
 //! - **Sending.** [`run_deliverer`] claims due deliveries (leased, so one replica sends each;
 //!   a replica killed mid-delivery leaves a lease that runs out and the delivery is due
@@ -16,7 +18,6 @@
 //!   derived from what they are about, so noticing one twice (two replicas, a restart, a
 //!   retried registry envelope) writes it once.
 //!
-//! Dependency direction: `service::webhook -> {domain::webhook, store::outbox, metrics}`;
 //! `admin`, `activity` and `expiry` use it.
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,16 +109,23 @@ impl WebhookService {
         !self.config.hooks.is_empty()
     }
 
-    /// Writes event `id` of type `kind` with `data` to the outbox, one delivery per webhook
-    /// subscribed to `kind`. A failure is logged (the change it reports is already made).
-    pub async fn emit<T: Serialize>(&self, kind: WebhookEvent, id: Uuid, data: T) {
+    /// The deliveries of event `id` of type `kind` with `data`: one per webhook subscribed to
+    /// `kind` (none when no webhook is). For a caller that writes them itself, in the
+    /// transaction of the change they report ([`crate::store::Store::write`]); then it calls
+    /// [`WebhookService::queued`].
+    pub fn deliveries_of<T: Serialize>(
+        &self,
+        kind: WebhookEvent,
+        id: Uuid,
+        data: T,
+    ) -> Vec<Delivery> {
         let urls: Vec<&str> = self
             .config
             .subscribed(kind)
             .map(|h| h.url.as_str())
             .collect();
         if urls.is_empty() {
-            return;
+            return Vec::new();
         }
         let now = self.clock.now();
         let envelope = Envelope {
@@ -126,17 +134,60 @@ impl WebhookService {
             time: now,
             data,
         };
-        let body = match serde_json::to_string(&envelope) {
-            Ok(b) => b,
+        match serde_json::to_string(&envelope) {
+            Ok(body) => urls
+                .iter()
+                .map(|u| Delivery::new(id, kind, u, body.clone(), now))
+                .collect(),
             Err(e) => {
                 tracing::error!(event = %kind, id = %id, error = %e, "webhook event lost: cannot encode it");
-                return;
+                Vec::new()
             }
-        };
-        let deliveries = urls
-            .iter()
-            .map(|u| Delivery::new(id, kind, u, body.clone(), now))
-            .collect();
+        }
+    }
+
+    /// The deliveries of `token`'s event `kind` caused by `actor` (a new event id).
+    pub fn token_deliveries(
+        &self,
+        kind: WebhookEvent,
+        token: &Token,
+        actor: &str,
+    ) -> Vec<Delivery> {
+        self.deliveries_of(kind, Uuid::new_v4(), TokenData::of(token, actor))
+    }
+
+    /// `token.expired` of `token`: one event id per token and expiry, whoever notices it.
+    pub fn expired_deliveries(&self, token: &Token) -> Vec<Delivery> {
+        let id = expiry_event_id(WebhookEvent::TokenExpired, token);
+        self.deliveries_of(
+            WebhookEvent::TokenExpired,
+            id,
+            TokenData::of(token, "regauth"),
+        )
+    }
+
+    /// Wakes the deliverer: deliveries were committed to the outbox by the store.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Says that `deliveries` were committed to the outbox (by the store, with their
+    /// change): the deliverer sends them now.
+    pub fn queued(&self, deliveries: &[Delivery]) {
+        if let Some(d) = deliveries.first() {
+            tracing::debug!(event = %d.kind, id = %d.event_id, webhooks = deliveries.len(), "webhook event queued");
+            self.wake.notify_one();
+        }
+    }
+
+    /// Writes event `id` of type `kind` with `data` to the outbox on its own, for events
+    /// that report no store change (`token.expiring`, `image.pushed`, a `token.expired` noticed
+    /// late). A failure is logged.
+    pub async fn emit<T: Serialize>(&self, kind: WebhookEvent, id: Uuid, data: T) {
+        let deliveries = self.deliveries_of(kind, id, data);
+        if deliveries.is_empty() {
+            return;
+        }
         match self.outbox.enqueue(deliveries).await {
             Ok(0) => {}
             Ok(n) => {
@@ -144,17 +195,11 @@ impl WebhookService {
                 self.wake.notify_one();
             }
             Err(e) => tracing::error!(event = %kind, id = %id, error = %Chain(&e),
-                "webhook event lost: cannot write it to the outbox (the change itself is made)"),
+                "webhook event lost: cannot write it to the outbox"),
         }
     }
 
-    /// A `token.*` event about `token`, caused by `actor`, with a new id.
-    pub async fn token_event(&self, kind: WebhookEvent, token: &Token, actor: &str) {
-        self.emit(kind, Uuid::new_v4(), TokenData::of(token, actor))
-            .await;
-    }
-
-    /// `token.expired` for `token`: one id per token and expiry, whoever notices it.
+    /// `token.expired` for `token` (one id per token and expiry), written on its own.
     pub async fn token_expired(&self, token: &Token) {
         let id = expiry_event_id(WebhookEvent::TokenExpired, token);
         self.emit(
@@ -435,8 +480,18 @@ mod tests {
             Arc::new(Metrics::new()),
         );
         let t = crate::testing::token("default", "ci-bot");
-        s.token_event(WebhookEvent::TokenCreated, &t, "alice").await;
-        s.token_event(WebhookEvent::TokenDeleted, &t, "alice").await;
+        s.emit(
+            WebhookEvent::TokenCreated,
+            Uuid::new_v4(),
+            TokenData::of(&t, "alice"),
+        )
+        .await;
+        s.emit(
+            WebhookEvent::TokenDeleted,
+            Uuid::new_v4(),
+            TokenData::of(&t, "alice"),
+        )
+        .await;
         let soon = Token {
             expiry: Some(crate::testing::t0() + TimeDelta::hours(3)),
             ..crate::testing::token("default", "soon-token")
@@ -464,10 +519,11 @@ mod tests {
             clock.clone(),
             Arc::new(Metrics::new()),
         );
-        s.token_event(
+        let t = crate::testing::token("default", "ci-bot");
+        s.emit(
             WebhookEvent::TokenCreated,
-            &crate::testing::token("default", "ci-bot"),
-            "a",
+            Uuid::new_v4(),
+            TokenData::of(&t, "a"),
         )
         .await;
         let d = s.deliveries(1).await.unwrap().remove(0);

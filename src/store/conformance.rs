@@ -1023,6 +1023,168 @@ pub(crate) async fn grants_racing_disable_never_survive(s: &dyn Store) {
     }
 }
 
+/// A delivery reporting an event `n` about `t` (its id is derived from `n` and the url).
+fn report_of(t: &Token, n: u8) -> crate::domain::webhook::Delivery {
+    crate::domain::webhook::Delivery::new(
+        Uuid::from_bytes([n; 16]),
+        crate::domain::webhook::WebhookEvent::TokenCreated,
+        "http://hook.test/",
+        format!("{{\"token\":\"{}\",\"n\":{n}}}", t.name.as_str()),
+        t0(),
+    )
+}
+
+/// [`Store::write`]: a change and the deliveries reporting it commit together; a write
+/// that fails (taken name, missing token) adds no delivery; a delivery id already in the
+/// outbox stays as it was.
+pub(crate) async fn writes_commit_with_their_deliveries(s: std::sync::Arc<dyn Store>) {
+    use super::TokenWrite;
+    let outbox = s.clone().outbox();
+    let t = token("default", "ci-push");
+    let created = report_of(&t, 1);
+    assert!(s
+        .write(TokenWrite::Create(&t), std::slice::from_ref(&created))
+        .await
+        .unwrap());
+    assert_eq!(s.get("default", t.id).await.unwrap().as_ref(), Some(&t));
+    assert_eq!(
+        outbox.delivery(created.id).await.unwrap(),
+        Some(created.clone())
+    );
+
+    // A failed create: no token, no delivery.
+    let twin = token("default", "ci-push");
+    let lost = report_of(&twin, 2);
+    assert!(matches!(
+        s.write(TokenWrite::Create(&twin), std::slice::from_ref(&lost))
+            .await,
+        Err(StoreError::NameTaken(_))
+    ));
+    assert_eq!(
+        outbox.delivery(lost.id).await.unwrap(),
+        None,
+        "create failed"
+    );
+
+    // An update with two webhooks' deliveries; one id already queued stays as it was.
+    let mut changed = t.clone();
+    changed.status = Status::Disabled;
+    let mut again = created.clone();
+    again.body = "{\"changed\":true}".into();
+    let updated = report_of(&changed, 3);
+    assert!(s
+        .write(TokenWrite::Update(&changed), &[again, updated.clone()])
+        .await
+        .unwrap());
+    assert_eq!(
+        s.get("default", t.id).await.unwrap().as_ref(),
+        Some(&changed)
+    );
+    assert_eq!(
+        outbox.delivery(created.id).await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(
+        outbox.delivery(updated.id).await.unwrap(),
+        Some(updated.clone())
+    );
+
+    // Updating or deleting a token that is not there writes nothing.
+    let ghost = token("default", "ghost");
+    let (g1, g2) = (report_of(&ghost, 4), report_of(&ghost, 5));
+    assert!(matches!(
+        s.write(TokenWrite::Update(&ghost), std::slice::from_ref(&g1))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let existed = s
+        .write(
+            TokenWrite::Delete {
+                registry: "default",
+                id: ghost.id,
+            },
+            std::slice::from_ref(&g2),
+        )
+        .await
+        .unwrap();
+    assert!(!existed);
+    assert_eq!(outbox.delivery(g1.id).await.unwrap(), None, "update failed");
+    assert_eq!(
+        outbox.delivery(g2.id).await.unwrap(),
+        None,
+        "nothing deleted"
+    );
+    // Right id, wrong registry: not there either.
+    let other = report_of(&t, 6);
+    assert!(!s
+        .write(
+            TokenWrite::Delete {
+                registry: "staging",
+                id: t.id
+            },
+            std::slice::from_ref(&other),
+        )
+        .await
+        .unwrap());
+    assert_eq!(outbox.delivery(other.id).await.unwrap(), None);
+
+    let deleted = report_of(&t, 7);
+    assert!(s
+        .write(
+            TokenWrite::Delete {
+                registry: "default",
+                id: t.id
+            },
+            std::slice::from_ref(&deleted),
+        )
+        .await
+        .unwrap());
+    assert_eq!(s.get("default", t.id).await.unwrap(), None);
+    assert_eq!(outbox.delivery(deleted.id).await.unwrap(), Some(deleted));
+    assert_eq!(outbox.pending().await.unwrap(), 3);
+}
+
+/// [`Store::delete_expired_reporting`]: each expired token's deliveries are written with its
+/// deletion, and only those.
+pub(crate) async fn expired_deletions_commit_with_their_deliveries(s: std::sync::Arc<dyn Store>) {
+    let outbox = s.clone().outbox();
+    let now = t0() + Duration::days(1);
+    let a = expiring("default", "aaa", now - Duration::hours(1));
+    let b = expiring("staging", "bbb", now);
+    let later = expiring("default", "later", now + Duration::hours(1));
+    for t in [&a, &b, &later] {
+        s.create(t).await.unwrap();
+    }
+    let n = |t: &Token| t.name.as_str().as_bytes()[0];
+    let report = |t: &Token| vec![report_of(t, n(t))];
+    let mut gone = s.delete_expired_reporting(now, &report).await.unwrap();
+    gone.sort_by(|x, y| x.name.cmp(&y.name));
+    assert_eq!(names(&gone), ["aaa", "bbb"]);
+    for t in [&a, &b] {
+        assert_eq!(
+            outbox.delivery(report_of(t, n(t)).id).await.unwrap(),
+            Some(report_of(t, n(t))),
+            "{}",
+            t.name
+        );
+    }
+    assert_eq!(
+        outbox
+            .delivery(report_of(&later, n(&later)).id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(outbox.pending().await.unwrap(), 2);
+    // Nothing left to delete: nothing reported.
+    assert!(s
+        .delete_expired_reporting(now, &report)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(outbox.pending().await.unwrap(), 2);
+}
+
 /// One test per suite function, for a backend built by `$make` (an expression evaluating
 /// to `(store, guard)` inside the test's async body; the guard lives as long as the test,
 /// e.g. a temp dir).
@@ -1039,6 +1201,17 @@ macro_rules! conformance {
             grants_racing_disable_never_survive, record_uses_sets_last_use_only,
             expiring_reads_the_expiry_index, admins_create_replace_delete,
             federated_tokens_and_grants);
+        conformance!(@arc $make; writes_commit_with_their_deliveries,
+            expired_deletions_commit_with_their_deliveries);
+    };
+    (@arc $make:expr; $($name:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, _guard) = $make;
+                super::$name(std::sync::Arc::new(store)).await;
+            }
+        )+
     };
     (@tests $make:expr; $($name:ident),+) => {
         $(

@@ -10,7 +10,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Page, RefreshGrant, Store, StoreError, TokenUse};
+use super::outbox::{MemoryOutbox, Outbox};
+use super::{Page, RefreshGrant, Report, Store, StoreError, TokenUse, TokenWrite};
+use crate::domain::webhook::Delivery;
 use crate::domain::{Admin, LastUse, SecretHash, Status, Token};
 
 /// (registry, name): ordered by registry, then name, like the sled key `registry \0 name`.
@@ -21,6 +23,8 @@ type NameKey = (String, String);
 pub struct MemoryStore {
     inner: RwLock<Inner>,
     admins: RwLock<BTreeMap<String, Admin>>,
+    /// The webhooks' outbox, written with the token changes (see [`Store::write`]).
+    outbox: Arc<MemoryOutbox>,
 }
 
 #[derive(Debug, Default)]
@@ -43,7 +47,7 @@ impl MemoryStore {
         self.inner.read().map_err(|_| poisoned())
     }
 
-    fn write(&self) -> Result<RwLockWriteGuard<'_, Inner>, StoreError> {
+    fn write_lock(&self) -> Result<RwLockWriteGuard<'_, Inner>, StoreError> {
         self.inner.write().map_err(|_| poisoned())
     }
 }
@@ -62,6 +66,62 @@ fn check_registry(registry: &str) -> Result<(), StoreError> {
 }
 
 impl Inner {
+    fn create(&mut self, token: &Token) -> Result<(), StoreError> {
+        check_registry(&token.registry)?;
+        let inner = self;
+        let key = (token.registry.clone(), token.name.as_str().to_string());
+        if inner.tokens.contains_key(&key) {
+            return Err(StoreError::NameTaken(key.1));
+        }
+        if inner.ids.contains_key(&token.id) {
+            return Err(StoreError::IdTaken(token.id));
+        }
+        inner.ids.insert(token.id, key.clone());
+        if let Some(expiry) = token.expiry {
+            inner.expiry.insert((expiry, token.id));
+        }
+        inner.tokens.insert(key, token.clone());
+        Ok(())
+    }
+
+    fn update(&mut self, token: &Token) -> Result<(), StoreError> {
+        let inner = self;
+        let old_key = match inner.ids.get(&token.id) {
+            Some(key) if key.0 == token.registry => key.clone(),
+            _ => return Err(StoreError::NotFound),
+        };
+        let new_key = (token.registry.clone(), token.name.as_str().to_string());
+        if new_key != old_key && inner.tokens.contains_key(&new_key) {
+            return Err(StoreError::NameTaken(new_key.1));
+        }
+        let old = inner.tokens.remove(&old_key).ok_or(StoreError::NotFound)?;
+        if let Some(expiry) = old.expiry {
+            inner.expiry.remove(&(expiry, old.id));
+        }
+        if let Some(expiry) = token.expiry {
+            inner.expiry.insert((expiry, token.id));
+        }
+        let mut stored = token.clone();
+        stored.last_used = LastUse::latest(old.last_used, token.last_used);
+        inner.ids.insert(token.id, new_key.clone());
+        inner.tokens.insert(new_key, stored);
+        if token.status != Status::Enabled {
+            // A disabled token keeps no refresh grants (see the trait).
+            for (_, hash) in inner.refresh_by_token.remove(&token.id).unwrap_or_default() {
+                inner.refresh.remove(&hash);
+            }
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, registry: &str, id: Uuid) -> bool {
+        let key = match self.ids.get(&id) {
+            Some(key) if key.0 == registry => key.clone(),
+            _ => return false,
+        };
+        self.remove_token(&key).is_some()
+    }
+
     /// Removes the token at `key` with everything that hangs off it.
     fn remove_token(&mut self, key: &NameKey) -> Option<Token> {
         let token = self.tokens.remove(key)?;
@@ -170,65 +230,30 @@ impl Store for MemoryStore {
         Ok(Page { items, total })
     }
 
-    async fn create(&self, token: &Token) -> Result<(), StoreError> {
-        check_registry(&token.registry)?;
-        let mut inner = self.write()?;
-        let key = (token.registry.clone(), token.name.as_str().to_string());
-        if inner.tokens.contains_key(&key) {
-            return Err(StoreError::NameTaken(key.1));
-        }
-        if inner.ids.contains_key(&token.id) {
-            return Err(StoreError::IdTaken(token.id));
-        }
-        inner.ids.insert(token.id, key.clone());
-        if let Some(expiry) = token.expiry {
-            inner.expiry.insert((expiry, token.id));
-        }
-        inner.tokens.insert(key, token.clone());
-        Ok(())
-    }
-
-    async fn update(&self, token: &Token) -> Result<(), StoreError> {
-        let mut inner = self.write()?;
-        let old_key = match inner.ids.get(&token.id) {
-            Some(key) if key.0 == token.registry => key.clone(),
-            _ => return Err(StoreError::NotFound),
+    async fn write(&self, write: TokenWrite<'_>, outbox: &[Delivery]) -> Result<bool, StoreError> {
+        let mut inner = self.write_lock()?;
+        let done = match write {
+            TokenWrite::Create(token) => inner.create(token).map(|()| true)?,
+            TokenWrite::Update(token) => inner.update(token).map(|()| true)?,
+            TokenWrite::Delete { registry, id } => inner.delete(registry, id),
         };
-        let new_key = (token.registry.clone(), token.name.as_str().to_string());
-        if new_key != old_key && inner.tokens.contains_key(&new_key) {
-            return Err(StoreError::NameTaken(new_key.1));
+        if done {
+            // Under the token lock: the change and its deliveries appear together.
+            self.outbox.add(outbox)?;
         }
-        let old = inner.tokens.remove(&old_key).ok_or(StoreError::NotFound)?;
-        if let Some(expiry) = old.expiry {
-            inner.expiry.remove(&(expiry, old.id));
-        }
-        if let Some(expiry) = token.expiry {
-            inner.expiry.insert((expiry, token.id));
-        }
-        let mut stored = token.clone();
-        stored.last_used = LastUse::latest(old.last_used, token.last_used);
-        inner.ids.insert(token.id, new_key.clone());
-        inner.tokens.insert(new_key, stored);
-        if token.status != Status::Enabled {
-            // A disabled token keeps no refresh grants (see the trait).
-            for (_, hash) in inner.refresh_by_token.remove(&token.id).unwrap_or_default() {
-                inner.refresh.remove(&hash);
-            }
-        }
-        Ok(())
+        Ok(done)
     }
 
-    async fn delete(&self, registry: &str, id: Uuid) -> Result<bool, StoreError> {
-        let mut inner = self.write()?;
-        let key = match inner.ids.get(&id) {
-            Some(key) if key.0 == registry => key.clone(),
-            _ => return Ok(false),
-        };
-        Ok(inner.remove_token(&key).is_some())
+    fn outbox(self: Arc<Self>) -> Arc<dyn Outbox> {
+        self.outbox.clone()
     }
 
-    async fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
-        let mut inner = self.write()?;
+    async fn delete_expired_reporting(
+        &self,
+        now: DateTime<Utc>,
+        report: &Report<'_>,
+    ) -> Result<Vec<Token>, StoreError> {
+        let mut inner = self.write_lock()?;
         let due: Vec<Uuid> = inner
             .expiry
             .range(..=(now, Uuid::max()))
@@ -237,7 +262,10 @@ impl Store for MemoryStore {
         let mut deleted = Vec::with_capacity(due.len());
         for id in due {
             if let Some(key) = inner.ids.get(&id).cloned() {
-                deleted.extend(inner.remove_token(&key));
+                if let Some(t) = inner.remove_token(&key) {
+                    self.outbox.add(&report(&t))?;
+                    deleted.push(t);
+                }
             }
         }
         Ok(deleted)
@@ -248,7 +276,7 @@ impl Store for MemoryStore {
         grant: &RefreshGrant,
         cap_per_token: usize,
     ) -> Result<(), StoreError> {
-        let mut inner = self.write()?;
+        let mut inner = self.write_lock()?;
         let key = (grant.registry.clone(), grant.token_name.clone());
         if inner.ids.get(&grant.token_id) != Some(&key) {
             return Err(StoreError::NotFound);
@@ -283,7 +311,7 @@ impl Store for MemoryStore {
     }
 
     async fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
-        let mut inner = self.write()?;
+        let mut inner = self.write_lock()?;
         let mut written = 0;
         for u in uses {
             let Some(key) = inner.ids.get(&u.id).filter(|k| k.0 == u.registry).cloned() else {

@@ -1,8 +1,7 @@
 //! Persistence of tokens and refresh grants behind one trait, so a second backend fits
 //! without touching handlers.
 //!
-//! Dependency direction: `http -> {auth, admin services} -> store -> domain`. The store
-//! depends on `domain` only (it stores [`Token`]s and [`RefreshGrant`]s as they are); it
+//! The store depends on `domain` only (it stores [`Token`]s and [`RefreshGrant`]s as they are); it
 //! knows nothing of HTTP, JWT or configuration, and it applies no business rules beyond
 //! uniqueness and the refresh-grant cap.
 //!
@@ -11,7 +10,9 @@
 //! coherence) and [`MemoryStore`] (tests). All pass one conformance suite (`conformance.rs`).
 //! Test doubles are built from `crate::testing` (one fault-injecting store), not by hand.
 //! Beside the token store: registry events (`activity.rs`) and the webhooks' outbox
-//! (`outbox.rs`), each behind its own trait with its own conformance functions.
+//! (`outbox.rs`), each behind its own trait with its own conformance functions. The outbox
+//! lives in the token store's database, so that a token write and the webhook deliveries
+//! reporting it commit in one transaction ([`Store::write`]).
 //!
 //! Contract for every implementation:
 //! - every write is durable (flushed to disk, for disk backends) before the method returns;
@@ -35,6 +36,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use self::outbox::Outbox;
+use crate::domain::webhook::Delivery;
 use crate::domain::{Admin, LastUse, SecretHash, Token};
 use crate::error::BoxError;
 
@@ -157,6 +160,20 @@ impl RefreshGrant {
     }
 }
 
+/// A token write of [`Store::write`].
+#[derive(Debug, Clone, Copy)]
+pub enum TokenWrite<'a> {
+    /// [`Store::create`].
+    Create(&'a Token),
+    /// [`Store::update`].
+    Update(&'a Token),
+    /// [`Store::delete`].
+    Delete { registry: &'a str, id: Uuid },
+}
+
+/// What [`Store::delete_expired_reporting`] writes to the outbox for each deleted token.
+pub type Report<'a> = dyn Fn(&Token) -> Vec<Delivery> + Send + Sync + 'a;
+
 /// A token's last use, to be written by [`Store::record_uses`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenUse {
@@ -235,21 +252,49 @@ pub trait Store: Send + Sync + 'static {
         Ok(Page { items, total })
     }
 
+    /// Makes the token write `write` and adds the webhook deliveries `outbox` (those that
+    /// report it) to [`Store::outbox`], in one transaction: both are committed or neither is,
+    /// so a change is never made without its events, nor an event written for a change that
+    /// failed. A delivery whose id is already in the outbox is kept as it is. Returns whether
+    /// the write happened: always `true` for a create or update (their failures are errors),
+    /// for a delete whether the token existed (when it did not, nothing is written).
+    async fn write(&self, write: TokenWrite<'_>, outbox: &[Delivery]) -> Result<bool, StoreError>;
+
     /// Inserts a new token. `NameTaken` if the name exists in its registry, `IdTaken` if the id
     /// exists anywhere.
-    async fn create(&self, token: &Token) -> Result<(), StoreError>;
+    async fn create(&self, token: &Token) -> Result<(), StoreError> {
+        self.write(TokenWrite::Create(token), &[]).await.map(drop)
+    }
 
     /// Replaces the token with `token.id` in `token.registry`. `NotFound` if absent. The name
     /// cannot change (callers check; the store keeps its name index consistent regardless).
     /// If `token` is disabled, its refresh grants are deleted in the same write.
-    async fn update(&self, token: &Token) -> Result<(), StoreError>;
+    async fn update(&self, token: &Token) -> Result<(), StoreError> {
+        self.write(TokenWrite::Update(token), &[]).await.map(drop)
+    }
 
     /// Deletes a token and all its refresh grants. Returns whether it existed.
-    async fn delete(&self, registry: &str, id: Uuid) -> Result<bool, StoreError>;
+    async fn delete(&self, registry: &str, id: Uuid) -> Result<bool, StoreError> {
+        self.write(TokenWrite::Delete { registry, id }, &[]).await
+    }
 
     /// Deletes every token whose expiry is at or before `now` (and their refresh grants);
-    /// returns the deleted tokens.
-    async fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError>;
+    /// returns the deleted tokens. For each, the deliveries `report` makes of it are added to
+    /// the outbox in the transaction that deletes it (as [`Store::write`] does).
+    async fn delete_expired_reporting(
+        &self,
+        now: DateTime<Utc>,
+        report: &Report<'_>,
+    ) -> Result<Vec<Token>, StoreError>;
+
+    /// [`Store::delete_expired_reporting`] with no deliveries.
+    async fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+        self.delete_expired_reporting(now, &|_| Vec::new()).await
+    }
+
+    /// The webhooks' outbox this store writes deliveries to in [`Store::write`] (in the
+    /// same database: the sled store's tree `outbox`, PostgreSQL's deliveries table).
+    fn outbox(self: Arc<Self>) -> Arc<dyn Outbox>;
 
     /// Stores a refresh grant. Keeps at most `cap_per_token` grants per token: the oldest
     /// ones beyond that are deleted. `NotFound` if the token does not exist or is disabled.

@@ -1,5 +1,5 @@
 //! The webhooks' durable outbox: [`Delivery`] rows (one event on its way to one webhook)
-//! behind the [`Outbox`] trait, in memory, in sled (the activity database, tree `outbox`) and
+//! behind the [`Outbox`] trait, in memory, in sled (the token database, tree `outbox`) and
 //! in PostgreSQL (`regauth_webhook_deliveries`, migration 6, in `postgres/outbox.rs`). Part
 //! of `store`: depends on `domain` only.
 //!
@@ -92,6 +92,19 @@ pub struct MemoryOutbox {
 }
 
 impl MemoryOutbox {
+    /// [`Outbox::enqueue`], synchronously (the memory store calls it under its own lock).
+    pub(crate) fn add(&self, deliveries: &[Delivery]) -> Result<usize, StoreError> {
+        let mut rows = self.lock()?;
+        let mut added = 0;
+        for d in deliveries {
+            if let std::collections::btree_map::Entry::Vacant(v) = rows.entry(d.id) {
+                v.insert(d.clone());
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<Uuid, Delivery>>, StoreError> {
         self.rows
             .lock()
@@ -102,15 +115,7 @@ impl MemoryOutbox {
 #[async_trait]
 impl Outbox for MemoryOutbox {
     async fn enqueue(&self, deliveries: Vec<Delivery>) -> Result<usize, StoreError> {
-        let mut rows = self.lock()?;
-        let mut added = 0;
-        for d in deliveries {
-            if let std::collections::btree_map::Entry::Vacant(v) = rows.entry(d.id) {
-                v.insert(d);
-                added += 1;
-            }
-        }
-        Ok(added)
+        self.add(&deliveries)
     }
 
     async fn claim(
@@ -161,7 +166,7 @@ impl Outbox for MemoryOutbox {
     }
 }
 
-/// The outbox in a sled database (the activity database's tree `outbox`: key the delivery
+/// The outbox in a sled database (the token database's tree `outbox`: key the delivery
 /// id's 16 bytes, value the delivery in postcard). One process owns a sled database, so a
 /// claim is a compare-and-swap per row and no lease is ever contended; the lease still
 /// makes a delivery in flight at a crash due again once it runs out. Claims and counts walk
@@ -187,7 +192,10 @@ fn decode(bytes: &[u8]) -> Result<Delivery, StoreError> {
         .map_err(|e| StoreError::backend("a stored webhook delivery is corrupt", e))
 }
 
-fn encode(d: &Delivery) -> Result<Vec<u8>, StoreError> {
+/// The name of the outbox's tree in the sled token database.
+pub const OUTBOX_TREE: &str = "outbox";
+
+pub(crate) fn encode(d: &Delivery) -> Result<Vec<u8>, StoreError> {
     postcard::to_stdvec(d).map_err(|e| StoreError::backend("cannot encode a delivery", e))
 }
 
@@ -195,9 +203,23 @@ impl SledOutbox {
     /// The outbox in `db` (tree `outbox`).
     pub fn open(db: &sled::Db) -> Result<SledOutbox, StoreError> {
         Ok(SledOutbox {
-            tree: db.open_tree("outbox").map_err(backend)?,
+            tree: db.open_tree(OUTBOX_TREE).map_err(backend)?,
             db: db.clone(),
         })
+    }
+
+    /// Moves every delivery of this outbox into `to` (those whose id `to` has already stay
+    /// as `to` has them), then empties this one; returns how many there were. For the
+    /// outbox that versions before the transactional outbox kept in the activity database.
+    pub async fn move_into(&self, to: &dyn Outbox) -> Result<usize, StoreError> {
+        let all = self.all()?;
+        let n = all.len();
+        if n > 0 {
+            to.enqueue(all).await?;
+            self.tree.clear().map_err(backend)?;
+            self.db.flush().map_err(backend)?;
+        }
+        Ok(n)
     }
 
     fn all(&self) -> Result<Vec<Delivery>, StoreError> {
@@ -343,5 +365,50 @@ impl Outbox for SledOutbox {
     async fn prune(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         let me = self.clone();
         blocking(move || me.prune_now(before)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::webhook::WebhookEvent;
+    use crate::testing::t0;
+
+    fn delivery(n: u8) -> Delivery {
+        Delivery::new(
+            Uuid::from_bytes([n; 16]),
+            WebhookEvent::TokenDeleted,
+            "http://a",
+            format!("{{\"n\":{n}}}"),
+            t0(),
+        )
+    }
+
+    #[tokio::test]
+    async fn move_into_moves_every_delivery_once_and_keeps_what_the_target_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = SledOutbox::open(&sled::open(dir.path().join("old")).unwrap()).unwrap();
+        let to = MemoryOutbox::default();
+        let (a, b) = (delivery(1), delivery(2));
+        let mut b_sent = b.clone();
+        b_sent.attempted(
+            t0(),
+            Some(204),
+            None,
+            &crate::domain::webhook::DeliverySettings::default(),
+        );
+        old.enqueue(vec![a.clone(), b.clone()]).await.unwrap();
+        to.enqueue(vec![b_sent.clone()]).await.unwrap();
+
+        assert_eq!(old.move_into(&to).await.unwrap(), 2);
+        assert_eq!(to.delivery(a.id).await.unwrap(), Some(a));
+        assert_eq!(
+            to.delivery(b.id).await.unwrap(),
+            Some(b_sent),
+            "kept as the target had it"
+        );
+        assert_eq!(old.pending().await.unwrap(), 0, "emptied");
+        assert_eq!(old.move_into(&to).await.unwrap(), 0, "once");
+        assert_eq!(to.pending().await.unwrap(), 1);
     }
 }

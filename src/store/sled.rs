@@ -59,7 +59,9 @@ use sled::{IVec, Tree};
 use uuid::Uuid;
 
 use super::cache::{self, TokenCache};
-use super::{record, Page, RefreshGrant, Store, StoreError, TokenUse};
+use super::outbox::{Outbox, SledOutbox, OUTBOX_TREE};
+use super::{record, Page, RefreshGrant, Report, Store, StoreError, TokenUse, TokenWrite};
+use crate::domain::webhook::Delivery;
 use crate::domain::{Admin, LastUse, SecretHash, Status, Token};
 
 /// Default page cache. A lookup that misses it reads and decodes a whole leaf (up to 16
@@ -82,6 +84,8 @@ const HASH_LEN: usize = 32;
 #[derive(Clone)]
 pub struct SledStore {
     engine: Arc<Engine>,
+    /// The webhooks' outbox: tree `outbox` of this database, written by [`Store::write`].
+    outbox: Arc<SledOutbox>,
 }
 
 /// The trees, the grant lock and the token cache; its methods are the synchronous store.
@@ -97,6 +101,8 @@ struct Engine {
     last_uses: Tree,
     /// Named admins by name, JSON (`domain::Admin`).
     admins: Tree,
+    /// Webhook deliveries by id (`store::outbox::SledOutbox` reads and updates them).
+    outbox: Tree,
     /// Held across "scan `refresh_by_token`, then commit" (see the module doc).
     grant_lock: Mutex<()>,
     /// Decoded tokens by name key, for `find_by_name` (see `cache.rs` for coherence).
@@ -137,12 +143,15 @@ impl SledStore {
             refresh_by_token: tree("refresh_by_token")?,
             last_uses: tree("last_uses")?,
             admins: tree("admins")?,
+            outbox: tree(OUTBOX_TREE)?,
             grant_lock: Mutex::new(()),
             hot: TokenCache::new(token_cache_bytes),
             db,
         };
+        let outbox = Arc::new(SledOutbox::open(&engine.db)?);
         Ok(SledStore {
             engine: Arc::new(engine),
+            outbox,
         })
     }
 
@@ -176,7 +185,7 @@ impl SledStore {
     }
 
     /// Runs the write `f` on the engine on a blocking thread: it commits and fsyncs.
-    async fn write<T: Send + 'static>(
+    async fn on_blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Engine) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -199,26 +208,30 @@ impl Engine {
     /// benchmark's `regauth-seed`), where a flush per token would be a million fsyncs; the
     /// server never calls it.
     pub fn create_unflushed(&self, token: &Token) -> Result<(), StoreError> {
+        self.create_with(token, &[])
+    }
+
+    /// The create transaction, with the deliveries `outbox` reporting it; not flushed.
+    fn create_with(&self, token: &Token, outbox: &[Encoded]) -> Result<(), StoreError> {
         check_registry(&token.registry)?;
         let key = name_key(&token.registry, token.name.as_str());
         let value = encode(token)?;
         let expiry = token.expiry.map(|at| expiry_key(at, token.id));
-        (&self.tokens, &self.ids, &self.expiry, &self.counts)
-            .transaction(|(tokens, ids, expiry_tree, counts)| {
-                if tokens.get(&key)?.is_some() {
-                    return abort(StoreError::NameTaken(token.name.to_string()));
-                }
-                if ids.get(token.id.as_bytes())?.is_some() {
-                    return abort(StoreError::IdTaken(token.id));
-                }
-                tokens.insert(key.as_slice(), value.as_slice())?;
-                ids.insert(&token.id.as_bytes()[..], key.as_slice())?;
-                if let Some(ek) = &expiry {
-                    expiry_tree.insert(&ek[..], key.as_slice())?;
-                }
-                add_count(counts, &token.registry, 1)
-            })
-            .map_err(tx_error)?;
+        self.transact_all(|trees| {
+            if trees.tokens.get(&key)?.is_some() {
+                return abort(StoreError::NameTaken(token.name.to_string()));
+            }
+            if trees.ids.get(token.id.as_bytes())?.is_some() {
+                return abort(StoreError::IdTaken(token.id));
+            }
+            trees.tokens.insert(key.as_slice(), value.as_slice())?;
+            trees.ids.insert(&token.id.as_bytes()[..], key.as_slice())?;
+            if let Some(ek) = &expiry {
+                trees.expiry.insert(&ek[..], key.as_slice())?;
+            }
+            add_count(trees.counts, &token.registry, 1)?;
+            trees.add_deliveries(outbox)
+        })?;
         // The name may be cached as absent.
         self.hot.invalidate(&key);
         Ok(())
@@ -301,12 +314,13 @@ impl Store for SledStore {
 
     async fn put_admin(&self, admin: &Admin, replace: bool) -> Result<(), StoreError> {
         let admin = admin.clone();
-        self.write(move |e| e.put_admin(&admin, replace)).await
+        self.on_blocking(move |e| e.put_admin(&admin, replace))
+            .await
     }
 
     async fn delete_admin(&self, name: &str) -> Result<bool, StoreError> {
         let name = name.to_string();
-        self.write(move |e| e.delete_admin(&name)).await
+        self.on_blocking(move |e| e.delete_admin(&name)).await
     }
 
     async fn find_by_name(
@@ -335,23 +349,45 @@ impl Store for SledStore {
         self.engine.list_matching(registry, needle, offset, limit)
     }
 
-    async fn create(&self, token: &Token) -> Result<(), StoreError> {
-        let token = token.clone();
-        self.write(move |e| e.create(&token)).await
+    async fn write(&self, write: TokenWrite<'_>, outbox: &[Delivery]) -> Result<bool, StoreError> {
+        let outbox = encode_deliveries(outbox)?;
+        match write {
+            TokenWrite::Create(token) => {
+                let token = token.clone();
+                self.on_blocking(move |e| e.create(&token, &outbox).map(|()| true))
+                    .await
+            }
+            TokenWrite::Update(token) => {
+                let token = token.clone();
+                self.on_blocking(move |e| e.update(&token, &outbox).map(|()| true))
+                    .await
+            }
+            TokenWrite::Delete { registry, id } => {
+                let registry = registry.to_string();
+                self.on_blocking(move |e| e.delete(&registry, id, &outbox))
+                    .await
+            }
+        }
     }
 
-    async fn update(&self, token: &Token) -> Result<(), StoreError> {
-        let token = token.clone();
-        self.write(move |e| e.update(&token)).await
+    async fn delete_expired_reporting(
+        &self,
+        now: DateTime<Utc>,
+        report: &Report<'_>,
+    ) -> Result<Vec<Token>, StoreError> {
+        // The tokens due are decoded here, their deliveries made, and the deletion (which
+        // re-checks each inside its transaction) runs on a blocking thread.
+        let due = self.engine.expiring(now)?;
+        let mut reports = Vec::with_capacity(due.len());
+        for t in &due {
+            reports.push((t.id, encode_deliveries(&report(t))?));
+        }
+        self.on_blocking(move |e| e.delete_expired(now, &reports))
+            .await
     }
 
-    async fn delete(&self, registry: &str, id: Uuid) -> Result<bool, StoreError> {
-        let registry = registry.to_string();
-        self.write(move |e| e.delete(&registry, id)).await
-    }
-
-    async fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
-        self.write(move |e| e.delete_expired(now)).await
+    fn outbox(self: Arc<Self>) -> Arc<dyn Outbox> {
+        self.outbox.clone()
     }
 
     async fn add_refresh(
@@ -360,7 +396,7 @@ impl Store for SledStore {
         cap_per_token: usize,
     ) -> Result<(), StoreError> {
         let grant = grant.clone();
-        self.write(move |e| e.add_refresh(&grant, cap_per_token))
+        self.on_blocking(move |e| e.add_refresh(&grant, cap_per_token))
             .await
     }
 
@@ -378,7 +414,7 @@ impl Store for SledStore {
 
     async fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
         let uses = uses.to_vec();
-        self.write(move |e| e.record_uses(&uses)).await
+        self.on_blocking(move |e| e.record_uses(&uses)).await
     }
 
     async fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
@@ -505,12 +541,12 @@ impl Engine {
         Ok(Page { items, total })
     }
 
-    fn create(&self, token: &Token) -> Result<(), StoreError> {
-        self.create_unflushed(token)?;
+    fn create(&self, token: &Token, outbox: &[Encoded]) -> Result<(), StoreError> {
+        self.create_with(token, outbox)?;
         self.flush()
     }
 
-    fn update(&self, token: &Token) -> Result<(), StoreError> {
+    fn update(&self, token: &Token, outbox: &[Encoded]) -> Result<(), StoreError> {
         check_registry(&token.registry)?;
         let new_key = name_key(&token.registry, token.name.as_str());
         let value = encode(token)?;
@@ -566,6 +602,7 @@ impl Engine {
                 trees.expiry.insert(&ek[..], new_key.as_slice())?;
             }
             trees.remove_grants(&revoked)?;
+            trees.add_deliveries(outbox)?;
             Ok(old_key)
         })?;
         drop(_grants);
@@ -576,7 +613,7 @@ impl Engine {
         self.flush()
     }
 
-    fn delete(&self, registry: &str, id: Uuid) -> Result<bool, StoreError> {
+    fn delete(&self, registry: &str, id: Uuid, outbox: &[Encoded]) -> Result<bool, StoreError> {
         let prefix = registry_prefix(registry);
         let existed = {
             let _grants = self.lock_grants();
@@ -589,6 +626,7 @@ impl Engine {
                     return Ok(None);
                 }
                 trees.remove_token(&key, id, &grant_keys)?;
+                trees.add_deliveries(outbox)?;
                 Ok(Some(key))
             })?
         };
@@ -600,7 +638,13 @@ impl Engine {
         Ok(true)
     }
 
-    fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
+    /// Deletes the expired tokens; `reports` holds the deliveries to add with each token's
+    /// deletion, by token id (a token expired since they were made has none).
+    fn delete_expired(
+        &self,
+        now: DateTime<Utc>,
+        reports: &[(Uuid, Vec<Encoded>)],
+    ) -> Result<Vec<Token>, StoreError> {
         // Every entry whose millisecond is <= now's; entries in now's own millisecond may
         // still lie after `now` and are checked against the token's exact expiry below.
         let mut upper = millis_key(now.timestamp_millis()).to_vec();
@@ -643,6 +687,9 @@ impl Engine {
                     return Ok(None);
                 }
                 trees.remove_token(&name_key, id, &grant_keys)?;
+                if let Some((_, outbox)) = reports.iter().find(|(t, _)| *t == id) {
+                    trees.add_deliveries(outbox)?;
+                }
                 Ok(Some(token))
             })?;
             if removed.is_some() {
@@ -810,6 +857,7 @@ struct AllTrees<'a> {
     refresh: &'a TransactionalTree,
     refresh_by_token: &'a TransactionalTree,
     last_uses: &'a TransactionalTree,
+    outbox: &'a TransactionalTree,
 }
 
 impl Engine {
@@ -826,9 +874,10 @@ impl Engine {
             &self.refresh,
             &self.refresh_by_token,
             &self.last_uses,
+            &self.outbox,
         )
             .transaction(
-                |(tokens, ids, expiry, counts, refresh, refresh_by_token, last_uses)| {
+                |(tokens, ids, expiry, counts, refresh, refresh_by_token, last_uses, outbox)| {
                     f(&AllTrees {
                         tokens,
                         ids,
@@ -837,6 +886,7 @@ impl Engine {
                         refresh,
                         refresh_by_token,
                         last_uses,
+                        outbox,
                     })
                 },
             )
@@ -844,7 +894,29 @@ impl Engine {
     }
 }
 
+/// A delivery as the outbox tree holds it: key (its id) and value.
+type Encoded = (Uuid, Vec<u8>);
+
+/// `deliveries` encoded for [`AllTrees::add_deliveries`] (before a transaction, whose
+/// closure may run more than once).
+fn encode_deliveries(deliveries: &[Delivery]) -> Result<Vec<Encoded>, StoreError> {
+    deliveries
+        .iter()
+        .map(|d| Ok((d.id, super::outbox::encode(d)?)))
+        .collect()
+}
+
 impl AllTrees<'_> {
+    /// Adds each delivery whose id is not in the outbox yet (as `Outbox::enqueue` does).
+    fn add_deliveries(&self, outbox: &[Encoded]) -> ConflictableTransactionResult<(), StoreError> {
+        for (id, value) in outbox {
+            if self.outbox.get(id.as_bytes())?.is_none() {
+                self.outbox.insert(&id.as_bytes()[..], value.as_slice())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes the token at `key` (whose id is `id`), its id and expiry entries, its grants
     /// (`grant_keys`, from `refresh_by_token`) and its share of the registry count.
     fn remove_token(
@@ -1134,8 +1206,8 @@ mod tests {
         let g = grant(&holder, 7, t0());
         {
             let s = engine(dir.path());
-            s.create(&t).unwrap();
-            s.create(&holder).unwrap();
+            s.create(&t, &[]).unwrap();
+            s.create(&holder, &[]).unwrap();
             s.add_refresh(&g, 4).unwrap();
         }
         let s = reopen(dir.path());
@@ -1159,18 +1231,18 @@ mod tests {
         let other = token("default", "other");
         {
             let s = engine(dir.path());
-            s.create(&t).unwrap();
-            s.create(&other).unwrap();
+            s.create(&t, &[]).unwrap();
+            s.create(&other, &[]).unwrap();
             for seed in 1..=3 {
                 s.add_refresh(&grant(&t, seed, t0()), 10).unwrap();
             }
             s.add_refresh(&grant(&other, 9, t0()), 10).unwrap();
             t.status = Status::Disabled;
-            s.update(&t).unwrap();
+            s.update(&t, &[]).unwrap();
         }
         let s = reopen(dir.path());
         t.status = Status::Enabled;
-        s.update(&t).unwrap();
+        s.update(&t, &[]).unwrap();
         for seed in 1..=3 {
             assert_eq!(s.find_refresh(&SecretHash([seed; 32])).unwrap(), None);
         }
@@ -1187,20 +1259,20 @@ mod tests {
         let cached = |name: &str| s.hot.get(&name_key("default", name)).is_some();
 
         let mut t = token("default", "cached");
-        s.create(&t).unwrap();
+        s.create(&t, &[]).unwrap();
         assert!(!cached("cached"));
         assert_eq!(find("cached"), Some(t.clone()));
         assert!(cached("cached"), "a found token is cached");
         // update (disable)
         t.status = Status::Disabled;
-        s.update(&t).unwrap();
+        s.update(&t, &[]).unwrap();
         assert_eq!(find("cached"), Some(t.clone()), "update seen at once");
         // delete, then a new token under the same name
         assert!(cached("cached"));
-        assert!(s.delete("default", t.id).unwrap());
+        assert!(s.delete("default", t.id, &[]).unwrap());
         assert_eq!(find("cached"), None, "delete seen at once");
         let again = token("default", "cached");
-        s.create(&again).unwrap();
+        s.create(&again, &[]).unwrap();
         assert_eq!(
             find("cached"),
             Some(again.clone()),
@@ -1208,10 +1280,10 @@ mod tests {
         );
         // expiry sweep
         let mut e = expiring("default", "short-lived", t0() + Duration::minutes(5));
-        s.create(&e).unwrap();
+        s.create(&e, &[]).unwrap();
         assert_eq!(find("short-lived"), Some(e.clone()));
         assert_eq!(
-            s.delete_expired(t0() + Duration::minutes(6)).unwrap(),
+            s.delete_expired(t0() + Duration::minutes(6), &[]).unwrap(),
             vec![e.clone()]
         );
         assert_eq!(
@@ -1221,10 +1293,10 @@ mod tests {
         );
         // update that moves the expiry (and leaves the name)
         e.expiry = Some(t0() + Duration::days(1));
-        s.create(&e).unwrap();
+        s.create(&e, &[]).unwrap();
         assert_eq!(find("short-lived"), Some(e.clone()));
         e.expiry = None;
-        s.update(&e).unwrap();
+        s.update(&e, &[]).unwrap();
         assert_eq!(find("short-lived"), Some(e));
         // unknown names are cached as absent, and a create makes them visible at once
         assert_eq!(find("nobody"), None);
@@ -1234,7 +1306,7 @@ mod tests {
         ));
         assert_eq!(find("nobody"), None, "served from the cache");
         let nobody = token("default", "nobody");
-        s.create(&nobody).unwrap();
+        s.create(&nobody, &[]).unwrap();
         assert_eq!(find("nobody"), Some(nobody), "create seen at once");
     }
 
@@ -1246,7 +1318,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = engine(dir.path());
         let mut t = token("default", "contended");
-        s.create(&t).unwrap();
+        s.create(&t, &[]).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let readers: Vec<_> = (0..3)
             .map(|_| {
@@ -1260,7 +1332,7 @@ mod tests {
             .collect();
         for i in 0..300 {
             t.modified_by = format!("writer-{i}");
-            s.update(&t).unwrap();
+            s.update(&t, &[]).unwrap();
             for _ in 0..20 {
                 let seen = s.find_by_name("default", "contended").unwrap().unwrap();
                 assert_eq!(
@@ -1300,7 +1372,7 @@ mod tests {
                 let seen = s.find_by_name("default", "flicker").unwrap();
                 assert_eq!(seen.map(|t| t.id), Some(t.id), "absent after create {i}");
             }
-            assert!(s.delete("default", t.id).unwrap());
+            assert!(s.delete("default", t.id, &[]).unwrap());
             for _ in 0..20 {
                 let seen = s.find_by_name("default", "flicker").unwrap();
                 assert!(seen.is_none(), "present after delete {i}");
@@ -1374,10 +1446,13 @@ mod tests {
         );
         assert!(s.last_uses.get(a.id.as_bytes()).unwrap().unwrap().len() < 32);
         // An admin update from a read before the use keeps the later use.
-        s.update(&Token {
-            status: Status::Disabled,
-            ..a.clone()
-        })
+        s.update(
+            &Token {
+                status: Status::Disabled,
+                ..a.clone()
+            },
+            &[],
+        )
         .unwrap();
         drop(s);
 
@@ -1391,7 +1466,7 @@ mod tests {
             s.get("default", b.id).unwrap().unwrap().last_used,
             Some(first)
         );
-        assert!(s.delete("default", a.id).unwrap());
+        assert!(s.delete("default", a.id, &[]).unwrap());
         assert_eq!(
             s.last_uses.get(a.id.as_bytes()).unwrap(),
             None,
@@ -1407,8 +1482,8 @@ mod tests {
         let other = token("staging", "also-durable");
         {
             let s = engine(dir.path());
-            s.create(&t).unwrap();
-            s.create(&other).unwrap();
+            s.create(&t, &[]).unwrap();
+            s.create(&other, &[]).unwrap();
             s.add_refresh(&grant(&t, 3, t0()), 5).unwrap();
         }
         let s = reopen(dir.path());
@@ -1428,7 +1503,7 @@ mod tests {
         assert_eq!(s.list("default", 0, 10).unwrap().total, 1);
         // The expiry index came back too.
         assert_eq!(
-            s.delete_expired(t0() + Duration::hours(2)).unwrap(),
+            s.delete_expired(t0() + Duration::hours(2), &[]).unwrap(),
             vec![t]
         );
     }
@@ -1482,7 +1557,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = engine(dir.path());
         let t = token("bad\0registry", "name");
-        assert!(matches!(s.create(&t), Err(StoreError::Backend { .. })));
+        assert!(matches!(s.create(&t, &[]), Err(StoreError::Backend { .. })));
         assert_eq!(
             s.find_by_name("bad\0registry", "name")
                 .unwrap()
@@ -1505,8 +1580,8 @@ mod tests {
         let s = engine(dir.path());
         let t = token("default", "locked");
         let due = expiring("default", "due", t0() + Duration::hours(2));
-        s.create(&t).unwrap();
-        s.create(&due).unwrap();
+        s.create(&t, &[]).unwrap();
+        s.create(&due, &[]).unwrap();
 
         type Write<'a> = Box<dyn Fn(&Engine) + Send + Sync + 'a>;
         let writes: Vec<(&str, Write<'_>)> = vec![
@@ -1518,14 +1593,16 @@ mod tests {
                 "delete_expired",
                 Box::new(|s| {
                     assert_eq!(
-                        s.delete_expired(t0() + Duration::hours(2)).unwrap().len(),
+                        s.delete_expired(t0() + Duration::hours(2), &[])
+                            .unwrap()
+                            .len(),
                         1
                     )
                 }),
             ),
             (
                 "delete",
-                Box::new(|s| assert!(s.delete("default", t.id).unwrap())),
+                Box::new(|s| assert!(s.delete("default", t.id, &[]).unwrap())),
             ),
         ];
         for (what, write) in &writes {
@@ -1564,18 +1641,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = engine(dir.path());
         for h in 1..=5 {
-            s.create(&expiring(
-                "default",
-                &format!("e-{h}"),
-                t0() + Duration::hours(h),
-            ))
+            s.create(
+                &expiring("default", &format!("e-{h}"), t0() + Duration::hours(h)),
+                &[],
+            )
             .unwrap();
         }
         let mut upper = millis_key((t0() + Duration::hours(2)).timestamp_millis()).to_vec();
         upper.extend_from_slice(&[0xff; ID_LEN]);
         assert_eq!(s.expiry.range(..=upper).count(), 2);
         assert_eq!(
-            s.delete_expired(t0() + Duration::hours(2)).unwrap().len(),
+            s.delete_expired(t0() + Duration::hours(2), &[])
+                .unwrap()
+                .len(),
             2
         );
         assert_eq!(s.expiry.len(), 3);

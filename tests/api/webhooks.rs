@@ -136,6 +136,82 @@ async fn every_token_change_is_queued_once_per_subscribed_event() {
     );
 }
 
+/// A change that does not happen writes no event: a taken name (409), a token that is not
+/// there (404), a PATCH that loses the race against a DELETE (404), a store that fails (500).
+#[tokio::test]
+async fn a_change_that_fails_queues_no_event() {
+    use regauth::testing::{Fault, FaultStore, Method as StoreMethod};
+    use std::sync::Arc;
+    let store = Arc::new(FaultStore::default());
+    let app = TestApp::with_store(store.clone(), |c| {
+        c.webhooks = WebhookConfig::validate(
+            vec![WebhookEntry {
+                url: Some("http://127.0.0.1:9/hook".into()),
+                secret: Some("whsec-test".into()),
+                events: Some(
+                    [
+                        "token.created",
+                        "token.updated",
+                        "token.disabled",
+                        "token.deleted",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                ),
+            }],
+            DeliverySettings::default(),
+        )
+        .unwrap();
+    });
+    let (id, _) = app.create("ci-bot", json!([])).await;
+    let r = app
+        .api(
+            Method::POST,
+            "/registries/default/tokens",
+            Some(json!({"properties": {"name": "ci-bot"}})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CONFLICT,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let missing = "/registries/default/tokens/00000000-0000-4000-8000-000000000000";
+    assert_eq!(
+        app.api(Method::DELETE, missing, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = app
+        .api(Method::PATCH, missing, Some(json!({"status": "disabled"})))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let path = format!("/registries/default/tokens/{id}");
+    store.once(
+        StoreMethod::Update,
+        Fault::Fail(regauth::store::StoreError::backend(
+            "disk full",
+            std::io::Error::other("ENOSPC"),
+        )),
+    );
+    let r = app
+        .api(Method::PATCH, &path, Some(json!({"description": "x"})))
+        .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    store.once(StoreMethod::Update, Fault::DeleteFirst);
+    let r = app
+        .api(Method::PATCH, &path, Some(json!({"status": "disabled"})))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let kinds: Vec<Value> = deliveries(&app)
+        .await
+        .iter()
+        .map(|d| d["type"].clone())
+        .collect();
+    assert_eq!(kinds, [json!("token.created")], "only the create happened");
+}
+
 #[tokio::test]
 async fn unsubscribed_events_and_no_webhooks_queue_nothing() {
     let app = with_webhook(&["token.deleted"]);

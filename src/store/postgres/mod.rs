@@ -60,8 +60,10 @@ use uuid::Uuid;
 
 use self::listener::Shared;
 use super::cache::{GrantCache, TokenCache};
-use super::{record, Page, RefreshGrant, Store, StoreError, TokenUse};
+use super::outbox::Outbox;
+use super::{record, Page, RefreshGrant, Report, Store, StoreError, TokenUse, TokenWrite};
 use super::{StoreConfig, Tls};
+use crate::domain::webhook::Delivery;
 use crate::domain::{Admin, LastUse, SecretHash, Status, Token};
 
 pub use self::listener::CHANNEL;
@@ -620,6 +622,218 @@ fn conflict(e: tokio_postgres::Error, token: &Token, what: &str) -> StoreError {
     pg_error(what, e)
 }
 
+/// The token writes, each with its webhook deliveries in its transaction.
+impl PgStore {
+    /// [`Store::create`] with the deliveries `outbox`, in one transaction.
+    async fn create_with(&self, token: &Token, outbox: &[Delivery]) -> Result<(), StoreError> {
+        check_registry(&token.registry)?;
+        let record = encode_token(token)?;
+        self.call("creating a token", async {
+            let mut client = self.client().await?;
+            let err = |e| pg_error("creating a token", e);
+            let tx = client.transaction().await.map_err(err)?;
+            let stmt = tx
+                // One statement, so the notice goes out exactly when the row commits: every
+                // replica may have cached the name as unknown.
+                .prepare_cached(
+                    "WITH created AS (
+                         INSERT INTO regauth_tokens (id, registry, name, enabled, expiry, record, owner)
+                         VALUES ($1, $2, $3, $4, $5, $6, $8) RETURNING registry, name)
+                     SELECT pg_notify($7, registry || '/' || name) FROM created",
+                )
+                .await
+                .map_err(|e| pg_error("creating a token", e))?;
+            tx
+                .execute(
+                    &stmt,
+                    &[
+                        &token.id,
+                        &token.registry,
+                        &token.name.as_str(),
+                        &(token.status == Status::Enabled),
+                        &token.expiry,
+                        &record,
+                        &CHANNEL,
+                        &token.owner.as_ref().map(|o| o.as_str()),
+                    ],
+                )
+                .await
+                .map_err(|e| conflict(e, token, "creating a token"))?;
+            outbox::insert_deliveries(&*tx, outbox).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(())
+        }).await?;
+        // This replica's own entry (an unknown name cached) goes now, not when the notice
+        // comes back.
+        self.shared
+            .cache
+            .invalidate(&name_key(&token.registry, token.name.as_str()));
+        Ok(())
+    }
+
+    /// [`Store::update`] with the deliveries `outbox`, in one transaction.
+    async fn update_with(&self, token: &Token, outbox: &[Delivery]) -> Result<(), StoreError> {
+        check_registry(&token.registry)?;
+        let old_name = self
+            .call("updating a token", async {
+                let mut client = self.client().await?;
+                let err = |e| pg_error("updating a token", e);
+                let tx = client.transaction().await.map_err(err)?;
+                let Some((old_name, stored)) =
+                    lock_token(&tx, token.id, &token.registry, "updating a token").await?
+                else {
+                    return Err(StoreError::NotFound);
+                };
+                let mut merged = token.clone();
+                merged.last_used = LastUse::latest(stored.last_used, token.last_used);
+                let record = encode_token(&merged)?;
+                let write = tx
+                .prepare_cached(
+                    "UPDATE regauth_tokens SET name = $2, enabled = $3, expiry = $4, record = $5,
+                         owner = $6
+                     WHERE id = $1",
+                )
+                .await
+                .map_err(err)?;
+                let enabled = token.status == Status::Enabled;
+                tx.execute(
+                    &write,
+                    &[
+                        &token.id,
+                        &token.name.as_str(),
+                        &enabled,
+                        &token.expiry,
+                        &record,
+                        &token.owner.as_ref().map(|o| o.as_str()),
+                    ],
+                )
+                .await
+                .map_err(|e| conflict(e, token, "updating a token"))?;
+                if !enabled {
+                    let revoke = tx
+                        .prepare_cached("DELETE FROM regauth_refresh_grants WHERE token_id = $1")
+                        .await
+                        .map_err(err)?;
+                    tx.execute(&revoke, &[&token.id]).await.map_err(err)?;
+                }
+                let notify = tx
+                    .prepare_cached("SELECT pg_notify($1, $2)")
+                    .await
+                    .map_err(err)?;
+                tx.execute(&notify, &[&CHANNEL, &notice(&token.registry, &old_name)])
+                    .await
+                    .map_err(err)?;
+                if old_name != token.name.as_str() {
+                    tx.execute(
+                        &notify,
+                        &[&CHANNEL, &notice(&token.registry, token.name.as_str())],
+                    )
+                    .await
+                    .map_err(err)?;
+                }
+                outbox::insert_deliveries(&*tx, outbox).await.map_err(err)?;
+                tx.commit().await.map_err(err)?;
+                Ok(old_name)
+            })
+            .await?;
+        // A disable revoked the token's grants.
+        self.shared.grants.clear();
+        self.shared
+            .cache
+            .invalidate(&name_key(&token.registry, &old_name));
+        if old_name != token.name.as_str() {
+            self.shared
+                .cache
+                .invalidate(&name_key(&token.registry, token.name.as_str()));
+        }
+        Ok(())
+    }
+
+    /// [`Store::delete`] with the deliveries `outbox`, in one transaction.
+    async fn delete_with(
+        &self,
+        registry: &str,
+        id: Uuid,
+        outbox: &[Delivery],
+    ) -> Result<bool, StoreError> {
+        let gone = self.call("deleting a token", async {
+            let mut client = self.client().await?;
+            let err = |e| pg_error("deleting a token", e);
+            let tx = client.transaction().await.map_err(err)?;
+            // One statement: the delete (grants cascade) and its notice commit together.
+            let stmt = tx
+                .prepare_cached(
+                    "WITH gone AS (DELETE FROM regauth_tokens WHERE id = $1 AND registry = $2 RETURNING name)
+                     SELECT name, pg_notify($3, $2 || '/' || name) FROM gone",
+                )
+                .await
+                .map_err(err)?;
+            let row = tx
+                .query_opt(&stmt, &[&id, &registry, &CHANNEL])
+                .await
+                .map_err(err)?;
+            let name = row.map(|r| r.try_get::<_, String>(0)).transpose().map_err(err)?;
+            if name.is_some() {
+                outbox::insert_deliveries(&*tx, outbox).await.map_err(err)?;
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(name)
+        }).await?;
+        if let Some(name) = &gone {
+            self.shared.grants.clear();
+            self.shared.cache.invalidate(&name_key(registry, name));
+        }
+        Ok(gone.is_some())
+    }
+
+    /// [`Store::delete_expired_reporting`].
+    async fn delete_expired_with(
+        &self,
+        now: DateTime<Utc>,
+        report: &Report<'_>,
+    ) -> Result<Vec<Token>, StoreError> {
+        let deleted = self.call("deleting expired tokens", async {
+            let mut client = self.client().await?;
+            let err = |e| pg_error("deleting expired tokens", e);
+            let tx = client.transaction().await.map_err(err)?;
+            let locked: bool = tx
+                .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SWEEP_LOCK])
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(err)?;
+            if !locked {
+                // Another replica is sweeping right now.
+                return Ok(Vec::new());
+            }
+            let stmt = tx
+                .prepare_cached(
+                    "WITH gone AS (DELETE FROM regauth_tokens WHERE expiry <= $1 RETURNING registry, name, expiry, id, record)
+                     SELECT record, pg_notify($2, registry || '/' || name) FROM gone ORDER BY expiry, id",
+                )
+                .await
+                .map_err(err)?;
+            let rows = tx.query(&stmt, &[&now, &CHANNEL]).await.map_err(err)?;
+            let tokens = rows
+                .iter()
+                .map(|r| decode_token(r.try_get(0).map_err(err)?))
+                .collect::<Result<Vec<Token>, StoreError>>()?;
+            let deliveries: Vec<Delivery> = tokens.iter().flat_map(report).collect();
+            outbox::insert_deliveries(&*tx, &deliveries).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(tokens)
+        }).await?;
+        if !deleted.is_empty() {
+            self.shared.grants.clear();
+        }
+        for t in &deleted {
+            self.shared
+                .cache
+                .invalidate(&name_key(&t.registry, t.name.as_str()));
+        }
+        Ok(deleted)
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for PgStore {
     async fn admins(&self) -> Result<Vec<Admin>, StoreError> {
@@ -830,187 +1044,24 @@ impl Store for PgStore {
         .await
     }
 
-    async fn create(&self, token: &Token) -> Result<(), StoreError> {
-        check_registry(&token.registry)?;
-        let record = encode_token(token)?;
-        self.call("creating a token", async {
-            let client = self.client().await?;
-            let stmt = client
-                // One statement, so the notice goes out exactly when the row commits: every
-                // replica may have cached the name as unknown.
-                .prepare_cached(
-                    "WITH created AS (
-                         INSERT INTO regauth_tokens (id, registry, name, enabled, expiry, record, owner)
-                         VALUES ($1, $2, $3, $4, $5, $6, $8) RETURNING registry, name)
-                     SELECT pg_notify($7, registry || '/' || name) FROM created",
-                )
-                .await
-                .map_err(|e| pg_error("creating a token", e))?;
-            client
-                .execute(
-                    &stmt,
-                    &[
-                        &token.id,
-                        &token.registry,
-                        &token.name.as_str(),
-                        &(token.status == Status::Enabled),
-                        &token.expiry,
-                        &record,
-                        &CHANNEL,
-                        &token.owner.as_ref().map(|o| o.as_str()),
-                    ],
-                )
-                .await
-                .map_err(|e| conflict(e, token, "creating a token"))?;
-            Ok(())
-        }).await?;
-        // This replica's own entry (an unknown name cached) goes now, not when the notice
-        // comes back.
-        self.shared
-            .cache
-            .invalidate(&name_key(&token.registry, token.name.as_str()));
-        Ok(())
+    async fn write(&self, write: TokenWrite<'_>, outbox: &[Delivery]) -> Result<bool, StoreError> {
+        match write {
+            TokenWrite::Create(token) => self.create_with(token, outbox).await.map(|()| true),
+            TokenWrite::Update(token) => self.update_with(token, outbox).await.map(|()| true),
+            TokenWrite::Delete { registry, id } => self.delete_with(registry, id, outbox).await,
+        }
     }
 
-    async fn update(&self, token: &Token) -> Result<(), StoreError> {
-        check_registry(&token.registry)?;
-        let old_name = self
-            .call("updating a token", async {
-                let mut client = self.client().await?;
-                let err = |e| pg_error("updating a token", e);
-                let tx = client.transaction().await.map_err(err)?;
-                let Some((old_name, stored)) =
-                    lock_token(&tx, token.id, &token.registry, "updating a token").await?
-                else {
-                    return Err(StoreError::NotFound);
-                };
-                let mut merged = token.clone();
-                merged.last_used = LastUse::latest(stored.last_used, token.last_used);
-                let record = encode_token(&merged)?;
-                let write = tx
-                .prepare_cached(
-                    "UPDATE regauth_tokens SET name = $2, enabled = $3, expiry = $4, record = $5,
-                         owner = $6
-                     WHERE id = $1",
-                )
-                .await
-                .map_err(err)?;
-                let enabled = token.status == Status::Enabled;
-                tx.execute(
-                    &write,
-                    &[
-                        &token.id,
-                        &token.name.as_str(),
-                        &enabled,
-                        &token.expiry,
-                        &record,
-                        &token.owner.as_ref().map(|o| o.as_str()),
-                    ],
-                )
-                .await
-                .map_err(|e| conflict(e, token, "updating a token"))?;
-                if !enabled {
-                    let revoke = tx
-                        .prepare_cached("DELETE FROM regauth_refresh_grants WHERE token_id = $1")
-                        .await
-                        .map_err(err)?;
-                    tx.execute(&revoke, &[&token.id]).await.map_err(err)?;
-                }
-                let notify = tx
-                    .prepare_cached("SELECT pg_notify($1, $2)")
-                    .await
-                    .map_err(err)?;
-                tx.execute(&notify, &[&CHANNEL, &notice(&token.registry, &old_name)])
-                    .await
-                    .map_err(err)?;
-                if old_name != token.name.as_str() {
-                    tx.execute(
-                        &notify,
-                        &[&CHANNEL, &notice(&token.registry, token.name.as_str())],
-                    )
-                    .await
-                    .map_err(err)?;
-                }
-                tx.commit().await.map_err(err)?;
-                Ok(old_name)
-            })
-            .await?;
-        // A disable revoked the token's grants.
-        self.shared.grants.clear();
-        self.shared
-            .cache
-            .invalidate(&name_key(&token.registry, &old_name));
-        if old_name != token.name.as_str() {
-            self.shared
-                .cache
-                .invalidate(&name_key(&token.registry, token.name.as_str()));
-        }
-        Ok(())
+    fn outbox(self: Arc<Self>) -> Arc<dyn Outbox> {
+        self
     }
 
-    async fn delete(&self, registry: &str, id: Uuid) -> Result<bool, StoreError> {
-        let gone = self.call("deleting a token", async {
-            let client = self.client().await?;
-            let err = |e| pg_error("deleting a token", e);
-            // One statement: the delete (grants cascade) and its notice commit together.
-            let stmt = client
-                .prepare_cached(
-                    "WITH gone AS (DELETE FROM regauth_tokens WHERE id = $1 AND registry = $2 RETURNING name)
-                     SELECT name, pg_notify($3, $2 || '/' || name) FROM gone",
-                )
-                .await
-                .map_err(err)?;
-            let row = client
-                .query_opt(&stmt, &[&id, &registry, &CHANNEL])
-                .await
-                .map_err(err)?;
-            row.map(|r| r.try_get::<_, String>(0)).transpose().map_err(err)
-        }).await?;
-        if let Some(name) = &gone {
-            self.shared.grants.clear();
-            self.shared.cache.invalidate(&name_key(registry, name));
-        }
-        Ok(gone.is_some())
-    }
-
-    async fn delete_expired(&self, now: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
-        let deleted = self.call("deleting expired tokens", async {
-            let mut client = self.client().await?;
-            let err = |e| pg_error("deleting expired tokens", e);
-            let tx = client.transaction().await.map_err(err)?;
-            let locked: bool = tx
-                .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SWEEP_LOCK])
-                .await
-                .and_then(|r| r.try_get(0))
-                .map_err(err)?;
-            if !locked {
-                // Another replica is sweeping right now.
-                return Ok(Vec::new());
-            }
-            let stmt = tx
-                .prepare_cached(
-                    "WITH gone AS (DELETE FROM regauth_tokens WHERE expiry <= $1 RETURNING registry, name, expiry, id, record)
-                     SELECT record, pg_notify($2, registry || '/' || name) FROM gone ORDER BY expiry, id",
-                )
-                .await
-                .map_err(err)?;
-            let rows = tx.query(&stmt, &[&now, &CHANNEL]).await.map_err(err)?;
-            let tokens = rows
-                .iter()
-                .map(|r| decode_token(r.try_get(0).map_err(err)?))
-                .collect::<Result<Vec<Token>, StoreError>>()?;
-            tx.commit().await.map_err(err)?;
-            Ok(tokens)
-        }).await?;
-        if !deleted.is_empty() {
-            self.shared.grants.clear();
-        }
-        for t in &deleted {
-            self.shared
-                .cache
-                .invalidate(&name_key(&t.registry, t.name.as_str()));
-        }
-        Ok(deleted)
+    async fn delete_expired_reporting(
+        &self,
+        now: DateTime<Utc>,
+        report: &Report<'_>,
+    ) -> Result<Vec<Token>, StoreError> {
+        self.delete_expired_with(now, report).await
     }
 
     async fn add_refresh(

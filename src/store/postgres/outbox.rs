@@ -52,6 +52,39 @@ fn row_delivery(row: &tokio_postgres::Row) -> Result<Delivery, StoreError> {
     })
 }
 
+/// Inserts each delivery whose id is new (`Outbox::enqueue`, and the token writes' own
+/// transactions); returns how many were.
+pub(super) async fn insert_deliveries(
+    client: &impl tokio_postgres::GenericClient,
+    deliveries: &[Delivery],
+) -> Result<u64, tokio_postgres::Error> {
+    if deliveries.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "INSERT INTO regauth_webhook_deliveries ({COLUMNS}) \
+         SELECT u.id, u.event_id, u.kind, u.url, u.body, u.created, 'pending', 0, \
+           u.next_at, NULL::timestamptz, NULL::timestamptz, NULL::integer, NULL::text \
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+           $6::timestamptz[], $7::timestamptz[]) \
+           AS u (id, event_id, kind, url, body, created, next_at) \
+         ON CONFLICT (id) DO NOTHING"
+    );
+    let ids: Vec<Uuid> = deliveries.iter().map(|d| d.id).collect();
+    let events: Vec<Uuid> = deliveries.iter().map(|d| d.event_id).collect();
+    let kinds: Vec<&str> = deliveries.iter().map(|d| d.kind.as_str()).collect();
+    let urls: Vec<&str> = deliveries.iter().map(|d| d.url.as_str()).collect();
+    let bodies: Vec<&str> = deliveries.iter().map(|d| d.body.as_str()).collect();
+    let created: Vec<DateTime<Utc>> = deliveries.iter().map(|d| d.created).collect();
+    let next: Vec<DateTime<Utc>> = deliveries.iter().map(|d| d.next_at).collect();
+    client
+        .execute(
+            &sql,
+            &[&ids, &events, &kinds, &urls, &bodies, &created, &next],
+        )
+        .await
+}
+
 #[async_trait]
 impl Outbox for PgStore {
     async fn enqueue(&self, deliveries: Vec<Delivery>) -> Result<usize, StoreError> {
@@ -61,27 +94,7 @@ impl Outbox for PgStore {
         let pool = self.pool.clone();
         self.on_runtime("queueing webhook deliveries", async move {
             let client = pool.get().await.map_err(pool_error)?;
-            let sql = format!(
-                "INSERT INTO regauth_webhook_deliveries ({COLUMNS}) \
-                 SELECT u.id, u.event_id, u.kind, u.url, u.body, u.created, 'pending', 0, \
-                   u.next_at, NULL::timestamptz, NULL::timestamptz, NULL::integer, NULL::text \
-                 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
-                   $6::timestamptz[], $7::timestamptz[]) \
-                   AS u (id, event_id, kind, url, body, created, next_at) \
-                 ON CONFLICT (id) DO NOTHING"
-            );
-            let ids: Vec<Uuid> = deliveries.iter().map(|d| d.id).collect();
-            let events: Vec<Uuid> = deliveries.iter().map(|d| d.event_id).collect();
-            let kinds: Vec<&str> = deliveries.iter().map(|d| d.kind.as_str()).collect();
-            let urls: Vec<&str> = deliveries.iter().map(|d| d.url.as_str()).collect();
-            let bodies: Vec<&str> = deliveries.iter().map(|d| d.body.as_str()).collect();
-            let created: Vec<DateTime<Utc>> = deliveries.iter().map(|d| d.created).collect();
-            let next: Vec<DateTime<Utc>> = deliveries.iter().map(|d| d.next_at).collect();
-            let n = client
-                .execute(
-                    &sql,
-                    &[&ids, &events, &kinds, &urls, &bodies, &created, &next],
-                )
+            let n = insert_deliveries(&**client, &deliveries)
                 .await
                 .map_err(|e| pg_error("queueing webhook deliveries", e))?;
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
