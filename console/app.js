@@ -810,7 +810,7 @@ async function openActivity(token, opener) {
     $('activity-rows').replaceChildren(...rows);
     $('activity-text').textContent = page.total === 0
       ? `No events of ${name} yet: its registry reports pushes, pulls and deletes once its notifications block is set (regauth registry-config).`
-      : `The newest ${page.items.length} of ${page.total} events of ${name}.`;
+      : `The newest ${page.items.length} of ${page.totalIsLowerBound ? 'at least ' : ''}${page.total} events of ${name}.`;
   } catch (err) {
     $('activity-text').textContent = '';
     $('activity-error').textContent = err.message;

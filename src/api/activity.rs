@@ -58,8 +58,16 @@ pub struct ActivityPage {
     pub limit: usize,
     /// Items on this page.
     pub count: usize,
-    /// Events matching the query.
+    /// Events matching the query; at least this many when `totalIsLowerBound`.
     pub total: usize,
+    /// Present and `true` when the server stopped counting matches (1 000 past the page's
+    /// end): there may be more than `total`. Absent when `total` is exact.
+    #[serde(
+        rename = "totalIsLowerBound",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub total_is_lower_bound: bool,
     #[serde(rename = "_links")]
     pub links: Links,
 }

@@ -162,9 +162,14 @@ pub fn table(out: &mut dyn Write, page: &ActivityPage, with_actor: bool) -> std:
         .collect();
     super::output::columns(out, &header, &rows)?;
     if page.total > page.items.len() + page.offset {
+        let at_least = if page.total_is_lower_bound {
+            "at least "
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "({} of {} matching events; --limit shows more)",
+            "({} of {at_least}{} matching events; --limit shows more)",
             page.items.len(),
             page.total
         )?;

@@ -2,8 +2,6 @@
 //! arrive (authenticated by the registry's events secret, not the admin token), and the admin
 //! API's reads, `GET /api/v1/registries/{registryId}/activity` and
 //! `GET /api/v1/registries/{registryId}/tokens/{tokenId}/activity`.
-//!
-//! Dependency direction: `http::activity -> service::activity -> {domain, store}`.
 use axum::body::HttpBody;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -321,6 +319,7 @@ async fn page(
         limit,
         count,
         total: found.total,
+        total_is_lower_bound: found.total_is_lower_bound,
         links,
     }))
 }

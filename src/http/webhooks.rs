@@ -1,8 +1,6 @@
 //! The webhooks' delivery log over HTTP: `GET /api/v1/webhooks/deliveries` and
 //! `POST /api/v1/webhooks/deliveries/{deliveryId}/redeliver` (owners of every registry, as
 //! the log spans them all).
-//!
-//! Dependency direction: `http::webhooks -> service::webhook -> store::outbox`.
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;

@@ -9,7 +9,7 @@
 //! check endpoint.
 //!
 //! Only issuers of `[federation]` are ever contacted: regauth never fetches a URL an API
-//! caller made up. Dependency direction: `oidc -> {domain, error, metrics}`.
+//! caller made up.
 pub mod cache;
 pub mod jwk;
 #[cfg(test)]

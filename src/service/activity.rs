@@ -10,8 +10,6 @@
 //! `notifications:` block sends it as `Authorization: Bearer <secret>`. On PostgreSQL the
 //! first replica's secret is recorded in the database and every replica uses (and keeps) that
 //! one, so a registry may send to any of them.
-//!
-//! Dependency direction: `service::activity -> {domain::activity, store::activity, config}`.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -7,7 +7,10 @@
 //!   an envelope adds nothing. It returns only once the batch is durable (sled flushed,
 //!   PostgreSQL committed), so the 2xx that follows is a promise.
 //! - [`ActivityStore::events`] answers newest first (time, then id, descending), with the
-//!   number of matching events.
+//!   number of matching events: exact up to [`count_limit`] matches (the page's end plus
+//!   [`COUNT_AHEAD`]); a store may stop counting there and say so
+//!   ([`EventPage::total_is_lower_bound`]), so that a broad filter over a million events
+//!   costs a bounded count, not a scan of every match.
 //! - [`ActivityStore::prune_events`] deletes a registry's events older than a time and beyond
 //!   a count, oldest first.
 //!
@@ -21,13 +24,17 @@
 //! | `events` | registry `\0` time (µs, 8 bytes, sign flipped) event id | the event (postcard) |
 //! | `event_ids` | registry `\0` event id | the `events` key |
 //! | `events_by_actor` | registry `\0` actor `\0` time event id | the `events` key |
+//! | `events_by_digest` | registry `\0` digest `\0` time event id | the `events` key |
 //! | `event_counts` | registry `\0` (all its events), registry `\0` actor `\0` (an actor's) | the number of events (u64 big-endian) |
 //!
-//! A query by actor (a token's activity) reads that actor's index range only. A query with no
+//! A query by actor (a token's activity) reads that actor's index range only, one by digest
+//! ("who pushed this?") that digest's (a database written before the digest index is
+//! indexed once when opened). A query with no
 //! filter besides the actor reads its `total` from `event_counts` and only the page's keys,
 //! so its cost does not grow with the number of events (a key count over 1 000 000 events took
 //! ~0.5 s, `benches/RESULTS.md`); one with `since` counts keys without decoding events outside
-//! the page. The counts change in the transaction that adds or removes an event; a database
+//! the page; any other filter decodes events until the page is full and [`count_limit`]
+//! matches are counted. The counts change in the transaction that adds or removes an event; a database
 //! written before them is counted once when opened.
 use std::collections::HashSet;
 use std::path::Path;
@@ -44,8 +51,33 @@ use crate::domain::activity::{ActivityQuery, Event};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventPage {
     pub items: Vec<Event>,
-    /// Events matching the query in the registry.
+    /// Events matching the query in the registry (at least this many when
+    /// `total_is_lower_bound`).
     pub total: usize,
+    /// The store stopped counting at [`count_limit`] matches: there may be more.
+    pub total_is_lower_bound: bool,
+}
+
+/// How many matches past the page's end a query counts at least (exactly, when there are
+/// no more).
+pub const COUNT_AHEAD: usize = 1000;
+
+/// The number of matches after which a query of the page `offset`, `limit` may stop
+/// counting: the page's end plus [`COUNT_AHEAD`].
+pub fn count_limit(offset: usize, limit: usize) -> usize {
+    offset.saturating_add(limit).saturating_add(COUNT_AHEAD)
+}
+
+impl EventPage {
+    /// The page of `items` out of `matches` counted, of which the store stopped at `limit`
+    /// ([`count_limit`]) when it reached it.
+    pub(crate) fn counted(items: Vec<Event>, matches: usize, limit: usize) -> EventPage {
+        EventPage {
+            items,
+            total: matches.min(limit),
+            total_is_lower_bound: matches >= limit,
+        }
+    }
 }
 
 /// Where registry events are kept.
@@ -127,10 +159,13 @@ impl ActivityStore for MemoryActivity {
             .filter(|e| e.registry == registry && query.matches(e))
             .collect();
         all.sort_by(|a, b| newest_first(a, b));
-        Ok(EventPage {
-            total: all.len(),
-            items: all.into_iter().skip(offset).take(limit).cloned().collect(),
-        })
+        let matches = all.len();
+        let items = all.into_iter().skip(offset).take(limit).cloned().collect();
+        Ok(EventPage::counted(
+            items,
+            matches,
+            count_limit(offset, limit),
+        ))
     }
 
     async fn prune_events(
@@ -172,12 +207,17 @@ pub struct SledActivity {
     events: sled::Tree,
     ids: sled::Tree,
     by_actor: sled::Tree,
+    by_digest: sled::Tree,
     counts: sled::Tree,
 }
 
 /// The key in `event_counts` saying that the counts cover every event (absent in a database
 /// written before the counts). Registry ids are slugs, so no count key starts with 0xff.
 const COUNTED: &[u8] = b"\xffcounted";
+
+/// The key in `event_counts` saying that `events_by_digest` covers every event (absent in a
+/// database written before it).
+const DIGESTS_INDEXED: &[u8] = b"\xffdigests";
 
 impl std::fmt::Debug for SledActivity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -216,6 +256,24 @@ fn actor_key(e: &Event) -> Vec<u8> {
     k.extend_from_slice(&time_key(e.time));
     k.extend_from_slice(e.id.as_bytes());
     k
+}
+
+/// `registry \0 digest \0`: the prefix of a digest's keys in `events_by_digest` (a digest
+/// is `algorithm:hex`, validated when parsed).
+fn digest_prefix(registry: &str, digest: &str) -> Vec<u8> {
+    let mut k = prefix(registry);
+    k.extend_from_slice(digest.as_bytes());
+    k.push(0);
+    k
+}
+
+/// The `events_by_digest` key of `e`, if it has a digest.
+fn digest_key(e: &Event) -> Option<Vec<u8>> {
+    let d = e.digest.as_deref()?;
+    let mut k = digest_prefix(&e.registry, d);
+    k.extend_from_slice(&time_key(e.time));
+    k.extend_from_slice(e.id.as_bytes());
+    Some(k)
 }
 
 /// Just past every key that starts with `prefix` (which ends in NUL).
@@ -270,13 +328,40 @@ impl SledActivity {
             events: db.open_tree("events").map_err(backend)?,
             ids: db.open_tree("event_ids").map_err(backend)?,
             by_actor: db.open_tree("events_by_actor").map_err(backend)?,
+            by_digest: db.open_tree("events_by_digest").map_err(backend)?,
             counts: db.open_tree("event_counts").map_err(backend)?,
             db,
         };
         if store.counts.get(COUNTED).map_err(backend)?.is_none() {
             store.count_all()?;
         }
+        if store
+            .counts
+            .get(DIGESTS_INDEXED)
+            .map_err(backend)?
+            .is_none()
+        {
+            store.index_digests()?;
+        }
         Ok(store)
+    }
+
+    /// Indexes every event's digest once (a database written before `events_by_digest`;
+    /// nothing else writes while it opens) and marks the index complete.
+    fn index_digests(&self) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for entry in self.events.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            if let Some(k) = digest_key(&decode(&value)?) {
+                batch.insert(k, key);
+            }
+        }
+        self.by_digest.apply_batch(batch).map_err(backend)?;
+        self.counts
+            .insert(DIGESTS_INDEXED, &[][..])
+            .map_err(backend)?;
+        self.db.flush().map_err(backend)?;
+        Ok(())
     }
 
     /// Counts every event once (a database written before `event_counts`; nothing else
@@ -301,14 +386,10 @@ impl SledActivity {
         Ok(())
     }
 
-    /// The event behind `value`, an entry of the tree `query` reads: the event itself, or
-    /// (by actor) its key in `events`; `None` when pruned meanwhile.
-    fn event_of(
-        &self,
-        query: &ActivityQuery,
-        value: sled::IVec,
-    ) -> Result<Option<Event>, StoreError> {
-        let bytes = if query.actor.is_some() {
+    /// The event behind `value`, an entry of the tree a query reads: the event itself, or
+    /// (`indexed`: by actor or digest) its key in `events`; `None` when pruned meanwhile.
+    fn event_of(&self, indexed: bool, value: sled::IVec) -> Result<Option<Event>, StoreError> {
+        let bytes = if indexed {
             match self.events.get(&value).map_err(backend)? {
                 Some(v) => v,
                 None => return Ok(None),
@@ -350,22 +431,32 @@ impl SledActivity {
             let value = postcard::to_stdvec(e)
                 .map_err(|err| StoreError::backend("cannot encode an event", err))?;
             let counted = [prefix(&e.registry), actor_prefix(&e.registry, &e.actor)];
-            rows.push((id_key, key, actor_key(e), value, counted));
+            rows.push((id_key, key, actor_key(e), digest_key(e), value, counted));
         }
         // One transaction for the envelope (a transaction per event cost most of the
         // ingestion time, benches/RESULTS.md); an id repeated within it is stored once, as
         // the transaction reads its own writes.
-        let added = (&self.events, &self.ids, &self.by_actor, &self.counts)
-            .transaction(|(events, ids, actors, counts)| {
+        let trees = (
+            &self.events,
+            &self.ids,
+            &self.by_actor,
+            &self.by_digest,
+            &self.counts,
+        );
+        let added = trees
+            .transaction(|(events, ids, actors, digests, counts)| {
                 let mut added = 0;
                 let mut deltas: std::collections::BTreeMap<&[u8], i64> = Default::default();
-                for (id_key, key, by_actor, value, counted) in &rows {
+                for (id_key, key, by_actor, by_digest, value, counted) in &rows {
                     if ids.get(id_key)?.is_some() {
                         continue;
                     }
                     ids.insert(id_key.as_slice(), key.as_slice())?;
                     events.insert(key.as_slice(), value.as_slice())?;
                     actors.insert(by_actor.as_slice(), key.as_slice())?;
+                    if let Some(d) = by_digest {
+                        digests.insert(d.as_slice(), key.as_slice())?;
+                    }
                     for c in counted {
                         *deltas.entry(c.as_slice()).or_default() += 1;
                     }
@@ -391,21 +482,24 @@ impl SledActivity {
         offset: usize,
         limit: usize,
     ) -> Result<EventPage, StoreError> {
-        // An actor's events come from its index; the others from the registry's time order.
-        let (tree, start) = match &query.actor {
-            Some(actor) => (&self.by_actor, actor_prefix(registry, actor)),
-            None => (&self.events, prefix(registry)),
+        // An actor's events come from its index, a digest's from its; the others from the
+        // registry's time order.
+        let (tree, start, indexed) = match (&query.actor, &query.digest) {
+            (Some(actor), _) => (&self.by_actor, actor_prefix(registry, actor), true),
+            (None, Some(digest)) => (&self.by_digest, digest_prefix(registry, digest), true),
+            (None, None) => (&self.events, prefix(registry), false),
         };
         let end = prefix_end(&start);
         let mut from = start;
         if let Some(since) = query.since {
             from.extend_from_slice(&time_key(since));
         }
-        let only_time = query.repository.is_none()
+        // Whether the range read holds exactly the matches (no event needs decoding to know).
+        let only_range = query.repository.is_none()
             && query.tag.is_none()
-            && query.digest.is_none()
-            && query.action.is_none();
-        if only_time && query.since.is_none() {
+            && query.action.is_none()
+            && (query.digest.is_none() || query.actor.is_none());
+        if only_range && query.since.is_none() && query.digest.is_none() {
             // Every event of the registry (or of the actor): counted in `event_counts`.
             let total = self.count(&from)?;
             let mut items = Vec::with_capacity(limit.min(total));
@@ -414,35 +508,42 @@ impl SledActivity {
                     break;
                 }
                 let (_, value) = entry.map_err(backend)?;
-                if let Some(e) = self.event_of(query, value)? {
+                if let Some(e) = self.event_of(indexed, value)? {
                     items.push(e);
                 }
             }
-            return Ok(EventPage { items, total });
+            return Ok(EventPage {
+                items,
+                total,
+                total_is_lower_bound: false,
+            });
         }
-        let range = tree.range(from..end).rev();
+        let stop = count_limit(offset, limit);
         let mut items = Vec::new();
         let mut total = 0;
-        for entry in range {
+        for entry in tree.range(from..end).rev() {
+            if total >= stop {
+                break;
+            }
             let (_, value) = entry.map_err(backend)?;
             let in_page = total >= offset && items.len() < limit;
-            if only_time && !in_page {
+            if only_range && !in_page {
                 // Counted without reading the event.
                 total += 1;
                 continue;
             }
-            let Some(e) = self.event_of(query, value)? else {
+            let Some(e) = self.event_of(indexed, value)? else {
                 continue;
             };
             if !query.matches(&e) {
                 continue;
             }
-            if total >= offset && items.len() < limit {
+            if in_page {
                 items.push(e);
             }
             total += 1;
         }
-        Ok(EventPage { items, total })
+        Ok(EventPage::counted(items, total, stop))
     }
 
     fn prune(
@@ -478,14 +579,24 @@ impl SledActivity {
                 .map(|e| [p.clone(), actor_prefix(registry, &e.actor)]);
             // One transaction per event: the event, its index entries and its counts go
             // together.
-            (&self.events, &self.ids, &self.by_actor, &self.counts)
-                .transaction(|(events, ids, actors, counts)| {
+            let trees = (
+                &self.events,
+                &self.ids,
+                &self.by_actor,
+                &self.by_digest,
+                &self.counts,
+            );
+            trees
+                .transaction(|(events, ids, actors, digests, counts)| {
                     if events.remove(key)?.is_none() {
                         return Ok(());
                     }
                     ids.remove(id_key.as_slice())?;
                     if let (Some(e), Some(counted)) = (&e, &counted) {
                         actors.remove(actor_key(e))?;
+                        if let Some(d) = digest_key(e) {
+                            digests.remove(d)?;
+                        }
                         add_counts(counts, counted, -1)?;
                     }
                     Ok::<(), ConflictableTransactionError<StoreError>>(())
@@ -664,6 +775,77 @@ pub(crate) mod conformance {
         assert_eq!(p.total, 0);
     }
 
+    /// A filtered query counts its matches up to [`count_limit`] and then may stop, saying
+    /// so; a page past that limit is still found, and a small match count is exact.
+    pub(crate) async fn counts_a_bounded_number_of_matches(s: &dyn ActivityStore) {
+        let n = COUNT_AHEAD + 100;
+        let batch = (0..n)
+            .map(|i| event("default", &format!("m{i:05}"), i as i64, "ci-bot"))
+            .collect();
+        assert_eq!(s.record_events(batch).await.unwrap(), n);
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let newest = |k: usize| format!("m{:05}", n - 1 - k);
+        let filters = [
+            ActivityQuery {
+                repository: Some("team/*".parse().unwrap()),
+                ..ActivityQuery::default()
+            },
+            ActivityQuery {
+                digest: Some(digest.clone()),
+                ..ActivityQuery::default()
+            },
+            ActivityQuery {
+                since: Some(t0()),
+                ..ActivityQuery::default()
+            },
+            ActivityQuery {
+                actor: Some("ci-bot".into()),
+                action: Some(EventAction::Push),
+                ..ActivityQuery::default()
+            },
+        ];
+        for q in &filters {
+            let p = s.events("default", q, 0, 50).await.unwrap();
+            assert_eq!(p.items.len(), 50, "{q:?}");
+            assert_eq!(p.items[0].id, newest(0), "{q:?}");
+            assert_eq!(p.items[49].id, newest(49), "{q:?}");
+            assert_eq!(
+                (p.total, p.total_is_lower_bound),
+                (count_limit(0, 50), true),
+                "{q:?}: counted up to the limit"
+            );
+            // Past the limit of the first page: found, and counted to the end.
+            let p = s.events("default", q, 1040, 50).await.unwrap();
+            assert_eq!(p.items.len(), 50, "{q:?}");
+            assert_eq!(p.items[0].id, newest(1040), "{q:?}");
+            assert_eq!((p.total, p.total_is_lower_bound), (n, false), "{q:?}");
+        }
+        // Unfiltered: exact, or bounded as above.
+        let p = s
+            .events("default", &ActivityQuery::default(), 0, 50)
+            .await
+            .unwrap();
+        if p.total_is_lower_bound {
+            assert_eq!(p.total, count_limit(0, 50));
+        } else {
+            assert_eq!(p.total, n);
+        }
+        let none = ActivityQuery {
+            action: Some(EventAction::Pull),
+            ..ActivityQuery::default()
+        };
+        let p = s.events("default", &none, 0, 50).await.unwrap();
+        assert_eq!(
+            (p.items.len(), p.total, p.total_is_lower_bound),
+            (0, 0, false)
+        );
+        let other = ActivityQuery {
+            digest: Some(format!("sha256:{}", "cd".repeat(32))),
+            ..ActivityQuery::default()
+        };
+        assert_eq!(s.events("default", &other, 0, 50).await.unwrap().total, 0);
+    }
+
     /// Pruning removes the old and the excess, oldest first, and only in one registry; a
     /// pruned id may be stored again.
     pub(crate) async fn prunes_oldest_first(s: &dyn ActivityStore) {
@@ -694,6 +876,16 @@ pub(crate) mod conformance {
             (vec!["p5", "p4", "p3"], 3),
             "the actor's events, pruned alike"
         );
+        let by_digest = ActivityQuery {
+            digest: Some(format!("sha256:{}", "ab".repeat(32))),
+            ..ActivityQuery::default()
+        };
+        let p = s.events("default", &by_digest, 0, 10).await.unwrap();
+        assert_eq!(
+            (ids(&p), p.total),
+            (vec!["p5", "p4", "p3"], 3),
+            "the digest's events, pruned alike"
+        );
         assert_eq!(s.events("other", &all, 0, 10).await.unwrap().total, 1);
         assert_eq!(
             s.record_events(vec![event("default", "p0", 0, "a")])
@@ -714,6 +906,7 @@ mod tests {
         stores_each_id_once(&MemoryActivity::default()).await;
         answers_newest_first_with_filters(&MemoryActivity::default()).await;
         prunes_oldest_first(&MemoryActivity::default()).await;
+        counts_a_bounded_number_of_matches(&MemoryActivity::default()).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -723,6 +916,47 @@ mod tests {
         answers_newest_first_with_filters(&SledActivity::open(&dir.path().join("b")).unwrap())
             .await;
         prunes_oldest_first(&SledActivity::open(&dir.path().join("c")).unwrap()).await;
+        counts_a_bounded_number_of_matches(&SledActivity::open(&dir.path().join("d")).unwrap())
+            .await;
+    }
+
+    /// A database written before `events_by_digest` is indexed once when opened; a digest
+    /// query then reads the index (an event missing from it is not found).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sled_indexes_the_digests_of_a_database_written_before_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let digest = |c: &str| format!("sha256:{}", c.repeat(32));
+        {
+            let s = SledActivity::open(dir.path()).unwrap();
+            let mut other = event("default", "b", 1, "x");
+            other.digest = Some(digest("cd"));
+            let mut none = event("default", "c", 2, "x");
+            none.digest = None;
+            s.record_events(vec![event("default", "a", 0, "x"), other, none])
+                .await
+                .unwrap();
+            // What the previous version left: no digest index.
+            s.by_digest.clear().unwrap();
+            s.counts.remove(DIGESTS_INDEXED).unwrap();
+            s.db.flush().unwrap();
+        }
+        let s = SledActivity::open(dir.path()).unwrap();
+        let by = |d: String| {
+            let q = ActivityQuery {
+                digest: Some(d),
+                ..ActivityQuery::default()
+            };
+            let s = s.clone();
+            async move { s.events("default", &q, 0, 10).await.unwrap() }
+        };
+        assert_eq!(ids(&by(digest("ab")).await), ["a"]);
+        assert_eq!(ids(&by(digest("cd")).await), ["b"]);
+        assert_eq!(s.by_digest.len(), 2);
+        s.by_digest.clear().unwrap();
+        assert!(
+            by(digest("ab")).await.items.is_empty(),
+            "read from the index"
+        );
     }
 
     /// Issue 19: a database written before `event_counts` is counted when opened, and the

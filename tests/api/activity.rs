@@ -331,3 +331,57 @@ async fn viewers_read_activity_and_only_editors_see_the_events_secret() {
         .await;
     assert_eq!(r.json()["properties"]["notifications"]["secret"], secret);
 }
+
+/// A broad filter over many events counts a bounded number of matches and says so
+/// (`totalIsLowerBound`); the next page is still linked. An exact total has no such field.
+#[tokio::test]
+async fn a_broad_filter_says_its_total_is_a_lower_bound() {
+    let app = TestApp::new();
+    for batch in 0..2 {
+        let events = (0..600)
+            .map(|i| {
+                event(
+                    &format!("b{batch}-{i}"),
+                    "push",
+                    "ci-bot",
+                    "team/app",
+                    Some("v1"),
+                )
+            })
+            .collect();
+        let r = post(&app, "default", Some(&bearer(&app)), envelope(events)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let r = app
+        .api(
+            Method::GET,
+            "/registries/default/activity?repository=team/*&limit=50",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["count"], 50);
+    assert_eq!(v["total"], 1050, "50 and 1000 more counted: {}", v["total"]);
+    assert_eq!(v["totalIsLowerBound"], true);
+    assert!(v["_links"]["next"].as_str().unwrap().contains("offset=50"));
+    let r = app
+        .api(
+            Method::GET,
+            "/registries/default/activity?repository=team/*&limit=50&offset=1150",
+            None,
+        )
+        .await;
+    let v = r.json();
+    assert_eq!(
+        (v["count"].clone(), v["total"].clone()),
+        (json!(50), json!(1200))
+    );
+    assert!(v.get("totalIsLowerBound").is_none(), "exact: {v}");
+    assert!(v["_links"].get("next").is_none_or(Value::is_null), "{v}");
+}

@@ -13,7 +13,7 @@ use tokio_postgres::types::ToSql;
 
 use super::{limit as sql_limit, pg_error, pool_error, PgStore};
 use crate::domain::activity::{ActivityQuery, Event, EventAction};
-use crate::store::activity::{ActivityStore, EventPage};
+use crate::store::activity::{count_limit, ActivityStore, EventPage};
 use crate::store::StoreError;
 
 const COLUMNS: &str = "registry, id, time, action, repository, tag, digest, media_type, size, \
@@ -204,17 +204,25 @@ impl ActivityStore for PgStore {
         let (clause, mut params) = filter(registry, query);
         self.on_runtime("reading events", async move {
             let client = pool.get().await.map_err(pool_error)?;
-            let count_sql = format!("SELECT count(*) FROM regauth_events WHERE {clause}");
+            // A bounded count: the matches up to the page's end plus COUNT_AHEAD, an index
+            // range for a registry, an actor, a digest or `since` however many events match.
+            let stop = count_limit(offset, limit);
+            let n = params.len();
+            params.push(Box::new(sql_limit(stop)));
+            let count_sql = format!(
+                "SELECT count(*) FROM (SELECT 1 FROM regauth_events WHERE {clause} LIMIT ${}) m",
+                n + 1
+            );
             let refs: Vec<&(dyn ToSql + Sync)> = params
                 .iter()
                 .map(|p| p.as_ref() as &(dyn ToSql + Sync))
                 .collect();
-            let total: i64 = client
+            let matches: i64 = client
                 .query_one(&count_sql, &refs)
                 .await
                 .and_then(|r| r.try_get(0))
                 .map_err(|e| pg_error("counting events", e))?;
-            let n = params.len();
+            params.truncate(n);
             params.push(Box::new(sql_limit(limit)));
             params.push(Box::new(sql_limit(offset)));
             let sql = format!(
@@ -231,10 +239,12 @@ impl ActivityStore for PgStore {
                 .query(&sql, &refs)
                 .await
                 .map_err(|e| pg_error("reading events", e))?;
-            Ok(EventPage {
-                items: rows.iter().map(row_event).collect::<Result<_, _>>()?,
-                total: usize::try_from(total).unwrap_or(0),
-            })
+            let items = rows.iter().map(row_event).collect::<Result<_, _>>()?;
+            Ok(EventPage::counted(
+                items,
+                usize::try_from(matches).unwrap_or(0),
+                stop,
+            ))
         })
         .await
     }
@@ -285,6 +295,8 @@ mod tests {
         answers_newest_first_with_filters(&b).await;
         let (c, _) = super::super::tests::open().await;
         prunes_oldest_first(&c).await;
+        let (d, _) = super::super::tests::open().await;
+        counts_a_bounded_number_of_matches(&d).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
