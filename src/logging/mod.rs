@@ -59,17 +59,71 @@ where
 {
     match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_timer(Timestamp)
             .with_ansi(ansi)
             .fmt_fields(SafeFields)
             .with_writer(writer)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
+            .with_timer(Timestamp)
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
             .with_writer(JsonEscaping(writer))
             .boxed(),
+    }
+}
+
+/// Each line's time: the text of `tracing_subscriber`'s default timer (RFC 3339 in UTC with
+/// microseconds, `2026-06-01T12:00:00.123456Z`) for a fraction of its cost: each thread
+/// formats the date and time of day once per second and writes the microseconds by hand
+/// (the default formats eight padded numbers through `core::fmt` on every line, a sixth of
+/// the token endpoint's log line, benches/RESULTS.md).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timestamp;
+
+thread_local! {
+    /// The second last formatted on this thread and its `YYYY-MM-DDTHH:MM:SS`.
+    static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+}
+
+impl Timestamp {
+    /// Writes the time `secs`.`micros` after the epoch.
+    fn write_at(w: &mut impl fmt::Write, secs: i64, micros: u32) -> fmt::Result {
+        SECOND.with_borrow_mut(|(second, text)| {
+            if *second != secs {
+                text.clear();
+                let Some(t) = chrono::DateTime::from_timestamp(secs, 0) else {
+                    return Err(fmt::Error);
+                };
+                write!(text, "{}", t.format("%Y-%m-%dT%H:%M:%S"))?;
+                *second = secs;
+            }
+            w.write_str(text)
+        })?;
+        let mut tail = *b".000000Z";
+        let mut n = micros.min(999_999);
+        for digit in tail[1..7].iter_mut().rev() {
+            *digit = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        // ASCII digits and punctuation only.
+        w.write_str(std::str::from_utf8(&tail).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl tracing_subscriber::fmt::time::FormatTime for Timestamp {
+    fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+        let now = std::time::SystemTime::now();
+        match now.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => match i64::try_from(d.as_secs()) {
+                Ok(secs) => Timestamp::write_at(w, secs, d.subsec_micros()),
+                Err(_) => tracing_subscriber::fmt::time::SystemTime.format_time(w),
+            },
+            // A clock before 1970: the default's text.
+            Err(_) => tracing_subscriber::fmt::time::SystemTime.format_time(w),
+        }
     }
 }
 
@@ -311,6 +365,40 @@ fn write_bare(w: &mut impl fmt::Write, value: &str) -> fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The timestamp is the default timer's text, within a second and across seconds, days
+    /// and years (the cache is per second).
+    #[test]
+    fn timestamps_read_as_the_default_timers() {
+        for (secs, micros) in [
+            (1_780_315_200, 0),
+            (1_780_315_200, 123_456),
+            (1_780_315_200, 999_999),
+            (1_780_315_201, 7),
+            (1_780_315_200, 500_000),
+            (1_798_761_599, 999_999),
+            (1_798_761_600, 1),
+            (0, 42),
+            (253_402_300_799, 999_999),
+        ] {
+            let mut ours = String::new();
+            Timestamp::write_at(&mut ours, secs, micros).unwrap();
+            let t = chrono::DateTime::from_timestamp(secs, micros * 1000).unwrap();
+            assert_eq!(ours, t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+        }
+        let mut line = String::new();
+        tracing_subscriber::fmt::time::FormatTime::format_time(
+            &Timestamp,
+            &mut Writer::new(&mut line),
+        )
+        .unwrap();
+        let parsed = chrono::DateTime::parse_from_rfc3339(&line).unwrap();
+        assert!(
+            (chrono::Utc::now() - parsed.to_utc()).num_seconds().abs() < 5,
+            "{line}"
+        );
+        assert_eq!(line.len(), "2026-06-01T12:00:00.123456Z".len(), "{line}");
+    }
 
     fn value(s: &str) -> String {
         let mut out = String::new();
