@@ -151,10 +151,16 @@ def start_postgres(work, port):
         subprocess.run(["runuser", "-u", "postgres", "--", f"{pg_bin}/psql", "-X", "-q", "-h", sock,
                         "-p", str(port), "-U", "postgres", "-c", q], check=True, capture_output=True)
 
+    def value(q, db="bench_events"):
+        r = subprocess.run(["runuser", "-u", "postgres", "--", f"{pg_bin}/psql", "-X", "-q", "-At",
+                            "-h", sock, "-p", str(port), "-U", "postgres", "-d", db, "-c", q],
+                           check=True, capture_output=True, text=True)
+        return r.stdout.strip()
+
     def stop():
         subprocess.run(["runuser", "-u", "postgres", "--", f"{pg_bin}/pg_ctl", "-D", data, "-m",
                         "fast", "-w", "stop"], capture_output=True)
-    return sql, stop
+    return sql, value, stop
 
 
 def main():
@@ -191,7 +197,7 @@ def main():
     store_toml, seed_url = "", []
     if args.store == "postgres":
         pg_port = args.port + 100
-        sql, stop_pg = start_postgres(work, pg_port)
+        sql, pg_value, stop_pg = start_postgres(work, pg_port)
         sql("DROP DATABASE IF EXISTS bench_events")
         sql("CREATE DATABASE bench_events")
         url = f"postgres://postgres@127.0.0.1:{pg_port}/bench_events"
@@ -244,6 +250,20 @@ def main():
             say(f"Filled to {args.events} events in {took:.0f} s ({rate:.0f} events/s, envelopes of 1000).")
         rss = proc_sample(server.pid)["rss_kb"] / 1024
         say(f"Server VmRSS after filling: {rss:.1f} MB.")
+        if args.store == "postgres":
+            # The queries are planned from the table's statistics, which autovacuum's ANALYZE
+            # writes within about a minute of a bulk load (when a tenth of the rows changed
+            # since the last one); before it PostgreSQL plans blind. Measure the steady state.
+            waited = time.time()
+            while time.time() - waited < 300:
+                mod, live = (int(x) for x in pg_value(
+                    "SELECT n_mod_since_analyze, n_live_tup FROM pg_stat_user_tables "
+                    "WHERE relname = 'regauth_events'").split("|"))
+                if live > 0 and mod <= live // 10:
+                    break
+                time.sleep(2)
+            say(f"Waited {time.time() - waited:.0f} s for autovacuum's ANALYZE of regauth_events "
+                f"(the statistics the queries are planned from).")
         say()
         since = urllib.parse.quote(time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                  time.gmtime(time.time() - 3600)))

@@ -204,13 +204,15 @@ impl ActivityStore for PgStore {
         let (clause, mut params) = filter(registry, query);
         self.on_runtime("reading events", async move {
             let client = pool.get().await.map_err(pool_error)?;
-            // A bounded count: the matches up to the page's end plus COUNT_AHEAD, an index
-            // range for a registry, an actor, a digest or `since` however many events match.
+            // A bounded count: the newest matches up to the page's end plus COUNT_AHEAD, in
+            // the page's order so that it walks the same index as the page and stops there
+            // however many events match (unordered, PostgreSQL may collect every match first).
             let stop = count_limit(offset, limit);
             let n = params.len();
             params.push(Box::new(sql_limit(stop)));
             let count_sql = format!(
-                "SELECT count(*) FROM (SELECT 1 FROM regauth_events WHERE {clause} LIMIT ${}) m",
+                "SELECT count(*) FROM (SELECT 1 FROM regauth_events WHERE {clause} \
+                 ORDER BY time DESC, id DESC LIMIT ${}) m",
                 n + 1
             );
             let refs: Vec<&(dyn ToSql + Sync)> = params
