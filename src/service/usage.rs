@@ -77,6 +77,7 @@ impl UsageRecorder {
                     TokenUse {
                         registry: token.registry.clone(),
                         id: token.id,
+                        name: token.name.as_str().to_string(),
                         last_use,
                     },
                 );

@@ -639,6 +639,7 @@ pub(crate) fn use_of(t: &Token, last_use: crate::domain::LastUse) -> super::Toke
     super::TokenUse {
         registry: t.registry.clone(),
         id: t.id,
+        name: t.name.as_str().to_string(),
         last_use,
     }
 }
@@ -728,6 +729,18 @@ pub(crate) async fn record_uses_sets_last_use_only(s: &dyn Store) {
         Some(later)
     );
     assert_eq!(s.record_uses(&[]).await.unwrap(), 0);
+
+    // A use of a token deleted and created again under its name is not the new token's.
+    let old = token("default", "reborn");
+    s.create(&old).await.unwrap();
+    assert!(s.delete("default", old.id).await.unwrap());
+    let new = token("default", "reborn");
+    s.create(&new).await.unwrap();
+    assert_eq!(s.record_uses(&[use_of(&old, later)]).await.unwrap(), 0);
+    assert_eq!(
+        s.find_by_name("default", "reborn").await.unwrap().as_deref(),
+        Some(&new)
+    );
 }
 
 pub(crate) async fn expiring_reads_the_expiry_index(s: &dyn Store) {

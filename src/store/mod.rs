@@ -179,6 +179,9 @@ pub type Report<'a> = dyn Fn(&Token) -> Vec<Delivery> + Send + Sync + 'a;
 pub struct TokenUse {
     pub registry: String,
     pub id: Uuid,
+    /// The token's name (which never changes): the sled store finds the token by it, in the
+    /// tree the token endpoint keeps warm, instead of by id.
+    pub name: String,
     pub last_use: LastUse,
 }
 

@@ -784,24 +784,21 @@ impl Engine {
         // One batch for all (sled applies it atomically), not a transaction per token: the
         // per-token transactions of the background writer were the last-use cost in RSS
         // (benches/RESULTS.md). Only `last_uses` changes; a token deleted meanwhile is
-        // handled after the batch.
+        // handled after the batch. Each token is found by its name key in `tokens`, whose
+        // pages the token endpoint keeps in memory, not through `ids`: looking up thousands
+        // of random ids loaded most of that tree's pages, tens of MB at 1 000 000 tokens.
         let mut batch = sled::Batch::default();
         let mut written = Vec::new();
         for u in uses {
-            let Some(key) = self.ids.get(u.id.as_bytes()).map_err(backend)? else {
+            let key = name_key(&u.registry, &u.name);
+            let Some(token) = self.token_with_id(&key, u.id)? else {
                 continue;
             };
-            if !key.starts_with(&registry_prefix(&u.registry)) {
-                continue;
-            }
             let stored = match self.last_uses.get(u.id.as_bytes()).map_err(backend)? {
                 Some(bytes) => Some(decode_last_use(u.id, &bytes)?),
                 // No entry yet: the record may hold one (a store written before `last_uses`,
                 // or an update carrying a use).
-                None => match self.tokens.get(&key).map_err(backend)? {
-                    Some(bytes) => decode_token(&key, &bytes)?.last_used,
-                    None => continue,
-                },
+                None => token.last_used,
             };
             if stored.is_some_and(|old| old.at >= u.last_use.at) {
                 continue;
@@ -819,7 +816,7 @@ impl Engine {
         for (id, key) in &written {
             // A delete that committed before the batch left an entry without its token: take
             // it out (a delete after the batch removes the entry itself).
-            if self.ids.get(id.as_bytes()).map_err(backend)?.is_none() {
+            if self.token_with_id(key, *id)?.is_none() {
                 self.last_uses.remove(id.as_bytes()).map_err(backend)?;
                 continue;
             }
@@ -829,6 +826,15 @@ impl Engine {
         }
         self.flush()?;
         Ok(count)
+    }
+
+    /// The token at name key `key` if it is token `id` (not one deleted and created again
+    /// under its name).
+    fn token_with_id(&self, key: &[u8], id: Uuid) -> Result<Option<Token>, StoreError> {
+        match self.tokens.get(key).map_err(backend)? {
+            Some(bytes) => Ok(Some(decode_token(key, &bytes)?).filter(|t| t.id == id)),
+            None => Ok(None),
+        }
     }
 
     fn expiring(&self, until: DateTime<Utc>) -> Result<Vec<Token>, StoreError> {
