@@ -738,7 +738,10 @@ pub(crate) async fn record_uses_sets_last_use_only(s: &dyn Store) {
     s.create(&new).await.unwrap();
     assert_eq!(s.record_uses(&[use_of(&old, later)]).await.unwrap(), 0);
     assert_eq!(
-        s.find_by_name("default", "reborn").await.unwrap().as_deref(),
+        s.find_by_name("default", "reborn")
+            .await
+            .unwrap()
+            .as_deref(),
         Some(&new)
     );
 }
