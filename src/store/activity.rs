@@ -408,7 +408,8 @@ impl SledActivity {
         }
     }
 
-    /// The webhooks' outbox, kept in this database (tree `outbox`).
+    /// The webhooks' outbox that earlier builds kept in this database (tree `outbox`); the
+    /// outbox is now the token store's, and `server::open` moves what is left here into it.
     pub fn outbox(&self) -> Result<super::outbox::SledOutbox, StoreError> {
         super::outbox::SledOutbox::open(&self.db)
     }
@@ -866,26 +867,19 @@ pub(crate) mod conformance {
         assert_eq!(removed, 2);
         let p = s.events("default", &all, 0, 10).await.unwrap();
         assert_eq!(ids(&p), ["p5", "p4", "p3"]);
+        // The indexes are pruned alike.
         let by_actor = ActivityQuery {
             actor: Some("a".into()),
             ..ActivityQuery::default()
         };
-        let p = s.events("default", &by_actor, 0, 10).await.unwrap();
-        assert_eq!(
-            (ids(&p), p.total),
-            (vec!["p5", "p4", "p3"], 3),
-            "the actor's events, pruned alike"
-        );
         let by_digest = ActivityQuery {
             digest: Some(format!("sha256:{}", "ab".repeat(32))),
             ..ActivityQuery::default()
         };
-        let p = s.events("default", &by_digest, 0, 10).await.unwrap();
-        assert_eq!(
-            (ids(&p), p.total),
-            (vec!["p5", "p4", "p3"], 3),
-            "the digest's events, pruned alike"
-        );
+        for q in [by_actor, by_digest] {
+            let p = s.events("default", &q, 0, 10).await.unwrap();
+            assert_eq!((ids(&p), p.total), (vec!["p5", "p4", "p3"], 3), "{q:?}");
+        }
         assert_eq!(s.events("other", &all, 0, 10).await.unwrap().total, 1);
         assert_eq!(
             s.record_events(vec![event("default", "p0", 0, "a")])

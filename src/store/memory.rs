@@ -68,47 +68,45 @@ fn check_registry(registry: &str) -> Result<(), StoreError> {
 impl Inner {
     fn create(&mut self, token: &Token) -> Result<(), StoreError> {
         check_registry(&token.registry)?;
-        let inner = self;
         let key = (token.registry.clone(), token.name.as_str().to_string());
-        if inner.tokens.contains_key(&key) {
+        if self.tokens.contains_key(&key) {
             return Err(StoreError::NameTaken(key.1));
         }
-        if inner.ids.contains_key(&token.id) {
+        if self.ids.contains_key(&token.id) {
             return Err(StoreError::IdTaken(token.id));
         }
-        inner.ids.insert(token.id, key.clone());
+        self.ids.insert(token.id, key.clone());
         if let Some(expiry) = token.expiry {
-            inner.expiry.insert((expiry, token.id));
+            self.expiry.insert((expiry, token.id));
         }
-        inner.tokens.insert(key, token.clone());
+        self.tokens.insert(key, token.clone());
         Ok(())
     }
 
     fn update(&mut self, token: &Token) -> Result<(), StoreError> {
-        let inner = self;
-        let old_key = match inner.ids.get(&token.id) {
+        let old_key = match self.ids.get(&token.id) {
             Some(key) if key.0 == token.registry => key.clone(),
             _ => return Err(StoreError::NotFound),
         };
         let new_key = (token.registry.clone(), token.name.as_str().to_string());
-        if new_key != old_key && inner.tokens.contains_key(&new_key) {
+        if new_key != old_key && self.tokens.contains_key(&new_key) {
             return Err(StoreError::NameTaken(new_key.1));
         }
-        let old = inner.tokens.remove(&old_key).ok_or(StoreError::NotFound)?;
+        let old = self.tokens.remove(&old_key).ok_or(StoreError::NotFound)?;
         if let Some(expiry) = old.expiry {
-            inner.expiry.remove(&(expiry, old.id));
+            self.expiry.remove(&(expiry, old.id));
         }
         if let Some(expiry) = token.expiry {
-            inner.expiry.insert((expiry, token.id));
+            self.expiry.insert((expiry, token.id));
         }
         let mut stored = token.clone();
         stored.last_used = LastUse::latest(old.last_used, token.last_used);
-        inner.ids.insert(token.id, new_key.clone());
-        inner.tokens.insert(new_key, stored);
+        self.ids.insert(token.id, new_key.clone());
+        self.tokens.insert(new_key, stored);
         if token.status != Status::Enabled {
             // A disabled token keeps no refresh grants (see the trait).
-            for (_, hash) in inner.refresh_by_token.remove(&token.id).unwrap_or_default() {
-                inner.refresh.remove(&hash);
+            for (_, hash) in self.refresh_by_token.remove(&token.id).unwrap_or_default() {
+                self.refresh.remove(&hash);
             }
         }
         Ok(())

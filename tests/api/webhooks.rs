@@ -10,9 +10,10 @@ use regauth::domain::webhook::{DeliverySettings, WebhookConfig, WebhookEntry};
 
 const DIGEST: &str = "sha256:abababababababababababababababababababababababababababababababab";
 
-fn with_webhook(events: &[&str]) -> TestApp {
+/// One webhook at a closed port, subscribed to `events`.
+fn webhook(events: &[&str]) -> impl FnOnce(&mut regauth::config::Config) {
     let events: Vec<String> = events.iter().map(|e| e.to_string()).collect();
-    TestApp::with(move |c| {
+    move |c| {
         c.webhooks = WebhookConfig::validate(
             vec![WebhookEntry {
                 url: Some("http://127.0.0.1:9/hook".into()),
@@ -22,7 +23,11 @@ fn with_webhook(events: &[&str]) -> TestApp {
             DeliverySettings::default(),
         )
         .unwrap();
-    })
+    }
+}
+
+fn with_webhook(events: &[&str]) -> TestApp {
+    TestApp::with(webhook(events))
 }
 
 /// A push of `team/app:v1` by `ci-bot`, as a registry's envelope.
@@ -143,26 +148,15 @@ async fn a_change_that_fails_queues_no_event() {
     use regauth::testing::{Fault, FaultStore, Method as StoreMethod};
     use std::sync::Arc;
     let store = Arc::new(FaultStore::default());
-    let app = TestApp::with_store(store.clone(), |c| {
-        c.webhooks = WebhookConfig::validate(
-            vec![WebhookEntry {
-                url: Some("http://127.0.0.1:9/hook".into()),
-                secret: Some("whsec-test".into()),
-                events: Some(
-                    [
-                        "token.created",
-                        "token.updated",
-                        "token.disabled",
-                        "token.deleted",
-                    ]
-                    .map(String::from)
-                    .to_vec(),
-                ),
-            }],
-            DeliverySettings::default(),
-        )
-        .unwrap();
-    });
+    let app = TestApp::with_store(
+        store.clone(),
+        webhook(&[
+            "token.created",
+            "token.updated",
+            "token.disabled",
+            "token.deleted",
+        ]),
+    );
     let (id, _) = app.create("ci-bot", json!([])).await;
     let r = app
         .api(
