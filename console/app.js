@@ -805,7 +805,7 @@ async function openActivity(token, opener) {
       el('td', { text: e.action }),
       el('td', { text: e.repository }),
       el('td', { text: e.tag || '—' }),
-      el('td', { class: 'digest', text: e.digest || '—' }),
+      el('td', { class: 'digest', text: e.digest || '—', title: e.digest || '' }),
       el('td', { text: e.clientAddr || '—' })));
     $('activity-rows').replaceChildren(...rows);
     $('activity-text').textContent = page.total === 0

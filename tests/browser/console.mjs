@@ -1307,6 +1307,25 @@ flows.activity = () => withBrowser(async ({ page }) => {
     ['pull', 'team/app', '—', digest, '10.0.0.8:40000'],
     ['push', 'team/app', 'v1', digest, '10.0.0.7:51234'],
   ], 'newest first, as text');
+  // Every column in view, not behind a sideways scroll: the digest is cut to its start (its
+  // whole text stays, and is the cell's title).
+  const wrap = await dialog.locator('.table-wrap').boundingBox();
+  const from = await dialog.getByRole('columnheader', { name: 'From' }).boundingBox();
+  check(from.x + from.width <= wrap.x + wrap.width + 1, `the From column in view: ${JSON.stringify({ from, wrap })}`);
+  equal(await dialog.locator('td.digest').first().getAttribute('title'), digest, 'the whole digest as the title');
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await dialog.waitFor({ state: 'hidden' });
+  // A store that stopped counting (PostgreSQL past 1 000 matches) says so; the console says
+  // "at least". The server's real reply, with only its total marked as a lower bound.
+  const activityUrl = /\/tokens\/[^/]+\/activity\?limit=100$/;
+  await page.route(activityUrl, async (route) => {
+    const response = await route.fetch();
+    const json = { ...(await response.json()), total: 1100, totalIsLowerBound: true };
+    await route.fulfill({ response, json });
+  });
+  await openMenuItem(page, 'ci-bot', 'Activity');
+  await dialog.getByText('The newest 2 of at least 1100 events of ci-bot.').waitFor();
+  await page.unroute(activityUrl);
   await dialog.getByRole('button', { name: 'Close' }).click();
   await dialog.waitFor({ state: 'hidden' });
   await openMenuItem(page, 'idle-bot', 'Activity');
