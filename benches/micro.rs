@@ -248,12 +248,12 @@ fn grants() -> Vec<Grant> {
         Grant {
             kind: "repository".into(),
             name: "bench/app".into(),
-            actions: strings(&["pull", "push"]),
+            actions: vec!["pull".into(), "push".into()],
         },
         Grant {
             kind: "repository".into(),
             name: "bench/base".into(),
-            actions: strings(&["pull"]),
+            actions: vec!["pull".into()],
         },
     ]
 }

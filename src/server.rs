@@ -305,14 +305,15 @@ pub async fn run(config: Config, bound_address_file: Option<PathBuf>) -> anyhow:
     raise_open_files_limit(config.limits.max_connections)?;
     // On a blocking thread: opening reads and writes files (keys, admin token, sled), may
     // generate a key, and with PostgreSQL waits for the database (`open_pg_unchecked`).
-    let mut state = tokio::task::spawn_blocking(move || open(config)).await??;
+    let state = tokio::task::spawn_blocking(move || open(config)).await??;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener
         .local_addr()
         .with_context(|| format!("cannot read the address bound for {listen}"))?;
-    state.config = Arc::new((*state.config).clone().with_bound_address(bound));
+    let config = (*state.config).clone().with_bound_address(bound);
+    let state = state.with_config(config);
     if let Some(path) = &bound_address_file {
         crate::files::write_replacing(path, format!("{bound}\n").as_bytes())
             .context("cannot write the bound address file")?;

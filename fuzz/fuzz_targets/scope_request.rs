@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
                         .any(|r| r.kind == grant.kind && r.name == grant.name),
                     "granted {grant} that was not asked for"
                 );
-                match grant.kind.as_str() {
+                match grant.kind.as_ref() {
                     "repository" => {
                         assert!(grant.name.parse::<RepositoryName>().is_ok(), "{grant}");
                         for a in &grant.actions {

@@ -2,6 +2,8 @@
 //!
 //! Partial or empty grants are not errors: the caller signs whatever comes out, and the
 //! registry refuses what is missing.
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use super::{Action, ActionSet, RepoPattern, RepositoryName, ResourceRequest, Scope, ScopeTarget};
@@ -11,17 +13,21 @@ use super::{Action, ActionSet, RepoPattern, RepositoryName, ResourceRequest, Sco
 pub struct Grant {
     /// `repository` or `registry`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: Cow<'static, str>,
     /// The resource name exactly as requested.
     pub name: String,
-    /// Granted actions; `["*"]` for the catalog.
-    pub actions: Vec<String>,
+    /// Granted actions; `["*"]` for the catalog. Borrowed when the decision makes them, so a
+    /// grant costs one allocation for its name and one for this list.
+    pub actions: Vec<Cow<'static, str>>,
 }
 
 impl std::fmt::Display for Grant {
     /// Scope-string form, `type:name:action,action` (as in the POST reply's `scope`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:", self.kind, self.name)?;
+        f.write_str(&self.kind)?;
+        f.write_str(":")?;
+        f.write_str(&self.name)?;
+        f.write_str(":")?;
         write_actions(f, &self.actions)
     }
 }
@@ -29,7 +35,7 @@ impl std::fmt::Display for Grant {
 /// Writes actions comma-separated, without allocating.
 pub(crate) fn write_actions(
     f: &mut std::fmt::Formatter<'_>,
-    actions: &[String],
+    actions: &[Cow<'_, str>],
 ) -> std::fmt::Result {
     for (i, a) in actions.iter().enumerate() {
         if i > 0 {
@@ -73,14 +79,14 @@ pub fn decide_with_public(
 ) -> Vec<Grant> {
     merge(requests)
         .into_iter()
-        .filter_map(|(kind, name, actions)| {
-            let granted = match kind {
-                "repository" => repository_grant(scopes, public, name, &actions),
-                "registry" if name == "catalog" => catalog_grant(scopes, &actions),
-                _ => Vec::new(),
+        .filter_map(|(kind, name, wanted)| {
+            let (kind, granted) = match kind {
+                "repository" => ("repository", repository_grant(scopes, public, name, wanted)),
+                "registry" if name == "catalog" => ("registry", catalog_grant(scopes, wanted)),
+                _ => return None,
             };
             (!granted.is_empty()).then(|| Grant {
-                kind: kind.to_string(),
+                kind: Cow::Borrowed(kind),
                 name: name.to_string(),
                 actions: granted,
             })
@@ -88,11 +94,18 @@ pub fn decide_with_public(
         .collect()
 }
 
+/// What was asked of one resource, over all its requests: the actions of the protocol, and
+/// whether `*` was among them. Unknown actions are not errors; they simply grant nothing.
+#[derive(Clone, Copy, Default)]
+struct Wanted {
+    actions: ActionSet,
+    star: bool,
+}
+
 /// Requests grouped by (type, name) in order of first appearance, with the union of their
-/// actions (also in order of first appearance). The class takes no part: the registry
-/// matches on type and name only.
-fn merge(requests: &[ResourceRequest]) -> Vec<(&str, &str, Vec<&str>)> {
-    let mut merged: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+/// actions. The class takes no part: the registry matches on type and name only.
+fn merge(requests: &[ResourceRequest]) -> Vec<(&str, &str, Wanted)> {
+    let mut merged: Vec<(&str, &str, Wanted)> = Vec::with_capacity(requests.len());
     for r in requests {
         let i = match merged
             .iter()
@@ -100,14 +113,18 @@ fn merge(requests: &[ResourceRequest]) -> Vec<(&str, &str, Vec<&str>)> {
         {
             Some(i) => i,
             None => {
-                merged.push((&r.kind, &r.name, Vec::new()));
+                merged.push((&r.kind, &r.name, Wanted::default()));
                 merged.len() - 1
             }
         };
-        let actions = &mut merged[i].2;
+        let wanted = &mut merged[i].2;
         for a in &r.actions {
-            if !actions.contains(&a.as_str()) {
-                actions.push(a);
+            match a.as_ref() {
+                "*" => wanted.star = true,
+                "pull" => wanted.actions.insert(Action::Pull),
+                "push" => wanted.actions.insert(Action::Push),
+                "delete" => wanted.actions.insert(Action::Delete),
+                _ => {}
             }
         }
     }
@@ -127,11 +144,11 @@ fn repository_grant(
     scopes: &[Scope],
     public: &[RepoPattern],
     name: &str,
-    requested: &[&str],
-) -> Vec<String> {
+    requested: Wanted,
+) -> Vec<Cow<'static, str>> {
     // Never match a glob against something that is not a plain repository name: the
     // grammar has no `*` or `?`, so a name containing them is refused here too.
-    if name.parse::<RepositoryName>().is_err() {
+    if RepositoryName::check(name).is_err() {
         return Vec::new();
     }
     let mut held = scopes
@@ -144,33 +161,27 @@ fn repository_grant(
     if held.is_empty() {
         return Vec::new();
     }
-    let wanted = requested.iter().fold(ActionSet::EMPTY, |mut acc, a| {
-        match *a {
-            "*" => acc = acc.union(held),
-            // Unknown actions are not errors; they simply grant nothing.
-            a => {
-                if let Ok(action) = a.parse::<Action>() {
-                    acc.insert(action);
-                }
-            }
-        }
-        acc
-    });
+    // `*` asks for whatever the token holds.
+    let wanted = if requested.star {
+        held
+    } else {
+        requested.actions
+    };
     wanted
         .intersect(held)
         .iter()
-        .map(|a| a.as_str().to_string())
+        .map(|a| Cow::Borrowed(a.as_str()))
         .collect()
 }
 
 /// `registry:catalog:*`: the registry demands the literal action `*`, which any registry
 /// scope (`catalog` or `*`) allows.
-fn catalog_grant(scopes: &[Scope], requested: &[&str]) -> Vec<String> {
+fn catalog_grant(scopes: &[Scope], requested: Wanted) -> Vec<Cow<'static, str>> {
     let has_registry_scope = scopes
         .iter()
         .any(|s| matches!(s.target, ScopeTarget::Registry(_)));
-    if has_registry_scope && requested.contains(&"*") {
-        vec!["*".to_string()]
+    if has_registry_scope && requested.star {
+        vec![Cow::Borrowed("*")]
     } else {
         Vec::new()
     }
@@ -333,10 +344,13 @@ mod tests {
             .map(|p| {
                 let (first, last) = (p.find(':').unwrap(), p.rfind(':').unwrap());
                 ResourceRequest {
-                    kind: p[..first].to_string(),
+                    kind: p[..first].to_string().into(),
                     class: None,
                     name: p[first + 1..last].to_string(),
-                    actions: p[last + 1..].split(',').map(str::to_string).collect(),
+                    actions: p[last + 1..]
+                        .split(',')
+                        .map(|a| a.to_string().into())
+                        .collect(),
                 }
             })
             .collect()
@@ -350,7 +364,7 @@ mod tests {
         let repo = |n: &str, a: &[&str]| Grant {
             kind: "repository".into(),
             name: n.into(),
-            actions: a.iter().map(|s| s.to_string()).collect(),
+            actions: a.iter().map(|s| s.to_string().into()).collect(),
         };
         // Anonymous: the public subset, pull only, never push, delete or catalog.
         let asked = req(
@@ -400,9 +414,9 @@ mod tests {
                 .want
                 .iter()
                 .map(|(kind, name, actions)| Grant {
-                    kind: kind.to_string(),
+                    kind: kind.to_string().into(),
                     name: name.to_string(),
-                    actions: actions.iter().map(|a| a.to_string()).collect(),
+                    actions: actions.iter().map(|a| a.to_string().into()).collect(),
                 })
                 .collect();
             assert_eq!(decide(&scopes, &requests), want, "case: {}", case.what);
@@ -439,7 +453,7 @@ mod tests {
         let g = |n: &str, a: &[&str]| Grant {
             kind: "repository".into(),
             name: n.into(),
-            actions: a.iter().map(|s| s.to_string()).collect(),
+            actions: a.iter().map(|s| s.to_string().into()).collect(),
         };
         let list = [g("team/app", &["pull", "push"]), g("b", &["pull"])];
         assert_eq!(list[0].to_string(), "repository:team/app:pull,push");

@@ -28,7 +28,7 @@ pub use policy::{
     check_lifetime, network_allows, parse_networks, Description, Network, Owner, MAX_NETWORKS,
 };
 pub use reference::RepositoryName;
-pub use request::{parse_scope, ResourceRequest, ScopeParseError};
+pub use request::{parse_scope, parse_scope_into, ResourceRequest, ScopeParseError};
 pub use scope::{validate_scope_list, Action, ActionSet, RegistryTarget, Scope, ScopeTarget};
 pub use secret::SecretHash;
 pub use token::{

@@ -35,6 +35,15 @@ impl RepositoryName {
 impl FromStr for RepositoryName {
     type Err = ValidationError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RepositoryName::check(s)?;
+        Ok(RepositoryName(s.to_string()))
+    }
+}
+
+impl RepositoryName {
+    /// Whether `s` is a repository name, without keeping it: what parsing checks, with no
+    /// allocation (the token endpoint checks every requested name twice).
+    pub fn check(s: &str) -> Result<(), ValidationError> {
         let err = |rule: String| Err(ValidationError::new("name", rule));
         if s.is_empty() {
             return err("a repository name must not be empty".into());
@@ -66,7 +75,7 @@ impl FromStr for RepositoryName {
                 ));
             }
         }
-        Ok(RepositoryName(s.to_string()))
+        Ok(())
     }
 }
 

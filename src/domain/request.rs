@@ -10,6 +10,8 @@
 //! [`super::decide`]: a well-formed request for something the token cannot have is granted
 //! nothing rather than refused.
 
+use std::borrow::Cow;
+
 use super::RepositoryName;
 
 /// One parsed resource scope as the client asked for it. Actions are kept as strings
@@ -17,10 +19,12 @@ use super::RepositoryName;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceRequest {
     /// `repository`, `registry`, ... (without the class).
-    pub kind: String,
+    pub kind: Cow<'static, str>,
     pub class: Option<String>,
     pub name: String,
-    pub actions: Vec<String>,
+    /// Borrowed for the actions of the protocol, owned for others: a scope costs one
+    /// allocation for its name and one for this list.
+    pub actions: Vec<Cow<'static, str>>,
 }
 
 impl std::fmt::Display for ResourceRequest {
@@ -28,9 +32,13 @@ impl std::fmt::Display for ResourceRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.kind)?;
         if let Some(class) = &self.class {
-            write!(f, "({class})")?;
+            f.write_str("(")?;
+            f.write_str(class)?;
+            f.write_str(")")?;
         }
-        write!(f, ":{}:", self.name)?;
+        f.write_str(":")?;
+        f.write_str(&self.name)?;
+        f.write_str(":")?;
         super::access::write_actions(f, &self.actions)
     }
 }
@@ -46,6 +54,14 @@ pub struct ScopeParseError {
 /// Parses one `scope` value, which may hold several space-separated resource scopes.
 /// Empty input gives an empty list.
 pub fn parse_scope(s: &str) -> Result<Vec<ResourceRequest>, ScopeParseError> {
+    let mut out = Vec::new();
+    parse_scope_into(s, &mut out)?;
+    Ok(out)
+}
+
+/// As [`parse_scope`], appending to `out` (the token endpoint collects every `scope` value
+/// of a request into one list). On an error `out` may hold the scopes before the bad one.
+pub fn parse_scope_into(s: &str, out: &mut Vec<ResourceRequest>) -> Result<(), ScopeParseError> {
     if s.len() > MAX_SCOPE_LEN {
         return Err(ScopeParseError {
             scope: excerpt(s),
@@ -55,15 +71,14 @@ pub fn parse_scope(s: &str) -> Result<Vec<ResourceRequest>, ScopeParseError> {
             ),
         });
     }
-    s.split(' ')
-        .filter(|piece| !piece.is_empty())
-        .map(|piece| {
-            parse_resource_scope(piece).map_err(|reason| ScopeParseError {
-                scope: excerpt(piece),
-                reason,
-            })
-        })
-        .collect()
+    for piece in s.split(' ').filter(|piece| !piece.is_empty()) {
+        let request = parse_resource_scope(piece).map_err(|reason| ScopeParseError {
+            scope: excerpt(piece),
+            reason,
+        })?;
+        out.push(request);
+    }
+    Ok(())
 }
 
 /// Longest `scope` value accepted (64 KiB), far beyond what any client sends.
@@ -104,7 +119,7 @@ fn parse_resource_scope(piece: &str) -> Result<ResourceRequest, String> {
             if action.is_empty() {
                 Err("an action is empty (expected action(,action)*)".to_string())
             } else if action.bytes().all(|b| b.is_ascii_lowercase() || b == b'*') {
-                Ok(action.to_string())
+                Ok(known(action, ACTIONS))
             } else {
                 Err(format!(
                     "action {:?} may contain only lowercase letters a-z or '*'",
@@ -114,11 +129,24 @@ fn parse_resource_scope(piece: &str) -> Result<ResourceRequest, String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ResourceRequest {
-        kind: kind.to_string(),
+        kind: known(kind, KINDS),
         class: class.map(str::to_string),
         name: name.to_string(),
         actions,
     })
+}
+
+/// The resource types the registry asks for.
+const KINDS: &[&str] = &["repository", "registry"];
+/// The actions of the protocol (and `*`, which the catalog needs).
+const ACTIONS: &[&str] = &["pull", "push", "delete", "*"];
+
+/// `s`, borrowed when it is one of `common`.
+fn known(s: &str, common: &'static [&'static str]) -> Cow<'static, str> {
+    match common.iter().find(|c| **c == s) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(s.to_string()),
+    }
 }
 
 /// Longest resource name of any type (distribution's limit for repository names).
@@ -128,9 +156,7 @@ const MAX_NAME_LEN: usize = 255;
 /// means anything) must at least be short and printable, so nothing odd reaches the log.
 fn check_name(kind: &str, name: &str) -> Result<(), String> {
     if kind == "repository" {
-        return name
-            .parse::<RepositoryName>()
-            .map(drop)
+        return RepositoryName::check(name)
             .map_err(|e| format!("invalid repository name: {}", e.rule));
     }
     if name.len() > MAX_NAME_LEN {
@@ -183,10 +209,10 @@ mod tests {
 
     fn req(kind: &str, class: Option<&str>, name: &str, actions: &[&str]) -> ResourceRequest {
         ResourceRequest {
-            kind: kind.into(),
+            kind: kind.to_string().into(),
             class: class.map(Into::into),
             name: name.into(),
-            actions: actions.iter().map(|a| a.to_string()).collect(),
+            actions: actions.iter().map(|a| a.to_string().into()).collect(),
         }
     }
 

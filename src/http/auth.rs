@@ -11,7 +11,7 @@ use super::error::AuthHttpError;
 use super::extract::{all, basic_credentials, last, parse_pairs, read_body, Pairs};
 use super::state::AppState;
 use crate::api::{self, AccessToken};
-use crate::domain::{parse_scope, ResourceRequest, ScopeList};
+use crate::domain::{parse_scope_into, ResourceRequest, ScopeList};
 use crate::service::{AnonymousRequest, Credentials, Issued, TokenRequest};
 
 /// The token endpoint's success reply for `issued`; `with_scope` adds the granted scope (the
@@ -61,7 +61,7 @@ fn scopes<'a>(
 ) -> Result<Vec<ResourceRequest>, AuthHttpError> {
     let mut out = Vec::new();
     for v in values {
-        out.extend(parse_scope(v).map_err(|e| AuthHttpError::InvalidRequest(e.to_string()))?);
+        parse_scope_into(v, &mut out).map_err(|e| AuthHttpError::InvalidRequest(e.to_string()))?;
     }
     Ok(out)
 }

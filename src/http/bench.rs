@@ -36,7 +36,7 @@ pub fn sign_route(state: &AppState) -> MethodRouter<AppState> {
     let grant = |name: &str, actions: &[&str]| Grant {
         kind: "repository".into(),
         name: name.into(),
-        actions: actions.iter().map(|a| a.to_string()).collect(),
+        actions: actions.iter().map(|a| a.to_string().into()).collect(),
     };
     let baseline = Arc::new(Baseline {
         auth: state.auth.clone(),

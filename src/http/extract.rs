@@ -113,12 +113,15 @@ pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(rest.trim())
         .map_err(|_| "Authorization header: Basic credentials are not valid base64".to_string())?;
-    let text = String::from_utf8(decoded)
+    let mut user = String::from_utf8(decoded)
         .map_err(|_| "Authorization header: Basic credentials are not valid UTF-8".to_string())?;
-    let (user, pass) = text.split_once(':').ok_or_else(|| {
+    let colon = user.find(':').ok_or_else(|| {
         "Authorization header: Basic credentials must be \"username:password\"".to_string()
     })?;
-    Ok(Some((user.to_string(), pass.to_string())))
+    // The decoded text becomes the username: one copy, for the password.
+    let password = user[colon + 1..].to_string();
+    user.truncate(colon);
+    Ok(Some((user, password)))
 }
 
 /// The bearer token from the `Authorization` header, if any.

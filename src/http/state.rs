@@ -14,10 +14,23 @@ use crate::metrics::Metrics;
 use crate::service::{AdminService, AuthService, Throttle};
 use crate::store::Store;
 
-/// Shared state of the HTTP app: cheap to clone (`Arc`s and a hash; no allocation), which
-/// axum does once per request.
+/// Shared state of the HTTP app: one `Arc`, so the clone axum makes for every request is
+/// one reference count, not one per field (benches/RESULTS.md: two dozen counters shared by
+/// every worker thread cost the token endpoint about as much as the rest of its bookkeeping).
+/// Read its fields through `Deref`; the `with_*` builders change them before serving.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
     pub config: Arc<Config>,
     pub auth: Arc<AuthService>,
     pub admin: AdminService,
@@ -136,7 +149,7 @@ impl AppState {
             Some(k) => Arc::from(k.options().bundle.clone()),
             None => Arc::from(absolute(&config.jwt.certificate)),
         };
-        AppState {
+        AppState(Arc::new(Shared {
             config: Arc::new(config),
             auth: Arc::new(auth),
             admin,
@@ -149,14 +162,14 @@ impl AppState {
             keys,
             activity,
             webhooks,
-        }
+        }))
     }
 }
 
 impl AppState {
     /// The same state with `admin_token` checked instead (e.g. one kept in a file).
     pub fn with_admin_token(mut self, admin_token: AdminToken) -> AppState {
-        self.admin_token = Arc::new(admin_token);
+        self.shared().admin_token = Arc::new(admin_token);
         self
     }
 
@@ -165,8 +178,20 @@ impl AppState {
         mut self,
         activity: crate::service::activity::ActivityService,
     ) -> AppState {
-        self.activity = activity.with_webhooks(self.webhooks.clone());
+        let activity = activity.with_webhooks(self.webhooks.clone());
+        self.shared().activity = activity;
         self
+    }
+
+    /// The same state serving `config` (e.g. with the address it bound).
+    pub fn with_config(mut self, config: Config) -> AppState {
+        self.shared().config = Arc::new(config);
+        self
+    }
+
+    /// The fields, to change before serving (copied if a clone of the state is about).
+    fn shared(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.0)
     }
 
     /// How long a request body may take to arrive (`[limits] body_timeout_seconds`).

@@ -242,6 +242,9 @@ pub struct Metrics {
     decision_handles: [(Decision, Counter); Decision::ALL.len()],
     /// Token requests by grant type and outcome (issue 18).
     grant_decisions: Family<GrantLabels, Counter>,
+    /// A handle on each grant type's `issued` series, so the token path's common case takes
+    /// no lock and hashes no labels.
+    grant_issued: [(GrantType, Counter); GrantType::ALL.len()],
     latency: Histogram,
     throttled: Family<EndpointLabels, Counter>,
     admin: Family<AdminActionLabels, Counter>,
@@ -285,13 +288,18 @@ impl Metrics {
             grant_decisions.clone(),
         );
         for grant_type in GrantType::ALL {
-            for outcome in ["issued", "denied"] {
-                drop(grant_decisions.get_or_create(&GrantLabels {
-                    grant_type: grant_type.as_str(),
-                    outcome,
-                }));
-            }
+            drop(grant_decisions.get_or_create(&GrantLabels {
+                grant_type: grant_type.as_str(),
+                outcome: "denied",
+            }));
         }
+        let grant_issued = GrantType::ALL.map(|grant_type| {
+            let series = GrantLabels {
+                grant_type: grant_type.as_str(),
+                outcome: "issued",
+            };
+            (grant_type, grant_decisions.get_or_create(&series).clone())
+        });
 
         let latency = Histogram::new(LATENCY_BUCKETS);
         registry.register(
@@ -410,6 +418,7 @@ impl Metrics {
             decisions,
             decision_handles,
             grant_decisions,
+            grant_issued,
             latency,
             throttled,
             admin,
@@ -514,6 +523,12 @@ impl Metrics {
     /// `None` when the throttle refused it before any.
     pub fn grant_decision(&self, grant: GrantType, d: Option<Decision>) {
         let outcome = d.map_or("throttled", |d| DecisionLabels::from(d).outcome);
+        if outcome == "issued" {
+            if let Some((_, counter)) = self.grant_issued.iter().find(|(g, _)| *g == grant) {
+                counter.inc();
+                return;
+            }
+        }
         self.grant_decisions
             .get_or_create(&GrantLabels {
                 grant_type: grant.as_str(),
