@@ -32,8 +32,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 
+use uuid::Uuid;
+
 use super::RefreshGrant;
-use crate::domain::Token;
+use crate::domain::{LastUse, Token};
 
 /// Memory the cached tokens may take, by [`TokenWeight`]'s estimate: about 20 000 tokens
 /// with a few scopes each, fewer with many scopes.
@@ -108,6 +110,25 @@ impl TokenCache {
     pub fn clear(&self) {
         let _held = self.guard.lock().unwrap_or_else(PoisonError::into_inner);
         self.map.clear();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// After `last_use` of token `id` was written: the cached token at `key`, if it is that
+    /// token, shows it (when later than what it shows); anything else cached there is left
+    /// alone. Unlike [`TokenCache::invalidate`] the token stays cached, so the last-use
+    /// writer's flush of thousands of uses does not send the token endpoint back to sled for
+    /// each of them. Under the lock `invalidate` takes, so it never brings back an entry a
+    /// committed write dropped, and it moves the epoch on like `invalidate`, so a lookup that
+    /// read sled before the use was written does not cache what it read.
+    pub fn show_last_use(&self, key: &[u8], id: Uuid, last_use: LastUse) {
+        let _held = self.guard.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(Some(cached)) = self.map.get(key) {
+            if cached.id == id && cached.last_used.is_none_or(|old| old.at < last_use.at) {
+                let mut token = Token::clone(&cached);
+                token.last_used = Some(last_use);
+                self.map.insert(key.to_vec(), Some(Arc::new(token)));
+            }
+        }
         self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 

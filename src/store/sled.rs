@@ -105,6 +105,10 @@ struct Engine {
     outbox: Tree,
     /// Held across "scan `refresh_by_token`, then commit" (see the module doc).
     grant_lock: Mutex<()>,
+    /// Held by every write that removes a token, from its transaction until its cache entry
+    /// is dropped, and by the last-use writer from its checks until its batch is applied: so
+    /// no token is removed between the writer finding it and writing its use.
+    removal_lock: Mutex<()>,
     /// Decoded tokens by name key, for `find_by_name` (see `cache.rs` for coherence).
     hot: TokenCache,
 }
@@ -145,6 +149,7 @@ impl SledStore {
             admins: tree("admins")?,
             outbox: tree(OUTBOX_TREE)?,
             grant_lock: Mutex::new(()),
+            removal_lock: Mutex::new(()),
             hot: TokenCache::new(token_cache_bytes),
             db,
         };
@@ -275,6 +280,11 @@ impl Engine {
     fn lock_grants(&self) -> MutexGuard<'_, ()> {
         // The mutex guards no data, so a poisoned one is still good.
         self.grant_lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_removals(&self) -> MutexGuard<'_, ()> {
+        // The mutex guards no data, so a poisoned one is still good.
+        self.removal_lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Keys in `refresh_by_token` of `token_id`'s grants, oldest first.
@@ -616,9 +626,10 @@ impl Engine {
     fn delete(&self, registry: &str, id: Uuid, outbox: &[Encoded]) -> Result<bool, StoreError> {
         let prefix = registry_prefix(registry);
         let existed = {
+            let _removals = self.lock_removals();
             let _grants = self.lock_grants();
             let grant_keys = self.grant_keys(id)?;
-            self.transact_all(|trees| {
+            let key = self.transact_all(|trees| {
                 let Some(key) = trees.ids.get(id.as_bytes())? else {
                     return Ok(None);
                 };
@@ -628,12 +639,15 @@ impl Engine {
                 trees.remove_token(&key, id, &grant_keys)?;
                 trees.add_deliveries(outbox)?;
                 Ok(Some(key))
-            })?
+            })?;
+            if let Some(key) = &key {
+                self.hot.invalidate(key);
+            }
+            key.is_some()
         };
-        let Some(key) = existed else {
+        if !existed {
             return Ok(false);
-        };
-        self.hot.invalidate(&key);
+        }
         self.flush()?;
         Ok(true)
     }
@@ -666,6 +680,7 @@ impl Engine {
                     hex(&expiry_key)
                 )));
             };
+            let _removals = self.lock_removals();
             let _grants = self.lock_grants();
             let grant_keys = self.grant_keys(id)?;
             let removed = self.transact_all(|trees| {
@@ -783,22 +798,30 @@ impl Engine {
     fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
         // One batch for all (sled applies it atomically), not a transaction per token: the
         // per-token transactions of the background writer were the last-use cost in RSS
-        // (benches/RESULTS.md). Only `last_uses` changes; a token deleted meanwhile is
-        // handled after the batch. Each token is found by its name key in `tokens`, whose
-        // pages the token endpoint keeps in memory, not through `ids`: looking up thousands
-        // of random ids loaded most of that tree's pages, tens of MB at 1 000 000 tokens.
+        // (benches/RESULTS.md). Only `last_uses` changes. Each token is found where the token
+        // endpoint just found it: in the token cache, or else by its name key in `tokens`
+        // (not through `ids`: looking up thousands of random ids loaded most of that tree's
+        // pages, tens of MB at 1 000 000 tokens), and its cached copy is updated rather than
+        // dropped. The removal lock keeps a token from being deleted between its check and
+        // the batch (a delete after the batch removes the entry itself).
         let mut batch = sled::Batch::default();
         let mut written = Vec::new();
+        let removals = self.lock_removals();
         for u in uses {
             let key = name_key(&u.registry, &u.name);
-            let Some(token) = self.token_with_id(&key, u.id)? else {
+            let found = match self.hot.get(&key) {
+                // Every removal drops its cache entry before releasing the lock we hold.
+                Some(cached) => cached.filter(|t| t.id == u.id).map(|t| t.last_used),
+                None => self.token_with_id(&key, u.id)?.map(|t| t.last_used),
+            };
+            let Some(record_use) = found else {
                 continue;
             };
             let stored = match self.last_uses.get(u.id.as_bytes()).map_err(backend)? {
                 Some(bytes) => Some(decode_last_use(u.id, &bytes)?),
                 // No entry yet: the record may hold one (a store written before `last_uses`,
                 // or an update carrying a use).
-                None => token.last_used,
+                None => record_use,
             };
             if stored.is_some_and(|old| old.at >= u.last_use.at) {
                 continue;
@@ -806,26 +829,19 @@ impl Engine {
             let value = record::encode_last_use(u.last_use)
                 .map_err(|e| StoreError::backend(format!("encoding last use of {}", u.id), e))?;
             batch.insert(&u.id.as_bytes()[..], value);
-            written.push((u.id, key));
+            written.push((u.id, key, u.last_use));
         }
         if written.is_empty() {
             return Ok(0);
         }
         self.last_uses.apply_batch(batch).map_err(backend)?;
-        let mut count = 0;
-        for (id, key) in &written {
-            // A delete that committed before the batch left an entry without its token: take
-            // it out (a delete after the batch removes the entry itself).
-            if self.token_with_id(key, *id)?.is_none() {
-                self.last_uses.remove(id.as_bytes()).map_err(backend)?;
-                continue;
-            }
+        drop(removals);
+        for (id, key, last_use) in &written {
             // The cached token shows its last use too.
-            self.hot.invalidate(key);
-            count += 1;
+            self.hot.show_last_use(key, *id, *last_use);
         }
         self.flush()?;
-        Ok(count)
+        Ok(written.len())
     }
 
     /// The token at name key `key` if it is token `id` (not one deleted and created again
@@ -1254,6 +1270,51 @@ mod tests {
         }
         assert!(s.find_refresh(&SecretHash([9; 32])).unwrap().is_some());
         assert!(s.grant_keys(t.id).unwrap().is_empty(), "index emptied too");
+    }
+
+    /// The last-use writer finds tokens where the token endpoint found them (the cache) and
+    /// keeps them cached, showing the use, instead of dropping them (which sent the endpoint
+    /// back to sled for every used token after each flush). A token deleted before the flush,
+    /// or deleted and created again under its name, gets no entry.
+    #[test]
+    fn last_uses_keep_used_tokens_cached() {
+        use crate::store::conformance::{use_of, used};
+        let dir = tempfile::tempdir().unwrap();
+        let s = engine(dir.path());
+        let cached = |name: &str| s.hot.get(&name_key("default", name)).flatten();
+        let a = token("default", "used");
+        let gone = token("default", "gone");
+        let old = token("default", "again");
+        for t in [&a, &gone, &old] {
+            s.create(t, &[]).unwrap();
+            s.find_by_name("default", t.name.as_str()).unwrap();
+        }
+        s.delete("default", gone.id, &[]).unwrap();
+        s.delete("default", old.id, &[]).unwrap();
+        let new = token("default", "again");
+        s.create(&new, &[]).unwrap();
+        s.find_by_name("default", "again").unwrap();
+
+        let at = used(t0() + Duration::minutes(1), "192.0.2.1");
+        let uses = [use_of(&a, at), use_of(&gone, at), use_of(&old, at)];
+        assert_eq!(s.record_uses(&uses).unwrap(), 1);
+        let shown = cached("used").expect("a used token stays cached");
+        assert_eq!(shown.last_used, Some(at));
+        assert_eq!(s.find_by_name("default", "used").unwrap(), Some(shown));
+        assert!(s.last_uses.get(gone.id.as_bytes()).unwrap().is_none());
+        assert!(s.last_uses.get(old.id.as_bytes()).unwrap().is_none());
+        assert_eq!(cached("again").unwrap().last_used, None, "not the old token's use");
+
+        // Not cached: found in sled, and nothing is cached for it by the writer.
+        s.hot.clear();
+        let later = used(t0() + Duration::minutes(2), "192.0.2.2");
+        assert_eq!(s.record_uses(&[use_of(&a, later)]).unwrap(), 1);
+        assert!(cached("used").is_none());
+        let read = s.find_by_name("default", "used").unwrap().unwrap();
+        assert_eq!(read.last_used, Some(later));
+        // An older use than the one shown changes nothing.
+        assert_eq!(s.record_uses(&[use_of(&a, at)]).unwrap(), 0);
+        assert_eq!(cached("used").unwrap().last_used, Some(later));
     }
 
     #[test]
