@@ -1303,7 +1303,11 @@ mod tests {
         assert_eq!(s.find_by_name("default", "used").unwrap(), Some(shown));
         assert!(s.last_uses.get(gone.id.as_bytes()).unwrap().is_none());
         assert!(s.last_uses.get(old.id.as_bytes()).unwrap().is_none());
-        assert_eq!(cached("again").unwrap().last_used, None, "not the old token's use");
+        assert_eq!(
+            cached("again").unwrap().last_used,
+            None,
+            "not the old token's use"
+        );
 
         // Not cached: found in sled, and nothing is cached for it by the writer.
         s.hot.clear();
