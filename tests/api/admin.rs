@@ -40,13 +40,14 @@ async fn requires_the_admin_token() {
 async fn create_then_get_shows_the_password_once() {
     let app = TestApp::new();
     let r = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": "ci-bot", "scopes": push_scope(), "expiryDate": "2026-07-01T00:00:00Z"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
+        .call(AdminCall::create_token(
+            "default",
+            &NewToken::named("ci-bot")
+                .scopes(push_scope())
+                .expiry("2026-07-01T00:00:00Z"),
+        ))
+        .await
+        .expect(StatusCode::CREATED);
     let v = r.json();
     let id = v["id"].as_str().unwrap();
     assert_eq!(v["type"], "token");
@@ -71,34 +72,25 @@ async fn create_then_get_shows_the_password_once() {
     assert_eq!(v["metadata"]["lastModifiedDate"], "2026-06-01T12:00:00Z");
 
     let g = app
-        .api(
-            Method::GET,
-            &format!("/registries/default/tokens/{id}"),
-            None,
-        )
-        .await;
-    assert_eq!(g.status, StatusCode::OK);
+        .call(AdminCall::get_token("default", id))
+        .await
+        .expect(StatusCode::OK);
     let gv = g.json();
     assert_eq!(
         gv["properties"]["credentials"],
         json!({"username": "ci-bot"})
     );
-    assert!(!String::from_utf8_lossy(&g.body).contains(pw));
+    assert!(!g.text().contains(pw));
     assert_eq!(gv["properties"]["scopes"], push_scope());
 }
 
 #[tokio::test]
 async fn create_defaults_and_null_expiry() {
     let app = TestApp::new();
-    let r = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": "bare", "expiryDate": null}})),
-        )
+    let token = app
+        .create_token("default", &NewToken::named("bare").no_expiry())
         .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let p = &r.json()["properties"];
+    let p = &token.body["properties"];
     assert_eq!(p["status"], "enabled");
     assert_eq!(p["expiryDate"], Value::Null);
     assert_eq!(p["scopes"], json!([]));
@@ -114,23 +106,12 @@ async fn duplicate_name_is_409_but_other_registry_is_fine() {
         ))
     });
     app.create("dup", json!([])).await;
-    let r = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": "dup"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CONFLICT);
-    assert!(r.api_error().contains("dup"));
-    let r = app
-        .api(
-            Method::POST,
-            "/registries/staging/tokens",
-            Some(json!({"properties": {"name": "dup"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
+    let error = app
+        .call(AdminCall::create_token("default", &NewToken::named("dup")))
+        .await
+        .expect_error(StatusCode::CONFLICT);
+    assert!(error.message.contains("dup"));
+    app.create_token("staging", &NewToken::named("dup")).await;
 }
 
 #[tokio::test]
@@ -193,11 +174,10 @@ async fn validation_errors_name_the_field() {
     ];
     for (body, field) in cases {
         let r = app
-            .api(
-                Method::POST,
-                "/registries/default/tokens",
-                Some(body.clone()),
-            )
+            .call(AdminCall::create_token(
+                "default",
+                &NewToken::from_body(body.clone()),
+            ))
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
         let msg = r.api_error();
@@ -210,20 +190,16 @@ async fn validation_errors_name_the_field() {
     let scopes: Vec<Value> = (0..101)
         .map(|i| json!({"type": "repository", "name": format!("r{i}"), "actions": ["pull"]}))
         .collect();
-    let r = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": "many", "scopes": scopes}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.api_error().contains("scopes"));
+    let error = app
+        .call(AdminCall::create_token(
+            "default",
+            &NewToken::named("many").scopes(scopes),
+        ))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST);
+    assert!(error.message.contains("scopes"));
     // Nothing was half-written.
-    let l = app
-        .api(Method::GET, "/registries/default/tokens", None)
-        .await;
-    assert_eq!(l.json()["total"], 0);
+    assert_eq!(app.list_tokens("").await["total"], 0);
 }
 
 #[tokio::test]
@@ -273,39 +249,24 @@ async fn malformed_bodies_are_400_or_413() {
 #[tokio::test]
 async fn unknown_registry_and_token() {
     let app = TestApp::new();
-    let r = app.api(Method::GET, "/registries/nope/tokens", None).await;
+    let error = app
+        .call(AdminCall::list_tokens("nope", ""))
+        .await
+        .expect_error(StatusCode::NOT_FOUND);
+    assert!(error.message.contains("nope"));
+    let ghost = "8d6f4d59-6f7e-4c8a-9d55-111111111111";
+    app.call(AdminCall::get_token("default", ghost))
+        .await
+        .expect_error(StatusCode::NOT_FOUND);
+    let r = app.call(AdminCall::delete_token("default", ghost)).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert!(r.api_error().contains("nope"));
-    let r = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens/8d6f4d59-6f7e-4c8a-9d55-111111111111",
-            None,
-        )
-        .await;
+    let r = app.call(AdminCall::disable_token("default", ghost)).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    r.api_error();
-    let r = app
-        .api(
-            Method::DELETE,
-            "/registries/default/tokens/8d6f4d59-6f7e-4c8a-9d55-111111111111",
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = app
-        .api(
-            Method::PATCH,
-            "/registries/default/tokens/8d6f4d59-6f7e-4c8a-9d55-111111111111",
-            Some(json!({"status": "disabled"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = app
-        .api(Method::GET, "/registries/default/tokens/not-a-uuid", None)
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.api_error().contains("not-a-uuid"));
+    let error = app
+        .call(AdminCall::get_token("default", "not-a-uuid"))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST);
+    assert!(error.message.contains("not-a-uuid"));
 }
 
 #[tokio::test]
@@ -314,11 +275,7 @@ async fn list_is_sorted_and_paginated() {
     for name in ["delta", "alpha", "echo", "charlie", "bravo"] {
         app.create(name, json!([])).await;
     }
-    let r = app
-        .api(Method::GET, "/registries/default/tokens", None)
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    let v = r.json();
+    let v = app.list_tokens("").await;
     let names: Vec<&str> = v["items"]
         .as_array()
         .unwrap()
@@ -342,14 +299,7 @@ async fn list_is_sorted_and_paginated() {
         .iter()
         .all(|t| t["properties"]["credentials"].get("password").is_none()));
 
-    let v = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?offset=2&limit=2",
-            None,
-        )
-        .await
-        .json();
+    let v = app.list_tokens("offset=2&limit=2").await;
     let names: Vec<&str> = v["items"]
         .as_array()
         .unwrap()
@@ -364,33 +314,12 @@ async fn list_is_sorted_and_paginated() {
     assert_eq!(v["count"], 2);
     assert_eq!(v["total"], 5);
 
-    let v = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?offset=4&limit=2",
-            None,
-        )
-        .await
-        .json();
+    let v = app.list_tokens("offset=4&limit=2").await;
     assert_eq!(v["count"], 1);
     assert!(v["_links"].get("next").is_none());
-    let v = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?offset=0&limit=2",
-            None,
-        )
-        .await
-        .json();
+    let v = app.list_tokens("offset=0&limit=2").await;
     assert!(v["_links"].get("previous").is_none());
-    let v = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?offset=50&limit=2",
-            None,
-        )
-        .await
-        .json();
+    let v = app.list_tokens("offset=50&limit=2").await;
     assert_eq!(v["count"], 0);
     assert_eq!(v["_links"]["previous"], format!("{base}?offset=3&limit=2"));
     assert!(v["_links"].get("next").is_none());
@@ -402,13 +331,7 @@ async fn list_is_sorted_and_paginated() {
         "offset=-1",
         "offset=1.5",
     ] {
-        let r = app
-            .api(
-                Method::GET,
-                &format!("/registries/default/tokens?{q}"),
-                None,
-            )
-            .await;
+        let r = app.call(AdminCall::list_tokens("default", q)).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
         let msg = r.api_error();
         assert!(msg.contains(q.split('=').next().unwrap()), "{msg}");
@@ -419,32 +342,19 @@ async fn list_is_sorted_and_paginated() {
 async fn put_creates_then_replaces() {
     let app = TestApp::new();
     let id = "3f0c2a7e-1b2c-4d5e-8f90-0123456789ab";
-    let path = format!("/registries/default/tokens/{id}");
-    let r = app
-        .api(
-            Method::PUT,
-            &path,
-            Some(json!({"properties": {"name": "put-bot", "scopes": push_scope()}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let v = r.json();
-    assert_eq!(v["id"], id);
-    let pw = v["properties"]["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let put = |token: NewToken| AdminCall::replace_token("default", id, &token);
+    let created = app
+        .call(put(NewToken::named("put-bot").scopes(push_scope())))
+        .await
+        .created("default");
+    assert_eq!(created.id, id);
+    let pw = created.password().to_string();
 
     app.clock.advance(Duration::minutes(5));
-    let r = app
-        .api(
-            Method::PUT,
-            &path,
-            Some(json!({"properties": {"name": "put-bot", "status": "disabled"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    let v = r.json();
+    let v = app
+        .call(put(NewToken::named("put-bot").status("disabled")))
+        .await
+        .expect_ok();
     assert!(v["properties"]["credentials"].get("password").is_none());
     assert_eq!(v["properties"]["status"], "disabled");
     assert_eq!(
@@ -456,34 +366,25 @@ async fn put_creates_then_replaces() {
     assert_eq!(v["metadata"]["lastModifiedDate"], "2026-06-01T12:05:00Z");
 
     // Re-enable: the original password still works (PUT keeps the secret).
-    let r = app
-        .api(
-            Method::PUT,
-            &path,
-            Some(json!({"properties": {"name": "put-bot"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
+    app.call(put(NewToken::named("put-bot")))
+        .await
+        .expect(StatusCode::OK);
     let a = app.auth_get("put-bot", &pw, "service=registry.local").await;
     assert_eq!(a.status, StatusCode::OK);
 
-    let r = app
-        .api(
-            Method::PUT,
-            &path,
-            Some(json!({"properties": {"name": "renamed"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.api_error().starts_with("properties.name"));
+    let error = app
+        .call(put(NewToken::named("renamed")))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST);
+    assert!(error.message.starts_with("properties.name"));
 
     // PUT of a new id with a taken name: 409.
     let r = app
-        .api(
-            Method::PUT,
-            "/registries/default/tokens/3f0c2a7e-1b2c-4d5e-8f90-000000000000",
-            Some(json!({"properties": {"name": "put-bot"}})),
-        )
+        .call(AdminCall::replace_token(
+            "default",
+            "3f0c2a7e-1b2c-4d5e-8f90-000000000000",
+            &NewToken::named("put-bot"),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
 }
@@ -492,16 +393,16 @@ async fn put_creates_then_replaces() {
 async fn patch_changes_only_what_is_given() {
     let app = TestApp::new();
     let (id, _) = app.create("patchy", push_scope()).await;
-    let path = format!("/registries/default/tokens/{id}");
+    let patch = |body: Value| AdminCall::patch_token("default", &id, body);
     let v = app
-        .api(Method::PATCH, &path, Some(json!({"status": "disabled"})))
+        .call(AdminCall::disable_token("default", &id))
         .await
         .json();
     assert_eq!(v["properties"]["status"], "disabled");
     assert_eq!(v["properties"]["scopes"], push_scope());
 
     let v = app
-        .api(Method::PATCH, &path, Some(json!({"expiryDate": "2026-06-03T00:00:00Z", "scopes": [{"type": "registry", "name": "catalog", "actions": ["pull"]}]})))
+        .call(patch(json!({"expiryDate": "2026-06-03T00:00:00Z", "scopes": [{"type": "registry", "name": "catalog", "actions": ["pull"]}]})))
         .await
         .json();
     assert_eq!(v["properties"]["expiryDate"], "2026-06-03T00:00:00Z");
@@ -511,10 +412,7 @@ async fn patch_changes_only_what_is_given() {
     );
     assert_eq!(v["properties"]["status"], "disabled");
 
-    let v = app
-        .api(Method::PATCH, &path, Some(json!({"expiryDate": null})))
-        .await
-        .json();
+    let v = app.call(patch(json!({"expiryDate": null}))).await.json();
     assert_eq!(v["properties"]["expiryDate"], Value::Null);
 
     for (body, field) in [
@@ -526,7 +424,7 @@ async fn patch_changes_only_what_is_given() {
             "scopes[0].actions",
         ),
     ] {
-        let r = app.api(Method::PATCH, &path, Some(body.clone())).await;
+        let r = app.call(patch(body.clone())).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
         let msg = r.api_error();
         assert!(msg.contains(field), "{body} -> {msg}");
@@ -537,16 +435,17 @@ async fn patch_changes_only_what_is_given() {
 async fn delete_then_gone() {
     let app = TestApp::new();
     let (id, pw) = app.create("goner", push_scope()).await;
-    let path = format!("/registries/default/tokens/{id}");
-    let r = app.api(Method::DELETE, &path, None).await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert!(r.body.is_empty());
+    app.call(AdminCall::delete_token("default", &id))
+        .await
+        .expect_no_content();
     assert_eq!(
-        app.api(Method::GET, &path, None).await.status,
+        app.call(AdminCall::get_token("default", &id)).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.api(Method::DELETE, &path, None).await.status,
+        app.call(AdminCall::delete_token("default", &id))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
@@ -560,29 +459,18 @@ async fn delete_then_gone() {
 #[tokio::test]
 async fn expired_tokens_vanish_at_once() {
     let app = TestApp::new();
-    let r = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": "brief", "expiryDate": "2026-06-01T14:00:00Z"}})),
+    let brief = app
+        .create_token(
+            "default",
+            &NewToken::named("brief").expiry("2026-06-01T14:00:00Z"),
         )
         .await;
-    let id = r.json()["id"].as_str().unwrap().to_string();
     app.create("lasting", json!([])).await;
     app.clock.advance(Duration::hours(2));
     // Not swept yet, but already gone for every reader.
-    let r = app
-        .api(
-            Method::GET,
-            &format!("/registries/default/tokens/{id}"),
-            None,
-        )
-        .await;
+    let r = app.call(AdminCall::get_token("default", &brief.id)).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let v = app
-        .api(Method::GET, "/registries/default/tokens", None)
-        .await
-        .json();
+    let v = app.list_tokens("").await;
     assert_eq!(v["total"], 1);
     assert_eq!(v["items"][0]["properties"]["name"], "lasting");
 }
@@ -594,11 +482,10 @@ async fn concurrent_creates_of_one_name_one_wins() {
     for _ in 0..16 {
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
-            app.api(
-                Method::POST,
-                "/registries/default/tokens",
-                Some(json!({"properties": {"name": "racer"}})),
-            )
+            app.call(AdminCall::create_token(
+                "default",
+                &NewToken::named("racer"),
+            ))
             .await
             .status
         }));
@@ -685,13 +572,12 @@ async fn ready_checks_the_store_and_health_the_process() {
     assert_eq!(r.body, b"ok");
 }
 
-/// POSTs a token with extra properties; returns the reply.
+/// POSTs a token with these properties; returns the reply.
 async fn create_with(app: &TestApp, props: Value) -> Resp {
-    app.api(
-        Method::POST,
-        "/registries/default/tokens",
-        Some(json!({ "properties": props })),
-    )
+    app.call(AdminCall::create_token(
+        "default",
+        &NewToken::from_properties(props),
+    ))
     .await
 }
 
@@ -716,8 +602,7 @@ async fn owner_and_description_round_trip_and_filter() {
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
     let id = r.json()["id"].as_str().unwrap().to_string();
-    let path = format!("/registries/default/tokens/{id}");
-    let got = app.api(Method::GET, &path, None).await.json();
+    let got = app.get_token(&id).await;
     assert_eq!(got["properties"]["owner"], "alice@example.com");
     assert_eq!(got["properties"]["description"], "CI for team/*");
     create_with(
@@ -727,14 +612,7 @@ async fn owner_and_description_round_trip_and_filter() {
     .await;
     create_with(&app, json!({"name": "alicia", "owner": "alice@example.co"})).await;
     create_with(&app, json!({"name": "nobodys"})).await;
-    let page = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?filter.owner=alice%40example.com",
-            None,
-        )
-        .await
-        .json();
+    let page = app.list_tokens("filter.owner=alice%40example.com").await;
     assert_eq!(names_of(&page), ["alice-ci", "alice-dev"]);
     assert_eq!(page["total"], 2);
     assert!(
@@ -745,22 +623,17 @@ async fn owner_and_description_round_trip_and_filter() {
         "{page}"
     );
     let page = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?filter.owner=alice%40example.com&filter.name=dev",
-            None,
-        )
-        .await
-        .json();
+        .list_tokens("filter.owner=alice%40example.com&filter.name=dev")
+        .await;
     assert_eq!(names_of(&page), ["alice-dev"]);
 
     // Changed and removed by PATCH.
     let r = app
-        .api(
-            Method::PATCH,
-            &path,
-            Some(json!({"owner": "bob", "description": null})),
-        )
+        .call(AdminCall::patch_token(
+            "default",
+            &id,
+            json!({"owner": "bob", "description": null}),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["properties"]["owner"], "bob");
@@ -791,19 +664,19 @@ async fn owner_and_description_round_trip_and_filter() {
         assert!(msg.contains(says), "{msg}");
     }
     let r = app
-        .api(Method::PATCH, &path, Some(json!({"owner": "x\u{1b}[31m"})))
+        .call(AdminCall::patch_token(
+            "default",
+            &id,
+            json!({"owner": "x\u{1b}[31m"}),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.api_error().starts_with("owner: "));
     let r = app
-        .api(
-            Method::GET,
-            &format!(
-                "/registries/default/tokens?filter.owner={}",
-                "o".repeat(129)
-            ),
-            None,
-        )
+        .call(AdminCall::list_tokens(
+            "default",
+            &format!("filter.owner={}", "o".repeat(129)),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.api_error().contains("filter.owner"), "{}", r.api_error());
@@ -821,17 +694,11 @@ async fn disable_by_owner_disables_audits_and_ends_refresh_tokens() {
         ("alice-dev", "alice@example.com"),
         ("bob-ci", "bob@example.com"),
     ] {
-        let r = create_with(&app, json!({"name": name, "owner": owner, "scopes": pull})).await;
-        assert_eq!(r.status, StatusCode::CREATED);
-        let v = r.json();
-        passwords.push((
-            name,
-            v["id"].as_str().unwrap().to_string(),
-            v["properties"]["credentials"]["password"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        ));
+        let token = create_with(&app, json!({"name": name, "owner": owner, "scopes": pull}))
+            .await
+            .created("default");
+        let password = token.password().to_string();
+        passwords.push((name, token.id, password));
     }
     let login = |user: &str, pw: &str| {
         format!("grant_type=password&service=registry.local&client_id=t&access_type=offline&username={user}&password={pw}")
@@ -915,11 +782,11 @@ async fn disable_by_owner_disables_audits_and_ends_refresh_tokens() {
     }
     // Enabling again revives no session.
     let r = app
-        .api(
-            Method::PATCH,
-            &format!("/registries/default/tokens/{}", passwords[1].1),
-            Some(json!({"status": "enabled"})),
-        )
+        .call(AdminCall::patch_token(
+            "default",
+            &passwords[1].1,
+            json!({"status": "enabled"}),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
@@ -985,89 +852,73 @@ async fn lifetime_rule_refusals_name_the_rule_and_violations_are_listed() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.api_error().contains(rule), "{}", r.api_error());
 
-    let r = create_with(
+    let fine = create_with(
         &app,
         json!({"name": "fine", "expiryDate": at(Duration::days(90))}),
     )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let fine = r.json()["id"].as_str().unwrap().to_string();
-    let fine_path = format!("/registries/default/tokens/{fine}");
+    .await
+    .created("default")
+    .id;
     let r = app
-        .api(Method::PATCH, &fine_path, Some(json!({"expiryDate": null})))
+        .call(AdminCall::patch_token(
+            "default",
+            &fine,
+            json!({"expiryDate": null}),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.api_error().contains(rule));
     let r = app
-        .api(
-            Method::PUT,
-            &fine_path,
-            Some(json!({"properties": {"name": "fine", "expiryDate": at(Duration::days(120))}})),
-        )
+        .call(AdminCall::replace_token(
+            "default",
+            &fine,
+            &NewToken::named("fine").expiry(&at(Duration::days(120))),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.api_error().contains(rule));
 
     // A disabled token may break it (offboarding must work), but cannot be enabled so.
-    let r = create_with(&app, json!({"name": "parked", "status": "disabled"})).await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let parked = r.json()["id"].as_str().unwrap().to_string();
-    let parked_path = format!("/registries/default/tokens/{parked}");
+    let parked = create_with(&app, json!({"name": "parked", "status": "disabled"}))
+        .await
+        .created("default")
+        .id;
     let r = app
-        .api(
-            Method::PATCH,
-            &parked_path,
-            Some(json!({"status": "enabled"})),
-        )
+        .call(AdminCall::patch_token(
+            "default",
+            &parked,
+            json!({"status": "enabled"}),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.api_error().contains(rule));
 
     // Time passes: the rule is against now, so "fine" (90 days from creation) still keeps it.
     app.clock.advance(Duration::days(1));
-    let page = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?filter.violations=true",
-            None,
-        )
-        .await
-        .json();
+    let page = app.list_tokens("filter.violations=true").await;
     assert_eq!(names_of(&page), ["parked"]);
     let r = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?filter.violations=maybe",
-            None,
-        )
+        .call(AdminCall::list_tokens("default", "filter.violations=maybe"))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?filter.violations=true&expiringWithin=7d",
-            None,
-        )
+        .call(AdminCall::list_tokens(
+            "default",
+            "filter.violations=true&expiringWithin=7d",
+        ))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
     // Enabled with a compliant expiry: no longer a violation.
     let r = app
-        .api(
-            Method::PATCH,
-            &parked_path,
-            Some(json!({"status": "enabled", "expiryDate": at(Duration::days(30))})),
-        )
+        .call(AdminCall::patch_token(
+            "default",
+            &parked,
+            json!({"status": "enabled", "expiryDate": at(Duration::days(30))}),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json());
-    let page = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?filter.violations=true",
-            None,
-        )
-        .await
-        .json();
+    let page = app.list_tokens("filter.violations=true").await;
     assert_eq!(page["total"], 0);
 }
 
@@ -1079,13 +930,6 @@ async fn without_a_lifetime_rule_nothing_is_a_violation() {
         create_with(&app, json!({"name": "forever"})).await.status,
         StatusCode::CREATED
     );
-    let page = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?filter.violations=true",
-            None,
-        )
-        .await
-        .json();
+    let page = app.list_tokens("filter.violations=true").await;
     assert_eq!(page["total"], 0);
 }

@@ -1,8 +1,7 @@
 //! Named admins with roles: each role against each endpoint (a table), a registry-limited
 //! editor refused on another registry, the 403 naming the role needed, the audit and
 //! `createdBy` naming the admin, and rotate/delete of admins ending their secrets.
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::logs::Log;
@@ -26,36 +25,17 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> Resp {
-    let mut b = Request::builder()
-        .method(method)
-        .uri(format!("/api/v1{path}"))
-        .header(header::AUTHORIZATION, format!("Bearer {secret}"));
-    let body = match body {
-        Some(v) => {
-            b = b.header(header::CONTENT_TYPE, "application/json");
-            Body::from(v.to_string())
-        }
-        None => Body::empty(),
-    };
-    app.send(b.body(body).unwrap()).await
+    app.call_as(secret, AdminCall::new(method, path, body))
+        .await
 }
 
 /// Creates an admin with the bootstrap token; returns its secret.
 async fn admin(app: &TestApp, name: &str, role: &str, registries: &[&str]) -> String {
-    let r = app
-        .api(
-            Method::POST,
-            "/admins",
-            Some(json!({"name": name, "role": role, "registries": registries})),
-        )
-        .await;
-    assert_eq!(
-        r.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let v = r.json();
+    let v = app
+        .call(AdminCall::create_admin(name, role, registries))
+        .await
+        .expect(StatusCode::CREATED)
+        .json();
     assert_eq!(v["name"], name);
     assert_eq!(v["role"], role);
     assert_eq!(v["createdBy"], "bootstrap");
@@ -205,14 +185,12 @@ async fn each_role_against_each_endpoint() {
 async fn refusals_name_the_role_and_limited_admins_see_their_registries() {
     let app = two_registries();
     let viewer = admin(&app, "alice", "viewer", &[]).await;
-    let r = call(
-        &app,
-        &viewer,
-        Method::POST,
-        "/registries/default/tokens",
-        Some(json!({"properties": {"name": "xyz"}})),
-    )
-    .await;
+    let r = app
+        .call_as(
+            &viewer,
+            AdminCall::create_token("default", &NewToken::named("xyz")),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(
         r.api_error(),
@@ -225,23 +203,19 @@ async fn refusals_name_the_role_and_limited_admins_see_their_registries() {
     );
 
     let limited = admin(&app, "bob", "editor", &["staging"]).await;
-    let r = call(
-        &app,
-        &limited,
-        Method::POST,
-        "/registries/staging/tokens",
-        Some(json!({"properties": {"name": "okay"}})),
-    )
-    .await;
+    let r = app
+        .call_as(
+            &limited,
+            AdminCall::create_token("staging", &NewToken::named("okay")),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let r = call(
-        &app,
-        &limited,
-        Method::POST,
-        "/registries/default/tokens",
-        Some(json!({"properties": {"name": "nope"}})),
-    )
-    .await;
+    let r = app
+        .call_as(
+            &limited,
+            AdminCall::create_token("default", &NewToken::named("nope")),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(
         r.api_error(),
@@ -285,25 +259,18 @@ async fn audit_and_metadata_name_the_admin() {
     let app = TestApp::new();
     let editor = admin(&app, "carol", "editor", &[]).await;
     let (log, _guard) = Log::capture();
-    let r = call(
-        &app,
-        &editor,
-        Method::POST,
-        "/registries/default/tokens",
-        Some(json!({"properties": {"name": "ci-bot"}})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let v = r.json();
+    let token = app
+        .call_as(
+            &editor,
+            AdminCall::create_token("default", &NewToken::named("ci-bot")),
+        )
+        .await
+        .created("default");
+    let v = &token.body;
     assert_eq!(v["metadata"]["createdBy"], "carol");
     assert_eq!(v["metadata"]["lastModifiedBy"], "carol");
-    let id = v["id"].as_str().unwrap().to_string();
     let r = app
-        .api(
-            Method::PATCH,
-            &format!("/registries/default/tokens/{id}"),
-            Some(json!({"status": "disabled"})),
-        )
+        .call(AdminCall::disable_token("default", &token.id))
         .await;
     assert_eq!(r.json()["metadata"]["lastModifiedBy"], "bootstrap");
     assert_eq!(r.json()["metadata"]["createdBy"], "carol");
@@ -461,10 +428,7 @@ async fn admin_list_is_a_collection_shaped_like_the_token_list() {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{name}");
     }
-    let tokens = app
-        .api(Method::GET, "/registries/default/tokens", None)
-        .await
-        .json();
+    let tokens = app.list_tokens("").await;
     let all = app.api(Method::GET, "/admins", None).await.json();
     let keys = |v: &Value| {
         let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();

@@ -74,25 +74,22 @@ fn check(line: &Value, action: &str, token: &str, id: &str, outcome: &str, statu
 async fn every_admin_write_is_one_audit_line_without_secrets() {
     let app = TestApp::new();
     let (log, _guard) = Log::capture();
-    let tokens = "/registries/default/tokens";
     let scopes = json!([{"type": "repository", "name": "team/*", "actions": ["pull"]}]);
 
-    let r = app
-        .api_from(
+    let created = app
+        .call_from(
             client(),
-            Method::POST,
-            tokens,
-            Some(json!({"properties": {"name": "ci-bot", "scopes": scopes,
-                "expiryDate": "2026-12-01T10:00:00Z"}})),
+            AdminCall::create_token(
+                "default",
+                &NewToken::named("ci-bot")
+                    .scopes(scopes)
+                    .expiry("2026-12-01T10:00:00Z"),
+            ),
         )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let created = r.json();
-    let id = created["id"].as_str().unwrap().to_string();
-    let password = created["properties"]["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .await
+        .created("default");
+    let id = created.id.clone();
+    let password = created.password().to_string();
     let line = one(&log, &[&password]);
     check(&line, "create", "ci-bot", &id, "ok", 201);
     assert_eq!(
@@ -101,34 +98,31 @@ async fn every_admin_write_is_one_audit_line_without_secrets() {
     );
 
     let r = app
-        .api_from(
+        .call_from(
             client(),
-            Method::POST,
-            tokens,
-            Some(json!({"properties": {"name": "ci-bot"}})),
+            AdminCall::create_token("default", &NewToken::named("ci-bot")),
         )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     check(&one(&log, &[]), "create", "ci-bot", "", "conflict", 409);
 
     let r = app
-        .api_from(
+        .call_from(
             client(),
-            Method::POST,
-            tokens,
-            Some(json!({"properties": {}})),
+            AdminCall::create_token("default", &NewToken::from_properties(json!({}))),
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     check(&one(&log, &[]), "create", "", "", "invalid", 400);
 
-    let path = format!("{tokens}/{id}");
     let r = app
-        .api_from(
+        .call_from(
             client(),
-            Method::PUT,
-            &path,
-            Some(json!({"properties": {"name": "ci-bot", "status": "disabled"}})),
+            AdminCall::replace_token(
+                "default",
+                &id,
+                &NewToken::named("ci-bot").status("disabled"),
+            ),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
@@ -140,18 +134,14 @@ async fn every_admin_write_is_one_audit_line_without_secrets() {
     );
 
     let new_id = Uuid::new_v4().to_string();
-    let r = app
-        .api_from(
+    let put_password = app
+        .call_from(
             client(),
-            Method::PUT,
-            &format!("{tokens}/{new_id}"),
-            Some(json!({"properties": {"name": "put-bot"}})),
+            AdminCall::replace_token("default", &new_id, &NewToken::named("put-bot")),
         )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let put_password = r.json()["properties"]["credentials"]["password"]
-        .as_str()
-        .unwrap()
+        .await
+        .created("default")
+        .password()
         .to_string();
     check(
         &one(&log, &[&put_password]),
@@ -162,13 +152,9 @@ async fn every_admin_write_is_one_audit_line_without_secrets() {
         201,
     );
 
+    let patch = |id: &str, body: Value| AdminCall::patch_token("default", id, body);
     let r = app
-        .api_from(
-            client(),
-            Method::PATCH,
-            &path,
-            Some(json!({"status": "enabled"})),
-        )
+        .call_from(client(), patch(&id, json!({"status": "enabled"})))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let line = one(&log, &[]);
@@ -176,38 +162,25 @@ async fn every_admin_write_is_one_audit_line_without_secrets() {
     assert_eq!(line["changes"], "status=enabled");
 
     let r = app
-        .api_from(
-            client(),
-            Method::PATCH,
-            &path,
-            Some(json!({"status": "paused"})),
-        )
+        .call_from(client(), patch(&id, json!({"status": "paused"})))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     check(&one(&log, &[]), "patch", "", &id, "invalid", 400);
 
     let nobody = Uuid::new_v4().to_string();
     let r = app
-        .api_from(
-            client(),
-            Method::PATCH,
-            &format!("{tokens}/{nobody}"),
-            Some(json!({"status": "disabled"})),
-        )
+        .call_from(client(), AdminCall::disable_token("default", &nobody))
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     check(&one(&log, &[]), "patch", "", &nobody, "not found", 404);
 
-    let r = app
-        .api_from(
+    let rotated = app
+        .call_from(
             client(),
-            Method::POST,
-            &format!("{path}/credentials"),
-            Some(json!({"gracePeriodSeconds": 600})),
+            AdminCall::rotate_password("default", &id, Some(json!({"gracePeriodSeconds": 600}))),
         )
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    let rotated = r.json()["properties"]["credentials"]["password"]
+        .await
+        .expect_ok()["properties"]["credentials"]["password"]
         .as_str()
         .unwrap()
         .to_string();
@@ -216,16 +189,20 @@ async fn every_admin_write_is_one_audit_line_without_secrets() {
     assert_eq!(line["changes"], "password gracePeriodSeconds=600");
 
     // Reads are not audited.
-    for p in [tokens.to_string(), path.clone(), "/registries".to_string()] {
-        let r = app.api_from(client(), Method::GET, &p, None).await;
-        assert_eq!(r.status, StatusCode::OK, "{p}");
+    for read in [
+        AdminCall::list_tokens("default", ""),
+        AdminCall::get_token("default", &id),
+        AdminCall::new(Method::GET, "/registries", None),
+    ] {
+        app.call_from(client(), read).await.expect(StatusCode::OK);
     }
     assert_eq!(audit(&log, &[]).len(), 0, "reads write no audit line");
 
-    let r = app.api_from(client(), Method::DELETE, &path, None).await;
+    let delete = AdminCall::delete_token("default", &id);
+    let r = app.call_from(client(), delete.clone()).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     check(&one(&log, &[]), "delete", "ci-bot", &id, "ok", 204);
-    let r = app.api_from(client(), Method::DELETE, &path, None).await;
+    let r = app.call_from(client(), delete).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     check(&one(&log, &[]), "delete", "", &id, "not found", 404);
 
@@ -360,40 +337,37 @@ async fn a_change_racing_a_delete_is_a_404() {
 async fn every_response_has_nosniff_and_every_admin_response_no_store() {
     let app = TestApp::new();
     let (id, pw) = app.create("ci-bot", json!([])).await;
-    let token = format!("/registries/default/tokens/{id}");
     let mut admin = vec![
         ("list", app.api(Method::GET, "/registries", None).await),
         (
             "201",
-            app.api(
-                Method::POST,
-                "/registries/default/tokens",
-                Some(json!({"properties": {"name": "other"}})),
-            )
+            app.call(AdminCall::create_token(
+                "default",
+                &NewToken::named("other"),
+            ))
             .await,
         ),
         (
             "rotate",
-            app.api(Method::POST, &format!("{token}/credentials"), None)
+            app.call(AdminCall::rotate_password("default", &id, None))
                 .await,
         ),
         (
             "400",
-            app.api(Method::PATCH, &token, Some(json!({"status": 1})))
+            app.call(AdminCall::patch_token("default", &id, json!({"status": 1})))
                 .await,
         ),
         (
             "404 token",
-            app.api(
-                Method::GET,
-                &format!("/registries/default/tokens/{}", Uuid::new_v4()),
-                None,
-            )
-            .await,
+            app.call(AdminCall::get_token("default", &Uuid::new_v4().to_string()))
+                .await,
         ),
         ("404 route", app.api(Method::GET, "/nowhere", None).await),
         ("405", app.api(Method::PATCH, "/registries", None).await),
-        ("204", app.api(Method::DELETE, &token, None).await),
+        (
+            "204",
+            app.call(AdminCall::delete_token("default", &id)).await,
+        ),
     ];
     admin.push(("401", app.get("/api/v1/registries", None).await));
     admin.push((

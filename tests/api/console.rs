@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
 
-use crate::support::{Resp, TestApp};
+use crate::support::{AdminCall, NewToken, Resp, TestApp};
 
 async fn get(app: &TestApp, path: &str) -> Resp {
     app.send(Request::get(path).body(Body::empty()).unwrap())
@@ -120,22 +120,15 @@ async fn every_admin_api_response_has_the_headers_and_no_store() {
     let app = TestApp::new();
     // Success with a secret in it, success without, a client error, a 401, a 404, a 405.
     let created = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": "ci-bot"}})),
-        )
+        .call(AdminCall::create_token(
+            "default",
+            &NewToken::named("ci-bot"),
+        ))
         .await;
     assert_eq!(created.status, StatusCode::CREATED);
-    let list = app
-        .api(Method::GET, "/registries/default/tokens", None)
-        .await;
+    let list = app.call(AdminCall::list_tokens("default", "")).await;
     let bad = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": "X"}})),
-        )
+        .call(AdminCall::create_token("default", &NewToken::named("X")))
         .await;
     let unauthorized = get(&app, "/api/v1/registries").await;
     let missing = app.api(Method::GET, "/nowhere", None).await;
@@ -180,11 +173,7 @@ async fn list_filters_by_name_substring_with_paging() {
     let base = "http://regauth.test/api/v1/registries/default/tokens";
 
     let r = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?filter.name=bot",
-            None,
-        )
+        .call(AdminCall::list_tokens("default", "filter.name=bot"))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(names(&r), ["bot-one", "ci-bot", "deploy-bot"]);
@@ -196,11 +185,10 @@ async fn list_filters_by_name_substring_with_paging() {
 
     // Paging inside the matches; the links keep the filter.
     let r = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?filter.name=bot&offset=1&limit=1",
-            None,
-        )
+        .call(AdminCall::list_tokens(
+            "default",
+            "filter.name=bot&offset=1&limit=1",
+        ))
         .await;
     assert_eq!(names(&r), ["ci-bot"]);
     let v = r.json();
@@ -216,11 +204,7 @@ async fn list_filters_by_name_substring_with_paging() {
 
     // Case-insensitive (names are lowercase), and encoded in links.
     let r = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?filter.name=CI-&limit=1",
-            None,
-        )
+        .call(AdminCall::list_tokens("default", "filter.name=CI-&limit=1"))
         .await;
     assert_eq!(names(&r), ["ci-bot"]);
     assert_eq!(
@@ -228,11 +212,10 @@ async fn list_filters_by_name_substring_with_paging() {
         format!("{base}?offset=1&limit=1&filter.name=ci-")
     );
     let r = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?filter.name=a%20b&limit=1",
-            None,
-        )
+        .call(AdminCall::list_tokens(
+            "default",
+            "filter.name=a%20b&limit=1",
+        ))
         .await;
     assert_eq!(r.json()["total"], 0);
     assert_eq!(
@@ -242,27 +225,22 @@ async fn list_filters_by_name_substring_with_paging() {
 
     // No match, an empty filter (= none), and a filter no name could contain.
     let r = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?filter.name=zzz",
-            None,
-        )
+        .call(AdminCall::list_tokens("default", "filter.name=zzz"))
         .await;
     assert_eq!(
         (r.status, r.json()["total"].as_u64()),
         (StatusCode::OK, Some(0))
     );
     let r = app
-        .api(Method::GET, "/registries/default/tokens?filter.name=", None)
+        .call(AdminCall::list_tokens("default", "filter.name="))
         .await;
     assert_eq!(r.json()["total"], 5);
     let long = "a".repeat(64);
     let r = app
-        .api(
-            Method::GET,
-            &format!("/registries/default/tokens?filter.name={long}"),
-            None,
-        )
+        .call(AdminCall::list_tokens(
+            "default",
+            &format!("filter.name={long}"),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r
@@ -277,11 +255,7 @@ async fn the_console_name_rules_use_the_api_words() {
     let js = String::from_utf8(get(&app, "/console/format.js").await.body).unwrap();
     for bad in ["ab", "Bad_Name", "1abc", "abc-"] {
         let r = app
-            .api(
-                Method::POST,
-                "/registries/default/tokens",
-                Some(json!({"properties": {"name": bad}})),
-            )
+            .call(AdminCall::create_token("default", &NewToken::named(bad)))
             .await;
         let msg = r.api_error();
         let rule = msg.trim_start_matches("properties.name: ");
@@ -293,11 +267,10 @@ async fn the_console_name_rules_use_the_api_words() {
         );
     }
     let r = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": "ok-bot", "expiryDate": "2026-06-01T12:30:00Z"}})),
-        )
+        .call(AdminCall::create_token(
+            "default",
+            &NewToken::named("ok-bot").expiry("2026-06-01T12:30:00Z"),
+        ))
         .await;
     let rule = r.api_error();
     let rule = rule.trim_start_matches("properties.expiryDate: ");
@@ -327,15 +300,17 @@ async fn the_console_shows_the_federation_rules_in_the_api_words() {
         ("https://gitlab.com", &["project_id", "namespace_id"]),
     ] {
         let r = app
-            .api(
-                Method::POST,
-                "/registries/default/tokens",
-                Some(json!({"properties": {"name": "ci-loose", "federation": {
-                    "issuer": issuer,
-                    "audiences": ["https://registry.example.com"],
-                    "claims": {"ref": "refs/heads/main"},
-                }}})),
-            )
+            .call(AdminCall::create_token(
+                "default",
+                &NewToken::named("ci-loose").with(
+                    "federation",
+                    json!({
+                        "issuer": issuer,
+                        "audiences": ["https://registry.example.com"],
+                        "claims": {"ref": "refs/heads/main"},
+                    }),
+                ),
+            ))
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{issuer}");
         let message = r.api_error();
@@ -355,23 +330,21 @@ async fn the_console_shows_the_federation_rules_in_the_api_words() {
 
     // The console tells federated tokens by `properties.federation` in the list it reads
     // (the table's mark, no "Rotate password"): the list carries it, and no password.
-    let r = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": "ci-pinned", "federation": {
-                "issuer": "https://token.actions.githubusercontent.com",
-                "audiences": ["https://registry.example.com"],
-                "claims": {"repository_owner_id": "1234567"},
-            }}})),
+    let token = app
+        .create_token(
+            "default",
+            &NewToken::named("ci-pinned").with(
+                "federation",
+                json!({
+                    "issuer": "https://token.actions.githubusercontent.com",
+                    "audiences": ["https://registry.example.com"],
+                    "claims": {"repository_owner_id": "1234567"},
+                }),
+            ),
         )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
-    assert!(r.json()["properties"]["credentials"]["password"].is_null());
-    let list = app
-        .api(Method::GET, "/registries/default/tokens", None)
-        .await
-        .json();
+    assert!(token.body["properties"]["credentials"]["password"].is_null());
+    let list = app.list_tokens("").await;
     let t = &list["items"][0];
     assert_eq!(t["properties"]["name"], "ci-pinned");
     assert_eq!(

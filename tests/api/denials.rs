@@ -1,6 +1,6 @@
 //! Issue 10: every authentication failure gets the same reply, and the server's log says why.
 //! The log is read from the capture of `logs.rs`, in the format `regauth serve` writes.
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use chrono::Duration;
 use serde_json::json;
 
@@ -8,13 +8,6 @@ use crate::logs::Log;
 use crate::support::*;
 
 const SVC: &str = "service=registry.local";
-
-fn password(json: &serde_json::Value) -> String {
-    json["properties"]["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
 
 async fn login(app: &TestApp, user: &str, pass: &str, service: &str) -> String {
     let r = app
@@ -42,41 +35,26 @@ async fn each_denial_is_logged_with_its_reason_and_answered_alike() {
     let (did, dpw) = app.create("disabled-bot", scopes.clone()).await;
     let (gid, gpw) = app.create("gone-bot", scopes.clone()).await;
     let brief = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": "brief-bot", "scopes": scopes,
-                "expiryDate": "2026-06-01T13:30:00Z"}})),
+        .create_token(
+            "default",
+            &NewToken::named("brief-bot")
+                .scopes(scopes)
+                .expiry("2026-06-01T13:30:00Z"),
         )
         .await;
-    let epw = password(&brief.json());
+    let epw = brief.password().to_string();
     let staging = app
-        .api(
-            Method::POST,
-            "/registries/staging/tokens",
-            Some(json!({"properties": {"name": "stage-bot"}})),
-        )
+        .create_token("staging", &NewToken::named("stage-bot"))
         .await;
-    let spw = password(&staging.json());
+    let spw = staging.password().to_string();
 
     let foreign_rt = login(&app, "stage-bot", &spw, "registry.staging").await;
     let expired_rt = login(&app, "brief-bot", &epw, "registry.local").await;
     let revoked_rt = login(&app, "disabled-bot", &dpw, "registry.local").await;
     let deleted_rt = login(&app, "gone-bot", &gpw, "registry.local").await;
-    let deleted = app
-        .api(
-            Method::DELETE,
-            &format!("/registries/default/tokens/{gid}"),
-            None,
-        )
-        .await;
+    let deleted = app.call(AdminCall::delete_token("default", &gid)).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    app.api(
-        Method::PATCH,
-        &format!("/registries/default/tokens/{did}"),
-        Some(json!({"status": "disabled"})),
-    )
-    .await;
+    app.call(AdminCall::disable_token("default", &did)).await;
     app.clock.advance(Duration::hours(2));
 
     let (log, _guard) = Log::capture();

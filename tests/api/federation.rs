@@ -69,26 +69,18 @@ fn federation(issuer: &Issuer) -> Value {
 
 /// Creates the federated token `name` with `scopes`; returns its id.
 async fn create(app: &TestApp, name: &str, fed: Value, scopes: Value) -> String {
-    let r = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": name, "scopes": scopes, "federation": fed}})),
+    let token = app
+        .create_token(
+            "default",
+            &NewToken::named(name).scopes(scopes).with("federation", fed),
         )
         .await;
     assert_eq!(
-        r.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let v = r.json();
-    assert_eq!(
-        v["properties"]["credentials"],
+        token.body["properties"]["credentials"],
         json!({"username": name}),
         "no password"
     );
-    v["id"].as_str().unwrap().to_string()
+    token.id
 }
 
 fn push_scopes() -> Value {
@@ -104,12 +96,7 @@ async fn app_with_ci() -> (TestApp, Issuer, String) {
 
 /// `PATCH` of the token `id` with `body`.
 async fn patch(app: &TestApp, id: &str, body: Value) -> Resp {
-    app.api(
-        Method::PATCH,
-        &format!("/registries/default/tokens/{id}"),
-        Some(body),
-    )
-    .await
+    app.call(AdminCall::patch_token("default", id, body)).await
 }
 
 /// Asserts a 400 whose message contains `words`.
@@ -160,21 +147,11 @@ fn urlencode(s: &str) -> String {
 #[tokio::test]
 async fn a_federated_token_is_created_shown_listed_and_changed() {
     let (app, issuer, id) = app_with_ci().await;
-    let shown = app
-        .api(
-            Method::GET,
-            &format!("/registries/default/tokens/{id}"),
-            None,
-        )
-        .await
-        .json();
+    let shown = app.get_token(&id).await;
     let mut expected = federation(&issuer);
     expected["maxIdTokenLifetimeSeconds"] = json!(3600);
     assert_eq!(shown["properties"]["federation"], expected);
-    let list = app
-        .api(Method::GET, "/registries/default/tokens", None)
-        .await
-        .json();
+    let list = app.list_tokens("").await;
     assert_eq!(list["items"][0]["properties"]["federation"], expected);
 
     // PATCH replaces the federation.
@@ -194,20 +171,13 @@ async fn a_federated_token_is_created_shown_listed_and_changed() {
     );
     assert_eq!(r.json()["properties"]["federation"]["sessionSeconds"], 600);
     // A PUT must keep it federated; with a federation it replaces it.
-    let r = app
-        .api(
-            Method::PUT,
-            &format!("/registries/default/tokens/{id}"),
-            Some(json!({"properties": {"name": "ci-acme"}})),
-        )
-        .await;
+    let put = |token: NewToken| AdminCall::replace_token("default", &id, &token);
+    let r = app.call(put(NewToken::named("ci-acme"))).await;
     refused(&r, "keeps its federation");
     let r = app
-        .api(
-            Method::PUT,
-            &format!("/registries/default/tokens/{id}"),
-            Some(json!({"properties": {"name": "ci-acme", "federation": federation(&issuer)}})),
-        )
+        .call(put(
+            NewToken::named("ci-acme").with("federation", federation(&issuer))
+        ))
         .await;
     assert_eq!(
         r.status,
@@ -227,11 +197,10 @@ async fn federations_that_break_a_rule_are_refused_naming_it() {
     let post = |body: Value| {
         let app = &app;
         async move {
-            app.api(
-                Method::POST,
-                "/registries/default/tokens",
-                Some(json!({"properties": body})),
-            )
+            app.call(AdminCall::create_token(
+                "default",
+                &NewToken::from_properties(body),
+            ))
             .await
         }
     };
@@ -272,22 +241,14 @@ async fn federations_that_break_a_rule_are_refused_naming_it() {
     .await;
     refused(&r, "properties.scopes[0].name");
     // Nothing was created.
-    let list = app
-        .api(Method::GET, "/registries/default/tokens", None)
-        .await
-        .json();
-    assert_eq!(list["total"], 0);
+    assert_eq!(app.list_tokens("").await["total"], 0);
 }
 
 #[tokio::test]
 async fn rotation_is_refused_and_a_password_token_cannot_become_federated() {
     let (app, issuer, id) = app_with_ci().await;
     let r = app
-        .api(
-            Method::POST,
-            &format!("/registries/default/tokens/{id}/credentials"),
-            None,
-        )
+        .call(AdminCall::rotate_password("default", &id, None))
         .await;
     refused(&r, "federated token has no password");
     let (pw_id, _) = app.create("pw-bot", json!([])).await;

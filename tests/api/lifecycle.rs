@@ -13,40 +13,30 @@ fn pull_scope() -> Value {
 }
 
 fn rotate_path(id: &str) -> String {
-    format!("/registries/default/tokens/{id}/credentials")
+    AdminCall::rotate_password("default", id, None).path
+}
+
+/// A rotation of the token `id` of `default` with the grace period `seconds`.
+fn rotate(id: &str, seconds: i64) -> AdminCall {
+    AdminCall::rotate_password("default", id, Some(json!({"gracePeriodSeconds": seconds})))
+}
+
+/// The new password in the reply to a rotation.
+fn new_password(v: &Value) -> String {
+    v["properties"]["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
 async fn rotation_keeps_the_token_and_honours_the_grace_period() {
     let app = TestApp::new();
     let (id, old) = app.create("ci-bot", pull_scope()).await;
-    let before = app
-        .api(
-            Method::GET,
-            &format!("/registries/default/tokens/{id}"),
-            None,
-        )
-        .await
-        .json();
+    let before = app.get_token(&id).await;
 
-    let r = app
-        .api(
-            Method::POST,
-            &rotate_path(&id),
-            Some(json!({"gracePeriodSeconds": 3600})),
-        )
-        .await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let v = r.json();
-    let new = v["properties"]["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let v = app.call(rotate(&id, 3600)).await.expect_ok();
+    let new = new_password(&v);
     assert!(new.starts_with("rga_") && new != old, "{new}");
     assert_eq!(v["properties"]["credentials"]["username"], "ci-bot");
     assert_eq!(
@@ -62,14 +52,7 @@ async fn rotation_keeps_the_token_and_honours_the_grace_period() {
     assert_eq!(v["id"], before["id"]);
 
     // Shown once: a read has no password, but still the end of the grace period.
-    let got = app
-        .api(
-            Method::GET,
-            &format!("/registries/default/tokens/{id}"),
-            None,
-        )
-        .await
-        .json();
+    let got = app.get_token(&id).await;
     assert!(
         got["properties"]["credentials"].get("password").is_none(),
         "{got}"
@@ -90,14 +73,7 @@ async fn rotation_keeps_the_token_and_honours_the_grace_period() {
         "the grace period is over"
     );
     assert_eq!(app.auth_get("ci-bot", &new, Q).await.status, StatusCode::OK);
-    let got = app
-        .api(
-            Method::GET,
-            &format!("/registries/default/tokens/{id}"),
-            None,
-        )
-        .await
-        .json();
+    let got = app.get_token(&id).await;
     assert!(
         got["properties"]
             .get("previousPasswordExpiryDate")
@@ -107,24 +83,11 @@ async fn rotation_keeps_the_token_and_honours_the_grace_period() {
 
     // A second rotation with a grace period, then a third without a body: every earlier
     // password stops at once.
-    let second = app
-        .api(
-            Method::POST,
-            &rotate_path(&id),
-            Some(json!({"gracePeriodSeconds": 600})),
-        )
-        .await
-        .json()["properties"]["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = new_password(&app.call(rotate(&id, 600)).await.json());
     assert_eq!(app.auth_get("ci-bot", &new, Q).await.status, StatusCode::OK);
     let r = app.api_raw(Method::POST, &rotate_path(&id), "").await;
     assert_eq!(r.status, StatusCode::OK);
-    let third = r.json()["properties"]["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let third = new_password(&r.json());
     assert!(r.json()["properties"]
         .get("previousPasswordExpiryDate")
         .is_none());
@@ -154,7 +117,11 @@ async fn rotation_refuses_bad_input() {
         (json!({"grace": 60}), "grace"),
     ] {
         let r = app
-            .api(Method::POST, &rotate_path(&id), Some(body.clone()))
+            .call(AdminCall::rotate_password(
+                "default",
+                &id,
+                Some(body.clone()),
+            ))
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
         let msg = r.api_error();
@@ -170,15 +137,11 @@ async fn rotation_refuses_bad_input() {
     );
 
     let ghost = "7c1e1a52-4d7f-4a6e-9a51-0f4b8f5b2f10";
-    let r = app.api(Method::POST, &rotate_path(ghost), None).await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
-    r.api_error();
+    app.call(AdminCall::rotate_password("default", ghost, None))
+        .await
+        .expect_error(StatusCode::NOT_FOUND);
     let r = app
-        .api(
-            Method::POST,
-            &format!("/registries/nope/tokens/{id}/credentials"),
-            None,
-        )
+        .call(AdminCall::rotate_password("nope", &id, None))
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = app.api(Method::GET, &rotate_path(&id), None).await;
@@ -190,8 +153,7 @@ async fn rotation_refuses_bad_input() {
 async fn last_use_is_shown_at_once() {
     let app = TestApp::new();
     let (id, password) = app.create("ci-bot", pull_scope()).await;
-    let path = format!("/registries/default/tokens/{id}");
-    let v = app.api(Method::GET, &path, None).await.json();
+    let v = app.get_token(&id).await;
     for field in ["lastUsedDate", "lastUsedFrom", "lastUsedGrantType"] {
         assert!(v["metadata"].get(field).is_none(), "never used: {v}");
     }
@@ -199,7 +161,7 @@ async fn last_use_is_shown_at_once() {
         app.auth_get("ci-bot", "rga_wrong", Q).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let v = app.api(Method::GET, &path, None).await.json();
+    let v = app.get_token(&id).await;
     assert!(
         v["metadata"].get("lastUsedDate").is_none(),
         "a failure is no use: {v}"
@@ -209,7 +171,7 @@ async fn last_use_is_shown_at_once() {
         app.auth_get("ci-bot", &password, Q).await.status,
         StatusCode::OK
     );
-    let v = app.api(Method::GET, &path, None).await.json();
+    let v = app.get_token(&id).await;
     assert_eq!(v["metadata"]["lastUsedDate"], "2026-06-01T12:00:00Z");
     assert_eq!(v["metadata"]["lastUsedGrantType"], "password");
 
@@ -228,10 +190,7 @@ async fn last_use_is_shown_at_once() {
         ))
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    let list = app
-        .api(Method::GET, "/registries/default/tokens", None)
-        .await
-        .json();
+    let list = app.list_tokens("").await;
     let md = &list["items"][0]["metadata"];
     assert_eq!(md["lastUsedDate"], "2026-06-01T12:10:00Z", "{md}");
     assert_eq!(md["lastUsedGrantType"], "refresh_token");
@@ -245,19 +204,8 @@ async fn last_use_is_shown_at_once() {
 }
 
 async fn create_expiring(app: &TestApp, name: &str, expiry: Option<&str>) {
-    let r = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": name, "expiryDate": expiry}})),
-        )
+    app.create_token("default", &NewToken::named(name).with("expiryDate", expiry))
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
 }
 
 fn names(page: &Value) -> Vec<String> {
@@ -279,65 +227,45 @@ async fn the_list_filters_tokens_expiring_within_a_duration() {
 
     for q in ["7d", "604800", "1w", "168h"] {
         let r = app
-            .api(
-                Method::GET,
-                &format!("/registries/default/tokens?expiringWithin={q}"),
-                None,
-            )
+            .call(AdminCall::list_tokens(
+                "default",
+                &format!("expiringWithin={q}"),
+            ))
             .await;
         assert_eq!(r.status, StatusCode::OK, "{q}");
         let v = r.json();
         assert_eq!(names(&v), ["in-six-days", "in-two-days"], "{q}");
         assert_eq!(v["total"], 2);
     }
-    let v = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?expiringWithin=7d&limit=1",
-            None,
-        )
-        .await
-        .json();
+    let v = app.list_tokens("expiringWithin=7d&limit=1").await;
     assert_eq!(names(&v), ["in-six-days"]);
     assert_eq!(
         v["_links"]["next"],
         "http://regauth.test/api/v1/registries/default/tokens?offset=1&limit=1&expiringWithin=7d"
     );
-    let all = app
-        .api(Method::GET, "/registries/default/tokens", None)
-        .await
-        .json();
+    let all = app.list_tokens("").await;
     assert_eq!(all["total"], 4, "no filter, every token");
-    let both = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?expiringWithin=7d&filter.name=TWO",
-            None,
-        )
-        .await
-        .json();
+    let both = app.list_tokens("expiringWithin=7d&filter.name=TWO").await;
     assert_eq!(
         names(&both),
         ["in-two-days"],
         "combined with the name filter"
     );
     let far = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?expiringWithin=99999999w",
-            None,
-        )
+        .call(AdminCall::list_tokens(
+            "default",
+            "expiringWithin=99999999w",
+        ))
         .await;
     assert_eq!(far.status, StatusCode::OK);
     assert_eq!(far.json()["total"], 3);
 
     for bad in ["soon", "-1", "7y", ""] {
         let r = app
-            .api(
-                Method::GET,
-                &format!("/registries/default/tokens?expiringWithin={bad}"),
-                None,
-            )
+            .call(AdminCall::list_tokens(
+                "default",
+                &format!("expiringWithin={bad}"),
+            ))
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}");
         assert!(r.api_error().starts_with("expiringWithin: "), "{bad:?}");
@@ -348,71 +276,39 @@ async fn the_list_filters_tokens_expiring_within_a_duration() {
 async fn expired_means_deleted_by_default() {
     let app = TestApp::new();
     create_expiring(&app, "brief", Some("2026-06-01T14:00:00Z")).await;
-    let id = app
-        .api(Method::GET, "/registries/default/tokens", None)
-        .await
-        .json()["items"][0]["id"]
+    let id = app.list_tokens("").await["items"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();
     app.clock.advance(Duration::hours(2));
-    let r = app
-        .api(
-            Method::GET,
-            &format!("/registries/default/tokens/{id}"),
-            None,
-        )
-        .await;
+    let r = app.call(AdminCall::get_token("default", &id)).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let list = app
-        .api(Method::GET, "/registries/default/tokens", None)
-        .await
-        .json();
+    let list = app.list_tokens("").await;
     assert_eq!(list["total"], 0);
 }
 
 #[tokio::test]
 async fn on_expiry_disable_keeps_expired_tokens_visible_and_refused() {
     let app = TestApp::with(|c| c.tokens.on_expiry = regauth::config::OnExpiry::Disable);
-    let r = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": "brief", "expiryDate": "2026-06-01T14:00:00Z", "scopes": pull_scope()}})),
+    let brief = app
+        .create_token(
+            "default",
+            &NewToken::named("brief")
+                .expiry("2026-06-01T14:00:00Z")
+                .scopes(pull_scope()),
         )
         .await;
-    let v = r.json();
-    let id = v["id"].as_str().unwrap().to_string();
-    let password = v["properties"]["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(v["properties"]["status"], "enabled");
+    let id = brief.id.clone();
+    let password = brief.password().to_string();
+    assert_eq!(brief.body["properties"]["status"], "enabled");
     app.clock.advance(Duration::hours(2));
 
-    let got = app
-        .api(
-            Method::GET,
-            &format!("/registries/default/tokens/{id}"),
-            None,
-        )
-        .await;
-    assert_eq!(got.status, StatusCode::OK);
-    assert_eq!(got.json()["properties"]["status"], "expired");
-    let list = app
-        .api(Method::GET, "/registries/default/tokens", None)
-        .await
-        .json();
+    let got = app.get_token(&id).await;
+    assert_eq!(got["properties"]["status"], "expired");
+    let list = app.list_tokens("").await;
     assert_eq!(names(&list), ["brief"]);
     assert_eq!(list["items"][0]["properties"]["status"], "expired");
-    let expiring = app
-        .api(
-            Method::GET,
-            "/registries/default/tokens?expiringWithin=0",
-            None,
-        )
-        .await
-        .json();
+    let expiring = app.list_tokens("expiringWithin=0").await;
     assert_eq!(
         names(&expiring),
         ["brief"],
@@ -424,15 +320,15 @@ async fn on_expiry_disable_keeps_expired_tokens_visible_and_refused() {
     );
 
     // A later expiry revives it.
-    let r = app
-        .api(
-            Method::PATCH,
-            &format!("/registries/default/tokens/{id}"),
-            Some(json!({"expiryDate": "2026-06-02T00:00:00Z"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json()["properties"]["status"], "enabled");
+    let v = app
+        .call(AdminCall::patch_token(
+            "default",
+            &id,
+            json!({"expiryDate": "2026-06-02T00:00:00Z"}),
+        ))
+        .await
+        .expect_ok();
+    assert_eq!(v["properties"]["status"], "enabled");
     assert_eq!(
         app.auth_get("brief", &password, Q).await.status,
         StatusCode::OK
@@ -445,23 +341,15 @@ async fn on_expiry_disable_keeps_expired_tokens_visible_and_refused() {
 async fn disable_then_enable_does_not_revive_the_grace_password() {
     let app = TestApp::new();
     let (id, old) = app.create("ci-bot", pull_scope()).await;
-    let r = app
-        .api(
-            Method::POST,
-            &rotate_path(&id),
-            Some(json!({"gracePeriodSeconds": 3600})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    let new = r.json()["properties"]["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let new = new_password(&app.call(rotate(&id, 3600)).await.expect_ok());
     assert_eq!(app.auth_get("ci-bot", &old, Q).await.status, StatusCode::OK);
-    let path = format!("/registries/default/tokens/{id}");
     for status in ["disabled", "enabled"] {
         let r = app
-            .api(Method::PATCH, &path, Some(json!({"status": status})))
+            .call(AdminCall::patch_token(
+                "default",
+                &id,
+                json!({"status": status}),
+            ))
             .await;
         assert_eq!(r.status, StatusCode::OK, "{status}");
         assert!(
@@ -480,24 +368,16 @@ async fn disable_then_enable_does_not_revive_the_grace_password() {
     assert_eq!(app.auth_get("ci-bot", &new, Q).await.status, StatusCode::OK);
 
     // The same through a full replace (PUT) that disables.
-    let r = app
-        .api(
-            Method::POST,
-            &rotate_path(&id),
-            Some(json!({"gracePeriodSeconds": 3600})),
-        )
-        .await;
-    let newer = r.json()["properties"]["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let newer = new_password(&app.call(rotate(&id, 3600)).await.json());
     for status in ["disabled", "enabled"] {
         let r = app
-            .api(
-                Method::PUT,
-                &path,
-                Some(json!({"properties": {"name": "ci-bot", "status": status, "scopes": pull_scope()}})),
-            )
+            .call(AdminCall::replace_token(
+                "default",
+                &id,
+                &NewToken::named("ci-bot")
+                    .status(status)
+                    .scopes(pull_scope()),
+            ))
             .await;
         assert_eq!(r.status, StatusCode::OK, "{status}");
     }
@@ -545,27 +425,20 @@ async fn post_from(app: &TestApp, peer: &str, form: &str) -> Resp {
 #[tokio::test]
 async fn allowed_networks_bound_password_and_refresh_grants() {
     let app = TestApp::with(|c| c.limits.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]);
-    let r = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {
-                "name": "ci-bot", "scopes": pull_scope(),
-                "allowedNetworks": ["10.0.0.0/8", "2001:db8::/32"]
-            }})),
+    let token = app
+        .create_token(
+            "default",
+            &NewToken::named("ci-bot")
+                .scopes(pull_scope())
+                .with("allowedNetworks", json!(["10.0.0.0/8", "2001:db8::/32"])),
         )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
-    let v = r.json();
     assert_eq!(
-        v["properties"]["allowedNetworks"],
+        token.body["properties"]["allowedNetworks"],
         json!(["10.0.0.0/8", "2001:db8::/32"])
     );
-    let id = v["id"].as_str().unwrap().to_string();
-    let pw = v["properties"]["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = token.id.clone();
+    let pw = token.password().to_string();
 
     for (peer, xff, ok) in [
         ("10.1.2.3", None, true),
@@ -631,9 +504,12 @@ async fn allowed_networks_bound_password_and_refresh_grants() {
     );
 
     // Cleared: anywhere again.
-    let path = format!("/registries/default/tokens/{id}");
     let r = app
-        .api(Method::PATCH, &path, Some(json!({"allowedNetworks": null})))
+        .call(AdminCall::patch_token(
+            "default",
+            &id,
+            json!({"allowedNetworks": null}),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.json()["properties"].get("allowedNetworks").is_none());
@@ -668,11 +544,10 @@ async fn bad_networks_are_refused_naming_the_entry() {
         ),
     ] {
         let r = app
-            .api(
-                Method::POST,
-                "/registries/default/tokens",
-                Some(json!({"properties": {"name": "ci-bot", "allowedNetworks": nets}})),
-            )
+            .call(AdminCall::create_token(
+                "default",
+                &NewToken::named("ci-bot").with("allowedNetworks", nets.clone()),
+            ))
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{nets}");
         let msg = r.api_error();
@@ -680,21 +555,20 @@ async fn bad_networks_are_refused_naming_the_entry() {
     }
     let many: Vec<String> = (0..65).map(|i| format!("10.0.{i}.0/24")).collect();
     let r = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": "ci-bot", "allowedNetworks": many}})),
-        )
+        .call(AdminCall::create_token(
+            "default",
+            &NewToken::named("ci-bot").with("allowedNetworks", many),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.api_error().contains("at most 64"));
     let (id, _) = app.create("ci-bot", pull_scope()).await;
     let r = app
-        .api(
-            Method::PATCH,
-            &format!("/registries/default/tokens/{id}"),
-            Some(json!({"allowedNetworks": ["::1/129"]})),
-        )
+        .call(AdminCall::patch_token(
+            "default",
+            &id,
+            json!({"allowedNetworks": ["::1/129"]}),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.api_error().contains("allowedNetworks[0]"));

@@ -3,7 +3,7 @@
 //! is well-formed OpenMetrics, and the main listener has no `/metrics`.
 use std::collections::HashMap;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use chrono::TimeDelta;
 use serde_json::json;
 
@@ -199,29 +199,17 @@ async fn store_contents_are_served_as_last_counted() {
         ("later", Some(at(TimeDelta::days(8)))),
         ("never", None),
     ] {
-        let mut props = json!({"name": name});
+        let mut token = NewToken::named(name);
         if let Some(e) = expiry {
-            props["expiryDate"] = json!(e);
+            token = token.expiry(&e);
         }
-        let r = app
-            .api(
-                Method::POST,
-                "/registries/default/tokens",
-                Some(json!({"properties": props})),
-            )
-            .await;
+        let r = app.call(AdminCall::create_token("default", &token)).await;
         assert_eq!(r.status, StatusCode::CREATED, "{name}");
     }
-    let r = app
-        .api(
-            Method::POST,
-            "/registries/staging/tokens",
-            Some(json!({"properties": {"name": "stage-bot"}})),
-        )
-        .await;
-    let spw = r.json()["properties"]["credentials"]["password"]
-        .as_str()
-        .unwrap()
+    let spw = app
+        .create_token("staging", &NewToken::named("stage-bot"))
+        .await
+        .password()
         .to_string();
     for _ in 0..2 {
         let r = app

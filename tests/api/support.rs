@@ -2,7 +2,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use chrono::{TimeZone, Utc};
 use http_body_util::BodyExt;
@@ -10,7 +10,7 @@ use regauth::clock::Clock;
 use regauth::config::Config;
 use regauth::store::{MemoryStore, Store};
 use regauth::AppState;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tempfile::TempDir;
 use tower::ServiceExt;
 
@@ -29,35 +29,10 @@ pub struct TestApp {
     _dir: TempDir,
 }
 
-pub struct Resp {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-}
+/// A reply of the app: status, headers, body (the shared [`Reply`] of `tests/common`).
+pub type Resp = Reply;
 
-impl Resp {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-    /// The IONOS error message, asserting the error shape.
-    pub fn api_error(&self) -> String {
-        let v = self.json();
-        assert_eq!(v["httpStatus"], self.status.as_u16(), "{v}");
-        assert!(v["messages"][0]["errorCode"].is_string(), "{v}");
-        v["messages"][0]["message"].as_str().unwrap().to_string()
-    }
-    /// The registry-protocol error (code, message).
-    pub fn registry_error(&self) -> (String, String) {
-        let v = self.json();
-        (
-            v["errors"][0]["code"].as_str().unwrap().to_string(),
-            v["errors"][0]["message"].as_str().unwrap().to_string(),
-        )
-    }
-}
-
-pub use crate::common::basic;
+pub use crate::common::{basic, AdminCall, CreatedToken, NewToken, Reply};
 
 impl TestApp {
     pub fn new() -> Self {
@@ -111,6 +86,7 @@ impl TestApp {
     }
 
     pub async fn send(&self, req: Request<Body>) -> Resp {
+        let request = format!("{} {}", req.method(), req.uri());
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -122,6 +98,7 @@ impl TestApp {
             .to_bytes()
             .to_vec();
         Resp {
+            request,
             status,
             headers,
             body,
@@ -147,18 +124,7 @@ impl TestApp {
 
     /// An admin API call with the admin token.
     pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
-        let mut b = Request::builder()
-            .method(method)
-            .uri(format!("/api/v1{path}"))
-            .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"));
-        let body = match body {
-            Some(v) => {
-                b = b.header(header::CONTENT_TYPE, "application/json");
-                Body::from(v.to_string())
-            }
-            None => Body::empty(),
-        };
-        self.send(b.body(body).unwrap()).await
+        self.send(admin_request(ADMIN, method, path, body)).await
     }
 
     /// An admin API call with the admin token from the client address `from`.
@@ -169,19 +135,10 @@ impl TestApp {
         path: &str,
         body: Option<Value>,
     ) -> Resp {
-        let mut b = Request::builder()
-            .method(method)
-            .uri(format!("/api/v1{path}"))
-            .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
-            .extension(axum::extract::ConnectInfo(from));
-        let body = match body {
-            Some(v) => {
-                b = b.header(header::CONTENT_TYPE, "application/json");
-                Body::from(v.to_string())
-            }
-            None => Body::empty(),
-        };
-        self.send(b.body(body).unwrap()).await
+        let mut req = admin_request(ADMIN, method, path, body);
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(from));
+        self.send(req).await
     }
 
     /// `GET /metrics` of the metrics listener: the OpenMetrics text.
@@ -214,27 +171,11 @@ impl TestApp {
 
     /// Creates a token in `default`; returns (id, password).
     pub async fn create(&self, name: &str, scopes: Value) -> (String, String) {
-        let r = self
-            .api(
-                Method::POST,
-                "/registries/default/tokens",
-                Some(json!({"properties": {"name": name, "scopes": scopes}})),
-            )
+        let token = self
+            .create_token("default", &NewToken::named(name).scopes(scopes))
             .await;
-        assert_eq!(
-            r.status,
-            StatusCode::CREATED,
-            "{}",
-            String::from_utf8_lossy(&r.body)
-        );
-        let v = r.json();
-        (
-            v["id"].as_str().unwrap().to_string(),
-            v["properties"]["credentials"]["password"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        )
+        let password = token.password().to_owned();
+        (token.id, password)
     }
 
     /// `GET /auth?<query>` with Basic credentials.
@@ -278,5 +219,64 @@ impl TestApp {
         );
         let (_, claims) = self.verify(r.json()["token"].as_str().unwrap());
         claims["access"].clone()
+    }
+}
+
+/// The admin API request `method path` (under `/api/v1`) with `secret` as the bearer and
+/// `body` as JSON.
+fn admin_request(secret: &str, method: Method, path: &str, body: Option<Value>) -> Request<Body> {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(format!("/api/v1{path}"))
+        .header(header::AUTHORIZATION, format!("Bearer {secret}"));
+    let body = match body {
+        Some(v) => {
+            b = b.header(header::CONTENT_TYPE, "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    b.body(body).unwrap()
+}
+
+/// The in-process transport of the shared admin client (`tests/common/admin_client.rs`), and
+/// its typed conveniences.
+impl TestApp {
+    /// `call` with the admin token.
+    pub async fn call(&self, call: AdminCall) -> Reply {
+        self.api(call.method, &call.path, call.body).await
+    }
+
+    /// `call` with the admin token from the client address `from`.
+    pub async fn call_from(&self, from: std::net::SocketAddr, call: AdminCall) -> Reply {
+        self.api_from(from, call.method, &call.path, call.body)
+            .await
+    }
+
+    /// `call` with `secret` (a named admin's) as the bearer.
+    pub async fn call_as(&self, secret: &str, call: AdminCall) -> Reply {
+        self.send(admin_request(secret, call.method, &call.path, call.body))
+            .await
+    }
+
+    /// Creates `token` in `registry`; panics unless 201.
+    pub async fn create_token(&self, registry: &str, token: &NewToken) -> CreatedToken {
+        self.call(AdminCall::create_token(registry, token))
+            .await
+            .created(registry)
+    }
+
+    /// The token `id` of `default`; panics unless 200.
+    pub async fn get_token(&self, id: &str) -> Value {
+        self.call(AdminCall::get_token("default", id))
+            .await
+            .expect_ok()
+    }
+
+    /// The token list of `default` with `query` (may be empty); panics unless 200.
+    pub async fn list_tokens(&self, query: &str) -> Value {
+        self.call(AdminCall::list_tokens("default", query))
+            .await
+            .expect_ok()
     }
 }

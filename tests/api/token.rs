@@ -119,24 +119,14 @@ async fn catalog_needs_a_registry_scope() {
 async fn every_denial_is_the_same_401() {
     let (app, _, pw) = app_with_bot().await;
     let (did, dpw) = app.create("disabled-bot", json!([])).await;
-    app.api(
-        Method::PATCH,
-        &format!("/registries/default/tokens/{did}"),
-        Some(json!({"status": "disabled"})),
-    )
-    .await;
-    let r = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(
-                json!({"properties": {"name": "brief-bot", "expiryDate": "2026-06-01T13:30:00Z"}}),
-            ),
+    app.call(AdminCall::disable_token("default", &did)).await;
+    let epw = app
+        .create_token(
+            "default",
+            &NewToken::named("brief-bot").expiry("2026-06-01T13:30:00Z"),
         )
-        .await;
-    let epw = r.json()["properties"]["credentials"]["password"]
-        .as_str()
-        .unwrap()
+        .await
+        .password()
         .to_string();
     app.clock.advance(Duration::hours(2));
 
@@ -292,11 +282,11 @@ async fn offline_token_and_refresh_grant() {
     );
 
     // The JWT follows the token's current scopes.
-    app.api(
-        Method::PATCH,
-        &format!("/registries/default/tokens/{id}"),
-        Some(json!({"scopes": [{"type": "repository", "name": "team/*", "actions": ["pull"]}]})),
-    )
+    app.call(AdminCall::patch_token(
+        "default",
+        &id,
+        json!({"scopes": [{"type": "repository", "name": "team/*", "actions": ["pull"]}]}),
+    ))
     .await;
     let r = app
         .auth_post(&format!(
@@ -363,7 +353,7 @@ async fn refresh_token_is_bound_to_its_service() {
 async fn refresh_tokens_die_with_their_token() {
     let app = TestApp::new();
     let (id, pw) = app.create("mortal", json!([])).await;
-    let path = format!("/registries/default/tokens/{id}");
+    let patch = |body: Value| AdminCall::patch_token("default", &id, body);
     let r = app.auth_post(&format!("grant_type=password&username=mortal&password={pw}&{SVC}&access_type=offline&client_id=containerd-client")).await;
     assert_eq!(r.status, StatusCode::OK);
     let rt = r.json()["refresh_token"].as_str().unwrap().to_string();
@@ -372,14 +362,12 @@ async fn refresh_tokens_die_with_their_token() {
 
     // Disabled: dead. Enabled again: still dead (issue 10: disabling ends every session, so
     // an old `docker login` does not come back to life); a new login works.
-    app.api(Method::PATCH, &path, Some(json!({"status": "disabled"})))
-        .await;
+    app.call(AdminCall::disable_token("default", &id)).await;
     assert_eq!(
         app.auth_post(&refresh(&rt)).await.status,
         StatusCode::UNAUTHORIZED
     );
-    app.api(Method::PATCH, &path, Some(json!({"status": "enabled"})))
-        .await;
+    app.call(patch(json!({"status": "enabled"}))).await;
     assert_eq!(
         app.auth_post(&refresh(&rt)).await.status,
         StatusCode::UNAUTHORIZED,
@@ -390,17 +378,12 @@ async fn refresh_tokens_die_with_their_token() {
     let rt = r.json()["refresh_token"].as_str().unwrap().to_string();
     assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::OK);
     // Changing anything but the status (here: the scopes) keeps the sessions.
-    app.api(Method::PATCH, &path, Some(json!({"scopes": []})))
-        .await;
+    app.call(patch(json!({"scopes": []}))).await;
     assert_eq!(app.auth_post(&refresh(&rt)).await.status, StatusCode::OK);
 
     // Expired: dead at once.
-    app.api(
-        Method::PATCH,
-        &path,
-        Some(json!({"expiryDate": "2026-06-01T14:00:00Z"})),
-    )
-    .await;
+    app.call(patch(json!({"expiryDate": "2026-06-01T14:00:00Z"})))
+        .await;
     app.clock.advance(Duration::hours(3));
     assert_eq!(
         app.auth_post(&refresh(&rt)).await.status,
@@ -410,7 +393,9 @@ async fn refresh_tokens_die_with_their_token() {
 
     // Deleted, then re-created under the same name: the old refresh token stays dead.
     assert_eq!(
-        app.api(Method::DELETE, &path, None).await.status,
+        app.call(AdminCall::delete_token("default", &id))
+            .await
+            .status,
         StatusCode::NO_CONTENT
     );
     assert_eq!(

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::TestApp;
+use crate::support::{AdminCall, NewToken, TestApp};
 use regauth::domain::webhook::{DeliverySettings, WebhookConfig, WebhookEntry};
 
 const DIGEST: &str = "sha256:abababababababababababababababababababababababababababababababab";
@@ -79,28 +79,21 @@ async fn every_token_change_is_queued_once_per_subscribed_event() {
         "token.deleted",
     ]);
     let (id, _) = app.create("ci-bot", json!([])).await;
-    let path = format!("/registries/default/tokens/{id}");
     let r = app
-        .api(Method::PATCH, &path, Some(json!({"description": "the CI"})))
+        .call(AdminCall::patch_token(
+            "default",
+            &id,
+            json!({"description": "the CI"}),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = app
-        .api(Method::PATCH, &path, Some(json!({"status": "disabled"})))
-        .await;
+    let r = app.call(AdminCall::disable_token("default", &id)).await;
     assert_eq!(r.status, StatusCode::OK);
     let r = app
-        .api(
-            Method::POST,
-            &format!("{path}/credentials"),
-            Some(json!({})),
-        )
+        .call(AdminCall::rotate_password("default", &id, Some(json!({}))))
         .await;
-    assert!(
-        r.status.is_success(),
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let r = app.api(Method::DELETE, &path, None).await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let r = app.call(AdminCall::delete_token("default", &id)).await;
     assert!(r.status.is_success());
 
     let items = deliveries(&app).await;
@@ -158,29 +151,21 @@ async fn a_change_that_fails_queues_no_event() {
         ]),
     );
     let (id, _) = app.create("ci-bot", json!([])).await;
-    let r = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": "ci-bot"}})),
-        )
-        .await;
+    app.call(AdminCall::create_token(
+        "default",
+        &NewToken::named("ci-bot"),
+    ))
+    .await
+    .expect(StatusCode::CONFLICT);
+    let missing = "00000000-0000-4000-8000-000000000000";
     assert_eq!(
-        r.status,
-        StatusCode::CONFLICT,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let missing = "/registries/default/tokens/00000000-0000-4000-8000-000000000000";
-    assert_eq!(
-        app.api(Method::DELETE, missing, None).await.status,
+        app.call(AdminCall::delete_token("default", missing))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
-    let r = app
-        .api(Method::PATCH, missing, Some(json!({"status": "disabled"})))
-        .await;
+    let r = app.call(AdminCall::disable_token("default", missing)).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let path = format!("/registries/default/tokens/{id}");
     store.once(
         StoreMethod::Update,
         Fault::Fail(regauth::store::StoreError::backend(
@@ -189,13 +174,15 @@ async fn a_change_that_fails_queues_no_event() {
         )),
     );
     let r = app
-        .api(Method::PATCH, &path, Some(json!({"description": "x"})))
+        .call(AdminCall::patch_token(
+            "default",
+            &id,
+            json!({"description": "x"}),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
     store.once(StoreMethod::Update, Fault::DeleteFirst);
-    let r = app
-        .api(Method::PATCH, &path, Some(json!({"status": "disabled"})))
-        .await;
+    let r = app.call(AdminCall::disable_token("default", &id)).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     let kinds: Vec<Value> = deliveries(&app)
@@ -327,14 +314,11 @@ async fn a_push_reported_by_the_registry_queues_image_pushed_once() {
 #[tokio::test]
 async fn expiry_sends_token_expiring_once_then_token_expired_once() {
     let app = with_webhook(&["token.expiring", "token.expired"]);
-    let r = app
-        .api(
-            Method::POST,
-            "/registries/default/tokens",
-            Some(json!({"properties": {"name": "brief", "expiryDate": "2026-06-01T20:00:00Z"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
+    app.create_token(
+        "default",
+        &NewToken::named("brief").expiry("2026-06-01T20:00:00Z"),
+    )
+    .await;
     let webhooks = app.state.webhooks.clone();
     let admin = app.state.admin.clone();
     // Within the lead time (24 h by default): the watch finds it, twice, and writes it once.

@@ -3,7 +3,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
 use crate::common::http::granted_on;
-use crate::common::Regauth;
+use crate::common::{AdminCall, Regauth};
 
 fn names(list: &Value) -> Vec<&str> {
     list["items"]
@@ -576,7 +576,7 @@ fn password_file_is_0600_and_never_overwritten_without_force() {
         again.stderr
     );
     assert_eq!(std::fs::read_to_string(&file).expect("file"), first);
-    let (_, list) = s.admin(reqwest::Method::GET, "/registries/default/tokens", None);
+    let list = s.call(AdminCall::list_tokens("default", "")).value();
     assert_eq!(list["total"], 1, "{list}");
 
     let rotate = ["token", "rotate", "ci-bot", "--password-file", path];

@@ -2,7 +2,7 @@
 //! wrong (the server's own `messages[0].message` when it refused).
 use serde_json::{json, Value};
 
-use crate::common::{regauth_in, temp_dir, ClosedPort, Regauth, ADMIN};
+use crate::common::{regauth_in, temp_dir, AdminCall, ClosedPort, Regauth, ADMIN};
 
 /// What the admin API itself says to `POST /tokens` with `properties`.
 fn server_message(s: &Regauth, properties: Value) -> (u16, String) {
@@ -170,7 +170,7 @@ fn validation_errors_show_the_servers_message() {
             assert!(!out.stderr.contains(api), "{args:?}: {}", out.stderr);
         }
     }
-    let (_, list) = s.admin(reqwest::Method::GET, "/registries/default/tokens", None);
+    let list = s.call(AdminCall::list_tokens("default", "")).value();
     assert_eq!(list["total"], 0, "nothing created: {list}");
     let err = s
         .cli(&[
@@ -675,6 +675,6 @@ fn scope_add_and_update_validate_before_asking_the_server() {
     }
     let after = s.cli(&["-o", "json", "token", "show", "bot"]).ok().json();
     assert_eq!(before["properties"], after["properties"], "nothing changed");
-    let (_, list) = s.admin(reqwest::Method::GET, "/registries/default/tokens", None);
+    let list = s.call(AdminCall::list_tokens("default", "")).value();
     assert_eq!(list["total"], 1, "nothing created: {list}");
 }

@@ -11,6 +11,9 @@
 //!   (an image layout written from scratch), `postgres` (a private PostgreSQL cluster), and
 //!   `oidc` (a real OpenID Connect issuer, oidc-provider under node, with its CA, minting ID
 //!   tokens; and forged ones for the keyless-CI tests).
+//! - `admin_client`: the typed admin API client ([`AdminCall`] requests, [`Reply`] replies,
+//!   [`CreatedToken`], [`ApiError`]) that `TestApp` (in-process) and [`Regauth`] (over HTTP)
+//!   both send through.
 //! - `webhook`: a webhook receiver that records requests, holds them, or is down a while.
 //! - `images`: local stand-ins, built on a dockerd, for the base images the Dockerfile and
 //!   compose files name (debootstrap's Debian, a Rust builder, registry, PostgreSQL, haproxy);
@@ -32,6 +35,7 @@
 
 #![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
+pub mod admin_client;
 pub mod command;
 pub mod compose;
 pub mod dockerd;
@@ -49,6 +53,7 @@ pub mod webhook;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub use admin_client::{AdminCall, ApiError, CreatedToken, NewToken, Reply};
 pub use command::{run, CmdOutput};
 pub use dockerd::{DockerClient, Dockerd};
 pub use http::{
@@ -56,7 +61,7 @@ pub use http::{
 };
 pub use postgres::PgCluster;
 pub use process::Daemon;
-pub use regauth::{regauth_in, CreatedToken, Regauth, ADMIN};
+pub use regauth::{regauth_in, Regauth, ADMIN};
 pub use registry::{Registry, Verifier};
 pub use skopeo::Skopeo;
 

@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 
 use super::process::Daemon;
 use super::regauth::RegauthBuilder;
-use super::{jwt_header, repo_root, temp_dir, CreatedToken, Regauth};
+use super::{jwt_header, repo_root, temp_dir, CreatedToken, NewToken, Regauth};
 
 /// The node binary the issuer runs under.
 pub const NODE_BIN: &str = "node";
@@ -468,13 +468,11 @@ pub fn create_federated(
 ) -> CreatedToken {
     let token = regauth.create_token_replied(
         registry,
-        json!({"properties": {
-            "name": name,
-            "scopes": scopes,
-            "status": "enabled",
-            "expiryDate": null,
-            "federation": federation,
-        }}),
+        &NewToken::named(name)
+            .scopes(scopes)
+            .status("enabled")
+            .no_expiry()
+            .with("federation", federation),
     );
     assert!(
         token.body["properties"]["credentials"]["password"].is_null(),
@@ -522,10 +520,7 @@ pub fn exchange_ok(regauth: &Regauth, name: &str, service: &str, id_token: &str)
 pub fn check(regauth: &Regauth, token: &CreatedToken, id_token: &str) -> (StatusCode, Value) {
     regauth.admin(
         Method::POST,
-        &format!(
-            "/registries/{}/tokens/{}/federation/check",
-            token.registry, token.id
-        ),
+        &format!("{}/federation/check", token.path()),
         Some(&json!({"idToken": id_token})),
     )
 }

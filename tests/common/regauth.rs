@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::blocking::Response;
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::admin_client::{AdminCall, CreatedToken, NewToken, Reply};
 use super::process::Daemon;
 use super::{http, jwt_claims, run, tail, temp_dir, CmdOutput};
 
@@ -318,16 +319,6 @@ pub struct Regauth {
     dir: tempfile::TempDir,
 }
 
-/// A token as returned by the create call (the only time the password is shown).
-#[derive(Clone, Debug)]
-pub struct CreatedToken {
-    pub id: String,
-    pub name: String,
-    pub password: String,
-    pub registry: String,
-    pub body: Value,
-}
-
 impl Regauth {
     pub fn builder() -> RegauthBuilder {
         let dir = temp_dir("rga-");
@@ -620,14 +611,10 @@ impl Regauth {
         for s in scopes {
             args.extend(["--scope", s]);
         }
-        let v = self.cli(&args).ok().json();
-        (
-            v["id"].as_str().expect("id").to_string(),
-            v["properties"]["credentials"]["password"]
-                .as_str()
-                .expect("password")
-                .to_string(),
-        )
+        // The CLI prints the API's reply.
+        let token = CreatedToken::parse("default", self.cli(&args).ok().json());
+        let password = token.password().to_owned();
+        (token.id, password)
     }
 
     /// What `regauth registry-config --registry ID` prints: the `auth: token:` block a
@@ -641,27 +628,35 @@ impl Regauth {
 
     // ---- HTTP ---------------------------------------------------------------
 
-    /// An admin API request; returns the status and the JSON body (Null when empty).
-    pub fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
-        let url = format!("{}/api/v1{path}", self.url);
+    /// An admin API call (see [`AdminCall`]) with the admin token.
+    pub fn call(&self, call: AdminCall) -> Reply {
+        let url = format!("{}/api/v1{}", self.url, call.path);
         let mut req = self
             .client
-            .request(method.clone(), &url)
+            .request(call.method.clone(), &url)
             .bearer_auth(&self.admin_token);
-        if let Some(b) = body {
+        if let Some(b) = &call.body {
             req = req.json(b);
         }
+        let request = format!("{} {url}", call.method);
         let resp = req
             .send()
-            .unwrap_or_else(|e| panic!("{method} {url}: {e}\n{}", self.log_tail()));
+            .unwrap_or_else(|e| panic!("{request}: {e}\n{}", self.log_tail()));
         let status = resp.status();
-        let text = resp.text().unwrap_or_default();
-        let value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, value)
+        let headers = resp.headers().clone();
+        let body = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
+        Reply {
+            request,
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// An admin API request; returns the status and the JSON body (Null when empty).
+    pub fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
+        let reply = self.call(AdminCall::new(method, path, body.cloned()));
+        (reply.status, reply.value())
     }
 
     /// Creates an enabled token without expiry in registry `registry`.
@@ -669,98 +664,60 @@ impl Regauth {
     pub fn create_token(&self, registry: &str, name: &str, scopes: &[Value]) -> CreatedToken {
         self.create_token_with(
             registry,
-            json!({"properties": {
-                "name": name,
-                "scopes": scopes,
-                "status": "enabled",
-                "expiryDate": null,
-            }}),
+            &NewToken::named(name)
+                .scopes(scopes)
+                .status("enabled")
+                .no_expiry(),
         )
     }
 
-    /// POSTs `body` to the token collection and expects 201 with a password.
+    /// Creates `token` in `registry` and expects 201 with a password.
     #[track_caller]
-    pub fn create_token_with(&self, registry: &str, body: Value) -> CreatedToken {
-        let token = self.create_token_replied(registry, body);
+    pub fn create_token_with(&self, registry: &str, token: &NewToken) -> CreatedToken {
+        let token = self.create_token_replied(registry, token);
         assert!(
-            token.password.starts_with("rga_"),
+            token.password().starts_with("rga_"),
             "created token's password should start with rga_: {}",
             token.body
         );
         token
     }
 
-    /// POSTs `body` to the token collection and expects 201; the password is empty when the
-    /// reply has none (a federated token).
+    /// Creates `token` in `registry` and expects 201, with or without a password (a
+    /// federated token has none).
     #[track_caller]
-    pub fn create_token_replied(&self, registry: &str, body: Value) -> CreatedToken {
-        let (status, v) = self.admin(
-            Method::POST,
-            &format!("/registries/{registry}/tokens"),
-            Some(&body),
-        );
-        assert_eq!(
-            status,
-            StatusCode::CREATED,
-            "create token {body}: unexpected reply {v}\n{}",
-            self.log_tail()
-        );
-        let id = v["id"].as_str().unwrap_or_default().to_owned();
-        let password = v["properties"]["credentials"]["password"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        assert!(!id.is_empty(), "created token has no id: {v}");
-        CreatedToken {
-            id,
-            name: v["properties"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            password,
-            registry: registry.to_owned(),
-            body: v,
-        }
+    pub fn create_token_replied(&self, registry: &str, token: &NewToken) -> CreatedToken {
+        self.call(AdminCall::create_token(registry, token))
+            .created(registry)
+    }
+
+    /// The token `id` of `registry` (expects 200).
+    #[track_caller]
+    pub fn get_token(&self, registry: &str, id: &str) -> Value {
+        self.call(AdminCall::get_token(registry, id)).expect_ok()
     }
 
     /// PATCHes a token and expects 200.
     #[track_caller]
     pub fn patch_token(&self, token: &CreatedToken, patch: Value) -> Value {
-        let (status, v) = self.admin(
-            Method::PATCH,
-            &format!("/registries/{}/tokens/{}", token.registry, token.id),
-            Some(&patch),
-        );
-        assert_eq!(
-            status,
-            StatusCode::OK,
-            "patch {patch} of token {}: unexpected reply {v}",
-            token.name
-        );
-        v
+        self.call(AdminCall::patch_token(&token.registry, &token.id, patch))
+            .expect_ok()
     }
 
     /// Sets a token's status to `disabled`.
     #[track_caller]
     pub fn disable_token(&self, token: &CreatedToken) {
-        let v = self.patch_token(token, json!({"status": "disabled"}));
+        let v = self
+            .call(AdminCall::disable_token(&token.registry, &token.id))
+            .expect_ok();
         assert_eq!(v["properties"]["status"], "disabled", "after PATCH: {v}");
     }
 
     /// DELETEs a token and expects 204.
     #[track_caller]
     pub fn delete_token(&self, token: &CreatedToken) {
-        let (status, v) = self.admin(
-            Method::DELETE,
-            &format!("/registries/{}/tokens/{}", token.registry, token.id),
-            None,
-        );
-        assert_eq!(
-            status,
-            StatusCode::NO_CONTENT,
-            "delete token {}: unexpected reply {v}",
-            token.name
-        );
+        self.call(AdminCall::delete_token(&token.registry, &token.id))
+            .expect(StatusCode::NO_CONTENT);
     }
 
     /// GET /auth with Basic credentials, a service and scopes (repeated `scope` parameters),

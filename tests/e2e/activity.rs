@@ -34,7 +34,7 @@ fn push_pull_and_delete_show_as_the_tokens_activity(verifier: Verifier) {
     );
     let docker = DockerClient::new();
     let host = registry.host();
-    docker.login_ok(&host, &bot.name, &bot.password);
+    docker.login_ok(&host, &bot.name, bot.password());
     let image = docker.import_image();
     let remote = format!("{host}/team/app:1");
     docker.tag(&image, &remote);
@@ -53,7 +53,7 @@ fn push_pull_and_delete_show_as_the_tokens_activity(verifier: Verifier) {
     Skopeo::new()
         .delete(
             &format!("{host}/team/app@{digest}"),
-            &format!("{}:{}", bot.name, bot.password),
+            &format!("{}:{}", bot.name, bot.password()),
         )
         .expect_success("skopeo delete");
 
@@ -165,7 +165,7 @@ fn events_received_by_one_replica_are_read_on_the_other() {
     let bot = a.create_token("default", "ci-bot", &[repo("team/*", &["pull", "push"])]);
     let docker = DockerClient::new();
     let host = registry.host();
-    docker.login_ok(&host, &bot.name, &bot.password);
+    docker.login_ok(&host, &bot.name, bot.password());
     let image = docker.import_image();
     let remote = format!("{host}/team/app:1");
     docker.tag(&image, &remote);
@@ -198,7 +198,7 @@ fn events_sent_while_regauth_is_down_arrive_after_it_restarts() {
     let bot = regauth.create_token("default", "ci-bot", &[repo("team/*", &["pull", "push"])]);
     let docker = DockerClient::new();
     let host = registry.host();
-    docker.login_ok(&host, &bot.name, &bot.password);
+    docker.login_ok(&host, &bot.name, bot.password());
     let image = docker.import_image();
     let remote = format!("{host}/team/app:1");
     docker.tag(&image, &remote);
@@ -212,7 +212,7 @@ fn events_sent_while_regauth_is_down_arrive_after_it_restarts() {
         .to_string();
     let reply = regauth.token_for(
         &bot.name,
-        &bot.password,
+        bot.password(),
         registry.service(),
         &["repository:team/app:pull"],
     );

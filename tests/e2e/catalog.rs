@@ -32,7 +32,7 @@ fn catalog_is_listed_only_with_a_registry_scope(verifier: Verifier) {
                 &src,
                 None,
                 &format!("{}/{path}:1", registry.host()),
-                &format!("{}:{}", pusher.name, pusher.password),
+                &format!("{}:{}", pusher.name, pusher.password()),
             )
             .expect_success("skopeo copy (push)");
     }
@@ -40,7 +40,7 @@ fn catalog_is_listed_only_with_a_registry_scope(verifier: Verifier) {
     // with a registry scope: the JWT carries registry:catalog:* and the registry lists
     let reply = regauth.token_for(
         &lister.name,
-        &lister.password,
+        lister.password(),
         registry.service(),
         &["registry:catalog:*"],
     );
@@ -61,7 +61,7 @@ fn catalog_is_listed_only_with_a_registry_scope(verifier: Verifier) {
     // without one: /auth still answers 200, but grants nothing, and the registry says 401
     let reply = regauth.token_for(
         &pusher.name,
-        &pusher.password,
+        pusher.password(),
         registry.service(),
         &["registry:catalog:*"],
     );

@@ -14,7 +14,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::common::{repo, run, CmdOutput, DockerClient, Regauth, Registry, REFUSED};
+use crate::common::{repo, run, AdminCall, CmdOutput, DockerClient, Regauth, Registry, REFUSED};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const FLOW_TIMEOUT: Duration = Duration::from_secs(180);
@@ -293,11 +293,12 @@ fn console_token_drives_real_docker_push_disable_and_delete() {
     docker.rmi(&[&remote]);
 
     flow("docker-disable", &regauth, &env);
-    let (_, list) = regauth.admin(
-        Method::GET,
-        &format!("/registries/default/tokens?filter.name={name}"),
-        None,
-    );
+    let list = regauth
+        .call(AdminCall::list_tokens(
+            "default",
+            &format!("filter.name={name}"),
+        ))
+        .value();
     assert_eq!(
         list["items"][0]["properties"]["status"], "disabled",
         "{list}"
@@ -307,11 +308,12 @@ fn console_token_drives_real_docker_push_disable_and_delete() {
         .expect_refused("docker pull with the disabled token", REFUSED);
 
     flow("docker-delete", &regauth, &env);
-    let (_, list) = regauth.admin(
-        Method::GET,
-        &format!("/registries/default/tokens?filter.name={name}"),
-        None,
-    );
+    let list = regauth
+        .call(AdminCall::list_tokens(
+            "default",
+            &format!("filter.name={name}"),
+        ))
+        .value();
     assert_eq!(list["total"], 0, "{list}");
     docker.docker(&["logout", &host]);
     docker

@@ -17,17 +17,17 @@ fn docker_login_accepts_the_right_password_and_refuses_wrong_ones(verifier: Veri
     let docker = DockerClient::new();
     let host = registry.host();
 
-    let mut wrong = token.password.clone();
+    let mut wrong = token.password().to_owned();
     wrong.push('x');
     docker
         .login(&host, &token.name, &wrong)
         .expect_refused("docker login with a wrong password", &["unauthorized"]);
     docker
-        .login(&host, "no-such-token", &token.password)
+        .login(&host, "no-such-token", token.password())
         .expect_refused("docker login with an unknown user", &["unauthorized"]);
 
     docker
-        .login(&host, &token.name, &token.password)
+        .login(&host, &token.name, token.password())
         .expect_success("docker login with the token's password");
     let config = docker.config_json();
     assert!(
@@ -42,7 +42,7 @@ fn docker_push_is_allowed_inside_the_scope_pattern_only(verifier: Verifier) {
     let token = regauth.create_token("default", "ci-bot", &[repo("team/*", &["pull", "push"])]);
     let docker = DockerClient::new();
     let host = registry.host();
-    docker.login_ok(&host, &token.name, &token.password);
+    docker.login_ok(&host, &token.name, token.password());
     let image = docker.import_image();
 
     for path in ["team/app", "team/sub/app"] {
@@ -54,7 +54,7 @@ fn docker_push_is_allowed_inside_the_scope_pattern_only(verifier: Verifier) {
         // the registry really has it: list its tags with a pull JWT
         let reply = regauth.token_for(
             &token.name,
-            &token.password,
+            token.password(),
             registry.service(),
             &[&format!("repository:{path}:pull")],
         );
@@ -81,7 +81,7 @@ fn a_pull_only_token_pulls_but_cannot_push(verifier: Verifier) {
     let remote = format!("{host}/team/app:1");
 
     let push_client = DockerClient::new();
-    push_client.login_ok(&host, &pusher.name, &pusher.password);
+    push_client.login_ok(&host, &pusher.name, pusher.password());
     let image = push_client.import_image();
     push_client.tag(&image, &remote);
     push_client
@@ -91,7 +91,7 @@ fn a_pull_only_token_pulls_but_cannot_push(verifier: Verifier) {
     push_client.rmi(&[&remote, &image]);
 
     let pull_client = DockerClient::new();
-    pull_client.login_ok(&host, &reader.name, &reader.password);
+    pull_client.login_ok(&host, &reader.name, reader.password());
     pull_client
         .docker(&["pull", &remote])
         .expect_success("docker pull with the pull-only token");
@@ -120,7 +120,7 @@ fn docker_push_with_a_mount_source_outside_the_scope_still_succeeds() {
     let only_b = regauth.create_token("default", "only-b", &[repo("team/b", &["pull", "push"])]);
 
     let first = DockerClient::new();
-    first.login_ok(&host, &all.name, &all.password);
+    first.login_ok(&host, &all.name, all.password());
     let image = first.import_image();
     let a = format!("{host}/team/a:1");
     let b = format!("{host}/team/b:1");
@@ -136,7 +136,7 @@ fn docker_push_with_a_mount_source_outside_the_scope_still_succeeds() {
         .expect_success("docker push team/c (mount from team/a)");
 
     let second = DockerClient::new();
-    second.login_ok(&host, &only_b.name, &only_b.password);
+    second.login_ok(&host, &only_b.name, only_b.password());
     second.tag(&image, &b);
     second
         .docker(&["push", &b])
@@ -144,7 +144,7 @@ fn docker_push_with_a_mount_source_outside_the_scope_still_succeeds() {
 
     let reply = regauth.token_for(
         &only_b.name,
-        &only_b.password,
+        only_b.password(),
         registry.service(),
         &["repository:team/b:pull"],
     );

@@ -1,9 +1,10 @@
 //! Each admin write is on disk before its reply: tokens created just before
 //! a `kill -9` are there after a restart, and the signing key survives too.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
+use serde_json::json;
 
-use crate::common::{access, granted, jwt_claims, repo, Regauth, Registry};
+use crate::common::{access, granted, jwt_claims, repo, AdminCall, NewToken, Regauth, Registry};
 
 #[test]
 fn tokens_created_before_kill_9_survive_a_restart() {
@@ -28,38 +29,20 @@ fn tokens_created_before_kill_9_survive_a_restart() {
     regauth.restart();
 
     for t in &tokens[2..] {
-        let (status, v) = regauth.admin(
-            Method::GET,
-            &format!("/registries/default/tokens/{}", t.id),
-            None,
-        );
-        assert_eq!(
-            status,
-            StatusCode::OK,
-            "token {} after kill -9: {v}",
-            t.name
-        );
+        let v = regauth.get_token("default", &t.id);
         assert_eq!(v["properties"]["name"], t.name.as_str(), "{v}");
     }
-    let (status, v) = regauth.admin(
-        Method::GET,
-        &format!("/registries/default/tokens/{}", patched.id),
-        None,
-    );
-    assert_eq!(status, StatusCode::OK, "{v}");
+    let v = regauth.get_token("default", &patched.id);
     assert_eq!(
         v["properties"]["status"], "disabled",
         "the PATCH before kill -9 was lost: {v}"
     );
-    let (status, v) = regauth.admin(
-        Method::GET,
-        &format!("/registries/default/tokens/{}", deleted.id),
-        None,
-    );
+    let r = regauth.call(AdminCall::get_token("default", &deleted.id));
     assert_eq!(
-        status,
+        r.status,
         StatusCode::NOT_FOUND,
-        "the DELETE before kill -9 was lost: {v}"
+        "the DELETE before kill -9 was lost: {}",
+        r.text()
     );
 
     // the last token created works: /auth grants, and the registry (started
@@ -67,7 +50,7 @@ fn tokens_created_before_kill_9_survive_a_restart() {
     let last = tokens.last().expect("tokens");
     let reply = regauth.token_for(
         &last.name,
-        &last.password,
+        last.password(),
         registry.service(),
         &["repository:team/app:pull"],
     );
@@ -91,16 +74,10 @@ fn tokens_created_before_kill_9_survive_a_restart() {
 #[test]
 fn concurrent_creates_of_one_name_have_exactly_one_winner() {
     let regauth = Regauth::start();
-    let body = serde_json::json!({"properties": {"name": "racer", "scopes": []}});
+    let create = AdminCall::create_token("default", &NewToken::named("racer").scopes(json!([])));
     let statuses: Vec<StatusCode> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
-            .map(|_| {
-                s.spawn(|| {
-                    regauth
-                        .admin(Method::POST, "/registries/default/tokens", Some(&body))
-                        .0
-                })
-            })
+            .map(|_| s.spawn(|| regauth.call(create.clone()).status))
             .collect();
         handles
             .into_iter()
@@ -116,7 +93,8 @@ fn concurrent_creates_of_one_name_have_exactly_one_winner() {
         .filter(|s| **s == StatusCode::CONFLICT)
         .count();
     assert_eq!((created, conflicts), (1, 7), "statuses: {statuses:?}");
-    let (status, list) = regauth.admin(Method::GET, "/registries/default/tokens", None);
-    assert_eq!(status, StatusCode::OK);
+    let list = regauth
+        .call(AdminCall::list_tokens("default", ""))
+        .expect_ok();
     assert_eq!(list["total"], 1, "{list}");
 }

@@ -74,12 +74,12 @@ fn registry_2_8_3_0_3_1_rotate_the_signing_key_without_a_failed_operation() {
         let state = state.clone();
         let creds: Vec<String> = tokens
             .iter()
-            .map(|t| format!("{}:{}", t.name, t.password))
+            .map(|t| format!("{}:{}", t.name, t.password()))
             .collect();
         let hosts = hosts.clone();
         let docker = DockerClient::new();
         for (host, token) in hosts.iter().zip(&tokens) {
-            docker.login_ok(host, &token.name, &token.password);
+            docker.login_ok(host, &token.name, token.password());
         }
         std::thread::spawn(move || {
             let skopeo = Skopeo::new();
@@ -179,7 +179,7 @@ fn registry_2_8_3_0_3_1_rotate_the_signing_key_without_a_failed_operation() {
     assert_eq!(new_key["state"], "active");
     let reply = regauth.token_for(
         &tokens[0].name,
-        &tokens[0].password,
+        tokens[0].password(),
         "registry.r28",
         &["repository:team/app:pull"],
     );

@@ -3,19 +3,12 @@
 //! and a token's last use changes after a `docker pull` and survives a restart.
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{repo, CreatedToken, DockerClient, Regauth, Registry, REFUSED};
+use crate::common::{repo, AdminCall, CreatedToken, DockerClient, Regauth, Registry, REFUSED};
 
 fn token_json(regauth: &Regauth, token: &CreatedToken) -> Value {
-    let (status, v) = regauth.admin(
-        Method::GET,
-        &format!("/registries/default/tokens/{}", token.id),
-        None,
-    );
-    assert_eq!(status, StatusCode::OK, "{v}");
-    v
+    regauth.get_token(&token.registry, &token.id)
 }
 
 #[test]
@@ -25,7 +18,7 @@ fn a_docker_push_loop_keeps_working_across_a_rotation_with_a_grace_period() {
     let token = regauth.create_token("default", "ci-bot", &[repo("team/*", &["pull", "push"])]);
     let docker = DockerClient::new();
     let host = registry.host();
-    docker.login_ok(&host, &token.name, &token.password);
+    docker.login_ok(&host, &token.name, token.password());
     let image = docker.import_image();
     const GRACE: u64 = 6;
 
@@ -37,12 +30,13 @@ fn a_docker_push_loop_keeps_working_across_a_rotation_with_a_grace_period() {
             .docker(&["push", &remote])
             .expect_success(&format!("docker push {remote} (round {i})"));
         if i == 1 {
-            let (status, v) = regauth.admin(
-                Method::POST,
-                &format!("/registries/default/tokens/{}/credentials", token.id),
-                Some(&json!({"gracePeriodSeconds": GRACE})),
-            );
-            assert_eq!(status, StatusCode::OK, "{v}");
+            let v = regauth
+                .call(AdminCall::rotate_password(
+                    &token.registry,
+                    &token.id,
+                    Some(json!({"gracePeriodSeconds": GRACE})),
+                ))
+                .expect_ok();
             assert!(
                 v["properties"]["previousPasswordExpiryDate"].is_string(),
                 "{v}"
@@ -56,7 +50,7 @@ fn a_docker_push_loop_keeps_working_across_a_rotation_with_a_grace_period() {
         if i == 2 {
             // Within the grace period both passwords log in.
             docker
-                .login(&host, &token.name, &token.password)
+                .login(&host, &token.name, token.password())
                 .expect_success("docker login with the old password during the grace period");
         }
         if i == 3 {
@@ -71,7 +65,7 @@ fn a_docker_push_loop_keeps_working_across_a_rotation_with_a_grace_period() {
     let over = at + Duration::from_secs(GRACE + 1);
     std::thread::sleep(over.saturating_duration_since(Instant::now()));
     docker
-        .login(&host, &token.name, &token.password)
+        .login(&host, &token.name, token.password())
         .expect_refused(
             "docker login with the old password after the grace period",
             REFUSED,
@@ -102,7 +96,7 @@ fn last_used_changes_after_a_docker_pull_and_survives_a_restart() {
 
     let docker = DockerClient::new();
     let host = registry.host();
-    docker.login_ok(&host, &token.name, &token.password);
+    docker.login_ok(&host, &token.name, token.password());
     let image = docker.import_image();
     let remote = format!("{host}/team/app:1");
     docker.tag(&image, &remote);

@@ -177,7 +177,7 @@ fn a_stalled_log_reader_does_not_freeze_the_server() {
                 ("grant_type", "password"),
                 ("service", "registry.local"),
                 ("username", "chatty"),
-                ("password", token.password.as_str()),
+                ("password", token.password()),
                 ("client_id", client_id.as_str()),
             ])
             .send()

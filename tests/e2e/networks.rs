@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{basic, connect_from, repo, DockerClient, Regauth, Registry};
+use crate::common::{basic, connect_from, repo, DockerClient, NewToken, Regauth, Registry};
 
 /// `GET /auth` over a connection from `from`, with an optional `X-Forwarded-For`; the status.
 fn auth_status_from(
@@ -44,16 +44,14 @@ fn a_token_limited_to_networks_works_from_inside_and_is_refused_from_elsewhere()
     let remote = format!("{host}/team/app:1");
     let token = regauth.create_token_with(
         "default",
-        json!({"properties": {
-            "name": "loopback-only",
-            "scopes": [repo("team/*", &["pull", "push"])],
-            "allowedNetworks": ["127.0.0.1/32"],
-        }}),
+        &NewToken::named("loopback-only")
+            .scopes(json!([repo("team/*", &["pull", "push"])]))
+            .with("allowedNetworks", json!(["127.0.0.1/32"])),
     );
 
     // dockerd reaches regauth from 127.0.0.1: login, push and pull work.
     let c = DockerClient::new();
-    c.login_ok(&host, &token.name, &token.password);
+    c.login_ok(&host, &token.name, token.password());
     let image = c.import_image();
     c.tag(&image, &remote);
     c.docker(&["push", &remote])
@@ -65,11 +63,11 @@ fn a_token_limited_to_networks_works_from_inside_and_is_refused_from_elsewhere()
     // The same credentials from 127.0.0.2: refused; a forged X-Forwarded-For from that
     // (untrusted) peer changes nothing. From 127.0.0.1 the same request works.
     assert_eq!(
-        auth_status_from(&regauth, "127.0.0.1", &token.name, &token.password, None),
+        auth_status_from(&regauth, "127.0.0.1", &token.name, token.password(), None),
         200
     );
     assert_eq!(
-        auth_status_from(&regauth, "127.0.0.2", &token.name, &token.password, None),
+        auth_status_from(&regauth, "127.0.0.2", &token.name, token.password(), None),
         401
     );
     assert_eq!(
@@ -77,7 +75,7 @@ fn a_token_limited_to_networks_works_from_inside_and_is_refused_from_elsewhere()
             &regauth,
             "127.0.0.2",
             &token.name,
-            &token.password,
+            token.password(),
             Some("127.0.0.1")
         ),
         401
@@ -91,7 +89,7 @@ fn a_token_limited_to_networks_works_from_inside_and_is_refused_from_elsewhere()
     assert!(
         refused
             .iter()
-            .all(|l| l.contains("127.0.0.2") && !l.contains(&token.password)),
+            .all(|l| l.contains("127.0.0.2") && !l.contains(token.password())),
         "{refused:#?}"
     );
 }

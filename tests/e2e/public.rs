@@ -38,7 +38,7 @@ fn anonymous_docker_pulls_public_repositories_only(verifier: Verifier) {
 
     // Pushing takes a token, as always.
     let pusher = DockerClient::new();
-    pusher.login_ok(&host, &publisher.name, &publisher.password);
+    pusher.login_ok(&host, &publisher.name, publisher.password());
     let image = pusher.import_image();
     for remote in [&public, &private] {
         pusher.tag(&image, remote);

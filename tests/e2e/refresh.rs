@@ -26,7 +26,7 @@ fn disabling_a_token_ends_its_docker_logins_for_good() {
     let token = regauth.create_token("default", "laptop", &[repo("team/*", &["pull", "push"])]);
 
     let docker = DockerClient::new();
-    docker.login_ok(&host, &token.name, &token.password);
+    docker.login_ok(&host, &token.name, token.password());
     let old_identity = docker.config_json()["auths"][&host]["identitytoken"]
         .as_str()
         .unwrap_or_default()
@@ -62,7 +62,7 @@ fn disabling_a_token_ends_its_docker_logins_for_good() {
         regauth.log_tail()
     );
 
-    docker.login_ok(&host, &token.name, &token.password);
+    docker.login_ok(&host, &token.name, token.password());
     let new_identity = docker.config_json()["auths"][&host]["identitytoken"]
         .as_str()
         .unwrap_or_default()
@@ -83,7 +83,7 @@ fn docker_login_keeps_an_identity_token_that_push_and_pull_use(verifier: Verifie
     let doomed = regauth.create_token("default", "doomed", &scopes);
 
     let docker = DockerClient::new();
-    docker.login_ok(&host, &token.name, &token.password);
+    docker.login_ok(&host, &token.name, token.password());
     let config = docker.config_json();
     let entry = &config["auths"][&host];
     assert!(
@@ -103,7 +103,7 @@ fn docker_login_keeps_an_identity_token_that_push_and_pull_use(verifier: Verifie
         );
     }
     assert!(
-        !config.to_string().contains(&token.password),
+        !config.to_string().contains(token.password()),
         "the password must not be in config.json: {config}"
     );
 
@@ -141,7 +141,7 @@ fn docker_login_keeps_an_identity_token_that_push_and_pull_use(verifier: Verifie
 
     // a second client whose token gets deleted
     let other = DockerClient::new();
-    other.login_ok(&host, &doomed.name, &doomed.password);
+    other.login_ok(&host, &doomed.name, doomed.password());
     other
         .docker(&["pull", &remote])
         .expect_success("docker pull with the second identity token");
@@ -170,8 +170,8 @@ fn docker_login_keeps_an_identity_token_that_push_and_pull_use(verifier: Verifie
         "the log should hold the decisions"
     );
     for (what, secret) in [
-        ("password", token.password.as_str()),
-        ("password", doomed.password.as_str()),
+        ("password", token.password()),
+        ("password", doomed.password()),
         ("refresh token", identity.as_str()),
         ("admin token", regauth.admin_token()),
     ] {
@@ -186,7 +186,7 @@ fn ctr_pushes_and_pulls_with_user_and_password(verifier: Verifier) {
     let host = registry.host();
     let pusher = regauth.create_token("default", "pusher", &[repo("team/*", &["pull", "push"])]);
     let reader = regauth.create_token("default", "reader", &[repo("team/*", &["pull"])]);
-    let creds = |t: &crate::common::CreatedToken| format!("{}:{}", t.name, t.password);
+    let creds = |t: &crate::common::CreatedToken| format!("{}:{}", t.name, t.password());
 
     let docker = DockerClient::new();
     let dockerd = docker.dockerd();
@@ -233,7 +233,7 @@ fn ctr_pushes_and_pulls_with_user_and_password(verifier: Verifier) {
         .expect_failure("ctr push with the pull-only token");
     let reply = regauth.token_for(
         &reader.name,
-        &reader.password,
+        reader.password(),
         registry.service(),
         &["repository:team/ctr:pull"],
     );
@@ -296,7 +296,7 @@ fn refresh_and_password_grants_over_post() {
     // docker login's GET: no scope, offline_token=true -> a refresh token
     let (status, login) = json_of(regauth.get_auth(
         &token.name,
-        &token.password,
+        token.password(),
         &service,
         &[],
         &[
@@ -316,7 +316,7 @@ fn refresh_and_password_grants_over_post() {
         .to_owned();
     assert!(!refresh.is_empty());
     assert!(
-        !refresh.contains(&token.password),
+        !refresh.contains(token.password()),
         "the refresh token must not be the password"
     );
 
@@ -391,7 +391,7 @@ fn refresh_and_password_grants_over_post() {
     let (status, v) = json_of(regauth.post_auth(&[
         ("grant_type", "password"),
         ("username", &token.name),
-        ("password", &token.password),
+        ("password", token.password()),
         ("service", &service),
         ("client_id", "containerd-client"),
         ("access_type", "offline"),

@@ -16,22 +16,22 @@ fn a_token_works_only_for_its_own_registry() {
     let stager = regauth.create_token("staging", "deployer", &scopes);
     // the same name may exist in another registry, with its own password
     let prodder = regauth.create_token("prod", "deployer", &scopes);
-    assert_ne!(stager.password, prodder.password);
+    assert_ne!(stager.password(), prodder.password());
 
     let docker = DockerClient::new();
     docker
-        .login(&staging.host(), &stager.name, &stager.password)
+        .login(&staging.host(), &stager.name, stager.password())
         .expect_success("docker login to the token's registry");
     docker
-        .login(&prod.host(), &stager.name, &stager.password)
+        .login(&prod.host(), &stager.name, stager.password())
         .expect_refused("docker login to another registry", &["unauthorized"]);
     docker
-        .login(&prod.host(), &prodder.name, &prodder.password)
+        .login(&prod.host(), &prodder.name, prodder.password())
         .expect_success("docker login to prod with prod's token of the same name");
 
     let skopeo = Skopeo::new();
     let src = oci::image_layout(skopeo.dir(), "registries test\n");
-    let creds = format!("{}:{}", stager.name, stager.password);
+    let creds = format!("{}:{}", stager.name, stager.password());
     skopeo
         .copy_to(
             &src,
@@ -47,7 +47,7 @@ fn a_token_works_only_for_its_own_registry() {
     // the configured TTL is what the JWT and the reply say
     let reply = regauth.token_for(
         &stager.name,
-        &stager.password,
+        stager.password(),
         "registry.staging",
         &["repository:team/app:pull"],
     );
@@ -62,7 +62,13 @@ fn a_token_works_only_for_its_own_registry() {
     assert_eq!(lifetime, 120, "exp - iat: {claims}");
 
     // an unknown service is a client error, not a login failure
-    let resp = regauth.get_auth(&stager.name, &stager.password, "registry.nowhere", &[], &[]);
+    let resp = regauth.get_auth(
+        &stager.name,
+        stager.password(),
+        "registry.nowhere",
+        &[],
+        &[],
+    );
     assert_eq!(
         resp.status(),
         reqwest::StatusCode::BAD_REQUEST,

@@ -12,7 +12,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::common::{
-    http, jwt_header, regauth_in, repo, DockerClient, PgCluster, Regauth, Registry, ADMIN,
+    http, jwt_header, regauth_in, repo, AdminCall, DockerClient, PgCluster, Regauth, Registry,
+    ADMIN,
 };
 
 /// The cluster of this test binary, shared by the tests that do not stop it.
@@ -39,7 +40,7 @@ fn create_on_a_then_docker_login_and_push_through_b_and_a_disable_on_a_is_refuse
 
     let docker = DockerClient::new();
     let host = registry.host();
-    docker.login_ok(&host, &token.name, &token.password);
+    docker.login_ok(&host, &token.name, token.password());
     let image = docker.import_image();
     let remote = format!("{host}/team/app:1");
     docker.tag(&image, &remote);
@@ -52,12 +53,12 @@ fn create_on_a_then_docker_login_and_push_through_b_and_a_disable_on_a_is_refuse
     );
 
     // B has the token in its cache now; A disables it.
-    assert_eq!(b.grant(&token.name, &token.password, &[]).0, 200);
+    assert_eq!(b.grant(&token.name, token.password(), &[]).0, 200);
     let start = Instant::now();
     a.disable_token(&token);
     let mut status = 200;
     while status == 200 && start.elapsed() < Duration::from_secs(5) {
-        status = b.grant(&token.name, &token.password, &[]).0;
+        status = b.grant(&token.name, token.password(), &[]).0;
     }
     let delay = start.elapsed();
     assert_eq!(
@@ -70,7 +71,7 @@ fn create_on_a_then_docker_login_and_push_through_b_and_a_disable_on_a_is_refuse
     );
     docker.logout(&host);
     docker
-        .login(&host, &token.name, &token.password)
+        .login(&host, &token.name, token.password())
         .expect_refused(
             "docker login through B after the disable on A",
             &["unauthorized"],
@@ -98,25 +99,22 @@ fn invalidation_delay_from_a_patch_on_a_to_a_401_on_b() {
         .env("REGAUTH_LIMITS_NAME_FAILURES", "0")
         .start();
     let token = a.create_token("default", "measured", &[repo("team/*", &["pull"])]);
-    let path = format!("/registries/default/tokens/{}", token.id);
     let mut delays = Vec::new();
     for trial in 0..200 {
-        let (s, v) = a.admin(Method::PATCH, &path, Some(&json!({"status": "enabled"})));
-        assert_eq!(s, StatusCode::OK, "{v}");
+        a.patch_token(&token, json!({"status": "enabled"}));
         // Wait until B serves it again (and so has it cached).
         let start = Instant::now();
-        while b.grant(&token.name, &token.password, &[]).0 != 200 {
+        while b.grant(&token.name, token.password(), &[]).0 != 200 {
             assert!(
                 start.elapsed() < Duration::from_secs(5),
                 "trial {trial}: B never re-enabled"
             );
         }
-        assert_eq!(b.grant(&token.name, &token.password, &[]).0, 200);
+        assert_eq!(b.grant(&token.name, token.password(), &[]).0, 200);
         let start = Instant::now();
-        let (s, v) = a.admin(Method::PATCH, &path, Some(&json!({"status": "disabled"})));
-        assert_eq!(s, StatusCode::OK, "{v}");
+        a.patch_token(&token, json!({"status": "disabled"}));
         loop {
-            let status = b.grant(&token.name, &token.password, &[]).0;
+            let status = b.grant(&token.name, token.password(), &[]).0;
             if status == 401 {
                 break;
             }
@@ -160,7 +158,7 @@ fn a_replica_with_another_signing_certificate_refuses_to_start() {
         .signing_files(a.key_path(), a.cert_path())
         .start();
     let t = a.create_token("default", "shared-key", &[]);
-    assert_eq!(b.grant(&t.name, &t.password, &[]).0, 200);
+    assert_eq!(b.grant(&t.name, t.password(), &[]).0, 200);
 }
 
 /// POSTs a new token to `base` (a regauth URL); the status (0 when no answer came) and
@@ -186,9 +184,10 @@ fn try_create(client: &reqwest::blocking::Client, base: &str, name: &str) -> (u1
 fn all_tokens(r: &Regauth) -> Vec<Value> {
     let mut all = Vec::new();
     loop {
-        let path = format!("/registries/default/tokens?offset={}&limit=1000", all.len());
-        let (status, v) = r.admin(Method::GET, &path, None);
-        assert_eq!(status, StatusCode::OK, "{v}");
+        let query = format!("offset={}&limit=1000", all.len());
+        let v = r
+            .call(AdminCall::list_tokens("default", &query))
+            .expect_ok();
         let items = v["items"].as_array().cloned().unwrap_or_default();
         let total = v["total"].as_u64().expect("total") as usize;
         let empty = items.is_empty();
@@ -261,12 +260,7 @@ fn kill_9_of_a_replica_during_creates_loses_no_201_and_half_writes_nothing() {
     // Nothing half-written: every listed token reads back whole, and acknowledged passwords work.
     for t in &listed {
         let id = t["id"].as_str().expect("id");
-        let (status, v) = b.admin(
-            Method::GET,
-            &format!("/registries/default/tokens/{id}"),
-            None,
-        );
-        assert_eq!(status, StatusCode::OK, "{v}");
+        let v = b.get_token("default", id);
         assert_eq!(
             v["properties"]["scopes"],
             json!([repo("team/*", &["pull"])]),
@@ -321,7 +315,7 @@ fn postgres_restarted_under_load_gives_only_503s_then_recovers_with_nothing_lost
         s.spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let start = Instant::now();
-                let status = r.grant(&known.name, &known.password, &[]).0;
+                let status = r.grant(&known.name, known.password(), &[]).0;
                 seen.lock().unwrap().push(("auth", status, start.elapsed()));
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -421,7 +415,7 @@ fn store_migrate_moves_a_sled_store_to_postgres_and_every_password_keeps_working
     let login: Value = r
         .get_auth(
             &tokens[0].name,
-            &tokens[0].password,
+            tokens[0].password(),
             "registry.local",
             &[],
             &[("offline_token", "true"), ("client_id", "docker")],
@@ -473,7 +467,7 @@ fn store_migrate_moves_a_sled_store_to_postgres_and_every_password_keeps_working
     let docker = DockerClient::new();
     let host = registry.host();
     for t in &tokens {
-        docker.login_ok(&host, &t.name, &t.password);
+        docker.login_ok(&host, &t.name, t.password());
     }
     let image = docker.import_image();
     let remote = format!("{host}/team/migrated:1");
@@ -537,7 +531,7 @@ fn a_key_added_and_activated_on_a_signs_b_tokens_within_a_second() {
     let header = loop {
         let reply = b.token_for(
             &token.name,
-            &token.password,
+            token.password(),
             "registry.local",
             &["repository:team/app:pull"],
         );
@@ -582,7 +576,7 @@ fn a_replica_lacking_the_activated_private_key_is_not_ready_until_the_file_is_co
     let kid = |r: &Regauth| {
         let reply = r.token_for(
             &token.name,
-            &token.password,
+            token.password(),
             "registry.local",
             &["repository:team/app:pull"],
         );

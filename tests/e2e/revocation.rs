@@ -49,7 +49,7 @@ fn disabled_and_deleted_tokens_stop_working_at_once() {
     let to_delete = regauth.create_token("default", "to-delete", &scopes);
 
     let a = DockerClient::new();
-    a.login_ok(&host, &to_disable.name, &to_disable.password);
+    a.login_ok(&host, &to_disable.name, to_disable.password());
     let image = a.import_image();
     a.tag(&image, &remote);
     a.docker(&["push", &remote])
@@ -58,7 +58,7 @@ fn disabled_and_deleted_tokens_stop_working_at_once() {
         .expect_success("docker pull before disabling");
 
     let b = DockerClient::new();
-    b.login_ok(&host, &to_delete.name, &to_delete.password);
+    b.login_ok(&host, &to_delete.name, to_delete.password());
     b.docker(&["pull", &remote])
         .expect_success("docker pull before deleting");
 
@@ -67,7 +67,7 @@ fn disabled_and_deleted_tokens_stop_working_at_once() {
     assert_auth_refused(
         &regauth,
         &to_disable.name,
-        &to_disable.password,
+        to_disable.password(),
         "a disabled token",
     );
     a.docker(&["pull", &remote])
@@ -80,7 +80,7 @@ fn disabled_and_deleted_tokens_stop_working_at_once() {
     regauth.patch_token(&to_disable, json!({"status": "enabled"}));
     let reply = regauth.token_for(
         &to_disable.name,
-        &to_disable.password,
+        to_disable.password(),
         "registry.local",
         &["repository:team/app:pull"],
     );
@@ -91,21 +91,21 @@ fn disabled_and_deleted_tokens_stop_working_at_once() {
     assert_auth_refused(
         &regauth,
         &to_delete.name,
-        &to_delete.password,
+        to_delete.password(),
         "a deleted token",
     );
     b.docker(&["pull", &remote])
         .expect_refused("docker pull with a deleted token", REFUSED);
-    b.login(&host, &to_delete.name, &to_delete.password)
+    b.login(&host, &to_delete.name, to_delete.password())
         .expect_refused("docker login with a deleted token", &["unauthorized"]);
 
     // a new token with the deleted one's name does not accept the old password
     let reborn = regauth.create_token("default", "to-delete", &scopes);
-    assert_ne!(reborn.password, to_delete.password);
+    assert_ne!(reborn.password(), to_delete.password());
     assert_auth_refused(
         &regauth,
         &to_delete.name,
-        &to_delete.password,
+        to_delete.password(),
         "the old password of a re-created name",
     );
     a.rmi(&[&remote, &image]);

@@ -9,7 +9,7 @@ on_every_verifier!(
 );
 
 fn creds(t: &crate::common::CreatedToken) -> String {
-    format!("{}:{}", t.name, t.password)
+    format!("{}:{}", t.name, t.password())
 }
 
 fn skopeo_copy_and_inspect_work_with_push_and_pull_scopes(verifier: Verifier) {

@@ -106,7 +106,7 @@ fn environment_variables_override_the_config_file() {
         !regauth.data_dir().exists(),
         "the config file's data_dir must not be used when REGAUTH_DATA_DIR is set"
     );
-    let reply = regauth.token_for(&token.name, &token.password, "registry.local", &[]);
+    let reply = regauth.token_for(&token.name, token.password(), "registry.local", &[]);
     assert!(reply["token"].is_string(), "{reply}");
 
     // the admin token of the file no longer works, only the environment's
@@ -153,7 +153,7 @@ fn an_rsa_signing_key_gives_rs256_tokens_that_the_registry_accepts() {
 
     let reply = regauth.token_for(
         &pusher.name,
-        &pusher.password,
+        pusher.password(),
         registry.service(),
         &["repository:team/app:pull"],
     );
@@ -171,7 +171,7 @@ fn an_rsa_signing_key_gives_rs256_tokens_that_the_registry_accepts() {
 
     let skopeo = Skopeo::new();
     let src = oci::image_layout(skopeo.dir(), "rs256 test\n");
-    let creds = format!("{}:{}", pusher.name, pusher.password);
+    let creds = format!("{}:{}", pusher.name, pusher.password());
     skopeo
         .copy_to(
             &src,

@@ -27,7 +27,11 @@ fn wrong_docker_logins_are_throttled_and_the_clients_say_so() {
     // Sixteen logins at once, right password, from one address (dockerd's): never refused.
     let logins: Vec<_> = (0..16)
         .map(|_| {
-            let (host, name, pass) = (host.clone(), token.name.clone(), token.password.clone());
+            let (host, name, pass) = (
+                host.clone(),
+                token.name.clone(),
+                token.password().to_owned(),
+            );
             std::thread::spawn(move || DockerClient::new().login(&host, &name, &pass))
         })
         .collect();
@@ -37,7 +41,7 @@ fn wrong_docker_logins_are_throttled_and_the_clients_say_so() {
 
     let docker = DockerClient::new();
     // Distinct wrong passwords: the same one retried counts once.
-    let wrong = |i: usize| format!("{}x{i}", token.password);
+    let wrong = |i: usize| format!("{}x{i}", token.password());
     // Four typos, then the right password: forgiven, so four more typos are no lockout.
     for round in 0..2 {
         for i in 0..4 {
@@ -46,7 +50,7 @@ fn wrong_docker_logins_are_throttled_and_the_clients_say_so() {
                 .expect_refused("docker login with a wrong password", &["unauthorized"]);
         }
         docker
-            .login(&host, &token.name, &token.password)
+            .login(&host, &token.name, token.password())
             .expect_success(&format!("docker login after four typos (round {round})"));
     }
     // Five failures in a row lock the address out.
@@ -56,7 +60,7 @@ fn wrong_docker_logins_are_throttled_and_the_clients_say_so() {
             .expect_refused("docker login with a wrong password", &["unauthorized"]);
     }
     let before = throttled(&regauth);
-    let out = docker.login(&host, &token.name, &token.password);
+    let out = docker.login(&host, &token.name, token.password());
     eprintln!(
         "docker login when locked out:\n{}\n{}",
         out.stdout, out.stderr
@@ -75,7 +79,7 @@ fn wrong_docker_logins_are_throttled_and_the_clients_say_so() {
         .unwrap();
     let r = other
         .get(format!("{}/auth?service=registry.local", regauth.url()))
-        .basic_auth(&token.name, Some(&token.password))
+        .basic_auth(&token.name, Some(token.password()))
         .send()
         .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::OK);
@@ -83,7 +87,7 @@ fn wrong_docker_logins_are_throttled_and_the_clients_say_so() {
     // skopeo with the right password, from the same address.
     let skopeo = Skopeo::new();
     let before = throttled(&regauth);
-    let creds = format!("{}:{}", token.name, token.password);
+    let creds = format!("{}:{}", token.name, token.password());
     let out = skopeo.inspect(&format!("{host}/team/app:1"), &creds);
     eprintln!("skopeo inspect when locked out:\n{out}");
     out.expect_refused(
@@ -231,7 +235,7 @@ fn rotating_through_thousands_of_loopback_addresses_gets_the_designed_rate() {
         );
     }
     assert_eq!(
-        auth_from(&regauth, "127.1.0.9", "target-bot", &token.password, ""),
+        auth_from(&regauth, "127.1.0.9", "target-bot", token.password(), ""),
         200
     );
     // A locked address.
@@ -271,7 +275,7 @@ fn rotating_through_thousands_of_loopback_addresses_gets_the_designed_rate() {
         "still locked"
     );
     assert_eq!(
-        auth_from(&regauth, "127.3.0.1", "target-bot", &token.password, ""),
+        auth_from(&regauth, "127.3.0.1", "target-bot", token.password(), ""),
         200,
         "the owner from another network"
     );
@@ -336,7 +340,7 @@ fn cross_site_requests_cannot_lock_a_visitor_out() {
     }
     let r = client
         .get(format!("{}/auth?service=registry.local", regauth.url()))
-        .basic_auth("legit", Some(&token.password))
+        .basic_auth("legit", Some(token.password()))
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200, "the visitor is not locked out");

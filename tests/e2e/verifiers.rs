@@ -27,7 +27,7 @@ fn catalog_is_listed(regauth: &Regauth, registry: &Registry) {
     );
     let reply = regauth.token_for(
         &lister.name,
-        &lister.password,
+        lister.password(),
         registry.service(),
         &["registry:catalog:*"],
     );

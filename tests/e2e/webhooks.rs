@@ -9,11 +9,11 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::common::webhook::{Received, Receiver};
-use crate::common::{PgCluster, Regauth};
+use crate::common::{AdminCall, PgCluster, Regauth};
 
 const SECRET: &str = "whsec-e2e-0123456789";
 
@@ -161,11 +161,7 @@ fn signed_events_verify_survive_kill9_mid_delivery_and_reach_a_receiver_that_was
 
     // kill -9 while the receiver holds the delivery of the delete: sent again after restart.
     receiver.hang(true);
-    let (status, _) = regauth.admin(
-        Method::DELETE,
-        &format!("/registries/default/tokens/{id}"),
-        None,
-    );
+    let status = regauth.call(AdminCall::delete_token("default", &id)).status;
     assert_eq!(status, StatusCode::NO_CONTENT);
     receiver.wait_until(Duration::from_secs(10), "the held delete", |g| {
         g.iter()
