@@ -15,9 +15,9 @@ use crate::service::{AdminService, AuthService, Throttle};
 use crate::store::Store;
 
 /// Shared state of the HTTP app: one `Arc`, so the clone axum makes for every request is
-/// one reference count, not one per field (benches/RESULTS.md: two dozen counters shared by
-/// every worker thread cost the token endpoint about as much as the rest of its bookkeeping).
-/// Read its fields through `Deref`; the `with_*` builders change them before serving.
+/// one reference count, not one per field (about two dozen atomic increments and decrements
+/// on counters every worker thread writes; benches/RESULTS.md, issue 22's budget). Read its
+/// fields through `Deref`; the `with_*` builders change them before serving.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
