@@ -25,13 +25,6 @@ pub struct RepositoryName(String);
 
 const MAX_LEN: usize = 255;
 
-impl RepositoryName {
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 impl FromStr for RepositoryName {
     type Err = ValidationError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -41,6 +34,11 @@ impl FromStr for RepositoryName {
 }
 
 impl RepositoryName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// Whether `s` is a repository name, without keeping it: what parsing checks, with no
     /// allocation (the token endpoint checks every requested name twice).
     pub fn check(s: &str) -> Result<(), ValidationError> {

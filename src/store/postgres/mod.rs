@@ -1223,14 +1223,16 @@ impl Store for PgStore {
                     tx.execute(&write, &[&u.id, &encode_token(&token)?])
                         .await
                         .map_err(err)?;
-                    written.push(name_key(&u.registry, &name));
+                    written.push((name_key(&u.registry, &name), u.id, u.last_use));
                 }
                 tx.commit().await.map_err(err)?;
                 Ok(written)
             })
             .await?;
-        for key in &written {
-            self.shared.cache.invalidate(key);
+        // The cached tokens show their uses and stay cached: dropping them sent the token
+        // endpoint back to the database for every used token after each flush.
+        for (key, id, last_use) in &written {
+            self.shared.cache.show_last_use(key, *id, *last_use);
         }
         Ok(written.len())
     }

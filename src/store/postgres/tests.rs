@@ -351,6 +351,27 @@ async fn a_disable_on_one_replica_reaches_the_other_replicas_cache() {
     }
 }
 
+/// The last-use writer leaves used tokens cached, showing their uses, rather than dropping
+/// them (which sent the token endpoint back to the database for each after every flush).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_uses_keep_the_tokens_cached() {
+    use crate::store::conformance::{use_of, used};
+    let (s, _) = open().await;
+    wait_trusted(&s).await;
+    let t = token("default", "used");
+    s.create(&t).await.unwrap();
+    read_until_cached(&s, "used").await;
+    let at = used(t0() + Span::minutes(1), "192.0.2.1");
+    assert_eq!(s.record_uses(&[use_of(&t, at)]).await.unwrap(), 1);
+    let cached = s.shared.cache.get(&super::name_key("default", "used"));
+    let cached = cached.flatten().expect("the used token stays cached");
+    assert_eq!(cached.last_used, Some(at));
+    assert_eq!(
+        s.find_by_name("default", "used").await.unwrap(),
+        Some(cached)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_one_replica_knows_as_unknown_is_found_once_another_creates_it() {
     let (a, url) = open().await;
