@@ -121,10 +121,11 @@ fn merge(requests: &[ResourceRequest]) -> Vec<(&str, &str, Wanted)> {
         for a in &r.actions {
             match a.as_ref() {
                 "*" => wanted.star = true,
-                "pull" => wanted.actions.insert(Action::Pull),
-                "push" => wanted.actions.insert(Action::Push),
-                "delete" => wanted.actions.insert(Action::Delete),
-                _ => {}
+                a => {
+                    if let Ok(action) = a.parse::<Action>() {
+                        wanted.actions.insert(action);
+                    }
+                }
             }
         }
     }
