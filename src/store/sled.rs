@@ -1032,7 +1032,10 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 fn name_key(registry: &str, name: &str) -> Vec<u8> {
-    let mut key = registry_prefix(registry);
+    // One allocation of the whole key (the token endpoint builds one per request).
+    let mut key = Vec::with_capacity(registry.len() + 1 + name.len());
+    key.extend_from_slice(registry.as_bytes());
+    key.push(0);
     key.extend_from_slice(name.as_bytes());
     key
 }
