@@ -120,7 +120,7 @@ FUNCS=(
     'regauth::http::extract::basic_credentials'
     'regauth::domain::request::parse_scope'
     'regauth::http::auth::scopes'
-    'regauth::logging::SafeVisitor as tracing_core::field::Visit>::record_debug'
+    'regauth::logging::Fields as tracing_core::field::Visit>::record_debug'
     'regauth::http::extract::parse_pairs'
 )
 report() { # LABEL N DUMP-NUMBER
