@@ -1,6 +1,7 @@
 //! Test tools shared by the unit tests (`cfg(test)`) and the test binaries in `tests/` (the
 //! `test-support` feature, which they enable through the crate's dev-dependency on itself;
-//! never part of a release build): one token builder and one fault-injecting store.
+//! never part of a release build): one token builder, one fault-injecting store and one
+//! in-memory log sink.
 //!
 //! Why a feature and not `cfg(test)` alone: `tests/` links the library as built for them,
 //! without `cfg(test)`; a feature is the one switch both see. Like tests, this module may
@@ -18,6 +19,34 @@ use crate::store::outbox::Outbox;
 use crate::store::{
     MemoryStore, Page, RefreshGrant, Report, Store, StoreError, TokenUse, TokenWrite,
 };
+
+/// What a test's subscriber writes, kept in memory: give `move || captured.clone()` as the
+/// writer (to `with_writer`, or to `logging::layer`) and read the lines back with
+/// [`Captured::text`].
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Everything written so far. Panics if it is not UTF-8.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        String::from_utf8(bytes).expect("the log is UTF-8")
+    }
+}
 
 /// A fixed "now" (2023-11-14T22:13:20Z) so expiry is tested without a clock.
 pub fn t0() -> DateTime<Utc> {

@@ -578,26 +578,6 @@ mod tests {
         }
     }
 
-    /// Lines written to memory.
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Captured {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-    }
-
     /// Logs something while it is being formatted (which `tracing` drops).
     struct Chatty;
 
@@ -614,6 +594,7 @@ mod tests {
     /// events in spans, and colour.
     #[test]
     fn text_lines_read_as_the_default_formats() {
+        use crate::testing::Captured;
         for ansi in [false, true] {
             let (ours, theirs) = (Captured::default(), Captured::default());
             let (o, t) = (ours.clone(), theirs.clone());

@@ -925,18 +925,7 @@ mod tests {
     async fn logged(f: impl std::future::Future<Output = ()>) -> String {
         use tracing::instrument::WithSubscriber as _;
         use tracing_subscriber::layer::SubscriberExt as _;
-        #[derive(Clone, Default)]
-        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Buf::default();
+        let buf = crate::testing::Captured::default();
         let sink = buf.clone();
         let subscriber = tracing_subscriber::registry().with(crate::logging::layer(
             crate::logging::LogFormat::Text,
@@ -944,8 +933,7 @@ mod tests {
             move || sink.clone(),
         ));
         f.with_subscriber(subscriber).await;
-        let bytes = buf.0.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
+        buf.text()
     }
 
     /// Every expired token deleted is one log line, whichever sweep deleted it: the periodic
