@@ -640,6 +640,38 @@ mod tests {
         }
     }
 
+    /// Any text, as a `%value`, a string value and a message, reads the same in both formats.
+    #[test]
+    fn text_lines_read_as_the_default_formats_whatever_the_values() {
+        use crate::testing::Captured;
+        use proptest::prelude::*;
+        proptest!(|(s in "\\PC*|[\\x00-\\x7f\u{85}\u{2028}\u{2029}\u{202e}]*")| {
+            let (ours, theirs) = (Captured::default(), Captured::default());
+            let (o, t) = (ours.clone(), theirs.clone());
+            let subscriber = tracing_subscriber::registry()
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .fmt_fields(SafeFields)
+                        .event_format(TextLines::with_timer(Noon))
+                        .with_ansi(false)
+                        .with_writer(move || o.clone()),
+                )
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_timer(Noon)
+                        .with_ansi(false)
+                        .fmt_fields(SafeFields)
+                        .with_writer(move || t.clone()),
+                );
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::info!(display = %s, string = s.as_str(), debug = ?s, "{s}");
+            });
+            let ours = ours.text();
+            prop_assert_eq!(ours.lines().count(), 1, "{}", ours);
+            prop_assert_eq!(ours, theirs.text());
+        });
+    }
+
     fn value(s: &str) -> String {
         let mut out = String::new();
         write_value(&mut out, s).unwrap();
