@@ -640,7 +640,9 @@ mod tests {
         }
     }
 
-    /// Any text, as a `%value`, a string value and a message, reads the same in both formats.
+    /// Any text, as a `%value`, a `?value`, a string value and a message, reads the same in
+    /// both formats, and as the rules of [`write_value`], [`write_quoted`] and [`write_bare`]
+    /// say.
     #[test]
     fn text_lines_read_as_the_default_formats_whatever_the_values() {
         use crate::testing::Captured;
@@ -668,7 +670,18 @@ mod tests {
             });
             let ours = ours.text();
             prop_assert_eq!(ours.lines().count(), 1, "{}", ours);
-            prop_assert_eq!(ours, theirs.text());
+            prop_assert_eq!(&ours, &theirs.text());
+            // Both formats write fields with `Fields`: its in-place checks against the
+            // writers that state the rules.
+            let (mut message, mut string) = (String::new(), String::new());
+            write_bare(&mut message, &s).unwrap();
+            write_quoted(&mut string, &s).unwrap();
+            let expected = format!(
+                "2026-06-01T12:00:00.000000Z  INFO regauth::logging::tests: {message} display={} string={string} debug={}\n",
+                value(&s),
+                value(&format!("{s:?}")),
+            );
+            prop_assert_eq!(ours, expected);
         });
     }
 
