@@ -418,9 +418,15 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Fields that tracing-log adds to a record of the `log` crate (its target, module, file and
+/// line), which the default format leaves out too: the target is the line's own.
+fn from_log(field: &Field) -> bool {
+    field.name().starts_with("log.")
+}
+
 impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if self.result.is_err() {
+        if self.result.is_err() || from_log(field) {
             return;
         }
         self.result = if self.name(field) {
@@ -431,7 +437,7 @@ impl Visit for Fields<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.result.is_err() {
+        if self.result.is_err() || from_log(field) {
             return;
         }
         self.result = self.debug(field, value);
@@ -590,8 +596,8 @@ mod tests {
 
     /// `TextLines` writes what `tracing_subscriber`'s default format writes with the same
     /// timer and fields: every level, targets, field kinds, values that are quoted and
-    /// escaped, messages with line breaks, no message, a value that logs while formatted,
-    /// events in spans, and colour.
+    /// escaped, messages with line breaks, no message, a value that logs while formatted, a
+    /// record of the `log` crate, events in spans, and colour.
     #[test]
     fn text_lines_read_as_the_default_formats() {
         use crate::testing::Captured;
@@ -629,14 +635,32 @@ mod tests {
                 tracing::info!("message \"quoted\"\nforged\t\u{1b}[31m and zoë");
                 tracing::info!(only = %"fields");
                 tracing::info!(value = %Chatty, "outer");
+                tracing_log::format_trace(
+                    &log::Record::builder()
+                        .args(format_args!("from the log crate"))
+                        .level(log::Level::Warn)
+                        .target("sled::pagecache")
+                        .module_path(Some("sled::pagecache::iobuf"))
+                        .file(Some("src/pagecache/iobuf.rs"))
+                        .line(Some(7))
+                        .build(),
+                )
+                .unwrap();
                 let span = tracing::info_span!("request", id = %"r 1", path = %"/auth");
                 let _entered = span.enter();
                 tracing::info!(inside = %"span", "in a span");
             });
             let (ours, theirs) = (ours.text(), theirs.text());
             // `tracing` drops the event logged while a value is formatted (no nested dispatch).
-            assert_eq!(ours.lines().count(), 10, "{ours}");
+            assert_eq!(ours.lines().count(), 11, "{ours}");
             assert_eq!(ours, theirs, "ansi {ansi}");
+            if !ansi {
+                // A `log` record under its own target, without tracing-log's fields.
+                assert!(
+                    ours.contains(" WARN sled::pagecache: from the log crate\n"),
+                    "{ours}"
+                );
+            }
         }
     }
 
