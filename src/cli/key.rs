@@ -23,10 +23,13 @@ pub enum KeyCommand {
     /// Exit status 0 only when every one does.
     Check {
         /// The key's id (RFC 7638 thumbprint).
+        #[arg(allow_hyphen_values = true)]
         id: Option<String>,
     },
     /// Make the key the signing key. Refused while a registry with a `url` does not trust it.
     Activate {
+        /// The key's id (RFC 7638 thumbprint).
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Activate without asking the registries (e.g. after a leak).
         #[arg(long)]
@@ -35,6 +38,8 @@ pub enum KeyCommand {
     /// Remove a key from the published trust, once the tokens it signed have expired
     /// (deactivation + token lifetime + 60 s). Then restart the registries.
     Retire {
+        /// The key's id (RFC 7638 thumbprint).
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Retire at once, before its tokens expire (after a leak): they fail from the next
         /// registry restart on.

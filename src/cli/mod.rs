@@ -1109,6 +1109,33 @@ mod tests {
         assert!(disabled);
     }
 
+    /// A key id is base64url: one in 64 begins with `-`, and is still an id, before or after
+    /// `--force`.
+    #[test]
+    fn key_ids_may_begin_with_a_hyphen() {
+        let id = "-zK3pX9Yw0aG5tQ1rV7uN2mE8sB4cH6dJ0fL3iO9yTw";
+        for args in [
+            &["key", "check", id][..],
+            &["key", "activate", id],
+            &["key", "activate", "--force", id],
+            &["key", "retire", id, "--force"],
+        ] {
+            let cli = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let (Command::Key(key::KeyCommand::Check { id: Some(got) })
+            | Command::Key(
+                key::KeyCommand::Activate { id: got, .. } | key::KeyCommand::Retire { id: got, .. },
+            )) = cli.command
+            else {
+                panic!("{args:?}: not a key command with an id");
+            };
+            assert_eq!(got, id, "{args:?}");
+        }
+        match parse(&["key", "activate", "--force", id]).unwrap().command {
+            Command::Key(key::KeyCommand::Activate { force, .. }) => assert!(force),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn bad_values_are_usage_errors() {
         for args in [
