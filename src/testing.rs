@@ -43,7 +43,11 @@ impl std::io::Write for Captured {
 impl Captured {
     /// Everything written so far. Panics if it is not UTF-8.
     pub fn text(&self) -> String {
-        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         String::from_utf8(bytes).expect("the log is UTF-8")
     }
 }

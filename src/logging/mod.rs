@@ -594,33 +594,40 @@ mod tests {
         }
     }
 
+    /// What `log` writes at every level through `TextLines` and through the default format
+    /// (same timer, same fields, colour when `ansi`): (ours, theirs).
+    fn in_both_formats(ansi: bool, log: impl FnOnce()) -> (String, String) {
+        use crate::testing::Captured;
+        let (ours, theirs) = (Captured::default(), Captured::default());
+        let (o, t) = (ours.clone(), theirs.clone());
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::TRACE)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .fmt_fields(SafeFields)
+                    .event_format(TextLines::with_timer(Noon))
+                    .with_ansi(ansi)
+                    .with_writer(move || o.clone()),
+            )
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_timer(Noon)
+                    .with_ansi(ansi)
+                    .fmt_fields(SafeFields)
+                    .with_writer(move || t.clone()),
+            );
+        tracing::subscriber::with_default(subscriber, log);
+        (ours.text(), theirs.text())
+    }
+
     /// `TextLines` writes what `tracing_subscriber`'s default format writes with the same
     /// timer and fields: every level, targets, field kinds, values that are quoted and
     /// escaped, messages with line breaks, no message, a value that logs while formatted, a
     /// record of the `log` crate, events in spans, and colour.
     #[test]
     fn text_lines_read_as_the_default_formats() {
-        use crate::testing::Captured;
         for ansi in [false, true] {
-            let (ours, theirs) = (Captured::default(), Captured::default());
-            let (o, t) = (ours.clone(), theirs.clone());
-            let subscriber = tracing_subscriber::registry()
-                .with(tracing_subscriber::filter::LevelFilter::TRACE)
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .fmt_fields(SafeFields)
-                        .event_format(TextLines::with_timer(Noon))
-                        .with_ansi(ansi)
-                        .with_writer(move || o.clone()),
-                )
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .with_timer(Noon)
-                        .with_ansi(ansi)
-                        .fmt_fields(SafeFields)
-                        .with_writer(move || t.clone()),
-                );
-            tracing::subscriber::with_default(subscriber, || {
+            let (ours, theirs) = in_both_formats(ansi, || {
                 let error = std::io::Error::other("disk \"full\"\nnext line");
                 tracing::trace!(n = 1, "trace");
                 tracing::debug!(flag = true, negative = -3, ratio = 0.5, "debug");
@@ -650,7 +657,6 @@ mod tests {
                 let _entered = span.enter();
                 tracing::info!(inside = %"span", "in a span");
             });
-            let (ours, theirs) = (ours.text(), theirs.text());
             // `tracing` drops the event logged while a value is formatted (no nested dispatch).
             assert_eq!(ours.lines().count(), 11, "{ours}");
             assert_eq!(ours, theirs, "ansi {ansi}");
@@ -669,32 +675,13 @@ mod tests {
     /// say.
     #[test]
     fn text_lines_read_as_the_default_formats_whatever_the_values() {
-        use crate::testing::Captured;
         use proptest::prelude::*;
         proptest!(|(s in "\\PC*|[\\x00-\\x7f\u{85}\u{2028}\u{2029}\u{202e}]*")| {
-            let (ours, theirs) = (Captured::default(), Captured::default());
-            let (o, t) = (ours.clone(), theirs.clone());
-            let subscriber = tracing_subscriber::registry()
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .fmt_fields(SafeFields)
-                        .event_format(TextLines::with_timer(Noon))
-                        .with_ansi(false)
-                        .with_writer(move || o.clone()),
-                )
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .with_timer(Noon)
-                        .with_ansi(false)
-                        .fmt_fields(SafeFields)
-                        .with_writer(move || t.clone()),
-                );
-            tracing::subscriber::with_default(subscriber, || {
+            let (ours, theirs) = in_both_formats(false, || {
                 tracing::info!(display = %s, string = s.as_str(), debug = ?s, "{s}");
             });
-            let ours = ours.text();
             prop_assert_eq!(ours.lines().count(), 1, "{}", ours);
-            prop_assert_eq!(&ours, &theirs.text());
+            prop_assert_eq!(&ours, &theirs);
             // Both formats write fields with `Fields`: its in-place checks against the
             // writers that state the rules.
             let (mut message, mut string) = (String::new(), String::new());
