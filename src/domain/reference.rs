@@ -52,8 +52,8 @@ impl RepositoryName {
                 s.len()
             ));
         }
-        let (domain, path) = match s.split_once('/') {
-            Some((first, rest)) if looks_like_domain(first) => (Some(first), rest),
+        let (domain, path) = match s.bytes().position(|b| b == b'/') {
+            Some(i) if looks_like_domain(&s[..i]) => (Some(&s[..i]), &s[i + 1..]),
             _ => (None, s),
         };
         if let Some(domain) = domain {
@@ -65,26 +65,36 @@ impl RepositoryName {
                 ));
             }
         }
-        for component in path.split('/') {
-            if !is_path_component(component) {
-                return err(format!(
-                    "path component {component:?} must be lowercase letters and digits, \
-                     optionally joined by single '.', '_', '__' or runs of '-'"
-                ));
-            }
+        if is_path(path) {
+            return Ok(());
         }
-        Ok(())
+        // Only now split the path, to name the component that is wrong.
+        let component = path
+            .split('/')
+            .find(|c| !is_path_component(c))
+            .unwrap_or(path);
+        err(format!(
+            "path component {component:?} must be lowercase letters and digits, \
+             optionally joined by single '.', '_', '__' or runs of '-'"
+        ))
     }
 }
 
 /// distribution's rule for splitting off a registry host: the first component is one iff it
 /// contains `.` or `:` or is `localhost`.
 fn looks_like_domain(first: &str) -> bool {
-    first.contains(['.', ':']) || first == "localhost"
+    first.bytes().any(|b| b == b'.' || b == b':') || first == "localhost"
 }
 
 /// `[a-z0-9]+ (separator [a-z0-9]+)*` with separator `.`, `_`, `__` or one or more `-`.
 fn is_path_component(c: &str) -> bool {
+    !c.contains('/') && is_path(c)
+}
+
+/// `component ('/' component)*` in one pass: `/` is one more separator that must be followed
+/// by `[a-z0-9]+`, as every separator must (the token endpoint checks every requested name;
+/// splitting it first cost more than the check).
+fn is_path(c: &str) -> bool {
     let b = c.as_bytes();
     let mut i = 0;
     loop {
@@ -100,7 +110,7 @@ fn is_path_component(c: &str) -> bool {
             return true;
         }
         match b[i] {
-            b'.' => i += 1,
+            b'.' | b'/' => i += 1,
             b'_' => {
                 i += 1;
                 if b.get(i) == Some(&b'_') {
@@ -149,6 +159,14 @@ impl fmt::Display for RepositoryName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// One pass over the path reads it as splitting at `/` and checking each component.
+        #[test]
+        fn a_path_is_its_components(p in "[a0._/A-]{0,12}") {
+            proptest::prop_assert_eq!(is_path(&p), p.split('/').all(is_path_component));
+        }
+    }
 
     #[test]
     fn valid_names() {

@@ -10,7 +10,7 @@ use axum::Json;
 
 use super::admin::{AdminRefusals, StoreUnavailable};
 use super::error::ApiError;
-use super::extract::{bearer_token, last, parse_pairs, KnownRegistry, Pairs, TokenId};
+use super::extract::{bearer_token, last, parse_query, KnownRegistry, Pairs, TokenId};
 use super::state::AppState;
 use crate::api::{self, ErrorBody, ResourceType};
 use crate::domain::activity::{validate_digest, ActivityQuery, Event, EventAction};
@@ -353,7 +353,7 @@ pub async fn registry_activity(
     KnownRegistry(r): KnownRegistry,
     RawQuery(query): RawQuery,
 ) -> Result<Json<api::ActivityPage>, ApiError> {
-    let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
+    let pairs = parse_query(query.as_deref().unwrap_or(""));
     let q = query_of(&pairs, state.clock.now())?;
     let href = format!(
         "{}/api/v1/registries/{}/activity",
@@ -389,7 +389,7 @@ pub async fn token_activity(
     TokenId(id): TokenId,
     RawQuery(query): RawQuery,
 ) -> Result<Json<api::ActivityPage>, ApiError> {
-    let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
+    let pairs = parse_query(query.as_deref().unwrap_or(""));
     let mut q = ActivityQuery::default();
     if let Some(a) = nonempty(&pairs, "action") {
         q.action = Some(

@@ -18,7 +18,7 @@ use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use super::audit::AuditDetails;
 use super::error::ApiError;
 use super::extract::{
-    bearer_token, last, parse_json, parse_pairs, read_body, AppJson, KnownRegistry, Pairs, TokenId,
+    bearer_token, last, parse_json, parse_query, read_body, AppJson, KnownRegistry, Pairs, TokenId,
 };
 use super::state::AppState;
 use crate::api::{self, ErrorBody, ResourceType};
@@ -583,7 +583,7 @@ pub async fn list_tokens(
     RawQuery(query): RawQuery,
 ) -> Result<Json<api::TokenPage>, ApiError> {
     let reg = r.id;
-    let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
+    let pairs = parse_query(query.as_deref().unwrap_or(""));
     let offset = page_param(&pairs, "offset", 0, 0, usize::MAX / 2)?;
     let limit = page_param(&pairs, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
     let name = name_filter(&pairs)?;
@@ -989,7 +989,7 @@ pub async fn disable_by_owner(
         .get::<Principal>()
         .map(|p| p.name.clone())
         .unwrap_or_default();
-    let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
+    let pairs = parse_query(query.as_deref().unwrap_or(""));
     let owner: Owner = match last(&pairs, "owner") {
         None | Some("") => {
             return Err(ApiError::BadRequest(

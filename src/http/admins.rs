@@ -8,7 +8,7 @@ use axum::{Extension, Json};
 
 use super::admin::page_param;
 use super::error::ApiError;
-use super::extract::{parse_pairs, AppJson};
+use super::extract::{parse_query, AppJson};
 use super::state::AppState;
 use crate::api::admins::{AdminCreate, AdminList, AdminOut};
 use crate::api::{ErrorBody, Links, ResourceType, DEFAULT_LIMIT, MAX_LIMIT};
@@ -127,7 +127,7 @@ pub async fn list(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<AdminList>, ApiError> {
-    let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
+    let pairs = parse_query(query.as_deref().unwrap_or(""));
     let offset = page_param(&pairs, "offset", 0, 0, usize::MAX / 2)?;
     let limit = page_param(&pairs, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
     let admins = served(state.admins.list().await)?;

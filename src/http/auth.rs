@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::error::AuthHttpError;
-use super::extract::{all, basic_credentials, last, parse_pairs, read_body, Pairs};
+use super::extract::{all, basic_credentials, last, parse_pairs, parse_query, read_body, Pairs};
 use super::state::AppState;
 use crate::api::{self, AccessToken};
 use crate::domain::{parse_scope_into, ResourceRequest, ScopeList};
@@ -125,7 +125,7 @@ pub async fn get_token(
     req: Request,
 ) -> Result<Response, AuthHttpError> {
     refuse_cross_site(&state, &req)?;
-    let pairs = parse_pairs(req.uri().query().unwrap_or("").as_bytes());
+    let pairs = parse_query(req.uri().query().unwrap_or(""));
     let service = required(&pairs, "service")?.to_string();
     let scopes = scopes(all(&pairs, "scope"))?;
     let Some((username, password)) =

@@ -12,7 +12,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 
 use super::error::{ApiError, TaskFailed};
-use super::extract::{parse_pairs, AppJson};
+use super::extract::{parse_query, AppJson};
 use super::state::AppState;
 use crate::api::{self, ErrorBody};
 use crate::jwt::keyring::KeyringError;
@@ -86,7 +86,7 @@ fn client(state: &AppState, parts: &Parts) -> Option<IpAddr> {
 /// `force=true` in the query string.
 fn forced(parts: &Parts) -> Result<bool, ApiError> {
     let query = parts.uri.query().unwrap_or_default();
-    let pairs = parse_pairs(query.as_bytes());
+    let pairs = parse_query(query);
     match super::extract::last(&pairs, "force") {
         None | Some("false") => Ok(false),
         Some("true") | Some("") => Ok(true),

@@ -8,7 +8,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 
 use super::state::AppState;
 
@@ -41,7 +41,7 @@ pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpA
         return peer;
     }
     let mut hops = headers
-        .get_all("x-forwarded-for")
+        .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -57,12 +57,17 @@ pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpA
     peer
 }
 
+/// Header names the token endpoint looks up, ready made: a `&str` name is parsed at every
+/// lookup.
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// Why a request is a browser's request from another site, if it is: `Sec-Fetch-Site` other
 /// than `same-origin` or `none` (typed in, bookmarked), or an `Origin` that is neither the
 /// origin of `public_url` nor that of the request's own `Host`. docker, containerd and skopeo
 /// send neither header, so they are never refused.
 pub fn cross_site(headers: &HeaderMap, public_url: &str) -> Option<String> {
-    if let Some(site) = headers.get("sec-fetch-site") {
+    if let Some(site) = headers.get(SEC_FETCH_SITE) {
         let site = site.to_str().unwrap_or("?");
         if !site.eq_ignore_ascii_case("same-origin") && !site.eq_ignore_ascii_case("none") {
             return Some(format!(

@@ -8,7 +8,7 @@ use axum::Json;
 use super::activity::{number, store_error};
 use super::admin::{AdminRefusals, StoreUnavailable};
 use super::error::ApiError;
-use super::extract::parse_pairs;
+use super::extract::parse_query;
 use super::state::AppState;
 use crate::api::{self, ErrorBody};
 use crate::domain::webhook::{Delivery, DeliveryState};
@@ -47,7 +47,7 @@ pub async fn deliveries(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<api::WebhookDeliveries>, ApiError> {
-    let pairs = parse_pairs(query.as_deref().unwrap_or("").as_bytes());
+    let pairs = parse_query(query.as_deref().unwrap_or(""));
     let limit = number(&pairs, "limit", api::DEFAULT_LIMIT, 1, api::MAX_LIMIT)?;
     let items: Vec<api::WebhookDelivery> = state
         .webhooks
