@@ -122,6 +122,7 @@ FUNCS=(
     'regauth::http::auth::scopes'
     'regauth::logging::Fields as tracing_core::field::Visit>::record_debug'
     'regauth::http::extract::parse_pairs'
+    'regauth::http::extract::parse_query'
 )
 report() { # LABEL N DUMP-NUMBER
     local label=$1 n=$2 file=$WORK/callgrind.out.$PID.$3 total
