@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use super::RepositoryName;
+use super::{Action, RepositoryName};
 
 /// One parsed resource scope as the client asked for it. Actions are kept as strings
 /// (`*` and unknown actions included); [`super::decide`] interprets them.
@@ -121,7 +121,7 @@ fn parse_resource_scope(piece: &str) -> Result<ResourceRequest, String> {
             if action.is_empty() {
                 Err("an action is empty (expected action(,action)*)".to_string())
             } else if action.bytes().all(|b| b.is_ascii_lowercase() || b == b'*') {
-                Ok(known(action, ACTIONS))
+                Ok(action_name(action))
             } else {
                 Err(format!(
                     "action {:?} may contain only lowercase letters a-z or '*'",
@@ -160,8 +160,18 @@ fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
 
 /// The resource types the registry asks for.
 const KINDS: &[&str] = &["repository", "registry"];
-/// The actions of the protocol (and `*`, which the catalog needs).
-const ACTIONS: &[&str] = &["pull", "push", "delete", "*"];
+
+/// A requested action: the protocol's ([`Action`]) and `*` (which the catalog needs)
+/// borrowed, any other word kept as sent (it grants nothing).
+fn action_name(a: &str) -> Cow<'static, str> {
+    if a == "*" {
+        return Cow::Borrowed("*");
+    }
+    match a.parse::<Action>() {
+        Ok(action) => Cow::Borrowed(action.as_str()),
+        Err(_) => Cow::Owned(a.to_string()),
+    }
+}
 
 /// `s`, borrowed when it is one of `common`.
 fn known(s: &str, common: &'static [&'static str]) -> Cow<'static, str> {
@@ -228,6 +238,19 @@ fn parse_type(t: &str) -> Result<(&str, Option<&str>), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protocol_actions_are_borrowed_and_other_words_kept() {
+        let mut out = Vec::new();
+        parse_scope_into("repository:a:pull,push,delete,*,frobnicate", &mut out).unwrap();
+        let actions = &out[0].actions;
+        assert_eq!(actions, &["pull", "push", "delete", "*", "frobnicate"]);
+        let borrowed: Vec<bool> = actions
+            .iter()
+            .map(|a| matches!(a, Cow::Borrowed(_)))
+            .collect();
+        assert_eq!(borrowed, [true, true, true, true, false]);
+    }
 
     proptest::proptest! {
         /// The byte splitter splits as `str::split` does, empty pieces and all.
