@@ -332,56 +332,55 @@ impl SledActivity {
             counts: db.open_tree("event_counts").map_err(backend)?,
             db,
         };
-        if store.counts.get(COUNTED).map_err(backend)?.is_none() {
-            store.count_all()?;
-        }
-        if store
+        let count = store.counts.get(COUNTED).map_err(backend)?.is_none();
+        let index = store
             .counts
             .get(DIGESTS_INDEXED)
             .map_err(backend)?
-            .is_none()
-        {
-            store.index_digests()?;
+            .is_none();
+        if count || index {
+            store.upgrade(count, index)?;
         }
         Ok(store)
     }
 
-    /// Indexes every event's digest once (a database written before `events_by_digest`;
-    /// nothing else writes while it opens) and marks the index complete.
-    fn index_digests(&self) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+    /// Brings a database written by an older version up to date, in one pass over its events
+    /// (nothing else writes while it opens): counts every event when `count` (written before
+    /// `event_counts`), indexes every digest when `index` (written before `events_by_digest`),
+    /// and marks what it did as complete. A database older than both is read once, not twice.
+    /// Redone in full if interrupted: both write what a full pass finds.
+    fn upgrade(&self, count: bool, index: bool) -> Result<(), StoreError> {
+        let mut counts: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
+        let mut digests = sled::Batch::default();
         for entry in self.events.iter() {
             let (key, value) = entry.map_err(backend)?;
-            if let Some(k) = digest_key(&decode(&value)?) {
-                batch.insert(k, key);
+            let e = decode(&value)?;
+            if count {
+                *counts.entry(prefix(&e.registry)).or_default() += 1;
+                *counts
+                    .entry(actor_prefix(&e.registry, &e.actor))
+                    .or_default() += 1;
+            }
+            if index {
+                if let Some(k) = digest_key(&e) {
+                    digests.insert(k, key);
+                }
             }
         }
-        self.by_digest.apply_batch(batch).map_err(backend)?;
-        self.counts
-            .insert(DIGESTS_INDEXED, &[][..])
-            .map_err(backend)?;
-        self.db.flush().map_err(backend)?;
-        Ok(())
-    }
-
-    /// Counts every event once (a database written before `event_counts`; nothing else
-    /// writes while it opens) and marks the counts complete.
-    fn count_all(&self) -> Result<(), StoreError> {
-        let mut counts: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
-        for entry in self.events.iter() {
-            let (_, value) = entry.map_err(backend)?;
-            let e = decode(&value)?;
-            *counts.entry(prefix(&e.registry)).or_default() += 1;
-            *counts
-                .entry(actor_prefix(&e.registry, &e.actor))
-                .or_default() += 1;
+        if index {
+            self.by_digest.apply_batch(digests).map_err(backend)?;
         }
-        let mut batch = sled::Batch::default();
+        let mut marks = sled::Batch::default();
         for (key, n) in counts {
-            batch.insert(key, &n.to_be_bytes()[..]);
+            marks.insert(key, &n.to_be_bytes()[..]);
         }
-        batch.insert(COUNTED, &[][..]);
-        self.counts.apply_batch(batch).map_err(backend)?;
+        if count {
+            marks.insert(COUNTED, &[][..]);
+        }
+        if index {
+            marks.insert(DIGESTS_INDEXED, &[][..]);
+        }
+        self.counts.apply_batch(marks).map_err(backend)?;
         self.db.flush().map_err(backend)?;
         Ok(())
     }
@@ -974,11 +973,15 @@ mod tests {
             s.record_events(vec![event("other", "o", 0, "x")])
                 .await
                 .unwrap();
-            // What the previous version left: no counts at all.
+            // What a version before both the counts and the digest index left: neither
+            // (both are made in one pass over the events).
             s.counts.clear().unwrap();
+            s.by_digest.clear().unwrap();
             s.db.flush().unwrap();
         }
         let s = SledActivity::open(dir.path()).unwrap();
+        assert_eq!(s.by_digest.len(), 6, "every event's digest indexed");
+        assert!(s.counts.get(DIGESTS_INDEXED).unwrap().is_some());
         let total = |actor: Option<&str>| {
             let q = ActivityQuery {
                 actor: actor.map(str::to_string),
