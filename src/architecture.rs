@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 /// Lower layers first; nothing may name a module listed after it, except as written here.
 const ALLOWED: &[(&str, &[&str])] = &[
     // Leaves: pure types and rules, and small helpers that know nothing of ours.
-    ("domain", &[]),
+    ("text", &[]),
+    ("domain", &["text"]),
     ("outcome", &[]),
     ("clock", &[]),
     ("error", &[]),
@@ -25,7 +26,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The configuration names the duration syntax (`api`), the keys' defaults (`jwt`) and
     // holds the store's settings (`store`, whose `[store]` section it reads).
     ("config", &["domain", "api", "store", "jwt"]),
-    ("logging", &["config"]),
+    ("logging", &["text", "config"]),
     // Verifies OIDC ID tokens (keyless CI): fetches and caches only the configured issuers' keys.
     ("oidc", &["domain", "error", "metrics"]),
     // Application services: domain types in, domain types out; no axum.
@@ -40,16 +41,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "http",
         &[
-            "domain", "outcome", "clock", "error", "api", "metrics", "store", "jwt", "config",
-            "oidc", "service",
+            "text", "domain", "outcome", "clock", "error", "api", "metrics", "store", "jwt",
+            "config", "oidc", "service",
         ],
     ),
     // Start-up: builds the state `http` owns, runs the background tasks.
     (
         "server",
         &[
-            "domain", "outcome", "clock", "error", "files", "api", "metrics", "store", "jwt",
-            "config", "logging", "oidc", "service", "http",
+            "text", "domain", "outcome", "clock", "error", "files", "api", "metrics", "store",
+            "jwt", "config", "logging", "oidc", "service", "http",
         ],
     ),
     // Test support (`cfg(test)` or the `test-support` feature): builders and a fault store.
@@ -58,8 +59,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "domain", "outcome", "clock", "error", "files", "api", "metrics", "store", "jwt",
-            "config", "logging", "oidc", "service", "http", "server",
+            "text", "domain", "outcome", "clock", "error", "files", "api", "metrics", "store",
+            "jwt", "config", "logging", "oidc", "service", "http", "server",
         ],
     ),
 ];

@@ -2,10 +2,11 @@
 //!
 //! `server` is start-up (provisioning, sweeper, listener) and builds the [`AppState`] that
 //! `http` owns. `logging` is the log set-up of `serve`. `domain` is pure (no axum, sled or JWT
-//! types); `store` is persistence only and knows nothing of HTTP; `jwt` knows keys and claims;
-//! `outcome` is how requests end, which the services decide and `metrics` and the logs observe;
-//! `http` is the only module that speaks axum and hyper (its `listener` is the accept loop with
-//! the connection limits; the throttle of failed logins is policy, in `service::throttle`).
+//! types; `text` is its byte-level splitting); `store` is persistence only and knows nothing
+//! of HTTP; `jwt` knows keys and claims; `outcome` is how requests end, which the services
+//! decide and `metrics` and the logs observe; `http` is the only module that speaks axum and
+//! hyper (its `listener` is the accept loop with the connection limits; the throttle of failed
+//! logins is policy, in `service::throttle`).
 //!
 //! Which module may use which is written once, in the architecture test
 //! (`src/architecture.rs`), and shown in docs/architecture.md.
@@ -31,6 +32,7 @@ pub mod service;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
+pub mod text;
 
 /// Parsers the fuzz targets (`fuzz/`, docs/fuzzing.md) call that the rest of the public API
 /// does not reach: the store's record codec. Not an API; nothing else may use it.

@@ -18,6 +18,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::ValidationError;
+use crate::text::split_once_ascii;
 
 /// A valid repository name, e.g. `team/app` or `localhost:5000/team/app`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -52,8 +53,8 @@ impl RepositoryName {
                 s.len()
             ));
         }
-        let (domain, path) = match s.bytes().position(|b| b == b'/') {
-            Some(i) if looks_like_domain(&s[..i]) => (Some(&s[..i]), &s[i + 1..]),
+        let (domain, path) = match split_once_ascii(s, b'/') {
+            Some((first, rest)) if looks_like_domain(first) => (Some(first), rest),
             _ => (None, s),
         };
         if let Some(domain) = domain {

@@ -13,6 +13,7 @@
 use std::borrow::Cow;
 
 use super::{Action, RepositoryName};
+use crate::text::{split_ascii, split_once_ascii};
 
 /// One parsed resource scope as the client asked for it. Actions are kept as strings
 /// (`*` and unknown actions included); [`super::decide`] interprets them.
@@ -138,26 +139,6 @@ fn parse_resource_scope(piece: &str) -> Result<ResourceRequest, String> {
     })
 }
 
-/// `s.split(sep as char)` for an ASCII `sep`, comparing bytes: for the few bytes of a scope,
-/// the standard library's searcher (set up for `memchr` on long text) costs more than the search.
-fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
-    debug_assert!(sep.is_ascii());
-    let mut rest = Some(s);
-    std::iter::from_fn(move || {
-        let r = rest?;
-        match r.bytes().position(|b| b == sep) {
-            Some(i) => {
-                rest = Some(&r[i + 1..]);
-                Some(&r[..i])
-            }
-            None => {
-                rest = None;
-                Some(r)
-            }
-        }
-    })
-}
-
 /// The resource types the registry asks for.
 const KINDS: &[&str] = &["repository", "registry"];
 
@@ -167,9 +148,9 @@ fn action_name(a: &str) -> Cow<'static, str> {
     if a == "*" {
         return Cow::Borrowed("*");
     }
-    match a.parse::<Action>() {
-        Ok(action) => Cow::Borrowed(action.as_str()),
-        Err(_) => Cow::Owned(a.to_string()),
+    match Action::ALL.iter().find(|action| action.as_str() == a) {
+        Some(action) => Cow::Borrowed(action.as_str()),
+        None => Cow::Owned(a.to_string()),
     }
 }
 
@@ -207,9 +188,9 @@ fn check_name(kind: &str, name: &str) -> Result<(), String> {
 
 /// `[a-z0-9]+` optionally followed by `(` `[a-zA-Z0-9]+` `)`.
 fn parse_type(t: &str) -> Result<(&str, Option<&str>), String> {
-    let (kind, class) = match t.bytes().position(|b| b == b'(') {
-        Some(i) => match t[i + 1..].strip_suffix(')') {
-            Some(class) => (&t[..i], Some(class)),
+    let (kind, class) = match split_once_ascii(t, b'(') {
+        Some((kind, rest)) => match rest.strip_suffix(')') {
+            Some(class) => (kind, Some(class)),
             None => return Err(format!("resource type {t:?} has an unclosed '(class)'")),
         },
         None => (t, None),
@@ -250,16 +231,6 @@ mod tests {
             .map(|a| matches!(a, Cow::Borrowed(_)))
             .collect();
         assert_eq!(borrowed, [true, true, true, true, false]);
-    }
-
-    proptest::proptest! {
-        /// The byte splitter splits as `str::split` does, empty pieces and all.
-        #[test]
-        fn split_ascii_splits_as_split_does(s in "[a ,é:]{0,12}", sep in proptest::sample::select(vec![b' ', b',', b':'])) {
-            let ours: Vec<&str> = split_ascii(&s, sep).collect();
-            let theirs: Vec<&str> = s.split(sep as char).collect();
-            proptest::prop_assert_eq!(ours, theirs);
-        }
     }
 
     fn req(kind: &str, class: Option<&str>, name: &str, actions: &[&str]) -> ResourceRequest {

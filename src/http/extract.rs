@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::error::{ApiError, AuthHttpError};
 use super::state::AppState;
 use crate::config::RegistryConfig;
+use crate::text::{all_bytes, split_once_ascii};
 
 /// Largest body accepted anywhere (docs/admin-api.md: 413 over 64 KiB).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -89,11 +90,7 @@ pub fn parse_pairs(input: &[u8]) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
 /// the token endpoint added to signing (benches/RESULTS.md; property test
 /// `pairs_read_as_form_urlencoded_reads_them`).
 pub fn parse_query(text: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
-    // A fold with no early exit: the compiler makes it a vector loop.
-    let escaped = |s: &str| {
-        s.bytes()
-            .fold(false, |seen, b| seen | (b == b'%') | (b == b'+'))
-    };
+    let escaped = |s: &str| !all_bytes(s.as_bytes(), |b| (b != b'%') & (b != b'+'));
     let any_escapes = escaped(text);
     text.split('&')
         .filter(|pair| !pair.is_empty())
@@ -136,10 +133,9 @@ pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>
     let value = value
         .to_str()
         .map_err(|_| "Authorization header is not visible ASCII".to_string())?;
-    let Some(space) = value.bytes().position(|b| b == b' ') else {
+    let Some((scheme, rest)) = split_once_ascii(value, b' ') else {
         return Err("Authorization header must be \"Basic <base64>\"".into());
     };
-    let (scheme, rest) = (&value[..space], &value[space + 1..]);
     if !scheme.eq_ignore_ascii_case("basic") {
         return Ok(None);
     }

@@ -22,6 +22,8 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::Layer;
 
+use crate::text::all_bytes;
+
 pub use crate::config::LogFormat;
 
 /// Logs to stderr through [`writer`] in `format`: request threads only append to a buffer,
@@ -463,14 +465,6 @@ fn is_bare(value: &[u8]) -> bool {
 /// Whether a quoted value is written as it is: printable ASCII but `"` and `\\`.
 fn quotes_only(value: &[u8]) -> bool {
     all_bytes(value, |b| is_plain(b) & (b != b'"') & (b != b'\\'))
-}
-
-/// Whether `test` holds for every byte of `bytes`. Without an early exit, so that the
-/// compiler makes it a vector loop: every value of every log line passes through here, and
-/// nearly all of them pass (one byte at a time this was a sixth of the decision line).
-#[inline]
-fn all_bytes(bytes: &[u8], test: impl Fn(u8) -> bool) -> bool {
-    bytes.iter().fold(true, |all, &b| all & test(b))
 }
 
 /// A byte that is printable ASCII (space included): never [`must_escape`].
