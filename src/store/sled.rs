@@ -75,6 +75,9 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// Default size of the cache of decoded tokens in front of sled (`cache.rs`).
 pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = cache::DEFAULT_CACHE_BYTES;
 
+/// Last uses written per sled batch by the last-use writer (see `Engine::record_uses`).
+const USES_PER_BATCH: usize = 256;
+
 const ID_LEN: usize = 16;
 const MILLIS_LEN: usize = 8;
 const HASH_LEN: usize = 32;
@@ -796,9 +799,12 @@ impl Engine {
     }
 
     fn record_uses(&self, uses: &[TokenUse]) -> Result<usize, StoreError> {
-        // One batch for all (sled applies it atomically), not a transaction per token: the
-        // per-token transactions of the background writer were the last-use cost in RSS
-        // (benches/RESULTS.md). Only `last_uses` changes. Each token is found where the token
+        // Batches of [`USES_PER_BATCH`], not a transaction per token: the per-token
+        // transactions of the background writer were the last-use cost in RSS
+        // (benches/RESULTS.md). Nor one batch for all: sled holds one epoch guard and its
+        // write lock for a whole batch, so nothing a batch replaces is freed before it ends
+        // (10 000 uses at once left ~20 MB of old tree nodes for a moment) and no token
+        // lookup that misses the cache runs meanwhile. Only `last_uses` changes. Each token is found where the token
         // endpoint just found it: in the token cache, or else by its name key in `tokens`
         // (not through `ids`: looking up thousands of random ids loaded most of that tree's
         // pages, tens of MB at 1 000 000 tokens), and its cached copy is updated rather than
@@ -806,6 +812,7 @@ impl Engine {
         // the batch (a delete after the batch removes the entry itself).
         let mut batch = sled::Batch::default();
         let mut written = Vec::new();
+        let mut applied = 0;
         let removals = self.lock_removals();
         for u in uses {
             let key = name_key(&u.registry, &u.name);
@@ -830,18 +837,34 @@ impl Engine {
                 .map_err(|e| StoreError::backend(format!("encoding last use of {}", u.id), e))?;
             batch.insert(&u.id.as_bytes()[..], value);
             written.push((u.id, key, u.last_use));
+            if written.len() - applied == USES_PER_BATCH {
+                self.apply_uses(std::mem::take(&mut batch), &written[applied..])?;
+                applied = written.len();
+            }
         }
         if written.is_empty() {
             return Ok(0);
         }
-        self.last_uses.apply_batch(batch).map_err(backend)?;
+        if applied < written.len() {
+            self.apply_uses(batch, &written[applied..])?;
+        }
         drop(removals);
-        for (id, key, last_use) in &written {
+        self.flush()?;
+        Ok(written.len())
+    }
+
+    /// Applies one batch of [`Engine::record_uses`] and shows its uses in the cached tokens.
+    fn apply_uses(
+        &self,
+        batch: sled::Batch,
+        uses: &[(Uuid, Vec<u8>, LastUse)],
+    ) -> Result<(), StoreError> {
+        self.last_uses.apply_batch(batch).map_err(backend)?;
+        for (id, key, last_use) in uses {
             // The cached token shows its last use too.
             self.hot.show_last_use(key, *id, *last_use);
         }
-        self.flush()?;
-        Ok(written.len())
+        Ok(())
     }
 
     /// The token at name key `key` if it is token `id` (not one deleted and created again
@@ -1322,6 +1345,46 @@ mod tests {
         // An older use than the one shown changes nothing.
         assert_eq!(s.record_uses(&[use_of(&a, at)]).unwrap(), 0);
         assert_eq!(cached("used").unwrap().last_used, Some(later));
+    }
+
+    /// More uses than one batch holds: every use is written, whether it ends a batch, falls
+    /// in the last short one or sits beside uses that are skipped, and the cache shows each.
+    #[test]
+    fn last_uses_beyond_one_batch_are_all_written() {
+        use crate::store::conformance::{use_of, used};
+        let dir = tempfile::tempdir().unwrap();
+        let s = engine(dir.path());
+        let tokens: Vec<Token> = (0..2 * USES_PER_BATCH + 3)
+            .map(|i| token("default", &format!("ci-{i}")))
+            .collect();
+        for t in &tokens {
+            s.create_unflushed(t).unwrap();
+        }
+        // Most of them cached, every fifth found in sled.
+        for (_, t) in tokens.iter().enumerate().filter(|(i, _)| i % 5 != 4) {
+            s.find_by_name("default", t.name.as_str()).unwrap();
+        }
+        let earlier = used(t0() + Duration::minutes(1), "192.0.2.1");
+        let at = used(t0() + Duration::minutes(2), "192.0.2.2");
+        // Every seventh token already has a later use: skipped, and not counted.
+        let skipped: Vec<&Token> = tokens.iter().step_by(7).collect();
+        let first: Vec<TokenUse> = skipped.iter().map(|t| use_of(t, at)).collect();
+        assert_eq!(s.record_uses(&first).unwrap(), skipped.len());
+        let uses: Vec<TokenUse> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| use_of(t, if i % 7 == 0 { earlier } else { at }))
+            .collect();
+        assert_eq!(s.record_uses(&uses).unwrap(), tokens.len() - skipped.len());
+        for (i, t) in tokens.iter().enumerate() {
+            let entry = s.last_uses.get(t.id.as_bytes()).unwrap();
+            let stored = decode_last_use(t.id, &entry.expect("every use written")).unwrap();
+            assert_eq!(stored, at, "token {i}");
+            if i % 5 != 4 {
+                let cached = s.hot.get(&name_key("default", t.name.as_str())).flatten();
+                assert_eq!(cached.unwrap().last_used, Some(at), "cached token {i}");
+            }
+        }
     }
 
     #[test]
