@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     // Leaves: pure types and rules, and small helpers that know nothing of ours.
     ("text", &[]),
+    ("stripes", &[]),
     ("domain", &["text"]),
     ("outcome", &[]),
     ("clock", &[]),
@@ -18,7 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The wire types of the admin API, shared by server and CLI.
     ("api", &["domain"]),
     // Observes the outcome vocabulary; knows nothing of the services that decide it.
-    ("metrics", &["outcome"]),
+    ("metrics", &["outcome", "stripes"]),
     // Persistence only: no HTTP, no services, no JWT.
     ("store", &["domain", "clock", "error"]),
     // Keys and claims; the keyring is shared between replicas through the PostgreSQL store.
@@ -33,8 +34,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "service",
         &[
-            "domain", "outcome", "clock", "error", "files", "api", "metrics", "store", "jwt",
-            "config", "oidc",
+            "stripes", "domain", "outcome", "clock", "error", "files", "api", "metrics", "store",
+            "jwt", "config", "oidc",
         ],
     ),
     // The only module that speaks axum and hyper.

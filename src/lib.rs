@@ -6,7 +6,8 @@
 //! of HTTP; `jwt` knows keys and claims; `outcome` is how requests end, which the services
 //! decide and `metrics` and the logs observe; `http` is the only module that speaks axum and
 //! hyper (its `listener` is the accept loop with the connection limits; the throttle of failed
-//! logins is policy, in `service::throttle`).
+//! logins is policy, in `service::throttle`). `stripes` gives what every token request writes
+//! (its metrics, its last use) a copy per thread.
 //!
 //! Which module may use which is written once, in the architecture test
 //! (`src/architecture.rs`), and shown in docs/architecture.md.
@@ -30,6 +31,7 @@ pub mod outcome;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod stripes;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod text;

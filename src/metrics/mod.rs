@@ -12,13 +12,16 @@
 //!
 //! Hot path: every series of the token path is created once, here, and kept as a handle (a
 //! counter is an `Arc`'d atomic), so a decision costs a scan of a short array, one atomic add
-//! and one histogram observation, with no lock, hashing or allocation.
+//! and one histogram observation, with no lock, hashing or allocation. Those counters and the
+//! latency histogram are striped per thread ([`striped`]), so no two worker threads write
+//! the same cache line for them.
 //!
 //! The store's contents (tokens per registry, refresh tokens, tokens expiring within 7 days)
 //! are not read on a scrape: [`Metrics::set_store_stats`] is fed by a background pass every
 //! [`STATS_INTERVAL`] (`server`), and a scrape serves the last values. A store of a million
 //! tokens is then read once a minute whatever the scrape rate.
 mod process;
+mod striped;
 
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::Duration;
@@ -27,7 +30,6 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEn
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::outcome::{
@@ -35,6 +37,10 @@ use crate::outcome::{
     GrantType,
 };
 pub use process::ProcessStats;
+use striped::{StripedHistogram, StripedU64};
+
+/// A counter the token path increments on every request: striped per thread ([`striped`]).
+type HotCounter = Counter<u64, StripedU64>;
 
 /// How often the store's contents are counted for the metrics.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(60);
@@ -237,15 +243,15 @@ pub struct StoreStats {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    decisions: Family<DecisionLabels, Counter>,
+    decisions: Family<DecisionLabels, HotCounter>,
     /// A handle on every series of [`Decision::ALL`], so the token path takes no lock.
-    decision_handles: [(Decision, Counter); Decision::ALL.len()],
+    decision_handles: [(Decision, HotCounter); Decision::ALL.len()],
     /// Token requests by grant type and outcome (issue 18).
-    grant_decisions: Family<GrantLabels, Counter>,
+    grant_decisions: Family<GrantLabels, HotCounter>,
     /// A handle on each grant type's `issued` series, so the token path's common case takes
     /// no lock and hashes no labels.
-    grant_issued: [(GrantType, Counter); GrantType::ALL.len()],
-    latency: Histogram,
+    grant_issued: [(GrantType, HotCounter); GrantType::ALL.len()],
+    latency: StripedHistogram<{ LATENCY_BUCKETS.len() }, { LATENCY_BUCKETS.len() + 1 }>,
     throttled: Family<EndpointLabels, Counter>,
     admin: Family<AdminActionLabels, Counter>,
     admin_auth: Family<AdminAuthLabels, Counter>,
@@ -273,7 +279,7 @@ impl Metrics {
     /// Every metric at zero, with the process collector.
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
-        let decisions = Family::<DecisionLabels, Counter>::default();
+        let decisions = Family::<DecisionLabels, HotCounter>::default();
         registry.register(
             "regauth_token_decisions",
             "Token requests by outcome (issued, nothing_granted, anonymous, anonymous_nothing_granted, anonymous_throttled, denied, unknown_service, error) and, for denials, reason",
@@ -281,7 +287,7 @@ impl Metrics {
         );
         let decision_handles =
             Decision::ALL.map(|d| (d, decisions.get_or_create(&d.into()).clone()));
-        let grant_decisions = Family::<GrantLabels, Counter>::default();
+        let grant_decisions = Family::<GrantLabels, HotCounter>::default();
         registry.register(
             "regauth_token_grant_decisions",
             "Token requests by grant type (password, refresh, id_token, exchange, temporary) and outcome (as regauth_token_decisions)",
@@ -301,7 +307,7 @@ impl Metrics {
             (grant_type, grant_decisions.get_or_create(&series).clone())
         });
 
-        let latency = Histogram::new(LATENCY_BUCKETS);
+        let latency = StripedHistogram::new(LATENCY_BUCKETS);
         registry.register(
             "regauth_token_request_duration_seconds",
             "Time to answer a token request (GET or POST /auth), from the parsed request to the reply",
@@ -539,7 +545,7 @@ impl Metrics {
 
     /// Records how long one token request took.
     pub fn token_latency(&self, took: Duration) {
-        self.latency.observe(took.as_secs_f64());
+        self.latency.observe(took);
     }
 
     /// The counter of requests to `endpoint` refused by the throttle: fetch it once (at

@@ -1,17 +1,19 @@
 //! Last-use tracking off the request path. The token endpoint notes each successful
-//! authentication here (a map insert under a lock: no I/O; one small allocation the first time
-//! a token is noted in an interval); a background task writes what was noted to the store once
-//! per interval ([`FLUSH_INTERVAL`], so at most once per token per interval) and the server
-//! writes the rest on shutdown. A crash loses at most one interval of last uses, never a token.
+//! authentication here (a map insert under the lock of its thread's own map: no I/O; one
+//! small allocation the first time a token is noted in an interval); a background task writes
+//! what was noted to the store once per interval ([`FLUSH_INTERVAL`], so at most once per
+//! token per interval) and the server writes the rest on shutdown. A crash loses at most one
+//! interval of last uses, never a token.
 //!
 //! Memory is bounded: an entry is the token's registry, id and last use (not the token), and
-//! once [`MAX_PENDING`] tokens are noted the flusher is woken early, so a load that touches
-//! many tokens in one interval cannot grow the map with the store.
+//! once [`MAX_PENDING`] entries are noted the flusher is woken early, so a load that touches
+//! many tokens in one interval cannot grow the maps with the store.
 //!
 //! Reads of tokens by the admin service
 //! overlay what is noted but not yet written ([`UsageRecorder::pending`]), so the admin API
 //! shows a use at once.
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -22,6 +24,7 @@ use uuid::Uuid;
 use crate::domain::{LastUse, Token};
 use crate::error::Chain;
 use crate::store::{Store, StoreError, TokenUse};
+use crate::stripes::Striped;
 
 /// How often noted uses are written: each token's last use is written at most once per
 /// interval, and a crash loses at most one interval.
@@ -34,9 +37,14 @@ pub const MAX_PENDING: usize = 65_536;
 pub struct UsageRecorder {
     store: Arc<dyn Store>,
     /// The latest use of each token noted since the last write, with its registry (for the
-    /// write).
-    pending: Mutex<HashMap<Uuid, TokenUse>>,
-    /// Wakes the flusher before its interval when `limit` tokens are noted.
+    /// write), per thread ([`Striped`]): a request locks and writes only its own thread's
+    /// map, so the lock's cache line does not move between cores at every request. A token
+    /// used on several threads is in several maps; readers and the flush take the latest.
+    pending: Striped<Mutex<HashMap<Uuid, TokenUse>>>,
+    /// Entries in all the maps (a token in two maps counts twice): written only when a map
+    /// gains a token, not at every use.
+    entries: AtomicUsize,
+    /// Wakes the flusher before its interval when `limit` entries are noted.
     full: Notify,
     limit: usize,
 }
@@ -47,24 +55,25 @@ impl UsageRecorder {
         UsageRecorder::with_limit(store, MAX_PENDING)
     }
 
-    /// Nothing noted yet; the flusher is woken early once `limit` tokens are noted.
+    /// Nothing noted yet; the flusher is woken early once `limit` entries are noted.
     pub fn with_limit(store: Arc<dyn Store>, limit: usize) -> UsageRecorder {
         UsageRecorder {
             store,
-            pending: Mutex::new(HashMap::new()),
+            pending: Striped::default(),
+            entries: AtomicUsize::new(0),
             full: Notify::new(),
             limit: limit.max(1),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, TokenUse>> {
+    fn lock(map: &Mutex<HashMap<Uuid, TokenUse>>) -> MutexGuard<'_, HashMap<Uuid, TokenUse>> {
         // Every critical section leaves the map consistent, so a poisoned one is still good.
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+        map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Notes that `token` authenticated. Keeps the later use if one is already noted.
     pub fn record(&self, token: &Token, last_use: LastUse) {
-        let mut pending = self.lock();
+        let mut pending = Self::lock(self.pending.mine());
         match pending.get_mut(&token.id) {
             Some(noted) => {
                 if last_use.at >= noted.last_use.at {
@@ -81,7 +90,11 @@ impl UsageRecorder {
                         last_use,
                     },
                 );
-                if pending.len() >= self.limit {
+                // Counted under the map's lock, so a flush that takes the entry subtracts it
+                // only after it was added.
+                let entries = self.entries.fetch_add(1, Ordering::Relaxed);
+                drop(pending);
+                if entries.saturating_add(1) >= self.limit {
                     self.full.notify_one();
                 }
             }
@@ -90,7 +103,10 @@ impl UsageRecorder {
 
     /// The use of token `id` noted but not yet written, if any.
     pub fn pending(&self, id: Uuid) -> Option<LastUse> {
-        self.lock().get(&id).map(|u| u.last_use)
+        self.pending
+            .iter()
+            .filter_map(|map| Self::lock(map).get(&id).map(|u| u.last_use))
+            .reduce(|a, b| if b.at > a.at { b } else { a })
     }
 
     /// `token` with its noted, not yet written use, if that is later than the stored one.
@@ -101,13 +117,24 @@ impl UsageRecorder {
 
     /// Number of tokens with a use not yet written.
     pub fn pending_count(&self) -> usize {
-        self.lock().len()
+        let mut ids = std::collections::HashSet::new();
+        for map in self.pending.iter() {
+            ids.extend(Self::lock(map).keys().copied());
+        }
+        ids.len()
     }
 
     /// Writes every noted use to the store. On failure the uses stay noted for the next
     /// attempt. Returns how many tokens were written.
     pub async fn flush(&self) -> Result<usize, StoreError> {
-        let taken = std::mem::take(&mut *self.lock());
+        let mut taken: HashMap<Uuid, TokenUse> = HashMap::new();
+        for map in self.pending.iter() {
+            let map = std::mem::take(&mut *Self::lock(map));
+            self.entries.fetch_sub(map.len(), Ordering::Relaxed);
+            for (id, u) in map {
+                note_latest(&mut taken, id, u);
+            }
+        }
         if taken.is_empty() {
             return Ok(0);
         }
@@ -116,15 +143,29 @@ impl UsageRecorder {
             Ok(written) => Ok(written),
             Err(e) => {
                 // Put them back, unless a later use was noted meanwhile.
-                let mut pending = self.lock();
+                let mut pending = Self::lock(self.pending.mine());
                 for u in uses {
-                    let entry = pending.entry(u.id).or_insert_with(|| u.clone());
-                    if u.last_use.at > entry.last_use.at {
-                        entry.last_use = u.last_use;
-                    }
+                    let before = pending.len();
+                    note_latest(&mut pending, u.id, u);
+                    self.entries
+                        .fetch_add(pending.len() - before, Ordering::Relaxed);
                 }
                 Err(e)
             }
+        }
+    }
+}
+
+/// Notes `u` as token `id`'s use in `map` unless a later one is noted there.
+fn note_latest(map: &mut HashMap<Uuid, TokenUse>, id: Uuid, u: TokenUse) {
+    match map.entry(id) {
+        std::collections::hash_map::Entry::Occupied(mut noted) => {
+            if u.last_use.at > noted.get().last_use.at {
+                noted.get_mut().last_use = u.last_use;
+            }
+        }
+        std::collections::hash_map::Entry::Vacant(free) => {
+            free.insert(u);
         }
     }
 }
@@ -162,6 +203,34 @@ mod tests {
             client: Some("192.0.2.7".parse().unwrap()),
             grant,
         }
+    }
+
+    /// Uses of one token noted on many threads (so in several of the per-thread maps) read
+    /// as one token with the latest use, and are written once, with that use.
+    #[tokio::test]
+    async fn uses_noted_on_many_threads_are_one_token_with_the_latest_use() {
+        let store = Arc::new(MemoryStore::new());
+        let a = token("default", "bot-a");
+        store.create(&a).await.unwrap();
+        let r = UsageRecorder::with_limit(store.clone(), 1000);
+        let threads = crate::stripes::STRIPES as i64 + 1;
+        std::thread::scope(|s| {
+            for m in 1..=threads {
+                let (r, a) = (&r, &a);
+                // The latest use on a thread in the middle, not the last one started.
+                let minutes = if m == threads / 2 { 100 } else { m };
+                s.spawn(move || r.record(a, use_at(minutes, GrantKind::Password)));
+            }
+        });
+        assert_eq!(r.pending_count(), 1);
+        assert_eq!(r.pending(a.id), Some(use_at(100, GrantKind::Password)));
+        assert_eq!(r.flush().await.unwrap(), 1);
+        assert_eq!(
+            store.get("default", a.id).await.unwrap().unwrap().last_used,
+            Some(use_at(100, GrantKind::Password))
+        );
+        assert_eq!(r.pending_count(), 0);
+        assert_eq!(r.entries.load(Ordering::Relaxed), 0, "every entry taken");
     }
 
     #[tokio::test]
