@@ -52,6 +52,28 @@ impl Captured {
     }
 }
 
+/// Opens a sled database again with `open`, retrying for up to 10 s while the one dropped
+/// just before still holds its file lock: sled releases it when its background flusher lets go
+/// of the database, a moment after the last handle is dropped.
+pub fn reopen_sled<T>(mut open: impl FnMut() -> Result<T, StoreError>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open() {
+            Ok(opened) => return opened,
+            Err(e) if std::time::Instant::now() < deadline && still_locked(&e) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("reopening a sled database: {e}"),
+        }
+    }
+}
+
+/// Whether `e` says that another handle holds the database's file lock.
+fn still_locked(e: &StoreError) -> bool {
+    let text = format!("{e:?}");
+    text.contains(crate::store::sled::HELD) || text.contains("could not acquire lock")
+}
+
 /// A fixed "now" (2023-11-14T22:13:20Z) so expiry is tested without a clock.
 pub fn t0() -> DateTime<Utc> {
     DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default()

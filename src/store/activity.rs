@@ -933,7 +933,7 @@ mod tests {
             s.counts.remove(DIGESTS_INDEXED).unwrap();
             s.db.flush().unwrap();
         }
-        let s = SledActivity::open(dir.path()).unwrap();
+        let s = crate::testing::reopen_sled(|| SledActivity::open(dir.path()));
         let by = |d: String| {
             let q = ActivityQuery {
                 digest: Some(d),
@@ -979,7 +979,7 @@ mod tests {
             s.by_digest.clear().unwrap();
             s.db.flush().unwrap();
         }
-        let s = SledActivity::open(dir.path()).unwrap();
+        let s = crate::testing::reopen_sled(|| SledActivity::open(dir.path()));
         assert_eq!(s.by_digest.len(), 6, "every event's digest indexed");
         assert!(s.counts.get(DIGESTS_INDEXED).unwrap().is_some());
         let total = |actor: Option<&str>| {
@@ -1017,7 +1017,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let s = SledActivity::open(dir.path()).unwrap();
+        let s = crate::testing::reopen_sled(|| SledActivity::open(dir.path()));
         assert_eq!(
             s.record_events(vec![event("default", "a", 0, "x")])
                 .await

@@ -1211,16 +1211,7 @@ mod tests {
     /// when its background threads release the dropped database, a moment after `drop`
     /// (longer on a busy machine), so a reopen in the same process retries until then.
     fn reopen(dir: &Path) -> Arc<Engine> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match SledStore::open(dir) {
-                Ok(s) => return s.engine,
-                Err(e) if e.to_string().contains(HELD) && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => panic!("reopening {}: {e}", dir.display()),
-            }
-        }
+        crate::testing::reopen_sled(|| SledStore::open(dir)).engine
     }
 
     /// Issue 10: a second opener is told that another regauth holds the store, not
