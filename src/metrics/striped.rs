@@ -46,9 +46,10 @@ impl Atomic<u64> for StripedU64 {
 /// One thread's part of a [`StripedHistogram`].
 #[derive(Debug)]
 struct HistogramStripe<const B: usize> {
-    /// Observations per bucket (not cumulative); the last bucket is `+Inf`.
+    /// Observations per bucket (not cumulative); the last bucket is `+Inf`. Their sum is
+    /// the count, so that the count a scrape reads always equals its `+Inf` bucket, as
+    /// OpenMetrics requires, even while requests are being counted.
     buckets: [AtomicU64; B],
-    count: AtomicU64,
     /// Sum of the observations in nanoseconds (exact; 584 years before it wraps).
     sum_nanos: AtomicU64,
 }
@@ -68,7 +69,6 @@ impl<const N: usize, const B: usize> StripedHistogram<N, B> {
         const { assert!(B == N + 1, "B must be N + 1") };
         let stripe = || HistogramStripe {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            count: AtomicU64::new(0),
             sum_nanos: AtomicU64::new(0),
         };
         StripedHistogram {
@@ -84,7 +84,6 @@ impl<const N: usize, const B: usize> StripedHistogram<N, B> {
         let bucket = self.bounds.iter().position(|b| seconds <= *b).unwrap_or(N);
         let s = self.stripes.mine();
         s.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        s.count.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         s.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
@@ -99,14 +98,14 @@ impl<const N: usize, const B: usize> StripedHistogram<N, B> {
             .chain(std::iter::once(f64::INFINITY))
             .map(|b| (b, 0))
             .collect();
-        let (mut count, mut nanos) = (0u64, 0u64);
+        let mut nanos = 0u64;
         for s in self.stripes.iter() {
             for (total, n) in buckets.iter_mut().zip(&s.buckets) {
                 total.1 = total.1.wrapping_add(n.load(Ordering::Relaxed));
             }
-            count = count.wrapping_add(s.count.load(Ordering::Relaxed));
             nanos = nanos.wrapping_add(s.sum_nanos.load(Ordering::Relaxed));
         }
+        let count = buckets.iter().fold(0u64, |c, b| c.wrapping_add(b.1));
         (Duration::from_nanos(nanos).as_secs_f64(), count, buckets)
     }
 }
