@@ -19,14 +19,6 @@ use crate::stripes::Striped;
 #[derive(Debug, Default)]
 pub struct StripedU64(Striped<AtomicU64>);
 
-impl StripedU64 {
-    fn sum(&self) -> u64 {
-        self.0
-            .iter()
-            .fold(0u64, |sum, s| sum.wrapping_add(s.load(Ordering::Relaxed)))
-    }
-}
-
 impl Atomic<u64> for StripedU64 {
     /// Adds one; returns this thread's slot before (not the total: nobody reads it).
     fn inc(&self) -> u64 {
@@ -38,8 +30,11 @@ impl Atomic<u64> for StripedU64 {
         self.0.mine().fetch_add(v, Ordering::Relaxed)
     }
 
+    /// The sum of every thread's slot.
     fn get(&self) -> u64 {
-        self.sum()
+        self.0
+            .iter()
+            .fold(0u64, |sum, s| sum.wrapping_add(s.load(Ordering::Relaxed)))
     }
 }
 

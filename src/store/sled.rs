@@ -804,15 +804,14 @@ impl Engine {
         // (benches/RESULTS.md). Nor one batch for all: sled holds one epoch guard and its
         // write lock for a whole batch, so nothing a batch replaces is freed before it ends
         // (10 000 uses at once left ~20 MB of old tree nodes for a moment) and no token
-        // lookup that misses the cache runs meanwhile. Only `last_uses` changes. Each token is found where the token
-        // endpoint just found it: in the token cache, or else by its name key in `tokens`
-        // (not through `ids`: looking up thousands of random ids loaded most of that tree's
-        // pages, tens of MB at 1 000 000 tokens), and its cached copy is updated rather than
-        // dropped. The removal lock keeps a token from being deleted between its check and
-        // the batch (a delete after the batch removes the entry itself).
-        let mut batch = sled::Batch::default();
-        let mut written = Vec::new();
-        let mut applied = 0;
+        // lookup that misses the cache runs meanwhile. Only `last_uses` changes. Each token is
+        // found where the token endpoint just found it: in the token cache, or else by its
+        // name key in `tokens` (not through `ids`: looking up thousands of random ids loaded
+        // most of that tree's pages, tens of MB at 1 000 000 tokens), and its cached copy is
+        // updated rather than dropped. The removal lock keeps a token from being deleted
+        // between its check and the batch (a delete after the batch removes the entry itself).
+        let mut chunk = Vec::with_capacity(USES_PER_BATCH.min(uses.len()));
+        let mut written = 0;
         let removals = self.lock_removals();
         for u in uses {
             let key = name_key(&u.registry, &u.name);
@@ -833,38 +832,39 @@ impl Engine {
             if stored.is_some_and(|old| old.at >= u.last_use.at) {
                 continue;
             }
-            let value = record::encode_last_use(u.last_use)
-                .map_err(|e| StoreError::backend(format!("encoding last use of {}", u.id), e))?;
-            batch.insert(&u.id.as_bytes()[..], value);
-            written.push((u.id, key, u.last_use));
-            if written.len() - applied == USES_PER_BATCH {
-                self.apply_uses(std::mem::take(&mut batch), &written[applied..])?;
-                applied = written.len();
+            chunk.push((u.id, key, u.last_use));
+            if chunk.len() == USES_PER_BATCH {
+                written += self.apply_uses(&mut chunk)?;
             }
         }
-        if written.is_empty() {
-            return Ok(0);
-        }
-        if applied < written.len() {
-            self.apply_uses(batch, &written[applied..])?;
-        }
+        written += self.apply_uses(&mut chunk)?;
         drop(removals);
-        self.flush()?;
-        Ok(written.len())
+        if written > 0 {
+            self.flush()?;
+        }
+        Ok(written)
     }
 
-    /// Applies one batch of [`Engine::record_uses`] and shows its uses in the cached tokens.
-    fn apply_uses(
-        &self,
-        batch: sled::Batch,
-        uses: &[(Uuid, Vec<u8>, LastUse)],
-    ) -> Result<(), StoreError> {
+    /// Writes `uses` (token id, name key, use) as one sled batch, shows each in its cached
+    /// token, and empties `uses`; returns how many were written.
+    fn apply_uses(&self, uses: &mut Vec<(Uuid, Vec<u8>, LastUse)>) -> Result<usize, StoreError> {
+        if uses.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = sled::Batch::default();
+        for (id, _, last_use) in uses.iter() {
+            let value = record::encode_last_use(*last_use)
+                .map_err(|e| StoreError::backend(format!("encoding last use of {id}"), e))?;
+            batch.insert(&id.as_bytes()[..], value);
+        }
         self.last_uses.apply_batch(batch).map_err(backend)?;
-        for (id, key, last_use) in uses {
+        for (id, key, last_use) in uses.iter() {
             // The cached token shows its last use too.
             self.hot.show_last_use(key, *id, *last_use);
         }
-        Ok(())
+        let n = uses.len();
+        uses.clear();
+        Ok(n)
     }
 
     /// The token at name key `key` if it is token `id` (not one deleted and created again
