@@ -318,12 +318,7 @@ impl SledActivity {
             .path(dir)
             .cache_capacity(16 * 1024 * 1024)
             .open()
-            .map_err(|e| {
-                StoreError::backend(
-                    format!("cannot open the activity store in {}", dir.display()),
-                    e,
-                )
-            })?;
+            .map_err(|e| super::sled::open_error(dir, e))?;
         let store = SledActivity {
             events: db.open_tree("events").map_err(backend)?,
             ids: db.open_tree("event_ids").map_err(backend)?,
@@ -911,6 +906,21 @@ mod tests {
         prunes_oldest_first(&SledActivity::open(&dir.path().join("c")).unwrap()).await;
         counts_a_bounded_number_of_matches(&SledActivity::open(&dir.path().join("d")).unwrap())
             .await;
+    }
+
+    /// A second opener of the activity store is told, as for the token store, that another
+    /// regauth holds it, with its directory; not sled's `WouldBlock`.
+    #[test]
+    fn a_held_activity_store_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SledActivity::open(dir.path()).unwrap();
+        let msg = SledActivity::open(dir.path()).unwrap_err().to_string();
+        assert!(msg.contains(crate::store::sled::HELD), "{msg}");
+        assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+        assert!(
+            !msg.contains("WouldBlock") && !msg.contains("could not acquire lock"),
+            "{msg}"
+        );
     }
 
     /// A database written before `events_by_digest` is indexed once when opened; a digest

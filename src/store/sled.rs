@@ -998,7 +998,9 @@ impl AllTrees<'_> {
 /// Why `dir` did not open. sled reports a directory locked by another process as an I/O
 /// error of kind `Other` whose text holds the OS error (`WouldBlock`); say what that means,
 /// and only that: the OS error is dropped, it would only confuse.
-fn open_error(dir: &Path, e: sled::Error) -> StoreError {
+/// The error of opening a sled database in `dir` (the token store's or the activity store's):
+/// another process holding it is said in words, not as sled's `WouldBlock`.
+pub(super) fn open_error(dir: &Path, e: sled::Error) -> StoreError {
     if matches!(&e, sled::Error::Io(io) if io.to_string().contains(LOCKED)) {
         return StoreError::message(format!(
             "{}: {HELD}; only one regauth can use a data_dir at a time: stop the other one, \
@@ -1012,7 +1014,7 @@ fn open_error(dir: &Path, e: sled::Error) -> StoreError {
 /// The start of sled's message for a directory another process has locked.
 const LOCKED: &str = "could not acquire lock";
 
-/// What [`SledStore::open`] says when another process holds the store.
+/// What [`SledStore::open`] and `SledActivity::open` say when another process holds the store.
 pub const HELD: &str = "another regauth (or another process) holds this store";
 
 fn backend(e: sled::Error) -> StoreError {
