@@ -216,16 +216,23 @@ pub fn open_shared_keys(
 /// migrated, signing certificate checked against the one every replica must share).
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let Some(url) = &config.store.url else {
-        let path = config.data_dir.join("store");
-        if !path.exists() {
-            warn!(path = %path.display(), "creating a new, empty token store");
-        }
-        let store = SledStore::open(&path)
-            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-        info!(store = "sled", path = %config.data_dir.join("store").display(), "store open");
-        return Ok(Arc::new(store));
+        return Ok(Arc::new(open_sled(config)?));
     };
     let store: Arc<dyn Store> = open_pg(config, url)?;
+    Ok(store)
+}
+
+/// The sled store in `<data_dir>/store`, with `[store] token_cache_bytes` of decoded tokens
+/// cached in front of it.
+fn open_sled(config: &Config) -> anyhow::Result<SledStore> {
+    let path = config.data_dir.join("store");
+    if !path.exists() {
+        warn!(path = %path.display(), "creating a new, empty token store");
+    }
+    let cache = config.store.token_cache_bytes;
+    let store = SledStore::open_with_caches(&path, crate::store::sled::DEFAULT_CACHE_BYTES, cache)
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    info!(store = "sled", path = %path.display(), token_cache_bytes = cache, "store open");
     Ok(store)
 }
 
@@ -631,6 +638,25 @@ mod tests {
     use crate::domain::Token;
     use crate::store::MemoryStore;
     use chrono::{TimeZone, Utc};
+
+    /// `[store] token_cache_bytes` sizes the sled store's cache of decoded tokens too: with 0
+    /// every lookup reads sled and nothing is cached; by default a looked-up token is cached.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sled_store_caches_as_many_tokens_as_configured() {
+        for (setting, cached) in [("", 1), ("[store]\ntoken_cache_bytes = 0", 0)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config = Config::from_toml(setting).unwrap();
+            config.data_dir = dir.path().to_path_buf();
+            let store = open_sled(&config).unwrap();
+            let token = crate::testing::token("default", "ci-job");
+            store.create(&token).await.unwrap();
+            for _ in 0..2 {
+                let found = store.find_by_name("default", "ci-job").await.unwrap();
+                assert_eq!(found.map(|t| t.id), Some(token.id), "{setting:?}");
+            }
+            assert_eq!(store.cached_tokens(), cached, "{setting:?}");
+        }
+    }
 
     /// The fingerprint is the lower-case hex SHA-256 of the certificate's DER (what the
     /// replicas compare and the log shows).

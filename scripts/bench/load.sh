@@ -28,7 +28,7 @@
 # --store postgres runs every server on a PostgreSQL database of its own in a private cluster
 # (initdb as the postgres user under WORK/pg, fsync on, port --port + 100), seeded once by
 # regauth-seed --store-url; default --work is then target/bench-load-pg. --token-cache-bytes
-# sets [store] token_cache_bytes (0: every /auth reads PostgreSQL).
+# sets [store] token_cache_bytes, for either store (0: every /auth reads the store).
 # Needs: wrk (Debian's /usr/bin/wrk), curl, GNU time; fincore is optional. The full matrix takes
 # ~7 min once the stores are seeded; seeding 1 000 000 tokens (0.9 GB) adds ~2 min the first time.
 set -euo pipefail
@@ -190,7 +190,8 @@ for i in "${!SIZE_LIST[@]}"; do
     port=$((PORT + i))
     base="http://127.0.0.1:$port"
     dir=$WORK/store-$size
-    store_toml=""
+    store_toml="${TOKEN_CACHE:+[store]
+token_cache_bytes = $TOKEN_CACHE}"
     if [ "$STORE" = postgres ]; then
         db_url="postgres://postgres@127.0.0.1:$PG_PORT/bench_$size"
         store_toml="[store]

@@ -24,8 +24,9 @@ pub struct StoreConfig {
     /// Longest a store operation may take (PostgreSQL's `statement_timeout` and regauth's own
     /// limit), in milliseconds. Past it, the request gets 503.
     pub statement_timeout_ms: u64,
-    /// Memory for the cache of tokens read from PostgreSQL, per replica; 0: no cache (every
-    /// token request reads the database), and no cache of refresh grants either.
+    /// Memory for the cache of decoded tokens (sled's or PostgreSQL's), per process; 0: no
+    /// cache (every token request reads the store), and with PostgreSQL no cache of refresh
+    /// grants either.
     pub token_cache_bytes: u64,
 }
 

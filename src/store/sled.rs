@@ -163,6 +163,12 @@ impl SledStore {
         })
     }
 
+    /// Names (and known-absent names) in the cache of decoded tokens.
+    #[cfg(test)]
+    pub(crate) fn cached_tokens(&self) -> usize {
+        self.engine.hot.len()
+    }
+
     /// Makes every write so far durable. Each [`Store`] write calls it before returning; bulk
     /// loads that use [`SledStore::create_unflushed`] call it once per batch.
     pub fn flush(&self) -> Result<(), StoreError> {
