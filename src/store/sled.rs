@@ -1001,11 +1001,10 @@ impl AllTrees<'_> {
     }
 }
 
-/// Why `dir` did not open. sled reports a directory locked by another process as an I/O
-/// error of kind `Other` whose text holds the OS error (`WouldBlock`); say what that means,
-/// and only that: the OS error is dropped, it would only confuse.
-/// The error of opening a sled database in `dir` (the token store's or the activity store's):
-/// another process holding it is said in words, not as sled's `WouldBlock`.
+/// Why the sled database in `dir` (the token store's or the activity store's) did not open.
+/// sled reports a directory locked by another process as an I/O error of kind `Other` whose
+/// text holds the OS error (`WouldBlock`); say what that means, and only that: the OS error is
+/// dropped, it would only confuse.
 pub(super) fn open_error(dir: &Path, e: sled::Error) -> StoreError {
     if matches!(&e, sled::Error::Io(io) if io.to_string().contains(LOCKED)) {
         return StoreError::message(format!(
