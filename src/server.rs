@@ -233,6 +233,13 @@ fn open_sled(config: &Config) -> anyhow::Result<SledStore> {
     let store = SledStore::open_with_caches(&path, crate::store::sled::DEFAULT_CACHE_BYTES, cache)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     info!(store = "sled", path = %path.display(), token_cache_bytes = cache, "store open");
+    if let Some(ids) = store.reindexed() {
+        info!(
+            ids,
+            "moved the index of token ids into buckets (an older regauth cannot find these \
+             tokens by id; see docs/deployment.md)"
+        );
+    }
     Ok(store)
 }
 
@@ -656,6 +663,44 @@ mod tests {
             }
             assert_eq!(store.cached_tokens(), cached, "{setting:?}");
         }
+    }
+
+    /// Issue 22: the start that moves an older store's index of ids into buckets says so,
+    /// with the number of ids; later starts do not.
+    #[test]
+    fn opening_a_store_with_the_old_index_of_ids_logs_the_move() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::from_toml("").unwrap();
+        config.data_dir = dir.path().to_path_buf();
+        let tokens = [
+            crate::testing::token("default", "first"),
+            crate::testing::token("default", "second"),
+        ];
+        crate::store::sled::write_old_layout(&dir.path().join("store"), &tokens, |_| {});
+        let open = || {
+            let buf = crate::testing::Captured::default();
+            // Retried while the store dropped just before still holds its lock.
+            let store = crate::testing::reopen_sled(|| {
+                let sink = buf.clone();
+                let subscriber = tracing_subscriber::registry().with(crate::logging::layer(
+                    crate::logging::LogFormat::Text,
+                    false,
+                    move || sink.clone(),
+                ));
+                tracing::subscriber::with_default(subscriber, || open_sled(&config))
+                    .map_err(|e| crate::store::StoreError::message(format!("{e:#}")))
+            });
+            (store, buf.text())
+        };
+        let (store, log) = open();
+        assert!(
+            log.contains("moved the index of token ids into buckets") && log.contains("ids=2"),
+            "{log}"
+        );
+        drop(store);
+        let (_, log) = open();
+        assert!(!log.contains("moved the index"), "{log}");
     }
 
     /// The fingerprint is the lower-case hex SHA-256 of the certificate's DER (what the

@@ -43,6 +43,8 @@ use crate::error::BoxError;
 
 pub mod activity;
 mod cache;
+pub mod compact;
+mod id_bucket;
 pub mod memory;
 pub mod migrate;
 pub mod outbox;

@@ -10,7 +10,7 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | `tokens` | name key | the token's record (`record.rs`: a format byte, then postcard) |
-//! | `ids` | token id (16 bytes) | name key |
+//! | `id_buckets` | a bucket of token ids (2 bytes, `id_bucket.rs`) | each id's name key (`id_bucket.rs`) |
 //! | `expiry` | expiry unix millis (8 bytes, see below) ++ token id (16) | name key |
 //! | `counts` | registry id | number of tokens in it (u64 big-endian) |
 //! | `refresh` | SHA-256 of the refresh secret (32) | the grant's record (`record.rs`) |
@@ -34,6 +34,10 @@
 //!   shows the later of its record's last use (stores written before this tree, and updates
 //!   carrying a use) and its `last_uses` entry, so older stores keep their last uses without
 //!   a migration.
+//! - The index by id keeps about 15 ids in each entry at 1 000 000 tokens (`id_bucket.rs`):
+//!   one entry per id cost 22–25 MB of sled's per-page state (`benches/RESULTS.md`), for
+//!   reads that only the admin API makes. A store written before it (tree `ids`, one entry
+//!   per id) is moved into buckets when it is opened ([`reindex`]).
 //! - No in-memory index: memory is sled's page cache (bounded by `cache_bytes`) and the token
 //!   cache (bounded by bytes), so RSS stays flat with millions of tokens.
 //!
@@ -59,6 +63,7 @@ use sled::{IVec, Tree};
 use uuid::Uuid;
 
 use super::cache::{self, TokenCache};
+use super::id_bucket::{self, Malformed};
 use super::outbox::{Outbox, SledOutbox, OUTBOX_TREE};
 use super::{record, Page, RefreshGrant, Report, Store, StoreError, TokenUse, TokenWrite};
 use crate::domain::webhook::Delivery;
@@ -78,6 +83,14 @@ pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = cache::DEFAULT_CACHE_BYTES;
 /// Last uses written per sled batch by the last-use writer (see `Engine::record_uses`).
 const USES_PER_BATCH: usize = 256;
 
+/// The index by id: buckets of ids (`id_bucket.rs`).
+const ID_INDEX_TREE: &str = "id_buckets";
+/// The index by id of stores written before [`ID_INDEX_TREE`]: one entry per id.
+const OLD_ID_TREE: &str = "ids";
+/// Passes over the old index while [`reindex`] moves it, each writing a sixteenth of the
+/// buckets: what one pass holds in memory is about 4 MB at 1 000 000 tokens.
+const REINDEX_PASSES: u8 = 16;
+
 const ID_LEN: usize = 16;
 const MILLIS_LEN: usize = 8;
 const HASH_LEN: usize = 32;
@@ -95,6 +108,7 @@ pub struct SledStore {
 struct Engine {
     db: sled::Db,
     tokens: Tree,
+    /// The index by id (`id_bucket.rs`).
     ids: Tree,
     expiry: Tree,
     counts: Tree,
@@ -114,6 +128,8 @@ struct Engine {
     removal_lock: Mutex<()>,
     /// Decoded tokens by name key, for `find_by_name` (see `cache.rs` for coherence).
     hot: TokenCache,
+    /// How many ids [`reindex`] moved into buckets when this store was opened, if it did.
+    reindexed: Option<usize>,
 }
 
 impl fmt::Debug for SledStore {
@@ -141,9 +157,11 @@ impl SledStore {
             .open()
             .map_err(|e| open_error(dir, e))?;
         let tree = |name: &str| db.open_tree(name).map_err(backend);
+        let ids = tree(ID_INDEX_TREE)?;
+        let reindexed = reindex(&db, &ids)?;
         let engine = Engine {
             tokens: tree("tokens")?,
-            ids: tree("ids")?,
+            ids,
             expiry: tree("expiry")?,
             counts: tree("counts")?,
             refresh: tree("refresh")?,
@@ -154,6 +172,7 @@ impl SledStore {
             grant_lock: Mutex::new(()),
             removal_lock: Mutex::new(()),
             hot: TokenCache::new(token_cache_bytes),
+            reindexed,
             db,
         };
         let outbox = Arc::new(SledOutbox::open(&engine.db)?);
@@ -161,6 +180,17 @@ impl SledStore {
             engine: Arc::new(engine),
             outbox,
         })
+    }
+
+    /// How many token ids opening this store moved from the index of an older version (tree
+    /// `ids`, one entry per id) into buckets; `None` when there was no such index.
+    pub fn reindexed(&self) -> Option<usize> {
+        self.engine.reindexed
+    }
+
+    /// The sled database, for `compact.rs`.
+    pub(super) fn db(&self) -> &sled::Db {
+        &self.engine.db
     }
 
     /// Names (and known-absent names) in the cache of decoded tokens.
@@ -235,11 +265,11 @@ impl Engine {
             if trees.tokens.get(&key)?.is_some() {
                 return abort(StoreError::NameTaken(token.name.to_string()));
             }
-            if trees.ids.get(token.id.as_bytes())?.is_some() {
+            if indexed_in(trees.ids, token.id)?.is_some() {
                 return abort(StoreError::IdTaken(token.id));
             }
             trees.tokens.insert(key.as_slice(), value.as_slice())?;
-            trees.ids.insert(&token.id.as_bytes()[..], key.as_slice())?;
+            trees.index_id(token.id, &key)?;
             if let Some(ek) = &expiry {
                 trees.expiry.insert(&ek[..], key.as_slice())?;
             }
@@ -513,7 +543,7 @@ impl Engine {
     }
 
     fn get(&self, registry: &str, id: Uuid) -> Result<Option<Token>, StoreError> {
-        let Some(key) = self.ids.get(id.as_bytes()).map_err(backend)? else {
+        let Some(key) = indexed(&self.ids, id)? else {
             return Ok(None);
         };
         if !key.starts_with(&registry_prefix(registry)) {
@@ -581,7 +611,7 @@ impl Engine {
             Vec::new()
         };
         let old_key = self.transact_all(|trees| {
-            let Some(old_key) = trees.ids.get(token.id.as_bytes())? else {
+            let Some(old_key) = indexed_in(trees.ids, token.id)? else {
                 return abort(StoreError::NotFound);
             };
             if !old_key.starts_with(&prefix) {
@@ -608,10 +638,8 @@ impl Engine {
                 if trees.tokens.get(&new_key)?.is_some() {
                     return abort(StoreError::NameTaken(token.name.to_string()));
                 }
-                trees.tokens.remove(&old_key)?;
-                trees
-                    .ids
-                    .insert(&token.id.as_bytes()[..], new_key.as_slice())?;
+                trees.tokens.remove(old_key.as_slice())?;
+                trees.index_id(token.id, &new_key)?;
             }
             trees.tokens.insert(new_key.as_slice(), value.as_slice())?;
             if let Some(at) = old.expiry {
@@ -639,7 +667,7 @@ impl Engine {
             let _grants = self.lock_grants();
             let grant_keys = self.grant_keys(id)?;
             let key = self.transact_all(|trees| {
-                let Some(key) = trees.ids.get(id.as_bytes())? else {
+                let Some(key) = indexed_in(trees.ids, id)? else {
                     return Ok(None);
                 };
                 if !key.starts_with(&prefix) {
@@ -696,7 +724,7 @@ impl Engine {
                 // Re-check inside the transaction: an update may have moved the expiry since
                 // the scan.
                 if trees.expiry.get(&expiry_key)?.is_none()
-                    || trees.ids.get(id.as_bytes())?.as_deref() != Some(&name_key[..])
+                    || indexed_in(trees.ids, id)?.as_deref() != Some(&name_key[..])
                 {
                     return Ok(None);
                 }
@@ -754,7 +782,7 @@ impl Engine {
                 &self.refresh_by_token,
             )
                 .transaction(|(tokens, ids, refresh, by_token)| {
-                    if ids.get(grant.token_id.as_bytes())?.as_deref() != Some(&token_key[..]) {
+                    if indexed_in(ids, grant.token_id)?.as_deref() != Some(&token_key[..]) {
                         return abort(StoreError::NotFound);
                     }
                     // A disabled token takes no grants (see the trait).
@@ -980,13 +1008,40 @@ impl AllTrees<'_> {
             return abort(missing_token(id, key));
         };
         let token = decode_token(key, &bytes).or_else(abort)?;
-        self.ids.remove(id.as_bytes())?;
+        self.unindex_id(id)?;
         self.last_uses.remove(id.as_bytes())?;
         if let Some(at) = token.expiry {
             self.expiry.remove(&expiry_key(at, id)[..])?;
         }
         self.remove_grants(grant_keys)?;
         add_count(self.counts, &token.registry, -1)
+    }
+
+    /// Puts `id` at `name_key` in the index by id.
+    fn index_id(&self, id: Uuid, name_key: &[u8]) -> ConflictableTransactionResult<(), StoreError> {
+        let bucket = id_bucket::key(id);
+        let old = self.ids.get(bucket)?;
+        let new = id_bucket::with(old.as_deref(), id, name_key)
+            .map_err(|e| bucket_error(&bucket, e))
+            .or_else(abort)?;
+        self.ids.insert(&bucket[..], new)?;
+        Ok(())
+    }
+
+    /// Takes `id` out of the index by id.
+    fn unindex_id(&self, id: Uuid) -> ConflictableTransactionResult<(), StoreError> {
+        let bucket = id_bucket::key(id);
+        let Some(old) = self.ids.get(bucket)? else {
+            return Ok(());
+        };
+        match id_bucket::without(&old, id)
+            .map_err(|e| bucket_error(&bucket, e))
+            .or_else(abort)?
+        {
+            Some(new) => self.ids.insert(&bucket[..], new)?,
+            None => self.ids.remove(&bucket[..])?,
+        };
+        Ok(())
     }
 
     /// Removes the grants whose `refresh_by_token` keys are `grant_keys`.
@@ -1033,6 +1088,95 @@ fn tx_error(e: TransactionError<StoreError>) -> StoreError {
     }
 }
 
+/// The name key of token `id` in the index by id `index`.
+fn indexed(index: &Tree, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+    let bucket = id_bucket::key(id);
+    match index.get(bucket).map_err(backend)? {
+        Some(bytes) => find_in_bucket(&bucket, &bytes, id),
+        None => Ok(None),
+    }
+}
+
+/// [`indexed`] inside a transaction.
+fn indexed_in(
+    index: &TransactionalTree,
+    id: Uuid,
+) -> ConflictableTransactionResult<Option<Vec<u8>>, StoreError> {
+    let bucket = id_bucket::key(id);
+    match index.get(bucket)? {
+        Some(bytes) => find_in_bucket(&bucket, &bytes, id).or_else(abort),
+        None => Ok(None),
+    }
+}
+
+fn find_in_bucket(bucket: &[u8], bytes: &[u8], id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+    id_bucket::find(bytes, id)
+        .map(|key| key.map(<[u8]>::to_vec))
+        .map_err(|e| bucket_error(bucket, e))
+}
+
+fn bucket_error(bucket: &[u8], e: Malformed) -> StoreError {
+    StoreError::message(format!(
+        "malformed bucket {} in tree {ID_INDEX_TREE}: {}",
+        hex(bucket),
+        e.0
+    ))
+}
+
+/// Moves the index by id of a store written before buckets (tree `ids`: token id → name key)
+/// into `index`, then drops the old tree; returns how many ids it moved, or `None` when the
+/// store has no old index (a new store, or one moved already). Runs at open, before any other
+/// read or write; sled's lock on the directory keeps every other process out.
+///
+/// The old entries are added to the buckets already there, not written over them, so that:
+/// - a crash at any point loses nothing: the old tree goes only after every bucket is written
+///   and flushed, and a start that still finds it adds the same entries again;
+/// - a store that an older regauth opened after this one (it makes a new `ids` tree and puts
+///   only the tokens it creates there) keeps the ids of both when this version opens it
+///   again.
+fn reindex(db: &sled::Db, index: &Tree) -> Result<Option<usize>, StoreError> {
+    if !db
+        .tree_names()
+        .iter()
+        .any(|n| &n[..] == OLD_ID_TREE.as_bytes())
+    {
+        return Ok(None);
+    }
+    let old = db.open_tree(OLD_ID_TREE).map_err(backend)?;
+    let mut moved = 0;
+    for pass in 0..REINDEX_PASSES {
+        let mut buckets: std::collections::BTreeMap<[u8; id_bucket::KEY_LEN], Vec<(Uuid, IVec)>> =
+            Default::default();
+        for entry in old.iter() {
+            let (id, name_key) = entry.map_err(backend)?;
+            let Ok(id) = Uuid::from_slice(&id) else {
+                return Err(StoreError::message(format!(
+                    "malformed key {} in tree {OLD_ID_TREE}",
+                    hex(&id)
+                )));
+            };
+            let bucket = id_bucket::key(id);
+            if bucket[0] >> 4 == pass {
+                buckets.entry(bucket).or_default().push((id, name_key));
+            }
+        }
+        let mut batch = sled::Batch::default();
+        for (bucket, entries) in &buckets {
+            let entries: Vec<_> = entries.iter().map(|(id, k)| (*id, &k[..])).collect();
+            let there = index.get(bucket).map_err(backend)?;
+            let bytes = id_bucket::merge(there.as_deref(), &entries)
+                .map_err(|e| bucket_error(bucket, e))?;
+            batch.insert(&bucket[..], bytes);
+            moved += entries.len();
+        }
+        index.apply_batch(batch).map_err(backend)?;
+    }
+    db.flush().map_err(backend)?;
+    db.drop_tree(OLD_ID_TREE).map_err(backend)?;
+    db.flush().map_err(backend)?;
+    Ok(Some(moved))
+}
+
 fn check_registry(registry: &str) -> Result<(), StoreError> {
     if registry.contains('\0') {
         return Err(StoreError::message(format!(
@@ -1044,7 +1188,7 @@ fn check_registry(registry: &str) -> Result<(), StoreError> {
 
 fn missing_token(id: Uuid, key: &[u8]) -> StoreError {
     StoreError::message(format!(
-        "index ids has token {id} at key {} but tree tokens has no such key",
+        "index id_buckets has token {id} at key {} but tree tokens has no such key",
         show_name_key(key)
     ))
 }
@@ -1189,6 +1333,31 @@ fn add_count(
         counts.insert(key, &next.to_be_bytes()[..])?;
     }
     Ok(())
+}
+
+/// Writes `tokens` into `dir` in the layout of the version before `last_uses` and
+/// `id_buckets`: trees `tokens`, `ids` (one entry per id) and `counts` only. `more` may
+/// add to the database before it is flushed and closed.
+#[cfg(test)]
+pub(crate) fn write_old_layout(dir: &Path, tokens: &[Token], more: impl FnOnce(&sled::Db)) {
+    let db = sled::Config::new().path(dir).open().unwrap();
+    let (tree, ids, counts) = (
+        db.open_tree("tokens").unwrap(),
+        db.open_tree(OLD_ID_TREE).unwrap(),
+        db.open_tree("counts").unwrap(),
+    );
+    let mut per_registry = std::collections::BTreeMap::<&str, u64>::new();
+    for t in tokens {
+        let key = name_key(&t.registry, t.name.as_str());
+        tree.insert(&key, encode(t).unwrap()).unwrap();
+        ids.insert(t.id.as_bytes(), key).unwrap();
+        *per_registry.entry(&t.registry).or_default() += 1;
+    }
+    for (registry, n) in per_registry {
+        counts.insert(registry, &n.to_be_bytes()[..]).unwrap();
+    }
+    more(&db);
+    db.flush().unwrap();
 }
 
 #[cfg(test)]
@@ -1519,6 +1688,154 @@ mod tests {
         }
     }
 
+    fn has_tree(s: &Engine, name: &str) -> bool {
+        s.db.tree_names().iter().any(|n| &n[..] == name.as_bytes())
+    }
+
+    /// 600 tokens in two registries, with ids spread over every pass of [`reindex`].
+    fn many_tokens() -> Vec<Token> {
+        (0..600)
+            .map(|i| token(["default", "other"][i % 2], &format!("tok-{i}")))
+            .collect()
+    }
+
+    /// Every token of `tokens` is found by id in its own registry only, and nothing else is.
+    fn assert_found_by_id(s: &Engine, tokens: &[Token]) {
+        for t in tokens {
+            let found = s.get(&t.registry, t.id).unwrap();
+            assert_eq!(found.map(|f| f.name), Some(t.name.clone()), "{}", t.id);
+            let elsewhere = if t.registry == "default" {
+                "other"
+            } else {
+                "default"
+            };
+            assert_eq!(s.get(elsewhere, t.id).unwrap(), None);
+        }
+        assert_eq!(s.get("default", Uuid::new_v4()).unwrap(), None);
+    }
+
+    /// Issue 22: a store written with one index entry per id (tree `ids`) is moved into
+    /// buckets when it is opened, once; every token is then found, changed and deleted by id.
+    #[test]
+    fn an_index_of_one_entry_per_id_is_moved_into_buckets() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = many_tokens();
+        write_old_layout(dir.path(), &tokens, |_| {});
+        let s = reopen(dir.path());
+        assert_eq!(s.reindexed, Some(600));
+        assert!(!has_tree(&s, OLD_ID_TREE), "the old index is dropped");
+        assert!(s.ids.len() <= 600 && s.ids.len() > 500, "{}", s.ids.len());
+        assert_found_by_id(&s, &tokens);
+        // Writes go through the buckets.
+        let changed = Token {
+            status: Status::Disabled,
+            ..tokens[0].clone()
+        };
+        s.update(&changed, &[]).unwrap();
+        assert_eq!(
+            s.get("default", changed.id).unwrap().unwrap().status,
+            Status::Disabled
+        );
+        assert!(s.delete("other", tokens[1].id, &[]).unwrap());
+        assert_eq!(s.get("other", tokens[1].id).unwrap(), None);
+        let fresh = token("default", "after-the-move");
+        s.create(&fresh, &[]).unwrap();
+        drop(s);
+
+        let s = reopen(dir.path());
+        assert_eq!(s.reindexed, None, "moved once");
+        assert_found_by_id(&s, &tokens[2..]);
+        assert_found_by_id(&s, &[fresh]);
+        assert_eq!(s.count().unwrap(), 600);
+    }
+
+    /// A move cut short by a crash (some buckets written, the old index still there) is done
+    /// again at the next start; and a store opened by an older regauth in between (a new
+    /// `ids` tree holding only the tokens that version created) keeps the ids of both.
+    #[test]
+    fn a_move_cut_short_or_an_older_version_in_between_loses_no_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = many_tokens();
+        write_old_layout(dir.path(), &tokens, |db| {
+            // The first try wrote one bucket before the crash.
+            let buckets = db.open_tree(ID_INDEX_TREE).unwrap();
+            let t = &tokens[0];
+            let key = name_key(&t.registry, t.name.as_str());
+            let first = id_bucket::with(None, t.id, &key).unwrap();
+            buckets.insert(id_bucket::key(t.id), first).unwrap();
+        });
+        let s = reopen(dir.path());
+        assert_eq!(s.reindexed, Some(600));
+        assert_found_by_id(&s, &tokens);
+        assert!(!has_tree(&s, OLD_ID_TREE));
+        drop(s);
+
+        // An older regauth creates a token: record, old index entry. Its id shares a bucket
+        // with a token of the first move.
+        let mut id = *tokens[5].id.as_bytes();
+        (id[1], id[15]) = (id[1] ^ 1, id[15] ^ 1);
+        let older = Token {
+            id: Uuid::from_bytes(id),
+            ..token("default", "made-by-an-older-version")
+        };
+        assert_eq!(id_bucket::key(older.id), id_bucket::key(tokens[5].id));
+        {
+            let open = || sled::Config::new().path(dir.path()).open();
+            let db = crate::testing::reopen_sled(|| open().map_err(|e| open_error(dir.path(), e)));
+            let key = name_key("default", older.name.as_str());
+            db.open_tree("tokens")
+                .unwrap()
+                .insert(&key, encode(&older).unwrap())
+                .unwrap();
+            db.open_tree(OLD_ID_TREE)
+                .unwrap()
+                .insert(older.id.as_bytes(), key)
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let s = reopen(dir.path());
+        assert_eq!(s.reindexed, Some(1));
+        assert_found_by_id(&s, &tokens);
+        assert_found_by_id(&s, &[older]);
+    }
+
+    /// Tokens whose ids share a bucket are kept apart: each is found, renamed and deleted
+    /// without touching the other.
+    #[test]
+    fn ids_sharing_a_bucket_are_kept_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = engine(dir.path());
+        let a = Token {
+            id: Uuid::from_u128(1),
+            ..token("default", "first")
+        };
+        let b = Token {
+            id: Uuid::from_u128(1 << 16),
+            ..token("default", "second")
+        };
+        assert_eq!(id_bucket::key(a.id), id_bucket::key(b.id));
+        s.create(&a, &[]).unwrap();
+        s.create(&b, &[]).unwrap();
+        assert_eq!(s.ids.len(), 1, "one bucket");
+        let taken = Token {
+            id: a.id,
+            ..token("default", "third")
+        };
+        assert!(matches!(s.create(&taken, &[]), Err(StoreError::IdTaken(id)) if id == a.id));
+        assert_found_by_id(&s, &[a.clone(), b.clone()]);
+        let renamed = Token {
+            name: "renamed".parse().unwrap(),
+            ..a.clone()
+        };
+        s.update(&renamed, &[]).unwrap();
+        assert_found_by_id(&s, &[renamed.clone(), b.clone()]);
+        assert!(s.delete("default", b.id, &[]).unwrap());
+        assert_found_by_id(&s, std::slice::from_ref(&renamed));
+        assert_eq!(s.get("default", b.id).unwrap(), None);
+        assert!(s.delete("default", a.id, &[]).unwrap());
+        assert!(s.ids.is_empty(), "the empty bucket goes");
+    }
+
     /// Issue 22: a store written before the `last_uses` tree (the last use inside the token's
     /// record, no such tree) opens with its last uses; later uses go to the tree as small
     /// entries without rewriting the record, survive a reopen, and go with their token.
@@ -1534,23 +1851,8 @@ mod tests {
         let b = token("default", "never-used");
         let a_key = name_key("default", "used-before");
         let a_record = encode(&a).unwrap();
-        {
-            // The previous version's layout: the record holds the last use; no `last_uses`.
-            let db = sled::Config::new().path(dir.path()).open().unwrap();
-            let (tokens, ids, counts) = (
-                db.open_tree("tokens").unwrap(),
-                db.open_tree("ids").unwrap(),
-                db.open_tree("counts").unwrap(),
-            );
-            for t in [&a, &b] {
-                let key = name_key("default", t.name.as_str());
-                tokens.insert(&key, encode(t).unwrap()).unwrap();
-                ids.insert(t.id.as_bytes(), key).unwrap();
-            }
-            counts.insert("default", &2u64.to_be_bytes()[..]).unwrap();
-            assert!(!db.tree_names().iter().any(|n| &n[..] == b"last_uses"));
-            db.flush().unwrap();
-        }
+        // The record holds the last use; no `last_uses`.
+        write_old_layout(dir.path(), &[a.clone(), b.clone()], |_| {});
         let s = reopen(dir.path());
         assert_eq!(
             s.get("default", a.id).unwrap().unwrap().last_used,
@@ -1685,6 +1987,15 @@ mod tests {
         assert!(m.contains("counts"), "{m}");
         let m = backend_message(s.list("default", 0, 10).map(drop));
         assert!(m.contains("counts"), "{m}");
+        let id = Uuid::from_u128(7);
+        s.ids.insert(id_bucket::key(id), &[1, 0][..]).unwrap();
+        let m = backend_message(s.get("default", id).map(drop));
+        assert!(
+            m.contains("malformed bucket 0007 in tree id_buckets: truncated entry"),
+            "{m}"
+        );
+        let m = backend_message(s.delete("default", id, &[]).map(drop));
+        assert!(m.contains("bucket 0007"), "{m}");
     }
 
     #[test]

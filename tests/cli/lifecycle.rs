@@ -1,8 +1,9 @@
 //! Issue 12: `regauth admin-token rotate`, `token rotate` and `token list --expiring` against
-//! a running server.
+//! a running server; issue 22: `regauth store compact` on its stopped store.
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
-use crate::common::{http, Regauth, ADMIN};
+use crate::common::{http, AdminCall, Regauth, ADMIN};
 
 fn registries_status(s: &Regauth, token: &str) -> u16 {
     http()
@@ -182,4 +183,78 @@ fn token_list_expiring_shows_only_what_is_about_to_expire() {
     let bad = s.cli(&["token", "list", "--expiring", "soon"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("not a duration"), "{}", bad.stderr);
+}
+
+/// Issue 22: `store compact` leaves a store in use alone; with regauth stopped it rewrites the
+/// store, which keeps every token (by name and by id) and its private modes, and regauth
+/// serves from it again.
+#[test]
+fn store_compact_keeps_every_token_and_the_files_private() {
+    let mut s = Regauth::start();
+    let kept: Vec<(String, String)> = ["compact-a", "compact-b"]
+        .iter()
+        .map(|name| s.create(name, &["repository:app:pull"]))
+        .collect();
+    // Garbage in sled's log: a token made and deleted.
+    let (gone, _) = s.create("compact-gone", &["repository:app:pull"]);
+    s.cli(&["token", "delete", &gone]).ok();
+    let data = s.data_dir().to_str().unwrap().to_string();
+    let compact = |s: &Regauth| s.bare_cli(&["store", "compact", "--data-dir", &data], &[]);
+
+    let busy = compact(&s).fails(1);
+    assert!(busy.contains("holds this store"), "{busy}");
+    s.terminate_within(Duration::from_secs(10))
+        .expect("regauth stops on SIGTERM");
+    let out = compact(&s).ok();
+    assert!(
+        out.stdout.contains("Compacted") && out.stdout.contains("entry by entry"),
+        "{}",
+        out.stdout
+    );
+    let store = s.data_dir().join("store");
+    assert!(!s.data_dir().join("store.compacting").exists());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&store), 0o700);
+    for entry in walk(&store) {
+        let want = if entry.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(&entry), want, "{}", entry.display());
+    }
+
+    s.restart();
+    for (i, (id, password)) in kept.iter().enumerate() {
+        let name = ["compact-a", "compact-b"][i];
+        let (status, _) = s.grant(name, password, &["repository:app:pull"]);
+        assert_eq!(status, 200, "{name}");
+        let shown = s.call(AdminCall::get_token("default", id)).value();
+        assert_eq!(shown["properties"]["name"], name);
+    }
+    s.call(AdminCall::get_token("default", &gone))
+        .expect(reqwest::StatusCode::NOT_FOUND);
+
+    let nothing = tempfile::tempdir().unwrap();
+    let none = s
+        .bare_cli(
+            &[
+                "store",
+                "compact",
+                "--data-dir",
+                nothing.path().to_str().unwrap(),
+            ],
+            &[],
+        )
+        .fails(2);
+    assert!(none.contains("no sled store there"), "{none}");
+}
+
+/// Every file and directory below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
 }
