@@ -10,10 +10,10 @@
 //! for a freshly written one (`benches/RESULTS.md`). A copy writes every page once.
 //!
 //! Safe at any point of a crash: the copy is written into `<store>.compacting` beside the
-//! store, flushed, and read back against the store entry by entry, then the two directories trade places in one `renameat2(RENAME_EXCHANGE)`,
-//! so `<store>` is always a whole store, old or new. Whatever is left in `<store>.compacting`
-//! (a copy cut short, or the old store after the exchange) is removed at the end, or by the
-//! next run.
+//! store, flushed, and read back against the store entry by entry; then the two directories
+//! trade places in one `renameat2(RENAME_EXCHANGE)`, so `<store>` is always a whole store,
+//! old or new. What is left in `<store>.compacting` (the old store after the exchange, a copy
+//! that failed, or one cut short by a crash) is removed at the end, or by the next run.
 use std::path::{Path, PathBuf};
 
 use super::sled::SledStore;
@@ -53,9 +53,28 @@ pub fn compact(dir: &Path) -> Result<Compacted, StoreError> {
     let bytes_before = dir_bytes(dir)?;
     let store = SledStore::open_with_caches(dir, CACHE_BYTES, 0)?;
     let reindexed = store.reindexed();
-    let old = store.db();
+    let swapped = copy_and_swap(store.db(), dir, &scratch);
+    drop(store);
+    // What `<store>.compacting` holds now goes: the old store after the swap, or a copy that
+    // failed.
+    let removed = remove_leftover(&scratch);
+    let entries = swapped?;
+    removed?;
+    Ok(Compacted {
+        entries,
+        bytes_before,
+        bytes_after: dir_bytes(dir)?,
+        reindexed,
+    })
+}
+
+/// Copies `old` (the store in `dir`) into a new database in `scratch`, compares the two, and
+/// swaps the directories; returns how many entries it copied. Both databases stay open
+/// until after the swap, so their locks keep a regauth that starts meanwhile off either
+/// directory (sled writes nothing by path after opening, only through its open files).
+fn copy_and_swap(old: &sled::Db, dir: &Path, scratch: &Path) -> Result<usize, StoreError> {
     let copy = sled::Config::new()
-        .path(&scratch)
+        .path(scratch)
         .cache_capacity(CACHE_BYTES)
         .open()
         .map_err(|e| StoreError::backend(format!("creating {}", scratch.display()), e))?;
@@ -88,20 +107,18 @@ pub fn compact(dir: &Path) -> Result<Compacted, StoreError> {
     copy.flush().map_err(|e| failed("flushing the copy", e))?;
     let compared = compare(old, &copy).map_err(|why| {
         StoreError::message(format!(
-            "the copy in {} is not the store: {why}; the store is unchanged",
-            scratch.display()
+            "the copy is not the store: {why}; the store stays as it was"
         ))
     })?;
     if compared != entries {
         return Err(StoreError::message(format!(
-            "the copy holds {compared} entries but {entries} were copied; the store is unchanged"
+            "the copy holds {compared} entries but {entries} were copied; the store stays as it \
+             was"
         )));
     }
-    drop(copy);
-    drop(store);
     rustix::fs::renameat_with(
         rustix::fs::CWD,
-        &scratch,
+        scratch,
         rustix::fs::CWD,
         dir,
         rustix::fs::RenameFlags::EXCHANGE,
@@ -110,22 +127,14 @@ pub fn compact(dir: &Path) -> Result<Compacted, StoreError> {
         StoreError::backend(
             format!(
                 "cannot swap {} and {} in one step (the file system must support \
-                 renameat2's RENAME_EXCHANGE); the store is unchanged",
+                 renameat2's RENAME_EXCHANGE); the store stays as it was",
                 scratch.display(),
                 dir.display()
             ),
             std::io::Error::from(e),
         )
     })?;
-    // The old store now; sled's threads of the dropped handles may still hold its files,
-    // which is harmless once they are unlinked.
-    remove_leftover(&scratch)?;
-    Ok(Compacted {
-        entries,
-        bytes_before,
-        bytes_after: dir_bytes(dir)?,
-        reindexed,
-    })
+    Ok(entries)
 }
 
 /// Reads `old` and `copy` side by side, tree by tree; returns how many entries are equal, or
