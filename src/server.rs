@@ -669,7 +669,6 @@ mod tests {
     /// with the number of ids; later starts do not.
     #[test]
     fn opening_a_store_with_the_old_index_of_ids_logs_the_move() {
-        use tracing_subscriber::layer::SubscriberExt as _;
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::from_toml("").unwrap();
         config.data_dir = dir.path().to_path_buf();
@@ -682,12 +681,7 @@ mod tests {
             let buf = crate::testing::Captured::default();
             // Retried while the store dropped just before still holds its lock.
             let store = crate::testing::reopen_sled(|| {
-                let sink = buf.clone();
-                let subscriber = tracing_subscriber::registry().with(crate::logging::layer(
-                    crate::logging::LogFormat::Text,
-                    false,
-                    move || sink.clone(),
-                ));
+                let subscriber = crate::logging::text_capture(buf.clone());
                 tracing::subscriber::with_default(subscriber, || open_sled(&config))
                     .map_err(|e| crate::store::StoreError::message(format!("{e:#}")))
             });

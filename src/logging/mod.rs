@@ -52,6 +52,16 @@ pub fn init_tracing(format: LogFormat) -> Option<writer::FlushGuard> {
     }
 }
 
+/// A subscriber that writes into `sink` exactly what `serve`'s text format writes: for tests
+/// of what a piece of code logs.
+#[cfg(test)]
+pub(crate) fn text_capture(
+    sink: crate::testing::Captured,
+) -> impl tracing::Subscriber + Send + Sync {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    tracing_subscriber::registry().with(layer(LogFormat::Text, false, move || sink.clone()))
+}
+
 /// The formatting layer of `serve`'s subscriber for `format`, writing to `writer` (with colour
 /// codes when `ansi`, text only). Public so that tests capture exactly what `serve` writes.
 pub fn layer<S, W>(format: LogFormat, ansi: bool, writer: W) -> Box<dyn Layer<S> + Send + Sync>

@@ -924,15 +924,9 @@ mod tests {
     /// Captures what `f` logs, as `serve`'s text format writes it.
     async fn logged(f: impl std::future::Future<Output = ()>) -> String {
         use tracing::instrument::WithSubscriber as _;
-        use tracing_subscriber::layer::SubscriberExt as _;
         let buf = crate::testing::Captured::default();
-        let sink = buf.clone();
-        let subscriber = tracing_subscriber::registry().with(crate::logging::layer(
-            crate::logging::LogFormat::Text,
-            false,
-            move || sink.clone(),
-        ));
-        f.with_subscriber(subscriber).await;
+        f.with_subscriber(crate::logging::text_capture(buf.clone()))
+            .await;
         buf.text()
     }
 

@@ -88,21 +88,17 @@ fn copy_and_swap(old: &sled::Db, dir: &Path, scratch: &Path) -> Result<usize, St
             .open_tree(&name)
             .map_err(|e| failed("creating a tree", e))?;
         let mut batch = sled::Batch::default();
-        let mut in_batch = 0;
         for entry in from.iter() {
             let (key, value) = entry.map_err(|e| failed("reading the store", e))?;
             batch.insert(key, value);
-            in_batch += 1;
-            if in_batch == BATCH {
+            entries += 1;
+            if entries % BATCH == 0 {
                 to.apply_batch(std::mem::take(&mut batch))
                     .map_err(|e| failed("writing the copy", e))?;
-                entries += in_batch;
-                in_batch = 0;
             }
         }
         to.apply_batch(batch)
             .map_err(|e| failed("writing the copy", e))?;
-        entries += in_batch;
     }
     copy.flush().map_err(|e| failed("flushing the copy", e))?;
     let compared = compare(old, &copy).map_err(|why| {
